@@ -1,0 +1,90 @@
+"""Network policy endpoints (reference section 9).
+
+The policy is stored where the real sprite keeps it, ``/.sprite/policy/network.json``
+inside the sprite's tree, so checkpoints capture it and restores bring it back.
+The local server stores and returns it; it does not enforce it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..errors import ApiError
+from ..state import state_of
+from ..wire import read_json_object
+
+POLICY_PATH = ".sprite/policy/network.json"
+_ACTIONS = ("allow", "deny")
+
+
+def validate_policy(document: dict[str, Any]) -> dict[str, Any]:
+    """Validate strictly as the reference's section 9.3 says; return it normalised."""
+    if set(document) - {"rules"}:
+        unknown = ", ".join(sorted(set(document) - {"rules"}))
+        raise ApiError(400, f"invalid policy config: unknown key(s) {unknown}")
+    if "rules" not in document:
+        raise ApiError(400, 'invalid policy config: missing "rules" (use {"rules": []} for none)')
+    rules = document["rules"]
+    if not isinstance(rules, list):
+        raise ApiError(400, 'invalid policy config: "rules" must be a list')
+    normalised = []
+    for index, rule in enumerate(rules):
+        where = f"rule {index}"
+        if not isinstance(rule, dict):
+            raise ApiError(400, f"invalid policy config: {where} must be an object")
+        unknown = set(rule) - {"domain", "action", "include"}
+        if unknown:
+            raise ApiError(400, f"invalid policy config: {where} has unknown key(s) "
+                                f"{', '.join(sorted(unknown))}")
+        if ("domain" in rule) == ("include" in rule):
+            raise ApiError(400, f"invalid policy config: {where} must set exactly one of "
+                                "'domain' or 'include'")
+        action = rule.get("action")
+        if isinstance(action, str):
+            action = action.strip().lower()
+        if "include" in rule:
+            if rule["include"] != "defaults":
+                raise ApiError(400, f"invalid policy config: {where}: the only include is "
+                                    "'defaults'")
+            if "action" in rule and action not in _ACTIONS:
+                raise ApiError(400, f"invalid policy config: {where}: action must be allow "
+                                    "or deny")
+            normalised.append({"include": "defaults", **({"action": action} if action else {})})
+            continue
+        domain = rule["domain"]
+        if not isinstance(domain, str) or not domain.strip():
+            raise ApiError(400, f"invalid policy config: {where}: domain must be a non-empty "
+                                "string")
+        if action not in _ACTIONS:
+            raise ApiError(400, f"invalid policy config: {where}: action must be allow or deny")
+        normalised.append({"domain": domain.strip().lower(), "action": action})
+    return {"rules": normalised}
+
+
+async def get_policy(request: Request) -> Response:
+    server = state_of(request)
+    name = request.path_params["name"]
+    server.require_sprite(name)
+    path = server.sprite_root(name) / POLICY_PATH
+    try:
+        document = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        document = {"rules": []}
+    return JSONResponse(document)
+
+
+async def set_policy(request: Request) -> Response:
+    server = state_of(request)
+    name = request.path_params["name"]
+    server.require_sprite(name)
+    document = validate_policy(await read_json_object(request))
+    path = server.sprite_root(name) / POLICY_PATH
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(path.name + ".tmp")
+    temp.write_text(json.dumps(document, indent=2) + "\n")
+    temp.replace(path)
+    return Response(status_code=204)

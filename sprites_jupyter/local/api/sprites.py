@@ -1,0 +1,138 @@
+"""Sprite management endpoints (reference section 2)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import shutil
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..errors import ApiError
+from ..state import SPRITE_NAME, ServerState, state_of
+from ..store import SpriteRow, sprite_json
+from ..wire import read_json_object
+
+_CREATE_FIELDS = {"name", "url_settings", "wait_for_capacity", "labels", "runtime", "config",
+                  "environment"}
+_UPDATE_FIELDS = {"url_settings", "labels", "clear_labels"}
+_MAX_PAGE = 50
+
+
+def _status(server: ServerState, row: SpriteRow) -> str:
+    runtime_busy = server.has_activity(row.name)
+    if runtime_busy:
+        return "running"
+    return "warm" if row.last_running_at else "cold"
+
+
+def _body(request: Request, row: SpriteRow) -> dict:
+    server = state_of(request)
+    return sprite_json(row, base_url=server.base_url, status=_status(server, row))
+
+
+def _url_settings(value: object) -> dict:
+    if not isinstance(value, dict) or set(value) - {"auth", "private_access"}:
+        raise ApiError(400, 'url_settings must be an object like {"auth": "sprite"}')
+    if value.get("auth", "sprite") not in ("sprite", "public"):
+        raise ApiError(400, "url_settings.auth must be 'sprite' or 'public'")
+    return {"auth": value.get("auth", "sprite"), **{k: v for k, v in value.items() if k != "auth"}}
+
+
+def _labels(value: object) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ApiError(400, "labels must be a list of strings")
+    return value
+
+
+async def create_sprite(request: Request) -> Response:
+    server = state_of(request)
+    body = await read_json_object(request)
+    unknown = set(body) - _CREATE_FIELDS
+    if unknown:
+        raise ApiError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
+    name = body.get("name")
+    if not isinstance(name, str) or not SPRITE_NAME.match(name):
+        raise ApiError(400, f"invalid sprite name {name!r}: use lowercase letters, digits and "
+                            "'-', starting with a letter or digit (at most 63)")
+    url_settings = _url_settings(body.get("url_settings", {"auth": "sprite"}))
+    labels = _labels(body.get("labels", []))
+    async with server.creation_lock:
+        if server.store.get_sprite(name) is not None:
+            raise ApiError(409, f"sprite already exists: {name}", code="sprite_exists")
+        root = server.seed_tree(name)
+        manifest = await asyncio.to_thread(server.snapshots.snapshot, name, root)
+        row = server.store.create_sprite(name, url_settings=url_settings, labels=labels,
+                                         base_manifest=manifest)
+    return JSONResponse(_body(request, row), status_code=201)
+
+
+async def list_sprites(request: Request) -> Response:
+    server = state_of(request)
+    prefix = request.query_params.get("prefix", "")
+    try:
+        limit = int(request.query_params.get("max_results", _MAX_PAGE))
+    except ValueError:
+        raise ApiError(400, "max_results must be an integer") from None
+    limit = min(max(limit, 1), _MAX_PAGE)
+    after = ""
+    token = request.query_params.get("continuation_token")
+    if token:
+        try:
+            after = base64.urlsafe_b64decode(token.encode()).decode()
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(400, "invalid continuation_token: pass back the one you got") from None
+    rows = server.store.list_sprites(prefix=prefix, after=after, limit=limit + 1)
+    page, has_more = rows[:limit], len(rows) > limit
+    next_token = (base64.urlsafe_b64encode(page[-1].name.encode()).decode()
+                  if has_more else None)
+    return JSONResponse({
+        "sprites": [_body(request, row) for row in page],
+        "has_more": has_more,
+        "next_continuation_token": next_token,
+    })
+
+
+async def get_sprite(request: Request) -> Response:
+    row = state_of(request).require_sprite(request.path_params["name"])
+    return JSONResponse(_body(request, row))
+
+
+async def update_sprite(request: Request) -> Response:
+    server = state_of(request)
+    name = request.path_params["name"]
+    server.require_sprite(name)
+    body = await read_json_object(request)
+    unknown = set(body) - _UPDATE_FIELDS
+    if unknown:
+        raise ApiError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
+    changes: dict[str, object] = {}
+    if "url_settings" in body:
+        changes["url_settings"] = _url_settings(body["url_settings"])
+    if "labels" in body:
+        changes["labels"] = _labels(body["labels"])
+    if body.get("clear_labels") is True:
+        changes["labels"] = []
+    row = server.store.update_sprite(name, **changes)
+    if row is None:
+        raise ApiError(404, f"sprite not found: {name}")
+    return JSONResponse(_body(request, row))
+
+
+async def delete_sprite(request: Request) -> Response:
+    server = state_of(request)
+    name = request.path_params["name"]
+    server.require_sprite(name)
+    runtime = server.runtime(name)
+    async with runtime.lock:
+        await server.discard_runtime(name)
+        server.store.delete_sprite(name)
+        server.snapshots.discard(name)
+        await asyncio.to_thread(shutil.rmtree, server.sprite_dir(name), True)
+    return Response(status_code=204)
+
+
+async def upgrade_sprite(request: Request) -> Response:
+    state_of(request).require_sprite(request.path_params["name"])
+    return Response(status_code=204)

@@ -1,0 +1,157 @@
+"""The local Sprites server's ASGI app: the route table, auth and error handling.
+
+Handlers live in ``api/`` by resource and call into plain objects
+(:class:`~.store.Store`, :class:`~.snapshots.Snapshotter`, the session and
+service managers) reached through :func:`~.state.state_of`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from .api import checkpoints, exec, fs, policy, proxy, services, sprites
+from .errors import ApiError
+from .state import ServerState
+from .wire import SERVER_VERSION
+
+log = logging.getLogger("sprites_jupyter.local")
+
+S = "/v1/sprites/{name}"
+
+ROUTES = [
+    Route("/v1/sprites", sprites.create_sprite, methods=["POST"]),
+    Route("/v1/sprites", sprites.list_sprites, methods=["GET"]),
+    Route(S, sprites.get_sprite, methods=["GET"]),
+    Route(S, sprites.update_sprite, methods=["PUT"]),
+    Route(S, sprites.delete_sprite, methods=["DELETE"]),
+    Route(f"{S}/upgrade", sprites.upgrade_sprite, methods=["POST"]),
+    # exec (section 3, 4): HTTP and WebSocket routes share paths by scope type
+    WebSocketRoute(f"{S}/exec", exec.exec_socket),
+    Route(f"{S}/exec", exec.list_sessions, methods=["GET", "HEAD"]),
+    Route(f"{S}/exec", exec.http_exec, methods=["POST"]),
+    WebSocketRoute(f"{S}/exec/{{sid}}", exec.attach_socket),
+    Route(f"{S}/exec/{{sid}}", exec.get_session, methods=["GET"]),
+    Route(f"{S}/exec/{{sid}}/kill", exec.kill_session, methods=["POST"]),
+    WebSocketRoute(f"{S}/control", exec.control_socket),
+    # filesystem (section 6)
+    Route(f"{S}/fs/read", fs.read_file, methods=["GET"]),
+    Route(f"{S}/fs/write", fs.write_file, methods=["PUT"]),
+    Route(f"{S}/fs/list", fs.list_files, methods=["GET"]),
+    Route(f"{S}/fs/delete", fs.delete_files, methods=["DELETE"]),
+    Route(f"{S}/fs/rename", fs.rename_file, methods=["POST"]),
+    Route(f"{S}/fs/copy", fs.copy_files, methods=["POST"]),
+    Route(f"{S}/fs/chmod", fs.chmod_files, methods=["POST"]),
+    Route(f"{S}/fs/chown", fs.chown_files, methods=["POST"]),
+    # services (section 7); /services/signal before /services/{svc}
+    Route(f"{S}/services", services.list_services, methods=["GET"]),
+    Route(f"{S}/services/signal", services.signal_service, methods=["POST"]),
+    Route(f"{S}/services/{{svc}}", services.get_service, methods=["GET"]),
+    Route(f"{S}/services/{{svc}}", services.put_service, methods=["PUT"]),
+    Route(f"{S}/services/{{svc}}", services.delete_service, methods=["DELETE"]),
+    Route(f"{S}/services/{{svc}}/start", services.start_service, methods=["POST"]),
+    Route(f"{S}/services/{{svc}}/stop", services.stop_service, methods=["POST"]),
+    Route(f"{S}/services/{{svc}}/restart", services.restart_service, methods=["POST"]),
+    Route(f"{S}/services/{{svc}}/logs", services.service_logs, methods=["GET"]),
+    # checkpoints (section 8); /checkpoint creates, /checkpoints lists
+    Route(f"{S}/checkpoint", checkpoints.create_checkpoint, methods=["POST"]),
+    Route(f"{S}/checkpoints", checkpoints.list_checkpoints, methods=["GET"]),
+    Route(f"{S}/checkpoints/{{cp}}", checkpoints.get_checkpoint, methods=["GET"]),
+    Route(f"{S}/checkpoints/{{cp}}", checkpoints.delete_checkpoint, methods=["DELETE"]),
+    Route(f"{S}/checkpoints/{{cp}}/restore", checkpoints.restore_checkpoint, methods=["POST"]),
+    # network policy (section 9) and the TCP proxy (section 10)
+    Route(f"{S}/policy/network", policy.get_policy, methods=["GET"]),
+    Route(f"{S}/policy/network", policy.set_policy, methods=["POST"]),
+    WebSocketRoute(f"{S}/proxy", proxy.proxy_socket),
+]
+
+
+class BearerAuth:
+    """Every HTTP request and WebSocket upgrade needs ``Authorization: Bearer <token>``.
+
+    Also stamps ``Sprite-Version`` on every HTTP response, as the real server does.
+    """
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"authorization", b"")
+        if not hmac.compare_digest(given, self.expected):
+            denial = ApiError(401, "missing or invalid token: send Authorization: Bearer <token>")
+            if scope["type"] == "websocket":
+                await WebSocket(scope, receive, send).send_denial_response(denial.response())
+            else:
+                await denial.response()(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_version(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"sprite-version", SERVER_VERSION.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_version)
+
+
+async def _api_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return exc.response()
+
+
+async def _http_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return ApiError(404, "no such endpoint: see the Sprites API reference").response()
+    return ApiError(exc.status_code, str(exc.detail)).response()
+
+
+async def _unexpected(_: Request, exc: Exception) -> Response:
+    log.exception("internal error", exc_info=exc)
+    return JSONResponse({"error": "internal_error", "message": f"internal error: {exc}"},
+                        status_code=500)
+
+
+def create_app(home: Path, token: str, *, base_url: str = "http://127.0.0.1") -> ASGIApp:
+    """The ASGI app serving the sprites under ``home``, guarded by ``token``."""
+    server = ServerState(home, token)
+    server.base_url = base_url
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await server.startup()
+        try:
+            yield
+        finally:
+            await server.shutdown()
+
+    app = Starlette(
+        routes=ROUTES,
+        lifespan=lifespan,
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+    )
+    app.state.server = server
+    return BearerAuth(app, token)

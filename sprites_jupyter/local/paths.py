@@ -1,0 +1,79 @@
+"""Mapping sprite paths (``/home/sprite/x``) onto a sprite's root directory, safely.
+
+Every path that a request names goes through :func:`resolve`, which refuses
+anything that would land outside the root: ``..`` climbing above ``/``, and
+symlinks whose target (followed as the host would follow it) leaves the root.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from pathlib import Path
+
+from .errors import ApiError
+
+SPRITE_HOME = "/home/sprite"
+
+
+def sprite_path(path: str, working_dir: str | None = "/") -> str:
+    """Join ``path`` to ``working_dir`` and normalise it as an absolute sprite path.
+
+    Raises 400 when ``..`` would climb above the sprite's ``/``.
+    """
+    if not isinstance(path, str) or path == "":
+        raise ApiError(400, "missing path: give an absolute path or one relative to workingDir")
+    if "\x00" in path:
+        raise ApiError(400, "path contains a NUL byte")
+    base = working_dir or "/"
+    if not base.startswith("/"):
+        base = "/" + base
+    joined = path if path.startswith("/") else posixpath.join(base, path)
+    depth = 0
+    for part in joined.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                raise ApiError(
+                    403, f"path {path!r} escapes the sprite root", fs_code="EACCES", path=path
+                )
+        else:
+            depth += 1
+    return posixpath.normpath(joined).replace("//", "/")
+
+
+def host_path(root: Path, spath: str, *, follow_last: bool = True) -> Path:
+    """The host path for the absolute sprite path ``spath`` under ``root``.
+
+    Symlinks are followed as the host follows them (that is what processes in the
+    sprite see); a result outside ``root`` is refused with 403. With
+    ``follow_last=False`` the last component is not followed, so a symlink itself
+    can be deleted, renamed or listed.
+    """
+    root_real = os.path.realpath(root)
+    candidate = os.path.join(root_real, spath.lstrip("/"))
+    if follow_last:
+        real = os.path.realpath(candidate)
+    else:
+        parent, name = os.path.split(candidate)
+        real = os.path.join(os.path.realpath(parent), name) if name else os.path.realpath(parent)
+    if real != root_real and not real.startswith(root_real + os.sep):
+        raise ApiError(
+            403, f"path {spath!r} resolves outside the sprite root", fs_code="EACCES", path=spath
+        )
+    return Path(real)
+
+
+def resolve(root: Path, path: str, working_dir: str | None = "/", *, follow_last: bool = True
+            ) -> tuple[str, Path]:
+    """Both the normalised sprite path and its host path."""
+    spath = sprite_path(path, working_dir)
+    return spath, host_path(root, spath, follow_last=follow_last)
+
+
+def to_sprite_path(root: Path, host: Path) -> str:
+    """The sprite path of a host path under ``root`` (the inverse of :func:`host_path`)."""
+    rel = os.path.relpath(host, os.path.realpath(root))
+    return "/" if rel == "." else "/" + rel.replace(os.sep, "/")

@@ -1,0 +1,295 @@
+"""SQLite metadata: sprites and their checkpoints.
+
+File data lives in the snapshot object store (``snapshots.py``); this database
+only says which sprites and checkpoints exist. Every write is one transaction,
+so a server killed mid-operation leaves the database as it was before it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .wire import rfc3339
+
+ORGANIZATION = "local"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sprites (
+    name TEXT PRIMARY KEY,
+    id TEXT NOT NULL,
+    url_settings TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    last_running_at REAL,
+    source_id TEXT NOT NULL DEFAULT 'v0',
+    next_version INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    sprite TEXT NOT NULL REFERENCES sprites(name) ON DELETE CASCADE,
+    id TEXT NOT NULL,
+    create_time REAL NOT NULL,
+    comment TEXT NOT NULL DEFAULT '',
+    source_id TEXT,
+    is_auto INTEGER NOT NULL DEFAULT 0,
+    manifest TEXT NOT NULL,
+    PRIMARY KEY (sprite, id)
+);
+"""
+
+
+@dataclass(frozen=True)
+class SpriteRow:
+    """A sprite as stored."""
+
+    name: str
+    id: str
+    url_settings: dict[str, Any]
+    labels: list[str]
+    created_at: float
+    updated_at: float
+    last_running_at: float | None
+    source_id: str
+    next_version: int
+
+
+@dataclass(frozen=True)
+class CheckpointRow:
+    """A checkpoint as stored; ``manifest`` names its snapshot manifest object."""
+
+    sprite: str
+    id: str
+    create_time: float
+    comment: str
+    source_id: str | None
+    is_auto: bool
+    manifest: str
+    history: list[str] = field(default_factory=list)
+
+
+class Store:
+    """Thread-safe access to the metadata database at ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic transaction (BEGIN IMMEDIATE … COMMIT, rolled back on error)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # sprites -------------------------------------------------------------
+
+    def create_sprite(self, name: str, *, url_settings: dict[str, Any], labels: list[str],
+                      base_manifest: str) -> SpriteRow:
+        """Insert a sprite together with its seeded ``v0`` checkpoint."""
+        now = time.time()
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO sprites (name, id, url_settings, labels, created_at, updated_at,"
+                " source_id, next_version) VALUES (?, ?, ?, ?, ?, ?, 'v0', 1)",
+                (name, f"sprite-{uuid.uuid4()}", json.dumps(url_settings), json.dumps(labels),
+                 now, now),
+            )
+            db.execute(
+                "INSERT INTO checkpoints (sprite, id, create_time, comment, source_id, is_auto,"
+                " manifest) VALUES (?, 'v0', ?, 'Base (clean) state', NULL, 0, ?)",
+                (name, now, base_manifest),
+            )
+        row = self.get_sprite(name)
+        assert row is not None
+        return row
+
+    def get_sprite(self, name: str) -> SpriteRow | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM sprites WHERE name = ?", (name,)).fetchone()
+        return _sprite(row) if row else None
+
+    def list_sprites(self, prefix: str = "", after: str = "", limit: int = 50) -> list[SpriteRow]:
+        """Sprites sorted by name, those whose name starts with ``prefix`` and sorts after ``after``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM sprites WHERE name >= ? AND name > ? AND substr(name, 1, ?) = ?"
+                " ORDER BY name LIMIT ?",
+                (prefix, after, len(prefix), prefix, limit),
+            ).fetchall()
+        return [_sprite(r) for r in rows]
+
+    def update_sprite(self, name: str, **values: Any) -> SpriteRow | None:
+        """Set the given columns (``url_settings``/``labels`` as Python values)."""
+        encoded = {k: json.dumps(v) if k in ("url_settings", "labels") else v
+                   for k, v in values.items()}
+        encoded["updated_at"] = time.time()
+        assignments = ", ".join(f"{column} = ?" for column in encoded)
+        with self.transaction() as db:
+            db.execute(f"UPDATE sprites SET {assignments} WHERE name = ?",
+                       (*encoded.values(), name))
+        return self.get_sprite(name)
+
+    def touch_running(self, name: str) -> None:
+        with self._lock:
+            self._db.execute("UPDATE sprites SET last_running_at = ? WHERE name = ?",
+                             (time.time(), name))
+
+    def delete_sprite(self, name: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM checkpoints WHERE sprite = ?", (name,))
+            db.execute("DELETE FROM sprites WHERE name = ?", (name,))
+
+    # checkpoints ---------------------------------------------------------
+
+    def add_checkpoint(self, sprite: str, *, manifest: str, comment: str, is_auto: bool,
+                       auto_id: str | None = None) -> CheckpointRow:
+        """Record a checkpoint atomically: ``vN`` from the sprite's counter, or ``auto_id``.
+
+        The new checkpoint's ``source_id`` is the checkpoint the live state descends
+        from; afterwards the live state descends from the new one.
+        """
+        now = time.time()
+        with self.transaction() as db:
+            sprite_row = db.execute(
+                "SELECT source_id, next_version FROM sprites WHERE name = ?", (sprite,)
+            ).fetchone()
+            if sprite_row is None:
+                raise KeyError(sprite)
+            if is_auto:
+                assert auto_id is not None
+                checkpoint_id = auto_id
+            else:
+                checkpoint_id = f"v{sprite_row['next_version']}"
+                db.execute("UPDATE sprites SET next_version = next_version + 1 WHERE name = ?",
+                           (sprite,))
+            db.execute(
+                "INSERT INTO checkpoints (sprite, id, create_time, comment, source_id, is_auto,"
+                " manifest) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (sprite, checkpoint_id, now, comment, sprite_row["source_id"], int(is_auto),
+                 manifest),
+            )
+            if not is_auto:
+                db.execute("UPDATE sprites SET source_id = ? WHERE name = ?",
+                           (checkpoint_id, sprite))
+        row = self.get_checkpoint(sprite, checkpoint_id)
+        assert row is not None
+        return row
+
+    def get_checkpoint(self, sprite: str, checkpoint_id: str) -> CheckpointRow | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM checkpoints WHERE sprite = ? AND id = ?", (sprite, checkpoint_id)
+            ).fetchone()
+            if row is None:
+                return None
+            return _checkpoint(row, self._history(sprite, row["source_id"]))
+
+    def list_checkpoints(self, sprite: str, *, include_auto: bool) -> list[CheckpointRow]:
+        """Newest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM checkpoints WHERE sprite = ? AND (? OR is_auto = 0)"
+                " ORDER BY create_time DESC, rowid DESC",
+                (sprite, int(include_auto)),
+            ).fetchall()
+        return [_checkpoint(r, []) for r in rows]
+
+    def delete_checkpoint(self, sprite: str, checkpoint_id: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM checkpoints WHERE sprite = ? AND id = ?",
+                       (sprite, checkpoint_id))
+
+    def set_source(self, sprite: str, checkpoint_id: str) -> None:
+        """After a restore: the live state now descends from ``checkpoint_id``."""
+        with self.transaction() as db:
+            db.execute("UPDATE sprites SET source_id = ?, updated_at = ? WHERE name = ?",
+                       (checkpoint_id, time.time(), sprite))
+
+    def manifests_in_use(self) -> set[str]:
+        with self._lock:
+            return {r[0] for r in self._db.execute("SELECT DISTINCT manifest FROM checkpoints")}
+
+    def _history(self, sprite: str, source_id: str | None) -> list[str]:
+        """Ancestor ids, oldest first, following ``source_id`` links."""
+        chain: list[str] = []
+        seen: set[str] = set()
+        while source_id and source_id not in seen:
+            seen.add(source_id)
+            chain.append(source_id)
+            row = self._db.execute(
+                "SELECT source_id FROM checkpoints WHERE sprite = ? AND id = ?",
+                (sprite, source_id),
+            ).fetchone()
+            source_id = row["source_id"] if row else None
+        return list(reversed(chain))
+
+
+def sprite_json(row: SpriteRow, *, base_url: str, status: str) -> dict[str, Any]:
+    """The Sprite object of the reference (section 2.1), plus ``org_slug``."""
+    return {
+        "id": row.id,
+        "name": row.name,
+        "organization": ORGANIZATION,
+        "org_slug": ORGANIZATION,
+        "url": f"{base_url}/v1/sprites/{row.name}",
+        "url_settings": row.url_settings,
+        "status": status,
+        "labels": row.labels,
+        "created_at": rfc3339(row.created_at),
+        "updated_at": rfc3339(row.updated_at),
+        "last_running_at": rfc3339(row.last_running_at) if row.last_running_at else None,
+    }
+
+
+def checkpoint_json(row: CheckpointRow, *, with_history: bool = False) -> dict[str, Any]:
+    """The Checkpoint object of the reference (section 8.1)."""
+    body: dict[str, Any] = {
+        "id": row.id,
+        "create_time": rfc3339(row.create_time),
+        "comment": row.comment,
+        "is_auto": row.is_auto,
+    }
+    if row.source_id:
+        body["source_id"] = row.source_id
+    if with_history:
+        body["history"] = row.history
+    return body
+
+
+def _sprite(row: sqlite3.Row) -> SpriteRow:
+    return SpriteRow(
+        name=row["name"], id=row["id"], url_settings=json.loads(row["url_settings"]),
+        labels=json.loads(row["labels"]), created_at=row["created_at"],
+        updated_at=row["updated_at"], last_running_at=row["last_running_at"],
+        source_id=row["source_id"], next_version=row["next_version"],
+    )
+
+
+def _checkpoint(row: sqlite3.Row, history: list[str]) -> CheckpointRow:
+    return CheckpointRow(
+        sprite=row["sprite"], id=row["id"], create_time=row["create_time"],
+        comment=row["comment"], source_id=row["source_id"], is_auto=bool(row["is_auto"]),
+        manifest=row["manifest"], history=history,
+    )

@@ -1,0 +1,131 @@
+"""Small wire-format helpers shared by the local server's handlers.
+
+Time stamps, Go-style durations, signal names and NDJSON streaming are spelled
+the same way across every endpoint of the reference, so they live here once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal as _signal
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.responses import StreamingResponse
+
+from .errors import ApiError
+
+SERVER_VERSION = "v0.0.1-rc46"
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+_ALLOWED_SIGNALS = ("HUP", "INT", "QUIT", "KILL", "TERM", "USR1", "USR2", "STOP", "CONT", "WINCH")
+
+
+def rfc3339(ts: float | None = None) -> str:
+    """Format a Unix time (default: now) as RFC 3339 UTC with a ``Z`` suffix."""
+    moment = datetime.now(UTC) if ts is None else datetime.fromtimestamp(ts, UTC)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def now_ms() -> int:
+    """The current Unix time in milliseconds, as service log events carry it."""
+    return int(datetime.now(UTC).timestamp() * 1000)
+
+
+def parse_duration(text: str | None, default: float, *, name: str = "duration") -> float:
+    """Parse a Go duration string (``5s``, ``1m30s``, ``1.5s``, ``0``) into seconds.
+
+    A bare number is read as seconds, which is what hand-written URLs tend to send.
+    """
+    if text is None or text == "":
+        return default
+    text = text.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or pos == 0:
+        raise ApiError(400, f"invalid {name} {text!r}: use a Go duration such as 5s, 1.5s or 1m30s")
+    return total
+
+
+def parse_signal(text: object, *, allowed: tuple[str, ...] = _ALLOWED_SIGNALS) -> _signal.Signals:
+    """Parse a signal given as ``TERM``, ``SIGTERM``, ``sigterm`` or ``15``."""
+    if isinstance(text, int) or (isinstance(text, str) and text.strip().isdigit()):
+        try:
+            sig = _signal.Signals(int(text))
+        except ValueError:
+            raise ApiError(400, f"unknown signal {text!r}") from None
+        if sig.name.removeprefix("SIG") in allowed:
+            return sig
+        raise ApiError(400, f"unknown signal {text!r}")
+    if not isinstance(text, str) or not text.strip():
+        raise ApiError(400, "missing signal: give a name such as TERM or INT")
+    name = text.strip().upper().removeprefix("SIG")
+    if name not in allowed:
+        raise ApiError(400, f"unknown signal {text!r}: use one of {', '.join(allowed)}")
+    return _signal.Signals[f"SIG{name}"]
+
+
+def query_bool(value: str | None, default: bool) -> bool:
+    """Read ``true``/``false``/``1``/``0`` from a query parameter."""
+    if value is None or value == "":
+        return default
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise ApiError(400, f"invalid boolean {value!r}: use true or false")
+
+
+async def read_json_object(request: Any, *, allow_empty: bool = False) -> dict[str, Any]:
+    """Read a request body that must be a JSON object; 400 with a clear message otherwise."""
+    body = await request.body()
+    if not body.strip():
+        if allow_empty:
+            return {}
+        raise ApiError(400, "request body is empty: send a JSON object")
+    try:
+        value = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"invalid JSON body: {exc}") from None
+    if not isinstance(value, dict):
+        raise ApiError(400, "request body must be a JSON object")
+    return value
+
+
+def reject_unknown_fields(body: Mapping[str, Any], known: set[str], *, what: str) -> None:
+    """Strict endpoints refuse fields they do not know, naming them."""
+    unknown = sorted(set(body) - known)
+    if unknown:
+        raise ApiError(400, f"unknown field(s) in {what}: {', '.join(unknown)}")
+
+
+def ndjson_line(event: Mapping[str, Any]) -> bytes:
+    """Encode one NDJSON line."""
+    return json.dumps(event, separators=(",", ":")).encode() + b"\n"
+
+
+def ndjson_response(events: AsyncIterator[Mapping[str, Any]]) -> StreamingResponse:
+    """Stream events as NDJSON, one flushed line per event."""
+
+    async def body() -> AsyncIterator[bytes]:
+        async for event in events:
+            yield ndjson_line(event)
+
+    return StreamingResponse(
+        body(),
+        media_type="application/x-ndjson",
+        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+    )
