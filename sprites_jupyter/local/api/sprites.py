@@ -80,8 +80,10 @@ async def list_sprites(request: Request) -> Response:
     token = request.query_params.get("continuation_token")
     if token:
         try:
-            after = base64.urlsafe_b64decode(token.encode()).decode()
+            after = base64.b64decode(token.encode(), altchars=b"-_", validate=True).decode()
         except (ValueError, UnicodeDecodeError):
+            after = ""
+        if not after:
             raise ApiError(400, "invalid continuation_token: pass back the one you got") from None
     rows = server.store.list_sprites(prefix=prefix, after=after, limit=limit + 1)
     page, has_more = rows[:limit], len(rows) > limit

@@ -1,0 +1,132 @@
+"""Filesystem endpoints (reference section 6), including traversal refusal."""
+
+from __future__ import annotations
+
+import os
+
+import httpx
+import pytest
+
+from tests.conftest import LocalServer
+
+
+def _fs(sprite: str, op: str) -> str:
+    return f"/v1/sprites/{sprite}/fs/{op}"
+
+
+def test_write_read_list_round_trip(http: httpx.Client, sprite: str) -> None:
+    written = http.put(_fs(sprite, "write"), params={"path": "data/a.txt",
+                                                     "workingDir": "/home/sprite"},
+                       content=b"hello")
+    assert written.status_code == 200
+    assert written.json() == {"path": "/home/sprite/data/a.txt", "size": 5, "mode": "0644"}
+    read = http.get(_fs(sprite, "read"), params={"path": "/home/sprite/data/a.txt"})
+    assert read.status_code == 200 and read.content == b"hello"
+    listing = http.get(_fs(sprite, "list"), params={"path": "/home/sprite"}).json()
+    assert listing["path"] == "/home/sprite"
+    assert listing["count"] == 1
+    entry = listing["entries"][0]
+    assert entry["name"] == "data" and entry["isDir"] and entry["type"] == "directory"
+    assert entry["path"] == "/home/sprite/data"
+    one = http.get(_fs(sprite, "list"), params={"path": "/home/sprite/data/a.txt"}).json()
+    assert [e["name"] for e in one["entries"]] == ["a.txt"]
+    assert one["entries"][0]["size"] == 5 and one["entries"][0]["modTime"].endswith("Z")
+
+
+def test_write_mode_and_missing_parent(http: httpx.Client, sprite: str) -> None:
+    ok = http.put(_fs(sprite, "write"), params={"path": "/home/sprite/run.sh", "mode": "0755"},
+                  content=b"#!/bin/sh\n")
+    assert ok.json()["mode"] == "0755"
+    missing = http.put(_fs(sprite, "write"), params={"path": "/home/sprite/no/dir/f",
+                                                     "mkdirParents": "false"}, content=b"x")
+    assert missing.status_code == 404
+    assert missing.json()["code"] == "ENOENT"
+    bad_mode = http.put(_fs(sprite, "write"), params={"path": "/home/sprite/f", "mode": "9z"},
+                        content=b"x")
+    assert bad_mode.status_code == 400 and bad_mode.json()["code"] == "EINVAL"
+
+
+def test_missing_files_are_404_with_fs_error_body(http: httpx.Client, sprite: str) -> None:
+    for op, params in [("read", {"path": "/nope"}), ("list", {"path": "/nope"})]:
+        response = http.get(_fs(sprite, op), params=params)
+        assert response.status_code == 404
+        assert response.json() == {"error": "no such file or directory", "code": "ENOENT",
+                                   "path": "/nope"}
+    assert http.delete(_fs(sprite, "delete"), params={"path": "/nope"}).status_code == 404
+    assert http.post(_fs(sprite, "rename"),
+                     json={"source": "/nope", "dest": "/x"}).status_code == 404
+    assert http.post(_fs(sprite, "copy"), json={"source": "/nope", "dest": "/x"}).status_code == 404
+    assert http.post(_fs(sprite, "chmod"),
+                     json={"path": "/nope", "mode": "0644"}).status_code == 404
+
+
+def test_reading_a_directory_is_400(http: httpx.Client, sprite: str) -> None:
+    response = http.get(_fs(sprite, "read"), params={"path": "/home/sprite"})
+    assert response.status_code == 400 and response.json()["code"] == "EISDIR"
+
+
+def test_delete_rename_copy_chmod(http: httpx.Client, sprite: str) -> None:
+    for path in ("/w/d/a.txt", "/w/d/b.txt", "/w/c.txt"):
+        http.put(_fs(sprite, "write"), params={"path": path}, content=path.encode())
+    not_empty = http.delete(_fs(sprite, "delete"), params={"path": "/w/d"})
+    assert not_empty.status_code == 409 and not_empty.json()["code"] == "ENOTEMPTY"
+    renamed = http.post(_fs(sprite, "rename"),
+                        json={"source": "c.txt", "dest": "e.txt", "workingDir": "/w"})
+    assert renamed.json() == {"source": "/w/c.txt", "dest": "/w/e.txt"}
+    copied = http.post(_fs(sprite, "copy"), json={"source": "/w/d", "dest": "/w/d2",
+                                                  "recursive": True}).json()
+    assert copied["count"] == 2 and copied["totalBytes"] == 20
+    assert http.get(_fs(sprite, "read"), params={"path": "/w/d2/a.txt"}).content == b"/w/d/a.txt"
+    no_recursive = http.post(_fs(sprite, "copy"), json={"source": "/w/d", "dest": "/w/d3",
+                                                        "recursive": False})
+    assert no_recursive.status_code == 400
+    chmod = http.post(_fs(sprite, "chmod"), json={"path": "/w/d", "mode": "0700",
+                                                  "recursive": True}).json()
+    assert chmod["count"] == 3 and {a["mode"] for a in chmod["affected"]} == {"0700"}
+    deleted = http.request("DELETE", _fs(sprite, "delete"),
+                           json={"path": "/w/d", "recursive": True}).json()
+    assert deleted == {"deleted": ["/w/d"], "count": 1}
+    assert http.get(_fs(sprite, "list"), params={"path": "/w/d"}).status_code == 404
+
+
+@pytest.mark.parametrize("path", ["../../../etc/passwd", "/../../etc/passwd",
+                                  "/home/../../../../etc/passwd"])
+def test_dotdot_cannot_leave_the_root(http: httpx.Client, sprite: str, path: str) -> None:
+    response = http.get(_fs(sprite, "read"), params={"path": path, "workingDir": "/home"})
+    assert response.status_code == 403
+    write = http.put(_fs(sprite, "write"), params={"path": path}, content=b"owned")
+    assert write.status_code == 403
+
+
+def test_absolute_paths_stay_inside_the_root(http: httpx.Client, sprite: str) -> None:
+    response = http.get(_fs(sprite, "read"), params={"path": "/etc/passwd"})
+    assert response.status_code == 404  # the sprite's /etc/passwd, not the host's
+
+
+def test_symlinks_that_leave_the_root_are_refused(server: LocalServer, http: httpx.Client,
+                                                  sprite: str, tmp_path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("host secret")
+    home = server.home / "sprites" / sprite / "root" / "home" / "sprite"
+    os.symlink(secret, home / "link")
+    os.symlink(tmp_path, home / "dirlink")
+    for path in ("/home/sprite/link", "/home/sprite/dirlink/secret.txt"):
+        response = http.get(_fs(sprite, "read"), params={"path": path})
+        assert response.status_code == 403, path
+        assert "outside" in response.json()["error"]
+    write = http.put(_fs(sprite, "write"), params={"path": "/home/sprite/dirlink/new"},
+                     content=b"x")
+    assert write.status_code == 403
+    assert not (tmp_path / "new").exists()
+    rename = http.post(_fs(sprite, "rename"), json={"source": "/home/sprite/dirlink/secret.txt",
+                                                    "dest": "/home/sprite/stolen"})
+    assert rename.status_code == 403
+    assert secret.read_text() == "host secret"
+    # the link itself can be removed; its target is untouched
+    unlinked = http.delete(_fs(sprite, "delete"), params={"path": "/home/sprite/link"})
+    assert unlinked.status_code == 200
+    assert secret.exists()
+
+
+def test_unknown_sprite_is_404(http: httpx.Client) -> None:
+    assert http.get(_fs("no-such", "read"), params={"path": "/x"}).status_code == 404
