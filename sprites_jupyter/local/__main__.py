@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import socket
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import uvicorn
 
 from .app import create_app
-from .home import default_home, resolve_token, write_server_file, remove_server_file
+from .home import default_home, resolve_token, write_server_file
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,10 +43,7 @@ async def _serve(server: uvicorn.Server, sock: socket.socket, home: Path, url: s
     if server.started:
         write_server_file(home, pid=os.getpid(), url=url)
         print(f"Sprites local server listening on {url}", flush=True)
-    try:
-        await task
-    finally:
-        remove_server_file(home, pid=os.getpid())
+    await task
 
 
 def serve(host: str, port: int, home: Path, token: str, log_level: str = "warning") -> None:
@@ -64,10 +62,8 @@ def serve(host: str, port: int, home: Path, token: str, log_level: str = "warnin
     config = uvicorn.Config(app, log_level=log_level, ws="websockets-sansio",
                             ws_max_size=16 * 1024 * 1024, lifespan="on")
     server = uvicorn.Server(config)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(server, sock, home, url))
-    except KeyboardInterrupt:
-        pass
 
 
 def main(argv: list[str] | None = None) -> None:

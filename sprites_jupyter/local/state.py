@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from pathlib import Path
 from starlette.requests import HTTPConnection
 
 from .errors import ApiError
+from .home import remove_server_file
 from .sessions import SessionManager
 from .snapshots import Snapshotter
 from .store import SpriteRow, Store
@@ -111,6 +113,8 @@ class ServerState:
             await runtime.services.shutdown()
 
     async def shutdown(self) -> None:
+        """Stop every process, close the store and withdraw ``server.json``."""
+        remove_server_file(self.home, pid=os.getpid())
         for name in list(self._runtimes):
             runtime = self._runtimes.pop(name)
             await runtime.sessions.terminate_all()

@@ -131,7 +131,7 @@ class Store:
         return _sprite(row) if row else None
 
     def list_sprites(self, prefix: str = "", after: str = "", limit: int = 50) -> list[SpriteRow]:
-        """Sprites sorted by name, those whose name starts with ``prefix`` and sorts after ``after``."""
+        """Sprites by name: those starting with ``prefix`` that sort after ``after``."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT * FROM sprites WHERE name >= ? AND name > ? AND substr(name, 1, ?) = ?"
