@@ -1,0 +1,1 @@
+get_config().InteractiveShellApp.extensions.append("sprites_jupyter")  # noqa: F821
