@@ -1,13 +1,198 @@
-"""PLACEHOLDER (being written by the services helper): service endpoints."""
+"""Service endpoints (reference section 7): definitions, lifecycle streams, signals, logs.
+
+Every check that can fail with a 4xx runs before the response starts; the
+lifecycle work itself runs as a task of the supervisor (so a client that hangs up
+does not abort a half-done stop) while the stream forwards its events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from ..errors import ApiError
+from ..service_defs import check_name, parse_definition
+from ..service_process import Event, read_log, service_event
+from ..state import state_of
+from ..supervisor import STOP_TIMEOUT, ServiceManager
+from ..wire import ndjson_response, parse_duration, parse_signal, read_json_object
+
+_START_WINDOW = 5.0
+_SERVICE_SIGNALS = ("TERM", "KILL", "INT", "HUP", "USR1", "USR2")
+_LOG_EVENTS = {"stdout", "stderr", "exit", "error"}
 
 
-async def list_services(request: Request):
-    raise ApiError(500, "not implemented yet")
+def _manager(request: Request) -> ServiceManager:
+    server = state_of(request)
+    name = request.path_params["name"]
+    server.require_sprite(name)
+    return server.runtime(name).services
 
 
-signal_service = get_service = put_service = delete_service = list_services
-start_service = stop_service = restart_service = service_logs = list_services
+def _service(request: Request) -> str:
+    return check_name(request.path_params["svc"])
+
+
+def _complete(svc: str) -> Event:
+    path = f"/.sprite/logs/services/{svc}.log"
+    return service_event("complete", log_files={"combined": path, "stderr": path, "stdout": path})
+
+
+async def _action_events(queue: asyncio.Queue[Event], task: asyncio.Task[None]
+                         ) -> AsyncIterator[Event]:
+    """The events queued while ``task`` runs, then those left when it has finished."""
+    while not task.done():
+        getter = asyncio.ensure_future(queue.get())
+        try:
+            await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            got = getter.done()
+            if not got:
+                getter.cancel()
+        if got:
+            yield getter.result()
+    while not queue.empty():
+        yield queue.get_nowait()
+
+
+def _failure(task: asyncio.Task[None]) -> str | None:
+    if task.cancelled():
+        return "the operation was cancelled"
+    exc = task.exception()
+    if exc is None:
+        return None
+    return exc.message if isinstance(exc, ApiError) else f"internal error: {exc}"
+
+
+async def _watch(manager: ServiceManager, svc: str, queue: asyncio.Queue[Event],
+                 task: asyncio.Task[None] | None, window: float, *, quiet: bool = False,
+                 until_exit: bool = True) -> AsyncIterator[Event]:
+    """Forward ``svc``'s events while ``task`` runs, then for ``window`` seconds.
+
+    The window ends early when the process exits (with ``until_exit``); ``complete``
+    is always last. ``quiet`` drops the task's progress events (failures still show).
+    """
+    loop = asyncio.get_running_loop()
+    try:
+        if task is not None:
+            async for event in _action_events(queue, task):
+                if not quiet or event["type"] in ("error", "exit"):
+                    yield event
+                if event["type"] == "exit":
+                    yield _complete(svc)
+                    return
+            failure = _failure(task)
+            if failure is not None:
+                yield service_event("error", data=failure)
+                yield _complete(svc)
+                return
+        deadline = loop.time() + window
+        while (remaining := deadline - loop.time()) > 0:
+            try:
+                event = await asyncio.wait_for(queue.get(), remaining)
+            except TimeoutError:
+                break
+            yield event
+            if until_exit and event["type"] == "exit":
+                break
+        yield _complete(svc)
+    finally:
+        manager.unsubscribe(svc, queue)
+
+
+def _stream(manager: ServiceManager, svc: str, action: Coroutine[Any, Any, None],
+            window: float, *, quiet: bool = False) -> Response:
+    """Subscribe, start ``action`` at once (it runs even if the client goes), stream."""
+    queue = manager.subscribe(svc)
+    task = manager.spawn(action)
+    return ndjson_response(_watch(manager, svc, queue, task, window, quiet=quiet))
+
+
+async def list_services(request: Request) -> Response:
+    return JSONResponse(_manager(request).list())
+
+
+async def get_service(request: Request) -> Response:
+    manager = _manager(request)
+    return JSONResponse(manager.describe(manager.require(_service(request))))
+
+
+async def put_service(request: Request) -> Response:
+    manager = _manager(request)
+    svc = _service(request)
+    window = parse_duration(request.query_params.get("duration",
+                                                     request.query_params.get("timeout")),
+                            _START_WINDOW)
+    definition = parse_definition(svc, await read_json_object(request))
+    manager.save(definition)
+    return _stream(manager, svc, manager.restart(svc), window, quiet=window == 0)
+
+
+async def start_service(request: Request) -> Response:
+    manager = _manager(request)
+    svc = _service(request)
+    window = parse_duration(request.query_params.get("duration"), _START_WINDOW)
+    manager.require(svc)
+    return _stream(manager, svc, manager.start(svc), window, quiet=window == 0)
+
+
+async def restart_service(request: Request) -> Response:
+    manager = _manager(request)
+    svc = _service(request)
+    window = parse_duration(request.query_params.get("duration"), _START_WINDOW)
+    manager.require(svc)
+    return _stream(manager, svc, manager.restart(svc), window, quiet=window == 0)
+
+
+async def stop_service(request: Request) -> Response:
+    manager = _manager(request)
+    svc = _service(request)
+    timeout = parse_duration(request.query_params.get("timeout"), STOP_TIMEOUT, name="timeout")
+    manager.check_stop(svc)
+    return _stream(manager, svc, manager.stop(svc, timeout), 0)
+
+
+async def delete_service(request: Request) -> Response:
+    manager = _manager(request)
+    svc = _service(request)
+    await manager.delete(svc)
+    return Response(status_code=204)
+
+
+async def signal_service(request: Request) -> Response:
+    manager = _manager(request)
+    body = await read_json_object(request)
+    name = body.get("name")
+    if not isinstance(name, str) or not name:
+        raise ApiError(400, 'missing name: send {"name": "<service>", "signal": "TERM"}')
+    sig = parse_signal(body.get("signal"), allowed=_SERVICE_SIGNALS)
+    await manager.signal(check_name(name), sig)
+    return Response(status_code=204)
+
+
+async def service_logs(request: Request) -> Response:
+    manager = _manager(request)
+    svc = _service(request)
+    lines_text = request.query_params.get("lines")
+    lines: int | None = None
+    if lines_text:
+        if not lines_text.isdigit():
+            raise ApiError(400, f"invalid lines {lines_text!r}: give a whole number of lines")
+        lines = int(lines_text)
+    window = parse_duration(request.query_params.get("duration"), 0.0)
+    manager.require(svc)
+    backlog = read_log(manager.log_path(svc), lines)
+    queue = manager.subscribe(svc)
+
+    async def events() -> AsyncIterator[Event]:
+        for event in backlog:
+            yield event
+        async for event in _watch(manager, svc, queue, None, window, until_exit=False):
+            if event["type"] in _LOG_EVENTS or event["type"] == "complete":
+                yield event
+
+    return ndjson_response(events())

@@ -1,0 +1,213 @@
+"""One launched service process: its process group, output pumps, log file and exit.
+
+Each service runs in its own session (so its own process group); its stdout and
+stderr are split into lines, appended to the service's log file with an RFC 3339
+time stamp and ``[stdout]``/``[stderr]``, and handed to the supervisor as
+ServiceLogEvents. Process groups are also recorded in a small file outside the
+sprite's tree, so a server killed with SIGKILL can end its orphans when it comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from .paths import SPRITE_HOME, host_path
+from .service_defs import ServiceDef
+from .wire import now_ms, rfc3339
+
+Event = dict[str, Any]
+_CHUNK = 65536
+_PUMP_GRACE = 2.0
+_ENV_PASSED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
+_LOG_LINE = re.compile(r"^(\S+) \[(stdout|stderr)\] ")
+
+
+def service_event(kind: str, **fields: Any) -> Event:
+    """A ServiceLogEvent with its Unix-millisecond ``timestamp``."""
+    return {"type": kind, **fields, "timestamp": now_ms()}
+
+
+def exit_code_of(returncode: int) -> int:
+    """A process's exit code, with death by signal N reported as 128 + N, as shells do."""
+    return returncode if returncode >= 0 else 128 - returncode
+
+
+def service_env(root: Path, definition: ServiceDef) -> dict[str, str]:
+    """The base environment (PATH, locale, HOME mapped into the sprite) plus ``env``."""
+    base = {key: os.environ[key] for key in _ENV_PASSED if key in os.environ}
+    base.setdefault("PATH", os.defpath)
+    base.update(HOME=str(host_path(root, SPRITE_HOME)), USER="sprite", LOGNAME="sprite")
+    return {**base, **definition.env}
+
+
+def read_log(path: Path, lines: int | None) -> list[Event]:
+    """The last ``lines`` lines (all when None) of a service log, as stdout/stderr events."""
+    try:
+        handle = path.open(encoding="utf-8", errors="replace", newline="\n")
+    except FileNotFoundError:
+        return []
+    with handle:
+        tail = deque(handle, maxlen=lines)
+    events = []
+    for line in tail:
+        match = _LOG_LINE.match(line)
+        if match is None:
+            continue
+        try:
+            stamp = int(datetime.fromisoformat(match.group(1)).timestamp() * 1000)
+        except ValueError:
+            stamp = now_ms()
+        events.append({"type": match.group(2), "data": line[match.end():], "timestamp": stamp})
+    return events
+
+
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (tells a live process from a reused pid)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rpartition(")")[2].split()[19]
+
+
+class ProcessGroups:
+    """A record of the service process groups this sprite has running, kept on disk."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _read(self) -> dict[str, list[Any]]:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _write(self, records: dict[str, list[Any]]) -> None:
+        if not records:
+            self.path.unlink(missing_ok=True)
+            return
+        temp = self.path.with_name(self.path.name + ".tmp")
+        temp.write_text(json.dumps(records))
+        os.replace(temp, self.path)
+
+    def add(self, name: str, pid: int) -> None:
+        self._write({**self._read(), name: [pid, _start_time(pid)]})
+
+    def remove(self, name: str, pid: int) -> None:
+        records = self._read()
+        if records.get(name, [None])[0] == pid:
+            del records[name]
+            self._write(records)
+
+    def kill_orphans(self) -> None:
+        """SIGKILL groups left by an earlier server that died without stopping them."""
+        if not self.path.parent.is_dir():
+            return
+        for pid, started in self._read().values():
+            if started is not None and _start_time(pid) == started:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+        self._write({})
+
+
+class _LogFile:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: TextIO = path.open("a", encoding="utf-8")
+
+    def write(self, kind: str, data: str) -> None:
+        line = data if data.endswith("\n") else data + "\n"
+        self._file.write(f"{rfc3339()} [{kind}] {line}")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class ServiceProcess:
+    """A running service; :attr:`exited` is set once its output is drained and it is reaped."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, log: _LogFile,
+                 emit: Callable[[Event], None], on_exit: Callable[[ServiceProcess], None]) -> None:
+        self._proc = proc
+        self._log = log
+        self._emit = emit
+        self.pid = proc.pid
+        self.exited = asyncio.Event()
+        self.exit_code: int | None = None
+        assert proc.stdout is not None and proc.stderr is not None
+        self._pumps = [asyncio.create_task(self._pump(proc.stdout, "stdout")),
+                       asyncio.create_task(self._pump(proc.stderr, "stderr"))]
+        self._watcher = asyncio.create_task(self._watch(on_exit))
+
+    @classmethod
+    async def launch(cls, definition: ServiceDef, root: Path, log_path: Path,
+                     emit: Callable[[Event], None],
+                     on_exit: Callable[[ServiceProcess], None]) -> ServiceProcess:
+        """Start the process; raises OSError (or ApiError for a bad ``dir``) if it cannot."""
+        cwd = host_path(root, definition.dir or SPRITE_HOME)
+        proc = await asyncio.create_subprocess_exec(
+            definition.cmd, *definition.args, cwd=cwd, env=service_env(root, definition),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, start_new_session=True)
+        return cls(proc, _LogFile(log_path), emit, on_exit)
+
+    async def _pump(self, stream: asyncio.StreamReader, kind: str) -> None:
+        pending = b""
+        while chunk := await stream.read(_CHUNK):
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                self._output(kind, line + b"\n")
+            if len(pending) >= _CHUNK:
+                self._output(kind, pending)
+                pending = b""
+        if pending:
+            self._output(kind, pending)
+
+    def _output(self, kind: str, raw: bytes) -> None:
+        data = raw.decode("utf-8", errors="replace")
+        self._log.write(kind, data)
+        self._emit(service_event(kind, data=data))
+
+    async def _watch(self, on_exit: Callable[[ServiceProcess], None]) -> None:
+        returncode = await self._proc.wait()
+        self.signal(signal.SIGKILL)  # leftover children of the group would keep the pipes open
+        _, late = await asyncio.wait(self._pumps, timeout=_PUMP_GRACE)
+        for pump in late:
+            pump.cancel()
+        self._log.close()
+        self.exit_code = exit_code_of(returncode)
+        self.exited.set()
+        on_exit(self)
+
+    def signal(self, sig: signal.Signals) -> None:
+        """Send ``sig`` to the whole process group."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+    async def wait(self, timeout: float) -> bool:
+        """Whether the process ended (and was drained) within ``timeout`` seconds."""
+        try:
+            await asyncio.wait_for(self.exited.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def terminate(self, timeout: float) -> int:
+        """SIGTERM the group, wait up to ``timeout``, then SIGKILL; the exit code."""
+        self.signal(signal.SIGTERM)
+        if not await self.wait(timeout):
+            self.signal(signal.SIGKILL)
+            await self.exited.wait()
+        assert self.exit_code is not None
+        return self.exit_code
