@@ -1,12 +1,178 @@
-"""PLACEHOLDER (being written by the snapshot helper): checkpoint endpoints."""
+"""Checkpoint endpoints (reference section 8).
+
+Create and restore run as tasks of their own that feed a queue; the NDJSON
+response reads from it. A client that disconnects therefore never leaves a
+checkpoint or a restore half done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from ..errors import ApiError
+from ..state import ServerState, state_of
+from ..store import CheckpointRow, checkpoint_json
+from ..wire import ndjson_response, query_bool, read_json_object, rfc3339
+
+_CHECKPOINT_ID = re.compile(r"^(v\d+|auto-\d+)$")
+_LIVE_IDS = ("Current", "active")
+
+Emit = Callable[[str], None]
 
 
-async def create_checkpoint(request: Request):
-    raise ApiError(500, "not implemented yet")
+def _event(kind: str, text: str) -> dict[str, str]:
+    key = "error" if kind == "error" else "data"
+    return {"type": kind, key: text, "time": rfc3339()}
 
 
-list_checkpoints = get_checkpoint = delete_checkpoint = restore_checkpoint = create_checkpoint
+def _stream(work: Callable[[Emit], Awaitable[str]]) -> Response:
+    """Run ``work`` as its own task; stream its ``info`` lines, then complete or error."""
+    queue: asyncio.Queue[dict[str, str] | None] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+
+    def emit(text: str) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, _event("info", text))
+
+    async def run() -> None:
+        try:
+            queue.put_nowait(_event("complete", await work(emit)))
+        except Exception as exc:  # reported to the client as the stream's error event
+            queue.put_nowait(_event("error", str(exc) or type(exc).__name__))
+        finally:
+            queue.put_nowait(None)
+
+    task = loop.create_task(run())
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        while (event := await queue.get()) is not None:
+            yield event
+        await task
+
+    return ndjson_response(events())
+
+
+def _sprite(request: Request) -> tuple[ServerState, str]:
+    server = state_of(request)
+    name = request.path_params["name"]
+    server.require_sprite(name)
+    return server, name
+
+
+def _require_checkpoint(server: ServerState, name: str, checkpoint_id: str) -> CheckpointRow:
+    row = (server.store.get_checkpoint(name, checkpoint_id)
+           if _CHECKPOINT_ID.match(checkpoint_id) else None)
+    if row is None:
+        ids = [r.id for r in server.store.list_checkpoints(name, include_auto=False)]
+        known = f" (have {', '.join(reversed(ids))})" if ids else ""
+        raise ApiError(404, f"checkpoint not found: {checkpoint_id}{known}")
+    return row
+
+
+def _current(server: ServerState, name: str) -> dict[str, Any]:
+    sprite = server.store.get_sprite(name)
+    assert sprite is not None
+    return {"id": "Current", "create_time": rfc3339(), "source_id": sprite.source_id,
+            "comment": "", "is_auto": False}
+
+
+async def create_checkpoint(request: Request) -> Response:
+    server, name = _sprite(request)
+    body = await read_json_object(request, allow_empty=True)
+    unknown = set(body) - {"comment"}
+    if unknown:
+        raise ApiError(400, f"unknown field(s): {', '.join(sorted(unknown))}; "
+                            'send {"comment": "..."} or {}')
+    comment = body.get("comment") or ""
+    if not isinstance(comment, str):
+        raise ApiError(400, "comment must be a string")
+    runtime = server.runtime(name)
+
+    async def work(emit: Emit) -> str:
+        emit("Creating checkpoint...")
+        async with runtime.lock:
+            emit("Saving filesystem state...")
+            manifest = await asyncio.to_thread(server.snapshots.snapshot, name, runtime.root,
+                                               emit)
+            row = server.store.add_checkpoint(name, manifest=manifest, comment=comment,
+                                              is_auto=False)
+        return f"Checkpoint {row.id} created"
+
+    return _stream(work)
+
+
+async def list_checkpoints(request: Request) -> Response:
+    server, name = _sprite(request)
+    include_auto = query_bool(request.query_params.get("includeAuto"), False)
+    rows = server.store.list_checkpoints(name, include_auto=include_auto)
+    history_of = request.query_params.get("history")
+    if history_of:
+        _require_checkpoint(server, name, history_of)
+        hits = []
+        for row in rows:
+            full = server.store.get_checkpoint(name, row.id)
+            if full is not None and history_of in full.history:
+                hits.append(row.id)
+        return PlainTextResponse("".join(f"{hit}\n" for hit in hits))
+    return JSONResponse([_current(server, name)] + [checkpoint_json(row) for row in rows])
+
+
+async def get_checkpoint(request: Request) -> Response:
+    server, name = _sprite(request)
+    checkpoint_id = request.path_params["cp"]
+    if checkpoint_id in _LIVE_IDS:
+        current = _current(server, name)
+        source = server.store.get_checkpoint(name, current["source_id"])
+        current["history"] = [*source.history, source.id] if source else []
+        return JSONResponse(current)
+    row = _require_checkpoint(server, name, checkpoint_id)
+    return JSONResponse(checkpoint_json(row, with_history=True))
+
+
+async def delete_checkpoint(request: Request) -> Response:
+    server, name = _sprite(request)
+    checkpoint_id = request.path_params["cp"]
+    if checkpoint_id in _LIVE_IDS:
+        raise ApiError(409, "cannot delete active checkpoint: Current is the live state")
+    row = _require_checkpoint(server, name, checkpoint_id)
+    sprite = server.store.get_sprite(name)
+    assert sprite is not None
+    if sprite.source_id == row.id:
+        raise ApiError(409, f"cannot delete active checkpoint: the sprite runs on {row.id}")
+    server.store.delete_checkpoint(name, row.id)
+    return Response(status_code=204)
+
+
+async def restore_checkpoint(request: Request) -> Response:
+    server, name = _sprite(request)
+    row = _require_checkpoint(server, name, request.path_params["cp"])
+    runtime = server.runtime(name)
+
+    async def work(emit: Emit) -> str:
+        emit(f"Restoring to checkpoint {row.id}...")
+        async with runtime.lock:
+            auto_id = f"auto-{int(time.time() * 1000)}"
+            manifest = await asyncio.to_thread(server.snapshots.snapshot, name, runtime.root)
+            server.store.add_checkpoint(name, manifest=manifest, comment=f"before restore to "
+                                        f"{row.id}", is_auto=True, auto_id=auto_id)
+            emit(f"Saved the current state as {auto_id} (restore it to undo)")
+            emit("Stopping services...")
+            await runtime.services.stop_all()
+            await runtime.sessions.terminate_all()
+            emit("Restoring filesystem...")
+            try:
+                await asyncio.to_thread(server.snapshots.restore, name, runtime.root,
+                                        row.manifest, checkpoint_id=row.id, store=server.store,
+                                        progress=emit)
+            finally:
+                emit("Starting services...")
+                await runtime.services.start_all()
+        return f"Restored to {row.id}"
+
+    return _stream(work)
