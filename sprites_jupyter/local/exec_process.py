@@ -1,0 +1,237 @@
+"""One exec'd process: spawned in its own session, on pipes or a real pty, read without blocking.
+
+Output is read straight from the pipe or pty file descriptors with ``loop.add_reader``
+and handed to an async sink, one chunk at a time, so a slow consumer slows the process
+down instead of filling memory. Input goes through non-blocking writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import os
+import signal
+import struct
+import subprocess
+import termios
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+STDOUT, STDERR = 1, 2
+# A frame is the stream id plus the data, and a frame carries at most 32 KiB.
+READ_SIZE = 32 * 1024 - 1
+# How long to keep reading after the process exited while nothing arrives: a background
+# child may hold the output open forever, and must not keep the exit from being sent.
+DRAIN_GRACE = 0.25
+
+Sink = Callable[[int, bytes], Awaitable[None]]
+
+
+class SpawnError(Exception):
+    """The executable could not be started; ``exit_code`` is what a shell would report."""
+
+    def __init__(self, exit_code: int, message: str) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class ExecSpec:
+    """What to run: argv, the executable, the environment and the host working directory."""
+
+    argv: list[str]
+    executable: str
+    env: dict[str, str]
+    cwd: Path
+    tty: bool = False
+    stdin: bool = False
+    rows: int = 24
+    cols: int = 80
+
+
+def exit_status(returncode: int) -> int:
+    """A wait status as a shell reports it: signal deaths are 128+n, clamped into 0-255."""
+    code = 128 - returncode if returncode < 0 else returncode
+    return code if 0 <= code <= 255 else 255
+
+
+def _set_winsize(fd: int, rows: int, cols: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def _take_controlling_tty() -> None:
+    """Runs in the child (already a session leader): make its pty the controlling terminal."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+async def _wait_fd(fd: int, *, writable: bool = False) -> None:
+    loop = asyncio.get_running_loop()
+    ready = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    add, remove = (loop.add_writer, loop.remove_writer) if writable else (
+        loop.add_reader, loop.remove_reader)
+    add(fd, wake)
+    try:
+        await ready
+    finally:
+        remove(fd)
+
+
+class ExecProcess:
+    """A running process whose output :meth:`pump` delivers and whose input :meth:`write` feeds."""
+
+    def __init__(self, process: asyncio.subprocess.Process, spec: ExecSpec,
+                 outputs: list[tuple[int, int]], stdin_fd: int | None) -> None:
+        self.process = process
+        self.pid = process.pid
+        self.tty = spec.tty
+        self._outputs = outputs
+        self._stdin_fd = stdin_fd
+        self._write_lock = asyncio.Lock()
+        self._bytes_read = 0
+        self._in_sink = 0
+        self._finished = False
+
+    @classmethod
+    async def spawn(cls, spec: ExecSpec) -> ExecProcess:
+        """Start ``spec`` in a new session (its own process group); raise :class:`SpawnError`."""
+        parent_fds: list[int] = []
+        child_fds: list[int] = []
+        try:
+            if spec.tty:
+                master, slave = os.openpty()
+                parent_fds.append(master)
+                child_fds.append(slave)
+                _set_winsize(master, spec.rows, spec.cols)
+                stdin: int = slave
+                stdout = stderr = slave
+                outputs = [(master, STDOUT)]
+                stdin_fd: int | None = master
+            else:
+                out_r, out_w = os.pipe()
+                err_r, err_w = os.pipe()
+                parent_fds += [out_r, err_r]
+                child_fds += [out_w, err_w]
+                stdout, stderr = out_w, err_w
+                outputs = [(out_r, STDOUT), (err_r, STDERR)]
+                if spec.stdin:
+                    in_r, in_w = os.pipe()
+                    parent_fds.append(in_w)
+                    child_fds.append(in_r)
+                    stdin, stdin_fd = in_r, in_w
+                else:
+                    stdin, stdin_fd = subprocess.DEVNULL, None
+            for fd in parent_fds:
+                os.set_blocking(fd, False)
+            process = await asyncio.create_subprocess_exec(
+                *spec.argv, executable=spec.executable, stdin=stdin, stdout=stdout,
+                stderr=stderr, cwd=spec.cwd, env=spec.env, start_new_session=True,
+                preexec_fn=_take_controlling_tty if spec.tty else None,
+            )
+        except FileNotFoundError:
+            _close_all(parent_fds)
+            raise SpawnError(127, f"{spec.executable}: command not found") from None
+        except PermissionError:
+            _close_all(parent_fds)
+            raise SpawnError(126, f"{spec.executable}: permission denied") from None
+        except OSError as exc:
+            _close_all(parent_fds)
+            raise SpawnError(126, f"{spec.executable}: {exc.strerror}") from None
+        finally:
+            _close_all(child_fds)
+        return cls(process, spec, outputs, stdin_fd)
+
+    async def pump(self, sink: Sink) -> int:
+        """Deliver all output to ``sink``; return the exit status once output is drained."""
+        readers = [asyncio.create_task(self._read(fd, stream, sink))
+                   for fd, stream in self._outputs]
+        try:
+            returncode = await self.process.wait()
+            pending = {task for task in readers if not task.done()}
+            progress = self._bytes_read
+            while pending:
+                _, pending = await asyncio.wait(pending, timeout=DRAIN_GRACE)
+                if pending and self._bytes_read == progress and not self._in_sink:
+                    break
+                progress = self._bytes_read
+        finally:
+            self._finished = True
+            for task in readers:
+                task.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+            async with self._write_lock:
+                fds = [fd for fd, _ in self._outputs]
+                if self._stdin_fd is not None and not self.tty:
+                    fds.append(self._stdin_fd)
+                self._outputs, self._stdin_fd = [], None
+                _close_all(fds)
+        return exit_status(returncode)
+
+    async def _read(self, fd: int, stream: int, sink: Sink) -> None:
+        while True:
+            await _wait_fd(fd)
+            try:
+                data = os.read(fd, READ_SIZE)
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                if exc.errno == errno.EIO:  # a pty whose every slave end is closed
+                    return
+                raise
+            if not data:
+                return
+            self._bytes_read += len(data)
+            self._in_sink += 1
+            try:
+                await sink(stream, data)
+            finally:
+                self._in_sink -= 1
+
+    async def write(self, data: bytes) -> None:
+        """Feed ``data`` to stdin (the pty in TTY mode); dropped once input is closed."""
+        async with self._write_lock:
+            view = memoryview(data)
+            while view and self._stdin_fd is not None and not self._finished:
+                try:
+                    written = os.write(self._stdin_fd, view)
+                except BlockingIOError:
+                    # Bounded waits: a process that stopped reading must not pin the lock.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(_wait_fd(self._stdin_fd, writable=True),
+                                               DRAIN_GRACE)
+                    continue
+                except OSError:  # the reader is gone (EPIPE, or EIO on a closed pty)
+                    return
+                view = view[written:]
+
+    async def close_stdin(self) -> None:
+        """End of input for a piped stdin; a pty has no EOF (send Ctrl-D as data instead)."""
+        if self.tty:
+            return
+        async with self._write_lock:
+            fd, self._stdin_fd = self._stdin_fd, None
+            if fd is not None:
+                os.close(fd)
+
+    def resize(self, rows: int, cols: int) -> None:
+        """Set the pty's window size; the kernel sends SIGWINCH to the foreground group."""
+        if self.tty and self._stdin_fd is not None:
+            _set_winsize(self._stdin_fd, rows, cols)
+
+    def signal(self, sig: signal.Signals) -> None:
+        """Send ``sig`` to the process group; a group already gone is not an error."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
