@@ -1,0 +1,71 @@
+"""The Sprites API client: REST and NDJSON streams over httpx, exec over WebSocket."""
+
+from .checkpoints import CheckpointStream
+from .client import SpritesClient
+from .errors import (
+    AuthError,
+    Conflict,
+    ConnectionFailed,
+    ExecError,
+    ExecTimeout,
+    HTTPStatusError,
+    InvalidRequest,
+    NotFound,
+    ProtocolError,
+    RateLimited,
+    ServerError,
+    SpritesError,
+    StreamError,
+)
+from .exec import Command
+from .models import (
+    Checkpoint,
+    ExecResult,
+    ExecSession,
+    FileEntry,
+    KillEvent,
+    NetworkPolicy,
+    OutputChunk,
+    PolicyRule,
+    Service,
+    ServiceLogEvent,
+    ServiceState,
+    SpriteInfo,
+    StreamMessage,
+)
+from .sprite import Sprite
+from .streams import EventStream
+
+__all__ = [
+    "AuthError",
+    "Checkpoint",
+    "CheckpointStream",
+    "Command",
+    "Conflict",
+    "ConnectionFailed",
+    "EventStream",
+    "ExecError",
+    "ExecResult",
+    "ExecSession",
+    "ExecTimeout",
+    "FileEntry",
+    "HTTPStatusError",
+    "InvalidRequest",
+    "KillEvent",
+    "NetworkPolicy",
+    "NotFound",
+    "OutputChunk",
+    "PolicyRule",
+    "ProtocolError",
+    "RateLimited",
+    "ServerError",
+    "Service",
+    "ServiceLogEvent",
+    "ServiceState",
+    "Sprite",
+    "SpriteInfo",
+    "SpritesClient",
+    "SpritesError",
+    "StreamError",
+    "StreamMessage",
+]

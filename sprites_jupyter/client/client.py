@@ -1,0 +1,131 @@
+"""``SpritesClient``: configuration, sprite management, and :class:`Sprite` handles."""
+
+from __future__ import annotations
+
+import os
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from .errors import ConnectionFailed, ProtocolError, SpritesError
+from .http import DEFAULT_BASE_URL, HttpSession, segment
+from .models import SpriteInfo
+from .sprite import Sprite
+
+_PAGE = 50
+
+
+class SpritesClient:
+    """A connection to the Sprites API (or the local server) with one pooled HTTP session.
+
+    Synchronous and thread-based, so it works inside a Jupyter kernel. Use it as a
+    context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, token: str, base_url: str = DEFAULT_BASE_URL, *, timeout: float = 30.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self._http = HttpSession(token, base_url, timeout=timeout, transport=transport)
+
+    @classmethod
+    def from_env(cls, *, timeout: float = 30.0) -> SpritesClient:
+        """``SPRITES_TOKEN`` (or ``SPRITE_TOKEN``) and ``SPRITES_API_URL``; no token: local.
+
+        Without a token the local server is used, found or started in the background.
+        """
+        token = os.environ.get("SPRITES_TOKEN") or os.environ.get("SPRITE_TOKEN")
+        url = os.environ.get("SPRITES_API_URL")
+        if token:
+            return cls(token, url or DEFAULT_BASE_URL, timeout=timeout)
+        if url:
+            raise SpritesError(f"SPRITES_API_URL is {url} but no token is set: set "
+                               "SPRITES_TOKEN, or unset SPRITES_API_URL to use the local server")
+        from ..local.launcher import LaunchError, ensure_server
+
+        try:
+            server = ensure_server()
+        except LaunchError as exc:
+            raise ConnectionFailed(str(exc), url="local server") from None
+        return cls(server.token, server.url, timeout=timeout)
+
+    @property
+    def base_url(self) -> str:
+        return self._http.base_url
+
+    @property
+    def is_local(self) -> bool:
+        """True when talking to a server on this machine (the local stand-in)."""
+        return self._http.is_local
+
+    def __repr__(self) -> str:
+        return f"<SpritesClient {self.base_url}>"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> SpritesClient:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def sprite(self, name: str) -> Sprite:
+        """A handle on sprite ``name`` (no request is sent)."""
+        return Sprite(self, name)
+
+    def create_sprite(self, name: str, *, url_auth: str | None = None,
+                      labels: list[str] | None = None) -> SpriteInfo:
+        """Create a sprite; ``url_auth`` is ``"sprite"`` (default) or ``"public"``."""
+        body: dict[str, Any] = {"name": name}
+        if url_auth is not None:
+            body["url_settings"] = {"auth": url_auth}
+        if labels is not None:
+            body["labels"] = list(labels)
+        response = self._http.request("POST", "/v1/sprites", json=body,
+                                      what=f"create sprite {name}", timeout=120.0,
+                                      conflict_words=("exist",))
+        return SpriteInfo.from_json(response.json())
+
+    def get_sprite(self, name: str) -> SpriteInfo:
+        response = self._http.request("GET", f"/v1/sprites/{segment(name)}",
+                                      what=f"get sprite {name}")
+        return SpriteInfo.from_json(response.json())
+
+    def list_sprites(self, prefix: str | None = None) -> list[SpriteInfo]:
+        """Every sprite (all pages), optionally only names starting with ``prefix``."""
+        sprites: list[SpriteInfo] = []
+        params: dict[str, Any] = {"max_results": _PAGE}
+        if prefix:
+            params["prefix"] = prefix
+        while True:
+            body = self._http.request("GET", "/v1/sprites", params=params,
+                                      what="list sprites").json()
+            if not isinstance(body, dict):
+                raise ProtocolError("list sprites: expected a JSON object")
+            sprites += [SpriteInfo.from_json(item) for item in body.get("sprites") or ()]
+            token = body.get("next_continuation_token")
+            if not body.get("has_more") or not token:
+                return sprites
+            params["continuation_token"] = token
+
+    def update_sprite(self, name: str, *, url_auth: str | None = None,
+                      labels: list[str] | None = None) -> SpriteInfo:
+        """Change URL access and/or replace the labels; omitted settings stay."""
+        body: dict[str, Any] = {}
+        if url_auth is not None:
+            body["url_settings"] = {"auth": url_auth}
+        if labels is not None:
+            body["labels"] = list(labels)
+        response = self._http.request("PUT", f"/v1/sprites/{segment(name)}", json=body,
+                                      what=f"update sprite {name}")
+        return SpriteInfo.from_json(response.json())
+
+    def delete_sprite(self, name: str) -> None:
+        """Delete a sprite and its checkpoints."""
+        self._http.request("DELETE", f"/v1/sprites/{segment(name)}",
+                           what=f"delete sprite {name}")
+
+    def upgrade_sprite(self, name: str) -> None:
+        self._http.request("POST", f"/v1/sprites/{segment(name)}/upgrade",
+                           what=f"upgrade sprite {name}", timeout=60.0)

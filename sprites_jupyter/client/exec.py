@@ -1,0 +1,394 @@
+"""Exec over WebSocket: the frame protocol and the running-process handle, :class:`Command`.
+
+Non-TTY frames carry a one-byte stream id (0 stdin, 1 stdout, 2 stderr, 3 exit,
+4 stdin EOF); TTY frames are raw terminal bytes and the exit arrives as a text
+``{"type": "exit"}`` message. Built on the synchronous ``websockets`` client, so it
+works inside a Jupyter kernel's running event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal as signals
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from types import TracebackType
+from typing import Any
+
+import httpx
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+
+from .errors import (
+    ConnectionFailed,
+    ExecError,
+    ExecTimeout,
+    NotFound,
+    ProtocolError,
+    SpritesError,
+)
+from .http import HttpSession, segment
+from .models import ExecResult, OutputChunk
+
+STDIN, STDOUT, STDERR, EXIT, STDIN_EOF = 0, 1, 2, 3, 4
+CHUNK = 32 * 1024
+INTERRUPT_GRACE = 2.0
+KILL_GRACE = 2.0
+SESSION_INFO_WAIT = 10.0
+_TAIL = 2000
+
+
+def signal_name(sig: str | int) -> str:
+    """``"INT"`` from ``"INT"``, ``"sigint"``, ``2`` or ``signal.SIGINT``."""
+    if isinstance(sig, int):
+        return signals.Signals(sig).name.removeprefix("SIG")
+    name = str(sig).strip().upper().removeprefix("SIG")
+    if not name:
+        raise ValueError("give a signal such as INT, TERM or KILL")
+    return name
+
+
+def open_socket(session: HttpSession, path: str, params: Sequence[tuple[str, str]],
+                what: str) -> ClientConnection:
+    """Upgrade to a WebSocket; a refused upgrade raises the same errors as HTTP."""
+    url = session.ws_url(path, params)
+    try:
+        return connect(url, additional_headers=session.auth_headers, compression=None,
+                       open_timeout=session.timeout, ping_interval=15, ping_timeout=45,
+                       close_timeout=2, max_size=16 * 1024 * 1024, max_queue=64,
+                       user_agent_header=None, proxy=None)
+    except InvalidStatus as exc:
+        answer = exc.response
+        response = httpx.Response(answer.status_code, headers=list(answer.headers.raw_items()),
+                                  content=answer.body or b"")
+        raise session.error(response, what=what) from None
+    except InvalidHandshake as exc:
+        raise ProtocolError(f"{what}: the WebSocket handshake failed ({exc})") from None
+    except (OSError, TimeoutError) as exc:
+        failure = session.connection_failed(
+            httpx.ConnectError(str(exc)) if isinstance(exc, ConnectionRefusedError) else exc,
+            url.split("?", 1)[0])
+        raise failure from None
+
+
+class Command:
+    """A process running in a sprite, reached over one exec WebSocket.
+
+    Iterate it for :class:`OutputChunk` s as they arrive; ``write``/``close_stdin`` feed
+    it; ``signal``/``kill`` stop it; ``wait`` returns the exit code. A KeyboardInterrupt
+    while iterating or waiting sends SIGINT, then SIGKILL after a grace period, before
+    re-raising. Closing a command you started kills it if it still runs (use ``detach``
+    to leave it running); closing an attachment only detaches.
+    """
+
+    def __init__(self, session: HttpSession, sprite: str, ws: ClientConnection, *,
+                 command: str, tty: bool, owner: bool) -> None:
+        self.command = command
+        self.tty = tty
+        self.exit_code: int | None = None
+        self.ports: list[dict[str, Any]] = []
+        self._session = session
+        self._sprite = sprite
+        self._ws = ws
+        self._owner = owner
+        self._session_id: str | None = None
+        self._pending: deque[str | bytes] = deque()
+        self._stdin_open = True
+        capabilities = ws.response.headers.get("X-Sprite-Capabilities", "") if ws.response else ""
+        self._can_signal = "signal" in {c.strip() for c in capabilities.split(",")}
+
+    def __repr__(self) -> str:
+        state = "running" if self.exit_code is None else f"exited {self.exit_code}"
+        return f"<Command {self.command!r} on {self._sprite} ({state})>"
+
+    # -- reading ---------------------------------------------------------------
+
+    @property
+    def session_id(self) -> str | None:
+        """The exec session id (from ``session_info``), waiting briefly for it if needed."""
+        if self._session_id is None and self.exit_code is None and not self._pending:
+            with contextlib.suppress(TimeoutError, ConnectionClosed):
+                self._pending.append(self._ws.recv(timeout=SESSION_INFO_WAIT))
+                self._absorb_text()
+        return self._session_id
+
+    def __iter__(self) -> Iterator[OutputChunk]:
+        while True:
+            with self._interruptible():
+                chunk = self._next_chunk(None)
+            if chunk is None:
+                return
+            yield chunk
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the exit code; output not read yet is discarded.
+
+        Raises :class:`ExecTimeout` after ``timeout`` seconds (the process keeps running).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._interruptible():
+            while self._next_chunk(deadline) is not None:
+                pass
+        assert self.exit_code is not None
+        return self.exit_code
+
+    def _receive(self, deadline: float | None) -> str | bytes:
+        if self._pending:
+            return self._pending.popleft()
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            return self._ws.recv(timeout=remaining)
+        except TimeoutError:
+            raise ExecTimeout(f"command {self.command!r} is still running") from None
+        except ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd else None
+            if self.tty and code == 1000:
+                self.exit_code = 0
+                return b""
+            raise ProtocolError(f"the exec connection closed before the exit status arrived "
+                                f"(close code {code})") from None
+
+    def _next_chunk(self, deadline: float | None) -> OutputChunk | None:
+        """The next output chunk, or ``None`` once the process has exited."""
+        while self.exit_code is None:
+            message = self._receive(deadline)
+            if isinstance(message, str):
+                self._on_text(message)
+            elif not message:
+                continue
+            elif self.tty:
+                return OutputChunk("stdout", message)
+            elif message[0] in (STDOUT, STDERR):
+                if len(message) > 1:
+                    return OutputChunk("stdout" if message[0] == STDOUT else "stderr",
+                                       message[1:])
+            elif message[0] == EXIT:
+                self._exited(message[1] if len(message) > 1 else 255)
+        return None
+
+    def _absorb_text(self) -> None:
+        """Handle a peeked text message at once (so ``session_info`` is not left pending)."""
+        if self._pending and isinstance(self._pending[0], str):
+            self._on_text(self._pending.popleft())
+
+    def _on_text(self, text: str) -> None:
+        try:
+            message = json.loads(text)
+        except json.JSONDecodeError:
+            return
+        if not isinstance(message, dict):
+            return
+        kind = message.get("type")
+        if kind == "session_info":
+            if message.get("session_id") is not None:
+                self._session_id = str(message["session_id"])
+            if isinstance(message.get("tty"), bool):
+                self.tty = message["tty"]
+        elif kind == "exit":
+            code = message.get("exit_code")
+            self._exited(code if isinstance(code, int) else 255)
+        elif kind in ("port_opened", "port_closed"):
+            self.ports.append(message)
+
+    def _exited(self, code: int) -> None:
+        self.exit_code = code
+        self._close_socket()
+
+    # -- writing and control ---------------------------------------------------
+
+    def write(self, data: bytes | str) -> None:
+        """Send bytes to the process's stdin."""
+        if not self._stdin_open:
+            raise SpritesError("stdin is closed: open the command with stdin=True and write "
+                               "before close_stdin()")
+        payload = data.encode() if isinstance(data, str) else bytes(data)
+        for start in range(0, len(payload), CHUNK):
+            piece = payload[start:start + CHUNK]
+            self._send(piece if self.tty else bytes([STDIN]) + piece)
+
+    def close_stdin(self) -> None:
+        """Send end-of-input (a TTY gets Ctrl-D as data)."""
+        if self._stdin_open:
+            self._stdin_open = False
+            self._send(b"\x04" if self.tty else bytes([STDIN_EOF]))
+
+    def resize(self, cols: int, rows: int) -> None:
+        """Tell a TTY process its new terminal size."""
+        self._send(json.dumps({"type": "resize", "cols": cols, "rows": rows}))
+
+    def signal(self, sig: str | int) -> None:
+        """Send a signal (``"INT"``, ``"SIGTERM"``, ``15``…) to the process group."""
+        name = signal_name(sig)
+        if self.exit_code is not None:
+            return
+        if self._can_signal or self.session_id is None:
+            self._send(json.dumps({"type": "signal", "signal": name}))
+            return
+        path = f"/v1/sprites/{segment(self._sprite)}/exec/{segment(self.session_id)}/kill"
+        try:
+            response = self._session.stream("POST", path, what=f"signal {name}",
+                                             params={"signal": name, "timeout": "0s"})
+            response.close()
+        except NotFound:
+            pass
+
+    def kill(self) -> None:
+        """SIGKILL the process."""
+        self.signal("KILL")
+
+    def _send(self, message: str | bytes) -> None:
+        try:
+            self._ws.send(message)
+        except ConnectionClosed:
+            if self.exit_code is None:
+                raise ConnectionFailed("the exec connection is closed",
+                                       url=self._session.base_url) from None
+
+    # -- ending ----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _interruptible(self) -> Iterator[None]:
+        try:
+            yield
+        except KeyboardInterrupt:
+            self.interrupt()
+            raise
+
+    def interrupt(self, grace: float = INTERRUPT_GRACE) -> None:
+        """SIGINT the process, SIGKILL it if it is still running after ``grace`` seconds."""
+        try:
+            for sig, wait_for in (("INT", grace), ("KILL", KILL_GRACE)):
+                if self.exit_code is not None:
+                    break
+                self.signal(sig)
+                deadline = time.monotonic() + wait_for
+                with contextlib.suppress(ExecTimeout):
+                    while self._next_chunk(deadline) is not None:
+                        pass
+        except KeyboardInterrupt:
+            with contextlib.suppress(SpritesError, OSError):
+                self.signal("KILL")
+        except (SpritesError, OSError):
+            pass
+        finally:
+            self._close_socket()
+
+    def detach(self) -> None:
+        """Close the connection and leave the process running (see ``list_sessions``)."""
+        self._close_socket()
+
+    def close(self) -> None:
+        """Release the connection; a command this handle started is killed if still running."""
+        if self.exit_code is None and self._owner:
+            with contextlib.suppress(SpritesError, OSError):
+                self.signal("KILL")
+                with contextlib.suppress(ExecTimeout):
+                    self.wait(KILL_GRACE)
+        self._close_socket()
+
+    def _close_socket(self) -> None:
+        with contextlib.suppress(Exception):
+            self._ws.close()
+
+    def __enter__(self) -> Command:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if kind is not None and issubclass(kind, KeyboardInterrupt):
+            self.interrupt()
+        self.close()
+
+
+def exec_params(argv: Sequence[str], *, env: dict[str, str] | None, dir: str | None,
+                tty: bool, stdin: bool, rows: int = 24, cols: int = 80) -> list[tuple[str, str]]:
+    """The exec query string: repeated ``cmd``, ``path``, ``env``; accurate ``stdin``."""
+    if not argv or not all(isinstance(arg, str) for arg in argv):
+        raise ValueError("give the command as strings, e.g. run('ls', '-l')")
+    params = [("cmd", arg) for arg in argv]
+    params += [("path", argv[0]), ("stdin", "true" if stdin else "false"),
+               ("tty", "true" if tty else "false")]
+    if tty:
+        params += [("rows", str(rows)), ("cols", str(cols))]
+    params += [("env", f"{key}={value}") for key, value in (env or {}).items()]
+    if dir:
+        params.append(("dir", dir))
+    return params
+
+
+def start_command(session: HttpSession, sprite: str, argv: Sequence[str], *,
+                  env: dict[str, str] | None = None, dir: str | None = None, tty: bool = False,
+                  stdin: bool = True) -> Command:
+    """Start ``argv`` in ``sprite``; without ``stdin`` its input ends at once."""
+    params = exec_params(argv, env=env, dir=dir, tty=tty, stdin=stdin)
+    command = " ".join(argv)
+    ws = open_socket(session, f"/v1/sprites/{segment(sprite)}/exec", params,
+                     what=f"exec {command!r} on {sprite}")
+    handle = Command(session, sprite, ws, command=command, tty=tty, owner=True)
+    if not stdin and not tty:
+        handle.close_stdin()
+    return handle
+
+
+def attach_command(session: HttpSession, sprite: str, session_id: str) -> Command:
+    """Attach to a running session: its ``session_info``, scrollback, then live output."""
+    what = f"attach to session {session_id} on {sprite}"
+    ws = open_socket(session, f"/v1/sprites/{segment(sprite)}/exec/{segment(session_id)}",
+                     [("stdin", "true")], what=what)
+    handle = Command(session, sprite, ws, command=f"session {session_id}", tty=False,
+                     owner=False)
+    deadline = time.monotonic() + SESSION_INFO_WAIT
+    while handle._session_id is None:
+        try:
+            message = handle._receive(deadline)
+        except ExecTimeout:
+            handle.detach()
+            raise ProtocolError(f"{what}: no session_info within {SESSION_INFO_WAIT:g}s") from None
+        if isinstance(message, bytes):
+            handle.detach()
+            raise ProtocolError(f"{what}: output arrived before session_info")
+        handle._on_text(message)
+    return handle
+
+
+def run_command(handle: Command, stdin: bytes | None, timeout: float | None,
+                check: bool) -> ExecResult:
+    """Collect a command's output to its end (the ``Sprite.run`` engine)."""
+    started = time.monotonic()
+    deadline = None if timeout is None else started + timeout
+    out: list[bytes] = []
+    err: list[bytes] = []
+    writer = None
+    if stdin is not None:
+        writer = threading.Thread(target=_feed, args=(handle, stdin), daemon=True,
+                                  name="sprites-exec-stdin")
+        writer.start()
+    try:
+        with handle._interruptible():
+            while (chunk := handle._next_chunk(deadline)) is not None:
+                (out if chunk.stream == "stdout" else err).append(chunk.data)
+    except ExecTimeout:
+        handle.interrupt(grace=0)
+        raise ExecTimeout(f"command {handle.command!r} did not finish within {timeout:g}s; "
+                          "it was killed") from None
+    finally:
+        handle.close()
+        if writer is not None:
+            writer.join()
+    assert handle.exit_code is not None
+    result = ExecResult(stdout=b"".join(out).decode("utf-8", "replace"),
+                        stderr=b"".join(err).decode("utf-8", "replace"),
+                        exit_code=handle.exit_code, duration=time.monotonic() - started)
+    if check and result.exit_code != 0:
+        raise ExecError(handle.command, result.exit_code, result.stdout[-_TAIL:],
+                        result.stderr[-_TAIL:])
+    return result
+
+
+def _feed(handle: Command, data: bytes) -> None:
+    with contextlib.suppress(SpritesError, ConnectionClosed, OSError):
+        handle.write(data)
+        handle.close_stdin()

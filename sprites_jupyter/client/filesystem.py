@@ -1,0 +1,174 @@
+"""A sprite's filesystem over the REST ``/fs`` endpoints, plus upload/download of trees.
+
+Relative paths are resolved against ``/home/sprite`` here, so the server always gets
+absolute paths (and ``workingDir=/``), as the reference recommends.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from pathlib import Path
+from typing import Any
+
+from .errors import InvalidRequest, NotFound, ProtocolError
+from .handle import SpriteHandle
+from .models import FileEntry
+
+HOME = "/home/sprite"
+_ROOT = "/"
+
+
+def remote_path(path: str) -> str:
+    """An absolute, normalised sprite path (relative ones start at ``/home/sprite``)."""
+    if not isinstance(path, str) or not path:
+        raise ValueError("give a path inside the sprite, e.g. /home/sprite/notes.txt")
+    joined = posixpath.normpath(posixpath.join(HOME, path))
+    return "/" + joined.lstrip("/")
+
+
+def octal_mode(mode: str | int) -> str:
+    """``"0755"`` from ``0o755``, ``"755"`` or ``"0755"``."""
+    if isinstance(mode, int):
+        value = mode
+    else:
+        try:
+            value = int(str(mode), 8)
+        except ValueError:
+            raise ValueError(f"invalid mode {mode!r}: use an octal string like '0755'") from None
+    if not 0 <= value <= 0o7777:
+        raise ValueError(f"invalid mode {mode!r}: use an octal string like '0755'")
+    return f"{value:04o}"
+
+
+class FilesystemMixin(SpriteHandle):
+    def read_file(self, path: str) -> bytes:
+        target = remote_path(path)
+        response = self._http.request("GET", self._path("/fs/read"),
+                                      params={"path": target, "workingDir": _ROOT},
+                                      what=f"read {target} on {self.name}")
+        return response.content
+
+    def write_file(self, path: str, data: bytes | str, *, mode: str | int = "0644",
+                   mkdir_parents: bool = True) -> FileEntry:
+        """Create or replace a file; returns its path, size and mode."""
+        target = remote_path(path)
+        payload = data.encode() if isinstance(data, str) else bytes(data)
+        response = self._http.request(
+            "PUT", self._path("/fs/write"), content=payload,
+            headers={"Content-Type": "application/octet-stream"},
+            params={"path": target, "workingDir": _ROOT, "mode": octal_mode(mode),
+                    "mkdirParents": "true" if mkdir_parents else "false"},
+            what=f"write {target} on {self.name}")
+        body = response.json() if response.content else {}
+        return FileEntry.from_json({"path": target, "size": len(payload),
+                                    "mode": octal_mode(mode), "type": "file", **body})
+
+    def list_dir(self, path: str = HOME) -> list[FileEntry]:
+        """A directory's entries (or, for a file, that one file)."""
+        target = remote_path(path)
+        response = self._http.request("GET", self._path("/fs/list"),
+                                      params={"path": target, "workingDir": _ROOT},
+                                      what=f"list {target} on {self.name}")
+        body = response.json()
+        entries = body.get("entries") if isinstance(body, dict) else None
+        if not isinstance(entries, list):
+            raise ProtocolError(f"list {target} on {self.name}: no entries in the answer")
+        return [FileEntry.from_json(entry) for entry in entries]
+
+    def stat(self, path: str) -> FileEntry:
+        """One entry, found by listing its parent (correct for directories too)."""
+        target = remote_path(path)
+        if target == _ROOT:
+            return FileEntry(name=_ROOT, path=_ROOT, type="directory", mode="0755", is_dir=True)
+        parent, name = posixpath.split(target)
+        for entry in self.list_dir(parent):
+            if entry.name == name:
+                return entry
+        raise NotFound(f"stat {target} on {self.name}: no such file or directory",
+                       status=404, code="ENOENT")
+
+    def delete(self, path: str, *, recursive: bool = False) -> None:
+        """Remove a file, or a directory tree with ``recursive=True``."""
+        target = remote_path(path)
+        self._http.request("DELETE", self._path("/fs/delete"),
+                           params={"path": target, "workingDir": _ROOT,
+                                   "recursive": "true" if recursive else "false"},
+                           what=f"delete {target} on {self.name}")
+
+    def rename(self, src: str, dst: str) -> None:
+        """Move ``src`` to ``dst`` (replacing a file there)."""
+        self._post("rename", {"source": remote_path(src), "dest": remote_path(dst)},
+                   what=f"rename {src} to {dst}")
+
+    def copy(self, src: str, dst: str, *, recursive: bool = True) -> None:
+        self._post("copy", {"source": remote_path(src), "dest": remote_path(dst),
+                            "recursive": recursive}, what=f"copy {src} to {dst}")
+
+    def chmod(self, path: str, mode: str | int, *, recursive: bool = False) -> None:
+        self._post("chmod", {"path": remote_path(path), "mode": octal_mode(mode),
+                             "recursive": recursive}, what=f"chmod {path}")
+
+    def _post(self, action: str, body: dict[str, Any], *, what: str) -> None:
+        self._http.request("POST", self._path(f"/fs/{action}"),
+                           json={**body, "workingDir": _ROOT}, what=f"{what} on {self.name}")
+
+    def upload(self, local_path: str | os.PathLike[str], remote: str) -> int:
+        """Copy a local file or folder to ``remote``, keeping permission bits; returns files."""
+        source = Path(local_path)
+        target = remote_path(remote)
+        if source.is_file():
+            self.write_file(target, source.read_bytes(), mode=source.stat().st_mode & 0o777)
+            return 1
+        if not source.is_dir():
+            raise InvalidRequest(f"upload: {source} is not a file or folder here", status=400)
+        count = 0
+        for folder, dirs, files in os.walk(source):
+            base = Path(folder)
+            remote_folder = posixpath.join(target, base.relative_to(source).as_posix())
+            if not files and not dirs:
+                keep = posixpath.join(remote_folder, ".keep")
+                self.write_file(keep, b"")
+                self.delete(keep)
+            for name in sorted(files):
+                local = base / name
+                self.write_file(posixpath.join(remote_folder, name), local.read_bytes(),
+                                mode=local.stat().st_mode & 0o777)
+                count += 1
+        return count
+
+    def download(self, remote: str, local_path: str | os.PathLike[str]) -> int:
+        """Copy a sprite file or folder to ``local_path``, keeping permission bits."""
+        entry = self.stat(remote)
+        destination = Path(local_path)
+        if not entry.is_dir:
+            self._download_file(entry, destination)
+            return 1
+        destination.mkdir(parents=True, exist_ok=True)
+        count = 0
+        for child in self.list_dir(entry.path):
+            if child.is_dir:
+                count += self.download(child.path, destination / child.name)
+            else:
+                self._download_file(child, destination / child.name)
+                count += 1
+        return count
+
+    def _download_file(self, entry: FileEntry, destination: Path) -> None:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        response = self._http.stream("GET", self._path("/fs/read"),
+                                     params={"path": entry.path, "workingDir": _ROOT},
+                                     what=f"read {entry.path} on {self.name}",
+                                     read_timeout=self._http.timeout)
+        partial = destination.with_name(destination.name + ".part")
+        try:
+            with partial.open("wb") as handle:
+                for chunk in response.iter_bytes():
+                    handle.write(chunk)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        finally:
+            response.close()
+        partial.chmod(entry.mode_bits & 0o777)
+        partial.replace(destination)

@@ -1,0 +1,152 @@
+"""One pooled HTTP session: base URL, Bearer auth, timeouts, retries, error mapping."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import httpx
+
+from .. import __version__
+from .errors import ConnectionFailed, HTTPStatusError, SpritesError, error_for_response
+
+DEFAULT_BASE_URL = "https://api.sprites.dev"
+LOCAL_HINT = ("is the local Sprites server running? start it with `sprites-local serve`, "
+              "or unset SPRITES_API_URL to let the client start one")
+USER_AGENT = f"sprites-jupyter/{__version__}"
+
+_RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError,
+              httpx.ReadError)
+_GET_ATTEMPTS = 3
+_BACKOFF = 0.2
+
+Params = Mapping[str, Any] | Sequence[tuple[str, Any]] | None
+
+
+def segment(value: str) -> str:
+    """Percent-encode one path segment (a sprite, service or checkpoint name)."""
+    return quote(str(value), safe="")
+
+
+def go_duration(seconds: float) -> str:
+    """Seconds as a Go duration string: ``5s``, ``1.5s``, ``0s``."""
+    if seconds != seconds or seconds < 0:
+        raise ValueError(f"a duration must be zero or positive, not {seconds!r}")
+    return f"{seconds:g}s"
+
+
+def _is_loopback(url: httpx.URL) -> bool:
+    return url.host in ("127.0.0.1", "localhost", "::1") or url.host.startswith("127.")
+
+
+class HttpSession:
+    """The client's one ``httpx.Client`` and the rules every request follows.
+
+    Plain requests get ``timeout`` seconds per phase; streams have no read timeout
+    (events may be seconds apart). Only GETs are retried, and only on connection
+    errors, with bounded backoff.
+    """
+
+    def __init__(self, token: str, base_url: str = DEFAULT_BASE_URL, *, timeout: float = 30.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        if not token:
+            raise SpritesError("no token: set SPRITES_TOKEN (or pass token=...)")
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._token = token
+        self._client = httpx.Client(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT},
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            transport=transport,
+        )
+        self.is_local = _is_loopback(self._client.base_url)
+
+    def __repr__(self) -> str:
+        return f"<HttpSession {self.base_url}>"
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """Headers for a WebSocket upgrade (same Bearer auth as HTTP)."""
+        return {"Authorization": f"Bearer {self._token}"}
+
+    def ws_url(self, path: str, params: Params = None) -> str:
+        """The ``ws://``/``wss://`` form of ``base_url + path``."""
+        base = "ws" + self.base_url.removeprefix("http")
+        query = urlencode(list(params.items()) if isinstance(params, Mapping) else params or [],
+                          doseq=True)
+        return f"{base}{path}" + (f"?{query}" if query else "")
+
+    def redact(self, text: str) -> str:
+        return text.replace(self._token, "***")
+
+    def error(self, response: httpx.Response, *, what: str,
+              conflict_words: tuple[str, ...] = ()) -> HTTPStatusError:
+        """The exception for an error response (token blanked out)."""
+        return error_for_response(response, what=what, secret=self._token,
+                                  conflict_words=conflict_words)
+
+    def connection_failed(self, exc: Exception, url: str) -> ConnectionFailed:
+        """A one-line error for a network failure, with a hint for the local server."""
+        if isinstance(exc, httpx.TimeoutException):
+            reason = f"timed out ({type(exc).__name__})"
+        else:
+            reason = str(exc) or type(exc).__name__
+        hint = f"; {LOCAL_HINT}" if self.is_local and isinstance(
+            exc, httpx.ConnectError | ConnectionRefusedError) else ""
+        return ConnectionFailed(self.redact(f"cannot reach {url}: {reason}{hint}"), url=url)
+
+    def request(self, method: str, path: str, *, what: str, params: Params = None,
+                json: Any = None, content: bytes | None = None,
+                headers: Mapping[str, str] | None = None, timeout: float | None = None,
+                conflict_words: tuple[str, ...] = ()) -> httpx.Response:
+        """Send one request; return the 2xx response or raise the mapped error."""
+        response = self._send(method, path, params=params, json=json, content=content,
+                              headers=headers, stream=False, timeout=timeout)
+        if response.is_success:
+            return response
+        raise self.error(response, what=what, conflict_words=conflict_words)
+
+    def stream(self, method: str, path: str, *, what: str, params: Params = None,
+               json: Any = None, read_timeout: float | None = None) -> httpx.Response:
+        """Open a streaming response (caller closes it); errors are raised before streaming."""
+        response = self._send(method, path, params=params, json=json, content=None,
+                              headers=None, stream=True, timeout=None,
+                              read_timeout=read_timeout)
+        if response.is_success:
+            return response
+        try:
+            response.read()
+        except httpx.HTTPError:
+            pass
+        finally:
+            response.close()
+        raise self.error(response, what=what)
+
+    def _send(self, method: str, path: str, *, params: Params, json: Any,
+              content: bytes | None, headers: Mapping[str, str] | None, stream: bool,
+              timeout: float | None, read_timeout: float | None = None) -> httpx.Response:
+        limits = httpx.Timeout(timeout or self.timeout, connect=min(self.timeout, 10.0))
+        if stream:
+            limits = httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0),
+                                   read=read_timeout)
+        request = self._client.build_request(method, path, params=params, json=json,
+                                             content=content, headers=headers,
+                                             timeout=limits)
+        attempts = _GET_ATTEMPTS if method == "GET" else 1
+        attempt = 0
+        while True:
+            try:
+                return self._client.send(request, stream=stream)
+            except _RETRYABLE as exc:
+                attempt += 1
+                if attempt >= attempts:
+                    raise self.connection_failed(exc, str(request.url)) from None
+                time.sleep(_BACKOFF * 3 ** (attempt - 1))
+            except httpx.HTTPError as exc:
+                raise self.connection_failed(exc, str(request.url)) from None
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,370 @@
+"""Typed, frozen views of every object and event in the Sprites protocol.
+
+Each model keeps every field: the known ones as attributes (datetimes parsed to aware
+``datetime``), anything else in ``extra``, so nothing the server sends is lost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Self, TypeVar
+
+from .errors import InvalidRequest, ProtocolError
+
+M = TypeVar("M")
+
+
+def parse_time(value: object) -> datetime | None:
+    """An aware UTC datetime from RFC 3339 text or Unix seconds; ``None`` when absent.
+
+    Go's zero time (year 1) means "never" and also becomes ``None``.
+    """
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text[-1:] in ("Z", "z"):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.year <= 1:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_millis(value: object) -> datetime | None:
+    """An aware datetime from Unix milliseconds (service log events)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value / 1000, UTC)
+    return parse_time(value)
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    if isinstance(value, list | tuple):
+        return tuple(str(item) for item in value)
+    return ()
+
+
+def _build(cls: type[M], data: object, renames: Mapping[str, str] | None = None,
+           **converted: Any) -> M:
+    """Instantiate ``cls`` from a JSON object; unknown keys go to ``extra``."""
+    if not isinstance(data, Mapping):
+        raise ProtocolError(f"expected a JSON object for {cls.__name__}, got {data!r:.80}")
+    renames = renames or {}
+    known = {f.name for f in dataclasses.fields(cls)} - {"extra"}  # type: ignore[arg-type]
+    values: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in data.items():
+        name = renames.get(key, key)
+        if name in known:
+            values[name] = value
+        else:
+            extra[key] = value
+    values.update({k: v for k, v in converted.items() if k in known})
+    try:
+        return cls(**values, extra=extra)
+    except TypeError:
+        raise ProtocolError(f"{cls.__name__} is missing a required field in "
+                            f"{dict(data)!r:.120}") from None
+
+
+_SPRITE_TIMES = ("created_at", "updated_at", "last_started_at", "last_active_at",
+                 "last_running_at", "last_warming_at")
+
+
+@dataclass(frozen=True)
+class SpriteInfo:
+    """A sprite as the management API describes it."""
+
+    name: str
+    id: str = ""
+    organization: str = ""
+    url: str = ""
+    url_settings: Mapping[str, Any] = field(default_factory=dict)
+    status: str = ""
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    labels: tuple[str, ...] = ()
+    last_started_at: datetime | None = None
+    last_active_at: datetime | None = None
+    last_running_at: datetime | None = None
+    last_warming_at: datetime | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def auth(self) -> str | None:
+        """``"sprite"`` or ``"public"``: who may reach the sprite's URL."""
+        return self.url_settings.get("auth")
+
+    @classmethod
+    def from_json(cls, data: object) -> Self:
+        get = data.get if isinstance(data, Mapping) else (lambda _key: None)
+        times = {key: parse_time(get(key)) for key in _SPRITE_TIMES}
+        return _build(cls, data, organization=get("organization") or get("org_slug") or "",
+                      labels=_strings(get("labels")),
+                      url_settings=dict(get("url_settings") or {}), **times)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint: ``v<N>`` (user), ``auto-<ms>`` (automatic) or the ``Current`` entry."""
+
+    id: str
+    create_time: datetime | None = None
+    comment: str = ""
+    source_id: str | None = None
+    history: tuple[str, ...] = ()
+    is_auto: bool = False
+    health: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data: object) -> Self:
+        get = data.get if isinstance(data, Mapping) else (lambda _key: None)
+        return _build(cls, data, create_time=parse_time(get("create_time")),
+                      comment=get("comment") or "", history=_strings(get("history")),
+                      is_auto=bool(get("is_auto")), health=get("health") or "")
+
+
+@dataclass(frozen=True)
+class StreamMessage:
+    """One event of a checkpoint create/restore stream (``info``, ``complete``, ``error``…)."""
+
+    type: str
+    data: Any = None
+    error: str | None = None
+    time: datetime | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data: object) -> Self:
+        time = parse_time(data.get("time")) if isinstance(data, Mapping) else None
+        return _build(cls, data, time=time)
+
+    @property
+    def text(self) -> str:
+        """What to show a person: the error text for errors, else the data."""
+        return str(self.error if self.error is not None else (self.data or ""))
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """What the runtime knows about a service's process."""
+
+    name: str = ""
+    status: str = ""
+    pid: int | None = None
+    started_at: datetime | None = None
+    error: str | None = None
+    restart_count: int = 0
+    next_restart_at: datetime | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data: object) -> Self:
+        get = data.get if isinstance(data, Mapping) else (lambda _key: None)
+        return _build(cls, data, started_at=parse_time(get("started_at")),
+                      next_restart_at=parse_time(get("next_restart_at")),
+                      restart_count=get("restart_count") or 0)
+
+
+@dataclass(frozen=True)
+class Service:
+    """A service definition with its state (the reference's ServiceWithState)."""
+
+    name: str
+    cmd: str = ""
+    args: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()
+    http_port: int | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    dir: str | None = None
+    state: ServiceState | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data: object) -> Self:
+        get = data.get if isinstance(data, Mapping) else (lambda _key: None)
+        state = get("state")
+        return _build(cls, data, args=_strings(get("args")), needs=_strings(get("needs")),
+                      env=dict(get("env") or {}),
+                      state=ServiceState.from_json(state) if isinstance(state, Mapping) else None)
+
+
+@dataclass(frozen=True)
+class ServiceLogEvent:
+    """One event of a service stream: ``started``, ``stdout``, ``exit``, ``complete``…"""
+
+    type: str
+    timestamp: datetime | None = None
+    data: str | None = None
+    exit_code: int | None = None
+    log_files: Mapping[str, str] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data: object) -> Self:
+        stamp = parse_millis(data.get("timestamp")) if isinstance(data, Mapping) else None
+        return _build(cls, data, timestamp=stamp)
+
+
+@dataclass(frozen=True)
+class KillEvent:
+    """One event of an exec-session kill stream: ``signal``, ``exited``, ``complete``…"""
+
+    type: str
+    message: str | None = None
+    signal: str | None = None
+    pid: int | None = None
+    exit_code: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data: object) -> Self:
+        return _build(cls, data)
+
+
+@dataclass(frozen=True)
+class ExecSession:
+    """A running exec session as ``GET /exec`` lists it."""
+
+    id: str
+    command: str = ""
+    workdir: str = ""
+    created: datetime | None = None
+    bytes_per_second: float = 0.0
+    is_active: bool = False
+    last_activity: datetime | None = None
+    tty: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data: object) -> Self:
+        get = data.get if isinstance(data, Mapping) else (lambda _key: None)
+        return _build(cls, data, id=str(get("id") if get("id") is not None else ""),
+                      created=parse_time(get("created")),
+                      last_activity=parse_time(get("last_activity")))
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """A file or directory in a sprite's filesystem."""
+
+    name: str = ""
+    path: str = ""
+    type: str = "file"
+    size: int = 0
+    mode: str = "0644"
+    mod_time: datetime | None = None
+    is_dir: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def mode_bits(self) -> int:
+        """The permission bits as an integer (``0o644``)."""
+        try:
+            return int(str(self.mode), 8)
+        except ValueError:
+            return 0o755 if self.is_dir else 0o644
+
+    @classmethod
+    def from_json(cls, data: object) -> Self:
+        get = data.get if isinstance(data, Mapping) else (lambda _key: None)
+        path = str(get("path") or "")
+        is_dir = bool(get("isDir")) or get("type") == "directory"
+        return _build(cls, data, {"modTime": "mod_time", "isDir": "is_dir"},
+                      name=get("name") or path.rstrip("/").rsplit("/", 1)[-1],
+                      mod_time=parse_time(get("modTime")), is_dir=is_dir,
+                      type=get("type") or ("directory" if is_dir else "file"),
+                      mode=str(get("mode") or ("0755" if is_dir else "0644")))
+
+
+@dataclass(frozen=True)
+class OutputChunk:
+    """Bytes a running command wrote, as they arrived."""
+
+    stream: Literal["stdout", "stderr"]
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """The outcome of :meth:`Sprite.run`."""
+
+    stdout: str
+    stderr: str
+    exit_code: int
+    duration: float
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+_ACTIONS = ("allow", "deny")
+
+
+@dataclass(frozen=True)
+class PolicyRule:
+    """One network-policy rule: a ``domain`` with an ``action``, or ``include="defaults"``."""
+
+    domain: str | None = None
+    action: str | None = None
+    include: str | None = None
+
+    @classmethod
+    def coerce(cls, rule: PolicyRule | Mapping[str, Any], index: int = 0) -> PolicyRule:
+        """Validate a rule the way the server does, with a message saying what to fix."""
+        if isinstance(rule, Mapping):
+            unknown = set(rule) - {"domain", "action", "include"}
+            if unknown:
+                raise InvalidRequest(f"invalid policy rule {index}: unknown key(s) "
+                                     f"{', '.join(sorted(unknown))}; use domain, action, "
+                                     "include", status=400)
+            rule = cls(**rule)
+        if not isinstance(rule, PolicyRule):
+            raise InvalidRequest(f"invalid policy rule {index}: give a PolicyRule or a dict",
+                                 status=400)
+        if (rule.domain is None) == (rule.include is None):
+            raise InvalidRequest(f"invalid policy rule {index}: set exactly one of domain or "
+                                 "include", status=400)
+        if rule.include is not None and rule.include != "defaults":
+            raise InvalidRequest(f"invalid policy rule {index}: the only include is "
+                                 "'defaults'", status=400)
+        if rule.domain is not None and (not isinstance(rule.domain, str)
+                                        or not rule.domain.strip()):
+            raise InvalidRequest(f"invalid policy rule {index}: domain must be a non-empty "
+                                 "string such as example.com or *.example.com", status=400)
+        action = rule.action.strip().lower() if isinstance(rule.action, str) else rule.action
+        if (rule.domain is not None or action is not None) and action not in _ACTIONS:
+            raise InvalidRequest(f"invalid policy rule {index}: action must be 'allow' or "
+                                 "'deny'", status=400)
+        return rule
+
+    def to_json(self) -> dict[str, str]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class NetworkPolicy:
+    """A sprite's egress policy; no rules means unrestricted."""
+
+    rules: tuple[PolicyRule, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data: object) -> Self:
+        if not isinstance(data, Mapping):
+            raise ProtocolError(f"expected a policy object, got {data!r:.80}")
+        rules = tuple(
+            PolicyRule(**{k: rule.get(k) for k in ("domain", "action", "include")})
+            for rule in data.get("rules") or () if isinstance(rule, Mapping))
+        return _build(cls, data, rules=rules)

@@ -1,0 +1,80 @@
+"""The :class:`Sprite` handle: one sprite's exec, sessions, policy, files, services, checkpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .checkpoints import CheckpointsMixin
+from .exec import Command, attach_command, run_command, signal_name, start_command
+from .filesystem import FilesystemMixin
+from .http import go_duration, segment
+from .models import ExecResult, ExecSession, KillEvent, NetworkPolicy, PolicyRule, SpriteInfo
+from .services import ServicesMixin
+from .streams import EventStream
+
+
+class Sprite(FilesystemMixin, ServicesMixin, CheckpointsMixin):
+    """A handle on the sprite ``name``; every method is one call to the API."""
+
+    def info(self) -> SpriteInfo:
+        return self.client.get_sprite(self.name)
+
+    # -- exec ------------------------------------------------------------------
+
+    def run(self, *cmd: str, env: dict[str, str] | None = None, dir: str | None = None,
+            stdin: bytes | str | None = None, timeout: float | None = None,
+            check: bool = False) -> ExecResult:
+        """Run ``cmd`` (an argv: ``run("ls", "-l")``) to completion and collect its output.
+
+        ``env`` replaces the environment; ``timeout`` kills the command and raises
+        :class:`ExecTimeout`; ``check=True`` raises :class:`ExecError` on a non-zero exit.
+        """
+        data = stdin.encode() if isinstance(stdin, str) else stdin
+        handle = start_command(self._http, self.name, cmd, env=env, dir=dir,
+                               stdin=data is not None)
+        return run_command(handle, data, timeout, check)
+
+    def command(self, *cmd: str, env: dict[str, str] | None = None, dir: str | None = None,
+                tty: bool = False, stdin: bool = True) -> Command:
+        """Start ``cmd`` and return the running-process handle (iterate it for output)."""
+        return start_command(self._http, self.name, cmd, env=env, dir=dir, tty=tty,
+                             stdin=stdin)
+
+    def list_sessions(self) -> list[ExecSession]:
+        response = self._http.request("GET", self._path("/exec"),
+                                      what=f"list exec sessions of {self.name}")
+        body = response.json()
+        sessions = body.get("sessions") if isinstance(body, Mapping) else None
+        return [ExecSession.from_json(item) for item in sessions or ()]
+
+    def attach(self, session_id: str | int) -> Command:
+        """Attach to a running session: its recent output is replayed, then live output."""
+        return attach_command(self._http, self.name, str(session_id))
+
+    def kill_session(self, session_id: str | int, signal: str = "SIGTERM",
+                     timeout: float = 10.0, *,
+                     raise_on_error: bool = True) -> EventStream[KillEvent]:
+        """Signal a session's process group; SIGKILL it if still alive after ``timeout`` s."""
+        return self._stream(
+            "POST", f"/exec/{segment(str(session_id))}/kill", KillEvent.from_json,
+            what=f"kill session {session_id} on {self.name}",
+            params={"signal": "SIG" + signal_name(signal), "timeout": go_duration(timeout)},
+            raise_on_error=raise_on_error)
+
+    # -- network policy --------------------------------------------------------
+
+    def get_network_policy(self) -> NetworkPolicy:
+        response = self._http.request("GET", self._path("/policy/network"),
+                                      what=f"get network policy of {self.name}")
+        return NetworkPolicy.from_json(response.json())
+
+    def set_network_policy(self, rules: Iterable[PolicyRule | Mapping[str, Any]]) -> None:
+        """Replace the egress policy; rules are checked here first, as the server would."""
+        if isinstance(rules, Mapping | str):
+            raise ValueError("give a list of rules, e.g. [{'domain': 'pypi.org', "
+                             "'action': 'allow'}]")
+        checked = [PolicyRule.coerce(rule, index) for index, rule in enumerate(rules)]
+        self._http.request("POST", self._path("/policy/network"),
+                           json={"rules": [rule.to_json() for rule in checked]},
+                           what=f"set network policy of {self.name}")

@@ -1,0 +1,150 @@
+"""NDJSON event streams: each event is yielded the moment its line arrives."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import Any, Generic, Protocol, TypeVar
+
+import httpx
+
+from .errors import ConnectionFailed, ProtocolError, StreamError, one_line
+
+
+class Event(Protocol):
+    @property
+    def type(self) -> str: ...
+
+
+T = TypeVar("T", bound=Event)
+
+TERMINAL = "complete"
+
+
+def event_text(event: object) -> str:
+    """The human message an ``error`` event carries, whatever its model calls it."""
+    for name in ("error", "message", "data"):
+        value = getattr(event, name, None)
+        if value:
+            return str(value)
+    return "the server reported an error"
+
+
+class EventStream(Generic[T]):
+    """An iterator over the events of one streaming response, and a context manager.
+
+    Iteration ends after the ``complete`` event (which is yielded). An ``error`` event
+    is yielded and then raises :class:`StreamError`, unless ``raise_on_error=False``.
+    A line that is not a JSON object raises :class:`ProtocolError` naming it, and so does
+    a stream that ends without ``complete``. Closing the stream (or leaving the ``with``
+    block, or an interrupt while waiting for a line) closes the HTTP response at once.
+    """
+
+    def __init__(self, response: httpx.Response, parse: Callable[[Any], T], *, what: str,
+                 raise_on_error: bool = True,
+                 on_json_object: Callable[[Any], T] | None = None) -> None:
+        self.what = what
+        self.raise_on_error = raise_on_error
+        self.complete: T | None = None
+        self._response = response
+        self._parse = parse
+        self._on_json_object = on_json_object
+        self._events = self._generate()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._response.is_closed else "open"
+        return f"<EventStream {self.what} ({state})>"
+
+    def __iter__(self) -> Iterator[T]:
+        return self
+
+    def __next__(self) -> T:
+        return next(self._events)
+
+    def __enter__(self) -> EventStream[T]:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self._response.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._response.is_closed
+
+    def close(self) -> None:
+        """Stop reading and close the HTTP response (idempotent)."""
+        self._events.close()
+        self._response.close()
+
+    def wait(self) -> T:
+        """Consume the stream; return its ``complete`` event."""
+        for _event in self:
+            pass
+        if self.complete is None:
+            raise ProtocolError(f"{self.what}: the stream ended without a complete event")
+        return self.complete
+
+    def _generate(self) -> Iterator[T]:
+        saw_error = False
+        try:
+            for number, line in self._lines():
+                event = self._event(number, line)
+                if event.type == TERMINAL:
+                    self.complete = event
+                    self._on_complete(event)
+                    yield event
+                    return
+                yield event
+                if event.type == "error":
+                    saw_error = True
+                    if self.raise_on_error:
+                        raise StreamError(f"{self.what} failed: {event_text(event)}", event)
+            if not saw_error:
+                raise ProtocolError(f"{self.what}: the stream ended without a complete event")
+        finally:
+            self._response.close()
+
+    def _on_complete(self, event: T) -> None:
+        """Hook for streams whose ``complete`` event carries a result."""
+
+    def _event(self, number: int, line: bytes) -> T:
+        try:
+            data = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            data = None
+        if not isinstance(data, dict):
+            shown = one_line(line.decode("utf-8", "replace"), 120)
+            raise ProtocolError(f"{self.what}: line {number} is not a JSON object: {shown!r}")
+        if "type" not in data and self._on_json_object is not None and number == 1:
+            return self._on_json_object(data)
+        if not isinstance(data.get("type"), str):
+            raise ProtocolError(f"{self.what}: line {number} has no event type: "
+                                f"{one_line(line.decode('utf-8', 'replace'), 120)!r}")
+        return self._parse(data)
+
+    def _lines(self) -> Iterator[tuple[int, bytes]]:
+        """Non-blank lines with their 1-based numbers; a last unterminated line counts."""
+        buffer = b""
+        number = 0
+        try:
+            for chunk in self._response.iter_bytes():
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    number += 1
+                    if line.strip():
+                        yield number, line
+        except httpx.RemoteProtocolError as exc:
+            raise ProtocolError(f"{self.what}: the connection broke mid-stream ({exc})") from None
+        except httpx.HTTPError as exc:
+            raise ConnectionFailed(f"{self.what}: the stream failed ({type(exc).__name__}: "
+                                   f"{exc})", url=str(self._response.url)) from None
+        if buffer.strip():
+            yield number + 1, buffer
