@@ -1,0 +1,378 @@
+"""Services (reference section 7) against the real local server, over plain httpx."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import LocalServer, start_server
+from tests.local.ndjson import stream_events
+
+LONG = ["-c", "echo up; exec sleep 60"]
+
+
+def _svc(sprite: str, svc: str = "", op: str = "") -> str:
+    path = f"/v1/sprites/{sprite}/services"
+    if svc:
+        path += f"/{svc}"
+    return path + (f"/{op}" if op else "")
+
+
+def _put(http: httpx.Client, sprite: str, svc: str, body: dict[str, Any],
+         duration: str = "0") -> tuple[int, list[dict[str, Any]]]:
+    return stream_events(http, "PUT", _svc(sprite, svc), params={"duration": duration},
+                         json=body)
+
+
+def _types(events: list[dict[str, Any]]) -> list[str]:
+    return [event["type"] for event in events]
+
+
+def _state(http: httpx.Client, sprite: str, svc: str) -> dict[str, Any]:
+    response = http.get(_svc(sprite, svc))
+    assert response.status_code == 200, response.text
+    return response.json()["state"]
+
+
+def _wait_for(check: Callable[[], Any], what: str, limit: float = 15.0) -> Any:
+    """Poll until ``check()`` is truthy; fail (not time) when it never becomes so."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.05)
+    pytest.fail(f"gave up waiting for {what}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return False
+    return fields[0] != "Z"
+
+
+def _root(server: LocalServer, sprite: str) -> Path:
+    return server.home / "sprites" / sprite / "root"
+
+
+def test_list_is_empty_then_shows_service_with_state(http: httpx.Client, sprite: str) -> None:
+    assert http.get(_svc(sprite)).json() == []
+    status, _ = _put(http, sprite, "web", {"cmd": "sh", "args": LONG, "http_port": 8080,
+                                           "env": {"A": "1"}})
+    assert status == 200
+    [listed] = http.get(_svc(sprite)).json()
+    assert {k: listed[k] for k in ("name", "cmd", "args", "needs", "http_port", "env")} == {
+        "name": "web", "cmd": "sh", "args": LONG, "needs": [], "http_port": 8080,
+        "env": {"A": "1"}}
+    state = listed["state"]
+    assert state["name"] == "web" and state["status"] == "running"
+    assert isinstance(state["pid"], int) and state["started_at"].endswith("Z")
+    assert state["restart_count"] == 0
+    assert http.get(_svc(sprite, "web")).json()["name"] == "web"
+
+
+def test_unknown_service_and_sprite_are_404(http: httpx.Client, sprite: str) -> None:
+    missing = http.get(_svc(sprite, "nope"))
+    assert missing.status_code == 404
+    assert missing.json()["message"] == "service not found: nope"
+    assert http.get(_svc("no-such-sprite")).status_code == 404
+    assert _put(http, "no-such-sprite", "web", {"cmd": "true"})[0] == 404
+    for op in ("start", "stop", "restart"):
+        assert http.post(_svc(sprite, "nope", op)).status_code == 404
+    assert http.get(_svc(sprite, "nope", "logs")).status_code == 404
+    assert http.delete(_svc(sprite, "nope")).status_code == 404
+
+
+def test_put_streams_started_output_complete(http: httpx.Client, sprite: str) -> None:
+    status, events = _put(http, sprite, "web", {"cmd": "sh", "args": [
+        "-c", "echo hello; echo oops >&2; exec sleep 60"]}, duration="1s")
+    assert status == 200
+    assert _types(events)[0] == "started" and _types(events)[-1] == "complete"
+    output = {(e["type"], e["data"]) for e in events if "data" in e}
+    assert output == {("stdout", "hello\n"), ("stderr", "oops\n")}
+    assert "exit" not in _types(events)
+    assert all(isinstance(e["timestamp"], int) for e in events)
+    log = "/.sprite/logs/services/web.log"
+    assert events[-1]["log_files"] == {"combined": log, "stdout": log, "stderr": log}
+
+
+def test_put_of_a_process_that_exits_ends_with_exit(http: httpx.Client, sprite: str) -> None:
+    _, events = _put(http, sprite, "once", {"cmd": "sh", "args": ["-c", "echo bye; exit 3"]},
+                     duration="30s")
+    assert _types(events) == ["started", "stdout", "exit", "complete"]
+    assert events[2]["exit_code"] == 3
+
+
+def test_put_of_a_command_that_cannot_start(http: httpx.Client, sprite: str) -> None:
+    _, events = _put(http, sprite, "bad", {"cmd": "/no/such/program"}, duration="2s")
+    assert _types(events) == ["error", "exit", "complete"]
+    assert "/no/such/program" in events[0]["data"]
+    assert events[1]["exit_code"] == 1
+    state = _state(http, sprite, "bad")
+    assert state["status"] == "failed" and "pid" not in state
+
+
+def test_duration_zero_only_completes_but_starts(http: httpx.Client, sprite: str) -> None:
+    _, events = _put(http, sprite, "web", {"cmd": "sh", "args": LONG}, duration="0")
+    assert _types(events) == ["complete"]
+    assert _state(http, sprite, "web")["status"] == "running"
+
+
+def test_env_dir_and_home(server: LocalServer, http: httpx.Client, sprite: str) -> None:
+    (_root(server, sprite) / "home/sprite/work").mkdir()
+    _, events = _put(http, sprite, "envy", {
+        "cmd": "sh", "args": ["-c", 'echo "$GREETING"; pwd; echo "$HOME"'],
+        "env": {"GREETING": "hi"}, "dir": "work"}, duration="10s")
+    lines = [e["data"] for e in events if e["type"] == "stdout"]
+    root = os.path.realpath(_root(server, sprite))
+    assert lines == ["hi\n", f"{root}/home/sprite/work\n", f"{root}/home/sprite\n"]
+    assert http.get(_svc(sprite, "envy")).json()["dir"] == "/home/sprite/work"
+
+
+@pytest.mark.parametrize(("body", "fragment"), [
+    ({}, "missing cmd"),
+    ({"cmd": 5}, "missing cmd"),
+    ({"cmd": "sh", "args": "x"}, "args must be a list"),
+    ({"cmd": "sh", "needs": [1]}, "needs must be a list"),
+    ({"cmd": "sh", "http_port": 70000}, "http_port"),
+    ({"cmd": "sh", "http_port": True}, "http_port"),
+    ({"cmd": "sh", "env": {"A": 1}}, "env must be"),
+    ({"cmd": "sh", "dir": "../../.."}, "invalid dir"),
+    ({"cmd": "sh", "colour": "red"}, "unknown field(s) in service definition: colour"),
+    ({"cmd": "sh", "name": "other"}, "differs from the URL"),
+    ({"cmd": "sh", "needs": ["db"]}, "dependency not found: db"),
+    ({"cmd": "sh", "needs": ["web"]}, "cannot depend on itself"),
+])
+def test_put_rejects_bad_definitions(http: httpx.Client, sprite: str, body: dict[str, Any],
+                                     fragment: str) -> None:
+    status, [error] = _put(http, sprite, "web", body)
+    assert status == 400
+    assert fragment in error["message"]
+    assert http.get(_svc(sprite)).json() == []
+
+
+def test_put_rejects_bad_json_and_names(http: httpx.Client, sprite: str) -> None:
+    bad_json = http.put(_svc(sprite, "web"), content=b"{nope")
+    assert bad_json.status_code == 400 and "invalid JSON" in bad_json.json()["message"]
+    assert http.put(_svc(sprite, "web"), json=["cmd"]).status_code == 400
+    assert http.put(_svc(sprite, "-bad"), json={"cmd": "sh"}).status_code == 400
+    assert http.put(_svc(sprite, "web"), params={"duration": "soon"},
+                    json={"cmd": "sh"}).status_code == 400
+
+
+def test_cycles_and_second_http_port(http: httpx.Client, sprite: str) -> None:
+    assert _put(http, sprite, "a", {"cmd": "sh", "args": LONG, "http_port": 8000})[0] == 200
+    assert _put(http, sprite, "b", {"cmd": "sh", "args": LONG, "needs": ["a"]})[0] == 200
+    status, [error] = _put(http, sprite, "a", {"cmd": "sh", "args": LONG, "needs": ["b"]})
+    assert status == 400 and error["message"] == "circular dependency detected"
+    status, [error] = _put(http, sprite, "c", {"cmd": "sh", "args": LONG, "http_port": 9000})
+    assert status == 409 and "another service already has an HTTP port" in error["message"]
+    assert _put(http, sprite, "a", {"cmd": "sh", "args": LONG, "http_port": 9000})[0] == 200
+
+
+def test_update_restarts_a_running_service(http: httpx.Client, sprite: str) -> None:
+    _put(http, sprite, "web", {"cmd": "sh", "args": ["-c", "echo one; exec sleep 60"]})
+    old_pid = _state(http, sprite, "web")["pid"]
+    _, events = _put(http, sprite, "web", {"cmd": "sh", "args": ["-c", "echo two; exec sleep 60"]},
+                     duration="1s")
+    assert _types(events)[:4] == ["stopping", "stopped", "started", "stdout"]
+    assert events[3]["data"] == "two\n" and _types(events)[-1] == "complete"
+    assert _state(http, sprite, "web")["pid"] != old_pid
+    assert not _alive(old_pid)
+    assert http.get(_svc(sprite, "web")).json()["args"] == ["-c", "echo two; exec sleep 60"]
+
+
+def test_stream_delivers_started_before_later_output(server: LocalServer, http: httpx.Client,
+                                                     sprite: str) -> None:
+    gate = _root(server, sprite) / "home/sprite/go"
+    script = "while [ ! -f go ]; do sleep 0.05; done; echo after-gate; exec sleep 60"
+    with http.stream("PUT", _svc(sprite, "gated"), params={"duration": "30s"},
+                     json={"cmd": "sh", "args": ["-c", script]}) as response:
+        lines = response.iter_lines()
+        assert json.loads(next(lines))["type"] == "started"
+        gate.touch()
+        assert json.loads(next(lines)) | {"timestamp": 0} == {
+            "type": "stdout", "data": "after-gate\n", "timestamp": 0}
+
+
+def test_start_runs_needs_first_and_leaves_running_ones(http: httpx.Client, sprite: str) -> None:
+    _put(http, sprite, "db", {"cmd": "sh", "args": LONG})
+    _put(http, sprite, "app", {"cmd": "sh", "args": LONG, "needs": ["db"]})
+    stream_events(http, "POST", _svc(sprite, "app", "stop"))
+    stream_events(http, "POST", _svc(sprite, "db", "stop"))
+    assert _state(http, sprite, "db")["status"] == "stopped"
+
+    status, events = stream_events(http, "POST", _svc(sprite, "app", "start"),
+                                   params={"duration": "0.5s"})
+    assert status == 200 and _types(events) == ["started", "stdout", "complete"]
+    db, app = _state(http, sprite, "db"), _state(http, sprite, "app")
+    assert db["status"] == app["status"] == "running"
+    assert db["started_at"] <= app["started_at"]
+
+    _, again = stream_events(http, "POST", _svc(sprite, "app", "start"),
+                             params={"duration": "0.2s"})
+    assert _types(again) == ["complete"]
+    assert _state(http, sprite, "app")["pid"] == app["pid"]
+
+
+def test_stop_of_a_needed_service_conflicts(http: httpx.Client, sprite: str) -> None:
+    _put(http, sprite, "db", {"cmd": "sh", "args": LONG})
+    _put(http, sprite, "app", {"cmd": "sh", "args": LONG, "needs": ["db"]})
+    status, [error] = stream_events(http, "POST", _svc(sprite, "db", "stop"))
+    assert status == 409
+    assert error["message"] == "cannot stop service db: service app depends on it and is running"
+    deleted = http.delete(_svc(sprite, "db"))
+    assert deleted.status_code == 409 and deleted.json()["message"] == "service app depends on db"
+    assert _state(http, sprite, "db")["status"] == "running"
+
+
+def test_stop_streams_output_and_is_sticky(http: httpx.Client, sprite: str) -> None:
+    script = 'trap "echo bye; exit 0" TERM; echo up; while true; do sleep 0.05; done'
+    _put(http, sprite, "web", {"cmd": "sh", "args": ["-c", script]}, duration="0.3s")
+    status, events = stream_events(http, "POST", _svc(sprite, "web", "stop"))
+    assert status == 200
+    assert _types(events)[0] == "stopping" and _types(events)[-2:] == ["stopped", "complete"]
+    assert [e["data"] for e in events if e["type"] == "stdout"] == ["bye\n"]
+    assert events[-2]["exit_code"] == 0
+    status, [error] = stream_events(http, "POST", _svc(sprite, "web", "stop"))
+    assert status == 409 and error["message"] == "service is not running: web"
+    time.sleep(1.0)  # longer than the first crash-restart backoff (0.5 s)
+    state = _state(http, sprite, "web")
+    assert state["status"] == "stopped" and state["restart_count"] == 0
+
+
+def test_stop_kills_after_timeout(http: httpx.Client, sprite: str) -> None:
+    _put(http, sprite, "stubborn", {"cmd": "sh", "args": ["-c", 'trap "" TERM; exec sleep 60']})
+    _, events = stream_events(http, "POST", _svc(sprite, "stubborn", "stop"),
+                              params={"timeout": "0.3s"})
+    assert _types(events) == ["stopping", "stopped", "complete"]
+    assert events[1]["exit_code"] == 137
+
+
+def test_crash_is_restarted_with_backoff(http: httpx.Client, sprite: str) -> None:
+    _put(http, sprite, "flaky", {"cmd": "sh", "args": ["-c", "echo run; sleep 0.2; exit 2"]})
+    failed = _wait_for(lambda: (s := _state(http, sprite, "flaky"))["status"] == "failed" and s,
+                       "the first crash")
+    assert failed["error"] == "exited with code 2" and failed["next_restart_at"].endswith("Z")
+    _wait_for(lambda: _state(http, sprite, "flaky")["restart_count"] >= 2, "two restarts")
+    _, logs = stream_events(http, "GET", _svc(sprite, "flaky", "logs"))
+    assert [e["data"] for e in logs if e["type"] == "stdout"][:3] == ["run\n"] * 3
+
+
+def test_signal_kill_counts_as_crash(http: httpx.Client, sprite: str) -> None:
+    _put(http, sprite, "web", {"cmd": "sh", "args": LONG})
+    pid = _state(http, sprite, "web")["pid"]
+    response = http.post(_svc(sprite, "signal"), json={"name": "web", "signal": "SIGKILL"})
+    assert response.status_code == 204 and response.content == b""
+    assert not _alive(pid)
+    state = _wait_for(lambda: (s := _state(http, sprite, "web"))["restart_count"] == 1
+                      and s["status"] == "running" and s, "the automatic restart")
+    assert state["pid"] != pid
+
+
+def test_signal_is_delivered_and_errors(http: httpx.Client, sprite: str) -> None:
+    script = 'trap "echo got-hup" HUP; echo up; while true; do sleep 0.05; done'
+    _put(http, sprite, "web", {"cmd": "sh", "args": ["-c", script]}, duration="0.3s")
+    assert http.post(_svc(sprite, "signal"), json={"name": "web", "signal": "hup"}
+                     ).status_code == 204
+    _wait_for(lambda: any(e.get("data") == "got-hup\n" for e in stream_events(
+        http, "GET", _svc(sprite, "web", "logs"))[1]), "the HUP trap's output")
+    cases = [({"signal": "HUP"}, 400), ({"name": "web"}, 400),
+             ({"name": "web", "signal": "FOO"}, 400), ({"name": "nope", "signal": "HUP"}, 404)]
+    for body, code in cases:
+        assert http.post(_svc(sprite, "signal"), json=body).status_code == code, body
+    stream_events(http, "POST", _svc(sprite, "web", "stop"))
+    assert http.post(_svc(sprite, "signal"), json={"name": "web", "signal": "TERM"}
+                     ).status_code == 409
+
+
+def test_restart_stops_then_starts(http: httpx.Client, sprite: str) -> None:
+    _put(http, sprite, "web", {"cmd": "sh", "args": LONG})
+    _, events = stream_events(http, "POST", _svc(sprite, "web", "restart"),
+                              params={"duration": "0.5s"})
+    assert _types(events) == ["stopping", "stopped", "started", "stdout", "complete"]
+    stream_events(http, "POST", _svc(sprite, "web", "stop"))
+    _, events = stream_events(http, "POST", _svc(sprite, "web", "restart"),
+                              params={"duration": "0.5s"})
+    assert _types(events) == ["started", "stdout", "complete"]
+
+
+def test_delete_stops_and_keeps_the_log(server: LocalServer, http: httpx.Client,
+                                        sprite: str) -> None:
+    _put(http, sprite, "web", {"cmd": "sh", "args": LONG}, duration="0.3s")
+    pid = _state(http, sprite, "web")["pid"]
+    response = http.delete(_svc(sprite, "web"))
+    assert response.status_code == 204 and response.content == b""
+    assert not _alive(pid)
+    assert http.get(_svc(sprite, "web")).status_code == 404
+    assert http.delete(_svc(sprite, "web")).status_code == 404
+    assert (_root(server, sprite) / ".sprite/logs/services/web.log").exists()
+    assert not (_root(server, sprite) / ".sprite/services/web.json").exists()
+
+
+def test_logs_file_lines_and_follow(server: LocalServer, http: httpx.Client,
+                                   sprite: str) -> None:
+    script = "echo one; echo two >&2; echo three; while [ ! -f go ]; do sleep 0.05; done; " \
+             "echo four; exec sleep 60"
+    _put(http, sprite, "web", {"cmd": "sh", "args": ["-c", script]}, duration="0.5s")
+    log = (_root(server, sprite) / ".sprite/logs/services/web.log").read_text().splitlines()
+    stamps, entries = zip(*(line.split(" ", 1) for line in log), strict=True)
+    assert [e for e in entries if e.startswith("[stdout]")] == [
+        "[stdout] one", "[stdout] three"]
+    assert [e for e in entries if e.startswith("[stderr]")] == ["[stderr] two"]
+    assert len(entries) == 3 and all(stamp.endswith("Z") for stamp in stamps)
+
+    _, events = stream_events(http, "GET", _svc(sprite, "web", "logs"))
+    assert [(e["type"], e["data"]) for e in events[:-1]] == [
+        (entry[1:7], entry[9:] + "\n") for entry in entries]
+    assert events[-1]["type"] == "complete" and "web.log" in events[-1]["log_files"]["combined"]
+    _, last = stream_events(http, "GET", _svc(sprite, "web", "logs"), params={"lines": "2"})
+    assert [e["data"] for e in last[:-1]] == [entry[9:] + "\n" for entry in entries[1:]]
+
+    with http.stream("GET", _svc(sprite, "web", "logs"),
+                     params={"lines": "0", "duration": "30s"}) as response:
+        lines = response.iter_lines()
+        (_root(server, sprite) / "home/sprite/go").touch()
+        first = json.loads(next(lines))
+    assert (first["type"], first["data"]) == ("stdout", "four\n")
+    assert http.get(_svc(sprite, "web", "logs"), params={"lines": "x"}).status_code == 400
+
+
+def test_boot_starts_services_and_ends_orphans(tmp_path: Path) -> None:
+    local = start_server(tmp_path / "home")
+    try:
+        with local.http() as http:
+            assert http.post("/v1/sprites", json={"name": "boot"}).status_code == 201
+            _put(http, "boot", "db", {"cmd": "sh", "args": LONG})
+            _put(http, "boot", "app", {"cmd": "sh", "args": LONG, "needs": ["db"]})
+            _put(http, "boot", "idle", {"cmd": "sh", "args": LONG})
+            stream_events(http, "POST", _svc("boot", "idle", "stop"))
+            first = {name: _state(http, "boot", name).get("pid") for name in ("db", "app")}
+        local.stop()
+        assert not any(_alive(pid) for pid in first.values())
+
+        local = start_server(tmp_path / "home")
+        with local.http() as http:
+            states = {name: _state(http, "boot", name) for name in ("db", "app", "idle")}
+        assert states["db"]["status"] == states["app"]["status"] == "running"
+        assert states["db"]["started_at"] <= states["app"]["started_at"]
+        assert states["idle"]["status"] == "stopped"
+        second = [states["db"]["pid"], states["app"]["pid"]]
+
+        local.stop(kill=True)
+        assert all(_alive(pid) for pid in second)
+        local = start_server(tmp_path / "home")
+        _wait_for(lambda: not any(_alive(pid) for pid in second), "the orphans to be ended")
+        with local.http() as http:
+            assert _state(http, "boot", "db")["status"] == "running"
+    finally:
+        local.stop()
