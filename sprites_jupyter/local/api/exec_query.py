@@ -73,7 +73,10 @@ def parse_exec_query(params: QueryParams, root: Path) -> ExecRequest:
         raise ApiError(400, "No command specified: pass cmd=<program> (repeat cmd for each "
                             "argument)")
     tty = query_bool(params.get("tty"), False)
-    workdir, cwd = paths.resolve(root, params.get("dir") or paths.SPRITE_HOME)
+    try:
+        workdir, cwd = paths.resolve(root, params.get("dir") or paths.SPRITE_HOME)
+    except ApiError as err:
+        raise ApiError(err.status, f"invalid dir: {err.message}") from None
     if not cwd.is_dir():
         raise ApiError(400, f"working directory {workdir!r} does not exist in the sprite: "
                             "create it first or pass another dir")
