@@ -1,3 +1,46 @@
-"""Sprites for Jupyter: run cells in persistent, checkpointable Linux sandboxes."""
+"""Sprites for Jupyter: run cells in persistent, checkpointable Linux sandboxes.
+
+``%load_ext sprites_jupyter`` registers ``%sprite`` and ``%%sprite_exec``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
+
+__all__ = ["SpriteMagics", "__version__", "load_ipython_extension",
+           "unload_ipython_extension"]
+
+_COMPLETED = ("%sprite", "%%sprite_exec")
+
+
+def load_ipython_extension(shell: Any) -> None:
+    """Register the magics, their settings (``%config SpriteMagics``) and completion."""
+    from .magic_commands.completion import SpriteCompleter
+    from .magics import SpriteMagics
+
+    magics = SpriteMagics(shell=shell)
+    shell.register_magics(magics)
+    shell.configurables.append(magics)
+    completer = SpriteCompleter(magics.context)
+    for command in _COMPLETED:
+        shell.set_hook("complete_command", completer, str_key=command)
+
+
+def unload_ipython_extension(shell: Any) -> None:
+    """Remove the magics and close their client."""
+    for magics in [c for c in shell.configurables if type(c).__name__ == "SpriteMagics"]:
+        magics.close()
+        shell.configurables.remove(magics)
+    for kind, names in (("line", ("sprite",)), ("cell", ("sprite_exec",))):
+        for name in names:
+            shell.magics_manager.magics[kind].pop(name, None)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SpriteMagics":
+        from .magics import SpriteMagics
+
+        return SpriteMagics
+    raise AttributeError(name)

@@ -1,0 +1,140 @@
+"""Typed pandas DataFrames built from the client's models.
+
+Each function takes plain models (anything with the model's attributes) and
+returns a DataFrame with stable columns and dtypes, even when empty: times are
+``datetime64[ns, UTC]``, counts are nullable ``Int64``, flags are ``bool``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+__all__ = [
+    "checkpoints_frame",
+    "exit_codes_frame",
+    "files_frame",
+    "policy_frame",
+    "services_frame",
+    "sessions_frame",
+    "sprites_frame",
+]
+
+
+def _times(values: list[datetime | None]) -> pd.Series:
+    return pd.Series(pd.to_datetime(values, utc=True), dtype="datetime64[ns, UTC]")
+
+
+def _frame(index: str, index_values: list[Any], columns: Mapping[str, pd.Series]) -> pd.DataFrame:
+    frame = pd.DataFrame(dict(columns))
+    frame.index = pd.Index(index_values, name=index, dtype="object")
+    return frame
+
+
+def sprites_frame(sprites: Iterable[Any]) -> pd.DataFrame:
+    """One row per sprite, indexed by name."""
+    rows = list(sprites)
+    return _frame("name", [s.name for s in rows], {
+        "status": pd.Series([s.status or "" for s in rows], dtype="object"),
+        "id": pd.Series([s.id or "" for s in rows], dtype="object"),
+        "url": pd.Series([s.url or "" for s in rows], dtype="object"),
+        "organization": pd.Series([s.organization or "" for s in rows], dtype="object"),
+        "created_at": _times([s.created_at for s in rows]),
+        "updated_at": _times([s.updated_at for s in rows]),
+        "labels": pd.Series([", ".join(s.labels or ()) for s in rows], dtype="object"),
+    })
+
+
+def _lineage(checkpoint: Any) -> str:
+    history = tuple(getattr(checkpoint, "history", None) or ())
+    if history:
+        return " → ".join((*history, checkpoint.id))
+    source = getattr(checkpoint, "source_id", None)
+    return f"{source} → {checkpoint.id}" if source else ""
+
+
+def checkpoints_frame(checkpoints: Iterable[Any]) -> pd.DataFrame:
+    """One row per checkpoint, newest first as listed, indexed by id."""
+    rows = list(checkpoints)
+    return _frame("id", [c.id for c in rows], {
+        "create_time": _times([c.create_time for c in rows]),
+        "comment": pd.Series([c.comment or "" for c in rows], dtype="object"),
+        "source_id": pd.Series([c.source_id or "" for c in rows], dtype="object"),
+        "is_auto": pd.Series([bool(c.is_auto) for c in rows], dtype="bool"),
+        "lineage": pd.Series([_lineage(c) for c in rows], dtype="object"),
+    })
+
+
+def services_frame(services: Iterable[Any]) -> pd.DataFrame:
+    """One row per service with its state, indexed by name."""
+    rows = list(services)
+    states = [s.state for s in rows]
+    return _frame("name", [s.name for s in rows], {
+        "status": pd.Series([st.status if st else "" for st in states], dtype="object"),
+        "pid": pd.Series([st.pid if st else None for st in states], dtype="Int64"),
+        "command": pd.Series([" ".join((s.cmd, *(s.args or ()))) for s in rows],
+                             dtype="object"),
+        "needs": pd.Series([", ".join(s.needs or ()) for s in rows], dtype="object"),
+        "http_port": pd.Series([s.http_port for s in rows], dtype="Int64"),
+        "started_at": _times([st.started_at if st else None for st in states]),
+        "restart_count": pd.Series([st.restart_count if st else None for st in states],
+                                   dtype="Int64"),
+        "error": pd.Series([(st.error or "") if st else "" for st in states],
+                           dtype="object"),
+    })
+
+
+def sessions_frame(sessions: Iterable[Any]) -> pd.DataFrame:
+    """One row per exec session, indexed by session id."""
+    rows = list(sessions)
+    return _frame("id", [str(s.id) for s in rows], {
+        "command": pd.Series([s.command or "" for s in rows], dtype="object"),
+        "workdir": pd.Series([s.workdir or "" for s in rows], dtype="object"),
+        "created": _times([s.created for s in rows]),
+        "is_active": pd.Series([bool(s.is_active) for s in rows], dtype="bool"),
+        "tty": pd.Series([bool(s.tty) for s in rows], dtype="bool"),
+        "last_activity": _times([s.last_activity for s in rows]),
+        "bytes_per_second": pd.Series([s.bytes_per_second for s in rows], dtype="Float64"),
+    })
+
+
+def files_frame(entries: Iterable[Any]) -> pd.DataFrame:
+    """One row per directory entry, indexed by name."""
+    rows = list(entries)
+    return _frame("name", [e.name for e in rows], {
+        "type": pd.Series([e.type or "" for e in rows], dtype="object"),
+        "size": pd.Series([e.size for e in rows], dtype="Int64"),
+        "mode": pd.Series([e.mode or "" for e in rows], dtype="object"),
+        "mod_time": _times([e.mod_time for e in rows]),
+        "is_dir": pd.Series([bool(e.is_dir) for e in rows], dtype="bool"),
+        "path": pd.Series([e.path or "" for e in rows], dtype="object"),
+    })
+
+
+def policy_frame(rules: Iterable[Any]) -> pd.DataFrame:
+    """One row per network-policy rule, in evaluation order."""
+    rows = list(rules)
+    frame = pd.DataFrame({
+        "domain": pd.Series([r.domain or "" for r in rows], dtype="object"),
+        "action": pd.Series([r.action or "" for r in rows], dtype="object"),
+        "include": pd.Series([r.include or "" for r in rows], dtype="object"),
+    })
+    frame.index.name = "position"
+    return frame
+
+
+def exit_codes_frame(outcomes: Iterable[Any]) -> pd.DataFrame:
+    """Exit code, duration and error per sprite of a multi-sprite exec.
+
+    Each outcome has ``sprite``, ``exit_code`` and ``duration`` (None when the
+    command never finished) and ``error`` (empty when it ran).
+    """
+    rows = list(outcomes)
+    return _frame("sprite", [o.sprite for o in rows], {
+        "exit_code": pd.Series([o.exit_code for o in rows], dtype="Int64"),
+        "duration": pd.Series([o.duration for o in rows], dtype="Float64"),
+        "error": pd.Series([o.error for o in rows], dtype="object"),
+    })

@@ -1,0 +1,1 @@
+"""The ``%sprite`` subcommands, one module per area, and the grammar that parses them."""

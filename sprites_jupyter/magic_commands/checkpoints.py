@@ -1,0 +1,131 @@
+"""Checkpoint subcommands: checkpoint, checkpoints, restore, browse.
+
+Every restore can be undone. Servers that take an ``auto-<ms>`` safety
+checkpoint before restoring say so in the restore stream; until a server has
+shown that it does, a checkpoint of the live state is taken first (the
+protocol itself does not promise a backup of what a restore replaces).
+"""
+
+from __future__ import annotations
+
+import re
+from argparse import Namespace
+from typing import Any
+
+import pandas as pd
+from IPython.core.error import UsageError
+
+from ..client import Checkpoint, NotFound, Sprite
+from ..frames import checkpoints_frame
+from ..widgets.browser import (
+    RESTORE_EFFECT,
+    CheckpointActions,
+    CheckpointBrowser,
+    checkpoint_table_text,
+)
+from ..widgets.progress import ProgressView, describe_event, track
+from .context import CommandContext
+from .errors import describe_ids, explain
+
+__all__ = ["browse", "checkpoint", "checkpoints", "restore"]
+
+_AUTO_ID = re.compile(r"\bauto-\d+\b")
+
+
+def take_checkpoint(handle: Sprite, comment: str, view: ProgressView) -> Checkpoint:
+    """Create a checkpoint, showing its stages on ``view``."""
+    stream = handle.create_checkpoint(comment)
+    for _ in track(stream, view):
+        pass
+    created = stream.result
+    view.succeed(f"{created.id} created")
+    return created
+
+
+def existing_checkpoint(handle: Sprite, checkpoint_id: str) -> Checkpoint:
+    """The checkpoint, or a UsageError listing the ids the sprite does have."""
+    try:
+        return handle.get_checkpoint(checkpoint_id)
+    except NotFound:
+        have = [c.id for c in handle.list_checkpoints(include_auto=True)]
+        raise UsageError(f"Checkpoint {checkpoint_id} not found on sprite {handle.name} "
+                         f"(have {describe_ids(have)})") from None
+
+
+def restore_with_undo(ctx: CommandContext, handle: Sprite, checkpoint_id: str,
+                      view: ProgressView) -> str:
+    """Restore with a way back; returns the id of the checkpoint that undoes it."""
+    backs_up = handle.client.base_url in ctx.servers_with_auto_backup
+    before = None
+    if not backs_up:
+        before = handle.create_checkpoint(f"before restore to {checkpoint_id}")
+        for _ in track(before, view):
+            pass
+    auto_id = None
+    for event in track(handle.restore_checkpoint(checkpoint_id), view):
+        found = _AUTO_ID.search(describe_event(event) or "")
+        if event.type == "info" and found:
+            auto_id = found.group(0)
+    if auto_id:
+        ctx.servers_with_auto_backup.add(handle.client.base_url)
+    undo_id = auto_id or (before.result.id if before is not None else "")
+    view.succeed(f"restored {checkpoint_id}; undo with %sprite restore {undo_id}")
+    return undo_id
+
+
+def checkpoint(ctx: CommandContext, args: Namespace) -> Checkpoint:
+    """Take a checkpoint with a progress view; returns the new Checkpoint."""
+    handle = ctx.sprite(args.sprite)
+    with ctx.operation(handle.name, "checkpoint", args.comment):
+        return take_checkpoint(handle, args.comment, ctx.progress(f"Checkpoint {handle.name}"))
+
+
+def checkpoints(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
+    """The sprite's checkpoints as a DataFrame indexed by id."""
+    handle = ctx.sprite(args.sprite)
+    with ctx.operation(handle.name, "checkpoints", args.history or ""):
+        if args.history:
+            existing_checkpoint(handle, args.history)
+        listed = handle.list_checkpoints(include_auto=args.auto, history=args.history)
+        return checkpoints_frame(listed)
+
+
+def restore(ctx: CommandContext, args: Namespace) -> None:
+    """Restore a checkpoint after confirmation, then print how to undo it."""
+    handle = ctx.sprite(args.sprite)
+    with ctx.operation(handle.name, "restore", args.id):
+        target = existing_checkpoint(handle, args.id)
+        if ctx.settings.confirm_restore and not args.yes:
+            comment = f" ({target.comment})" if target.comment else ""
+            ctx.confirm(f"Restore {target.id}{comment} on sprite {handle.name}? This "
+                        f"{RESTORE_EFFECT}.",
+                        how_to_skip=f"add --yes (%sprite restore {args.id} --yes)")
+        undo_id = restore_with_undo(ctx, handle, target.id,
+                                    ctx.progress(f"Restore {handle.name}"))
+    print(f"Restored {target.id} on sprite {handle.name}. "
+          f"Undo with: %sprite restore {undo_id}")
+
+
+def browse(ctx: CommandContext, args: Namespace) -> Any:
+    """The checkpoint browser widget (or, without widgets, a table and how to restore)."""
+    handle = ctx.sprite(args.sprite)
+    name = handle.name
+
+    def journaled(operation: str, target: str, job: Any) -> Any:
+        with ctx.journal.record(name, operation, target):
+            return job()
+
+    actions = CheckpointActions(
+        list=lambda: handle.list_checkpoints(include_auto=True),
+        get=lambda cp: existing_checkpoint(handle, cp),
+        restore=lambda cp, view: journaled("restore", cp,
+                                           lambda: restore_with_undo(ctx, handle, cp, view)),
+        create=lambda comment, view: journaled(
+            "checkpoint", comment, lambda: take_checkpoint(handle, comment, view).id),
+        explain=explain,
+    )
+    with ctx.operation(name, "browse"):
+        if not ctx.widgets:
+            print(checkpoint_table_text(handle.list_checkpoints(include_auto=True)))
+            return None
+        return CheckpointBrowser(name, actions)

@@ -1,0 +1,99 @@
+"""What every subcommand is handed: the client, the settings, the journal and the display."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from IPython.core.error import StdinNotImplementedError, UsageError
+from IPython.display import display
+
+from ..client import NotFound, Sprite, SpritesClient
+from ..config import SpriteSettings, widget_frontend
+from ..journal import Journal
+from ..widgets.logs import LogPanel, LogText, LogView
+from ..widgets.progress import ProgressBar, ProgressText, ProgressView
+from .errors import user_errors
+
+__all__ = ["CommandContext"]
+
+
+class CommandContext:
+    """The magics' shared state, passed to each subcommand function."""
+
+    def __init__(self, shell: Any, settings: SpriteSettings, journal: Journal,
+                 client: Callable[[], SpritesClient]) -> None:
+        self.shell = shell
+        self.settings = settings
+        self.journal = journal
+        self._client = client
+        self.servers_with_auto_backup: set[str] = set()
+
+    @property
+    def client(self) -> SpritesClient:
+        return self._client()
+
+    @property
+    def widgets(self) -> bool:
+        return widget_frontend(self.shell, self.settings.widgets)
+
+    def target(self, name: str | None = None) -> str:
+        """The sprite to act on: ``-s NAME`` if given, else the current one."""
+        chosen = name or self.settings.sprite
+        if not chosen:
+            raise UsageError("No sprite selected: run %sprite use NAME")
+        return chosen
+
+    def sprite(self, name: str | None = None) -> Sprite:
+        return self.client.sprite(self.target(name))
+
+    def sprite_exists(self, name: str) -> bool:
+        try:
+            self.client.get_sprite(name)
+        except NotFound:
+            return False
+        return True
+
+    @contextmanager
+    def operation(self, sprite: str, operation: str, target: str = "") -> Iterator[None]:
+        """Journal the block and turn its client errors into one-line UsageErrors."""
+        with (self.journal.record(sprite, operation, target),
+              user_errors(sprite, sprite_exists=self.sprite_exists)):
+            yield
+
+    def show(self, obj: Any) -> None:
+        display(obj)
+
+    def progress(self, title: str) -> ProgressView:
+        """A progress view, already displayed when it is a widget."""
+        if self.widgets:
+            bar = ProgressBar(title)
+            self.show(bar)
+            return bar
+        return ProgressText(title)
+
+    def log_view(self, title: str, *, on_stop: Callable[[], None] | None = None,
+                 prefix: str = "") -> LogView:
+        """A live log view, already displayed when it is a widget."""
+        if self.widgets:
+            panel = LogPanel(title, max_lines=self.settings.max_log_lines, on_stop=on_stop)
+            self.show(panel)
+            return panel
+        return LogText(title, prefix=prefix)
+
+    def confirm(self, question: str, *, how_to_skip: str) -> None:
+        """Ask a yes/no question; raise ``UsageError`` unless answered yes.
+
+        Where nobody can answer (no terminal, a kernel without stdin such as
+        papermill) the error says which flag confirms instead.
+        """
+        if getattr(self.shell, "kernel", None) is None and not sys.stdin.isatty():
+            raise UsageError(f"{question} Nobody can answer here: {how_to_skip}")
+        try:
+            answer = input(f"{question} [y/N] ")
+        except (StdinNotImplementedError, EOFError, OSError):
+            raise UsageError(f"{question} Nobody can answer here: {how_to_skip}") from None
+        if answer.strip().lower() not in ("y", "yes"):
+            raise UsageError("Cancelled: nothing was changed")

@@ -1,0 +1,200 @@
+"""``%%sprite_exec`` and ``%sprite exec``: run code on one or several sprites, live.
+
+Output streams into a log view as it arrives. One sprite runs in the calling
+thread, so Ctrl-C reaches the client, which signals the remote process; several
+sprites run in parallel threads, and Ctrl-C kills each remote command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from argparse import Namespace
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from IPython.core.error import UsageError
+
+from ..client import ExecResult, Sprite
+from ..frames import exit_codes_frame
+from ..widgets.logs import LogView
+from ..widgets.progress import track
+from .checkpoints import take_checkpoint
+from .context import CommandContext
+from .errors import explain
+
+__all__ = ["Outcome", "parse_env", "run_code"]
+
+_SHELL_FLAG = {"bash": "-c", "sh": "-c", "python3": "-c"}
+
+
+@dataclass
+class Outcome:
+    """How the command went on one sprite (a row of the multi-sprite DataFrame)."""
+
+    sprite: str
+    exit_code: int | None = None
+    duration: float | None = None
+    error: str = ""
+    result: ExecResult | None = None
+
+
+def parse_env(pairs: list[str]) -> dict[str, str]:
+    """``--env K=V`` options as a mapping."""
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--env expects K=V, got '{pair}'")
+        env[key] = value
+    return env
+
+
+def _summary(code: str) -> str:
+    first = code.strip().splitlines()[0] if code.strip() else ""
+    return first if len(first) <= 60 else first[:59] + "…"
+
+
+class _Running:
+    """The remote commands in flight, so Ctrl-C or a timeout can stop them."""
+
+    def __init__(self) -> None:
+        self.commands: dict[str, Any] = {}
+        self.lock = threading.Lock()
+        self.cancelled = threading.Event()
+
+    def cancel_all(self) -> None:
+        """Kill every command still running (best effort: one may just have exited)."""
+        self.cancelled.set()
+        with self.lock:
+            commands = list(self.commands.values())
+        for command in commands:
+            with contextlib.suppress(Exception):
+                command.kill()
+
+
+def _run(handle: Sprite, argv: list[str], env: dict[str, str], opts: Namespace,
+         view: LogView, running: _Running, keep: bool) -> Outcome:
+    """Run one command to its end, streaming into ``view``."""
+    started = time.monotonic()
+    chunks: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
+    tail: deque[bytes] = deque(maxlen=16)
+    timed_out = threading.Event()
+    with handle.command(*argv, env=env or None, dir=opts.dir, stdin=False) as command:
+        with running.lock:
+            running.commands[handle.name] = command
+        view.stop_with(command.kill)
+        timer = None
+        if opts.timeout:
+            timer = threading.Timer(opts.timeout, lambda: (timed_out.set(), command.kill()))
+            timer.daemon = True
+            timer.start()
+        try:
+            for chunk in command:
+                view.write(chunk.stream, chunk.data)
+                if keep:
+                    chunks[chunk.stream].append(chunk.data)
+                elif chunk.stream == "stderr":
+                    tail.append(chunk.data)
+            code = command.wait()
+        except KeyboardInterrupt:
+            view.finish("cancelled", "stopped by Ctrl-C")
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+            with running.lock:
+                running.commands.pop(handle.name, None)
+    duration = time.monotonic() - started
+    stderr = b"".join(chunks["stderr"] if keep else tail).decode(errors="replace")
+    result = ExecResult(stdout=b"".join(chunks["stdout"]).decode(errors="replace"),
+                        stderr=stderr, exit_code=code, duration=duration)
+    outcome = Outcome(handle.name, code, duration, result=result)
+    if running.cancelled.is_set():
+        outcome.error = "cancelled"
+        view.finish("cancelled", "stopped by Ctrl-C")
+        return outcome
+    if timed_out.is_set():
+        outcome.error = f"timed out after {opts.timeout:g} s (stopped)"
+    elif code != 0:
+        lines = stderr.strip().splitlines()
+        outcome.error = f"exit code {code}" + (f": {lines[-1]}" if lines else "")
+    view.finish("failed" if outcome.error else "done",
+                outcome.error or f"exit code 0 in {duration:.1f} s")
+    return outcome
+
+
+def _rollback(ctx: CommandContext, handle: Sprite, checkpoint_id: str) -> None:
+    view = ctx.progress(f"Roll back {handle.name}")
+    for _ in track(handle.restore_checkpoint(checkpoint_id), view):
+        pass
+    view.succeed(f"rolled back to {checkpoint_id}")
+
+
+def _run_one(ctx: CommandContext, name: str, code: str, opts: Namespace, running: _Running,
+             *, prefix: str = "", raise_on_failure: bool = True) -> Outcome:
+    """Checkpoint (if asked), run, roll back on failure (if asked); journal it all."""
+    handle = ctx.sprite(name)
+    argv = [opts.shell, _SHELL_FLAG[opts.shell], code]
+    env = parse_env(opts.env)
+    with ctx.operation(name, "exec", _summary(code)):
+        before = opts.checkpoint_before
+        if opts.rollback_on_error and before is None:
+            before = "before %%sprite_exec"
+        checkpoint_id = None
+        if before is not None:
+            view = ctx.progress(f"Checkpoint {name}")
+            checkpoint_id = take_checkpoint(handle, before, view).id
+        outcome = _run(handle, argv, env, opts, ctx.log_view(name, prefix=prefix), running,
+                       keep=bool(opts.out))
+        if outcome.error and opts.rollback_on_error and checkpoint_id:
+            _rollback(ctx, handle, checkpoint_id)
+            outcome.error += f"; rolled back to {checkpoint_id}"
+        if outcome.error and raise_on_failure and not opts.no_raise:
+            raise UsageError(f"Command failed on sprite {name}: {outcome.error}")
+    return outcome
+
+
+def run_code(ctx: CommandContext, code: str, opts: Namespace) -> pd.DataFrame | None:
+    """Run ``code`` as ``opts`` say; a DataFrame of exit codes when several sprites ran."""
+    names = [n.strip() for n in (opts.sprite or "").split(",") if n.strip()]
+    names = names or [ctx.target()]
+    parse_env(opts.env)
+    running = _Running()
+    if len(names) == 1:
+        outcome = _run_one(ctx, names[0], code, opts, running)
+        if opts.out:
+            ctx.shell.user_ns[opts.out] = outcome.result
+        return None
+    outcomes = {name: Outcome(name) for name in names}
+
+    def work(name: str) -> None:
+        try:
+            outcomes[name] = _run_one(ctx, name, code, opts, running, prefix=f"[{name}] ",
+                                      raise_on_failure=False)
+        except Exception as error:
+            outcomes[name].error = explain(error)
+
+    threads = [threading.Thread(target=work, args=(n,), daemon=True) for n in names]
+    for thread in threads:
+        thread.start()
+    try:
+        while any(thread.is_alive() for thread in threads):
+            for thread in threads:
+                thread.join(0.1)
+    except KeyboardInterrupt:
+        running.cancel_all()
+        raise
+    if opts.out:
+        ctx.shell.user_ns[opts.out] = {n: o.result for n, o in outcomes.items()}
+    frame = exit_codes_frame(outcomes.values())
+    failed = [o for o in outcomes.values() if o.error]
+    if failed and not opts.no_raise:
+        ctx.show(frame)
+        names_failed = ", ".join(f"{o.sprite} ({o.error})" for o in failed)
+        raise UsageError(f"Command failed on {len(failed)} of {len(names)} sprites: "
+                         f"{names_failed}")
+    return frame

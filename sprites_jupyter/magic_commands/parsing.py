@@ -1,0 +1,280 @@
+"""The argument grammar of ``%sprite`` and ``%%sprite_exec`` (argparse, as IPython's magics).
+
+Parsers raise :class:`~IPython.core.error.UsageError` (one line, no traceback)
+and suggest the nearest subcommand or option when a word is misspelt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import re
+import shlex
+from collections.abc import Iterator
+
+from IPython.core.error import UsageError
+from IPython.core.magic_arguments import MagicArgumentParser
+
+__all__ = ["SUBCOMMANDS", "build_exec_parser", "overview", "parse_exec_line",
+           "parse_sprite_line", "subcommand_help"]
+
+_INVALID_CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)")
+_UNRECOGNIZED = re.compile(r"unrecognized arguments: (.*)")
+# One shell word of the raw line: quoted runs and unquoted characters, glued together.
+_WORD = re.compile(r"""(?:"(?:\\.|[^"\\])*"|'[^']*'|[^\s"'])+""")
+
+
+class SpriteArgumentParser(MagicArgumentParser):
+    """A magic parser whose errors name the nearest valid word."""
+
+    def __init__(self, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", argparse.HelpFormatter)
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"%{self.prog}: {message}{self._suggestion(message)}")
+
+    def _options(self) -> Iterator[str]:
+        stack: list[argparse.ArgumentParser] = [self]
+        while stack:
+            parser = stack.pop()
+            for action in parser._actions:
+                yield from action.option_strings
+                if isinstance(action, argparse._SubParsersAction):
+                    stack.extend(action.choices.values())
+
+    def _suggestion(self, message: str) -> str:
+        if match := _INVALID_CHOICE.search(message):
+            choices = re.findall(r"'([^']*)'", match.group(2))
+            close = difflib.get_close_matches(match.group(1), choices, n=1)
+            return f"; did you mean '{close[0]}'?" if close else ""
+        if match := _UNRECOGNIZED.search(message):
+            options = sorted(set(self._options()))
+            for word in match.group(1).split():
+                close = difflib.get_close_matches(word, options, n=1)
+                if close:
+                    return f"; did you mean '{close[0]}'?"
+        return ""
+
+
+def _sprite_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-s", "--sprite", metavar="NAME",
+                        help="act on this sprite instead of the current one")
+
+
+def _exec_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-s", "--sprite", metavar="NAME[,NAME…]",
+                        help="run on these sprites (in parallel) instead of the current one")
+    parser.add_argument("--shell", choices=("bash", "sh", "python3"), default="bash",
+                        help="interpreter for the code (default: bash)")
+    parser.add_argument("--dir", metavar="D", help="working directory on the sprite")
+    parser.add_argument("--env", metavar="K=V", action="append", default=[],
+                        help="environment variable (repeatable)")
+    parser.add_argument("--timeout", metavar="S", type=float,
+                        help="stop the command after S seconds")
+    parser.add_argument("-o", "--out", metavar="VAR",
+                        help="store the result (stdout, stderr, exit_code, duration) in VAR")
+    parser.add_argument("--no-raise", action="store_true",
+                        help="do not fail the cell on a non-zero exit code")
+    parser.add_argument("--checkpoint-before", metavar="COMMENT",
+                        help="take a checkpoint with this comment first")
+    parser.add_argument("--rollback-on-error", action="store_true",
+                        help="restore that checkpoint if the command fails")
+
+
+def build_exec_parser() -> SpriteArgumentParser:
+    """The parser of ``%%sprite_exec`` (the cell body is the code)."""
+    parser = SpriteArgumentParser(
+        prog="%sprite_exec",
+        description="Run the cell on the sprite, streaming stdout and stderr as they "
+                    "arrive. A non-zero exit fails the cell unless --no-raise.")
+    _exec_options(parser)
+    return parser
+
+
+# Every subcommand and its one-line summary, in the order help lists them.
+SUBCOMMANDS: dict[str, str] = {
+    "status": "backend, current sprite and its status (also plain %sprite)",
+    "help": "help on a subcommand: %sprite help SUBCOMMAND",
+    "use": "select the current sprite: use NAME [--create]",
+    "list": "all sprites (DataFrame)",
+    "create": "create a sprite: create NAME",
+    "destroy": "delete a sprite and everything in it: destroy NAME --yes",
+    "exec": "run one command line: exec [options] CMD …",
+    "checkpoint": "take a checkpoint: checkpoint [-m COMMENT]",
+    "checkpoints": "list checkpoints (DataFrame): checkpoints [--auto] [--history ID]",
+    "restore": "restore a checkpoint: restore ID [--yes]",
+    "browse": "the checkpoint browser",
+    "services": "list services (DataFrame)",
+    "service": "create|start|stop|restart|delete|signal a service",
+    "logs": "a service's logs: logs NAME [--follow [S]] [--lines N]",
+    "policy": "network policy (DataFrame) | allow D | deny D | set VAR | reset",
+    "put": "upload: put LOCAL REMOTE",
+    "get": "download: get REMOTE LOCAL",
+    "ls": "list a directory (DataFrame): ls [PATH]",
+    "sessions": "exec sessions (DataFrame)",
+    "kill": "stop an exec session: kill ID [--signal SIG]",
+    "history": "what this kernel did (DataFrame)",
+}
+
+
+def _add_service(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True,
+                                    parser_class=SpriteArgumentParser)
+    create = actions.add_parser("create", help="define and start: create NAME [options] "
+                                               "-- CMD ARGS…")
+    create.add_argument("name")
+    create.add_argument("--port", type=int, help="HTTP port the sprite URL routes to")
+    create.add_argument("--needs", default="", help="services to start first (a,b)")
+    create.add_argument("--env", metavar="K=V", action="append", default=[])
+    create.add_argument("--dir", metavar="D")
+    create.add_argument("--duration", type=float, default=5.0,
+                        help="seconds of output to show after starting (default 5)")
+    for name in ("start", "stop", "restart", "delete"):
+        actions.add_parser(name, help=f"{name} NAME").add_argument("name")
+    signal = actions.add_parser("signal", help="signal NAME SIG")
+    signal.add_argument("name")
+    signal.add_argument("signal")
+
+
+def _add_policy(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="ACTION",
+                                    parser_class=SpriteArgumentParser)
+    actions.add_parser("allow", help="allow DOMAIN").add_argument("domain")
+    actions.add_parser("deny", help="deny DOMAIN").add_argument("domain")
+    actions.add_parser("set", help="set VAR (a list of rule dicts)").add_argument("variable")
+    actions.add_parser("reset", help="remove every rule")
+
+
+def _build(name: str) -> SpriteArgumentParser:
+    parser = SpriteArgumentParser(prog=f"sprite {name}", description=SUBCOMMANDS[name])
+    add = parser.add_argument
+    if name == "help":
+        add("topic", nargs="?", help="a subcommand")
+    elif name == "use":
+        add("name")
+        add("--create", action="store_true", help="create the sprite if it does not exist")
+    elif name == "list":
+        add("--prefix", help="only names starting with this")
+    elif name == "create":
+        add("name")
+    elif name == "destroy":
+        add("name")
+        add("--yes", action="store_true", help="confirm: the sprite cannot be recovered")
+    elif name == "exec":
+        _exec_options(parser)
+        add("command", nargs=argparse.REMAINDER, help="the command line")
+    elif name == "checkpoint":
+        add("-m", "--comment", default="", help="what this checkpoint is")
+    elif name == "checkpoints":
+        add("--auto", action="store_true", help="include automatic checkpoints")
+        add("--history", metavar="ID", help="only checkpoints descending from ID")
+    elif name == "restore":
+        add("id")
+        add("--yes", action="store_true", help="do not ask for confirmation")
+    elif name == "service":
+        _add_service(parser)
+    elif name == "logs":
+        add("name")
+        add("--follow", nargs="?", type=float, const=float("inf"), metavar="S",
+            help="keep following (for S seconds, or until stopped)")
+        add("--lines", type=int, metavar="N", help="only the last N lines")
+    elif name == "policy":
+        _add_policy(parser)
+    elif name in ("put", "get"):
+        add("source")
+        add("destination")
+    elif name == "ls":
+        add("path", nargs="?", default="/home/sprite")
+    elif name == "kill":
+        add("id")
+        add("--signal", default="SIGTERM", help="signal to send first (default SIGTERM)")
+    if name not in ("help", "list", "create", "destroy", "use", "history", "status", "exec"):
+        _sprite_option(parser)
+    return parser
+
+
+PARSERS: dict[str, SpriteArgumentParser] = {name: _build(name) for name in SUBCOMMANDS}
+
+
+def _unknown(word: str) -> UsageError:
+    close = difflib.get_close_matches(word, SUBCOMMANDS, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return UsageError(f"Unknown subcommand '{word}': {hint}(%sprite help lists them)")
+
+
+def _split(line: str) -> list[str]:
+    try:
+        return shlex.split(line)
+    except ValueError as error:
+        raise UsageError(f"Cannot parse '{line}': {error}") from None
+
+
+def _raw_rest(line: str, words_before: int) -> str:
+    """The raw text of ``line`` after its first ``words_before`` shell words."""
+    words = list(_WORD.finditer(line))
+    return line[words[words_before].start():].strip() if words_before < len(words) else ""
+
+
+def parse_sprite_line(line: str) -> argparse.Namespace:
+    """Parse a ``%sprite`` line into a namespace with ``subcommand`` set."""
+    argv = _split(line)
+    if not argv:
+        return argparse.Namespace(subcommand="status")
+    name, rest = argv[0], argv[1:]
+    if name in ("-h", "--help"):
+        name, rest = "help", []
+    if name not in SUBCOMMANDS:
+        raise _unknown(name)
+    command: list[str] = []
+    if name == "service" and rest[:1] == ["create"]:
+        if "--" not in rest:
+            raise UsageError("%sprite service create: give the command after --, "
+                             "e.g. service create web --port 8000 -- python3 -m http.server")
+        cut = rest.index("--")
+        rest, command = rest[:cut], rest[cut + 1:]
+        if not command:
+            raise UsageError("%sprite service create: the command after -- is missing")
+    args = PARSERS[name].parse_args(rest)
+    args.subcommand = name
+    if name == "exec":
+        if not args.command:
+            raise UsageError("%sprite exec: give a command, e.g. %sprite exec ls -l")
+        taken = len(argv) - len(args.command)
+        args.command = _raw_rest(line, taken).removeprefix("--").strip()
+    if name == "service" and args.action == "create":
+        args.command = command
+    return args
+
+
+def parse_exec_line(line: str) -> argparse.Namespace:
+    """Parse the options of a ``%%sprite_exec`` line."""
+    return EXEC_PARSER.parse_args(_split(line))
+
+
+EXEC_PARSER = build_exec_parser()
+
+
+def subcommand_help(topic: str | None) -> str:
+    """Help text for one subcommand, or the overview."""
+    if not topic:
+        return overview()
+    if topic not in PARSERS:
+        raise _unknown(topic)
+    return PARSERS[topic].format_help()
+
+
+def overview() -> str:
+    """The ``%sprite?`` text: every subcommand with its summary."""
+    width = max(map(len, SUBCOMMANDS))
+    rows = "\n".join(f"  {name:<{width}}  {summary}" for name, summary in SUBCOMMANDS.items())
+    return (
+        "%sprite [SUBCOMMAND] [options]\n\n"
+        "Work with Sprites (persistent, checkpointable Linux sandboxes) from IPython.\n"
+        "Subcommands that act on a sprite take -s NAME to pick another than the "
+        "current one.\n\n"
+        f"{rows}\n\n"
+        "%sprite help SUBCOMMAND shows a subcommand's options; %%sprite_exec? shows the "
+        "cell magic's.\nSettings: %config SpriteMagics (sprite, timeout, max_log_lines, "
+        "confirm_restore, widgets).\n"
+    )

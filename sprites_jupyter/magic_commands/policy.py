@@ -1,0 +1,49 @@
+"""``%sprite policy``: show, allow, deny, set and reset the network policy."""
+
+from __future__ import annotations
+
+from argparse import Namespace
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+from IPython.core.error import UsageError
+
+from ..client import PolicyRule
+from ..frames import policy_frame
+from .context import CommandContext
+
+__all__ = ["policy"]
+
+
+def _with_rule(rules: Iterable[PolicyRule], domain: str, action: str) -> list[PolicyRule]:
+    """The rules with ``domain``'s rule replaced by (or extended with) ``action``."""
+    kept = [rule for rule in rules if rule.domain != domain]
+    return [*kept, PolicyRule(domain=domain, action=action)]
+
+
+def _rules_from(ctx: CommandContext, variable: str) -> list[Any]:
+    if variable not in ctx.shell.user_ns:
+        raise UsageError(f"No variable named {variable}: set it to a list of rule dicts, "
+                         'e.g. [{"domain": "pypi.org", "action": "allow"}]')
+    rules = ctx.shell.user_ns[variable]
+    if not isinstance(rules, list | tuple) or not all(
+            isinstance(r, dict | PolicyRule) for r in rules):
+        raise UsageError(f"{variable} must be a list of rule dicts, "
+                         'e.g. [{"domain": "pypi.org", "action": "allow"}]')
+    return list(rules)
+
+
+def policy(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
+    """Change the policy as asked, then return its rules as a DataFrame."""
+    handle = ctx.sprite(args.sprite)
+    target = getattr(args, "domain", None) or getattr(args, "variable", None) or ""
+    with ctx.operation(handle.name, f"policy {args.action or 'show'}", target):
+        if args.action in ("allow", "deny"):
+            current = handle.get_network_policy().rules
+            handle.set_network_policy(_with_rule(current, args.domain, args.action))
+        elif args.action == "set":
+            handle.set_network_policy(_rules_from(ctx, args.variable))
+        elif args.action == "reset":
+            handle.set_network_policy([])
+        return policy_frame(handle.get_network_policy().rules)

@@ -1,0 +1,30 @@
+"""Exec-session subcommands: ``sessions`` and ``kill``."""
+
+from __future__ import annotations
+
+from argparse import Namespace
+
+import pandas as pd
+
+from ..frames import sessions_frame
+from ..widgets.progress import track
+from .context import CommandContext
+
+__all__ = ["kill", "sessions"]
+
+
+def sessions(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
+    """The sprite's exec sessions as a DataFrame."""
+    handle = ctx.sprite(args.sprite)
+    with ctx.operation(handle.name, "sessions"):
+        return sessions_frame(handle.list_sessions())
+
+
+def kill(ctx: CommandContext, args: Namespace) -> None:
+    """Signal an exec session and wait for it to exit (SIGKILL after a grace period)."""
+    handle = ctx.sprite(args.sprite)
+    with ctx.operation(handle.name, "kill", args.id):
+        view = ctx.progress(f"Kill session {args.id}")
+        for _ in track(handle.kill_session(args.id, signal=args.signal), view):
+            pass
+        view.succeed(f"session {args.id} ended")

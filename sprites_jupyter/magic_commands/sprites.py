@@ -1,0 +1,67 @@
+"""Subcommands about sprites themselves: status, use, list, create, destroy."""
+
+from __future__ import annotations
+
+from argparse import Namespace
+
+import pandas as pd
+from IPython.core.error import UsageError
+
+from ..client import NotFound
+from ..frames import sprites_frame
+from .context import CommandContext
+
+__all__ = ["create", "destroy", "listing", "status", "use"]
+
+
+def status(ctx: CommandContext, args: Namespace) -> None:
+    """Print the backend, the current sprite and its status."""
+    client = ctx.client
+    backend = f"local server at {client.base_url}" if client.is_local else client.base_url
+    print(f"Backend: {backend}")
+    name = ctx.settings.sprite
+    if not name:
+        print("Sprite: none selected (run %sprite use NAME)")
+        return
+    with ctx.operation(name, "status"):
+        info = client.get_sprite(name)
+    print(f"Sprite: {info.name} ({info.status or 'unknown status'})")
+
+
+def use(ctx: CommandContext, args: Namespace) -> None:
+    """Make NAME the current sprite, creating it with ``--create``."""
+    with ctx.operation(args.name, "use"):
+        try:
+            info = ctx.client.get_sprite(args.name)
+        except NotFound:
+            if not args.create:
+                raise UsageError(f"Sprite {args.name} not found: add --create to create it "
+                                 f"(%sprite use {args.name} --create)") from None
+            info = ctx.client.create_sprite(args.name)
+    ctx.settings.sprite = info.name
+    print(f"Using sprite {info.name} ({info.status or 'unknown status'})")
+
+
+def listing(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
+    """All sprites as a DataFrame."""
+    with ctx.operation("", "list", args.prefix or ""):
+        return sprites_frame(ctx.client.list_sprites(prefix=args.prefix))
+
+
+def create(ctx: CommandContext, args: Namespace) -> None:
+    """Create a sprite (it does not become current; ``use`` does that)."""
+    with ctx.operation(args.name, "create"):
+        info = ctx.client.create_sprite(args.name)
+    print(f"Created sprite {info.name}; select it with %sprite use {info.name}")
+
+
+def destroy(ctx: CommandContext, args: Namespace) -> None:
+    """Delete a sprite and all its checkpoints; needs ``--yes``."""
+    if not args.yes:
+        raise UsageError(f"Destroying deletes sprite {args.name} with all its files and "
+                         f"checkpoints: add --yes (%sprite destroy {args.name} --yes)")
+    with ctx.operation(args.name, "destroy"):
+        ctx.client.delete_sprite(args.name)
+    if ctx.settings.sprite == args.name:
+        ctx.settings.sprite = ""
+    print(f"Destroyed sprite {args.name}")

@@ -1,0 +1,115 @@
+"""``%sprite`` and ``%%sprite_exec``: parse the line, call the subcommand, return what it shows.
+
+The subcommands live in :mod:`sprites_jupyter.magic_commands`; this class holds
+the settings (traitlets, so ``%config SpriteMagics.sprite = "demo"`` works), the
+client (made on first use, remade when ``api_url`` or ``timeout`` change) and the
+journal behind ``%sprite history``.
+"""
+
+from __future__ import annotations
+
+import os
+from argparse import Namespace
+from collections.abc import Callable
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from traitlets import observe
+
+from .client import SpritesClient, SpritesError
+from .config import SpriteSettings
+from .journal import Journal
+from .magic_commands import checkpoints, execution, files, policy, services, sessions, sprites
+from .magic_commands.context import CommandContext
+from .magic_commands.errors import explain
+from .magic_commands.parsing import (
+    EXEC_PARSER,
+    overview,
+    parse_exec_line,
+    parse_sprite_line,
+    subcommand_help,
+)
+
+__all__ = ["SpriteMagics"]
+
+Handler = Callable[[CommandContext, Namespace], Any]
+
+HANDLERS: dict[str, Handler] = {
+    "status": sprites.status,
+    "use": sprites.use,
+    "list": sprites.listing,
+    "create": sprites.create,
+    "destroy": sprites.destroy,
+    "checkpoint": checkpoints.checkpoint,
+    "checkpoints": checkpoints.checkpoints,
+    "restore": checkpoints.restore,
+    "browse": checkpoints.browse,
+    "services": services.services,
+    "service": services.service,
+    "logs": services.logs,
+    "policy": policy.policy,
+    "put": files.put,
+    "get": files.get,
+    "ls": files.ls,
+    "sessions": sessions.sessions,
+    "kill": sessions.kill,
+}
+
+
+@magics_class
+class SpriteMagics(Magics, SpriteSettings):
+    """Run code in Sprites (persistent, checkpointable sandboxes) from IPython."""
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self.journal = Journal()
+        self._client: SpritesClient | None = None
+        self.context = CommandContext(shell, self, self.journal, self._get_client)
+
+    def _get_client(self) -> SpritesClient:
+        if self._client is None:
+            try:
+                self._client = self._make_client()
+            except SpritesError as error:
+                raise UsageError(explain(error)) from None
+        return self._client
+
+    def _make_client(self) -> SpritesClient:
+        if not self.api_url:
+            return SpritesClient.from_env(timeout=self.timeout)
+        token = os.environ.get("SPRITES_TOKEN") or os.environ.get("SPRITE_TOKEN")
+        if not token:
+            raise UsageError(f"SpriteMagics.api_url is {self.api_url} but no token is set: "
+                             "set SPRITES_TOKEN")
+        return SpritesClient(token, self.api_url, timeout=self.timeout)
+
+    @observe("api_url", "timeout")
+    def _settings_changed(self, change: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the client (a new one is made on next use)."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    @line_magic("sprite")
+    def sprite_line(self, line: str) -> Any:
+        args = parse_sprite_line(line)
+        if args.subcommand == "help":
+            print(subcommand_help(args.topic))
+            return None
+        if args.subcommand == "history":
+            return self.journal.frame()
+        if args.subcommand == "exec":
+            return execution.run_code(self.context, args.command, args)
+        return HANDLERS[args.subcommand](self.context, args)
+
+    @cell_magic
+    def sprite_exec(self, line: str, cell: str) -> Any:
+        args = parse_exec_line(line)
+        return execution.run_code(self.context, cell, args)
+
+    sprite_line.__doc__ = overview()
+    sprite_exec.__doc__ = EXEC_PARSER.format_help()

@@ -1,0 +1,192 @@
+"""The checkpoint browser: one row per checkpoint with a Restore button.
+
+The browser never talks HTTP: it is given :class:`CheckpointActions` (plain
+callables made by the magics). A restore asks for confirmation first, re-checks
+that the checkpoint still exists, disables every button and shows progress
+while it runs in a background thread (the kernel keeps answering), then
+refreshes the table and shows the undo id. :func:`checkpoint_table_text` is the
+text fallback.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import ipywidgets as w
+
+from .progress import ProgressBar, ProgressView
+
+__all__ = ["CheckpointActions", "CheckpointBrowser", "checkpoint_table_text", "describe_age"]
+
+RESTORE_EFFECT = ("replaces the sprite's filesystem, service definitions and network policy "
+                  "with the checkpoint's, and stops every running process")
+
+
+@dataclass(frozen=True)
+class CheckpointActions:
+    """What the browser may do, as callables that report progress to a view.
+
+    ``restore`` returns the id of the checkpoint that undoes the restore;
+    ``create`` returns the new checkpoint's id; ``explain`` turns an exception
+    into the one line shown to the user.
+    """
+
+    list: Callable[[], Sequence[Any]]
+    get: Callable[[str], Any]
+    restore: Callable[[str, ProgressView], str]
+    create: Callable[[str, ProgressView], str]
+    explain: Callable[[BaseException], str] = str
+
+
+def describe_age(when: datetime | None, now: datetime | None = None) -> str:
+    """A short human age such as ``3 min ago``."""
+    if when is None:
+        return ""
+    seconds = max(0, int(((now or datetime.now(UTC)) - when).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} s ago"
+
+
+def checkpoint_table_text(checkpoints: Iterable[Any]) -> str:
+    """The text fallback: an aligned table and how to restore."""
+    rows = [(c.id, describe_age(c.create_time), c.comment or "") for c in checkpoints]
+    if not rows:
+        return "No checkpoints yet: take one with %sprite checkpoint -m COMMENT"
+    width = max(len(r[0]) for r in rows)
+    age_width = max(len(r[1]) for r in rows)
+    lines = [f"{i:<{width}}  {a:<{age_width}}  {c}".rstrip() for i, a, c in rows]
+    return "\n".join([*lines, "Restore with: %sprite restore ID"])
+
+
+class CheckpointBrowser:
+    """Rows of checkpoints with Restore buttons, plus New checkpoint and Refresh."""
+
+    def __init__(self, title: str, actions: CheckpointActions) -> None:
+        self.title = title
+        self.actions = actions
+        self.checkpoints: list[Any] = []
+        self.restore_buttons: dict[str, w.Button] = {}
+        self.pending: str | None = None
+        self.worker: threading.Thread | None = None
+        self.heading = w.HTML(f"<b>Checkpoints of {html.escape(title)}</b>")
+        self.rows = w.VBox()
+        self.comment = w.Text(placeholder="comment for a new checkpoint")
+        self.new_button = w.Button(description="New checkpoint", icon="camera")
+        self.refresh_button = w.Button(description="Refresh", icon="refresh")
+        self.confirm_text = w.HTML()
+        self.confirm_button = w.Button(description="Restore", button_style="danger")
+        self.cancel_button = w.Button(description="Cancel")
+        self.confirm_box = w.VBox([self.confirm_text,
+                                   w.HBox([self.confirm_button, self.cancel_button])],
+                                  layout=w.Layout(display="none"))
+        self.progress_box = w.VBox()
+        self.message = w.HTML()
+        self.new_button.on_click(lambda _: self._start(self._create))
+        self.refresh_button.on_click(lambda _: self._start(self._refresh))
+        self.confirm_button.on_click(lambda _: self._start(self._restore))
+        self.cancel_button.on_click(lambda _: self._hide_confirmation())
+        self.widget = w.VBox([
+            self.heading, self.rows,
+            w.HBox([self.comment, self.new_button, self.refresh_button]),
+            self.confirm_box, self.progress_box, self.message,
+        ])
+        self._render(self.actions.list())
+
+    @property
+    def buttons(self) -> list[w.Button]:
+        return [*self.restore_buttons.values(), self.new_button, self.refresh_button,
+                self.confirm_button, self.cancel_button]
+
+    def _render(self, checkpoints: Sequence[Any]) -> None:
+        self.checkpoints = list(checkpoints)
+        self.restore_buttons = {}
+        rows = []
+        for checkpoint in self.checkpoints:
+            button = w.Button(description="Restore", icon="undo",
+                              tooltip=f"Restore {checkpoint.id}")
+            button.on_click(lambda _, cp=checkpoint: self._ask(cp))
+            self.restore_buttons[checkpoint.id] = button
+            rows.append(w.HBox([
+                w.HTML(f"<code>{html.escape(checkpoint.id)}</code>",
+                       layout=w.Layout(width="10em")),
+                w.HTML(describe_age(checkpoint.create_time), layout=w.Layout(width="8em")),
+                w.HTML(html.escape(checkpoint.comment or ""), layout=w.Layout(width="24em")),
+                button,
+            ]))
+        self.rows.children = rows
+
+    def _ask(self, checkpoint: Any) -> None:
+        self.pending = checkpoint.id
+        comment = f" “{html.escape(checkpoint.comment)}”" if checkpoint.comment else ""
+        self.confirm_text.value = (
+            f"Restore <code>{html.escape(checkpoint.id)}</code>{comment}, taken "
+            f"{describe_age(checkpoint.create_time)}? This {RESTORE_EFFECT}. "
+            "A checkpoint of the current state is taken first so you can undo.")
+        self.confirm_button.description = f"Restore {checkpoint.id}"
+        self.confirm_box.layout.display = "flex"
+
+    def _hide_confirmation(self) -> None:
+        self.pending = None
+        self.confirm_box.layout.display = "none"
+
+    def _start(self, job: Callable[[], str]) -> None:
+        if self.worker is not None and self.worker.is_alive():
+            return
+        self.worker = threading.Thread(target=self._run, args=(job,), daemon=True)
+        self.worker.start()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the current background job (if any) has finished."""
+        if self.worker is not None:
+            self.worker.join(timeout)
+
+    def _run(self, job: Callable[[], str]) -> None:
+        for button in self.buttons:
+            button.disabled = True
+        self.message.value = ""
+        try:
+            note = job()
+        except Exception as error:
+            note = f'<span style="color:#c62828">{html.escape(self.actions.explain(error))}</span>'
+        try:
+            self._render(self.actions.list())
+        except Exception as error:
+            note += f"<br>Refresh failed: {html.escape(self.actions.explain(error))}"
+        self.message.value = note
+        for button in self.buttons:
+            button.disabled = False
+
+    def _progress(self, title: str) -> ProgressBar:
+        bar = ProgressBar(title)
+        self.progress_box.children = [bar.widget]
+        return bar
+
+    def _refresh(self) -> str:
+        return ""
+
+    def _restore(self) -> str:
+        target = self.pending
+        self._hide_confirmation()
+        if target is None:
+            return ""
+        self.actions.get(target)
+        bar = self._progress(f"Restore {target}")
+        undo = self.actions.restore(target, bar)
+        return (f"Restored <code>{html.escape(target)}</code>. Undo by restoring "
+                f"<code>{html.escape(undo)}</code>.")
+
+    def _create(self) -> str:
+        bar = self._progress("Checkpoint")
+        new_id = self.actions.create(self.comment.value, bar)
+        self.comment.value = ""
+        return f"Created <code>{html.escape(new_id)}</code>."
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
