@@ -30,7 +30,7 @@ from .errors import (
     ProtocolError,
     SpritesError,
 )
-from .http import HttpSession, segment
+from .http import USER_AGENT, HttpSession, segment
 from .models import ExecResult, OutputChunk
 
 STDIN, STDOUT, STDERR, EXIT, STDIN_EOF = 0, 1, 2, 3, 4
@@ -56,14 +56,18 @@ def open_socket(session: HttpSession, path: str, params: Sequence[tuple[str, str
     """Upgrade to a WebSocket; a refused upgrade raises the same errors as HTTP."""
     url = session.ws_url(path, params)
     try:
-        return connect(url, additional_headers=session.auth_headers, compression=None,
-                       open_timeout=session.timeout, ping_interval=15, ping_timeout=45,
-                       close_timeout=2, max_size=16 * 1024 * 1024, max_queue=64,
-                       user_agent_header=None, proxy=None)
+        connection = connect(url, additional_headers=session.auth_headers, compression=None,
+                             open_timeout=session.timeout, ping_interval=15, ping_timeout=45,
+                             close_timeout=2, max_size=16 * 1024 * 1024, max_queue=64,
+                             user_agent_header=USER_AGENT)
+        # Entered as a context manager on the Command's behalf; Command.close() exits it.
+        return connection.__enter__()
     except InvalidStatus as exc:
         answer = exc.response
-        response = httpx.Response(answer.status_code, headers=list(answer.headers.raw_items()),
-                                  content=answer.body or b"")
+        kept = {k: v for k, v in answer.headers.raw_items()
+                if k.lower() in ("content-type", "retry-after")}
+        response = httpx.Response(answer.status_code, headers=kept,
+                                  content=bytes(answer.body or b""))
         raise session.error(response, what=what) from None
     except InvalidHandshake as exc:
         raise ProtocolError(f"{what}: the WebSocket handshake failed ({exc})") from None
@@ -207,7 +211,7 @@ class Command:
         payload = data.encode() if isinstance(data, str) else bytes(data)
         for start in range(0, len(payload), CHUNK):
             piece = payload[start:start + CHUNK]
-            self._send(piece if self.tty else bytes([STDIN]) + piece)
+            self._send(piece if self.tty else bytes([STDIN]) + piece, quiet=False)
 
     def close_stdin(self) -> None:
         """Send end-of-input (a TTY gets Ctrl-D as data)."""
@@ -239,13 +243,15 @@ class Command:
         """SIGKILL the process."""
         self.signal("KILL")
 
-    def _send(self, message: str | bytes) -> None:
+    def _send(self, message: str | bytes, *, quiet: bool = True) -> None:
+        """Send one message; a closed connection is reported by the reading side
+        (which still has the exit status queued), unless ``quiet`` is false."""
         try:
             self._ws.send(message)
         except ConnectionClosed:
-            if self.exit_code is None:
-                raise ConnectionFailed("the exec connection is closed",
-                                       url=self._session.base_url) from None
+            if not quiet:
+                raise ConnectionFailed("the exec connection is closed (the process has "
+                                       "ended?)", url=self._session.base_url) from None
 
     # -- ending ----------------------------------------------------------------
 
@@ -355,9 +361,11 @@ def attach_command(session: HttpSession, sprite: str, session_id: str) -> Comman
 
 
 def run_command(handle: Command, stdin: bytes | None, timeout: float | None,
-                check: bool) -> ExecResult:
-    """Collect a command's output to its end (the ``Sprite.run`` engine)."""
-    started = time.monotonic()
+                check: bool, started: float) -> ExecResult:
+    """Collect a command's output to its end (the ``Sprite.run`` engine).
+
+    ``started`` is the ``time.monotonic()`` at which the command was requested.
+    """
     deadline = None if timeout is None else started + timeout
     out: list[bytes] = []
     err: list[bytes] = []

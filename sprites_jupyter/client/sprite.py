@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -30,10 +31,11 @@ class Sprite(FilesystemMixin, ServicesMixin, CheckpointsMixin):
         ``env`` replaces the environment; ``timeout`` kills the command and raises
         :class:`ExecTimeout`; ``check=True`` raises :class:`ExecError` on a non-zero exit.
         """
+        started = time.monotonic()
         data = stdin.encode() if isinstance(stdin, str) else stdin
         handle = start_command(self._http, self.name, cmd, env=env, dir=dir,
                                stdin=data is not None)
-        return run_command(handle, data, timeout, check)
+        return run_command(handle, data, timeout, check, started)
 
     def command(self, *cmd: str, env: dict[str, str] | None = None, dir: str | None = None,
                 tty: bool = False, stdin: bool = True) -> Command:
