@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import re
 import signal
@@ -24,6 +25,8 @@ from typing import Any, TextIO
 from .paths import SPRITE_HOME, host_path
 from .service_defs import ServiceDef
 from .wire import now_ms, rfc3339
+
+log = logging.getLogger("sprites_jupyter.local.services")
 
 Event = dict[str, Any]
 _CHUNK = 65536
@@ -93,12 +96,16 @@ class ProcessGroups:
             return {}
 
     def _write(self, records: dict[str, list[Any]]) -> None:
-        if not records:
-            self.path.unlink(missing_ok=True)
-            return
-        temp = self.path.with_name(self.path.name + ".tmp")
-        temp.write_text(json.dumps(records))
-        os.replace(temp, self.path)
+        """Best effort: without the record only the orphan clean-up is lost."""
+        try:
+            if not records:
+                self.path.unlink(missing_ok=True)
+                return
+            temp = self.path.with_name(self.path.name + ".tmp")
+            temp.write_text(json.dumps(records))
+            os.replace(temp, self.path)
+        except OSError as exc:
+            log.warning("cannot record service process groups in %s: %s", self.path, exc)
 
     def add(self, name: str, pid: int) -> None:
         self._write({**self._read(), name: [pid, _start_time(pid)]})
@@ -156,11 +163,16 @@ class ServiceProcess:
                      on_exit: Callable[[ServiceProcess], None]) -> ServiceProcess:
         """Start the process; raises OSError (or ApiError for a bad ``dir``) if it cannot."""
         cwd = host_path(root, definition.dir or SPRITE_HOME)
-        proc = await asyncio.create_subprocess_exec(
-            definition.cmd, *definition.args, cwd=cwd, env=service_env(root, definition),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, start_new_session=True)
-        return cls(proc, _LogFile(log_path), emit, on_exit)
+        log = _LogFile(log_path)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                definition.cmd, *definition.args, cwd=cwd, env=service_env(root, definition),
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, start_new_session=True)
+        except BaseException:
+            log.close()
+            raise
+        return cls(proc, log, emit, on_exit)
 
     async def _pump(self, stream: asyncio.StreamReader, kind: str) -> None:
         pending = b""

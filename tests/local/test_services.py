@@ -376,3 +376,29 @@ def test_boot_starts_services_and_ends_orphans(tmp_path: Path) -> None:
             assert _state(http, "boot", "db")["status"] == "running"
     finally:
         local.stop()
+
+
+def test_restore_brings_back_the_definitions_and_restarts_them(http: httpx.Client,
+                                                               sprite: str) -> None:
+    _put(http, sprite, "db", {"cmd": "sh", "args": LONG})
+    _put(http, sprite, "app", {"cmd": "sh", "args": LONG, "needs": ["db"]})
+    _put(http, sprite, "idle", {"cmd": "sh", "args": LONG})
+    stream_events(http, "POST", _svc(sprite, "idle", "stop"))
+    status, made = stream_events(http, "POST", f"/v1/sprites/{sprite}/checkpoint", json={})
+    assert status == 200 and made[-1]["type"] == "complete"
+    checkpoint = made[-1]["data"].split()[1]
+    before = {name: _state(http, sprite, name)["pid"] for name in ("db", "app")}
+    _put(http, sprite, "app", {"cmd": "sh", "args": ["-c", "echo changed; exec sleep 60"]})
+    _put(http, sprite, "extra", {"cmd": "sh", "args": LONG})
+    extra_pid = _state(http, sprite, "extra")["pid"]
+
+    status, restored = stream_events(
+        http, "POST", f"/v1/sprites/{sprite}/checkpoints/{checkpoint}/restore")
+    assert status == 200 and restored[-1]["type"] == "complete"
+    listed = {s["name"]: s for s in http.get(_svc(sprite)).json()}
+    assert sorted(listed) == ["app", "db", "idle"]
+    assert listed["app"]["needs"] == ["db"] and listed["app"]["args"] == LONG
+    assert listed["db"]["state"]["status"] == listed["app"]["state"]["status"] == "running"
+    assert listed["db"]["state"]["started_at"] <= listed["app"]["state"]["started_at"]
+    assert listed["idle"]["state"]["status"] == "stopped"
+    assert not _alive(extra_pid) and not any(_alive(pid) for pid in before.values())
