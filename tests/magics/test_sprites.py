@@ -1,0 +1,92 @@
+"""%sprite status, use, list, create, destroy, history, help — through a real shell."""
+
+from __future__ import annotations
+
+import uuid
+
+import pandas as pd
+
+
+def test_status_without_sprite_names_backend_and_how_to_select(ip, server, capsys):
+    ip.ok("%sprite")
+    out = capsys.readouterr().out
+    assert f"Backend: local server at {server.url}" in out
+    assert "none selected (run %sprite use NAME)" in out
+
+
+def test_commands_needing_a_sprite_say_how_to_select_one(ip):
+    assert ip.fails("%sprite checkpoints") == "No sprite selected: run %sprite use NAME"
+
+
+def test_use_unknown_sprite_says_how_to_create_it(ip):
+    message = ip.fails("%sprite use no-such-sprite")
+    assert message.startswith("Sprite no-such-sprite not found: add --create")
+
+
+def test_use_create_list_status_destroy(ip, http, capsys):
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    ip.ok(f"%sprite use {name} --create")
+    assert ip.magics.sprite == name
+    assert http.get(f"/v1/sprites/{name}").status_code == 200
+    ip.ok("%sprite")
+    assert f"Sprite: {name} (" in capsys.readouterr().out
+
+    frame = ip.ok("%sprite list")
+    assert isinstance(frame, pd.DataFrame)
+    assert frame.index.name == "name" and name in frame.index
+    assert str(frame["created_at"].dtype) == "datetime64[ns, UTC]"
+
+    message = ip.fails(f"%sprite destroy {name}")
+    assert "add --yes" in message
+    assert http.get(f"/v1/sprites/{name}").status_code == 200
+    ip.ok(f"%sprite destroy {name} --yes")
+    assert http.get(f"/v1/sprites/{name}").status_code == 404
+    assert ip.magics.sprite == ""
+
+
+def test_create_then_use_and_duplicate_is_one_line(ip, http):
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    try:
+        ip.ok(f"%sprite create {name}")
+        assert ip.magics.sprite == ""
+        assert "409" in ip.fails(f"%sprite create {name}")
+    finally:
+        http.delete(f"/v1/sprites/{name}")
+
+
+def test_unknown_sprite_via_s_option_is_reported_as_missing_sprite(ip):
+    message = ip.fails("%sprite checkpoints -s no-such-sprite")
+    assert message.startswith("Sprite no-such-sprite not found: create it with")
+
+
+def test_history_journals_every_operation(ip, current):
+    ip.fails("%sprite restore v99 --yes")
+    ip.ok("%sprite checkpoints")
+    journal = ip.ok("%sprite history")
+    assert list(journal.columns) == ["time", "sprite", "operation", "target", "outcome",
+                                     "duration"]
+    assert str(journal["time"].dtype) == "datetime64[ns, UTC]"
+    assert journal["duration"].dtype == "float64"
+    rows = journal[journal["sprite"] == current]
+    assert rows["operation"].tolist() == ["use", "restore", "checkpoints"]
+    assert rows["outcome"].iloc[1].startswith("error: Checkpoint v99 not found")
+    assert rows["outcome"].iloc[2] == "ok"
+
+
+def test_unknown_subcommand_and_option_suggest_the_nearest(ip):
+    assert "did you mean 'checkpoint'?" in ip.fails("%sprite chekpoint")
+    assert "did you mean '--follow'?" in ip.fails("%sprite logs web --folow")
+    assert "did you mean 'restart'?" in ip.fails("%sprite service restrat web")
+
+
+def test_help_and_question_mark_print_real_help(ip, capsys):
+    ip.ok("%sprite help restore")
+    out = capsys.readouterr().out
+    assert "usage: sprite restore" in out and "--yes" in out
+    ip.ok("%sprite help")
+    assert "checkpoints" in capsys.readouterr().out
+    ip.shell.run_line_magic("pinfo", "%sprite")
+    out = capsys.readouterr().out
+    assert "%sprite help SUBCOMMAND" in out and "browse" in out
+    ip.shell.run_line_magic("pinfo", "%%sprite_exec")
+    assert "--rollback-on-error" in capsys.readouterr().out
