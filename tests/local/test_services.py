@@ -344,7 +344,8 @@ def test_logs_file_lines_and_follow(server: LocalServer, http: httpx.Client,
         (_root(server, sprite) / "home/sprite/go").touch()
         first = json.loads(next(lines))
     assert (first["type"], first["data"]) == ("stdout", "four\n")
-    assert http.get(_svc(sprite, "web", "logs"), params={"lines": "x"}).status_code == 400
+    for bad in ("x", "-1", "²"):
+        assert http.get(_svc(sprite, "web", "logs"), params={"lines": bad}).status_code == 400
 
 
 def test_boot_starts_services_and_ends_orphans(tmp_path: Path) -> None:

@@ -180,7 +180,7 @@ async def service_logs(request: Request) -> Response:
     lines_text = request.query_params.get("lines")
     lines: int | None = None
     if lines_text:
-        if not lines_text.isdigit():
+        if not (lines_text.isascii() and lines_text.isdigit()):
             raise ApiError(400, f"invalid lines {lines_text!r}: give a whole number of lines")
         lines = int(lines_text)
     window = parse_duration(request.query_params.get("duration"), 0.0)
