@@ -1,0 +1,100 @@
+"""The sprite filesystem through the client, including folder upload and download."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from sprites_jupyter.client import FileEntry, NotFound, Sprite
+
+
+def test_write_read_list_stat(sp: Sprite) -> None:
+    written = sp.write_file("notes/today.txt", "hello\n", mode="0600")
+    assert isinstance(written, FileEntry)
+    assert (written.path, written.size, written.mode) == ("/home/sprite/notes/today.txt", 6,
+                                                          "0600")
+    assert sp.read_file("/home/sprite/notes/today.txt") == b"hello\n"
+    entries = sp.list_dir("notes")
+    assert [(e.name, e.is_dir, e.size, e.mode) for e in entries] == [
+        ("today.txt", False, 6, "0600")]
+    assert entries[0].mod_time.tzinfo
+    assert sp.stat("notes").is_dir and sp.stat("notes").type == "directory"
+    assert sp.stat("notes/today.txt").size == 6
+    assert sp.stat("/").is_dir
+    assert "notes" in {e.name for e in sp.list_dir()}
+
+
+def test_binary_round_trip(sp: Sprite) -> None:
+    data = os.urandom(2 * 1024 * 1024)
+    sp.write_file("/tmp/blob.bin", data)
+    assert sp.read_file("/tmp/blob.bin") == data
+
+
+def test_write_without_parents_fails_cleanly(sp: Sprite) -> None:
+    with pytest.raises(NotFound):
+        sp.write_file("missing/dir/file.txt", "x", mkdir_parents=False)
+
+
+def test_rename_copy_chmod_delete(sp: Sprite) -> None:
+    sp.write_file("a.txt", "A")
+    sp.rename("a.txt", "b.txt")
+    with pytest.raises(NotFound):
+        sp.read_file("a.txt")
+    sp.copy("b.txt", "c.txt")
+    assert sp.read_file("c.txt") == b"A"
+    sp.chmod("c.txt", 0o755)
+    assert sp.stat("c.txt").mode == "0755"
+    sp.chmod("c.txt", "600")
+    assert sp.stat("c.txt").mode_bits == 0o600
+
+    sp.write_file("tree/sub/x.txt", "x")
+    sp.copy("tree", "tree2")
+    assert sp.read_file("tree2/sub/x.txt") == b"x"
+    sp.delete("b.txt")
+    sp.delete("tree2", recursive=True)
+    for gone in ("b.txt", "tree2"):
+        with pytest.raises(NotFound):
+            sp.stat(gone)
+    with pytest.raises(NotFound):
+        sp.delete("never-there")
+
+
+def test_missing_file_errors_say_which_path(sp: Sprite) -> None:
+    with pytest.raises(NotFound, match=r"/home/sprite/nope\.txt"):
+        sp.read_file("nope.txt")
+
+
+def test_bad_mode_is_refused_locally(sp: Sprite) -> None:
+    with pytest.raises(ValueError, match="octal"):
+        sp.chmod("x", "rwx")
+
+
+def test_upload_and_download_folders(sp: Sprite, tmp_path: Path) -> None:
+    source = tmp_path / "project"
+    (source / "src" / "pkg").mkdir(parents=True)
+    (source / "empty").mkdir()
+    (source / "README").write_text("read me")
+    (source / "src" / "pkg" / "run.sh").write_text("#!/bin/sh\necho hi\n")
+    (source / "src" / "pkg" / "run.sh").chmod(0o755)
+    (source / "src" / "data.bin").write_bytes(bytes(range(256)) * 100)
+
+    assert sp.upload(source, "/home/sprite/project") == 3
+    assert sp.run("/home/sprite/project/src/pkg/run.sh").stdout == "hi\n"
+    assert sp.stat("project/src/pkg/run.sh").mode == "0755"
+    assert sp.stat("project/empty").is_dir and sp.list_dir("project/empty") == []
+
+    back = tmp_path / "back"
+    assert sp.download("project", back) == 3
+    assert (back / "README").read_text() == "read me"
+    assert (back / "src" / "data.bin").read_bytes() == bytes(range(256)) * 100
+    assert (back / "src" / "pkg" / "run.sh").stat().st_mode & 0o777 == 0o755
+    assert (back / "empty").is_dir()
+    assert not list(back.rglob("*.part"))
+
+    assert sp.upload(source / "README", "single.txt") == 1
+    assert sp.download("single.txt", tmp_path / "single.txt") == 1
+    assert (tmp_path / "single.txt").read_text() == "read me"
+    with pytest.raises(NotFound):
+        sp.download("nothing-here", tmp_path / "x")
