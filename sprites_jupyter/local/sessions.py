@@ -4,6 +4,7 @@ A :class:`Session` owns one :class:`~.exec_process.ExecProcess`. Its output goes
 :class:`~.output_log.OutputLog`; every socket (or HTTP exec response) reading it is an
 :class:`Attachment` with its own cursor. When the last attachment leaves, the process
 keeps running for ``max_run_after_disconnect`` seconds (0 = forever), then is killed.
+Attachments also get ``port_opened``/``port_closed`` notices, from polling ``/proc``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from .exec_process import ExecProcess, ExecSpec
 from .output_log import SCROLLBACK_BYTES, OutputLog
+from .ports import listening_ports
 from .wire import rfc3339
 
 # Output is held back from the process when an attacher is this far behind.
@@ -29,6 +31,9 @@ ACTIVE_WINDOW = 10.0
 RATE_WINDOW = 5.0
 EXITED_REMEMBERED = 1024
 TERMINATE_WAIT = 10.0
+PORT_POLL = 1.0
+
+Notice = dict[str, Any]
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +54,11 @@ class _Changed:
 
 
 class Attachment:
-    """One reader of a session's output, at its own byte offset."""
+    """One reader of a session's output, at its own byte offset, with its pending notices."""
 
     def __init__(self, cursor: int) -> None:
         self.cursor = cursor
+        self.notices: list[Notice] = []
 
 
 class Session:
@@ -77,6 +83,7 @@ class Session:
         self._changed = _Changed()
         self._recent: deque[tuple[float, int]] = deque()
         self._expiry: asyncio.TimerHandle | None = None
+        self._ports: set[tuple[int, str, int]] = set()
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -134,12 +141,17 @@ class Session:
             self._expiry = asyncio.get_running_loop().call_later(
                 self.max_run_after_disconnect, self.signal, signal.SIGKILL)
 
-    async def output(self, attachment: Attachment) -> AsyncIterator[tuple[int, bytes]]:
-        """Yield ``(stream, data)`` from the attachment's cursor until the process is done."""
+    async def output(self, attachment: Attachment
+                     ) -> AsyncIterator[tuple[int, bytes] | Notice]:
+        """Yield ``(stream, data)`` from the cursor, and notices, until all output is read."""
         while True:
-            await self._changed.wait_for(lambda: attachment.cursor < self._log.end or self.done)
+            await self._changed.wait_for(lambda: attachment.cursor < self._log.end
+                                         or attachment.notices or self.done)
+            notices, attachment.notices = attachment.notices, []
+            for notice in notices:
+                yield notice
             chunks = self._log.read(attachment.cursor)
-            if not chunks:
+            if not chunks and not notices:
                 return
             for stream, data in chunks:
                 yield stream, data
@@ -174,6 +186,18 @@ class Session:
         """Signal the session's process group."""
         if not self.done:
             self.process.signal(sig)
+
+    def update_ports(self, listening: set[tuple[int, str, int]]) -> None:
+        """Tell the attachments which ports opened or closed since the last look."""
+        changes = [("port_opened", entry) for entry in sorted(listening - self._ports)]
+        changes += [("port_closed", entry) for entry in sorted(self._ports - listening)]
+        self._ports = listening
+        for kind, (port, address, pid) in changes:
+            for attachment in self._attachments:
+                attachment.notices.append(
+                    {"type": kind, "port": port, "address": address, "pid": pid})
+        if changes:
+            self._changed.notify()
 
     def info(self, *, is_owner: bool) -> dict[str, Any]:
         """The ``session_info`` message sent first on every exec and attach socket."""
@@ -213,6 +237,7 @@ class SessionManager:
         self.root = root
         self._sessions: dict[str, Session] = {}
         self._exited: OrderedDict[str, int] = OrderedDict()
+        self._port_watch: asyncio.Task[None] | None = None
 
     async def start(self, spec: ExecSpec, *, workdir: str, max_run_after_disconnect: float
                     ) -> tuple[Session, Attachment]:
@@ -224,7 +249,18 @@ class SessionManager:
         self._sessions[session.id] = session
         self._exited.pop(session.id, None)
         session.start(self._forget)
+        if self._port_watch is None or self._port_watch.done():
+            self._port_watch = asyncio.create_task(self._watch_ports())
         return session, owner
+
+    async def _watch_ports(self) -> None:
+        """Poll the listening ports of every session's process group while sessions live."""
+        while self._sessions:
+            await asyncio.sleep(PORT_POLL)
+            sessions = [s for s in self._sessions.values() if not s.done]
+            found = await asyncio.to_thread(listening_ports, {int(s.id) for s in sessions})
+            for session in sessions:
+                session.update_ports(found.get(int(session.id), set()))
 
     def _forget(self, session: Session) -> None:
         if self._sessions.get(session.id) is session:
@@ -255,3 +291,5 @@ class SessionManager:
             await asyncio.wait(waiters, timeout=TERMINATE_WAIT)
             for waiter in waiters:
                 waiter.cancel()
+        if self._port_watch is not None:
+            self._port_watch.cancel()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable
 
@@ -207,3 +208,21 @@ def test_sessions_of_an_unknown_sprite_are_404(server: LocalServer, http: httpx.
     assert refused.value.response.status_code == 404
     with pytest.raises(InvalidStatus):
         open_exec(server, "no-such-sprite", ["true"])
+
+
+def test_port_opened_and_closed_messages(server: LocalServer, sprite: str) -> None:
+    script = ("import socket, sys\n"
+              "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
+              "print(s.getsockname()[1], flush=True); sys.stdin.readline(); s.close()\n"
+              "sys.stdin.readline()\n")
+    with open_exec(server, sprite, [sys.executable, "-c", script], stdin="true") as ws:
+        pid = int(session_info(ws)["session_id"])
+        port = int(ws.recv(timeout=RECV_TIMEOUT)[1:])
+        opened = json.loads(ws.recv(timeout=RECV_TIMEOUT))
+        assert opened == {"type": "port_opened", "port": port, "address": "127.0.0.1",
+                          "pid": pid}
+        ws.send(b"\x00close\n")
+        closed = json.loads(ws.recv(timeout=RECV_TIMEOUT))
+        assert closed == {**opened, "type": "port_closed"}
+        ws.send(b"\x04")
+        assert read_to_close(ws).messages == [b"\x03\x00"]

@@ -142,8 +142,9 @@ async def _http_frames(session: Session, owner: Attachment, stdin: bytes
                        ) -> AsyncIterator[bytes]:
     feeder = asyncio.create_task(_feed(session, stdin)) if session.stdin else None
     try:
-        async for stream, data in session.output(owner):
-            yield bytes([stream]) + data
+        async for item in session.output(owner):
+            if isinstance(item, tuple):
+                yield bytes([item[0]]) + item[1]
         yield bytes([EXIT, await session.wait()])
     finally:
         if feeder is not None:
@@ -260,8 +261,13 @@ async def _serve(websocket: WebSocket, session: Session, attachment: Attachment,
 
 async def _send_output(websocket: WebSocket, session: Session, attachment: Attachment) -> None:
     try:
-        async for stream, data in session.output(attachment):
-            await websocket.send_bytes(data if session.tty else bytes([stream]) + data)
+        async for item in session.output(attachment):
+            if isinstance(item, dict):
+                await websocket.send_text(json.dumps(item))
+            elif session.tty:
+                await websocket.send_bytes(item[1])
+            else:
+                await websocket.send_bytes(bytes([item[0]]) + item[1])
         code = await session.wait()
         if session.tty:
             await websocket.send_text(json.dumps({"type": "exit", "exit_code": code}))
