@@ -1,0 +1,86 @@
+"""A tiny purpose-built misbehaving server, for faults a healthy server never produces.
+
+Each route is a function that writes raw bytes to the socket, so a test can send a
+malformed NDJSON line, cut a chunked stream mid-way, or answer with an HTML page.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from websockets.sync.server import Server, ServerConnection, serve
+
+Route = Callable[[BaseHTTPRequestHandler], None]
+
+
+def ndjson_chunks(*chunks: bytes, finish: bool = True) -> Route:
+    """A chunked ``application/x-ndjson`` response; ``finish=False`` cuts it mid-way."""
+
+    def respond(handler: BaseHTTPRequestHandler) -> None:
+        handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
+                            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+        for chunk in chunks:
+            handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            handler.wfile.flush()
+        if finish:
+            handler.wfile.write(b"0\r\n\r\n")
+        handler.wfile.flush()
+        handler.close_connection = True
+
+    return respond
+
+
+def raw(status: str, content_type: str, body: bytes) -> Route:
+    def respond(handler: BaseHTTPRequestHandler) -> None:
+        handler.wfile.write(b"HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
+                            b"Connection: close\r\n\r\n%s"
+                            % (status.encode(), content_type.encode(), len(body), body))
+        handler.close_connection = True
+
+    return respond
+
+
+@contextmanager
+def http_server(routes: dict[tuple[str, str], Route]) -> Iterator[str]:
+    """Serve ``routes`` (keyed by method and path) on a free port; yield the base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            route = routes.get((self.command, self.path.split("?", 1)[0]))
+            (route or raw("404 Not Found", "text/plain", b"no such route"))(self)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@contextmanager
+def ws_server(handler: Callable[[ServerConnection], None]) -> Iterator[str]:
+    """A WebSocket server running ``handler`` for each connection; yield the http:// URL."""
+    server: Server = serve(handler, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.socket.getsockname()[1]}"
+    finally:
+        server.shutdown()
+        thread.join()
