@@ -111,6 +111,15 @@ def test_unknown_executable_exits_127_with_a_message(server: LocalServer, sprite
     assert transcript.close_code == 1000
 
 
+def test_unknown_executable_in_tty_mode_ends_with_the_exit_message(
+        server: LocalServer, sprite: str) -> None:
+    with open_exec(server, sprite, ["no-such-program-xyz"], tty="true") as ws:
+        assert session_info(ws)["tty"] is True
+        transcript = read_to_close(ws)
+    assert transcript.raw == b"no-such-program-xyz: command not found\r\n"
+    assert json.loads(transcript.messages[-1]) == {"type": "exit", "exit_code": 127}
+
+
 def test_large_output_is_split_into_frames_of_at_most_32_kib(
         server: LocalServer, sprite: str) -> None:
     _, transcript = run(server, sprite, ["head", "-c", "300000", "/dev/zero"])

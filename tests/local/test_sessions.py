@@ -226,3 +226,12 @@ def test_port_opened_and_closed_messages(server: LocalServer, sprite: str) -> No
         assert closed == {**opened, "type": "port_closed"}
         ws.send(b"\x04")
         assert read_to_close(ws).messages == [b"\x03\x00"]
+
+
+def test_http_exec_client_leaving_starts_the_countdown(
+        server: LocalServer, http: httpx.Client, sprite: str) -> None:
+    params = {"cmd": ["sh", "-c", "echo ready; sleep 60"], "max_run_after_disconnect": "1s"}
+    with http.stream("POST", f"/v1/sprites/{sprite}/exec", params=params) as response:
+        assert next(response.iter_raw()) == b"\x01ready\n"
+        (sid,) = session_ids(http, sprite)
+    eventually(lambda: sid not in session_ids(http, sprite))

@@ -8,6 +8,7 @@ text ``exit`` message. Either way the exit comes after all output, then a 1000 c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import signal
@@ -219,19 +220,20 @@ async def _report_spawn_failure(websocket: WebSocket, exec_request: ExecRequest,
     Its ``session_id`` is ``"0"``: there is no process, so nothing can attach or kill it.
     """
     spec = exec_request.spec
-    await websocket.accept(headers=CAPABILITIES)
-    await websocket.send_text(json.dumps({
-        "type": "session_info", "session_id": "0", "command": " ".join(spec.argv),
-        "created": int(time.time()), "cols": spec.cols if spec.tty else 0,
-        "rows": spec.rows if spec.tty else 0, "is_owner": True, "tty": spec.tty}))
+    info = {"type": "session_info", "session_id": "0", "command": " ".join(spec.argv),
+            "created": int(time.time()), "cols": spec.cols if spec.tty else 0,
+            "rows": spec.rows if spec.tty else 0, "is_owner": True, "tty": spec.tty}
     message = f"{err}\n".encode()
-    if spec.tty:
-        await websocket.send_bytes(message.replace(b"\n", b"\r\n"))
-        await websocket.send_text(json.dumps({"type": "exit", "exit_code": err.exit_code}))
-    else:
-        await websocket.send_bytes(bytes([STDERR]) + message)
-        await websocket.send_bytes(bytes([EXIT, err.exit_code]))
-    await websocket.close(1000)
+    with contextlib.suppress(*_SOCKET_GONE):
+        await websocket.accept(headers=CAPABILITIES)
+        await websocket.send_text(json.dumps(info))
+        if spec.tty:
+            await websocket.send_bytes(message.replace(b"\n", b"\r\n"))
+            await websocket.send_text(json.dumps({"type": "exit", "exit_code": err.exit_code}))
+        else:
+            await websocket.send_bytes(bytes([STDERR]) + message)
+            await websocket.send_bytes(bytes([EXIT, err.exit_code]))
+        await websocket.close(1000)
 
 
 async def _serve(websocket: WebSocket, session: Session, attachment: Attachment, *,
