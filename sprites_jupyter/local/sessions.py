@@ -215,7 +215,7 @@ class Session:
             "command": " ".join([self._resolved, *self.argv[1:]]),
             "workdir": self.workdir,
             "created": rfc3339(self.created),
-            "bytes_per_second": sum(size for _, size in self._recent) / RATE_WINDOW,
+            "bytes_per_second": round(sum(size for _, size in self._recent) / RATE_WINDOW),
             "is_active": now - self.last_activity < ACTIVE_WINDOW,
             "last_activity": rfc3339(self.last_activity),
             "tty": self.tty,
