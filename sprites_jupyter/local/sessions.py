@@ -114,9 +114,14 @@ class Session:
         now = time.time()
         self.last_activity = now
         self._recent.append((now, len(data)))
+        self._forget_old_output(now)
         self._log.append(stream, data)
         self._log.trim(self._slowest())
         self._changed.notify()
+
+    def _forget_old_output(self, now: float) -> None:
+        while self._recent and self._recent[0][0] < now - RATE_WINDOW:
+            self._recent.popleft()
 
     def _slowest(self) -> int:
         return min((a.cursor for a in self._attachments), default=self._log.end)
@@ -208,8 +213,7 @@ class Session:
     def summary(self) -> dict[str, Any]:
         """The session object of ``GET /exec`` (reference section 4.1)."""
         now = time.time()
-        while self._recent and self._recent[0][0] < now - RATE_WINDOW:
-            self._recent.popleft()
+        self._forget_old_output(now)
         return {
             "id": self.id,
             "command": " ".join([self._resolved, *self.argv[1:]]),
