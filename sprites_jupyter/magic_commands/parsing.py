@@ -130,7 +130,12 @@ def _add_service(parser: argparse.ArgumentParser) -> None:
     create.add_argument("--dir", metavar="D")
     create.add_argument("--duration", type=float, default=5.0,
                         help="seconds of output to show after starting (default 5)")
-    for name in ("start", "stop", "restart", "delete"):
+    for name in ("start", "restart"):
+        action = actions.add_parser(name, help=f"{name} NAME [--duration S]")
+        action.add_argument("name")
+        action.add_argument("--duration", type=float, default=5.0,
+                            help="seconds of output to show after starting (default 5)")
+    for name in ("stop", "delete"):
         actions.add_parser(name, help=f"{name} NAME").add_argument("name")
     signal = actions.add_parser("signal", help="signal NAME SIG")
     signal.add_argument("name")

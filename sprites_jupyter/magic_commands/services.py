@@ -6,6 +6,7 @@ stays usable; the panel's Stop button closes the stream.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from argparse import Namespace
 from collections.abc import Iterable
@@ -58,11 +59,12 @@ def service(ctx: CommandContext, args: Namespace) -> None:
                                            duration=args.duration)
             _follow_stream(ctx, f"Service {name}", events, name)
         elif action == "start":
-            _follow_stream(ctx, f"Start {name}", handle.start_service(name), name)
+            _follow_stream(ctx, f"Start {name}", handle.start_service(name, args.duration), name)
         elif action == "stop":
             _follow_stream(ctx, f"Stop {name}", handle.stop_service(name), name)
         elif action == "restart":
-            _follow_stream(ctx, f"Restart {name}", handle.restart_service(name), name)
+            events = handle.restart_service(name, args.duration)
+            _follow_stream(ctx, f"Restart {name}", events, name)
         elif action == "delete":
             handle.delete_service(name)
             print(f"Deleted service {name}")
@@ -71,8 +73,11 @@ def service(ctx: CommandContext, args: Namespace) -> None:
             print(f"Sent {args.signal} to service {name}")
 
 
-def _pump(events: Iterable[Any], view: LogView) -> None:
+def _pump(events: Iterable[Any], view: LogView,
+          stopped: threading.Event | None = None) -> None:
     for event in events:
+        if stopped is not None and stopped.is_set():
+            return
         if event.type in ("stdout", "stderr"):
             view.write(event.type, event.data or "")
         elif event.type == "exit":
@@ -88,8 +93,12 @@ def logs(ctx: CommandContext, args: Namespace) -> None:
         stopped = threading.Event()
 
         def stop() -> None:
+            # EventStream.close() refuses to run while another thread iterates the
+            # stream, so the follower closes it at its next event; the panel ends now.
             stopped.set()
-            stream.close()
+            view.finish("done", "stopped")
+            with contextlib.suppress(ValueError):
+                stream.close()
 
         view = ctx.log_view(f"{handle.name}: {args.name}", on_stop=stop)
         if follow and ctx.widgets:
@@ -111,13 +120,10 @@ def logs(ctx: CommandContext, args: Namespace) -> None:
 
 def _follow_in_background(ctx: CommandContext, sprite: str, name: str, stream: Any,
                           view: LogView, stopped: threading.Event) -> None:
-    with ctx.journal.record(sprite, "logs --follow", name):
+    with ctx.journal.record(sprite, "logs --follow", name), contextlib.closing(stream):
         try:
-            _pump(stream, view)
+            _pump(stream, view, stopped)
         except Exception as error:
-            if stopped.is_set():
-                view.finish("done", "stopped")
-            else:
-                view.finish("failed", explain(error))
+            view.finish("failed", explain(error))
             return
-        view.finish("done", "stopped" if stopped.is_set() else "")
+        view.finish("done")
