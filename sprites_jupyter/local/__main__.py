@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import socket
 import sys
@@ -46,6 +47,18 @@ async def _serve(server: uvicorn.Server, sock: socket.socket, home: Path, url: s
     await task
 
 
+class _DenialNoiseFilter(logging.Filter):
+    """Drop uvicorn's false alarm after a refused WebSocket upgrade.
+
+    uvicorn's websockets-sansio protocol logs "ASGI callable returned without
+    completing handshake" even when the app answered the upgrade with an HTTP
+    denial response (a 401 or 404), which is how this server refuses upgrades.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "without completing handshake" not in record.getMessage()
+
+
 def serve(host: str, port: int, home: Path, token: str, log_level: str = "warning") -> None:
     """Serve until interrupted; print the ready line once the socket accepts."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -62,6 +75,7 @@ def serve(host: str, port: int, home: Path, token: str, log_level: str = "warnin
     config = uvicorn.Config(app, log_level=log_level, ws="websockets-sansio",
                             ws_max_size=16 * 1024 * 1024, lifespan="on")
     server = uvicorn.Server(config)
+    logging.getLogger("uvicorn.error").addFilter(_DenialNoiseFilter())
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(server, sock, home, url))
 
