@@ -34,7 +34,7 @@ def go_duration(seconds: float) -> str:
     """Seconds as a Go duration string: ``5s``, ``1.5s``, ``0s``."""
     if seconds != seconds or seconds < 0:
         raise ValueError(f"a duration must be zero or positive, not {seconds!r}")
-    return f"{seconds:g}s"
+    return f"{seconds:.9f}".rstrip("0").rstrip(".") + "s"
 
 
 def _is_loopback(url: httpx.URL) -> bool:
