@@ -47,11 +47,13 @@ def ip(server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Shell]:
     monkeypatch.delenv("SPRITE_TOKEN", raising=False)
     monkeypatch.delenv(NO_WIDGETS_ENV, raising=False)
     shell = InteractiveShell.instance()
+    shell.config.pop("SpriteMagics", None)
     shell.run_line_magic("load_ext", "sprites_jupyter")
     try:
         yield Shell(shell)
     finally:
         shell.run_line_magic("unload_ext", "sprites_jupyter")
+        shell.config.pop("SpriteMagics", None)
 
 
 @pytest.fixture

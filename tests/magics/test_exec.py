@@ -11,6 +11,8 @@ import uuid
 import pandas as pd
 import pytest
 
+from sprites_jupyter.widgets.logs import LogPanel
+
 
 def test_stdout_and_stderr_stream_to_their_own_streams(ip, current, capsys):
     assert ip.ok("%%sprite_exec\necho hello\necho oops >&2\n") is None
@@ -89,8 +91,12 @@ def test_rollback_is_not_done_when_the_command_succeeds(ip, current, http):
 
 
 @pytest.mark.timeout(60)
-def test_ctrl_c_stops_the_remote_process(ip, current, http):
+def test_ctrl_c_stops_the_remote_process_and_the_panel_turns_red(ip, current, http,
+                                                                  monkeypatch):
     marker = f"sleep-{uuid.uuid4().hex[:6]}"
+    ip.ok("%config SpriteMagics.widgets = 'on'")
+    shown = []
+    monkeypatch.setattr(ip.magics.context, "show", shown.append)
     timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     result = ip.shell.run_cell(f"%%sprite_exec\nexec -a {marker} sleep 30\n")
@@ -103,5 +109,7 @@ def test_ctrl_c_stops_the_remote_process(ip, current, http):
             break
         time.sleep(0.2)
     assert sessions == []
+    panel = next(obj for obj in shown if isinstance(obj, LogPanel))
+    assert panel.state == "cancelled" and "#c62828" in panel.status.value
     journal = ip.ok("%sprite history")
-    assert journal["outcome"].iloc[-2] == "cancelled"
+    assert journal[["operation", "outcome"]].iloc[-1].tolist() == ["exec", "cancelled"]
