@@ -73,7 +73,8 @@ def serve(host: str, port: int, home: Path, token: str, log_level: str = "warnin
     url = f"http://{shown_host}:{bound_port}"
     app = create_app(home, token, base_url=url)
     config = uvicorn.Config(app, log_level=log_level, ws="websockets-sansio",
-                            ws_max_size=16 * 1024 * 1024, lifespan="on")
+                            ws_max_size=16 * 1024 * 1024, lifespan="on",
+                            timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)
     logging.getLogger("uvicorn.error").addFilter(_DenialNoiseFilter())
     with contextlib.suppress(KeyboardInterrupt):
