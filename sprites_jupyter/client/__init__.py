@@ -33,6 +33,7 @@ from .models import (
     SpriteInfo,
     StreamMessage,
 )
+from .proxy import PortConnection
 from .sprite import Sprite
 from .streams import EventStream
 
@@ -56,6 +57,7 @@ __all__ = [
     "NotFound",
     "OutputChunk",
     "PolicyRule",
+    "PortConnection",
     "ProtocolError",
     "RateLimited",
     "ServerError",

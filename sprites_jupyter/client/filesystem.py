@@ -109,6 +109,14 @@ class FilesystemMixin(SpriteHandle):
         self._post("chmod", {"path": remote_path(path), "mode": octal_mode(mode),
                              "recursive": recursive}, what=f"chmod {path}")
 
+    def chown(self, path: str, *, uid: int | None = None, gid: int | None = None,
+              recursive: bool = False) -> None:
+        """Change owner and/or group (numeric ids)."""
+        if uid is None and gid is None:
+            raise ValueError("chown needs uid, gid or both")
+        self._post("chown", {"path": remote_path(path), "uid": uid, "gid": gid,
+                             "recursive": recursive}, what=f"chown {path}")
+
     def _post(self, action: str, body: dict[str, Any], *, what: str) -> None:
         self._http.request("POST", self._path(f"/fs/{action}"),
                            json={**body, "workingDir": _ROOT}, what=f"{what} on {self.name}")

@@ -11,6 +11,7 @@ from .exec import Command, attach_command, run_command, signal_name, start_comma
 from .filesystem import FilesystemMixin
 from .http import go_duration, segment
 from .models import ExecResult, ExecSession, KillEvent, NetworkPolicy, PolicyRule, SpriteInfo
+from .proxy import PortConnection
 from .services import ServicesMixin
 from .streams import EventStream
 
@@ -63,6 +64,16 @@ class Sprite(FilesystemMixin, ServicesMixin, CheckpointsMixin):
             what=f"kill session {session_id} on {self.name}",
             params={"signal": "SIG" + signal_name(signal), "timeout": go_duration(timeout)},
             raise_on_error=raise_on_error)
+
+    def server_version(self) -> str | None:
+        """The sprite environment's version (``Sprite-Version``), e.g. ``v0.0.1-rc46``."""
+        response = self._http.request("HEAD", self._path("/exec"),
+                                      what=f"probe the version of {self.name}")
+        return response.headers.get("Sprite-Version")
+
+    def open_port(self, port: int, host: str = "localhost") -> PortConnection:
+        """A TCP connection to ``host:port`` inside the sprite (over the proxy socket)."""
+        return PortConnection(self._http, self.name, port, host)
 
     # -- network policy --------------------------------------------------------
 

@@ -98,3 +98,12 @@ def test_upload_and_download_folders(sp: Sprite, tmp_path: Path) -> None:
     assert (tmp_path / "single.txt").read_text() == "read me"
     with pytest.raises(NotFound):
         sp.download("nothing-here", tmp_path / "x")
+
+
+def test_chown(sp: Sprite) -> None:
+    sp.write_file("mine.txt", "x")
+    sp.chown("mine.txt", uid=os.getuid(), gid=os.getgid())
+    with pytest.raises(ValueError, match="uid"):
+        sp.chown("mine.txt")
+    with pytest.raises(NotFound):
+        sp.chown("absent.txt", uid=os.getuid())
