@@ -9,8 +9,8 @@ from types import TracebackType
 from websockets.exceptions import ConnectionClosed
 
 from .errors import ConnectionFailed, ProtocolError
-from .exec import open_socket
 from .http import HttpSession, segment
+from .websocket import open_socket
 
 CONNECTED_WAIT = 30.0
 _EOF_CODES = (1000, 1001)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import threading
 
 import pytest
 
@@ -135,3 +138,15 @@ def test_bad_arguments_are_refused_locally(sp: Sprite) -> None:
         sp.create_service("x", "python3", "-m http.server")
     with pytest.raises(ValueError, match="service name"):
         sp.get_service("signal")
+
+
+def test_keyboard_interrupt_while_waiting_for_an_event_closes_the_response(sp: Sprite) -> None:
+    list(sp.create_service("quiet", PY, ["-c", "import time; time.sleep(600)"], duration=0))
+    stream = sp.service_logs("quiet", follow=float("inf"))
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        next(stream)
+    timer.join()
+    assert stream.closed
+    list(sp.stop_service("quiet", timeout=5))
