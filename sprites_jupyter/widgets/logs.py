@@ -108,14 +108,14 @@ class LogPanel(LogView):
         self._schedule()
 
     def _schedule(self) -> None:
-        now = time.monotonic()
         with self._lock:
-            wait = self._last_draw + self.min_interval - now
+            if self._timer is not None:
+                return
+            wait = self._last_draw + self.min_interval - time.monotonic()
             if wait > 0:
-                if self._timer is None:
-                    self._timer = threading.Timer(wait, self._redraw)
-                    self._timer.daemon = True
-                    self._timer.start()
+                self._timer = threading.Timer(wait, self._redraw)
+                self._timer.daemon = True
+                self._timer.start()
                 return
         self._redraw()
 

@@ -1,0 +1,69 @@
+"""frames.py: typed DataFrames from the client's real model classes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sprites_jupyter.client import (
+    Checkpoint,
+    ExecSession,
+    FileEntry,
+    PolicyRule,
+    Service,
+    ServiceState,
+    SpriteInfo,
+)
+from sprites_jupyter.frames import (
+    checkpoints_frame,
+    files_frame,
+    policy_frame,
+    services_frame,
+    sessions_frame,
+    sprites_frame,
+)
+
+NOW = datetime(2026, 1, 5, 10, 30, tzinfo=UTC)
+
+
+def _dtypes(frame):
+    return {name: str(dtype) for name, dtype in frame.dtypes.items()}
+
+
+def test_empty_frames_keep_their_columns_and_dtypes():
+    for build, rows in ((checkpoints_frame, [Checkpoint("v1", NOW)]),
+                        (services_frame, [Service("web", "python3")]),
+                        (sprites_frame, [SpriteInfo("demo")]),
+                        (sessions_frame, [ExecSession("12")]),
+                        (files_frame, [FileEntry("a")]),
+                        (policy_frame, [PolicyRule("x.com", "allow")])):
+        assert _dtypes(build([])) == _dtypes(build(rows)), build.__name__
+
+
+def test_checkpoint_lineage_from_history_or_source():
+    frame = checkpoints_frame([
+        Checkpoint("v3", NOW, "c", source_id="v1", history=("v0", "v1")),
+        Checkpoint("v2", NOW, source_id="v0"),
+        Checkpoint("v0", None),
+    ])
+    assert frame["lineage"].tolist() == ["v0 → v1 → v3", "v0 → v2", ""]
+    assert frame["create_time"].isna().tolist() == [False, False, True]
+    assert _dtypes(frame)["create_time"] == "datetime64[ns, UTC]"
+
+
+def test_services_frame_without_state_has_nulls_not_errors():
+    frame = services_frame([
+        Service("db", "postgres", ("-D", "/data")),
+        Service("web", "python3", ("app.py",), needs=("db",), http_port=8080,
+                state=ServiceState("web", "running", pid=42, started_at=NOW, restart_count=2)),
+    ])
+    assert frame.loc["db", "status"] == "" and frame["pid"].isna().tolist() == [True, False]
+    assert frame.loc["web", "pid"] == 42 and frame.loc["web", "needs"] == "db"
+    assert frame.loc["db", "command"] == "postgres -D /data"
+    assert _dtypes(frame)["restart_count"] == "Int64"
+
+
+def test_sprites_frame_joins_labels():
+    frame = sprites_frame([SpriteInfo("demo", status="warm", labels=("ml", "gpu"),
+                                      created_at=NOW)])
+    assert frame.loc["demo", "labels"] == "ml, gpu"
+    assert frame.loc["demo", "created_at"] == NOW
