@@ -80,7 +80,7 @@ def bench_checkpoints(shell: InteractiveShell, http: httpx.Client, count: int,
 def _exec_run(shell: InteractiveShell, lines: int) -> tuple[LogPanel, float, int]:
     magics = next(c for c in shell.configurables if type(c).__name__ == "SpriteMagics")
     shown: list[object] = []
-    magics.context.show = shown.append
+    magics.context.show = lambda obj, **_: shown.append(obj)
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
     start = time.perf_counter()

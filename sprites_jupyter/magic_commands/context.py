@@ -63,14 +63,18 @@ class CommandContext:
               user_errors(sprite, sprite_exists=self.sprite_exists)):
             yield
 
-    def show(self, obj: Any) -> None:
-        display(obj)
+    def show(self, obj: Any, *, live: bool = False) -> None:
+        """Display ``obj``; a ``live`` view re-publishes itself when it ends, so the
+        saved notebook keeps its final text even without widget state."""
+        handle = display(obj, display_id=True)
+        if live and handle is not None:
+            obj.on_end = lambda: handle.update(obj)
 
     def progress(self, title: str) -> ProgressView:
         """A progress view, already displayed when it is a widget."""
         if self.widgets:
             bar = ProgressBar(title)
-            self.show(bar)
+            self.show(bar, live=True)
             return bar
         return ProgressText(title)
 
@@ -79,7 +83,7 @@ class CommandContext:
         """A live log view, already displayed when it is a widget."""
         if self.widgets:
             panel = LogPanel(title, max_lines=self.settings.max_log_lines, on_stop=on_stop)
-            self.show(panel)
+            self.show(panel, live=True)
             return panel
         return LogText(title, prefix=prefix)
 

@@ -18,9 +18,11 @@ import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TextIO
 
 import ipywidgets as w
+
+from .fallback import TextFallback
 
 __all__ = ["LogPanel", "LogText", "LogView"]
 
@@ -57,7 +59,7 @@ class LogView(ABC):
         """End as ``done``, ``failed`` or ``cancelled`` with a short status line."""
 
 
-class LogPanel(LogView):
+class LogPanel(TextFallback, LogView):
     """The widget: a title/status line, a scrolling ``<pre>`` and a Stop button."""
 
     def __init__(self, title: str, *, max_lines: int = 1000, min_interval: float = 0.1,
@@ -73,6 +75,7 @@ class LogPanel(LogView):
         self._last_draw = 0.0
         self._timer: threading.Timer | None = None
         self._on_stop = on_stop
+        self._message = ""
         self.status = w.HTML(self._status_html("running", ""))
         self.output = w.HTML("<pre></pre>", layout=w.Layout(max_height="24em",
                                                              overflow="auto"))
@@ -144,14 +147,20 @@ class LogPanel(LogView):
         self._redraw()
         self.stop_button.disabled = True
         self.status.value = self._status_html(state, message)
+        self._message = message
+        self._ended()
+
+    def text(self) -> str:
+        status = f"{self.title}: {self.state}"
+        if self.state != "running" and self._message:
+            status += f" — {self._message}"
+        return "\n".join([*(line for _, line in self.lines), status])
 
     def _stop_clicked(self, _button: w.Button) -> None:
         self.stop_button.disabled = True
         if self._on_stop is not None:
             self._on_stop()
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
 
 
 class LogText(LogView):

@@ -17,6 +17,8 @@ from typing import Any, Protocol, TextIO, TypeVar
 
 import ipywidgets as w
 
+from .fallback import TextFallback
+
 __all__ = ["ProgressBar", "ProgressText", "ProgressView", "describe_event", "track"]
 
 E = TypeVar("E")
@@ -75,7 +77,7 @@ def track(events: Iterable[E], view: ProgressView) -> Iterator[E]:
         raise
 
 
-class ProgressBar:
+class ProgressBar(TextFallback):
     """Stage text, a step bar and elapsed time, composed of stock widgets."""
 
     def __init__(self, title: str) -> None:
@@ -87,6 +89,7 @@ class ProgressBar:
         self.bar = w.IntProgress(value=0, min=0, max=1, bar_style="info",
                                  layout=w.Layout(width="12em"))
         self.clock = w.HTML("0.0 s")
+        self.stages: list[str] = []
         self.widget = w.HBox([self.bar, self.clock, self.label])
 
     def _label(self, text: str) -> str:
@@ -103,6 +106,7 @@ class ProgressBar:
             self.fail(text)
             return
         self.steps += 1
+        self.stages.append(text)
         self.bar.max = max(self.bar.max, self.steps + 1)
         self.bar.value = self.steps
         self.label.value = self._label(text)
@@ -117,6 +121,12 @@ class ProgressBar:
             self.bar.value = self.bar.max
         self.label.value = self._label(text)
         self._tick()
+        ending = {"done": f"{text} ({self.clock.value})", "failed": f"failed: {text}"}
+        self.stages.append(ending.get(state, state))
+        self._ended()
+
+    def text(self) -> str:
+        return "\n".join(f"{self.title}: {stage}" for stage in self.stages) or self.title
 
     def succeed(self, message: str) -> None:
         self._end("done", "success", message)
@@ -126,9 +136,6 @@ class ProgressBar:
 
     def cancel(self) -> None:
         self._end("cancelled", "danger", "cancelled")
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
 
 
 class ProgressText:

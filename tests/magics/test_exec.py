@@ -96,7 +96,7 @@ def test_ctrl_c_stops_the_remote_process_and_the_panel_turns_red(ip, current, ht
     marker = f"sleep-{uuid.uuid4().hex[:6]}"
     ip.ok("%config SpriteMagics.widgets = 'on'")
     shown = []
-    monkeypatch.setattr(ip.magics.context, "show", shown.append)
+    monkeypatch.setattr(ip.magics.context, "show", lambda obj, **kw: shown.append(obj))
     timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     result = ip.shell.run_cell(f"%%sprite_exec\nexec -a {marker} sleep 30\n")
@@ -113,3 +113,12 @@ def test_ctrl_c_stops_the_remote_process_and_the_panel_turns_red(ip, current, ht
     assert panel.state == "cancelled" and "#c62828" in panel.status.value
     journal = ip.ok("%sprite history")
     assert journal[["operation", "outcome"]].iloc[-1].tolist() == ["exec", "cancelled"]
+
+
+def test_widget_output_is_republished_as_text_when_it_ends(ip, current, capsys):
+    ip.ok("%config SpriteMagics.widgets = 'on'")
+    ip.ok("%%sprite_exec\necho from-the-sprite\n")
+    out = capsys.readouterr().out
+    assert "from-the-sprite\n" in out
+    assert f"{current}: done — exit code 0 in" in out
+    assert "HBox(" not in out and "VBox(" not in out

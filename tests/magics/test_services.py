@@ -64,7 +64,7 @@ def test_logs_follow_runs_in_the_background_with_widgets(ip, current):
     ip.ok("%config SpriteMagics.widgets = 'on'")
     shown = []
     original = ip.magics.context.show
-    ip.magics.context.show = lambda obj: (shown.append(obj), original(obj))
+    ip.magics.context.show = lambda obj, **kw: (shown.append(obj), original(obj, **kw))
     assert ip.ok("%sprite logs ticker --follow") is None
     panel = next(obj for obj in shown if isinstance(obj, LogPanel))
     assert _wait_for(lambda: len(panel.lines) >= 3)

@@ -235,3 +235,22 @@ def test_browser_new_checkpoint_and_refresh():
     browser.refresh_button.click()
     browser.wait(10)
     assert list(browser.restore_buttons) == ["v2", "v1", "v0"]
+
+
+def test_saved_notebooks_get_the_state_as_text_not_the_widget_repr():
+    bar = ProgressBar("Checkpoint demo")
+    list(track(STAGES[:2], bar))
+    bar.succeed("v3 created")
+    bundle = bar._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert bundle["text/plain"].splitlines() == [
+        "Checkpoint demo: Creating checkpoint...",
+        "Checkpoint demo: Saving filesystem state...",
+        f"Checkpoint demo: v3 created ({bar.clock.value})"]
+
+    ended = []
+    panel = LogPanel("demo", min_interval=0)
+    panel.on_end = lambda: ended.append(panel._repr_mimebundle_()["text/plain"])
+    panel.write("stdout", b"one\ntwo\n")
+    panel.finish("failed", "exit code 2")
+    assert ended == ["one\ntwo\ndemo: failed — exit code 2"]
