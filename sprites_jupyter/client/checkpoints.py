@@ -14,8 +14,17 @@ from .models import Checkpoint, StreamMessage
 from .streams import EventStream
 
 _VERSION = re.compile(r"\bv(\d+)\b")
-_USER_ID = re.compile(r"^v\d+$")
-_AUTO_ID = re.compile(r"^auto-\d+$")
+
+
+def _listed(checkpoint_id: object, include_auto: bool) -> bool:
+    """User checkpoints ``v<N>`` (and ``auto-<ms>`` when asked); never ``Current``."""
+    if not isinstance(checkpoint_id, str):
+        return False
+    if not checkpoint_id.isascii():
+        return False
+    if checkpoint_id[:1] == "v" and checkpoint_id[1:].isdigit():
+        return True
+    return include_auto and checkpoint_id[:5] == "auto-" and checkpoint_id[5:].isdigit()
 
 
 class CheckpointStream(EventStream[StreamMessage]):
@@ -57,7 +66,7 @@ class CheckpointsMixin(SpriteHandle):
     def _created(self, checkpoint_id: str | None) -> Checkpoint:
         if checkpoint_id is not None:
             return self.get_checkpoint(checkpoint_id)
-        versions = [c for c in self.list_checkpoints() if _USER_ID.match(c.id)]
+        versions = self.list_checkpoints()
         if not versions:
             raise ProtocolError(f"checkpoint of {self.name}: completed, but no checkpoint "
                                 "is listed")
@@ -84,9 +93,8 @@ class CheckpointsMixin(SpriteHandle):
         body = response.json()
         if not isinstance(body, list):
             raise ProtocolError(f"list checkpoints of {self.name}: expected a JSON array")
-        keep = [_USER_ID] + ([_AUTO_ID] if include_auto else [])
-        checkpoints = [Checkpoint.from_json(item) for item in body]
-        return [c for c in checkpoints if any(p.match(c.id) for p in keep)]
+        return [Checkpoint.from_json(item) for item in body
+                if isinstance(item, dict) and _listed(item.get("id"), include_auto)]
 
     def get_checkpoint(self, id: str) -> Checkpoint:
         response = self._http.request("GET", self._path(f"/checkpoints/{segment(id)}"),

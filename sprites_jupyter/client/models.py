@@ -7,6 +7,7 @@ Each model keeps every field: the known ones as attributes (datetimes parsed to 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,19 +23,20 @@ def parse_time(value: object) -> datetime | None:
 
     Go's zero time (year 1) means "never" and also becomes ``None``.
     """
-    if value is None or value == "" or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value, UTC)
     if not isinstance(value, str):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return datetime.fromtimestamp(value, UTC)
         return None
-    text = value.strip()
-    if text[-1:] in ("Z", "z"):
-        text = text[:-1] + "+00:00"
     try:
-        moment = datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(value)
     except ValueError:
-        return None
+        text = value.strip()
+        if text[-1:] in ("Z", "z"):
+            text = text[:-1] + "+00:00"
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            return None
     if moment.year <= 1:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
@@ -47,28 +49,36 @@ def parse_millis(value: object) -> datetime | None:
     return parse_time(value)
 
 
+def _absent(_key: str) -> None:
+    return None
+
+
 def _strings(value: object) -> tuple[str, ...]:
     if isinstance(value, list | tuple):
         return tuple(str(item) for item in value)
     return ()
 
 
+@functools.cache
+def _field_names(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(cls)) - {"extra"}
+
+
 def _build(cls: type[M], data: object, renames: Mapping[str, str] | None = None,
            **converted: Any) -> M:
     """Instantiate ``cls`` from a JSON object; unknown keys go to ``extra``."""
-    if not isinstance(data, Mapping):
+    if not isinstance(data, dict):
         raise ProtocolError(f"expected a JSON object for {cls.__name__}, got {data!r:.80}")
-    renames = renames or {}
-    known = {f.name for f in dataclasses.fields(cls)} - {"extra"}  # type: ignore[arg-type]
+    known = _field_names(cls)
     values: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     for key, value in data.items():
-        name = renames.get(key, key)
+        name = renames.get(key, key) if renames else key
         if name in known:
             values[name] = value
         else:
             extra[key] = value
-    values.update({k: v for k, v in converted.items() if k in known})
+    values.update(converted)
     try:
         return cls(**values, extra=extra)
     except TypeError:
@@ -106,7 +116,7 @@ class SpriteInfo:
 
     @classmethod
     def from_json(cls, data: object) -> Self:
-        get = data.get if isinstance(data, Mapping) else (lambda _key: None)
+        get = data.get if isinstance(data, dict) else _absent
         times = {key: parse_time(get(key)) for key in _SPRITE_TIMES}
         return _build(cls, data, organization=get("organization") or get("org_slug") or "",
                       labels=_strings(get("labels")),
@@ -128,10 +138,24 @@ class Checkpoint:
 
     @classmethod
     def from_json(cls, data: object) -> Self:
-        get = data.get if isinstance(data, Mapping) else (lambda _key: None)
-        return _build(cls, data, create_time=parse_time(get("create_time")),
-                      comment=get("comment") or "", history=_strings(get("history")),
-                      is_auto=bool(get("is_auto")), health=get("health") or "")
+        if not isinstance(data, dict) or "id" not in data:
+            return _build(cls, data)
+        get = data.get
+        history = get("history")
+        # Lists of a thousand checkpoints are common: fill the frozen instance directly.
+        checkpoint = object.__new__(cls)
+        checkpoint.__dict__.update(
+            id=str(data["id"]), create_time=parse_time(get("create_time")),
+            comment=get("comment") or "", source_id=get("source_id"),
+            history=_strings(history) if history else (), is_auto=bool(get("is_auto")),
+            health=get("health") or "",
+            extra={} if data.keys() <= _CHECKPOINT_KEYS
+            else {k: v for k, v in data.items() if k not in _CHECKPOINT_KEYS})
+        return checkpoint
+
+
+_CHECKPOINT_KEYS = frozenset(("id", "create_time", "comment", "source_id", "history",
+                              "is_auto", "health"))
 
 
 @dataclass(frozen=True)
@@ -146,7 +170,7 @@ class StreamMessage:
 
     @classmethod
     def from_json(cls, data: object) -> Self:
-        time = parse_time(data.get("time")) if isinstance(data, Mapping) else None
+        time = parse_time(data.get("time")) if isinstance(data, dict) else None
         return _build(cls, data, time=time)
 
     @property
@@ -170,7 +194,7 @@ class ServiceState:
 
     @classmethod
     def from_json(cls, data: object) -> Self:
-        get = data.get if isinstance(data, Mapping) else (lambda _key: None)
+        get = data.get if isinstance(data, dict) else _absent
         return _build(cls, data, started_at=parse_time(get("started_at")),
                       next_restart_at=parse_time(get("next_restart_at")),
                       restart_count=get("restart_count") or 0)
@@ -192,11 +216,11 @@ class Service:
 
     @classmethod
     def from_json(cls, data: object) -> Self:
-        get = data.get if isinstance(data, Mapping) else (lambda _key: None)
+        get = data.get if isinstance(data, dict) else _absent
         state = get("state")
         return _build(cls, data, args=_strings(get("args")), needs=_strings(get("needs")),
                       env=dict(get("env") or {}),
-                      state=ServiceState.from_json(state) if isinstance(state, Mapping) else None)
+                      state=ServiceState.from_json(state) if isinstance(state, dict) else None)
 
 
 @dataclass(frozen=True)
@@ -212,7 +236,7 @@ class ServiceLogEvent:
 
     @classmethod
     def from_json(cls, data: object) -> Self:
-        stamp = parse_millis(data.get("timestamp")) if isinstance(data, Mapping) else None
+        stamp = parse_millis(data.get("timestamp")) if isinstance(data, dict) else None
         return _build(cls, data, timestamp=stamp)
 
 
@@ -248,7 +272,7 @@ class ExecSession:
 
     @classmethod
     def from_json(cls, data: object) -> Self:
-        get = data.get if isinstance(data, Mapping) else (lambda _key: None)
+        get = data.get if isinstance(data, dict) else _absent
         return _build(cls, data, id=str(get("id") if get("id") is not None else ""),
                       created=parse_time(get("created")),
                       last_activity=parse_time(get("last_activity")))
@@ -277,7 +301,7 @@ class FileEntry:
 
     @classmethod
     def from_json(cls, data: object) -> Self:
-        get = data.get if isinstance(data, Mapping) else (lambda _key: None)
+        get = data.get if isinstance(data, dict) else _absent
         path = str(get("path") or "")
         is_dir = bool(get("isDir")) or get("type") == "directory"
         return _build(cls, data, {"modTime": "mod_time", "isDir": "is_dir"},
@@ -362,9 +386,9 @@ class NetworkPolicy:
 
     @classmethod
     def from_json(cls, data: object) -> Self:
-        if not isinstance(data, Mapping):
+        if not isinstance(data, dict):
             raise ProtocolError(f"expected a policy object, got {data!r:.80}")
         rules = tuple(
             PolicyRule(**{k: rule.get(k) for k in ("domain", "action", "include")})
-            for rule in data.get("rules") or () if isinstance(rule, Mapping))
+            for rule in data.get("rules") or () if isinstance(rule, dict))
         return _build(cls, data, rules=rules)
