@@ -29,13 +29,19 @@ def load_ipython_extension(shell: Any) -> None:
 
 
 def unload_ipython_extension(shell: Any) -> None:
-    """Remove the magics and close their client."""
+    """Remove the magics, their completion, and close their client."""
+    from .magic_commands.completion import SpriteCompleter
+
     for magics in [c for c in shell.configurables if type(c).__name__ == "SpriteMagics"]:
         magics.close()
         shell.configurables.remove(magics)
-    for kind, names in (("line", ("sprite",)), ("cell", ("sprite_exec",))):
-        for name in names:
-            shell.magics_manager.magics[kind].pop(name, None)
+    shell.magics_manager.magics["line"].pop("sprite", None)
+    shell.magics_manager.magics["cell"].pop("sprite_exec", None)
+    for command in _COMPLETED:
+        chain = shell.Completer.custom_completers.strs.get(command)
+        if chain is not None:
+            chain.chain = [(priority, hook) for priority, hook in chain.chain
+                           if not isinstance(getattr(hook, "__func__", hook), SpriteCompleter)]
 
 
 def __getattr__(name: str) -> Any:

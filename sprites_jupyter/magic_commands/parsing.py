@@ -32,7 +32,7 @@ class SpriteArgumentParser(MagicArgumentParser):
         super().__init__(**kwargs)  # type: ignore[arg-type]
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"%{self.prog}: {message}{self._suggestion(message)}")
+        raise UsageError(f"{self.prog}: {message}{self._suggestion(message)}")
 
     def _options(self) -> Iterator[str]:
         stack: list[argparse.ArgumentParser] = [self]
@@ -85,7 +85,7 @@ def _exec_options(parser: argparse.ArgumentParser) -> None:
 def build_exec_parser() -> SpriteArgumentParser:
     """The parser of ``%%sprite_exec`` (the cell body is the code)."""
     parser = SpriteArgumentParser(
-        prog="%sprite_exec",
+        prog="%%sprite_exec",
         description="Run the cell on the sprite, streaming stdout and stderr as they "
                     "arrive. A non-zero exit fails the cell unless --no-raise.")
     _exec_options(parser)
@@ -152,7 +152,7 @@ def _add_policy(parser: argparse.ArgumentParser) -> None:
 
 
 def _build(name: str) -> SpriteArgumentParser:
-    parser = SpriteArgumentParser(prog=f"sprite {name}", description=SUBCOMMANDS[name])
+    parser = SpriteArgumentParser(prog=f"%sprite {name}", description=SUBCOMMANDS[name])
     add = parser.add_argument
     if name == "help":
         add("topic", nargs="?", help="a subcommand")

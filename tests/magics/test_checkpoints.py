@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pandas as pd
 
 from sprites_jupyter.client import Checkpoint
@@ -79,3 +81,20 @@ def test_auto_checkpoints_are_listed_on_request(ip, current):
     with_auto = ip.ok("%sprite checkpoints --auto")
     assert with_auto["is_auto"].any()
     assert all(i.startswith("auto-") for i in with_auto.index[with_auto["is_auto"]])
+
+
+def test_restore_asks_at_a_terminal(ip, current, http, monkeypatch):
+    ip.ok("%sprite checkpoint")
+    _write(http, current, "/home/sprite/after.txt", b"later")
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    questions = []
+    answers = iter(["n", "yes"])
+    monkeypatch.setattr("builtins.input", lambda q: questions.append(q) or next(answers))
+    assert ip.fails("%sprite restore v1") == "Cancelled: nothing was changed"
+    assert http.get(f"/v1/sprites/{current}/fs/read",
+                    params={"path": "/home/sprite/after.txt"}).status_code == 200
+    ip.ok("%sprite restore v1")
+    assert questions[0].startswith(f"Restore v1 on sprite {current}? This replaces")
+    assert questions[0].endswith("[y/N] ")
+    assert http.get(f"/v1/sprites/{current}/fs/read",
+                    params={"path": "/home/sprite/after.txt"}).status_code == 404

@@ -82,7 +82,7 @@ def test_unknown_subcommand_and_option_suggest_the_nearest(ip):
 def test_help_and_question_mark_print_real_help(ip, capsys):
     ip.ok("%sprite help restore")
     out = capsys.readouterr().out
-    assert "usage: sprite restore" in out and "--yes" in out
+    assert "usage: %sprite restore" in out and "--yes" in out
     ip.ok("%sprite help")
     assert "checkpoints" in capsys.readouterr().out
     ip.shell.run_line_magic("pinfo", "%sprite")
