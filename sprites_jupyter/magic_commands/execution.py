@@ -150,6 +150,8 @@ def _run_one(ctx: CommandContext, name: str, code: str, opts: Namespace, running
             checkpoint_id = take_checkpoint(handle, before, view).id
         outcome = _run(handle, argv, env, opts, ctx.log_view(name, prefix=prefix), running,
                        keep=bool(opts.out))
+        if running.cancelled.is_set():
+            raise KeyboardInterrupt  # Ctrl-C reached the main thread: journal it as cancelled
         if outcome.error and opts.rollback_on_error and checkpoint_id:
             _rollback(ctx, handle, checkpoint_id)
             outcome.error += f"; rolled back to {checkpoint_id}"
@@ -175,6 +177,8 @@ def run_code(ctx: CommandContext, code: str, opts: Namespace) -> pd.DataFrame | 
         try:
             outcomes[name] = _run_one(ctx, name, code, opts, running, prefix=f"[{name}] ",
                                       raise_on_failure=False)
+        except KeyboardInterrupt:
+            outcomes[name].error = "cancelled"
         except Exception as error:
             outcomes[name].error = explain(error)
 

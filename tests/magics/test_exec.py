@@ -122,3 +122,29 @@ def test_widget_output_is_republished_as_text_when_it_ends(ip, current, capsys):
     assert "from-the-sprite\n" in out
     assert f"{current}: done — exit code 0 in" in out
     assert "HBox(" not in out and "VBox(" not in out
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_stops_every_sprite_of_a_parallel_run(ip, current, http):
+    other = f"t-{uuid.uuid4().hex[:10]}"
+    assert http.post("/v1/sprites", json={"name": other}).status_code == 201
+    try:
+        timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        result = ip.shell.run_cell(f"%%sprite_exec -s {current},{other}\nsleep 30\n")
+        timer.cancel()
+        assert isinstance(result.error_in_exec, KeyboardInterrupt)
+        for name in (current, other):
+            deadline = time.monotonic() + 15
+            while http.get(f"/v1/sprites/{name}/exec").json()["sessions"]:
+                assert time.monotonic() < deadline, f"{name} still runs"
+                time.sleep(0.2)
+        deadline = time.monotonic() + 15
+        while len([e for e in ip.magics.journal.entries if e.operation == "exec"]) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        outcomes = {e.sprite: e.outcome for e in ip.magics.journal.entries
+                    if e.operation == "exec"}
+        assert outcomes == {current: "cancelled", other: "cancelled"}
+    finally:
+        http.delete(f"/v1/sprites/{other}")
