@@ -62,7 +62,8 @@ class _DenialNoiseFilter(logging.Filter):
 def serve(host: str, port: int, home: Path, token: str, log_level: str = "warning") -> None:
     """Serve until interrupted; print the ready line once the socket accepts."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP so asyncio sets TCP_NODELAY on accepted connections (no Nagle delay)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
