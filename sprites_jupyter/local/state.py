@@ -6,6 +6,8 @@ import asyncio
 import os
 import re
 import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +40,23 @@ class SpriteRuntime:
     sessions: SessionManager
     services: ServiceManager
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _not_restoring: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self._not_restoring.set()
+
+    @asynccontextmanager
+    async def restoring(self) -> AsyncIterator[None]:
+        """Mark a restore under way: :meth:`settled` callers wait until it ends."""
+        self._not_restoring.clear()
+        try:
+            yield
+        finally:
+            self._not_restoring.set()
+
+    async def settled(self) -> None:
+        """Wait out a restore in progress, so new work never lands in a tree being swapped."""
+        await self._not_restoring.wait()
 
 
 class ServerState:

@@ -160,6 +160,7 @@ async def _feed(session: Session, data: bytes) -> None:
 
 async def _start(conn: Request | WebSocket, runtime: SpriteRuntime, exec_request: ExecRequest
                  ) -> tuple[Session, Attachment]:
+    await runtime.settled()
     session, owner = await runtime.sessions.start(
         exec_request.spec, workdir=exec_request.workdir,
         max_run_after_disconnect=exec_request.max_run_after_disconnect)

@@ -50,10 +50,12 @@ def _os_errors(path: str) -> Iterator[None]:
         raise fs_error(exc.errno or errno.EIO, path) from None
 
 
-def _root(request: Request) -> Path:
+async def _root(request: Request) -> Path:
+    """The sprite's root, once any restore of it has finished."""
     server = state_of(request)
     name = request.path_params["name"]
     server.require_sprite(name)
+    await server.runtime(name).settled()
     server.store.touch_running(name)
     return server.sprite_root(name)
 
@@ -102,7 +104,7 @@ async def _params(request: Request) -> dict[str, Any]:
 
 
 async def read_file(request: Request) -> Response:
-    root = _root(request)
+    root = await _root(request)
     q = request.query_params
     spath, host = resolve(root, q.get("path", ""), q.get("workingDir"))
     with _os_errors(spath):
@@ -113,7 +115,7 @@ async def read_file(request: Request) -> Response:
 
 
 async def write_file(request: Request) -> Response:
-    root = _root(request)
+    root = await _root(request)
     q = request.query_params
     spath, host = resolve(root, q.get("path", ""), q.get("workingDir"))
     mkdir_flag = q.get("mkdirParents", q.get("mkdir"))
@@ -139,7 +141,7 @@ async def write_file(request: Request) -> Response:
 
 
 async def list_files(request: Request) -> Response:
-    root = _root(request)
+    root = await _root(request)
     q = request.query_params
     spath, host = resolve(root, q.get("path", "") or "/", q.get("workingDir"))
     recursive = query_bool(q.get("recursive"), False)
@@ -155,7 +157,7 @@ async def list_files(request: Request) -> Response:
 
 
 async def delete_files(request: Request) -> Response:
-    root = _root(request)
+    root = await _root(request)
     params = await _params(request)
     spath, host = resolve(root, params.get("path", ""), params.get("workingDir"),
                           follow_last=False)
@@ -175,7 +177,7 @@ async def delete_files(request: Request) -> Response:
 
 
 async def rename_file(request: Request) -> Response:
-    root = _root(request)
+    root = await _root(request)
     body = await read_json_object(request)
     src, src_host = resolve(root, body.get("source", ""), body.get("workingDir"),
                             follow_last=False)
@@ -189,7 +191,7 @@ async def rename_file(request: Request) -> Response:
 
 
 async def copy_files(request: Request) -> Response:
-    root = _root(request)
+    root = await _root(request)
     body = await read_json_object(request)
     src, src_host = resolve(root, body.get("source", ""), body.get("workingDir"))
     _, dst_host = resolve(root, body.get("dest", ""), body.get("workingDir"),
@@ -227,7 +229,7 @@ def _walk(host: Path, recursive: bool) -> list[Path]:
 
 
 async def chmod_files(request: Request) -> Response:
-    root = _root(request)
+    root = await _root(request)
     body = await read_json_object(request)
     spath, host = resolve(root, body.get("path", ""), body.get("workingDir"))
     mode = _parse_mode(body.get("mode"), spath)
@@ -242,7 +244,7 @@ async def chmod_files(request: Request) -> Response:
 
 
 async def chown_files(request: Request) -> Response:
-    root = _root(request)
+    root = await _root(request)
     body = await read_json_object(request)
     spath, host = resolve(root, body.get("path", ""), body.get("workingDir"))
     uid, gid = body.get("uid"), body.get("gid")

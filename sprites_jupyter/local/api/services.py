@@ -33,6 +33,13 @@ def _manager(request: Request) -> ServiceManager:
     return server.runtime(name).services
 
 
+async def _settled_manager(request: Request) -> ServiceManager:
+    """The manager, once any restore of the sprite has finished (it restarts services)."""
+    manager = _manager(request)
+    await state_of(request).runtime(request.path_params["name"]).settled()
+    return manager
+
+
 def _service(request: Request) -> str:
     return check_name(request.path_params["svc"])
 
@@ -122,7 +129,7 @@ async def get_service(request: Request) -> Response:
 
 
 async def put_service(request: Request) -> Response:
-    manager = _manager(request)
+    manager = await _settled_manager(request)
     svc = _service(request)
     window = parse_duration(request.query_params.get("duration",
                                                      request.query_params.get("timeout")),
@@ -133,7 +140,7 @@ async def put_service(request: Request) -> Response:
 
 
 async def start_service(request: Request) -> Response:
-    manager = _manager(request)
+    manager = await _settled_manager(request)
     svc = _service(request)
     window = parse_duration(request.query_params.get("duration"), _START_WINDOW)
     manager.require(svc)
@@ -141,7 +148,7 @@ async def start_service(request: Request) -> Response:
 
 
 async def restart_service(request: Request) -> Response:
-    manager = _manager(request)
+    manager = await _settled_manager(request)
     svc = _service(request)
     window = parse_duration(request.query_params.get("duration"), _START_WINDOW)
     manager.require(svc)
