@@ -49,11 +49,9 @@ def sprites_frame(sprites: Iterable[Any]) -> pd.DataFrame:
 
 
 def _lineage(checkpoint: Any) -> str:
-    history = tuple(getattr(checkpoint, "history", None) or ())
-    if history:
-        return " → ".join((*history, checkpoint.id))
-    source = getattr(checkpoint, "source_id", None)
-    return f"{source} → {checkpoint.id}" if source else ""
+    if checkpoint.history:
+        return " → ".join((*checkpoint.history, checkpoint.id))
+    return f"{checkpoint.source_id} → {checkpoint.id}" if checkpoint.source_id else ""
 
 
 def checkpoints_frame(checkpoints: Iterable[Any]) -> pd.DataFrame:
