@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar
@@ -51,6 +52,7 @@ class EventStream(Generic[T]):
         self._response = response
         self._parse = parse
         self._on_json_object = on_json_object
+        self._closing = False
         self._events = self._generate()
 
     def __repr__(self) -> str:
@@ -79,9 +81,17 @@ class EventStream(Generic[T]):
         return self._response.is_closed
 
     def close(self) -> None:
-        """Stop reading and close the HTTP response (idempotent)."""
-        self._events.close()
+        """Stop reading and close the HTTP response (idempotent).
+
+        Safe from another thread while one is blocked reading (a Stop button): the
+        socket is shut down so that read returns, and that iteration just ends.
+        """
+        self._closing = True
+        if not self._response.is_closed:
+            _shutdown_socket(self._response)
         self._response.close()
+        with contextlib.suppress(ValueError):  # "generator already executing": it ends itself
+            self._events.close()
 
     def wait(self) -> T:
         """Consume the stream; return its ``complete`` event."""
@@ -106,7 +116,7 @@ class EventStream(Generic[T]):
                     saw_error = True
                     if self.raise_on_error:
                         raise StreamError(f"{self.what} failed: {event_text(event)}", event)
-            if not saw_error:
+            if not saw_error and not self._closing:
                 raise ProtocolError(f"{self.what}: the stream ended without a complete event")
         finally:
             self._response.close()
@@ -141,10 +151,22 @@ class EventStream(Generic[T]):
                     number += 1
                     if line.strip():
                         yield number, line
-        except httpx.RemoteProtocolError as exc:
-            raise ProtocolError(f"{self.what}: the connection broke mid-stream ({exc})") from None
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.StreamError) as exc:
+            if self._closing:
+                return
+            if isinstance(exc, httpx.RemoteProtocolError):
+                raise ProtocolError(f"{self.what}: the connection broke mid-stream ({exc})"
+                                    ) from None
             raise ConnectionFailed(f"{self.what}: the stream failed ({type(exc).__name__}: "
                                    f"{exc})", url=str(self._response.url)) from None
-        if buffer.strip():
+        if buffer.strip() and not self._closing:
             yield number + 1, buffer
+
+
+def _shutdown_socket(response: httpx.Response) -> None:
+    """Shut the response's socket down, waking a thread blocked reading it."""
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)

@@ -150,3 +150,28 @@ def test_keyboard_interrupt_while_waiting_for_an_event_closes_the_response(sp: S
     timer.join()
     assert stream.closed
     list(sp.stop_service("quiet", timeout=5))
+
+
+def test_close_from_another_thread_ends_a_blocked_follow(sp: Sprite) -> None:
+    """What a log panel's Stop button does while its reader thread waits for a line."""
+    list(sp.create_service("quiet", PY, ["-c", "import time; time.sleep(600)"], duration=0))
+    stream = sp.service_logs("quiet", follow=float("inf"))
+    outcome: list[object] = []
+
+    def read() -> None:
+        try:
+            outcome.extend(stream)
+            outcome.append("ended")
+        except Exception as exc:
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    reader.join(0.3)
+    assert reader.is_alive()
+    stream.close()
+    reader.join(10)
+    assert not reader.is_alive()
+    assert outcome[-1] == "ended"
+    assert stream.closed
+    list(sp.stop_service("quiet", timeout=5))
