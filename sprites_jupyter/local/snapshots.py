@@ -4,8 +4,14 @@ File contents are stored once each as objects named by their SHA-256 under
 ``HOME/objects``. A snapshot is a manifest (every path with its type, mode,
 mtime, size and object hash or link target), itself stored as an object, so an
 unchanged tree yields the same manifest id and costs no space. A per-sprite
-stat cache (path -> size, mtime, inode, hash) lets a snapshot of an unchanged
-tree walk and ``lstat`` without reading any file data.
+stat cache (path -> size, mtime, inode, ctime, hash) lets a snapshot of an
+unchanged tree walk and ``lstat`` without reading any file data. ctime is in the
+key because tools that rewrite a file and put its old mtime back (``cp -p``,
+``rsync -t``, ``tar``) cannot put its ctime back; and a file changed within
+``_RACY_NS`` of being read is not cached, since a second change inside the same
+timestamp tick would leave every stat field as it was (git's "racy clean" case).
+Entries that vanish during the walk are skipped; fifos, sockets and devices are
+never opened.
 
 A restore builds the target tree beside the live one (hard-linking live files
 that already hold the right content, copying objects for the rest), records a
@@ -17,12 +23,14 @@ live tree is always wholly the old one or wholly the target.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import shutil
 import stat
 import tempfile
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -34,6 +42,17 @@ Progress = Callable[[str], None]
 
 _CHUNK = 1 << 20
 _JOURNAL = "restore.json"
+# A file changed less than this before it is read may change again without moving its
+# mtime or ctime, so it is not cached; timestamps in whole seconds need a wider margin.
+_RACY_NS = 100_000_000
+_RACY_COARSE_NS = 2_000_000_000
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+CacheEntry = list[int | str]  # size, mtime_ns, inode, ctime_ns, sha256
+
+
+class SnapshotError(Exception):
+    """A snapshot could not be taken; the message names the sprite path, not the host's."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +77,7 @@ class Snapshotter:
         self.caches.mkdir(parents=True, exist_ok=True)
         self._incoming = self.objects / "incoming"
         self._incoming.mkdir(exist_ok=True)
+        self._present: set[str] = set()
 
     # objects ----------------------------------------------------------------
 
@@ -74,16 +94,32 @@ class Snapshotter:
             os.replace(temp.name, target)
         return digest
 
-    def _store_file(self, source: Path) -> tuple[str, int]:
-        """Copy ``source`` into the store while hashing it; return (hash, size)."""
-        digest = hashlib.sha256()
-        size = 0
-        with open(source, "rb") as reader, tempfile.NamedTemporaryFile(
-                dir=self._incoming, delete=False) as temp:
-            while chunk := reader.read(_CHUNK):
-                digest.update(chunk)
-                temp.write(chunk)
-                size += len(chunk)
+    def _store_file(self, source: Path) -> tuple[str, int, os.stat_result, os.stat_result] | None:
+        """Copy ``source`` into the store while hashing it.
+
+        Returns (hash, size, stat before, stat after reading), or None when ``source``
+        is gone or is no longer a regular file (never follows a symlink swapped in,
+        never blocks on a fifo). The object holds exactly the bytes read, so it always
+        matches its name even if a process writes to the file meanwhile.
+        """
+        try:
+            fd = os.open(source, _OPEN_FLAGS)
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ELOOP, errno.ENXIO):
+                return None
+            raise
+        with open(fd, "rb", closefd=True) as reader:
+            before = os.fstat(fd)
+            if not stat.S_ISREG(before.st_mode):
+                return None
+            digest = hashlib.sha256()
+            size = 0
+            with tempfile.NamedTemporaryFile(dir=self._incoming, delete=False) as temp:
+                while chunk := reader.read(_CHUNK):
+                    digest.update(chunk)
+                    temp.write(chunk)
+                    size += len(chunk)
+            after = os.fstat(fd)
         name = digest.hexdigest()
         target = self._object_path(name)
         if target.exists():
@@ -91,7 +127,14 @@ class Snapshotter:
         else:
             target.parent.mkdir(exist_ok=True)
             os.replace(temp.name, target)
-        return name, size
+        self._present.add(name)
+        return name, size, before, after
+
+    def _has_object(self, digest: str) -> bool:
+        """Whether an object exists; checked on disk once per server run."""
+        if digest not in self._present and self._object_path(digest).exists():
+            self._present.add(digest)
+        return digest in self._present
 
     def has_manifest(self, manifest_id: str) -> bool:
         return self._object_path(manifest_id).exists()
@@ -110,13 +153,15 @@ class Snapshotter:
     def _cache_path(self, sprite: str) -> Path:
         return self.caches / f"{sprite}.json"
 
-    def _load_cache(self, sprite: str) -> dict[str, list[int | str]]:
+    def _load_cache(self, sprite: str) -> dict[str, CacheEntry]:
         try:
-            return json.loads(self._cache_path(sprite).read_text())
+            loaded = json.loads(self._cache_path(sprite).read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             return {}
+        return {path: entry for path, entry in loaded.items()
+                if isinstance(entry, list) and len(entry) == 5}
 
-    def _save_cache(self, sprite: str, cache: dict[str, list[int | str]]) -> None:
+    def _save_cache(self, sprite: str, cache: dict[str, CacheEntry]) -> None:
         path = self._cache_path(sprite)
         temp = path.with_suffix(".tmp")
         temp.write_text(json.dumps(cache, separators=(",", ":")))
@@ -132,27 +177,41 @@ class Snapshotter:
     def snapshot(self, sprite: str, root: Path, progress: Progress | None = None) -> str:
         """Snapshot ``root``; return the manifest id to record with the checkpoint."""
         cache = self._load_cache(sprite)
-        fresh: dict[str, list[int | str]] = {}
+        fresh: dict[str, CacheEntry] = {}
         entries: list[Entry] = []
         stored = reused = 0
-        for rel, info in _walk(root):
-            mode = stat.S_IMODE(info.st_mode)
-            if stat.S_ISDIR(info.st_mode):
-                entries.append(Entry(rel, "d", mode, info.st_mtime_ns))
-            elif stat.S_ISLNK(info.st_mode):
-                target = os.readlink(root / rel)
-                entries.append(Entry(rel, "l", mode, info.st_mtime_ns, 0, target))
-            elif stat.S_ISREG(info.st_mode):
-                key = [info.st_size, info.st_mtime_ns, info.st_ino]
+        try:
+            for rel, info in _walk(root):
+                mode = stat.S_IMODE(info.st_mode)
+                if stat.S_ISDIR(info.st_mode):
+                    entries.append(Entry(rel, "d", mode, info.st_mtime_ns))
+                    continue
+                if stat.S_ISLNK(info.st_mode):
+                    with contextlib.suppress(FileNotFoundError):
+                        target = os.readlink(root / rel)
+                        entries.append(Entry(rel, "l", mode, info.st_mtime_ns, 0, target))
+                    continue
                 cached = cache.get(rel)
-                if cached is not None and cached[:3] == key:
-                    digest, size = str(cached[3]), info.st_size
+                if (cached is not None and cached[:4] == _key(info)
+                        and self._has_object(str(cached[4]))):
+                    fresh[rel] = cached
+                    entries.append(Entry(rel, "f", mode, info.st_mtime_ns, info.st_size,
+                                         str(cached[4])))
                     reused += 1
-                else:
-                    digest, size = self._store_file(root / rel)
-                    stored += 1
-                fresh[rel] = [*key, digest]
-                entries.append(Entry(rel, "f", mode, info.st_mtime_ns, size, digest))
+                    continue
+                read_at = time.time_ns()
+                result = self._store_file(root / rel)
+                if result is None:
+                    continue  # gone, or no longer a regular file
+                digest, size, before, after = result
+                if _key(before) == _key(after) and size == before.st_size and _settled(
+                        before, read_at):
+                    fresh[rel] = [*_key(before), digest]
+                entries.append(Entry(rel, "f", stat.S_IMODE(before.st_mode), before.st_mtime_ns,
+                                     size, digest))
+                stored += 1
+        except OSError as exc:
+            raise SnapshotError(_describe(exc, root)) from exc
         manifest = self._save_manifest(entries)
         self._save_cache(sprite, fresh)
         if progress:
@@ -184,12 +243,27 @@ class Snapshotter:
         if progress:
             progress("Switching to the restored filesystem...")
         self._finish_swap(sprite, root, store)
+        self._refresh_cache(sprite, root)
+
+    def _refresh_cache(self, sprite: str, root: Path) -> None:
+        """Take up the ctimes that linking and unlinking moved during a restore.
+
+        Nothing writes to the tree while it is restored, so a file whose inode, size
+        and mtime are still those recorded still holds the recorded content.
+        """
+        refreshed: dict[str, CacheEntry] = {}
+        for rel, entry in self._load_cache(sprite).items():
+            with contextlib.suppress(OSError):
+                key = _key((root / rel).lstat())
+                if key[:3] == entry[:3]:
+                    refreshed[rel] = [*key, entry[4]]
+        self._save_cache(sprite, refreshed)
 
     def _build(self, sprite: str, root: Path, staging: Path, entries: list[Entry],
-               progress: Progress | None) -> dict[str, list[int | str]]:
+               progress: Progress | None) -> dict[str, CacheEntry]:
         """Create the tree of ``entries`` at ``staging``; return its stat cache."""
         live_cache = self._load_cache(sprite)
-        new_cache: dict[str, list[int | str]] = {}
+        new_cache: dict[str, CacheEntry] = {}
         directories: list[Entry] = []
         linked = copied = 0
         for entry in entries:
@@ -199,6 +273,7 @@ class Snapshotter:
                 directories.append(entry)
             elif entry.kind == "l":
                 os.symlink(entry.ref, target)
+                os.utime(target, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
             else:
                 if self._reuse_live(root, entry, live_cache.get(entry.path), target):
                     linked += 1
@@ -210,8 +285,7 @@ class Snapshotter:
                     os.chmod(target, entry.mode)
                     os.utime(target, ns=(entry.mtime_ns, entry.mtime_ns))
                     copied += 1
-                info = target.lstat()
-                new_cache[entry.path] = [info.st_size, info.st_mtime_ns, info.st_ino, entry.ref]
+                new_cache[entry.path] = [*_key(target.lstat()), entry.ref]
         for entry in reversed(directories):
             target = staging / entry.path if entry.path != "." else staging
             os.chmod(target, entry.mode)
@@ -221,16 +295,16 @@ class Snapshotter:
         return new_cache
 
     @staticmethod
-    def _reuse_live(root: Path, entry: Entry, cached: list[int | str] | None,
+    def _reuse_live(root: Path, entry: Entry, cached: CacheEntry | None,
                     target: Path) -> bool:
         """Hard-link the live file when the stat cache proves it holds the wanted content."""
-        if cached is None or cached[3] != entry.ref:
+        if cached is None or cached[4] != entry.ref:
             return False
         try:
             info = (root / entry.path).lstat()
         except FileNotFoundError:
             return False
-        if ([info.st_size, info.st_mtime_ns, info.st_ino] != cached[:3]
+        if (_key(info) != cached[:4]
                 or stat.S_IMODE(info.st_mode) != entry.mode
                 or info.st_mtime_ns != entry.mtime_ns or not stat.S_ISREG(info.st_mode)):
             return False
@@ -275,15 +349,44 @@ def _walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
     while stack:
         prefix = stack.pop()
         directory = root / prefix if prefix else root
-        with os.scandir(directory) as scan:
-            children = sorted(scan, key=lambda e: e.name)
+        try:
+            with os.scandir(directory) as scan:
+                children = sorted(scan, key=lambda e: e.name)
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # removed (or replaced) since it was listed
         subdirs = []
         for child in children:
             rel = f"{prefix}/{child.name}" if prefix else child.name
-            info = child.stat(follow_symlinks=False)
+            try:
+                info = child.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
             if stat.S_ISDIR(info.st_mode):
                 subdirs.append(rel)
             elif not (stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode)):
                 continue  # fifos, sockets and devices are not snapshotted
             yield rel, info
         stack.extend(reversed(subdirs))
+
+
+def _key(info: os.stat_result) -> list[int]:
+    """The stat fields that say a file is unchanged since it was hashed."""
+    return [info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns]
+
+
+def _settled(info: os.stat_result, read_at: int) -> bool:
+    """Whether any change after ``read_at`` is sure to move the file's mtime or ctime."""
+    whole_seconds = info.st_mtime_ns % 1_000_000_000 == info.st_ctime_ns % 1_000_000_000 == 0
+    margin = _RACY_COARSE_NS if whole_seconds else _RACY_NS
+    return max(info.st_mtime_ns, info.st_ctime_ns) + margin < read_at
+
+
+def _describe(exc: OSError, root: Path) -> str:
+    """An OS error in terms of the sprite's paths (``/home/sprite/x``), not the host's."""
+    where = os.fspath(exc.filename) if exc.filename is not None else ""
+    prefix = os.fspath(root)
+    if where == prefix or where.startswith(prefix + os.sep):
+        rel = os.path.relpath(where, prefix)
+        where = "/" if rel == "." else "/" + rel
+    reason = exc.strerror or str(exc)
+    return f"{reason}: {where}" if where else reason

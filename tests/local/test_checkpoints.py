@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import LocalServer
+from tests.local.exec_ws import open_exec, read_to_close, session_info
 from tests.local.ndjson import stream_events
 
 
@@ -159,3 +160,135 @@ def test_unchanged_tree_stores_nothing_new(server: LocalServer, http: httpx.Clie
     _checkpoint(http, sprite)
     after = sorted(p for p in objects.rglob("*") if p.is_file())
     assert after == before
+
+
+def test_restore_ends_exec_sessions_with_137(server: LocalServer, http: httpx.Client,
+                                             sprite: str) -> None:
+    assert _checkpoint(http, sprite) == "v1"
+    with open_exec(server, sprite, ["sleep", "600"]) as ws:
+        session_info(ws)
+        assert http.get(f"/v1/sprites/{sprite}/exec").json()["count"] == 1
+        _restore(http, sprite, "v1")
+        transcript = read_to_close(ws)
+    assert transcript.messages[-1] == b"\x03\x89"  # the exit frame: 137 = killed
+    assert http.get(f"/v1/sprites/{sprite}/exec").json()["sessions"] == []
+
+
+def test_the_undo_point_holds_what_services_write_as_they_stop(
+        server: LocalServer, http: httpx.Client, sprite: str) -> None:
+    """The safety checkpoint is taken after services stop, so their last writes are kept."""
+    graceful = "trap 'echo flushed > at-exit; exit 0' TERM; while :; do sleep 0.05; done"
+    status, _ = stream_events(http, "PUT", f"/v1/sprites/{sprite}/services/db",
+                              params={"duration": "0"},
+                              json={"cmd": "sh", "args": ["-c", graceful]})
+    assert status == 200
+    assert _checkpoint(http, sprite) == "v1"
+    events = _restore(http, sprite, "v1")
+    auto = next(re.search(r"auto-\d+", e["data"]).group(0) for e in events
+                if "auto-" in e.get("data", ""))
+    home = _root(server, sprite) / "home" / "sprite"
+    assert not (home / "at-exit").exists()  # v1 was taken while db ran
+    _restore(http, sprite, auto)
+    assert (home / "at-exit").read_text() == "flushed\n"
+
+
+def test_a_failed_restore_leaves_the_sprite_as_it_was(server: LocalServer, http: httpx.Client,
+                                                      sprite: str) -> None:
+    home = _root(server, sprite) / "home" / "sprite"
+    (home / "data.txt").write_text("in v1")
+    assert _checkpoint(http, sprite) == "v1"
+    (home / "data.txt").write_text("live")
+    for stored in (server.home / "objects").glob("??/*"):
+        if stored.read_bytes() == b"in v1":
+            stored.unlink()
+    status, events = stream_events(http, "POST", f"/v1/sprites/{sprite}/checkpoints/v1/restore")
+    assert status == 200
+    assert events[-1]["type"] == "error" and events[-1]["error"].startswith("Restore failed: ")
+    assert "time" in events[-1]
+    assert (home / "data.txt").read_text() == "live"
+    current = http.get(f"/v1/sprites/{sprite}/checkpoints/Current").json()
+    assert current["source_id"] == "v1"
+    assert sorted(p.name for p in (server.home / "sprites" / sprite).iterdir()) == ["root"]
+
+
+def test_a_failed_checkpoint_records_nothing(server: LocalServer, http: httpx.Client,
+                                             sprite: str) -> None:
+    (_root(server, sprite) / "home" / "sprite" / "new.bin").write_bytes(b"data")
+    incoming = server.home / "objects" / "incoming"
+    incoming.rename(incoming.with_name("incoming.away"))
+    incoming.write_text("not a directory: storing an object fails")
+    try:
+        status, events = stream_events(http, "POST", f"/v1/sprites/{sprite}/checkpoint", json={})
+    finally:
+        incoming.unlink()
+        incoming.with_name("incoming.away").rename(incoming)
+    assert status == 200
+    assert events[-1]["type"] == "error"
+    assert events[-1]["error"].startswith("Checkpoint failed: ")
+    listed = http.get(f"/v1/sprites/{sprite}/checkpoints", params={"includeAuto": "true"}).json()
+    assert [c["id"] for c in listed] == ["Current", "v0"]
+    assert _checkpoint(http, sprite) == "v1"
+
+
+def test_auto_checkpoints_are_hidden_unless_asked_for(http: httpx.Client, sprite: str) -> None:
+    _checkpoint(http, sprite)
+    _restore(http, sprite, "v0")
+    plain = [c["id"] for c in http.get(f"/v1/sprites/{sprite}/checkpoints").json()]
+    assert plain == ["Current", "v1", "v0"]
+    for value in ("false", "0"):
+        listed = http.get(f"/v1/sprites/{sprite}/checkpoints", params={"includeAuto": value})
+        assert [c["id"] for c in listed.json()] == plain
+    everything = http.get(f"/v1/sprites/{sprite}/checkpoints",
+                          params={"includeAuto": "true"}).json()
+    autos = [c for c in everything if c["id"].startswith("auto-")]
+    assert len(autos) == 1 and autos[0]["is_auto"] is True
+    assert re.fullmatch(r"auto-\d{13}", autos[0]["id"])
+    assert everything[0]["id"] == "Current" and everything[0]["source_id"] == "v0"
+    junk = http.get(f"/v1/sprites/{sprite}/checkpoints", params={"includeAuto": "maybe"})
+    assert junk.status_code == 400 and "message" in junk.json()
+
+
+def test_live_state_aliases_and_their_status_codes(http: httpx.Client, sprite: str) -> None:
+    _checkpoint(http, sprite)
+    for alias in ("Current", "active"):
+        got = http.get(f"/v1/sprites/{sprite}/checkpoints/{alias}")
+        assert got.status_code == 200
+        assert got.json()["id"] == "Current" and got.json()["source_id"] == "v1"
+        assert http.delete(f"/v1/sprites/{sprite}/checkpoints/{alias}").status_code == 409
+        assert http.post(f"/v1/sprites/{sprite}/checkpoints/{alias}/restore").status_code == 404
+
+
+@pytest.mark.parametrize("junk", ["v1x", "auto-", "V1", "%20", "v-1", "..."])
+def test_junk_checkpoint_ids_are_json_404s(http: httpx.Client, sprite: str, junk: str) -> None:
+    for response in (http.get(f"/v1/sprites/{sprite}/checkpoints/{junk}"),
+                     http.delete(f"/v1/sprites/{sprite}/checkpoints/{junk}"),
+                     http.post(f"/v1/sprites/{sprite}/checkpoints/{junk}/restore"),
+                     http.get(f"/v1/sprites/{sprite}/checkpoints", params={"history": junk})):
+        assert response.status_code in (400, 404), response.text
+        assert "message" in response.json()
+
+
+def test_checkpoint_endpoints_of_an_unknown_or_invalid_sprite(http: httpx.Client) -> None:
+    for name, code in (("no-such-sprite", 404), ("Bad_Name", 400)):
+        base = f"/v1/sprites/{name}"
+        for response in (http.post(f"{base}/checkpoint", json={}),
+                         http.get(f"{base}/checkpoints"),
+                         http.get(f"{base}/checkpoints/v0"),
+                         http.delete(f"{base}/checkpoints/v0"),
+                         http.post(f"{base}/checkpoints/v0/restore")):
+            assert response.status_code == code, (name, response.request.url)
+            assert "message" in response.json()
+
+
+def test_deleting_an_auto_checkpoint_and_a_later_one(http: httpx.Client, sprite: str) -> None:
+    _checkpoint(http, sprite)
+    _checkpoint(http, sprite)
+    _restore(http, sprite, "v1")
+    auto = next(c["id"] for c in http.get(f"/v1/sprites/{sprite}/checkpoints",
+                                          params={"includeAuto": "true"}).json()
+                if c["id"].startswith("auto-"))
+    assert http.delete(f"/v1/sprites/{sprite}/checkpoints/{auto}").status_code == 204
+    assert http.delete(f"/v1/sprites/{sprite}/checkpoints/v2").status_code == 204
+    assert http.delete(f"/v1/sprites/{sprite}/checkpoints/v1").status_code == 409
+    assert http.get(f"/v1/sprites/{sprite}/checkpoints/v2").status_code == 404
+    assert _checkpoint(http, sprite) == "v3"

@@ -8,12 +8,19 @@ its pre-restore state or wholly at the target.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from sprites_jupyter.local.snapshots import Snapshotter
+from sprites_jupyter.local.store import Store
 from tests.conftest import LocalServer, start_server
 from tests.local.ndjson import stream_events
 from tests.local.trees import fill, fingerprint
@@ -109,3 +116,134 @@ def test_kill_during_restore(crashable, delay: float) -> None:
         assert _restored_fingerprint(http, server, "demo", "v1") == target
     sprite_dir = server.home / "sprites" / "demo"
     assert sorted(p.name for p in sprite_dir.iterdir()) == ["root"]
+
+
+# A denser sweep than the server can give: a child process runs one restore or checkpoint
+# and is killed with SIGKILL at evenly spaced moments across its measured duration;
+# recovery (what the server does at start) must then leave one whole state or the other.
+
+_CHILD = """
+import sys
+from pathlib import Path
+from sprites_jupyter.local.snapshots import Snapshotter
+from sprites_jupyter.local.store import Store
+home, operation, checkpoint = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+store, snapshots = Store(home / "metadata.sqlite3"), Snapshotter(home)
+root = home / "sprites" / "demo" / "root"
+print("go", flush=True)
+if operation == "restore":
+    row = store.get_checkpoint("demo", checkpoint)
+    snapshots.restore("demo", root, row.manifest, checkpoint_id=checkpoint, store=store)
+else:
+    manifest = snapshots.snapshot("demo", root)
+    store.add_checkpoint("demo", manifest=manifest, comment="", is_auto=False)
+print("done", flush=True)
+"""
+
+# Kill moments, as fractions of the operation's uninterrupted duration (the last ones
+# let it finish, so both outcomes are seen).
+SWEEP = [i / 10 for i in range(11)] + [1.5, 3.0]
+
+
+def _run_child(home: Path, operation: str, checkpoint: str, kill_after: float | None) -> float:
+    """Run the child; kill -9 it ``kill_after`` seconds after it starts the operation.
+
+    Returns how long the operation ran (to completion or to the kill)."""
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(home), operation, checkpoint],
+                             stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])
+    assert child.stdout is not None and child.stdout.readline() == "go\n"
+    started = time.perf_counter()
+    if kill_after is None:
+        assert child.stdout.readline() == "done\n"
+    else:
+        time.sleep(kill_after)
+        child.send_signal(signal.SIGKILL)
+    child.wait(timeout=60)
+    return time.perf_counter() - started
+
+
+def _after_restart(home: Path) -> tuple[Snapshotter, Store]:
+    """What a restarted server does first: recover the sprite."""
+    store, snapshots = Store(home / "metadata.sqlite3"), Snapshotter(home)
+    snapshots.recover("demo", home / "sprites" / "demo" / "root", store)
+    return snapshots, store
+
+
+def _two_states(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A sprite with v1 (state A) and v2 (state B: files rewritten, removed, added,
+    a mode changed, a directory replaced by a symlink); the tree is at B."""
+    home = tmp_path / "home"
+    root = home / "sprites" / "demo" / "root"
+    (root / "home" / "sprite").mkdir(parents=True)
+    store, snapshots = Store(home / "metadata.sqlite3"), Snapshotter(home)
+    store.create_sprite("demo", url_settings={"auth": "sprite"}, labels=[],
+                        base_manifest=snapshots.snapshot("demo", root))
+    work = root / "home" / "sprite"
+    fill(work / "a", 1200, 16 * 1024, "A")
+    fill(work / "b", 600, 16 * 1024, "A")
+    (work / "tool").write_text("#!/bin/sh\n")
+    states = {}
+    for checkpoint in ("v1", "v2"):
+        if checkpoint == "v2":
+            fill(work / "a", 600, 16 * 1024, "B")
+            shutil.rmtree(work / "b")
+            (work / "b").symlink_to("a")
+            fill(work / "c", 300, 16 * 1024, "B")
+            os.chmod(work / "tool", 0o755)
+        states[checkpoint] = fingerprint(root, mtimes=True)
+        store.add_checkpoint("demo", manifest=snapshots.snapshot("demo", root), comment="",
+                             is_auto=False)
+    store.close()
+    return home, states
+
+
+def test_kill_at_any_moment_of_a_restore_leaves_one_whole_state(tmp_path: Path) -> None:
+    home, states = _two_states(tmp_path)
+    root = home / "sprites" / "demo" / "root"
+    duration = {target: _run_child(home, "restore", target, None) for target in ("v1", "v2")}
+    assert fingerprint(root, mtimes=True) == states["v2"]
+    at, outcomes = "v2", set()
+    for fraction in SWEEP:
+        target = "v2" if at == "v1" else "v1"
+        _run_child(home, "restore", target, duration[target] * fraction)
+        _, store = _after_restart(home)
+        state = fingerprint(root, mtimes=True)
+        assert state in (states["v1"], states["v2"]), f"a mix after a kill at {fraction:.0%}"
+        reached = "v1" if state == states["v1"] else "v2"
+        outcomes.add("finished" if reached == target else "undone")
+        at = reached
+        assert store.get_sprite("demo").source_id == at
+        assert sorted(p.name for p in root.parent.iterdir()) == ["root"]
+        store.close()
+    assert outcomes == {"finished", "undone"}
+
+
+def test_kill_at_any_moment_of_a_checkpoint_loses_nothing(tmp_path: Path) -> None:
+    home, states = _two_states(tmp_path)
+    root = home / "sprites" / "demo" / "root"
+    work = root / "home" / "sprite"
+    duration, outcomes = 0.0, set()
+    for point, fraction in enumerate(SWEEP):
+        fill(work / "a", 1200, 16 * 1024, f"C{point}")  # all new data to store
+        expected = fingerprint(root, mtimes=True)
+        if not duration:  # measure on a copy of the home, so the sweep starts clean
+            shutil.copytree(home, tmp_path / "measure", symlinks=True)
+            duration = _run_child(tmp_path / "measure", "checkpoint", "", None)
+        _run_child(home, "checkpoint", "", duration * fraction)
+        snapshots, store = _after_restart(home)
+        listed = [row.id for row in store.list_checkpoints("demo", include_auto=True)]
+        assert listed[-3:] == ["v2", "v1", "v0"]
+        made = listed[:-3]
+        assert len(made) <= 1, listed
+        outcomes.add("recorded" if made else "not recorded")
+        if made:  # recorded, so it must be whole
+            row = store.get_checkpoint("demo", made[0])
+            snapshots.restore("demo", root, row.manifest, checkpoint_id=row.id, store=store)
+            assert fingerprint(root, mtimes=True) == expected
+            store.delete_checkpoint("demo", row.id)
+        for checkpoint in ("v1", "v2"):
+            row = store.get_checkpoint("demo", checkpoint)
+            snapshots.restore("demo", root, row.manifest, checkpoint_id=checkpoint, store=store)
+            assert fingerprint(root, mtimes=True) == states[checkpoint]
+        store.close()
+    assert outcomes == {"recorded", "not recorded"}

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from sprites_jupyter.local.snapshots import Snapshotter
+from sprites_jupyter.local.snapshots import SnapshotError, Snapshotter
 from sprites_jupyter.local.store import Store
 from tests.local.trees import fill, fingerprint
 
@@ -48,19 +50,138 @@ def test_round_trip_keeps_content_modes_links_and_empty_dirs(setup) -> None:
     assert (root / "empty").is_dir()
 
 
-def test_unchanged_tree_reads_no_file_data(setup, monkeypatch) -> None:
-    snapshots, _, root = setup
-    fill(root / "data", 30, 4096, "a")
-    first = snapshots.snapshot("demo", root)
+def _settle() -> None:
+    """Outlast the window in which a just-changed file is read again by the next snapshot."""
+    time.sleep(0.15)
+
+
+@pytest.fixture
+def reads(monkeypatch) -> list[Path]:
+    """The files whose data snapshots read from now on."""
     stored: list[Path] = []
     original = Snapshotter._store_file
     monkeypatch.setattr(Snapshotter, "_store_file",
                         lambda self, source: stored.append(source) or original(self, source))
+    return stored
+
+
+def test_unchanged_tree_reads_no_file_data(setup, reads) -> None:
+    snapshots, _, root = setup
+    fill(root / "data", 30, 4096, "a")
+    _settle()
+    first = snapshots.snapshot("demo", root)
+    reads.clear()
     assert snapshots.snapshot("demo", root) == first
-    assert stored == []
+    assert reads == []
     (root / "data" / "d00" / "f00000.bin").write_bytes(b"new")
     assert snapshots.snapshot("demo", root) != first
-    assert [p.name for p in stored] == ["f00000.bin"]
+    assert [p.name for p in reads] == ["f00000.bin"]
+
+
+def _content(snapshots: Snapshotter, manifest: str, path: str) -> bytes:
+    entry = next(e for e in snapshots.load_manifest(manifest) if e.path == path)
+    return snapshots._object_path(entry.ref).read_bytes()
+
+
+def test_a_rewrite_that_keeps_size_and_mtime_is_still_seen(setup) -> None:
+    """cp -p, rsync -t and tar put the old mtime back; the ctime gives them away."""
+    snapshots, _, root = setup
+    data = root / "data.txt"
+    data.write_text("AAAA")
+    _settle()
+    snapshots.snapshot("demo", root)
+    old = data.stat()
+    data.write_text("CCCC")
+    os.utime(data, ns=(old.st_atime_ns, old.st_mtime_ns))
+    assert _content(snapshots, snapshots.snapshot("demo", root), "data.txt") == b"CCCC"
+
+
+def test_a_file_changed_just_before_a_snapshot_is_read_again(setup, reads) -> None:
+    """Within one timestamp tick a second change would leave every stat field alone."""
+    snapshots, _, root = setup
+    (root / "fresh").write_text("x")
+    first = snapshots.snapshot("demo", root)
+    _settle()
+    reads.clear()
+    assert snapshots.snapshot("demo", root) == first
+    assert [p.name for p in reads] == ["fresh"]
+    reads.clear()
+    snapshots.snapshot("demo", root)
+    assert reads == []
+
+
+def test_checkpoint_after_a_restore_reads_no_file_data(setup, reads) -> None:
+    snapshots, store, root = setup
+    fill(root / "data", 40, 2048, "a")
+    _settle()
+    before = snapshots.snapshot("demo", root)
+    (root / "data" / "d01" / "f00001.bin").write_bytes(b"changed")
+    (root / "data" / "new").write_bytes(b"new")
+    _settle()
+    snapshots.snapshot("demo", root)
+    snapshots.restore("demo", root, before, checkpoint_id="v1", store=store)
+    reads.clear()
+    assert snapshots.snapshot("demo", root) == before
+    assert reads == []
+
+
+def test_reading_never_follows_a_symlink_or_blocks_on_a_fifo(setup, tmp_path: Path) -> None:
+    """What the walk saw as a file may be swapped for a link or a fifo before it is read."""
+    snapshots, _, root = setup
+    secret = tmp_path / "outside-secret"
+    secret.write_text("host data")
+    (root / "link").symlink_to(secret)
+    os.mkfifo(root / "fifo")
+    results: dict[str, object] = {}
+    reader = threading.Thread(target=lambda: results.update(
+        link=snapshots._store_file(root / "link"), fifo=snapshots._store_file(root / "fifo"),
+        gone=snapshots._store_file(root / "gone")))
+    reader.start()
+    reader.join(timeout=10)
+    assert not reader.is_alive(), "reading a fifo blocked"
+    assert results == {"link": None, "fifo": None, "gone": None}
+
+
+def test_errors_name_the_sprite_path(setup, monkeypatch) -> None:
+    snapshots, _, root = setup
+    (root / "home" / "sprite" / "private").write_text("x")
+
+    def refuse(self, source):
+        raise PermissionError(13, "Permission denied", str(source))
+
+    monkeypatch.setattr(Snapshotter, "_store_file", refuse)
+    with pytest.raises(SnapshotError) as failure:
+        snapshots.snapshot("demo", root)
+    assert str(failure.value) == "Permission denied: /home/sprite/private"
+
+
+def test_restore_never_writes_through_a_live_symlink(setup, tmp_path: Path) -> None:
+    snapshots, store, root = setup
+    (root / "cfg").mkdir()
+    (root / "cfg" / "settings").write_text("restored")
+    manifest = snapshots.snapshot("demo", root)
+    shutil.rmtree(root / "cfg")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "cfg").symlink_to(outside)
+    snapshots.restore("demo", root, manifest, checkpoint_id="v1", store=store)
+    assert not (root / "cfg").is_symlink()
+    assert (root / "cfg" / "settings").read_text() == "restored"
+    assert list(outside.iterdir()) == []
+
+
+def test_objects_are_never_linked_into_the_tree(setup) -> None:
+    snapshots, store, root = setup
+    fill(root / "data", 20, 1000, "a")
+    _settle()
+    manifest = snapshots.snapshot("demo", root)
+    shutil.rmtree(root / "data")
+    snapshots.restore("demo", root, manifest, checkpoint_id="v1", store=store)
+    files = [p for p in root.rglob("*") if p.is_file()]
+    assert len(files) == 20
+    assert all(p.stat().st_nlink == 1 for p in files)
+    objects = [p for p in snapshots.objects.rglob("*") if p.is_file()]
+    assert all(p.stat().st_nlink == 1 for p in objects)
 
 
 def test_identical_content_is_stored_once(setup) -> None:

@@ -16,15 +16,20 @@ def fill(directory: Path, files: int, size: int, seed: str) -> None:
         (sub / f"f{i:05d}.bin").write_bytes(block * (size // len(block)))
 
 
-def fingerprint(root: Path) -> str:
-    """A digest of every path, type, mode, link target and file content under ``root``."""
+def fingerprint(root: Path, *, mtimes: bool = False) -> str:
+    """A digest of every path, type, mode, link target and file content under ``root``
+    (and, with ``mtimes``, every modification time, the root's included)."""
     digest = hashlib.sha256()
+    if mtimes:
+        digest.update(f"{root.lstat().st_mtime_ns}".encode())
     for directory, dirs, files in sorted(os.walk(root)):
         dirs.sort()
         for name in sorted(dirs + files):
             path = Path(directory) / name
             info = path.lstat()
             digest.update(f"{path.relative_to(root)}:{info.st_mode:o}".encode())
+            if mtimes:
+                digest.update(f":{info.st_mtime_ns}".encode())
             if path.is_symlink():
                 digest.update(os.readlink(path).encode())
             elif path.is_file():

@@ -8,6 +8,7 @@ checkpoint or a restore half done.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,6 +22,8 @@ from ..state import ServerState, state_of
 from ..store import CheckpointRow, checkpoint_json
 from ..wire import ndjson_response, query_bool, read_json_object, rfc3339
 
+log = logging.getLogger("sprites_jupyter.local")
+
 _CHECKPOINT_ID = re.compile(r"^(v\d+|auto-\d+)$")
 _LIVE_IDS = ("Current", "active")
 
@@ -32,8 +35,11 @@ def _event(kind: str, text: str) -> dict[str, str]:
     return {"type": kind, key: text, "time": rfc3339()}
 
 
-def _stream(work: Callable[[Emit], Awaitable[str]]) -> Response:
-    """Run ``work`` as its own task; stream its ``info`` lines, then complete or error."""
+def _stream(work: Callable[[Emit], Awaitable[str]], failure: str) -> Response:
+    """Run ``work`` as its own task; stream its ``info`` lines, then complete or error.
+
+    An exception ends the stream with an ``error`` event: ``failure`` and its message.
+    """
     queue: asyncio.Queue[dict[str, str] | None] = asyncio.Queue()
     loop = asyncio.get_running_loop()
 
@@ -42,11 +48,14 @@ def _stream(work: Callable[[Emit], Awaitable[str]]) -> Response:
 
     async def run() -> None:
         try:
-            queue.put_nowait(_event("complete", await work(emit)))
+            result = await work(emit)
+            loop.call_soon_threadsafe(queue.put_nowait, _event("complete", result))
         except Exception as exc:  # reported to the client as the stream's error event
-            queue.put_nowait(_event("error", str(exc) or type(exc).__name__))
+            log.warning("%s", failure, exc_info=exc)
+            loop.call_soon_threadsafe(
+                queue.put_nowait, _event("error", f"{failure}: {str(exc) or type(exc).__name__}"))
         finally:
-            queue.put_nowait(None)
+            loop.call_soon_threadsafe(queue.put_nowait, None)
 
     task = loop.create_task(run())
 
@@ -104,7 +113,7 @@ async def create_checkpoint(request: Request) -> Response:
                                               is_auto=False)
         return f"Checkpoint {row.id} created"
 
-    return _stream(work)
+    return _stream(work, "Checkpoint failed")
 
 
 async def list_checkpoints(request: Request) -> Response:
@@ -157,16 +166,22 @@ async def restore_checkpoint(request: Request) -> Response:
     async def work(emit: Emit) -> str:
         emit(f"Restoring to checkpoint {row.id}...")
         async with runtime.lock:
-            auto_id = f"auto-{int(time.time() * 1000)}"
-            manifest = await asyncio.to_thread(server.snapshots.snapshot, name, runtime.root)
-            server.store.add_checkpoint(name, manifest=manifest, comment=f"before restore to "
-                                        f"{row.id}", is_auto=True, auto_id=auto_id)
-            emit(f"Saved the current state as {auto_id} (restore it to undo)")
+            try:  # fail before stopping anything if the target cannot be read
+                await asyncio.to_thread(server.snapshots.load_manifest, row.manifest)
+            except (OSError, ValueError) as exc:
+                raise RuntimeError(f"the data of {row.id} is missing or damaged") from exc
             emit("Stopping services...")
             await runtime.services.stop_all()
             await runtime.sessions.terminate_all()
-            emit("Restoring filesystem...")
             try:
+                # Taken with nothing running, so the undo point holds every last write.
+                auto_id = _new_auto_id(server, name)
+                manifest = await asyncio.to_thread(server.snapshots.snapshot, name,
+                                                   runtime.root)
+                server.store.add_checkpoint(name, manifest=manifest, comment="before restore "
+                                            f"to {row.id}", is_auto=True, auto_id=auto_id)
+                emit(f"Saved the current state as {auto_id} (restore it to undo)")
+                emit("Restoring filesystem...")
                 await asyncio.to_thread(server.snapshots.restore, name, runtime.root,
                                         row.manifest, checkpoint_id=row.id, store=server.store,
                                         progress=emit)
@@ -175,4 +190,12 @@ async def restore_checkpoint(request: Request) -> Response:
                 await runtime.services.start_all()
         return f"Restored to {row.id}"
 
-    return _stream(work)
+    return _stream(work, "Restore failed")
+
+
+def _new_auto_id(server: ServerState, name: str) -> str:
+    """``auto-<unix ms>``, unique for the sprite even for two restores in one millisecond."""
+    stamp = int(time.time() * 1000)
+    while server.store.get_checkpoint(name, f"auto-{stamp}") is not None:
+        stamp += 1
+    return f"auto-{stamp}"
