@@ -93,12 +93,9 @@ def logs(ctx: CommandContext, args: Namespace) -> None:
         stopped = threading.Event()
 
         def stop() -> None:
-            # EventStream.close() refuses to run while another thread iterates the
-            # stream, so the follower closes it at its next event; the panel ends now.
             stopped.set()
             view.finish("done", "stopped")
-            with contextlib.suppress(ValueError):
-                stream.close()
+            stream.close()  # wakes the follower thread, whose iteration then ends
 
         view = ctx.log_view(f"{handle.name}: {args.name}", on_stop=stop)
         if follow and ctx.widgets:
