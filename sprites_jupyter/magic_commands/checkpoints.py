@@ -1,8 +1,8 @@
 """Checkpoint subcommands: checkpoint, checkpoints, restore, browse.
 
-Every restore can be undone. Servers that take an ``auto-<ms>`` safety
-checkpoint before restoring say so in the restore stream; until a server has
-shown that it does, a checkpoint of the live state is taken first (the
+Every restore can be undone. The local server, and any server that has said so
+in an earlier restore stream, takes an ``auto-<ms>`` safety checkpoint before
+restoring; for other servers a checkpoint of the live state is taken first (the
 protocol itself does not promise a backup of what a restore replaces).
 """
 
@@ -55,7 +55,8 @@ def existing_checkpoint(handle: Sprite, checkpoint_id: str) -> Checkpoint:
 def restore_with_undo(ctx: CommandContext, handle: Sprite, checkpoint_id: str,
                       view: ProgressView) -> str:
     """Restore with a way back; returns the id of the checkpoint that undoes it."""
-    backs_up = handle.client.base_url in ctx.servers_with_auto_backup
+    backs_up = (handle.client.is_local
+                or handle.client.base_url in ctx.servers_with_auto_backup)
     before = None
     if not backs_up:
         before = handle.create_checkpoint(f"before restore to {checkpoint_id}")
