@@ -140,15 +140,16 @@ else:
 print("done", flush=True)
 """
 
-# Kill moments, as fractions of the operation's uninterrupted duration (the last ones
-# let it finish, so both outcomes are seen).
-SWEEP = [i / 10 for i in range(11)] + [1.5, 3.0]
+# Kill moments, as fractions of the operation's uninterrupted duration; the sweep ends
+# with a run that is let finish. (Kills after a restore's commit point come from
+# test_kill_after_the_commit_point_finishes_the_restore, which times them from it.)
+SWEEP: list[float | None] = [i / 10 for i in range(11)] + [None]
 
 
-def _run_child(home: Path, operation: str, checkpoint: str, kill_after: float | None) -> float:
-    """Run the child; kill -9 it ``kill_after`` seconds after it starts the operation.
-
-    Returns how long the operation ran (to completion or to the kill)."""
+def _run_child(home: Path, operation: str, checkpoint: str, kill_after: float | None, *,
+               once_exists: Path | None = None) -> float:
+    """Run the child; kill -9 it ``kill_after`` seconds after it starts the operation (or
+    after ``once_exists`` appears, if given). Returns how long the operation ran."""
     child = subprocess.Popen([sys.executable, "-c", _CHILD, str(home), operation, checkpoint],
                              stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])
     assert child.stdout is not None and child.stdout.readline() == "go\n"
@@ -156,6 +157,8 @@ def _run_child(home: Path, operation: str, checkpoint: str, kill_after: float | 
     if kill_after is None:
         assert child.stdout.readline() == "done\n"
     else:
+        while once_exists is not None and not once_exists.exists() and child.poll() is None:
+            time.sleep(0.0002)
         time.sleep(kill_after)
         child.send_signal(signal.SIGKILL)
     child.wait(timeout=60)
@@ -202,40 +205,58 @@ def test_kill_at_any_moment_of_a_restore_leaves_one_whole_state(tmp_path: Path) 
     root = home / "sprites" / "demo" / "root"
     duration = {target: _run_child(home, "restore", target, None) for target in ("v1", "v2")}
     assert fingerprint(root, mtimes=True) == states["v2"]
-    at, outcomes = "v2", set()
+    at = "v2"
     for fraction in SWEEP:
         target = "v2" if at == "v1" else "v1"
-        _run_child(home, "restore", target, duration[target] * fraction)
+        _run_child(home, "restore", target,
+                   None if fraction is None else duration[target] * fraction)
         _, store = _after_restart(home)
         state = fingerprint(root, mtimes=True)
-        assert state in (states["v1"], states["v2"]), f"a mix after a kill at {fraction:.0%}"
-        reached = "v1" if state == states["v1"] else "v2"
-        outcomes.add("finished" if reached == target else "undone")
-        at = reached
+        assert state in (states["v1"], states["v2"]), f"a mix after a kill at {fraction}"
+        at = "v1" if state == states["v1"] else "v2"
+        assert at == target or fraction is not None
         assert store.get_sprite("demo").source_id == at
         assert sorted(p.name for p in root.parent.iterdir()) == ["root"]
         store.close()
-    assert outcomes == {"finished", "undone"}
+
+
+def test_kill_after_the_commit_point_finishes_the_restore(tmp_path: Path) -> None:
+    """Kills timed from the moment the journal appears land among the journaled renames."""
+    home, states = _two_states(tmp_path)
+    root = home / "sprites" / "demo" / "root"
+    journal = root.parent / "restore.json"
+    at, interrupted = "v2", 0
+    for delay in (0.0, 0.0, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.03, 0.06, 0.12):
+        target = "v2" if at == "v1" else "v1"
+        _run_child(home, "restore", target, delay, once_exists=journal)
+        interrupted += journal.exists()
+        _, store = _after_restart(home)
+        assert fingerprint(root, mtimes=True) == states[target]
+        assert store.get_sprite("demo").source_id == target
+        assert sorted(p.name for p in root.parent.iterdir()) == ["root"]
+        store.close()
+        at = target
+    assert interrupted, "no kill landed between the commit point and the end"
 
 
 def test_kill_at_any_moment_of_a_checkpoint_loses_nothing(tmp_path: Path) -> None:
     home, states = _two_states(tmp_path)
     root = home / "sprites" / "demo" / "root"
     work = root / "home" / "sprite"
-    duration, outcomes = 0.0, set()
+    duration = 0.0
     for point, fraction in enumerate(SWEEP):
         fill(work / "a", 1200, 16 * 1024, f"C{point}")  # all new data to store
         expected = fingerprint(root, mtimes=True)
         if not duration:  # measure on a copy of the home, so the sweep starts clean
             shutil.copytree(home, tmp_path / "measure", symlinks=True)
             duration = _run_child(tmp_path / "measure", "checkpoint", "", None)
-        _run_child(home, "checkpoint", "", duration * fraction)
+        _run_child(home, "checkpoint", "", None if fraction is None else duration * fraction)
         snapshots, store = _after_restart(home)
         listed = [row.id for row in store.list_checkpoints("demo", include_auto=True)]
         assert listed[-3:] == ["v2", "v1", "v0"]
         made = listed[:-3]
         assert len(made) <= 1, listed
-        outcomes.add("recorded" if made else "not recorded")
+        assert made or fraction is not None, "the uninterrupted checkpoint is not listed"
         if made:  # recorded, so it must be whole
             row = store.get_checkpoint("demo", made[0])
             snapshots.restore("demo", root, row.manifest, checkpoint_id=row.id, store=store)
@@ -246,4 +267,3 @@ def test_kill_at_any_moment_of_a_checkpoint_loses_nothing(tmp_path: Path) -> Non
             snapshots.restore("demo", root, row.manifest, checkpoint_id=checkpoint, store=store)
             assert fingerprint(root, mtimes=True) == states[checkpoint]
         store.close()
-    assert outcomes == {"recorded", "not recorded"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import threading
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from sprites_jupyter.local import restore_plan
 from sprites_jupyter.local.snapshots import SnapshotError, Snapshotter
 from sprites_jupyter.local.store import Store
 from tests.local.trees import fill, fingerprint
@@ -199,57 +199,117 @@ def test_restore_with_a_missing_object_leaves_the_tree_alone(setup) -> None:
     (root / "file").write_text("in the snapshot")
     manifest = snapshots.snapshot("demo", root)
     (root / "file").write_text("live")
-    before = fingerprint(root)
+    before = fingerprint(root, mtimes=True)
     entry = next(e for e in snapshots.load_manifest(manifest) if e.path == "file")
     snapshots._object_path(entry.ref).unlink()
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(SnapshotError, match="stored data of /file is missing"):
         snapshots.restore("demo", root, manifest, checkpoint_id="v1", store=store)
-    assert fingerprint(root) == before
-    assert not root.with_name("root.restore").exists()
-
-
-def _staged_restore(snapshots: Snapshotter, root: Path, manifest: str) -> None:
-    """Leave the state a crash right after the journal was written leaves."""
-    staging = root.with_name("root.restore")
-    snapshots._build("demo", root, staging, snapshots.load_manifest(manifest), None)
-    (root.parent / "restore.json").write_text(json.dumps({"checkpoint": "v1",
-                                                          "manifest": manifest}))
-
-
-def test_recover_rolls_a_committed_restore_forward(setup) -> None:
-    snapshots, store, root = setup
-    (root / "file").write_text("target")
-    manifest = snapshots.snapshot("demo", root)
-    target = fingerprint(root)
-    (root / "file").write_text("before")
-    _staged_restore(snapshots, root, manifest)
-    snapshots.recover("demo", root, store)
-    assert fingerprint(root) == target
-    assert store.get_sprite("demo").source_id == "v1"
-
-
-def test_recover_finishes_a_swap_cut_between_the_renames(setup) -> None:
-    snapshots, store, root = setup
-    (root / "file").write_text("target")
-    manifest = snapshots.snapshot("demo", root)
-    target = fingerprint(root)
-    (root / "file").write_text("before")
-    _staged_restore(snapshots, root, manifest)
-    os.rename(root, root.with_name("root.old"))
-    snapshots.recover("demo", root, store)
-    assert fingerprint(root) == target
-    assert not root.with_name("root.old").exists()
-
-
-def test_recover_drops_an_uncommitted_staging_tree(setup) -> None:
-    snapshots, store, root = setup
-    (root / "file").write_text("target")
-    manifest = snapshots.snapshot("demo", root)
-    (root / "file").write_text("before")
-    before = fingerprint(root)
-    snapshots._build("demo", root, root.with_name("root.restore"),
-                     snapshots.load_manifest(manifest), None)
-    snapshots.recover("demo", root, store)
-    assert fingerprint(root) == before
-    assert not root.with_name("root.restore").exists()
+    assert fingerprint(root, mtimes=True) == before
+    assert sorted(p.name for p in root.parent.iterdir()) == ["root"]
     assert store.get_sprite("demo").source_id == "v0"
+
+
+class _Crash(BaseException):
+    """Stands in for SIGKILL: unwinds without any of the restore's own error handling."""
+
+
+def _crash_after(monkeypatch, steps: int | None) -> None:
+    """Make the next restore die right after its commit point (``steps=None``), or after
+    doing only the first ``steps`` of its journaled renames."""
+    real = restore_plan.apply
+
+    def apply(top, sprite_dir, journal):
+        if steps is not None:
+            ops = [*journal["trash"], *journal["mkdir"], *journal["place"]][:steps]
+            real(top, sprite_dir, {"trash": [o for o in ops if o in journal["trash"]],
+                                   "mkdir": [o for o in ops if o in journal["mkdir"]],
+                                   "place": [o for o in ops if o in journal["place"]]})
+        raise _Crash
+
+    monkeypatch.setattr(restore_plan, "apply", apply)
+
+
+def _two_trees(snapshots: Snapshotter, root: Path) -> tuple[str, str, str]:
+    """A target snapshot and a different live tree; returns (manifest, target, before)."""
+    fill(root / "data", 30, 1000, "target")
+    (root / "gone-later").mkdir()
+    (root / "link").symlink_to("data")
+    _settle()
+    manifest = snapshots.snapshot("demo", root)
+    target = fingerprint(root, mtimes=True)
+    fill(root / "data", 15, 1000, "before")
+    (root / "gone-later").rmdir()
+    (root / "link").unlink()
+    (root / "link").mkdir()
+    (root / "link" / "inside").write_text("x")
+    (root / "extra").write_text("x")
+    _settle()
+    snapshots.snapshot("demo", root)
+    return manifest, target, fingerprint(root, mtimes=True)
+
+
+@pytest.mark.parametrize("steps", [None, 0, 1, 2, 5, 17])
+def test_recover_rolls_a_committed_restore_forward(setup, monkeypatch, steps) -> None:
+    snapshots, store, root = setup
+    manifest, target, before = _two_trees(snapshots, root)
+    _crash_after(monkeypatch, steps)
+    with pytest.raises(_Crash):
+        snapshots.restore("demo", root, manifest, checkpoint_id="v1", store=store)
+    assert (root.parent / "restore.json").exists()
+    monkeypatch.undo()
+    Snapshotter(root.parents[2]).recover("demo", root, store)
+    assert fingerprint(root, mtimes=True) == target != before
+    assert store.get_sprite("demo").source_id == "v1"
+    assert sorted(p.name for p in root.parent.iterdir()) == ["root"]
+
+
+def test_recover_drops_an_uncommitted_restore(setup, monkeypatch) -> None:
+    snapshots, store, root = setup
+    manifest, _, before = _two_trees(snapshots, root)
+    real_stage, staged = Snapshotter._stage, []
+
+    def stage_then_die(self, dest, entry):
+        real_stage(self, dest, entry)
+        staged.append(dest)
+        if len(staged) == 3:
+            raise _Crash
+
+    monkeypatch.setattr(Snapshotter, "_stage", stage_then_die)
+    monkeypatch.setattr(restore_plan, "clear", lambda sprite_dir: None)  # as if killed
+    with pytest.raises(_Crash):
+        snapshots.restore("demo", root, manifest, checkpoint_id="v1", store=store)
+    monkeypatch.undo()
+    assert (root.parent / "restore-staging").exists()
+    Snapshotter(root.parents[2]).recover("demo", root, store)
+    assert fingerprint(root, mtimes=True) == before
+    assert store.get_sprite("demo").source_id == "v0"
+    assert sorted(p.name for p in root.parent.iterdir()) == ["root"]
+
+
+def test_restore_replaces_types_and_keeps_unchanged_files_in_place(setup) -> None:
+    snapshots, store, root = setup
+    manifest, target, _ = _two_trees(snapshots, root)
+    untouched = root / "data" / "d19" / "f00019.bin"
+    inode = untouched.stat().st_ino
+    snapshots.restore("demo", root, manifest, checkpoint_id="v1", store=store)
+    assert fingerprint(root, mtimes=True) == target
+    assert untouched.stat().st_ino == inode  # unchanged content is not rewritten
+    assert (root / "link").is_symlink() and (root / "gone-later").is_dir()
+
+
+def test_restore_of_read_only_directories(setup) -> None:
+    snapshots, store, root = setup
+    (root / "locked" / "inner").mkdir(parents=True)
+    (root / "locked" / "inner" / "file").write_text("v1")
+    os.chmod(root / "locked" / "inner", 0o500)
+    os.chmod(root / "locked", 0o555)
+    manifest = snapshots.snapshot("demo", root)
+    target = fingerprint(root, mtimes=True)
+    os.chmod(root / "locked", 0o755)
+    os.chmod(root / "locked" / "inner", 0o755)
+    (root / "locked" / "inner" / "file").write_text("changed")
+    (root / "locked" / "new").write_text("x")
+    snapshots.restore("demo", root, manifest, checkpoint_id="v1", store=store)
+    assert fingerprint(root, mtimes=True) == target
+    os.chmod(root / "locked", 0o755)
+    os.chmod(root / "locked" / "inner", 0o755)

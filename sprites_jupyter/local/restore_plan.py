@@ -1,0 +1,152 @@
+"""A restore's plan and its journaled renames (used by :mod:`.snapshots`).
+
+:func:`plan` compares the live tree with the target manifest and keeps whatever
+provably matches; the rest is staged beside the tree, then :func:`apply` moves it
+in. Every step of :func:`apply` is skipped when already done, so replaying a
+journal after a crash at any point finishes the same restore.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .snapshots import CacheEntry, Entry
+
+JOURNAL = "restore.json"
+STAGING = "restore-staging"
+TRASH = "restore-trash"
+
+
+def stat_key(info: os.stat_result) -> list[int]:
+    """The stat fields that say a file is unchanged since it was hashed (the cache key)."""
+    return [info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns]
+
+
+@dataclass
+class Plan:
+    """A restore: live paths to move away (topmost only), directories to make, entries to
+    stage and place, kept entries whose mode or mtime to fix, cache entries still true."""
+
+    trash: list[str] = field(default_factory=list)
+    mkdir: list[str] = field(default_factory=list)
+    place: list[Entry] = field(default_factory=list)
+    fix: list[Entry] = field(default_factory=list)
+    kept: dict[str, CacheEntry] = field(default_factory=dict)
+
+
+def plan(top: str, target: list[Entry], live: dict[str, os.stat_result],
+         cache: dict[str, CacheEntry]) -> Plan:
+    """Keep what provably matches the target, replace the rest.
+
+    Paths are visited sorted, so a directory comes before what it holds; once a live
+    directory is to be moved away, nothing below it counts as live any more.
+    """
+    wanted = {entry.path: entry for entry in target}
+    result = Plan()
+    gone: set[str] = set()
+    for path in sorted((wanted.keys() | live.keys()) - {"."}):
+        info = live.get(path)
+        if info is not None and (path.rpartition("/")[0] or ".") in gone:
+            gone.add(path)
+            info = None
+        entry = wanted.get(path)
+        if info is not None and (entry is None or not _matches(top, entry, info,
+                                                               cache.get(path))):
+            result.trash.append(path)
+            gone.add(path)
+            info = None
+        if entry is None:
+            continue
+        if info is None and entry.kind == "d":
+            result.mkdir.append(path)
+        elif info is None:
+            result.place.append(entry)
+        elif entry.kind != "d" and (info.st_mtime_ns != entry.mtime_ns or (
+                entry.kind == "f" and stat.S_IMODE(info.st_mode) != entry.mode)):
+            result.fix.append(entry)
+        elif entry.kind == "f":
+            result.kept[path] = cache[path]
+    return result
+
+
+def _matches(top: str, entry: Entry, info: os.stat_result, cached: CacheEntry | None) -> bool:
+    """Whether a live path already has the entry's type and content (mode, mtime aside)."""
+    if entry.kind == "d":
+        return stat.S_ISDIR(info.st_mode)
+    if entry.kind == "l":
+        return stat.S_ISLNK(info.st_mode) and os.readlink(f"{top}/{entry.path}") == entry.ref
+    return (stat.S_ISREG(info.st_mode) and cached is not None and cached[:4] == stat_key(info)
+            and cached[4] == entry.ref)
+
+
+def apply(top: str, sprite_dir: Path, journal: dict) -> None:
+    """Do a committed restore's renames; each is skipped if already done (replay-safe)."""
+    trash = os.path.join(sprite_dir, TRASH)
+    staging = os.path.join(sprite_dir, STAGING)
+    os.makedirs(trash, exist_ok=True)
+    for path, number in journal["trash"]:
+        source, dest = f"{top}/{path}", os.path.join(trash, str(number))
+        if not os.path.lexists(dest) and os.path.lexists(source):
+            _writable(os.rename, source, dest)
+    for path in journal["mkdir"]:
+        if not os.path.lexists(f"{top}/{path}"):
+            _writable(os.mkdir, f"{top}/{path}", 0o700)
+    for number, path in journal["place"]:
+        source = os.path.join(staging, str(number))
+        if os.path.lexists(source):
+            _writable(os.rename, source, f"{top}/{path}")
+
+
+def fix_metadata(top: str, entries: list[Entry], directories: list[Entry]) -> None:
+    """Give entries their recorded mode and mtime; directories deepest first, so one made
+    read-only does not stand in the way of what it holds."""
+    deepest_first = sorted(directories, key=lambda e: e.path.count("/") if e.path != "." else -1,
+                           reverse=True)
+    for entry in [*entries, *deepest_first]:
+        path = top if entry.path == "." else f"{top}/{entry.path}"
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if entry.kind != "l" and stat.S_IMODE(info.st_mode) != entry.mode:
+            os.chmod(path, entry.mode)
+        if info.st_mtime_ns != entry.mtime_ns:
+            os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
+
+
+def _writable(operation: Callable[..., None], path: str, *args: object) -> None:
+    """Run ``operation``; if a read-only directory refuses it, open the parents up and
+    retry (:func:`fix_metadata` sets the recorded modes afterwards)."""
+    try:
+        operation(path, *args)
+    except PermissionError:
+        for name in (path, *(a for a in args if isinstance(a, str))):
+            _open_up(os.path.dirname(name))
+        operation(path, *args)
+
+
+def _open_up(directory: str) -> None:
+    """Give the owner full access to a directory; never through a symlink."""
+    with contextlib.suppress(OSError):
+        info = os.lstat(directory)
+        if stat.S_ISDIR(info.st_mode):
+            os.chmod(directory, stat.S_IMODE(info.st_mode) | stat.S_IRWXU)
+
+
+def clear(sprite_dir: Path) -> None:
+    """Remove a restore's staging and trash directories, whatever their modes."""
+    for name in (STAGING, TRASH):
+        path = sprite_dir / name
+        if path.exists():
+            for directory, subdirectories, _ in os.walk(path):
+                for name in subdirectories:  # before os.walk tries to enter them
+                    _open_up(os.path.join(directory, name))
+            shutil.rmtree(path)
