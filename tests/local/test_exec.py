@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -155,12 +158,26 @@ def test_tty_exit_code_is_in_the_exit_message(server: LocalServer, sprite: str) 
     assert json.loads(transcript.messages[-1]) == {"type": "exit", "exit_code": 7}
 
 
+def _wait_for_exec_of(parent: int, program: bytes) -> None:
+    """Wait until a child of ``parent`` has exec'd ``program`` (its signal handlers reset)."""
+    deadline = time.monotonic() + RECV_TIMEOUT
+    children = Path(f"/proc/{parent}/task/{parent}/children")
+    while time.monotonic() < deadline:
+        for child in children.read_text().split():
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[0] == program:
+                    return
+        time.sleep(0.01)
+    raise AssertionError(f"{program!r} never started under {parent}")
+
+
 @pytest.mark.parametrize(("name", "code"), [("TERM", 143), ("sigint", 130), ("9", 137)])
 def test_signal_message_signals_the_process_group(
         server: LocalServer, sprite: str, name: str, code: int) -> None:
     with open_exec(server, sprite, ["sh", "-c", "echo ready; sleep 60; echo never"]) as ws:
-        session_info(ws)
+        shell = int(session_info(ws)["session_id"])
         assert ws.recv(timeout=RECV_TIMEOUT) == b"\x01ready\n"
+        _wait_for_exec_of(shell, b"sleep")  # else the signal can race the fork of sleep
         ws.send(json.dumps({"type": "signal", "signal": name}))
         transcript = read_to_close(ws)
     assert transcript.messages[-1] == bytes([3, code])
