@@ -99,7 +99,8 @@ def test_kill_escalates_to_sigkill_when_term_is_ignored(server: LocalServer, htt
 
 def test_kill_reads_a_json_body_as_fallback(server: LocalServer, http: httpx.Client,
                                             sprite: str) -> None:
-    sid = detached(server, sprite, "echo ready; sleep 60")
+    # exec: no shell waits for sleep, so a SIGINT cannot race the fork (exit 130 either way)
+    sid = detached(server, sprite, "echo ready; exec sleep 60")
     status, events = stream_events(http, "POST", f"/v1/sprites/{sprite}/exec/{sid}/kill",
                                    json={"signal": "SIGINT", "timeout": 10})
     assert status == 200
