@@ -54,6 +54,7 @@ _RACY_NS = 100_000_000
 _RACY_COARSE_NS = 2_000_000_000
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _PROGRESS_EVERY = 1.0
+_GC_DUE = "gc-due"  # in HOME/objects: something was released, collect at the next start
 
 CacheEntry = list  # [size, mtime_ns, inode, ctime_ns, sha256]
 
@@ -184,11 +185,49 @@ class Snapshotter:
         temp.write_text(json.dumps(cache, separators=(",", ":")))
         os.replace(temp, path)
 
-    def discard(self, sprite: str) -> None:
-        """Forget a sprite's stat cache (when it is deleted; objects may be shared)."""
+    def _forget_cache(self, sprite: str) -> None:
         self._caches.pop(sprite, None)
         with contextlib.suppress(FileNotFoundError):
             self._cache_path(sprite).unlink()
+
+    def discard(self, sprite: str) -> None:
+        """Forget a deleted sprite's stat cache; its data is collected at the next start."""
+        self._forget_cache(sprite)
+        self.mark_garbage()
+
+    # garbage ----------------------------------------------------------------------
+
+    def mark_garbage(self) -> None:
+        """Stored data may have lost its last reference (a checkpoint or sprite deleted,
+        a checkpoint interrupted): :meth:`collect_garbage` runs at the next start."""
+        (self.objects / _GC_DUE).touch()
+
+    def collect_garbage(self, store: Store) -> None:
+        """Delete the manifests no checkpoint uses and the objects none of those needs.
+
+        Does nothing unless :meth:`mark_garbage` was called, or if any manifest in use
+        cannot be read. Call only while no snapshot runs (at start, after recover).
+        An object the stat cache still names may go: a snapshot re-reads the file then.
+        """
+        marker = self.objects / _GC_DUE
+        if not marker.exists():
+            return
+        in_use = store.manifests_in_use()
+        needed: set[str] = set()
+        for manifest_id in in_use:
+            try:
+                needed.update(e.ref for e in self.load_manifest(manifest_id) if e.kind == "f")
+            except (OSError, ValueError):
+                return  # what it needs is unknown: delete nothing
+        for directory, keep in ((self.manifests, in_use), (self.objects, needed)):
+            for fanout in os.scandir(directory):
+                if len(fanout.name) != 2 or not fanout.is_dir(follow_symlinks=False):
+                    continue  # incoming/ and the marker
+                for stored in os.scandir(fanout.path):
+                    if fanout.name + stored.name not in keep:
+                        os.unlink(stored.path)
+        self._present.clear()
+        marker.unlink()
 
     # snapshot -------------------------------------------------------------------
 
@@ -317,7 +356,7 @@ class Snapshotter:
             target = self.load_manifest(journal["manifest"])
             restore_plan.fix_metadata(top, [e for e in target if e.kind != "d"],
                           [e for e in target if e.kind == "d"])
-        self.discard(sprite)
+        self._forget_cache(sprite)
         store.set_source(sprite, journal["checkpoint"])
         journal_path.unlink()
 
@@ -331,6 +370,7 @@ class Snapshotter:
         restore_plan.clear(root.parent)
         for leftover in self._incoming.iterdir():
             leftover.unlink(missing_ok=True)
+            self.mark_garbage()  # an interrupted checkpoint may have left objects too
 
 
 def _walk(top: str) -> Iterator[tuple[str, os.stat_result]]:

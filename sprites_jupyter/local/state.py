@@ -118,10 +118,14 @@ class ServerState:
         return root
 
     async def startup(self) -> None:
-        """Recover interrupted snapshot work, then boot every sprite's services."""
-        for row in self.store.list_sprites(limit=1_000_000):
+        """Recover interrupted snapshot work, collect released snapshot data, then boot
+        every sprite's services."""
+        rows = self.store.list_sprites(limit=1_000_000)
+        for row in rows:
             await asyncio.to_thread(self.snapshots.recover, row.name, self.sprite_root(row.name),
                                     self.store)
+        await asyncio.to_thread(self.snapshots.collect_garbage, self.store)
+        for row in rows:
             await self.runtime(row.name).services.start_all()
 
     async def discard_runtime(self, name: str) -> None:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import LocalServer
+from tests.conftest import LocalServer, start_server
 from tests.local.exec_ws import open_exec, read_to_close, session_info
 from tests.local.ndjson import stream_events
+from tests.local.trees import fill
 
 
 def _root(server: LocalServer, sprite: str) -> Path:
@@ -292,3 +294,48 @@ def test_deleting_an_auto_checkpoint_and_a_later_one(http: httpx.Client, sprite:
     assert http.delete(f"/v1/sprites/{sprite}/checkpoints/v1").status_code == 409
     assert http.get(f"/v1/sprites/{sprite}/checkpoints/v2").status_code == 404
     assert _checkpoint(http, sprite) == "v3"
+
+
+def test_a_write_that_arrives_mid_restore_waits_and_is_not_lost(
+        server: LocalServer, http: httpx.Client, sprite: str) -> None:
+    home = _root(server, sprite) / "home" / "sprite"
+    assert _checkpoint(http, sprite) == "v1"
+    fill(home / "bulk", 400, 64 * 1024, "after")  # enough for the restore to take a while
+    (home / "later.txt").write_text("made after v1")
+    url = f"/v1/sprites/{sprite}/checkpoints/v1/restore"
+    with server.http() as restoring, restoring.stream("POST", url) as response:
+        lines = response.iter_lines()
+        while json.loads(next(lines))["data"] != "Stopping services...":
+            pass
+        written = http.put(f"/v1/sprites/{sprite}/fs/write",
+                           params={"path": "/home/sprite/later.txt"}, content=b"written mid-way")
+        events = [json.loads(line) for line in lines if line]
+    assert events[-1] == {**events[-1], "type": "complete", "data": "Restored to v1"}
+    assert written.status_code == 200
+    assert (home / "later.txt").read_text() == "written mid-way"
+    assert not (home / "bulk").exists()
+
+
+def test_deleted_checkpoints_free_their_data_at_the_next_start(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "home")
+    try:
+        with server.http() as http:
+            assert http.post("/v1/sprites", json={"name": "gc"}).status_code == 201
+            home = _root(server, "gc") / "home" / "sprite"
+            (home / "big.bin").write_bytes(b"\x01" * 200_000)
+            assert _checkpoint(http, "gc") == "v1"
+            (home / "big.bin").write_bytes(b"\x02" * 200_000)
+            assert _checkpoint(http, "gc") == "v2"
+            assert http.delete("/v1/sprites/gc/checkpoints/v1").status_code == 204
+        objects = server.home / "objects"
+        holding = [p for p in objects.glob("??/*") if p.read_bytes() == b"\x01" * 200_000]
+        assert holding  # kept until the next start
+        server.stop()
+        server = start_server(tmp_path / "home")
+        assert not any(p.exists() for p in holding)
+        with server.http() as http:
+            (home / "big.bin").write_bytes(b"\x03")
+            _restore(http, "gc", "v2")
+            assert (home / "big.bin").read_bytes() == b"\x02" * 200_000
+    finally:
+        server.stop()

@@ -313,3 +313,57 @@ def test_restore_of_read_only_directories(setup) -> None:
     assert fingerprint(root, mtimes=True) == target
     os.chmod(root / "locked", 0o755)
     os.chmod(root / "locked" / "inner", 0o755)
+
+
+def _holding(snapshots: Snapshotter, data: bytes) -> list[Path]:
+    return [p for p in snapshots.objects.glob("??/*") if p.read_bytes() == data]
+
+
+def test_garbage_collection_keeps_exactly_what_checkpoints_need(setup) -> None:
+    snapshots, store, root = setup
+    home = root.parents[2]
+    (root / "shared").write_bytes(b"in every checkpoint")
+    (root / "one").write_bytes(b"only in v1")
+    _settle()
+    store.add_checkpoint("demo", manifest=snapshots.snapshot("demo", root), comment="",
+                         is_auto=False)
+    (root / "one").unlink()
+    (root / "two").write_bytes(b"only in v2")
+    _settle()
+    v2 = store.add_checkpoint("demo", manifest=snapshots.snapshot("demo", root), comment="",
+                              is_auto=False)
+    expected_v2 = fingerprint(root, mtimes=True)
+    manifests = len(list(snapshots.manifests.glob("??/*")))
+
+    Snapshotter(home).collect_garbage(store)  # nothing released yet: nothing goes
+    assert _holding(snapshots, b"only in v1")
+    store.delete_checkpoint("demo", "v1")
+    snapshots.mark_garbage()
+    Snapshotter(home).collect_garbage(store)
+    assert _holding(snapshots, b"only in v1") == []
+    assert _holding(snapshots, b"only in v2") and _holding(snapshots, b"in every checkpoint")
+    assert len(list(snapshots.manifests.glob("??/*"))) == manifests - 1
+    assert not (snapshots.objects / "gc-due").exists()
+
+    (root / "two").unlink()
+    (root / "one").write_bytes(b"only in v1")
+    after = Snapshotter(home)
+    after.restore("demo", root, v2.manifest, checkpoint_id="v2", store=store)
+    assert fingerprint(root, mtimes=True) == expected_v2
+
+
+def test_a_cached_file_whose_object_was_collected_is_read_again(setup) -> None:
+    snapshots, store, root = setup
+    home = root.parents[2]
+    (root / "kept-in-tree").write_bytes(b"its only checkpoint is deleted")
+    _settle()
+    store.add_checkpoint("demo", manifest=snapshots.snapshot("demo", root), comment="",
+                         is_auto=False)
+    store.set_source("demo", "v0")
+    store.delete_checkpoint("demo", "v1")
+    snapshots.mark_garbage()
+    restarted = Snapshotter(home)
+    restarted.collect_garbage(store)
+    assert _holding(restarted, b"its only checkpoint is deleted") == []
+    manifest = restarted.snapshot("demo", root)  # the stat cache still names the object
+    assert _content(restarted, manifest, "kept-in-tree") == b"its only checkpoint is deleted"

@@ -149,12 +149,16 @@ async def delete_checkpoint(request: Request) -> Response:
     checkpoint_id = request.path_params["cp"]
     if checkpoint_id in _LIVE_IDS:
         raise ApiError(409, "cannot delete active checkpoint: Current is the live state")
-    row = _require_checkpoint(server, name, checkpoint_id)
-    sprite = server.store.get_sprite(name)
-    assert sprite is not None
-    if sprite.source_id == row.id:
-        raise ApiError(409, f"cannot delete active checkpoint: the sprite runs on {row.id}")
-    server.store.delete_checkpoint(name, row.id)
+    _require_checkpoint(server, name, checkpoint_id)
+    async with server.runtime(name).lock:  # a restore in progress may be changing the source
+        row = _require_checkpoint(server, name, checkpoint_id)
+        sprite = server.store.get_sprite(name)
+        if sprite is None:
+            raise ApiError(404, f"sprite not found: {name}")
+        if sprite.source_id == row.id:
+            raise ApiError(409, f"cannot delete active checkpoint: the sprite runs on {row.id}")
+        server.store.delete_checkpoint(name, row.id)
+        server.snapshots.mark_garbage()
     return Response(status_code=204)
 
 
@@ -170,24 +174,26 @@ async def restore_checkpoint(request: Request) -> Response:
                 await asyncio.to_thread(server.snapshots.load_manifest, row.manifest)
             except (OSError, ValueError) as exc:
                 raise RuntimeError(f"the data of {row.id} is missing or damaged") from exc
-            emit("Stopping services...")
-            await runtime.services.stop_all()
-            await runtime.sessions.terminate_all()
-            try:
-                # Taken with nothing running, so the undo point holds every last write.
-                auto_id = _new_auto_id(server, name)
-                manifest = await asyncio.to_thread(server.snapshots.snapshot, name,
-                                                   runtime.root)
-                server.store.add_checkpoint(name, manifest=manifest, comment="before restore "
-                                            f"to {row.id}", is_auto=True, auto_id=auto_id)
-                emit(f"Saved the current state as {auto_id} (restore it to undo)")
-                emit("Restoring filesystem...")
-                await asyncio.to_thread(server.snapshots.restore, name, runtime.root,
-                                        row.manifest, checkpoint_id=row.id, store=server.store,
-                                        progress=emit)
-            finally:
-                emit("Starting services...")
-                await runtime.services.start_all()
+            async with runtime.restoring():  # new exec, fs and service work waits
+                emit("Stopping services...")
+                await runtime.services.stop_all()
+                await runtime.sessions.terminate_all()
+                try:
+                    # Taken with nothing running, so the undo point holds every last write.
+                    auto_id = _new_auto_id(server, name)
+                    manifest = await asyncio.to_thread(server.snapshots.snapshot, name,
+                                                       runtime.root)
+                    server.store.add_checkpoint(name, manifest=manifest, comment="before "
+                                                f"restore to {row.id}", is_auto=True,
+                                                auto_id=auto_id)
+                    emit(f"Saved the current state as {auto_id} (restore it to undo)")
+                    emit("Restoring filesystem...")
+                    await asyncio.to_thread(server.snapshots.restore, name, runtime.root,
+                                            row.manifest, checkpoint_id=row.id,
+                                            store=server.store, progress=emit)
+                finally:
+                    emit("Starting services...")
+                    await runtime.services.start_all()
         return f"Restored to {row.id}"
 
     return _stream(work, "Restore failed")
