@@ -299,11 +299,15 @@ def test_restart_stops_then_starts(http: httpx.Client, sprite: str) -> None:
     _put(http, sprite, "web", {"cmd": "sh", "args": LONG})
     _, events = stream_events(http, "POST", _svc(sprite, "web", "restart"),
                               params={"duration": "0.5s"})
-    assert _types(events) == ["stopping", "stopped", "started", "stdout", "complete"]
+    # "up" is printed once the new process runs; under load it may come after the window
+    types = _types(events)
+    assert types[:3] == ["stopping", "stopped", "started"] and types[-1] == "complete"
+    assert set(types[3:-1]) <= {"stdout"}
     stream_events(http, "POST", _svc(sprite, "web", "stop"))
     _, events = stream_events(http, "POST", _svc(sprite, "web", "restart"),
                               params={"duration": "0.5s"})
-    assert _types(events) == ["started", "stdout", "complete"]
+    types = _types(events)
+    assert types[0] == "started" and types[-1] == "complete" and set(types[1:-1]) <= {"stdout"}
 
 
 def test_delete_stops_and_keeps_the_log(server: LocalServer, http: httpx.Client,
