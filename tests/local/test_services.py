@@ -213,7 +213,9 @@ def test_start_runs_needs_first_and_leaves_running_ones(http: httpx.Client, spri
 
     status, events = stream_events(http, "POST", _svc(sprite, "app", "start"),
                                    params={"duration": "0.5s"})
-    assert status == 200 and _types(events) == ["started", "stdout", "complete"]
+    types = _types(events)
+    assert status == 200 and types[0] == "started" and types[-1] == "complete"
+    assert set(types[1:-1]) <= {"stdout"}  # "up" may miss the window under load
     db, app = _state(http, sprite, "db"), _state(http, sprite, "app")
     assert db["status"] == app["status"] == "running"
     assert db["started_at"] <= app["started_at"]
