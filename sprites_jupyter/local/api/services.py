@@ -8,7 +8,7 @@ does not abort a half-done stop) while the stream forwards its events.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from starlette.requests import Request
@@ -139,20 +139,23 @@ async def put_service(request: Request) -> Response:
     return _stream(manager, svc, manager.restart(svc), window, quiet=window == 0)
 
 
-async def start_service(request: Request) -> Response:
+async def _start_like(request: Request,
+                      action: Callable[[ServiceManager, str], Coroutine[Any, Any, None]]
+                      ) -> Response:
+    """start and restart: run ``action`` on an existing service, stream for ``duration``."""
     manager = await _settled_manager(request)
     svc = _service(request)
     window = parse_duration(request.query_params.get("duration"), _START_WINDOW)
     manager.require(svc)
-    return _stream(manager, svc, manager.start(svc), window, quiet=window == 0)
+    return _stream(manager, svc, action(manager, svc), window, quiet=window == 0)
+
+
+async def start_service(request: Request) -> Response:
+    return await _start_like(request, ServiceManager.start)
 
 
 async def restart_service(request: Request) -> Response:
-    manager = await _settled_manager(request)
-    svc = _service(request)
-    window = parse_duration(request.query_params.get("duration"), _START_WINDOW)
-    manager.require(svc)
-    return _stream(manager, svc, manager.restart(svc), window, quiet=window == 0)
+    return await _start_like(request, ServiceManager.restart)
 
 
 async def stop_service(request: Request) -> Response:
