@@ -17,8 +17,8 @@ verdict) and to the median one. The operations and the targets of issue 2:
 The verdicts use the fastest copy. Each timed operation after the first is the median
 of three rounds (a different 1% of the files each round).
 
-It drives :class:`~sprites_jupyter.local.snapshots.Snapshotter` and the
-:class:`~sprites_jupyter.local.store.Store` in-process, as the checkpoint endpoint does
+It drives :class:`~sprites_jupyter.local.storage.snapshots.Snapshotter` and the
+:class:`~sprites_jupyter.local.storage.store.Store` in-process, as the checkpoint endpoint does
 (``snapshot`` then ``add_checkpoint``); the HTTP layer only adds a few milliseconds.
 
     python bench/bench_checkpoint.py [--files 5000] [--mb 500] [--dir DIR] [--quick]
@@ -36,8 +36,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from sprites_jupyter.local.snapshots import Snapshotter
-from sprites_jupyter.local.store import Store
+from sprites_jupyter.local.storage.snapshots import Snapshotter
+from sprites_jupyter.local.storage.store import Store
 
 ROUNDS = 3
 SETTLE = 0.2  # let fresh writes age past the stat cache's racy window, as in real use

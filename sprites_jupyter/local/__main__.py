@@ -13,8 +13,8 @@ from pathlib import Path
 
 import uvicorn
 
-from .app import create_app
-from .home import default_home, resolve_token, write_server_file
+from .api.app import create_app
+from .storage.home import default_home, resolve_token, write_server_file
 
 
 def _parser() -> argparse.ArgumentParser:

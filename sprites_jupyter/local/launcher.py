@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from .home import default_home, read_server_file, resolve_token
+from .storage.home import default_home, read_server_file, resolve_token
 
 LOCK_FILE = "launch.lock"
 LOG_FILE = "server.log"

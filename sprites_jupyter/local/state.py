@@ -14,11 +14,11 @@ from pathlib import Path
 from starlette.requests import HTTPConnection
 
 from .errors import ApiError
-from .home import remove_server_file
-from .sessions import SessionManager
-from .snapshots import Snapshotter
-from .store import SpriteRow, Store
-from .supervisor import ServiceManager
+from .runtime.sessions import SessionManager
+from .runtime.supervisor import ServiceManager
+from .storage.home import remove_server_file
+from .storage.snapshots import Snapshotter
+from .storage.store import SpriteRow, Store
 
 SPRITE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 

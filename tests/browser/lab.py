@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Page
 
-from sprites_jupyter.local.home import read_server_file
+from sprites_jupyter.local.storage.home import read_server_file
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [

@@ -13,7 +13,7 @@ import httpx
 import nbformat
 from playwright.sync_api import Locator, Page, expect
 
-from sprites_jupyter.local.home import read_server_file, resolve_token
+from sprites_jupyter.local.storage.home import read_server_file, resolve_token
 from tests.browser.lab import ARTIFACTS, JupyterLab, open_notebook, run_all_cells
 
 SPRITE = "browser-demo"

@@ -15,7 +15,7 @@ import pytest
 
 from sprites_jupyter.client import SpritesClient, SpritesError
 from sprites_jupyter.local import launcher
-from sprites_jupyter.local.home import read_server_file, resolve_token
+from sprites_jupyter.local.storage.home import read_server_file, resolve_token
 
 
 def _stop(pid: int) -> None:

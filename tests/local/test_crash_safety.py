@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sprites_jupyter.local.snapshots import Snapshotter
-from sprites_jupyter.local.store import Store
+from sprites_jupyter.local.storage.snapshots import Snapshotter
+from sprites_jupyter.local.storage.store import Store
 from tests.conftest import LocalServer, start_server
 from tests.local.ndjson import stream_events
 from tests.local.trees import fill, fingerprint
@@ -125,8 +125,8 @@ def test_kill_during_restore(crashable, delay: float) -> None:
 _CHILD = """
 import sys
 from pathlib import Path
-from sprites_jupyter.local.snapshots import Snapshotter
-from sprites_jupyter.local.store import Store
+from sprites_jupyter.local.storage.snapshots import Snapshotter
+from sprites_jupyter.local.storage.store import Store
 home, operation, checkpoint = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 store, snapshots = Store(home / "metadata.sqlite3"), Snapshotter(home)
 root = home / "sprites" / "demo" / "root"

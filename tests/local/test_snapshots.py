@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from sprites_jupyter.local import restore_plan
-from sprites_jupyter.local.snapshots import SnapshotError, Snapshotter
-from sprites_jupyter.local.store import Store
+from sprites_jupyter.local.storage import restore_plan
+from sprites_jupyter.local.storage.snapshots import SnapshotError, Snapshotter
+from sprites_jupyter.local.storage.store import Store
 from tests.local.trees import fill, fingerprint
 
 

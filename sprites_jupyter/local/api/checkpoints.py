@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from ..errors import ApiError
 from ..state import ServerState, state_of
-from ..store import CheckpointRow, checkpoint_json
+from ..storage.store import CheckpointRow, checkpoint_json
 from ..wire import ndjson_response, query_bool, read_json_object, rfc3339
 
 log = logging.getLogger("sprites_jupyter.local")

@@ -21,8 +21,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..errors import ApiError
-from ..exec_process import STDERR, SpawnError
-from ..sessions import Attachment, Session, SessionManager
+from ..runtime.exec_process import STDERR, SpawnError
+from ..runtime.sessions import Attachment, Session, SessionManager
 from ..state import SpriteRuntime, state_of
 from ..wire import ndjson_response, parse_duration, parse_signal, query_bool, read_json_object
 from .exec_query import ExecRequest, parse_exec_query

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from starlette.datastructures import QueryParams
 
-from .. import paths
 from ..errors import ApiError
-from ..exec_process import ExecSpec
+from ..runtime.exec_process import ExecSpec
+from ..storage import paths
 from ..wire import parse_duration, query_bool
 
 NON_TTY_MAX_RUN = 10.0

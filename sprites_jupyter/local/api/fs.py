@@ -20,8 +20,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from ..errors import ApiError
-from ..paths import resolve, to_sprite_path
 from ..state import state_of
+from ..storage.paths import resolve, to_sprite_path
 from ..wire import query_bool, read_json_object, rfc3339
 
 _ERRNO_STATUS = {

@@ -15,10 +15,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..errors import ApiError
-from ..service_defs import check_name, parse_definition
-from ..service_process import Event, read_log, service_event
+from ..runtime.service_defs import check_name, parse_definition
+from ..runtime.service_process import Event, read_log, service_event
+from ..runtime.supervisor import STOP_TIMEOUT, ServiceManager
 from ..state import state_of
-from ..supervisor import STOP_TIMEOUT, ServiceManager
 from ..wire import ndjson_response, parse_duration, parse_signal, read_json_object
 
 _START_WINDOW = 5.0

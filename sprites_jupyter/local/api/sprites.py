@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 
 from ..errors import ApiError
 from ..state import SPRITE_NAME, ServerState, state_of
-from ..store import SpriteRow, sprite_json
+from ..storage.store import SpriteRow, sprite_json
 from ..wire import read_json_object
 
 _CREATE_FIELDS = {"name", "url_settings", "wait_for_capacity", "labels", "runtime", "config",

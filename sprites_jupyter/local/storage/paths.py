@@ -11,7 +11,7 @@ import os
 import posixpath
 from pathlib import Path
 
-from .errors import ApiError
+from ..errors import ApiError
 
 SPRITE_HOME = "/home/sprite"
 

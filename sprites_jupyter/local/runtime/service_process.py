@@ -22,9 +22,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from .paths import SPRITE_HOME, host_path
+from ..storage.paths import SPRITE_HOME, host_path
+from ..wire import now_ms, rfc3339
 from .service_defs import ServiceDef
-from .wire import now_ms, rfc3339
 
 log = logging.getLogger("sprites_jupyter.local.services")
 

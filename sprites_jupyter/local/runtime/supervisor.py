@@ -18,11 +18,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .errors import ApiError
-from .paths import SPRITE_HOME
+from ..errors import ApiError
+from ..storage.paths import SPRITE_HOME
+from ..wire import rfc3339
 from .service_defs import DefinitionStore, ServiceDef, check_graph, start_order
 from .service_process import Event, ProcessGroups, ServiceProcess, service_event
-from .wire import rfc3339
 
 log = logging.getLogger("sprites_jupyter.local.services")
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .wire import rfc3339
+from ..wire import rfc3339
 
 ORGANIZATION = "local"
 

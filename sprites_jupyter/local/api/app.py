@@ -21,10 +21,10 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from .api import checkpoints, exec, fs, policy, proxy, services, sprites
-from .errors import ApiError
-from .state import ServerState
-from .wire import SERVER_VERSION
+from ..errors import ApiError
+from ..state import ServerState
+from ..wire import SERVER_VERSION
+from . import checkpoints, exec, fs, policy, proxy, services, sprites
 
 log = logging.getLogger("sprites_jupyter.local")
 

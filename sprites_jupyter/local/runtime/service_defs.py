@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ApiError
-from .paths import SPRITE_HOME, sprite_path
-from .wire import reject_unknown_fields
+from ..errors import ApiError
+from ..storage.paths import SPRITE_HOME, sprite_path
+from ..wire import reject_unknown_fields
 
 log = logging.getLogger("sprites_jupyter.local.services")
 

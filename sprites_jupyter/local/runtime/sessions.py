@@ -20,10 +20,10 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+from ..wire import rfc3339
 from .exec_process import ExecProcess, ExecSpec
 from .output_log import SCROLLBACK_BYTES, OutputLog
 from .ports import listening_ports
-from .wire import rfc3339
 
 # Output is held back from the process when an attacher is this far behind.
 MAX_LAG_BYTES = 2 * SCROLLBACK_BYTES
