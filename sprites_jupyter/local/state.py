@@ -58,6 +58,15 @@ class SpriteRuntime:
         """Wait out a restore in progress, so new work never lands in a tree being swapped."""
         await self._not_restoring.wait()
 
+    async def open_connection(self, port: int, host: str = "127.0.0.1"
+                              ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Connect to ``port`` on the sprite's own loopback (``host`` is a loopback name),
+        as a process inside the sprite would.
+
+        The one way the server reaches a sprite's ports (the TCP proxy, the sprite URL).
+        """
+        return await asyncio.open_connection(host, port)
+
 
 class ServerState:
     """Everything handlers share; reach it with :func:`state_of`."""

@@ -47,8 +47,9 @@ def _target(message: dict) -> tuple[str, int]:
 
 async def proxy_socket(websocket: WebSocket) -> None:
     """Read ``{host, port}``, dial it, answer ``connected``, then relay bytes both ways."""
+    state = state_of(websocket)
     try:
-        state_of(websocket).require_sprite(websocket.path_params["name"])
+        state.require_sprite(websocket.path_params["name"])
     except ApiError as err:
         await websocket.send_denial_response(err.response())
         return
@@ -63,7 +64,8 @@ async def proxy_socket(websocket: WebSocket) -> None:
         await websocket.close(BAD_INIT, reason)
         return
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port),
+        runtime = state.runtime(websocket.path_params["name"])
+        reader, writer = await asyncio.wait_for(runtime.open_connection(port, host),
                                                 DIAL_TIMEOUT)
     except (OSError, TimeoutError) as err:
         await websocket.close(DIAL_FAILED, f"Failed to connect to target: {err}"[:120])
