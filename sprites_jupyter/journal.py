@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-__all__ = ["Journal", "JournalEntry"]
+__all__ = ["Journal", "JournalEntry", "Outcome"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,17 @@ class JournalEntry:
     target: str
     outcome: str
     duration: float
+
+
+class Outcome:
+    """What a journaled block reports when it ends without an exception but not plainly
+    ``ok`` (a command that exited 1 under ``--no-raise``, a stop of a stopped service)."""
+
+    def __init__(self) -> None:
+        self.text = "ok"
+
+    def set(self, text: str) -> None:
+        self.text = text
 
 
 class Journal:
@@ -39,13 +50,16 @@ class Journal:
             return list(self._entries)
 
     @contextmanager
-    def record(self, sprite: str, operation: str, target: str = "") -> Iterator[None]:
-        """Journal the enclosed operation: ``ok``, ``cancelled`` or ``error: …``."""
+    def record(self, sprite: str, operation: str, target: str = "") -> Iterator[Outcome]:
+        """Journal the enclosed operation: ``ok`` (or what the block set on the yielded
+        :class:`Outcome`), ``cancelled`` or ``error: …``."""
         started_at = datetime.now(UTC)
         started = time.monotonic()
+        reported = Outcome()
         outcome = "ok"
         try:
-            yield
+            yield reported
+            outcome = reported.text
         except KeyboardInterrupt:
             outcome = "cancelled"
             raise
@@ -59,8 +73,8 @@ class Journal:
                 self._entries.append(entry)
 
     def frame(self) -> pd.DataFrame:
-        """The journal as a DataFrame, oldest first."""
-        rows = self.entries
+        """The journal as a DataFrame in the order the operations started."""
+        rows = sorted(self.entries, key=lambda entry: entry.time)
         return pd.DataFrame({
             "time": pd.Series(pd.to_datetime([e.time for e in rows], utc=True),
                               dtype="datetime64[ns, UTC]"),

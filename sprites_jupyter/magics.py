@@ -25,7 +25,7 @@ from .magic_commands.context import CommandContext
 from .magic_commands.errors import explain
 from .magic_commands.parsing import (
     EXEC_PARSER,
-    overview,
+    full_help,
     parse_exec_line,
     parse_sprite_line,
     subcommand_help,
@@ -34,6 +34,9 @@ from .magic_commands.parsing import (
 __all__ = ["SpriteMagics"]
 
 Handler = Callable[[CommandContext, Namespace], Any]
+
+# The environment the client is made from; a change to any of them makes a new one.
+_BACKEND_ENV = ("SPRITES_TOKEN", "SPRITE_TOKEN", "SPRITES_API_URL", "SPRITES_LOCAL_HOME")
 
 HANDLERS: dict[str, Handler] = {
     "status": sprites.status,
@@ -65,14 +68,21 @@ class SpriteMagics(Magics, SpriteSettings):
         super().__init__(shell=shell, **kwargs)
         self.journal = Journal()
         self._client: SpritesClient | None = None
+        self._client_made_from: tuple[str, ...] = ()
         self.context = CommandContext(shell, self, self.journal, self._get_client)
 
     def _get_client(self) -> SpritesClient:
+        """The client, remade when the environment it came from has changed (a new
+        ``SPRITES_TOKEN`` or ``SPRITES_API_URL`` set in this process)."""
+        made_from = tuple(os.environ.get(name, "") for name in _BACKEND_ENV)
+        if self._client is not None and made_from != self._client_made_from:
+            self.close()
         if self._client is None:
             try:
                 self._client = self._make_client()
             except SpritesError as error:
                 raise UsageError(explain(error)) from None
+            self._client_made_from = made_from
         return self._client
 
     def _make_client(self) -> SpritesClient:
@@ -111,5 +121,5 @@ class SpriteMagics(Magics, SpriteSettings):
         args = parse_exec_line(line)
         return execution.run_code(self.context, cell, args)
 
-    sprite_line.__doc__ = overview()
+    sprite_line.__doc__ = full_help()
     sprite_exec.__doc__ = EXEC_PARSER.format_help()

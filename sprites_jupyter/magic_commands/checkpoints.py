@@ -59,9 +59,12 @@ def restore_with_undo(ctx: CommandContext, handle: Sprite, checkpoint_id: str,
                 or handle.client.base_url in ctx.servers_with_auto_backup)
     before = None
     if not backs_up:
-        before = handle.create_checkpoint(f"before restore to {checkpoint_id}")
-        for _ in track(before, view):
-            pass
+        comment = f"before restore to {checkpoint_id}"
+        with ctx.journal.record(handle.name, "checkpoint", comment) as taken:
+            before = handle.create_checkpoint(comment)
+            for _ in track(before, view):
+                pass
+            taken.set(f"ok: {before.result.id}")
     auto_id = None
     for event in track(handle.restore_checkpoint(checkpoint_id), view):
         found = _AUTO_ID.search(describe_event(event) or "")
@@ -77,8 +80,10 @@ def restore_with_undo(ctx: CommandContext, handle: Sprite, checkpoint_id: str,
 def checkpoint(ctx: CommandContext, args: Namespace) -> Checkpoint:
     """Take a checkpoint with a progress view; returns the new Checkpoint."""
     handle = ctx.sprite(args.sprite)
-    with ctx.operation(handle.name, "checkpoint", args.comment):
-        return take_checkpoint(handle, args.comment, ctx.progress(f"Checkpoint {handle.name}"))
+    with ctx.operation(handle.name, "checkpoint", args.comment) as journaled:
+        created = take_checkpoint(handle, args.comment, ctx.progress(f"Checkpoint {handle.name}"))
+        journaled.set(f"ok: {created.id}")
+        return created
 
 
 def checkpoints(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
@@ -94,7 +99,7 @@ def checkpoints(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
 def restore(ctx: CommandContext, args: Namespace) -> None:
     """Restore a checkpoint after confirmation, then print how to undo it."""
     handle = ctx.sprite(args.sprite)
-    with ctx.operation(handle.name, "restore", args.id):
+    with ctx.operation(handle.name, "restore", args.id) as journaled:
         target = existing_checkpoint(handle, args.id)
         if ctx.settings.confirm_restore and not args.yes:
             comment = f" ({target.comment})" if target.comment else ""
@@ -103,6 +108,7 @@ def restore(ctx: CommandContext, args: Namespace) -> None:
                         how_to_skip=f"add --yes (%sprite restore {args.id} --yes)")
         undo_id = restore_with_undo(ctx, handle, target.id,
                                     ctx.progress(f"Restore {handle.name}"))
+        journaled.set(f"ok: undo with {undo_id}")
     print(f"Restored {target.id} on sprite {handle.name}. "
           f"Undo with: %sprite restore {undo_id}")
 
@@ -112,17 +118,21 @@ def browse(ctx: CommandContext, args: Namespace) -> Any:
     handle = ctx.sprite(args.sprite)
     name = handle.name
 
-    def journaled(operation: str, target: str, job: Any) -> Any:
-        with ctx.journal.record(name, operation, target):
-            return job()
+    def journaled(operation: str, target: str, job: Any, outcome: str) -> Any:
+        with ctx.journal.record(name, operation, target) as journal_outcome:
+            result = job()
+            journal_outcome.set(outcome.format(result))
+            return result
 
     actions = CheckpointActions(
         list=lambda: handle.list_checkpoints(include_auto=True),
         get=lambda cp: existing_checkpoint(handle, cp),
         restore=lambda cp, view: journaled("restore", cp,
-                                           lambda: restore_with_undo(ctx, handle, cp, view)),
+                                           lambda: restore_with_undo(ctx, handle, cp, view),
+                                           "ok: undo with {}"),
         create=lambda comment, view: journaled(
-            "checkpoint", comment, lambda: take_checkpoint(handle, comment, view).id),
+            "checkpoint", comment, lambda: take_checkpoint(handle, comment, view).id,
+            "ok: {}"),
         explain=explain,
     )
     with ctx.operation(name, "browse"):

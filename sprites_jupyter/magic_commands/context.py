@@ -12,7 +12,7 @@ from IPython.display import display
 
 from ..client import NotFound, Sprite, SpritesClient
 from ..config import SpriteSettings, widget_frontend
-from ..journal import Journal
+from ..journal import Journal, Outcome
 from ..widgets.logs import LogPanel, LogText, LogView
 from ..widgets.progress import ProgressBar, ProgressText, ProgressView
 from .errors import user_errors
@@ -57,11 +57,11 @@ class CommandContext:
         return True
 
     @contextmanager
-    def operation(self, sprite: str, operation: str, target: str = "") -> Iterator[None]:
+    def operation(self, sprite: str, operation: str, target: str = "") -> Iterator[Outcome]:
         """Journal the block and turn its client errors into one-line UsageErrors."""
-        with (self.journal.record(sprite, operation, target),
+        with (self.journal.record(sprite, operation, target) as outcome,
               user_errors(sprite, sprite_exists=self.sprite_exists)):
-            yield
+            yield outcome
 
     def show(self, obj: Any, *, live: bool = False) -> None:
         """Display ``obj``; a ``live`` view re-publishes itself when it ends, so the
@@ -79,13 +79,14 @@ class CommandContext:
         return ProgressText(title)
 
     def log_view(self, title: str, *, on_stop: Callable[[], None] | None = None,
-                 prefix: str = "") -> LogView:
-        """A live log view, already displayed when it is a widget."""
+                 prefix: str = "", announce: bool = False) -> LogView:
+        """A live log view, already displayed when it is a widget; the text view prints
+        its state changes with ``announce`` (or a ``prefix``)."""
         if self.widgets:
             panel = LogPanel(title, max_lines=self.settings.max_log_lines, on_stop=on_stop)
             self.show(panel, live=True)
             return panel
-        return LogText(title, prefix=prefix)
+        return LogText(title, prefix=prefix, announce=announce)
 
     def confirm(self, question: str, *, how_to_skip: str) -> None:
         """Ask a yes/no question; raise ``UsageError`` unless answered yes.

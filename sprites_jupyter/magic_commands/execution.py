@@ -140,23 +140,29 @@ def _run_one(ctx: CommandContext, name: str, code: str, opts: Namespace, running
     handle = ctx.sprite(name)
     argv = [opts.shell, _SHELL_FLAG[opts.shell], code]
     env = parse_env(opts.env)
-    with ctx.operation(name, "exec", _summary(code)):
+    with ctx.operation(name, "exec", _summary(code)) as journaled:
         before = opts.checkpoint_before
         if opts.rollback_on_error and before is None:
             before = "before %%sprite_exec"
         checkpoint_id = None
         if before is not None:
-            view = ctx.progress(f"Checkpoint {name}")
-            checkpoint_id = take_checkpoint(handle, before, view).id
+            with ctx.journal.record(name, "checkpoint", before) as taken:
+                checkpoint_id = take_checkpoint(handle, before,
+                                                ctx.progress(f"Checkpoint {name}")).id
+                taken.set(f"ok: {checkpoint_id}")
         outcome = _run(handle, argv, env, opts, ctx.log_view(name, prefix=prefix), running,
                        keep=bool(opts.out))
         if running.cancelled.is_set():
             raise KeyboardInterrupt  # Ctrl-C reached the main thread: journal it as cancelled
         if outcome.error and opts.rollback_on_error and checkpoint_id:
-            _rollback(ctx, handle, checkpoint_id)
+            with ctx.journal.record(name, "restore", checkpoint_id) as restored:
+                _rollback(ctx, handle, checkpoint_id)
+                restored.set("ok: rolled back after the command failed")
             outcome.error += f"; rolled back to {checkpoint_id}"
         if outcome.error and raise_on_failure and not opts.no_raise:
             raise UsageError(f"Command failed on sprite {name}: {outcome.error}")
+        if outcome.error:
+            journaled.set(f"failed: {outcome.error}")
     return outcome
 
 

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
 
-__all__ = ["SUBCOMMANDS", "build_exec_parser", "overview", "parse_exec_line",
-           "parse_sprite_line", "subcommand_help"]
+__all__ = ["SETTLE_SECONDS", "SUBCOMMANDS", "build_exec_parser", "full_help", "overview",
+           "parse_exec_line", "parse_sprite_line", "subcommand_help"]
 
 _INVALID_CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)")
 _UNRECOGNIZED = re.compile(r"unrecognized arguments: (.*)")
@@ -92,13 +92,17 @@ def build_exec_parser() -> SpriteArgumentParser:
     return parser
 
 
+# How long service create/start/restart watch a service after it started by default:
+# long enough to see a command that dies at once fail, short enough not to wait.
+SETTLE_SECONDS = 1.0
+
 # Every subcommand and its one-line summary, in the order help lists them.
 SUBCOMMANDS: dict[str, str] = {
     "status": "backend, current sprite and its status (also plain %sprite)",
     "help": "help on a subcommand: %sprite help SUBCOMMAND",
     "use": "select the current sprite: use NAME [--create]",
     "list": "all sprites (DataFrame)",
-    "create": "create a sprite: create NAME",
+    "create": "create a sprite: create NAME [--exist-ok]",
     "destroy": "delete a sprite and everything in it: destroy NAME --yes",
     "exec": "run one command line: exec [options] CMD …",
     "checkpoint": "take a checkpoint: checkpoint [-m COMMENT]",
@@ -128,15 +132,18 @@ def _add_service(parser: argparse.ArgumentParser) -> None:
     create.add_argument("--needs", default="", help="services to start first (a,b)")
     create.add_argument("--env", metavar="K=V", action="append", default=[])
     create.add_argument("--dir", metavar="D")
-    create.add_argument("--duration", type=float, default=5.0,
-                        help="seconds of output to show after starting (default 5)")
+    create.add_argument("--duration", type=float, metavar="S",
+                        help=f"seconds of output to show after starting (default "
+                             f"{SETTLE_SECONDS:g}: return once it runs, or has failed)")
     for name in ("start", "restart"):
         action = actions.add_parser(name, help=f"{name} NAME [--duration S]")
         action.add_argument("name")
-        action.add_argument("--duration", type=float, default=5.0,
-                            help="seconds of output to show after starting (default 5)")
-    for name in ("stop", "delete"):
-        actions.add_parser(name, help=f"{name} NAME").add_argument("name")
+        action.add_argument("--duration", type=float, metavar="S",
+                            help=f"seconds of output to show after starting (default "
+                                 f"{SETTLE_SECONDS:g}: return once it runs, or has failed)")
+    actions.add_parser("stop", help="stop NAME (a stopped service is left as it is)"
+                       ).add_argument("name")
+    actions.add_parser("delete", help="delete NAME").add_argument("name")
     signal = actions.add_parser("signal", help="signal NAME SIG")
     signal.add_argument("name")
     signal.add_argument("signal")
@@ -163,6 +170,8 @@ def _build(name: str) -> SpriteArgumentParser:
         add("--prefix", help="only names starting with this")
     elif name == "create":
         add("name")
+        add("--exist-ok", action="store_true",
+            help="succeed (and say so) when the sprite already exists")
     elif name == "destroy":
         add("name")
         add("--yes", action="store_true", help="confirm: the sprite cannot be recovered")
@@ -266,7 +275,16 @@ def subcommand_help(topic: str | None) -> str:
         return overview()
     if topic not in PARSERS:
         raise _unknown(topic)
-    return PARSERS[topic].format_help()
+    return _parser_help(PARSERS[topic])
+
+
+def _parser_help(parser: argparse.ArgumentParser) -> str:
+    """A parser's help followed by that of each of its actions (service create, …)."""
+    parts = [parser.format_help()]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            parts += [_parser_help(sub) for sub in dict.fromkeys(action.choices.values())]
+    return "\n".join(parts)
 
 
 def overview() -> str:
@@ -280,6 +298,12 @@ def overview() -> str:
         "current one.\n\n"
         f"{rows}\n\n"
         "%sprite help SUBCOMMAND shows a subcommand's options; %%sprite_exec? shows the "
-        "cell magic's.\nSettings: %config SpriteMagics (sprite, timeout, max_log_lines, "
-        "confirm_restore, widgets).\n"
+        "cell magic's.\nSettings: %config SpriteMagics (sprite, api_url, timeout, "
+        "max_log_lines, confirm_restore, widgets).\n"
     )
+
+
+def full_help() -> str:
+    """The ``%sprite?`` text: the overview, then every subcommand's options."""
+    sections = [_parser_help(PARSERS[name]) for name in SUBCOMMANDS if name != "help"]
+    return "\n".join([overview(), *sections])

@@ -6,7 +6,6 @@ stays usable; the panel's Stop button closes the stream.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from argparse import Namespace
 from collections.abc import Iterable
@@ -15,14 +14,20 @@ from typing import Any
 import pandas as pd
 from IPython.core.error import UsageError
 
+from ..client import Conflict, Sprite
 from ..frames import services_frame
-from ..widgets.logs import LogView
+from ..journal import Outcome
 from ..widgets.progress import track
 from .context import CommandContext
 from .errors import explain
 from .execution import parse_env
+from .log_follow import LogFollower
+from .parsing import SETTLE_SECONDS
 
 __all__ = ["logs", "service", "services"]
+
+# Service statuses in which a stop has something to stop.
+_LIVE = ("starting", "running", "stopping")
 
 
 def services(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
@@ -46,24 +51,41 @@ def _follow_stream(ctx: CommandContext, title: str, events: Iterable[Any], name:
     view.succeed("done")
 
 
+def _stop(ctx: CommandContext, handle: Sprite, name: str, journaled: Outcome) -> None:
+    """Stop the service; one line, not a failure, when it is not running anyway."""
+    try:
+        events = handle.stop_service(name)
+    except Conflict:
+        state = handle.get_service(name).state
+        status = state.status if state is not None else ""
+        if status in _LIVE:
+            raise
+        why = f"{status}: {state.error}" if state is not None and state.error else status
+        print(f"Service {name} is not running ({why or 'no state'}); nothing to stop")
+        journaled.set("ok: was not running")
+        return
+    _follow_stream(ctx, f"Stop {name}", events, name)
+
+
 def service(ctx: CommandContext, args: Namespace) -> None:
     """create|start|stop|restart|delete|signal one service."""
     handle = ctx.sprite(args.sprite)
     action, name = args.action, args.name
-    with ctx.operation(handle.name, f"service {action}", name):
+    window = SETTLE_SECONDS if getattr(args, "duration", None) is None else args.duration
+    with ctx.operation(handle.name, f"service {action}", name) as journaled:
         if action == "create":
             needs = [n.strip() for n in args.needs.split(",") if n.strip()]
             cmd, *rest = args.command
             events = handle.create_service(name, cmd, rest, needs=needs, http_port=args.port,
                                            env=parse_env(args.env) or None, dir=args.dir,
-                                           duration=args.duration)
+                                           duration=window)
             _follow_stream(ctx, f"Service {name}", events, name)
         elif action == "start":
-            _follow_stream(ctx, f"Start {name}", handle.start_service(name, args.duration), name)
+            _follow_stream(ctx, f"Start {name}", handle.start_service(name, window), name)
         elif action == "stop":
-            _follow_stream(ctx, f"Stop {name}", handle.stop_service(name), name)
+            _stop(ctx, handle, name, journaled)
         elif action == "restart":
-            events = handle.restart_service(name, args.duration)
+            events = handle.restart_service(name, window)
             _follow_stream(ctx, f"Restart {name}", events, name)
         elif action == "delete":
             handle.delete_service(name)
@@ -73,54 +95,39 @@ def service(ctx: CommandContext, args: Namespace) -> None:
             print(f"Sent {args.signal} to service {name}")
 
 
-def _pump(events: Iterable[Any], view: LogView,
-          stopped: threading.Event | None = None) -> None:
-    for event in events:
-        if stopped is not None and stopped.is_set():
-            return
-        if event.type in ("stdout", "stderr"):
-            view.write(event.type, event.data or "")
-        elif event.type == "exit":
-            view.write("stderr", f"[exited with code {event.exit_code}]\n")
-
-
 def logs(ctx: CommandContext, args: Namespace) -> None:
-    """Show a service's logs; ``--follow`` keeps the panel updating."""
+    """Show a service's logs; ``--follow`` keeps the view updating until the service ends.
+
+    With widgets the panel follows in the background (the notebook stays usable);
+    in a terminal it follows in the foreground, and Ctrl-C ends it with one line.
+    """
     handle = ctx.sprite(args.sprite)
     follow = args.follow or 0.0
-    with ctx.operation(handle.name, "logs", args.name):
+    with ctx.operation(handle.name, "logs", args.name) as journaled:
         stream = handle.service_logs(args.name, lines=args.lines, follow=follow)
-        stopped = threading.Event()
-
-        def stop() -> None:
-            stopped.set()
-            view.finish("done", "stopped")
-            stream.close()  # wakes the follower thread, whose iteration then ends
-
-        view = ctx.log_view(f"{handle.name}: {args.name}", on_stop=stop)
+        view = ctx.log_view(f"{handle.name}: {args.name}", announce=bool(follow),
+                            on_stop=lambda: follower.end("done", "stopped following"))
+        follower = LogFollower(handle, args.name, stream, view, follow=bool(follow))
         if follow and ctx.widgets:
-            threading.Thread(target=_follow_in_background,
-                             args=(ctx, handle.name, args.name, stream, view, stopped),
+            threading.Thread(target=_follow_in_background, args=(ctx, handle.name, follower),
                              daemon=True).start()
             return
         try:
-            _pump(stream, view)
+            follower.run()
         except KeyboardInterrupt:
-            stream.close()
-            view.finish("cancelled", "stopped following")
-            raise
+            follower.end("cancelled", "stopped following (Ctrl-C)")
         except Exception as error:
-            view.finish("failed", explain(error))
+            follower.end("failed", explain(error))
             raise
-        view.finish("done")
+        if follower.ending is not None and follower.ending[1]:
+            journaled.set(f"ok: {follower.ending[1]}")
 
 
-def _follow_in_background(ctx: CommandContext, sprite: str, name: str, stream: Any,
-                          view: LogView, stopped: threading.Event) -> None:
-    with ctx.journal.record(sprite, "logs --follow", name), contextlib.closing(stream):
+def _follow_in_background(ctx: CommandContext, sprite: str, follower: LogFollower) -> None:
+    with ctx.journal.record(sprite, "logs --follow", follower.name) as journaled:
         try:
-            _pump(stream, view, stopped)
+            follower.run()
         except Exception as error:
-            view.finish("failed", explain(error))
-            return
-        view.finish("done")
+            follower.end("failed", explain(error))
+        if follower.ending is not None:
+            journaled.set(f"{follower.ending[0]}: {follower.ending[1]}")

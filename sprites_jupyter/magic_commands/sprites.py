@@ -7,7 +7,7 @@ from argparse import Namespace
 import pandas as pd
 from IPython.core.error import UsageError
 
-from ..client import NotFound
+from ..client import AuthError, Conflict, ConnectionFailed, NotFound
 from ..frames import sprites_frame
 from .context import CommandContext
 
@@ -15,17 +15,30 @@ __all__ = ["create", "destroy", "listing", "status", "use"]
 
 
 def status(ctx: CommandContext, args: Namespace) -> None:
-    """Print the backend, the current sprite and its status."""
+    """Print the backend, the current sprite and its status, checking the backend with
+    one request (a rejected token or an unreachable URL fails here, not later)."""
     client = ctx.client
     backend = f"local server at {client.base_url}" if client.is_local else client.base_url
-    print(f"Backend: {backend}")
     name = ctx.settings.sprite
+    with ctx.operation(name, "status"):
+        try:
+            info = client.get_sprite(name) if name else None
+            if not name:
+                client.list_sprites()
+        except AuthError as error:
+            raise UsageError(f"Backend {client.base_url}: token rejected ({error}): check "
+                             "SPRITES_TOKEN") from None
+        except ConnectionFailed as error:
+            raise UsageError(f"Backend {client.base_url}: {error}") from None
+        except NotFound:
+            info = None
+    print(f"Backend: {backend}")
     if not name:
         print("Sprite: none selected (run %sprite use NAME)")
-        return
-    with ctx.operation(name, "status"):
-        info = client.get_sprite(name)
-    print(f"Sprite: {info.name} ({info.status or 'unknown status'})")
+    elif info is None:
+        print(f"Sprite: {name} (not found: %sprite use {name} --create creates it)")
+    else:
+        print(f"Sprite: {info.name} ({info.status or 'unknown status'})")
 
 
 def use(ctx: CommandContext, args: Namespace) -> None:
@@ -50,8 +63,15 @@ def listing(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
 
 def create(ctx: CommandContext, args: Namespace) -> None:
     """Create a sprite (it does not become current; ``use`` does that)."""
-    with ctx.operation(args.name, "create"):
-        info = ctx.client.create_sprite(args.name)
+    with ctx.operation(args.name, "create") as journaled:
+        try:
+            info = ctx.client.create_sprite(args.name)
+        except Conflict:
+            if not args.exist_ok or not ctx.sprite_exists(args.name):
+                raise
+            journaled.set("ok: already existed")
+            print(f"Sprite {args.name} already exists; select it with %sprite use {args.name}")
+            return
     print(f"Created sprite {info.name}; select it with %sprite use {info.name}")
 
 

@@ -28,7 +28,8 @@ __all__ = ["LogPanel", "LogText", "LogView"]
 
 _STYLE = {"stdout": "", "stderr": ' style="color:#c62828"'}
 _STATE_COLOUR = {"running": "#1565c0", "done": "#2e7d32", "failed": "#c62828",
-                 "cancelled": "#c62828"}
+                 "cancelled": "#c62828", "stopped": "#555", "stopping": "#ef6c00",
+                 "restarting": "#ef6c00"}
 
 
 class LogView(ABC):
@@ -56,7 +57,11 @@ class LogView(ABC):
 
     @abstractmethod
     def finish(self, state: str, message: str = "") -> None:
-        """End as ``done``, ``failed`` or ``cancelled`` with a short status line."""
+        """End as ``done``, ``stopped``, ``failed`` or ``cancelled`` with a short status."""
+
+    @abstractmethod
+    def note(self, label: str, message: str = "") -> None:
+        """Show a passing state (``restarting``, ``stopping``) while still running."""
 
 
 class LogPanel(TextFallback, LogView):
@@ -146,9 +151,14 @@ class LogPanel(TextFallback, LogView):
                 self.write(stream, tail)
         self._redraw()
         self.stop_button.disabled = True
+        self.stop_button.layout.display = "none"
         self.status.value = self._status_html(state, message)
         self._message = message
         self._ended()
+
+    def note(self, label: str, message: str = "") -> None:
+        if self.state == "running":
+            self.status.value = self._status_html(label, message)
 
     def text(self) -> str:
         status = f"{self.title}: {self.state}"
@@ -170,10 +180,11 @@ class LogText(LogView):
     interleaved output stays attributable, and the end state is printed.
     """
 
-    def __init__(self, title: str, *, prefix: str = "", stdout: TextIO | None = None,
-                 stderr: TextIO | None = None) -> None:
+    def __init__(self, title: str, *, prefix: str = "", announce: bool = False,
+                 stdout: TextIO | None = None, stderr: TextIO | None = None) -> None:
         super().__init__(title)
         self.prefix = prefix
+        self.announce = announce or bool(prefix)
         self._targets = {"stdout": stdout, "stderr": stderr}
         self._partial = {"stdout": "", "stderr": ""}
         self._lock = threading.Lock()
@@ -206,6 +217,14 @@ class LogText(LogView):
                 rest, self._partial[stream] = self._partial[stream], ""
             if rest:
                 self._target(stream).write(f"{self.prefix}{rest}\n")
-        if self.prefix:
-            print(f"{self.title}: {state}{f' — {message}' if message else ''}",
-                  file=sys.stderr if state != "done" else sys.stdout, flush=True)
+        if self.announce:
+            self._announce(state, message, to_stderr=state not in ("done", "stopped"))
+
+    def note(self, label: str, message: str = "") -> None:
+        if self.state == "running" and self.announce:
+            self._announce(label, message, to_stderr=False)
+
+    def _announce(self, label: str, message: str, *, to_stderr: bool) -> None:
+        target = self._target("stderr" if to_stderr else "stdout")
+        target.write(f"{self.title}: {label}{f' — {message}' if message else ''}\n")
+        target.flush()

@@ -148,3 +148,21 @@ def test_ctrl_c_stops_every_sprite_of_a_parallel_run(ip, current, http):
         assert outcomes == {current: "cancelled", other: "cancelled"}
     finally:
         http.delete(f"/v1/sprites/{other}")
+
+
+def test_journal_tells_the_real_outcome_of_a_failed_run_and_its_rollback(ip, current):
+    ip.ok("%%sprite_exec --checkpoint-before 'before risky' --rollback-on-error --no-raise\n"
+          "echo partial > partial.txt; exit 1\n")
+    ip.ok("%sprite exec --no-raise cat no-such-file.txt")
+    ip.ok("%sprite exec true")
+    journal = ip.ok("%sprite history")
+    rows = journal[journal["sprite"] == current]
+    assert rows["operation"].tolist() == ["use", "exec", "checkpoint", "restore", "exec",
+                                          "exec"]
+    run, checkpoint, restore, cat, fine = (rows["outcome"].iloc[i] for i in range(1, 6))
+    checkpoint_id = checkpoint.removeprefix("ok: ")
+    assert rows["target"].iloc[2] == "before risky" and checkpoint_id.startswith("v")
+    assert rows["target"].iloc[3] == checkpoint_id and restore.startswith("ok")
+    assert run == f"failed: exit code 1; rolled back to {checkpoint_id}"
+    assert cat.startswith("failed: exit code 1: cat:") and "no-such-file.txt" in cat
+    assert fine == "ok"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pandas as pd
@@ -75,3 +76,94 @@ def test_logs_follow_runs_in_the_background_with_widgets(ip, current):
     assert panel.state == "done" and "stopped" in panel.status.value
     assert _wait_for(lambda: ip.magics.journal.entries[-1].operation == "logs --follow")
     ip.ok("%sprite service delete ticker")
+
+
+def _followed_panel(ip, name):
+    """Open ``%sprite logs NAME --follow`` as a widget panel; the panel."""
+    ip.ok("%config SpriteMagics.widgets = 'on'")
+    shown = []
+    original = ip.magics.context.show
+    ip.magics.context.show = lambda obj, **kw: (shown.append(obj), original(obj, **kw))
+    ip.ok(f"%sprite logs {name} --follow")
+    return next(obj for obj in shown if isinstance(obj, LogPanel))
+
+
+def test_log_panel_ends_stopped_by_request_when_the_service_is_stopped(ip, current):
+    ip.ok(f"%sprite service create ticker {TICKER}")
+    panel = _followed_panel(ip, "ticker")
+    assert _wait_for(lambda: any(line == "tick" for _, line in panel.lines))
+    ip.ok("%sprite service stop ticker")
+    assert _wait_for(lambda: panel.state != "running")
+    assert panel.state == "stopped"
+    assert "stopped by request (exit code" in panel.status.value
+    assert panel.stop_button.layout.display == "none"
+    assert _wait_for(lambda: _journaled(ip, "logs --follow"))
+    assert _journaled(ip, "logs --follow")[0].outcome.startswith("stopped: stopped by request")
+
+
+def test_log_panel_says_crashed_and_restarting_then_marks_the_new_run(ip, current, http):
+    script = "echo run; while [ ! -f crash ]; do sleep 0.05; done; rm crash; exit 3"
+    ip.ok(f'%sprite service create flaky -- sh -c "{script}"')
+    panel = _followed_panel(ip, "flaky")
+    assert _wait_for(lambda: any(line == "run" for _, line in panel.lines))
+    http.put(f"/v1/sprites/{current}/fs/write", params={"path": "/home/sprite/crash"},
+             content=b"").raise_for_status()
+    assert _wait_for(lambda: "restarting" in panel.status.value)
+    assert "crashed with exit code 3; restarting (restart 1)" in panel.status.value
+    assert _wait_for(lambda: any("flaky started" in line for _, line in panel.lines))
+    assert panel.state == "running" and ("stderr", "[exited with code 3]") in panel.lines
+    ip.ok("%sprite service delete flaky")
+    assert _wait_for(lambda: panel.state != "running", timeout=30)
+    assert panel.state == "stopped"
+
+
+def test_followed_backlog_marks_where_the_current_run_starts(ip, current, capsys):
+    ip.ok("%sprite service create once -- sh -c 'echo one; exec sleep 600'")
+    ip.ok("%sprite service restart once")
+    capsys.readouterr()
+    ip.ok("%sprite logs once")
+    out = capsys.readouterr().out.splitlines()
+    marks = [n for n, line in enumerate(out) if line.startswith("── current run, started at")]
+    assert len(marks) == 1 and "one" in out[:marks[0]]
+    ip.ok("%sprite service delete once")
+
+
+def test_terminal_follow_ends_with_one_line_saying_how_the_service_ended(ip, current, http,
+                                                                         capsys):
+    ip.ok(f"%sprite service create ticker {TICKER}")
+    stopper = threading.Thread(target=lambda: (
+        _wait_for(lambda: _state(http, current, "ticker") == "running"), time.sleep(0.5),
+        http.post(f"/v1/sprites/{current}/services/ticker/stop").read()))
+    capsys.readouterr()
+    stopper.start()
+    ip.ok("%sprite logs ticker --follow")
+    stopper.join()
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1].startswith(f"{current}: ticker: stopped — stopped by request")
+
+
+def _journaled(ip, operation):
+    return [e for e in ip.magics.journal.entries if e.operation == operation]
+
+
+def _state(http, sprite, name):
+    return http.get(f"/v1/sprites/{sprite}/services/{name}").json()["state"]["status"]
+
+
+def test_stopping_a_stopped_service_says_so_in_one_line(ip, current, capsys):
+    ip.ok(f"%sprite service create ticker {TICKER}")
+    ip.ok("%sprite service stop ticker")
+    capsys.readouterr()
+    ip.ok("%sprite service stop ticker")
+    assert capsys.readouterr().out == "Service ticker is not running (stopped); nothing to stop\n"
+    assert ip.magics.journal.entries[-1].outcome == "ok: was not running"
+    ip.ok("%sprite service delete ticker")
+
+
+def test_service_create_returns_once_running_not_after_five_seconds(ip, current, capsys):
+    ip.ok("%sprite service create slow -- sh -c 'echo first; sleep 3; echo second; "
+          "exec sleep 600'")
+    out = capsys.readouterr().out
+    assert "Service slow: started" in out and "second" not in out
+    assert ip.ok("%sprite services").loc["slow", "status"] == "running"
+    ip.ok("%sprite service delete slow")

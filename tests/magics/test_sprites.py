@@ -90,3 +90,52 @@ def test_help_and_question_mark_print_real_help(ip, capsys):
     assert "%sprite help SUBCOMMAND" in out and "browse" in out
     ip.shell.run_line_magic("pinfo", "%%sprite_exec")
     assert "--rollback-on-error" in capsys.readouterr().out
+
+
+def test_create_exist_ok_says_so_and_succeeds(ip, http, capsys):
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    try:
+        ip.ok(f"%sprite create {name} --exist-ok")
+        ip.ok(f"%sprite create {name} --exist-ok")
+        out = capsys.readouterr().out
+        assert f"Created sprite {name}" in out
+        assert f"Sprite {name} already exists; select it with %sprite use {name}" in out
+        outcomes = [e.outcome for e in ip.magics.journal.entries if e.sprite == name]
+        assert outcomes == ["ok", "ok: already existed"]
+    finally:
+        http.delete(f"/v1/sprites/{name}")
+
+
+def test_status_says_token_rejected_and_picks_up_a_new_token(ip, server, monkeypatch,
+                                                               capsys):
+    ip.ok("%sprite")
+    monkeypatch.setenv("SPRITES_TOKEN", "not-the-token")
+    message = ip.fails("%sprite")
+    assert message.startswith(f"Backend {server.url}: token rejected (")
+    assert message.endswith("check SPRITES_TOKEN")
+    monkeypatch.setenv("SPRITES_TOKEN", server.token)
+    capsys.readouterr()
+    ip.ok("%sprite")
+    assert f"Backend: local server at {server.url}" in capsys.readouterr().out
+
+
+def test_status_says_when_the_url_cannot_be_reached(ip, monkeypatch):
+    import socket
+
+    with socket.socket() as unused:  # a port nothing listens on: bound, never listening
+        unused.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{unused.getsockname()[1]}"
+        monkeypatch.setenv("SPRITES_API_URL", url)
+        message = ip.fails("%sprite")
+    assert message.startswith(f"Backend {url}: cannot reach {url}")
+
+
+def test_question_mark_shows_every_subcommand_with_its_options(ip, capsys):
+    ip.shell.run_line_magic("pinfo", "%sprite")
+    out = capsys.readouterr().out
+    for usage in ("usage: %sprite restore", "usage: %sprite service create",
+                  "usage: %sprite logs", "usage: %sprite policy allow"):
+        assert usage in out
+    assert "--exist-ok" in out and "--rollback-on-error" in out and "--follow" in out
+    ip.ok("%sprite help")
+    assert "api_url" in capsys.readouterr().out

@@ -23,7 +23,9 @@ from ..wire import ndjson_response, parse_duration, parse_signal, read_json_obje
 
 _START_WINDOW = 5.0
 _SERVICE_SIGNALS = ("TERM", "KILL", "INT", "HUP", "USR1", "USR2")
-_LOG_EVENTS = {"stdout", "stderr", "exit", "error"}
+# A followed log also says when the service starts and stops (reference 7.2 types), so
+# a log panel can tell a stop by request from a crash.
+_LOG_EVENTS = {"stdout", "stderr", "exit", "error", "started", "stopping", "stopped"}
 
 
 def _manager(request: Request) -> ServiceManager:
