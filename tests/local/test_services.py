@@ -409,3 +409,18 @@ def test_restore_brings_back_the_definitions_and_restarts_them(http: httpx.Clien
     assert listed["db"]["state"]["started_at"] <= listed["app"]["state"]["started_at"]
     assert listed["idle"]["state"]["status"] == "stopped"
     assert not _alive(extra_pid) and not any(_alive(pid) for pid in before.values())
+
+
+def test_followed_logs_carry_started_stopping_and_stopped(http: httpx.Client,
+                                                          sprite: str) -> None:
+    _put(http, sprite, "web", {"cmd": "sh", "args": LONG}, duration="0.5s")
+    with http.stream("GET", _svc(sprite, "web", "logs"),
+                     params={"lines": "0", "duration": "30s"}) as response:
+        lines = response.iter_lines()
+        stop = stream_events(http, "POST", _svc(sprite, "web", "stop"))
+        seen = []
+        while not seen or seen[-1]["type"] != "stopped":
+            seen.append(json.loads(next(lines)))
+    assert stop[0] == 200
+    assert [e["type"] for e in seen] == ["stopping", "stopped"]
+    assert isinstance(seen[-1]["exit_code"], int)
