@@ -7,14 +7,19 @@ returns a DataFrame with stable columns and dtypes, even when empty: times are
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import posixpath
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
 
 __all__ = [
+    "changes_by_directory",
+    "changes_frame",
     "checkpoints_frame",
+    "describe_changes",
+    "describe_undo",
     "exit_codes_frame",
     "files_frame",
     "policy_frame",
@@ -136,3 +141,75 @@ def exit_codes_frame(outcomes: Iterable[Any]) -> pd.DataFrame:
         "duration": pd.Series([o.duration for o in rows], dtype="Float64"),
         "error": pd.Series([o.error for o in rows], dtype="object"),
     })
+
+
+CHANGE_KINDS = ("added", "removed", "modified", "type-changed", "mode-changed")
+_CHANGE_WORDS = {"type-changed": "changed type", "mode-changed": "changed mode"}
+
+
+def changes_frame(rows: Iterable[Sequence[Any]]) -> pd.DataFrame:
+    """One row per differing path, sorted by path.
+
+    Each row is ``(path, change, size_a, size_b, mtime_a_ns, mtime_b_ns)`` as the
+    in-sprite diff helper writes it; sizes are ``None`` for directories and for
+    the side where the path is absent.
+    """
+    listed = sorted((tuple(r) for r in rows), key=lambda r: r[0])
+    columns = list(zip(*listed, strict=True)) or [()] * 6
+
+    def times(values: Sequence[Any]) -> pd.Series:
+        return pd.Series(pd.to_datetime(pd.array(values, dtype="Int64"), unit="ns", utc=True),
+                         dtype="datetime64[ns, UTC]")
+
+    return pd.DataFrame({
+        "path": pd.Series(columns[0], dtype="object"),
+        "change": pd.Series(pd.Categorical(columns[1], categories=CHANGE_KINDS)),
+        "size_a": pd.Series(columns[2], dtype="Int64"),
+        "size_b": pd.Series(columns[3], dtype="Int64"),
+        "mtime_a": times(columns[4]),
+        "mtime_b": times(columns[5]),
+    })
+
+
+def describe_changes(changes: pd.DataFrame) -> str:
+    """``12 files differ: 3 added, 2 removed, 7 modified`` (kinds that occur, in order)."""
+    if changes.empty:
+        return "no files differ"
+    counts = changes["change"].value_counts()
+    parts = [f"{counts[kind]} {_CHANGE_WORDS.get(kind, kind)}"
+             for kind in CHANGE_KINDS if counts.get(kind, 0)]
+    total = len(changes)
+    return f"{total} file{'s' if total != 1 else ''} differ{'' if total != 1 else 's'}: " \
+           + ", ".join(parts)
+
+
+def describe_undo(checkpoint_id: str, changes: pd.DataFrame) -> str:
+    """What restoring ``checkpoint_id`` undoes, given the changes made since it."""
+    if changes.empty:
+        return f"Restoring {checkpoint_id} changes no files (they match it)."
+    total = len(changes)
+    detail = describe_changes(changes).split(": ", 1)[1]
+    return f"Restoring {checkpoint_id} will undo {total} change{'s' if total != 1 else ''}: " \
+           f"{detail}."
+
+
+def _top_directory(path: str, roots: Sequence[str]) -> str:
+    root = max((r for r in roots if path == r or path.startswith(r.rstrip("/") + "/")),
+               key=len, default="/")
+    if path == root:
+        return root
+    head = root.rstrip("/")
+    return head + "/" + path[len(head) + 1:].split("/", 1)[0]
+
+
+def changes_by_directory(changes: pd.DataFrame, roots: Sequence[str] = ()) -> pd.DataFrame:
+    """Counts of each kind of change per top-level directory below ``roots`` (or ``/``)."""
+    cleaned = [posixpath.normpath("/" + r.lstrip("/")) for r in roots] or ["/"]
+    directory = pd.Series([_top_directory(p, cleaned) for p in changes["path"]],
+                          dtype="object", name="directory")
+    counts = pd.crosstab(directory, changes["change"].reset_index(drop=True), dropna=False)
+    counts = counts.reindex(columns=list(CHANGE_KINDS), fill_value=0).astype("Int64")
+    counts.columns = pd.Index(CHANGE_KINDS, name=None)
+    counts["total"] = counts.sum(axis=1).astype("Int64")
+    counts.index.name = "directory"
+    return counts

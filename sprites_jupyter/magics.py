@@ -20,7 +20,16 @@ from traitlets import observe
 from .client import SpritesClient, SpritesError
 from .config import SpriteSettings
 from .journal import Journal
-from .magic_commands import checkpoints, execution, files, policy, services, sessions, sprites
+from .magic_commands import (
+    checkpoints,
+    diff,
+    execution,
+    files,
+    policy,
+    services,
+    sessions,
+    sprites,
+)
 from .magic_commands.context import CommandContext
 from .magic_commands.errors import explain
 from .magic_commands.parsing import (
@@ -48,6 +57,8 @@ HANDLERS: dict[str, Handler] = {
     "checkpoints": checkpoints.checkpoints,
     "restore": checkpoints.restore,
     "browse": checkpoints.browse,
+    "diff": diff.diff,
+    "show": diff.show,
     "services": services.services,
     "service": services.service,
     "logs": services.logs,

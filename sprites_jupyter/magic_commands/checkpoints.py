@@ -25,6 +25,7 @@ from ..widgets.browser import (
 )
 from ..widgets.progress import ProgressView, describe_event, track
 from .context import CommandContext
+from .diff import checkpoint_changes, restore_summary
 from .errors import describe_ids, explain
 
 __all__ = ["browse", "checkpoint", "checkpoints", "restore"]
@@ -103,8 +104,8 @@ def restore(ctx: CommandContext, args: Namespace) -> None:
         target = existing_checkpoint(handle, args.id)
         if ctx.settings.confirm_restore and not args.yes:
             comment = f" ({target.comment})" if target.comment else ""
-            ctx.confirm(f"Restore {target.id}{comment} on sprite {handle.name}? This "
-                        f"{RESTORE_EFFECT}.",
+            ctx.confirm(f"Restore {target.id}{comment} on sprite {handle.name}? "
+                        f"{restore_summary(handle, target.id)} This {RESTORE_EFFECT}.",
                         how_to_skip=f"add --yes (%sprite restore {args.id} --yes)")
         undo_id = restore_with_undo(ctx, handle, target.id,
                                     ctx.progress(f"Restore {handle.name}"))
@@ -134,6 +135,7 @@ def browse(ctx: CommandContext, args: Namespace) -> Any:
             "checkpoint", comment, lambda: take_checkpoint(handle, comment, view).id,
             "ok: {}"),
         explain=explain,
+        changes=lambda cp: checkpoint_changes(handle, cp),
     )
     with ctx.operation(name, "browse"):
         if not ctx.widgets:

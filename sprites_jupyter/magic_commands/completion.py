@@ -54,7 +54,8 @@ class SpriteCompleter:
             return list(SUBCOMMANDS)
         if sub in ("use", "destroy") and position == 1:
             return self._names(self._sprites)
-        if (sub == "restore" and position == 1) or words[-1] == "--history":
+        if ((sub == "restore" and position == 1) or words[-1] == "--history"
+                or (sub == "diff" and position in (1, 2))):
             return self._names(lambda: self._checkpoints(chosen))
         if sub == "logs" and position == 1:
             return self._names(lambda: self._services(chosen))

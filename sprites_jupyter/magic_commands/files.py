@@ -10,6 +10,7 @@ from IPython.core.error import UsageError
 
 from ..frames import files_frame
 from .context import CommandContext
+from .diff import ls_checkpoint, split_checkpoint_path
 
 __all__ = ["get", "ls", "put"]
 
@@ -33,7 +34,9 @@ def get(ctx: CommandContext, args: Namespace) -> None:
 
 
 def ls(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
-    """A directory's entries as a DataFrame."""
+    """A directory's entries as a DataFrame (``A:PATH``: as they were in checkpoint A)."""
     handle = ctx.sprite(args.sprite)
+    if in_checkpoint := split_checkpoint_path(args.path):
+        return ls_checkpoint(ctx, handle, *in_checkpoint)
     with ctx.operation(handle.name, "ls", args.path):
         return files_frame(handle.list_dir(args.path))

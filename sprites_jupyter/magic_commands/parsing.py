@@ -109,13 +109,15 @@ SUBCOMMANDS: dict[str, str] = {
     "checkpoints": "list checkpoints (DataFrame): checkpoints [--auto] [--history ID]",
     "restore": "restore a checkpoint: restore ID [--yes]",
     "browse": "the checkpoint browser",
+    "diff": "what changed (DataFrame): diff A [B] [-- PATH …] [--stat] [--file PATH]",
+    "show": "a file as it was in a checkpoint: show A:PATH [-o VAR]",
     "services": "list services (DataFrame)",
     "service": "create|start|stop|restart|delete|signal a service",
     "logs": "a service's logs: logs NAME [--follow [S]] [--lines N]",
     "policy": "network policy (DataFrame) | allow D | deny D | set VAR | reset",
     "put": "upload: put LOCAL REMOTE",
     "get": "download: get REMOTE LOCAL",
-    "ls": "list a directory (DataFrame): ls [PATH]",
+    "ls": "list a directory (DataFrame): ls [PATH | A:PATH]",
     "sessions": "exec sessions (DataFrame)",
     "kill": "stop an exec session: kill ID [--signal SIG]",
     "history": "what this kernel did (DataFrame)",
@@ -186,6 +188,16 @@ def _build(name: str) -> SpriteArgumentParser:
     elif name == "restore":
         add("id")
         add("--yes", action="store_true", help="do not ask for confirmation")
+    elif name == "diff":
+        add("a", metavar="A", help="the checkpoint to compare")
+        add("b", metavar="B", nargs="?",
+            help="the checkpoint to compare it with (default: the sprite now)")
+        add("--stat", action="store_true",
+            help="a one-line summary and counts by top-level directory")
+        add("--file", metavar="PATH", help="a unified diff of this one file")
+    elif name == "show":
+        add("target", metavar="A:PATH", help="checkpoint and file, e.g. v1:/etc/hosts")
+        add("-o", "--out", metavar="VAR", help="keep the file's bytes in VAR")
     elif name == "service":
         _add_service(parser)
     elif name == "logs":
@@ -199,7 +211,8 @@ def _build(name: str) -> SpriteArgumentParser:
         add("source")
         add("destination")
     elif name == "ls":
-        add("path", nargs="?", default="/home/sprite")
+        add("path", nargs="?", default="/home/sprite",
+            help="a path in the sprite, or A:PATH for how it was in checkpoint A")
     elif name == "kill":
         add("id")
         add("--signal", default="SIGTERM", help="signal to send first (default SIGTERM)")
@@ -249,6 +262,10 @@ def parse_sprite_line(line: str) -> argparse.Namespace:
         rest, command = rest[:cut], rest[cut + 1:]
         if not command:
             raise UsageError("%sprite service create: the command after -- is missing")
+    paths: list[str] = []
+    if name == "diff" and "--" in rest:
+        cut = rest.index("--")
+        rest, paths = rest[:cut], rest[cut + 1:]
     args = PARSERS[name].parse_args(rest)
     args.subcommand = name
     if name == "exec":
@@ -258,6 +275,8 @@ def parse_sprite_line(line: str) -> argparse.Namespace:
         args.command = _raw_rest(line, taken).removeprefix("--").strip()
     if name == "service" and args.action == "create":
         args.command = command
+    if name == "diff":
+        args.paths = paths
     return args
 
 

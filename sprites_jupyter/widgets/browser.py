@@ -19,6 +19,7 @@ from typing import Any
 
 import ipywidgets as w
 
+from .changes import CheckpointChanges
 from .progress import ProgressBar, ProgressView
 
 __all__ = ["CheckpointActions", "CheckpointBrowser", "checkpoint_table_text", "describe_age"]
@@ -33,7 +34,9 @@ class CheckpointActions:
 
     ``restore`` returns the id of the checkpoint that undoes the restore;
     ``create`` returns the new checkpoint's id; ``explain`` turns an exception
-    into the one line shown to the user.
+    into the one line shown to the user; ``changes`` (when given) returns the
+    DataFrame of what changed since a checkpoint, for the Changes column and
+    the restore confirmation.
     """
 
     list: Callable[[], Sequence[Any]]
@@ -41,6 +44,7 @@ class CheckpointActions:
     restore: Callable[[str, ProgressView], str]
     create: Callable[[str, ProgressView], str]
     explain: Callable[[BaseException], str] = str
+    changes: Callable[[str], Any] | None = None
 
 
 def describe_age(when: datetime | None, now: datetime | None = None) -> str:
@@ -62,7 +66,8 @@ def checkpoint_table_text(checkpoints: Iterable[Any]) -> str:
     width = max(len(r[0]) for r in rows)
     age_width = max(len(r[1]) for r in rows)
     lines = [f"{i:<{width}}  {a:<{age_width}}  {c}".rstrip() for i, a, c in rows]
-    return "\n".join([*lines, "Restore with: %sprite restore ID"])
+    return "\n".join([*lines, "What a restore would undo: %sprite diff ID",
+                       "Restore with: %sprite restore ID"])
 
 
 class CheckpointBrowser:
@@ -75,15 +80,19 @@ class CheckpointBrowser:
         self.restore_buttons: dict[str, w.Button] = {}
         self.pending: str | None = None
         self.worker: threading.Thread | None = None
+        self.changes = (CheckpointChanges(actions.changes, actions.explain)
+                        if actions.changes is not None else None)
+        self.changes_rows: dict[str, Any] = {}
         self.heading = w.HTML(f"<b>Checkpoints of {html.escape(title)}</b>")
         self.rows = w.VBox()
         self.comment = w.Text(placeholder="comment for a new checkpoint")
         self.new_button = w.Button(description="New checkpoint", icon="camera")
         self.refresh_button = w.Button(description="Refresh", icon="refresh")
         self.confirm_text = w.HTML()
+        self.undo_text = w.HTML()
         self.confirm_button = w.Button(description="Restore", button_style="danger")
         self.cancel_button = w.Button(description="Cancel")
-        self.confirm_box = w.VBox([self.confirm_text,
+        self.confirm_box = w.VBox([self.undo_text, self.confirm_text,
                                    w.HBox([self.confirm_button, self.cancel_button])],
                                   layout=w.Layout(display="none"))
         self.progress_box = w.VBox()
@@ -107,20 +116,32 @@ class CheckpointBrowser:
     def _render(self, checkpoints: Sequence[Any]) -> None:
         self.checkpoints = list(checkpoints)
         self.restore_buttons = {}
+        self.changes_rows = {}
+        if self.changes is not None:
+            self.changes.forget()
         rows = []
         for checkpoint in self.checkpoints:
             button = w.Button(description="Restore", icon="undo",
                               tooltip=f"Restore {checkpoint.id}")
             button.on_click(lambda _, cp=checkpoint: self._ask(cp))
             self.restore_buttons[checkpoint.id] = button
-            rows.append(w.HBox([
+            row = w.HBox([
                 w.HTML(f"<code>{html.escape(checkpoint.id)}</code>",
                        layout=w.Layout(width="10em")),
                 w.HTML(describe_age(checkpoint.create_time), layout=w.Layout(width="8em")),
                 w.HTML(html.escape(checkpoint.comment or ""), layout=w.Layout(width="24em")),
                 button,
-            ]))
+            ])
+            rows.extend(self._with_changes(checkpoint.id, row))
         self.rows.children = rows
+
+    def _with_changes(self, checkpoint_id: str, row: w.HBox) -> list[w.Widget]:
+        """The row with its Changes button, and the table that button expands into."""
+        if self.changes is None:
+            return [row]
+        changes = self.changes_rows[checkpoint_id] = self.changes.row(checkpoint_id)
+        row.children = (*row.children, changes.button)
+        return [row, changes.detail]
 
     def _ask(self, checkpoint: Any) -> None:
         self.pending = checkpoint.id
@@ -131,6 +152,16 @@ class CheckpointBrowser:
             "A checkpoint of the current state is taken first so you can undo.")
         self.confirm_button.description = f"Restore {checkpoint.id}"
         self.confirm_box.layout.display = "flex"
+        self.undo_text.value = ""
+        if self.changes is not None:
+            self.undo_text.value = f"Working out what restoring {html.escape(checkpoint.id)} " \
+                                   "would undo…"
+            self.changes.undo_sentence(checkpoint.id,
+                                       lambda sentence: self._show_undo(checkpoint.id, sentence))
+
+    def _show_undo(self, checkpoint_id: str, sentence: str) -> None:
+        if self.pending == checkpoint_id:
+            self.undo_text.value = f"<b>{html.escape(sentence)}</b>"
 
     def _hide_confirmation(self) -> None:
         self.pending = None
@@ -146,6 +177,8 @@ class CheckpointBrowser:
         """Block until the current background job (if any) has finished."""
         if self.worker is not None:
             self.worker.join(timeout)
+        if self.changes is not None:
+            self.changes.wait(timeout)
 
     def _run(self, job: Callable[[], str]) -> None:
         for button in self.buttons:

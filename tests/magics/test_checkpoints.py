@@ -94,7 +94,8 @@ def test_restore_asks_at_a_terminal(ip, current, http, monkeypatch):
     assert http.get(f"/v1/sprites/{current}/fs/read",
                     params={"path": "/home/sprite/after.txt"}).status_code == 200
     ip.ok("%sprite restore v1")
-    assert questions[0].startswith(f"Restore v1 on sprite {current}? This replaces")
+    assert questions[0].startswith(f"Restore v1 on sprite {current}? ")
+    assert "This replaces the sprite's filesystem" in questions[0]
     assert questions[0].endswith("[y/N] ")
     assert http.get(f"/v1/sprites/{current}/fs/read",
                     params={"path": "/home/sprite/after.txt"}).status_code == 404

@@ -1,0 +1,313 @@
+"""Compare, list and read a sprite's checkpoints from inside the sprite.
+
+Run inside the sprite as ``python3 - REQUEST`` with this file on stdin, where
+REQUEST is one JSON object (standard library only, Python 3.8+), so nothing
+but the answer crosses the network:
+
+- ``{"op": "diff", "a": ID, "b": ID or null, "paths": [...]}``: one JSON array
+  per differing path, ``[path, change, size_a, size_b, mtime_a_ns, mtime_b_ns]``.
+  ``b`` null means the sprite as it is now.
+- ``{"op": "file", "a": ID, "b": ID or null, "path": P}``: one object, the
+  unified diff of a text file or the sizes of a binary one.
+- ``{"op": "read", "a": ID, "path": P}``: one object with the base64 bytes.
+- ``{"op": "list", "a": ID, "path": P}``: one object per entry, as the
+  filesystem API lists them.
+
+Checkpoints are the read-only trees under ``/.sprite/checkpoints`` and "now"
+is ``/``; a request may name other roots (``"checkpoints"``, ``"now"``). A checkpoint that
+is not there exits 3 with ``{"error": "not-mounted", "mounted": [...]}``;
+other refusals exit 2 with ``{"error": MESSAGE}``.
+
+Files are compared by type, size and mode first; contents are read only where
+sizes match and either the mtimes differ or the file is small (a same-size
+rewrite may keep its mtime); reading stops at the first differing block.
+"""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import json
+import os
+import posixpath
+import stat
+import sys
+
+CHECKPOINTS = "/.sprite/checkpoints"
+IGNORED_TOP = frozenset((".sprite", "proc", "sys", "dev"))
+SMALL_FILE = 64 * 1024
+BLOCK = 1024 * 1024
+BINARY_PROBE = 8192
+
+
+class Refusal(Exception):
+    """A request that cannot be answered; ``code`` is the exit status."""
+
+    def __init__(self, answer: dict, code: int = 2) -> None:
+        super().__init__(answer)
+        self.answer = answer
+        self.code = code
+
+
+def checkpoint_root(checkpoints: str, checkpoint_id: str) -> str:
+    """The tree of a mounted checkpoint, or a Refusal naming the mounted ones."""
+    root = os.path.join(checkpoints, checkpoint_id)
+    if "/" in checkpoint_id or checkpoint_id in ("", ".", "..") or not os.path.isdir(root):
+        try:
+            mounted = sorted(os.listdir(checkpoints))
+        except OSError:
+            mounted = []
+        raise Refusal({"error": "not-mounted", "id": checkpoint_id, "mounted": mounted}, 3)
+    return root
+
+
+def relative(path: str) -> str:
+    """A sprite path as a path relative to a root ('' for the root itself)."""
+    return posixpath.normpath("/" + path).lstrip("/")
+
+
+def ignored(rel: str) -> bool:
+    return rel.split("/", 1)[0] in IGNORED_TOP
+
+
+def lstat(root: str, rel: str) -> os.stat_result | None:
+    try:
+        return os.lstat(os.path.join(root, rel) if rel else root)
+    except OSError:
+        return None
+
+
+def kind(info: os.stat_result) -> str:
+    mode = info.st_mode
+    if stat.S_ISDIR(mode):
+        return "directory"
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    if stat.S_ISREG(mode):
+        return "file"
+    return "special"
+
+
+def same_bytes(path_a: str, path_b: str) -> bool:
+    try:
+        with open(path_a, "rb") as file_a, open(path_b, "rb") as file_b:
+            while True:
+                block_a = file_a.read(BLOCK)
+                if block_a != file_b.read(BLOCK):
+                    return False
+                if not block_a:
+                    return True
+    except OSError:
+        return False
+
+
+def same_file(path_a: str, a: os.stat_result, path_b: str, b: os.stat_result) -> bool:
+    if a.st_size != b.st_size:
+        return False
+    if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino):
+        return True
+    if a.st_mtime_ns == b.st_mtime_ns and a.st_size > SMALL_FILE:
+        return True
+    return same_bytes(path_a, path_b)
+
+
+def same_content(path_a: str, a: os.stat_result, path_b: str, b: os.stat_result) -> bool:
+    what = kind(a)
+    if what == "file":
+        return same_file(path_a, a, path_b, b)
+    if what == "symlink":
+        try:
+            return os.readlink(path_a) == os.readlink(path_b)
+        except OSError:
+            return False
+    if what == "special":
+        return stat.S_IFMT(a.st_mode) == stat.S_IFMT(b.st_mode) and a.st_rdev == b.st_rdev
+    return True
+
+
+def row(rel: str, change: str, a: os.stat_result | None, b: os.stat_result | None) -> list:
+    def size(info: os.stat_result | None) -> int | None:
+        return None if info is None or stat.S_ISDIR(info.st_mode) else info.st_size
+
+    return ["/" + rel, change, size(a), size(b),
+            a.st_mtime_ns if a else None, b.st_mtime_ns if b else None]
+
+
+def children(root: str, rel: str) -> dict:
+    """The names in a directory, each with its lstat (entries that vanish are left out)."""
+    found = {}
+    try:
+        with os.scandir(os.path.join(root, rel) if rel else root) as entries:
+            for entry in entries:
+                try:
+                    found[entry.name] = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+    except OSError:
+        pass
+    return found
+
+
+class Comparison:
+    """Walks two trees side by side and writes one row per differing path."""
+
+    def __init__(self, root_a: str, root_b: str, out) -> None:
+        self.root_a = root_a
+        self.root_b = root_b
+        self.out = out
+
+    def emit(self, rel: str, change: str, a: os.stat_result | None,
+             b: os.stat_result | None) -> None:
+        self.out.write(json.dumps(row(rel, change, a, b)) + "\n")
+
+    def path(self, rel: str) -> None:
+        """Compare one path (the root when ``rel`` is '') and everything under it."""
+        stack = [(rel, lstat(self.root_a, rel), lstat(self.root_b, rel))]
+        while stack:
+            rel, a, b = stack.pop()
+            if rel and ignored(rel):
+                continue
+            dir_a = a is not None and stat.S_ISDIR(a.st_mode)
+            dir_b = b is not None and stat.S_ISDIR(b.st_mode)
+            if a is None and b is None:
+                continue
+            if a is None:
+                self.emit(rel, "added", a, b)
+            elif b is None:
+                self.emit(rel, "removed", a, b)
+            elif kind(a) != kind(b):
+                self.emit(rel, "type-changed", a, b)
+            elif not same_content(self._host(self.root_a, rel), a,
+                                  self._host(self.root_b, rel), b):
+                self.emit(rel, "modified", a, b)
+            elif stat.S_IMODE(a.st_mode) != stat.S_IMODE(b.st_mode):
+                self.emit(rel, "mode-changed", a, b)
+            if not (dir_a or dir_b):
+                continue
+            under_a = children(self.root_a, rel) if dir_a else {}
+            under_b = children(self.root_b, rel) if dir_b else {}
+            prefix = rel + "/" if rel else ""
+            for name in sorted(set(under_a) | set(under_b), reverse=True):
+                stack.append((prefix + name, under_a.get(name), under_b.get(name)))
+
+    @staticmethod
+    def _host(root: str, rel: str) -> str:
+        return os.path.join(root, rel) if rel else root
+
+
+def is_binary(data: bytes) -> bool:
+    if b"\0" in data[:BINARY_PROBE]:
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def read_side(root: str, rel: str) -> bytes | None:
+    info = lstat(root, rel)
+    if info is None:
+        return None
+    if stat.S_ISDIR(info.st_mode):
+        raise Refusal({"error": f"/{rel} is a directory: compare it with "
+                                f"%sprite diff A [B] -- /{rel}"})
+    if not stat.S_ISREG(info.st_mode):
+        raise Refusal({"error": f"/{rel} is a {kind(info)}, not a regular file"})
+    try:
+        with open(os.path.join(root, rel), "rb") as file:
+            return file.read()
+    except OSError as error:
+        raise Refusal({"error": f"cannot read /{rel}: {error.strerror}"}) from None
+
+
+def file_diff(root_a: str, root_b: str, rel: str, label_a: str, label_b: str) -> dict:
+    data_a = read_side(root_a, rel)
+    data_b = read_side(root_b, rel)
+    if data_a is None and data_b is None:
+        raise Refusal({"error": f"/{rel} exists in neither {label_a} nor {label_b}"})
+    answer = {"size_a": None if data_a is None else len(data_a),
+              "size_b": None if data_b is None else len(data_b),
+              "same": data_a == data_b, "binary": False, "diff": ""}
+    if any(data is not None and is_binary(data) for data in (data_a, data_b)):
+        answer["binary"] = True
+        return answer
+    lines_a = (data_a or b"").decode("utf-8").splitlines(keepends=True)
+    lines_b = (data_b or b"").decode("utf-8").splitlines(keepends=True)
+    answer["diff"] = "".join(difflib.unified_diff(
+        lines_a, lines_b, f"{label_a}:/{rel}" if data_a is not None else "/dev/null",
+        f"{label_b}:/{rel}" if data_b is not None else "/dev/null"))
+    return answer
+
+
+def read_file(root: str, rel: str) -> dict:
+    info = lstat(root, rel)
+    if info is None:
+        raise Refusal({"error": f"no such file or directory: /{rel}"})
+    answer = {"type": kind(info), "size": info.st_size, "mode": f"{stat.S_IMODE(info.st_mode):04o}"}
+    if stat.S_ISLNK(info.st_mode):
+        answer["target"] = os.readlink(os.path.join(root, rel))
+    elif stat.S_ISREG(info.st_mode):
+        data = read_side(root, rel) or b""
+        answer["data"] = base64.b64encode(data).decode("ascii")
+    return answer
+
+
+def entry(root: str, rel: str, info: os.stat_result) -> dict:
+    what = kind(info)
+    return {"name": rel.rsplit("/", 1)[-1], "path": "/" + rel,
+            "type": "file" if what == "special" else what, "size": info.st_size,
+            "mode": f"{stat.S_IMODE(info.st_mode):04o}", "modTime": info.st_mtime,
+            "isDir": what == "directory"}
+
+
+def list_dir(root: str, rel: str, out) -> None:
+    info = lstat(root, rel)
+    if info is None:
+        raise Refusal({"error": f"no such file or directory: /{rel}"})
+    if not stat.S_ISDIR(info.st_mode):
+        out.write(json.dumps(entry(root, rel, info)) + "\n")
+        return
+    prefix = rel + "/" if rel else ""
+    for name, child in sorted(children(root, rel).items()):
+        out.write(json.dumps(entry(root, prefix + name, child)) + "\n")
+
+
+def answer(request: dict, out) -> None:
+    """Write the answer to one request on ``out`` (raises Refusal)."""
+    op = request.get("op")
+    checkpoints = request.get("checkpoints") or CHECKPOINTS
+    now = request.get("now") or "/"
+    root_a = checkpoint_root(checkpoints, str(request.get("a") or ""))
+    b = request.get("b")
+    root_b = now if b is None else checkpoint_root(checkpoints, str(b))
+    if op == "diff":
+        comparison = Comparison(root_a, root_b, out)
+        for path in request.get("paths") or ["/"]:
+            comparison.path(relative(path))
+    elif op == "file":
+        label_b = "now" if b is None else str(b)
+        out.write(json.dumps(file_diff(root_a, root_b, relative(request["path"]),
+                                       str(request["a"]), label_b)) + "\n")
+    elif op == "read":
+        out.write(json.dumps(read_file(root_a, relative(request["path"]))) + "\n")
+    elif op == "list":
+        list_dir(root_a, relative(request["path"]), out)
+    else:
+        raise Refusal({"error": f"unknown op {op!r}"})
+
+
+def main(argv: list) -> int:
+    out = sys.stdout
+    try:
+        answer(json.loads(argv[1]), out)
+    except Refusal as refusal:
+        out.write(json.dumps(refusal.answer) + "\n")
+        return refusal.code
+    finally:
+        out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

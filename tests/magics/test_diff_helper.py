@@ -1,0 +1,216 @@
+"""The in-sprite diff program, run as the sprite runs it (``python3 -``, source on stdin),
+on checkpoint and "now" trees this test builds itself."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from sprites_jupyter.magic_commands.diff import HELPER_SOURCE
+
+LARGE = 200 * 1024
+
+
+def _python38() -> str | None:
+    """A working Python 3.8 on this machine (on PATH, or kept by pyenv), if any."""
+    candidates = [shutil.which("python3.8"),
+                  *map(str, Path.home().glob(".pyenv/versions/3.8*/bin/python3.8"))]
+    for candidate in filter(None, candidates):
+        probe = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2])"],
+                               capture_output=True, text=True, check=False)
+        if probe.returncode == 0 and probe.stdout.strip() == "(3, 8)":
+            return candidate
+    return None
+
+
+# The oldest Python a sprite may have.
+OLDEST = _python38()
+
+
+def run_helper(request: dict, cwd: Path, python: str = "python3") -> tuple[int, list]:
+    done = subprocess.run([python, "-", json.dumps(request)], input=HELPER_SOURCE.encode(),
+                          capture_output=True, cwd=cwd, timeout=120, check=False)
+    assert done.stderr == b"", done.stderr.decode()
+    return done.returncode, [json.loads(line) for line in done.stdout.decode().splitlines()]
+
+
+@pytest.fixture
+def trees(tmp_path: Path) -> dict[str, Path]:
+    """Checkpoint v1 and the tree "now" (a copy of v1 changed in every way there is)."""
+    checkpoints = tmp_path / "checkpoints"
+    v1 = checkpoints / "v1"
+    now = tmp_path / "now"
+    for root in (v1, now):
+        (root / "home/sprite/data").mkdir(parents=True)
+        (root / "home/sprite/keep.txt").write_text("same\n")
+        (root / "home/sprite/edit.txt").write_text("line 1\nline 2\n")
+        (root / "home/sprite/gone.txt").write_text("bye\n")
+        (root / "home/sprite/run.sh").write_text("echo hi\n")
+        (root / "home/sprite/becomes-dir").write_text("a file\n")
+        (root / "home/sprite/data/big.bin").write_bytes(b"\0" * LARGE)
+        (root / "home/sprite/link").symlink_to("keep.txt")
+        (root / "home/sprite/same size.txt").write_text("aaaa")
+        (root / ".sprite").mkdir()
+        (root / "proc").mkdir()
+    for path in ("home/sprite/keep.txt", "home/sprite/run.sh", "home/sprite/data/big.bin",
+                 "home/sprite/same size.txt"):
+        stamp = (v1 / path).stat()
+        os.utime(now / path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    (now / "home/sprite/edit.txt").write_text("line 1\nline two\nline 3\n")
+    (now / "home/sprite/gone.txt").unlink()
+    (now / "home/sprite/né ça.txt").write_text("unicode\n")
+    (now / "home/sprite/run.sh").chmod(0o755)
+    (now / "home/sprite/becomes-dir").unlink()
+    (now / "home/sprite/becomes-dir").mkdir()
+    (now / "home/sprite/becomes-dir/inner").write_text("x\n")
+    (now / "home/sprite/link").unlink()
+    (now / "home/sprite/link").symlink_to("edit.txt")
+    same_size = now / "home/sprite/same size.txt"
+    stamp = same_size.stat()
+    same_size.write_text("bbbb")
+    os.utime(same_size, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    (now / ".sprite/noise").write_text("platform\n")
+    (now / "proc/noise").write_text("kernel\n")
+    return {"checkpoints": checkpoints, "v1": v1, "now": now, "tmp": tmp_path}
+
+
+def _diff(trees: dict[str, Path], **request: object) -> list:
+    code, rows = run_helper({"op": "diff", "a": "v1", "b": None,
+                             "checkpoints": str(trees["checkpoints"]),
+                             "now": str(trees["now"]), **request}, trees["tmp"])
+    assert code == 0, rows
+    return rows
+
+
+def test_every_kind_of_change_and_nothing_else(trees):
+    rows = _diff(trees)
+    changes = {path: change for path, change, *_ in rows}
+    assert changes == {
+        "/home/sprite/edit.txt": "modified",
+        "/home/sprite/gone.txt": "removed",
+        "/home/sprite/né ça.txt": "added",
+        "/home/sprite/run.sh": "mode-changed",
+        "/home/sprite/becomes-dir": "type-changed",
+        "/home/sprite/becomes-dir/inner": "added",
+        "/home/sprite/link": "modified",
+        "/home/sprite/same size.txt": "modified",
+    }
+
+
+def test_rows_carry_sizes_and_mtimes_of_both_sides(trees):
+    rows = {row[0]: row for row in _diff(trees)}
+    _, _, size_a, size_b, mtime_a, mtime_b = rows["/home/sprite/edit.txt"]
+    assert (size_a, size_b) == (14, 23)
+    assert mtime_a == (trees["v1"] / "home/sprite/edit.txt").stat().st_mtime_ns
+    assert mtime_b == (trees["now"] / "home/sprite/edit.txt").stat().st_mtime_ns
+    assert rows["/home/sprite/gone.txt"][3:6:2] == [None, None]
+    assert rows["/home/sprite/né ça.txt"][2] is None and rows["/home/sprite/né ça.txt"][3] == 8
+    assert rows["/home/sprite/becomes-dir"][2:4] == [7, None], "directories have no size"
+
+
+def test_large_files_are_read_only_when_their_mtime_differs(trees):
+    big = trees["now"] / "home/sprite/data/big.bin"
+    stamp = big.stat()
+    big.write_bytes(b"\1" * LARGE)
+    os.utime(big, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    assert "/home/sprite/data/big.bin" not in {r[0] for r in _diff(trees)}
+    os.utime(big, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 1_000_000_000))
+    assert "/home/sprite/data/big.bin" in {r[0] for r in _diff(trees)}
+
+
+def test_touched_but_identical_files_are_not_changes(trees):
+    keep = trees["now"] / "home/sprite/keep.txt"
+    os.utime(keep, ns=(0, keep.stat().st_mtime_ns + 5_000_000_000))
+    assert "/home/sprite/keep.txt" not in {r[0] for r in _diff(trees)}
+
+
+def test_paths_restrict_and_platform_directories_are_ignored(trees):
+    rows = _diff(trees, paths=["/home/sprite/becomes-dir", "/home/sprite/run.sh", "/proc",
+                               "/.sprite"])
+    assert [r[0] for r in rows] == ["/home/sprite/becomes-dir",
+                                    "/home/sprite/becomes-dir/inner", "/home/sprite/run.sh"]
+    assert not any(r[0].startswith(("/proc", "/.sprite")) for r in _diff(trees))
+
+
+def test_between_two_checkpoints(trees):
+    v2 = trees["checkpoints"] / "v2"
+    (v2 / "home/sprite").mkdir(parents=True)
+    (v2 / "home/sprite/keep.txt").write_text("same\n")
+    code, rows = run_helper({"op": "diff", "a": "v1", "b": "v2", "paths": ["/home"],
+                             "checkpoints": str(trees["checkpoints"])}, trees["tmp"])
+    assert code == 0
+    removed = {r[0] for r in rows if r[1] == "removed"}
+    assert "/home/sprite/data/big.bin" in removed and "/home/sprite/data" in removed
+    assert "/home/sprite/keep.txt" not in {r[0] for r in rows}
+
+
+def test_a_checkpoint_that_is_not_mounted_names_those_that_are(trees):
+    (trees["checkpoints"] / "v7").mkdir()
+    for missing in ("v3", "../now", ""):
+        code, rows = run_helper({"op": "diff", "a": missing, "b": None,
+                                 "checkpoints": str(trees["checkpoints"])}, trees["tmp"])
+        assert code == 3
+        assert rows == [{"error": "not-mounted", "id": missing, "mounted": ["v1", "v7"]}]
+    code, rows = run_helper({"op": "diff", "a": "v1", "checkpoints": str(trees["tmp"] / "no")},
+                            trees["tmp"])
+    assert (code, rows[0]["mounted"]) == (3, [])
+
+
+def _one(trees: dict[str, Path], **request: object) -> tuple[int, dict]:
+    code, rows = run_helper({"checkpoints": str(trees["checkpoints"]),
+                             "now": str(trees["now"]), "a": "v1", "b": None, **request},
+                            trees["tmp"])
+    assert len(rows) == 1
+    return code, rows[0]
+
+
+def test_file_diff_of_text_binary_and_missing_files(trees):
+    code, text = _one(trees, op="file", path="/home/sprite/edit.txt")
+    assert code == 0 and not text["binary"] and not text["same"]
+    assert text["diff"].splitlines()[:2] == ["--- v1:/home/sprite/edit.txt",
+                                             "+++ now:/home/sprite/edit.txt"]
+    assert "-line 2" in text["diff"] and "+line two" in text["diff"]
+    code, binary = _one(trees, op="file", path="home/sprite/data/big.bin")
+    assert binary == {"size_a": LARGE, "size_b": LARGE, "same": True, "binary": True,
+                      "diff": ""}
+    _, added = _one(trees, op="file", path="/home/sprite/né ça.txt")
+    assert added["diff"].startswith("--- /dev/null\n+++ now:/home/sprite/né ça.txt")
+    code, refused = _one(trees, op="file", path="/home/sprite/nothing")
+    assert code == 2 and "exists in neither v1 nor now" in refused["error"]
+    code, refused = _one(trees, op="file", path="/home/sprite/data")
+    assert code == 2 and "is a directory" in refused["error"]
+
+
+def test_read_and_list_a_past_state(trees):
+    _, file = _one(trees, op="read", path="/home/sprite/gone.txt")
+    assert base64.b64decode(file["data"]) == b"bye\n" and file["type"] == "file"
+    _, link = _one(trees, op="read", path="/home/sprite/link")
+    assert (link["type"], link["target"]) == ("symlink", "keep.txt")
+    code, missing = _one(trees, op="read", path="/home/sprite/né ça.txt")
+    assert code == 2 and "no such file" in missing["error"]
+    code, rows = run_helper({"op": "list", "a": "v1", "path": "/home/sprite",
+                             "checkpoints": str(trees["checkpoints"])}, trees["tmp"])
+    assert code == 0
+    assert [r["name"] for r in rows] == ["becomes-dir", "data", "edit.txt", "gone.txt",
+                                         "keep.txt", "link", "run.sh", "same size.txt"]
+    data = next(r for r in rows if r["name"] == "data")
+    assert data["isDir"] and data["type"] == "directory" and data["path"] == "/home/sprite/data"
+
+
+@pytest.mark.skipif(OLDEST is None, reason="no Python 3.8 on this machine")
+def test_runs_on_the_oldest_python_a_sprite_may_have(trees):
+    assert OLDEST is not None
+    code, rows = run_helper({"op": "diff", "a": "v1", "b": None,
+                             "checkpoints": str(trees["checkpoints"]),
+                             "now": str(trees["now"])}, trees["tmp"], OLDEST)
+    assert code == 0 and {r[0]: r[1] for r in rows} == {r[0]: r[1] for r in _diff(trees)}
+    code, rows = run_helper({"op": "file", "a": "v1", "b": None, "path": "/home/sprite/edit.txt",
+                             "checkpoints": str(trees["checkpoints"]),
+                             "now": str(trees["now"])}, trees["tmp"], OLDEST)
+    assert code == 0 and "+line two" in rows[0]["diff"]
