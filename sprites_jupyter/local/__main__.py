@@ -14,6 +14,7 @@ from pathlib import Path
 import uvicorn
 
 from .api.app import create_app
+from .http_limits import LimitedHttpToolsProtocol
 from .storage.home import default_home, resolve_token, write_server_file
 
 
@@ -73,7 +74,8 @@ def serve(host: str, port: int, home: Path, token: str, log_level: str = "warnin
     shown_host = f"[{host}]" if family == socket.AF_INET6 else host
     url = f"http://{shown_host}:{bound_port}"
     app = create_app(home, token, base_url=url)
-    config = uvicorn.Config(app, log_level=log_level, ws="websockets-sansio",
+    config = uvicorn.Config(app, log_level=log_level, http=LimitedHttpToolsProtocol,
+                            ws="websockets-sansio",
                             ws_max_size=16 * 1024 * 1024, lifespan="on",
                             timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)

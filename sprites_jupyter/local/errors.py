@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+import sqlite3
+
 from starlette.responses import JSONResponse
+
+DISK_FULL = ("the disk holding the local server's data is full: free some space, then retry")
 
 _DEFAULT_CODES = {
     400: "invalid_request",
@@ -11,9 +16,18 @@ _DEFAULT_CODES = {
     404: "not_found",
     409: "conflict",
     410: "gone",
+    413: "payload_too_large",
     500: "internal_error",
     503: "unavailable",
+    507: "insufficient_storage",
 }
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk is full (ENOSPC, EDQUOT, or SQLite's "disk is full")."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(exc, sqlite3.OperationalError) and "full" in str(exc)
 
 
 class ApiError(Exception):

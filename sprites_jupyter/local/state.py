@@ -90,8 +90,8 @@ class ServerState:
 
     def require_sprite(self, name: str) -> SpriteRow:
         """The stored sprite, or 404 (400 for a name that cannot exist)."""
-        if not SPRITE_NAME.match(name):
-            raise ApiError(400, f"invalid sprite name {name!r}: use lowercase letters, digits "
+        if not SPRITE_NAME.fullmatch(name):
+            raise ApiError(400, f"invalid sprite name {name[:80]!r}: use lowercase letters, digits "
                                 "and '-', starting with a letter or digit (at most 63)")
         row = self.store.get_sprite(name)
         if row is None:

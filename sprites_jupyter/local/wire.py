@@ -7,6 +7,7 @@ the same way across every endpoint of the reference, so they live here once.
 from __future__ import annotations
 
 import json
+import math
 import re
 import signal as _signal
 from collections.abc import AsyncIterator, Mapping
@@ -21,6 +22,11 @@ SERVER_VERSION = "v0.0.1-rc46"
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+# The longest duration Go can express (int64 nanoseconds), as the real service parses them.
+MAX_DURATION = (2**63 - 1) / 1e9
+MAX_JSON_BODY = 1024 * 1024
+MAX_JSON_DEPTH = 32
 
 _ALLOWED_SIGNALS = ("HUP", "INT", "QUIT", "KILL", "TERM", "USR1", "USR2", "STOP", "CONT", "WINCH")
 
@@ -44,18 +50,21 @@ def parse_duration(text: str | None, default: float, *, name: str = "duration") 
     if text is None or text == "":
         return default
     text = text.strip()
+    usage = f"use a Go duration such as 5s, 1.5s or 1m30s (at most {MAX_DURATION / 3600:.0f}h)"
     try:
-        return max(0.0, float(text))
+        total = float(text)
+        total = max(0.0, total) if math.isfinite(total) else total
     except ValueError:
-        pass
-    pos, total = 0, 0.0
-    for match in _DURATION_PART.finditer(text):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        pos = match.end()
-    if pos != len(text) or pos == 0:
-        raise ApiError(400, f"invalid {name} {text!r}: use a Go duration such as 5s, 1.5s or 1m30s")
+        pos, total = 0, 0.0
+        for match in _DURATION_PART.finditer(text):
+            if match.start() != pos:
+                break
+            total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+            pos = match.end()
+        if pos != len(text) or pos == 0:
+            raise ApiError(400, f"invalid {name} {text[:40]!r}: {usage}") from None
+    if not math.isfinite(total) or total > MAX_DURATION:
+        raise ApiError(400, f"invalid {name} {text[:40]!r}: {usage}")
     return total
 
 
@@ -90,19 +99,55 @@ def query_bool(value: str | None, default: bool) -> bool:
 
 
 async def read_json_object(request: Any, *, allow_empty: bool = False) -> dict[str, Any]:
-    """Read a request body that must be a JSON object; 400 with a clear message otherwise."""
-    body = await request.body()
+    """Read a request body that must be a JSON object; 400 with a clear message otherwise.
+
+    Bodies over :data:`MAX_JSON_BODY` bytes are refused with 413 before they are all read,
+    and values nested deeper than :data:`MAX_JSON_DEPTH` with 400.
+    """
+    too_large = ApiError(413, f"request body too large: JSON bodies are limited to "
+                              f"{MAX_JSON_BODY // 1024} KiB")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_JSON_BODY:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_JSON_BODY:
+            raise too_large
+        chunks.append(chunk)
+    body = b"".join(chunks)
     if not body.strip():
         if allow_empty:
             return {}
         raise ApiError(400, "request body is empty: send a JSON object")
+    too_deep = ApiError(400, f"invalid JSON body: nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         value = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"invalid JSON body: {exc}") from None
+    except RecursionError:
+        raise too_deep from None
     if not isinstance(value, dict):
         raise ApiError(400, "request body must be a JSON object")
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise too_deep
     return value
+
+
+def _depth(value: object) -> int:
+    """How deeply ``value`` nests lists and objects (iteratively: no recursion limit)."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(
+            item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_JSON_DEPTH:
+            return deepest
+        pending.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def reject_unknown_fields(body: Mapping[str, Any], known: set[str], *, what: str) -> None:

@@ -8,6 +8,7 @@ service managers) reached through :func:`~.state.state_of`.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,7 +22,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from ..errors import ApiError
+from ..errors import DISK_FULL, ApiError, is_disk_full
 from ..state import ServerState
 from ..wire import SERVER_VERSION
 from . import checkpoints, exec, fs, policy, proxy, services, sprites
@@ -77,23 +78,55 @@ ROUTES = [
 ]
 
 
+def _loopback_host(host: bytes) -> bool:
+    """Whether a ``Host`` header names this machine: a loopback address, ``localhost`` or
+    ``*.localhost`` (any port). Anything else may be a DNS-rebinding page in a browser."""
+    name = host.decode("latin-1").strip().lower()
+    if name.startswith("["):
+        name = name[1:].partition("]")[0]
+    elif name.count(":") == 1:
+        name = name.partition(":")[0]
+    name = name.removesuffix(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _bearer(header: bytes) -> bytes:
+    """The token of an ``Authorization: Bearer …`` header (scheme case-insensitive)."""
+    scheme, _, credentials = header.strip().partition(b" ")
+    return credentials.strip() if scheme.lower() == b"bearer" else b""
+
+
 class BearerAuth:
-    """Every HTTP request and WebSocket upgrade needs ``Authorization: Bearer <token>``.
+    """Every HTTP request and WebSocket upgrade needs ``Authorization: Bearer <token>``
+    and a ``Host`` that names this machine (see :func:`_loopback_host`).
 
     Also stamps ``Sprite-Version`` on every HTTP response, as the real server does.
     """
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
-        self.expected = f"Bearer {token}".encode()
+        self.expected = token.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(b"authorization", b"")
-        if not hmac.compare_digest(given, self.expected):
+        headers = dict(scope["headers"])
+        host = headers.get(b"host")
+        denial = None
+        if host is not None and not _loopback_host(host):
+            denial = ApiError(403, f"refused Host {host.decode('latin-1')[:100]!r}: the local "
+                                   "server answers only localhost, *.localhost and loopback "
+                                   "addresses (DNS rebinding protection)")
+        elif not hmac.compare_digest(_bearer(headers.get(b"authorization", b"")),
+                                     self.expected):
             denial = ApiError(401, "missing or invalid token: send Authorization: Bearer <token>")
+        if denial is not None:
             if scope["type"] == "websocket":
                 await WebSocket(scope, receive, send).send_denial_response(denial.response())
             else:
@@ -126,9 +159,18 @@ async def _http_error(_: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(_: Request, exc: Exception) -> Response:
-    log.exception("internal error", exc_info=exc)
-    return JSONResponse({"error": "internal_error", "message": f"internal error: {exc}"},
-                        status_code=500)
+    """507 for a full disk; 500 otherwise. Both close the connection: Starlette re-raises
+    the exception after this answer, and uvicorn then drops the connection, so say so."""
+    if is_disk_full(exc):
+        log.warning("disk full: %s", exc)
+        response = ApiError(507, DISK_FULL).response()
+    else:
+        log.exception("internal error", exc_info=exc)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        response = JSONResponse({"error": "internal_error",
+                                 "message": f"internal error: {reason}"}, status_code=500)
+    response.headers["Connection"] = "close"
+    return response
 
 
 def create_app(home: Path, token: str, *, base_url: str = "http://127.0.0.1") -> ASGIApp:

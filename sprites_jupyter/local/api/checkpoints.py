@@ -17,7 +17,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from ..errors import ApiError
+from ..errors import DISK_FULL, ApiError, is_disk_full
 from ..state import ServerState, state_of
 from ..storage.store import CheckpointRow, checkpoint_json
 from ..wire import ndjson_response, query_bool, read_json_object, rfc3339
@@ -26,6 +26,7 @@ log = logging.getLogger("sprites_jupyter.local")
 
 _CHECKPOINT_ID = re.compile(r"^(v\d+|auto-\d+)$")
 _LIVE_IDS = ("Current", "active")
+MAX_COMMENT = 4096
 
 Emit = Callable[[str], None]
 
@@ -52,8 +53,8 @@ def _stream(work: Callable[[Emit], Awaitable[str]], failure: str) -> Response:
             loop.call_soon_threadsafe(queue.put_nowait, _event("complete", result))
         except Exception as exc:  # reported to the client as the stream's error event
             log.warning("%s", failure, exc_info=exc)
-            loop.call_soon_threadsafe(
-                queue.put_nowait, _event("error", f"{failure}: {str(exc) or type(exc).__name__}"))
+            loop.call_soon_threadsafe(queue.put_nowait,
+                                      _event("error", f"{failure}: {_reason(exc)}"))
         finally:
             loop.call_soon_threadsafe(queue.put_nowait, None)
 
@@ -67,6 +68,15 @@ def _stream(work: Callable[[Emit], Awaitable[str]], failure: str) -> Response:
     return ndjson_response(events())
 
 
+def _reason(exc: Exception) -> str:
+    """What went wrong, without the host paths an ``OSError`` carries."""
+    if is_disk_full(exc):
+        return DISK_FULL
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return str(exc) or type(exc).__name__
+
+
 def _sprite(request: Request) -> tuple[ServerState, str]:
     server = state_of(request)
     name = request.path_params["name"]
@@ -76,11 +86,11 @@ def _sprite(request: Request) -> tuple[ServerState, str]:
 
 def _require_checkpoint(server: ServerState, name: str, checkpoint_id: str) -> CheckpointRow:
     row = (server.store.get_checkpoint(name, checkpoint_id)
-           if _CHECKPOINT_ID.match(checkpoint_id) else None)
+           if _CHECKPOINT_ID.fullmatch(checkpoint_id) else None)
     if row is None:
         ids = [r.id for r in server.store.list_checkpoints(name, include_auto=False)]
         known = f" (have {', '.join(reversed(ids))})" if ids else ""
-        raise ApiError(404, f"checkpoint not found: {checkpoint_id}{known}")
+        raise ApiError(404, f"checkpoint not found: {checkpoint_id[:80]!r}{known}")
     return row
 
 
@@ -101,6 +111,9 @@ async def create_checkpoint(request: Request) -> Response:
     comment = body.get("comment") or ""
     if not isinstance(comment, str):
         raise ApiError(400, "comment must be a string")
+    if len(comment) > MAX_COMMENT:
+        raise ApiError(400, f"comment too long ({len(comment)} characters): keep it to "
+                            f"{MAX_COMMENT}")
     runtime = server.runtime(name)
 
     async def work(emit: Emit) -> str:

@@ -46,7 +46,7 @@ def _runtime(conn: Request | WebSocket) -> SpriteRuntime:
 def _live_session(sessions: SessionManager, sid: str) -> Session:
     session = sessions.get(sid)
     if session is None:
-        raise ApiError(404, f"session not found: {sid}")
+        raise ApiError(404, f"session not found: {sid[:80]}")
     return session
 
 
@@ -76,7 +76,7 @@ async def kill_session(request: Request) -> Response:
         code = runtime.sessions.exited_with(sid)
         if code is not None:
             raise ApiError(410, f"session {sid} already exited with code {code}")
-        raise ApiError(404, f"session not found: {sid}")
+        raise ApiError(404, f"session not found: {sid[:80]}")
     query = request.query_params
     body: dict[str, Any] = {}
     if "signal" not in query or "timeout" not in query:
@@ -93,7 +93,7 @@ def _kill_timeout(text: str | None, body: dict[str, Any]) -> float:
     if value is None:
         return KILL_TIMEOUT
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return max(float(value), 0.0)
+        return parse_duration(repr(float(value)), KILL_TIMEOUT, name="timeout")
     if isinstance(value, str):
         return parse_duration(value, KILL_TIMEOUT, name="timeout")
     raise ApiError(400, f"invalid timeout {value!r}: use seconds or a Go duration such as 10s")

@@ -66,8 +66,17 @@ def _executable(path: str, root: Path) -> str:
     return path
 
 
+def _refuse_nul(params: QueryParams) -> None:
+    """A NUL byte cannot reach a process's argv, environment or working directory."""
+    for name in ("cmd", "cmd[]", "path", "env", "dir"):
+        if any("\x00" in value for value in params.getlist(name)):
+            raise ApiError(400, f"invalid {name.removesuffix('[]')}: it contains a NUL byte, "
+                                "which no command line, environment or path can hold")
+
+
 def parse_exec_query(params: QueryParams, root: Path) -> ExecRequest:
     """Validate the query of a new exec; every mistake is a 400 before anything starts."""
+    _refuse_nul(params)
     argv = params.getlist("cmd") or params.getlist("cmd[]")
     if not argv:
         raise ApiError(400, "No command specified: pass cmd=<program> (repeat cmd for each "

@@ -23,6 +23,7 @@ from ..wire import ndjson_response, parse_duration, parse_signal, read_json_obje
 
 _START_WINDOW = 5.0
 _SERVICE_SIGNALS = ("TERM", "KILL", "INT", "HUP", "USR1", "USR2")
+_MAX_LOG_LINES = 1_000_000
 # A followed log also says when the service starts and stops (reference 7.2 types), so
 # a log panel can tell a stop by request from a crash.
 _LOG_EVENTS = {"stdout", "stderr", "exit", "error", "started", "stopping", "stopped"}
@@ -192,12 +193,14 @@ async def service_logs(request: Request) -> Response:
     lines_text = request.query_params.get("lines")
     lines: int | None = None
     if lines_text:
-        if not (lines_text.isascii() and lines_text.isdigit()):
-            raise ApiError(400, f"invalid lines {lines_text!r}: give a whole number of lines")
+        if not (lines_text.isascii() and lines_text.isdigit()) or len(lines_text) > 9 or int(
+                lines_text) > _MAX_LOG_LINES:
+            raise ApiError(400, f"invalid lines {lines_text[:40]!r}: give a whole number of "
+                                f"lines, at most {_MAX_LOG_LINES}")
         lines = int(lines_text)
     window = parse_duration(request.query_params.get("duration"), 0.0)
     manager.require(svc)
-    backlog = read_log(manager.log_path(svc), lines)
+    backlog = await asyncio.to_thread(read_log, manager.log_path(svc), lines)
     queue = manager.subscribe(svc)
 
     async def events() -> AsyncIterator[Event]:

@@ -18,6 +18,8 @@ _CREATE_FIELDS = {"name", "url_settings", "wait_for_capacity", "labels", "runtim
                   "environment"}
 _UPDATE_FIELDS = {"url_settings", "labels", "clear_labels"}
 _MAX_PAGE = 50
+MAX_LABELS = 64
+MAX_LABEL_LENGTH = 128
 
 
 def _status(server: ServerState, row: SpriteRow) -> str:
@@ -43,6 +45,9 @@ def _url_settings(value: object) -> dict:
 def _labels(value: object) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ApiError(400, "labels must be a list of strings")
+    if len(value) > MAX_LABELS or any(len(label) > MAX_LABEL_LENGTH for label in value):
+        raise ApiError(400, f"too many or too long labels: at most {MAX_LABELS} labels of "
+                            f"at most {MAX_LABEL_LENGTH} characters each")
     return value
 
 
@@ -53,9 +58,9 @@ async def create_sprite(request: Request) -> Response:
     if unknown:
         raise ApiError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
     name = body.get("name")
-    if not isinstance(name, str) or not SPRITE_NAME.match(name):
-        raise ApiError(400, f"invalid sprite name {name!r}: use lowercase letters, digits and "
-                            "'-', starting with a letter or digit (at most 63)")
+    if not isinstance(name, str) or not SPRITE_NAME.fullmatch(name):
+        raise ApiError(400, f"invalid sprite name {str(name)[:80]!r}: use lowercase letters, "
+                            "digits and '-', starting with a letter or digit (at most 63)")
     url_settings = _url_settings(body.get("url_settings", {"auth": "sprite"}))
     labels = _labels(body.get("labels", []))
     async with server.creation_lock:

@@ -52,9 +52,9 @@ class ServiceDef:
 
 def check_name(name: str) -> str:
     """The service name, or 400 when it cannot be one."""
-    if not SERVICE_NAME.match(name):
-        raise ApiError(400, f"invalid service name {name!r}: use letters, digits, '_', '.' and "
-                            "'-', starting with a letter or digit (at most 63)")
+    if not SERVICE_NAME.fullmatch(name):
+        raise ApiError(400, f"invalid service name {name[:80]!r}: use letters, digits, '_', "
+                            "'.' and '-', starting with a letter or digit (at most 63)")
     return name
 
 
@@ -97,7 +97,7 @@ def parse_definition(name: str, body: Mapping[str, Any]) -> ServiceDef:
                             '{"cmd": "python3", "args": ["-m", "http.server"]}')
     needs = _string_list(body, "needs")
     for need in needs:
-        if not SERVICE_NAME.match(need):
+        if not SERVICE_NAME.fullmatch(need):
             raise ApiError(400, f"dependency not found: {need}")
     directory = body.get("dir")
     if directory is not None:

@@ -8,6 +8,7 @@ so a server killed mid-operation leaves the database as it was before it.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -21,6 +22,8 @@ from typing import Any
 from ..wire import rfc3339
 
 ORGANIZATION = "local"
+
+log = logging.getLogger("sprites_jupyter.local")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sprites (
@@ -152,9 +155,13 @@ class Store:
         return self.get_sprite(name)
 
     def touch_running(self, name: str) -> None:
+        """Note that the sprite ran; best effort, so a full disk never fails a read or exec."""
         with self._lock:
-            self._db.execute("UPDATE sprites SET last_running_at = ? WHERE name = ?",
-                             (time.time(), name))
+            try:
+                self._db.execute("UPDATE sprites SET last_running_at = ? WHERE name = ?",
+                                 (time.time(), name))
+            except sqlite3.OperationalError as exc:
+                log.warning("could not record that %s ran: %s", name, exc)
 
     def delete_sprite(self, name: str) -> None:
         with self.transaction() as db:
