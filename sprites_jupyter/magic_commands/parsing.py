@@ -114,7 +114,7 @@ SUBCOMMANDS: dict[str, str] = {
     "services": "list services (DataFrame)",
     "service": "create|start|stop|restart|delete|signal a service",
     "logs": "a service's logs: logs NAME [--follow [S]] [--lines N]",
-    "policy": "network policy (DataFrame) | allow D | deny D | set VAR | reset",
+    "policy": "network policy (DataFrame) | allow D | deny D | set VAR | reset | check D",
     "put": "upload: put LOCAL REMOTE",
     "get": "download: get REMOTE LOCAL",
     "ls": "list a directory (DataFrame): ls [PATH | A:PATH]",
@@ -158,6 +158,8 @@ def _add_policy(parser: argparse.ArgumentParser) -> None:
     actions.add_parser("deny", help="deny DOMAIN").add_argument("domain")
     actions.add_parser("set", help="set VAR (a list of rule dicts)").add_argument("variable")
     actions.add_parser("reset", help="remove every rule")
+    actions.add_parser("check", help="check DOMAIN or URL: allowed or not, and by which "
+                                     "rule").add_argument("domain", metavar="DOMAIN_OR_URL")
 
 
 def _build(name: str) -> SpriteArgumentParser:

@@ -1,16 +1,19 @@
-"""``%sprite policy``: show, allow, deny, set and reset the network policy."""
+"""``%sprite policy``: show, allow, deny, set, reset and check the network policy."""
 
 from __future__ import annotations
 
+import ipaddress
 from argparse import Namespace
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 import pandas as pd
 from IPython.core.error import UsageError
 
 from ..client import PolicyRule
 from ..frames import policy_frame
+from ..policy_rules import decide
 from .context import CommandContext
 
 __all__ = ["policy"]
@@ -34,11 +37,36 @@ def _rules_from(ctx: CommandContext, variable: str) -> list[Any]:
     return list(rules)
 
 
-def policy(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
-    """Change the policy as asked, then return its rules as a DataFrame."""
+def check_line(rules: Iterable[PolicyRule], target: str) -> str:
+    """One line: whether the rules let a sprite reach ``target`` (a domain or URL), and
+    by which rule, decided as the local egress proxy decides."""
+    host = (urlsplit(target).hostname if "://" in target else target.strip()) or ""
+    if not host:
+        raise UsageError(f"{target!r} names no host: give a domain or URL, "
+                         "e.g. %sprite policy check pypi.org")
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        pass
+    else:
+        return (f"{host} is a raw IP address: reachable only when an allowed name resolved "
+                "to it, never in private or loopback ranges")
+    verdict = decide([rule.to_json() for rule in rules], host)
+    if verdict.allowed:
+        return f"{verdict.domain} is allowed: {verdict.rule}"
+    return (f"{verdict.domain} is denied: {verdict.rule} "
+            f"(to allow it: %sprite policy allow {verdict.domain})")
+
+
+def policy(ctx: CommandContext, args: Namespace) -> pd.DataFrame | None:
+    """Change the policy as asked, then return its rules as a DataFrame (``check``
+    prints its verdict instead)."""
     handle = ctx.sprite(args.sprite)
     target = getattr(args, "domain", None) or getattr(args, "variable", None) or ""
     with ctx.operation(handle.name, f"policy {args.action or 'show'}", target):
+        if args.action == "check":
+            print(check_line(handle.get_network_policy().rules, args.domain))
+            return None
         if args.action in ("allow", "deny"):
             current = handle.get_network_policy().rules
             handle.set_network_policy(_with_rule(current, args.domain, args.action))

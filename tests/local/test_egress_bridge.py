@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from sprites_jupyter.local.runtime.egress import bridge
-from sprites_jupyter.local.runtime.egress.handover import BridgeListener
+from sprites_jupyter.local.runtime.egress.handover import take_over
 from tests.local.egress_targets import Targets, start_targets
 from tests.local.test_egress_proxy import NAMES, HostProxy
 
@@ -39,13 +40,17 @@ pytestmark = pytest.mark.skipif(not _namespaces_available(),
 class Namespace:
     """A network namespace with the bridge running in it, and a way to run probes there."""
 
-    def __init__(self, tmp_path: Path, socket_path: Path) -> None:
+    def __init__(self, tmp_path: Path, host: HostProxy) -> None:
         resolv = tmp_path / "resolv.conf"
         resolv.write_text("nameserver 127.0.0.1\n")
+        self.server_end, bridge_end = socket.socketpair()
         script = (f"ip link set lo up && mount --bind {resolv} /etc/resolv.conf && "
-                  f"exec {sys.executable} {bridge.__file__} {socket_path}")
+                  f"exec {sys.executable} {bridge.__file__} {bridge_end.fileno()}")
         self.process = subprocess.Popen(["unshare", "-rmn", "sh", "-c", script],
-                                        stdout=subprocess.PIPE, text=True)
+                                        stdout=subprocess.PIPE, text=True,
+                                        pass_fds=[bridge_end.fileno()])
+        bridge_end.close()
+        host.run(take_over(host.proxy, self.server_end))
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         assert line.strip() == "egress bridge: ready", line
@@ -62,8 +67,8 @@ class Namespace:
         return json.loads(done.stdout)
 
     def close(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
+        self.server_end.close()
+        assert self.process.wait(timeout=30) == 0
 
 
 @pytest.fixture(scope="module")
@@ -76,13 +81,10 @@ def targets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Targets]:
 @pytest.fixture
 def namespace(tmp_path: Path) -> Iterator[tuple[HostProxy, Namespace]]:
     host = HostProxy({name: "127.0.0.1" for name in NAMES})
-    listener = BridgeListener(host.proxy, tmp_path / "egress.sock")
-    host.run(listener.start())
-    inside = Namespace(tmp_path, listener.path)
+    inside = Namespace(tmp_path, host)
     yield host, inside
-    inside.close()
-    host.run(listener.close())
     host.close()
+    inside.close()
 
 
 def test_allowed_reached_denied_refused_from_inside(namespace, targets) -> None:

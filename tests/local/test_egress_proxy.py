@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
 import ssl
@@ -233,3 +234,27 @@ def test_unreachable_allowed_target_is_502(host_proxy) -> None:
     closed.close()
     status, body = through(host_proxy, f"http://allowed.test:{port}/")
     assert status == 502 and f"could not connect to allowed.test:{port}" in body
+
+
+def test_handover_takes_only_a_listening_tcp_and_a_udp_socket(host_proxy) -> None:
+    from sprites_jupyter.local.runtime.egress.bridge import GREETING
+    from sprites_jupyter.local.runtime.egress.handover import HandoverError, take_over
+
+    read_end, write_end = os.pipe()
+    unbound = socket.socket()
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for fds, expected in (([read_end, udp.fileno()], "not a socket"),
+                              ([unbound.fileno(), udp.fileno()], "listening TCP socket"),
+                              ([], "not a bridge handover")):
+            server_end, bridge_end = socket.socketpair()
+            with server_end, bridge_end:
+                socket.send_fds(bridge_end, [GREETING], fds)
+                bridge_end.shutdown(socket.SHUT_WR)
+                with pytest.raises(HandoverError, match=expected):
+                    host_proxy.run(take_over(host_proxy.proxy, server_end))
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+        unbound.close()
+        udp.close()

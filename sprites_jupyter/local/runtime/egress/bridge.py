@@ -1,12 +1,13 @@
 """The egress bridge: runs inside a sandboxed sprite, in its network namespace.
 
 It binds the sprite's proxy port (TCP) and DNS port (UDP) on the namespace's loopback
-and hands both listening sockets to the server over the unix socket the server mounted
-into the sprite. The server then accepts and answers on them itself (a socket stays in
-the namespace it was made in), so no byte is copied through this process. It waits
-until the server lets go of the sockets, then exits.
+and hands both sockets to the server over the unix socket it inherited (its fd
+``FD``). The server then accepts and answers on them itself (a socket stays in the
+namespace it was made in), so no byte is copied through this process. It exits when
+the server lets go.
 
-Standard library only; run as ``python3 bridge.py SOCKET [--port P] [--dns-port D]``.
+Standard library only; run as ``python3 bridge.py FD [--port P] [--dns-port D]`` (or
+with its source as ``-c``).
 """
 
 from __future__ import annotations
@@ -32,20 +33,20 @@ def bind_sockets(port: int, dns_port: int) -> tuple[socket.socket, socket.socket
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("socket", help="the server's unix socket for the handover")
+    parser = argparse.ArgumentParser(prog="egress-bridge")
+    parser.add_argument("fd", type=int, help="the inherited unix socket to the server")
     parser.add_argument("--port", type=int, default=PROXY_PORT)
     parser.add_argument("--dns-port", type=int, default=DNS_PORT)
     args = parser.parse_args(argv)
+    server = socket.socket(fileno=args.fd)
     try:
         listener, resolver = bind_sockets(args.port, args.dns_port)
     except OSError as error:
         print(f"egress bridge: cannot bind 127.0.0.1:{args.port}/{args.dns_port}: {error}",
               file=sys.stderr)
         return 1
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+    with server:
         try:
-            server.connect(args.socket)
             socket.send_fds(server, [GREETING], [listener.fileno(), resolver.fileno()])
             listener.close()
             resolver.close()
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             print("egress bridge: ready", flush=True)
             server.recv(1)
         except OSError as error:
-            print(f"egress bridge: {args.socket}: {error}", file=sys.stderr)
+            print(f"egress bridge: {error}", file=sys.stderr)
             return 1
     return 0
 
