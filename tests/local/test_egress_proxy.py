@@ -220,7 +220,7 @@ def test_denied_name_is_refused_before_any_lookup(host_proxy) -> None:
     (b"GET http://bad_host!/ HTTP/1.1\r\n\r\n", b"400"),
     (b"nonsense\r\n\r\n", b"400"),
     (b"GET http://allowed.test/ HTTP/1.1\r\n" + b"X: " + b"y" * 70_000 + b"\r\n\r\n", b"431"),
-])
+], ids=["origin-form", "https-absolute", "connect-no-port", "bad-host", "nonsense", "huge"])
 def test_malformed_requests_get_a_clear_4xx(host_proxy, request_bytes, status) -> None:
     with socket.create_connection(("127.0.0.1", host_proxy.port), timeout=30) as client:
         client.sendall(request_bytes)

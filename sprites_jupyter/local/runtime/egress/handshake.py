@@ -12,10 +12,12 @@ import asyncio
 import ipaddress
 import re
 import struct
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from .addresses import parse_ip
+from .relay import SocketReader
 
 HEAD_LIMIT = 64 * 1024
 _HOST_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.?)+$")
@@ -68,11 +70,14 @@ def _host_port(authority: str, default_port: int | None) -> tuple[str, int]:
     return _checked_host(parts.hostname), port
 
 
-async def read_ask(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Ask:
-    """The client's ask; SOCKS5's method negotiation is answered on ``writer`` on the way."""
+Send = Callable[[bytes], Awaitable[None]]
+
+
+async def read_ask(reader: SocketReader, send: Send) -> Ask:
+    """The client's ask; SOCKS5's method negotiation is answered with ``send`` on the way."""
     first = await reader.readexactly(1)
     if first[0] == SOCKS_VERSION:
-        return await _read_socks(reader, writer)
+        return await _read_socks(reader, send)
     try:
         head = first + await reader.readuntil(b"\r\n\r\n")
     except asyncio.LimitOverrunError:
@@ -123,15 +128,15 @@ def _connection_headers(header_lines: list[str]) -> set[str]:
     return named
 
 
-async def _read_socks(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Ask:
+async def _read_socks(reader: SocketReader, send: Send) -> Ask:
     try:
         count = (await reader.readexactly(1))[0]
         methods = await reader.readexactly(count)
         if 0 not in methods:
-            writer.write(b"\x05\xff")
+            await send(b"\x05\xff")
             raise BadRequest(400, "SOCKS5 without 'no authentication' offered", socks_reply=1,
                              answered=True)
-        writer.write(b"\x05\x00")
+        await send(b"\x05\x00")
         version, command, _, address_type = await reader.readexactly(4)
         if address_type == 1:
             host = str(ipaddress.IPv4Address(await reader.readexactly(4)))

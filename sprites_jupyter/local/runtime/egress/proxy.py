@@ -22,12 +22,12 @@ from typing import Any
 from ....policy_rules import Verdict, decide, unrestricted
 from . import dns
 from .addresses import is_blocked, parse_ip
-from .handshake import HEAD_LIMIT, Ask, BadRequest, read_ask, socks_reply
+from .handshake import HEAD_LIMIT, Ask, BadRequest, Send, read_ask, socks_reply
+from .relay import Relay, SocketReader
 from .resolver import ResolveError, Resolver
 
 log = logging.getLogger("sprites_jupyter.local.egress")
 
-CHUNK = 256 * 1024
 HEAD_TIMEOUT = 30.0
 CONNECT_TIMEOUT = 10.0
 _REASONS = {400: "Bad Request", 403: "Forbidden", 431: "Request Header Fields Too Large",
@@ -48,12 +48,7 @@ class _Link:
     """An open relayed connection, kept so a policy change can cut it."""
 
     host: str
-    client: asyncio.StreamWriter
-    upstream: asyncio.StreamWriter
-
-    def cut(self) -> None:
-        self.client.transport.abort()
-        self.upstream.transport.abort()
+    relay: Relay
 
 
 @dataclass
@@ -68,7 +63,9 @@ class EgressProxy:
     def __post_init__(self) -> None:
         self.resolver = Resolver(self.test_hosts)
         self._links: set[_Link] = set()
-        self._server: asyncio.Server | None = None
+        self._handshakes: set[asyncio.Task[None]] = set()
+        self._listener: socket.socket | None = None
+        self._accepting: asyncio.Task[None] | None = None
         self._dns: dns.DnsResponder | None = None
 
     # -- policy ---------------------------------------------------------------
@@ -79,7 +76,7 @@ class EgressProxy:
         self.rules = [dict(rule) for rule in rules]
         denied = [link for link in self._links if not self.verdict(link.host).allowed]
         for link in denied:
-            link.cut()
+            link.relay.cut()
         if denied:
             log.info("sprite %s: policy change cut %d connection(s)", self.sprite, len(denied))
         return len(denied)
@@ -125,29 +122,51 @@ class EgressProxy:
 
     async def serve(self, listener: socket.socket, dns_socket: socket.socket | None = None
                     ) -> None:
-        """Serve clients on ``listener`` and DNS on ``dns_socket`` (replacing earlier ones)."""
+        """Serve clients on ``listener`` and DNS on ``dns_socket`` (replacing earlier ones);
+        both non-blocking, and the proxy owns them from now on."""
         await self.stop_serving()
         loop = asyncio.get_running_loop()
-        self._server = await asyncio.start_server(self._handle, sock=listener,
-                                                  limit=HEAD_LIMIT)
+        self._listener = listener
+        self._accepting = loop.create_task(self._accept_forever(listener))
         if dns_socket is not None:
             _, self._dns = await loop.create_datagram_endpoint(
                 lambda: dns.DnsResponder(self._answer_dns), sock=dns_socket)
 
     async def stop_serving(self) -> None:
         """Stop accepting (open connections keep going)."""
-        if self._server is not None:
-            self._server.close()
-            self._server = None
+        if self._accepting is not None:
+            self._accepting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._accepting
+            self._accepting = None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         if self._dns is not None:
             self._dns.close()
             self._dns = None
 
     async def close(self) -> None:
-        """Stop serving and cut every open connection."""
+        """Stop serving, drop connections still in their handshake, cut open ones."""
         await self.stop_serving()
+        for task in list(self._handshakes):
+            task.cancel()
         for link in list(self._links):
-            link.cut()
+            link.relay.cut()
+
+    async def _accept_forever(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                client, _ = await loop.sock_accept(listener)
+            except OSError as error:
+                log.warning("sprite %s: egress accept failed: %s", self.sprite, error)
+                await asyncio.sleep(0.1)
+                continue
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            task = loop.create_task(self._handle(client))
+            self._handshakes.add(task)
+            task.add_done_callback(self._handshakes.discard)
 
     async def _answer_dns(self, query: dns.Query) -> bytes:
         if query.flags & 0x7800:
@@ -162,50 +181,67 @@ class EgressProxy:
             return dns.reply(query, dns.failure_rcode(error))
         return dns.reply(query, dns.NOERROR, resolution.addresses)
 
-    async def _handle(self, reader: asyncio.StreamReader,
-                      writer: asyncio.StreamWriter) -> None:
+    async def _handle(self, client: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        reader = SocketReader(client, HEAD_LIMIT)
+
+        async def send(data: bytes) -> None:
+            await asyncio.wait_for(loop.sock_sendall(client, data), HEAD_TIMEOUT)
+
         try:
-            ask = await asyncio.wait_for(read_ask(reader, writer), HEAD_TIMEOUT)
+            ask = await asyncio.wait_for(read_ask(reader, send), HEAD_TIMEOUT)
             upstream = await self._open(ask)
         except BadRequest as error:
             if not error.answered:
-                _answer_error(writer, error.status, str(error), error.socks_reply)
-            await _close(writer)
+                await _answer_error(send, error.status, str(error), error.socks_reply)
+            client.close()
             return
         except Refusal as error:
             log.info("sprite %s: refused %s", self.sprite, error)
-            _answer_error(writer, error.status, str(error),
-                          _SOCKS_CODES.get(error.status, 1) if ask.kind == "socks" else None)
-            await _close(writer)
+            await _answer_error(send, error.status, str(error),
+                                _SOCKS_CODES.get(error.status, 1) if ask.kind == "socks" else None)
+            client.close()
             return
-        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
-            await _close(writer)
+        except (TimeoutError, asyncio.IncompleteReadError, OSError):
+            client.close()
             return
-        up_reader, up_writer = upstream
-        if ask.kind == "http":
-            up_writer.write(ask.head)
-        elif ask.kind == "connect":
-            writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        else:
-            writer.write(socks_reply(0))
-        link = _Link(ask.host, writer, up_writer)
+        relay = Relay(client, upstream)
+        try:
+            if ask.kind == "connect":
+                await send(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            elif ask.kind == "socks":
+                await send(socks_reply(0))
+            await asyncio.wait_for(loop.sock_sendall(upstream, ask.head + reader.leftover()),
+                                   HEAD_TIMEOUT)
+        except (TimeoutError, OSError):
+            client.close()
+            upstream.close()
+            return
+        link = _Link(ask.host, relay)
         self._links.add(link)
         try:
-            await _relay(reader, writer, up_reader, up_writer)
+            await relay.run()
         finally:
             self._links.discard(link)
 
-    async def _open(self, ask: Ask) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _open(self, ask: Ask) -> socket.socket:
         addresses = await self.admit(ask.host)
+        loop = asyncio.get_running_loop()
         failure = "no address"
         for address in addresses:
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            upstream = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            upstream.setblocking(False)
+            upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             try:
-                return await asyncio.wait_for(
-                    asyncio.open_connection(address, ask.port, limit=CHUNK), CONNECT_TIMEOUT)
+                await asyncio.wait_for(loop.sock_connect(upstream, (address, ask.port)),
+                                       CONNECT_TIMEOUT)
+                return upstream
             except TimeoutError:
                 failure = f"no answer within {CONNECT_TIMEOUT:g} s"
             except OSError as error:
                 failure = error.strerror or str(error)
+            upstream.close()
         status = 504 if failure.startswith("no answer") else 502
         raise Refusal(status, f"could not connect to {ask.host}:{ask.port}: {failure}")
 
@@ -222,47 +258,16 @@ def _denial_text(verdict: Verdict) -> str:
             f"{verdict.rule}. To allow it: %sprite policy allow {verdict.domain}")
 
 
-def _answer_error(writer: asyncio.StreamWriter, status: int, message: str,
-                  socks_code: int | None) -> None:
+async def _answer_error(send: Send, status: int, message: str, socks_code: int | None
+                        ) -> None:
     if socks_code is not None:
-        writer.write(socks_reply(socks_code))
-        return
-    body = (message + "\n").encode()
-    reason = _REASONS.get(status, "Error")
-    if status == 403:
-        reason = "Forbidden by the sprite's network policy"
-    writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Copy until EOF with back-pressure (at most a few chunks buffered), then half-close."""
-    while data := await reader.read(CHUNK):
-        writer.write(data)
-        await writer.drain()
-    if writer.can_write_eof() and not writer.is_closing():
-        writer.write_eof()
-
-
-async def _relay(client_reader: asyncio.StreamReader, client: asyncio.StreamWriter,
-                 upstream_reader: asyncio.StreamReader, upstream: asyncio.StreamWriter) -> None:
-    """Relay both ways until the upstream side ends (the client's EOF only half-closes)."""
-    outbound = asyncio.ensure_future(_pipe(client_reader, upstream))
-    outbound.add_done_callback(
-        lambda task: task.cancelled() or task.exception() is None or (
-            client.transport.abort(), upstream.transport.abort()))
-    try:
-        with contextlib.suppress(ConnectionError, OSError):
-            await _pipe(upstream_reader, client)
-    finally:
-        outbound.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ConnectionError, OSError):
-            await outbound
-        await _close(upstream)
-        await _close(client)
-
-
-async def _close(writer: asyncio.StreamWriter) -> None:
-    writer.close()
-    with contextlib.suppress(ConnectionError, OSError):
-        await writer.wait_closed()
+        data = socks_reply(socks_code)
+    else:
+        body = (message + "\n").encode()
+        reason = _REASONS.get(status, "Error")
+        if status == 403:
+            reason = "Forbidden by the sprite's network policy"
+        data = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+    with contextlib.suppress(TimeoutError, OSError):
+        await send(data)
