@@ -37,6 +37,7 @@ def unload_ipython_extension(shell: Any) -> None:
         shell.configurables.remove(magics)
     shell.magics_manager.magics["line"].pop("sprite", None)
     shell.magics_manager.magics["cell"].pop("sprite_exec", None)
+    shell.magics_manager.magics["cell"].pop("sprite_python", None)
     for command in _COMPLETED:
         chain = shell.Completer.custom_completers.strs.get(command)
         if chain is not None:

@@ -26,6 +26,7 @@ from .magic_commands import (
     execution,
     files,
     policy,
+    python_cells,
     services,
     sessions,
     sprites,
@@ -34,8 +35,10 @@ from .magic_commands.context import CommandContext
 from .magic_commands.errors import explain
 from .magic_commands.parsing import (
     EXEC_PARSER,
+    PYTHON_PARSER,
     full_help,
     parse_exec_line,
+    parse_python_line,
     parse_sprite_line,
     subcommand_help,
 )
@@ -68,6 +71,9 @@ HANDLERS: dict[str, Handler] = {
     "ls": files.ls,
     "sessions": sessions.sessions,
     "kill": sessions.kill,
+    "python": python_cells.python,
+    "push": python_cells.push,
+    "pull": python_cells.pull,
 }
 
 
@@ -110,7 +116,8 @@ class SpriteMagics(Magics, SpriteSettings):
         self.close()
 
     def close(self) -> None:
-        """Close the client (a new one is made on next use)."""
+        """Close the client (a new one is made on next use); Python sessions keep running."""
+        python_cells.detach_all(self.context)
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -132,5 +139,11 @@ class SpriteMagics(Magics, SpriteSettings):
         args = parse_exec_line(line)
         return execution.run_code(self.context, cell, args)
 
+    @cell_magic
+    def sprite_python(self, line: str, cell: str) -> Any:
+        args = parse_python_line(line)
+        return python_cells.run_cell(self.context, cell, args)
+
     sprite_line.__doc__ = full_help()
     sprite_exec.__doc__ = EXEC_PARSER.format_help()
+    sprite_python.__doc__ = PYTHON_PARSER.format_help()

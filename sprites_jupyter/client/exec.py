@@ -29,7 +29,7 @@ from .errors import (
     ProtocolError,
     SpritesError,
 )
-from .http import HttpSession, segment
+from .http import HttpSession, go_duration, segment
 from .models import ExecResult, OutputChunk
 from .websocket import open_socket
 
@@ -283,7 +283,8 @@ class Command:
 
 
 def exec_params(argv: Sequence[str], *, env: dict[str, str] | None, dir: str | None,
-                tty: bool, stdin: bool, rows: int = 24, cols: int = 80) -> list[tuple[str, str]]:
+                tty: bool, stdin: bool, rows: int = 24, cols: int = 80,
+                max_run_after_disconnect: float | None = None) -> list[tuple[str, str]]:
     """The exec query string: repeated ``cmd``, ``path``, ``env``; accurate ``stdin``."""
     if not argv or not all(isinstance(arg, str) for arg in argv):
         raise ValueError("give the command as strings, e.g. run('ls', '-l')")
@@ -295,14 +296,21 @@ def exec_params(argv: Sequence[str], *, env: dict[str, str] | None, dir: str | N
     params += [("env", f"{key}={value}") for key, value in (env or {}).items()]
     if dir:
         params.append(("dir", dir))
+    if max_run_after_disconnect is not None:
+        params.append(("max_run_after_disconnect", go_duration(max_run_after_disconnect)))
     return params
 
 
 def start_command(session: HttpSession, sprite: str, argv: Sequence[str], *,
                   env: dict[str, str] | None = None, dir: str | None = None, tty: bool = False,
-                  stdin: bool = True) -> Command:
-    """Start ``argv`` in ``sprite``; without ``stdin`` its input ends at once."""
-    params = exec_params(argv, env=env, dir=dir, tty=tty, stdin=stdin)
+                  stdin: bool = True, max_run_after_disconnect: float | None = None) -> Command:
+    """Start ``argv`` in ``sprite``; without ``stdin`` its input ends at once.
+
+    ``max_run_after_disconnect`` (seconds, 0 = forever) is how long it may outlive
+    the connection; the server's default applies when it is ``None``.
+    """
+    params = exec_params(argv, env=env, dir=dir, tty=tty, stdin=stdin,
+                         max_run_after_disconnect=max_run_after_disconnect)
     command = " ".join(argv)
     ws = open_socket(session, f"/v1/sprites/{segment(sprite)}/exec", params,
                      what=f"exec {command!r} on {sprite}")

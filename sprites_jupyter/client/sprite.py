@@ -39,10 +39,14 @@ class Sprite(FilesystemMixin, ServicesMixin, CheckpointsMixin):
         return run_command(handle, data, timeout, check, started)
 
     def command(self, *cmd: str, env: dict[str, str] | None = None, dir: str | None = None,
-                tty: bool = False, stdin: bool = True) -> Command:
-        """Start ``cmd`` and return the running-process handle (iterate it for output)."""
+                tty: bool = False, stdin: bool = True,
+                max_run_after_disconnect: float | None = None) -> Command:
+        """Start ``cmd`` and return the running-process handle (iterate it for output).
+
+        ``max_run_after_disconnect`` (seconds, 0 = forever) lets it outlive the connection.
+        """
         return start_command(self._http, self.name, cmd, env=env, dir=dir, tty=tty,
-                             stdin=stdin)
+                             stdin=stdin, max_run_after_disconnect=max_run_after_disconnect)
 
     def list_sessions(self) -> list[ExecSession]:
         response = self._http.request("GET", self._path("/exec"),

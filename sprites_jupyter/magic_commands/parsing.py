@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
 
-__all__ = ["SETTLE_SECONDS", "SUBCOMMANDS", "build_exec_parser", "full_help", "overview",
-           "parse_exec_line", "parse_sprite_line", "subcommand_help"]
+__all__ = ["SETTLE_SECONDS", "SUBCOMMANDS", "build_exec_parser", "build_python_parser",
+           "full_help", "overview", "parse_exec_line", "parse_python_line", "parse_sprite_line",
+           "subcommand_help"]
 
 _INVALID_CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)")
 _UNRECOGNIZED = re.compile(r"unrecognized arguments: (.*)")
@@ -96,6 +97,29 @@ def build_exec_parser() -> SpriteArgumentParser:
 # long enough to see a command that dies at once fail, short enough not to wait.
 SETTLE_SECONDS = 1.0
 
+
+def build_python_parser() -> SpriteArgumentParser:
+    """The parser of ``%%sprite_python`` (the cell body is Python code)."""
+    parser = SpriteArgumentParser(
+        prog="%%sprite_python",
+        description="Run the cell in this kernel's persistent Python session on the "
+                    "sprite: variables survive between cells, output streams live, the "
+                    "last expression and display() come back as rich output, an exception "
+                    "fails the cell with the remote traceback.")
+    _sprite_option(parser)
+    parser.add_argument("--timeout", metavar="S", type=float,
+                        help="interrupt the cell after S seconds (the state stays)")
+    parser.add_argument("--no-raise", action="store_true",
+                        help="show a remote exception without failing the cell")
+    parser.add_argument("--new", action="store_true",
+                        help="start a fresh interpreter first (the old variables are gone)")
+    parser.add_argument("--push", metavar="A,B",
+                        help="send these kernel variables to the session before the cell")
+    parser.add_argument("--pull", metavar="C,D",
+                        help="bring these session variables into the kernel after the cell")
+    return parser
+
+
 # Every subcommand and its one-line summary, in the order help lists them.
 SUBCOMMANDS: dict[str, str] = {
     "status": "backend, current sprite and its status (also plain %sprite)",
@@ -121,6 +145,9 @@ SUBCOMMANDS: dict[str, str] = {
     "sessions": "exec sessions (DataFrame)",
     "kill": "stop an exec session: kill ID [--signal SIG]",
     "history": "what this kernel did (DataFrame)",
+    "python": "the sprite's Python session: python [status|vars|reset|stop|attach [ID]]",
+    "push": "kernel variables into the Python session: push NAME … [--as REMOTE]",
+    "pull": "Python session variables into the kernel: pull NAME … [--as LOCAL]",
 }
 
 
@@ -218,6 +245,13 @@ def _build(name: str) -> SpriteArgumentParser:
     elif name == "kill":
         add("id")
         add("--signal", default="SIGTERM", help="signal to send first (default SIGTERM)")
+    elif name == "python":
+        add("action", nargs="?", default="status",
+            choices=("status", "vars", "reset", "stop", "attach"))
+        add("id", nargs="?", help="attach: the session id (default: the newest)")
+    elif name in ("push", "pull"):
+        add("names", nargs="+", metavar="NAME")
+        add("--as", dest="rename", metavar="NAME", help="the name on the other side")
     if name not in ("help", "list", "create", "destroy", "use", "history", "status", "exec"):
         _sprite_option(parser)
     return parser
@@ -288,6 +322,12 @@ def parse_exec_line(line: str) -> argparse.Namespace:
 
 
 EXEC_PARSER = build_exec_parser()
+PYTHON_PARSER = build_python_parser()
+
+
+def parse_python_line(line: str) -> argparse.Namespace:
+    """Parse the options of a ``%%sprite_python`` line."""
+    return PYTHON_PARSER.parse_args(_split(line))
 
 
 def subcommand_help(topic: str | None) -> str:

@@ -1,0 +1,339 @@
+"""``%%sprite_python`` and ``%sprite python [vars|reset|stop|attach]``.
+
+One agent per (kernel, sprite), started by the first cell. Output streams into
+the same log view as ``%%sprite_exec``; values come back as MIME bundles through
+IPython's display machinery. A remote exception fails the cell with the remote
+frames (``_render_traceback_``, as ipyparallel does); Ctrl-C sends SIGINT to the
+sprite. When the agent's process ended, the next cell says so in one line and the
+one after starts afresh: a cell never runs silently against an empty interpreter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import weakref
+from argparse import Namespace
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from IPython.core.error import UsageError
+from IPython.display import publish_display_data
+
+from ..client import NotFound, ProtocolError, SpritesError
+from ..widgets.logs import LogView
+from .context import CommandContext
+from .python_session import HOME, STATE_DIR, PythonSession, SessionEnded
+from .python_transfer import pull_value, push_value
+
+__all__ = ["RemotePythonError", "detach_all", "pull", "push", "python", "run_cell"]
+
+INTERRUPT_GRACE = 10.0
+POLL = 0.1
+_SESSIONS_DIR = f"{HOME}/{STATE_DIR}/sessions"
+
+_registry: weakref.WeakKeyDictionary[CommandContext, dict[str, PythonSession]] = (
+    weakref.WeakKeyDictionary())
+
+
+class RemotePythonError(Exception):
+    """An exception raised by a cell on the sprite; IPython shows the remote frames."""
+
+    def __init__(self, sprite: str, ename: str, evalue: str, traceback: list[str]) -> None:
+        super().__init__(f"{ename}: {evalue}" if evalue else ename)
+        self.sprite = sprite
+        self.ename = ename
+        self.evalue = evalue
+        self.traceback = traceback
+
+    def _render_traceback_(self) -> list[str]:
+        lines = "".join(self.traceback).rstrip("\n").splitlines()
+        return [f"On sprite {self.sprite}:", *(lines or [str(self)])]
+
+
+def sessions_of(ctx: CommandContext) -> dict[str, PythonSession]:
+    return _registry.setdefault(ctx, {})
+
+
+def detach_all(ctx: CommandContext) -> None:
+    """Leave every agent of this kernel running (the extension is unloading)."""
+    for session in sessions_of(ctx).values():
+        with contextlib.suppress(Exception):
+            session.detach()
+    sessions_of(ctx).clear()
+
+
+def _why_ended(ctx: CommandContext, session: PythonSession) -> str:
+    name = session.sprite.name
+    restores = [entry for entry in ctx.journal.entries
+                if entry.sprite == name and entry.operation == "restore"
+                and entry.outcome == "ok" and entry.time >= session.started_at]
+    if restores:
+        return f"the sprite was restored to {restores[-1].target}"
+    boot_id = session.info.get("boot_id")
+    if boot_id:
+        with contextlib.suppress(SpritesError, OSError):
+            now = session.sprite.run("cat", "/proc/sys/kernel/random/boot_id", timeout=30)
+            if now.exit_code == 0 and now.stdout.strip() != boot_id:
+                return "the sprite restarted"
+    code = session.exit_code
+    if code is not None and code > 128:
+        return f"its process was killed (exit code {code})"
+    if code is not None:
+        tail = session.stderr_tail()
+        return f"its process exited with code {code}" + (f": {tail}" if tail else "")
+    return "its process is no longer running"
+
+
+def _ended(ctx: CommandContext, session: PythonSession) -> UsageError:
+    return UsageError(f"The Python session on sprite {session.sprite.name} ended "
+                      f"({_why_ended(ctx, session)}): its variables are gone; run the cell "
+                      "again to start a fresh one")
+
+
+def _reattached(session: PythonSession) -> PythonSession | None:
+    """A new connection to the same agent after the old one dropped, if it still runs."""
+    try:
+        fresh = PythonSession.attach(session.sprite, session.session_id)
+    except (NotFound, ProtocolError, UsageError):
+        return None
+    fresh.started_at = session.started_at
+    return fresh
+
+
+def session_for(ctx: CommandContext, name: str, *, fresh: bool = False) -> PythonSession:
+    """This kernel's agent on ``name``: reused, reconnected, or started; never silently
+    replaced when it had ended (that raises the one-line error once)."""
+    sessions = sessions_of(ctx)
+    session = sessions.get(name)
+    if session is not None and fresh:
+        with contextlib.suppress(Exception):
+            session.stop()
+        del sessions[name]
+        session = None
+    if session is not None and session.lost and session.exit_code is None:
+        session = _reattached(session) or session
+        sessions[name] = session
+    if session is not None and not session.alive:
+        del sessions[name]
+        raise _ended(ctx, session)
+    if session is None:
+        session = PythonSession.start(ctx.sprite(name))
+        sessions[name] = session
+    return session
+
+
+def _names(option: str | None) -> list[str]:
+    return [n.strip() for n in (option or "").split(",") if n.strip()]
+
+
+def _summary(code: str) -> str:
+    first = code.strip().splitlines()[0] if code.strip() else ""
+    return first if len(first) <= 60 else first[:59] + "…"
+
+
+class _Cell:
+    """One cell in flight: its log view (made on first output), Ctrl-C and timeout."""
+
+    def __init__(self, ctx: CommandContext, session: PythonSession, timeout: float | None):
+        self.ctx = ctx
+        self.session = session
+        self.timeout = timeout
+        self.view: LogView | None = None
+        self.started = time.monotonic()
+
+    def _write(self, stream: str, text: str) -> None:
+        if self.view is None:
+            self.view = self.ctx.log_view(self.session.sprite.name)
+        self.view.write(stream, text)
+
+    def run(self, code: str) -> dict[str, Any]:
+        request_id = self.session.request("run", code=code)
+        interrupted_at: float | None = None
+        timed_out = False
+        while True:
+            try:
+                message = self.session.next_message(request_id, POLL)
+            except KeyboardInterrupt:
+                if interrupted_at is not None:
+                    self._finish("cancelled", "stopped by Ctrl-C")
+                    raise
+                self.session.interrupt()
+                interrupted_at = time.monotonic()
+                continue
+            now = time.monotonic()
+            if message is None:
+                if self.timeout and not timed_out and now - self.started > self.timeout:
+                    timed_out = True
+                    self.session.interrupt()
+                    interrupted_at = now
+                elif interrupted_at is not None and now - interrupted_at > INTERRUPT_GRACE:
+                    self._finish("cancelled", "the sprite's Python did not stop in time")
+                    raise KeyboardInterrupt
+                continue
+            kind = message.get("type")
+            if kind == "stream":
+                self._write(str(message.get("name")), str(message.get("text", "")))
+            elif kind == "display":
+                publish_display_data(message.get("data") or {}, message.get("metadata") or {})
+            elif kind == "done" and message.get("id") == request_id:
+                return self._outcome(message, interrupted_at is not None, timed_out)
+
+    def _outcome(self, done: dict[str, Any], interrupted: bool, timed_out: bool
+                 ) -> dict[str, Any]:
+        seconds = time.monotonic() - self.started
+        if done.get("status") == "ok":
+            self._finish("done", f"ok in {seconds:.1f} s")
+            return done
+        ename = str(done.get("ename"))
+        if ename == "KeyboardInterrupt" and timed_out:
+            self._finish("failed", f"timed out after {self.timeout:g} s")
+            raise UsageError(f"Cell timed out after {self.timeout:g} s on sprite "
+                             f"{self.session.sprite.name}: interrupted; the session and its "
+                             "variables remain")
+        if ename == "KeyboardInterrupt" and interrupted:
+            self._finish("cancelled", "stopped by Ctrl-C")
+            raise KeyboardInterrupt
+        self._finish("failed", ename)
+        raise RemotePythonError(self.session.sprite.name, ename, str(done.get("evalue", "")),
+                                list(done.get("traceback") or []))
+
+    def _finish(self, state: str, message: str) -> None:
+        if self.view is not None:
+            self.view.finish(state, message)
+
+
+def run_cell(ctx: CommandContext, code: str, opts: Namespace) -> None:
+    """Run ``code`` in the sprite's Python session (``--push``/``--pull`` around it)."""
+    name = ctx.target(opts.sprite)
+    with ctx.operation(name, "python", _summary(code)):
+        session = session_for(ctx, name, fresh=opts.new)
+        try:
+            for variable in _names(opts.push):
+                push_value(ctx, session, variable, variable)
+            try:
+                _Cell(ctx, session, opts.timeout).run(code)
+            except RemotePythonError as error:
+                if not opts.no_raise:
+                    raise
+                print("\n".join(error._render_traceback_()))
+                return
+            for variable in _names(opts.pull):
+                pull_value(ctx, session, variable, variable)
+        except SessionEnded:
+            raise _forget(ctx, session) from None
+
+
+def _forget(ctx: CommandContext, session: PythonSession) -> UsageError:
+    """Drop an ended session (the next cell starts afresh); the error that says so."""
+    sessions_of(ctx).pop(session.sprite.name, None)
+    return _ended(ctx, session)
+
+
+def _pairs(args: Namespace) -> list[tuple[str, str]]:
+    if args.rename and len(args.names) != 1:
+        raise UsageError("--as renames one variable: give one NAME with it")
+    return [(name, args.rename or name) for name in args.names]
+
+
+def push(ctx: CommandContext, args: Namespace) -> None:
+    """``%sprite push NAME … [--as REMOTE]``: kernel variables into the sprite's session."""
+    session = session_for(ctx, ctx.target(args.sprite))
+    try:
+        for local, remote in _pairs(args):
+            push_value(ctx, session, local, remote)
+    except SessionEnded:
+        raise _forget(ctx, session) from None
+
+
+def pull(ctx: CommandContext, args: Namespace) -> None:
+    """``%sprite pull NAME … [--as LOCAL]``: session variables into this kernel."""
+    session = session_for(ctx, ctx.target(args.sprite))
+    try:
+        for remote, local in _pairs(args):
+            pull_value(ctx, session, remote, local)
+    except SessionEnded:
+        raise _forget(ctx, session) from None
+
+
+# -- %sprite python [status|vars|reset|stop|attach] ----------------------------------
+
+
+def python(ctx: CommandContext, args: Namespace) -> Any:
+    """Dispatch ``%sprite python ACTION``."""
+    name = ctx.target(args.sprite)
+    with ctx.operation(name, f"python {args.action}", args.id or ""):
+        return _ACTIONS[args.action](ctx, name, args)
+
+
+def _status(ctx: CommandContext, name: str, args: Namespace) -> pd.Series:
+    session = sessions_of(ctx).get(name)
+    if session is None:
+        raise UsageError(f"No Python session on sprite {name} in this kernel: a "
+                         "%%sprite_python cell starts one (%sprite python attach finds one "
+                         "left by an earlier kernel)")
+    facts: dict[str, Any] = {"sprite": name, "session": session.session_id,
+                             "pid": session.info.get("pid"),
+                             "started": pd.Timestamp(session.started_at),
+                             "python": session.info.get("python"), "memory": None,
+                             "alive": False}
+    with contextlib.suppress(SessionEnded):
+        value = session.call("status", timeout=30).get("value") or {}
+        facts.update(memory=value.get("memory"), alive=True)
+    return pd.Series(facts, name="python session")
+
+
+def _vars(ctx: CommandContext, name: str, args: Namespace) -> pd.DataFrame:
+    session = session_for(ctx, name)
+    try:
+        rows = session.call("vars", timeout=60).get("value") or []
+    except SessionEnded:
+        raise _forget(ctx, session) from None
+    frame = pd.DataFrame(rows, columns=["name", "type", "size", "info"])
+    return frame.set_index("name")
+
+
+def _reset(ctx: CommandContext, name: str, args: Namespace) -> None:
+    session = session_for(ctx, name, fresh=True)
+    print(f"Started a fresh Python session on sprite {name} (pid {session.info.get('pid')})")
+
+
+def _stop(ctx: CommandContext, name: str, args: Namespace) -> None:
+    session = sessions_of(ctx).pop(name, None)
+    if session is None:
+        print(f"No Python session on sprite {name} in this kernel")
+        return
+    session.stop()
+    print(f"Stopped the Python session on sprite {name}")
+
+
+def _attach(ctx: CommandContext, name: str, args: Namespace) -> None:
+    sprite = ctx.sprite(name)
+    current = sessions_of(ctx).get(name)
+    if current is not None and current.alive:
+        raise UsageError(f"This kernel is already attached to the Python session on sprite "
+                         f"{name} (session {current.session_id})")
+    running = {s.id: s for s in sprite.list_sessions()}
+    try:
+        recorded = [entry.name.removesuffix(".json") for entry in sprite.list_dir(_SESSIONS_DIR)
+                    if entry.name.endswith(".json")]
+    except NotFound:
+        recorded = []
+    candidates = [sid for sid in recorded if sid in running]
+    if args.id:
+        candidates = [sid for sid in candidates if sid == args.id]
+    if not candidates:
+        which = f"session {args.id}" if args.id else "a Python session"
+        raise UsageError(f"Sprite {name} has no running {which} to attach to: a "
+                         "%%sprite_python cell starts a new one")
+    newest = max(candidates, key=lambda sid: running[sid].created or datetime.min.replace(
+        tzinfo=UTC))
+    session = PythonSession.attach(sprite, newest)
+    sessions_of(ctx)[name] = session
+    print(f"Attached to the Python session on sprite {name} (session {newest}, "
+          f"pid {session.info.get('pid')})")
+
+
+_ACTIONS = {"status": _status, "vars": _vars, "reset": _reset, "stop": _stop,
+            "attach": _attach}

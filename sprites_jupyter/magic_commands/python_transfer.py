@@ -1,0 +1,212 @@
+"""Values between this kernel and the sprite's Python session: ``push`` and ``pull``.
+
+A value is serialised straight into fixed-size parts uploaded through the
+filesystem API (the real service limits single uploads), so only one part is
+ever held here besides the value; the agent joins the parts on the sprite's disk
+and loads from there. Pulling goes the other way: the agent writes a file, this
+side streams it to a local temporary file and loads from that. Formats: bytes
+raw, numpy arrays as ``.npy``, DataFrames as Parquet when pyarrow is on both
+sides, anything else by pickle (cloudpickle when both sides have it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import pickle
+import tempfile
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from IPython.core.error import UsageError
+
+from ..client import Sprite
+from .context import CommandContext
+from .python_session import HOME, STATE_DIR
+
+if TYPE_CHECKING:
+    from .python_session import PythonSession
+
+__all__ = ["PartWriter", "pull_value", "push_value"]
+
+PART_SIZE = 8 * 1024 * 1024
+
+
+class PartWriter:
+    """A write-only file that uploads every ``part_size`` bytes as the next part."""
+
+    def __init__(self, sprite: Sprite, folder: str, part_size: int = PART_SIZE) -> None:
+        self.sprite = sprite
+        self.folder = folder
+        self.part_size = part_size
+        self.parts = 0
+        self.size = 0
+        self._buffer = bytearray()
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        written = len(view)
+        while view:
+            room = self.part_size - len(self._buffer)
+            self._buffer += view[:room]
+            view = view[room:]
+            if len(self._buffer) >= self.part_size:
+                self._upload()
+        self.size += written
+        return written
+
+    def tell(self) -> int:
+        return self.size
+
+    def seekable(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        """Parts go up when full; ``close`` sends the last one."""
+
+    @property
+    def closed(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        if self._buffer or not self.parts:
+            self._upload()
+
+    def _upload(self) -> None:
+        self.sprite.write_file(f"{self.folder}/{self.parts:06d}", bytes(self._buffer))
+        self.parts += 1
+        self._buffer.clear()
+
+
+def _type_name(value: Any) -> str:
+    kind = type(value)
+    return kind.__qualname__ if kind.__module__ == "builtins" else \
+        f"{kind.__module__.split('.')[0]}.{kind.__qualname__}"
+
+
+def _size(count: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if count < 1024 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1024
+    return ""
+
+
+def _local_has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _push_format(value: Any, remote: dict[str, bool], name: str) -> str:
+    module = type(value).__module__.split(".")[0]
+    if type(value) is bytes:
+        return "raw"
+    if module in ("pandas", "numpy") and not remote.get(module):
+        raise UsageError(f"Cannot push {name} ({_type_name(value)}): the sprite's python3 "
+                         f"cannot import {module}; install it there (pip install {module})")
+    if module == "numpy" and type(value).__name__ == "ndarray" and value.dtype != object:
+        return "npy"
+    if type(value).__name__ == "DataFrame" and module == "pandas" \
+            and remote.get("pyarrow") and _local_has("pyarrow"):
+        return "parquet"
+    if remote.get("cloudpickle") and _local_has("cloudpickle"):
+        return "cloudpickle"
+    return "pickle"
+
+
+def _write(value: Any, kind: str, target: BinaryIO | PartWriter) -> None:
+    if kind == "raw":
+        target.write(value)
+    elif kind == "npy":
+        import numpy
+
+        numpy.save(target, value, allow_pickle=False)
+    elif kind == "parquet":
+        value.to_parquet(target)
+    elif kind == "cloudpickle":
+        import cloudpickle
+
+        cloudpickle.dump(value, target, protocol=pickle.HIGHEST_PROTOCOL)
+    else:
+        pickle.dump(value, target, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _read(path: str, kind: str) -> Any:
+    if kind == "parquet":
+        import pandas
+
+        return pandas.read_parquet(path)
+    with open(path, "rb") as source:
+        if kind == "raw":
+            return source.read()
+        if kind == "npy":
+            import numpy
+
+            return numpy.load(source, allow_pickle=False)
+        return pickle.load(source)
+
+
+def _accepted() -> list[str]:
+    formats = ["raw", "pickle"]
+    formats += [name for name, module in (("npy", "numpy"), ("parquet", "pyarrow"),
+                                          ("cloudpickle", "cloudpickle")) if _local_has(module)]
+    return formats
+
+
+def push_value(ctx: CommandContext, session: PythonSession, local: str, remote: str) -> None:
+    """Send ``local`` from this kernel to ``remote`` in the session (journaled)."""
+    sprite = session.sprite
+    with ctx.operation(sprite.name, "push", local):
+        if local not in ctx.shell.user_ns:
+            raise UsageError(f"No variable {local} in this kernel")
+        value = ctx.shell.user_ns[local]
+        kind = _push_format(value, session.info.get("has") or {}, local)
+        folder = f"{STATE_DIR}/transfer/{uuid.uuid4().hex}"
+        writer = PartWriter(sprite, f"{HOME}/{folder}")
+        started = time.monotonic()
+        try:
+            _write(value, kind, writer)
+        except (pickle.PicklingError, TypeError, AttributeError, ValueError) as error:
+            with contextlib.suppress(Exception):
+                sprite.delete(f"{HOME}/{folder}", recursive=True)
+            raise UsageError(f"Cannot push {local}: a {_type_name(value)} cannot be "
+                             f"serialised ({error})") from None
+        writer.close()
+        done = session.call("load", name=remote, dir=folder, parts=writer.parts, format=kind)
+        if done.get("status") != "ok":
+            raise UsageError(f"Cannot push {local} to sprite {sprite.name}: "
+                             f"{done.get('ename')}: {done.get('evalue')}")
+    print(f"Pushed {local} ({_type_name(value)}, {_size(writer.size)} as {kind}) to "
+          f"{remote} on sprite {sprite.name} in {time.monotonic() - started:.1f} s")
+
+
+def pull_value(ctx: CommandContext, session: PythonSession, remote: str, local: str) -> None:
+    """Fetch ``remote`` from the session into this kernel's ``local`` (journaled)."""
+    sprite = session.sprite
+    with ctx.operation(sprite.name, "pull", remote):
+        path = f"{STATE_DIR}/transfer/{uuid.uuid4().hex}.out"
+        started = time.monotonic()
+        done = session.call("dump", name=remote, path=path, formats=_accepted())
+        if done.get("status") != "ok":
+            ename, evalue = done.get("ename"), done.get("evalue")
+            if ename == "NameError":
+                raise UsageError(f"No variable {remote} in the Python session on sprite "
+                                 f"{sprite.name}")
+            raise UsageError(f"Cannot pull {remote}: a {done.get('type_name') or 'value'} "
+                             f"that cannot be serialised ({ename}: {evalue})")
+        handle, local_path = tempfile.mkstemp(prefix="sprite-pull-")
+        os.close(handle)
+        try:
+            sprite.download(f"{HOME}/{path}", local_path)
+            ctx.shell.user_ns[local] = _read(local_path, str(done["format"]))
+        finally:
+            os.unlink(local_path)
+            with contextlib.suppress(Exception):
+                sprite.delete(f"{HOME}/{path}")
+    print(f"Pulled {remote} ({done.get('type_name')}, {_size(int(done.get('size', 0)))} as "
+          f"{done['format']}) into {local} from sprite {sprite.name} in "
+          f"{time.monotonic() - started:.1f} s")

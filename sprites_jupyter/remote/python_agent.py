@@ -1,0 +1,548 @@
+"""The agent behind ``%%sprite_python``: a persistent Python interpreter inside a sprite.
+
+Standard library only, Python 3.8+. It runs as one exec session and speaks
+newline-delimited JSON: requests on stdin, replies and events on stdout. The user's
+code never touches those channels: ``sys.stdout``/``sys.stderr`` (and file
+descriptors 1 and 2, so subprocesses too) are captured and sent as ``stream``
+events, and descriptor 0 reads ``/dev/null``. Every reply carries the request's
+``id``; a client that attaches later skips the replayed lines it does not own.
+
+Requests (``op``): ``hello``, ``run`` (``code``), ``vars``, ``status``, ``load``
+(a pushed value: ``name``, ``format``, ``dir`` of parts, ``parts``), ``dump``
+(a value to pull: ``name``, ``path``, ``formats`` the client reads), ``exit``.
+Paths are relative to ``$HOME``, which is where the filesystem API's
+``/home/sprite`` lives. SIGINT raises ``KeyboardInterrupt`` in the running cell
+only; between cells it is ignored.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import builtins
+import codecs
+import importlib.util
+import io
+import json
+import linecache
+import os
+import pickle
+import pprint
+import select
+import shutil
+import signal
+import sys
+import threading
+import time
+import traceback
+import types
+import warnings
+
+MIN_PYTHON = (3, 8)
+FLUSH_INTERVAL = 0.05
+FLUSH_SIZE = 64 * 1024
+COPY_CHUNK = 8 * 1024 * 1024
+REPR_METHODS = (
+    ("text/html", "_repr_html_"),
+    ("text/markdown", "_repr_markdown_"),
+    ("image/svg+xml", "_repr_svg_"),
+    ("image/png", "_repr_png_"),
+    ("image/jpeg", "_repr_jpeg_"),
+    ("text/latex", "_repr_latex_"),
+    ("application/json", "_repr_json_"),
+)
+AGENT_FILE = os.path.abspath(__file__)
+
+
+class Channel:
+    """The protocol's output: one JSON object per line on a private descriptor."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.lock = threading.Lock()
+
+    def send(self, message: dict) -> None:
+        data = (json.dumps(message, default=repr) + "\n").encode()
+        with self.lock:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.fd, view):]
+
+
+class Streams:
+    """Captured output: Python-level writes and descriptor-level writes become events."""
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self.request_id = None
+        self.lock = threading.Lock()
+        self.buffers = {"stdout": [], "stderr": []}
+        self.sizes = {"stdout": 0, "stderr": 0}
+        self.pipes = {}
+
+    def write(self, name: str, text: str) -> None:
+        if not text:
+            return
+        with self.lock:
+            self.buffers[name].append(text)
+            self.sizes[name] += len(text)
+            large = self.sizes[name] >= FLUSH_SIZE
+        if large:
+            self.flush()
+
+    def flush(self) -> None:
+        with self.lock:
+            pending = [(name, "".join(parts)) for name, parts in self.buffers.items() if parts]
+            for name in self.buffers:
+                self.buffers[name] = []
+                self.sizes[name] = 0
+            for name, text in pending:
+                self.channel.send({"type": "stream", "id": self.request_id, "name": name,
+                                   "text": text})
+
+    def capture_descriptors(self) -> None:
+        """Point fds 1 and 2 at pipes read by threads (subprocess output is captured too)."""
+        for fd, name in ((1, "stdout"), (2, "stderr")):
+            read_end, write_end = os.pipe()
+            os.dup2(write_end, fd)
+            os.close(write_end)
+            self.pipes[name] = read_end
+            threading.Thread(target=self._pump, args=(read_end, name), daemon=True).start()
+        threading.Thread(target=self._tick, daemon=True).start()
+
+    def _pump(self, fd: int, name: str) -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        while True:
+            data = os.read(fd, 65536)
+            if not data:
+                return
+            self.write(name, decoder.decode(data))
+
+    def _tick(self) -> None:
+        while True:
+            time.sleep(FLUSH_INTERVAL)
+            self.flush()
+
+    def drain(self) -> None:
+        """Forward what subprocesses wrote so far, then flush everything."""
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select(list(self.pipes.values()), [], [], 0)
+            if not ready:
+                break
+            time.sleep(0.005)
+        self.flush()
+
+
+class StreamWriter(io.TextIOBase):
+    """``sys.stdout``/``sys.stderr`` for user code."""
+
+    def __init__(self, streams: Streams, name: str) -> None:
+        self.streams = streams
+        self.name = name
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.streams.write(self.name, text)
+        return len(text)
+
+    def isatty(self) -> bool:
+        return False
+
+
+def _json_safe(data: dict) -> dict:
+    safe = {}
+    for mime, value in data.items():
+        if isinstance(value, bytes):
+            value = base64.b64encode(value).decode("ascii")
+        elif mime.startswith("image/") and mime != "image/svg+xml" and isinstance(value, str):
+            value = value.strip()
+        safe[mime] = value
+    return safe
+
+
+class Formatter:
+    """MIME bundles for objects: IPython's formatter when the sprite has IPython."""
+
+    def __init__(self) -> None:
+        self.ipython = None
+        if importlib.util.find_spec("IPython") is not None:
+            try:
+                from IPython.core.formatters import DisplayFormatter
+                self.ipython = DisplayFormatter()
+            except Exception:
+                self.ipython = None
+
+    def bundle(self, obj: object) -> tuple:
+        if self.ipython is not None:
+            try:
+                data, metadata = self.ipython.format(obj)
+                if "text/plain" in data:
+                    return _json_safe(data), metadata
+            except Exception:
+                pass
+        return self._own(obj)
+
+    def _own(self, obj: object) -> tuple:
+        data, metadata = {}, {}
+        if not isinstance(obj, type):
+            method = getattr(obj, "_repr_mimebundle_", None)
+            if callable(method):
+                found = _call(method, include=None, exclude=None)
+                if isinstance(found, tuple) and len(found) == 2:
+                    found, metadata = found
+                if isinstance(found, dict):
+                    data.update(found)
+            for mime, name in REPR_METHODS:
+                method = getattr(obj, name, None)
+                if mime in data or not callable(method):
+                    continue
+                found = _call(method)
+                if isinstance(found, tuple) and len(found) == 2:
+                    found, metadata[mime] = found
+                if found is not None:
+                    data[mime] = found
+        if "text/plain" not in data:
+            try:
+                data["text/plain"] = pprint.pformat(obj)
+            except Exception:
+                data["text/plain"] = object.__repr__(obj)
+        return _json_safe(data), metadata or {}
+
+
+def _call(method, **kwargs):
+    try:
+        return method(**kwargs)
+    except Exception:
+        return None
+
+
+def describe_type(value: object) -> str:
+    kind = type(value)
+    module = kind.__module__
+    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
+
+
+def describe_size(value: object) -> str:
+    shape = getattr(value, "shape", None)
+    if isinstance(shape, tuple):
+        return " x ".join(str(n) for n in shape) or "scalar"
+    try:
+        return f"{len(value)} items" if not isinstance(value, (str, bytes)) else f"{len(value)}"
+    except Exception:
+        return ""
+
+
+class Agent:
+    """Runs requests one at a time in the main thread, against one namespace."""
+
+    def __init__(self, channel: Channel, streams: Streams) -> None:
+        self.channel = channel
+        self.streams = streams
+        self.formatter = Formatter()
+        self.module = types.ModuleType("__main__")
+        self.module.__dict__["__builtins__"] = builtins
+        sys.modules["__main__"] = self.module
+        self.namespace = self.module.__dict__
+        self.cells = 0
+        self.started = time.time()
+        self.in_user_code = False
+        self.request_id = None
+
+    # -- display ---------------------------------------------------------------
+
+    def display(self, *objects: object, **_options: object) -> None:
+        for obj in objects:
+            data, metadata = self.formatter.bundle(obj)
+            self.streams.flush()
+            self.channel.send({"type": "display", "id": self.request_id, "data": data,
+                               "metadata": metadata})
+
+    def install_display(self) -> None:
+        builtins.display = self.display
+        if self.formatter.ipython is not None:
+            try:
+                import IPython.core.display_functions as functions
+                import IPython.display as public
+                functions.display = self.display
+                public.display = self.display
+            except Exception:
+                pass
+
+    def flush_figures(self) -> None:
+        """Matplotlib figures made in the cell, as PNG (what the inline backend does)."""
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        if pyplot is None:
+            return
+        if getattr(pyplot.show, "__name__", "") != "flush_figures":
+            pyplot.show = self.flush_figures
+        for number in pyplot.get_fignums():
+            figure = pyplot.figure(number)
+            buffer = io.BytesIO()
+            figure.savefig(buffer, format="png", bbox_inches="tight")
+            self.streams.flush()
+            self.channel.send({"type": "display", "id": self.request_id,
+                               "data": {"image/png": base64.b64encode(buffer.getvalue())
+                                        .decode("ascii"), "text/plain": repr(figure)},
+                               "metadata": {}})
+        pyplot.close("all")
+
+    # -- requests --------------------------------------------------------------
+
+    def serve(self, requests) -> None:
+        for line in requests:
+            try:
+                request = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(request, dict):
+                continue
+            if request.get("op") == "exit":
+                return
+            self.handle(request)
+
+    def handle(self, request: dict) -> None:
+        self.request_id = request.get("id")
+        self.streams.request_id = self.request_id
+        handler = getattr(self, "op_" + str(request.get("op")), None)
+        reply = {"type": "done", "id": self.request_id, "status": "ok"}
+        try:
+            if handler is None:
+                raise ValueError(f"unknown request {request.get('op')!r}")
+            reply.update(handler(request) or {})
+        except KeyboardInterrupt:
+            reply.update(status="error", ename="KeyboardInterrupt", evalue="",
+                         traceback=[])
+        except Exception as error:
+            reply.update(status="error", ename=type(error).__name__, evalue=str(error),
+                         traceback=[])
+        self.streams.drain()
+        self.channel.send(reply)
+        self.streams.request_id = None
+
+    def op_hello(self, request: dict) -> dict:
+        session = request.get("session_id")
+        if session:
+            record_session(str(session), self.started)
+        return {"pid": os.getpid(), "started": self.started, "boot_id": boot_id(),
+                "python": sys.version.split()[0], "executable": sys.executable,
+                "has": {name: importlib.util.find_spec(name) is not None
+                        for name in ("numpy", "pandas", "pyarrow", "cloudpickle",
+                                     "IPython", "matplotlib")}}
+
+    def op_run(self, request: dict) -> dict:
+        self.cells += 1
+        filename = f"<sprite cell {self.cells}>"
+        code = str(request.get("code", ""))
+        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+        try:
+            value, show = self.execute(code, filename)
+        except BaseException as error:
+            self.flush_figures()
+            return {"status": "error", "ename": type(error).__name__,
+                    "evalue": str(error), "traceback": user_traceback(error)}
+        if show and value is not None:
+            self.namespace["_"] = value
+            self.display(value)
+        self.flush_figures()
+        return {}
+
+    def execute(self, code: str, filename: str) -> tuple:
+        tree = ast.parse(code, filename, "exec")
+        last = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = ast.Expression(tree.body.pop().value)
+        body = compile(tree, filename, "exec")
+        tail = compile(last, filename, "eval") if last is not None else None
+        self.in_user_code = True
+        try:
+            exec(body, self.namespace)
+            value = eval(tail, self.namespace) if tail is not None else None
+        finally:
+            self.in_user_code = False
+        return value, not code.rstrip().endswith(";")
+
+    def op_vars(self, request: dict) -> dict:
+        rows = []
+        for name, value in list(self.namespace.items()):
+            if name.startswith("_") or isinstance(value, types.ModuleType):
+                continue
+            try:
+                info = repr(value)
+            except Exception:
+                info = object.__repr__(value)
+            rows.append({"name": name, "type": describe_type(value),
+                         "size": describe_size(value),
+                         "info": info if len(info) <= 60 else info[:59] + "…"})
+        return {"value": rows}
+
+    def op_status(self, request: dict) -> dict:
+        return {"value": {"pid": os.getpid(), "started": self.started,
+                          "memory": resident_bytes(), "cells": self.cells,
+                          "python": sys.version.split()[0]}}
+
+    def op_load(self, request: dict) -> dict:
+        name = str(request["name"])
+        path = os.path.join(os.environ.get("HOME", "."), str(request["dir"]))
+        joined = path + ".bin"
+        try:
+            with open(joined, "wb") as target:
+                for index in range(int(request["parts"])):
+                    part = os.path.join(path, f"{index:06d}")
+                    with open(part, "rb") as source:
+                        shutil.copyfileobj(source, target, COPY_CHUNK)
+                    os.remove(part)
+            self.in_user_code = True
+            try:
+                value = read_value(joined, str(request["format"]))
+            finally:
+                self.in_user_code = False
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+            if os.path.exists(joined):
+                os.remove(joined)
+        self.namespace[name] = value
+        return {"type_name": describe_type(value)}
+
+    def op_dump(self, request: dict) -> dict:
+        name = str(request["name"])
+        if name not in self.namespace:
+            raise NameError(f"name '{name}' is not defined on the sprite")
+        value = self.namespace[name]
+        path = os.path.join(os.environ.get("HOME", "."), str(request["path"]))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        kind = choose_format(value, list(request.get("formats") or ()))
+        self.in_user_code = True
+        try:
+            with open(path, "wb") as target:
+                write_value(value, kind, target)
+        except BaseException:
+            os.remove(path)
+            raise
+        finally:
+            self.in_user_code = False
+        return {"format": kind, "size": os.path.getsize(path),
+                "type_name": describe_type(value)}
+
+
+def user_traceback(error: BaseException) -> list:
+    """The traceback without the agent's own frames."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == AGENT_FILE:
+        tb = tb.tb_next
+    if isinstance(error, SyntaxError):
+        return traceback.format_exception_only(type(error), error)
+    return traceback.format_exception(type(error), error, tb)
+
+
+def choose_format(value: object, accepted: list) -> str:
+    module = type(value).__module__.split(".")[0]
+    if type(value) is bytes and "raw" in accepted:
+        return "raw"
+    if (module == "numpy" and type(value).__name__ == "ndarray" and "npy" in accepted
+            and value.dtype != object):
+        return "npy"
+    if (module == "pandas" and type(value).__name__ == "DataFrame" and "parquet" in accepted
+            and importlib.util.find_spec("pyarrow") is not None):
+        return "parquet"
+    if "cloudpickle" in accepted and importlib.util.find_spec("cloudpickle") is not None:
+        return "cloudpickle"
+    return "pickle"
+
+
+def write_value(value: object, kind: str, target) -> None:
+    if kind == "raw":
+        target.write(value)
+    elif kind == "npy":
+        import numpy
+        numpy.save(target, value, allow_pickle=False)
+    elif kind == "parquet":
+        value.to_parquet(target)
+    elif kind == "cloudpickle":
+        import cloudpickle
+        cloudpickle.dump(value, target, protocol=pickle.HIGHEST_PROTOCOL)
+    else:
+        pickle.dump(value, target, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def read_value(path: str, kind: str) -> object:
+    if kind == "parquet":
+        import pandas
+        return pandas.read_parquet(path)
+    with open(path, "rb") as source:
+        if kind == "raw":
+            return source.read()
+        if kind == "npy":
+            import numpy
+            return numpy.load(source, allow_pickle=False)
+        return pickle.load(source)
+
+
+def boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as source:
+            return source.read().strip()
+    except OSError:
+        return ""
+
+
+def resident_bytes() -> int:
+    try:
+        with open("/proc/self/status") as source:
+            for line in source:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def sessions_dir() -> str:
+    return os.path.join(os.environ.get("HOME", "."), ".sprites_jupyter", "python", "sessions")
+
+
+def record_session(session_id: str, started: float) -> None:
+    """Leave ``sessions/<id>.json`` so a restarted kernel can attach; removed at exit."""
+    folder = sessions_dir()
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{session_id}.json")
+    with open(path, "w") as target:
+        json.dump({"session_id": session_id, "pid": os.getpid(), "started": started,
+                   "boot_id": boot_id()}, target)
+    import atexit
+    atexit.register(lambda: os.path.exists(path) and os.remove(path))
+
+
+def main() -> None:
+    if sys.version_info < MIN_PYTHON:
+        sys.stderr.write("sprite_python needs python3 3.8 or newer on the sprite\n")
+        sys.exit(3)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    warnings.filterwarnings("ignore", message=".*non-interactive.*cannot be shown")
+    requests = os.fdopen(os.dup(0), "rb")
+    channel = Channel(os.dup(1))
+    quiet = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(quiet, 0)
+    os.close(quiet)
+    streams = Streams(channel)
+    streams.capture_descriptors()
+    sys.stdin = io.StringIO("")
+    sys.stdout = StreamWriter(streams, "stdout")
+    sys.stderr = StreamWriter(streams, "stderr")
+    agent = Agent(channel, streams)
+    agent.install_display()
+
+    def interrupt(signum, frame):
+        if agent.in_user_code:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    agent.serve(requests)
+    streams.flush()
+
+
+if __name__ == "__main__":
+    main()
