@@ -116,8 +116,7 @@ class SpriteMagics(Magics, SpriteSettings):
         self.close()
 
     def close(self) -> None:
-        """Close the client (a new one is made on next use); Python sessions keep running."""
-        python_cells.detach_all(self.context)
+        """Close the client (a new one is made on next use)."""
         if self._client is not None:
             self._client.close()
             self._client = None

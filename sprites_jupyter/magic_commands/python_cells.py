@@ -239,9 +239,10 @@ def _pairs(args: Namespace) -> list[tuple[str, str]]:
 
 def push(ctx: CommandContext, args: Namespace) -> None:
     """``%sprite push NAME … [--as REMOTE]``: kernel variables into the sprite's session."""
+    pairs = _pairs(args)
     session = session_for(ctx, ctx.target(args.sprite))
     try:
-        for local, remote in _pairs(args):
+        for local, remote in pairs:
             push_value(ctx, session, local, remote)
     except SessionEnded:
         raise _forget(ctx, session) from None
@@ -249,9 +250,10 @@ def push(ctx: CommandContext, args: Namespace) -> None:
 
 def pull(ctx: CommandContext, args: Namespace) -> None:
     """``%sprite pull NAME … [--as LOCAL]``: session variables into this kernel."""
+    pairs = _pairs(args)
     session = session_for(ctx, ctx.target(args.sprite))
     try:
-        for remote, local in _pairs(args):
+        for remote, local in pairs:
             pull_value(ctx, session, remote, local)
     except SessionEnded:
         raise _forget(ctx, session) from None

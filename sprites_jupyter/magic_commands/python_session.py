@@ -111,6 +111,7 @@ class PythonSession:
             self.started_at = datetime.fromtimestamp(started, UTC)
 
     def _start_failure(self) -> str:
+        self._reader.join(STOP_WAIT)
         name = self.sprite.name
         if self.exit_code == _NO_PYTHON:
             return (f"Sprite {name} has no {PYTHON}: install Python 3.8 or newer there "
@@ -162,7 +163,8 @@ class PythonSession:
         try:
             self.command.write(line.encode())
         except SpritesError as error:
-            self.lost = True
+            self._reader.join(STOP_WAIT)
+            self.lost = self.lost or self.exit_code is None
             raise SessionEnded(op) from error
         return request_id
 

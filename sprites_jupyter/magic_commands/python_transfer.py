@@ -12,6 +12,7 @@ sides, anything else by pickle (cloudpickle when both sides have it).
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib.util
 import os
 import pickle
@@ -81,6 +82,9 @@ class PartWriter:
         self.sprite.write_file(f"{self.folder}/{self.parts:06d}", bytes(self._buffer))
         self.parts += 1
         self._buffer.clear()
+        # httpx's request/response objects form reference cycles that keep each part's
+        # bytes alive until the collector runs; collect the young ones now.
+        gc.collect(1)
 
 
 def _type_name(value: Any) -> str:

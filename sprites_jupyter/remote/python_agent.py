@@ -317,7 +317,7 @@ class Agent:
                          traceback=[])
         except Exception as error:
             reply.update(status="error", ename=type(error).__name__, evalue=str(error),
-                         traceback=[])
+                         traceback=[], type_name=getattr(error, "type_name", ""))
         self.streams.drain()
         self.channel.send(reply)
         self.streams.request_id = None
@@ -418,8 +418,9 @@ class Agent:
         try:
             with open(path, "wb") as target:
                 write_value(value, kind, target)
-        except BaseException:
+        except BaseException as error:
             os.remove(path)
+            error.type_name = describe_type(value)
             raise
         finally:
             self.in_user_code = False

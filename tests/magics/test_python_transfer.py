@@ -1,0 +1,117 @@
+"""%sprite push / pull and --push / --pull against the real local server."""
+
+from __future__ import annotations
+
+import threading
+import tracemalloc
+
+import pytest
+
+from sprites_jupyter.magic_commands import python_transfer
+from sprites_jupyter.magic_commands.python_cells import sessions_of
+
+from .python_helpers import need, run_captured, sprite_has
+
+
+def test_bytes_and_a_dict_round_trip(ip, current, capsys):
+    ip.shell.user_ns.update(blob=bytes(range(256)) * 3, config={"a": [1, 2.5], "b": None})
+    ip.ok("%sprite push blob config")
+    assert "Pushed blob (bytes, 768 bytes as raw)" in capsys.readouterr().out
+    _, shown, _, _ = run_captured(ip, "%%sprite_python\ntype(blob).__name__, len(blob), "
+                                      "config['a']\n")
+    assert shown == [{"text/plain": "('bytes', 768, [1, 2.5])"}]
+    ip.ok("%sprite pull blob --as blob2")
+    ip.ok("%sprite pull config --as config2")
+    assert ip.shell.user_ns["blob2"] == ip.shell.user_ns["blob"]
+    assert ip.shell.user_ns["config2"] == {"a": [1, 2.5], "b": None}
+
+
+def test_cell_push_and_pull_options(ip, current):
+    ip.shell.user_ns["numbers"] = [3, 1, 2]
+    ip.ok("%%sprite_python --push numbers --pull ordered,total\n"
+          "ordered = sorted(numbers)\ntotal = sum(numbers)\n")
+    assert ip.shell.user_ns["ordered"] == [1, 2, 3] and ip.shell.user_ns["total"] == 6
+    ops = [(e.operation, e.target, e.outcome) for e in ip.magics.journal.entries
+           if e.operation in ("push", "pull")]
+    assert ops[-3:] == [("push", "numbers", "ok"), ("pull", "ordered", "ok"),
+                        ("pull", "total", "ok")]
+
+
+def test_a_dataframe_round_trip_keeps_dtypes(ip, current):
+    need(ip, current, "pandas")
+    import pandas as pd
+
+    frame = pd.DataFrame({"i": pd.array([1, 2, 3], dtype="int32"),
+                          "f": [0.5, 1.5, None], "s": ["a", "b", "c"],
+                          "t": pd.to_datetime(["2026-01-01", "2026-01-02", "2026-01-03"],
+                                              utc=True),
+                          "c": pd.Categorical(["x", "y", "x"])}, index=[10, 20, 30])
+    ip.shell.user_ns["frame"] = frame
+    ip.ok("%sprite push frame --as remote_frame")
+    _, shown, _, _ = run_captured(ip, "%%sprite_python\nstr(remote_frame.dtypes['i']), "
+                                      "remote_frame.shape\n")
+    assert shown == [{"text/plain": "('int32', (3, 5))"}]
+    ip.ok("%sprite pull remote_frame --as back")
+    back = ip.shell.user_ns["back"]
+    pd.testing.assert_frame_equal(back, frame)
+    assert back.dtypes.to_dict() == frame.dtypes.to_dict()
+
+
+def test_a_numpy_array_round_trip(ip, current, capsys):
+    need(ip, current, "numpy")
+    import numpy as np
+
+    ip.shell.user_ns["grid"] = np.arange(12, dtype="float32").reshape(3, 4)
+    ip.ok("%sprite push grid")
+    assert "as npy" in capsys.readouterr().out
+    ip.ok("%%sprite_python\ngrid2 = grid * 2\n")
+    ip.ok("%sprite pull grid2")
+    back = ip.shell.user_ns["grid2"]
+    assert back.dtype == np.float32 and back.shape == (3, 4)
+    assert (back == np.arange(12, dtype="float32").reshape(3, 4) * 2).all()
+
+
+def test_pushing_pandas_to_a_sprite_without_pandas_is_one_line(ip, current):
+    if sprite_has(ip, current, "pandas"):
+        pytest.skip("the sprite's python3 has pandas, so there is nothing to refuse")
+    import pandas as pd
+
+    ip.shell.user_ns["frame"] = pd.DataFrame({"a": [1]})
+    message = ip.fails("%sprite push frame")
+    assert message == ("Cannot push frame (pandas.DataFrame): the sprite's python3 cannot "
+                       "import pandas; install it there (pip install pandas)")
+
+
+def test_values_that_cannot_be_serialised_fail_with_one_line_naming_the_type(ip, current):
+    ip.shell.user_ns["lock"] = threading.Lock()
+    message = ip.fails("%sprite push lock")
+    assert message.startswith("Cannot push lock: a _thread.lock cannot be serialised")
+    ip.ok("%%sprite_python\nnumbers = (n for n in range(3))\n")
+    message = ip.fails("%sprite pull numbers")
+    assert message.startswith("Cannot pull numbers: a generator that cannot be serialised")
+    assert ip.fails("%sprite pull missing") == (f"No variable missing in the Python session "
+                                                f"on sprite {current}")
+    assert ip.fails("%sprite push missing") == "No variable missing in this kernel"
+
+
+@pytest.mark.timeout(600)
+def test_a_200_mb_value_round_trips_with_bounded_memory(ip, current):
+    size = 200 * 1024 * 1024
+    ip.shell.user_ns["big"] = bytes(range(256)) * (size // 256)
+    ip.ok("%%sprite_python\npass\n")
+    tracemalloc.start()
+    try:
+        ip.ok("%sprite push big")
+        _, pushed_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        ip.ok("%sprite pull big --as big_back")
+        _, pulled_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    chunk = python_transfer.PART_SIZE
+    assert pushed_peak < 8 * chunk, f"push held {pushed_peak} bytes at once"
+    assert pulled_peak < size + 8 * chunk, f"pull held {pulled_peak} bytes at once"
+    assert ip.shell.user_ns["big_back"] == ip.shell.user_ns["big"]
+    status = ip.ok("%sprite python")
+    assert status["memory"] < 2 * size, "the agent held the value twice"
+    assert sessions_of(ip.magics.context)[current].alive
