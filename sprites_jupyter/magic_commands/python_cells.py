@@ -68,7 +68,7 @@ def _why_ended(ctx: CommandContext, session: PythonSession) -> str:
     name = session.sprite.name
     restores = [entry for entry in ctx.journal.entries
                 if entry.sprite == name and entry.operation == "restore"
-                and entry.outcome == "ok" and entry.time >= session.started_at]
+                and entry.outcome.startswith("ok") and entry.time >= session.started_at]
     if restores:
         return f"the sprite was restored to {restores[-1].target}"
     boot_id = session.info.get("boot_id")
