@@ -8,6 +8,7 @@ returns a DataFrame with stable columns and dtypes, even when empty: times are
 from __future__ import annotations
 
 import posixpath
+import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -39,8 +40,13 @@ def _frame(index: str, index_values: list[Any], columns: Mapping[str, pd.Series]
     return frame
 
 
+# The columns %sprite list shows unless asked for all: what tells sprites apart.
+SPRITE_SUMMARY_COLUMNS = ["status", "url", "created_at", "labels"]
+
+
 def sprites_frame(sprites: Iterable[Any]) -> pd.DataFrame:
-    """One row per sprite, indexed by name."""
+    """One row per sprite, indexed by name (:data:`SPRITE_SUMMARY_COLUMNS` is the short
+    selection)."""
     rows = list(sprites)
     return _frame("name", [s.name for s in rows], {
         "status": pd.Series([s.status or "" for s in rows], dtype="object"),
@@ -78,7 +84,7 @@ def services_frame(services: Iterable[Any]) -> pd.DataFrame:
     return _frame("name", [s.name for s in rows], {
         "status": pd.Series([st.status if st else "" for st in states], dtype="object"),
         "pid": pd.Series([st.pid if st else None for st in states], dtype="Int64"),
-        "command": pd.Series([" ".join((s.cmd, *(s.args or ()))) for s in rows],
+        "command": pd.Series([shlex.join((s.cmd, *(s.args or ()))) for s in rows],
                              dtype="object"),
         "needs": pd.Series([", ".join(s.needs or ()) for s in rows], dtype="object"),
         "http_port": pd.Series([s.http_port for s in rows], dtype="Int64"),
@@ -138,7 +144,8 @@ def exit_codes_frame(outcomes: Iterable[Any]) -> pd.DataFrame:
     rows = list(outcomes)
     return _frame("sprite", [o.sprite for o in rows], {
         "exit_code": pd.Series([o.exit_code for o in rows], dtype="Int64"),
-        "duration": pd.Series([o.duration for o in rows], dtype="Float64"),
+        "duration": pd.Series([None if o.duration is None else round(o.duration, 3)
+                               for o in rows], dtype="Float64"),
         "error": pd.Series([o.error for o in rows], dtype="object"),
     })
 

@@ -82,5 +82,5 @@ class Journal:
             "operation": pd.Series([e.operation for e in rows], dtype="object"),
             "target": pd.Series([e.target for e in rows], dtype="object"),
             "outcome": pd.Series([e.outcome for e in rows], dtype="object"),
-            "duration": pd.Series([e.duration for e in rows], dtype="float64"),
+            "duration": pd.Series([round(e.duration, 3) for e in rows], dtype="float64"),
         })

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Self, TypeVar
 
+from .display import html_table as _html_table
+from .display import short as _short
+from .display import when as _when
 from .errors import InvalidRequest, ProtocolError
 
 M = TypeVar("M")
@@ -114,6 +118,15 @@ class SpriteInfo:
         """``"sprite"`` or ``"public"``: who may reach the sprite's URL."""
         return self.url_settings.get("auth")
 
+    def __repr__(self) -> str:
+        return f"SpriteInfo({self.name!r}, {self.status or 'unknown'}, {self.url or 'no url'})"
+
+    def _repr_html_(self) -> str:
+        return _html_table(f"Sprite {self.name}", [
+            ("status", self.status), ("url", self.url), ("id", self.id),
+            ("created", _when(self.created_at) if self.created_at else ""),
+            ("labels", ", ".join(self.labels))])
+
     @classmethod
     def from_json(cls, data: object) -> Self:
         get = data.get if isinstance(data, dict) else _absent
@@ -135,6 +148,17 @@ class Checkpoint:
     is_auto: bool = False
     health: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    def __repr__(self) -> str:
+        comment = f", {_short(self.comment, 40)}" if self.comment else ""
+        return f"Checkpoint({self.id}, {_when(self.create_time)}{comment})"
+
+    def _repr_html_(self) -> str:
+        lineage = " → ".join((*self.history, self.id)) if self.history else ""
+        return _html_table(f"Checkpoint {self.id}", [
+            ("created", _when(self.create_time)), ("comment", self.comment),
+            ("source", self.source_id or ""), ("lineage", lineage),
+            ("automatic", "yes" if self.is_auto else "")])
 
     @classmethod
     def from_json(cls, data: object) -> Self:
@@ -213,6 +237,22 @@ class Service:
     dir: str | None = None
     state: ServiceState | None = None
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def command(self) -> str:
+        """The command line, shell-quoted as one would type it."""
+        return shlex.join((self.cmd, *self.args))
+
+    def __repr__(self) -> str:
+        status = self.state.status if self.state is not None else "no state"
+        return f"Service({self.name!r}, {_short(self.command)}, {status})"
+
+    def _repr_html_(self) -> str:
+        state = self.state
+        return _html_table(f"Service {self.name}", [
+            ("command", self.command), ("status", state.status if state else ""),
+            ("pid", state.pid if state else None), ("needs", ", ".join(self.needs)),
+            ("http_port", self.http_port), ("error", state.error if state else None)])
 
     @classmethod
     def from_json(cls, data: object) -> Self:
@@ -331,6 +371,12 @@ class ExecResult:
     @property
     def ok(self) -> bool:
         return self.exit_code == 0
+
+    def __repr__(self) -> str:
+        lines = len(self.stdout.splitlines())
+        return (f"ExecResult(exit_code={self.exit_code}, duration={self.duration:.2f} s, "
+                f"stdout={_short(self.stdout, 40)} ({lines} lines), "
+                f"stderr={_short(self.stderr, 40)})")
 
 
 _ACTIONS = ("allow", "deny")

@@ -125,7 +125,7 @@ SUBCOMMANDS: dict[str, str] = {
     "status": "backend, current sprite and its status (also plain %sprite)",
     "help": "help on a subcommand: %sprite help SUBCOMMAND",
     "use": "select the current sprite: use NAME [--create]",
-    "list": "all sprites (DataFrame)",
+    "list": "all sprites (DataFrame): list [--prefix P] [--all]",
     "create": "create a sprite: create NAME [--exist-ok]",
     "destroy": "delete a sprite and everything in it: destroy NAME --yes",
     "exec": "run one command line: exec [options] CMD …",
@@ -199,6 +199,8 @@ def _build(name: str) -> SpriteArgumentParser:
         add("--create", action="store_true", help="create the sprite if it does not exist")
     elif name == "list":
         add("--prefix", help="only names starting with this")
+        add("--all", action="store_true",
+            help="every column (id, organization, updated_at too)")
     elif name == "create":
         add("name")
         add("--exist-ok", action="store_true",

@@ -8,7 +8,7 @@ import pandas as pd
 from IPython.core.error import UsageError
 
 from ..client import AuthError, Conflict, ConnectionFailed, NotFound
-from ..frames import sprites_frame
+from ..frames import SPRITE_SUMMARY_COLUMNS, sprites_frame
 from .context import CommandContext
 
 __all__ = ["create", "destroy", "listing", "status", "use"]
@@ -56,9 +56,10 @@ def use(ctx: CommandContext, args: Namespace) -> None:
 
 
 def listing(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
-    """All sprites as a DataFrame."""
+    """All sprites as a DataFrame: the useful columns, or every one with ``--all``."""
     with ctx.operation("", "list", args.prefix or ""):
-        return sprites_frame(ctx.client.list_sprites(prefix=args.prefix))
+        frame = sprites_frame(ctx.client.list_sprites(prefix=args.prefix))
+    return frame if args.all else frame[SPRITE_SUMMARY_COLUMNS]
 
 
 def create(ctx: CommandContext, args: Namespace) -> None:

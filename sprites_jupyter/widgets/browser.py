@@ -24,6 +24,8 @@ from .progress import ProgressBar, ProgressView
 
 __all__ = ["CheckpointActions", "CheckpointBrowser", "checkpoint_table_text", "describe_age"]
 
+AGE_TICK = 5.0  # seconds between updates of the ages shown ("18 s ago")
+
 RESTORE_EFFECT = ("replaces the sprite's filesystem, service definitions and network policy "
                   "with the checkpoint's, and stops every running process")
 
@@ -73,9 +75,13 @@ def checkpoint_table_text(checkpoints: Iterable[Any]) -> str:
 class CheckpointBrowser:
     """Rows of checkpoints with Restore buttons, plus New checkpoint and Refresh."""
 
-    def __init__(self, title: str, actions: CheckpointActions) -> None:
+    def __init__(self, title: str, actions: CheckpointActions, *,
+                 age_tick: float = AGE_TICK) -> None:
         self.title = title
         self.actions = actions
+        self.age_tick = age_tick
+        self.ages: list[tuple[w.HTML, datetime | None]] = []
+        self._closed = threading.Event()
         self.checkpoints: list[Any] = []
         self.restore_buttons: dict[str, w.Button] = {}
         self.pending: str | None = None
@@ -107,6 +113,20 @@ class CheckpointBrowser:
             self.confirm_box, self.progress_box, self.message,
         ])
         self._render(self.actions.list())
+        threading.Thread(target=self._tick_ages, daemon=True).start()
+
+    def close(self) -> None:
+        """Close the widget and stop its clock."""
+        self._closed.set()
+        self.widget.close()
+
+    def _tick_ages(self) -> None:
+        """Keep the ages true ("3 min ago") while the browser is shown."""
+        while not self._closed.wait(self.age_tick) and self.widget.comm is not None:
+            for label, when in list(self.ages):
+                text = describe_age(when)
+                if label.value != text:
+                    label.value = text
 
     @property
     def buttons(self) -> list[w.Button]:
@@ -120,20 +140,24 @@ class CheckpointBrowser:
         if self.changes is not None:
             self.changes.forget()
         rows = []
+        ages = []
         for checkpoint in self.checkpoints:
             button = w.Button(description="Restore", icon="undo",
                               tooltip=f"Restore {checkpoint.id}")
             button.on_click(lambda _, cp=checkpoint: self._ask(cp))
             self.restore_buttons[checkpoint.id] = button
+            age = w.HTML(describe_age(checkpoint.create_time), layout=w.Layout(width="8em"))
+            ages.append((age, checkpoint.create_time))
             row = w.HBox([
-                w.HTML(f"<code>{html.escape(checkpoint.id)}</code>",
-                       layout=w.Layout(width="10em")),
-                w.HTML(describe_age(checkpoint.create_time), layout=w.Layout(width="8em")),
+                w.HTML(f'<code style="white-space:nowrap">{html.escape(checkpoint.id)}</code>',
+                       layout=w.Layout(width="14em")),
+                age,
                 w.HTML(html.escape(checkpoint.comment or ""), layout=w.Layout(width="24em")),
                 button,
             ])
             rows.extend(self._with_changes(checkpoint.id, row))
         self.rows.children = rows
+        self.ages = ages
 
     def _with_changes(self, checkpoint_id: str, row: w.HBox) -> list[w.Widget]:
         """The row with its Changes button, and the table that button expands into."""

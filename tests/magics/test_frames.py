@@ -15,6 +15,7 @@ from sprites_jupyter.client import (
 )
 from sprites_jupyter.frames import (
     checkpoints_frame,
+    exit_codes_frame,
     files_frame,
     policy_frame,
     services_frame,
@@ -67,3 +68,15 @@ def test_sprites_frame_joins_labels():
                                       created_at=NOW)])
     assert frame.loc["demo", "labels"] == "ml, gpu"
     assert frame.loc["demo", "created_at"] == NOW
+
+
+def test_services_frame_shows_the_command_shell_quoted():
+    frame = services_frame([Service("web", "sh", ("-c", "echo 'a b'; sleep 1"))])
+    assert frame.loc["web", "command"] == "sh -c 'echo '\"'\"'a b'\"'\"'; sleep 1'"
+
+
+def test_exit_code_durations_are_rounded_to_milliseconds():
+    from sprites_jupyter.magic_commands.execution import Outcome
+
+    frame = exit_codes_frame([Outcome("a", 0, 0.03960299599998507)])
+    assert frame.loc["a", "duration"] == 0.04

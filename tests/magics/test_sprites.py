@@ -139,3 +139,11 @@ def test_question_mark_shows_every_subcommand_with_its_options(ip, capsys):
     assert "--exist-ok" in out and "--rollback-on-error" in out and "--follow" in out
     ip.ok("%sprite help")
     assert "api_url" in capsys.readouterr().out
+
+
+def test_list_shows_the_useful_columns_and_all_of_them_on_request(ip, current):
+    frame = ip.ok("%sprite list")
+    assert list(frame.columns) == ["status", "url", "created_at", "labels"]
+    assert current in frame.index
+    every = ip.ok("%sprite list --all")
+    assert {"id", "organization", "updated_at"} <= set(every.columns)

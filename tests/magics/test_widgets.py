@@ -254,3 +254,29 @@ def test_saved_notebooks_get_the_state_as_text_not_the_widget_repr():
     panel.write("stdout", b"one\ntwo\n")
     panel.finish("failed", "exit code 2")
     assert ended == ["one\ntwo\ndemo: failed — exit code 2"]
+
+
+def test_browser_ages_tick_and_auto_ids_do_not_wrap():
+    recorder = Recorder()
+    recorder.listed = [Checkpoint("auto-1764625200000", datetime.now(UTC) - timedelta(seconds=3),
+                                  "before restore", is_auto=True)]
+    browser = CheckpointBrowser("demo", recorder.actions(), age_tick=0.05)
+    try:
+        label, _ = browser.ages[0]
+        first = label.value
+        assert first.endswith(" s ago")
+        deadline = time.monotonic() + 15
+        while label.value == first and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert label.value != first and label.value.endswith(" s ago")
+        id_cell = browser.rows.children[0].children[0]
+        assert "white-space:nowrap" in id_cell.value and "auto-1764625200000" in id_cell.value
+    finally:
+        browser.close()
+
+
+def test_finished_log_panel_hides_its_stop_button():
+    panel = LogPanel("demo", min_interval=0)
+    assert panel.stop_button.layout.display != "none"
+    panel.finish("done", "exit code 0 in 0.1 s")
+    assert panel.stop_button.layout.display == "none"
