@@ -152,7 +152,7 @@ class CheckpointBrowser:
                 w.HTML(f'<code style="white-space:nowrap">{html.escape(checkpoint.id)}</code>',
                        layout=w.Layout(width="14em")),
                 age,
-                w.HTML(html.escape(checkpoint.comment or ""), layout=w.Layout(width="24em")),
+                w.HTML(html.escape(checkpoint.comment or ""), layout=w.Layout(width="20em")),
                 button,
             ])
             rows.extend(self._with_changes(checkpoint.id, row))
