@@ -9,6 +9,7 @@ journal behind ``%sprite history``.
 from __future__ import annotations
 
 import os
+import sys
 from argparse import Namespace
 from collections.abc import Callable
 from typing import Any
@@ -77,6 +78,11 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
+def _tell(text: str) -> None:
+    """Say what a slow operation waits for (a sprite waking up), on stderr."""
+    print(text, file=sys.stderr, flush=True)
+
+
 @magics_class
 class SpriteMagics(Magics, SpriteSettings):
     """Run code in Sprites (persistent, checkpointable sandboxes) from IPython."""
@@ -104,12 +110,12 @@ class SpriteMagics(Magics, SpriteSettings):
 
     def _make_client(self) -> SpritesClient:
         if not self.api_url:
-            return SpritesClient.from_env(timeout=self.timeout)
+            return SpritesClient.from_env(timeout=self.timeout, on_wait=_tell)
         token = os.environ.get("SPRITES_TOKEN") or os.environ.get("SPRITE_TOKEN")
         if not token:
             raise UsageError(f"SpriteMagics.api_url is {self.api_url} but no token is set: "
                              "set SPRITES_TOKEN")
-        return SpritesClient(token, self.api_url, timeout=self.timeout)
+        return SpritesClient(token, self.api_url, timeout=self.timeout, on_wait=_tell)
 
     @observe("api_url", "timeout")
     def _settings_changed(self, change: Any) -> None:

@@ -4,34 +4,38 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import httpx
 
-from .errors import ProtocolError
+from .errors import NotFound, ProtocolError, SpritesError
 from .handle import SpriteHandle
 from .http import segment
 from .models import Checkpoint, StreamMessage
 from .streams import EventStream
 
-_VERSION = re.compile(r"\bv(\d+)\b")
+_VERSION = re.compile(r"\bv\d+\b")
+LIVE_ID = "Current"
 
 
-def _listed(checkpoint_id: object, include_auto: bool) -> bool:
-    """User checkpoints ``v<N>`` (and ``auto-<ms>`` when asked); never ``Current``."""
-    if not isinstance(checkpoint_id, str):
-        return False
-    if not checkpoint_id.isascii():
-        return False
-    if checkpoint_id[:1] == "v" and checkpoint_id[1:].isdigit():
-        return True
-    return include_auto and checkpoint_id[:5] == "auto-" and checkpoint_id[5:].isdigit()
+def _named_id(event: StreamMessage | None) -> str | None:
+    """The new checkpoint's id as a ``complete`` event gives it: an ``id`` field, or the
+    ``vN`` token of its text (``Checkpoint v3 created``)."""
+    if event is None:
+        return None
+    for key in ("id", "checkpoint_id"):
+        value = event.extra.get(key)
+        if isinstance(value, str) and value:
+            return value
+    match = _VERSION.search(event.text)
+    return match.group(0) if match else None
 
 
 class CheckpointStream(EventStream[StreamMessage]):
     """The events of a checkpoint creation; ``result`` is the new :class:`Checkpoint`.
 
-    The id is read from the ``complete`` event's text (``Checkpoint v3 created``); should
-    a server not name it, the newest ``v<N>`` is taken from the list instead.
+    The id comes from the ``complete`` event; when the server sends none, or names no
+    id that exists, the checkpoint listed after but not before the creation is taken.
     """
 
     def __init__(self, response: httpx.Response, *, what: str,
@@ -41,15 +45,14 @@ class CheckpointStream(EventStream[StreamMessage]):
         self.result: Checkpoint | None = None
         self._fetch = fetch
 
-    def _on_complete(self, event: StreamMessage) -> None:
-        match = _VERSION.search(event.text)
-        self.result = self._fetch(match.group(0) if match else None)
+    def _on_end(self) -> None:
+        self.result = self._fetch(_named_id(self.complete))
 
     def wait(self) -> Checkpoint:  # type: ignore[override]
         """Consume the stream; return the new checkpoint."""
         super().wait()
         if self.result is None:
-            raise ProtocolError(f"{self.what}: the stream completed without a checkpoint")
+            raise ProtocolError(f"{self.what}: the stream ended without a checkpoint")
         return self.result
 
 
@@ -58,23 +61,37 @@ class CheckpointsMixin(SpriteHandle):
                           raise_on_error: bool = True) -> CheckpointStream:
         """Snapshot the sprite's filesystem; iterate for progress or ``.wait()`` for it."""
         what = f"checkpoint of {self.name}"
+        before = self._listed_ids()
         response = self._http.stream("POST", self._path("/checkpoint"), what=what,
                                      json={"comment": comment} if comment else {})
-        return CheckpointStream(response, what=what, fetch=self._created,
+        return CheckpointStream(response, what=what,
+                                fetch=lambda named: self._created(named, before),
                                 raise_on_error=raise_on_error)
 
-    def _created(self, checkpoint_id: str | None) -> Checkpoint:
-        if checkpoint_id is not None:
-            return self.get_checkpoint(checkpoint_id)
-        versions = self.list_checkpoints()
-        if not versions:
-            raise ProtocolError(f"checkpoint of {self.name}: completed, but no checkpoint "
+    def _listed_ids(self) -> set[str] | None:
+        """Every id listed now (``None`` if the listing fails: only a fallback needs it)."""
+        try:
+            return {c.id for c in self.list_checkpoints(include_auto=True)}
+        except SpritesError:
+            return None
+
+    def _created(self, named: str | None, before: set[str] | None) -> Checkpoint:
+        if named is not None:
+            try:
+                return self.get_checkpoint(named)
+            except NotFound:
+                pass
+        fresh = [c for c in self.list_checkpoints(include_auto=True)
+                 if before is not None and c.id not in before]
+        if not fresh:
+            raise ProtocolError(f"checkpoint of {self.name}: completed, but no new checkpoint "
                                 "is listed")
-        return max(versions, key=lambda c: int(c.id[1:]))
+        return max(fresh, key=lambda c: c.create_time or datetime.min.replace(tzinfo=UTC))
 
     def list_checkpoints(self, include_auto: bool = False,
                          history: str | None = None) -> list[Checkpoint]:
-        """Checkpoints newest first, without the ``Current`` pseudo-entry.
+        """Checkpoints as the server lists them (newest first), every entry whatever its
+        id, except the ``Current`` pseudo-entry for the live state.
 
         ``history`` keeps those descending from that checkpoint (servers answer this
         in JSON or as text lines of ids; both are read).
@@ -87,14 +104,13 @@ class CheckpointsMixin(SpriteHandle):
         response = self._http.request("GET", self._path("/checkpoints"), params=params,
                                       what=f"list checkpoints of {self.name}")
         if history and "json" not in response.headers.get("content-type", ""):
-            ids = [m.group(0) for line in response.text.splitlines()
-                   if (m := re.search(r"\b(v\d+|auto-\d+)\b", line))]
+            ids = [line.strip() for line in response.text.splitlines() if line.strip()]
             return [self.get_checkpoint(checkpoint_id) for checkpoint_id in ids]
         body = response.json()
         if not isinstance(body, list):
             raise ProtocolError(f"list checkpoints of {self.name}: expected a JSON array")
         return [Checkpoint.from_json(item) for item in body
-                if isinstance(item, dict) and _listed(item.get("id"), include_auto)]
+                if isinstance(item, dict) and item.get("id") != LIVE_ID]
 
     def get_checkpoint(self, id: str) -> Checkpoint:
         response = self._http.request("GET", self._path(f"/checkpoints/{segment(id)}"),

@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
 import httpx
 
 from .errors import ConnectionFailed, ProtocolError, SpritesError
-from .http import DEFAULT_BASE_URL, HttpSession, segment
+from .http import DEFAULT_BASE_URL, LOCAL_HINT, HttpSession, Relocate, is_loopback_url, segment
 from .models import SpriteInfo
 from .sprite import Sprite
 
 _PAGE = 50
+
+
+def _local_server() -> tuple[str, str]:
+    """The URL and token of the local server for the default home, started if needed."""
+    from ..local.launcher import LaunchError, ensure_server
+
+    try:
+        server = ensure_server()
+    except LaunchError as exc:
+        raise ConnectionFailed(str(exc), url="local server") from None
+    return server.url, server.token
 
 
 class SpritesClient:
@@ -24,29 +36,38 @@ class SpritesClient:
     """
 
     def __init__(self, token: str, base_url: str = DEFAULT_BASE_URL, *, timeout: float = 30.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
-        self._http = HttpSession(token, base_url, timeout=timeout, transport=transport)
+                 transport: httpx.BaseTransport | None = None, hint: str | None = None,
+                 relocate: Relocate | None = None,
+                 on_wait: Callable[[str], None] | None = None) -> None:
+        """``on_wait(text)`` is told when an operation waits unusually long (a sprite
+        waking up); ``hint`` and ``relocate`` are for :meth:`from_env` (see
+        :class:`~.http.HttpSession`)."""
+        self._http = HttpSession(token, base_url, timeout=timeout, transport=transport,
+                                 hint=hint, relocate=relocate, on_wait=on_wait)
 
     @classmethod
-    def from_env(cls, *, timeout: float = 30.0) -> SpritesClient:
+    def from_env(cls, *, timeout: float = 30.0,
+                 on_wait: Callable[[str], None] | None = None) -> SpritesClient:
         """``SPRITES_TOKEN`` (or ``SPRITE_TOKEN``) and ``SPRITES_API_URL``; no token: local.
 
-        Without a token the local server is used, found or started in the background.
+        Without a token the local server is used, found or started in the background,
+        and found or started again should it stop answering.
         """
         token = os.environ.get("SPRITES_TOKEN") or os.environ.get("SPRITE_TOKEN")
         url = os.environ.get("SPRITES_API_URL")
         if token:
-            return cls(token, url or DEFAULT_BASE_URL, timeout=timeout)
+            hint = None
+            if url and is_loopback_url(url):
+                hint = (f"{LOCAL_HINT} (SPRITES_API_URL is {url}), or unset SPRITES_TOKEN "
+                        "and SPRITES_API_URL to let the extension start one")
+            return cls(token, url or DEFAULT_BASE_URL, timeout=timeout, hint=hint,
+                       on_wait=on_wait)
         if url:
             raise SpritesError(f"SPRITES_API_URL is {url} but no token is set: set "
                                "SPRITES_TOKEN, or unset SPRITES_API_URL to use the local server")
-        from ..local.launcher import LaunchError, ensure_server
-
-        try:
-            server = ensure_server()
-        except LaunchError as exc:
-            raise ConnectionFailed(str(exc), url="local server") from None
-        return cls(server.token, server.url, timeout=timeout)
+        server = _local_server()
+        return cls(server[1], server[0], timeout=timeout, relocate=_local_server, hint="",
+                   on_wait=on_wait)
 
     @property
     def base_url(self) -> str:
@@ -80,7 +101,7 @@ class SpritesClient:
         body: dict[str, Any] = {"name": name}
         if url_auth is not None:
             body["url_settings"] = {"auth": url_auth}
-        if labels is not None:
+        if labels:
             body["labels"] = list(labels)
         response = self._http.request("POST", "/v1/sprites", json=body,
                                       what=f"create sprite {name}", timeout=120.0,
@@ -111,14 +132,19 @@ class SpritesClient:
 
     def update_sprite(self, name: str, *, url_auth: str | None = None,
                       labels: list[str] | None = None) -> SpriteInfo:
-        """Change URL access and/or replace the labels; omitted settings stay."""
+        """Change URL access and/or replace the labels (``[]`` clears them, sent as
+        ``clear_labels`` as sprites-go does); omitted settings stay."""
         body: dict[str, Any] = {}
         if url_auth is not None:
             body["url_settings"] = {"auth": url_auth}
-        if labels is not None:
+        if labels:
             body["labels"] = list(labels)
+        elif labels is not None:
+            body["clear_labels"] = True
         response = self._http.request("PUT", f"/v1/sprites/{segment(name)}", json=body,
                                       what=f"update sprite {name}")
+        if not response.content.strip():  # sprites-go reads no body here; servers may send none
+            return self.get_sprite(name)
         return SpriteInfo.from_json(response.json())
 
     def delete_sprite(self, name: str) -> None:

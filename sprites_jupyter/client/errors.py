@@ -5,9 +5,11 @@ Every error's ``str()`` is one readable line; none of them ever contains the tok
 
 from __future__ import annotations
 
+import email.utils
 import html
 import json
 import re
+from datetime import UTC, datetime
 
 import httpx
 
@@ -153,13 +155,36 @@ def error_for_response(response: httpx.Response, *, what: str, secret: str = "",
     if status == 400 and any(word in message.lower() for word in conflict_words):
         cls = Conflict
     text = f"{what}: {message} (HTTP {status})"
-    if cls is RateLimited:
-        retry = body.get("retry_after_seconds") if isinstance(body, dict) else None
-        if retry is None:
-            retry = response.headers.get("retry-after")
-        try:
-            seconds = float(retry) if retry is not None else None
-        except ValueError:
-            seconds = None
+    if cls is RateLimited or code in RATE_LIMIT_CODES:
+        seconds = _retry_after(response, body)
+        when = f"retry in {seconds:g} s" if seconds is not None else "retry later"
+        reason = "" if message.lower().startswith("rate limit") else f" ({message})"
+        text = f"{what}: rate limited{reason}: {when} (HTTP {status})"
         return RateLimited(text, status=status, code=code, body=body, retry_after=seconds)
     return cls(text, status=status, code=code, body=body)
+
+
+RATE_LIMIT_CODES = ("sprite_creation_rate_limited", "concurrent_sprite_limit_exceeded")
+"""The codes sprites-go names (``ErrCodeCreationRateLimited``, ``…ConcurrentLimitExceeded``)."""
+
+
+def _retry_after(response: httpx.Response, body: object) -> float | None:
+    """``retry_after_seconds`` from the body, else the ``Retry-After`` header (seconds or
+    an HTTP date), as sprites-go prefers them."""
+    value = body.get("retry_after_seconds") if isinstance(body, dict) else None
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    header = response.headers.get("retry-after", "").strip()
+    if not header:
+        return None
+    try:
+        return max(float(header), 0.0)
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(round((moment - datetime.now(UTC)).total_seconds()), 0)

@@ -143,7 +143,7 @@ class Command:
                     return OutputChunk("stdout" if message[0] == STDOUT else "stderr",
                                        message[1:])
             elif message[0] == EXIT:
-                self._exited(message[1] if len(message) > 1 else 255)
+                self._exited(message[1] if len(message) > 1 else 0)  # as sprites-go reads it
         return None
 
     def _absorb_text(self) -> None:
@@ -165,8 +165,8 @@ class Command:
             if isinstance(message.get("tty"), bool):
                 self.tty = message["tty"]
         elif kind == "exit":
-            code = message.get("exit_code")
-            self._exited(code if isinstance(code, int) else 255)
+            code = message.get("exit_code")  # absent means 0 (Go's omitempty), as SDKs read it
+            self._exited(code if isinstance(code, int) and not isinstance(code, bool) else 0)
         elif kind in ("port_opened", "port_closed"):
             self.ports.append(message)
 
@@ -283,21 +283,24 @@ class Command:
 
 
 def exec_params(argv: Sequence[str], *, env: dict[str, str] | None, dir: str | None,
-                tty: bool, stdin: bool, rows: int = 24, cols: int = 80,
+                tty: bool, stdin: bool, rows: int | None = None, cols: int | None = None,
                 max_run_after_disconnect: float | None = None) -> list[tuple[str, str]]:
-    """The exec query string: repeated ``cmd``, ``path``, ``env``; accurate ``stdin``."""
+    """The exec query string as sprites-go sends it: repeated ``cmd``, ``path``, ``env``,
+    ``dir`` when set, ``tty`` (and a size given) only for a TTY, and an accurate ``stdin``."""
     if not argv or not all(isinstance(arg, str) for arg in argv):
         raise ValueError("give the command as strings, e.g. run('ls', '-l')")
     params = [("cmd", arg) for arg in argv]
-    params += [("path", argv[0]), ("stdin", "true" if stdin else "false"),
-               ("tty", "true" if tty else "false")]
-    if tty:
-        params += [("rows", str(rows)), ("cols", str(cols))]
+    params.append(("path", argv[0]))
     params += [("env", f"{key}={value}") for key, value in (env or {}).items()]
     if dir:
         params.append(("dir", dir))
     if max_run_after_disconnect is not None:
         params.append(("max_run_after_disconnect", go_duration(max_run_after_disconnect)))
+    if tty:
+        params.append(("tty", "true"))
+        if rows is not None and cols is not None:
+            params += [("rows", str(rows)), ("cols", str(cols))]
+    params.append(("stdin", "true" if stdin else "false"))
     return params
 
 
@@ -320,24 +323,25 @@ def start_command(session: HttpSession, sprite: str, argv: Sequence[str], *,
     return handle
 
 
-def attach_command(session: HttpSession, sprite: str, session_id: str) -> Command:
-    """Attach to a running session: its ``session_info``, scrollback, then live output."""
+def attach_command(session: HttpSession, sprite: str, session_id: str, *,
+                   stdin: bool = False, tty: bool = False) -> Command:
+    """Attach to a running session: its scrollback, then live output.
+
+    As sprites-go does: ``/exec/{id}`` first, and on a 404 the legacy ``/exec?id=`` form
+    (servers that have only that one speak TTY there). ``session_info`` may come after
+    replayed output, so none is waited for; ``stdin=false`` unless input will be sent.
+    """
     what = f"attach to session {session_id} on {sprite}"
-    ws = open_socket(session, f"/v1/sprites/{segment(sprite)}/exec/{segment(session_id)}",
-                     [("stdin", "true")], what=what)
-    handle = Command(session, sprite, ws, command=f"session {session_id}", tty=False,
+    base = f"/v1/sprites/{segment(sprite)}/exec"
+    flag = [("stdin", "true" if stdin else "false")]
+    try:
+        ws = open_socket(session, f"{base}/{segment(session_id)}", flag, what=what)
+    except NotFound:
+        ws = open_socket(session, base, [("id", session_id), *flag], what=what)
+        tty = True
+    handle = Command(session, sprite, ws, command=f"session {session_id}", tty=tty,
                      owner=False)
-    deadline = time.monotonic() + SESSION_INFO_WAIT
-    while handle._session_id is None:
-        try:
-            message = handle._receive(deadline)
-        except ExecTimeout:
-            handle.detach()
-            raise ProtocolError(f"{what}: no session_info within {SESSION_INFO_WAIT:g}s") from None
-        if isinstance(message, bytes):
-            handle.detach()
-            raise ProtocolError(f"{what}: output arrived before session_info")
-        handle._on_text(message)
+    handle._session_id = session_id
     return handle
 
 

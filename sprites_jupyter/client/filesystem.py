@@ -91,9 +91,10 @@ class FilesystemMixin(SpriteHandle):
     def delete(self, path: str, *, recursive: bool = False) -> None:
         """Remove a file, or a directory tree with ``recursive=True``."""
         target = remote_path(path)
-        self._http.request("DELETE", self._path("/fs/delete"),
-                           params={"path": target, "workingDir": _ROOT,
-                                   "recursive": "true" if recursive else "false"},
+        params = {"path": target, "workingDir": _ROOT}
+        if recursive:
+            params["recursive"] = "true"
+        self._http.request("DELETE", self._path("/fs/delete"), params=params,
                            what=f"delete {target} on {self.name}")
 
     def rename(self, src: str, dst: str) -> None:
@@ -106,16 +107,21 @@ class FilesystemMixin(SpriteHandle):
                             "recursive": recursive}, what=f"copy {src} to {dst}")
 
     def chmod(self, path: str, mode: str | int, *, recursive: bool = False) -> None:
-        self._post("chmod", {"path": remote_path(path), "mode": octal_mode(mode),
-                             "recursive": recursive}, what=f"chmod {path}")
+        body: dict[str, Any] = {"path": remote_path(path), "mode": octal_mode(mode)}
+        if recursive:
+            body["recursive"] = True
+        self._post("chmod", body, what=f"chmod {path}")
 
     def chown(self, path: str, *, uid: int | None = None, gid: int | None = None,
               recursive: bool = False) -> None:
         """Change owner and/or group (numeric ids)."""
         if uid is None and gid is None:
             raise ValueError("chown needs uid, gid or both")
-        self._post("chown", {"path": remote_path(path), "uid": uid, "gid": gid,
-                             "recursive": recursive}, what=f"chown {path}")
+        body: dict[str, Any] = {"path": remote_path(path)}
+        body.update({k: v for k, v in (("uid", uid), ("gid", gid)) if v is not None})
+        if recursive:
+            body["recursive"] = True
+        self._post("chown", body, what=f"chown {path}")
 
     def _post(self, action: str, body: dict[str, Any], *, what: str) -> None:
         self._http.request("POST", self._path(f"/fs/{action}"),
@@ -146,27 +152,40 @@ class FilesystemMixin(SpriteHandle):
         return count
 
     def download(self, remote: str, local_path: str | os.PathLike[str]) -> int:
-        """Copy a sprite file or folder to ``local_path``, keeping permission bits."""
+        """Copy a sprite file or folder to ``local_path``, keeping permission bits.
+
+        The server's listing is not trusted: a name holding ``/``, ``..`` or NUL is
+        refused (nothing lands outside ``local_path``), and set-id, sticky and
+        world-writable bits are never applied.
+        """
         entry = self.stat(remote)
         destination = Path(local_path)
         if not entry.is_dir:
-            self._download_file(entry, destination)
+            self._download_file(entry.path, entry, destination)
             return 1
+        return self._download_tree(entry.path, destination)
+
+    def _download_tree(self, folder: str, destination: Path) -> int:
         destination.mkdir(parents=True, exist_ok=True)
         count = 0
-        for child in self.list_dir(entry.path):
+        for child in self.list_dir(folder):
+            name = child.name
+            if not name or name in (".", "..") or "/" in name or "\x00" in name:
+                raise ProtocolError(f"download {folder} from {self.name}: the server listed "
+                                    f"an unsafe name {name[:80]!r}; nothing was written for it")
+            source = posixpath.join(folder, name)
             if child.is_dir:
-                count += self.download(child.path, destination / child.name)
+                count += self._download_tree(source, destination / name)
             else:
-                self._download_file(child, destination / child.name)
+                self._download_file(source, child, destination / name)
                 count += 1
         return count
 
-    def _download_file(self, entry: FileEntry, destination: Path) -> None:
+    def _download_file(self, source: str, entry: FileEntry, destination: Path) -> None:
         destination.parent.mkdir(parents=True, exist_ok=True)
         response = self._http.stream("GET", self._path("/fs/read"),
-                                     params={"path": entry.path, "workingDir": _ROOT},
-                                     what=f"read {entry.path} on {self.name}",
+                                     params={"path": source, "workingDir": _ROOT},
+                                     what=f"read {source} on {self.name}",
                                      read_timeout=self._http.timeout)
         partial = destination.with_name(destination.name + ".part")
         try:
@@ -178,5 +197,5 @@ class FilesystemMixin(SpriteHandle):
             raise
         finally:
             response.close()
-        partial.chmod(entry.mode_bits & 0o777)
+        partial.chmod(entry.mode_bits & 0o775)
         partial.replace(destination)

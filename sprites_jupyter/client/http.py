@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -13,14 +13,17 @@ from .. import __version__
 from .errors import ConnectionFailed, HTTPStatusError, SpritesError, error_for_response
 
 DEFAULT_BASE_URL = "https://api.sprites.dev"
-LOCAL_HINT = ("is the local Sprites server running? start it with `sprites-local serve`, "
-              "or unset SPRITES_API_URL to let the client start one")
+LOCAL_HINT = "is the local Sprites server running? start it with `sprites-local serve`"
 USER_AGENT = f"sprites-jupyter/{__version__}"
 
 _RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError,
               httpx.ReadError)
 _GET_ATTEMPTS = 3
 _BACKOFF = 0.2
+_IDEMPOTENT = ("GET", "HEAD", "PUT", "DELETE", "OPTIONS")
+
+Relocate = Callable[[], tuple[str, str]]
+"""Finds (or starts) the server again after it stopped answering: its new URL and token."""
 
 Params = Mapping[str, Any] | Sequence[tuple[str, Any]] | None
 
@@ -41,21 +44,37 @@ def _is_loopback(url: httpx.URL) -> bool:
     return url.host in ("127.0.0.1", "localhost", "::1") or url.host.startswith("127.")
 
 
+def is_loopback_url(url: str) -> bool:
+    """Whether ``url`` points at this machine (a local server)."""
+    try:
+        return _is_loopback(httpx.URL(url))
+    except httpx.InvalidURL:
+        return False
+
+
 class HttpSession:
     """The client's one ``httpx.Client`` and the rules every request follows.
 
     Plain requests get ``timeout`` seconds per phase; streams have no read timeout
     (events may be seconds apart). Only GETs are retried, and only on connection
-    errors, with bounded backoff.
+    errors, with bounded backoff. With ``relocate`` (a server this process manages), a
+    refused connection first finds or starts the server again, then the request is
+    sent once more (a connection that broke mid-request: idempotent methods only).
+    ``hint`` ends the message of a refused connection (say what to do, naming only
+    settings that are set); ``on_wait`` is told when a WebSocket is slow to open.
     """
 
     def __init__(self, token: str, base_url: str = DEFAULT_BASE_URL, *, timeout: float = 30.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None, hint: str | None = None,
+                 relocate: Relocate | None = None,
+                 on_wait: Callable[[str], None] | None = None) -> None:
         if not token:
             raise SpritesError("no token: set SPRITES_TOKEN (or pass token=...)")
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.on_wait = on_wait
         self._token = token
+        self._relocate = relocate
         self._client = httpx.Client(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT},
@@ -63,6 +82,7 @@ class HttpSession:
             transport=transport,
         )
         self.is_local = _is_loopback(self._client.base_url)
+        self.hint = hint if hint is not None else LOCAL_HINT if self.is_local else ""
 
     def __repr__(self) -> str:
         return f"<HttpSession {self.base_url}>"
@@ -94,9 +114,23 @@ class HttpSession:
             reason = f"timed out ({type(exc).__name__})"
         else:
             reason = str(exc) or type(exc).__name__
-        hint = f"; {LOCAL_HINT}" if self.is_local and isinstance(
+        hint = f"; {self.hint}" if self.hint and isinstance(
             exc, httpx.ConnectError | ConnectionRefusedError) else ""
         return ConnectionFailed(self.redact(f"cannot reach {url}: {reason}{hint}"), url=url)
+
+    def recover(self) -> bool:
+        """Find or start the server again (``relocate``); whether a retry may now work.
+
+        Raises :class:`SpritesError` with the launcher's message if it cannot be started.
+        """
+        if self._relocate is None:
+            return False
+        url, token = self._relocate()
+        self.base_url = url.rstrip("/")
+        self._token = token
+        self._client.base_url = httpx.URL(self.base_url)
+        self._client.headers["Authorization"] = f"Bearer {token}"
+        return True
 
     def request(self, method: str, path: str, *, what: str, params: Params = None,
                 json: Any = None, content: bytes | None = None,
@@ -132,15 +166,23 @@ class HttpSession:
         if stream:
             limits = httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0),
                                    read=read_timeout)
-        request = self._client.build_request(method, path, params=params, json=json,
-                                             content=content, headers=headers,
-                                             timeout=limits)
         attempts = _GET_ATTEMPTS if method == "GET" else 1
         attempt = 0
+        recovered = False
         while True:
+            request = self._client.build_request(method, path, params=params, json=json,
+                                                 content=content, headers=headers,
+                                                 timeout=limits)
             try:
                 return self._client.send(request, stream=stream)
             except _RETRYABLE as exc:
+                # Refused: nothing was sent, any request may go again; broken mid-way: only
+                # an idempotent one.
+                safe = isinstance(exc, httpx.ConnectError) or method in _IDEMPOTENT
+                if not recovered and safe and self._relocate is not None:
+                    recovered = True
+                    self.recover()
+                    continue
                 attempt += 1
                 if attempt >= attempts:
                     raise self.connection_failed(exc, str(request.url)) from None

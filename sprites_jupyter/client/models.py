@@ -17,7 +17,7 @@ from typing import Any, Literal, Self, TypeVar
 from .display import html_table as _html_table
 from .display import short as _short
 from .display import when as _when
-from .errors import InvalidRequest, ProtocolError
+from .errors import ProtocolError
 
 M = TypeVar("M")
 
@@ -379,9 +379,6 @@ class ExecResult:
                 f"stderr={_short(self.stderr, 40)})")
 
 
-_ACTIONS = ("allow", "deny")
-
-
 @dataclass(frozen=True)
 class PolicyRule:
     """One network-policy rule: a ``domain`` with an ``action``, or ``include="defaults"``."""
@@ -389,35 +386,6 @@ class PolicyRule:
     domain: str | None = None
     action: str | None = None
     include: str | None = None
-
-    @classmethod
-    def coerce(cls, rule: PolicyRule | Mapping[str, Any], index: int = 0) -> PolicyRule:
-        """Validate a rule the way the server does, with a message saying what to fix."""
-        if isinstance(rule, Mapping):
-            unknown = set(rule) - {"domain", "action", "include"}
-            if unknown:
-                raise InvalidRequest(f"invalid policy rule {index}: unknown key(s) "
-                                     f"{', '.join(sorted(unknown))}; use domain, action, "
-                                     "include", status=400)
-            rule = cls(**rule)
-        if not isinstance(rule, PolicyRule):
-            raise InvalidRequest(f"invalid policy rule {index}: give a PolicyRule or a dict",
-                                 status=400)
-        if (rule.domain is None) == (rule.include is None):
-            raise InvalidRequest(f"invalid policy rule {index}: set exactly one of domain or "
-                                 "include", status=400)
-        if rule.include is not None and rule.include != "defaults":
-            raise InvalidRequest(f"invalid policy rule {index}: the only include is "
-                                 "'defaults'", status=400)
-        if rule.domain is not None and (not isinstance(rule.domain, str)
-                                        or not rule.domain.strip()):
-            raise InvalidRequest(f"invalid policy rule {index}: domain must be a non-empty "
-                                 "string such as example.com or *.example.com", status=400)
-        action = rule.action.strip().lower() if isinstance(rule.action, str) else rule.action
-        if (rule.domain is not None or action is not None) and action not in _ACTIONS:
-            raise InvalidRequest(f"invalid policy rule {index}: action must be 'allow' or "
-                                 "'deny'", status=400)
-        return rule
 
     def to_json(self) -> dict[str, str]:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}

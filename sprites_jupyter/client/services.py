@@ -15,6 +15,11 @@ from .streams import EventStream
 _FOREVER = "87600h"
 
 
+def _duration(seconds: float | None) -> dict[str, str]:
+    """The ``duration`` parameter, sent only when set (as sprites-go does)."""
+    return {} if seconds is None else {"duration": go_duration(seconds)}
+
+
 def _as_complete(service: Any) -> ServiceLogEvent:
     """Servers that answer a service PUT with the JSON object instead of a stream."""
     return ServiceLogEvent(type="complete", extra={"service": service})
@@ -39,9 +44,10 @@ class ServicesMixin(SpriteHandle):
     def create_service(self, name: str, cmd: str, args: Sequence[str] = (), *,
                        needs: Sequence[str] = (), http_port: int | None = None,
                        env: Mapping[str, str] | None = None, dir: str | None = None,
-                       duration: float = 5.0,
+                       duration: float | None = None,
                        raise_on_error: bool = True) -> EventStream[ServiceLogEvent]:
-        """Create or update service ``name`` and start it; stream its first ``duration`` s.
+        """Create or update service ``name`` and start it; stream its first ``duration`` s
+        (default: the server's, 5 s on the reference).
 
         ``cmd`` is the executable alone; its arguments go in ``args``.
         """
@@ -49,7 +55,11 @@ class ServicesMixin(SpriteHandle):
             raise ValueError("a service needs cmd, the executable (arguments go in args)")
         if isinstance(args, str) or isinstance(needs, str):
             raise ValueError("args and needs are lists of strings, e.g. args=['-m', 'http.server']")
-        body: dict[str, Any] = {"cmd": cmd, "args": list(args), "needs": list(needs)}
+        body: dict[str, Any] = {"cmd": cmd}
+        if args:
+            body["args"] = list(args)
+        if needs:
+            body["needs"] = list(needs)
         if http_port is not None:
             body["http_port"] = http_port
         if env is not None:
@@ -58,31 +68,31 @@ class ServicesMixin(SpriteHandle):
             body["dir"] = dir
         return self._stream("PUT", self._service_suffix(name), ServiceLogEvent.from_json,
                             what=f"create service {name} on {self.name}", json=body,
-                            params={"duration": go_duration(duration)},
+                            params=_duration(duration),
                             raise_on_error=raise_on_error, on_json_object=_as_complete)
 
-    def start_service(self, name: str, duration: float = 5.0, *,
+    def start_service(self, name: str, duration: float | None = None, *,
                       raise_on_error: bool = True) -> EventStream[ServiceLogEvent]:
         return self._stream("POST", self._service_suffix(name, "/start"),
                             ServiceLogEvent.from_json, what=f"start service {name} on {self.name}",
-                            params={"duration": go_duration(duration)},
-                            raise_on_error=raise_on_error)
+                            params=_duration(duration), raise_on_error=raise_on_error)
 
-    def stop_service(self, name: str, timeout: float = 10.0, *,
+    def stop_service(self, name: str, timeout: float | None = None, *,
                      raise_on_error: bool = True) -> EventStream[ServiceLogEvent]:
-        """SIGTERM the service, SIGKILL after ``timeout`` s; it stays stopped."""
+        """SIGTERM the service, SIGKILL after ``timeout`` s (default: the server's, 10 s on
+        the reference); it stays stopped."""
+        params = {} if timeout is None else {"timeout": go_duration(timeout)}
         return self._stream("POST", self._service_suffix(name, "/stop"),
                             ServiceLogEvent.from_json, what=f"stop service {name} on {self.name}",
-                            params={"timeout": go_duration(timeout)},
+                            params=params,
                             raise_on_error=raise_on_error)
 
-    def restart_service(self, name: str, duration: float = 5.0, *,
+    def restart_service(self, name: str, duration: float | None = None, *,
                         raise_on_error: bool = True) -> EventStream[ServiceLogEvent]:
         return self._stream("POST", self._service_suffix(name, "/restart"),
                             ServiceLogEvent.from_json,
                             what=f"restart service {name} on {self.name}",
-                            params={"duration": go_duration(duration)},
-                            raise_on_error=raise_on_error)
+                            params=_duration(duration), raise_on_error=raise_on_error)
 
     def delete_service(self, name: str) -> None:
         """Delete the definition (stopping the service first); its log file is kept."""

@@ -55,9 +55,12 @@ class Sprite(FilesystemMixin, ServicesMixin, CheckpointsMixin):
         sessions = body.get("sessions") if isinstance(body, Mapping) else None
         return [ExecSession.from_json(item) for item in sessions or ()]
 
-    def attach(self, session_id: str | int) -> Command:
-        """Attach to a running session: its recent output is replayed, then live output."""
-        return attach_command(self._http, self.name, str(session_id))
+    def attach(self, session_id: str | int, *, stdin: bool = False) -> Command:
+        """Attach to a running session: its recent output is replayed, then live output.
+
+        Pass ``stdin=True`` to write to the session's input.
+        """
+        return attach_command(self._http, self.name, str(session_id), stdin=stdin)
 
     def kill_session(self, session_id: str | int, signal: str = "SIGTERM",
                      timeout: float = 10.0, *,
@@ -87,11 +90,11 @@ class Sprite(FilesystemMixin, ServicesMixin, CheckpointsMixin):
         return NetworkPolicy.from_json(response.json())
 
     def set_network_policy(self, rules: Iterable[PolicyRule | Mapping[str, Any]]) -> None:
-        """Replace the egress policy; rules are checked here first, as the server would."""
+        """Replace the egress policy with ``rules``, sent as given: the service validates
+        them (its 400 is raised as :class:`InvalidRequest` with its message)."""
         if isinstance(rules, Mapping | str):
             raise ValueError("give a list of rules, e.g. [{'domain': 'pypi.org', "
                              "'action': 'allow'}]")
-        checked = [PolicyRule.coerce(rule, index) for index, rule in enumerate(rules)]
-        self._http.request("POST", self._path("/policy/network"),
-                           json={"rules": [rule.to_json() for rule in checked]},
+        body = [rule.to_json() if isinstance(rule, PolicyRule) else rule for rule in rules]
+        self._http.request("POST", self._path("/policy/network"), json={"rules": body},
                            what=f"set network policy of {self.name}")

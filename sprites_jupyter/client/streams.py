@@ -36,11 +36,14 @@ def event_text(event: object) -> str:
 class EventStream(Generic[T]):
     """An iterator over the events of one streaming response, and a context manager.
 
-    Iteration ends after the ``complete`` event (which is yielded). An ``error`` event
-    is yielded and then raises :class:`StreamError`, unless ``raise_on_error=False``.
-    A line that is not a JSON object raises :class:`ProtocolError` naming it, and so does
-    a stream that ends without ``complete``. Closing the stream (or leaving the ``with``
-    block, or an interrupt while waiting for a line) closes the HTTP response at once.
+    As the official SDKs do, it reads to the end of the body, skipping blank lines; a
+    ``complete`` event is remembered (``complete``) but not required, and events after it
+    are still yielded. An ``error`` event is yielded and then raises :class:`StreamError`,
+    unless ``raise_on_error=False``; either way :meth:`wait` fails after one. A line that
+    is not a JSON object raises :class:`ProtocolError` naming it; a transfer that breaks
+    (cut mid-chunk, reset) raises :class:`ProtocolError` or :class:`ConnectionFailed`
+    saying so. Closing the stream (or leaving the ``with`` block, or an interrupt while
+    waiting for a line) closes the HTTP response at once.
     """
 
     def __init__(self, response: httpx.Response, parse: Callable[[Any], T], *, what: str,
@@ -49,10 +52,12 @@ class EventStream(Generic[T]):
         self.what = what
         self.raise_on_error = raise_on_error
         self.complete: T | None = None
+        self.error: T | None = None
         self._response = response
         self._parse = parse
         self._on_json_object = on_json_object
         self._closing = False
+        self._cut = False
         self._events = self._generate()
 
     def __repr__(self) -> str:
@@ -93,36 +98,35 @@ class EventStream(Generic[T]):
         with contextlib.suppress(ValueError):  # "generator already executing": it ends itself
             self._events.close()
 
-    def wait(self) -> T:
-        """Consume the stream; return its ``complete`` event."""
+    def wait(self) -> T | None:
+        """Consume the stream; its ``complete`` event (``None`` if the server sent none).
+
+        Raises :class:`StreamError` if an ``error`` event came, whatever followed it.
+        """
         for _event in self:
             pass
-        if self.complete is None:
-            raise ProtocolError(f"{self.what}: the stream ended without a complete event")
+        if self.error is not None:
+            raise StreamError(f"{self.what} failed: {event_text(self.error)}", self.error)
         return self.complete
 
     def _generate(self) -> Iterator[T]:
-        saw_error = False
         try:
             for number, line in self._lines():
                 event = self._event(number, line)
                 if event.type == TERMINAL:
                     self.complete = event
-                    self._on_complete(event)
-                    yield event
-                    return
                 yield event
                 if event.type == "error":
-                    saw_error = True
+                    self.error = event
                     if self.raise_on_error:
                         raise StreamError(f"{self.what} failed: {event_text(event)}", event)
-            if not saw_error and not self._closing:
-                raise ProtocolError(f"{self.what}: the stream ended without a complete event")
+            if self.error is None and not self._closing:
+                self._on_end()
         finally:
             self._response.close()
 
-    def _on_complete(self, event: T) -> None:
-        """Hook for streams whose ``complete`` event carries a result."""
+    def _on_end(self) -> None:
+        """Hook run once the body ended cleanly without an error (a result may be due)."""
 
     def _event(self, number: int, line: bytes) -> T:
         try:
@@ -131,12 +135,14 @@ class EventStream(Generic[T]):
             data = None
         if not isinstance(data, dict):
             shown = one_line(line.decode("utf-8", "replace"), 120)
+            if self._cut:
+                raise ProtocolError(f"{self.what}: the stream was cut off in the middle of "
+                                    f"line {number}: {shown!r}")
             raise ProtocolError(f"{self.what}: line {number} is not a JSON object: {shown!r}")
         if "type" not in data and self._on_json_object is not None and number == 1:
             return self._on_json_object(data)
         if not isinstance(data.get("type"), str):
-            raise ProtocolError(f"{self.what}: line {number} has no event type: "
-                                f"{one_line(line.decode('utf-8', 'replace'), 120)!r}")
+            data = {**data, "type": ""}  # an event without a type is passed on, as SDKs do
         return self._parse(data)
 
     def _lines(self) -> Iterator[tuple[int, bytes]]:
@@ -160,6 +166,7 @@ class EventStream(Generic[T]):
             raise ConnectionFailed(f"{self.what}: the stream failed ({type(exc).__name__}: "
                                    f"{exc})", url=str(self._response.url)) from None
         if buffer.strip() and not self._closing:
+            self._cut = True
             yield number + 1, buffer
 
 

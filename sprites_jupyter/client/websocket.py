@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import httpx
@@ -11,16 +12,45 @@ from websockets.sync.client import ClientConnection, connect
 from .errors import ProtocolError
 from .http import USER_AGENT, HttpSession
 
+OPEN_TIMEOUT = 60.0
+"""At least this long for the upgrade: a cold sprite wakes first (10 s was too short;
+sprites-go allows 30 s)."""
+WAKING_NOTICE_AFTER = 3.0
+
 
 def open_socket(session: HttpSession, path: str, params: Sequence[tuple[str, str]],
                 what: str) -> ClientConnection:
-    """Upgrade to a WebSocket; a refused upgrade raises the same errors as HTTP."""
+    """Upgrade to a WebSocket; a refused upgrade raises the same errors as HTTP.
+
+    While the upgrade takes longer than a few seconds, ``session.on_wait`` is told that
+    the sprite is waking. A refused connection to a server this client manages finds or
+    starts it again, then tries once more (nothing was sent).
+    """
+    try:
+        return _open(session, path, params, what)
+    except ConnectionRefusedError as exc:
+        if not session.recover():
+            raise _unreachable(session, path, exc) from None
+    try:
+        return _open(session, path, params, what)
+    except ConnectionRefusedError as exc:
+        raise _unreachable(session, path, exc) from None
+
+
+def _open(session: HttpSession, path: str, params: Sequence[tuple[str, str]],
+          what: str) -> ClientConnection:
     url = session.ws_url(path, params)
+    notice = None
+    if session.on_wait is not None:
+        notice = threading.Timer(WAKING_NOTICE_AFTER, session.on_wait,
+                                 args=(f"{what}: waking the sprite…",))
+        notice.daemon = True
+        notice.start()
     try:
         connection = connect(url, additional_headers=session.auth_headers, compression=None,
-                             open_timeout=session.timeout, ping_interval=15, ping_timeout=45,
-                             close_timeout=2, max_size=16 * 1024 * 1024, max_queue=64,
-                             user_agent_header=USER_AGENT)
+                             open_timeout=max(session.timeout, OPEN_TIMEOUT), ping_interval=15,
+                             ping_timeout=45, close_timeout=2, max_size=16 * 1024 * 1024,
+                             max_queue=64, user_agent_header=USER_AGENT)
         # Entered as a context manager on the caller's behalf: the caller closes it.
         return connection.__enter__()
     except InvalidStatus as exc:
@@ -32,8 +62,14 @@ def open_socket(session: HttpSession, path: str, params: Sequence[tuple[str, str
         raise session.error(response, what=what) from None
     except InvalidHandshake as exc:
         raise ProtocolError(f"{what}: the WebSocket handshake failed ({exc})") from None
+    except ConnectionRefusedError:
+        raise
     except (OSError, TimeoutError) as exc:
-        failure = session.connection_failed(
-            httpx.ConnectError(str(exc)) if isinstance(exc, ConnectionRefusedError) else exc,
-            url.split("?", 1)[0])
-        raise failure from None
+        raise session.connection_failed(exc, url.split("?", 1)[0]) from None
+    finally:
+        if notice is not None:
+            notice.cancel()
+
+
+def _unreachable(session: HttpSession, path: str, exc: ConnectionRefusedError) -> Exception:
+    return session.connection_failed(httpx.ConnectError(str(exc)), session.base_url + path)

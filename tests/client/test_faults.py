@@ -59,13 +59,6 @@ def test_misbehaving_server_stream_cut_mid_way() -> None:
         assert stream.closed
 
 
-def test_misbehaving_server_stream_ends_without_complete() -> None:
-    with (http_server({CHECKPOINT: ndjson_chunks(INFO)}) as url,
-          SpritesClient(TOKEN, url) as client,
-          pytest.raises(ProtocolError, match="without a complete event")):
-        list(client.sprite("s").create_checkpoint())
-
-
 def test_misbehaving_server_502_with_an_html_body() -> None:
     page = (b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>\n"
             b"<h1>Bad Gateway</h1>\n<p>upstream went away</p>\n" + b"<div></div>\n" * 40 +

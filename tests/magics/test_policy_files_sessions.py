@@ -31,7 +31,7 @@ def test_policy_errors_are_one_line(ip, current):
     ip.shell.user_ns["bad"] = "allow everything"
     assert "must be a list of rule dicts" in ip.fails("%sprite policy set bad")
     ip.shell.user_ns["bad"] = [{"domain": "x.com", "action": "maybe"}]
-    assert "action must be 'allow' or 'deny'" in ip.fails("%sprite policy set bad")
+    assert "action must be" in ip.fails("%sprite policy set bad")  # the server's 400
 
 
 def test_put_ls_get_round_trip(ip, current, tmp_path, capsys):
