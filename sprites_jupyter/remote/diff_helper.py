@@ -88,56 +88,88 @@ def kind(info: os.stat_result) -> str:
     return "special"
 
 
-def same_bytes(path_a: str, path_b: str) -> bool:
+def _read(fd: int, size: int) -> bytes:
+    """Up to ``size`` bytes (fewer only at the end of the file)."""
+    data = os.read(fd, size)
+    if len(data) == size or not data:
+        return data
+    chunks = [data]
+    size -= len(data)
+    while size > 0:
+        chunk = os.read(fd, size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def same_bytes(path_a: str, path_b: str, size: int) -> bool:
+    """Whether two files that both had ``size`` bytes hold the same bytes (stops at the
+    first differing block; an unreadable file counts as different)."""
     try:
-        with open(path_a, "rb") as file_a, open(path_b, "rb") as file_b:
-            while True:
-                block_a = file_a.read(BLOCK)
-                if block_a != file_b.read(BLOCK):
-                    return False
-                if not block_a:
-                    return True
+        fd_a = os.open(path_a, os.O_RDONLY)
     except OSError:
         return False
-
-
-def same_file(path_a: str, a: os.stat_result, path_b: str, b: os.stat_result) -> bool:
-    if a.st_size != b.st_size:
+    try:
+        fd_b = os.open(path_b, os.O_RDONLY)
+    except OSError:
+        os.close(fd_a)
         return False
-    if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino):
+    try:
+        while size > 0:
+            block = min(size, BLOCK)
+            data_a = _read(fd_a, block)
+            if not data_a or data_a != _read(fd_b, block):
+                return False
+            size -= len(data_a)
         return True
-    if a.st_mtime_ns == b.st_mtime_ns and a.st_size > SMALL_FILE:
-        return True
-    return same_bytes(path_a, path_b)
+    except OSError:
+        return False
+    finally:
+        os.close(fd_a)
+        os.close(fd_b)
 
 
-def same_content(path_a: str, a: os.stat_result, path_b: str, b: os.stat_result) -> bool:
-    what = kind(a)
-    if what == "file":
-        return same_file(path_a, a, path_b, b)
-    if what == "symlink":
+def change(root_a: str, root_b: str, rel: str, a: os.stat_result,
+           b: os.stat_result) -> str | None:
+    """How ``rel`` changed between two existing entries, or None if it did not."""
+    mode_a, mode_b = a.st_mode, b.st_mode
+    if stat.S_IFMT(mode_a) != stat.S_IFMT(mode_b):
+        return "type-changed"
+    if stat.S_ISREG(mode_a):
+        if a.st_size != b.st_size:
+            return "modified"
+        unread = ((a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+                  or (a.st_mtime_ns == b.st_mtime_ns and a.st_size > SMALL_FILE))
+        if not unread and not same_bytes(root_a + rel, root_b + rel, a.st_size):
+            return "modified"
+    elif stat.S_ISLNK(mode_a):
         try:
-            return os.readlink(path_a) == os.readlink(path_b)
+            if os.readlink(root_a + rel) != os.readlink(root_b + rel):
+                return "modified"
         except OSError:
-            return False
-    if what == "special":
-        return stat.S_IFMT(a.st_mode) == stat.S_IFMT(b.st_mode) and a.st_rdev == b.st_rdev
-    return True
+            return "modified"
+    elif not stat.S_ISDIR(mode_a) and a.st_rdev != b.st_rdev:
+        return "modified"
+    if mode_a != mode_b:
+        return "mode-changed"
+    return None
 
 
-def row(rel: str, change: str, a: os.stat_result | None, b: os.stat_result | None) -> list:
+def row(rel: str, what: str, a: os.stat_result | None, b: os.stat_result | None) -> list:
     def size(info: os.stat_result | None) -> int | None:
         return None if info is None or stat.S_ISDIR(info.st_mode) else info.st_size
 
-    return ["/" + rel, change, size(a), size(b),
+    return ["/" + rel, what, size(a), size(b),
             a.st_mtime_ns if a else None, b.st_mtime_ns if b else None]
 
 
-def children(root: str, rel: str) -> dict:
+def children(directory: str) -> dict:
     """The names in a directory, each with its lstat (entries that vanish are left out)."""
     found = {}
     try:
-        with os.scandir(os.path.join(root, rel) if rel else root) as entries:
+        with os.scandir(directory) as entries:
             for entry in entries:
                 try:
                     found[entry.name] = entry.stat(follow_symlinks=False)
@@ -149,50 +181,71 @@ def children(root: str, rel: str) -> dict:
 
 
 class Comparison:
-    """Walks two trees side by side and writes one row per differing path."""
+    """Walks two trees side by side and writes one row per differing path.
+
+    Roots end with ``/``; paths inside them are relative ('' is the root).
+    """
 
     def __init__(self, root_a: str, root_b: str, out) -> None:
-        self.root_a = root_a
-        self.root_b = root_b
+        self.root_a = root_a.rstrip("/") + "/"
+        self.root_b = root_b.rstrip("/") + "/"
         self.out = out
 
-    def emit(self, rel: str, change: str, a: os.stat_result | None,
+    def emit(self, rel: str, what: str, a: os.stat_result | None,
              b: os.stat_result | None) -> None:
-        self.out.write(json.dumps(row(rel, change, a, b)) + "\n")
+        self.out.write(json.dumps(row(rel, what, a, b)) + "\n")
 
     def path(self, rel: str) -> None:
         """Compare one path (the root when ``rel`` is '') and everything under it."""
-        stack = [(rel, lstat(self.root_a, rel), lstat(self.root_b, rel))]
-        while stack:
-            rel, a, b = stack.pop()
-            if rel and ignored(rel):
-                continue
-            dir_a = a is not None and stat.S_ISDIR(a.st_mode)
-            dir_b = b is not None and stat.S_ISDIR(b.st_mode)
-            if a is None and b is None:
-                continue
-            if a is None:
-                self.emit(rel, "added", a, b)
-            elif b is None:
-                self.emit(rel, "removed", a, b)
-            elif kind(a) != kind(b):
-                self.emit(rel, "type-changed", a, b)
-            elif not same_content(self._host(self.root_a, rel), a,
-                                  self._host(self.root_b, rel), b):
-                self.emit(rel, "modified", a, b)
-            elif stat.S_IMODE(a.st_mode) != stat.S_IMODE(b.st_mode):
-                self.emit(rel, "mode-changed", a, b)
-            if not (dir_a or dir_b):
-                continue
-            under_a = children(self.root_a, rel) if dir_a else {}
-            under_b = children(self.root_b, rel) if dir_b else {}
-            prefix = rel + "/" if rel else ""
-            for name in sorted(set(under_a) | set(under_b), reverse=True):
-                stack.append((prefix + name, under_a.get(name), under_b.get(name)))
+        if rel and ignored(rel):
+            return
+        a, b = lstat(self.root_a, rel), lstat(self.root_b, rel)
+        if a is not None or b is not None:
+            self.entry(rel, a, b)
+        if self.is_dir(a) or self.is_dir(b):
+            self.walk(rel, a, b)
 
     @staticmethod
-    def _host(root: str, rel: str) -> str:
-        return os.path.join(root, rel) if rel else root
+    def is_dir(info: os.stat_result | None) -> bool:
+        return info is not None and stat.S_ISDIR(info.st_mode)
+
+    def entry(self, rel: str, a: os.stat_result | None, b: os.stat_result | None) -> None:
+        if a is None:
+            self.emit(rel, "added", a, b)
+        elif b is None:
+            self.emit(rel, "removed", a, b)
+        else:
+            what = change(self.root_a, self.root_b, rel, a, b)
+            if what is not None:
+                self.emit(rel, what, a, b)
+
+    def walk(self, rel: str, a: os.stat_result | None, b: os.stat_result | None) -> None:
+        """Everything below ``rel``, where at least one side is a directory."""
+        stack = [(rel, self.is_dir(a), self.is_dir(b))]
+        while stack:
+            rel, dir_a, dir_b = stack.pop()
+            under_a = children(self.root_a + rel) if dir_a else {}
+            under_b = children(self.root_b + rel) if dir_b else {}
+            if not rel:
+                for name in IGNORED_TOP:
+                    under_a.pop(name, None)
+                    under_b.pop(name, None)
+            prefix = rel + "/" if rel else ""
+            for name, a in under_a.items():
+                b = under_b.pop(name, None)
+                if (b is not None and a.st_mode == b.st_mode and a.st_size == b.st_size
+                        and a.st_mtime_ns == b.st_mtime_ns and a.st_size > SMALL_FILE
+                        and stat.S_ISREG(a.st_mode)):
+                    continue
+                child = prefix + name
+                self.entry(child, a, b)
+                if stat.S_ISDIR(a.st_mode) or self.is_dir(b):
+                    stack.append((child, stat.S_ISDIR(a.st_mode), self.is_dir(b)))
+            for name, b in under_b.items():
+                child = prefix + name
+                self.emit(child, "added", None, b)
+                if stat.S_ISDIR(b.st_mode):
+                    stack.append((child, False, True))
 
 
 def is_binary(data: bytes) -> bool:
@@ -269,7 +322,7 @@ def list_dir(root: str, rel: str, out) -> None:
         out.write(json.dumps(entry(root, rel, info)) + "\n")
         return
     prefix = rel + "/" if rel else ""
-    for name, child in sorted(children(root, rel).items()):
+    for name, child in sorted(children(os.path.join(root, rel)).items()):
         out.write(json.dumps(entry(root, prefix + name, child)) + "\n")
 
 
