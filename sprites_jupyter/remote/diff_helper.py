@@ -32,12 +32,15 @@ import os
 import posixpath
 import stat
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 CHECKPOINTS = "/.sprite/checkpoints"
 IGNORED_TOP = frozenset((".sprite", "proc", "sys", "dev"))
 SMALL_FILE = 64 * 1024
 BLOCK = 1024 * 1024
 BINARY_PROBE = 8192
+READ = "read"
+READERS = 4
 
 
 class Refusal(Exception):
@@ -133,7 +136,8 @@ def same_bytes(path_a: str, path_b: str, size: int) -> bool:
 
 def change(root_a: str, root_b: str, rel: str, a: os.stat_result,
            b: os.stat_result) -> str | None:
-    """How ``rel`` changed between two existing entries, or None if it did not."""
+    """How ``rel`` changed between two existing entries, None if it did not, or READ
+    when that depends on the contents of two regular files of the same size."""
     mode_a, mode_b = a.st_mode, b.st_mode
     if stat.S_IFMT(mode_a) != stat.S_IFMT(mode_b):
         return "type-changed"
@@ -142,8 +146,8 @@ def change(root_a: str, root_b: str, rel: str, a: os.stat_result,
             return "modified"
         unread = ((a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
                   or (a.st_mtime_ns == b.st_mtime_ns and a.st_size > SMALL_FILE))
-        if not unread and not same_bytes(root_a + rel, root_b + rel, a.st_size):
-            return "modified"
+        if not unread:
+            return READ
     elif stat.S_ISLNK(mode_a):
         try:
             if os.readlink(root_a + rel) != os.readlink(root_b + rel):
@@ -190,6 +194,7 @@ class Comparison:
         self.root_a = root_a.rstrip("/") + "/"
         self.root_b = root_b.rstrip("/") + "/"
         self.out = out
+        self.unread: list = []
 
     def emit(self, rel: str, what: str, a: os.stat_result | None,
              b: os.stat_result | None) -> None:
@@ -216,8 +221,28 @@ class Comparison:
             self.emit(rel, "removed", a, b)
         else:
             what = change(self.root_a, self.root_b, rel, a, b)
-            if what is not None:
+            if what == READ:
+                self.unread.append((rel, a, b))
+            elif what is not None:
                 self.emit(rel, what, a, b)
+
+    def read_contents(self) -> None:
+        """Settle the files whose contents decide, reading in a few threads at once
+        (reads release the GIL), each thread a slice of the list."""
+        pending, self.unread = self.unread, []
+
+        def settle(share: list) -> list:
+            return [(rel, a, b, same_bytes(self.root_a + rel, self.root_b + rel, a.st_size))
+                    for rel, a, b in share]
+
+        shares = [pending[i::READERS] for i in range(READERS)]
+        with ThreadPoolExecutor(READERS) as pool:
+            for settled in pool.map(settle, shares):
+                for rel, a, b, same in settled:
+                    if not same:
+                        self.emit(rel, "modified", a, b)
+                    elif a.st_mode != b.st_mode:
+                        self.emit(rel, "mode-changed", a, b)
 
     def walk(self, rel: str, a: os.stat_result | None, b: os.stat_result | None) -> None:
         """Everything below ``rel``, where at least one side is a directory."""
@@ -338,6 +363,7 @@ def answer(request: dict, out) -> None:
         comparison = Comparison(root_a, root_b, out)
         for path in request.get("paths") or ["/"]:
             comparison.path(relative(path))
+        comparison.read_contents()
     elif op == "file":
         label_b = "now" if b is None else str(b)
         out.write(json.dumps(file_diff(root_a, root_b, relative(request["path"]),
