@@ -41,6 +41,8 @@ BLOCK = 1024 * 1024
 BINARY_PROBE = 8192
 READ = "read"
 READERS = 4
+# Never follow a symlink or wait on a fifo that replaced a file after it was looked at.
+OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
 
 class Refusal(Exception):
@@ -88,7 +90,11 @@ def kind(info: os.stat_result) -> str:
         return "symlink"
     if stat.S_ISREG(mode):
         return "file"
-    return "special"
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "device"
 
 
 def _read(fd: int, size: int) -> bytes:
@@ -111,11 +117,11 @@ def same_bytes(path_a: str, path_b: str, size: int) -> bool:
     """Whether two files that both had ``size`` bytes hold the same bytes (stops at the
     first differing block; an unreadable file counts as different)."""
     try:
-        fd_a = os.open(path_a, os.O_RDONLY)
+        fd_a = os.open(path_a, OPEN_FLAGS)
     except OSError:
         return False
     try:
-        fd_b = os.open(path_b, os.O_RDONLY)
+        fd_b = os.open(path_b, OPEN_FLAGS)
     except OSError:
         os.close(fd_a)
         return False
@@ -293,7 +299,7 @@ def read_side(root: str, rel: str) -> bytes | None:
     if not stat.S_ISREG(info.st_mode):
         raise Refusal({"error": f"/{rel} is a {kind(info)}, not a regular file"})
     try:
-        with open(os.path.join(root, rel), "rb") as file:
+        with os.fdopen(os.open(os.path.join(root, rel), OPEN_FLAGS), "rb") as file:
             return file.read()
     except OSError as error:
         raise Refusal({"error": f"cannot read /{rel}: {error.strerror}"}) from None
@@ -334,7 +340,7 @@ def read_file(root: str, rel: str) -> dict:
 def entry(root: str, rel: str, info: os.stat_result) -> dict:
     what = kind(info)
     return {"name": rel.rsplit("/", 1)[-1], "path": "/" + rel,
-            "type": "file" if what == "special" else what, "size": info.st_size,
+            "type": what if what in ("directory", "symlink") else "file", "size": info.st_size,
             "mode": f"{stat.S_IMODE(info.st_mode):04o}", "modTime": info.st_mtime,
             "isDir": what == "directory"}
 

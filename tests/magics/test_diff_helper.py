@@ -214,3 +214,15 @@ def test_runs_on_the_oldest_python_a_sprite_may_have(trees):
                              "checkpoints": str(trees["checkpoints"]),
                              "now": str(trees["now"])}, trees["tmp"], OLDEST)
     assert code == 0 and "+line two" in rows[0]["diff"]
+
+
+def test_fifos_are_compared_by_type_and_never_opened(trees):
+    os.mkfifo(trees["v1"] / "home/sprite/pipe")
+    os.mkfifo(trees["now"] / "home/sprite/pipe")
+    (trees["now"] / "home/sprite/keep.txt").unlink()
+    os.mkfifo(trees["now"] / "home/sprite/keep.txt")
+    changes = {r[0]: r[1] for r in _diff(trees)}
+    assert changes["/home/sprite/keep.txt"] == "type-changed"
+    assert "/home/sprite/pipe" not in changes
+    code, refused = _one(trees, op="file", path="/home/sprite/keep.txt")
+    assert code == 2 and refused["error"] == "/home/sprite/keep.txt is a fifo, not a regular file"
