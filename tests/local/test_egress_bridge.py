@@ -4,21 +4,24 @@ curl and urllib reach allowed names, denied ones fail fast, DNS answers REFUSED.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sprites_jupyter.local.runtime.egress import bridge
-from sprites_jupyter.local.runtime.egress.handover import take_over
+from sprites_jupyter.local.runtime.egress.handover import HandoverError
+from sprites_jupyter.local.runtime.egress.sprite_egress import SpriteEgress
 from tests.local.egress_targets import Targets, start_targets
-from tests.local.test_egress_proxy import NAMES, HostProxy
+from tests.local.test_egress_proxy import NAMES, POLICY
 
 PROBE = Path(__file__).with_name("egress_probe.py")
 PROXY = f"http://127.0.0.1:{bridge.PROXY_PORT}"
@@ -37,25 +40,49 @@ pytestmark = pytest.mark.skipif(not _namespaces_available(),
                                 reason="needs unshare/nsenter/ip and user namespaces")
 
 
-class Namespace:
-    """A network namespace with the bridge running in it, and a way to run probes there."""
+HOLD_DNS_PORT = ("import os, socket, sys; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+                 "s.bind((\"127.0.0.1\", 53)); os.set_inheritable(s.fileno(), True); "
+                 "os.execvp(sys.argv[1], sys.argv[1:])")
+"""Run the command with UDP port 53 already taken (the socket survives the exec)."""
 
-    def __init__(self, tmp_path: Path, host: HostProxy) -> None:
-        resolv = tmp_path / "resolv.conf"
-        resolv.write_text("nameserver 127.0.0.1\n")
-        self.server_end, bridge_end = socket.socketpair()
-        script = (f"ip link set lo up && mount --bind {resolv} /etc/resolv.conf && "
-                  f"exec {sys.executable} {bridge.__file__} {bridge_end.fileno()}")
-        self.process = subprocess.Popen(["unshare", "-rmn", "sh", "-c", script],
-                                        stdout=subprocess.PIPE, text=True,
-                                        pass_fds=[bridge_end.fileno()])
-        bridge_end.close()
-        host.run(take_over(host.proxy, self.server_end))
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        assert line.strip() == "egress bridge: ready", line
+
+class LoopThread:
+    """An event loop in a thread, as the server's."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=60)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=30)
+        self.loop.close()
+
+
+class Namespace:
+    """A user, mount and network namespace with loopback only (as the sandbox makes),
+    where :class:`SpriteEgress` starts its bridge; probes run inside with ``nsenter``."""
+
+    def __init__(self, tmp_path: Path, *, dns_port_taken: bool = False) -> None:
+        self.resolv = tmp_path / "resolv.conf"
+        self.resolv.write_text("nameserver 127.0.0.1\n")
+        self.setup = (f"ip link set lo up && mount --bind {self.resolv} /etc/resolv.conf && "
+                      + (f"exec {sys.executable} -c '{HOLD_DNS_PORT}' \"$@\""
+                         if dns_port_taken else "exec \"$@\""))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    async def start_process(self, argv: list[str], *, stdio: tuple[int, int, int]) -> None:
+        """What ``run_platform_process`` does in the sandbox: start ``argv`` inside."""
+        self.process = subprocess.Popen(["unshare", "-rmn", "sh", "-c", self.setup, "sh",
+                                         *argv], stdin=stdio[0], stdout=stdio[1],
+                                        stderr=stdio[2])
 
     def command(self, *args: str) -> list[str]:
+        assert self.process is not None
         return ["nsenter", "-t", str(self.process.pid), "-U", "-n", "-m",
                 "--preserve-credentials", *args]
 
@@ -66,10 +93,6 @@ class Namespace:
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)
 
-    def close(self) -> None:
-        self.server_end.close()
-        assert self.process.wait(timeout=30) == 0
-
 
 @pytest.fixture(scope="module")
 def targets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Targets]:
@@ -79,12 +102,23 @@ def targets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Targets]:
 
 
 @pytest.fixture
-def namespace(tmp_path: Path) -> Iterator[tuple[HostProxy, Namespace]]:
-    host = HostProxy({name: "127.0.0.1" for name in NAMES})
-    inside = Namespace(tmp_path, host)
-    yield host, inside
-    host.close()
-    inside.close()
+def loop() -> Iterator[LoopThread]:
+    running = LoopThread()
+    yield running
+    running.close()
+
+
+@pytest.fixture
+def namespace(tmp_path: Path, loop: LoopThread) -> Iterator[tuple[SpriteEgress, Namespace]]:
+    policy = tmp_path / "network.json"
+    policy.write_text(json.dumps({"rules": POLICY}))
+    egress = SpriteEgress("ns-test", policy, {name: "127.0.0.1" for name in NAMES})
+    inside = Namespace(tmp_path)
+    loop.run(egress.start(inside.start_process, sys.executable))
+    yield egress, inside
+    loop.run(egress.close())
+    assert inside.process is not None
+    assert inside.process.wait(timeout=30) == 0
 
 
 def test_allowed_reached_denied_refused_from_inside(namespace, targets) -> None:
@@ -120,8 +154,12 @@ def test_no_way_out_but_the_proxy(namespace, targets) -> None:
     assert through_ip["status"] == 403 and "private, loopback" in through_ip["body"]
 
 
-def test_policy_change_cuts_an_open_tunnel_inside(namespace, targets) -> None:
-    host, inside = namespace
+async def _apply(egress: SpriteEgress, rules: list[dict[str, str]]) -> int:
+    return egress.set_rules(rules)
+
+
+def test_policy_change_cuts_an_open_tunnel_inside(namespace, loop, targets) -> None:
+    egress, inside = namespace
     process = subprocess.Popen(
         inside.command(sys.executable, str(PROBE), "tunnel", "allowed.test",
                        str(targets.echo_port)),
@@ -130,9 +168,18 @@ def test_policy_change_cuts_an_open_tunnel_inside(namespace, targets) -> None:
     assert process.stdout is not None and process.stdin is not None
     opened = json.loads(process.stdout.readline())
     assert opened == {"open": "HTTP/1.1 200 Connection established", "echo": "first"}
-    assert host.set_rules([{"domain": "allowed.test", "action": "deny"}]) == 1
+    assert loop.run(_apply(egress, [{"domain": "allowed.test", "action": "deny"}])) == 1
     process.stdin.write("go\n")
     process.stdin.flush()
     after = json.loads(process.stdout.readline())
     process.wait(timeout=30)
     assert after["after"] != "second"
+
+
+def test_bridge_failure_says_why(tmp_path, loop) -> None:
+    egress = SpriteEgress("ns-test", tmp_path / "no-policy.json")
+    inside = Namespace(tmp_path, dns_port_taken=True)
+    with pytest.raises(HandoverError, match=r"cannot bind 127\.0\.0\.1:3128/53"):
+        loop.run(egress.start(inside.start_process, sys.executable))
+    assert inside.process is not None and inside.process.wait(timeout=30) == 1
+    loop.run(egress.close())

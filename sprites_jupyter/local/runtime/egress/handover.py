@@ -52,6 +52,8 @@ def _receive(connection: socket.socket) -> tuple[socket.socket, socket.socket]:
         for adopted in sockets:
             adopted.close()
         raise HandoverError("the bridge sent something that is not a socket") from None
+    if not message and not sockets:
+        raise HandoverError("the bridge exited without handing over its sockets")
     if message != GREETING or len(sockets) != 2:
         for adopted in sockets:
             adopted.close()
