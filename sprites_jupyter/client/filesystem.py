@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,18 @@ class FilesystemMixin(SpriteHandle):
                                       params={"path": target, "workingDir": _ROOT},
                                       what=f"read {target} on {self.name}")
         return response.content
+
+    def iter_file(self, path: str) -> Iterator[bytes]:
+        """A file's bytes as they arrive, for files too large to hold at once."""
+        target = remote_path(path)
+        response = self._http.stream("GET", self._path("/fs/read"),
+                                     params={"path": target, "workingDir": _ROOT},
+                                     what=f"read {target} on {self.name}",
+                                     read_timeout=self._http.timeout)
+        try:
+            yield from response.iter_bytes()
+        finally:
+            response.close()
 
     def write_file(self, path: str, data: bytes | str, *, mode: str | int = "0644",
                    mkdir_parents: bool = True) -> FileEntry:

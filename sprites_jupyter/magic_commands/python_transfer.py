@@ -2,11 +2,12 @@
 
 A value is serialised straight into fixed-size parts uploaded through the
 filesystem API (the real service limits single uploads), so only one part is
-ever held here besides the value; the agent joins the parts on the sprite's disk
-and loads from there. Pulling goes the other way: the agent writes a file, this
-side streams it to a local temporary file and loads from that. Formats: bytes
-raw, numpy arrays as ``.npy``, DataFrames as Parquet when pyarrow is on both
-sides, anything else by pickle (cloudpickle when both sides have it).
+ever held here besides the value; the agent reads the parts in order as one
+stream. Pulling goes the other way: the agent writes one file, this side streams
+it back. Pickles and ``.npy`` arrays are loaded as the bytes arrive, on both sides;
+Parquet (it seeks) and bytes (allocated once) go through a file on disk first.
+Formats: bytes raw, numpy arrays as ``.npy``, DataFrames as Parquet when pyarrow
+is on both sides, anything else by pickle (cloudpickle when both sides have it).
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib.util
+import io
 import os
 import pickle
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from IPython.core.error import UsageError
@@ -139,19 +142,51 @@ def _write(value: Any, kind: str, target: BinaryIO | PartWriter) -> None:
         pickle.dump(value, target, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _read(path: str, kind: str) -> Any:
-    if kind == "parquet":
-        import pandas
+class _ChunkStream(io.RawIOBase):
+    """An iterator of byte chunks as a readable stream."""
 
-        return pandas.read_parquet(path)
-    with open(path, "rb") as source:
-        if kind == "raw":
-            return source.read()
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = memoryview(chunk)
+        count = min(len(buffer), len(self._pending))
+        buffer[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
+
+
+def _read(sprite: Sprite, path: str, kind: str) -> Any:
+    """Load a value the agent wrote: streamed for pickle and npy, via a local temporary
+    file for Parquet (it seeks) and bytes (so the value is allocated once)."""
+    if kind in ("pickle", "cloudpickle", "npy"):
+        stream = io.BufferedReader(_ChunkStream(sprite.iter_file(path)), PART_SIZE)
         if kind == "npy":
-            import numpy
+            import numpy.lib.format
 
-            return numpy.load(source, allow_pickle=False)
-        return pickle.load(source)
+            return numpy.lib.format.read_array(stream, allow_pickle=False)
+        return pickle.load(stream)
+    handle, local_path = tempfile.mkstemp(prefix="sprite-pull-")
+    try:
+        with os.fdopen(handle, "wb") as target:
+            for chunk in sprite.iter_file(path):
+                target.write(chunk)
+        if kind == "parquet":
+            import pandas
+
+            return pandas.read_parquet(local_path)
+        with open(local_path, "rb") as source:
+            return source.read()
+    finally:
+        os.unlink(local_path)
 
 
 def _accepted() -> list[str]:
@@ -202,13 +237,9 @@ def pull_value(ctx: CommandContext, session: PythonSession, remote: str, local: 
                                  f"{sprite.name}")
             raise UsageError(f"Cannot pull {remote}: a {done.get('type_name') or 'value'} "
                              f"that cannot be serialised ({ename}: {evalue})")
-        handle, local_path = tempfile.mkstemp(prefix="sprite-pull-")
-        os.close(handle)
         try:
-            sprite.download(f"{HOME}/{path}", local_path)
-            ctx.shell.user_ns[local] = _read(local_path, str(done["format"]))
+            ctx.shell.user_ns[local] = _read(sprite, f"{HOME}/{path}", str(done["format"]))
         finally:
-            os.unlink(local_path)
             with contextlib.suppress(Exception):
                 sprite.delete(f"{HOME}/{path}")
     print(f"Pulled {remote} ({done.get('type_name')}, {_size(int(done.get('size', 0)))} as "

@@ -385,24 +385,17 @@ class Agent:
 
     def op_load(self, request: dict) -> dict:
         name = str(request["name"])
-        path = os.path.join(os.environ.get("HOME", "."), str(request["dir"]))
-        joined = path + ".bin"
+        folder = os.path.join(os.environ.get("HOME", "."), str(request["dir"]))
+        parts = Parts(folder, int(request["parts"]))
         try:
-            with open(joined, "wb") as target:
-                for index in range(int(request["parts"])):
-                    part = os.path.join(path, f"{index:06d}")
-                    with open(part, "rb") as source:
-                        shutil.copyfileobj(source, target, COPY_CHUNK)
-                    os.remove(part)
             self.in_user_code = True
             try:
-                value = read_value(joined, str(request["format"]))
+                value = read_value(parts, str(request["format"]))
             finally:
                 self.in_user_code = False
         finally:
-            shutil.rmtree(path, ignore_errors=True)
-            if os.path.exists(joined):
-                os.remove(joined)
+            parts.close()
+            shutil.rmtree(folder, ignore_errors=True)
         self.namespace[name] = value
         return {"type_name": describe_type(value)}
 
@@ -468,17 +461,61 @@ def write_value(value: object, kind: str, target) -> None:
         pickle.dump(value, target, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def read_value(path: str, kind: str) -> object:
-    if kind == "parquet":
-        import pandas
-        return pandas.read_parquet(path)
-    with open(path, "rb") as source:
-        if kind == "raw":
-            return source.read()
-        if kind == "npy":
-            import numpy
-            return numpy.load(source, allow_pickle=False)
-        return pickle.load(source)
+class Parts(io.RawIOBase):
+    """The parts of a pushed value read in order as one stream, each removed once read."""
+
+    def __init__(self, folder: str, count: int) -> None:
+        self.folder = folder
+        self.paths = [os.path.join(folder, f"{index:06d}") for index in range(count)]
+        self.index = 0
+        self.current = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while self.index < len(self.paths):
+            if self.current is None:
+                self.current = open(self.paths[self.index], "rb")  # noqa: SIM115
+            count = self.current.readinto(buffer)
+            if count:
+                return count
+            self.current.close()
+            self.current = None
+            os.remove(self.paths[self.index])
+            self.index += 1
+        return 0
+
+    def joined(self) -> str:
+        """The rest as one file (for formats that seek, and for bytes: one allocation)."""
+        path = self.folder + ".joined"
+        with open(path, "wb") as target:
+            shutil.copyfileobj(self, target, COPY_CHUNK)
+        return path
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.current.close()
+            self.current = None
+        super().close()
+
+
+def read_value(parts: Parts, kind: str) -> object:
+    if kind in ("parquet", "raw"):
+        path = parts.joined()
+        try:
+            if kind == "parquet":
+                import pandas
+                return pandas.read_parquet(path)
+            with open(path, "rb") as source:
+                return source.read()
+        finally:
+            os.remove(path)
+    stream = io.BufferedReader(parts, COPY_CHUNK)
+    if kind == "npy":
+        import numpy.lib.format
+        return numpy.lib.format.read_array(stream, allow_pickle=False)
+    return pickle.load(stream)
 
 
 def boot_id() -> str:

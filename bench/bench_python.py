@@ -1,0 +1,168 @@
+"""Cost of ``%%sprite_python``, through a real IPython shell and local server.
+
+1. A ``1 + 1`` cell round trip in the persistent session, as a ratio to
+   ``%%sprite_exec --shell python3`` running the same code (a new interpreter per
+   cell; target <= 0.3x), next to a local ``exec`` of the code.
+2. ``%sprite push`` + ``%sprite pull`` of a large DataFrame, as throughput relative
+   to writing and reading it as Parquet on local disk (target >= 0.3x). Without
+   pyarrow here the baseline is a pickle file written and read on local disk (the
+   transfer then uses pickle too); without pandas on the sprite the value is a
+   numpy array, and without numpy there a bytes value — the script says which.
+
+Samples are interleaved; min and median of ``--repeat`` (>= 5) each.
+
+    python bench/bench_python.py [--megabytes 500] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import os
+import pickle
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+
+from sprites_jupyter.magic_commands.python_cells import sessions_of
+
+READY = "Sprites local server listening on "
+TOKEN = "bench-token"
+
+
+def _start_server(home: Path) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sprites_jupyter.local", "serve", "--port", "0",
+         "--home", str(home), "--token", TOKEN],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line.startswith(READY):
+        process.kill()
+        raise SystemExit(f"server did not start: {line!r}")
+    return process, line[len(READY):].strip()
+
+
+def _timed(action: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def _cell(shell: InteractiveShell, source: str) -> None:
+    with capture_output():
+        result = shell.run_cell(source)
+    if not result.success:
+        raise SystemExit(f"{source.splitlines()[0]!r} failed: {result.error_in_exec!r}")
+
+
+def _report(name: str, samples: list[float], unit: str = "ms") -> float:
+    scale = 1000 if unit == "ms" else 1
+    print(f"  {name:<34} min {min(samples) * scale:8.1f} {unit}   "
+          f"median {statistics.median(samples) * scale:8.1f} {unit}")
+    return statistics.median(samples)
+
+
+def bench_round_trip(shell: InteractiveShell, repeat: int) -> None:
+    code = "1 + 1"
+    compiled = compile(code, "<bench>", "eval")
+    _cell(shell, f"%%sprite_python\n{code}\n")
+    samples: dict[str, list[float]] = {"session": [], "exec": [], "local": []}
+    for _ in range(repeat):
+        samples["session"].append(_timed(lambda: _cell(shell, f"%%sprite_python\n{code}\n")))
+        samples["exec"].append(_timed(lambda: _cell(
+            shell, f"%%sprite_exec --shell python3\nprint({code})\n")))
+        samples["local"].append(_timed(lambda: eval(compiled, {})))
+    print(f"1. {code!r} round trip ({repeat} interleaved samples)")
+    session = _report("%%sprite_python", samples["session"])
+    fresh = _report("%%sprite_exec --shell python3", samples["exec"])
+    _report("local exec", samples["local"])
+    print(f"  ratio session / sprite_exec: {session / fresh:.3f}x (target <= 0.3x)")
+
+
+def _large_value(shell: InteractiveShell, sprite: str, megabytes: int) -> tuple[Any, str]:
+    has = sessions_of(shell.configurables[-1].context)[sprite].info.get("has", {})
+    import numpy as np
+
+    rows = megabytes * 1024 * 1024 // (4 * 8)
+    if has.get("pandas"):
+        import pandas as pd
+
+        generator = np.random.default_rng(0)
+        return pd.DataFrame({f"c{i}": generator.random(rows) for i in range(4)}), "DataFrame"
+    if has.get("numpy"):
+        return np.random.default_rng(0).random((rows, 4)), "numpy array (no pandas on sprite)"
+    return os.urandom(megabytes * 1024 * 1024), "bytes (no numpy on sprite)"
+
+
+def _local_disk(value: Any, folder: str) -> None:
+    """The baseline: write the value to local disk and read it back."""
+    if importlib.util.find_spec("pyarrow") and type(value).__name__ == "DataFrame":
+        import pandas as pd
+
+        path = os.path.join(folder, "baseline.parquet")
+        value.to_parquet(path)
+        pd.read_parquet(path)
+    else:
+        path = os.path.join(folder, "baseline.pickle")
+        with open(path, "wb") as target:
+            pickle.dump(value, target, protocol=pickle.HIGHEST_PROTOCOL)
+        with open(path, "rb") as source:
+            pickle.load(source)
+    os.unlink(path)
+
+
+def bench_transfer(shell: InteractiveShell, sprite: str, megabytes: int, repeat: int) -> None:
+    value, kind = _large_value(shell, sprite, megabytes)
+    shell.user_ns["payload"] = value
+    baseline_name = ("Parquet" if importlib.util.find_spec("pyarrow")
+                     and kind == "DataFrame" else "pickle")
+    samples: dict[str, list[float]] = {"transfer": [], "disk": []}
+    with tempfile.TemporaryDirectory() as folder:
+        for _ in range(repeat):
+            samples["transfer"].append(_timed(lambda: (
+                _cell(shell, "%sprite push payload"),
+                _cell(shell, "%sprite pull payload --as payload_back"))))
+            shell.user_ns.pop("payload_back", None)
+            samples["disk"].append(_timed(lambda: _local_disk(value, folder)))
+    print(f"2. push + pull of a {megabytes} MB {kind} ({repeat} interleaved samples)")
+    transfer = _report("push + pull", samples["transfer"], "s")
+    disk = _report(f"local {baseline_name} write + read", samples["disk"], "s")
+    print(f"  throughput {2 * megabytes / transfer:.0f} MB/s moved; relative to local disk: "
+          f"{disk / transfer:.2f}x (target >= 0.3x)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--megabytes", type=int, default=500)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as home:
+        process, url = _start_server(Path(home))
+        try:
+            os.environ.update(SPRITES_API_URL=url, SPRITES_TOKEN=TOKEN,
+                              SPRITES_JUPYTER_NO_WIDGETS="1")
+            shell = InteractiveShell.instance()
+            shell.run_line_magic("load_ext", "sprites_jupyter")
+            _cell(shell, "%sprite use bench-python --create")
+            bench_round_trip(shell, args.repeat)
+            bench_transfer(shell, "bench-python", args.megabytes, args.repeat)
+            with contextlib.suppress(Exception):
+                _cell(shell, "%sprite python stop")
+            shell.run_line_magic("unload_ext", "sprites_jupyter")
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
