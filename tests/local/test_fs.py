@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 import httpx
 import pytest
 
 from tests.conftest import LocalServer
+from tests.local.sprite_shell import must
 
 
 def _fs(sprite: str, op: str) -> str:
@@ -103,24 +102,25 @@ def test_absolute_paths_stay_inside_the_root(http: httpx.Client, sprite: str) ->
     assert response.status_code == 404  # the sprite's /etc/passwd, not the host's
 
 
-def test_symlinks_that_leave_the_root_are_refused(server: LocalServer, http: httpx.Client,
-                                                  sprite: str, tmp_path) -> None:
+def test_symlinks_resolve_inside_the_sprite(server: LocalServer, http: httpx.Client,
+                                           sprite: str, tmp_path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("host secret")
-    home = server.home / "sprites" / sprite / "root" / "home" / "sprite"
-    os.symlink(secret, home / "link")
-    os.symlink(tmp_path, home / "dirlink")
+    must(server, sprite, f"ln -s {secret} link && ln -s {tmp_path} dirlink && "
+                         "echo mine > data.txt && ln -s /home/sprite/data.txt inside")
     for path in ("/home/sprite/link", "/home/sprite/dirlink/secret.txt"):
         response = http.get(_fs(sprite, "read"), params={"path": path})
-        assert response.status_code == 403, path
-        assert "outside" in response.json()["error"]
+        assert response.status_code == 404, path  # the sprite has no such file
+        assert str(tmp_path) not in response.text
+    inside = http.get(_fs(sprite, "read"), params={"path": "/home/sprite/inside"})
+    assert inside.status_code == 200 and inside.content == b"mine\n"
     write = http.put(_fs(sprite, "write"), params={"path": "/home/sprite/dirlink/new"},
                      content=b"x")
-    assert write.status_code == 403
+    assert write.status_code == 404
     assert not (tmp_path / "new").exists()
     rename = http.post(_fs(sprite, "rename"), json={"source": "/home/sprite/dirlink/secret.txt",
                                                     "dest": "/home/sprite/stolen"})
-    assert rename.status_code == 403
+    assert rename.status_code == 404
     assert secret.read_text() == "host secret"
     # the link itself can be removed; its target is untouched
     unlinked = http.delete(_fs(sprite, "delete"), params={"path": "/home/sprite/link"})

@@ -1,39 +1,56 @@
 """Filesystem endpoints (reference section 6).
 
-Paths are sprite paths resolved against ``workingDir`` (default ``/``) and mapped
-into the sprite's root by :mod:`..paths`, which refuses escapes. Failures use the
-reference's filesystem error shape: ``{"error", "code", "path"}``.
+Paths are sprite paths resolved against ``workingDir`` (default ``/``). The work is
+done off the event loop by :mod:`..storage.sprite_fs`, inside the sprite's own view
+(:func:`_view_root`), so a symlink resolves as it would for the sprite's processes and
+nothing outside the sprite is reached. Failures use the reference's filesystem error
+shape: ``{"error", "code", "path"}``, naming sprite paths only.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
-import shutil
+import sqlite3
 import stat
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from ..errors import ApiError
-from ..state import state_of
-from ..storage.paths import resolve, to_sprite_path
+from ..state import ServerState, state_of
+from ..storage.paths import sprite_path
+from ..storage.sprite_fs import SpriteFsError, SpriteView, TreeEntry, begin_write, copy
 from ..wire import query_bool, read_json_object, rfc3339
+
+T = TypeVar("T")
+CHUNK = 1 << 20
 
 _ERRNO_STATUS = {
     errno.ENOENT: (404, "ENOENT"),
     errno.EEXIST: (409, "EEXIST"),
     errno.ENOTEMPTY: (409, "ENOTEMPTY"),
+    errno.EBUSY: (409, "EBUSY"),
+    errno.EAGAIN: (409, "EAGAIN"),
     errno.ENOTDIR: (400, "ENOTDIR"),
     errno.EISDIR: (400, "EISDIR"),
     errno.EINVAL: (400, "EINVAL"),
+    errno.ELOOP: (400, "EINVAL"),
+    errno.ENAMETOOLONG: (400, "EINVAL"),
+    errno.EXDEV: (400, "EINVAL"),
     errno.EACCES: (403, "EACCES"),
     errno.EPERM: (403, "EACCES"),
+    errno.EROFS: (403, "EACCES"),
+    errno.ENOSPC: (507, "ENOSPC"),
+    errno.EDQUOT: (507, "ENOSPC"),
 }
+_MAX_ID = 2**32 - 2  # (uid_t)-1 means "unchanged" to the kernel
 
 
 def fs_error(err: int, path: str, message: str | None = None) -> ApiError:
@@ -42,22 +59,47 @@ def fs_error(err: int, path: str, message: str | None = None) -> ApiError:
     return ApiError(status, message or os.strerror(err).lower(), fs_code=code, path=path)
 
 
-@contextmanager
-def _os_errors(path: str) -> Iterator[None]:
-    try:
-        yield
-    except OSError as exc:
-        raise fs_error(exc.errno or errno.EIO, path) from None
+def _view_root(server: ServerState, name: str) -> Path:
+    """The one place the filesystem API learns where a sprite's files are."""
+    return server.sprite_root(name)
 
 
 async def _root(request: Request) -> Path:
-    """The sprite's root, once any restore of it has finished."""
+    """The sprite's view root, once any restore of it has finished."""
     server = state_of(request)
     name = request.path_params["name"]
     server.require_sprite(name)
     await server.runtime(name).settled()
-    server.store.touch_running(name)
-    return server.sprite_root(name)
+    with suppress(sqlite3.Error):  # a full disk must not stop reads and deletes
+        server.store.touch_running(name)
+    return _view_root(server, name)
+
+
+def _sync(error: SpriteFsError) -> ApiError:
+    return fs_error(error.errno, error.path, error.message)
+
+
+async def _in_view(root: Path, op: Callable[[SpriteView], T]) -> T:
+    """Run ``op`` on the sprite's view in a worker thread."""
+    def run() -> T:
+        try:
+            view = SpriteView(root)
+        except OSError as exc:
+            raise SpriteFsError(exc.errno or errno.EIO, "/") from None
+        with view:
+            return op(view)
+
+    try:
+        return await asyncio.to_thread(run)
+    except SpriteFsError as exc:
+        raise _sync(exc) from None
+
+
+async def _off_loop(fn: Callable[..., T], *args: Any) -> T:
+    try:
+        return await asyncio.to_thread(fn, *args)
+    except SpriteFsError as exc:
+        raise _sync(exc) from None
 
 
 def _mode(bits: int) -> str:
@@ -66,8 +108,10 @@ def _mode(bits: int) -> str:
 
 def _parse_mode(value: object, path: str) -> int:
     try:
+        if isinstance(value, bool):
+            raise TypeError
         mode = int(value, 8) if isinstance(value, str) else int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise fs_error(errno.EINVAL, path, f"invalid mode {value!r}: use an octal string "
                                            "such as 0644") from None
     if not 0 <= mode <= 0o7777:
@@ -75,8 +119,33 @@ def _parse_mode(value: object, path: str) -> int:
     return mode
 
 
-def _entry(root: Path, host: Path) -> dict[str, Any]:
-    info = host.lstat()
+def _flag(params: dict[str, Any], name: str, default: bool) -> bool:
+    """A boolean from a JSON body (``true``) or a query string (``"true"``)."""
+    value = params.get(name)
+    if value is None or isinstance(value, bool):
+        return default if value is None else value
+    if isinstance(value, str):
+        return query_bool(value, default)
+    raise ApiError(400, f"{name} must be true or false, not {value!r}")
+
+
+def _owner_id(params: dict[str, Any], name: str, path: str) -> int:
+    value = params.get(name)
+    if value is None:
+        return -1
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_ID:
+        raise fs_error(errno.EINVAL, path, f"invalid {name} {value!r}: use an integer from 0 "
+                                           f"to {_MAX_ID}, or null to keep it")
+    return value
+
+
+def _text(name: str) -> str:
+    """A file name as JSON can carry it (undecodable bytes become U+FFFD)."""
+    return os.fsencode(name).decode("utf-8", "replace")
+
+
+def _entry(entry: TreeEntry) -> dict[str, Any]:
+    info = entry.info
     if stat.S_ISLNK(info.st_mode):
         kind = "symlink"
     elif stat.S_ISDIR(info.st_mode):
@@ -84,8 +153,8 @@ def _entry(root: Path, host: Path) -> dict[str, Any]:
     else:
         kind = "file"
     return {
-        "name": host.name,
-        "path": to_sprite_path(root, host),
+        "name": _text(entry.name),
+        "path": _text(entry.path),
         "type": kind,
         "size": info.st_size,
         "mode": _mode(info.st_mode),
@@ -103,161 +172,134 @@ async def _params(request: Request) -> dict[str, Any]:
     return params
 
 
+class _FileStream(Response):
+    """The bytes of an open file, read off the event loop; closes the fd when done."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        super().__init__(media_type="application/octet-stream",
+                         headers={"content-length": str(size)})
+        self.fd, self.size = fd, size
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await send({"type": "http.response.start", "status": self.status_code,
+                        "headers": self.raw_headers})
+            remaining = self.size
+            while remaining > 0:
+                chunk = await asyncio.to_thread(os.read, self.fd, min(CHUNK, remaining))
+                if not chunk:
+                    break  # the file shrank while it was sent
+                remaining -= len(chunk)
+                await send({"type": "http.response.body", "body": chunk,
+                            "more_body": remaining > 0})
+            if remaining or not self.size:
+                await send({"type": "http.response.body", "body": b""})
+        finally:
+            os.close(self.fd)
+
+
 async def read_file(request: Request) -> Response:
     root = await _root(request)
     q = request.query_params
-    spath, host = resolve(root, q.get("path", ""), q.get("workingDir"))
-    with _os_errors(spath):
-        if host.is_dir():
-            raise fs_error(errno.EISDIR, spath, "is a directory: use /fs/list")
-        host.stat()
-    return FileResponse(host, media_type="application/octet-stream")
+    spath = sprite_path(q.get("path", ""), q.get("workingDir"))
+    fd, size = await _in_view(root, lambda view: view.open_for_read(spath))
+    return _FileStream(fd, size)
 
 
 async def write_file(request: Request) -> Response:
     root = await _root(request)
     q = request.query_params
-    spath, host = resolve(root, q.get("path", ""), q.get("workingDir"))
-    mkdir_flag = q.get("mkdirParents", q.get("mkdir"))
-    make_parents = query_bool(mkdir_flag, True)
+    spath = sprite_path(q.get("path", ""), q.get("workingDir"))
+    make_parents = query_bool(q.get("mkdirParents", q.get("mkdir")), True)
     mode = _parse_mode(q["mode"], spath) if q.get("mode") else None
-    with _os_errors(spath):
-        if host.is_dir():
-            raise fs_error(errno.EISDIR, spath, "is a directory: choose a file path")
-        if make_parents:
-            host.parent.mkdir(parents=True, exist_ok=True)
-        existed = host.exists()
-        size = 0
-        with open(host, "wb") as handle:
-            async for chunk in request.stream():
-                handle.write(chunk)
-                size += len(chunk)
-        if mode is not None:
-            host.chmod(mode)
-        elif not existed:
-            host.chmod(0o644)
-        final_mode = _mode(host.stat().st_mode)
-    return JSONResponse({"path": spath, "size": size, "mode": final_mode})
+    pending = await _in_view(root, lambda view: begin_write(
+        view, spath, mode=mode, make_parents=make_parents))
+    failure: ApiError | None = None
+    try:
+        buffer = bytearray()
+        async for chunk in request.stream():
+            if failure is not None:
+                continue  # read the rest of the body, so the client gets our answer
+            buffer += chunk
+            if len(buffer) >= CHUNK:
+                data, buffer = bytes(buffer), bytearray()
+                try:
+                    await _off_loop(pending.write, data)
+                except ApiError as exc:
+                    failure = exc
+                    await asyncio.to_thread(pending.abort)
+        if failure is None:
+            await _off_loop(pending.write, bytes(buffer))
+            await _off_loop(pending.commit)
+    finally:
+        pending.abort()
+    if failure is not None:
+        raise failure
+    return JSONResponse({"path": spath, "size": pending.size, "mode": _mode(pending.mode)})
 
 
 async def list_files(request: Request) -> Response:
     root = await _root(request)
     q = request.query_params
-    spath, host = resolve(root, q.get("path", "") or "/", q.get("workingDir"))
+    spath = sprite_path(q.get("path", "") or "/", q.get("workingDir"))
     recursive = query_bool(q.get("recursive"), False)
-    with _os_errors(spath):
-        if not host.is_dir():
-            entries = [_entry(root, host)]
-        elif recursive:
-            entries = [_entry(root, Path(d) / n) for d, dirs, files in os.walk(host)
-                       for n in sorted(dirs + files)]
-        else:
-            entries = [_entry(root, child) for child in sorted(host.iterdir())]
-    return JSONResponse({"path": spath, "entries": entries, "count": len(entries)})
+    entries = await _in_view(root, lambda view: view.list(spath, recursive=recursive))
+    return JSONResponse({"path": spath, "entries": [_entry(e) for e in entries],
+                         "count": len(entries)})
 
 
 async def delete_files(request: Request) -> Response:
     root = await _root(request)
     params = await _params(request)
-    spath, host = resolve(root, params.get("path", ""), params.get("workingDir"),
-                          follow_last=False)
-    recursive = params.get("recursive")
-    recursive = recursive if isinstance(recursive, bool) else query_bool(recursive, False)
-    if host == Path(os.path.realpath(root)):
-        raise fs_error(errno.EACCES, spath, "refusing to delete the sprite's root")
-    with _os_errors(spath):
-        if host.is_dir() and not host.is_symlink():
-            if recursive:
-                shutil.rmtree(host)
-            else:
-                host.rmdir()
-        else:
-            host.unlink()
+    spath = sprite_path(params.get("path", ""), params.get("workingDir"))
+    recursive = _flag(params, "recursive", False)
+    await _in_view(root, lambda view: view.delete(spath, recursive=recursive))
     return JSONResponse({"deleted": [spath], "count": 1})
 
 
 async def rename_file(request: Request) -> Response:
     root = await _root(request)
     body = await read_json_object(request)
-    src, src_host = resolve(root, body.get("source", ""), body.get("workingDir"),
-                            follow_last=False)
-    dst, dst_host = resolve(root, body.get("dest", ""), body.get("workingDir"),
-                            follow_last=False)
-    with _os_errors(src):
-        if not src_host.exists() and not src_host.is_symlink():
-            raise fs_error(errno.ENOENT, src)
-        os.replace(src_host, dst_host)
+    src = sprite_path(body.get("source", ""), body.get("workingDir"))
+    dst = sprite_path(body.get("dest", ""), body.get("workingDir"))
+    await _in_view(root, lambda view: view.rename(src, dst))
     return JSONResponse({"source": src, "dest": dst})
 
 
 async def copy_files(request: Request) -> Response:
     root = await _root(request)
     body = await read_json_object(request)
-    src, src_host = resolve(root, body.get("source", ""), body.get("workingDir"))
-    _, dst_host = resolve(root, body.get("dest", ""), body.get("workingDir"),
-                          follow_last=False)
-    recursive = body.get("recursive", True) is not False
-    copier = shutil.copy2 if body.get("preserveAttrs") else shutil.copy
-    copied: list[dict[str, str]] = []
-    total = 0
-
-    def copy_one(source: str, dest: str) -> str:
-        nonlocal total
-        copier(source, dest)
-        total += os.path.getsize(dest)
-        copied.append({"source": to_sprite_path(root, Path(source)),
-                       "dest": to_sprite_path(root, Path(dest))})
-        return dest
-
-    with _os_errors(src):
-        if src_host.is_dir():
-            if not recursive:
-                raise fs_error(errno.EISDIR, src, "is a directory: pass recursive=true")
-            shutil.copytree(src_host, dst_host, symlinks=True, copy_function=copy_one,
-                            dirs_exist_ok=True)
-        elif src_host.exists():
-            copy_one(str(src_host), str(dst_host))
-        else:
-            raise fs_error(errno.ENOENT, src)
-    return JSONResponse({"copied": copied, "count": len(copied), "totalBytes": total})
-
-
-def _walk(host: Path, recursive: bool) -> list[Path]:
-    if recursive and host.is_dir():
-        return [host] + [Path(d) / n for d, dirs, files in os.walk(host) for n in dirs + files]
-    return [host]
+    src = sprite_path(body.get("source", ""), body.get("workingDir"))
+    dst = sprite_path(body.get("dest", ""), body.get("workingDir"))
+    recursive = _flag(body, "recursive", True)
+    preserve = _flag(body, "preserveAttrs", False)
+    result = await _in_view(root, lambda view: copy(view, src, dst, recursive=recursive,
+                                                    preserve=preserve))
+    copied = [{"source": _text(s), "dest": _text(d)} for s, d in result.copied]
+    return JSONResponse({"copied": copied, "count": len(copied),
+                         "totalBytes": result.total_bytes})
 
 
 async def chmod_files(request: Request) -> Response:
     root = await _root(request)
     body = await read_json_object(request)
-    spath, host = resolve(root, body.get("path", ""), body.get("workingDir"))
+    spath = sprite_path(body.get("path", ""), body.get("workingDir"))
     mode = _parse_mode(body.get("mode"), spath)
-    affected = []
-    with _os_errors(spath):
-        for target in _walk(host, bool(body.get("recursive"))):
-            if target.is_symlink():
-                continue
-            target.chmod(mode)
-            affected.append({"path": to_sprite_path(root, target), "mode": _mode(mode)})
+    recursive = _flag(body, "recursive", False)
+    changed = await _in_view(root, lambda view: view.chmod(spath, mode, recursive=recursive))
+    affected = [{"path": _text(p), "mode": _mode(mode)} for p in changed]
     return JSONResponse({"affected": affected, "count": len(affected)})
 
 
 async def chown_files(request: Request) -> Response:
     root = await _root(request)
     body = await read_json_object(request)
-    spath, host = resolve(root, body.get("path", ""), body.get("workingDir"))
-    uid, gid = body.get("uid"), body.get("gid")
-    if uid is None and gid is None:
+    spath = sprite_path(body.get("path", ""), body.get("workingDir"))
+    uid, gid = _owner_id(body, "uid", spath), _owner_id(body, "gid", spath)
+    if uid == gid == -1:
         raise fs_error(errno.EINVAL, spath, "give uid, gid or both")
-    if not all(v is None or isinstance(v, int) for v in (uid, gid)):
-        raise fs_error(errno.EINVAL, spath, "uid and gid must be integers")
-    affected = []
-    with _os_errors(spath):
-        for target in _walk(host, bool(body.get("recursive"))):
-            os.chown(target, -1 if uid is None else uid, -1 if gid is None else gid,
-                     follow_symlinks=False)
-            info = target.lstat()
-            affected.append({"path": to_sprite_path(root, target), "uid": info.st_uid,
-                             "gid": info.st_gid})
+    recursive = _flag(body, "recursive", False)
+    changed = await _in_view(root, lambda view: view.chown(spath, uid, gid,
+                                                           recursive=recursive))
+    affected = [{"path": _text(p), "uid": u, "gid": g} for p, u, g in changed]
     return JSONResponse({"affected": affected, "count": len(affected)})

@@ -1,8 +1,10 @@
-"""Mapping sprite paths (``/home/sprite/x``) onto a sprite's root directory, safely.
+"""Sprite paths (``/home/sprite/x``): normalising them, and mapping them onto a tree.
 
-Every path that a request names goes through :func:`resolve`, which refuses
-anything that would land outside the root: ``..`` climbing above ``/``, and
-symlinks whose target (followed as the host would follow it) leaves the root.
+Every path a request names goes through :func:`sprite_path`, which refuses ``..``
+climbing above ``/``. The filesystem API then resolves it inside the sprite's view
+(:mod:`.sprite_fs`); :func:`resolve` maps a path onto a host path for the callers
+that still start processes in a tree directory, refusing symlinks (followed as the
+host would follow them) that leave it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ def sprite_path(path: str, working_dir: str | None = "/") -> str:
         raise ApiError(400, "missing path: give an absolute path or one relative to workingDir")
     if "\x00" in path:
         raise ApiError(400, "path contains a NUL byte")
+    if working_dir is not None and not isinstance(working_dir, str):
+        raise ApiError(400, f"workingDir must be a string (an absolute sprite path such as "
+                            f"/home/sprite), not {working_dir!r}")
+    if working_dir and "\x00" in working_dir:
+        raise ApiError(400, "workingDir contains a NUL byte")
     base = working_dir or "/"
     if not base.startswith("/"):
         base = "/" + base

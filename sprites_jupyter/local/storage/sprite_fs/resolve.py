@@ -1,0 +1,123 @@
+"""Open a sprite path inside a root directory fd, as a process inside the sprite would.
+
+The kernel does it with ``openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)``: the root
+fd is ``/`` for the lookup, so ``..`` and absolute symlinks never climb above it. Where
+``openat2`` is missing (kernels before 5.6, seccomp filters) the same rules are applied
+one component at a time with ``O_NOFOLLOW``, reading each symlink and re-resolving its
+target against the root. Either way the result is an ``O_PATH`` fd: opening it never
+has side effects (a fifo cannot block, a device is not opened), and callers look at its
+type with ``fstat`` before :func:`reopen` gives them an fd they can read or write.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import stat
+from functools import cache
+
+O_PATH = getattr(os, "O_PATH", 0)
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_IN_ROOT = 0x10
+_SYS_OPENAT2 = 437  # the same number on every architecture (added after the unification)
+_MAX_SYMLINKS = 40  # the kernel's own limit (ELOOP beyond it)
+_EAGAIN_RETRIES = 64
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
+                ("resolve", ctypes.c_uint64)]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _openat2(dirfd: int, rel: bytes, flags: int) -> int:
+    how = _OpenHow(flags | os.O_CLOEXEC, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+    for _ in range(_EAGAIN_RETRIES):
+        fd = _libc.syscall(_SYS_OPENAT2, dirfd, rel, ctypes.byref(how), ctypes.sizeof(how))
+        if fd >= 0:
+            return fd
+        err = ctypes.get_errno()
+        if err not in (errno.EAGAIN, errno.EINTR):
+            raise OSError(err, os.strerror(err))
+    raise OSError(errno.EAGAIN, "the path kept changing while it was resolved")
+
+
+@cache
+def have_openat2() -> bool:
+    """Whether this kernel (and any seccomp filter in force) lets us call ``openat2``."""
+    if not O_PATH:
+        return False
+    try:
+        os.close(_openat2(-100, b"/", O_PATH))  # AT_FDCWD
+    except OSError as exc:
+        if exc.errno in (errno.ENOSYS, errno.EPERM):
+            return False
+        raise
+    return True
+
+
+def relative(spath: str) -> bytes:
+    """An absolute sprite path as a path relative to the root fd (``.`` for ``/``)."""
+    return os.fsencode(spath.lstrip("/") or ".")
+
+
+def open_in_root(rootfd: int, spath: str, *, follow: bool = True, directory: bool = False,
+                 use_openat2: bool | None = None) -> int:
+    """An ``O_PATH`` fd for the absolute sprite path ``spath`` under ``rootfd``.
+
+    Symlinks resolve inside the root; with ``follow=False`` a final symlink is
+    opened itself. ``directory=True`` fails with ENOTDIR on anything else.
+    """
+    flags = O_PATH | (0 if follow else os.O_NOFOLLOW) | (os.O_DIRECTORY if directory else 0)
+    if have_openat2() if use_openat2 is None else use_openat2:
+        return _openat2(rootfd, relative(spath), flags)
+    return _walk(rootfd, spath, follow=follow, directory=directory)
+
+
+def _walk(rootfd: int, spath: str, *, follow: bool, directory: bool) -> int:
+    """:func:`open_in_root` without ``openat2``: one ``O_NOFOLLOW`` step per component."""
+    stack = [os.dup(rootfd)]  # the directories from the root to where the walk stands
+    todo = [p for p in reversed(spath.split("/")) if p not in ("", ".")]
+    links = 0
+    try:
+        while todo:
+            part = todo.pop()
+            if part == "..":
+                if len(stack) > 1:
+                    os.close(stack.pop())
+                continue
+            fd = os.open(part, O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=stack[-1])
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISLNK(mode) and (todo or follow):
+                target = os.readlink(b"", dir_fd=fd)
+                os.close(fd)
+                links += 1
+                if links > _MAX_SYMLINKS:
+                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP))
+                if target.startswith(b"/"):
+                    while len(stack) > 1:
+                        os.close(stack.pop())
+                todo.extend(os.fsdecode(p) for p in reversed(target.split(b"/"))
+                            if p not in (b"", b"."))
+                continue
+            stack.append(fd)
+            if todo and not stat.S_ISDIR(mode):
+                raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        if directory and not stat.S_ISDIR(os.fstat(stack[-1]).st_mode):
+            raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        return stack.pop()
+    finally:
+        for fd in stack:
+            os.close(fd)
+
+
+def reopen(pathfd: int, flags: int) -> int:
+    """A real fd (``O_RDONLY``, ``O_WRONLY``…) on the inode an ``O_PATH`` fd names.
+
+    Goes through the server's own ``/proc/self/fd``, so the inode is exactly the one
+    whose type the caller checked: no name is looked up again.
+    """
+    return os.open(f"/proc/self/fd/{pathfd}", flags | os.O_CLOEXEC | os.O_NOCTTY)
