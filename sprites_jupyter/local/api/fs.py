@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-import sqlite3
 import stat
 from collections.abc import Callable
-from contextlib import suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -70,8 +68,7 @@ async def _root(request: Request) -> Path:
     name = request.path_params["name"]
     server.require_sprite(name)
     await server.runtime(name).settled()
-    with suppress(sqlite3.Error):  # a full disk must not stop reads and deletes
-        server.store.touch_running(name)
+    server.store.touch_running(name)
     return _view_root(server, name)
 
 
