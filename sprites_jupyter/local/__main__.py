@@ -1,4 +1,4 @@
-"""``sprites-local serve``: run the local Sprites server in the foreground."""
+"""``sprites-local serve|status|stop``: run a local server, list those running, stop one."""
 
 from __future__ import annotations
 
@@ -7,15 +7,21 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
 import sys
+import time
 from pathlib import Path
 
 import uvicorn
 
-from .api.app import create_app
+from . import registry
+from .api.app import create_app, server_state
 from .http_limits import LimitedHttpToolsProtocol
+from .idle import IdleWatch
 from .storage.home import default_home, resolve_token, write_server_file
+
+_STOP_WAIT = 15.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,17 +41,41 @@ def _parser() -> argparse.ArgumentParser:
                        help="bearer token (default $SPRITES_LOCAL_TOKEN, else HOME/token)")
     serve.add_argument("--log-level", default="warning",
                        choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--idle-exit", type=float, default=0.0, metavar="S",
+                       help="exit after S seconds without clients or sprite activity "
+                            "(default 0: never; servers started by kernels use 1800)")
+    status = commands.add_parser("status", help="list the local servers running on this "
+                                                "machine (home, URL, pid, sprites, uptime)")
+    status.set_defaults(handler=lambda args: show_status())
+    stop = commands.add_parser("stop", help="stop the server of a home (default: the "
+                                            "default home) or with a pid")
+    stop.add_argument("--home", type=Path, default=None,
+                      help="the server's state directory (default $SPRITES_LOCAL_HOME or "
+                           "the user data dir)")
+    stop.add_argument("--pid", type=int, default=None, help="the server's process id")
+    stop.set_defaults(handler=lambda args: stop_server(args.home, args.pid))
     return parser
 
 
-async def _serve(server: uvicorn.Server, sock: socket.socket, home: Path, url: str) -> None:
+async def _serve(server: uvicorn.Server, sock: socket.socket, home: Path, url: str,
+                 idle: IdleWatch, idle_exit: float) -> None:
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started and not task.done():
         await asyncio.sleep(0.01)
     if server.started:
         write_server_file(home, pid=os.getpid(), url=url)
+        registry.register(pid=os.getpid(), url=url, home=home)
         print(f"Sprites local server listening on {url}", flush=True)
-    await task
+    watcher = None
+    if idle_exit > 0:
+        watcher = asyncio.create_task(
+            idle.exit_when_idle(idle_exit, lambda: setattr(server, "should_exit", True)))
+    try:
+        await task
+    finally:
+        registry.unregister(os.getpid())
+        if watcher is not None:
+            watcher.cancel()
 
 
 class _DenialNoiseFilter(logging.Filter):
@@ -60,8 +90,10 @@ class _DenialNoiseFilter(logging.Filter):
         return "without completing handshake" not in record.getMessage()
 
 
-def serve(host: str, port: int, home: Path, token: str, log_level: str = "warning") -> None:
-    """Serve until interrupted; print the ready line once the socket accepts."""
+def serve(host: str, port: int, home: Path, token: str, log_level: str = "warning",
+          idle_exit: float = 0.0) -> None:
+    """Serve until interrupted (or idle for ``idle_exit`` s); print the ready line once
+    the socket accepts."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP so asyncio sets TCP_NODELAY on accepted connections (no Nagle delay)
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -73,7 +105,8 @@ def serve(host: str, port: int, home: Path, token: str, log_level: str = "warnin
     bound_port = sock.getsockname()[1]
     shown_host = f"[{host}]" if family == socket.AF_INET6 else host
     url = f"http://{shown_host}:{bound_port}"
-    app = create_app(home, token, base_url=url)
+    api = create_app(home, token, base_url=url)
+    app = IdleWatch(api, server_state(api).busy)
     config = uvicorn.Config(app, log_level=log_level, http=LimitedHttpToolsProtocol,
                             ws="websockets-sansio",
                             ws_max_size=16 * 1024 * 1024, lifespan="on",
@@ -81,14 +114,69 @@ def serve(host: str, port: int, home: Path, token: str, log_level: str = "warnin
     server = uvicorn.Server(config)
     logging.getLogger("uvicorn.error").addFilter(_DenialNoiseFilter())
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(server, sock, home, url))
+        asyncio.run(_serve(server, sock, home, url, app, idle_exit))
+
+
+def _duration(seconds: float) -> str:
+    minutes, _ = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min" if minutes else f"{int(seconds)} s"
+
+
+def show_status() -> None:
+    """Print a table of the running local servers."""
+    servers = registry.running_servers()
+    if not servers:
+        print("No local Sprites server is running.")
+        return
+    rows = [("HOME", "URL", "PID", "SPRITES", "UPTIME")]
+    rows += [(str(s.home), s.url, str(s.pid), str(s.sprites), _duration(s.uptime))
+             for s in servers]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)
+                        ).rstrip())
+
+
+def stop_server(home: Path | None, pid: int | None) -> None:
+    """Stop one server (SIGTERM, as Ctrl-C would) and wait for it to end."""
+    servers = registry.running_servers()
+    if pid is not None:
+        chosen = [s for s in servers if s.pid == pid]
+        what = f"pid {pid}"
+    else:
+        where = (home or default_home()).expanduser().resolve()
+        chosen = [s for s in servers if s.home == where]
+        what = f"home {where}"
+    if not chosen:
+        print(f"No local Sprites server is running for {what} (sprites-local status "
+              "lists those that are)")
+        return
+    server = chosen[0]
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(server.pid, signal.SIGTERM)
+    deadline = time.monotonic() + _STOP_WAIT
+    while registry.is_alive(server.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if registry.is_alive(server.pid):
+        sys.exit(f"sprites-local: the server (pid {server.pid}) did not exit within "
+                 f"{_STOP_WAIT:g} s")
+    print(f"Stopped the local Sprites server for {server.home} (pid {server.pid}, {server.url})")
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    if getattr(args, "handler", None) is not None:
+        args.handler(args)
+        return
     home = (args.home or default_home()).expanduser().resolve()
     token = resolve_token(home, args.token)
-    serve(args.host, args.port, home, token, args.log_level)
+    serve(args.host, args.port, home, token, args.log_level, args.idle_exit)
 
 
 if __name__ == "__main__":

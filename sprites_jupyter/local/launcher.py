@@ -24,6 +24,9 @@ from .storage.home import default_home, read_server_file, resolve_token
 LOCK_FILE = "launch.lock"
 LOG_FILE = "server.log"
 _POLL = 0.05
+IDLE_EXIT = 1800.0
+"""Seconds a server started here may sit without clients or sprite activity before it
+exits by itself (nobody else would stop it: it outlives the kernel that started it)."""
 
 _started: list[subprocess.Popen[bytes]] = []
 """Servers this process started: kept so they are not reported as leaked on exit."""
@@ -116,7 +119,8 @@ def _start(home: Path, token: str, timeout: float) -> LocalServerInfo:
     log_path = home / LOG_FILE
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "sprites_jupyter.local", "serve", "--home", str(home)],
+            [sys.executable, "-m", "sprites_jupyter.local", "serve", "--home", str(home),
+             "--idle-exit", str(IDLE_EXIT)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )

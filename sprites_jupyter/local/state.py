@@ -117,6 +117,10 @@ class ServerState:
         runtime = self._runtimes.get(name)
         return runtime is not None and bool(runtime.sessions.list() or runtime.services.running())
 
+    def busy(self) -> bool:
+        """Whether any sprite has live exec sessions or running services."""
+        return any(self.has_activity(name) for name in list(self._runtimes))
+
     def seed_tree(self, name: str) -> Path:
         """Create a new sprite's directory tree and return its root."""
         root = self.sprite_root(name)

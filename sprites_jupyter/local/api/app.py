@@ -197,3 +197,9 @@ def create_app(home: Path, token: str, *, base_url: str = "http://127.0.0.1") ->
     )
     app.state.server = server
     return BearerAuth(app, token)
+
+
+def server_state(app: ASGIApp) -> ServerState:
+    """The :class:`ServerState` behind an app made by :func:`create_app`."""
+    assert isinstance(app, BearerAuth)
+    return app.app.state.server  # type: ignore[attr-defined]
