@@ -16,6 +16,7 @@ from pathlib import Path
 from ..errors import ApiError
 
 SPRITE_HOME = "/home/sprite"
+PATH_MAX = 4096  # Linux, counting the final NUL
 
 
 def sprite_path(path: str, working_dir: str | None = "/") -> str:
@@ -48,7 +49,11 @@ def sprite_path(path: str, working_dir: str | None = "/") -> str:
                 )
         else:
             depth += 1
-    return posixpath.normpath(joined).replace("//", "/")
+    normal = posixpath.normpath(joined).replace("//", "/")
+    if len(os.fsencode(normal)) >= PATH_MAX:
+        raise ApiError(400, f"path too long: {len(os.fsencode(normal))} bytes, the limit is "
+                            f"{PATH_MAX - 1}", fs_code="EINVAL", path=normal[:200])
+    return normal
 
 
 def host_path(root: Path, spath: str, *, follow_last: bool = True) -> Path:
