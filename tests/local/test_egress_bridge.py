@@ -41,9 +41,9 @@ pytestmark = pytest.mark.skipif(not _namespaces_available(),
 
 
 HOLD_DNS_PORT = ("import os, socket, sys; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
-                 "s.bind((\"127.0.0.1\", 53)); os.set_inheritable(s.fileno(), True); "
-                 "os.execvp(sys.argv[1], sys.argv[1:])")
-"""Run the command with UDP port 53 already taken (the socket survives the exec)."""
+                 "s.bind(('127.0.0.1', 53)); os.set_inheritable(s.fileno(), True); "
+                 "print('ready', flush=True); os.execvp(sys.argv[1], sys.argv[1:])")
+"""Say ready, then run a command holding UDP port 53 (the socket survives the exec)."""
 
 
 class LoopThread:
@@ -64,27 +64,32 @@ class LoopThread:
 
 
 class Namespace:
-    """A user, mount and network namespace with loopback only (as the sandbox makes),
-    where :class:`SpriteEgress` starts its bridge; probes run inside with ``nsenter``."""
+    """A user, mount and network namespace with loopback only (as the sandbox makes one),
+    held open by a sleeping process; probes run inside with ``nsenter``."""
 
     def __init__(self, tmp_path: Path, *, dns_port_taken: bool = False) -> None:
-        self.resolv = tmp_path / "resolv.conf"
-        self.resolv.write_text("nameserver 127.0.0.1\n")
-        self.setup = (f"ip link set lo up && mount --bind {self.resolv} /etc/resolv.conf && "
-                      + (f"exec {sys.executable} -c '{HOLD_DNS_PORT}' \"$@\""
-                         if dns_port_taken else "exec \"$@\""))
-        self.process: subprocess.Popen[bytes] | None = None
+        resolv = tmp_path / "resolv.conf"
+        resolv.write_text("nameserver 127.0.0.1\n")
+        then = (f'exec {sys.executable} -c "$HOLD" sleep 600' if dns_port_taken
+                else "echo ready && exec sleep 600")
+        setup = f"ip link set lo up && mount --bind {resolv} /etc/resolv.conf && {then}"
+        self.process = subprocess.Popen(["unshare", "-rmn", "sh", "-c", setup],
+                                        stdout=subprocess.PIPE, text=True,
+                                        env={**os.environ, "HOLD": HOLD_DNS_PORT})
+        assert self.process.stdout is not None
+        assert self.process.stdout.readline() == "ready\n"
 
-    async def start_process(self, argv: list[str], *, stdio: tuple[int, int, int]) -> None:
-        """What ``run_platform_process`` does in the sandbox: start ``argv`` inside."""
-        self.process = subprocess.Popen(["unshare", "-rmn", "sh", "-c", self.setup, "sh",
-                                         *argv], stdin=stdio[0], stdout=stdio[1],
-                                        stderr=stdio[2])
+    @property
+    def netns(self) -> str:
+        return f"/proc/{self.process.pid}/ns/net"
 
     def command(self, *args: str) -> list[str]:
-        assert self.process is not None
         return ["nsenter", "-t", str(self.process.pid), "-U", "-n", "-m",
                 "--preserve-credentials", *args]
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=30)
 
     def probe(self, *args: str, env: dict[str, str] | None = None) -> dict:
         done = subprocess.run(self.command(sys.executable, str(PROBE), *args),
@@ -114,11 +119,10 @@ def namespace(tmp_path: Path, loop: LoopThread) -> Iterator[tuple[SpriteEgress, 
     policy.write_text(json.dumps({"rules": POLICY}))
     egress = SpriteEgress("ns-test", policy, {name: "127.0.0.1" for name in NAMES})
     inside = Namespace(tmp_path)
-    loop.run(egress.start(inside.start_process, sys.executable))
+    loop.run(egress.start(inside.netns))
     yield egress, inside
     loop.run(egress.close())
-    assert inside.process is not None
-    assert inside.process.wait(timeout=30) == 0
+    inside.close()
 
 
 def test_allowed_reached_denied_refused_from_inside(namespace, targets) -> None:
@@ -179,7 +183,9 @@ def test_policy_change_cuts_an_open_tunnel_inside(namespace, loop, targets) -> N
 def test_bridge_failure_says_why(tmp_path, loop) -> None:
     egress = SpriteEgress("ns-test", tmp_path / "no-policy.json")
     inside = Namespace(tmp_path, dns_port_taken=True)
-    with pytest.raises(HandoverError, match=r"cannot bind 127\.0\.0\.1:3128/53"):
-        loop.run(egress.start(inside.start_process, sys.executable))
-    assert inside.process is not None and inside.process.wait(timeout=30) == 1
-    loop.run(egress.close())
+    try:
+        with pytest.raises(HandoverError, match=r"cannot bind 127\.0\.0\.1:3128/53"):
+            loop.run(egress.start(inside.netns))
+    finally:
+        loop.run(egress.close())
+        inside.close()

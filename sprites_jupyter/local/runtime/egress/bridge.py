@@ -1,29 +1,48 @@
-"""The egress bridge: runs inside a sandboxed sprite, in its network namespace.
+"""The egress bridge: makes a sprite's proxy and DNS sockets inside its network namespace.
 
-It binds the sprite's proxy port (TCP) and DNS port (UDP) on the namespace's loopback
-and hands both sockets to the server over the unix socket it inherited (its fd
-``FD``). The server then accepts and answers on them itself (a socket stays in the
-namespace it was made in), so no byte is copied through this process. It exits when
-the server lets go.
+The server starts it on the host at each sandbox start. It joins the sprite's network
+namespace (and the user namespace that owns it, so it may bind port 53), binds the
+proxy port (TCP) and DNS port (UDP) on the namespace's loopback, and hands both
+sockets to the server over the unix socket it inherited (fd ``FD``), then exits. The
+server accepts and answers on them itself (a socket stays in the namespace it was made
+in), so no byte is ever copied through a bridge process.
 
-Standard library only; run as ``python3 bridge.py FD [--port P] [--dns-port D]`` (or
-with its source as ``-c``).
+Standard library only; run as ``python3 -I -S bridge.py FD [--netns PATH]`` (or with
+its source as ``-c``). Without ``--netns`` it binds where it runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import fcntl
+import os
 import socket
 import sys
 
 GREETING = b"sprites-egress-bridge/1"
 PROXY_PORT = 3128
 DNS_PORT = 53
+_NS_GET_USERNS = 0xB701
+_CLONE_NEWUSER, _CLONE_NEWNET = 0x10000000, 0x40000000
+
+
+def join_network_namespace(path: str) -> None:
+    """Enter the network namespace at ``path`` (``/proc/PID/ns/net``) and its owner."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    net = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    owner = fcntl.ioctl(net, _NS_GET_USERNS)
+    for fd, kind in ((owner, _CLONE_NEWUSER), (net, _CLONE_NEWNET)):
+        if libc.setns(fd, kind) != 0:
+            error = ctypes.get_errno()
+            if not (kind == _CLONE_NEWUSER and error == 22):  # already in it: EINVAL
+                raise OSError(error, f"setns {path}: {os.strerror(error)}")
+        os.close(fd)
 
 
 def bind_sockets(port: int, dns_port: int) -> tuple[socket.socket, socket.socket]:
     """The proxy's listening TCP socket and the DNS UDP socket, on 127.0.0.1."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", port))
     listener.listen(512)
@@ -35,26 +54,24 @@ def bind_sockets(port: int, dns_port: int) -> tuple[socket.socket, socket.socket
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="egress-bridge")
     parser.add_argument("fd", type=int, help="the inherited unix socket to the server")
+    parser.add_argument("--netns", help="the network namespace to join, /proc/PID/ns/net")
     parser.add_argument("--port", type=int, default=PROXY_PORT)
     parser.add_argument("--dns-port", type=int, default=DNS_PORT)
     args = parser.parse_args(argv)
-    server = socket.socket(fileno=args.fd)
-    try:
-        listener, resolver = bind_sockets(args.port, args.dns_port)
-    except OSError as error:
-        print(f"egress bridge: cannot bind 127.0.0.1:{args.port}/{args.dns_port}: {error}",
-              file=sys.stderr)
-        return 1
-    with server:
+    with socket.socket(fileno=args.fd) as server:
+        try:
+            if args.netns:
+                join_network_namespace(args.netns)
+            listener, resolver = bind_sockets(args.port, args.dns_port)
+        except OSError as error:
+            print(f"egress bridge: cannot bind 127.0.0.1:{args.port}/{args.dns_port}: {error}",
+                  file=sys.stderr)
+            return 1
         try:
             socket.send_fds(server, [GREETING], [listener.fileno(), resolver.fileno()])
-            listener.close()
-            resolver.close()
             if server.recv(1) != b"1":
                 print("egress bridge: the server refused the sockets", file=sys.stderr)
                 return 1
-            print("egress bridge: ready", flush=True)
-            server.recv(1)
         except OSError as error:
             print(f"egress bridge: {error}", file=sys.stderr)
             return 1
