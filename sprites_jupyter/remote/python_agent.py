@@ -206,7 +206,7 @@ class Formatter:
                     data[mime] = found
         if "text/plain" not in data:
             try:
-                data["text/plain"] = pprint.pformat(obj)
+                data["text/plain"] = pprint.pformat(obj, width=79, compact=True)
             except Exception:
                 data["text/plain"] = object.__repr__(obj)
         return _json_safe(data), metadata or {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,6 +11,9 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from sprites_jupyter.config import NO_WIDGETS_ENV
+from sprites_jupyter.magic_commands import python_session
+
+STDLIB_PYTHON = "/usr/bin/python3"
 
 
 class Shell:
@@ -61,3 +66,16 @@ def current(ip: Shell, sprite: str) -> str:
     """A fresh sprite selected with ``%sprite use``."""
     ip.ok(f"%sprite use {sprite}")
     return sprite
+
+
+@pytest.fixture
+def stdlib_python(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Sessions run on the system's python3 when it has no IPython and no pandas, so the
+    agent's own formatter and the refusals for missing libraries are exercised."""
+    if not os.path.exists(STDLIB_PYTHON):
+        pytest.skip(f"{STDLIB_PYTHON} is missing here")
+    probe = subprocess.run([STDLIB_PYTHON, "-c", "import IPython"], capture_output=True)
+    if probe.returncode == 0:
+        pytest.skip(f"{STDLIB_PYTHON} has IPython, so the agent would use IPython's formatter")
+    monkeypatch.setattr(python_session, "PYTHON", STDLIB_PYTHON)
+    return STDLIB_PYTHON

@@ -32,3 +32,4 @@ def need(ip: Any, sprite: str, module: str) -> None:
     if not sprite_has(ip, sprite, module):
         pytest.skip(f"the sprite's python3 cannot import {module}, and this machine has no "
                     "network to install it there")
+

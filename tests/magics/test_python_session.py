@@ -29,6 +29,18 @@ def test_state_survives_between_cells_and_the_last_expression_is_shown(ip, curre
 
 
 def test_rich_reprs_and_display_of_two_objects_arrive_as_mime_bundles(ip, current):
+    _check_rich_reprs(ip)
+
+
+def test_without_ipython_on_the_sprite_the_agent_formats_reprs_itself(ip, current,
+                                                                     stdlib_python):
+    _check_rich_reprs(ip)
+    _, shown, _, _ = run_captured(ip, "%%sprite_python\nimport sys\n"
+                                      "sys.executable, list(range(3))\n")
+    assert shown == [{"text/plain": f"('{stdlib_python}', [0, 1, 2])"}]
+
+
+def _check_rich_reprs(ip):
     result, shown, _, _ = run_captured(ip, (
         "%%sprite_python\n"
         "class Card:\n"

@@ -26,6 +26,15 @@ def test_bytes_and_a_dict_round_trip(ip, current, capsys):
     assert ip.shell.user_ns["config2"] == {"a": [1, 2.5], "b": None}
 
 
+def test_round_trips_on_a_sprite_python_with_only_the_standard_library(ip, current,
+                                                                        stdlib_python):
+    ip.shell.user_ns.update(blob=b"\x00\xff" * 1000, nested={"k": (1, {2, 3})})
+    ip.ok("%%sprite_python --push blob,nested --pull size\nsize = len(blob), nested['k']\n")
+    assert ip.shell.user_ns["size"] == (2000, (1, {2, 3}))
+    ip.ok("%sprite pull blob --as blob_back")
+    assert ip.shell.user_ns["blob_back"] == b"\x00\xff" * 1000
+
+
 def test_cell_push_and_pull_options(ip, current):
     ip.shell.user_ns["numbers"] = [3, 1, 2]
     ip.ok("%%sprite_python --push numbers --pull ordered,total\n"
@@ -71,7 +80,7 @@ def test_a_numpy_array_round_trip(ip, current, capsys):
     assert (back == np.arange(12, dtype="float32").reshape(3, 4) * 2).all()
 
 
-def test_pushing_pandas_to_a_sprite_without_pandas_is_one_line(ip, current):
+def test_pushing_pandas_to_a_sprite_without_pandas_is_one_line(ip, current, stdlib_python):
     if sprite_has(ip, current, "pandas"):
         pytest.skip("the sprite's python3 has pandas, so there is nothing to refuse")
     import pandas as pd
