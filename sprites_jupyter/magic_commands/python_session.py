@@ -33,6 +33,9 @@ HOME = "/home/sprite"
 PYTHON = "python3"
 HANDSHAKE_WAIT = 60.0
 STOP_WAIT = 5.0
+# How long an agent outlives its last connection (a kernel restart, a dropped network).
+# A finite week rather than 0: the reference promises 0 = forever only for TTY sessions.
+DETACHED_LIFETIME = 7 * 24 * 3600.0
 _NO_PYTHON = 127
 _OLD_PYTHON = 3
 
@@ -85,7 +88,8 @@ class PythonSession:
     def start(cls, sprite: Sprite) -> PythonSession:
         """Upload the agent if needed and start it; one-line errors for a missing python3."""
         path = _upload_agent(sprite)
-        command = sprite.command(PYTHON, "-u", path, max_run_after_disconnect=0)
+        command = sprite.command(PYTHON, "-u", path,
+                                 max_run_after_disconnect=DETACHED_LIFETIME)
         session = cls(sprite, command)
         session._handshake()
         return session

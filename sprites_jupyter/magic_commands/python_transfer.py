@@ -196,6 +196,15 @@ def _accepted() -> list[str]:
     return formats
 
 
+def _upload(value: Any, kind: str, writer: PartWriter, name: str) -> None:
+    try:
+        _write(value, kind, writer)
+    except (pickle.PicklingError, TypeError, AttributeError, ValueError) as error:
+        raise UsageError(f"Cannot push {name}: a {_type_name(value)} cannot be serialised "
+                         f"({error})") from None
+    writer.close()
+
+
 def push_value(ctx: CommandContext, session: PythonSession, local: str, remote: str) -> None:
     """Send ``local`` from this kernel to ``remote`` in the session (journaled)."""
     sprite = session.sprite
@@ -208,17 +217,19 @@ def push_value(ctx: CommandContext, session: PythonSession, local: str, remote: 
         writer = PartWriter(sprite, f"{HOME}/{folder}")
         started = time.monotonic()
         try:
-            _write(value, kind, writer)
-        except (pickle.PicklingError, TypeError, AttributeError, ValueError) as error:
+            _upload(value, kind, writer, local)
+        except BaseException:
             with contextlib.suppress(Exception):
                 sprite.delete(f"{HOME}/{folder}", recursive=True)
-            raise UsageError(f"Cannot push {local}: a {_type_name(value)} cannot be "
-                             f"serialised ({error})") from None
-        writer.close()
+            raise
         done = session.call("load", name=remote, dir=folder, parts=writer.parts, format=kind)
         if done.get("status") != "ok":
-            raise UsageError(f"Cannot push {local} to sprite {sprite.name}: "
-                             f"{done.get('ename')}: {done.get('evalue')}")
+            ename, evalue = done.get("ename"), done.get("evalue")
+            if ename == "ModuleNotFoundError":
+                raise UsageError(f"Cannot push {local} ({_type_name(value)}): the sprite's "
+                                 f"python3 cannot load it ({evalue}); install that module "
+                                 "there")
+            raise UsageError(f"Cannot push {local} to sprite {sprite.name}: {ename}: {evalue}")
     print(f"Pushed {local} ({_type_name(value)}, {_size(writer.size)} as {kind}) to "
           f"{remote} on sprite {sprite.name} in {time.monotonic() - started:.1f} s")
 

@@ -13,7 +13,7 @@ from sprites_jupyter.magic_commands.python_cells import sessions_of
 from .python_helpers import need, run_captured, sprite_has
 
 
-def test_bytes_and_a_dict_round_trip(ip, current, capsys):
+def test_bytes_and_a_dict_round_trip(ip, current, capsys, http):
     ip.shell.user_ns.update(blob=bytes(range(256)) * 3, config={"a": [1, 2.5], "b": None})
     ip.ok("%sprite push blob config")
     assert "Pushed blob (bytes, 768 bytes as raw)" in capsys.readouterr().out
@@ -24,6 +24,7 @@ def test_bytes_and_a_dict_round_trip(ip, current, capsys):
     ip.ok("%sprite pull config --as config2")
     assert ip.shell.user_ns["blob2"] == ip.shell.user_ns["blob"]
     assert ip.shell.user_ns["config2"] == {"a": [1, 2.5], "b": None}
+    assert _leftovers(http, current) == []
 
 
 def test_round_trips_on_a_sprite_python_with_only_the_standard_library(ip, current,
@@ -91,7 +92,16 @@ def test_pushing_pandas_to_a_sprite_without_pandas_is_one_line(ip, current, stdl
                        "import pandas; install it there (pip install pandas)")
 
 
-def test_values_that_cannot_be_serialised_fail_with_one_line_naming_the_type(ip, current):
+def _leftovers(http, sprite: str) -> list[str]:
+    """What transfers left in the sprite's transfer folder."""
+    response = http.get(f"/v1/sprites/{sprite}/fs/list",
+                        params={"path": "/home/sprite/.sprites_jupyter/python/transfer",
+                                "workingDir": "/"})
+    return [] if response.status_code == 404 else [e["name"] for e in response.json()["entries"]]
+
+
+def test_values_that_cannot_be_serialised_fail_with_one_line_naming_the_type(ip, current,
+                                                                               http):
     ip.shell.user_ns["lock"] = threading.Lock()
     message = ip.fails("%sprite push lock")
     assert message.startswith("Cannot push lock: a _thread.lock cannot be serialised")
@@ -101,6 +111,7 @@ def test_values_that_cannot_be_serialised_fail_with_one_line_naming_the_type(ip,
     assert ip.fails("%sprite pull missing") == (f"No variable missing in the Python session "
                                                 f"on sprite {current}")
     assert ip.fails("%sprite push missing") == "No variable missing in this kernel"
+    assert _leftovers(http, current) == []
 
 
 @pytest.mark.timeout(600)
