@@ -97,7 +97,7 @@ class PythonSession:
     @classmethod
     def attach(cls, sprite: Sprite, session_id: str) -> PythonSession:
         """Reconnect to a running agent (its replayed output is skipped)."""
-        session = cls(sprite, sprite.attach(session_id))
+        session = cls(sprite, sprite.attach(session_id, stdin=True))
         session._handshake()
         return session
 
