@@ -21,6 +21,7 @@ from ..widgets.logs import LogView
 __all__ = ["LogFollower"]
 
 POLL_SECONDS = 3.0
+RESTART_GRACE = 2.0  # a restart's start follows its stop at once; a stop stays stopped
 _SAME_MOMENT = timedelta(milliseconds=1)  # log stamps are whole milliseconds
 
 
@@ -45,6 +46,7 @@ class LogFollower:
         self.ending: tuple[str, str] | None = None
         self._ended = threading.Event()
         self._lock = threading.Lock()
+        self._pending_stop: threading.Timer | None = None
         self._run_start = self._current_run_start()
         self._earlier_lines = False
         self._marked = False
@@ -67,6 +69,8 @@ class LogFollower:
                 return
             self._ended.set()
             self.ending = (state, message)
+            if self._pending_stop is not None:
+                self._pending_stop.cancel()
         self.view.finish(state, message)
         with contextlib.suppress(Exception):
             self.stream.close()
@@ -89,6 +93,7 @@ class LogFollower:
         elif kind == "error":
             self.view.write("stderr", f"[error: {event.data or 'unknown'}]\n")
         elif kind == "started":
+            self._cancel_pending_stop()
             when = f" at {_clock(event.timestamp)}" if event.timestamp else ""
             self.view.write("stdout", f"── {self.name} started{when} ──\n")
             self.view.note("running")
@@ -113,8 +118,22 @@ class LogFollower:
             self.view.write("stdout", f"── current run, started at {_clock(self._run_start)} ──\n")
 
     def _stopped(self, exit_code: int | None) -> None:
+        """End as stopped, unless a ``started`` soon follows (a restart, an update)."""
         code = f" (exit code {exit_code})" if exit_code is not None else ""
-        self.end("stopped", f"stopped by request{code}")
+        self.view.note("stopped", f"stopped by request{code}")
+        with self._lock:
+            if self._pending_stop is not None or self._ended.is_set():
+                return
+            self._pending_stop = threading.Timer(
+                RESTART_GRACE, self.end, args=("stopped", f"stopped by request{code}"))
+            self._pending_stop.daemon = True
+            self._pending_stop.start()
+
+    def _cancel_pending_stop(self) -> None:
+        with self._lock:
+            if self._pending_stop is not None:
+                self._pending_stop.cancel()
+                self._pending_stop = None
 
     def _exited(self, exit_code: int | None) -> None:
         service = self._state()
@@ -127,7 +146,9 @@ class LogFollower:
             self.view.note("restarting", f"crashed with exit code {exit_code}; restarting "
                                          f"(restart {state.restart_count + 1})")
         else:
-            self.end("failed", f"exited with code {exit_code}")
+            why = f": {state.error}" if state is not None and state.error and \
+                "exited with code" not in state.error else ""
+            self.end("failed", f"exited with code {exit_code}{why}")
 
     def _watch_state(self) -> None:
         """End the view when the service is seen stopped twice in a row (a restart passes

@@ -104,7 +104,8 @@ def logs(ctx: CommandContext, args: Namespace) -> None:
     handle = ctx.sprite(args.sprite)
     follow = args.follow or 0.0
     with ctx.operation(handle.name, "logs", args.name) as journaled:
-        stream = handle.service_logs(args.name, lines=args.lines, follow=follow)
+        stream = handle.service_logs(args.name, lines=args.lines, follow=follow,
+                                     raise_on_error=False)
         view = ctx.log_view(f"{handle.name}: {args.name}", announce=bool(follow),
                             on_stop=lambda: follower.end("done", "stopped following"))
         follower = LogFollower(handle, args.name, stream, view, follow=bool(follow))

@@ -167,3 +167,18 @@ def test_service_create_returns_once_running_not_after_five_seconds(ip, current,
     assert "Service slow: started" in out and "second" not in out
     assert ip.ok("%sprite services").loc["slow", "status"] == "running"
     ip.ok("%sprite service delete slow")
+
+
+def test_log_panel_follows_a_restart_and_ends_failed_when_the_service_cannot_start(
+        ip, current):
+    ip.ok(f"%sprite service create ticker {TICKER}")
+    panel = _followed_panel(ip, "ticker")
+    assert _wait_for(lambda: any(line == "tick" for _, line in panel.lines))
+    ip.ok("%sprite service restart ticker")
+    assert _wait_for(lambda: any("ticker started" in line for _, line in panel.lines))
+    time.sleep(3)  # longer than a stop's grace for a following start: it must not end
+    assert panel.state == "running"
+    ip.fails("%sprite service create ticker -- /no/such/command")
+    assert _wait_for(lambda: panel.state != "running")
+    assert panel.state == "failed"
+    assert "exited with code 1: cannot run /no/such/command" in panel.status.value

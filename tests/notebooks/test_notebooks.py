@@ -64,6 +64,15 @@ def _run(notebook: nbformat.NotebookNode, cwd: Path) -> None:
                    resources={"metadata": {"path": str(cwd)}}).execute()
 
 
+def _log_panel_status(notebook: nbformat.NotebookNode) -> str:
+    """The final status line of the followed log panel, from the saved widget state (a
+    panel ends in the background, after its cell: nbclient keeps no later text for it)."""
+    states = notebook.metadata.widgets["application/vnd.jupyter.widget-state+json"]["state"]
+    values = [model["state"].get("value") for model in states.values()]
+    return " | ".join(value for value in values if isinstance(value, str)
+                      and value.startswith("<b>") and "</b> <span" in value)
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
 def test_committed_notebook_carries_no_outputs(path: Path) -> None:
     notebook = _committed(path)
@@ -85,6 +94,10 @@ def test_notebook_runs_clean_twice_in_a_row(path: Path, tmp_path: Path,
         notebook = nbformat.read(path, as_version=4)
         _run(notebook, beside)
         assert notebook.metadata.widgets, "the widgets left no state: did they render?"
+        if any(cell.source.startswith("%sprite logs") and "--follow" in cell.source
+               for cell in notebook.cells):
+            assert "stopped by request" in _log_panel_status(notebook), (
+                "the log panel did not say that the service was stopped")
     assert any(local_backend.iterdir()), "the notebook did not use the private local backend"
     assert not list(beside.iterdir()), "the notebook left files in its directory"
 
