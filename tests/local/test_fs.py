@@ -130,3 +130,41 @@ def test_symlinks_resolve_inside_the_sprite(server: LocalServer, http: httpx.Cli
 
 def test_unknown_sprite_is_404(http: httpx.Client) -> None:
     assert http.get(_fs("no-such", "read"), params={"path": "/x"}).status_code == 404
+
+
+def test_write_keeps_an_existing_mode_unless_given(http: httpx.Client, sprite: str) -> None:
+    path = "/home/sprite/tool"
+    assert http.put(_fs(sprite, "write"), params={"path": path, "mode": "0750"},
+                    content=b"v1").json()["mode"] == "0750"
+    again = http.put(_fs(sprite, "write"), params={"path": path}, content=b"v2")
+    assert again.json() == {"path": path, "size": 2, "mode": "0750"}
+    assert http.get(_fs(sprite, "read"), params={"path": path}).content == b"v2"
+
+
+def test_copy_keeps_modes_and_preserve_keeps_times(server: LocalServer, http: httpx.Client,
+                                                   sprite: str) -> None:
+    http.put(_fs(sprite, "write"), params={"path": "/src/run.sh", "mode": "0700"}, content=b"x")
+    must(server, sprite, "touch -d '2001-02-03 04:05:06' ../../src/run.sh")
+    http.post(_fs(sprite, "chmod"), json={"path": "/src", "mode": "0750"})
+    http.post(_fs(sprite, "copy"), json={"source": "/src", "dest": "/plain"})
+    http.post(_fs(sprite, "copy"), json={"source": "/src", "dest": "/kept",
+                                         "preserveAttrs": True})
+
+    def entry(path: str) -> dict:
+        return http.get(_fs(sprite, "list"), params={"path": path}).json()["entries"][0]
+
+    for copy in ("/plain", "/kept"):
+        assert entry(f"{copy}/run.sh")["mode"] == "0700"
+        listing = http.get(_fs(sprite, "list"), params={"path": "/"}).json()["entries"]
+        assert next(e for e in listing if e["path"] == copy)["mode"] == "0750"
+    assert entry("/src/run.sh")["modTime"].startswith("2001-02-03")
+    assert entry("/kept/run.sh")["modTime"] == entry("/src/run.sh")["modTime"]
+    assert not entry("/plain/run.sh")["modTime"].startswith("2001")
+
+
+def test_names_that_are_not_utf8_are_listed(server: LocalServer, http: httpx.Client,
+                                            sprite: str) -> None:
+    must(server, sprite, "python3 -c \"open(b'caf\\xe9', 'w').close()\"")
+    listing = http.get(_fs(sprite, "list"), params={"path": "/home/sprite"})
+    assert listing.status_code == 200
+    assert [e["name"] for e in listing.json()["entries"]] == ["caf\ufffd"]
