@@ -20,7 +20,9 @@ other refusals exit 2 with ``{"error": MESSAGE}``.
 
 Files are compared by type, size and mode first; contents are read only where
 sizes match and either the mtimes differ or the file is small (a same-size
-rewrite may keep its mtime); reading stops at the first differing block.
+rewrite may keep its mtime), unless both sides are one file (the same inode and
+ctime: two overlay views of one base file); reading stops at the first
+differing block, in a few threads at once.
 """
 
 from __future__ import annotations
@@ -150,8 +152,9 @@ def change(root_a: str, root_b: str, rel: str, a: os.stat_result,
     if stat.S_ISREG(mode_a):
         if a.st_size != b.st_size:
             return "modified"
-        unread = ((a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-                  or (a.st_mtime_ns == b.st_mtime_ns and a.st_size > SMALL_FILE))
+        unread = (a.st_mtime_ns == b.st_mtime_ns
+                  and (a.st_size > SMALL_FILE
+                       or (a.st_ino == b.st_ino and a.st_ctime_ns == b.st_ctime_ns)))
         if not unread:
             return READ
     elif stat.S_ISLNK(mode_a):
