@@ -37,7 +37,7 @@ def mounted(ip, current):
     probe = ip.magics.context.sprite().run("test", "-d", "/.sprite/checkpoints/v1/home")
     if probe.exit_code != 0:
         pytest.skip("this local server does not mount checkpoints inside sprites "
-                    "(it runs them unsandboxed)")
+                    "(unsandboxed, or no checkpoint views yet)")
     return current
 
 
