@@ -6,6 +6,8 @@ stays responsive, and the canary is untouched."""
 from __future__ import annotations
 
 import os
+import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -251,3 +253,35 @@ def test_racing_a_directory_against_a_symlink_never_reaches_the_host(
     assert transcript.messages[-1] == b"\x03\x00", transcript.messages
     assert outcomes.get("read 200", 0) > 0, outcomes  # the race really ran both ways
     canary.assert_untouched()
+
+
+@pytest.fixture
+def sprite_proc(server: LocalServer, http: httpx.Client, sprite: str) -> Iterator[None]:
+    """A procfs at the sprite's /proc: the sandbox's own, else one the test mounts in the
+    sprite's tree (unsandboxed, where mounting is permitted)."""
+    if http.get(_fs(sprite, "list"), params={"path": "/proc/self"}).status_code == 200:
+        yield
+        return
+    mount_point = server.home / "sprites" / sprite / "root" / "proc"
+    mount_point.mkdir()
+    done = subprocess.run(["mount", "-t", "proc", "proc", str(mount_point)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"no /proc in this sprite and none can be mounted: {done.stderr.strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_kernel_file_systems_are_not_read_or_changed_with_the_servers_privileges(
+        http: httpx.Client, sprite: str, sprite_proc: None) -> None:
+    _answer(http.get(_fs(sprite, "read"), params={"path": "/proc/kallsyms"}), 400,
+            "kernel file system")
+    _answer(http.post(_fs(sprite, "copy"), json={"source": "/proc/kallsyms",
+                                                 "dest": f"{HOME}/k"}), 400,
+            "kernel file system")
+    _answer(http.post(_fs(sprite, "chmod"), json={"path": "/proc/sys", "mode": "0777"}), 400,
+            "kernel file system")
+    assert http.get(_fs(sprite, "list"), params={"path": "/proc"}).status_code == 200
+    _responsive(http, sprite)

@@ -63,3 +63,11 @@ def refuse_special(mode: int, path: str, doing: str) -> None:
         raise SpriteFsError(errno.EINVAL, path,
                             f"{path} is {kind}, not a regular file: {doing} only works on "
                             "regular files")
+
+
+def refuse_kernel_fs(kind: str | None, path: str, doing: str) -> None:
+    """Raise a 400-style error for a file on a kernel file system (see ``kernel_fs``)."""
+    if kind is not None:
+        raise SpriteFsError(errno.EINVAL, path,
+                            f"{path} is on {kind}, a kernel file system: {doing} does not "
+                            "work there; use a command inside the sprite")

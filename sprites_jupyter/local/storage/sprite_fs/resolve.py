@@ -114,6 +114,23 @@ def _walk(rootfd: int, spath: str, *, follow: bool, directory: bool) -> int:
             os.close(fd)
 
 
+# Kernel file systems: reading or changing them acts on the host's kernel with the
+# server's privileges (/proc/kallsyms unmasked, sysfs attributes), not the sprite's.
+_KERNEL_FS = {0x9FA0: "procfs", 0x62656572: "sysfs", 0x64626720: "debugfs",
+              0x74726163: "tracefs", 0x73636673: "securityfs", 0x63677270: "cgroup2",
+              0x27E0EB: "cgroup", 0xCAFE4A11: "bpffs", 0x62656570: "configfs",
+              0xDE5E81E4: "efivarfs", 0x42494E4D: "binfmt_misc", 0x6E736673: "nsfs"}
+
+
+def kernel_fs(fd: int) -> str | None:
+    """The name of the kernel file system ``fd`` is on (``procfs``…), else ``None``."""
+    buf = ctypes.create_string_buffer(256)  # struct statfs; f_type comes first
+    if _libc.fstatfs(fd, buf) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return _KERNEL_FS.get(ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF)
+
+
 def reopen(pathfd: int, flags: int) -> int:
     """A real fd (``O_RDONLY``, ``O_WRONLY``…) on the inode an ``O_PATH`` fd names.
 

@@ -16,8 +16,8 @@ import stat
 from pathlib import Path
 from types import TracebackType
 
-from .errors import SpriteFsError, refuse_special, sprite_errors
-from .resolve import O_PATH, open_in_root, reopen
+from .errors import SpriteFsError, refuse_kernel_fs, refuse_special, sprite_errors
+from .resolve import O_PATH, kernel_fs, open_in_root, reopen
 from .tree import TreeEntry, plan, replay
 
 _MAX_SYMLINKS = 40
@@ -161,6 +161,7 @@ class SpriteView:
                 if stat.S_ISDIR(info.st_mode):
                     raise SpriteFsError(errno.EISDIR, spath, "is a directory: use /fs/list")
                 refuse_special(info.st_mode, spath, "fs/read")
+                refuse_kernel_fs(kernel_fs(fd), spath, "fs/read")
                 readable = reopen(fd, os.O_RDONLY)
             finally:
                 os.close(fd)
@@ -272,6 +273,7 @@ class SpriteView:
             fd = self.open(spath)
             try:
                 info = os.fstat(fd)
+                refuse_kernel_fs(kernel_fs(fd), spath, doing)
                 _refuse_hardlinked(info, spath, doing)
                 entries = plan(fd, spath) if recursive and stat.S_ISDIR(info.st_mode) else []
                 for entry in entries:
@@ -286,6 +288,8 @@ class SpriteView:
                         now = os.fstat(one)
                         if (now.st_dev, now.st_ino) != (entry.info.st_dev, entry.info.st_ino):
                             return  # swapped since the plan: leave it alone
+                        if kernel_fs(one) is not None:
+                            return  # a /proc or /sys mounted below: not the sprite's files
                         _refuse_hardlinked(now, entry.path, doing)
                         if change(one, now, entry.path):
                             affected.append(entry.path)

@@ -17,8 +17,8 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from .errors import SpriteFsError, refuse_special, sprite_errors
-from .resolve import O_PATH, reopen
+from .errors import SpriteFsError, refuse_kernel_fs, refuse_special, sprite_errors
+from .resolve import O_PATH, kernel_fs, reopen
 from .tree import TreeEntry, plan, replay
 from .view import SpriteView, chmod_fd, chown_fd
 
@@ -156,6 +156,7 @@ def copy(view: SpriteView, source: str, dest: str, *, recursive: bool, preserve:
     try:
         info = os.fstat(src_fd)
         refuse_special(info.st_mode, source, "fs/copy")
+        refuse_kernel_fs(kernel_fs(src_fd), source, "fs/copy")
         if not stat.S_ISDIR(info.st_mode):
             return _copy_file(view, src_fd, info, source, dest, preserve)
         if not recursive:
