@@ -186,6 +186,14 @@ class Command:
             piece = payload[start:start + CHUNK]
             self._send(piece if self.tty else bytes([STDIN]) + piece, quiet=False)
 
+    def feed(self, data: bytes) -> threading.Thread:
+        """Write ``data`` then end the input, from a thread of its own (so output keeps
+        flowing meanwhile); a failure shows on the reading side. Returns that thread."""
+        writer = threading.Thread(target=_feed, args=(self, data), daemon=True,
+                                  name="sprites-exec-stdin")
+        writer.start()
+        return writer
+
     def close_stdin(self) -> None:
         """Send end-of-input (a TTY gets Ctrl-D as data)."""
         if self._stdin_open:
@@ -354,11 +362,7 @@ def run_command(handle: Command, stdin: bytes | None, timeout: float | None,
     deadline = None if timeout is None else started + timeout
     out: list[bytes] = []
     err: list[bytes] = []
-    writer = None
-    if stdin is not None:
-        writer = threading.Thread(target=_feed, args=(handle, stdin), daemon=True,
-                                  name="sprites-exec-stdin")
-        writer.start()
+    writer = handle.feed(stdin) if stdin is not None else None
     try:
         with handle._interruptible():
             while (chunk := handle._next_chunk(deadline)) is not None:

@@ -22,13 +22,13 @@ from ..client import ExecResult, Sprite
 from ..frames import exit_codes_frame
 from ..widgets.logs import LogView
 from ..widgets.progress import track
+from .cell_command import cell_command
 from .checkpoints import take_checkpoint
 from .context import CommandContext
 from .errors import explain
 
 __all__ = ["Outcome", "parse_env", "run_code"]
 
-_SHELL_FLAG = {"bash": "-c", "sh": "-c", "python3": "-c"}
 
 
 @dataclass
@@ -76,14 +76,17 @@ class _Running:
                 command.kill()
 
 
-def _run(handle: Sprite, argv: list[str], env: dict[str, str], opts: Namespace,
-         view: LogView, running: _Running, keep: bool) -> Outcome:
-    """Run one command to its end, streaming into ``view``."""
+def _run(handle: Sprite, argv: list[str], script: bytes | None, env: dict[str, str],
+         opts: Namespace, view: LogView, running: _Running, keep: bool) -> Outcome:
+    """Run one command to its end (``script`` on its stdin), streaming into ``view``."""
     started = time.monotonic()
     chunks: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
     tail: deque[bytes] = deque(maxlen=16)
     timed_out = threading.Event()
-    with handle.command(*argv, env=env or None, dir=opts.dir, stdin=False) as command:
+    with handle.command(*argv, env=env or None, dir=opts.dir,
+                        stdin=script is not None) as command:
+        if script is not None:
+            command.feed(script)
         with running.lock:
             running.commands[handle.name] = command
         view.stop_with(command.kill)
@@ -138,7 +141,7 @@ def _run_one(ctx: CommandContext, name: str, code: str, opts: Namespace, running
              *, prefix: str = "", raise_on_failure: bool = True) -> Outcome:
     """Checkpoint (if asked), run, roll back on failure (if asked); journal it all."""
     handle = ctx.sprite(name)
-    argv = [opts.shell, _SHELL_FLAG[opts.shell], code]
+    argv, script = cell_command(opts.shell, code)
     env = parse_env(opts.env)
     with ctx.operation(name, "exec", _summary(code)) as journaled:
         before = opts.checkpoint_before
@@ -150,7 +153,7 @@ def _run_one(ctx: CommandContext, name: str, code: str, opts: Namespace, running
                 checkpoint_id = take_checkpoint(handle, before,
                                                 ctx.progress(f"Checkpoint {name}")).id
                 taken.set(f"ok: {checkpoint_id}")
-        outcome = _run(handle, argv, env, opts, ctx.log_view(name, prefix=prefix), running,
+        outcome = _run(handle, argv, script, env, opts, ctx.log_view(name, prefix=prefix), running,
                        keep=bool(opts.out))
         if running.cancelled.is_set():
             raise KeyboardInterrupt  # Ctrl-C reached the main thread: journal it as cancelled
