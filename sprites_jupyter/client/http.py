@@ -176,13 +176,15 @@ class HttpSession:
             try:
                 return self._client.send(request, stream=stream)
             except _RETRYABLE as exc:
-                # Refused: nothing was sent, any request may go again; broken mid-way: only
-                # an idempotent one.
-                safe = isinstance(exc, httpx.ConnectError) or method in _IDEMPOTENT
-                if not recovered and safe and self._relocate is not None:
+                # Refused: nothing was sent, any request may go again; broken mid-way: an
+                # idempotent one, or any whose server has gone (a new one answers now).
+                if not recovered and self._relocate is not None:
                     recovered = True
+                    gone = self.base_url
                     self.recover()
-                    continue
+                    if (isinstance(exc, httpx.ConnectError) or method in _IDEMPOTENT
+                            or self.base_url != gone):
+                        continue
                 attempt += 1
                 if attempt >= attempts:
                     raise self.connection_failed(exc, str(request.url)) from None

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Sequence
 
 import httpx
-from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from .errors import ProtocolError
@@ -24,16 +24,19 @@ def open_socket(session: HttpSession, path: str, params: Sequence[tuple[str, str
 
     While the upgrade takes longer than a few seconds, ``session.on_wait`` is told that
     the sprite is waking. A refused connection to a server this client manages finds or
-    starts it again, then tries once more (nothing was sent).
+    starts it again, then tries once more (nothing was sent), as does one reset by a
+    server that has gone since.
     """
     try:
         return _open(session, path, params, what)
-    except ConnectionRefusedError as exc:
-        if not session.recover():
+    except ConnectionError as exc:
+        gone = session.base_url
+        if not session.recover() or (not isinstance(exc, ConnectionRefusedError)
+                                     and session.base_url == gone):
             raise _unreachable(session, path, exc) from None
     try:
         return _open(session, path, params, what)
-    except ConnectionRefusedError as exc:
+    except ConnectionError as exc:
         raise _unreachable(session, path, exc) from None
 
 
@@ -62,8 +65,11 @@ def _open(session: HttpSession, path: str, params: Sequence[tuple[str, str]],
         raise session.error(response, what=what) from None
     except InvalidHandshake as exc:
         raise ProtocolError(f"{what}: the WebSocket handshake failed ({exc})") from None
-    except ConnectionRefusedError:
+    except ConnectionError:
         raise
+    except ConnectionClosed as exc:  # the peer went away mid-handshake: a reset
+        raise ConnectionResetError(f"the connection closed during the handshake ({exc})"
+                                   ) from None
     except (OSError, TimeoutError) as exc:
         raise session.connection_failed(exc, url.split("?", 1)[0]) from None
     finally:
@@ -71,5 +77,6 @@ def _open(session: HttpSession, path: str, params: Sequence[tuple[str, str]],
             notice.cancel()
 
 
-def _unreachable(session: HttpSession, path: str, exc: ConnectionRefusedError) -> Exception:
-    return session.connection_failed(httpx.ConnectError(str(exc)), session.base_url + path)
+def _unreachable(session: HttpSession, path: str, exc: ConnectionError) -> Exception:
+    failure = httpx.ConnectError(str(exc)) if isinstance(exc, ConnectionRefusedError) else exc
+    return session.connection_failed(failure, session.base_url + path)

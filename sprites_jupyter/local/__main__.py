@@ -19,7 +19,13 @@ from . import registry
 from .api.app import create_app, server_state
 from .http_limits import LimitedHttpToolsProtocol
 from .idle import IdleWatch
-from .storage.home import default_home, resolve_token, write_server_file
+from .storage.home import (
+    AlreadyServing,
+    default_home,
+    hold_serve_lock,
+    resolve_token,
+    write_server_file,
+)
 
 _STOP_WAIT = 15.0
 
@@ -63,7 +69,12 @@ async def _serve(server: uvicorn.Server, sock: socket.socket, home: Path, url: s
     while not server.started and not task.done():
         await asyncio.sleep(0.01)
     if server.started:
-        write_server_file(home, pid=os.getpid(), url=url)
+        try:
+            write_server_file(home, pid=os.getpid(), url=url)
+        except OSError as exc:  # a full disk: serve anyway (reads and deletes still work)
+            print(f"sprites-local: could not record this server in {home} "
+                  f"({exc.strerror}): the extension will not find it by itself",
+                  file=sys.stderr, flush=True)
         registry.register(pid=os.getpid(), url=url, home=home)
         print(f"Sprites local server listening on {url}", flush=True)
     watcher = None
@@ -175,8 +186,13 @@ def main(argv: list[str] | None = None) -> None:
         args.handler(args)
         return
     home = (args.home or default_home()).expanduser().resolve()
+    try:
+        lock = hold_serve_lock(home)
+    except AlreadyServing as exc:
+        sys.exit(f"sprites-local: {exc}")
     token = resolve_token(home, args.token)
-    serve(args.host, args.port, home, token, args.log_level, args.idle_exit)
+    with lock:
+        serve(args.host, args.port, home, token, args.log_level, args.idle_exit)
 
 
 if __name__ == "__main__":

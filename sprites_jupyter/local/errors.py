@@ -23,11 +23,16 @@ _DEFAULT_CODES = {
 }
 
 
-def is_disk_full(exc: BaseException) -> bool:
-    """Whether ``exc`` says the disk is full (ENOSPC, EDQUOT, or SQLite's "disk is full")."""
-    if isinstance(exc, OSError):
-        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
-    return isinstance(exc, sqlite3.OperationalError) and "full" in str(exc)
+def is_disk_full(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or what caused it) says the disk is full: ENOSPC, EDQUOT, or
+    SQLite's "database or disk is full"."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
+            return True
+        exc = exc.__cause__
+    return False
 
 
 class ApiError(Exception):

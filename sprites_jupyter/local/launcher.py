@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from .storage.home import default_home, read_server_file, resolve_token
+from .storage.home import default_home, prepare_home, read_server_file, resolve_token
 
 LOCK_FILE = "launch.lock"
 LOG_FILE = "server.log"
@@ -48,8 +48,7 @@ class LocalServerInfo:
 
 def ensure_server(home: Path | None = None, *, timeout: float = 30.0) -> LocalServerInfo:
     """The local server for ``home`` (default: :func:`default_home`), started if needed."""
-    home = (home or default_home()).expanduser().resolve()
-    home.mkdir(parents=True, exist_ok=True)
+    home = prepare_home((home or default_home()).expanduser().resolve())
     token = resolve_token(home)
     running = find_server(home, token)
     if running is not None:
@@ -99,7 +98,7 @@ def _healthy(url: str, token: str) -> bool:
 @contextlib.contextmanager
 def _locked(path: Path, timeout: float) -> Iterator[None]:
     deadline = time.monotonic() + timeout
-    with path.open("a") as handle:
+    with os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT, 0o600), "a") as handle:
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -117,7 +116,7 @@ def _locked(path: Path, timeout: float) -> Iterator[None]:
 
 def _start(home: Path, token: str, timeout: float) -> LocalServerInfo:
     log_path = home / LOG_FILE
-    with log_path.open("ab") as log:
+    with os.fdopen(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "sprites_jupyter.local", "serve", "--home", str(home),
              "--idle-exit", str(IDLE_EXIT)],

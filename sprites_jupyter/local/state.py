@@ -16,7 +16,7 @@ from starlette.requests import HTTPConnection
 from .errors import ApiError
 from .runtime.sessions import SessionManager
 from .runtime.supervisor import ServiceManager
-from .storage.home import remove_server_file
+from .storage.home import prepare_home, remove_server_file
 from .storage.snapshots import Snapshotter
 from .storage.store import SpriteRow, Store
 
@@ -74,7 +74,7 @@ class ServerState:
     def __init__(self, home: Path, token: str) -> None:
         self.home = home
         self.token = token
-        home.mkdir(parents=True, exist_ok=True)
+        prepare_home(home)
         (home / "sprites").mkdir(exist_ok=True)
         self.store = Store(home / "metadata.sqlite3")
         self.snapshots = Snapshotter(home)

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from . import restore_plan
+from .home import write_private
 from .restore_plan import JOURNAL, STAGING, stat_key
 from .store import Store
 
@@ -182,7 +183,7 @@ class Snapshotter:
         self._caches[sprite] = cache
         path = self._cache_path(sprite)
         temp = path.with_suffix(".tmp")
-        temp.write_text(json.dumps(cache, separators=(",", ":")))
+        write_private(temp, json.dumps(cache, separators=(",", ":")))
         os.replace(temp, path)
 
     def _forget_cache(self, sprite: str) -> None:

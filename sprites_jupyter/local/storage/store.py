@@ -7,8 +7,10 @@ so a server killed mid-operation leaves the database as it was before it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -84,11 +86,33 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
+        for private in (path, path.with_name(path.name + "-wal"),
+                        path.with_name(path.name + "-shm")):
+            with contextlib.suppress(FileNotFoundError):
+                private.chmod(0o600)  # SQLite gives its -wal and -shm the database's mode
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        try:
+            self._db = self._connect(path)
+        except sqlite3.OperationalError as exc:
+            # On a full disk SQLite cannot make the -shm file WAL needs; exclusive locking
+            # keeps that index in memory instead (one server per home holds the database).
+            log.warning("opening the database with exclusive locking: %s", exc)
+            self._db = self._connect(path, exclusive=True)
+
+    @staticmethod
+    def _connect(path: Path, *, exclusive: bool = False) -> sqlite3.Connection:
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        try:
+            db.row_factory = sqlite3.Row
+            if exclusive:
+                db.execute("PRAGMA locking_mode=EXCLUSIVE")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.executescript(_SCHEMA)
+        except sqlite3.Error:
+            db.close()
+            raise
+        return db
 
     def close(self) -> None:
         with self._lock:
