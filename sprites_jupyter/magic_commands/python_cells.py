@@ -11,6 +11,7 @@ one after starts afresh: a cell never runs silently against an empty interpreter
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 import weakref
 from argparse import Namespace
@@ -21,7 +22,7 @@ import pandas as pd
 from IPython.core.error import UsageError
 from IPython.display import publish_display_data
 
-from ..client import NotFound, ProtocolError, SpritesError
+from ..client import NotFound, SpritesError
 from ..widgets.logs import LogView
 from .context import CommandContext
 from .python_session import HOME, STATE_DIR, PythonSession, SessionEnded
@@ -32,6 +33,7 @@ __all__ = ["RemotePythonError", "detach_all", "pull", "push", "python", "run_cel
 INTERRUPT_GRACE = 10.0
 POLL = 0.1
 _SESSIONS_DIR = f"{HOME}/{STATE_DIR}/sessions"
+_RESTORED_TO = re.compile(r"before restore to (\S+)$")
 
 _registry: weakref.WeakKeyDictionary[CommandContext, dict[str, PythonSession]] = (
     weakref.WeakKeyDictionary())
@@ -71,6 +73,9 @@ def _why_ended(ctx: CommandContext, session: PythonSession) -> str:
                 and entry.outcome.startswith("ok") and entry.time >= session.started_at]
     if restores:
         return f"the sprite was restored to {restores[-1].target}"
+    restored_elsewhere = _restore_seen_in_checkpoints(session)
+    if restored_elsewhere:
+        return f"the sprite was restored to {restored_elsewhere}"
     boot_id = session.info.get("boot_id")
     if boot_id:
         with contextlib.suppress(SpritesError, OSError):
@@ -86,6 +91,22 @@ def _why_ended(ctx: CommandContext, session: PythonSession) -> str:
     return "its process is no longer running"
 
 
+def _restore_seen_in_checkpoints(session: PythonSession) -> str:
+    """A restore made elsewhere (another kernel, the API) shows as the automatic
+    ``before restore to ID`` checkpoint servers such as the local one take."""
+    try:
+        listed = session.sprite.list_checkpoints(include_auto=True)
+    except (SpritesError, OSError):
+        return ""
+    for checkpoint in sorted(listed, key=lambda c: c.create_time or session.started_at,
+                             reverse=True):
+        found = _RESTORED_TO.match(checkpoint.comment)
+        if checkpoint.is_auto and found and checkpoint.create_time \
+                and checkpoint.create_time >= session.started_at:
+            return found.group(1)
+    return ""
+
+
 def _ended(ctx: CommandContext, session: PythonSession) -> UsageError:
     return UsageError(f"The Python session on sprite {session.sprite.name} ended "
                       f"({_why_ended(ctx, session)}): its variables are gone; run the cell "
@@ -96,7 +117,7 @@ def _reattached(session: PythonSession) -> PythonSession | None:
     """A new connection to the same agent after the old one dropped, if it still runs."""
     try:
         fresh = PythonSession.attach(session.sprite, session.session_id)
-    except (NotFound, ProtocolError, UsageError):
+    except (SpritesError, OSError, UsageError):
         return None
     fresh.started_at = session.started_at
     return fresh

@@ -160,6 +160,15 @@ def test_a_restore_ends_the_session_with_one_line_then_a_fresh_one_starts(ip, cu
     assert result.error_in_exec.ename == "NameError"
 
 
+def test_a_restore_made_elsewhere_is_named_too(ip, current, http):
+    checkpoint = ip.ok("%sprite checkpoint -m elsewhere")
+    ip.ok("%%sprite_python\nloaded = 1\n")
+    response = http.post(f"/v1/sprites/{current}/checkpoints/{checkpoint.id}/restore")
+    assert response.status_code == 200, response.text
+    message = ip.fails("%%sprite_python\nloaded\n")
+    assert f"ended (the sprite was restored to {checkpoint.id})" in message
+
+
 def test_a_killed_session_is_reported_not_silently_replaced(ip, current, http):
     ip.ok("%%sprite_python\nx = 1\n")
     session = sessions_of(ip.magics.context)[current]
