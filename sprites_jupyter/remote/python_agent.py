@@ -558,6 +558,8 @@ def main() -> None:
     if sys.version_info < MIN_PYTHON:
         sys.stderr.write("sprite_python needs python3 3.8 or newer on the sprite\n")
         sys.exit(3)
+    if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(AGENT_FILE):
+        sys.path[0] = ""
     os.environ.setdefault("MPLBACKEND", "Agg")
     warnings.filterwarnings("ignore", message=".*non-interactive.*cannot be shown")
     requests = os.fdopen(os.dup(0), "rb")

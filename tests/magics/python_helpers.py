@@ -28,8 +28,8 @@ def sprite_has(ip: Any, sprite: str, module: str) -> bool:
 
 
 def need(ip: Any, sprite: str, module: str) -> None:
-    """Skip unless the sprite's own python3 has ``module`` (nothing can install it here)."""
+    """Skip unless the sprite's own python3 has ``module``."""
     if not sprite_has(ip, sprite, module):
-        pytest.skip(f"the sprite's python3 cannot import {module}, and this machine has no "
-                    "network to install it there")
+        pytest.skip(f"the sprite's python3 cannot import {module} (these tests install "
+                    "nothing into the sprite)")
 

@@ -12,6 +12,7 @@ import pytest
 
 from sprites_jupyter.magic_commands import python_session
 from sprites_jupyter.magic_commands.python_cells import RemotePythonError, sessions_of
+from sprites_jupyter.widgets.logs import LogPanel
 
 from .python_helpers import need, run_captured
 
@@ -59,6 +60,13 @@ def _check_rich_reprs(ip):
     assert last["text/html"] == "<b>card</b>"
 
 
+def test_modules_in_the_working_directory_import_as_in_a_notebook(ip, current):
+    ip.ok("%%sprite_exec\necho 'ANSWER = 42' > helpers_for_test.py\n")
+    _, shown, _, _ = run_captured(ip, "%%sprite_python\nimport helpers_for_test\n"
+                                      "helpers_for_test.ANSWER\n")
+    assert shown == [{"text/plain": "42"}]
+
+
 def test_output_streams_live_including_subprocesses(ip, current):
     result, shown, out, err = run_captured(ip, (
         "%%sprite_python\n"
@@ -70,6 +78,35 @@ def test_output_streams_live_including_subprocesses(ip, current):
     assert result.success and shown == []
     assert "from print\n" in out and "from a subprocess\n" in out
     assert "to stderr\n" in err and "to stderr" not in out
+
+
+def test_output_reaches_the_log_panel_while_the_cell_still_runs(ip, current, http,
+                                                                monkeypatch):
+    ip.ok("%config SpriteMagics.widgets = 'on'")
+    shown = []
+    monkeypatch.setattr(ip.magics.context, "show", lambda obj, **kw: shown.append(obj))
+
+    def answer_once_printed() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            panels = [obj for obj in shown if isinstance(obj, LogPanel)]
+            if panels and ("stdout", "waiting") in panels[0].lines:
+                http.put(f"/v1/sprites/{current}/fs/write", content=b"go",
+                         params={"path": "/home/sprite/answer", "workingDir": "/"})
+                return
+            time.sleep(0.05)
+
+    responder = threading.Thread(target=answer_once_printed)
+    responder.start()
+    ip.ok("%%sprite_python\nimport os, time\nprint('waiting')\n"
+          "deadline = time.monotonic() + 60\n"
+          "while not os.path.exists('answer'):\n"
+          "    assert time.monotonic() < deadline, 'the output never reached the kernel'\n"
+          "    time.sleep(0.05)\nprint('answered')\n")
+    responder.join()
+    (panel,) = [obj for obj in shown if isinstance(obj, LogPanel)]
+    assert panel.lines == [("stdout", "waiting"), ("stdout", "answered")]
+    assert panel.state == "done"
 
 
 def test_a_dataframe_shows_as_html(ip, current):
