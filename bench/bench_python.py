@@ -98,7 +98,9 @@ def _large_value(shell: InteractiveShell, sprite: str, megabytes: int) -> tuple[
         import pandas as pd
 
         generator = np.random.default_rng(0)
-        return pd.DataFrame({f"c{i}": generator.random(rows) for i in range(4)}), "DataFrame"
+        # Integer column labels: with pyarrow here and not on the sprite, pandas 3 would
+        # pickle string labels as Arrow strings the sprite cannot load.
+        return pd.DataFrame({i: generator.random(rows) for i in range(4)}), "DataFrame"
     if has.get("numpy"):
         return np.random.default_rng(0).random((rows, 4)), "numpy array (no pandas on sprite)"
     return os.urandom(megabytes * 1024 * 1024), "bytes (no numpy on sprite)"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import sys
 import time
 import weakref
 from argparse import Namespace
@@ -22,7 +23,7 @@ import pandas as pd
 from IPython.core.error import UsageError
 from IPython.display import publish_display_data
 
-from ..client import NotFound, SpritesError
+from ..client import NotFound, Sprite, SpritesError
 from ..widgets.logs import LogView
 from .context import CommandContext
 from .python_session import HOME, STATE_DIR, PythonSession, SessionEnded
@@ -140,8 +141,35 @@ def session_for(ctx: CommandContext, name: str, *, fresh: bool = False) -> Pytho
         del sessions[name]
         raise _ended(ctx, session)
     if session is None:
-        session = PythonSession.start(ctx.sprite(name))
+        session = _start(ctx, name)
         sessions[name] = session
+    return session
+
+
+def running_agents(sprite: Sprite) -> list[str]:
+    """Session ids of the agents running on the sprite (their files say which), newest
+    first."""
+    running = {s.id: s for s in sprite.list_sessions()}
+    try:
+        recorded = [entry.name.removesuffix(".json") for entry in sprite.list_dir(_SESSIONS_DIR)
+                    if entry.name.endswith(".json")]
+    except NotFound:
+        return []
+    oldest = datetime.min.replace(tzinfo=UTC)
+    return sorted((sid for sid in recorded if sid in running),
+                  key=lambda sid: running[sid].created or oldest, reverse=True)
+
+
+def _start(ctx: CommandContext, name: str) -> PythonSession:
+    """A new agent; says so when another is already running there (attach reaches it)."""
+    sprite = ctx.sprite(name)
+    others = running_agents(sprite)
+    session = PythonSession.start(sprite)
+    if others:
+        print(f"Started a new Python session on sprite {name}; {len(others)} other "
+              f"{'session is' if len(others) == 1 else 'sessions are'} running there "
+              f"(session {others[0]} is the newest): %sprite python stop this one and "
+              "%sprite python attach to use that instead", file=sys.stderr)
     return session
 
 
@@ -337,21 +365,14 @@ def _attach(ctx: CommandContext, name: str, args: Namespace) -> None:
     if current is not None and current.alive:
         raise UsageError(f"This kernel is already attached to the Python session on sprite "
                          f"{name} (session {current.session_id})")
-    running = {s.id: s for s in sprite.list_sessions()}
-    try:
-        recorded = [entry.name.removesuffix(".json") for entry in sprite.list_dir(_SESSIONS_DIR)
-                    if entry.name.endswith(".json")]
-    except NotFound:
-        recorded = []
-    candidates = [sid for sid in recorded if sid in running]
+    candidates = running_agents(sprite)
     if args.id:
         candidates = [sid for sid in candidates if sid == args.id]
     if not candidates:
         which = f"session {args.id}" if args.id else "a Python session"
         raise UsageError(f"Sprite {name} has no running {which} to attach to: a "
                          "%%sprite_python cell starts a new one")
-    newest = max(candidates, key=lambda sid: running[sid].created or datetime.min.replace(
-        tzinfo=UTC))
+    newest = candidates[0]
     session = PythonSession.attach(sprite, newest)
     sessions_of(ctx)[name] = session
     print(f"Attached to the Python session on sprite {name} (session {newest}, "

@@ -221,6 +221,16 @@ def test_a_killed_session_is_reported_not_silently_replaced(ip, current, http):
     ip.ok("%%sprite_python\nx = 2\n")
 
 
+def test_an_interpreter_that_dies_in_a_cell_fails_it_with_one_line(ip, current):
+    ip.ok("%%sprite_python\nx = 1\n")
+    message = ip.fails("%%sprite_python\nimport os\nos._exit(3)\n")
+    assert message == (f"The Python session on sprite {current} ended (its process exited "
+                       "with code 3): its variables are gone; run the cell again to start a "
+                       "fresh one")
+    _, shown, _, _ = run_captured(ip, "%%sprite_python\n'fresh'\n")
+    assert shown == [{"text/plain": "'fresh'"}]
+
+
 def test_new_starts_fresh_on_purpose(ip, current):
     ip.ok("%%sprite_python\nold = 1\n")
     result = ip.shell.run_cell("%%sprite_python --new\nold\n")
@@ -239,6 +249,18 @@ def test_attach_after_a_new_shell_finds_the_running_session(ip, current):
     _, shown, _, _ = run_captured(ip, "%%sprite_python\nsurvivor\n")
     assert shown == [{"text/plain": "'from the first kernel'"}]
     assert "already attached" in ip.fails("%sprite python attach")
+
+
+def test_a_new_kernel_starting_its_own_session_is_told_about_the_running_one(ip, current):
+    ip.ok("%%sprite_python\nleft = 'behind'\n")
+    first = sessions_of(ip.magics.context)[current].session_id
+    ip.ok("%unload_ext sprites_jupyter")
+    ip.ok("%load_ext sprites_jupyter")
+    ip.ok(f"%sprite use {current}")
+    result, _, _, err = run_captured(ip, "%%sprite_python\n'new'\n")
+    assert result.success
+    assert (f"1 other session is running there (session {first} is the newest): %sprite "
+            "python stop this one and %sprite python attach") in err
 
 
 def test_status_vars_reset_and_stop(ip, current):
