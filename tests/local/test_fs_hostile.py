@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,8 @@ class Canary:
         content = b"host canary: must never be read or changed through a sprite"
         path.write_bytes(content)
         os.chmod(path, 0o640)
+        with suppress(PermissionError):  # owned by someone else, a chown would show
+            os.chown(path, 4242, 4242)
         return cls(path, content, cls._state(path))
 
     @staticmethod
@@ -69,6 +72,11 @@ def _answer(response: httpx.Response, status: int, *words: str) -> dict:
         assert word in body["error"], body
     assert "/tmp/" not in response.text and "sprites-home" not in response.text
     return body
+
+
+def _sprite_uid(server: LocalServer, sprite: str) -> int:
+    """The sprite user's uid as the sprite sees it (a chown target that exists there)."""
+    return int(must(server, sprite, "id -u"))
 
 
 def _responsive(http: httpx.Client, sprite: str) -> None:
@@ -146,6 +154,7 @@ def test_a_symlink_to_the_host_zero_device_is_not_followed_out(
 
 def test_symlinks_toward_the_host_act_inside_the_sprite_only(
         server: LocalServer, http: httpx.Client, sprite: str, canary: Canary) -> None:
+    uid = _sprite_uid(server, sprite)
     climb = "../" * 30 + str(canary.path).lstrip("/")
     must(server, sprite, f"ln -s {canary.path} file-link && ln -s {canary.path.parent} dir-link"
                          f" && ln -s {climb} climb-link && echo mine > mine.txt")
@@ -153,7 +162,7 @@ def test_symlinks_toward_the_host_act_inside_the_sprite_only(
         path = f"{HOME}/{link}"
         _answer(http.get(_fs(sprite, "read"), params={"path": path}), 404)
         _answer(http.post(_fs(sprite, "chmod"), json={"path": path, "mode": "0777"}), 404)
-        _answer(http.post(_fs(sprite, "chown"), json={"path": path, "uid": 4242}), 404)
+        _answer(http.post(_fs(sprite, "chown"), json={"path": path, "uid": uid}), 404)
         _answer(http.post(_fs(sprite, "copy"), json={"source": path, "dest": f"{HOME}/c"}), 404)
         _answer(http.post(_fs(sprite, "copy"), json={"source": f"{HOME}/mine.txt",
                                                      "dest": path}), 404)
@@ -170,6 +179,7 @@ def test_symlinks_toward_the_host_act_inside_the_sprite_only(
 
 def test_hard_links_are_replaced_not_written_through(
         server: LocalServer, http: httpx.Client, sprite: str, canary: Canary) -> None:
+    uid = _sprite_uid(server, sprite)
     must(server, sprite, "echo original > a && ln a b")
     written = http.put(_fs(sprite, "write"), params={"path": f"{HOME}/b"}, content=b"new")
     assert written.status_code == 200
@@ -178,14 +188,14 @@ def test_hard_links_are_replaced_not_written_through(
     must(server, sprite, "ln a c")
     _answer(http.post(_fs(sprite, "chmod"), json={"path": f"{HOME}/a", "mode": "0600"}), 403,
             "hard links")
-    _answer(http.post(_fs(sprite, "chown"), json={"path": f"{HOME}/a", "uid": 4242}), 403,
+    _answer(http.post(_fs(sprite, "chown"), json={"path": f"{HOME}/a", "uid": uid}), 403,
             "hard links")
     # a hard link to the host's canary exists only where a sprite process can see it
     if sh(server, sprite, f"ln {canary.path} host-link")[0] == 0:
         link = f"{HOME}/host-link"
         _answer(http.post(_fs(sprite, "chmod"), json={"path": link, "mode": "0666"}), 403,
                 "hard links")
-        _answer(http.post(_fs(sprite, "chown"), json={"path": link, "uid": 4242}), 403,
+        _answer(http.post(_fs(sprite, "chown"), json={"path": link, "uid": uid}), 403,
                 "hard links")
         _answer(http.post(_fs(sprite, "chmod"), json={"path": HOME, "mode": "0755",
                                                       "recursive": True}), 403, "hard links")

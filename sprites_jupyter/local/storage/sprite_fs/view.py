@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from .errors import SpriteFsError, refuse_kernel_fs, refuse_special, sprite_errors
+from .ids import read_id_maps
 from .resolve import O_PATH, kernel_fs, open_in_root, reopen
 from .tree import TreeEntry, plan, replay
 
@@ -63,12 +64,11 @@ def _refuse_hardlinked(info: os.stat_result, path: str, doing: str) -> None:
 
 class SpriteView:
     """Filesystem operations inside one sprite's root (a tree directory, or the
-    sandbox's view of it). ``owner`` is the ``(uid, gid)`` new entries get, when the
-    sprite's user is not the server's."""
+    sandbox's view of it). Entries the server makes are the server's uid, which is the
+    sprite user's (the sandbox maps one to the other)."""
 
-    def __init__(self, root: Path, owner: tuple[int, int] | None = None) -> None:
+    def __init__(self, root: Path) -> None:
         self.rootfd = os.open(root, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        self.owner = owner
 
     def close(self) -> None:
         os.close(self.rootfd)
@@ -118,10 +118,9 @@ class SpriteView:
         """:meth:`parent`, making missing parent directories first."""
         return self.ensure_dir(posixpath.dirname(spath)), posixpath.basename(spath)
 
-    def settle_new(self, fd: int, mode: int) -> None:
-        """Give an entry the server just made (``O_PATH`` fd) the sprite user and ``mode``."""
-        if self.owner is not None:
-            chown_fd(fd, *self.owner)
+    @staticmethod
+    def settle_new(fd: int, mode: int) -> None:
+        """Give an entry the server just made (``O_PATH`` fd) exactly ``mode`` (no umask)."""
         chmod_fd(fd, mode)
 
     def final(self, spath: str, *, make_parents: bool = False
@@ -252,14 +251,22 @@ class SpriteView:
 
     def chown(self, spath: str, uid: int, gid: int, *, recursive: bool = False
               ) -> list[tuple[str, int, int]]:
-        """Set owner ``uid``/``gid`` (``-1`` keeps one) on ``spath`` (and below it);
-        symlinks themselves are changed, never their targets."""
+        """Set owner ``uid``/``gid`` (sprite ids; ``-1`` keeps one) on ``spath`` (and
+        below it); symlinks themselves are changed, never their targets."""
+        uids, gids = read_id_maps(self.rootfd)
+        host_uid, host_gid = uids.to_host(uid), gids.to_host(gid)
+        for kind, wanted, host, ids in (("uid", uid, host_uid, uids), ("gid", gid, host_gid,
+                                                                         gids)):
+            if host is None:
+                raise SpriteFsError(errno.EINVAL, spath,
+                                    f"{kind} {wanted} does not exist in this sprite (its user "
+                                    f"namespace has {ids.describe()})")
         changed: list[tuple[str, int, int]] = []
 
         def change(fd: int, info: os.stat_result, path: str) -> bool:
-            chown_fd(fd, uid, gid)
+            chown_fd(fd, host_uid, host_gid)  # type: ignore[arg-type]
             after = os.fstat(fd)
-            changed.append((path, after.st_uid, after.st_gid))
+            changed.append((path, uids.to_sprite(after.st_uid), gids.to_sprite(after.st_gid)))
             return True
 
         self._change_attrs(spath, recursive, "chown", change)

@@ -122,7 +122,7 @@ def begin_write(view: SpriteView, spath: str, *, mode: int | None, make_parents:
         os.close(dir_fd)
         raise
     if existing is None:
-        return PendingWrite(dir_fd, name, path, 0o644 if mode is None else mode, view.owner)
+        return PendingWrite(dir_fd, name, path, 0o644 if mode is None else mode, None)
     return PendingWrite(dir_fd, name, path,
                         stat.S_IMODE(existing.st_mode) if mode is None else mode,
                         (existing.st_uid, existing.st_gid))
@@ -166,13 +166,13 @@ def copy(view: SpriteView, source: str, dest: str, *, recursive: bool, preserve:
         os.close(src_fd)
 
 
-def _owner_for(view: SpriteView, info: os.stat_result, existing: os.stat_result | None,
+def _owner_for(info: os.stat_result, existing: os.stat_result | None,
                preserve: bool) -> tuple[int, int] | None:
     if preserve:
         return info.st_uid, info.st_gid
     if existing is not None:
         return existing.st_uid, existing.st_gid
-    return view.owner
+    return None
 
 
 def _copy_data(pending: PendingWrite, src_pathfd: int, info: os.stat_result,
@@ -204,7 +204,7 @@ def _copy_file(view: SpriteView, src_fd: int, info: os.stat_result, source: str,
             os.close(dir_fd)
             raise
         pending = PendingWrite(dir_fd, name, path, stat.S_IMODE(info.st_mode),
-                               _owner_for(view, info, existing, preserve))
+                               _owner_for(info, existing, preserve))
         _copy_data(pending, src_fd, info, preserve)
     return CopyResult([(source, path)], pending.size)
 
@@ -300,29 +300,18 @@ class _TreeCopy:
             with suppress(PermissionError):
                 chown_fd(fd, info.st_uid, info.st_gid)
 
-    def _make_dir(self, parent: int, name: str) -> int:
-        try:
+    @staticmethod
+    def _make_dir(parent: int, name: str) -> int:
+        with suppress(FileExistsError):
             os.mkdir(name, 0o700, dir_fd=parent)
-            made = True
-        except FileExistsError:
-            made = False
-        fd = os.open(name, _DIR_PATH, dir_fd=parent)
-        if made and self.view.owner is not None:
-            chown_fd(fd, *self.view.owner)
-        return fd
+        return os.open(name, _DIR_PATH, dir_fd=parent)
 
-    def _copy_symlink(self, src_dir: int, parent: int, name: str) -> None:
+    @staticmethod
+    def _copy_symlink(src_dir: int, parent: int, name: str) -> None:
         target = os.readlink(name, dir_fd=src_dir)
         tmp = _temp_name()
         os.symlink(target, tmp, dir_fd=parent)
         try:
-            if self.view.owner is not None:
-                link = os.open(tmp, O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
-                try:
-                    if stat.S_ISLNK(os.fstat(link).st_mode):
-                        chown_fd(link, *self.view.owner)
-                finally:
-                    os.close(link)
             os.rename(tmp, name, src_dir_fd=parent, dst_dir_fd=parent)
         except BaseException:
             os.unlink(tmp, dir_fd=parent)
@@ -341,7 +330,7 @@ class _TreeCopy:
                 existing = None
             _refuse_target(existing, entry.name, path, "fs/copy")
             pending = PendingWrite(os.dup(parent), entry.name, path, stat.S_IMODE(now.st_mode),
-                                   _owner_for(self.view, now, existing, self.preserve))
+                                   _owner_for(now, existing, self.preserve))
             _copy_data(pending, one, now, self.preserve)
         finally:
             os.close(one)

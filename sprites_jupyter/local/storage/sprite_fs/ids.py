@@ -1,0 +1,69 @@
+"""User and group ids as the sprite sees them, against the ids on the server's side.
+
+A sandboxed sprite runs in a user namespace (``sprite`` is uid 1000 inside, the server's
+own uid outside); the kernel's map is ``/proc/1/uid_map`` in the sprite's view, read as
+the server reads it. Without a procfs there (an unsandboxed sprite) ids are the host's.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .resolve import kernel_fs, open_in_root, reopen
+
+OVERFLOW_ID = 65534  # what the kernel shows for an id the namespace does not map
+
+
+@dataclass(frozen=True)
+class IdMap:
+    """``(inside, outside, count)`` ranges; no ranges means the identity."""
+
+    ranges: tuple[tuple[int, int, int], ...] = ()
+
+    def to_host(self, sprite_id: int) -> int | None:
+        """The server-side id for a sprite id (``-1`` stays ``-1``), ``None`` if unmapped."""
+        if sprite_id == -1 or not self.ranges:
+            return sprite_id
+        for inside, outside, count in self.ranges:
+            if inside <= sprite_id < inside + count:
+                return outside + sprite_id - inside
+        return None
+
+    def to_sprite(self, host_id: int) -> int:
+        """The id a sprite process sees for a server-side id."""
+        if not self.ranges:
+            return host_id
+        for inside, outside, count in self.ranges:
+            if outside <= host_id < outside + count:
+                return inside + host_id - outside
+        return OVERFLOW_ID
+
+    def describe(self) -> str:
+        return ", ".join(str(inside) if count == 1 else f"{inside}-{inside + count - 1}"
+                         for inside, _, count in self.ranges)
+
+
+def read_id_maps(rootfd: int) -> tuple[IdMap, IdMap]:
+    """The sprite's uid and gid maps (identity when its view has no procfs)."""
+    maps = []
+    for name in ("uid_map", "gid_map"):
+        try:
+            fd = open_in_root(rootfd, f"/proc/1/{name}")
+        except OSError:
+            return IdMap(), IdMap()
+        try:
+            if kernel_fs(fd) != "procfs":
+                return IdMap(), IdMap()
+            readable = reopen(fd, os.O_RDONLY)
+        finally:
+            os.close(fd)
+        try:
+            text = os.read(readable, 65536).decode()
+        finally:
+            os.close(readable)
+        ranges = tuple(tuple(int(n) for n in line.split()) for line in text.splitlines()
+                       if line.strip())
+        identity = ranges == ((0, 0, 2**32 - 1),)
+        maps.append(IdMap(() if identity else ranges))  # type: ignore[arg-type]
+    return maps[0], maps[1]
