@@ -26,6 +26,7 @@ from ..errors import DISK_FULL, ApiError, is_disk_full
 from ..state import ServerState
 from ..wire import SERVER_VERSION
 from . import checkpoints, exec, fs, policy, proxy, services, sprites
+from .sprite_url import SpriteUrlRouter, mint_login_link
 
 log = logging.getLogger("sprites_jupyter.local")
 
@@ -75,6 +76,8 @@ ROUTES = [
     Route(f"{S}/policy/network", policy.get_policy, methods=["GET"]),
     Route(f"{S}/policy/network", policy.set_policy, methods=["POST"]),
     WebSocketRoute(f"{S}/proxy", proxy.proxy_socket),
+    # the sprite URL's one-time sign-in links (local server only)
+    Route(f"{S}/url/login", mint_login_link, methods=["POST"]),
 ]
 
 
@@ -174,7 +177,8 @@ async def _unexpected(_: Request, exc: Exception) -> Response:
 
 
 def create_app(home: Path, token: str, *, base_url: str = "http://127.0.0.1") -> ASGIApp:
-    """The ASGI app serving the sprites under ``home``, guarded by ``token``."""
+    """The ASGI app serving the sprites under ``home``, guarded by ``token``; requests
+    for ``NAME.localhost`` go to the sprite's URL instead."""
     server = ServerState(home, token)
     server.base_url = base_url
 
@@ -196,10 +200,10 @@ def create_app(home: Path, token: str, *, base_url: str = "http://127.0.0.1") ->
         },
     )
     app.state.server = server
-    return BearerAuth(app, token)
+    return SpriteUrlRouter(BearerAuth(app, token), server)
 
 
 def server_state(app: ASGIApp) -> ServerState:
     """The :class:`ServerState` behind an app made by :func:`create_app`."""
-    assert isinstance(app, BearerAuth)
-    return app.app.state.server  # type: ignore[attr-defined]
+    assert isinstance(app, SpriteUrlRouter)
+    return app.server

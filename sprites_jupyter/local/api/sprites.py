@@ -13,6 +13,7 @@ from ..errors import ApiError
 from ..state import SPRITE_NAME, ServerState, state_of
 from ..storage.store import SpriteRow, sprite_json
 from ..wire import read_json_object
+from .sprite_url import sprite_url
 
 _CREATE_FIELDS = {"name", "url_settings", "wait_for_capacity", "labels", "runtime", "config",
                   "environment"}
@@ -31,7 +32,8 @@ def _status(server: ServerState, row: SpriteRow) -> str:
 
 def _body(request: Request, row: SpriteRow) -> dict:
     server = state_of(request)
-    return sprite_json(row, base_url=server.base_url, status=_status(server, row))
+    return sprite_json(row, url=sprite_url(server.base_url, row.name),
+                       status=_status(server, row))
 
 
 def _url_settings(value: object) -> dict:

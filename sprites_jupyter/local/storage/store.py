@@ -277,14 +277,14 @@ class Store:
         return list(reversed(chain))
 
 
-def sprite_json(row: SpriteRow, *, base_url: str, status: str) -> dict[str, Any]:
+def sprite_json(row: SpriteRow, *, url: str, status: str) -> dict[str, Any]:
     """The Sprite object of the reference (section 2.1), plus ``org_slug``."""
     return {
         "id": row.id,
         "name": row.name,
         "organization": ORGANIZATION,
         "org_slug": ORGANIZATION,
-        "url": f"{base_url}/v1/sprites/{row.name}",
+        "url": url,
         "url_settings": row.url_settings,
         "status": status,
         "labels": row.labels,
