@@ -29,14 +29,15 @@ def load_ipython_extension(shell: Any) -> None:
 
 
 def unload_ipython_extension(shell: Any) -> None:
-    """Remove the magics, their completion, and close their client (Python sessions on
-    sprites keep running: ``%sprite python attach`` reconnects)."""
+    """Remove the magics, their completion, and close their client and port forwards
+    (Python sessions on sprites keep running: ``%sprite python attach`` reconnects)."""
     from .magic_commands.completion import SpriteCompleter
     from .magic_commands.python_cells import detach_all
 
     for magics in [c for c in shell.configurables if type(c).__name__ == "SpriteMagics"]:
         detach_all(magics.context)
         magics.close()
+        magics.context.forwards.close()
         shell.configurables.remove(magics)
     shell.magics_manager.magics["line"].pop("sprite", None)
     shell.magics_manager.magics["cell"].pop("sprite_exec", None)

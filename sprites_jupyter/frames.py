@@ -23,6 +23,7 @@ __all__ = [
     "describe_undo",
     "exit_codes_frame",
     "files_frame",
+    "forwards_frame",
     "policy_frame",
     "services_frame",
     "sessions_frame",
@@ -77,8 +78,9 @@ def checkpoints_frame(checkpoints: Iterable[Any]) -> pd.DataFrame:
     })
 
 
-def services_frame(services: Iterable[Any]) -> pd.DataFrame:
-    """One row per service with its state, indexed by name."""
+def services_frame(services: Iterable[Any], url: str = "") -> pd.DataFrame:
+    """One row per service with its state, indexed by name; ``url`` (the sprite's URL)
+    is shown for the service it routes to, the one with an ``http_port``."""
     rows = list(services)
     states = [s.state for s in rows]
     return _frame("name", [s.name for s in rows], {
@@ -88,6 +90,7 @@ def services_frame(services: Iterable[Any]) -> pd.DataFrame:
                              dtype="object"),
         "needs": pd.Series([", ".join(s.needs or ()) for s in rows], dtype="object"),
         "http_port": pd.Series([s.http_port for s in rows], dtype="Int64"),
+        "url": pd.Series([url if s.http_port else "" for s in rows], dtype="object"),
         "started_at": _times([st.started_at if st else None for st in states]),
         "restart_count": pd.Series([st.restart_count if st else None for st in states],
                                    dtype="Int64"),
@@ -121,6 +124,21 @@ def files_frame(entries: Iterable[Any]) -> pd.DataFrame:
         "is_dir": pd.Series([bool(e.is_dir) for e in rows], dtype="bool"),
         "path": pd.Series([e.path or "" for e in rows], dtype="object"),
     })
+
+
+def forwards_frame(forwards: Iterable[Any]) -> pd.DataFrame:
+    """One row per port forward, indexed by the local port: where it goes, the connections
+    open now, the bytes carried both ways and the last connection error."""
+    rows = list(forwards)
+    frame = _frame("local", [f.local_port for f in rows], {
+        "sprite": pd.Series([f.sprite.name for f in rows], dtype="object"),
+        "remote": pd.Series([f.port for f in rows], dtype="Int64"),
+        "connections": pd.Series([f.connections for f in rows], dtype="Int64"),
+        "bytes": pd.Series([f.bytes_sent + f.bytes_received for f in rows], dtype="Int64"),
+        "error": pd.Series([f.last_error for f in rows], dtype="object"),
+    })
+    frame.index = frame.index.astype("Int64")
+    return frame
 
 
 def policy_frame(rules: Iterable[Any]) -> pd.DataFrame:

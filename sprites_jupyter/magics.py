@@ -26,11 +26,13 @@ from .magic_commands import (
     diff,
     execution,
     files,
+    forwarding,
     policy,
     python_cells,
     services,
     sessions,
     sprites,
+    url,
 )
 from .magic_commands.context import CommandContext
 from .magic_commands.errors import explain
@@ -75,6 +77,10 @@ HANDLERS: dict[str, Handler] = {
     "python": python_cells.python,
     "push": python_cells.push,
     "pull": python_cells.pull,
+    "url": url.url,
+    "open": url.open_app,
+    "forward": forwarding.forward,
+    "forwards": forwarding.forwards,
 }
 
 

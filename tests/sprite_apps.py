@@ -57,10 +57,16 @@ def url_client(server_url: str, sprite: str, **kwargs: object) -> httpx.Client:
 
 def wait_until_serving(client: httpx.Client, path: str = "/", **kwargs: object
                        ) -> httpx.Response:
-    """Poll ``path`` until the app answers with something other than a 502."""
+    """Poll ``path`` until the app answers with something other than a 502 (through a
+    forwarded port, a connection dropped because nothing listens yet counts as no answer)."""
     deadline = time.monotonic() + DEADLINE
     while True:
-        response = client.get(path, **kwargs)  # type: ignore[arg-type]
-        if response.status_code != 502 or time.monotonic() > deadline:
-            return response
+        try:
+            response = client.get(path, **kwargs)  # type: ignore[arg-type]
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+        else:
+            if response.status_code != 502 or time.monotonic() > deadline:
+                return response
         time.sleep(0.1)

@@ -18,6 +18,7 @@ from .errors import (
     StreamError,
 )
 from .exec import Command
+from .forward import PortForward
 from .models import (
     Checkpoint,
     ExecResult,
@@ -34,6 +35,7 @@ from .models import (
     StreamMessage,
 )
 from .proxy import PortConnection
+from .sign_in import sign_in_link
 from .sprite import Sprite
 from .streams import EventStream
 
@@ -58,6 +60,7 @@ __all__ = [
     "OutputChunk",
     "PolicyRule",
     "PortConnection",
+    "PortForward",
     "ProtocolError",
     "RateLimited",
     "ServerError",
@@ -70,4 +73,5 @@ __all__ = [
     "SpritesError",
     "StreamError",
     "StreamMessage",
+    "sign_in_link",
 ]

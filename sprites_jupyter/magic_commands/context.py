@@ -16,6 +16,7 @@ from ..journal import Journal, Outcome
 from ..widgets.logs import LogPanel, LogText, LogView
 from ..widgets.progress import ProgressBar, ProgressText, ProgressView
 from .errors import user_errors
+from .forwarding import Forwards
 
 __all__ = ["CommandContext"]
 
@@ -30,6 +31,7 @@ class CommandContext:
         self.journal = journal
         self._client = client
         self.servers_with_auto_backup: set[str] = set()
+        self.forwards = Forwards()
 
     @property
     def client(self) -> SpritesClient:

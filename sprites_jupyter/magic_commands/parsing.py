@@ -148,6 +148,10 @@ SUBCOMMANDS: dict[str, str] = {
     "python": "the sprite's Python session: python [status|vars|reset|stop|attach [ID]]",
     "push": "kernel variables into the Python session: push NAME … [--as REMOTE]",
     "pull": "Python session variables into the kernel: pull NAME … [--as LOCAL]",
+    "url": "the sprite's URL and who may open it: url [--public | --private]",
+    "open": "link to a web app in the sprite: open [PORT | SERVICE] [--embed [HEIGHT]]",
+    "forward": "forward a local port to the sprite: forward PORT [--local L] | stop PORT|--all",
+    "forwards": "this kernel's port forwards (DataFrame)",
 }
 
 
@@ -254,7 +258,26 @@ def _build(name: str) -> SpriteArgumentParser:
     elif name in ("push", "pull"):
         add("names", nargs="+", metavar="NAME")
         add("--as", dest="rename", metavar="NAME", help="the name on the other side")
-    if name not in ("help", "list", "create", "destroy", "use", "history", "status", "exec"):
+    elif name == "url":
+        access = parser.add_mutually_exclusive_group()
+        access.add_argument("--public", action="store_true", help="anyone may open the URL")
+        access.add_argument("--private", action="store_true",
+                            help="only with the token / a signed-in browser (the default)")
+    elif name == "open":
+        add("target", nargs="?", metavar="PORT|SERVICE",
+            help="a port, or a service with an http_port (default: what the URL serves)")
+        add("--embed", nargs="?", type=int, const=480, metavar="HEIGHT",
+            help="show the app in the cell (HEIGHT pixels, default 480)")
+        add("--forward", action="store_true",
+            help="go through a forwarded port even if the browser could reach the URL "
+                 "(a remote kernel)")
+    elif name == "forward":
+        add("port", metavar="PORT|stop", help="the sprite's port, or stop")
+        add("stop_port", nargs="?", metavar="PORT", help="with stop: the port to stop")
+        add("--local", type=int, metavar="L", help="local port (default: a free one)")
+        add("--all", action="store_true", help="with stop: stop every forward")
+    if name not in ("help", "list", "create", "destroy", "use", "history", "status", "exec",
+                    "forwards"):
         _sprite_option(parser)
     return parser
 

@@ -31,10 +31,13 @@ _LIVE = ("starting", "running", "stopping")
 
 
 def services(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
-    """The sprite's services and their state as a DataFrame."""
+    """The sprite's services and their state as a DataFrame (with the sprite URL on the
+    service it routes to)."""
     handle = ctx.sprite(args.sprite)
     with ctx.operation(handle.name, "services"):
-        return services_frame(handle.list_services())
+        listed = handle.list_services()
+        url = handle.info().url if any(s.http_port for s in listed) else ""
+        return services_frame(listed, url)
 
 
 def _follow_stream(ctx: CommandContext, title: str, events: Iterable[Any], name: str) -> None:

@@ -1,0 +1,131 @@
+"""Port forwards: ``%sprite forward PORT [--local L]``, ``forward stop PORT|--all``, ``forwards``.
+
+The kernel's forwards live in :class:`Forwards`; they all end when the extension
+is unloaded and when the kernel exits (``atexit``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from argparse import Namespace
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pandas as pd
+from IPython.core.error import UsageError
+
+from ..client import PortForward, Sprite
+from ..frames import forwards_frame
+
+if TYPE_CHECKING:
+    from .context import CommandContext
+
+__all__ = ["Forwards", "forward", "forwards"]
+
+
+class Forwards:
+    """This kernel's port forwards, newest last."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._forwards: list[PortForward] = []
+        self._at_exit = False
+
+    def __iter__(self) -> Iterator[PortForward]:
+        with self._lock:
+            return iter([f for f in self._forwards if not f.stopped])
+
+    def start(self, sprite: Sprite, port: int, local_port: int = 0) -> PortForward:
+        """Forward ``local_port`` (0: a free one) to ``port`` in ``sprite``.
+
+        Raises ``OSError`` when the local port cannot be listened on.
+        """
+        started = PortForward(sprite, port, local_port)
+        with self._lock:
+            self._forwards.append(started)
+            if not self._at_exit:
+                atexit.register(self.close)
+                self._at_exit = True
+        return started
+
+    def find(self, sprite: str, port: int) -> PortForward | None:
+        """A running forward to ``port`` in ``sprite``, if there is one."""
+        return next((f for f in self if f.sprite.name == sprite and f.port == port), None)
+
+    def stop(self, forward: PortForward) -> None:
+        forward.stop()
+        with self._lock:
+            self._forwards = [f for f in self._forwards if f is not forward]
+
+    def close(self) -> None:
+        """Stop every forward (on unload and at exit)."""
+        with self._lock:
+            ending, self._forwards = self._forwards, []
+            if self._at_exit:
+                atexit.unregister(self.close)
+                self._at_exit = False
+        for each in ending:
+            each.stop()
+
+
+def _port(word: str, what: str) -> int:
+    if not word.isdigit() or not 1 <= int(word) <= 65535:
+        raise UsageError(f"%sprite forward: {what} must be a port number from 1 to 65535, "
+                         f"not {word!r}")
+    return int(word)
+
+
+def start_forward(ctx: CommandContext, handle: Sprite, port: int,
+                  local_port: int = 0) -> PortForward:
+    """Start a forward, or say in one line why the local port cannot be used."""
+    try:
+        return ctx.forwards.start(handle, port, local_port)
+    except OSError as error:
+        raise UsageError(f"Cannot listen on localhost:{local_port} ({error.strerror}): pick "
+                         "another --local port, or leave --local out for a free one") from None
+
+
+def forward(ctx: CommandContext, args: Namespace) -> None:
+    """Forward a local port to a port in the sprite, or stop forwards."""
+    if args.port == "stop":
+        _stop(ctx, args)
+        return
+    if args.stop_port is not None or args.all:
+        raise UsageError("%sprite forward: give one port to forward (forward PORT [--local L]),"
+                         " or stop forwards with forward stop PORT|--all")
+    port = _port(args.port, "PORT")
+    if args.local is not None and not 0 <= args.local <= 65535:
+        raise UsageError(f"%sprite forward: --local must be from 1 to 65535 (0: a free one), "
+                         f"not {args.local}")
+    handle = ctx.sprite(args.sprite)
+    with ctx.operation(handle.name, "forward", str(port)):
+        handle.info()  # a missing sprite fails here, not on every connection
+        started = start_forward(ctx, handle, port, args.local or 0)
+    print(f"Forwarding localhost:{started.local_port} to port {port} in {handle.name} "
+          f"(stop it with %sprite forward stop {port})")
+
+
+def _stop(ctx: CommandContext, args: Namespace) -> None:
+    if args.all:
+        ending = list(ctx.forwards)
+        ctx.forwards.close()
+        print(f"Stopped {len(ending)} forward{'s' if len(ending) != 1 else ''}")
+        return
+    if args.stop_port is None:
+        raise UsageError("%sprite forward stop: give the sprite's PORT, or --all")
+    port = _port(args.stop_port, "PORT")
+    sprite = args.sprite or ctx.settings.sprite
+    match = ctx.forwards.find(sprite, port) or next(
+        (f for f in ctx.forwards if f.local_port == port), None)
+    if match is None:
+        raise UsageError(f"No forward of port {port}{f' in {sprite}' if sprite else ''}: "
+                         "%sprite forwards lists them")
+    ctx.forwards.stop(match)
+    print(f"Stopped forwarding localhost:{match.local_port} to port {match.port} in "
+          f"{match.sprite.name}")
+
+
+def forwards(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
+    """This kernel's forwards as a DataFrame."""
+    return forwards_frame(ctx.forwards)
