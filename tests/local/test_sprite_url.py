@@ -72,6 +72,8 @@ def test_private_url_needs_the_token(server: LocalServer, web: httpx.Client) -> 
     assert refused.status_code == 401
     assert "%sprite open" in refused.text and "--public" in refused.text
     assert web.get("/", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    lower = web.get("/", headers={"Authorization": f"bearer {server.token}"})
+    assert lower.status_code == 200
     page = web.get("/", headers=server.headers)
     assert page.status_code == 200 and "Hello from the sprite" in page.text
     assert page.headers["content-type"] == "text/html; charset=utf-8"

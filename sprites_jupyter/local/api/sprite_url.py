@@ -176,10 +176,15 @@ def _cookies(headers: Iterable[tuple[bytes, bytes]]) -> SimpleCookie:
     return jar
 
 
+def _is_token(authorization: bytes, token: str) -> bool:
+    """Whether an ``Authorization`` value is ``Bearer <token>`` (scheme in any case)."""
+    scheme, _, value = authorization.strip().partition(b" ")
+    return scheme.lower() == b"bearer" and hmac.compare_digest(value.strip(), token.encode())
+
+
 def _authorised(scope: Scope, token: str, sprite_id: str) -> bool:
     headers = scope["headers"]
-    bearer = dict(headers).get(b"authorization", b"")
-    if hmac.compare_digest(bearer, f"Bearer {token}".encode()):
+    if _is_token(dict(headers).get(b"authorization", b""), token):
         return True
     cookie = _cookies(headers).get(COOKIE)
     return cookie is not None and hmac.compare_digest(cookie.value,
@@ -192,10 +197,10 @@ def _forwarded_headers(scope: Scope, token: str) -> Headers:
     headers: Headers = scope["headers"]
     named = {name.strip().lower() for key, value in headers if key == b"connection"
              for name in value.split(b",")}
-    bearer = f"Bearer {token}".encode()
     kept: Headers = []
     for key, value in headers:
-        if key in _HOP_BY_HOP or key in named or (key == b"authorization" and value == bearer):
+        if key in _HOP_BY_HOP or key in named or (key == b"authorization"
+                                                  and _is_token(value, token)):
             continue
         if key == b"cookie":
             others = [part for part in value.split(b";")
