@@ -38,6 +38,10 @@ from .sprite_url_ws import relay_websocket
 
 DEFAULT_PORT = 8080
 COOKIE = "sprites_local_url_auth"
+# The same credential for the app embedded in another site's page (an IFrame in a
+# notebook): there browsers keep only partitioned (CHIPS) SameSite=None cookies, which must
+# be Secure (allowed on http://*.localhost). The Lax one serves browsers that refuse it.
+EMBED_COOKIE = "sprites_local_url_auth_embed"
 LOGIN_PATH = "/.sprites/login"
 TICKET_LIFETIME = 300
 DIAL_TIMEOUT = 10.0
@@ -132,8 +136,10 @@ class SpriteUrlRouter:
                          "open again for a new one.")
         self._redeemed[ticket] = expires
         response = RedirectResponse("/", status_code=303)
-        response.set_cookie(COOKIE, _cookie_value(self.server.token, sprite_id),
-                            httponly=True, samesite="lax")
+        value = _cookie_value(self.server.token, sprite_id)
+        response.set_cookie(COOKIE, value, httponly=True, samesite="lax")
+        response.headers.append("set-cookie", f"{EMBED_COOKIE}={value}; HttpOnly; Path=/; "
+                                              "SameSite=None; Secure; Partitioned")
         return response
 
 
@@ -186,9 +192,10 @@ def _authorised(scope: Scope, token: str, sprite_id: str) -> bool:
     headers = scope["headers"]
     if _is_token(dict(headers).get(b"authorization", b""), token):
         return True
-    cookie = _cookies(headers).get(COOKIE)
-    return cookie is not None and hmac.compare_digest(cookie.value,
-                                                      _cookie_value(token, sprite_id))
+    expected = _cookie_value(token, sprite_id)
+    jar = _cookies(headers)
+    return any(name in jar and hmac.compare_digest(jar[name].value, expected)
+               for name in (COOKIE, EMBED_COOKIE))
 
 
 def _forwarded_headers(scope: Scope, token: str) -> Headers:
@@ -204,7 +211,8 @@ def _forwarded_headers(scope: Scope, token: str) -> Headers:
             continue
         if key == b"cookie":
             others = [part for part in value.split(b";")
-                      if part.strip().partition(b"=")[0] != COOKIE.encode()]
+                      if part.strip().partition(b"=")[0].decode("latin-1")
+                      not in (COOKIE, EMBED_COOKIE)]
             if not others:
                 continue
             value = b";".join(others).strip()
