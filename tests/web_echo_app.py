@@ -5,6 +5,7 @@
 - ``GET /`` a page whose script opens a WebSocket to ``/echo``, sends a line and shows
   the echo in ``#echo`` (the browser test reads it);
 - ``GET /headers`` the request's headers as JSON (what the app was sent);
+- ``GET /hang`` never answers; once its client hangs up, ``GET /ended`` counts it;
 - ``POST /digest`` the length and SHA-256 of the request body, read as it arrives;
 - a WebSocket upgrade on ``/refuse`` gets a 403; on any other path it echoes every text
   and binary message, answers pings, and picks the subprotocol ``echo`` when offered.
@@ -19,6 +20,7 @@ import struct
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+ENDED = 0
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 PAGE = b"""<!doctype html><html><head><meta charset="utf-8"><title>web echo</title></head>
 <body><h1 id="title">Hello from the sprite</h1><p id="echo">waiting</p>
@@ -48,6 +50,12 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(403, "text/plain", b"no websocket here\n")
             else:
                 self._websocket()
+        elif self.path == "/hang":
+            self.rfile.read()  # until the proxy gives up on us and closes
+            global ENDED
+            ENDED += 1
+        elif self.path == "/ended":
+            self._send(200, "text/plain", str(ENDED).encode())
         elif self.path == "/headers":
             self._send(200, "application/json", json.dumps(dict(self.headers.items())).encode())
         elif self.path == "/":

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import socket
+import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -157,6 +158,16 @@ def test_large_download_through_the_url(server: LocalServer, http: httpx.Client,
             digest.update(chunk)
             size += len(chunk)
     assert (size, digest.hexdigest()) == (len(blob), hashlib.sha256(blob).hexdigest())
+
+
+def test_a_client_that_gives_up_ends_the_apps_connection(server: LocalServer,
+                                                         web: httpx.Client) -> None:
+    with pytest.raises(httpx.ReadTimeout):
+        web.get("/hang", headers=server.headers, timeout=1)
+    deadline = time.monotonic() + TIMEOUT
+    while web.get("/ended", headers=server.headers).text != "1":
+        assert time.monotonic() < deadline, "the app's connection was never closed"
+        time.sleep(0.1)
 
 
 def test_websocket_echo_with_token_cookie_or_public(server: LocalServer, http: httpx.Client,

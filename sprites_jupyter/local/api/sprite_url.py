@@ -264,27 +264,22 @@ async def _proxy_http(scope: Scope, receive: Receive, send: Send,
     request = h11.Request(method=scope["method"], target=target,
                           headers=[*headers, (b"connection", b"close")])
     writer.write(conn.send(request))
-    await _send_body(conn, receive, writer)
-    try:
-        response = await _response_head(conn, reader)
-    except (h11.RemoteProtocolError, OSError):
-        await not_http(scope, receive, send)
-        return
-    await send({"type": "http.response.start", "status": response.status_code,
-                "headers": [(k, v) for k, v in response.headers
-                            if k not in _HOP_BY_HOP and k not in _OWN_RESPONSE_HEADERS]})
-    await _until_disconnect(receive, _send_response_body(conn, reader, send))
+    if await _send_body(conn, receive, writer):
+        await _until_disconnect(receive, _relay_response(conn, reader, send, not_http))
 
 
 async def _send_body(conn: h11.Connection, receive: Receive, writer: asyncio.StreamWriter
-                     ) -> None:
-    """Stream the request body to the app; an app that stops reading ends the upload."""
+                     ) -> bool:
+    """Stream the request body to the app; False if the client went away meanwhile.
+
+    An app that stops reading (it answers early) ends the upload, not the request.
+    """
     more = True
     try:
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return
+                return False
             more = message.get("more_body", False)
             if message.get("body"):
                 writer.write(conn.send(h11.Data(data=message["body"])))
@@ -292,7 +287,23 @@ async def _send_body(conn: h11.Connection, receive: Receive, writer: asyncio.Str
         writer.write(conn.send(h11.EndOfMessage()))
         await writer.drain()
     except OSError:
+        pass
+    return True
+
+
+async def _relay_response(conn: h11.Connection, reader: asyncio.StreamReader, send: Send,
+                          not_http: Response) -> None:
+    try:
+        response = await _response_head(conn, reader)
+    except (h11.RemoteProtocolError, OSError):
+        await send({"type": "http.response.start", "status": not_http.status_code,
+                    "headers": not_http.raw_headers})
+        await send({"type": "http.response.body", "body": not_http.body})
         return
+    await send({"type": "http.response.start", "status": response.status_code,
+                "headers": [(k, v) for k, v in response.headers
+                            if k not in _HOP_BY_HOP and k not in _OWN_RESPONSE_HEADERS]})
+    await _send_response_body(conn, reader, send)
 
 
 async def _next_event(conn: h11.Connection, reader: asyncio.StreamReader) -> object:

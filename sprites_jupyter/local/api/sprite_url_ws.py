@@ -23,6 +23,7 @@ from websockets.uri import parse_uri
 
 MAX_MESSAGE = 16 * 1024 * 1024  # as the server's own limit on what browsers send
 READ_SIZE = 256 * 1024
+HANDSHAKE_TIMEOUT = 30.0
 # Sent by the handshake itself, so never copied from the browser's request.
 _HANDSHAKE = {b"host", b"sec-websocket-key", b"sec-websocket-version",
               b"sec-websocket-extensions", b"sec-websocket-protocol"}
@@ -45,7 +46,8 @@ async def relay_websocket(websocket: WebSocket, reader: asyncio.StreamReader,
                           bad_answer: Response) -> None:
     """Upgrade to the app with the browser's headers, then relay messages both ways.
 
-    ``bad_answer`` is what the browser gets when the app's answer is no HTTP/1.1 response.
+    ``bad_answer`` is what the browser gets when the app's answer is no HTTP/1.1 response
+    (or none comes within ``HANDSHAKE_TIMEOUT``).
     """
     scope = websocket.scope
     target = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
@@ -56,11 +58,12 @@ async def relay_websocket(websocket: WebSocket, reader: asyncio.StreamReader,
                               subprotocols=[Subprotocol(s) for s in scope.get("subprotocols", ())]
                               or None)
     try:
-        answer = await _handshake(protocol, reader, writer, headers)
+        answer = await asyncio.wait_for(_handshake(protocol, reader, writer, headers),
+                                        HANDSHAKE_TIMEOUT)
     except AppRefused as refused:
         await websocket.send_denial_response(_refusal(refused.response) or bad_answer)
         return
-    except OSError:
+    except (OSError, TimeoutError):
         await websocket.send_denial_response(bad_answer)
         return
     cookies = [(b"set-cookie", v.encode()) for v in answer.headers.get_all("Set-Cookie")]
