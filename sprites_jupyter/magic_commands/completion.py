@@ -57,7 +57,7 @@ class SpriteCompleter:
         if ((sub == "restore" and position == 1) or words[-1] == "--history"
                 or (sub == "diff" and position in (1, 2))):
             return self._names(lambda: self._checkpoints(chosen))
-        if sub == "logs" and position == 1:
+        if sub in ("logs", "open") and position == 1:
             return self._names(lambda: self._services(chosen))
         if sub == "service":
             if position == 1:

@@ -146,3 +146,15 @@ def test_services_show_the_url_of_the_http_service(ip, http, server, current, we
     frame = ip.ok("%sprite services")
     assert frame.loc["web", "url"] == f"http://{url_host(server.url, current)}/"
     assert frame.loc["worker", "url"] == ""
+
+
+def test_completion_knows_the_new_subcommands_and_services(ip, current, web):
+    from IPython.core.completer import provisionalcompleter
+
+    def complete(line: str) -> list[str]:
+        with provisionalcompleter():
+            return [c.text for c in ip.shell.Completer.completions(line, len(line))]
+
+    assert {"forward", "forwards"} <= set(complete("%sprite forw"))
+    assert "web" in complete("%sprite open w")
+    assert "--embed" in complete("%sprite open --emb")
