@@ -37,6 +37,8 @@ __all__ = ["HELPER_SOURCE", "checkpoint_changes", "diff", "restore_summary", "sh
 HELPER_SOURCE = files("sprites_jupyter.remote").joinpath("diff_helper.py").read_text("utf-8")
 CHECKPOINTS_DIR = "/.sprite/checkpoints"
 HOME = "/home/sprite"
+# How far the sprite's clock may be behind the API's (checkpoint times come from the API).
+CLOCK_SKEW = 60.0
 _CHECKPOINT_PATH = re.compile(r"^([\w.-]+):(.*)$")
 _NATURAL = re.compile(r"(\d+)")
 
@@ -60,11 +62,9 @@ def _natural(checkpoint_id: str) -> list[Any]:
 def _not_mounted(handle: Sprite, answer: dict[str, Any]) -> UsageError:
     missing = str(answer.get("id", ""))
     try:
-        handle.get_checkpoint(missing)
-    except NotFound:
-        have = [c.id for c in handle.list_checkpoints(include_auto=True)]
-        return UsageError(f"Checkpoint {missing} not found on sprite {handle.name} "
-                          f"(have {describe_ids(have)})")
+        _taken(handle, missing)
+    except UsageError as error:
+        return error
     mounted = sorted((str(m) for m in answer.get("mounted") or ()), key=_natural)
     if not mounted:
         where = " (the local server mounts them only when it runs sprites sandboxed)" \
@@ -93,11 +93,24 @@ def ask_helper(handle: Sprite, request: dict[str, Any]) -> list[Any]:
     return lines
 
 
+def _taken(handle: Sprite, checkpoint_id: str) -> float | None:
+    """When the checkpoint was taken (Unix seconds), or a UsageError if it does not exist."""
+    try:
+        created = handle.get_checkpoint(checkpoint_id).create_time
+    except NotFound:
+        have = [c.id for c in handle.list_checkpoints(include_auto=True)]
+        raise UsageError(f"Checkpoint {checkpoint_id} not found on sprite {handle.name} "
+                         f"(have {describe_ids(have)})") from None
+    return created.timestamp() if created is not None else None
+
+
 def checkpoint_changes(handle: Sprite, a: str, b: str | None = None,
                        paths: tuple[str, ...] | list[str] = ()) -> pd.DataFrame:
     """What differs between checkpoint ``a`` and ``b`` (default: the sprite now)."""
-    rows = ask_helper(handle, {"op": "diff", "a": a, "b": b, "paths": list(paths)})
-    return changes_frame(rows)
+    request: dict[str, Any] = {"op": "diff", "a": a, "b": b, "paths": list(paths)}
+    if b is None and (taken := _taken(handle, a)) is not None:
+        request["since"] = taken - CLOCK_SKEW
+    return changes_frame(ask_helper(handle, request))
 
 
 def restore_summary(handle: Sprite, checkpoint_id: str) -> str:

@@ -4,9 +4,11 @@ Run inside the sprite as ``python3 - REQUEST`` with this file on stdin, where
 REQUEST is one JSON object (standard library only, Python 3.8+), so nothing
 but the answer crosses the network:
 
-- ``{"op": "diff", "a": ID, "b": ID or null, "paths": [...]}``: one JSON array
-  per differing path, ``[path, change, size_a, size_b, mtime_a_ns, mtime_b_ns]``.
-  ``b`` null means the sprite as it is now.
+- ``{"op": "diff", "a": ID, "b": ID or null, "paths": [...], "since": S}``: one
+  JSON array per differing path, ``[path, change, size_a, size_b, mtime_a_ns,
+  mtime_b_ns]``. ``b`` null means the sprite as it is now; ``since`` (Unix
+  seconds, when A was taken) matters when A's view holds only the sprite's own
+  layer (no ``/usr``), as the local server's do: see ``Comparison.added``.
 - ``{"op": "file", "a": ID, "b": ID or null, "path": P}``: one object, the
   unified diff of a text file or the sizes of a binary one.
 - ``{"op": "read", "a": ID, "path": P}``: one object with the base64 bytes.
@@ -61,7 +63,7 @@ def checkpoint_root(checkpoints: str, checkpoint_id: str) -> str:
     root = os.path.join(checkpoints, checkpoint_id)
     if "/" in checkpoint_id or checkpoint_id in ("", ".", "..") or not os.path.isdir(root):
         try:
-            mounted = sorted(os.listdir(checkpoints))
+            mounted = sorted(n for n in os.listdir(checkpoints) if not n.startswith("."))
         except OSError:
             mounted = []
         raise Refusal({"error": "not-mounted", "id": checkpoint_id, "mounted": mounted}, 3)
@@ -199,11 +201,27 @@ class Comparison:
     Roots end with ``/``; paths inside them are relative ('' is the root).
     """
 
-    def __init__(self, root_a: str, root_b: str, out) -> None:
+    def __init__(self, root_a: str, root_b: str, out, since_ns: int | None = None) -> None:
         self.root_a = root_a.rstrip("/") + "/"
         self.root_b = root_b.rstrip("/") + "/"
         self.out = out
+        self.since_ns = since_ns
         self.unread: list = []
+
+    def added(self, rel: str, b: os.stat_result) -> bool:
+        """Report ``rel``, found only in B; whether to look below it.
+
+        With ``since_ns`` (A holds only what the sprite wrote, B is the whole
+        filesystem now) an entry A lacks is new only if it changed after A was
+        taken: older ones belong to the base image beneath, which a restore
+        leaves alone. A directory counts when its entries changed too; every
+        directory is looked into, since a base one may hold new files.
+        """
+        is_dir = stat.S_ISDIR(b.st_mode)
+        since = self.since_ns
+        if since is None or (b.st_ctime_ns >= since and (not is_dir or b.st_mtime_ns >= since)):
+            self.emit(rel, "added", None, b)
+        return is_dir
 
     def emit(self, rel: str, what: str, a: os.stat_result | None,
              b: os.stat_result | None) -> None:
@@ -214,7 +232,11 @@ class Comparison:
         if rel and ignored(rel):
             return
         a, b = lstat(self.root_a, rel), lstat(self.root_b, rel)
-        if a is not None or b is not None:
+        if a is None and b is not None and rel:
+            if self.added(rel, b):
+                self.walk(rel, a, b)
+            return
+        if rel and a is not None:
             self.entry(rel, a, b)
         if self.is_dir(a) or self.is_dir(b):
             self.walk(rel, a, b)
@@ -223,10 +245,8 @@ class Comparison:
     def is_dir(info: os.stat_result | None) -> bool:
         return info is not None and stat.S_ISDIR(info.st_mode)
 
-    def entry(self, rel: str, a: os.stat_result | None, b: os.stat_result | None) -> None:
-        if a is None:
-            self.emit(rel, "added", a, b)
-        elif b is None:
+    def entry(self, rel: str, a: os.stat_result, b: os.stat_result | None) -> None:
+        if b is None:
             self.emit(rel, "removed", a, b)
         else:
             what = change(self.root_a, self.root_b, rel, a, b)
@@ -277,8 +297,7 @@ class Comparison:
                     stack.append((child, stat.S_ISDIR(a.st_mode), self.is_dir(b)))
             for name, b in under_b.items():
                 child = prefix + name
-                self.emit(child, "added", None, b)
-                if stat.S_ISDIR(b.st_mode):
+                if self.added(child, b):
                     stack.append((child, False, True))
 
 
@@ -369,7 +388,10 @@ def answer(request: dict, out) -> None:
     b = request.get("b")
     root_b = now if b is None else checkpoint_root(checkpoints, str(b))
     if op == "diff":
-        comparison = Comparison(root_a, root_b, out)
+        since = request.get("since")
+        layer_only = (b is None and since is not None and not os.path.lexists(root_a + "/usr")
+                      and os.path.isdir(os.path.join(now, "usr")))
+        comparison = Comparison(root_a, root_b, out, int(since * 1e9) if layer_only else None)
         for path in request.get("paths") or ["/"]:
             comparison.path(relative(path))
         comparison.read_contents()

@@ -226,3 +226,40 @@ def test_fifos_are_compared_by_type_and_never_opened(trees):
     assert "/home/sprite/pipe" not in changes
     code, refused = _one(trees, op="file", path="/home/sprite/keep.txt")
     assert code == 2 and refused["error"] == "/home/sprite/keep.txt is a fifo, not a regular file"
+
+
+def test_a_view_of_the_sprites_own_layer_against_the_whole_filesystem_now(tmp_path):
+    """Local views hold only what the sprite wrote; now also shows the base beneath."""
+    view = tmp_path / "checkpoints" / "v1"
+    now = tmp_path / "now"
+    (view / "home/sprite").mkdir(parents=True)
+    (view / "home/sprite/notes.txt").write_text("old\n")
+    (view / "etc").mkdir()
+    (view / "etc/hosts").write_text("127.0.0.1 sprite\n")
+    for base in ("usr/bin/tool", "usr/local/lib/x.py", "etc/passwd", "etc/ssl/cert.pem"):
+        (now / base).parent.mkdir(parents=True, exist_ok=True)
+        (now / base).write_text("from the base image\n")
+    (now / "home/sprite").mkdir(parents=True)
+    (now / "home/sprite/notes.txt").write_text("old\n")
+    (now / "etc/hosts").write_text("127.0.0.1 sprite\n")
+    newest_base = max(p.stat().st_ctime_ns for p in now.rglob("*"))
+    taken = tmp_path / "taken"
+    while True:  # the moment v1 was taken: strictly after every base file changed
+        taken.write_text("")
+        if taken.stat().st_ctime_ns > newest_base:
+            break
+    (now / "home/sprite/new.txt").write_text("new\n")
+    (now / "usr/local/bin").mkdir()
+    (now / "usr/local/bin/added-tool").write_text("#!/bin/sh\n")
+    request = {"op": "diff", "a": "v1", "b": None, "checkpoints": str(tmp_path / "checkpoints"),
+               "now": str(now), "since": taken.stat().st_ctime_ns / 1e9}
+    code, rows = run_helper(request, tmp_path)
+    assert code == 0
+    assert {r[0]: r[1] for r in rows} == {
+        "/home/sprite/new.txt": "added",
+        "/usr/local": "added",
+        "/usr/local/bin": "added",
+        "/usr/local/bin/added-tool": "added",
+    }, "a base directory whose entries changed counts as a change"
+    code, rows = run_helper({**request, "since": None}, tmp_path)
+    assert "/usr/bin/tool" in {r[0] for r in rows}, "without since, every path of now counts"
