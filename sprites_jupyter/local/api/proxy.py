@@ -18,7 +18,7 @@ from ..state import state_of
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 INIT_TIMEOUT = 30.0
 DIAL_TIMEOUT = 10.0
-CHUNK = 32 * 1024
+CHUNK = 256 * 1024  # one frame per read: 32 KiB frames held a forward to 0.5x a direct read
 BAD_INIT, DIAL_FAILED = 1003, 1011
 _SOCKET_GONE = (WebSocketDisconnect, RuntimeError, OSError)
 
