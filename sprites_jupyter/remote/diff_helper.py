@@ -195,15 +195,67 @@ def children(directory: str) -> dict:
     return found
 
 
+class Recorded:
+    """An entry's lstat, with the mode and mtime its view records for it."""
+
+    __slots__ = ("st_ctime_ns", "st_dev", "st_ino", "st_mode", "st_mtime_ns", "st_rdev",
+                 "st_size")
+
+    def __init__(self, info: os.stat_result, mode: int, mtime_ns: int) -> None:
+        self.st_mode = stat.S_IFMT(info.st_mode) | mode
+        self.st_mtime_ns = mtime_ns
+        self.st_size, self.st_ino, self.st_dev = info.st_size, info.st_ino, info.st_dev
+        self.st_rdev, self.st_ctime_ns = info.st_rdev, info.st_ctime_ns
+
+    @property
+    def st_mtime(self) -> float:
+        return self.st_mtime_ns / 1e9
+
+
+def record_of(root: str) -> dict:
+    """What a view records in ``.sprite/stat.json`` (``{"entries": {path: [mode,
+    mtime_ns]}}``) when its files are shared objects that cannot carry their own
+    modes and mtimes (the local server's are hard links); {} for a view without one."""
+    try:
+        with open(os.path.join(root, ".sprite", "stat.json"), encoding="utf-8") as file:
+            entries = json.load(file)["entries"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return entries if isinstance(entries, dict) else {}
+
+
+class View:
+    """A tree to compare: a root, and what its record says about its entries."""
+
+    def __init__(self, root: str, record: dict) -> None:
+        self.root = root.rstrip("/") + "/"
+        self.record = record
+
+    def recorded(self, rel: str, info: os.stat_result):
+        kept = self.record.get(rel) if self.record else None
+        return info if kept is None else Recorded(info, kept[0], kept[1])
+
+    def lstat(self, rel: str) -> os.stat_result | None:
+        info = lstat(self.root, rel)
+        return None if info is None else self.recorded(rel, info)
+
+    def children(self, rel: str) -> dict:
+        found = children(self.root + rel)
+        if self.record:
+            prefix = rel + "/" if rel else ""
+            found = {name: self.recorded(prefix + name, info) for name, info in found.items()}
+        return found
+
+
 class Comparison:
     """Walks two trees side by side and writes one row per differing path.
 
     Roots end with ``/``; paths inside them are relative ('' is the root).
     """
 
-    def __init__(self, root_a: str, root_b: str, out, since_ns: int | None = None) -> None:
-        self.root_a = root_a.rstrip("/") + "/"
-        self.root_b = root_b.rstrip("/") + "/"
+    def __init__(self, a: View, b: View, out, since_ns: int | None = None) -> None:
+        self.a, self.b = a, b
+        self.root_a, self.root_b = a.root, b.root
         self.out = out
         self.since_ns = since_ns
         self.unread: list = []
@@ -231,7 +283,7 @@ class Comparison:
         """Compare one path (the root when ``rel`` is '') and everything under it."""
         if rel and ignored(rel):
             return
-        a, b = lstat(self.root_a, rel), lstat(self.root_b, rel)
+        a, b = self.a.lstat(rel), self.b.lstat(rel)
         if a is None and b is not None and rel:
             if self.added(rel, b):
                 self.walk(rel, a, b)
@@ -278,8 +330,8 @@ class Comparison:
         stack = [(rel, self.is_dir(a), self.is_dir(b))]
         while stack:
             rel, dir_a, dir_b = stack.pop()
-            under_a = children(self.root_a + rel) if dir_a else {}
-            under_b = children(self.root_b + rel) if dir_b else {}
+            under_a = self.a.children(rel) if dir_a else {}
+            under_b = self.b.children(rel) if dir_b else {}
             if not rel:
                 for name in IGNORED_TOP:
                     under_a.pop(name, None)
@@ -346,8 +398,9 @@ def file_diff(root_a: str, root_b: str, rel: str, label_a: str, label_b: str) ->
     return answer
 
 
-def read_file(root: str, rel: str) -> dict:
-    info = lstat(root, rel)
+def read_file(view: View, rel: str) -> dict:
+    root = view.root
+    info = view.lstat(rel)
     if info is None:
         raise Refusal({"error": f"no such file or directory: /{rel}"})
     answer = {"type": kind(info), "size": info.st_size, "mode": f"{stat.S_IMODE(info.st_mode):04o}"}
@@ -359,7 +412,7 @@ def read_file(root: str, rel: str) -> dict:
     return answer
 
 
-def entry(root: str, rel: str, info: os.stat_result) -> dict:
+def entry(rel: str, info: os.stat_result) -> dict:
     what = kind(info)
     return {"name": rel.rsplit("/", 1)[-1], "path": "/" + rel,
             "type": what if what in ("directory", "symlink") else "file", "size": info.st_size,
@@ -367,16 +420,16 @@ def entry(root: str, rel: str, info: os.stat_result) -> dict:
             "isDir": what == "directory"}
 
 
-def list_dir(root: str, rel: str, out) -> None:
-    info = lstat(root, rel)
+def list_dir(view: View, rel: str, out) -> None:
+    info = view.lstat(rel)
     if info is None:
         raise Refusal({"error": f"no such file or directory: /{rel}"})
     if not stat.S_ISDIR(info.st_mode):
-        out.write(json.dumps(entry(root, rel, info)) + "\n")
+        out.write(json.dumps(entry(rel, info)) + "\n")
         return
     prefix = rel + "/" if rel else ""
-    for name, child in sorted(children(os.path.join(root, rel)).items()):
-        out.write(json.dumps(entry(root, prefix + name, child)) + "\n")
+    for name, child in sorted(view.children(rel).items()):
+        out.write(json.dumps(entry(prefix + name, child)) + "\n")
 
 
 def answer(request: dict, out) -> None:
@@ -387,11 +440,13 @@ def answer(request: dict, out) -> None:
     root_a = checkpoint_root(checkpoints, str(request.get("a") or ""))
     b = request.get("b")
     root_b = now if b is None else checkpoint_root(checkpoints, str(b))
+    view_a = View(root_a, record_of(root_a))
+    view_b = View(now, {}) if b is None else View(root_b, record_of(root_b))
     if op == "diff":
         since = request.get("since")
         layer_only = (b is None and since is not None and not os.path.lexists(root_a + "/usr")
                       and os.path.isdir(os.path.join(now, "usr")))
-        comparison = Comparison(root_a, root_b, out, int(since * 1e9) if layer_only else None)
+        comparison = Comparison(view_a, view_b, out, int(since * 1e9) if layer_only else None)
         for path in request.get("paths") or ["/"]:
             comparison.path(relative(path))
         comparison.read_contents()
@@ -400,9 +455,9 @@ def answer(request: dict, out) -> None:
         out.write(json.dumps(file_diff(root_a, root_b, relative(request["path"]),
                                        str(request["a"]), label_b)) + "\n")
     elif op == "read":
-        out.write(json.dumps(read_file(root_a, relative(request["path"]))) + "\n")
+        out.write(json.dumps(read_file(view_a, relative(request["path"]))) + "\n")
     elif op == "list":
-        list_dir(root_a, relative(request["path"]), out)
+        list_dir(view_a, relative(request["path"]), out)
     else:
         raise Refusal({"error": f"unknown op {op!r}"})
 

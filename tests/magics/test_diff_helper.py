@@ -263,3 +263,30 @@ def test_a_view_of_the_sprites_own_layer_against_the_whole_filesystem_now(tmp_pa
     }, "a base directory whose entries changed counts as a change"
     code, rows = run_helper({**request, "since": None}, tmp_path)
     assert "/usr/bin/tool" in {r[0] for r in rows}, "without since, every path of now counts"
+
+
+def test_a_view_of_shared_objects_reports_the_modes_and_mtimes_it_records(trees):
+    """Where a view's files are hard links to shared objects (the local server's), the
+    view's .sprite/stat.json gives each entry's own mode and mtime."""
+    v2 = trees["checkpoints"] / "v2"
+    shutil.copytree(trees["v1"], v2, symlinks=True)
+    for path in v2.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            path.chmod(0o600)
+            os.utime(path, ns=(0, 5))
+    entries = {}
+    for path in trees["v1"].rglob("*"):
+        rel = path.relative_to(trees["v1"]).as_posix()
+        info = path.lstat()
+        entries[rel] = [info.st_mode & 0o7777, info.st_mtime_ns]
+    entries["home/sprite/run.sh"][0] = 0o755
+    (v2 / ".sprite/stat.json").write_text(json.dumps({"entries": entries}))
+    code, rows = run_helper({"op": "diff", "a": "v1", "b": "v2",
+                             "checkpoints": str(trees["checkpoints"])}, trees["tmp"])
+    assert code == 0 and [r[:2] for r in rows] == [["/home/sprite/run.sh", "mode-changed"]]
+    code, listed = run_helper({"op": "list", "a": "v2", "path": "/home/sprite",
+                               "checkpoints": str(trees["checkpoints"])}, trees["tmp"])
+    keep = next(r for r in listed if r["name"] == "keep.txt")
+    assert keep["mode"] == "0644"
+    assert keep["modTime"] == pytest.approx(
+        (trees["v1"] / "home/sprite/keep.txt").stat().st_mtime_ns / 1e9, abs=1e-6)
