@@ -35,8 +35,9 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def _fill(disk: Path) -> Path:
-    """Write a canary file until the disk is full; return it."""
-    filler = disk / "filler"
+    """Write a canary file (``disk/filler``, or ``disk`` when that is a file name to take)
+    until the disk is full; return it."""
+    filler = disk if not disk.is_dir() else disk / "filler"
     with filler.open("wb") as handle:
         try:
             while True:
@@ -76,6 +77,10 @@ def test_disk_full(small_disk: Path) -> None:
             for name in ("a.txt", "b.txt"):
                 assert http.put(f"/v1/sprites/{sprite}/fs/write", content=b"kept",
                                 params={"path": f"/home/sprite/{name}"}).status_code == 200
+            doomed = f"{sprite}-doomed"
+            assert http.post("/v1/sprites", json={"name": doomed}).status_code == 201
+            assert http.put(f"/v1/sprites/{doomed}/fs/write", content=b"d" * 2_000_000,
+                            params={"path": "/home/sprite/big"}).status_code == 200
             assert "Checkpoint v1 created" in http.post(
                 f"/v1/sprites/{sprite}/checkpoint", json={}).text
             filler = _fill(small_disk)
@@ -90,6 +95,11 @@ def test_disk_full(small_disk: Path) -> None:
             deleted = http.delete(f"/v1/sprites/{sprite}/fs/delete",
                                   params={"path": "/home/sprite/b.txt"})
             assert deleted.status_code == 200, deleted.text
+            _fill(small_disk / "more")
+            gone = http.delete(f"/v1/sprites/{doomed}")
+            assert gone.status_code == 204, gone.text
+            assert http.get(f"/v1/sprites/{doomed}").status_code == 404
+            _fill(small_disk / "more2")
 
         server.stop()
         _fill(small_disk)  # whatever the stop freed is taken again

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import shutil
+import sqlite3
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..errors import ApiError
+from ..errors import ApiError, is_disk_full
 from ..state import SPRITE_NAME, ServerState, state_of
 from ..storage.store import SpriteRow, sprite_json
 from ..wire import read_json_object
@@ -136,7 +137,15 @@ async def delete_sprite(request: Request) -> Response:
     runtime = server.runtime(name)
     async with runtime.lock:
         await server.discard_runtime(name)
-        server.store.delete_sprite(name)
+        try:
+            server.store.delete_sprite(name)
+        except sqlite3.OperationalError as exc:
+            if not is_disk_full(exc):
+                raise
+            # The disk is full: free the sprite's files first (it is going anyway), then
+            # record the deletion in the room that made.
+            await asyncio.to_thread(shutil.rmtree, server.sprite_dir(name), True)
+            server.store.delete_sprite(name)
         server.snapshots.discard(name)
         await asyncio.to_thread(shutil.rmtree, server.sprite_dir(name), True)
     return Response(status_code=204)
