@@ -9,7 +9,7 @@ import httpx
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from .errors import ProtocolError
+from .errors import ProtocolError, one_line
 from .http import USER_AGENT, HttpSession
 
 OPEN_TIMEOUT = 60.0
@@ -46,7 +46,7 @@ def _open(session: HttpSession, path: str, params: Sequence[tuple[str, str]],
     notice = None
     if session.on_wait is not None:
         notice = threading.Timer(WAKING_NOTICE_AFTER, session.on_wait,
-                                 args=(f"{what}: waking the sprite…",))
+                                 args=(f"{one_line(what, 100)}: waking the sprite…",))
         notice.daemon = True
         notice.start()
     try:

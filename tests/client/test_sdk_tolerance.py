@@ -290,7 +290,7 @@ def test_fault_server_a_cold_sprite_may_take_longer_than_the_timeout_to_wake() -
     notices: list[str] = []
 
     def slow_wake(connection: ServerConnection, request) -> None:
-        time.sleep(5)
+        time.sleep(8)  # well past the 3 s after which the notice is due
 
     def handler(connection: ServerConnection) -> None:
         connection.send(b"\x01awake\n")
