@@ -13,6 +13,7 @@ import errno
 import os
 import posixpath
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -107,7 +108,7 @@ class SpriteView:
                 made = os.open(name, O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
                                dir_fd=parent_fd)
                 try:
-                    self.settle_new(made, 0o755)
+                    chmod_fd(made, 0o755)  # whatever the server's umask
                 finally:
                     os.close(made)
         finally:
@@ -117,11 +118,6 @@ class SpriteView:
     def parent_made(self, spath: str) -> tuple[int, str]:
         """:meth:`parent`, making missing parent directories first."""
         return self.ensure_dir(posixpath.dirname(spath)), posixpath.basename(spath)
-
-    @staticmethod
-    def settle_new(fd: int, mode: int) -> None:
-        """Give an entry the server just made (``O_PATH`` fd) exactly ``mode`` (no umask)."""
-        chmod_fd(fd, mode)
 
     def final(self, spath: str, *, make_parents: bool = False
               ) -> tuple[int, str, str, os.stat_result | None]:
@@ -272,7 +268,8 @@ class SpriteView:
         self._change_attrs(spath, recursive, "chown", change)
         return changed
 
-    def _change_attrs(self, spath: str, recursive: bool, doing: str, change) -> list[str]:
+    def _change_attrs(self, spath: str, recursive: bool, doing: str,
+                      change: Callable[[int, os.stat_result, str], bool]) -> list[str]:
         """Apply ``change(o_path_fd, info, path)`` to ``spath`` and, with ``recursive``,
         to its tree; hard-linked files anywhere refuse the whole call first."""
         affected: list[str] = []

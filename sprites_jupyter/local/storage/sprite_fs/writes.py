@@ -177,13 +177,13 @@ def _owner_for(info: os.stat_result, existing: os.stat_result | None,
 
 def _copy_data(pending: PendingWrite, src_pathfd: int, info: os.stat_result,
                preserve: bool) -> None:
-    readable = reopen(src_pathfd, os.O_RDONLY)
-    try:
-        with pending:
+    with pending:
+        readable = reopen(src_pathfd, os.O_RDONLY)
+        try:
             pending.copy_from(readable, info.st_size)
             pending.commit((info.st_atime_ns, info.st_mtime_ns) if preserve else None)
-    finally:
-        os.close(readable)
+        finally:
+            os.close(readable)
 
 
 def _copy_file(view: SpriteView, src_fd: int, info: os.stat_result, source: str, dest: str,
