@@ -26,7 +26,7 @@ from IPython.core.error import UsageError
 
 from ..client import Command, NotFound, Sprite, SpritesError
 
-__all__ = ["STATE_DIR", "PythonSession", "SessionEnded", "agent_path"]
+__all__ = ["STATE_DIR", "PythonSession", "SessionEnded", "agent_dir"]
 
 STATE_DIR = ".sprites_jupyter/python"
 HOME = "/home/sprite"
@@ -44,23 +44,33 @@ class SessionEnded(Exception):
     """The agent's process ended (or can no longer be reached) before it replied."""
 
 
-def agent_source() -> bytes:
-    return resources.files("sprites_jupyter.remote").joinpath("python_agent.py").read_bytes()
+AGENT_FILES = ("python_agent.py", "python_agent_values.py")
 
 
-def agent_path() -> str:
-    """Where this version of the agent lives on the sprite (relative to the home)."""
-    digest = hashlib.sha256(agent_source()).hexdigest()[:12]
-    return f"{STATE_DIR}/agent-{digest}.py"
+def _agent_sources() -> dict[str, bytes]:
+    folder = resources.files("sprites_jupyter.remote")
+    return {name: folder.joinpath(name).read_bytes() for name in AGENT_FILES}
+
+
+def agent_dir() -> str:
+    """Where this version of the agent lives on the sprite (relative to the home): a
+    folder named by the hash of its files, so a changed agent is uploaded anew."""
+    digest = hashlib.sha256()
+    for name, source in _agent_sources().items():
+        digest.update(name.encode() + b"\0" + source)
+    return f"{STATE_DIR}/agent-{digest.hexdigest()[:12]}"
 
 
 def _upload_agent(sprite: Sprite) -> str:
-    path = agent_path()
+    """The agent's entry point on the sprite, uploading its files when missing."""
+    folder = agent_dir()
+    entry = f"{folder}/{AGENT_FILES[0]}"
     try:
-        sprite.stat(f"{HOME}/{path}")
+        sprite.stat(f"{HOME}/{entry}")
     except NotFound:
-        sprite.write_file(f"{HOME}/{path}", agent_source())
-    return path
+        for name, source in sorted(_agent_sources().items(), reverse=True):
+            sprite.write_file(f"{HOME}/{folder}/{name}", source)
+    return entry
 
 
 class PythonSession:

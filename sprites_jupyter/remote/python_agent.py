@@ -26,8 +26,6 @@ import io
 import json
 import linecache
 import os
-import pickle
-import pprint
 import select
 import shutil
 import signal
@@ -38,19 +36,14 @@ import traceback
 import types
 import warnings
 
+try:
+    from . import python_agent_values as values
+except ImportError:
+    import python_agent_values as values
+
 MIN_PYTHON = (3, 8)
 FLUSH_INTERVAL = 0.05
 FLUSH_SIZE = 64 * 1024
-COPY_CHUNK = 8 * 1024 * 1024
-REPR_METHODS = (
-    ("text/html", "_repr_html_"),
-    ("text/markdown", "_repr_markdown_"),
-    ("image/svg+xml", "_repr_svg_"),
-    ("image/png", "_repr_png_"),
-    ("image/jpeg", "_repr_jpeg_"),
-    ("text/latex", "_repr_latex_"),
-    ("application/json", "_repr_json_"),
-)
 AGENT_FILE = os.path.abspath(__file__)
 
 
@@ -152,96 +145,13 @@ class StreamWriter(io.TextIOBase):
         return False
 
 
-def _json_safe(data: dict) -> dict:
-    safe = {}
-    for mime, value in data.items():
-        if isinstance(value, bytes):
-            value = base64.b64encode(value).decode("ascii")
-        elif mime.startswith("image/") and mime != "image/svg+xml" and isinstance(value, str):
-            value = value.strip()
-        safe[mime] = value
-    return safe
-
-
-class Formatter:
-    """MIME bundles for objects: IPython's formatter when the sprite has IPython."""
-
-    def __init__(self) -> None:
-        self.ipython = None
-        if importlib.util.find_spec("IPython") is not None:
-            try:
-                from IPython.core.formatters import DisplayFormatter
-                self.ipython = DisplayFormatter()
-            except Exception:
-                self.ipython = None
-
-    def bundle(self, obj: object) -> tuple:
-        if self.ipython is not None:
-            try:
-                data, metadata = self.ipython.format(obj)
-                if "text/plain" in data:
-                    return _json_safe(data), metadata
-            except Exception:
-                pass
-        return self._own(obj)
-
-    def _own(self, obj: object) -> tuple:
-        data, metadata = {}, {}
-        if not isinstance(obj, type):
-            method = getattr(obj, "_repr_mimebundle_", None)
-            if callable(method):
-                found = _call(method, include=None, exclude=None)
-                if isinstance(found, tuple) and len(found) == 2:
-                    found, metadata = found
-                if isinstance(found, dict):
-                    data.update(found)
-            for mime, name in REPR_METHODS:
-                method = getattr(obj, name, None)
-                if mime in data or not callable(method):
-                    continue
-                found = _call(method)
-                if isinstance(found, tuple) and len(found) == 2:
-                    found, metadata[mime] = found
-                if found is not None:
-                    data[mime] = found
-        if "text/plain" not in data:
-            try:
-                data["text/plain"] = pprint.pformat(obj, width=79, compact=True)
-            except Exception:
-                data["text/plain"] = object.__repr__(obj)
-        return _json_safe(data), metadata or {}
-
-
-def _call(method, **kwargs):
-    try:
-        return method(**kwargs)
-    except Exception:
-        return None
-
-
-def describe_type(value: object) -> str:
-    kind = type(value)
-    module = kind.__module__
-    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
-
-
-def describe_size(value: object) -> str:
-    shape = getattr(value, "shape", None)
-    if isinstance(shape, tuple):
-        return " x ".join(str(n) for n in shape) or "scalar"
-    try:
-        return f"{len(value)} items" if not isinstance(value, (str, bytes)) else f"{len(value)}"
-    except Exception:
-        return ""
-
-
 class Agent:
     """Runs requests one at a time in the main thread, against one namespace."""
 
     def __init__(self, channel: Channel, streams: Streams) -> None:
         self.channel = channel
         self.streams = streams
-        self.formatter = Formatter()
+        self.formatter = values.Formatter()
         self.module = types.ModuleType("__main__")
         self.module.__dict__["__builtins__"] = builtins
         sys.modules["__main__"] = self.module
@@ -373,8 +283,8 @@ class Agent:
                 info = repr(value)
             except Exception:
                 info = object.__repr__(value)
-            rows.append({"name": name, "type": describe_type(value),
-                         "size": describe_size(value),
+            rows.append({"name": name, "type": values.describe_type(value),
+                         "size": values.describe_size(value),
                          "info": info if len(info) <= 60 else info[:59] + "…"})
         return {"value": rows}
 
@@ -386,18 +296,18 @@ class Agent:
     def op_load(self, request: dict) -> dict:
         name = str(request["name"])
         folder = os.path.join(os.environ.get("HOME", "."), str(request["dir"]))
-        parts = Parts(folder, int(request["parts"]))
+        parts = values.Parts(folder, int(request["parts"]))
         try:
             self.in_user_code = True
             try:
-                value = read_value(parts, str(request["format"]))
+                value = values.read_value(parts, str(request["format"]))
             finally:
                 self.in_user_code = False
         finally:
             parts.close()
             shutil.rmtree(folder, ignore_errors=True)
         self.namespace[name] = value
-        return {"type_name": describe_type(value)}
+        return {"type_name": values.describe_type(value)}
 
     def op_dump(self, request: dict) -> dict:
         name = str(request["name"])
@@ -406,19 +316,19 @@ class Agent:
         value = self.namespace[name]
         path = os.path.join(os.environ.get("HOME", "."), str(request["path"]))
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        kind = choose_format(value, list(request.get("formats") or ()))
+        kind = values.choose_format(value, list(request.get("formats") or ()))
         self.in_user_code = True
         try:
             with open(path, "wb") as target:
-                write_value(value, kind, target)
+                values.write_value(value, kind, target)
         except BaseException as error:
             os.remove(path)
-            error.type_name = describe_type(value)
+            error.type_name = values.describe_type(value)
             raise
         finally:
             self.in_user_code = False
         return {"format": kind, "size": os.path.getsize(path),
-                "type_name": describe_type(value)}
+                "type_name": values.describe_type(value)}
 
 
 def user_traceback(error: BaseException) -> list:
@@ -429,93 +339,6 @@ def user_traceback(error: BaseException) -> list:
     if isinstance(error, SyntaxError):
         return traceback.format_exception_only(type(error), error)
     return traceback.format_exception(type(error), error, tb)
-
-
-def choose_format(value: object, accepted: list) -> str:
-    module = type(value).__module__.split(".")[0]
-    if type(value) is bytes and "raw" in accepted:
-        return "raw"
-    if (module == "numpy" and type(value).__name__ == "ndarray" and "npy" in accepted
-            and value.dtype != object):
-        return "npy"
-    if (module == "pandas" and type(value).__name__ == "DataFrame" and "parquet" in accepted
-            and importlib.util.find_spec("pyarrow") is not None):
-        return "parquet"
-    if "cloudpickle" in accepted and importlib.util.find_spec("cloudpickle") is not None:
-        return "cloudpickle"
-    return "pickle"
-
-
-def write_value(value: object, kind: str, target) -> None:
-    if kind == "raw":
-        target.write(value)
-    elif kind == "npy":
-        import numpy
-        numpy.save(target, value, allow_pickle=False)
-    elif kind == "parquet":
-        value.to_parquet(target)
-    elif kind == "cloudpickle":
-        import cloudpickle
-        cloudpickle.dump(value, target, protocol=pickle.HIGHEST_PROTOCOL)
-    else:
-        pickle.dump(value, target, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-class Parts(io.RawIOBase):
-    """The parts of a pushed value read in order as one stream, each removed once read."""
-
-    def __init__(self, folder: str, count: int) -> None:
-        self.folder = folder
-        self.paths = [os.path.join(folder, f"{index:06d}") for index in range(count)]
-        self.index = 0
-        self.current = None
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        while self.index < len(self.paths):
-            if self.current is None:
-                self.current = open(self.paths[self.index], "rb")  # noqa: SIM115
-            count = self.current.readinto(buffer)
-            if count:
-                return count
-            self.current.close()
-            self.current = None
-            os.remove(self.paths[self.index])
-            self.index += 1
-        return 0
-
-    def joined(self) -> str:
-        """The rest as one file (for formats that seek, and for bytes: one allocation)."""
-        path = self.folder + ".joined"
-        with open(path, "wb") as target:
-            shutil.copyfileobj(self, target, COPY_CHUNK)
-        return path
-
-    def close(self) -> None:
-        if self.current is not None:
-            self.current.close()
-            self.current = None
-        super().close()
-
-
-def read_value(parts: Parts, kind: str) -> object:
-    if kind in ("parquet", "raw"):
-        path = parts.joined()
-        try:
-            if kind == "parquet":
-                import pandas
-                return pandas.read_parquet(path)
-            with open(path, "rb") as source:
-                return source.read()
-        finally:
-            os.remove(path)
-    stream = io.BufferedReader(parts, COPY_CHUNK)
-    if kind == "npy":
-        import numpy.lib.format
-        return numpy.lib.format.read_array(stream, allow_pickle=False)
-    return pickle.load(stream)
 
 
 def boot_id() -> str:

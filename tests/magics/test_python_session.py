@@ -283,6 +283,23 @@ def test_a_sprite_without_the_interpreter_gets_one_line(ip, current, monkeypatch
     assert message.startswith(f"Sprite {current} has no python3-absent-here: install Python")
 
 
+def test_a_changed_agent_is_uploaded_beside_the_old_one(ip, current, http, monkeypatch):
+    ip.ok("%%sprite_python\npass\n")
+    original = python_session._agent_sources()
+    old_dir = python_session.agent_dir()
+    changed = {**original, "python_agent.py": original["python_agent.py"] + b"\n# v2\n"}
+    monkeypatch.setattr(python_session, "_agent_sources", lambda: changed)
+    new_dir = python_session.agent_dir()
+    assert new_dir != old_dir
+    ip.ok("%%sprite_python --new\nimport sys\nagent = sys.argv[0]\n")
+    _, shown, _, _ = run_captured(ip, "%%sprite_python\nagent\n")
+    assert shown == [{"text/plain": repr(f"{new_dir}/python_agent.py")}]
+    listing = http.get(f"/v1/sprites/{current}/fs/list",
+                       params={"path": f"/home/sprite/{new_dir}", "workingDir": "/"}).json()
+    uploaded = sorted(e["name"] for e in listing["entries"] if e["name"].endswith(".py"))
+    assert uploaded == sorted(python_session.AGENT_FILES)
+
+
 def test_cells_are_journaled_with_outcome(ip, current):
     ip.ok("%%sprite_python\n1 + 1\n")
     ip.shell.run_cell("%%sprite_python\nraise KeyError('k')\n")

@@ -1,0 +1,198 @@
+"""Values for the ``%%sprite_python`` agent: MIME bundles to display, bytes to move.
+
+Standard library only, Python 3.8+; uploaded beside ``python_agent.py``. Display
+uses IPython's formatter when the sprite has IPython, its own ``_repr_*_`` walk
+otherwise. Push and pull use bytes raw, ``.npy``, Parquet or pickle; pushed parts
+are read in order as one stream and removed as they are consumed.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import io
+import os
+import pickle
+import pprint
+import shutil
+
+COPY_CHUNK = 8 * 1024 * 1024
+REPR_METHODS = (
+    ("text/html", "_repr_html_"),
+    ("text/markdown", "_repr_markdown_"),
+    ("image/svg+xml", "_repr_svg_"),
+    ("image/png", "_repr_png_"),
+    ("image/jpeg", "_repr_jpeg_"),
+    ("text/latex", "_repr_latex_"),
+    ("application/json", "_repr_json_"),
+)
+
+
+def _json_safe(data: dict) -> dict:
+    safe = {}
+    for mime, value in data.items():
+        if isinstance(value, bytes):
+            value = base64.b64encode(value).decode("ascii")
+        elif mime.startswith("image/") and mime != "image/svg+xml" and isinstance(value, str):
+            value = value.strip()
+        safe[mime] = value
+    return safe
+
+
+class Formatter:
+    """MIME bundles for objects: IPython's formatter when the sprite has IPython."""
+
+    def __init__(self) -> None:
+        self.ipython = None
+        if importlib.util.find_spec("IPython") is not None:
+            try:
+                from IPython.core.formatters import DisplayFormatter
+                self.ipython = DisplayFormatter()
+            except Exception:
+                self.ipython = None
+
+    def bundle(self, obj: object) -> tuple:
+        if self.ipython is not None:
+            try:
+                data, metadata = self.ipython.format(obj)
+                if "text/plain" in data:
+                    return _json_safe(data), metadata
+            except Exception:
+                pass
+        return self._own(obj)
+
+    def _own(self, obj: object) -> tuple:
+        data, metadata = {}, {}
+        if not isinstance(obj, type):
+            method = getattr(obj, "_repr_mimebundle_", None)
+            if callable(method):
+                found = _call(method, include=None, exclude=None)
+                if isinstance(found, tuple) and len(found) == 2:
+                    found, metadata = found
+                if isinstance(found, dict):
+                    data.update(found)
+            for mime, name in REPR_METHODS:
+                method = getattr(obj, name, None)
+                if mime in data or not callable(method):
+                    continue
+                found = _call(method)
+                if isinstance(found, tuple) and len(found) == 2:
+                    found, metadata[mime] = found
+                if found is not None:
+                    data[mime] = found
+        if "text/plain" not in data:
+            try:
+                data["text/plain"] = pprint.pformat(obj, width=79, compact=True)
+            except Exception:
+                data["text/plain"] = object.__repr__(obj)
+        return _json_safe(data), metadata or {}
+
+
+def _call(method, **kwargs):
+    try:
+        return method(**kwargs)
+    except Exception:
+        return None
+
+
+def describe_type(value: object) -> str:
+    kind = type(value)
+    module = kind.__module__
+    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
+
+
+def describe_size(value: object) -> str:
+    shape = getattr(value, "shape", None)
+    if isinstance(shape, tuple):
+        return " x ".join(str(n) for n in shape) or "scalar"
+    try:
+        return f"{len(value)} items" if not isinstance(value, (str, bytes)) else f"{len(value)}"
+    except Exception:
+        return ""
+
+
+def choose_format(value: object, accepted: list) -> str:
+    module = type(value).__module__.split(".")[0]
+    if type(value) is bytes and "raw" in accepted:
+        return "raw"
+    if (module == "numpy" and type(value).__name__ == "ndarray" and "npy" in accepted
+            and value.dtype != object):
+        return "npy"
+    if (module == "pandas" and type(value).__name__ == "DataFrame" and "parquet" in accepted
+            and importlib.util.find_spec("pyarrow") is not None):
+        return "parquet"
+    if "cloudpickle" in accepted and importlib.util.find_spec("cloudpickle") is not None:
+        return "cloudpickle"
+    return "pickle"
+
+
+def write_value(value: object, kind: str, target) -> None:
+    if kind == "raw":
+        target.write(value)
+    elif kind == "npy":
+        import numpy
+        numpy.save(target, value, allow_pickle=False)
+    elif kind == "parquet":
+        value.to_parquet(target)
+    elif kind == "cloudpickle":
+        import cloudpickle
+        cloudpickle.dump(value, target, protocol=pickle.HIGHEST_PROTOCOL)
+    else:
+        pickle.dump(value, target, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class Parts(io.RawIOBase):
+    """The parts of a pushed value read in order as one stream, each removed once read."""
+
+    def __init__(self, folder: str, count: int) -> None:
+        self.folder = folder
+        self.paths = [os.path.join(folder, f"{index:06d}") for index in range(count)]
+        self.index = 0
+        self.current = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while self.index < len(self.paths):
+            if self.current is None:
+                self.current = open(self.paths[self.index], "rb")  # noqa: SIM115
+            count = self.current.readinto(buffer)
+            if count:
+                return count
+            self.current.close()
+            self.current = None
+            os.remove(self.paths[self.index])
+            self.index += 1
+        return 0
+
+    def joined(self) -> str:
+        """The rest as one file (for formats that seek, and for bytes: one allocation)."""
+        path = self.folder + ".joined"
+        with open(path, "wb") as target:
+            shutil.copyfileobj(self, target, COPY_CHUNK)
+        return path
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.current.close()
+            self.current = None
+        super().close()
+
+
+def read_value(parts: Parts, kind: str) -> object:
+    if kind in ("parquet", "raw"):
+        path = parts.joined()
+        try:
+            if kind == "parquet":
+                import pandas
+                return pandas.read_parquet(path)
+            with open(path, "rb") as source:
+                return source.read()
+        finally:
+            os.remove(path)
+    stream = io.BufferedReader(parts, COPY_CHUNK)
+    if kind == "npy":
+        import numpy.lib.format
+        return numpy.lib.format.read_array(stream, allow_pickle=False)
+    return pickle.load(stream)
