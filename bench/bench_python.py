@@ -33,7 +33,7 @@ from typing import Any
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-from sprites_jupyter.magic_commands.python_cells import sessions_of
+from sprites_jupyter.magic_commands.python_lifecycle import sessions_of
 
 READY = "Sprites local server listening on "
 TOKEN = "bench-token"

@@ -11,7 +11,8 @@ import time
 import pytest
 
 from sprites_jupyter.magic_commands import python_session
-from sprites_jupyter.magic_commands.python_cells import RemotePythonError, sessions_of
+from sprites_jupyter.magic_commands.python_cells import RemotePythonError
+from sprites_jupyter.magic_commands.python_lifecycle import sessions_of
 from sprites_jupyter.widgets.logs import LogPanel
 
 from .python_helpers import need, run_captured

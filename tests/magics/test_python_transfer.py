@@ -8,7 +8,7 @@ import tracemalloc
 import pytest
 
 from sprites_jupyter.magic_commands import python_transfer
-from sprites_jupyter.magic_commands.python_cells import sessions_of
+from sprites_jupyter.magic_commands.python_lifecycle import sessions_of
 
 from .python_helpers import need, run_captured, sprite_has
 
