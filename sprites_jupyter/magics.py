@@ -8,6 +8,7 @@ journal behind ``%sprite history``.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from argparse import Namespace
@@ -89,6 +90,22 @@ def _tell(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def _interrupts_in_short(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Ctrl-C still raises ``KeyboardInterrupt`` (the cell fails, Run All stops), but
+    without the client's frames: a terminal shows a line, not a page of httpx."""
+
+    @functools.wraps(method)
+    def magic(*args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True  # read by IPython's traceback formatter
+        try:
+            return method(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt("interrupted: %sprite history says what was "
+                                    "stopped") from None
+
+    return magic
+
+
 @magics_class
 class SpriteMagics(Magics, SpriteSettings):
     """Run code in Sprites (persistent, checkpointable sandboxes) from IPython."""
@@ -134,6 +151,7 @@ class SpriteMagics(Magics, SpriteSettings):
             self._client = None
 
     @line_magic("sprite")
+    @_interrupts_in_short
     def sprite_line(self, line: str) -> Any:
         args = parse_sprite_line(line)
         if args.subcommand == "help":
@@ -146,11 +164,13 @@ class SpriteMagics(Magics, SpriteSettings):
         return HANDLERS[args.subcommand](self.context, args)
 
     @cell_magic
+    @_interrupts_in_short
     def sprite_exec(self, line: str, cell: str) -> Any:
         args = parse_exec_line(line)
         return execution.run_code(self.context, cell, args)
 
     @cell_magic
+    @_interrupts_in_short
     def sprite_python(self, line: str, cell: str) -> Any:
         args = parse_python_line(line)
         return python_cells.run_cell(self.context, cell, args)

@@ -43,7 +43,7 @@ def status(ctx: CommandContext, args: Namespace) -> None:
 
 def use(ctx: CommandContext, args: Namespace) -> None:
     """Make NAME the current sprite, creating it with ``--create``."""
-    with ctx.operation(args.name, "use"):
+    with ctx.operation(args.name, "use") as journaled:
         try:
             info = ctx.client.get_sprite(args.name)
         except NotFound:
@@ -51,6 +51,7 @@ def use(ctx: CommandContext, args: Namespace) -> None:
                 raise UsageError(f"Sprite {args.name} not found: add --create to create it "
                                  f"(%sprite use {args.name} --create)") from None
             info = ctx.client.create_sprite(args.name)
+            journaled.set("ok: created")
     ctx.settings.sprite = info.name
     print(f"Using sprite {info.name} ({info.status or 'unknown status'})")
 

@@ -28,6 +28,7 @@ def test_use_create_list_status_destroy(ip, http, capsys):
     ip.ok(f"%sprite use {name} --create")
     assert ip.magics.sprite == name
     assert http.get(f"/v1/sprites/{name}").status_code == 200
+    assert ip.magics.journal.entries[-1].outcome == "ok: created"
     ip.ok("%sprite")
     assert f"Sprite: {name} (" in capsys.readouterr().out
 

@@ -49,3 +49,17 @@ def test_ctrl_c_on_a_followed_log_prints_one_line(terminal, sprite):
     printed = [line.replace("^C", "").strip() for line in terminal.before.splitlines()]
     after = [line for line in printed if line and line != "tick"]
     assert after == [f"{sprite}: ticker: cancelled — stopped following (Ctrl-C)"]
+
+
+def test_ctrl_c_on_a_command_shows_no_client_internals(terminal, sprite):
+    _run(terminal, "%load_ext sprites_jupyter")
+    _run(terminal, f"%sprite use {sprite}")
+    terminal.sendline("%sprite exec for i in 1 2 3 4 5 6 7 8 9; do echo $i; sleep 1; done")
+    terminal.expect("2\r\n")
+    terminal.sendintr()
+    terminal.expect(PROMPT)
+    printed = [line.strip() for line in terminal.before.splitlines() if line.strip()]
+    assert printed[-1] == "KeyboardInterrupt: interrupted: %sprite history says what was stopped"
+    assert not [line for line in printed if "site-packages/websockets" in line
+                or "site-packages/httpx" in line or "sprites_jupyter/client" in line]
+    assert "cancelled" in _run(terminal, "%sprite history")
