@@ -1,4 +1,4 @@
-"""Which local servers run on this machine: a file per server in the user's runtime dir.
+"""Which local servers run on this machine: a file per server in a registry directory.
 
 ``HOME/server.json`` says which server runs for one home; ``sprites-local status``
 needs every one, including those kernels started for homes nobody remembers. Each
@@ -47,11 +47,12 @@ class RunningServer:
 
 
 def registry_dir() -> Path:
-    """``$SPRITES_LOCAL_REGISTRY``, else ``sprites-jupyter/servers`` in the runtime dir."""
+    """``$SPRITES_LOCAL_REGISTRY``, else ``servers`` beside the default home in the user
+    data directory (stale entries are dropped, so it need not be a runtime directory)."""
     configured = os.environ.get("SPRITES_LOCAL_REGISTRY")
     if configured:
         return Path(configured).expanduser()
-    return Path(platformdirs.user_runtime_dir("sprites-jupyter", appauthor=False)) / "servers"
+    return Path(platformdirs.user_data_dir("sprites-jupyter", appauthor=False)) / "servers"
 
 
 def register(*, pid: int, url: str, home: Path) -> None:
