@@ -1,7 +1,9 @@
 """Service subcommands: services, service create|start|stop|restart|delete|signal, logs.
 
 ``logs --follow`` with widgets reads in a background thread, so the notebook
-stays usable; the panel's Stop button closes the stream.
+stays usable; the panel's Stop button closes the stream, and the panel ends saying how
+the service ended (:mod:`.log_follow`). Create, start and restart return once the
+service has run for ``SETTLE_SECONDS`` (or has failed) unless ``--duration`` says longer.
 """
 
 from __future__ import annotations
