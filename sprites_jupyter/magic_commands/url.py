@@ -103,7 +103,7 @@ def _target_port(target: str | None, services: list[Service], url_port: int) -> 
         raise UsageError(f"%sprite open: no port or service {target!r} (services: {names})")
     if not service.http_port:
         raise UsageError(f"%sprite open: service {target} has no http_port: give its port "
-                         f"(%sprite open PORT)")
+                         "(%sprite open PORT)")
     return service.http_port
 
 
@@ -115,7 +115,7 @@ def _through_url(ctx: CommandContext, handle: Sprite, info: SpriteInfo) -> tuple
     if ctx.client.is_local:
         return sign_in_link(handle), ("Sprite URL is private: this one-time link signs the "
                                       "browser in (it works once, within 5 minutes).")
-    return info.url, (f"The URL is private: the browser must be signed in to Sprites with "
+    return info.url, ("The URL is private: the browser must be signed in to Sprites with "
                       f"access to {handle.name} (or run %sprite url --public).")
 
 

@@ -122,8 +122,8 @@ class SpriteUrlRouter:
             return None
         return _page(401, "Sign-in needed",
                      f"The URL of sprite {name} is private. Open the one-time link that "
-                     f"%sprite open prints, send Authorization: Bearer TOKEN, or make the URL "
-                     f"public with %sprite url --public.")
+                     "%sprite open prints, send Authorization: Bearer TOKEN, or make the URL "
+                     "public with %sprite url --public.")
 
     def _sign_in(self, sprite_id: str, scope: Scope) -> Response:
         ticket = Request(scope).query_params.get("ticket", "")
@@ -244,7 +244,7 @@ def _nothing_listening(runtime: SpriteRuntime, port: int, error: Exception) -> H
     return _page(502, "Nothing is listening",
                  f"Nothing is listening on port {port} in sprite {runtime.name} ({error}). "
                  f"Start your app on port {port}, or create a service with --port PORT "
-                 f"(%sprite service create NAME --port PORT -- CMD).")
+                 "(%sprite service create NAME --port PORT -- CMD).")
 
 
 async def _answer(response: Response, scope: Scope, receive: Receive, send: Send) -> None:
