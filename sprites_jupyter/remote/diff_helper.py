@@ -8,7 +8,7 @@ but the answer crosses the network:
   JSON array per differing path, ``[path, change, size_a, size_b, mtime_a_ns,
   mtime_b_ns]``. ``b`` null means the sprite as it is now; ``since`` (Unix
   seconds, when A was taken) matters when A's view holds only the sprite's own
-  layer (no ``/usr``), as the local server's do: see ``Comparison.added``.
+  layer (no ``/usr/bin``), as the local server's do: see ``Comparison.added``.
 - ``{"op": "file", "a": ID, "b": ID or null, "path": P}``: one object, the
   unified diff of a text file or the sizes of a binary one.
 - ``{"op": "read", "a": ID, "path": P}``: one object with the base64 bytes.
@@ -444,8 +444,9 @@ def answer(request: dict, out) -> None:
     view_b = View(now, {}) if b is None else View(root_b, record_of(root_b))
     if op == "diff":
         since = request.get("since")
-        layer_only = (b is None and since is not None and not os.path.lexists(root_a + "/usr")
-                      and os.path.isdir(os.path.join(now, "usr")))
+        layer_only = (b is None and since is not None
+                      and not os.path.lexists(os.path.join(root_a, "usr", "bin"))
+                      and os.path.isdir(os.path.join(now, "usr", "bin")))
         comparison = Comparison(view_a, view_b, out, int(since * 1e9) if layer_only else None)
         for path in request.get("paths") or ["/"]:
             comparison.path(relative(path))

@@ -100,8 +100,8 @@ def test_diff_against_now_and_across_the_whole_filesystem(ip, history):
 
 def test_diff_stat_prints_a_summary_and_counts_by_directory(ip, history, capsys):
     counts = ip.ok(f"%sprite diff v2 v3 --stat -- {HOME}")
-    assert capsys.readouterr().out.strip() == (
-        "v2 → v3: 8 files differ: 4 added, 1 removed, 2 modified, 1 changed type, "
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "v2 → v3: 8 files differ: 3 added, 1 removed, 2 modified, 1 changed type, "
         "1 changed mode")
     assert counts.loc[f"{HOME}/retype", "type-changed"] == 1
     assert counts.loc[f"{HOME}/retype", "total"] == 2

@@ -235,6 +235,7 @@ def test_a_view_of_the_sprites_own_layer_against_the_whole_filesystem_now(tmp_pa
     (view / "home/sprite").mkdir(parents=True)
     (view / "home/sprite/notes.txt").write_text("old\n")
     (view / "etc").mkdir()
+    (view / "usr").mkdir()
     (view / "etc/hosts").write_text("127.0.0.1 sprite\n")
     for base in ("usr/bin/tool", "usr/local/lib/x.py", "etc/passwd", "etc/ssl/cert.pem"):
         (now / base).parent.mkdir(parents=True, exist_ok=True)
