@@ -222,7 +222,8 @@ os.symlink(sys.argv[1], "y")
 open("ready", "w").close()
 n = 0
 while not os.path.exists("stop") and n < 20_000_000:
-    libc.renameat2(-100, b"x", -100, b"y", 2)
+    if libc.renameat2(-100, b"x", -100, b"y", 2) != 0:
+        sys.exit(f"renameat2 failed: errno {ctypes.get_errno()}")
     n += 1
 """
 
@@ -262,6 +263,7 @@ def test_racing_a_directory_against_a_symlink_never_reaches_the_host(
         transcript = read_to_close(ws)
     assert transcript.messages[-1] == b"\x03\x00", transcript.messages
     assert outcomes.get("read 200", 0) > 0, outcomes  # the race really ran both ways
+    assert outcomes.get("read 404", 0) > 0, outcomes
     canary.assert_untouched()
 
 
