@@ -15,11 +15,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..errors import ApiError
+from ..runtime.log_subscription import MAX_BATCH, Subscription
 from ..runtime.service_defs import check_name, parse_definition
 from ..runtime.service_process import Event, read_log, service_event
 from ..runtime.supervisor import STOP_TIMEOUT, ServiceManager
 from ..state import state_of
-from ..wire import ndjson_response, parse_duration, parse_signal, read_json_object
+from ..wire import ndjson_batches_response, parse_duration, parse_signal, read_json_object
 
 _START_WINDOW = 5.0
 _SERVICE_SIGNALS = ("TERM", "KILL", "INT", "HUP", "USR1", "USR2")
@@ -52,11 +53,11 @@ def _complete(svc: str) -> Event:
     return service_event("complete", log_files={"combined": path, "stderr": path, "stdout": path})
 
 
-async def _action_events(queue: asyncio.Queue[Event], task: asyncio.Task[None]
-                         ) -> AsyncIterator[Event]:
+async def _action_batches(subscription: Subscription, task: asyncio.Task[None]
+                          ) -> AsyncIterator[list[Event]]:
     """The events queued while ``task`` runs, then those left when it has finished."""
     while not task.done():
-        getter = asyncio.ensure_future(queue.get())
+        getter = asyncio.ensure_future(subscription.next_batch())
         try:
             await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -65,8 +66,16 @@ async def _action_events(queue: asyncio.Queue[Event], task: asyncio.Task[None]
                 getter.cancel()
         if got:
             yield getter.result()
-    while not queue.empty():
-        yield queue.get_nowait()
+    while not subscription.empty():
+        yield subscription.take()
+
+
+def _until_exit(batch: list[Event]) -> tuple[list[Event], bool]:
+    """``batch`` up to and including its first ``exit`` event, and whether there was one."""
+    for index, event in enumerate(batch):
+        if event["type"] == "exit":
+            return batch[:index + 1], True
+    return batch, False
 
 
 def _failure(task: asyncio.Task[None]) -> str | None:
@@ -78,10 +87,10 @@ def _failure(task: asyncio.Task[None]) -> str | None:
     return exc.message if isinstance(exc, ApiError) else f"internal error: {exc}"
 
 
-async def _watch(manager: ServiceManager, svc: str, queue: asyncio.Queue[Event],
+async def _watch(manager: ServiceManager, svc: str, subscription: Subscription,
                  task: asyncio.Task[None] | None, window: float, *, quiet: bool = False,
-                 until_exit: bool = True) -> AsyncIterator[Event]:
-    """Forward ``svc``'s events while ``task`` runs, then for ``window`` seconds.
+                 until_exit: bool = True) -> AsyncIterator[list[Event]]:
+    """Forward ``svc``'s events, in batches, while ``task`` runs, then for ``window`` seconds.
 
     The window ends early when the process exits (with ``until_exit``); ``complete``
     is always last. ``quiet`` drops the task's progress events (failures still show).
@@ -89,37 +98,39 @@ async def _watch(manager: ServiceManager, svc: str, queue: asyncio.Queue[Event],
     loop = asyncio.get_running_loop()
     try:
         if task is not None:
-            async for event in _action_events(queue, task):
-                if not quiet or event["type"] in ("error", "exit"):
-                    yield event
-                if event["type"] == "exit":
-                    yield _complete(svc)
+            async for batch in _action_batches(subscription, task):
+                batch, exited = _until_exit(batch)
+                if quiet:
+                    batch = [event for event in batch if event["type"] in ("error", "exit")]
+                if exited:
+                    yield [*batch, _complete(svc)]
                     return
+                yield batch
             failure = _failure(task)
             if failure is not None:
-                yield service_event("error", data=failure)
-                yield _complete(svc)
+                yield [service_event("error", data=failure), _complete(svc)]
                 return
         deadline = loop.time() + window
         while (remaining := deadline - loop.time()) > 0:
             try:
-                event = await asyncio.wait_for(queue.get(), remaining)
+                batch = await asyncio.wait_for(subscription.next_batch(), remaining)
             except TimeoutError:
                 break
-            yield event
-            if until_exit and event["type"] == "exit":
+            batch, exited = _until_exit(batch) if until_exit else (batch, False)
+            yield batch
+            if exited:
                 break
-        yield _complete(svc)
+        yield [_complete(svc)]
     finally:
-        manager.unsubscribe(svc, queue)
+        manager.unsubscribe(svc, subscription)
 
 
 def _stream(manager: ServiceManager, svc: str, action: Coroutine[Any, Any, None],
             window: float, *, quiet: bool = False) -> Response:
     """Subscribe, start ``action`` at once (it runs even if the client goes), stream."""
-    queue = manager.subscribe(svc)
+    subscription = manager.subscribe(svc)
     task = manager.spawn(action)
-    return ndjson_response(_watch(manager, svc, queue, task, window, quiet=quiet))
+    return ndjson_batches_response(_watch(manager, svc, subscription, task, window, quiet=quiet))
 
 
 async def list_services(request: Request) -> Response:
@@ -201,13 +212,13 @@ async def service_logs(request: Request) -> Response:
     window = parse_duration(request.query_params.get("duration"), 0.0)
     manager.require(svc)
     backlog = await asyncio.to_thread(read_log, manager.log_path(svc), lines)
-    queue = manager.subscribe(svc)
+    subscription = manager.subscribe(svc)
 
-    async def events() -> AsyncIterator[Event]:
-        for event in backlog:
-            yield event
-        async for event in _watch(manager, svc, queue, None, window, until_exit=False):
-            if event["type"] in _LOG_EVENTS or event["type"] == "complete":
-                yield event
+    async def batches() -> AsyncIterator[list[Event]]:
+        for start in range(0, len(backlog), MAX_BATCH):
+            yield backlog[start:start + MAX_BATCH]
+        async for batch in _watch(manager, svc, subscription, None, window, until_exit=False):
+            yield [event for event in batch
+                   if event["type"] in _LOG_EVENTS or event["type"] == "complete"]
 
-    return ndjson_response(events())
+    return ndjson_batches_response(batches())

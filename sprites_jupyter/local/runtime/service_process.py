@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import signal
+import time
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime
@@ -29,10 +30,13 @@ from .service_defs import ServiceDef
 log = logging.getLogger("sprites_jupyter.local.services")
 
 Event = dict[str, Any]
-_CHUNK = 65536
+_CHUNK = 65536  # the longest piece of a line sent as one event
+_READ = 16384
 _PUMP_GRACE = 2.0
 _ENV_PASSED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
 _LOG_LINE = re.compile(r"^(\S+) \[(stdout|stderr)\] ")
+# Receives one read's output: the stream's name, its lines and their time stamp (Unix ms).
+OutputSink = Callable[[str, list[str], int], None]
 
 
 def service_event(kind: str, **fields: Any) -> Event:
@@ -132,9 +136,10 @@ class _LogFile:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file: TextIO = path.open("a", encoding="utf-8")
 
-    def write(self, kind: str, data: str) -> None:
-        line = data if data.endswith("\n") else data + "\n"
-        self._file.write(f"{rfc3339()} [{kind}] {line}")
+    def write(self, kind: str, stamp: float, lines: list[str]) -> None:
+        """Append ``lines`` (each ending in a newline) under one time stamp, one write."""
+        prefix = f"{rfc3339(stamp)} [{kind}] "
+        self._file.write(prefix + prefix.join(lines))
         self._file.flush()
 
     def close(self) -> None:
@@ -145,7 +150,7 @@ class ServiceProcess:
     """A running service; :attr:`exited` is set once its output is drained and it is reaped."""
 
     def __init__(self, proc: asyncio.subprocess.Process, log: _LogFile,
-                 emit: Callable[[Event], None], on_exit: Callable[[ServiceProcess], None]) -> None:
+                 emit: OutputSink, on_exit: Callable[[ServiceProcess], None]) -> None:
         self._proc = proc
         self._log = log
         self._emit = emit
@@ -159,7 +164,7 @@ class ServiceProcess:
 
     @classmethod
     async def launch(cls, definition: ServiceDef, root: Path, log_path: Path,
-                     emit: Callable[[Event], None],
+                     emit: OutputSink,
                      on_exit: Callable[[ServiceProcess], None]) -> ServiceProcess:
         """Start the process; raises OSError (or ApiError for a bad ``dir``) if it cannot."""
         cwd = host_path(root, definition.dir or SPRITE_HOME)
@@ -175,21 +180,34 @@ class ServiceProcess:
         return cls(proc, log, emit, on_exit)
 
     async def _pump(self, stream: asyncio.StreamReader, kind: str) -> None:
+        """Per chunk read: one time stamp, one log write, one emit, then a pause as long as
+        that took, so a service writing without pause gets at most half of the server's
+        time (its pipe fills and it waits) and other requests still get answered."""
         pending = b""
-        while chunk := await stream.read(_CHUNK):
-            *lines, pending = (pending + chunk).split(b"\n")
-            for line in lines:
-                self._output(kind, line + b"\n")
-            if len(pending) >= _CHUNK:
-                self._output(kind, pending)
-                pending = b""
+        while chunk := await stream.read(_READ):
+            started = time.perf_counter()
+            pending += chunk
+            cut = pending.rfind(b"\n") + 1
+            if cut == 0 and len(pending) >= _CHUNK:
+                cut = len(pending)
+            if cut:
+                self._output(kind, pending[:cut])
+                pending = pending[cut:]
+            await asyncio.sleep(time.perf_counter() - started)
         if pending:
             self._output(kind, pending)
 
     def _output(self, kind: str, raw: bytes) -> None:
-        data = raw.decode("utf-8", errors="replace")
-        self._log.write(kind, data)
-        self._emit(service_event(kind, data=data))
+        """Log and emit ``raw``: whole lines, or a piece of one line (too long, or the last)."""
+        text = raw.decode("utf-8", errors="replace")
+        stamp = time.time()
+        if text.endswith("\n"):
+            lines = [line + "\n" for line in text[:-1].split("\n")]
+            self._log.write(kind, stamp, lines)
+        else:
+            lines = [text]
+            self._log.write(kind, stamp, [text + "\n"])
+        self._emit(kind, lines, int(stamp * 1000))
 
     async def _watch(self, on_exit: Callable[[ServiceProcess], None]) -> None:
         returncode = await self._proc.wait()

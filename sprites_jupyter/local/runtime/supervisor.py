@@ -21,6 +21,7 @@ from typing import Any
 from ..errors import ApiError
 from ..storage.paths import SPRITE_HOME
 from ..wire import rfc3339
+from .log_subscription import Subscription
 from .service_defs import DefinitionStore, ServiceDef, check_graph, start_order
 from .service_process import Event, ProcessGroups, ServiceProcess, service_event
 
@@ -87,7 +88,7 @@ class ServiceManager:
         self.definitions = DefinitionStore(root)
         self._groups = ProcessGroups(root.parent / "service-groups.json")
         self._services: dict[str, _Service] = {}
-        self._queues: dict[str, set[asyncio.Queue[Event]]] = {}
+        self._queues: dict[str, set[Subscription]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._lock = asyncio.Lock()
 
@@ -121,21 +122,30 @@ class ServiceManager:
 
     # -- events ---------------------------------------------------------------
 
-    def subscribe(self, name: str) -> asyncio.Queue[Event]:
-        """A queue that receives every event of ``name`` from now on."""
-        queue: asyncio.Queue[Event] = asyncio.Queue()
-        self._queues.setdefault(name, set()).add(queue)
-        return queue
+    def subscribe(self, name: str) -> Subscription:
+        """A bounded queue that receives the events of ``name`` from now on."""
+        subscription = Subscription(f"/.sprite/logs/services/{name}.log")
+        self._queues.setdefault(name, set()).add(subscription)
+        return subscription
 
-    def unsubscribe(self, name: str, queue: asyncio.Queue[Event]) -> None:
-        queues = self._queues.get(name, set())
-        queues.discard(queue)
-        if not queues:
+    def unsubscribe(self, name: str, subscription: Subscription) -> None:
+        subscriptions = self._queues.get(name, set())
+        subscriptions.discard(subscription)
+        if not subscriptions:
             self._queues.pop(name, None)
 
     def _broadcast(self, name: str, event: Event) -> None:
-        for queue in self._queues.get(name, ()):
-            queue.put_nowait(event)
+        for subscription in self._queues.get(name, ()):
+            subscription.put(event)
+
+    def _broadcast_output(self, name: str, kind: str, lines: list[str], stamp: int) -> None:
+        """One read's output lines, as events shared by every subscriber (none: no work)."""
+        subscriptions = self._queues.get(name)
+        if not subscriptions:
+            return
+        events = [{"type": kind, "data": line, "timestamp": stamp} for line in lines]
+        for subscription in subscriptions:
+            subscription.put_output(events)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run ``coro`` to its end even if the request that asked for it goes away."""
@@ -280,7 +290,7 @@ class ServiceManager:
         try:
             process = await ServiceProcess.launch(
                 definition, self.root, self.log_path(svc.name),
-                emit=partial(self._broadcast, svc.name), on_exit=partial(self._exited, svc))
+                emit=partial(self._broadcast_output, svc.name), on_exit=partial(self._exited, svc))
         except (OSError, ApiError) as exc:
             svc.status, svc.error = "failed", _launch_error(exc, definition)
             self._broadcast(svc.name, service_event("error", data=svc.error))
