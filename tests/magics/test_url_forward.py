@@ -216,3 +216,10 @@ def test_help_lists_the_options(ip, line, capsys):
     ip.ok(line)
     out = capsys.readouterr().out
     assert "--local" in out or "--embed" in out
+
+
+def test_forwards_frame_has_stable_columns_even_empty(ip):
+    frame = ip.ok("%sprite forwards")
+    assert frame.empty and frame.index.name == "local"
+    assert list(frame.columns) == ["sprite", "remote", "connections", "bytes", "error"]
+    assert {str(frame[c].dtype) for c in ("remote", "connections", "bytes")} == {"Int64"}
