@@ -141,6 +141,23 @@ def test_request_and_response_bodies_stream_intact(server: LocalServer,
     assert chunked == sized
 
 
+def test_a_request_the_app_cannot_be_sent_is_a_400(server: LocalServer, sprite: str,
+                                                   web: httpx.Client) -> None:
+    port = httpx.URL(server.url).port
+    head = (f"POST /digest HTTP/1.1\r\nHost: {url_host(server.url, sprite)}\r\n"
+            f"Authorization: Bearer {server.token}\r\nTransfer-Encoding: gzip, chunked\r\n"
+            "Connection: close\r\n\r\n1\r\nx\r\n0\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as raw:
+        raw.sendall(head.encode())
+        answer = b""
+        while chunk := raw.recv(65536):
+            answer += chunk
+    status = answer.split(b"\r\n", 1)[0]
+    assert status == b"HTTP/1.1 400 Bad Request", answer[:300]
+    assert b"cannot be passed on to the app" in answer
+    assert web.get("/", headers=server.headers).status_code == 200
+
+
 def test_large_download_through_the_url(server: LocalServer, http: httpx.Client, sprite: str,
                                         web: httpx.Client) -> None:
     blob = os.urandom(24 * 1024 * 1024)

@@ -261,9 +261,14 @@ async def _proxy_http(scope: Scope, receive: Receive, send: Send,
     target = scope.get("raw_path") or scope["path"].encode()
     if scope["query_string"]:
         target += b"?" + scope["query_string"]
-    request = h11.Request(method=scope["method"], target=target,
-                          headers=[*headers, (b"connection", b"close")])
-    writer.write(conn.send(request))
+    try:
+        request = h11.Request(method=scope["method"], target=target,
+                              headers=[*headers, (b"connection", b"close")])
+        writer.write(conn.send(request))
+    except h11.LocalProtocolError as error:
+        await _page(400, "Request not passed on", f"This request cannot be passed on to the "
+                    f"app: {error}.")(scope, receive, send)
+        return
     if await _send_body(conn, receive, writer):
         await _until_disconnect(receive, _relay_response(conn, reader, send, not_http))
 
