@@ -26,6 +26,8 @@ READ_SIZE = 32 * 1024 - 1
 # How long to keep reading after the process exited while nothing arrives: a background
 # child may hold the output open forever, and must not keep the exit from being sent.
 DRAIN_GRACE = 0.25
+# Reads of a busy fd between two turns given to the rest of the server.
+_READS_PER_TURN = 16
 
 Sink = Callable[[int, bytes], Awaitable[None]]
 
@@ -175,11 +177,14 @@ class ExecProcess:
         return exit_status(returncode)
 
     async def _read(self, fd: int, stream: int, sink: Sink) -> None:
+        """Read until the fd would block, then wait for it again (a turn for others now
+        and then, so a fast writer does not hold the server)."""
+        reads = 0
         while True:
-            await _wait_fd(fd)
             try:
                 data = os.read(fd, READ_SIZE)
             except BlockingIOError:
+                await _wait_fd(fd)
                 continue
             except OSError as exc:
                 if exc.errno == errno.EIO:  # a pty whose every slave end is closed
@@ -193,6 +198,9 @@ class ExecProcess:
                 await sink(stream, data)
             finally:
                 self._in_sink -= 1
+            reads += 1
+            if reads % _READS_PER_TURN == 0:
+                await asyncio.sleep(0)
 
     async def write(self, data: bytes) -> None:
         """Feed ``data`` to stdin (the pty in TTY mode); dropped once input is closed."""
