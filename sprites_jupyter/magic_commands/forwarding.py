@@ -121,7 +121,8 @@ def _stop(ctx: CommandContext, args: Namespace) -> None:
     if match is None:
         raise UsageError(f"No forward of port {port}{f' in {sprite}' if sprite else ''}: "
                          "%sprite forwards lists them")
-    ctx.forwards.stop(match)
+    with ctx.operation(match.sprite.name, "forward stop", str(match.port)):
+        ctx.forwards.stop(match)
     print(f"Stopped forwarding localhost:{match.local_port} to port {match.port} in "
           f"{match.sprite.name}")
 

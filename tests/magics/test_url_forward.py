@@ -104,6 +104,8 @@ def test_forward_carries_50_connections_at_once_then_stops(ip, http, current, ca
     assert f"Stopped forwarding localhost:{local}" in capsys.readouterr().out
     assert ip.ok("%sprite forwards").empty
     assert not listening(local)
+    journal = ip.ok("%sprite history")
+    assert {"forward", "forward stop"} <= set(journal["operation"])
     with socket.create_server(("127.0.0.1", local)):
         pass  # the port is free again
 
