@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,12 +46,16 @@ class LocalServer:
             self.process.wait(timeout=30)
 
 
-def start_server(home: Path, token: str = "test-token", port: int = 0) -> LocalServer:
-    """Start the server as a user would (``python -m sprites_jupyter.local serve``)."""
+def start_server(home: Path, token: str = "test-token", port: int = 0, *,
+                 args: Sequence[str] = (), prefix: Sequence[str] = (),
+                 preexec_fn: Callable[[], None] | None = None) -> LocalServer:
+    """Start the server as a user would (``python -m sprites_jupyter.local serve``), with
+    extra ``args``, under a ``prefix`` command (another user, say), after ``preexec_fn``."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "sprites_jupyter.local", "serve", "--port", str(port),
-         "--home", str(home), "--token", token],
+        [*prefix, sys.executable, "-m", "sprites_jupyter.local", "serve", "--port", str(port),
+         "--home", str(home), "--token", token, *args],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=preexec_fn,
     )
     assert process.stdout is not None
     line = process.stdout.readline()

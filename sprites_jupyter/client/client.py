@@ -78,6 +78,12 @@ class SpritesClient:
         """True when talking to a server on this machine (the local stand-in)."""
         return self._http.is_local
 
+    def local_isolation(self) -> str | None:
+        """How the local server isolates sprites (``sandbox`` or ``unsandboxed: REASON``,
+        its ``Sprite-Local-Isolation`` header); None for a server that does not say."""
+        response = self._http.request("HEAD", "/v1/sprites", what="ask the server's isolation")
+        return response.headers.get("Sprite-Local-Isolation")
+
     def __repr__(self) -> str:
         return f"<SpritesClient {self.base_url}>"
 

@@ -19,6 +19,8 @@ from . import registry
 from .api.app import create_app, server_state
 from .http_limits import LimitedHttpToolsProtocol
 from .idle import IdleWatch
+from .runtime.bwrap import SandboxUnavailable, detect
+from .runtime.sandbox import Isolation
 from .storage.home import (
     AlreadyServing,
     default_home,
@@ -33,7 +35,8 @@ _STOP_WAIT = 15.0
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sprites-local",
-        description="A local, Sprites-compatible server: a development stand-in, not a sandbox.",
+        description="A local, Sprites-compatible server: each sprite runs in its own "
+                    "bubblewrap sandbox (or, where none can be made, in a directory).",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = commands.add_parser("serve", help="run the server in the foreground")
@@ -45,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="state directory (default $SPRITES_LOCAL_HOME or the user data dir)")
     serve.add_argument("--token", default=None,
                        help="bearer token (default $SPRITES_LOCAL_TOKEN, else HOME/token)")
+    serve.add_argument("--isolation", default="auto", choices=["auto", "sandbox", "none"],
+                       help="sandbox: every sprite in its own bubblewrap sandbox, fail if "
+                            "that is impossible; none: sprites are directories on the host; "
+                            "auto (default): sandbox when possible, else none with a warning")
     serve.add_argument("--log-level", default="warning",
                        choices=["critical", "error", "warning", "info", "debug"])
     serve.add_argument("--idle-exit", type=float, default=0.0, metavar="S",
@@ -101,8 +108,23 @@ class _DenialNoiseFilter(logging.Filter):
         return "without completing handshake" not in record.getMessage()
 
 
+def choose_isolation(mode: str) -> Isolation:
+    """The isolation for ``--isolation MODE``; ``sandbox`` exits when none can be made,
+    ``auto`` then warns once on stderr and runs sprites unsandboxed."""
+    if mode == "none":
+        return Isolation(None, "--isolation none")
+    try:
+        return Isolation(detect())
+    except SandboxUnavailable as exc:
+        if mode == "sandbox":
+            sys.exit(f"sprites-local: --isolation sandbox: {exc}")
+        print(f"sprites-local: warning: sprites run UNSANDBOXED on this host ({exc}); "
+              "their commands can read and change your files", file=sys.stderr, flush=True)
+        return Isolation(None, str(exc))
+
+
 def serve(host: str, port: int, home: Path, token: str, log_level: str = "warning",
-          idle_exit: float = 0.0) -> None:
+          idle_exit: float = 0.0, isolation: Isolation | None = None) -> None:
     """Serve until interrupted (or idle for ``idle_exit`` s); print the ready line once
     the socket accepts."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -116,7 +138,7 @@ def serve(host: str, port: int, home: Path, token: str, log_level: str = "warnin
     bound_port = sock.getsockname()[1]
     shown_host = f"[{host}]" if family == socket.AF_INET6 else host
     url = f"http://{shown_host}:{bound_port}"
-    api = create_app(home, token, base_url=url)
+    api = create_app(home, token, base_url=url, isolation=isolation)
     app = IdleWatch(api, server_state(api).busy)
     config = uvicorn.Config(app, log_level=log_level, http=LimitedHttpToolsProtocol,
                             ws="websockets-sansio",
@@ -191,8 +213,9 @@ def main(argv: list[str] | None = None) -> None:
     except AlreadyServing as exc:
         sys.exit(f"sprites-local: {exc}")
     token = resolve_token(home, args.token)
+    isolation = choose_isolation(args.isolation)
     with lock:
-        serve(args.host, args.port, home, token, args.log_level, args.idle_exit)
+        serve(args.host, args.port, home, token, args.log_level, args.idle_exit, isolation)
 
 
 if __name__ == "__main__":

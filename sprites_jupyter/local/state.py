@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -14,29 +13,35 @@ from pathlib import Path
 from starlette.requests import HTTPConnection
 
 from .errors import ApiError
+from .runtime.sandbox import Child, Isolation, Sandbox
+from .runtime.sandbox_files import SandboxFiles, remove_sprite_dir
 from .runtime.sessions import SessionManager
 from .runtime.supervisor import ServiceManager
+from .storage import checkpoint_views
 from .storage.home import prepare_home, remove_server_file
 from .storage.snapshots import Snapshotter
 from .storage.store import SpriteRow, Store
 
 SPRITE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
-# Directories every new sprite starts with (its ``v0``), as on a fresh sprite.
-SEED_DIRECTORIES = ("home/sprite", "tmp", ".sprite/services", ".sprite/policy",
-                    ".sprite/logs/services")
+# Directories every new sprite starts with (its ``v0``), as on a fresh sprite; what
+# ``/.sprite`` holds lives beside the tree, in the platform directory.
+SEED_DIRECTORIES = ("home/sprite", "tmp")
 
 
 @dataclass
 class SpriteRuntime:
-    """What a sprite has while the server runs: processes, services and one op lock.
+    """What a sprite has while the server runs: its sandbox, processes, services, one op lock.
 
     ``lock`` serialises checkpoint, restore and delete of the sprite, so a
     restore never runs under a checkpoint that is still reading the tree.
+    ``platform_env`` is merged into the environment of every process of the sprite
+    (exec, sessions, services, platform processes); set it before they start.
     """
 
     name: str
     root: Path
+    sandbox: Sandbox
     sessions: SessionManager
     services: ServiceManager
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -44,6 +49,15 @@ class SpriteRuntime:
 
     def __post_init__(self) -> None:
         self._not_restoring.set()
+
+    @property
+    def platform_env(self) -> dict[str, str]:
+        return self.sandbox.platform_env
+
+    @platform_env.setter
+    def platform_env(self, value: dict[str, str]) -> None:
+        self.sandbox.platform_env.clear()
+        self.sandbox.platform_env.update(value)
 
     @asynccontextmanager
     async def restoring(self) -> AsyncIterator[None]:
@@ -64,16 +78,54 @@ class SpriteRuntime:
         as a process inside the sprite would.
 
         The one way the server reaches a sprite's ports (the TCP proxy, the sprite URL).
+        Sandboxed, the sprite's init connects inside the sprite's network namespace and
+        hands the socket over; unsandboxed, it is the host's loopback.
         """
-        return await asyncio.open_connection(host, port)
+        sock = await self.sandbox.connect(host, port)
+        return await asyncio.open_connection(sock=sock)
+
+    async def view_root(self) -> Path:
+        """A host path through which the server sees the sprite's filesystem exactly as its
+        processes do: sandboxed ``/proc/<init pid>/root`` (starting the sandbox if need be),
+        unsandboxed the tree directory. Resolve paths under it without following symlinks
+        out of it (absolute links resolve against the *server's* root)."""
+        return await self.sandbox.view_root()
+
+    @property
+    def files(self) -> SandboxFiles:
+        """The host directories behind the sprite: ``tree``, ``platform`` (``/.sprite``),
+        ``run_dir`` (``/.sprite/run``, for the server's unix sockets), ``checkpoints_dir``."""
+        return self.sandbox.files
+
+    async def run_platform_process(self, argv: list[str], *, env: dict[str, str] | None = None,
+                                   stdio: tuple[int, int, int] | None = None) -> Child:
+        """Start a hidden process of the platform in the sprite's sandbox (listed as
+        neither a session nor a service); it ends with the sandbox. ``argv[0]`` is looked
+        up on the sandbox's PATH; stdio defaults to ``/dev/null``."""
+        environment = {**self.sandbox.base_env(), **(env or {})}
+        null = os.open(os.devnull, os.O_RDWR)
+        try:
+            child, _ = await self.sandbox.spawn(argv, argv[0], environment,
+                                                self.sandbox.location("/"),
+                                                stdio=stdio or (null, null, null))
+        finally:
+            os.close(null)
+        return child
+
+    async def stop_sandbox(self) -> None:
+        """End every process of the sprite (sessions and services first, then the init)."""
+        await self.sessions.terminate_all()
+        await self.services.shutdown()
+        await self.sandbox.stop()
 
 
 class ServerState:
     """Everything handlers share; reach it with :func:`state_of`."""
 
-    def __init__(self, home: Path, token: str) -> None:
+    def __init__(self, home: Path, token: str, isolation: Isolation | None = None) -> None:
         self.home = home
         self.token = token
+        self.isolation = isolation or Isolation(None, "isolation none")
         prepare_home(home)
         (home / "sprites").mkdir(exist_ok=True)
         self.store = Store(home / "metadata.sqlite3")
@@ -81,6 +133,7 @@ class ServerState:
         self.base_url = "http://127.0.0.1"
         self._runtimes: dict[str, SpriteRuntime] = {}
         self.creation_lock = asyncio.Lock()
+        self._view_tasks: dict[str, asyncio.Task[None]] = {}
 
     def sprite_dir(self, name: str) -> Path:
         return self.home / "sprites" / name
@@ -102,15 +155,32 @@ class ServerState:
         """The sprite's runtime, made on first use."""
         runtime = self._runtimes.get(name)
         if runtime is None:
-            root = self.sprite_root(name)
-            runtime = SpriteRuntime(
-                name=name,
-                root=root,
-                sessions=SessionManager(name, root),
-                services=ServiceManager(name, root),
-            )
+            files = SandboxFiles(self.sprite_dir(name), name)
+            sandbox = Sandbox(name, files, self.isolation)
+            runtime = SpriteRuntime(name=name, root=files.tree, sandbox=sandbox,
+                                    sessions=SessionManager(name, sandbox),
+                                    services=ServiceManager(name, sandbox))
             self._runtimes[name] = runtime
         return runtime
+
+    def refresh_checkpoint_views(self, name: str) -> asyncio.Task[None]:
+        """Bring the sprite's ``/.sprite/checkpoints`` views up to date, in the background
+        (one refresh at a time per sprite; a request that comes meanwhile runs after it)."""
+        previous = self._view_tasks.get(name)
+        files = SandboxFiles(self.sprite_dir(name), name)
+
+        async def refresh() -> None:
+            if previous is not None:
+                await asyncio.gather(previous, return_exceptions=True)
+            if self.store.get_sprite(name) is not None:
+                await asyncio.to_thread(checkpoint_views.refresh, self.snapshots, self.store,
+                                        name, files.checkpoints_dir)
+
+        task = asyncio.create_task(refresh())
+        self._view_tasks[name] = task
+        task.add_done_callback(lambda done: self._view_tasks.pop(name, None)
+                               if self._view_tasks.get(name) is done else None)
+        return task
 
     def has_activity(self, name: str) -> bool:
         """Whether the sprite has live exec sessions or running services."""
@@ -124,10 +194,10 @@ class ServerState:
     def seed_tree(self, name: str) -> Path:
         """Create a new sprite's directory tree and return its root."""
         root = self.sprite_root(name)
-        if root.parent.exists():
-            shutil.rmtree(root.parent)
+        remove_sprite_dir(root.parent)
         for directory in SEED_DIRECTORIES:
             (root / directory).mkdir(parents=True, exist_ok=True)
+        SandboxFiles(root.parent, name).create_platform()
         return root
 
     async def startup(self) -> None:
@@ -135,26 +205,27 @@ class ServerState:
         every sprite's services."""
         rows = self.store.list_sprites(limit=1_000_000)
         for row in rows:
+            await asyncio.to_thread(SandboxFiles(self.sprite_dir(row.name), row.name).migrate)
             await asyncio.to_thread(self.snapshots.recover, row.name, self.sprite_root(row.name),
                                     self.store)
         await asyncio.to_thread(self.snapshots.collect_garbage, self.store)
         for row in rows:
+            self.refresh_checkpoint_views(row.name)
             await self.runtime(row.name).services.start_all()
 
     async def discard_runtime(self, name: str) -> None:
         """End a sprite's processes and forget its runtime (sprite deletion)."""
         runtime = self._runtimes.pop(name, None)
         if runtime is not None:
-            await runtime.sessions.terminate_all()
-            await runtime.services.shutdown()
+            await runtime.stop_sandbox()
 
     async def shutdown(self) -> None:
         """Stop every process, close the store and withdraw ``server.json``."""
         remove_server_file(self.home, pid=os.getpid())
+        await asyncio.gather(*self._view_tasks.values(), return_exceptions=True)
         for name in list(self._runtimes):
             runtime = self._runtimes.pop(name)
-            await runtime.sessions.terminate_all()
-            await runtime.services.shutdown()
+            await runtime.stop_sandbox()
         self.store.close()
 
 

@@ -25,6 +25,9 @@ def status(ctx: CommandContext, args: Namespace) -> None:
             info = client.get_sprite(name) if name else None
             if not name:
                 client.list_sprites()
+            isolation = client.local_isolation() if client.is_local else None
+            if isolation and isolation != "sandbox":
+                backend = f"local server ({isolation}) at {client.base_url}"
         except AuthError as error:
             raise UsageError(f"Backend {client.base_url}: token rejected ({error}): check "
                              "SPRITES_TOKEN") from None

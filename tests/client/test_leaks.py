@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -43,7 +42,7 @@ def test_500_mixed_operations_leave_no_threads_or_sockets(server: LocalServer,
                                                           sprite: str) -> None:
     client = SpritesClient(server.token, server.url)
     sp: Sprite = client.sprite(sprite)
-    list(sp.create_service("ticker", sys.executable, ["-c", TICKER], duration=0))
+    list(sp.create_service("ticker", "python3", ["-c", TICKER], duration=0))
 
     def read_logs_partway() -> None:
         with sp.service_logs("ticker", lines=1, follow=30) as events:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import sys
 import time
 
 import pytest
@@ -29,7 +28,7 @@ def _connect(sp: Sprite, port: int) -> PortConnection:
 def test_http_through_the_proxy(sp: Sprite) -> None:
     port = _free_port()
     sp.write_file("index.html", "hello through the tunnel")
-    with sp.command(sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+    with sp.command("python3", "-m", "http.server", str(port), "--bind", "127.0.0.1",
                     stdin=False):
         with _connect(sp, port) as connection:
             assert connection.target.endswith(str(port))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 
 import pytest
@@ -19,7 +18,7 @@ from sprites_jupyter.client import (
     StreamError,
 )
 
-PY = sys.executable
+PY = "python3"  # the sprite's own Python (the server's is not visible inside)
 TICKER = "import time\nfor i in range(1000):\n    print('tick', i, flush=True); time.sleep(0.2)"
 
 

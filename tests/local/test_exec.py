@@ -24,6 +24,7 @@ from tests.local.exec_ws import (
     session_info,
     sprite_root,
 )
+from tests.local.sprite_procs import host_pid, sandboxed
 
 ENV = shutil.which("env")
 
@@ -72,19 +73,25 @@ def test_env_replaces_the_environment(server: LocalServer, sprite: str) -> None:
     assert sorted(transcript.stream(1).decode().splitlines()) == ["EMPTY=", "FOO=bar"]
 
 
-def test_default_dir_and_home_are_the_mapped_home(server: LocalServer, sprite: str) -> None:
+def _seen_from_host(http: httpx.Client, server: LocalServer, sprite: str, spath: str) -> str:
+    """Where a sprite path is for its processes: itself in a sandbox, under the tree if not."""
+    return spath if sandboxed(http) else str(sprite_root(server, sprite)) + spath
+
+
+def test_default_dir_and_home_are_the_mapped_home(server: LocalServer, http: httpx.Client,
+                                                  sprite: str) -> None:
     _, transcript = run(server, sprite, ["sh", "-c", 'pwd; echo "$HOME"; echo "$TERM"'])
-    home = sprite_root(server, sprite) / "home" / "sprite"
+    home = _seen_from_host(http, server, sprite, "/home/sprite")
     cwd, home_var, term = transcript.stream(1).decode().splitlines()
-    assert os.path.realpath(cwd) == str(home)
-    assert os.path.realpath(home_var) == str(home)
+    assert os.path.realpath(cwd) == home
+    assert os.path.realpath(home_var) == home
     assert term == ""
 
 
-def test_dir_is_mapped_into_the_sprite(server: LocalServer, sprite: str) -> None:
+def test_dir_is_mapped_into_the_sprite(server: LocalServer, http: httpx.Client,
+                                       sprite: str) -> None:
     _, transcript = run(server, sprite, ["pwd"], dir="/tmp")
-    assert os.path.realpath(transcript.stream(1).decode().strip()) == str(
-        sprite_root(server, sprite) / "tmp")
+    assert transcript.stream(1).decode().strip() == _seen_from_host(http, server, sprite, "/tmp")
 
 
 def test_sprite_path_executable_runs_from_the_sprite_tree(
@@ -158,26 +165,27 @@ def test_tty_exit_code_is_in_the_exit_message(server: LocalServer, sprite: str) 
     assert json.loads(transcript.messages[-1]) == {"type": "exit", "exit_code": 7}
 
 
-def _wait_for_exec_of(parent: int, program: bytes) -> None:
+def _wait_for_exec_of(http: httpx.Client, sprite: str, parent: int, program: bytes) -> None:
     """Wait until a child of ``parent`` has exec'd ``program`` (its signal handlers reset)."""
     deadline = time.monotonic() + RECV_TIMEOUT
-    children = Path(f"/proc/{parent}/task/{parent}/children")
+    children = Path(f"/proc/{host_pid(http, sprite, parent)}/task")
     while time.monotonic() < deadline:
-        for child in children.read_text().split():
-            with contextlib.suppress(OSError):
-                if Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[0] == program:
-                    return
+        for task in children.iterdir():
+            for child in (task / "children").read_text().split():
+                with contextlib.suppress(OSError):
+                    if Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[0] == program:
+                        return
         time.sleep(0.01)
     raise AssertionError(f"{program!r} never started under {parent}")
 
 
 @pytest.mark.parametrize(("name", "code"), [("TERM", 143), ("sigint", 130), ("9", 137)])
 def test_signal_message_signals_the_process_group(
-        server: LocalServer, sprite: str, name: str, code: int) -> None:
+        server: LocalServer, http: httpx.Client, sprite: str, name: str, code: int) -> None:
     with open_exec(server, sprite, ["sh", "-c", "echo ready; sleep 60; echo never"]) as ws:
         shell = int(session_info(ws)["session_id"])
         assert ws.recv(timeout=RECV_TIMEOUT) == b"\x01ready\n"
-        _wait_for_exec_of(shell, b"sleep")  # else the signal can race the fork of sleep
+        _wait_for_exec_of(http, sprite, shell, b"sleep")  # else the signal can race the fork
         ws.send(json.dumps({"type": "signal", "signal": name}))
         transcript = read_to_close(ws)
     assert transcript.messages[-1] == bytes([3, code])

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
+
+from tests.conftest import LocalServer
+from tests.local.exec_ws import run
 
 GOOD = {"rules": [{"include": "defaults"}, {"domain": "Example.com ", "action": "allow"},
                   {"domain": "*.example.com", "action": "ALLOW"},
@@ -17,16 +22,16 @@ def test_default_policy_is_empty(http: httpx.Client, sprite: str) -> None:
     assert response.json() == {"rules": []}
 
 
-def test_set_then_get_round_trips_normalised(http: httpx.Client, sprite: str) -> None:
+def test_set_then_get_round_trips_normalised(server: LocalServer, http: httpx.Client,
+                                             sprite: str) -> None:
     response = http.post(f"/v1/sprites/{sprite}/policy/network", json=GOOD)
     assert response.status_code == 204
     rules = http.get(f"/v1/sprites/{sprite}/policy/network").json()["rules"]
     assert rules[1] == {"domain": "example.com", "action": "allow"}
     assert rules[2] == {"domain": "*.example.com", "action": "allow"}
     assert rules[4] == {"include": "defaults", "action": "deny"}
-    stored = http.get(f"/v1/sprites/{sprite}/fs/read",
-                      params={"path": "/.sprite/policy/network.json"})
-    assert stored.json()["rules"] == rules
+    _, seen = run(server, sprite, ["cat", "/.sprite/policy/network.json"])
+    assert json.loads(seen.stream(1))["rules"] == rules
 
 
 @pytest.mark.parametrize("body", [

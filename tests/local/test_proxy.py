@@ -1,11 +1,13 @@
-"""The TCP proxy socket against the real server and a real TCP echo server (section 10)."""
+"""The TCP proxy socket against the real server and a real TCP echo server (section 10).
+
+The echo server runs inside the sprite (its own network namespace when sandboxed): the
+proxy reaches the sprite's ports, not the host's.
+"""
 
 from __future__ import annotations
 
 import json
 import socket
-import socketserver
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -13,28 +15,33 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from tests.conftest import LocalServer
+from tests.local.exec_ws import RECV_TIMEOUT, open_exec, session_info
 
 TIMEOUT = 20
 
 
-class _Echo(socketserver.BaseRequestHandler):
-    def handle(self) -> None:
-        while data := self.request.recv(65536):
+ECHO = """
+import socket, threading
+def serve(conn):
+    with conn:
+        while data := conn.recv(65536):
             if data == b"quit":
-                self.request.sendall(b"bye")
+                conn.sendall(b"bye")
                 return
-            self.request.sendall(data)
+            conn.sendall(data)
+listener = socket.create_server(("127.0.0.1", 0))
+print(listener.getsockname()[1], flush=True)
+while True:
+    threading.Thread(target=serve, args=(listener.accept()[0],), daemon=True).start()
+"""
 
 
 @pytest.fixture
-def echo_port() -> Iterator[int]:
-    """A TCP echo server on 127.0.0.1 that answers ``quit`` with ``bye`` and hangs up."""
-    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Echo) as tcp:
-        tcp.daemon_threads = True
-        thread = threading.Thread(target=tcp.serve_forever, daemon=True)
-        thread.start()
-        yield tcp.server_address[1]
-        tcp.shutdown()
+def echo_port(server: LocalServer, sprite: str) -> Iterator[int]:
+    """A TCP echo server on the sprite's 127.0.0.1 that answers ``quit`` with ``bye``."""
+    with open_exec(server, sprite, ["python3", "-c", ECHO]) as ws:
+        session_info(ws)
+        yield int(ws.recv(timeout=RECV_TIMEOUT)[1:])
 
 
 def open_proxy(server: LocalServer, sprite: str) -> ClientConnection:

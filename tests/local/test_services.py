@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import LocalServer, start_server
 from tests.local.ndjson import stream_events
+from tests.local.sprite_procs import alive, host_pid, sandboxed
 
 LONG = ["-c", "echo up; exec sleep 60"]
 
@@ -52,16 +53,18 @@ def _wait_for(check: Callable[[], Any], what: str, limit: float = 15.0) -> Any:
     pytest.fail(f"gave up waiting for {what}")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return False
-    return fields[0] != "Z"
+def _host_pid(http: httpx.Client, sprite: str, svc: str) -> int:
+    """The host pid of a running service's process (its state names the pid inside)."""
+    return host_pid(http, sprite, _state(http, sprite, svc)["pid"])
 
 
 def _root(server: LocalServer, sprite: str) -> Path:
     return server.home / "sprites" / sprite / "root"
+
+
+def _platform(server: LocalServer, sprite: str) -> Path:
+    """The server-owned directory the sprite sees, read-only, as ``/.sprite``."""
+    return server.home / "sprites" / sprite / "platform"
 
 
 def test_list_is_empty_then_shows_service_with_state(http: httpx.Client, sprite: str) -> None:
@@ -133,7 +136,7 @@ def test_env_dir_and_home(server: LocalServer, http: httpx.Client, sprite: str) 
         "cmd": "sh", "args": ["-c", 'echo "$GREETING"; pwd; echo "$HOME"'],
         "env": {"GREETING": "hi"}, "dir": "work"}, duration="10s")
     lines = [e["data"] for e in events if e["type"] == "stdout"]
-    root = os.path.realpath(_root(server, sprite))
+    root = "" if sandboxed(http) else os.path.realpath(_root(server, sprite))
     assert lines == ["hi\n", f"{root}/home/sprite/work\n", f"{root}/home/sprite\n"]
     assert http.get(_svc(sprite, "envy")).json()["dir"] == "/home/sprite/work"
 
@@ -182,12 +185,13 @@ def test_cycles_and_second_http_port(http: httpx.Client, sprite: str) -> None:
 def test_update_restarts_a_running_service(http: httpx.Client, sprite: str) -> None:
     _put(http, sprite, "web", {"cmd": "sh", "args": ["-c", "echo one; exec sleep 60"]})
     old_pid = _state(http, sprite, "web")["pid"]
+    old_host_pid = _host_pid(http, sprite, "web")
     _, events = _put(http, sprite, "web", {"cmd": "sh", "args": ["-c", "echo two; exec sleep 60"]},
                      duration="1s")
     assert _types(events)[:4] == ["stopping", "stopped", "started", "stdout"]
     assert events[3]["data"] == "two\n" and _types(events)[-1] == "complete"
     assert _state(http, sprite, "web")["pid"] != old_pid
-    assert not _alive(old_pid)
+    assert not alive(old_host_pid)
     assert http.get(_svc(sprite, "web")).json()["args"] == ["-c", "echo two; exec sleep 60"]
 
 
@@ -253,7 +257,10 @@ def test_stop_streams_output_and_is_sticky(http: httpx.Client, sprite: str) -> N
 
 
 def test_stop_kills_after_timeout(http: httpx.Client, sprite: str) -> None:
-    _put(http, sprite, "stubborn", {"cmd": "sh", "args": ["-c", 'trap "" TERM; exec sleep 60']})
+    _put(http, sprite, "stubborn", {"cmd": "sh", "args": ["-c", 'trap "" TERM; echo up; '
+                                                                'exec sleep 60']})
+    _wait_for(lambda: any(e.get("data") == "up\n" for e in stream_events(
+        http, "GET", _svc(sprite, "stubborn", "logs"))[1]), "the TERM trap to be set")
     _, events = stream_events(http, "POST", _svc(sprite, "stubborn", "stop"),
                               params={"timeout": "0.3s"})
     assert _types(events) == ["stopping", "stopped", "complete"]
@@ -266,16 +273,21 @@ def test_crash_is_restarted_with_backoff(http: httpx.Client, sprite: str) -> Non
                        "the first crash")
     assert failed["error"] == "exited with code 2" and failed["next_restart_at"].endswith("Z")
     _wait_for(lambda: _state(http, sprite, "flaky")["restart_count"] >= 2, "two restarts")
-    _, logs = stream_events(http, "GET", _svc(sprite, "flaky", "logs"))
-    assert [e["data"] for e in logs if e["type"] == "stdout"][:3] == ["run\n"] * 3
+
+    def runs() -> list[str]:
+        _, logs = stream_events(http, "GET", _svc(sprite, "flaky", "logs"))
+        return [e["data"] for e in logs if e["type"] == "stdout"]
+    _wait_for(lambda: len(runs()) >= 3, "the second restart's output")
+    assert runs()[:3] == ["run\n"] * 3
 
 
 def test_signal_kill_counts_as_crash(http: httpx.Client, sprite: str) -> None:
     _put(http, sprite, "web", {"cmd": "sh", "args": LONG})
     pid = _state(http, sprite, "web")["pid"]
+    host = _host_pid(http, sprite, "web")
     response = http.post(_svc(sprite, "signal"), json={"name": "web", "signal": "SIGKILL"})
     assert response.status_code == 204 and response.content == b""
-    assert not _alive(pid)
+    assert not alive(host)
     state = _wait_for(lambda: (s := _state(http, sprite, "web"))["restart_count"] == 1
                       and s["status"] == "running" and s, "the automatic restart")
     assert state["pid"] != pid
@@ -299,6 +311,8 @@ def test_signal_is_delivered_and_errors(http: httpx.Client, sprite: str) -> None
 
 def test_restart_stops_then_starts(http: httpx.Client, sprite: str) -> None:
     _put(http, sprite, "web", {"cmd": "sh", "args": LONG})
+    _wait_for(lambda: any(e.get("data") == "up\n" for e in stream_events(
+        http, "GET", _svc(sprite, "web", "logs"))[1]), "the first run's output")
     _, events = stream_events(http, "POST", _svc(sprite, "web", "restart"),
                               params={"duration": "0.5s"})
     # "up" is printed once the new process runs; under load it may come after the window
@@ -315,14 +329,14 @@ def test_restart_stops_then_starts(http: httpx.Client, sprite: str) -> None:
 def test_delete_stops_and_keeps_the_log(server: LocalServer, http: httpx.Client,
                                         sprite: str) -> None:
     _put(http, sprite, "web", {"cmd": "sh", "args": LONG}, duration="0.3s")
-    pid = _state(http, sprite, "web")["pid"]
+    host = _host_pid(http, sprite, "web")
     response = http.delete(_svc(sprite, "web"))
     assert response.status_code == 204 and response.content == b""
-    assert not _alive(pid)
+    assert not alive(host)
     assert http.get(_svc(sprite, "web")).status_code == 404
     assert http.delete(_svc(sprite, "web")).status_code == 404
-    assert (_root(server, sprite) / ".sprite/logs/services/web.log").exists()
-    assert not (_root(server, sprite) / ".sprite/services/web.json").exists()
+    assert (_platform(server, sprite) / "logs/services/web.log").exists()
+    assert not (_platform(server, sprite) / "services/web.json").exists()
 
 
 def test_logs_file_lines_and_follow(server: LocalServer, http: httpx.Client,
@@ -330,7 +344,7 @@ def test_logs_file_lines_and_follow(server: LocalServer, http: httpx.Client,
     script = "echo one; echo two >&2; echo three; while [ ! -f go ]; do sleep 0.05; done; " \
              "echo four; exec sleep 60"
     _put(http, sprite, "web", {"cmd": "sh", "args": ["-c", script]}, duration="0.5s")
-    log = (_root(server, sprite) / ".sprite/logs/services/web.log").read_text().splitlines()
+    log = (_platform(server, sprite) / "logs/services/web.log").read_text().splitlines()
     stamps, entries = zip(*(line.split(" ", 1) for line in log), strict=True)
     assert [e for e in entries if e.startswith("[stdout]")] == [
         "[stdout] one", "[stdout] three"]
@@ -363,22 +377,26 @@ def test_boot_starts_services_and_ends_orphans(tmp_path: Path) -> None:
             _put(http, "boot", "app", {"cmd": "sh", "args": LONG, "needs": ["db"]})
             _put(http, "boot", "idle", {"cmd": "sh", "args": LONG})
             stream_events(http, "POST", _svc("boot", "idle", "stop"))
-            first = {name: _state(http, "boot", name).get("pid") for name in ("db", "app")}
+            first = [_host_pid(http, "boot", name) for name in ("db", "app")]
+            in_sandbox = sandboxed(http)
         local.stop()
-        assert not any(_alive(pid) for pid in first.values())
+        assert not any(alive(pid) for pid in first)
 
         local = start_server(tmp_path / "home")
         with local.http() as http:
             states = {name: _state(http, "boot", name) for name in ("db", "app", "idle")}
+            second = [_host_pid(http, "boot", name) for name in ("db", "app")]
         assert states["db"]["status"] == states["app"]["status"] == "running"
         assert states["db"]["started_at"] <= states["app"]["started_at"]
         assert states["idle"]["status"] == "stopped"
-        second = [states["db"]["pid"], states["app"]["pid"]]
 
         local.stop(kill=True)
-        assert all(_alive(pid) for pid in second)
+        if in_sandbox:  # the sandbox's init dies with the server, and its processes with it
+            _wait_for(lambda: not any(alive(pid) for pid in second), "the sandbox to end")
+        else:  # unsandboxed, orphans outlive the server, and its next start ends them
+            assert all(alive(pid) for pid in second)
         local = start_server(tmp_path / "home")
-        _wait_for(lambda: not any(_alive(pid) for pid in second), "the orphans to be ended")
+        _wait_for(lambda: not any(alive(pid) for pid in second), "the orphans to be ended")
         with local.http() as http:
             assert _state(http, "boot", "db")["status"] == "running"
     finally:
@@ -394,10 +412,10 @@ def test_restore_brings_back_the_definitions_and_restarts_them(http: httpx.Clien
     status, made = stream_events(http, "POST", f"/v1/sprites/{sprite}/checkpoint", json={})
     assert status == 200 and made[-1]["type"] == "complete"
     checkpoint = made[-1]["data"].split()[1]
-    before = {name: _state(http, sprite, name)["pid"] for name in ("db", "app")}
+    before = [_host_pid(http, sprite, name) for name in ("db", "app")]
     _put(http, sprite, "app", {"cmd": "sh", "args": ["-c", "echo changed; exec sleep 60"]})
     _put(http, sprite, "extra", {"cmd": "sh", "args": LONG})
-    extra_pid = _state(http, sprite, "extra")["pid"]
+    extra_pid = _host_pid(http, sprite, "extra")
 
     status, restored = stream_events(
         http, "POST", f"/v1/sprites/{sprite}/checkpoints/{checkpoint}/restore")
@@ -408,7 +426,7 @@ def test_restore_brings_back_the_definitions_and_restarts_them(http: httpx.Clien
     assert listed["db"]["state"]["status"] == listed["app"]["state"]["status"] == "running"
     assert listed["db"]["state"]["started_at"] <= listed["app"]["state"]["started_at"]
     assert listed["idle"]["state"]["status"] == "stopped"
-    assert not _alive(extra_pid) and not any(_alive(pid) for pid in before.values())
+    assert not alive(extra_pid) and not any(alive(pid) for pid in before)
 
 
 def test_followed_logs_carry_started_stopping_and_stopped(http: httpx.Client,

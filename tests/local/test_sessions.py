@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable
 
@@ -216,7 +215,7 @@ def test_port_opened_and_closed_messages(server: LocalServer, sprite: str) -> No
               "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
               "print(s.getsockname()[1], flush=True); sys.stdin.readline(); s.close()\n"
               "sys.stdin.readline()\n")
-    with open_exec(server, sprite, [sys.executable, "-c", script], stdin="true") as ws:
+    with open_exec(server, sprite, ["python3", "-c", script], stdin="true") as ws:
         pid = int(session_info(ws)["session_id"])
         port = int(ws.recv(timeout=RECV_TIMEOUT)[1:])
         opened = json.loads(ws.recv(timeout=RECV_TIMEOUT))

@@ -80,7 +80,7 @@ def test_unchanged_tree_reads_no_file_data(setup, reads) -> None:
 
 def _content(snapshots: Snapshotter, manifest: str, path: str) -> bytes:
     entry = next(e for e in snapshots.load_manifest(manifest) if e.path == path)
-    return snapshots._object_path(entry.ref).read_bytes()
+    return snapshots.object_path(entry.ref).read_bytes()
 
 
 def test_a_rewrite_that_keeps_size_and_mtime_is_still_seen(setup) -> None:
@@ -201,7 +201,7 @@ def test_restore_with_a_missing_object_leaves_the_tree_alone(setup) -> None:
     (root / "file").write_text("live")
     before = fingerprint(root, mtimes=True)
     entry = next(e for e in snapshots.load_manifest(manifest) if e.path == "file")
-    snapshots._object_path(entry.ref).unlink()
+    snapshots.object_path(entry.ref).unlink()
     with pytest.raises(SnapshotError, match="stored data of /file is missing"):
         snapshots.restore("demo", root, manifest, checkpoint_id="v1", store=store)
     assert fingerprint(root, mtimes=True) == before

@@ -35,3 +35,15 @@ def fingerprint(root: Path, *, mtimes: bool = False) -> str:
             elif path.is_file():
                 digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+# What a server keeps per sprite: the tree, the platform directory (/.sprite), and the
+# sandbox's scratch; anything else would be a restore's or checkpoint's leftover.
+SPRITE_DIR_PARTS = {"root", "platform", "sandbox"}
+
+
+def leftovers(sprite_dir: Path) -> set[str]:
+    """Names in a server's sprite directory that are not its tree, platform or scratch."""
+    names = {p.name for p in sprite_dir.iterdir()}
+    assert "root" in names
+    return names - SPRITE_DIR_PARTS

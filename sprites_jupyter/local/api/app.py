@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ..errors import DISK_FULL, ApiError, is_disk_full
+from ..runtime.sandbox import Isolation
 from ..state import ServerState
 from ..wire import SERVER_VERSION
 from . import checkpoints, exec, fs, policy, proxy, services, sprites
@@ -108,12 +109,15 @@ class BearerAuth:
     """Every HTTP request and WebSocket upgrade needs ``Authorization: Bearer <token>``
     and a ``Host`` that names this machine (see :func:`_loopback_host`).
 
-    Also stamps ``Sprite-Version`` on every HTTP response, as the real server does.
+    Also stamps ``Sprite-Version`` on every HTTP response, as the real server does, and
+    ``Sprite-Local-Isolation`` (``sandbox`` or ``unsandboxed: REASON``), which ``%sprite``
+    shows.
     """
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
+    def __init__(self, app: ASGIApp, token: str, isolation: str = "sandbox") -> None:
         self.app = app
         self.expected = token.encode()
+        self.isolation = isolation.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -143,6 +147,7 @@ class BearerAuth:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers.append((b"sprite-version", SERVER_VERSION.encode()))
+                headers.append((b"sprite-local-isolation", self.isolation))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -176,10 +181,12 @@ async def _unexpected(_: Request, exc: Exception) -> Response:
     return response
 
 
-def create_app(home: Path, token: str, *, base_url: str = "http://127.0.0.1") -> ASGIApp:
+def create_app(home: Path, token: str, *, base_url: str = "http://127.0.0.1",
+               isolation: Isolation | None = None) -> ASGIApp:
     """The ASGI app serving the sprites under ``home``, guarded by ``token``; requests
-    for ``NAME.localhost`` go to the sprite's URL instead."""
-    server = ServerState(home, token)
+    for ``NAME.localhost`` go to the sprite's URL instead. Sprites run in sandboxes when
+    ``isolation`` has a bubblewrap, else on the host."""
+    server = ServerState(home, token, isolation)
     server.base_url = base_url
 
     @asynccontextmanager
@@ -200,7 +207,7 @@ def create_app(home: Path, token: str, *, base_url: str = "http://127.0.0.1") ->
         },
     )
     app.state.server = server
-    return SpriteUrlRouter(BearerAuth(app, token), server)
+    return SpriteUrlRouter(BearerAuth(app, token, server.isolation.describe()), server)
 
 
 def server_state(app: ASGIApp) -> ServerState:

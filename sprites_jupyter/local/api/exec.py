@@ -128,7 +128,7 @@ async def http_exec(request: Request) -> Response:
     for name in ("tty", "detachable", "cc"):
         if query_bool(query.get(name), False):
             raise ApiError(400, f"{name} is not supported by HTTP exec: use the exec WebSocket")
-    exec_request = parse_exec_query(query, runtime.root)
+    exec_request = parse_exec_query(query, runtime.sandbox)
     stdin = await request.body() if exec_request.spec.stdin else b""
     try:
         session, owner = await _start(request, runtime, exec_request)
@@ -179,12 +179,11 @@ async def exec_socket(websocket: WebSocket) -> None:
         return
     try:
         runtime = _runtime(websocket)
-        exec_request = parse_exec_query(websocket.query_params, runtime.root)
+        exec_request = parse_exec_query(websocket.query_params, runtime.sandbox)
+        session, owner = await _start(websocket, runtime, exec_request)
     except ApiError as err:
         await websocket.send_denial_response(err.response())
         return
-    try:
-        session, owner = await _start(websocket, runtime, exec_request)
     except SpawnError as err:
         await _report_spawn_failure(websocket, exec_request, err)
         return

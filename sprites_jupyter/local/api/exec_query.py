@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import getpass
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from starlette.datastructures import QueryParams
 
 from ..errors import ApiError
 from ..runtime.exec_process import ExecSpec
+from ..runtime.sandbox import Sandbox
 from ..storage import paths
 from ..wire import parse_duration, query_bool
 
@@ -39,7 +37,7 @@ def _geometry(params: QueryParams, name: str, default: int) -> int:
     return value
 
 
-def _environment(params: QueryParams, home: Path, tty: bool) -> dict[str, str]:
+def _environment(params: QueryParams, sandbox: Sandbox, tty: bool) -> dict[str, str]:
     given = params.getlist("env")
     if given:
         env = {}
@@ -49,21 +47,10 @@ def _environment(params: QueryParams, home: Path, tty: bool) -> dict[str, str]:
                 raise ApiError(400, f"invalid env entry {entry!r}: use KEY=VALUE")
             env[key] = value
         return env
-    user = getpass.getuser()
-    env = {"PATH": os.environ.get("PATH", os.defpath), "HOME": str(home), "USER": user,
-           "LOGNAME": user, "LANG": os.environ.get("LANG", "C.UTF-8")}
+    env = sandbox.base_env()
     if tty:
         env["TERM"] = "xterm-256color"
     return env
-
-
-def _executable(path: str, root: Path) -> str:
-    """A sprite path such as ``/home/sprite/run.sh`` runs from the sprite's tree."""
-    if path.startswith("/") and not os.path.exists(path):
-        _, mapped = paths.resolve(root, path)
-        if mapped.exists():
-            return str(mapped)
-    return path
 
 
 def _refuse_nul(params: QueryParams) -> None:
@@ -74,7 +61,7 @@ def _refuse_nul(params: QueryParams) -> None:
                                 "which no command line, environment or path can hold")
 
 
-def parse_exec_query(params: QueryParams, root: Path) -> ExecRequest:
+def parse_exec_query(params: QueryParams, sandbox: Sandbox) -> ExecRequest:
     """Validate the query of a new exec; every mistake is a 400 before anything starts."""
     _refuse_nul(params)
     argv = params.getlist("cmd") or params.getlist("cmd[]")
@@ -83,18 +70,15 @@ def parse_exec_query(params: QueryParams, root: Path) -> ExecRequest:
                             "argument)")
     tty = query_bool(params.get("tty"), False)
     try:
-        workdir, cwd = paths.resolve(root, params.get("dir") or paths.SPRITE_HOME)
+        workdir = paths.sprite_path(params.get("dir") or paths.SPRITE_HOME)
+        sandbox.location(workdir)  # unsandboxed: 403 for a symlink out of the tree
     except ApiError as err:
         raise ApiError(err.status, f"invalid dir: {err.message}") from None
-    if not cwd.is_dir():
-        raise ApiError(400, f"working directory {workdir!r} does not exist in the sprite: "
-                            "create it first or pass another dir")
-    _, home = paths.resolve(root, paths.SPRITE_HOME)
     spec = ExecSpec(
         argv=argv,
-        executable=_executable(params.get("path") or argv[0], root),
-        env=_environment(params, home, tty),
-        cwd=cwd,
+        executable=params.get("path") or argv[0],
+        env=_environment(params, sandbox, tty),
+        cwd=workdir,
         tty=tty,
         stdin=query_bool(params.get("stdin"), tty),
         rows=_geometry(params, "rows", 24),

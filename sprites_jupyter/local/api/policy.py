@@ -1,7 +1,8 @@
 """Network policy endpoints (reference section 9).
 
-The policy is stored where the real sprite keeps it, ``/.sprite/policy/network.json``
-inside the sprite's tree, so checkpoints capture it and restores bring it back.
+The policy is stored where the real sprite shows it, ``/.sprite/policy/network.json``
+(the sprite's platform directory, read-only inside), so checkpoints capture it and
+restores bring it back.
 The local server stores and returns it; it does not enforce it.
 """
 
@@ -17,7 +18,7 @@ from ..errors import ApiError
 from ..state import state_of
 from ..wire import read_json_object
 
-POLICY_PATH = ".sprite/policy/network.json"
+POLICY_PATH = "policy/network.json"
 _ACTIONS = ("allow", "deny")
 
 
@@ -69,7 +70,7 @@ async def get_policy(request: Request) -> Response:
     server = state_of(request)
     name = request.path_params["name"]
     server.require_sprite(name)
-    path = server.sprite_root(name) / POLICY_PATH
+    path = server.runtime(name).files.platform / POLICY_PATH
     try:
         document = json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
@@ -82,7 +83,7 @@ async def set_policy(request: Request) -> Response:
     name = request.path_params["name"]
     server.require_sprite(name)
     document = validate_policy(await read_json_object(request))
-    path = server.sprite_root(name) / POLICY_PATH
+    path = server.runtime(name).files.platform / POLICY_PATH
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(path.name + ".tmp")
     temp.write_text(json.dumps(document, indent=2) + "\n")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import shutil
 import sqlite3
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..errors import ApiError, is_disk_full
+from ..runtime.sandbox_files import remove_sprite_dir
 from ..state import SPRITE_NAME, ServerState, state_of
 from ..storage.store import SpriteRow, sprite_json
 from ..wire import read_json_object
@@ -73,6 +73,7 @@ async def create_sprite(request: Request) -> Response:
         manifest = await asyncio.to_thread(server.snapshots.snapshot, name, root)
         row = server.store.create_sprite(name, url_settings=url_settings, labels=labels,
                                          base_manifest=manifest)
+    server.refresh_checkpoint_views(name)
     return JSONResponse(_body(request, row), status_code=201)
 
 
@@ -144,10 +145,10 @@ async def delete_sprite(request: Request) -> Response:
                 raise
             # The disk is full: free the sprite's files first (it is going anyway), then
             # record the deletion in the room that made.
-            await asyncio.to_thread(shutil.rmtree, server.sprite_dir(name), True)
+            await asyncio.to_thread(remove_sprite_dir, server.sprite_dir(name))
             server.store.delete_sprite(name)
         server.snapshots.discard(name)
-        await asyncio.to_thread(shutil.rmtree, server.sprite_dir(name), True)
+        await asyncio.to_thread(remove_sprite_dir, server.sprite_dir(name))
     return Response(status_code=204)
 
 

@@ -1,4 +1,5 @@
-"""One exec'd process: spawned in its own session, on pipes or a real pty, read without blocking.
+"""One exec'd process: forked by the sprite's init in its own session, on pipes or a pty
+(made by the init, inside the sandbox), read without blocking.
 
 Output is read straight from the pipe or pty file descriptors with ``loop.add_reader``
 and handed to an async sink, one chunk at a time, so a slow consumer slows the process
@@ -14,11 +15,12 @@ import fcntl
 import os
 import signal
 import struct
-import subprocess
 import termios
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
+
+from ..errors import ApiError
+from .sandbox import Child, Sandbox, SpawnFailed
 
 STDOUT, STDERR = 1, 2
 # A frame is the stream id plus the data, and a frame carries at most 32 KiB.
@@ -42,12 +44,13 @@ class SpawnError(Exception):
 
 @dataclass
 class ExecSpec:
-    """What to run: argv, the executable, the environment and the host working directory."""
+    """What to run: argv, the executable, the environment and the working directory (a
+    sprite path, e.g. ``/home/sprite``)."""
 
     argv: list[str]
     executable: str
     env: dict[str, str]
-    cwd: Path
+    cwd: str
     tty: bool = False
     stdin: bool = False
     rows: int = 24
@@ -62,11 +65,6 @@ def exit_status(returncode: int) -> int:
 
 def _set_winsize(fd: int, rows: int, cols: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-
-
-def _take_controlling_tty() -> None:
-    """Runs in the child (already a session leader): make its pty the controlling terminal."""
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 async def _wait_fd(fd: int, *, writable: bool = False) -> None:
@@ -89,7 +87,7 @@ async def _wait_fd(fd: int, *, writable: bool = False) -> None:
 class ExecProcess:
     """A running process whose output :meth:`pump` delivers and whose input :meth:`write` feeds."""
 
-    def __init__(self, process: asyncio.subprocess.Process, spec: ExecSpec,
+    def __init__(self, process: Child, spec: ExecSpec,
                  outputs: list[tuple[int, int]], stdin_fd: int | None) -> None:
         self.process = process
         self.pid = process.pid
@@ -102,50 +100,55 @@ class ExecProcess:
         self._finished = False
 
     @classmethod
-    async def spawn(cls, spec: ExecSpec) -> ExecProcess:
-        """Start ``spec`` in a new session (its own process group); raise :class:`SpawnError`."""
+    async def spawn(cls, spec: ExecSpec, sandbox: Sandbox) -> ExecProcess:
+        """Start ``spec`` in a new session in the sprite's sandbox.
+
+        Raises :class:`SpawnError` when the executable cannot run, 400 when the working
+        directory does not exist in the sprite.
+        """
+        cwd = sandbox.location(spec.cwd)
+        executable = sandbox.executable(spec.executable)
         parent_fds: list[int] = []
         child_fds: list[int] = []
         try:
             if spec.tty:
-                master, slave = os.openpty()
-                parent_fds.append(master)
-                child_fds.append(slave)
-                _set_winsize(master, spec.rows, spec.cols)
-                stdin: int = slave
-                stdout = stderr = slave
-                outputs = [(master, STDOUT)]
-                stdin_fd: int | None = master
+                process, master = await sandbox.spawn(
+                    spec.argv, executable, spec.env, cwd, tty=True, rows=spec.rows,
+                    cols=spec.cols)
+                assert master is not None
+                os.set_blocking(master, False)
+                return cls(process, spec, [(master, STDOUT)], master)
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            parent_fds += [out_r, err_r]
+            child_fds += [out_w, err_w]
+            outputs = [(out_r, STDOUT), (err_r, STDERR)]
+            if spec.stdin:
+                in_r, in_w = os.pipe()
+                parent_fds.append(in_w)
+                child_fds.append(in_r)
+                stdin, stdin_fd = in_r, in_w
             else:
-                out_r, out_w = os.pipe()
-                err_r, err_w = os.pipe()
-                parent_fds += [out_r, err_r]
-                child_fds += [out_w, err_w]
-                stdout, stderr = out_w, err_w
-                outputs = [(out_r, STDOUT), (err_r, STDERR)]
-                if spec.stdin:
-                    in_r, in_w = os.pipe()
-                    parent_fds.append(in_w)
-                    child_fds.append(in_r)
-                    stdin, stdin_fd = in_r, in_w
-                else:
-                    stdin, stdin_fd = subprocess.DEVNULL, None
+                stdin = os.open(os.devnull, os.O_RDONLY)
+                child_fds.append(stdin)
+                stdin_fd = None
             for fd in parent_fds:
                 os.set_blocking(fd, False)
-            process = await asyncio.create_subprocess_exec(
-                *spec.argv, executable=spec.executable, stdin=stdin, stdout=stdout,
-                stderr=stderr, cwd=spec.cwd, env=spec.env, start_new_session=True,
-                preexec_fn=_take_controlling_tty if spec.tty else None,
-            )
-        except FileNotFoundError:
+            process, _ = await sandbox.spawn(spec.argv, executable, spec.env, cwd,
+                                             stdio=(stdin, out_w, err_w))
+        except SpawnFailed as exc:
             _close_all(parent_fds)
-            raise SpawnError(127, f"{spec.executable}: command not found") from None
-        except PermissionError:
-            _close_all(parent_fds)
-            raise SpawnError(126, f"{spec.executable}: permission denied") from None
-        except OSError as exc:
-            _close_all(parent_fds)
+            if exc.stage == "cwd":
+                raise ApiError(400, f"working directory {spec.cwd!r} does not exist in the "
+                                    "sprite: create it first or pass another dir") from None
+            if exc.errno == errno.ENOENT:
+                raise SpawnError(127, f"{spec.executable}: command not found") from None
+            if exc.errno == errno.EACCES:
+                raise SpawnError(126, f"{spec.executable}: permission denied") from None
             raise SpawnError(126, f"{spec.executable}: {exc.strerror}") from None
+        except BaseException:
+            _close_all(parent_fds)
+            raise
         finally:
             _close_all(child_fds)
         return cls(process, spec, outputs, stdin_fd)
@@ -235,8 +238,7 @@ class ExecProcess:
 
     def signal(self, sig: signal.Signals) -> None:
         """Send ``sig`` to the process group; a group already gone is not an error."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, sig)
+        self.process.signal_group(sig)
 
 
 def _close_all(fds: list[int]) -> None:

@@ -1,7 +1,9 @@
-"""Which TCP ports a process group listens on, read from ``/proc`` (Linux only).
+"""Which TCP ports a process group listens on, read from a ``/proc`` (Linux only).
 
 Exec sessions use it for the optional ``port_opened`` / ``port_closed`` messages
 (reference section 3.4): a process of the session started or stopped listening.
+The ``/proc`` is the sprite's own (its PID namespace's, seen from the host), and the
+socket tables are read through a member process, so they are its network namespace's.
 """
 
 from __future__ import annotations
@@ -10,22 +12,21 @@ import os
 import socket
 from pathlib import Path
 
-PROC = Path("/proc")
 _LISTEN = "0A"
 
 
-def _group_members(pgids: set[int]) -> dict[int, list[int]]:
-    """The processes of each of ``pgids``, found in one pass over ``/proc``."""
+def _group_members(pgids: set[int], proc: Path) -> dict[int, list[int]]:
+    """The processes of each of ``pgids``, found in one pass over ``proc``."""
     members: dict[int, list[int]] = {}
     try:
-        entries = list(os.scandir(PROC))
+        entries = list(os.scandir(proc))
     except OSError:  # no /proc: not Linux
         return members
     for entry in entries:
         if not entry.name.isdigit():
             continue
         try:
-            stat = (PROC / entry.name / "stat").read_text()
+            stat = (proc / entry.name / "stat").read_text()
         except OSError:
             continue
         # Fields after the parenthesised command: state, ppid, pgrp, ...
@@ -35,10 +36,10 @@ def _group_members(pgids: set[int]) -> dict[int, list[int]]:
     return members
 
 
-def _socket_inodes(pid: int) -> set[str]:
+def _socket_inodes(pid: int, proc: Path) -> set[str]:
     inodes = set()
     try:
-        fds = os.scandir(PROC / str(pid) / "fd")
+        fds = os.scandir(proc / str(pid) / "fd")
     except OSError:
         return inodes
     with fds:
@@ -60,12 +61,12 @@ def _address(hex_ip: str) -> str:
     return socket.inet_ntop(family, ordered)
 
 
-def _listening_sockets() -> dict[str, tuple[int, str]]:
-    """Every listening TCP socket on the machine: inode -> (port, bind address)."""
+def _listening_sockets(net: Path) -> dict[str, tuple[int, str]]:
+    """Every listening TCP socket of a network namespace: inode -> (port, bind address)."""
     found: dict[str, tuple[int, str]] = {}
     for table in ("tcp", "tcp6"):
         try:
-            lines = (PROC / "net" / table).read_text().splitlines()[1:]
+            lines = (net / table).read_text().splitlines()[1:]
         except OSError:
             continue
         for line in lines:
@@ -76,13 +77,15 @@ def _listening_sockets() -> dict[str, tuple[int, str]]:
     return found
 
 
-def listening_ports(pgids: set[int]) -> dict[int, set[tuple[int, str, int]]]:
+def listening_ports(pgids: set[int], proc: Path = Path("/proc")
+                    ) -> dict[int, set[tuple[int, str, int]]]:
     """For each process group, ``(port, address, pid)`` of every TCP socket it listens on."""
-    owners = {inode: (pgid, pid) for pgid, pids in _group_members(pgids).items()
-              for pid in pids for inode in _socket_inodes(pid)}
+    owners = {inode: (pgid, pid) for pgid, pids in _group_members(pgids, proc).items()
+              for pid in pids for inode in _socket_inodes(pid, proc)}
     found: dict[int, set[tuple[int, str, int]]] = {pgid: set() for pgid in pgids}
     if owners:
-        for inode, (port, address) in _listening_sockets().items():
+        member = next(iter(owners.values()))[1]
+        for inode, (port, address) in _listening_sockets(proc / str(member) / "net").items():
             if inode in owners:
                 pgid, pid = owners[inode]
                 found[pgid].add((port, address, pid))

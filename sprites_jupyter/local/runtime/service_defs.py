@@ -1,7 +1,8 @@
-"""Service definitions: validation, the dependency graph, and their files in the sprite's tree.
+"""Service definitions: validation, the dependency graph, and their files.
 
-Definitions live inside the sprite (``/.sprite/services/<name>.json``) so that a
-checkpoint captures them and a restore brings them back as they were. A marker
+Definitions live in the sprite's platform directory, seen inside as
+``/.sprite/services/<name>.json`` (read-only to the sprite); checkpoints capture them
+and a restore brings them back as they were. A marker
 ``<name>.stopped`` next to a definition records an explicit stop, which keeps the
 service down across crashes, server restarts and restores until it is started again.
 """
@@ -24,8 +25,8 @@ from ..wire import reject_unknown_fields
 log = logging.getLogger("sprites_jupyter.local.services")
 
 SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-DEFINITIONS_DIR = ".sprite/services"
-LOGS_DIR = ".sprite/logs/services"
+DEFINITIONS_DIR = "services"
+LOGS_DIR = "logs/services"
 _FIELDS = {"name", "cmd", "args", "needs", "http_port", "env", "dir"}
 
 
@@ -156,17 +157,18 @@ def start_order(definitions: Mapping[str, ServiceDef]) -> list[str]:
 
 
 class DefinitionStore:
-    """Reads and writes one sprite's definitions and stop markers under its root."""
+    """Reads and writes one sprite's definitions and stop markers in its platform directory
+    (server-owned: no sprite process can write there or swap a part for a symlink)."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, platform: Path) -> None:
+        self.platform = platform
 
     @property
     def directory(self) -> Path:
-        return self.root / DEFINITIONS_DIR
+        return self.platform / DEFINITIONS_DIR
 
     def log_file(self, name: str) -> Path:
-        return self.root / LOGS_DIR / f"{name}.log"
+        return self.platform / LOGS_DIR / f"{name}.log"
 
     def load(self) -> dict[str, ServiceDef]:
         """Every readable definition; a damaged file is logged and skipped."""

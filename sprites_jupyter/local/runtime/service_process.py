@@ -1,10 +1,12 @@
 """One launched service process: its process group, output pumps, log file and exit.
 
-Each service runs in its own session (so its own process group); its stdout and
-stderr are split into lines, appended to the service's log file with an RFC 3339
-time stamp and ``[stdout]``/``[stderr]``, and handed to the supervisor as
-ServiceLogEvents. Process groups are also recorded in a small file outside the
-sprite's tree, so a server killed with SIGKILL can end its orphans when it comes back.
+Each service runs in the sprite's sandbox in its own session (so its own process
+group); its stdout and stderr are split into lines, appended to the service's log file
+(in the platform directory, ``/.sprite/logs/services`` inside) with an RFC 3339 time
+stamp and ``[stdout]``/``[stderr]``, and handed to the supervisor as ServiceLogEvents.
+Unsandboxed, process groups are also recorded in a small file outside the sprite's
+tree, so a server killed with SIGKILL can end its orphans when it comes back (a
+sandbox needs no record: its processes end with its init).
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..storage.paths import SPRITE_HOME, host_path
+from ..storage.paths import SPRITE_HOME
 from ..wire import now_ms, rfc3339
+from .sandbox import Child, Sandbox, SpawnFailed
 from .service_defs import ServiceDef
 
 log = logging.getLogger("sprites_jupyter.local.services")
@@ -33,7 +36,7 @@ Event = dict[str, Any]
 _CHUNK = 65536  # the longest piece of a line sent as one event
 _READ = 16384
 _PUMP_GRACE = 2.0
-_ENV_PASSED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
+_ENV_PASSED = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")
 _LOG_LINE = re.compile(r"^(\S+) \[(stdout|stderr)\] ")
 # Receives one read's output: the stream's name, its lines and their time stamp (Unix ms).
 OutputSink = Callable[[str, list[str], int], None]
@@ -49,11 +52,10 @@ def exit_code_of(returncode: int) -> int:
     return returncode if returncode >= 0 else 128 - returncode
 
 
-def service_env(root: Path, definition: ServiceDef) -> dict[str, str]:
-    """The base environment (PATH, locale, HOME mapped into the sprite) plus ``env``."""
+def service_env(sandbox: Sandbox, definition: ServiceDef) -> dict[str, str]:
+    """The base environment (PATH, locale, HOME as the sprite sees it) plus ``env``."""
     base = {key: os.environ[key] for key in _ENV_PASSED if key in os.environ}
-    base.setdefault("PATH", os.defpath)
-    base.update(HOME=str(host_path(root, SPRITE_HOME)), USER="sprite", LOGNAME="sprite")
+    base.update(sandbox.base_env(), USER="sprite", LOGNAME="sprite")
     return {**base, **definition.env}
 
 
@@ -131,6 +133,15 @@ class ProcessGroups:
         self._write({})
 
 
+async def _reader(fd: int) -> asyncio.StreamReader:
+    """An asyncio stream reading the pipe ``fd`` (which it then owns)."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=2 * _CHUNK, loop=loop)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader, loop=loop),
+                                 os.fdopen(fd, "rb", buffering=0))
+    return reader
+
+
 class _LogFile:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -149,35 +160,49 @@ class _LogFile:
 class ServiceProcess:
     """A running service; :attr:`exited` is set once its output is drained and it is reaped."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, log: _LogFile,
-                 emit: OutputSink, on_exit: Callable[[ServiceProcess], None]) -> None:
+    def __init__(self, proc: Child, outputs: tuple[asyncio.StreamReader, asyncio.StreamReader],
+                 log: _LogFile, emit: OutputSink,
+                 on_exit: Callable[[ServiceProcess], None]) -> None:
         self._proc = proc
         self._log = log
         self._emit = emit
         self.pid = proc.pid
         self.exited = asyncio.Event()
         self.exit_code: int | None = None
-        assert proc.stdout is not None and proc.stderr is not None
-        self._pumps = [asyncio.create_task(self._pump(proc.stdout, "stdout")),
-                       asyncio.create_task(self._pump(proc.stderr, "stderr"))]
+        self._pumps = [asyncio.create_task(self._pump(outputs[0], "stdout")),
+                       asyncio.create_task(self._pump(outputs[1], "stderr"))]
         self._watcher = asyncio.create_task(self._watch(on_exit))
 
     @classmethod
-    async def launch(cls, definition: ServiceDef, root: Path, log_path: Path,
+    async def launch(cls, definition: ServiceDef, sandbox: Sandbox, log_path: Path,
                      emit: OutputSink,
                      on_exit: Callable[[ServiceProcess], None]) -> ServiceProcess:
         """Start the process; raises OSError (or ApiError for a bad ``dir``) if it cannot."""
-        cwd = host_path(root, definition.dir or SPRITE_HOME)
+        directory = definition.dir or SPRITE_HOME
+        cwd = sandbox.location(directory)
         log = _LogFile(log_path)
+        fds = [*os.pipe(), *os.pipe(), os.open(os.devnull, os.O_RDONLY)]
+        out_r, out_w, err_r, err_w, null = fds
         try:
-            proc = await asyncio.create_subprocess_exec(
-                definition.cmd, *definition.args, cwd=cwd, env=service_env(root, definition),
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE, start_new_session=True)
-        except BaseException:
+            proc, _ = await sandbox.spawn([definition.cmd, *definition.args],
+                                          sandbox.executable(definition.cmd),
+                                          service_env(sandbox, definition), cwd,
+                                          stdio=(null, out_w, err_w))
+            outputs = (await _reader(out_r), await _reader(err_r))
+        except BaseException as exc:
             log.close()
+            for fd in (out_r, err_r):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            if isinstance(exc, SpawnFailed) and exc.stage == "cwd":
+                raise OSError(exc.errno, exc.strerror, directory) from None
+            if isinstance(exc, SpawnFailed):
+                raise OSError(exc.errno, exc.strerror, definition.cmd) from None
             raise
-        return cls(proc, log, emit, on_exit)
+        finally:
+            for fd in (out_w, err_w, null):
+                os.close(fd)
+        return cls(proc, outputs, log, emit, on_exit)
 
     async def _pump(self, stream: asyncio.StreamReader, kind: str) -> None:
         """Per chunk read: one time stamp, one log write, one emit, then a pause as long as
@@ -222,8 +247,7 @@ class ServiceProcess:
 
     def signal(self, sig: signal.Signals) -> None:
         """Send ``sig`` to the whole process group."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, sig)
+        self._proc.signal_group(sig)
 
     async def wait(self, timeout: float) -> bool:
         """Whether the process ended (and was drained) within ``timeout`` seconds."""

@@ -17,13 +17,13 @@ import signal
 import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 from ..wire import rfc3339
 from .exec_process import ExecProcess, ExecSpec
 from .output_log import SCROLLBACK_BYTES, OutputLog
 from .ports import listening_ports
+from .sandbox import Sandbox
 
 # Output is held back from the process when an attacher is this far behind.
 MAX_LAG_BYTES = 2 * SCROLLBACK_BYTES
@@ -236,9 +236,9 @@ def _resolve_executable(spec: ExecSpec) -> str:
 class SessionManager:
     """The exec sessions (processes started over exec) of one sprite."""
 
-    def __init__(self, sprite: str, root: Path) -> None:
+    def __init__(self, sprite: str, sandbox: Sandbox) -> None:
         self.sprite = sprite
-        self.root = root
+        self.sandbox = sandbox
         self._sessions: dict[str, Session] = {}
         self._exited: OrderedDict[str, int] = OrderedDict()
         self._port_watch: asyncio.Task[None] | None = None
@@ -246,7 +246,7 @@ class SessionManager:
     async def start(self, spec: ExecSpec, *, workdir: str, max_run_after_disconnect: float
                     ) -> tuple[Session, Attachment]:
         """Spawn ``spec`` as a new session attached to its owner; raises ``SpawnError``."""
-        process = await ExecProcess.spawn(spec)
+        process = await ExecProcess.spawn(spec, self.sandbox)
         session = Session(process, spec, workdir=workdir,
                           max_run_after_disconnect=max_run_after_disconnect)
         owner = session.attach()
@@ -262,7 +262,10 @@ class SessionManager:
         while self._sessions:
             await asyncio.sleep(PORT_POLL)
             sessions = [s for s in self._sessions.values() if not s.done]
-            found = await asyncio.to_thread(listening_ports, {int(s.id) for s in sessions})
+            if not sessions or not self.sandbox.running:
+                continue
+            proc = await self.sandbox.proc_root()
+            found = await asyncio.to_thread(listening_ports, {int(s.id) for s in sessions}, proc)
             for session in sessions:
                 session.update_ports(found.get(int(session.id), set()))
 

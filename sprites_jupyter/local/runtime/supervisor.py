@@ -1,6 +1,6 @@
 """The supervisor of one sprite's services: start in dependency order, stop, restart on crash.
 
-Definitions are read from the sprite's tree (:class:`~.service_defs.DefinitionStore`)
+Definitions are read from the sprite's platform directory (:class:`~.service_defs.DefinitionStore`)
 whenever they are needed, so after a restore the supervisor sees the restored ones.
 Lifecycle changes are serialised by one lock; ServiceLogEvents are broadcast to
 whoever subscribed to a service (the streaming endpoints).
@@ -22,6 +22,7 @@ from ..errors import ApiError
 from ..storage.paths import SPRITE_HOME
 from ..wire import rfc3339
 from .log_subscription import Subscription
+from .sandbox import InitGone, Sandbox
 from .service_defs import DefinitionStore, ServiceDef, check_graph, start_order
 from .service_process import Event, ProcessGroups, ServiceProcess, service_event
 
@@ -71,6 +72,8 @@ class _Service:
 
 
 def _launch_error(exc: Exception, definition: ServiceDef) -> str:
+    if isinstance(exc, InitGone):
+        return exc.message
     if isinstance(exc, ApiError):
         return f"invalid dir {definition.dir}: {exc.message}"
     if isinstance(exc, OSError) and exc.filename not in (None, definition.cmd):
@@ -82,11 +85,12 @@ def _launch_error(exc: Exception, definition: ServiceDef) -> str:
 class ServiceManager:
     """Runs a sprite's services from their on-disk definitions."""
 
-    def __init__(self, sprite: str, root: Path) -> None:
+    def __init__(self, sprite: str, sandbox: Sandbox) -> None:
         self.sprite = sprite
-        self.root = root
-        self.definitions = DefinitionStore(root)
-        self._groups = ProcessGroups(root.parent / "service-groups.json")
+        self.sandbox = sandbox
+        self.definitions = DefinitionStore(sandbox.files.platform)
+        self._groups = (None if sandbox.isolation.sandboxed
+                        else ProcessGroups(sandbox.files.scratch / "service-groups.json"))
         self._services: dict[str, _Service] = {}
         self._queues: dict[str, set[Subscription]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -244,7 +248,7 @@ class ServiceManager:
     async def start_all(self) -> None:
         """Start every defined, not explicitly stopped service in dependency order."""
         async with self._lock:
-            if not self.running():
+            if not self.running() and self._groups is not None:
                 await asyncio.to_thread(self._groups.kill_orphans)
             for svc in self._services.values():
                 self._cancel_restart(svc)
@@ -289,7 +293,7 @@ class ServiceManager:
         svc.status, svc.error = "starting", None
         try:
             process = await ServiceProcess.launch(
-                definition, self.root, self.log_path(svc.name),
+                definition, self.sandbox, self.log_path(svc.name),
                 emit=partial(self._broadcast_output, svc.name), on_exit=partial(self._exited, svc))
         except (OSError, ApiError) as exc:
             svc.status, svc.error = "failed", _launch_error(exc, definition)
@@ -298,12 +302,14 @@ class ServiceManager:
             return
         svc.process, svc.status = process, "running"
         svc.started_at, svc.launched_at = rfc3339(), time.monotonic()
-        self._groups.add(svc.name, process.pid)
+        if self._groups is not None:
+            self._groups.add(svc.name, process.pid)
         self._broadcast(svc.name, service_event("started"))
 
     def _exited(self, svc: _Service, process: ServiceProcess) -> None:
         """Called when a process has ended: a crash unless the supervisor stopped it."""
-        self._groups.remove(svc.name, process.pid)
+        if self._groups is not None:
+            self._groups.remove(svc.name, process.pid)
         if svc.process is not process:
             return
         svc.process, svc.last_exit = None, process.exit_code

@@ -4,6 +4,12 @@
 provably matches; the rest is staged beside the tree, then :func:`apply` moves it
 in. Every step of :func:`apply` is skipped when already done, so replaying a
 journal after a crash at any point finishes the same restore.
+
+Manifest paths are the sprite's: ``.sprite/...`` lives in the platform directory beside
+the tree (:func:`locate`), everything else in the tree. Besides directories (``d``),
+files (``f``) and symlinks (``l``), a tree holds what overlayfs writes into an upper
+layer: whiteouts (``w``, a 0/0 character device: a base file the sprite deleted) and
+opaque directories (``o``: one that hides the base directory beneath it).
 """
 
 from __future__ import annotations
@@ -23,6 +29,41 @@ if TYPE_CHECKING:
 JOURNAL = "restore.json"
 STAGING = "restore-staging"
 TRASH = "restore-trash"
+PLATFORM = "platform"  # beside the tree; the sprite sees it as /.sprite
+PLATFORM_PATH = ".sprite"
+DIR_KINDS = ("d", "o")
+OPAQUE_XATTRS = ("user.overlay.opaque", "trusted.overlay.opaque")
+
+
+def locate(top: str, path: str) -> str:
+    """The host path of manifest path ``path`` for the tree ``top``."""
+    if path == PLATFORM_PATH or path.startswith(PLATFORM_PATH + "/"):
+        return os.path.join(os.path.dirname(top), PLATFORM) + path[len(PLATFORM_PATH):]
+    return top if path == "." else f"{top}/{path}"
+
+
+def is_whiteout(info: os.stat_result) -> bool:
+    return stat.S_ISCHR(info.st_mode) and info.st_rdev == 0
+
+
+def is_opaque(path: str) -> bool:
+    """Whether overlayfs marked the directory opaque (it hides the base beneath)."""
+    for name in OPAQUE_XATTRS:
+        with contextlib.suppress(OSError):
+            if os.getxattr(path, name, follow_symlinks=False) == b"y":
+                return True
+    return False
+
+
+def _set_opaque(path: str, opaque: bool) -> None:
+    if opaque == is_opaque(path):
+        return
+    if opaque:
+        os.setxattr(path, OPAQUE_XATTRS[0], b"y", follow_symlinks=False)
+    else:
+        for name in OPAQUE_XATTRS:
+            with contextlib.suppress(OSError):
+                os.removexattr(path, name, follow_symlinks=False)
 
 
 def stat_key(info: os.stat_result) -> list[int]:
@@ -52,7 +93,7 @@ def plan(top: str, target: list[Entry], live: dict[str, os.stat_result],
     wanted = {entry.path: entry for entry in target}
     result = Plan()
     gone: set[str] = set()
-    for path in sorted((wanted.keys() | live.keys()) - {"."}):
+    for path in sorted((wanted.keys() | live.keys()) - {".", PLATFORM_PATH}):
         info = live.get(path)
         if info is not None and (path.rpartition("/")[0] or ".") in gone:
             gone.add(path)
@@ -65,11 +106,11 @@ def plan(top: str, target: list[Entry], live: dict[str, os.stat_result],
             info = None
         if entry is None:
             continue
-        if info is None and entry.kind == "d":
+        if info is None and entry.kind in DIR_KINDS:
             result.mkdir.append(path)
         elif info is None:
             result.place.append(entry)
-        elif entry.kind != "d" and (info.st_mtime_ns != entry.mtime_ns or (
+        elif entry.kind not in DIR_KINDS and (info.st_mtime_ns != entry.mtime_ns or (
                 entry.kind == "f" and stat.S_IMODE(info.st_mode) != entry.mode)):
             result.fix.append(entry)
         elif entry.kind == "f":
@@ -79,10 +120,12 @@ def plan(top: str, target: list[Entry], live: dict[str, os.stat_result],
 
 def _matches(top: str, entry: Entry, info: os.stat_result, cached: CacheEntry | None) -> bool:
     """Whether a live path already has the entry's type and content (mode, mtime aside)."""
-    if entry.kind == "d":
+    if entry.kind in DIR_KINDS:
         return stat.S_ISDIR(info.st_mode)
+    if entry.kind == "w":
+        return is_whiteout(info)
     if entry.kind == "l":
-        return stat.S_ISLNK(info.st_mode) and os.readlink(f"{top}/{entry.path}") == entry.ref
+        return stat.S_ISLNK(info.st_mode) and os.readlink(locate(top, entry.path)) == entry.ref
     return (stat.S_ISREG(info.st_mode) and cached is not None and cached[:4] == stat_key(info)
             and cached[4] == entry.ref)
 
@@ -93,30 +136,33 @@ def apply(top: str, sprite_dir: Path, journal: dict) -> None:
     staging = os.path.join(sprite_dir, STAGING)
     os.makedirs(trash, exist_ok=True)
     for path, number in journal["trash"]:
-        source, dest = f"{top}/{path}", os.path.join(trash, str(number))
+        source, dest = locate(top, path), os.path.join(trash, str(number))
         if not os.path.lexists(dest) and os.path.lexists(source):
             _writable(os.rename, source, dest)
     for path in journal["mkdir"]:
-        if not os.path.lexists(f"{top}/{path}"):
-            _writable(os.mkdir, f"{top}/{path}", 0o700)
+        if not os.path.lexists(locate(top, path)):
+            _writable(os.mkdir, locate(top, path), 0o700)
     for number, path in journal["place"]:
         source = os.path.join(staging, str(number))
         if os.path.lexists(source):
-            _writable(os.rename, source, f"{top}/{path}")
+            _writable(os.rename, source, locate(top, path))
 
 
 def fix_metadata(top: str, entries: list[Entry], directories: list[Entry]) -> None:
-    """Give entries their recorded mode and mtime; directories deepest first, so one made
-    read-only does not stand in the way of what it holds."""
+    """Give entries their recorded mode and mtime (directories their opacity too);
+    directories deepest first, so one made read-only does not stand in the way of what
+    it holds."""
     deepest_first = sorted(directories, key=lambda e: e.path.count("/") if e.path != "." else -1,
                            reverse=True)
     for entry in [*entries, *deepest_first]:
-        path = top if entry.path == "." else f"{top}/{entry.path}"
+        path = locate(top, entry.path)
         try:
             info = os.lstat(path)
         except FileNotFoundError:
             continue
-        if entry.kind != "l" and stat.S_IMODE(info.st_mode) != entry.mode:
+        if entry.kind in DIR_KINDS and stat.S_ISDIR(info.st_mode):
+            _set_opaque(path, entry.kind == "o")
+        if entry.kind not in ("l", "w") and stat.S_IMODE(info.st_mode) != entry.mode:
             os.chmod(path, entry.mode)
         if info.st_mtime_ns != entry.mtime_ns:
             os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)

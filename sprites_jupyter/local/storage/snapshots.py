@@ -13,7 +13,13 @@ and put its old mtime back (``cp -p``, ``rsync -t``, ``tar``) cannot put its
 ctime back; and a file changed within ``_RACY_NS`` of being read is not cached,
 since a second change inside the same timestamp tick would leave every stat field
 as it was (git's "racy clean" case). Symlinks are recorded, never followed;
-fifos, sockets and devices are skipped; entries that vanish mid-walk are skipped.
+fifos, sockets and devices are skipped, except overlayfs whiteouts (a sandboxed
+sprite's deletions of base files); entries that vanish mid-walk are skipped.
+
+A tree is the sprite's writable layer (the sandbox's ``/`` and the upper layers of its
+overlaid system directories), so a snapshot's cost follows what the sprite changed,
+never the size of the host's base. ``/.sprite``'s services, policy and logs come from
+the platform directory beside the tree (:func:`.restore_plan.locate`).
 
 A restore changes only what differs. It copies every file and symlink the target
 needs into a staging directory beside the tree (from objects: an object is never
@@ -43,7 +49,17 @@ from typing import NamedTuple
 
 from . import restore_plan
 from .home import write_private
-from .restore_plan import JOURNAL, STAGING, stat_key
+from .restore_plan import (
+    DIR_KINDS,
+    JOURNAL,
+    PLATFORM,
+    PLATFORM_PATH,
+    STAGING,
+    is_opaque,
+    is_whiteout,
+    locate,
+    stat_key,
+)
 from .store import Store
 
 Progress = Callable[[str], None]
@@ -56,6 +72,9 @@ _RACY_COARSE_NS = 2_000_000_000
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _PROGRESS_EVERY = 1.0
 _GC_DUE = "gc-due"  # in HOME/objects: something was released, collect at the next start
+# What of the platform directory a checkpoint holds (as /.sprite/...); not checkpoints/
+# (views of other checkpoints) nor run/ (the server's sockets).
+CAPTURED_PLATFORM = ("services", "policy", "logs")
 
 CacheEntry = list  # [size, mtime_ns, inode, ctime_ns, sha256]
 
@@ -64,7 +83,7 @@ class Entry(NamedTuple):
     """One path of a manifest (``.`` is the root). ``ref``: object hash or link target."""
 
     path: str
-    kind: str  # "d", "f" or "l"
+    kind: str  # "d", "f", "l"; in overlay upper layers also "w" (whiteout), "o" (opaque dir)
     mode: int
     mtime_ns: int
     size: int = 0
@@ -90,12 +109,13 @@ class Snapshotter:
 
     # objects ------------------------------------------------------------------
 
-    def _object_path(self, digest: str) -> Path:
+    def object_path(self, digest: str) -> Path:
+        """Where the object ``digest`` is stored (immutable once there)."""
         return self.objects / digest[:2] / digest[2:]
 
     def _has_object(self, digest: str) -> bool:
         """Whether an object exists; looked up on disk once per server run."""
-        if digest not in self._present and self._object_path(digest).exists():
+        if digest not in self._present and self.object_path(digest).exists():
             self._present.add(digest)
         return digest in self._present
 
@@ -126,7 +146,7 @@ class Snapshotter:
                     size += len(chunk)
             after = os.fstat(fd)
         name = digest.hexdigest()
-        self._publish(Path(temp.name), self._object_path(name))
+        self._publish(Path(temp.name), self.object_path(name))
         self._present.add(name)
         return name, size, before, after
 
@@ -244,12 +264,16 @@ class Snapshotter:
             for rel, info in _walk(top):
                 mode = info.st_mode
                 if stat.S_ISDIR(mode):
-                    entries.append(Entry(rel, "d", stat.S_IMODE(mode), info.st_mtime_ns))
+                    kind = "o" if is_opaque(locate(top, rel)) else "d"
+                    entries.append(Entry(rel, kind, stat.S_IMODE(mode), info.st_mtime_ns))
                     continue
                 if stat.S_ISLNK(mode):
                     with contextlib.suppress(FileNotFoundError):
                         entries.append(Entry(rel, "l", stat.S_IMODE(mode), info.st_mtime_ns, 0,
-                                             os.readlink(f"{top}/{rel}")))
+                                             os.readlink(locate(top, rel))))
+                    continue
+                if is_whiteout(info):
+                    entries.append(Entry(rel, "w", 0, info.st_mtime_ns))
                     continue
                 cached = cache.get(rel)
                 if (cached is not None and cached[:4] == stat_key(info)
@@ -260,7 +284,7 @@ class Snapshotter:
                     reused += 1
                     continue
                 read_at = time.time_ns()
-                result = self._store_file(root / rel)
+                result = self._store_file(Path(locate(top, rel)))
                 if result is None:
                     continue  # gone, or no longer a regular file
                 digest, size, before, after = result
@@ -320,11 +344,12 @@ class Snapshotter:
             raise
         try:
             restore_plan.apply(top, sprite_dir, journal)
-            restore_plan.fix_metadata(top, plan.fix, [e for e in target if e.kind == "d"])
+            restore_plan.fix_metadata(top, plan.fix, [e for e in target if e.kind in DIR_KINDS])
             cache = plan.kept
             for entry in [*plan.place, *plan.fix]:  # nothing writes meanwhile: content known
                 if entry.kind == "f":
-                    cache[entry.path] = [*stat_key(os.lstat(f"{top}/{entry.path}")), entry.ref]
+                    cache[entry.path] = [*stat_key(os.lstat(locate(top, entry.path))),
+                                         entry.ref]
             self._save_cache(sprite, cache)
             store.set_source(sprite, checkpoint_id)
             (sprite_dir / JOURNAL).unlink()
@@ -339,9 +364,11 @@ class Snapshotter:
     def _stage(self, dest: str, entry: Entry) -> None:
         if entry.kind == "l":
             os.symlink(entry.ref, dest)
+        elif entry.kind == "w":  # allowed unprivileged since Linux 5.8
+            os.mknod(dest, stat.S_IFCHR, os.makedev(0, 0))
         else:
             try:
-                shutil.copyfile(self._object_path(entry.ref), dest)
+                shutil.copyfile(self.object_path(entry.ref), dest)
             except FileNotFoundError as exc:
                 raise SnapshotError(f"the stored data of /{entry.path} is missing") from exc
             os.chmod(dest, entry.mode)
@@ -355,8 +382,8 @@ class Snapshotter:
         restore_plan.apply(top, root.parent, journal)
         with contextlib.suppress(OSError, ValueError, zlib.error):
             target = self.load_manifest(journal["manifest"])
-            restore_plan.fix_metadata(top, [e for e in target if e.kind != "d"],
-                          [e for e in target if e.kind == "d"])
+            restore_plan.fix_metadata(top, [e for e in target if e.kind not in DIR_KINDS],
+                                      [e for e in target if e.kind in DIR_KINDS])
         self._forget_cache(sprite)
         store.set_source(sprite, journal["checkpoint"])
         journal_path.unlink()
@@ -375,10 +402,32 @@ class Snapshotter:
 
 
 def _walk(top: str) -> Iterator[tuple[str, os.stat_result]]:
-    """``(path, lstat)`` of the root (``.``) and every directory, file and symlink under it,
-    directories before their contents; symlinks are not followed."""
+    """``(path, lstat)`` of the root (``.``) and every directory, file, symlink and whiteout
+    under it, directories before their contents; symlinks are not followed. ``.sprite``
+    is the platform directory's captured parts, not the tree's mount point."""
     yield ".", os.lstat(top)
-    pending = [("", top)]
+    yield from _walk_below(top, "", skip=PLATFORM_PATH)
+    platform = os.path.join(os.path.dirname(top), PLATFORM)
+    try:
+        info = os.lstat(platform)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(info.st_mode):
+        return
+    yield PLATFORM_PATH, info
+    for name in CAPTURED_PLATFORM:
+        path = os.path.join(platform, name)
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISDIR(info.st_mode):
+            yield f"{PLATFORM_PATH}/{name}", info
+            yield from _walk_below(path, f"{PLATFORM_PATH}/{name}")
+
+
+def _walk_below(top: str, base: str, skip: str = "") -> Iterator[tuple[str, os.stat_result]]:
+    pending = [(base, top)]
     while pending:
         prefix, directory = pending.pop()
         try:
@@ -387,6 +436,8 @@ def _walk(top: str) -> Iterator[tuple[str, os.stat_result]]:
         except (FileNotFoundError, NotADirectoryError):
             continue  # removed (or replaced) since it was listed
         for child in children:
+            if not prefix and child.name == skip:
+                continue
             rel = f"{prefix}/{child.name}" if prefix else child.name
             try:
                 info = child.stat(follow_symlinks=False)
@@ -394,7 +445,8 @@ def _walk(top: str) -> Iterator[tuple[str, os.stat_result]]:
                 continue
             if stat.S_ISDIR(info.st_mode):
                 pending.append((rel, child.path))
-            elif not (stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode)):
+            elif not (stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode)
+                      or is_whiteout(info)):
                 continue  # fifos, sockets and devices are not snapshotted
             yield rel, info
 
@@ -409,7 +461,10 @@ def _settled(info: os.stat_result, read_at: int) -> bool:
 def _describe(exc: OSError, top: str) -> str:
     """An OS error in terms of the sprite's paths (``/home/sprite/x``), not the host's."""
     where = os.fspath(exc.filename) if exc.filename is not None else ""
-    if where == top or where.startswith(top + os.sep):
+    platform = os.path.join(os.path.dirname(top), PLATFORM)
+    if where == platform or where.startswith(platform + os.sep):
+        where = "/" + PLATFORM_PATH + where[len(platform):]
+    elif where == top or where.startswith(top + os.sep):
         rel = os.path.relpath(where, top)
         where = "/" if rel == "." else "/" + rel
     reason = exc.strerror or str(exc)

@@ -1,0 +1,445 @@
+"""One sprite's machine: its init, in a bubblewrap sandbox or (fallback) on the host.
+
+Every process of a sprite (exec commands, sessions, services, the platform's own
+helpers) is forked by the sprite's init (:mod:`.sprite_init`), so they share one
+sandbox: one PID, mount, IPC, UTS (hostname = the sprite's name), network and user
+namespace. The server makes the pipes (or the init the pty) and talks to the init
+over a unix socket; see :mod:`.sprite_init` for the messages.
+
+The sandbox's ``/`` is the sprite's tree (its writable layer); the host's system
+directories are overlaid read-only beneath their own paths (``/usr``, ``/etc``, ``/opt``,
+...), so every write lands in the tree and never on the host. ``/.sprite`` is the
+server-owned platform directory, bound read-only. Stopping the sandbox kills its init,
+and with it (PID namespace) every process of the sprite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import getpass
+import json
+import logging
+import os
+import signal
+import socket
+import struct
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ApiError
+from ..storage import paths
+from .bwrap import Bubblewrap, system_links
+from .sandbox_files import SandboxFiles
+
+log = logging.getLogger("sprites_jupyter.local.sandbox")
+
+SPRITE_UID = 1000
+READY_TIMEOUT = 60.0
+_FALLBACK_GRACE = 2.0
+_SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_MAX_MESSAGE = 1 << 22
+_INIT_SOURCE = (Path(__file__).with_name("sprite_init.py")).read_bytes()
+# Join the user namespace that owns the sprite's network namespace (the outer one bwrap
+# made), then that network namespace, and let unprivileged processes bind ports < 1024.
+_NET_SETUP = """
+import ctypes, fcntl, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+net = os.open(sys.argv[1], os.O_RDONLY)
+owner = fcntl.ioctl(net, 0xb701)
+for fd, kind in ((owner, 0x10000000), (net, 0x40000000)):
+    if libc.setns(fd, kind) != 0:
+        sys.exit("setns: " + os.strerror(ctypes.get_errno()))
+with open("/proc/sys/net/ipv4/ip_unprivileged_port_start", "w") as f:
+    f.write("0")
+"""
+
+
+class InitGone(ApiError):
+    """The sprite's init is not running (its sandbox stopped or could not start): a 503."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(503, message)
+
+
+class SpawnFailed(OSError):
+    """The init could not start a command; ``stage`` is ``cwd`` or ``exec``."""
+
+    def __init__(self, code: int, message: str, stage: str) -> None:
+        super().__init__(code, message)
+        self.stage = stage
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """How the server runs sprites: sandboxed with ``bwrap``, or on the host (``reason``)."""
+
+    bwrap: Bubblewrap | None
+    reason: str = ""
+
+    @property
+    def sandboxed(self) -> bool:
+        return self.bwrap is not None
+
+    def describe(self) -> str:
+        """``sandbox`` or ``unsandboxed: REASON`` (what ``%sprite`` shows)."""
+        return "sandbox" if self.sandboxed else f"unsandboxed: {self.reason}"
+
+
+class Child:
+    """A process the init forked: its pid (in the sprite's PID namespace) and its end."""
+
+    def __init__(self, sandbox: Sandbox, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self._sandbox = sandbox
+        self._done = asyncio.Event()
+
+    def _finish(self, returncode: int) -> None:
+        if self.returncode is None:
+            self.returncode = returncode
+            self._done.set()
+
+    async def wait(self) -> int:
+        """The return code (negative: killed by that signal), once the process has ended."""
+        await self._done.wait()
+        assert self.returncode is not None
+        return self.returncode
+
+    def signal_group(self, sig: int) -> None:
+        """Send ``sig`` to the process's group (it leads its own session)."""
+        if self.returncode is None:
+            self._sandbox.send_signal(self.pid, sig)
+
+
+class Sandbox:
+    """The init of one sprite and how to reach it; started on first use."""
+
+    def __init__(self, name: str, files: SandboxFiles, isolation: Isolation) -> None:
+        self.name = name
+        self.files = files
+        self.isolation = isolation
+        self._lock = asyncio.Lock()
+        self._process: asyncio.subprocess.Process | None = None
+        self._control: socket.socket | None = None
+        self._init_pid: int | None = None
+        self._next_id = 0
+        self._pending: dict[int, asyncio.Future[tuple[dict[str, Any], list[int]]]] = {}
+        self._children: dict[int, Child] = {}
+        self._exits: dict[int, int] = {}
+        self.platform_env: dict[str, str] = {}
+
+    @property
+    def running(self) -> bool:
+        return self._control is not None
+
+    # -- how the sprite's processes see things ---------------------------------
+
+    def location(self, spath: str) -> str:
+        """Where the init finds the sprite path ``spath``: itself in a sandbox, the path
+        under the tree unsandboxed (403 when a symlink there leads out of the tree)."""
+        if self.isolation.sandboxed:
+            return spath
+        return str(paths.host_path(self.files.tree, spath))
+
+    def executable(self, path: str) -> str:
+        """The executable to run for ``path``; unsandboxed, a sprite path such as
+        ``/home/sprite/run.sh`` runs from the tree when the host has no such file."""
+        if self.isolation.sandboxed or not path.startswith("/") or os.path.exists(path):
+            return path
+        with contextlib.suppress(ApiError):
+            mapped = paths.host_path(self.files.tree, path)
+            if mapped.exists():
+                return str(mapped)
+        return path
+
+    @property
+    def user(self) -> str:
+        """The user name the sprite's processes run as."""
+        return "sprite" if self.isolation.sandboxed else getpass.getuser()
+
+    def base_env(self) -> dict[str, str]:
+        """PATH, HOME, USER, LOGNAME and LANG as a fresh login of the sprite user has them."""
+        path = (_SANDBOX_PATH if self.isolation.sandboxed
+                else os.environ.get("PATH", os.defpath))
+        return {"PATH": path, "HOME": self.location(paths.SPRITE_HOME), "USER": self.user,
+                "LOGNAME": self.user, "LANG": os.environ.get("LANG", "C.UTF-8")}
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the init (and its sandbox) unless it runs; raises InitGone if it cannot."""
+        async with self._lock:
+            if self._control is not None:
+                return
+            await asyncio.to_thread(self.files.prepare)
+            parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            for end in (parent, child):
+                end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _MAX_MESSAGE)
+            info_r, info_w = os.pipe()
+            try:
+                argv, cwd = self._init_command(child.fileno(), info_w)
+                with open(self.files.init_log, "ab") as errors:
+                    self._process = await asyncio.create_subprocess_exec(
+                        *argv, cwd=cwd, stdin=asyncio.subprocess.PIPE,
+                        stdout=asyncio.subprocess.DEVNULL, stderr=errors,
+                        pass_fds=(child.fileno(), info_w) if self.isolation.sandboxed
+                        else (child.fileno(),), start_new_session=True,
+                        env={"PATH": "/usr/local/bin:/usr/bin:/bin"})
+            except BaseException:
+                parent.close()
+                os.close(info_r)
+                raise
+            finally:
+                child.close()
+                os.close(info_w)
+            assert self._process.stdin is not None
+            self._process.stdin.write(_INIT_SOURCE)
+            with contextlib.suppress(ConnectionError):
+                await self._process.stdin.drain()
+            self._process.stdin.close()
+            parent.setblocking(False)
+            self._control = parent
+            ready: asyncio.Future[tuple[dict[str, Any], list[int]]] = (
+                asyncio.get_running_loop().create_future())
+            self._pending[-1] = ready
+            asyncio.get_running_loop().add_reader(parent, self._on_readable)
+            try:
+                await asyncio.wait_for(ready, READY_TIMEOUT)
+                info = await asyncio.to_thread(_read_all, info_r)
+                if self.isolation.sandboxed:
+                    self._init_pid = int(json.loads(info)["child-pid"])
+                    await self._setup_network()
+                else:
+                    self._init_pid = self._process.pid
+            except BaseException as exc:
+                await self._teardown()
+                raise InitGone(f"the sandbox of {self.name} did not start: "
+                               f"{self.files.last_error() or exc}") from None
+            finally:
+                os.close(info_r)
+
+    def _init_command(self, control_fd: int, info_fd: int) -> tuple[list[str], str]:
+        if not self.isolation.sandboxed:
+            return [sys.executable, "-I", "-S", "-", str(control_fd)], str(self.files.tree)
+        bwrap = self.isolation.bwrap
+        assert bwrap is not None
+        python, python_binds = self.files.init_python()
+        argv = [bwrap.path, "--unshare-user", "--uid", str(SPRITE_UID), "--gid", str(SPRITE_UID),
+                "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net",
+                "--unshare-cgroup-try", "--hostname", self.name, "--die-with-parent",
+                "--as-pid-1", "--new-session", "--info-fd", str(info_fd),
+                *self.files.mounts(), *system_links(), *python_binds, "--chdir", "/",
+                python, "-I", "-S", "-", str(control_fd)]
+        return argv, "/"
+
+    async def _setup_network(self) -> None:
+        helper = await asyncio.create_subprocess_exec(
+            sys.executable, "-I", "-S", "-c", _NET_SETUP, f"/proc/{self._init_pid}/ns/net",
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE)
+        _, err = await helper.communicate()
+        if helper.returncode != 0:
+            log.warning("sprite %s: low ports stay reserved to root: %s", self.name,
+                        err.decode(errors="replace").strip())
+
+    async def stop(self) -> None:
+        """Kill the init and so every process of the sprite; wait until they are gone."""
+        async with self._lock:
+            await self._teardown()
+
+    async def _teardown(self) -> None:
+        control, self._control = self._control, None
+        if control is not None:
+            asyncio.get_running_loop().remove_reader(control)
+            control.close()
+        process, self._process = self._process, None
+        if process is not None:
+            if self._init_pid is not None and self.isolation.sandboxed:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(self._init_pid, signal.SIGKILL)
+            else:  # unsandboxed, the init kills its children when its socket closes
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(process.wait()), _FALLBACK_GRACE)
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+        self._init_pid = None
+        self._fail_all()
+
+    def _fail_all(self) -> None:
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(InitGone(f"the sandbox of {self.name} stopped"))
+        self._pending.clear()
+        for child in self._children.values():
+            child._finish(-signal.SIGKILL)
+        self._children.clear()
+        self._exits.clear()
+
+    # -- messages -------------------------------------------------------------
+
+    def _on_readable(self) -> None:
+        control = self._control
+        if control is None:
+            return
+        while True:
+            try:
+                data, ancillary, _, _ = control.recvmsg(
+                    _MAX_MESSAGE, socket.CMSG_SPACE(16), socket.MSG_CMSG_CLOEXEC)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                data, ancillary = b"", []
+            if not data:
+                log.warning("the init of sprite %s ended", self.name)
+                asyncio.get_running_loop().create_task(self.stop())
+                asyncio.get_running_loop().remove_reader(control)
+                return
+            fds = _received_fds(ancillary)
+            self._dispatch(json.loads(data), fds)
+
+    def _dispatch(self, message: dict[str, Any], fds: list[int]) -> None:
+        if "exit" in message:
+            child = self._children.pop(message["exit"], None)
+            if child is not None:
+                child._finish(message["status"])
+            else:
+                self._exits[message["exit"]] = message["status"]
+            return
+        key = -1 if "ready" in message else message.get("id")
+        future = self._pending.pop(key, None) if isinstance(key, int) else None
+        if future is None or future.done():
+            for fd in fds:
+                os.close(fd)
+            return
+        future.set_result((message, fds))
+
+    async def _request(self, message: dict[str, Any], fds: list[int] = ()
+                       ) -> tuple[dict[str, Any], list[int]]:
+        await self.start()
+        control = self._control
+        if control is None:
+            raise InitGone(f"the sandbox of {self.name} stopped")
+        self._next_id += 1
+        request_id = message["id"] = self._next_id
+        future: asyncio.Future[tuple[dict[str, Any], list[int]]] = (
+            asyncio.get_running_loop().create_future())
+        self._pending[request_id] = future
+        try:
+            await self._send(control, message, fds)
+        except BaseException:
+            self._pending.pop(request_id, None)
+            raise
+        return await future
+
+    async def _send(self, control: socket.socket, message: dict[str, Any],
+                    fds: list[int] = ()) -> None:
+        data = json.dumps(message).encode()
+        ancillary = ([(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
+                     if fds else [])
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                control.sendmsg([data], ancillary)
+                return
+            except BlockingIOError:
+                writable = loop.create_future()
+                loop.add_writer(control, writable.set_result, None)
+                try:
+                    await writable
+                finally:
+                    loop.remove_writer(control)
+            except OSError as exc:
+                raise InitGone(f"the sandbox of {self.name} stopped") from exc
+
+    # -- what the rest of the server uses -------------------------------------
+
+    async def spawn(self, argv: list[str], executable: str, env: dict[str, str], cwd: str, *,
+                    stdio: tuple[int, int, int] | None = None, tty: bool = False, rows: int = 24,
+                    cols: int = 80) -> tuple[Child, int | None]:
+        """Fork a command in a new session; ``cwd`` as the sprite's processes see paths.
+
+        Pass ``stdio`` (three fds, dup'd into the child) or ``tty=True`` (the init makes
+        the pty; its master fd is returned). Raises SpawnFailed or InitGone.
+        """
+        env = {**env, **self.platform_env}
+        request = {"op": "spawn", "argv": argv, "executable": executable, "env": env,
+                   "cwd": cwd, "tty": tty, "rows": rows, "cols": cols}
+        answer, fds = await self._request(request, [] if tty else list(stdio or ()))
+        if "error" in answer:
+            for fd in fds:
+                os.close(fd)
+            raise SpawnFailed(answer["errno"], answer["error"], answer.get("stage", "exec"))
+        child = Child(self, answer["pid"])
+        exited = self._exits.pop(child.pid, None)
+        if exited is not None:
+            child._finish(exited)
+        else:
+            self._children[child.pid] = child
+        return child, (fds[0] if tty and fds else None)
+
+    def send_signal(self, pid: int, sig: int) -> None:
+        """Signal a process group of the sprite (fire and forget)."""
+        control = self._control
+        if control is None:
+            return
+        with contextlib.suppress(OSError):
+            control.sendmsg([json.dumps({"op": "signal", "pid": pid, "sig": int(sig)}).encode()])
+
+    async def connect(self, host: str, port: int) -> socket.socket:
+        """A TCP connection to ``host:port`` made from inside the sprite (its loopback)."""
+        if not self.isolation.sandboxed:
+            loop = asyncio.get_running_loop()
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            family, kind, proto, _, address = infos[0]
+            sock = socket.socket(family, kind, proto)
+            sock.setblocking(False)
+            try:
+                await loop.sock_connect(sock, address)
+            except BaseException:
+                sock.close()
+                raise
+            return sock
+        answer, fds = await self._request({"op": "connect", "host": host, "port": port})
+        if "error" in answer or not fds:
+            code = answer.get("errno", errno.ECONNREFUSED)
+            raise OSError(code, f"{answer.get('error', os.strerror(code))} ({host}:{port} in "
+                                f"sprite {self.name})")
+        sock = socket.socket(fileno=fds[0])
+        for extra in fds[1:]:
+            os.close(extra)
+        sock.setblocking(False)
+        return sock
+
+    async def view_root(self) -> Path:
+        """The host path through which the sprite's filesystem looks as it does inside."""
+        if not self.isolation.sandboxed:
+            return self.files.tree
+        await self.start()
+        return Path(f"/proc/{self._init_pid}/root")
+
+    async def proc_root(self) -> Path:
+        """The ``/proc`` that shows the sprite's processes with the pids they have inside."""
+        if not self.isolation.sandboxed:
+            return Path("/proc")
+        return await self.view_root() / "proc"
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _received_fds(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
+    fds: list[int] = []
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            usable = len(payload) - len(payload) % 4
+            fds.extend(struct.unpack(f"{usable // 4}i", payload[:usable]))
+    return fds
