@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 from collections.abc import AsyncIterator
@@ -17,10 +18,11 @@ from .runtime.sandbox import Child, Isolation, Sandbox
 from .runtime.sandbox_files import SandboxFiles, remove_sprite_dir
 from .runtime.sessions import SessionManager
 from .runtime.supervisor import ServiceManager
-from .storage import checkpoint_views
 from .storage.home import prepare_home, remove_server_file
 from .storage.snapshots import Snapshotter
 from .storage.store import SpriteRow, Store
+
+log = logging.getLogger("sprites_jupyter.local")
 
 SPRITE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -133,7 +135,7 @@ class ServerState:
         self.base_url = "http://127.0.0.1"
         self._runtimes: dict[str, SpriteRuntime] = {}
         self.creation_lock = asyncio.Lock()
-        self._view_tasks: dict[str, asyncio.Task[None]] = {}
+        self._starting: set[asyncio.Task[None]] = set()
 
     def sprite_dir(self, name: str) -> Path:
         return self.home / "sprites" / name
@@ -163,24 +165,16 @@ class ServerState:
             self._runtimes[name] = runtime
         return runtime
 
-    def refresh_checkpoint_views(self, name: str) -> asyncio.Task[None]:
-        """Bring the sprite's ``/.sprite/checkpoints`` views up to date, in the background
-        (one refresh at a time per sprite; a request that comes meanwhile runs after it)."""
-        previous = self._view_tasks.get(name)
-        files = SandboxFiles(self.sprite_dir(name), name)
+    def start_sandbox_soon(self, name: str) -> None:
+        """Start a sprite's sandbox in the background, so its first command is quick."""
+        task = asyncio.create_task(self.runtime(name).sandbox.start())
+        self._starting.add(task)
+        task.add_done_callback(self._started)
 
-        async def refresh() -> None:
-            if previous is not None:
-                await asyncio.gather(previous, return_exceptions=True)
-            if self.store.get_sprite(name) is not None:
-                await asyncio.to_thread(checkpoint_views.refresh, self.snapshots, self.store,
-                                        name, files.checkpoints_dir)
-
-        task = asyncio.create_task(refresh())
-        self._view_tasks[name] = task
-        task.add_done_callback(lambda done: self._view_tasks.pop(name, None)
-                               if self._view_tasks.get(name) is done else None)
-        return task
+    def _started(self, task: asyncio.Task[None]) -> None:
+        self._starting.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("%s", task.exception())
 
     def has_activity(self, name: str) -> bool:
         """Whether the sprite has live exec sessions or running services."""
@@ -197,7 +191,7 @@ class ServerState:
         remove_sprite_dir(root.parent)
         for directory in SEED_DIRECTORIES:
             (root / directory).mkdir(parents=True, exist_ok=True)
-        SandboxFiles(root.parent, name).create_platform()
+        SandboxFiles(root.parent, name).prepare()
         return root
 
     async def startup(self) -> None:
@@ -210,7 +204,6 @@ class ServerState:
                                     self.store)
         await asyncio.to_thread(self.snapshots.collect_garbage, self.store)
         for row in rows:
-            self.refresh_checkpoint_views(row.name)
             await self.runtime(row.name).services.start_all()
 
     async def discard_runtime(self, name: str) -> None:
@@ -222,7 +215,6 @@ class ServerState:
     async def shutdown(self) -> None:
         """Stop every process, close the store and withdraw ``server.json``."""
         remove_server_file(self.home, pid=os.getpid())
-        await asyncio.gather(*self._view_tasks.values(), return_exceptions=True)
         for name in list(self._runtimes):
             runtime = self._runtimes.pop(name)
             await runtime.stop_sandbox()

@@ -239,22 +239,3 @@ def test_platform_directory_is_read_only_inside(http: httpx.Client, server: Loca
     assert "web.json" in out and "Read-only file system" in out + err
     assert http.get(f"/v1/sprites/{sprite}/services/web").status_code == 200
 
-
-def test_recent_checkpoints_are_read_only_views(http: httpx.Client, server: LocalServer,
-                                                sprite: str) -> None:
-    ids = []
-    for round_number in range(6):
-        assert sh(server, sprite, f"echo round {round_number} > note.txt")[0] == 0
-        ids.append(checkpoint(http, sprite))
-
-    def views() -> list[str]:
-        return sorted(sh(server, sprite, "ls /.sprite/checkpoints")[1].split())
-    eventually(lambda: views() == sorted(ids[1:]), "views of the five newest checkpoints")
-    for round_number, checkpoint_id in enumerate(ids[1:], start=1):
-        view = f"/.sprite/checkpoints/{checkpoint_id}/home/sprite/note.txt"
-        assert sh(server, sprite, f"cat {view}")[1] == f"round {round_number}\n"
-    code, _, err = sh(server, sprite, f"echo tamper > /.sprite/checkpoints/{ids[-1]}/home/"
-                                      "sprite/note.txt")
-    assert code != 0 and "Read-only file system" in err
-    restore(http, sprite, ids[1])
-    assert sh(server, sprite, "cat note.txt")[1] == "round 1\n"

@@ -73,7 +73,7 @@ async def create_sprite(request: Request) -> Response:
         manifest = await asyncio.to_thread(server.snapshots.snapshot, name, root)
         row = server.store.create_sprite(name, url_settings=url_settings, labels=labels,
                                          base_manifest=manifest)
-    server.refresh_checkpoint_views(name)
+    server.start_sandbox_soon(name)
     return JSONResponse(_body(request, row), status_code=201)
 
 

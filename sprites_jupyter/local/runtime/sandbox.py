@@ -176,6 +176,7 @@ class Sandbox:
             if self._control is not None:
                 return
             await asyncio.to_thread(self.files.prepare)
+            log_start = self.files.init_log_size()
             parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             for end in (parent, child):
                 end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _MAX_MESSAGE)
@@ -218,7 +219,7 @@ class Sandbox:
             except BaseException as exc:
                 await self._teardown()
                 raise InitGone(f"the sandbox of {self.name} did not start: "
-                               f"{self.files.last_error() or exc}") from None
+                               f"{self.files.last_error(log_start) or exc}") from None
             finally:
                 os.close(info_r)
 

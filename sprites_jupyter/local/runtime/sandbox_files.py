@@ -101,10 +101,10 @@ class SandboxFiles:
 
     def prepare(self) -> None:
         """Make what the next sandbox start needs; an upper layer that is not a real
-        directory (a symlink a process left, say) is replaced, never followed."""
+        directory (a symlink a process left, say) is replaced, never followed. Writes
+        only what is missing or changed, so a sandbox starts on a full disk."""
         self.create_platform()
         self.scratch.mkdir(parents=True, exist_ok=True)
-        self.init_log.write_bytes(b"")
         for name in base_directories():
             upper = self.tree / name
             info = os.lstat(upper) if os.path.lexists(upper) else None
@@ -115,13 +115,23 @@ class SandboxFiles:
                 os.mkdir(upper, 0o755)
             (self.scratch / "work" / name).mkdir(parents=True, exist_ok=True)
         (self.scratch / "empty").mkdir(exist_ok=True)
-        (self.scratch / "empty-file").write_bytes(b"")
+        (self.scratch / "empty-file").touch()
         for name, text in self._generated().items():
             target = self.scratch / name
+            with contextlib.suppress(OSError):
+                if target.read_text() == text:
+                    continue
             temp = target.with_name(f".{name}.tmp")
             temp.write_text(text)
             os.chmod(temp, 0o644)
             os.replace(temp, target)
+
+    def init_log_size(self) -> int:
+        """How much the init's error log holds now (what :meth:`last_error` skips)."""
+        try:
+            return self.init_log.stat().st_size
+        except FileNotFoundError:
+            return 0
 
     def _generated(self) -> dict[str, str]:
         shell = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
@@ -161,10 +171,12 @@ class SandboxFiles:
         prefix = os.path.realpath(sys.base_prefix)
         return os.path.realpath(sys.executable), ["--ro-bind", prefix, prefix]
 
-    def last_error(self) -> str:
-        """The last line the init or bwrap wrote to stderr, if any."""
+    def last_error(self, since: int = 0) -> str:
+        """The last line the init or bwrap wrote to stderr after offset ``since``, if any."""
         try:
-            lines = self.init_log.read_text(errors="replace").strip().splitlines()
+            with self.init_log.open("rb") as log:
+                log.seek(since)
+                lines = log.read().decode(errors="replace").strip().splitlines()
         except OSError:
             return ""
         return lines[-1] if lines else ""
