@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -44,6 +46,27 @@ def _is_loopback(url: httpx.URL) -> bool:
     return url.host in ("127.0.0.1", "localhost", "::1") or url.host.startswith("127.")
 
 
+@functools.cache
+def _verifying_tls() -> ssl.SSLContext:
+    """httpx's default TLS settings with its CA bundle, loaded once per process (a load
+    costs ~20 ms, and every client would otherwise make its own)."""
+    return httpx.create_ssl_context()
+
+
+@functools.cache
+def _plain_http_tls() -> ssl.SSLContext:
+    """For plain HTTP to this machine: no CA bundle to load (and so it refuses any TLS)."""
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
+def tls_context(url: str) -> ssl.SSLContext:
+    """The shared TLS settings for requests to ``url``."""
+    parsed = httpx.URL(url)
+    if parsed.scheme in ("http", "ws") and _is_loopback(parsed):
+        return _plain_http_tls()
+    return _verifying_tls()
+
+
 def is_loopback_url(url: str) -> bool:
     """Whether ``url`` points at this machine (a local server)."""
     try:
@@ -79,7 +102,7 @@ class HttpSession:
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT},
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            transport=transport,
+            transport=transport, verify=tls_context(self.base_url),
         )
         self.is_local = _is_loopback(self._client.base_url)
         self.hint = hint if hint is not None else LOCAL_HINT if self.is_local else ""

@@ -10,7 +10,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.sync.client import ClientConnection, connect
 
 from .errors import ProtocolError, one_line
-from .http import USER_AGENT, HttpSession
+from .http import USER_AGENT, HttpSession, tls_context
 
 OPEN_TIMEOUT = 60.0
 """At least this long for the upgrade: a cold sprite wakes first (10 s was too short;
@@ -50,7 +50,10 @@ def _open(session: HttpSession, path: str, params: Sequence[tuple[str, str]],
         notice.daemon = True
         notice.start()
     try:
+        # No proxy lookup for the local server; the shared TLS settings for wss://.
+        tls = {"ssl": tls_context(url)} if url.startswith("wss:") else {}
         connection = connect(url, additional_headers=session.auth_headers, compression=None,
+                             proxy=None if session.is_local else True, **tls,
                              open_timeout=max(session.timeout, OPEN_TIMEOUT), ping_interval=15,
                              ping_timeout=45, close_timeout=2, max_size=16 * 1024 * 1024,
                              max_queue=64, user_agent_header=USER_AGENT)
