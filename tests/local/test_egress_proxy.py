@@ -31,11 +31,12 @@ REFUSED, NXDOMAIN = 5, 3
 class HostProxy:
     """An :class:`EgressProxy` served on host sockets from a loop in a thread."""
 
-    def __init__(self, test_hosts: dict[str, str]) -> None:
+    def __init__(self, test_hosts: dict[str, str], max_connections: int = 128) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.proxy = EgressProxy("host-test", list(POLICY), test_hosts=test_hosts)
+        self.proxy = EgressProxy("host-test", list(POLICY), test_hosts=test_hosts,
+                                 max_connections=max_connections)
         listener = socket.create_server(("127.0.0.1", 0))
         resolver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         resolver.bind(("127.0.0.1", 0))
@@ -258,3 +259,21 @@ def test_handover_takes_only_a_listening_tcp_and_a_udp_socket(host_proxy) -> Non
         os.close(write_end)
         unbound.close()
         udp.close()
+
+
+def test_connections_beyond_the_limit_wait_their_turn(targets) -> None:
+    running = HostProxy({"allowed.test": "127.0.0.1"}, max_connections=1)
+    connect = f"CONNECT allowed.test:{targets.echo_port} HTTP/1.1\r\n\r\n".encode()
+    try:
+        first = socket.create_connection(("127.0.0.1", running.port), timeout=30)
+        first.sendall(connect)
+        assert first.recv(4096).startswith(b"HTTP/1.1 200")
+        with socket.create_connection(("127.0.0.1", running.port), timeout=1) as second:
+            second.sendall(connect)
+            with pytest.raises(TimeoutError):
+                second.recv(4096)
+            first.close()
+            second.settimeout(30)
+            assert second.recv(4096).startswith(b"HTTP/1.1 200")
+    finally:
+        running.close()

@@ -1,6 +1,6 @@
-"""The server's end of the bridge: receives the two sockets the in-sprite bridge sends
-over its inherited unix socket, and has the sprite's :class:`~.proxy.EgressProxy`
-serve them.
+"""The server's end of the bridge: receives the two sockets the bridge made in the
+sprite's network namespace, over its inherited unix socket, and has the sprite's
+:class:`~.proxy.EgressProxy` serve them.
 
 What arrives is checked: only an IPv4 listening TCP socket and an IPv4 UDP socket are
 taken (anything a process inside could make is a socket of the sprite's own network

@@ -1,7 +1,7 @@
 """One sprite's egress proxy: every outbound connection of a sandboxed sprite goes
 through it, and it applies the sprite's *current* network policy to each.
 
-It serves, on the listening sockets the in-sprite bridge handed over, HTTP absolute-URI
+It serves, on the sockets the bridge made in the sprite's network namespace, HTTP absolute-URI
 requests, ``CONNECT`` tunnels and SOCKS5 on one port, and the sprite's DNS on UDP.
 Private and loopback ranges of the host are always refused; raw IP addresses only pass
 when an allowed name resolved to them. A refusal is immediate and says why and how to
@@ -59,14 +59,18 @@ class EgressProxy:
     rules: list[dict[str, Any]] = field(default_factory=list)
     test_hosts: Mapping[str, str] | None = None
     """Names that resolve to fixed addresses, private ones included: tests only."""
+    max_connections: int = 128
+    """Connections served at once (each holds 6 of the server's file descriptors); more
+    wait in the listening socket's backlog."""
 
     def __post_init__(self) -> None:
         self.resolver = Resolver(self.test_hosts)
         self._links: set[_Link] = set()
-        self._handshakes: set[asyncio.Task[None]] = set()
+        self._connections: set[asyncio.Task[None]] = set()
         self._listener: socket.socket | None = None
         self._accepting: asyncio.Task[None] | None = None
         self._dns: dns.DnsResponder | None = None
+        self._slots = asyncio.Semaphore(self.max_connections)
 
     # -- policy ---------------------------------------------------------------
 
@@ -147,26 +151,33 @@ class EgressProxy:
             self._dns = None
 
     async def close(self) -> None:
-        """Stop serving, drop connections still in their handshake, cut open ones."""
+        """Stop serving and end every connection."""
         await self.stop_serving()
-        for task in list(self._handshakes):
+        for task in list(self._connections):
             task.cancel()
-        for link in list(self._links):
-            link.relay.cut()
 
     async def _accept_forever(self, listener: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            await self._slots.acquire()
             try:
                 client, _ = await loop.sock_accept(listener)
             except OSError as error:
+                self._slots.release()
                 log.warning("sprite %s: egress accept failed: %s", self.sprite, error)
                 await asyncio.sleep(0.1)
                 continue
+            except BaseException:
+                self._slots.release()
+                raise
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             task = loop.create_task(self._handle(client))
-            self._handshakes.add(task)
-            task.add_done_callback(self._handshakes.discard)
+            self._connections.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._connections.discard(task)
+        self._slots.release()
 
     async def _answer_dns(self, query: dns.Query) -> bytes:
         if query.flags & 0x7800:
@@ -219,6 +230,8 @@ class EgressProxy:
             return
         link = _Link(ask.host, relay)
         self._links.add(link)
+        if not self.verdict(ask.host).allowed:  # the policy changed while connecting
+            relay.cut()
         try:
             await relay.run()
         finally:
