@@ -14,6 +14,8 @@ from pathlib import Path
 from starlette.requests import HTTPConnection
 
 from .errors import ApiError
+from .runtime.egress.resolver import test_hosts_from_environment
+from .runtime.egress.sprite_egress import SpriteEgress, egress_for
 from .runtime.sandbox import Child, Isolation, Sandbox
 from .runtime.sandbox_files import SandboxFiles, remove_sprite_dir
 from .runtime.sessions import SessionManager
@@ -46,6 +48,8 @@ class SpriteRuntime:
     sandbox: Sandbox
     sessions: SessionManager
     services: ServiceManager
+    egress: SpriteEgress | None = None
+    """The policy-enforcing way out of a sandboxed sprite (unsandboxed: none)."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _not_restoring: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -119,6 +123,8 @@ class SpriteRuntime:
         await self.sessions.terminate_all()
         await self.services.shutdown()
         await self.sandbox.stop()
+        if self.egress is not None:
+            await self.egress.close()
 
 
 class ServerState:
@@ -128,6 +134,7 @@ class ServerState:
         self.home = home
         self.token = token
         self.isolation = isolation or Isolation(None, "isolation none")
+        self.egress_test_hosts = test_hosts_from_environment()
         prepare_home(home)
         (home / "sprites").mkdir(exist_ok=True)
         self.store = Store(home / "metadata.sqlite3")
@@ -159,9 +166,11 @@ class ServerState:
         if runtime is None:
             files = SandboxFiles(self.sprite_dir(name), name)
             sandbox = Sandbox(name, files, self.isolation)
+            egress = (egress_for(sandbox, self.egress_test_hosts)
+                      if self.isolation.sandboxed else None)
             runtime = SpriteRuntime(name=name, root=files.tree, sandbox=sandbox,
                                     sessions=SessionManager(name, sandbox),
-                                    services=ServiceManager(name, sandbox))
+                                    services=ServiceManager(name, sandbox), egress=egress)
             self._runtimes[name] = runtime
         return runtime
 

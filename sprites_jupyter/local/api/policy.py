@@ -3,22 +3,26 @@
 The policy is stored where the real sprite shows it, ``/.sprite/policy/network.json``
 (the sprite's platform directory, read-only inside), so checkpoints capture it and
 restores bring it back.
-The local server stores and returns it; it does not enforce it.
+A sandboxed sprite's egress proxy applies a new policy at once (new connections use
+it, open ones it denies are cut); unsandboxed, the policy is only stored.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..errors import ApiError
+from ..runtime.egress.sprite_egress import POLICY_FILE
 from ..state import state_of
 from ..wire import read_json_object
 
-POLICY_PATH = "policy/network.json"
+POLICY_PATH = POLICY_FILE
 _ACTIONS = ("allow", "deny")
 
 
@@ -83,9 +87,15 @@ async def set_policy(request: Request) -> Response:
     name = request.path_params["name"]
     server.require_sprite(name)
     document = validate_policy(await read_json_object(request))
-    path = server.runtime(name).files.platform / POLICY_PATH
+    runtime = server.runtime(name)
+    await asyncio.to_thread(_store, runtime.files.platform / POLICY_PATH, document)
+    if runtime.egress is not None:
+        runtime.egress.set_rules(document["rules"])
+    return Response(status_code=204)
+
+
+def _store(path: Path, document: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(path.name + ".tmp")
     temp.write_text(json.dumps(document, indent=2) + "\n")
     temp.replace(path)
-    return Response(status_code=204)

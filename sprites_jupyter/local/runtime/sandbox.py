@@ -26,6 +26,7 @@ import signal
 import socket
 import struct
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,9 @@ class Sandbox:
         self._children: dict[int, Child] = {}
         self._exits: dict[int, int] = {}
         self.platform_env: dict[str, str] = {}
+        self.network_hooks: list[Callable[[str], Awaitable[None]]] = []
+        """Called with the network namespace (``/proc/PID/ns/net``) at each sandbox start,
+        before any process of the sprite runs (the egress proxy attaches here)."""
 
     @property
     def running(self) -> bool:
@@ -214,6 +218,8 @@ class Sandbox:
                 if self.isolation.sandboxed:
                     self._init_pid = int(json.loads(info)["child-pid"])
                     await self._setup_network()
+                    for hook in self.network_hooks:
+                        await hook(f"/proc/{self._init_pid}/ns/net")
                 else:
                     self._init_pid = self._process.pid
             except BaseException as exc:

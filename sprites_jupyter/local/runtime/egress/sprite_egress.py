@@ -6,15 +6,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import bridge
 from .handover import HandoverError, take_over
 from .proxy import EgressProxy
+
+if TYPE_CHECKING:
+    from ..sandbox import Sandbox
+
+log = logging.getLogger("sprites_jupyter.local.egress")
+
+POLICY_FILE = "policy/network.json"
+"""Where a sprite's policy is stored, under its platform directory (``/.sprite``)."""
 
 PROXY_URL = f"http://127.0.0.1:{bridge.PROXY_PORT}"
 PROXY_ENV = {name: PROXY_URL for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
@@ -72,6 +81,15 @@ class SpriteEgress:
                 raise
             await asyncio.wait_for(process.communicate(), BRIDGE_TIMEOUT)
 
+    async def attach(self, netns: str) -> None:
+        """:meth:`start`, as a sandbox start hook: a failure is logged, and the sprite
+        runs without network rather than not at all."""
+        try:
+            await self.start(netns)
+        except (HandoverError, OSError, TimeoutError) as error:
+            log.warning("sprite %s has no network: its egress proxy did not attach: %s",
+                        self.proxy.sprite, error)
+
     def set_rules(self, rules: Sequence[Mapping[str, Any]]) -> int:
         """Apply a new policy now; returns how many open connections it cut."""
         return self.proxy.set_rules(rules)
@@ -79,3 +97,12 @@ class SpriteEgress:
     async def close(self) -> None:
         """Stop serving and cut every connection (the sandbox stops)."""
         await self.proxy.close()
+
+
+def egress_for(sandbox: Sandbox, test_hosts: Mapping[str, str] | None = None) -> SpriteEgress:
+    """The egress of a sandboxed sprite, hooked to its sandbox: attached at each start,
+    and the proxy variables in every process's environment."""
+    egress = SpriteEgress(sandbox.name, sandbox.files.platform / POLICY_FILE, test_hosts)
+    sandbox.network_hooks.append(egress.attach)
+    sandbox.platform_env.update(PROXY_ENV)
+    return egress
