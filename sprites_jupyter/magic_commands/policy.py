@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 from IPython.core.error import UsageError
 
-from ..client import PolicyRule
+from ..client import PolicyRule, SpritesClient
 from ..frames import policy_frame
 from ..policy_rules import decide
 from .context import CommandContext
@@ -58,12 +58,27 @@ def check_line(rules: Iterable[PolicyRule], target: str) -> str:
             f"(to allow it: %sprite policy allow {verdict.domain})")
 
 
+def enforcement_note(client: SpritesClient) -> str | None:
+    """A line for a backend that stores rules without enforcing them (an unsandboxed
+    local server), else None."""
+    if not client.is_local:
+        return None
+    isolation = client.local_isolation()
+    if isolation is None or isolation == "sandbox":
+        return None
+    return (f"Note: this local server runs sprites {isolation}, so these rules are stored "
+            "but not enforced.")
+
+
 def policy(ctx: CommandContext, args: Namespace) -> pd.DataFrame | None:
     """Change the policy as asked, then return its rules as a DataFrame (``check``
     prints its verdict instead)."""
     handle = ctx.sprite(args.sprite)
     target = getattr(args, "domain", None) or getattr(args, "variable", None) or ""
     with ctx.operation(handle.name, f"policy {args.action or 'show'}", target):
+        note = enforcement_note(handle.client)
+        if note:
+            print(note)
         if args.action == "check":
             print(check_line(handle.get_network_policy().rules, args.domain))
             return None
