@@ -1,8 +1,14 @@
 """Plant files the way a sprite's own processes would: a shell command run by exec, in
-the sprite's home (relative paths only, so the same command works sandboxed or not)."""
+the sprite's home (relative paths only, so the same command works sandboxed or not);
+and a server in each isolation mode for the filesystem tests."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import LocalServer, start_server
 from tests.local.exec_ws import run
 
 
@@ -20,3 +26,15 @@ def must(server, sprite: str, script: str) -> str:
     code, output = sh(server, sprite, script)
     assert code == 0, f"{script!r} exited {code}: {output}"
     return output
+
+
+@pytest.fixture(scope="module", params=["auto", "none"], ids=["isolation-auto", "unsandboxed"],
+                name="server")
+def server_in_each_mode(request: pytest.FixtureRequest,
+                        tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    """``server`` for modules whose claims must hold in both isolation modes (import it
+    into the module: it replaces the session's server there)."""
+    running = start_server(tmp_path_factory.mktemp("sprites-home"),
+                           args=["--isolation", request.param])
+    yield running
+    running.stop()

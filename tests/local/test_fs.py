@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from tests.conftest import LocalServer
-from tests.local.sprite_shell import must
+from tests.local.sprite_shell import must, server_in_each_mode  # noqa: F401
 
 
 def _fs(sprite: str, op: str) -> str:

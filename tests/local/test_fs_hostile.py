@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import LocalServer
 from tests.local.exec_ws import open_exec, read_to_close, session_info
-from tests.local.sprite_shell import must, sh
+from tests.local.sprite_shell import must, server_in_each_mode, sh  # noqa: F401
 
 HOME = "/home/sprite"
 

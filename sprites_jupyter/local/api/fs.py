@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from ..errors import ApiError
-from ..state import ServerState, state_of
+from ..state import state_of
 from ..storage.paths import sprite_path
 from ..storage.sprite_fs import SpriteFsError, SpriteView, TreeEntry, begin_write, copy
 from ..wire import query_bool, read_json_object, rfc3339
@@ -57,19 +57,17 @@ def fs_error(err: int, path: str, message: str | None = None) -> ApiError:
     return ApiError(status, message or os.strerror(err).lower(), fs_code=code, path=path)
 
 
-def _view_root(server: ServerState, name: str) -> Path:
-    """The one place the filesystem API learns where a sprite's files are."""
-    return server.sprite_root(name)
-
-
-async def _root(request: Request) -> Path:
-    """The sprite's view root, once any restore of it has finished."""
+async def _view_root(request: Request) -> Path:
+    """The one place the filesystem API learns where a sprite's files are: the runtime's
+    view of them (the sandbox's root, or the tree directory unsandboxed), once any
+    restore of the sprite has finished."""
     server = state_of(request)
     name = request.path_params["name"]
     server.require_sprite(name)
-    await server.runtime(name).settled()
+    runtime = server.runtime(name)
+    await runtime.settled()
     server.store.touch_running(name)
-    return _view_root(server, name)
+    return await runtime.view_root()
 
 
 def _sync(error: SpriteFsError) -> ApiError:
@@ -196,7 +194,7 @@ class _FileStream(Response):
 
 
 async def read_file(request: Request) -> Response:
-    root = await _root(request)
+    root = await _view_root(request)
     q = request.query_params
     spath = sprite_path(q.get("path", ""), q.get("workingDir"))
     fd, size = await _in_view(root, lambda view: view.open_for_read(spath))
@@ -204,7 +202,7 @@ async def read_file(request: Request) -> Response:
 
 
 async def write_file(request: Request) -> Response:
-    root = await _root(request)
+    root = await _view_root(request)
     q = request.query_params
     spath = sprite_path(q.get("path", ""), q.get("workingDir"))
     make_parents = query_bool(q.get("mkdirParents", q.get("mkdir")), True)
@@ -236,7 +234,7 @@ async def write_file(request: Request) -> Response:
 
 
 async def list_files(request: Request) -> Response:
-    root = await _root(request)
+    root = await _view_root(request)
     q = request.query_params
     spath = sprite_path(q.get("path", "") or "/", q.get("workingDir"))
     recursive = query_bool(q.get("recursive"), False)
@@ -246,7 +244,7 @@ async def list_files(request: Request) -> Response:
 
 
 async def delete_files(request: Request) -> Response:
-    root = await _root(request)
+    root = await _view_root(request)
     params = await _params(request)
     spath = sprite_path(params.get("path", ""), params.get("workingDir"))
     recursive = _flag(params, "recursive", False)
@@ -255,7 +253,7 @@ async def delete_files(request: Request) -> Response:
 
 
 async def rename_file(request: Request) -> Response:
-    root = await _root(request)
+    root = await _view_root(request)
     body = await read_json_object(request)
     src = sprite_path(body.get("source", ""), body.get("workingDir"))
     dst = sprite_path(body.get("dest", ""), body.get("workingDir"))
@@ -264,7 +262,7 @@ async def rename_file(request: Request) -> Response:
 
 
 async def copy_files(request: Request) -> Response:
-    root = await _root(request)
+    root = await _view_root(request)
     body = await read_json_object(request)
     src = sprite_path(body.get("source", ""), body.get("workingDir"))
     dst = sprite_path(body.get("dest", ""), body.get("workingDir"))
@@ -278,7 +276,7 @@ async def copy_files(request: Request) -> Response:
 
 
 async def chmod_files(request: Request) -> Response:
-    root = await _root(request)
+    root = await _view_root(request)
     body = await read_json_object(request)
     spath = sprite_path(body.get("path", ""), body.get("workingDir"))
     mode = _parse_mode(body.get("mode"), spath)
@@ -289,7 +287,7 @@ async def chmod_files(request: Request) -> Response:
 
 
 async def chown_files(request: Request) -> Response:
-    root = await _root(request)
+    root = await _view_root(request)
     body = await read_json_object(request)
     spath = sprite_path(body.get("path", ""), body.get("workingDir"))
     uid, gid = _owner_id(body, "uid", spath), _owner_id(body, "gid", spath)
