@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -131,6 +132,18 @@ def main() -> None:
             client.close()
             direct.terminate()
             direct.wait()
+            stop_server(server.pid)
+
+
+def stop_server(pid: int) -> None:
+    """End the local server this run started (its home is about to be removed)."""
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(200):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
 
 
 def run(http: httpx.Client, bases: dict[str, tuple[str, dict[str, str]]], size: int,
