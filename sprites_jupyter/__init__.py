@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 __all__ = ["SpriteMagics", "__version__", "load_ipython_extension",
            "unload_ipython_extension"]
 
-_COMPLETED = ("%sprite", "%%sprite_exec")
+_COMPLETED = ("%sprite", "%%sprite_exec", "%%sprite_python")
 
 
 def load_ipython_extension(shell: Any) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .context import CommandContext
-from .parsing import EXEC_PARSER, PARSERS, SUBCOMMANDS
+from .parsing import EXEC_PARSER, PARSERS, PYTHON_ACTIONS, PYTHON_PARSER, SUBCOMMANDS
 
 __all__ = ["SpriteCompleter"]
 
@@ -40,6 +40,8 @@ class SpriteCompleter:
                        if w in ("-s", "--sprite")), None)
         if words and words[-1] in ("-s", "--sprite"):
             return self._names(self._sprites)
+        if magic == "%%sprite_python":
+            return _options(PYTHON_PARSER)
         if magic.startswith("%%"):
             return _options(EXEC_PARSER)
         if not words:
@@ -66,6 +68,10 @@ class SpriteCompleter:
                 return self._names(lambda: self._services(chosen))
         if sub == "policy" and position == 1:
             return list(_POLICY_ACTIONS)
+        if sub == "python" and position == 1:
+            return list(PYTHON_ACTIONS)
+        if sub == "push":
+            return [name for name in self.context.shell.user_ns if not name.startswith("_")]
         return []
 
     def _names(self, fetch: Callable[[], list[str]]) -> list[str]:

@@ -120,6 +120,8 @@ def build_python_parser() -> SpriteArgumentParser:
     return parser
 
 
+PYTHON_ACTIONS = ("status", "vars", "reset", "stop", "attach")
+
 # Every subcommand and its one-line summary, in the order help lists them.
 SUBCOMMANDS: dict[str, str] = {
     "status": "backend, current sprite and its status (also plain %sprite)",
@@ -252,8 +254,7 @@ def _build(name: str) -> SpriteArgumentParser:
         add("id")
         add("--signal", default="SIGTERM", help="signal to send first (default SIGTERM)")
     elif name == "python":
-        add("action", nargs="?", default="status",
-            choices=("status", "vars", "reset", "stop", "attach"))
+        add("action", nargs="?", default="status", choices=PYTHON_ACTIONS)
         add("id", nargs="?", help="attach: the session id (default: the newest)")
     elif name in ("push", "pull"):
         add("names", nargs="+", metavar="NAME")

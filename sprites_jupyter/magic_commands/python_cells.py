@@ -129,7 +129,7 @@ class _Cell:
 def run_cell(ctx: CommandContext, code: str, opts: Namespace) -> None:
     """Run ``code`` in the sprite's Python session (``--push``/``--pull`` around it)."""
     name = ctx.target(opts.sprite)
-    with ctx.operation(name, "python", _summary(code)):
+    with ctx.operation(name, "python", _summary(code)) as journaled:
         session = session_for(ctx, name, fresh=opts.new)
         try:
             for variable in _names(opts.push):
@@ -140,6 +140,7 @@ def run_cell(ctx: CommandContext, code: str, opts: Namespace) -> None:
                 if not opts.no_raise:
                     raise
                 print("\n".join(error._render_traceback_()))
+                journaled.set(f"failed: {error}")
                 return
             for variable in _names(opts.pull):
                 pull_value(ctx, session, variable, variable)

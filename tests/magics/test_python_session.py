@@ -141,6 +141,7 @@ def test_an_exception_fails_the_cell_with_remote_frames_and_keeps_state(ip, curr
     _, shown, _, _ = run_captured(ip, "%%sprite_python\nkept\n")
     assert shown == [{"text/plain": "'still here'"}]
     assert ip.ok("%%sprite_python --no-raise\nraise ValueError('shown, not raised')\n") is None
+    assert ip.magics.journal.entries[-1].outcome == "failed: ValueError: shown, not raised"
 
 
 def test_a_syntax_error_fails_the_cell(ip, current):
@@ -315,3 +316,17 @@ def test_bad_options_are_one_line(ip, current):
     assert "did you mean '--timeout'?" in ip.fails("%%sprite_python --timout 3\n1\n")
     assert "--as renames one variable" in ip.fails("%sprite push a b --as c")
     assert "invalid choice: 'frobnicate'" in ip.fails("%sprite python frobnicate")
+
+
+def test_completion_of_options_actions_and_kernel_variables(ip, current):
+    from IPython.core.completer import provisionalcompleter
+
+    def complete(line: str) -> list[str]:
+        with provisionalcompleter():
+            return [c.text for c in ip.shell.Completer.completions(line, len(line))]
+
+    assert "--pull" in complete("%%sprite_python --pu")
+    assert "--rollback-on-error" not in complete("%%sprite_python --ro")
+    assert "attach" in complete("%sprite python att")
+    ip.shell.user_ns["frame_to_send"] = 1
+    assert "frame_to_send" in complete("%sprite push frame_to")
