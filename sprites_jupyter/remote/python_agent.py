@@ -55,11 +55,20 @@ class Channel:
         self.lock = threading.Lock()
 
     def send(self, message: dict) -> None:
+        """Write one whole line: SIGINT waits until it is out (in the main thread its
+        ``KeyboardInterrupt`` would cut the line, and the reply in it, short)."""
         data = (json.dumps(message, default=repr) + "\n").encode()
-        with self.lock:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self.fd, view):]
+        main = threading.current_thread() is threading.main_thread()
+        if main:
+            previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            with self.lock:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self.fd, view):]
+        finally:
+            if main:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class Streams:

@@ -164,16 +164,18 @@ def test_real_sigint_stops_a_busy_loop_and_keeps_state(ip, current, http):
                 return
             time.sleep(0.1)
 
-    sender = threading.Thread(target=interrupt_once_looping)
-    sender.start()
-    result = ip.shell.run_cell("%%sprite_python\nopen('looping', 'w').close()\n"
-                               "while True:\n    pass\n")
-    sender.join()
-    assert isinstance(result.error_in_exec, KeyboardInterrupt)
-    _, shown, _, _ = run_captured(ip, "%%sprite_python\nbefore\n")
-    assert shown == [{"text/plain": "'kept'"}]
-    outcomes = [e.outcome for e in ip.magics.journal.entries if e.operation == "python"]
-    assert outcomes[-2:] == ["cancelled", "ok"]
+    for body in ("    pass\n", "    print('x' * 200)\n"):
+        sender = threading.Thread(target=interrupt_once_looping)
+        sender.start()
+        result, _, _, _ = run_captured(ip, "%%sprite_python\nopen('looping', 'w').close()\n"
+                                           f"while True:\n{body}")
+        sender.join()
+        assert isinstance(result.error_in_exec, KeyboardInterrupt), body
+        _, shown, _, _ = run_captured(ip, "%%sprite_python\nimport os\nos.remove('looping')\n"
+                                          "before\n")
+        assert shown == [{"text/plain": "'kept'"}]
+        outcomes = [e.outcome for e in ip.magics.journal.entries if e.operation == "python"]
+        assert outcomes[-2:] == ["cancelled", "ok"]
 
 
 def test_timeout_interrupts_the_cell_and_keeps_state(ip, current):
