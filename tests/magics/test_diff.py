@@ -196,7 +196,7 @@ def test_terminal_restore_prints_what_it_would_undo(ip, history, monkeypatch):
     assert "This replaces the sprite's filesystem" in questions[0]
 
 
-def test_a_sprite_with_20000_files(ip, mounted):
+def test_a_sprite_with_20000_files(ip, mounted, http):
     _py(ip, "import os\nos.makedirs('many')\nfor i in range(20000):\n"
             "    open(f'many/f{i:05}.txt', 'w').write(f'{i}\\n')")
     assert _checkpoint(ip, "many") == "v2"
@@ -208,3 +208,5 @@ def test_a_sprite_with_20000_files(ip, mounted):
     assert len(frame) == 201
     assert (frame["change"] == "modified").sum() == 200
     assert frame.set_index("path").loc[f"{HOME}/many/f00001.txt", "change"] == "removed"
+    deleted = http.delete(f"/v1/sprites/{mounted}", timeout=600)  # 60,000 names to unlink
+    assert deleted.status_code == 204, deleted.text
