@@ -20,6 +20,7 @@ from .runtime.sandbox import Child, Isolation, Sandbox
 from .runtime.sandbox_files import SandboxFiles, remove_sprite_dir
 from .runtime.sessions import SessionManager
 from .runtime.supervisor import ServiceManager
+from .storage import checkpoint_views
 from .storage.home import prepare_home, remove_server_file
 from .storage.snapshots import Snapshotter
 from .storage.store import SpriteRow, Store
@@ -185,6 +186,17 @@ class ServerState:
         if not task.cancelled() and task.exception() is not None:
             log.warning("%s", task.exception())
 
+    async def refresh_checkpoint_views(self, name: str) -> None:
+        """Bring the sprite's ``/.sprite/checkpoints`` views up to date (call it holding
+        the sprite's lock). A view that cannot be made (a full disk, say) is left out with
+        a warning: views let a sprite look at its past, they never fail a checkpoint."""
+        views = SandboxFiles(self.sprite_dir(name), name).checkpoints_dir
+        try:
+            await asyncio.to_thread(checkpoint_views.refresh, self.snapshots, self.store, name,
+                                    views)
+        except (OSError, ValueError) as exc:
+            log.warning("checkpoint views of sprite %s: %s", name, exc)
+
     def has_activity(self, name: str) -> bool:
         """Whether the sprite has live exec sessions or running services."""
         runtime = self._runtimes.get(name)
@@ -213,6 +225,7 @@ class ServerState:
                                     self.store)
         await asyncio.to_thread(self.snapshots.collect_garbage, self.store)
         for row in rows:
+            await self.refresh_checkpoint_views(row.name)
             await self.runtime(row.name).services.start_all()
 
     async def discard_runtime(self, name: str) -> None:

@@ -134,6 +134,8 @@ def test_restore_confirmation_says_what_it_would_undo():
     assert "What it would undo is unknown: Checkpoint v2 is not mounted" in \
         browser.undo_text.value
     browser.restore_buttons["v1"].click()
+    browser.wait(10)
+    assert browser.undo_text.value.startswith("<b>Restoring v1 will undo 5 changes")
     browser.confirm_button.click()
     browser.wait(10)
     assert sprite.restored == ["v1"] and sprite.asked == ["v1", "v2"]

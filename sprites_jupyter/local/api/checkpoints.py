@@ -124,6 +124,7 @@ async def create_checkpoint(request: Request) -> Response:
                                                emit)
             row = server.store.add_checkpoint(name, manifest=manifest, comment=comment,
                                               is_auto=False)
+            await server.refresh_checkpoint_views(name)
         return f"Checkpoint {row.id} created"
 
     return _stream(work, "Checkpoint failed")
@@ -172,6 +173,7 @@ async def delete_checkpoint(request: Request) -> Response:
             raise ApiError(409, f"cannot delete active checkpoint: the sprite runs on {row.id}")
         server.store.delete_checkpoint(name, row.id)
         server.snapshots.mark_garbage()
+        await server.refresh_checkpoint_views(name)
     return Response(status_code=204)
 
 

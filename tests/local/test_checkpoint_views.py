@@ -1,0 +1,84 @@
+"""Checkpoint views on real directories, and the in-sprite diff helper reading them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from sprites_jupyter.local.storage import checkpoint_views
+from sprites_jupyter.local.storage.snapshots import Snapshotter
+from sprites_jupyter.local.storage.store import Store
+from sprites_jupyter.magic_commands.diff import HELPER_SOURCE
+
+
+@pytest.fixture
+def setup(tmp_path: Path):
+    home = tmp_path / "home"
+    home.mkdir()
+    store = Store(home / "metadata.sqlite3")
+    snapshots = Snapshotter(home)
+    root = home / "sprites" / "demo" / "root"
+    (root / "home" / "sprite").mkdir(parents=True)
+    base = snapshots.snapshot("demo", root)
+    store.create_sprite("demo", url_settings={"auth": "sprite"}, labels=[], base_manifest=base)
+    views = tmp_path / "views"
+
+    def checkpoint(*, is_auto: bool = False) -> str:
+        manifest = snapshots.snapshot("demo", root)
+        row = store.add_checkpoint("demo", manifest=manifest, comment="", is_auto=is_auto,
+                                   auto_id=f"auto-{len(os.listdir(views))}" if is_auto else None)
+        checkpoint_views.refresh(snapshots, store, "demo", views)
+        return row.id
+
+    return root, views, checkpoint
+
+
+def test_views_share_the_stored_bytes_and_record_modes_and_mtimes(setup):
+    root, views, checkpoint = setup
+    home = root / "home/sprite"
+    (home / "data").mkdir()
+    (home / "data/a.txt").write_text("alpha\n")
+    (home / "run.sh").write_text("echo hi\n")
+    (home / "run.sh").chmod(0o755)
+    (home / "link").symlink_to("run.sh")
+    os.utime(home / "data/a.txt", ns=(0, 1_600_000_000_123_456_789))
+    assert checkpoint() == "v1"
+    view = views / "v1"
+    assert (view / "home/sprite/data/a.txt").read_text() == "alpha\n"
+    assert (view / "home/sprite/data/a.txt").stat().st_nlink >= 2, "a link to the object"
+    assert os.readlink(view / "home/sprite/link") == "run.sh"
+    record = json.loads((view / checkpoint_views.RECORD).read_text())["entries"]
+    assert record["home/sprite/run.sh"] == [0o755, (home / "run.sh").stat().st_mtime_ns]
+    assert record["home/sprite/data/a.txt"][1] == 1_600_000_000_123_456_789
+    assert record["home/sprite/data"][1] == (home / "data").stat().st_mtime_ns
+    assert not any(name.startswith(".building-") for name in os.listdir(views))
+
+
+def test_only_the_five_newest_manual_checkpoints_have_views(setup):
+    root, views, checkpoint = setup
+    made = []
+    for i in range(7):
+        (root / "home/sprite/n.txt").write_text(str(i))
+        made.append(checkpoint())
+    checkpoint(is_auto=True)
+    assert sorted(os.listdir(views)) == sorted(made[-5:])
+
+
+def test_the_diff_helper_sees_a_chmod_between_two_views(setup, tmp_path):
+    root, views, checkpoint = setup
+    script = root / "home/sprite/run.sh"
+    script.write_text("echo hi\n")
+    checkpoint()
+    script.chmod(0o755)
+    (root / "home/sprite/new.txt").write_text("new\n")
+    checkpoint()
+    request = {"op": "diff", "a": "v1", "b": "v2", "checkpoints": str(views)}
+    done = subprocess.run(["python3", "-", json.dumps(request)], input=HELPER_SOURCE,
+                          capture_output=True, text=True, cwd=tmp_path, check=True)
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert {r[0]: r[1] for r in rows} == {"/home/sprite/run.sh": "mode-changed",
+                                          "/home/sprite/new.txt": "added"}
