@@ -8,6 +8,11 @@
    allocates (tracemalloc), next to a run printing a tenth as many lines, so
    growth can be seen to follow the panel's buffer, not the line count.
 
+3. ``%%sprite_exec echo hi`` round trip / ``%%bash echo hi`` (target <= 1.3x).
+4. ``%load_ext sprites_jupyter`` in a fresh interpreter / ``import pandas`` in one
+   (target <= 0.35x), and the first magic with the server running (target <= 20 ms).
+Ratios are min and median of interleaved samples (``--repeat``, at least 5).
+
     python bench/bench_magics.py [--checkpoints 1000] [--lines 100000] [--repeat 5]
 """
 
@@ -46,13 +51,59 @@ def _start_server(home: Path) -> tuple[subprocess.Popen[str], str]:
     return process, line[len(READY):].strip()
 
 
-def _median_seconds(action: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def _ratios(name: str, ours: Callable[[], float], base: Callable[[], float], repeat: int,
+            target: str) -> None:
+    """Interleave ``repeat`` samples of each; print min and median of ours / base."""
+    pairs = [(ours(), base()) for _ in range(max(repeat, 5))]
+    ratios = [a / b for a, b in pairs]
+    print(f"{name}: ours median {statistics.median(a for a, _ in pairs) * 1e3:.1f} ms, "
+          f"baseline median {statistics.median(b for _, b in pairs) * 1e3:.1f} ms; ratio "
+          f"min {min(ratios):.2f}x median {statistics.median(ratios):.2f}x (target {target})")
+
+
+def _timed(action: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+_LOAD_EXT = ("import sys, time\nfrom IPython.core.interactiveshell import InteractiveShell\n"
+             "ip = InteractiveShell.instance()\nt = time.perf_counter()\n"
+             "ip.run_line_magic('load_ext', 'sprites_jupyter')\nt1 = time.perf_counter()\n"
+             "ip.run_line_magic('sprite', 'list')\n"
+             "print(t1 - t, time.perf_counter() - t1, file=sys.stderr)\n")
+_IMPORT_PANDAS = ("import sys, time\nt = time.perf_counter()\nimport pandas\n"
+                  "print(time.perf_counter() - t, file=sys.stderr)\n")
+
+
+def _child_seconds(code: str) -> list[float]:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    return [float(x) for x in done.stderr.split("\n")[-2].split()]
+
+
+def bench_startup(repeat: int) -> None:
+    firsts: list[float] = []
+
+    def load_ext() -> float:
+        load, first = _child_seconds(_LOAD_EXT)
+        firsts.append(first)
+        return load
+
+    _ratios("%load_ext sprites_jupyter / import pandas", load_ext,
+            lambda: _child_seconds(_IMPORT_PANDAS)[0], repeat, "<= 0.35x")
+    print(f"first magic (%sprite list) with the server running: min {min(firsts) * 1e3:.1f} "
+          f"ms, median {statistics.median(firsts) * 1e3:.1f} ms (target <= 20 ms)")
+
+
+def bench_round_trip(shell: InteractiveShell, http: httpx.Client, repeat: int) -> None:
+    http.post("/v1/sprites", json={"name": "bench-rt"}).raise_for_status()
+    shell.run_line_magic("sprite", "use bench-rt")
+    shell.run_cell("%%sprite_exec\necho hi\n")
+    shell.run_cell("%%bash\necho hi\n")
+    _ratios("%%sprite_exec echo hi / %%bash echo hi",
+            lambda: _timed(lambda: shell.run_cell("%%sprite_exec\necho hi\n")),
+            lambda: _timed(lambda: shell.run_cell("%%bash\necho hi\n")), repeat * 4, "<= 1.3x")
 
 
 def bench_checkpoints(shell: InteractiveShell, http: httpx.Client, count: int,
@@ -68,13 +119,12 @@ def bench_checkpoints(shell: InteractiveShell, http: httpx.Client, count: int,
     url = "/v1/sprites/bench-list/checkpoints"
     magics = next(c for c in shell.configurables if type(c).__name__ == "SpriteMagics")
     handle = magics.context.sprite()
-    baseline = _median_seconds(lambda: http.get(url).json(), repeat)
-    client = _median_seconds(handle.list_checkpoints, repeat)
-    magic = _median_seconds(lambda: shell.run_line_magic("sprite", "checkpoints"), repeat)
-    print(f"%sprite checkpoints, {count} checkpoints: {magic * 1000:.1f} ms; "
-          f"httpx.get + json: {baseline * 1000:.1f} ms; ratio {magic / baseline:.2f}x "
-          f"(target <= 1.5x); of which the client's list_checkpoints() alone: "
-          f"{client * 1000:.1f} ms ({client / baseline:.2f}x)")
+    _ratios(f"%sprite checkpoints, {count} checkpoints / httpx.get + json",
+            lambda: _timed(lambda: shell.run_line_magic("sprite", "checkpoints")),
+            lambda: _timed(lambda: http.get(url).json()), repeat, "<= 1.2x")
+    _ratios(f"client list_checkpoints(), {count} checkpoints / httpx.get + json",
+            lambda: _timed(handle.list_checkpoints),
+            lambda: _timed(lambda: http.get(url).json()), repeat, "<= 1.0x")
 
 
 def _exec_run(shell: InteractiveShell, lines: int) -> tuple[LogPanel, float, int]:
@@ -120,8 +170,10 @@ def main() -> None:
             shell.run_line_magic("load_ext", "sprites_jupyter")
             with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"},
                               timeout=60) as http:
+                bench_round_trip(shell, http, args.repeat)
                 bench_checkpoints(shell, http, args.checkpoints, args.repeat)
                 bench_exec(shell, http, args.lines)
+                bench_startup(args.repeat)
         finally:
             process.terminate()
             process.wait(30)
