@@ -169,3 +169,22 @@ def test_killed_server_leaves_no_sprite_process(user: pwd.struct_passwd, home: P
         eventually(lambda: not any(alive(pid) for pid in pids), "the sprite's processes to end")
     finally:
         server.stop()
+
+
+FETCH = """python3 - <<'EOF'
+import urllib.error, urllib.request
+try:
+    urllib.request.urlopen("http://example.com/", timeout=60)
+except urllib.error.HTTPError as error:
+    print(error.code, error.read().decode())
+EOF"""
+
+
+def test_the_egress_proxy_attaches_and_enforces(
+        ordinary: tuple[LocalServer, httpx.Client, str]) -> None:
+    local, http, name = ordinary
+    rules = {"rules": [{"domain": "pypi.org", "action": "allow"}]}
+    assert http.post(f"/v1/sprites/{name}/policy/network", json=rules).status_code == 204
+    code, out, err = sh(local, name, FETCH)
+    assert code == 0, err
+    assert out.startswith("403 ") and "%sprite policy allow example.com" in out
