@@ -101,9 +101,10 @@ def test_upload_and_download_folders(sp: Sprite, tmp_path: Path) -> None:
 
 
 def test_chown(sp: Sprite) -> None:
+    uid, gid = (int(n) for n in sp.run("sh", "-c", "id -u; id -g", check=True).stdout.split())
     sp.write_file("mine.txt", "x")
-    sp.chown("mine.txt", uid=os.getuid(), gid=os.getgid())
+    sp.chown("mine.txt", uid=uid, gid=gid)  # the sprite's own ids (a sandbox maps only these)
     with pytest.raises(ValueError, match="uid"):
         sp.chown("mine.txt")
     with pytest.raises(NotFound):
-        sp.chown("absent.txt", uid=os.getuid())
+        sp.chown("absent.txt", uid=uid)
