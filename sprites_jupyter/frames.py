@@ -11,9 +11,11 @@ import posixpath
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 __all__ = [
     "changes_by_directory",
@@ -32,10 +34,12 @@ __all__ = [
 
 
 def _times(values: list[datetime | None]) -> pd.Series:
+    import pandas as pd
     return pd.Series(pd.to_datetime(values, utc=True), dtype="datetime64[ns, UTC]")
 
 
 def _frame(index: str, index_values: list[Any], columns: Mapping[str, pd.Series]) -> pd.DataFrame:
+    import pandas as pd
     frame = pd.DataFrame(dict(columns))
     frame.index = pd.Index(index_values, name=index, dtype="object")
     return frame
@@ -48,6 +52,7 @@ SPRITE_SUMMARY_COLUMNS = ["status", "url", "created_at", "labels"]
 def sprites_frame(sprites: Iterable[Any]) -> pd.DataFrame:
     """One row per sprite, indexed by name (:data:`SPRITE_SUMMARY_COLUMNS` is the short
     selection)."""
+    import pandas as pd
     rows = list(sprites)
     return _frame("name", [s.name for s in rows], {
         "status": pd.Series([s.status or "" for s in rows], dtype="object"),
@@ -68,6 +73,7 @@ def _lineage(checkpoint: Any) -> str:
 
 def checkpoints_frame(checkpoints: Iterable[Any]) -> pd.DataFrame:
     """One row per checkpoint, newest first as listed, indexed by id."""
+    import pandas as pd
     rows = list(checkpoints)
     return _frame("id", [c.id for c in rows], {
         "create_time": _times([c.create_time for c in rows]),
@@ -81,6 +87,7 @@ def checkpoints_frame(checkpoints: Iterable[Any]) -> pd.DataFrame:
 def services_frame(services: Iterable[Any], url: str = "") -> pd.DataFrame:
     """One row per service with its state, indexed by name; ``url`` (the sprite's URL)
     is shown for the service it routes to, the one with an ``http_port``."""
+    import pandas as pd
     rows = list(services)
     states = [s.state for s in rows]
     return _frame("name", [s.name for s in rows], {
@@ -101,6 +108,7 @@ def services_frame(services: Iterable[Any], url: str = "") -> pd.DataFrame:
 
 def sessions_frame(sessions: Iterable[Any]) -> pd.DataFrame:
     """One row per exec session, indexed by session id."""
+    import pandas as pd
     rows = list(sessions)
     return _frame("id", [str(s.id) for s in rows], {
         "command": pd.Series([s.command or "" for s in rows], dtype="object"),
@@ -115,6 +123,7 @@ def sessions_frame(sessions: Iterable[Any]) -> pd.DataFrame:
 
 def files_frame(entries: Iterable[Any]) -> pd.DataFrame:
     """One row per directory entry, indexed by name."""
+    import pandas as pd
     rows = list(entries)
     return _frame("name", [e.name for e in rows], {
         "type": pd.Series([e.type or "" for e in rows], dtype="object"),
@@ -129,6 +138,7 @@ def files_frame(entries: Iterable[Any]) -> pd.DataFrame:
 def forwards_frame(forwards: Iterable[Any]) -> pd.DataFrame:
     """One row per port forward, indexed by the local port: where it goes, the connections
     open now, the bytes carried both ways and the last connection error."""
+    import pandas as pd
     rows = list(forwards)
     frame = _frame("local", [f.local_port for f in rows], {
         "sprite": pd.Series([f.sprite.name for f in rows], dtype="object"),
@@ -143,6 +153,7 @@ def forwards_frame(forwards: Iterable[Any]) -> pd.DataFrame:
 
 def policy_frame(rules: Iterable[Any]) -> pd.DataFrame:
     """One row per network-policy rule, in evaluation order."""
+    import pandas as pd
     rows = list(rules)
     frame = pd.DataFrame({
         "domain": pd.Series([r.domain or "" for r in rows], dtype="object"),
@@ -159,6 +170,7 @@ def exit_codes_frame(outcomes: Iterable[Any]) -> pd.DataFrame:
     Each outcome has ``sprite``, ``exit_code`` and ``duration`` (None when the
     command never finished) and ``error`` (empty when it ran).
     """
+    import pandas as pd
     rows = list(outcomes)
     return _frame("sprite", [o.sprite for o in rows], {
         "exit_code": pd.Series([o.exit_code for o in rows], dtype="Int64"),
@@ -179,10 +191,12 @@ def changes_frame(rows: Iterable[Sequence[Any]]) -> pd.DataFrame:
     in-sprite diff helper writes it; sizes are ``None`` for directories and for
     the side where the path is absent.
     """
+    import pandas as pd
     listed = sorted((tuple(r) for r in rows), key=lambda r: r[0])
     columns = list(zip(*listed, strict=True)) or [()] * 6
 
     def times(values: Sequence[Any]) -> pd.Series:
+        import pandas as pd
         return pd.Series(pd.to_datetime(pd.array(values, dtype="Int64"), unit="ns", utc=True),
                          dtype="datetime64[ns, UTC]")
 
@@ -229,6 +243,7 @@ def _top_directory(path: str, roots: Sequence[str]) -> str:
 
 def changes_by_directory(changes: pd.DataFrame, roots: Sequence[str] = ()) -> pd.DataFrame:
     """Counts of each kind of change per top-level directory below ``roots`` (or ``/``)."""
+    import pandas as pd
     cleaned = [posixpath.normpath("/" + r.lstrip("/")) for r in roots] or ["/"]
     directory = pd.Series([_top_directory(p, cleaned) for p in changes["path"]],
                           dtype="object", name="directory")

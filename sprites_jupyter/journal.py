@@ -8,8 +8,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 __all__ = ["Journal", "JournalEntry", "Outcome"]
 
@@ -74,6 +77,7 @@ class Journal:
 
     def frame(self) -> pd.DataFrame:
         """The journal as a DataFrame in the order the operations started."""
+        import pandas as pd
         rows = sorted(self.entries, key=lambda entry: entry.time)
         return pd.DataFrame({
             "time": pd.Series(pd.to_datetime([e.time for e in rows], utc=True),

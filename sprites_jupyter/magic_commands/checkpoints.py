@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import re
 from argparse import Namespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from IPython.core.error import UsageError
 
 from ..client import Checkpoint, NotFound, Sprite
@@ -27,6 +26,9 @@ from ..widgets.progress import ProgressView, describe_event, track
 from .context import CommandContext
 from .diff import checkpoint_changes, restore_summary
 from .errors import describe_ids, explain
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["browse", "checkpoint", "checkpoints", "restore"]
 

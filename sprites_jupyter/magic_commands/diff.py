@@ -15,9 +15,8 @@ import mimetypes
 import re
 from argparse import Namespace
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from IPython.core.error import UsageError
 
 from ..client import FileEntry, NotFound, Sprite
@@ -30,6 +29,9 @@ from ..frames import (
 )
 from .context import CommandContext
 from .errors import describe_ids
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["HELPER_SOURCE", "checkpoint_changes", "diff", "restore_summary", "show",
            "split_checkpoint_path"]

@@ -13,9 +13,8 @@ import time
 from argparse import Namespace
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from IPython.core.error import UsageError
 
 from ..client import ExecResult, Sprite
@@ -26,6 +25,9 @@ from .cell_command import cell_command
 from .checkpoints import take_checkpoint
 from .context import CommandContext
 from .errors import explain
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Outcome", "parse_env", "run_code"]
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from argparse import Namespace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from IPython.core.error import UsageError
 
 from ..frames import files_frame
 from .context import CommandContext
 from .diff import ls_checkpoint, split_checkpoint_path
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["get", "ls", "put"]
 

@@ -12,13 +12,14 @@ from argparse import Namespace
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-import pandas as pd
 from IPython.core.error import UsageError
 
 from ..client import PortForward, Sprite
 from ..frames import forwards_frame
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from .context import CommandContext
 
 __all__ = ["Forwards", "forward", "forwards"]

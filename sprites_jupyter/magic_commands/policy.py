@@ -5,16 +5,18 @@ from __future__ import annotations
 import ipaddress
 from argparse import Namespace
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import pandas as pd
 from IPython.core.error import UsageError
 
 from ..client import PolicyRule, SpritesClient
 from ..frames import policy_frame
 from ..policy_rules import decide
 from .context import CommandContext
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["policy"]
 

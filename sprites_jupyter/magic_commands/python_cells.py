@@ -13,9 +13,8 @@ from __future__ import annotations
 import contextlib
 import time
 from argparse import Namespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from IPython.core.error import UsageError
 from IPython.display import publish_display_data
 
@@ -24,6 +23,9 @@ from .context import CommandContext
 from .python_lifecycle import forget, running_agents, session_for, sessions_of
 from .python_session import PythonSession, SessionEnded
 from .python_transfer import pull_value, push_value
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["RemotePythonError", "pull", "push", "python", "run_cell"]
 
@@ -187,6 +189,7 @@ def python(ctx: CommandContext, args: Namespace) -> Any:
 
 
 def _status(ctx: CommandContext, name: str, args: Namespace) -> pd.Series:
+    import pandas as pd
     session = sessions_of(ctx).get(name)
     if session is None:
         raise UsageError(f"No Python session on sprite {name} in this kernel: a "
@@ -204,6 +207,7 @@ def _status(ctx: CommandContext, name: str, args: Namespace) -> pd.Series:
 
 
 def _vars(ctx: CommandContext, name: str, args: Namespace) -> pd.DataFrame:
+    import pandas as pd
     session = session_for(ctx, name)
     try:
         rows = session.call("vars", timeout=60).get("value") or []

@@ -11,9 +11,8 @@ from __future__ import annotations
 import threading
 from argparse import Namespace
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from IPython.core.error import UsageError
 
 from ..client import Conflict, Sprite
@@ -25,6 +24,9 @@ from .errors import explain
 from .execution import parse_env
 from .log_follow import LogFollower
 from .parsing import SETTLE_SECONDS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["logs", "service", "services"]
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from argparse import Namespace
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ..frames import sessions_frame
 from ..widgets.progress import track
 from .context import CommandContext
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["kill", "sessions"]
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from argparse import Namespace
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from IPython.core.error import UsageError
 
 from ..client import AuthError, Conflict, ConnectionFailed, NotFound
 from ..frames import SPRITE_SUMMARY_COLUMNS, sprites_frame
 from .context import CommandContext
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["create", "destroy", "listing", "status", "use"]
 

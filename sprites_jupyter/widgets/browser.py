@@ -15,12 +15,13 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-import ipywidgets as w
+from typing import TYPE_CHECKING, Any
 
 from .changes import CheckpointChanges
 from .progress import ProgressBar, ProgressView
+
+if TYPE_CHECKING:
+    import ipywidgets as w
 
 __all__ = ["CheckpointActions", "CheckpointBrowser", "checkpoint_table_text", "describe_age"]
 
@@ -77,6 +78,7 @@ class CheckpointBrowser:
 
     def __init__(self, title: str, actions: CheckpointActions, *,
                  age_tick: float = AGE_TICK) -> None:
+        import ipywidgets as w
         self.title = title
         self.actions = actions
         self.age_tick = age_tick
@@ -134,6 +136,7 @@ class CheckpointBrowser:
                 self.confirm_button, self.cancel_button]
 
     def _render(self, checkpoints: Sequence[Any]) -> None:
+        import ipywidgets as w
         self.checkpoints = list(checkpoints)
         self.restore_buttons = {}
         self.changes_rows = {}

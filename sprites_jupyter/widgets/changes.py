@@ -13,11 +13,12 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-
-import ipywidgets as w
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ..frames import describe_changes, describe_undo
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["ChangesRow", "CheckpointChanges"]
 
@@ -85,6 +86,7 @@ class ChangesRow:
     """A row's Changes button and the table it expands into."""
 
     def __init__(self, checkpoint_id: str, changes: CheckpointChanges) -> None:
+        import ipywidgets as w
         self.checkpoint_id = checkpoint_id
         self.changes = changes
         self.button = w.Button(description="Changes", icon="list",

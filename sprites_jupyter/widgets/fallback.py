@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import ipywidgets as w
+if TYPE_CHECKING:
+    import ipywidgets as w
+
 
 __all__ = ["TextFallback"]
 

@@ -18,11 +18,12 @@ import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
-from typing import TextIO
-
-import ipywidgets as w
+from typing import TYPE_CHECKING, TextIO
 
 from .fallback import TextFallback
+
+if TYPE_CHECKING:
+    import ipywidgets as w
 
 __all__ = ["LogPanel", "LogText", "LogView"]
 
@@ -69,6 +70,7 @@ class LogPanel(TextFallback, LogView):
 
     def __init__(self, title: str, *, max_lines: int = 1000, min_interval: float = 0.1,
                  on_stop: Callable[[], None] | None = None) -> None:
+        import ipywidgets as w
         super().__init__(title)
         self.max_lines = max_lines
         self.min_interval = min_interval

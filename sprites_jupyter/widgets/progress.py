@@ -13,11 +13,12 @@ import html
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any, Protocol, TextIO, TypeVar
-
-import ipywidgets as w
+from typing import TYPE_CHECKING, Any, Protocol, TextIO, TypeVar
 
 from .fallback import TextFallback
+
+if TYPE_CHECKING:
+    pass
 
 __all__ = ["ProgressBar", "ProgressText", "ProgressView", "describe_event", "track"]
 
@@ -81,6 +82,7 @@ class ProgressBar(TextFallback):
     """Stage text, a step bar and elapsed time, composed of stock widgets."""
 
     def __init__(self, title: str) -> None:
+        import ipywidgets as w
         self.title = title
         self.steps = 0
         self.state = "running"
