@@ -66,7 +66,7 @@ def _rss_mb(pid: int) -> float:
 
 def pipe_rate(rate: int, total: int) -> float:
     """Lines/s of the producer read line by line through a local pipe."""
-    proc = subprocess.Popen([sys.executable, "-c", PRODUCER, str(rate), str(total)],
+    proc = subprocess.Popen(["python3", "-c", PRODUCER, str(rate), str(total)],
                             stdout=subprocess.PIPE)
     assert proc.stdout is not None
     first = 0.0
@@ -105,7 +105,7 @@ def _follow(http: httpx.Client, svc: str, total: int | None, stop: threading.Eve
 
 def follow_rate(http: httpx.Client, rate: int, total: int) -> tuple[float, int]:
     """Lines/s the follower receives from the same producer run as a service."""
-    body = {"cmd": sys.executable, "args": ["-c", "import time; time.sleep(1)\n" + PRODUCER,
+    body = {"cmd": "python3", "args": ["-c", "import time; time.sleep(1)\n" + PRODUCER,
                                             str(rate), str(total)]}
     result: dict[str, float] = {}
     assert http.put("/v1/sprites/bench/services/paced", params={"duration": "0"},
