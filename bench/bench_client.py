@@ -19,7 +19,6 @@ import os
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -86,7 +85,7 @@ def pipe_stream(size: int) -> None:
 
 def ours_first_event(sprite: Sprite, name: str) -> float:
     started = time.perf_counter()
-    stream = sprite.create_service(name, sys.executable, ["-c", SERVICE], duration=5)
+    stream = sprite.create_service(name, "python3", ["-c", SERVICE], duration=5)
     next(stream)
     elapsed = time.perf_counter() - started
     stream.close()
@@ -96,7 +95,7 @@ def ours_first_event(sprite: Sprite, name: str) -> float:
 
 def theirs_first_event(sprite: object, ours: Sprite, name: str) -> float:
     started = time.perf_counter()
-    stream = sprite.create_service(name, sys.executable, ["-c", SERVICE], duration=5)
+    stream = sprite.create_service(name, "python3", ["-c", SERVICE], duration=5)
     next(iter(stream))
     elapsed = time.perf_counter() - started
     list(ours.stop_service(name, timeout=5))
