@@ -33,8 +33,8 @@ from .errors import describe_ids
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["HELPER_SOURCE", "checkpoint_changes", "diff", "restore_summary", "show",
-           "split_checkpoint_path"]
+__all__ = ["HELPER_SOURCE", "checkpoint_changes", "diff", "ls_checkpoint", "restore_summary",
+           "show", "split_checkpoint_path"]
 
 HELPER_SOURCE = files("sprites_jupyter.remote").joinpath("diff_helper.py").read_text("utf-8")
 CHECKPOINTS_DIR = "/.sprite/checkpoints"
