@@ -23,9 +23,14 @@ def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab]
         yield lab
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    """Debian's Chromium; a missing browser fails the run (install: apt-get install chromium)."""
+    """Debian's Chromium; a missing browser fails the run (install: apt-get install chromium).
+
+    Package-scoped (hence this package's ``__init__.py``): Playwright's sync API keeps an
+    event loop running in this thread while it is open, so it must be closed before the
+    rest of the suite (``asyncio.run``) runs.
+    """
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} not found: run `apt-get install -y chromium`")
     with sync_playwright() as playwright:

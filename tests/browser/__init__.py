@@ -1,0 +1,1 @@
+"""Browser tests: a real JupyterLab driven in Chromium."""
