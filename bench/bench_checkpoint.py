@@ -33,20 +33,15 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
+
+from bench_common import timed
 
 from sprites_jupyter.local.storage.snapshots import Snapshotter
 from sprites_jupyter.local.storage.store import Store
 
 ROUNDS = 3
 SETTLE = 0.2  # let fresh writes age past the stat cache's racy window, as in real use
-
-
-def _timed(action: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
 
 
 def _allocated(path: Path) -> int:
@@ -75,7 +70,7 @@ def _baseline(root: Path, scratch: Path) -> list[float]:
     command = ["cp", "-a", str(root), str(copy)]
     times = []
     for _ in range(5):
-        times.append(_timed(lambda: subprocess.run(command, check=True)))
+        times.append(timed(lambda: subprocess.run(command, check=True)))
         shutil.rmtree(copy)
         subprocess.run(["sync"], check=True)
     return times
@@ -112,24 +107,24 @@ def main() -> None:
                                         is_auto=False).id
 
         time.sleep(SETTLE)
-        first = _timed(lambda: store.create_sprite(
+        first = timed(lambda: store.create_sprite(
             "bench", url_settings={}, labels=[], base_manifest=snapshots.snapshot("bench", root)))
 
         unchanged, changed, restored, after_restore, growth = [], [], [], [], []
         for round_number in range(ROUNDS):
             before = _allocated(home)
-            unchanged.append(_timed(checkpoint))
+            unchanged.append(timed(checkpoint))
             growth.append(_allocated(home) - before)
             previous = store.get_sprite("bench").source_id
             for path in paths[round_number::100]:  # 1% of the files, a new 1% each round
                 path.write_bytes(os.urandom(size))
             time.sleep(SETTLE)
-            changed.append(_timed(checkpoint))
+            changed.append(timed(checkpoint))
             row = store.get_checkpoint("bench", previous)
             assert row is not None
-            restored.append(_timed(lambda row=row: snapshots.restore(
+            restored.append(timed(lambda row=row: snapshots.restore(
                 "bench", root, row.manifest, checkpoint_id=row.id, store=store)))
-            after_restore.append(_timed(checkpoint))
+            after_restore.append(timed(checkpoint))
 
         rows = [
             ("first checkpoint", first, None),

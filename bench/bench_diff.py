@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import statistics
 import subprocess
@@ -29,11 +28,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench_common import TOKEN, start_server
+
 from sprites_jupyter.client import SpritesClient
 from sprites_jupyter.magic_commands.diff import HELPER_SOURCE, checkpoint_changes
 
-READY = "Sprites local server listening on "
-TOKEN = "bench-token"
 DATA = "/home/sprite/data"
 
 # Runs on the host and in the sprite alike: ``python3 -c BUILD ROOT FILES MB STAGE``;
@@ -54,19 +53,6 @@ for i, size in enumerate(sizes):
         with open(path, "wb") as f:
             f.write(random.Random("changed %d" % i).randbytes(size + (i % 200 == 0)))
 """
-
-
-def _start_server(home: Path) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sprites_jupyter.local", "serve", "--port", "0",
-         "--home", str(home), "--token", TOKEN],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line.startswith(READY):
-        process.kill()
-        raise SystemExit(f"server did not start: {line!r}")
-    return process, line[len(READY):].strip()
 
 
 def _build_host(scratch: Path, files: int, mb: int) -> tuple[Path, Path]:
@@ -95,7 +81,7 @@ def _helper_on_host(a: Path, b: Path) -> int:
 
 
 def _sprite(scratch: Path, files: int, mb: int) -> tuple[subprocess.Popen[str], Callable[[], int]]:
-    process, url = _start_server(scratch / "home")
+    process, url = start_server(scratch / "home")
     client = SpritesClient(TOKEN, url, timeout=600)
     client.create_sprite("bench-diff")
     handle = client.sprite("bench-diff")

@@ -30,25 +30,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from bench_common import TOKEN, start_server, timed
 from IPython.core.interactiveshell import InteractiveShell
 
 from sprites_jupyter.widgets.logs import LogPanel
-
-READY = "Sprites local server listening on "
-TOKEN = "bench-token"
-
-
-def _start_server(home: Path) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sprites_jupyter.local", "serve", "--port", "0",
-         "--home", str(home), "--token", TOKEN],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line.startswith(READY):
-        process.kill()
-        raise SystemExit(f"server did not start: {line!r}")
-    return process, line[len(READY):].strip()
 
 
 def _ratios(name: str, ours: Callable[[], float], base: Callable[[], float], repeat: int,
@@ -59,12 +44,6 @@ def _ratios(name: str, ours: Callable[[], float], base: Callable[[], float], rep
     print(f"{name}: ours median {statistics.median(a for a, _ in pairs) * 1e3:.1f} ms, "
           f"baseline median {statistics.median(b for _, b in pairs) * 1e3:.1f} ms; ratio "
           f"min {min(ratios):.2f}x median {statistics.median(ratios):.2f}x (target {target})")
-
-
-def _timed(action: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
 
 
 _LOAD_EXT = ("import sys, time\nfrom IPython.core.interactiveshell import InteractiveShell\n"
@@ -102,8 +81,8 @@ def bench_round_trip(shell: InteractiveShell, http: httpx.Client, repeat: int) -
     shell.run_cell("%%sprite_exec\necho hi\n")
     shell.run_cell("%%bash\necho hi\n")
     _ratios("%%sprite_exec echo hi / %%bash echo hi",
-            lambda: _timed(lambda: shell.run_cell("%%sprite_exec\necho hi\n")),
-            lambda: _timed(lambda: shell.run_cell("%%bash\necho hi\n")), repeat * 4, "<= 1.3x")
+            lambda: timed(lambda: shell.run_cell("%%sprite_exec\necho hi\n")),
+            lambda: timed(lambda: shell.run_cell("%%bash\necho hi\n")), repeat * 4, "<= 1.3x")
 
 
 def bench_checkpoints(shell: InteractiveShell, http: httpx.Client, count: int,
@@ -120,11 +99,11 @@ def bench_checkpoints(shell: InteractiveShell, http: httpx.Client, count: int,
     magics = next(c for c in shell.configurables if type(c).__name__ == "SpriteMagics")
     handle = magics.context.sprite()
     _ratios(f"%sprite checkpoints, {count} checkpoints / httpx.get + json",
-            lambda: _timed(lambda: shell.run_line_magic("sprite", "checkpoints")),
-            lambda: _timed(lambda: http.get(url).json()), repeat, "<= 1.2x")
+            lambda: timed(lambda: shell.run_line_magic("sprite", "checkpoints")),
+            lambda: timed(lambda: http.get(url).json()), repeat, "<= 1.2x")
     _ratios(f"client list_checkpoints(), {count} checkpoints / httpx.get + json",
-            lambda: _timed(handle.list_checkpoints),
-            lambda: _timed(lambda: http.get(url).json()), repeat, "<= 1.0x")
+            lambda: timed(handle.list_checkpoints),
+            lambda: timed(lambda: http.get(url).json()), repeat, "<= 1.0x")
 
 
 def _exec_run(shell: InteractiveShell, lines: int) -> tuple[LogPanel, float, int]:
@@ -163,7 +142,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
-        process, url = _start_server(Path(home))
+        process, url = start_server(Path(home))
         try:
             os.environ.update(SPRITES_API_URL=url, SPRITES_TOKEN=TOKEN)
             shell = InteractiveShell.instance()

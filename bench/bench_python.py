@@ -22,40 +22,15 @@ import importlib.util
 import os
 import pickle
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench_common import TOKEN, start_server, timed
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 from sprites_jupyter.magic_commands.python_lifecycle import sessions_of
-
-READY = "Sprites local server listening on "
-TOKEN = "bench-token"
-
-
-def _start_server(home: Path) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sprites_jupyter.local", "serve", "--port", "0",
-         "--home", str(home), "--token", TOKEN],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line.startswith(READY):
-        process.kill()
-        raise SystemExit(f"server did not start: {line!r}")
-    return process, line[len(READY):].strip()
-
-
-def _timed(action: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
 
 
 def _cell(shell: InteractiveShell, source: str) -> None:
@@ -78,10 +53,10 @@ def bench_round_trip(shell: InteractiveShell, repeat: int) -> None:
     _cell(shell, f"%%sprite_python\n{code}\n")
     samples: dict[str, list[float]] = {"session": [], "exec": [], "local": []}
     for _ in range(repeat):
-        samples["session"].append(_timed(lambda: _cell(shell, f"%%sprite_python\n{code}\n")))
-        samples["exec"].append(_timed(lambda: _cell(
+        samples["session"].append(timed(lambda: _cell(shell, f"%%sprite_python\n{code}\n")))
+        samples["exec"].append(timed(lambda: _cell(
             shell, f"%%sprite_exec --shell python3\nprint({code})\n")))
-        samples["local"].append(_timed(lambda: eval(compiled, {})))
+        samples["local"].append(timed(lambda: eval(compiled, {})))
     print(f"1. {code!r} round trip ({repeat} interleaved samples)")
     session = _report("%%sprite_python", samples["session"])
     fresh = _report("%%sprite_exec --shell python3", samples["exec"])
@@ -133,11 +108,11 @@ def bench_transfer(shell: InteractiveShell, sprite: str, megabytes: int, repeat:
     samples: dict[str, list[float]] = {"transfer": [], "disk": []}
     with tempfile.TemporaryDirectory() as folder:
         for _ in range(repeat):
-            samples["transfer"].append(_timed(lambda: (
+            samples["transfer"].append(timed(lambda: (
                 _cell(shell, "%sprite push payload"),
                 _cell(shell, "%sprite pull payload --as payload_back"))))
             shell.user_ns.pop("payload_back", None)
-            samples["disk"].append(_timed(lambda: _local_disk(value, folder)))
+            samples["disk"].append(timed(lambda: _local_disk(value, folder)))
     print(f"2. push + pull of a {megabytes} MB {kind} ({repeat} interleaved samples)")
     transfer = _report("push + pull", samples["transfer"], "s")
     disk = _report(f"local {baseline_name} write + read", samples["disk"], "s")
@@ -152,7 +127,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
-        process, url = _start_server(Path(home))
+        process, url = start_server(Path(home))
         try:
             os.environ.update(SPRITES_API_URL=url, SPRITES_TOKEN=TOKEN,
                               SPRITES_JUPYTER_NO_WIDGETS="1")

@@ -18,37 +18,12 @@ import contextlib
 import io
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from bench_common import TOKEN, start_server, timed
 from IPython.core.interactiveshell import InteractiveShell
-
-READY = "Sprites local server listening on "
-TOKEN = "bench-token"
-
-
-def _start_server(home: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sprites_jupyter.local", "serve", "--port", "0",
-         "--home", str(home), "--token", TOKEN, *args],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line.startswith(READY):
-        process.kill()
-        raise SystemExit(f"server did not start: {line!r}")
-    return process, line[len(READY):].strip()
-
-
-def _timed(action: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
 
 
 def _stream(http: httpx.Client, method: str, url: str, **kwargs: object) -> None:
@@ -71,9 +46,9 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=5000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
-        sandboxed, sandboxed_url = _start_server(Path(scratch, "sandbox"), "--isolation",
+        sandboxed, sandboxed_url = start_server(Path(scratch, "sandbox"), "--isolation",
                                                  "sandbox")
-        plain, plain_url = _start_server(Path(scratch, "none"), "--isolation", "none")
+        plain, plain_url = start_server(Path(scratch, "none"), "--isolation", "none")
         try:
             run(sandboxed_url, plain_url, args.repeat, args.files)
         finally:
@@ -99,14 +74,14 @@ def run(sandboxed_url: str, plain_url: str, repeat: int, files: int) -> None:
     def exec_hi(url: str) -> float:
         magics.api_url = url
         with contextlib.redirect_stdout(io.StringIO()) as out:
-            took = _timed(lambda: shell.run_cell("%%sprite_exec\necho hi\n"))
+            took = timed(lambda: shell.run_cell("%%sprite_exec\necho hi\n"))
         assert "hi" in out.getvalue(), out.getvalue()
         return took
 
     def service_start(url: str) -> float:
         http = clients[url]
         _stream(http, "POST", "/v1/sprites/bench/services/svc/stop")
-        return _timed(lambda: _stream(http, "POST", "/v1/sprites/bench/services/svc/start",
+        return timed(lambda: _stream(http, "POST", "/v1/sprites/bench/services/svc/start",
                                       params={"duration": "0"}))
 
     for measure, what, target in ((exec_hi, "%%sprite_exec echo hi", " (target <= 1.3x)"),
@@ -128,7 +103,7 @@ def run(sandboxed_url: str, plain_url: str, repeat: int, files: int) -> None:
         _stream(clients[url], "POST", "/v1/sprites/bench/checkpoint", json={})
     for _ in range(max(5, repeat // 4)):
         for url in checkpoints:
-            checkpoints[url].append(_timed(lambda url=url: _stream(
+            checkpoints[url].append(timed(lambda url=url: _stream(
                 clients[url], "POST", "/v1/sprites/bench/checkpoint", json={})))
     _report(f"checkpoint of an unchanged sprite with {files:,} files in its layer",
             checkpoints[sandboxed_url], checkpoints[plain_url])
