@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +14,7 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from sprites_jupyter.config import NO_WIDGETS_ENV
 from sprites_jupyter.magic_commands import python_session
+from tests.conftest import start_server
 
 STDLIB_PYTHON = "/usr/bin/python3"
 
@@ -47,6 +50,35 @@ class Shell:
 @pytest.fixture
 def ip(server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Shell]:
     """The extension freshly loaded, on the shared local test server, widgets off by default."""
+    yield from _loaded_shell(server, monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def unsandboxed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A local server in directory mode (``--isolation none``), whose sprites can run this
+    interpreter and so its pandas and numpy, which a sandbox's system python3 may lack."""
+    running = start_server(tmp_path_factory.mktemp("sprites-home-none"),
+                           args=("--isolation", "none"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def library_ip(unsandboxed_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Shell]:
+    """The extension on the unsandboxed server, ``%%sprite_python`` sessions on this
+    interpreter (which has pandas and numpy), with a fresh current sprite."""
+    monkeypatch.setattr(python_session, "PYTHON", sys.executable)
+    for shell in _loaded_shell(unsandboxed_server, monkeypatch):
+        name = f"t-{uuid.uuid4().hex[:10]}"
+        shell.ok(f"%sprite use {name} --create")
+        try:
+            yield shell
+        finally:
+            shell.shell.run_cell("%sprite python stop")  # run_cell: teardown never raises
+            shell.shell.run_cell(f"%sprite destroy {name} --yes")
+
+
+def _loaded_shell(server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Shell]:
     monkeypatch.setenv("SPRITES_API_URL", server.url)
     monkeypatch.setenv("SPRITES_TOKEN", server.token)
     monkeypatch.delenv("SPRITE_TOKEN", raising=False)

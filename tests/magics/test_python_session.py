@@ -110,9 +110,8 @@ def test_output_reaches_the_log_panel_while_the_cell_still_runs(ip, current, htt
     assert panel.state == "done"
 
 
-def test_a_dataframe_shows_as_html(ip, current):
-    need(ip, current, "pandas")
-    _, shown, _, _ = run_captured(ip, "%%sprite_python\nimport pandas as pd\n"
+def test_a_dataframe_shows_as_html(library_ip):
+    _, shown, _, _ = run_captured(library_ip, "%%sprite_python\nimport pandas as pd\n"
                                       "pd.DataFrame({'a': [1, 2], 'b': ['x', 'y']})\n")
     (bundle,) = shown
     assert "<table" in bundle["text/html"] and "text/plain" in bundle

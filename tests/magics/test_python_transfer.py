@@ -10,7 +10,7 @@ import pytest
 from sprites_jupyter.magic_commands import python_transfer
 from sprites_jupyter.magic_commands.python_lifecycle import sessions_of
 
-from .python_helpers import need, run_captured, sprite_has
+from .python_helpers import run_captured, sprite_has
 
 
 def test_bytes_and_a_dict_round_trip(ip, current, capsys, http):
@@ -47,8 +47,8 @@ def test_cell_push_and_pull_options(ip, current):
                         ("pull", "total", "ok")]
 
 
-def test_a_dataframe_round_trip_keeps_dtypes(ip, current):
-    need(ip, current, "pandas")
+def test_a_dataframe_round_trip_keeps_dtypes(library_ip):
+    ip = library_ip
     import pandas as pd
 
     frame = pd.DataFrame({"i": pd.array([1, 2, 3], dtype="int32"),
@@ -67,8 +67,8 @@ def test_a_dataframe_round_trip_keeps_dtypes(ip, current):
     assert back.dtypes.to_dict() == frame.dtypes.to_dict()
 
 
-def test_a_numpy_array_round_trip(ip, current, capsys):
-    need(ip, current, "numpy")
+def test_a_numpy_array_round_trip(library_ip, capsys):
+    ip = library_ip
     import numpy as np
 
     ip.shell.user_ns["grid"] = np.arange(12, dtype="float32").reshape(3, 4)
