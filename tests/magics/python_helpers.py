@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from IPython.utils.capture import capture_output
 
 from sprites_jupyter.magic_commands.python_lifecycle import sessions_of
@@ -25,11 +24,4 @@ def sprite_has(ip: Any, sprite: str, module: str) -> bool:
         ip.ok("%%sprite_python\npass\n")
         session = sessions_of(ip.magics.context)[sprite]
     return bool(session.info.get("has", {}).get(module))
-
-
-def need(ip: Any, sprite: str, module: str) -> None:
-    """Skip unless the sprite's own python3 has ``module``."""
-    if not sprite_has(ip, sprite, module):
-        pytest.skip(f"the sprite's python3 cannot import {module} (these tests install "
-                    "nothing into the sprite)")
 

@@ -15,7 +15,7 @@ from sprites_jupyter.magic_commands.python_cells import RemotePythonError
 from sprites_jupyter.magic_commands.python_lifecycle import sessions_of
 from sprites_jupyter.widgets.logs import LogPanel
 
-from .python_helpers import need, run_captured
+from .python_helpers import run_captured
 
 
 def test_state_survives_between_cells_and_the_last_expression_is_shown(ip, current):
@@ -117,9 +117,8 @@ def test_a_dataframe_shows_as_html(library_ip):
     assert "<table" in bundle["text/html"] and "text/plain" in bundle
 
 
-def test_a_matplotlib_figure_comes_back_as_png(ip, current):
-    need(ip, current, "matplotlib")
-    _, shown, _, _ = run_captured(ip, "%%sprite_python\nimport matplotlib.pyplot as plt\n"
+def test_a_matplotlib_figure_comes_back_as_png(library_ip):
+    _, shown, _, _ = run_captured(library_ip, "%%sprite_python\nimport matplotlib.pyplot as plt\n"
                                       "plt.plot([1, 2, 3])\nplt.title('t');\n")
     import base64
 
