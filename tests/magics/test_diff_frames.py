@@ -104,7 +104,7 @@ def test_changes_button_summarises_then_expands_and_collapses_the_table():
     row = browser.changes_rows["v1"]
     assert sprite.asked == [], "nothing is computed before it is asked for"
     row.button.click()
-    browser.wait(10)
+    browser.wait(60)
     assert row.button.description == describe_changes(changes_frame(ROWS))
     assert row.detail.layout.display == "flex"
     assert "/home/sprite/run.sh" in row.table.value and "mode-changed" in row.table.value
@@ -115,7 +115,7 @@ def test_changes_button_summarises_then_expands_and_collapses_the_table():
 
     other = browser.changes_rows["v2"]
     other.button.click()
-    browser.wait(10)
+    browser.wait(60)
     assert other.button.description.startswith("Checkpoint v2 is not mounted")
     assert other.detail.layout.display == "none"
 
@@ -124,21 +124,21 @@ def test_restore_confirmation_says_what_it_would_undo():
     sprite = Sprite()
     browser = CheckpointBrowser("demo", sprite.actions())
     browser.restore_buttons["v1"].click()
-    browser.wait(10)
+    browser.wait(60)
     assert browser.undo_text.value == (
         "<b>Restoring v1 will undo 5 changes: 1 added, 1 removed, 1 modified, "
         "1 changed type, 1 changed mode.</b>")
     assert "stops every running process" in browser.confirm_text.value
     browser.restore_buttons["v2"].click()
-    browser.wait(10)
+    browser.wait(60)
     assert "What it would undo is unknown: Checkpoint v2 is not mounted" in \
         browser.undo_text.value
     browser.restore_buttons["v1"].click()
-    browser.wait(10)
+    browser.wait(60)
     assert browser.undo_text.value.startswith("<b>Restoring v1 will undo 5 changes")
     browser.confirm_button.click()
-    browser.wait(10)
+    browser.wait(60)
     assert sprite.restored == ["v1"] and sprite.asked == ["v1", "v2"]
     browser.restore_buttons["v1"].click()
-    browser.wait(10)
+    browser.wait(60)
     assert sprite.asked == ["v1", "v2", "v1"], "a restore forgets what changed before it"
