@@ -6,7 +6,6 @@ be freed through the API."""
 from __future__ import annotations
 
 import os
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,24 +13,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import LocalServer, start_server
+from tests.local.conftest import SMALL_DISK_MB
 
 HOME = "/home/sprite"
-SIZE_MB = 24
 
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={SIZE_MB}m,mode=0700",
-                           "tmpfs", str(mount)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): "
-                    f"{done.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 @pytest.fixture
@@ -74,7 +59,7 @@ def test_enospc_is_507_and_leaves_nothing_behind_reads_and_deletes_still_work(
         free_before = _free(small_disk)
 
         too_big = http.put(f"{fs}/write", params={"path": f"{HOME}/big"},
-                           content=b"x" * ((SIZE_MB + 8) << 20))
+                           content=b"x" * ((SMALL_DISK_MB + 8) << 20))
         assert too_big.status_code == 507, too_big.text
         body = too_big.json()
         assert body["code"] == "ENOSPC" and "no space left" in body["error"]
