@@ -38,7 +38,7 @@ class _Tunnel:
             self.local.shutdown(socket.SHUT_RDWR)
         self.local.close()
         if self.remote is not None:
-            self.remote.close()
+            self.remote.abort()  # the other pump may be blocked sending on it
 
 
 class PortForward:

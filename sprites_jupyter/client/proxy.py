@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 from types import TracebackType
 
 from websockets.exceptions import ConnectionClosed
@@ -70,6 +71,14 @@ class PortConnection:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._ws.close()
+
+    def abort(self) -> None:
+        """Close at once, from any thread, also while another thread is blocked sending: a
+        graceful :meth:`close` waits for that send, which a peer that stopped reading
+        never lets finish."""
+        with contextlib.suppress(OSError):
+            self._ws.socket.shutdown(socket.SHUT_RDWR)
+        self.close()
 
     def __enter__(self) -> PortConnection:
         return self

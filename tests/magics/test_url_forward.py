@@ -138,6 +138,29 @@ def test_forward_carries_100_megabytes_both_ways_intact(ip, http, current):
     ip.ok("%sprite forward stop --all")
 
 
+def test_forward_stops_while_a_connection_is_stuck_sending(ip, http, current):
+    """A client that sends without reading fills every buffer up to the echo in the sprite,
+    so the forward's upstream pump blocks in a send; stopping must still end it."""
+    port = start_echo(http, current)
+    ip.ok(f"%sprite forward {port}")
+    local = int(ip.ok("%sprite forwards").index[0])
+    sock = connect_when_echoing(local)
+    sock.settimeout(1)
+    sent = 0
+    with sock:
+        try:
+            while sent < 512 << 20:  # until the buffers are full (the send times out)
+                sent += sock.send(b"x" * (1 << 20))
+        except TimeoutError:
+            pass
+        stopper = threading.Thread(target=ip.ok, args=("%sprite forward stop --all",),
+                                   daemon=True)
+        stopper.start()
+        stopper.join(TIMEOUT)
+        assert not stopper.is_alive(), "forward stop hung on a connection stuck sending"
+    assert not listening(local)
+
+
 def test_forward_reports_connections_nothing_answers(ip, current):
     port = free_port()
     ip.ok(f"%sprite forward {port}")
