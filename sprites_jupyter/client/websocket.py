@@ -6,7 +6,7 @@ import threading
 from collections.abc import Sequence
 
 import httpx
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from .errors import ProtocolError, one_line
@@ -66,6 +66,9 @@ def _open(session: HttpSession, path: str, params: Sequence[tuple[str, str]],
         response = httpx.Response(answer.status_code, headers=kept,
                                   content=bytes(answer.body or b""))
         raise session.error(response, what=what) from None
+    except InvalidMessage as exc:  # the peer closed before answering: a reset
+        raise ConnectionResetError(f"the connection closed during the handshake ({exc})"
+                                   ) from None
     except InvalidHandshake as exc:
         raise ProtocolError(f"{what}: the WebSocket handshake failed ({exc})") from None
     except ConnectionError:
