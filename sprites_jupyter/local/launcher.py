@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from .registry import is_alive
 from .storage.home import default_home, prepare_home, read_server_file, resolve_token
 
 LOCK_FILE = "launch.lock"
@@ -67,21 +68,11 @@ def find_server(home: Path, token: str) -> LocalServerInfo | None:
     if not record:
         return None
     pid, url = record.get("pid"), record.get("url")
-    if not isinstance(pid, int) or not isinstance(url, str) or not _alive(pid):
+    if not isinstance(pid, int) or not isinstance(url, str) or not is_alive(pid):
         return None
     if not _healthy(url, token):
         return None
     return LocalServerInfo(url=url, token=token, pid=pid, home=home)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # The server speaks plain HTTP on loopback: no CA bundle to load for each probe (~20 ms).
