@@ -11,6 +11,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from .errors import ProtocolError, one_line
 from .http import USER_AGENT, HttpSession, tls_context
+from .ws_connection import QueuedWriteConnection
 
 OPEN_TIMEOUT = 60.0
 """At least this long for the upgrade: a cold sprite wakes first (10 s was too short;
@@ -56,7 +57,8 @@ def _open(session: HttpSession, path: str, params: Sequence[tuple[str, str]],
                              proxy=None if session.is_local else True, **tls,
                              open_timeout=max(session.timeout, OPEN_TIMEOUT), ping_interval=15,
                              ping_timeout=45, close_timeout=2, max_size=16 * 1024 * 1024,
-                             max_queue=64, user_agent_header=USER_AGENT)
+                             max_queue=64, user_agent_header=USER_AGENT,
+                             create_connection=QueuedWriteConnection)
         # Entered as a context manager on the caller's behalf: the caller closes it.
         return connection.__enter__()
     except InvalidStatus as exc:

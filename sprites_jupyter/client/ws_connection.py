@@ -1,0 +1,87 @@
+"""A sync WebSocket connection whose writes never block its reads.
+
+The ``websockets`` sync connection writes to the socket while holding the lock its
+reading thread needs for every frame it receives. When a send blocks on a full socket
+(the peer is not reading), receiving stops too; and a peer that stops reading until
+its own sends are read (an echo, any request/response stream under load) then never
+reads again: both sides wait for ever. Here every write is queued under that lock and
+written by a thread of the connection's own, so a blocked write holds no lock, and
+:meth:`send` waits outside the lock while too much is queued (bounded memory).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections import deque
+from typing import Any
+
+from websockets.sync.client import ClientConnection
+
+QUEUED_LIMIT = 1024 * 1024
+"""A :meth:`send` returns once no more than this many bytes wait to be written."""
+
+
+class QueuedWriteConnection(ClientConnection):
+    """:class:`websockets.sync.client.ClientConnection` with writes done off the lock."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._outgoing: deque[bytes] = deque()
+        self._queued = 0
+        self._writing = threading.Condition()
+        self._writer_done = False
+        super().__init__(*args, **kwargs)
+        self._writer = threading.Thread(target=self._write_queued, daemon=True,
+                                        name="sprites-websocket-writer")
+        self._writer.start()
+
+    def send_data(self) -> None:
+        """Queue what the protocol has to send (the caller holds the protocol lock)."""
+        pieces = self.protocol.data_to_send()
+        if not pieces:
+            return
+        with self._writing:
+            for piece in pieces:
+                self._outgoing.append(piece)  # b"" stands for "shut down the write side"
+                self._queued += len(piece)
+            self._writing.notify_all()
+
+    def send(self, message: Any, text: bool | None = None) -> None:
+        """Send a message; wait, holding no lock, while too much is still queued."""
+        super().send(message, text=text)
+        with self._writing:
+            while self._queued > QUEUED_LIMIT and not self._writer_done:
+                self._writing.wait()
+
+    def close_socket(self) -> None:
+        with contextlib.suppress(OSError):  # wakes a write blocked on a peer gone quiet
+            self.socket.shutdown(socket.SHUT_RDWR)
+        super().close_socket()
+        with self._writing:
+            self._writer_done = True
+            self._writing.notify_all()
+
+    def _write_queued(self) -> None:
+        while True:
+            with self._writing:
+                while not self._outgoing and not self._writer_done:
+                    self._writing.wait()
+                if self._writer_done:
+                    self._outgoing.clear()
+                    self._queued = 0
+                    self._writing.notify_all()
+                    return
+                piece = self._outgoing.popleft()
+            try:
+                if piece:
+                    self.socket.sendall(piece)
+                else:
+                    self.socket.shutdown(socket.SHUT_WR)
+            except OSError as exc:
+                with self.protocol_mutex:
+                    self.set_connection_exc(exc)
+                self.close_socket()
+            with self._writing:
+                self._queued -= len(piece)
+                self._writing.notify_all()
