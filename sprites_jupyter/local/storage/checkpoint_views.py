@@ -5,7 +5,10 @@ diff a previous state without restoring it. A view here is the checkpoint's tree
 (the sprite's own layer: what it wrote, not the base image beneath) made in the
 platform directory, which the sandbox binds read-only: directories and symlinks as
 recorded, files as hard links to the stored objects (immutable and content
-addressed, so a view copies no file data). One object serves every file with its
+addressed, so a view copies no file data). A file stored in chunks has no whole object:
+it is assembled once per version (a full copy of its bytes, disk and time alike) and that
+copy is linked into every view showing it, then deleted when no view does. One object
+serves every file with its
 content, so it cannot carry each file's mode and mtime: the view records them in
 its ``.sprite/stat.json`` (``{"entries": {path: [mode, mtime_ns]}}``), which the
 in-sprite diff helper reads. A view is built aside and renamed into place, so it
@@ -20,6 +23,7 @@ import os
 import shutil
 from pathlib import Path
 
+from .objects import is_chunked
 from .snapshots import Entry, Snapshotter
 from .store import Store
 
@@ -43,6 +47,7 @@ def refresh(snapshots: Snapshotter, store: Store, sprite: str, directory: Path) 
     for checkpoint_id, manifest in wanted.items():
         if not (directory / checkpoint_id).exists():
             _build(snapshots, snapshots.load_manifest(manifest), directory, checkpoint_id)
+    snapshots.store.prune_assembled()
 
 
 def _shown(entry: Entry) -> bool:
@@ -63,6 +68,8 @@ def _build(snapshots: Snapshotter, entries: list[Entry], directory: Path,
                 target.mkdir()
             elif entry.kind == "l":
                 os.symlink(entry.ref, target)
+            elif is_chunked(entry.ref):
+                os.link(snapshots.store.assembled(entry.ref), target)
             else:
                 os.link(snapshots.object_path(entry.ref), target)
         record = {entry.path: [entry.mode, entry.mtime_ns] for entry in shown}

@@ -1,7 +1,9 @@
 """Content-addressed, incremental snapshots of sprite trees, and crash-safe restores.
 
 File contents are stored once each as objects named by their SHA-256 under
-``HOME/objects`` (written aside, then renamed into place). A snapshot is a
+``HOME/objects`` (written aside, then renamed into place; a large file as fixed-size
+chunks and a chunk list, so an edit stores only the chunks it touched: :mod:`.objects`).
+A snapshot is a
 manifest, every path with its type, mode, mtime, size and object hash or link
 target, stored compressed under ``HOME/manifests`` and named by the SHA-256 of
 its JSON, so an unchanged tree yields the same manifest id and costs no space.
@@ -38,7 +40,6 @@ import errno
 import hashlib
 import json
 import os
-import shutil
 import stat
 import tempfile
 import time
@@ -49,6 +50,7 @@ from typing import NamedTuple
 
 from . import restore_plan
 from .home import write_private
+from .objects import CHUNKED_OVER, MissingData, ObjectStore, head
 from .restore_plan import (
     DIR_KINDS,
     JOURNAL,
@@ -64,7 +66,6 @@ from .store import Store
 
 Progress = Callable[[str], None]
 
-_CHUNK = 1 << 20
 # A file changed less than this before it is read may change again without moving its
 # mtime or ctime, so it is not cached; timestamps in whole seconds need a wider margin.
 _RACY_NS = 100_000_000
@@ -98,34 +99,28 @@ class Snapshotter:
     """Snapshots and restores of the sprite trees of one server home."""
 
     def __init__(self, home: Path) -> None:
-        self.objects = home / "objects"
+        self.store = ObjectStore(home)
+        self.objects = self.store.root
         self.manifests = home / "manifests"
         self.caches = home / "statcache"
-        self._incoming = self.objects / "incoming"
-        for directory in (self._incoming, self.manifests, self.caches):
+        self._incoming = self.store.incoming
+        for directory in (self.manifests, self.caches):
             directory.mkdir(parents=True, exist_ok=True)
-        self._present: set[str] = set()
         self._caches: dict[str, dict[str, CacheEntry]] = {}
 
     # objects ------------------------------------------------------------------
 
     def object_path(self, digest: str) -> Path:
         """Where the object ``digest`` is stored (immutable once there)."""
-        return self.objects / digest[:2] / digest[2:]
-
-    def _has_object(self, digest: str) -> bool:
-        """Whether an object exists; looked up on disk once per server run."""
-        if digest not in self._present and self.object_path(digest).exists():
-            self._present.add(digest)
-        return digest in self._present
+        return self.store.path(digest)
 
     def _store_file(self, source: Path) -> tuple[str, int, os.stat_result, os.stat_result] | None:
-        """Copy ``source`` into the store while hashing it.
+        """Copy ``source`` into the store while hashing it (in chunks if it is large).
 
-        Returns (hash, size, stat before, stat after reading), or None when ``source``
+        Returns (ref, size, stat before, stat after reading), or None when ``source``
         is gone or is no longer a regular file (never follows a symlink swapped in,
-        never blocks on a fifo). The object holds exactly the bytes read, so it
-        always matches its name even if a process writes to the file meanwhile.
+        never blocks on a fifo). The objects hold exactly the bytes read, so they
+        always match their names even if a process writes to the file meanwhile.
         """
         try:
             fd = os.open(source, _OPEN_FLAGS)
@@ -137,26 +132,12 @@ class Snapshotter:
             before = os.fstat(fd)
             if not stat.S_ISREG(before.st_mode):
                 return None
-            digest = hashlib.sha256()
-            size = 0
-            with tempfile.NamedTemporaryFile(dir=self._incoming, delete=False) as temp:
-                while chunk := reader.read(_CHUNK):
-                    digest.update(chunk)
-                    temp.write(chunk)
-                    size += len(chunk)
+            if before.st_size > CHUNKED_OVER:
+                ref, size = self.store.store_chunked(fd, before.st_size)
+            else:
+                ref, size = self.store.store_stream(reader)
             after = os.fstat(fd)
-        name = digest.hexdigest()
-        self._publish(Path(temp.name), self.object_path(name))
-        self._present.add(name)
-        return name, size, before, after
-
-    def _publish(self, temp: Path, target: Path) -> None:
-        """Move a finished temporary file to its content-addressed name (or drop it)."""
-        if target.exists():
-            temp.unlink()
-        else:
-            target.parent.mkdir(exist_ok=True)
-            os.replace(temp, target)
+        return ref, size, before, after
 
     # manifests ------------------------------------------------------------------
 
@@ -167,7 +148,7 @@ class Snapshotter:
         if not target.exists():
             with tempfile.NamedTemporaryFile(dir=self._incoming, delete=False) as temp:
                 temp.write(zlib.compress(raw, 1))
-            self._publish(Path(temp.name), target)
+            self.store.publish(Path(temp.name), target)
         return manifest_id
 
     def load_manifest(self, manifest_id: str) -> list[Entry]:
@@ -234,12 +215,16 @@ class Snapshotter:
         if not marker.exists():
             return
         in_use = store.manifests_in_use()
-        needed: set[str] = set()
+        refs: set[str] = set()
         for manifest_id in in_use:
             try:
-                needed.update(e.ref for e in self.load_manifest(manifest_id) if e.kind == "f")
+                refs.update(e.ref for e in self.load_manifest(manifest_id) if e.kind == "f")
             except (OSError, ValueError):
                 return  # what it needs is unknown: delete nothing
+        try:
+            needed = self.store.needed(refs)
+        except MissingData:
+            return
         for directory, keep in ((self.manifests, in_use), (self.objects, needed)):
             for fanout in os.scandir(directory):
                 if len(fanout.name) != 2 or not fanout.is_dir(follow_symlinks=False):
@@ -247,7 +232,8 @@ class Snapshotter:
                 for stored in os.scandir(fanout.path):
                     if fanout.name + stored.name not in keep:
                         os.unlink(stored.path)
-        self._present.clear()
+        self.store.forget_presence()
+        self.store.prune_assembled()
         marker.unlink()
 
     # snapshot -------------------------------------------------------------------
@@ -277,7 +263,7 @@ class Snapshotter:
                     continue
                 cached = cache.get(rel)
                 if (cached is not None and cached[:4] == stat_key(info)
-                        and self._has_object(cached[4])):
+                        and self.store.has(head(cached[4]))):
                     fresh[rel] = cached
                     entries.append(Entry(rel, "f", stat.S_IMODE(mode), info.st_mtime_ns,
                                          info.st_size, cached[4]))
@@ -368,8 +354,8 @@ class Snapshotter:
             os.mknod(dest, stat.S_IFCHR, os.makedev(0, 0))
         else:
             try:
-                shutil.copyfile(self.object_path(entry.ref), dest)
-            except FileNotFoundError as exc:
+                self.store.write_file(entry.ref, dest)
+            except MissingData as exc:
                 raise SnapshotError(f"the stored data of /{entry.path} is missing") from exc
             os.chmod(dest, entry.mode)
         os.utime(dest, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
