@@ -100,24 +100,30 @@ def query_bool(value: str | None, default: bool) -> bool:
     raise ApiError(400, f"invalid boolean {value!r}: use true or false")
 
 
+async def read_body(request: Any, limit: int, rule: str) -> bytes:
+    """The whole request body, refused with 413 (``request body too large: RULE``) as soon
+    as it is declared or found to be over ``limit`` bytes, before the rest is read."""
+    too_large = ApiError(413, f"request body too large: {rule}")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def read_json_object(request: Any, *, allow_empty: bool = False) -> dict[str, Any]:
     """Read a request body that must be a JSON object; 400 with a clear message otherwise.
 
     Bodies over :data:`MAX_JSON_BODY` bytes are refused with 413 before they are all read,
     and values nested deeper than :data:`MAX_JSON_DEPTH` with 400.
     """
-    too_large = ApiError(413, f"request body too large: JSON bodies are limited to "
-                              f"{MAX_JSON_BODY // 1024} KiB")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_JSON_BODY:
-        raise too_large
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_JSON_BODY:
-            raise too_large
-        chunks.append(chunk)
-    body = b"".join(chunks)
+    body = await read_body(request, MAX_JSON_BODY,
+                           f"JSON bodies are limited to {MAX_JSON_BODY // 1024} KiB")
     if not body.strip():
         if allow_empty:
             return {}

@@ -89,6 +89,20 @@ def test_a_body_without_length_is_cut_off_at_the_cap(http: httpx.Client) -> None
     _still_serving(http)
 
 
+def test_http_exec_stdin_over_the_cap_is_refused_413(http: httpx.Client, sprite: str) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(65):
+            yield b"z" * (1024 * 1024)
+
+    params = [("cmd", "wc"), ("cmd", "-c"), ("stdin", "true")]
+    response = http.post(f"/v1/sprites/{sprite}/exec", params=params, content=chunks())
+    _assert_refused(response, 413, "too large", "64 MiB", "WebSocket")
+    _still_serving(http)
+    small = http.post(f"/v1/sprites/{sprite}/exec", params=params, content=b"12345")
+    assert small.status_code == 200 and small.content.endswith(bytes([3, 0]))
+    assert b"5" in small.content
+
+
 def test_long_checkpoint_comments_and_labels_are_refused(http: httpx.Client,
                                                          sprite: str) -> None:
     response = http.post(f"/v1/sprites/{sprite}/checkpoint", json={"comment": "c" * 100_000})

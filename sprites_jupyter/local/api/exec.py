@@ -24,7 +24,14 @@ from ..errors import ApiError
 from ..runtime.exec_process import STDERR, SpawnError
 from ..runtime.sessions import Attachment, Session, SessionManager
 from ..state import SpriteRuntime, state_of
-from ..wire import ndjson_response, parse_duration, parse_signal, query_bool, read_json_object
+from ..wire import (
+    ndjson_response,
+    parse_duration,
+    parse_signal,
+    query_bool,
+    read_body,
+    read_json_object,
+)
 from .exec_query import ExecRequest, parse_exec_query
 
 log = logging.getLogger(__name__)
@@ -32,6 +39,9 @@ log = logging.getLogger(__name__)
 STDIN, EXIT, STDIN_EOF = 0x00, 0x03, 0x04
 CAPABILITIES = [(b"x-sprite-capabilities", b"signal")]
 KILL_TIMEOUT = 10.0
+MAX_HTTP_STDIN = 64 * 1024 * 1024
+HTTP_STDIN_RULE = ("HTTP exec takes at most 64 MiB of stdin: stream more through the exec "
+                   "WebSocket")
 # Signals as a closed or vanished socket reports them, whichever side noticed first.
 _SOCKET_GONE = (WebSocketDisconnect, RuntimeError, OSError)
 
@@ -129,7 +139,8 @@ async def http_exec(request: Request) -> Response:
         if query_bool(query.get(name), False):
             raise ApiError(400, f"{name} is not supported by HTTP exec: use the exec WebSocket")
     exec_request = parse_exec_query(query, runtime.sandbox)
-    stdin = await request.body() if exec_request.spec.stdin else b""
+    stdin = (await read_body(request, MAX_HTTP_STDIN, HTTP_STDIN_RULE)
+             if exec_request.spec.stdin else b"")
     try:
         session, owner = await _start(request, runtime, exec_request)
     except SpawnError as err:
