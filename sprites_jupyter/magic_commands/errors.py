@@ -6,6 +6,7 @@ the cell as failed, so papermill and nbclient runs stop loudly.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -36,7 +37,7 @@ def describe_ids(ids: Sequence[str]) -> str:
 def explain(error: BaseException) -> str:
     """The one-line message for an error raised while running a magic."""
     if isinstance(error, AuthError):
-        return "Not authorized: check SPRITES_TOKEN"
+        return _not_authorized()
     if isinstance(error, UsageError | SpritesError):
         return str(error)
     return f"{type(error).__name__}: {error}"
@@ -61,3 +62,12 @@ def user_errors(sprite: str = "", *,
         raise UsageError(explain(error)) from None
     except SpritesError as error:
         raise UsageError(explain(error)) from None
+
+
+def _not_authorized() -> str:
+    """Names only the token setting that is set; without one, the local server's token."""
+    for name in ("SPRITES_TOKEN", "SPRITE_TOKEN"):
+        if os.environ.get(name):
+            return f"Not authorized: check {name}"
+    return ("Not authorized: the local server refused the token it was found with: run "
+            "%reload_ext sprites_jupyter to find it again")

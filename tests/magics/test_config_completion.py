@@ -97,6 +97,13 @@ def test_wrong_token_is_one_line(ip, sprite, monkeypatch):
     assert ip.fails(f"%sprite use {sprite}") == "Not authorized: check SPRITES_TOKEN"
 
 
+def test_wrong_token_names_the_variable_that_is_set(ip, sprite, monkeypatch):
+    monkeypatch.delenv("SPRITES_TOKEN", raising=False)
+    monkeypatch.setenv("SPRITE_TOKEN", "wrong")
+    ip.magics.close()
+    assert ip.fails(f"%sprite use {sprite}") == "Not authorized: check SPRITE_TOKEN"
+
+
 @pytest.mark.timeout(60)
 def test_unreachable_backend_is_one_line(ip, monkeypatch):
     monkeypatch.setenv("SPRITES_API_URL", f"http://127.0.0.1:9/{uuid.uuid4().hex}")
