@@ -8,6 +8,7 @@ checkpoint or a restore half done.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -133,17 +134,22 @@ async def create_checkpoint(request: Request) -> Response:
 async def list_checkpoints(request: Request) -> Response:
     server, name = _sprite(request)
     include_auto = query_bool(request.query_params.get("includeAuto"), False)
-    rows = server.store.list_checkpoints(name, include_auto=include_auto)
     history_of = request.query_params.get("history")
     if history_of:
         _require_checkpoint(server, name, history_of)
+        rows = server.store.list_checkpoints(name, include_auto=include_auto)
         hits = []
         for row in rows:
             full = server.store.get_checkpoint(name, row.id)
             if full is not None and history_of in full.history:
                 hits.append(row.id)
         return PlainTextResponse("".join(f"{hit}\n" for hit in hits))
-    return JSONResponse([_current(server, name)] + [checkpoint_json(row) for row in rows])
+    current = json.dumps(_current(server, name), separators=(",", ":")).encode()
+    # Thousands of rows take SQLite milliseconds: off the loop, on the store's reader.
+    listed = await asyncio.to_thread(server.store.checkpoints_json, name,
+                                     include_auto=include_auto)
+    return Response(b"[" + current + (b"," + listed[1:] if len(listed) > 2 else b"]"),
+                    media_type="application/json")
 
 
 async def get_checkpoint(request: Request) -> Response:

@@ -40,7 +40,7 @@ def refresh(snapshots: Snapshotter, store: Store, sprite: str, directory: Path) 
     checkpoints (automatic ones aside), building only the missing ones."""
     directory.mkdir(parents=True, exist_ok=True)
     wanted = {row.id: row.manifest
-              for row in store.list_checkpoints(sprite, include_auto=False)[:RECENT]}
+              for row in store.list_checkpoints(sprite, include_auto=False, limit=RECENT)}
     for entry in os.scandir(directory):
         if entry.name not in wanted:
             _remove(Path(entry.path))

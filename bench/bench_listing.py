@@ -1,0 +1,165 @@
+"""Cost of listing a sprite with many checkpoints, end to end over the real HTTP API.
+
+The checkpoints are written through the server's store (creating 10,000 through the
+API would take minutes); every listing goes through the running server. Each round
+times, interleaved, a bare ``httpx.get`` + ``json.loads`` of the listing (the
+baseline), our client's ``list_checkpoints()``, ``%sprite checkpoints`` in a real
+IPython shell, and sprites-py's ``list_checkpoints()`` when it is installed. Ratios
+to the same round's baseline, min and median over ``--repeat`` rounds (at least 5).
+Last, the latency of an unrelated request while listings run, against the same
+request on an idle server: the listing must not hold up the server's event loop.
+
+    python bench/bench_listing.py [--checkpoints 10000] [--repeat 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from bench_common import TOKEN, start_server, timed
+from IPython.core.interactiveshell import InteractiveShell
+
+from sprites_jupyter.client import SpritesClient
+from sprites_jupyter.local.storage.store import Store
+from sprites_jupyter.local.wire import rfc3339
+
+SPRITE = "bench-list"
+OLD = "%sprite checkpoints was 1.70x the bare request (issue 14, before this bench)"
+
+
+def _fill(home: Path, count: int) -> None:
+    """Give ``SPRITE`` checkpoints ``v1`` … ``v<count-1>`` (a chain, a second apart)."""
+    store = Store(home / "metadata.sqlite3")
+    try:
+        with store.transaction() as db:
+            manifest, start = db.execute(
+                "SELECT manifest, create_time FROM checkpoints WHERE sprite = ? AND id = 'v0'",
+                (SPRITE,)).fetchone()
+            db.executemany(
+                "INSERT INTO checkpoints (sprite, id, create_time, create_time_text, comment,"
+                " source_id, is_auto, manifest) VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
+                ((SPRITE, f"v{n}", when, rfc3339(when), f"checkpoint {n} ✓", f"v{n - 1}",
+                  manifest) for n, when in ((n, start + n + 0.123457 * (n % 7))
+                                            for n in range(1, count))))
+            db.execute("UPDATE sprites SET next_version = ?, source_id = ? WHERE name = ?",
+                       (count, f"v{count - 1}", SPRITE))
+    finally:
+        store.close()
+
+
+def _sprites_py(url: str) -> Callable[[], object] | None:
+    try:
+        import sprites
+    except ImportError:
+        return None
+    return sprites.SpritesClient(TOKEN, base_url=url).sprite(SPRITE).list_checkpoints
+
+
+def _latency_under_load(http: httpx.Client, url: str, samples: int) -> tuple[float, float]:
+    """Median latency of a small GET on an idle server, then while listings run."""
+    probe = f"/v1/sprites/{SPRITE}"
+    idle = statistics.median(timed(lambda: http.get(probe)) for _ in range(samples))
+    stop = threading.Event()
+
+    def list_forever() -> None:
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"},
+                          timeout=60) as lister:
+            while not stop.is_set():
+                lister.get(f"/v1/sprites/{SPRITE}/checkpoints").raise_for_status()
+
+    thread = threading.Thread(target=list_forever, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.2)
+        busy = []
+        for _ in range(samples):
+            busy.append(timed(lambda: http.get(probe)))
+            time.sleep(0.005)
+        loaded = statistics.median(busy)
+    finally:
+        stop.set()
+        thread.join(60)
+    return idle, loaded
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoints", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    repeat = max(args.repeat, 5)
+    with tempfile.TemporaryDirectory() as home:
+        process, url = start_server(Path(home))
+        try:
+            os.environ.update(SPRITES_API_URL=url, SPRITES_TOKEN=TOKEN)
+            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"},
+                              timeout=60) as http:
+                http.post("/v1/sprites", json={"name": SPRITE}).raise_for_status()
+                _fill(Path(home), args.checkpoints)
+                listing = f"/v1/sprites/{SPRITE}/checkpoints"
+                shell = InteractiveShell.instance()
+                shell.run_line_magic("load_ext", "sprites_jupyter")
+                shell.run_line_magic("sprite", f"use {SPRITE}")
+                client = SpritesClient(TOKEN, url)
+                handle = client.sprite(SPRITE)
+                contenders: dict[str, Callable[[], object]] = {
+                    "client list_checkpoints()": handle.list_checkpoints,
+                    "%sprite checkpoints": lambda: shell.run_line_magic("sprite", "checkpoints"),
+                }
+                theirs = _sprites_py(url)
+                if theirs is not None:
+                    contenders["sprites-py list_checkpoints()"] = theirs
+
+                def bare() -> object:
+                    return json.loads(http.get(listing).content)
+
+                assert len(bare()) == args.checkpoints + 1  # with the Current entry
+                assert len(shell.run_line_magic("sprite", "checkpoints")) == args.checkpoints
+                for action in contenders.values():
+                    action()
+                bases: list[float] = []
+                samples: dict[str, list[float]] = {name: [] for name in contenders}
+                for _ in range(repeat):
+                    bases.append(timed(bare))
+                    for name, action in contenders.items():
+                        samples[name].append(timed(action))
+                base_median = statistics.median(bases)
+                print(f"{args.checkpoints:,} checkpoints; bare httpx.get + json.loads: min "
+                      f"{min(bases) * 1e3:.1f} ms, median {base_median * 1e3:.1f} ms")
+                for name, times in samples.items():
+                    ratios = [t / b for t, b in zip(times, bases, strict=True)]
+                    print(f"{name}: median {statistics.median(times) * 1e3:.1f} ms; / bare "
+                          f"min {min(ratios):.2f}x median {statistics.median(ratios):.2f}x")
+                if theirs is None:
+                    print("sprites-py is not installed (pip install sprites-py): no comparison")
+                else:
+                    mine = samples["%sprite checkpoints"]
+                    sdk = samples["sprites-py list_checkpoints()"]
+                    ratios = [a / b for a, b in zip(mine, sdk, strict=True)]
+                    print(f"%sprite checkpoints / sprites-py list_checkpoints(): min "
+                          f"{min(ratios):.2f}x median {statistics.median(ratios):.2f}x")
+                    ours = samples["client list_checkpoints()"]
+                    ratios = [a / b for a, b in zip(ours, sdk, strict=True)]
+                    print(f"client list_checkpoints() / sprites-py list_checkpoints(): min "
+                          f"{min(ratios):.2f}x median {statistics.median(ratios):.2f}x")
+                print(f"targets: %sprite checkpoints <= 1.2x bare, <= 1.0x sprites-py; {OLD}")
+                idle, loaded = _latency_under_load(http, url, max(repeat, 20))
+                print(f"unrelated GET: idle median {idle * 1e3:.2f} ms, while listings run "
+                      f"{loaded * 1e3:.2f} ms ({loaded / idle:.2f}x)")
+                client.close()
+        finally:
+            process.terminate()
+            process.wait(30)
+
+
+if __name__ == "__main__":
+    main()
