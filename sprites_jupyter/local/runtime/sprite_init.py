@@ -19,6 +19,9 @@ one JSON message per packet, file descriptors riding along as ``SCM_RIGHTS``:
   child that ends (``status`` negative for death by signal, as ``subprocess`` reports).
 
 Children start in a new session with default signal dispositions and an empty mask.
+Piped ones start through ``subprocess`` (vfork and exec in C: nothing of Python runs in
+the child, the quickest start there is); a pty's child is forked here, since it must
+take the terminal (``TIOCSCTTY``) before it execs.
 When the socket closes (the server went away), the init kills its children and exits.
 """
 
@@ -32,6 +35,7 @@ import signal
 import socket
 import stat
 import struct
+import subprocess
 import sys
 import termios
 import threading
@@ -44,7 +48,9 @@ CONNECT_TIMEOUT = 10.0
 class Init:
     def __init__(self, control: socket.socket) -> None:
         self.control = control
-        self.children = set()
+        # pid -> its Popen (None when forked here), kept until reaped: a Popen dropped
+        # unreaped would have subprocess reap it later and steal its exit status.
+        self.children = {}
         self.send_lock = threading.Lock()
 
     def send(self, message, fds=()):
@@ -122,39 +128,49 @@ class Init:
             self.send({"id": request["id"], "error": exc.strerror, "errno": exc.errno,
                        "stage": "cwd"})
             return
-        master = None
         if request.get("tty"):
-            master, slave = os.openpty()
-            fcntl.ioctl(master, termios.TIOCSWINSZ,
-                        struct.pack("HHHH", request.get("rows", 24), request.get("cols", 80), 0, 0))
-            stdio = [slave, slave, slave]
-        else:
-            slave = None
-            stdio = fds[:3]
+            self.spawn_on_pty(request)
+            return
+        try:
+            child = subprocess.Popen(
+                request["argv"], executable=request["executable"], stdin=fds[0],
+                stdout=fds[1], stderr=fds[2], cwd=cwd, env=request["env"],
+                start_new_session=True, restore_signals=True)
+        except OSError as exc:
+            # subprocess names the directory when the child failed before exec (chdir)
+            stage = "cwd" if exc.filename is cwd else "exec"
+            code = exc.errno or errno.ENOEXEC
+            self.send({"id": request["id"], "error": os.strerror(code), "errno": code,
+                       "stage": stage})
+            return
+        self.children[child.pid] = child
+        self.send({"id": request["id"], "pid": child.pid})
+
+    def spawn_on_pty(self, request) -> None:
+        master, slave = os.openpty()
+        fcntl.ioctl(master, termios.TIOCSWINSZ,
+                    struct.pack("HHHH", request.get("rows", 24), request.get("cols", 80), 0, 0))
         report_r, report_w = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(report_r)
-            _exec_child(request, stdio, bool(request.get("tty")), report_w)
+            _exec_child(request, [slave, slave, slave], report_w)
         os.close(report_w)
-        if slave is not None:
-            os.close(slave)
+        os.close(slave)
         with os.fdopen(report_r, "rb") as report:
             failure = report.read()
         if failure:
             os.waitpid(pid, 0)
-            if master is not None:
-                os.close(master)
+            os.close(master)
             code = int(failure.decode().partition(":")[2] or errno.ENOEXEC)
             self.send({"id": request["id"], "error": os.strerror(code), "errno": code,
                        "stage": failure.decode().partition(":")[0]})
             return
-        self.children.add(pid)
+        self.children[pid] = None
         try:
-            self.send({"id": request["id"], "pid": pid}, [master] if master is not None else [])
+            self.send({"id": request["id"], "pid": pid}, [master])
         finally:
-            if master is not None:
-                os.close(master)
+            os.close(master)
 
     def connect(self, request) -> None:
         try:
@@ -176,8 +192,10 @@ class Init:
             if pid == 0:
                 return
             if pid in self.children:
-                self.children.discard(pid)
                 code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+                child = self.children.pop(pid)
+                if child is not None:
+                    child.returncode = code
                 self.send({"exit": pid, "status": code})
 
     def shutdown(self) -> None:
@@ -186,15 +204,15 @@ class Init:
                 os.killpg(pid, signal.SIGKILL)
 
 
-def _exec_child(request, stdio, tty, report_w) -> None:
-    """In the forked child: set up stdio, session, directory and signals, then exec."""
+def _exec_child(request, stdio, report_w) -> None:
+    """In the forked child: the pty as stdio and controlling terminal, the session, the
+    directory and the signals, then exec."""
     stage = "exec"
     try:
         os.setsid()
         for target, fd in enumerate(stdio):
             os.dup2(fd, target)
-        if tty:
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
         stage = "cwd"
         os.chdir(request["cwd"])
         stage = "exec"
