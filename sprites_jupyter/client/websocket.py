@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 
 import httpx
@@ -11,6 +10,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from .errors import ProtocolError, one_line
 from .http import USER_AGENT, HttpSession, tls_context
+from .notices import notices
 from .ws_connection import QueuedWriteConnection
 
 OPEN_TIMEOUT = 60.0
@@ -45,17 +45,18 @@ def _open(session: HttpSession, path: str, params: Sequence[tuple[str, str]],
           what: str) -> ClientConnection:
     url = session.ws_url(path, params)
     notice = None
-    if session.on_wait is not None:
-        notice = threading.Timer(WAKING_NOTICE_AFTER, session.on_wait,
-                                 args=(f"{one_line(what, 100)}: waking the sprite…",))
-        notice.daemon = True
-        notice.start()
+    if (on_wait := session.on_wait) is not None:
+        text = f"{one_line(what, 100)}: waking the sprite…"
+        notice = notices.after(WAKING_NOTICE_AFTER, lambda: on_wait(text))
     try:
-        # No proxy lookup for the local server; the shared TLS settings for wss://.
+        # No proxy lookup for the local server; the shared TLS settings for wss://. No
+        # keepalive pings (and their thread) on loopback: nothing between us can drop an
+        # idle connection, and a server that dies resets it.
         tls = {"ssl": tls_context(url)} if url.startswith("wss:") else {}
         connection = connect(url, additional_headers=session.auth_headers, compression=None,
                              proxy=None if session.is_local else True, **tls,
-                             open_timeout=max(session.timeout, OPEN_TIMEOUT), ping_interval=15,
+                             open_timeout=max(session.timeout, OPEN_TIMEOUT),
+                             ping_interval=None if session.is_local else 15,
                              ping_timeout=45, close_timeout=2, max_size=16 * 1024 * 1024,
                              max_queue=64, user_agent_header=USER_AGENT,
                              create_connection=QueuedWriteConnection)
