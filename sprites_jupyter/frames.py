@@ -65,22 +65,43 @@ def sprites_frame(sprites: Iterable[Any]) -> pd.DataFrame:
     })
 
 
-def _lineage(checkpoint: Any) -> str:
-    if checkpoint.history:
-        return " → ".join((*checkpoint.history, checkpoint.id))
-    return f"{checkpoint.source_id} → {checkpoint.id}" if checkpoint.source_id else ""
+def _lineage(history: Sequence[str], source_id: str | None, checkpoint_id: str) -> str:
+    if history:
+        return " → ".join((*history, checkpoint_id))
+    return f"{source_id} → {checkpoint_id}" if source_id else ""
+
+
+def _texts(values: list[str | None]) -> pd.Series:
+    """Text with ``None`` shown as ``""``."""
+    import pandas as pd
+    series = pd.Series(values, dtype="object")
+    return series.fillna("") if None in values else series
 
 
 def checkpoints_frame(checkpoints: Iterable[Any]) -> pd.DataFrame:
-    """One row per checkpoint, newest first as listed, indexed by id."""
+    """One row per checkpoint, newest first as listed, indexed by id; built a column at
+    a time, read from a :class:`~sprites_jupyter.client.checkpoint_list.CheckpointList`
+    without making its models."""
     import pandas as pd
-    rows = list(checkpoints)
-    return _frame("id", [c.id for c in rows], {
-        "create_time": _times([c.create_time for c in rows]),
-        "comment": pd.Series([c.comment or "" for c in rows], dtype="object"),
-        "source_id": pd.Series([c.source_id or "" for c in rows], dtype="object"),
-        "is_auto": pd.Series([bool(c.is_auto) for c in rows], dtype="bool"),
-        "lineage": pd.Series([_lineage(c) for c in rows], dtype="object"),
+    column = getattr(checkpoints, "column", None)
+    if column is None:
+        rows = list(checkpoints)
+
+        def column(field: str) -> list[Any]:
+            return [getattr(c, field) for c in rows]
+
+    ids, sources, histories = column("id"), column("source_id"), column("history")
+    if any(histories):
+        lineage = list(map(_lineage, histories, sources, ids))
+    else:
+        lineage = [f"{source} → {checkpoint_id}" if source else ""
+                   for source, checkpoint_id in zip(sources, ids, strict=True)]
+    return _frame("id", ids, {
+        "create_time": _times(column("create_time")),
+        "comment": _texts(column("comment")),
+        "source_id": _texts(sources),
+        "is_auto": pd.Series(list(map(bool, column("is_auto"))), dtype="bool"),
+        "lineage": pd.Series(lineage, dtype="object"),
     })
 
 

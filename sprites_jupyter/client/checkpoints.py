@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import httpx
 
+from .checkpoint_list import CheckpointList, checkpoint_objects
 from .errors import NotFound, ProtocolError, SpritesError
 from .handle import SpriteHandle
 from .http import segment
@@ -89,7 +90,7 @@ class CheckpointsMixin(SpriteHandle):
         return max(fresh, key=lambda c: c.create_time or datetime.min.replace(tzinfo=UTC))
 
     def list_checkpoints(self, include_auto: bool = False,
-                         history: str | None = None) -> list[Checkpoint]:
+                         history: str | None = None) -> CheckpointList:
         """Checkpoints as the server lists them (newest first), every entry whatever its
         id, except the ``Current`` pseudo-entry for the live state.
 
@@ -104,18 +105,20 @@ class CheckpointsMixin(SpriteHandle):
         response = self._http.request("GET", self._path("/checkpoints"), params=params,
                                       what=f"list checkpoints of {self.name}")
         if history and "json" not in response.headers.get("content-type", ""):
-            ids = [line.strip() for line in response.text.splitlines() if line.strip()]
-            return [self.get_checkpoint(checkpoint_id) for checkpoint_id in ids]
-        body = response.json()
-        if not isinstance(body, list):
-            raise ProtocolError(f"list checkpoints of {self.name}: expected a JSON array")
-        return [Checkpoint.from_json(item) for item in body
-                if isinstance(item, dict) and item.get("id") != LIVE_ID]
+            lines = (line.strip() for line in response.text.splitlines())
+            body: object = [self._checkpoint_object(line) for line in lines if line]
+        else:
+            body = response.json()
+        return CheckpointList(checkpoint_objects(body, skip=LIVE_ID,
+                                                 what=f"list checkpoints of {self.name}"))
 
     def get_checkpoint(self, id: str) -> Checkpoint:
+        return Checkpoint.from_json(self._checkpoint_object(id))
+
+    def _checkpoint_object(self, id: str) -> object:
         response = self._http.request("GET", self._path(f"/checkpoints/{segment(id)}"),
                                       what=f"get checkpoint {id} of {self.name}")
-        return Checkpoint.from_json(response.json())
+        return response.json()
 
     def restore_checkpoint(self, id: str, *,
                            raise_on_error: bool = True) -> EventStream[StreamMessage]:

@@ -1,0 +1,128 @@
+"""A checkpoint listing that stays cheap at ten thousand entries.
+
+:class:`CheckpointList` keeps the server's JSON objects and makes each
+:class:`~.models.Checkpoint` only when it is read; a table reads whole columns
+instead, each made by one pass over the objects (mostly in C), with the values the
+models would have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from itertools import compress, repeat
+from operator import attrgetter, itemgetter, ne
+from typing import Any, overload
+
+from .errors import ProtocolError
+from .models import _CHECKPOINT_KEYS, Checkpoint, _strings, parse_time
+
+_SHOWN = 10
+_get = dict.get
+_tzinfo = attrgetter("tzinfo")
+
+
+def _values(items: list[dict[str, Any]], key: str) -> list[Any]:
+    return list(map(_get, items, repeat(key)))
+
+
+def _times(items: list[dict[str, Any]]) -> list[datetime | None]:
+    """``parse_time`` of every ``create_time``; plain RFC 3339 text skips its checks."""
+    values = _values(items, "create_time")
+    try:
+        moments = list(map(datetime.fromisoformat, values))
+    except (TypeError, ValueError):
+        return list(map(parse_time, values))
+    if moments and (None in map(_tzinfo, moments) or min(moments).year <= 1):
+        return list(map(parse_time, values))
+    return moments
+
+
+def _extras(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{} if plain else {k: v for k, v in item.items() if k not in _CHECKPOINT_KEYS}
+            for plain, item in zip(map(_CHECKPOINT_KEYS.issuperset, items), items,
+                                   strict=True)]
+
+
+_COLUMNS: dict[str, Callable[[list[dict[str, Any]]], list[Any]]] = {
+    "id": lambda items: list(map(str, map(itemgetter("id"), items))),
+    "create_time": _times,
+    "comment": lambda items: [value or "" for value in _values(items, "comment")],
+    "source_id": lambda items: _values(items, "source_id"),
+    "history": lambda items: [_strings(value) if value else ()
+                              for value in _values(items, "history")],
+    "is_auto": lambda items: list(map(bool, _values(items, "is_auto"))),
+    "health": lambda items: [value or "" for value in _values(items, "health")],
+    "extra": _extras,
+}
+
+
+class CheckpointList(Sequence[Checkpoint]):
+    """Checkpoints as a listing gave them, newest first: a sequence of
+    :class:`Checkpoint` (each made when first read) that :meth:`column` also reads
+    a field at a time. Every object must have an ``id``."""
+
+    __slots__ = ("_columns", "_items", "_models")
+
+    def __init__(self, items: list[dict[str, Any]]) -> None:
+        self._items = items
+        self._models: list[Checkpoint | None] = [None] * len(items)
+        self._columns: dict[str, list[Any]] = {}
+
+    def column(self, field: str) -> list[Any]:
+        """Every checkpoint's value of ``field`` (a :class:`Checkpoint` field name)."""
+        if field not in self._columns:
+            try:
+                make = _COLUMNS[field]
+            except KeyError:
+                raise ValueError(f"Checkpoint has no field {field!r}; fields: "
+                                 f"{', '.join(_COLUMNS)}") from None
+            self._columns[field] = make(self._items)
+        return self._columns[field]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> Checkpoint: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> CheckpointList: ...
+
+    def __getitem__(self, index: int | slice) -> Checkpoint | CheckpointList:
+        if isinstance(index, slice):
+            return CheckpointList(self._items[index])
+        model = self._models[index]
+        if model is None:
+            model = self._models[index] = Checkpoint.from_json(self._items[index])
+        return model
+
+    def __iter__(self) -> Iterator[Checkpoint]:
+        for index in range(len(self._items)):
+            yield self[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, CheckpointList | list):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # equal to lists, so unhashable like them
+
+    def __repr__(self) -> str:
+        shown = ", ".join(map(repr, self[:_SHOWN]))
+        more = f", … {len(self) - _SHOWN} more" if len(self) > _SHOWN else ""
+        return f"[{shown}{more}]"
+
+
+def checkpoint_objects(body: object, *, skip: str, what: str) -> list[dict[str, Any]]:
+    """The JSON objects of a listing's array but the one whose id is ``skip``."""
+    if not isinstance(body, list):
+        raise ProtocolError(f"{what}: expected a JSON array")
+    objects = (body if all(map(isinstance, body, repeat(dict)))
+               else [item for item in body if isinstance(item, dict)])
+    ids = list(map(_get, objects, repeat("id")))
+    items = list(compress(objects, map(ne, ids, repeat(skip))))
+    if not all(map(dict.__contains__, items, repeat("id"))):
+        nameless = next(item for item in items if "id" not in item)
+        raise ProtocolError(f"{what}: a checkpoint without an id: {nameless!r:.120}")
+    return items
