@@ -71,6 +71,18 @@ def _lineage(history: Sequence[str], source_id: str | None, checkpoint_id: str) 
     return f"{source_id} → {checkpoint_id}" if source_id else ""
 
 
+def _utc_times(values: list[datetime | None]) -> pd.Series:
+    """:func:`_times`, faster for times all in UTC (as listings give them)."""
+    import pandas as pd
+    try:
+        index = pd.DatetimeIndex(values)
+    except (TypeError, ValueError):  # offsets of more than one zone
+        return _times(values)
+    if str(index.tz) != "UTC":
+        return _times(values)
+    return pd.Series(index.astype("datetime64[ns, UTC]"))
+
+
 def _texts(values: list[str | None]) -> pd.Series:
     """Text with ``None`` shown as ``""``."""
     import pandas as pd
@@ -97,7 +109,7 @@ def checkpoints_frame(checkpoints: Iterable[Any]) -> pd.DataFrame:
         lineage = [f"{source} → {checkpoint_id}" if source else ""
                    for source, checkpoint_id in zip(sources, ids, strict=True)]
     return _frame("id", ids, {
-        "create_time": _times(column("create_time")),
+        "create_time": _utc_times(column("create_time")),
         "comment": _texts(column("comment")),
         "source_id": _texts(sources),
         "is_auto": pd.Series(list(map(bool, column("is_auto"))), dtype="bool"),

@@ -80,3 +80,23 @@ def test_exit_code_durations_are_rounded_to_milliseconds():
 
     frame = exit_codes_frame([Outcome("a", 0, 0.03960299599998507)])
     assert frame.loc["a", "duration"] == 0.04
+
+
+def test_checkpoint_frame_from_a_listing_equals_the_one_from_its_models():
+    from pandas.testing import assert_frame_equal
+
+    from sprites_jupyter.client.checkpoint_list import CheckpointList
+    objects = [
+        {"id": "v3", "create_time": "2026-01-05T10:30:00.5Z", "comment": "c", "source_id": "v1",
+         "history": ["v0", "v1"]},
+        {"id": "v2", "create_time": "2026-01-05T12:30:00+02:00", "source_id": "v0",
+         "is_auto": True},
+        {"id": "v0", "comment": None},
+    ]
+    for chosen in (objects, objects[1:]):  # with and without a history
+        listing = CheckpointList(chosen)
+        models = [Checkpoint.from_json(item) for item in chosen]
+        assert_frame_equal(checkpoints_frame(listing), checkpoints_frame(models))
+    frame = checkpoints_frame(CheckpointList(objects))
+    assert frame["lineage"].tolist() == ["v0 → v1 → v3", "v0 → v2", ""]
+    assert frame["source_id"].tolist() == ["v1", "v0", ""] and frame["comment"].iloc[2] == ""
