@@ -8,6 +8,7 @@ models would have.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from itertools import compress, repeat
@@ -20,6 +21,22 @@ from .models import _CHECKPOINT_KEYS, Checkpoint, _strings, parse_time
 _SHOWN = 10
 _get = dict.get
 _tzinfo = attrgetter("tzinfo")
+
+
+def decode(content: bytes) -> object:
+    """A listing's JSON: orjson reads ten thousand entries in half the time; what it
+    refuses (NaN, integers past 64 bits) is left to the standard library."""
+    import orjson
+
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return json.loads(content)
+
+
+def _ids(items: list[dict[str, Any]]) -> list[str]:
+    ids = list(map(itemgetter("id"), items))
+    return ids if set(map(type, ids)) <= {str} else list(map(str, ids))
 
 
 def _values(items: list[dict[str, Any]], key: str) -> list[Any]:
@@ -45,7 +62,7 @@ def _extras(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 _COLUMNS: dict[str, Callable[[list[dict[str, Any]]], list[Any]]] = {
-    "id": lambda items: list(map(str, map(itemgetter("id"), items))),
+    "id": _ids,
     "create_time": _times,
     "comment": lambda items: [value or "" for value in _values(items, "comment")],
     "source_id": lambda items: _values(items, "source_id"),

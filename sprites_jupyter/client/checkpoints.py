@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import httpx
 
-from .checkpoint_list import CheckpointList, checkpoint_objects
+from .checkpoint_list import CheckpointList, checkpoint_objects, decode
 from .errors import NotFound, ProtocolError, SpritesError
 from .handle import SpriteHandle
 from .http import segment
@@ -108,7 +108,7 @@ class CheckpointsMixin(SpriteHandle):
             lines = (line.strip() for line in response.text.splitlines())
             body: object = [self._checkpoint_object(line) for line in lines if line]
         else:
-            body = response.json()
+            body = decode(response.content)
         return CheckpointList(checkpoint_objects(body, skip=LIVE_ID,
                                                  what=f"list checkpoints of {self.name}"))
 

@@ -4,11 +4,12 @@ tolerate; it behaves as a sequence of Checkpoints; a real listing arrives as one
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
 from sprites_jupyter.client import Checkpoint, ProtocolError, Sprite
-from sprites_jupyter.client.checkpoint_list import CheckpointList, checkpoint_objects
+from sprites_jupyter.client.checkpoint_list import CheckpointList, checkpoint_objects, decode
 
 FIELDS = [f.name for f in dataclasses.fields(Checkpoint)]
 
@@ -81,3 +82,11 @@ def test_a_real_listing_is_a_checkpoint_list(sp: Sprite) -> None:
     assert isinstance(listed, CheckpointList)
     assert listed.column("id") == ["v1", "v0"] and listed.column("comment")[0] == "one"
     assert listed[0] == dataclasses.replace(sp.get_checkpoint("v1"), history=())
+
+
+def test_decode_reads_what_orjson_refuses_as_the_standard_library_does() -> None:
+    assert decode(b'[{"id": "v1", "comment": "\\u00e9"}]') == [{"id": "v1", "comment": "é"}]
+    odd = b'[NaN, 18446744073709551616, "\\ud800"]'
+    assert repr(decode(odd)) == repr(json.loads(odd))
+    with pytest.raises(ValueError):
+        decode(b"[{")
