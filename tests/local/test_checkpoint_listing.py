@@ -81,3 +81,26 @@ def test_a_database_from_before_is_given_the_formatted_times(tmp_path: Path) -> 
     assert [entry["create_time"] for entry in listed] == [rfc3339(t) for t in times[::-1]]
     assert [entry["id"] for entry in listed] == [f"v{n}" for n in reversed(range(len(times)))]
     assert newest["id"] == added.id and newest["create_time"] == rfc3339(added.create_time)
+
+
+def test_history_filter_keeps_the_checkpoints_descending_from_one(http: httpx.Client,
+                                                                  sprite: str) -> None:
+    def post(path: str) -> None:
+        status, events = stream_events(http, "POST", f"/v1/sprites/{sprite}/{path}", json={})
+        assert status == 200 and events[-1]["type"] == "complete", events
+
+    for step in ("checkpoint", "checkpoint", "checkpoints/v1/restore", "checkpoint",
+                 "checkpoint", "checkpoints/v3/restore", "checkpoint"):
+        post(step)  # v1, v2; back to v1: v3, v4; back to v3: v5 (two branches, two autos)
+    base = f"/v1/sprites/{sprite}/checkpoints"
+    for auto in ("false", "true"):
+        listed = [entry["id"] for entry in http.get(base, params={"includeAuto": auto}).json()
+                  if entry["id"] != "Current"]
+        histories = {cp: http.get(f"{base}/{cp}").json()["history"] for cp in listed}
+        for ancestor in listed:
+            response = http.get(base, params={"history": ancestor, "includeAuto": auto})
+            assert response.headers["content-type"].startswith("text/plain")
+            expected = [cp for cp in listed if ancestor in histories[cp]]
+            assert response.text.splitlines() == expected, (ancestor, auto)
+    lines = http.get(base, params={"history": "v3"}).text.splitlines()
+    assert lines == ["v5", "v4"]

@@ -297,6 +297,36 @@ class Store:
             objects = self._reader.execute(_LIST_JSON, (sprite, int(include_auto))).fetchall()
         return b"[" + b",".join(text for (text,) in objects) + b"]"
 
+    def descendants(self, sprite: str, ancestor: str, *, include_auto: bool) -> list[str]:
+        """Ids, newest first, of the checkpoints whose history holds ``ancestor``: one
+        read, each ancestry walked once. Blocking: call it off the event loop."""
+        with self._reader_lock:
+            rows = self._reader.execute(
+                "SELECT id, source_id, is_auto FROM checkpoints WHERE sprite = ?"
+                " ORDER BY create_time DESC, rowid DESC", (sprite,)).fetchall()
+        parents = {checkpoint_id: source for checkpoint_id, source, _ in rows}
+        known: dict[str, bool] = {}
+
+        def descends(checkpoint_id: str) -> bool:
+            path: list[str] = []
+            node: str | None = checkpoint_id
+            found = False
+            while node is not None and node not in known:
+                known[node] = False  # for now: a loop in the links ends here
+                path.append(node)
+                parent = parents.get(node)
+                if parent == ancestor:
+                    found = True
+                    break
+                node = parent
+            else:
+                found = node is not None and known[node]
+            known.update(dict.fromkeys(path, found))
+            return found
+
+        return [checkpoint_id for checkpoint_id, _, is_auto in rows
+                if (include_auto or not is_auto) and descends(checkpoint_id)]
+
     def delete_checkpoint(self, sprite: str, checkpoint_id: str) -> None:
         with self.transaction() as db:
             db.execute("DELETE FROM checkpoints WHERE sprite = ? AND id = ?",
