@@ -4,15 +4,18 @@ The ``websockets`` sync connection writes to the socket while holding the lock i
 reading thread needs for every frame it receives. When a send blocks on a full socket
 (the peer is not reading), receiving stops too; and a peer that stops reading until
 its own sends are read (an echo, any request/response stream under load) then never
-reads again: both sides wait for ever. Here every write is queued under that lock and
-written by a thread of the connection's own, so a blocked write holds no lock, and
-:meth:`send` waits outside the lock while too much is queued (bounded memory).
+reads again: both sides wait for ever. Here a write under that lock only takes what
+the socket accepts at once (a non-blocking send); the rest is queued and written by a
+thread of the connection's own, started when first needed, so a blocked write holds no
+lock, and :meth:`send` waits outside the lock while too much is queued (bounded
+memory). Most connections (a short exec) never need that thread.
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import threading
 from collections import deque
 from typing import Any
@@ -29,23 +32,45 @@ class QueuedWriteConnection(ClientConnection):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._outgoing: deque[bytes] = deque()
         self._queued = 0
+        self._unwritten = 0  # pieces queued or being written: while any, new ones queue
         self._writing = threading.Condition()
         self._writer_done = False
+        self._writer: threading.Thread | None = None
         super().__init__(*args, **kwargs)
-        self._writer = threading.Thread(target=self._write_queued, daemon=True,
-                                        name="sprites-websocket-writer")
-        self._writer.start()
 
     def send_data(self) -> None:
-        """Queue what the protocol has to send (the caller holds the protocol lock)."""
+        """Write what the protocol has to send as far as the socket takes it now, queue
+        the rest for the writer (the caller holds the protocol lock: nothing may block)."""
         pieces = self.protocol.data_to_send()
         if not pieces:
             return
         with self._writing:
             for piece in pieces:
-                self._outgoing.append(piece)  # b"" stands for "shut down the write side"
-                self._queued += len(piece)
+                rest = self._write_now(piece) if not self._unwritten else piece
+                if rest is None:
+                    continue
+                self._outgoing.append(rest)  # b"" stands for "shut down the write side"
+                self._queued += len(rest)
+                self._unwritten += 1
+            if self._outgoing and self._writer is None and not self._writer_done:
+                self._writer = threading.Thread(target=self._write_queued, daemon=True,
+                                                name="sprites-websocket-writer")
+                self._writer.start()
             self._writing.notify_all()
+
+    def _write_now(self, piece: bytes) -> bytes | None:
+        """Send without blocking; what is left to queue, or None when all went."""
+        if not piece:  # shut down the write side (as websockets does: gone is fine)
+            with contextlib.suppress(OSError):
+                self.socket.shutdown(socket.SHUT_WR)
+            return None
+        if isinstance(self.socket, ssl.SSLSocket):
+            return piece  # TLS has no partial non-blocking writes: the writer's job
+        try:
+            sent = self.socket.send(piece, socket.MSG_DONTWAIT)
+        except OSError:  # full (the writer waits for room), or broken (it reports that)
+            return piece
+        return piece[sent:] or None
 
     def send(self, message: Any, text: bool | None = None) -> None:
         """Send a message; wait, holding no lock, while too much is still queued."""
@@ -69,7 +94,7 @@ class QueuedWriteConnection(ClientConnection):
                     self._writing.wait()
                 if self._writer_done:
                     self._outgoing.clear()
-                    self._queued = 0
+                    self._queued = self._unwritten = 0
                     self._writing.notify_all()
                     return
                 piece = self._outgoing.popleft()
@@ -84,4 +109,5 @@ class QueuedWriteConnection(ClientConnection):
                 self.close_socket()
             with self._writing:
                 self._queued -= len(piece)
+                self._unwritten -= 1
                 self._writing.notify_all()

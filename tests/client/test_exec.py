@@ -188,3 +188,19 @@ def test_keyboard_interrupt_in_a_with_block_stops_the_remote_process(sp: Sprite)
         raise KeyboardInterrupt
     assert cmd.exit_code in (130, 137)
     assert sp.list_sessions() == []
+
+
+def _writer_threads() -> int:
+    return sum(t.name == "sprites-websocket-writer" for t in threading.enumerate())
+
+
+def test_a_short_interactive_command_starts_no_writer_thread(sp: Sprite) -> None:
+    """Writes the socket takes at once go straight to it; the writer thread (for a peer
+    that stops reading) is only started once a write would block."""
+    before = _writer_threads()
+    with sp.command("head", "-n", "2", stdin=True) as cmd:
+        cmd.write("one\n")
+        cmd.write(b"two\n")
+        output = b"".join(chunk.data for chunk in cmd)
+        assert _writer_threads() == before
+    assert (output, cmd.exit_code) == (b"one\ntwo\n", 0)
