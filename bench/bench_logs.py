@@ -5,7 +5,8 @@
 Prints, as min and median of interleaved samples, each against its same-run baseline:
   1. ``logs --follow`` of a producer at RATE lines/s, lines/s received
      / the same producer read through a local pipe                  (target >= 0.8x)
-  2. an unrelated GET while an unthrottled producer (``yes``) is followed
+  2. an unrelated GET while an unthrottled producer (``yes``) is followed (by a
+     process of its own, so its parsing does not hold this one's GIL)
      / the same GET with the server idle                            (target <= 2.0x)
   3. the server's memory growth while flooded (MB; bounded, not a ratio) and the
      lines the follower was told it missed (drop notices)
@@ -42,6 +43,33 @@ for sent in range(0, total, batch):
 time.sleep(3600)
 """
 FLOOD_LINE = "0123456789" * 6
+# The flood's follower runs in a process of its own: a thread of this one parsing as fast
+# as it can would hold the GIL the measured GET needs (up to the 5 ms switch interval).
+FOLLOWER = """
+import json, os, sys, threading
+import httpx
+url, token, svc = sys.argv[1:4]
+counts = {"seen": 0, "dropped": 0}
+
+def stop_on_eof():
+    sys.stdin.read()
+    print(json.dumps(counts), flush=True)
+    os._exit(0)
+
+threading.Thread(target=stop_on_eof, daemon=True).start()
+with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"},
+                  timeout=60) as http, http.stream(
+        "GET", f"/v1/sprites/bench/services/{svc}/logs",
+        params={"lines": "0", "duration": "600s"}) as response:
+    print("following", flush=True)
+    for line in response.iter_lines():
+        if line:
+            event = json.loads(line)
+            if event["type"] == "stdout":
+                counts["seen"] += 1
+            elif event["type"] == "error" and event.get("dropped"):
+                counts["dropped"] += event["dropped"]
+"""
 
 
 def _start_server(home: Path) -> tuple[subprocess.Popen[str], str, str]:
@@ -124,22 +152,24 @@ def get_latency(http: httpx.Client, count: int = 20) -> float:
     return statistics.median(times)
 
 
-def flooded(http: httpx.Client, pid: int) -> tuple[float, float, int]:
+def flooded(http: httpx.Client, pid: int, token: str) -> tuple[float, float, int]:
     """GET latency while ``yes`` is followed; the memory growth; the lines dropped."""
     before = _rss_mb(pid)
     assert http.put("/v1/sprites/bench/services/flood", params={"duration": "0"},
                     json={"cmd": "yes", "args": [FLOOD_LINE]}).status_code == 200
-    stop, result = threading.Event(), {}
-    reader = threading.Thread(target=_follow, args=(httpx.Client(
-        base_url=http.base_url, headers=http.headers, timeout=60), "flood", None, stop, result))
-    reader.start()
+    follower = subprocess.Popen([sys.executable, "-c", FOLLOWER, str(http.base_url), token,
+                                 "flood"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True)
+    assert follower.stdout is not None and follower.stdin is not None
+    assert follower.stdout.readline().strip() == "following"
     time.sleep(1.0)
     latency = get_latency(http)
     growth = _rss_mb(pid) - before
-    stop.set()
+    follower.stdin.close()
+    counts = json.loads(follower.stdout.readline())
+    follower.wait(30)
     http.post("/v1/sprites/bench/services/flood/stop", params={"timeout": "1s"})
-    reader.join(30)
-    return latency, growth, int(result.get("dropped", 0))
+    return latency, growth, int(counts["dropped"])
 
 
 def _report(name: str, ratios: list[float], target: str) -> None:
@@ -166,7 +196,7 @@ def main() -> None:
                     follow.append(got / pipe)
                     print(f"  follow {got:,.0f} lines/s (dropped {lost}), pipe {pipe:,.0f}")
                     idle = get_latency(http)
-                    busy, grew, missed = flooded(http, process.pid)
+                    busy, grew, missed = flooded(http, process.pid, token)
                     latency.append(busy / idle)
                     growth.append(grew)
                     drops.append(missed)
