@@ -94,8 +94,11 @@ class Command:
 
     def __iter__(self) -> Iterator[OutputChunk]:
         while True:
-            with self._interruptible():
+            try:  # not self._interruptible(): it would cost a context manager per chunk
                 chunk = self._next_chunk(None)
+            except KeyboardInterrupt:
+                self.interrupt()
+                raise
             if chunk is None:
                 return
             yield chunk

@@ -29,6 +29,9 @@ QUEUED_LIMIT = 1024 * 1024
 class QueuedWriteConnection(ClientConnection):
     """:class:`websockets.sync.client.ClientConnection` with writes done off the lock."""
 
+    recv_bufsize = 1024 * 1024
+    """Bytes read per receive (websockets reads 64 KiB: two exec frames per wake-up)."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._outgoing: deque[bytes] = deque()
         self._queued = 0
