@@ -25,7 +25,9 @@ from .sandbox import Child, Sandbox, SpawnFailed
 STDOUT, STDERR = 1, 2
 # A frame is the stream id plus the data, and a frame carries at most 32 KiB.
 READ_SIZE = 32 * 1024 - 1
-PIPE_SIZE = 1024 * 1024
+# stdout's pipe capacity. Modest: a user's pipes share a kernel budget (pipe-user-pages-
+# soft, 64 MiB by default) past which new pipes get one page.
+PIPE_SIZE = 256 * 1024
 # How long to keep reading after the process exited while nothing arrives: a background
 # child may hold the output open forever, and must not keep the exit from being sent.
 DRAIN_GRACE = 0.25
@@ -135,8 +137,7 @@ class ExecProcess:
                 stdin_fd = None
             for fd in parent_fds:
                 os.set_blocking(fd, False)
-            for fd in (out_r, err_r):
-                _widen_pipe(fd)
+            _widen_pipe(out_r)
             process, _ = await sandbox.spawn(spec.argv, executable, spec.env, cwd,
                                              stdio=(stdin, out_w, err_w))
         except SpawnFailed as exc:
@@ -245,7 +246,7 @@ class ExecProcess:
 
 
 def _widen_pipe(fd: int) -> None:
-    """Give an output pipe PIPE_SIZE bytes (best effort): a fast writer then runs ahead
+    """Give the stdout pipe PIPE_SIZE bytes (best effort): a fast writer then runs ahead
     further before it blocks, and each read returns a full frame more often."""
     with contextlib.suppress(OSError):
         fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
