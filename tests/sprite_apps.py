@@ -11,6 +11,18 @@ import httpx
 WEB_ECHO_APP = Path(__file__).with_name("web_echo_app.py")
 APP_PATH = "/home/sprite/web_echo_app.py"
 DEADLINE = 60.0
+ECHO = """
+import socketserver, sys
+class Echo(socketserver.BaseRequestHandler):
+    def handle(self):
+        while data := self.request.recv(1 << 16):
+            self.request.sendall(data)
+socketserver.ThreadingTCPServer.daemon_threads = True
+socketserver.ThreadingTCPServer.allow_reuse_address = True
+socketserver.ThreadingTCPServer.request_queue_size = 128
+socketserver.ThreadingTCPServer(("127.0.0.1", int(sys.argv[1])), Echo).serve_forever()
+"""
+"""A TCP echo server (``python3 -c ECHO PORT``): every connection gets its bytes back."""
 
 
 def free_port() -> int:

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from sprites_jupyter.client import ConnectionFailed, PortConnection, Sprite
+from tests.sprite_apps import ECHO
 
 
 def _free_port() -> int:
@@ -55,15 +56,6 @@ def test_server_version(sp: Sprite) -> None:
     assert version and version.lstrip("v")[0].isdigit()
 
 
-ECHO = """
-import socketserver, sys
-class Echo(socketserver.BaseRequestHandler):
-    def handle(self):
-        while data := self.request.recv(1 << 16):
-            self.request.sendall(data)
-socketserver.TCPServer.allow_reuse_address = True
-socketserver.TCPServer(("127.0.0.1", int(sys.argv[1])), Echo).serve_forever()
-"""
 
 
 def _wait_until_stalled(progress: list[int], sender: threading.Thread) -> None:

@@ -20,17 +20,7 @@ import pytest
 from sprites_jupyter.client import ConnectionFailed, SpritesClient, http
 from tests.conftest import LocalServer
 from tests.local.egress_targets import _throwaway_certificate
-from tests.sprite_apps import free_port
-
-ECHO = """
-import socketserver, sys
-class Echo(socketserver.BaseRequestHandler):
-    def handle(self):
-        while data := self.request.recv(1 << 16):
-            self.request.sendall(data)
-socketserver.TCPServer.allow_reuse_address = True
-socketserver.TCPServer(("127.0.0.1", int(sys.argv[1])), Echo).serve_forever()
-"""
+from tests.sprite_apps import ECHO, free_port
 
 
 class TlsRelay:

@@ -15,19 +15,9 @@ import time
 
 import pytest
 
-from tests.sprite_apps import free_port, start_service
+from tests.sprite_apps import ECHO, free_port, start_service
 
 TIMEOUT = 60
-ECHO = textwrap.dedent("""\
-    import socketserver, sys
-    class Echo(socketserver.BaseRequestHandler):
-        def handle(self):
-            while data := self.request.recv(1 << 16):
-                self.request.sendall(data)
-    socketserver.ThreadingTCPServer.daemon_threads = True
-    socketserver.ThreadingTCPServer.request_queue_size = 128
-    socketserver.ThreadingTCPServer(("127.0.0.1", int(sys.argv[1])), Echo).serve_forever()
-""")
 
 
 def start_echo(http, sprite: str) -> int:
