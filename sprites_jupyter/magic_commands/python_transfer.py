@@ -22,11 +22,12 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
 from ..client import Sprite
+from ..remote.python_agent_values import write_value
 from .context import CommandContext
 from .python_session import HOME, STATE_DIR
 
@@ -125,23 +126,6 @@ def _push_format(value: Any, remote: dict[str, bool], name: str) -> str:
     return "pickle"
 
 
-def _write(value: Any, kind: str, target: BinaryIO | PartWriter) -> None:
-    if kind == "raw":
-        target.write(value)
-    elif kind == "npy":
-        import numpy
-
-        numpy.save(target, value, allow_pickle=False)
-    elif kind == "parquet":
-        value.to_parquet(target)
-    elif kind == "cloudpickle":
-        import cloudpickle
-
-        cloudpickle.dump(value, target, protocol=pickle.HIGHEST_PROTOCOL)
-    else:
-        pickle.dump(value, target, protocol=pickle.HIGHEST_PROTOCOL)
-
-
 class _ChunkStream(io.RawIOBase):
     """An iterator of byte chunks as a readable stream."""
 
@@ -198,7 +182,7 @@ def _accepted() -> list[str]:
 
 def _upload(value: Any, kind: str, writer: PartWriter, name: str) -> None:
     try:
-        _write(value, kind, writer)
+        write_value(value, kind, writer)
     except (pickle.PicklingError, TypeError, AttributeError, ValueError) as error:
         raise UsageError(f"Cannot push {name}: a {_type_name(value)} cannot be serialised "
                          f"({error})") from None
