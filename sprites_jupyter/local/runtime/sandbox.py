@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import getpass
 import json
 import logging
@@ -116,6 +117,12 @@ class Child:
             self._sandbox.send_signal(self.pid, sig)
 
 
+
+@functools.cache
+def _host_user() -> str:
+    """This server's user name, looked up once (``getpass`` reads /etc/passwd each time)."""
+    return getpass.getuser()
+
 class Sandbox:
     """The init of one sprite and how to reach it; started on first use."""
 
@@ -163,7 +170,7 @@ class Sandbox:
     @property
     def user(self) -> str:
         """The user name the sprite's processes run as."""
-        return "sprite" if self.isolation.sandboxed else getpass.getuser()
+        return "sprite" if self.isolation.sandboxed else _host_user()
 
     def base_env(self) -> dict[str, str]:
         """PATH, HOME, USER, LOGNAME and LANG as a fresh login of the sprite user has them."""

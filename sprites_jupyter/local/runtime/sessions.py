@@ -10,6 +10,7 @@ Attachments also get ``port_opened``/``port_closed`` notices, from polling ``/pr
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import shutil
@@ -77,7 +78,7 @@ class Session:
         self.created = time.time()
         self.last_activity = self.created
         self.exit_code: int | None = None
-        self._resolved = _resolve_executable(spec)
+        self._spec = spec
         self._log = OutputLog()
         self._attachments: set[Attachment] = set()
         self._changed = _Changed()
@@ -203,6 +204,11 @@ class Session:
                     {"type": kind, "port": port, "address": address, "pid": pid})
         if changes:
             self._changed.notify()
+
+    @functools.cached_property
+    def _resolved(self) -> str:
+        """The executable's path, looked up when first listed (not on every start)."""
+        return _resolve_executable(self._spec)
 
     def info(self, *, is_owner: bool) -> dict[str, Any]:
         """The ``session_info`` message sent first on every exec and attach socket."""
