@@ -38,9 +38,10 @@ from .magic_commands import (
 from .magic_commands.context import CommandContext
 from .magic_commands.errors import explain
 from .magic_commands.parsing import (
-    EXEC_PARSER,
-    PYTHON_PARSER,
+    build_exec_parser,
+    build_python_parser,
     full_help,
+    overview,
     parse_exec_line,
     parse_python_line,
     parse_sprite_line,
@@ -175,6 +176,12 @@ class SpriteMagics(Magics, SpriteSettings):
         args = parse_python_line(line)
         return python_cells.run_cell(self.context, cell, args)
 
-    sprite_line.__doc__ = full_help()
-    sprite_exec.__doc__ = EXEC_PARSER.format_help()
-    sprite_python.__doc__ = PYTHON_PARSER.format_help()
+    # IPython's ``?`` asks an object's getdoc() first: the full help is built when asked
+    # (every parser costs ~10 ms, which loading the extension then does not pay).
+    sprite_line.__doc__ = overview()
+    sprite_line.getdoc = full_help
+    sprite_exec.__doc__ = "Run the cell on the current sprite (%%sprite_exec? for options)."
+    sprite_exec.getdoc = lambda: build_exec_parser().format_help()
+    sprite_python.__doc__ = ("Run the cell in the sprite's persistent Python session "
+                             "(%%sprite_python? for options).")
+    sprite_python.getdoc = lambda: build_python_parser().format_help()

@@ -11,7 +11,13 @@ from collections.abc import Callable
 from typing import Any
 
 from .context import CommandContext
-from .parsing import EXEC_PARSER, PARSERS, PYTHON_ACTIONS, PYTHON_PARSER, SUBCOMMANDS
+from .parsing import (
+    PYTHON_ACTIONS,
+    SUBCOMMANDS,
+    build_exec_parser,
+    build_python_parser,
+    subcommand_parser,
+)
 
 __all__ = ["SpriteCompleter"]
 
@@ -41,13 +47,13 @@ class SpriteCompleter:
         if words and words[-1] in ("-s", "--sprite"):
             return self._names(self._sprites)
         if magic == "%%sprite_python":
-            return _options(PYTHON_PARSER)
+            return _options(build_python_parser())
         if magic.startswith("%%"):
-            return _options(EXEC_PARSER)
+            return _options(build_exec_parser())
         if not words:
             return list(SUBCOMMANDS)
         if current.startswith("-"):
-            return _options(PARSERS[words[0]]) if words[0] in PARSERS else []
+            return _options(subcommand_parser(words[0])) if words[0] in SUBCOMMANDS else []
         return self._arguments(words, chosen)
 
     def _arguments(self, words: list[str], chosen: str | None) -> list[str]:

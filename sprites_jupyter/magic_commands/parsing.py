@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import functools
 import re
 import shlex
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from IPython.core.magic_arguments import MagicArgumentParser
 
 __all__ = ["SETTLE_SECONDS", "SUBCOMMANDS", "build_exec_parser", "build_python_parser",
            "full_help", "overview", "parse_exec_line", "parse_python_line", "parse_sprite_line",
-           "subcommand_help"]
+           "subcommand_help", "subcommand_parser"]
 
 _INVALID_CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)")
 _UNRECOGNIZED = re.compile(r"unrecognized arguments: (.*)")
@@ -83,8 +84,9 @@ def _exec_options(parser: argparse.ArgumentParser) -> None:
                         help="restore that checkpoint if the command fails")
 
 
+@functools.cache
 def build_exec_parser() -> SpriteArgumentParser:
-    """The parser of ``%%sprite_exec`` (the cell body is the code)."""
+    """The parser of ``%%sprite_exec`` (the cell body is the code), built on first use."""
     parser = SpriteArgumentParser(
         prog="%%sprite_exec",
         description="Run the cell on the sprite, streaming stdout and stderr as they "
@@ -98,8 +100,10 @@ def build_exec_parser() -> SpriteArgumentParser:
 SETTLE_SECONDS = 1.0
 
 
+@functools.cache
 def build_python_parser() -> SpriteArgumentParser:
-    """The parser of ``%%sprite_python`` (the cell body is Python code)."""
+    """The parser of ``%%sprite_python`` (the cell body is Python code), built on first
+    use."""
     parser = SpriteArgumentParser(
         prog="%%sprite_python",
         description="Run the cell in this kernel's persistent Python session on the "
@@ -195,7 +199,10 @@ def _add_policy(parser: argparse.ArgumentParser) -> None:
                                      "rule").add_argument("domain", metavar="DOMAIN_OR_URL")
 
 
-def _build(name: str) -> SpriteArgumentParser:
+@functools.cache
+def subcommand_parser(name: str) -> SpriteArgumentParser:
+    """The parser of ``%sprite NAME``, built on first use (loading the extension builds
+    none of them)."""
     parser = SpriteArgumentParser(prog=f"%sprite {name}", description=SUBCOMMANDS[name])
     add = parser.add_argument
     if name == "help":
@@ -283,9 +290,6 @@ def _build(name: str) -> SpriteArgumentParser:
     return parser
 
 
-PARSERS: dict[str, SpriteArgumentParser] = {name: _build(name) for name in SUBCOMMANDS}
-
-
 def _unknown(word: str) -> UsageError:
     close = difflib.get_close_matches(word, SUBCOMMANDS, n=1)
     hint = f"did you mean '{close[0]}'? " if close else ""
@@ -328,7 +332,7 @@ def parse_sprite_line(line: str) -> argparse.Namespace:
     if name == "diff" and "--" in rest:
         cut = rest.index("--")
         rest, paths = rest[:cut], rest[cut + 1:]
-    args = PARSERS[name].parse_args(rest)
+    args = subcommand_parser(name).parse_args(rest)
     args.subcommand = name
     if name == "exec":
         if not args.command:
@@ -344,25 +348,21 @@ def parse_sprite_line(line: str) -> argparse.Namespace:
 
 def parse_exec_line(line: str) -> argparse.Namespace:
     """Parse the options of a ``%%sprite_exec`` line."""
-    return EXEC_PARSER.parse_args(_split(line))
-
-
-EXEC_PARSER = build_exec_parser()
-PYTHON_PARSER = build_python_parser()
+    return build_exec_parser().parse_args(_split(line))
 
 
 def parse_python_line(line: str) -> argparse.Namespace:
     """Parse the options of a ``%%sprite_python`` line."""
-    return PYTHON_PARSER.parse_args(_split(line))
+    return build_python_parser().parse_args(_split(line))
 
 
 def subcommand_help(topic: str | None) -> str:
     """Help text for one subcommand, or the overview."""
     if not topic:
         return overview()
-    if topic not in PARSERS:
+    if topic not in SUBCOMMANDS:
         raise _unknown(topic)
-    return _parser_help(PARSERS[topic])
+    return _parser_help(subcommand_parser(topic))
 
 
 def _parser_help(parser: argparse.ArgumentParser) -> str:
@@ -392,5 +392,6 @@ def overview() -> str:
 
 def full_help() -> str:
     """The ``%sprite?`` text: the overview, then every subcommand's options."""
-    sections = [_parser_help(PARSERS[name]) for name in SUBCOMMANDS if name != "help"]
+    sections = [_parser_help(subcommand_parser(name)) for name in SUBCOMMANDS
+                if name != "help"]
     return "\n".join([overview(), *sections])
