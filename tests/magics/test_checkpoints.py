@@ -37,6 +37,20 @@ def test_checkpoints_is_a_typed_dataframe(ip, current):
     assert frame.loc["v2", "lineage"].endswith("v1 → v2")
 
 
+def test_checkpoints_history_and_auto_keep_what_was_asked(ip, current):
+    ip.ok("%sprite checkpoint")
+    ip.ok("%sprite checkpoint -m later")
+    ip.ok("%sprite restore v1 --yes")
+    ip.ok("%sprite checkpoint -m branch")
+    frame = ip.ok("%sprite checkpoints --history v1")
+    assert frame.index.tolist() == ["v3", "v2"]
+    assert frame.loc["v3", "lineage"] == "v0 → v1 → v3" and frame.loc["v2", "comment"] == "later"
+    everything = ip.ok("%sprite checkpoints --auto")
+    autos = everything[everything["is_auto"]]
+    assert len(autos) == 1 and autos.index[0].startswith("auto-")
+    assert everything.index.drop(autos.index).tolist() == ["v3", "v2", "v1", "v0"]
+
+
 def test_restore_of_unknown_id_lists_what_exists(ip, current):
     ip.ok("%sprite checkpoint")
     ip.ok("%sprite checkpoint")
