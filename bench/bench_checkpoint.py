@@ -21,7 +21,20 @@ It drives :class:`~sprites_jupyter.local.storage.snapshots.Snapshotter` and the
 :class:`~sprites_jupyter.local.storage.store.Store` in-process, as the checkpoint endpoint does
 (``snapshot`` then ``add_checkpoint``); the HTTP layer only adds a few milliseconds.
 
+Issue 14's figures follow (each a ratio to a baseline measured in the same run, per pair of
+interleaved samples, min and median of ``--repeat`` pairs, 5 by default):
+
+* one large file (2 GB; scaled down, with a notice, when the disk lacks room), 1 MB of it
+  rewritten in place between checkpoints: checkpoint time against a full read + SHA-256
+  of the file (target <= 1.0x), and the disk growth of the store per checkpoint (target
+  <= 2 MB); also shown, without a target, the cost of its checkpoint view (the
+  chunked file assembled whole for ``/.sprite/checkpoints``: time and disk);
+* 50,000 small files: unchanged checkpoint (target <= 1.5x), checkpoint after 1% of the
+  files rewritten (<= 2.5x) and restore to the checkpoint before that change (<= 3x),
+  each against a Python ``os.scandir`` + ``lstat`` walk of the tree.
+
     python bench/bench_checkpoint.py [--files 5000] [--mb 500] [--dir DIR] [--quick]
+        [--part all|tree|large|small] [--large-mb 2048] [--small-files 50000] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -35,6 +48,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_checkpoint_parts import bench_large_file, bench_small_files
 from bench_common import timed
 
 from sprites_jupyter.local.storage.snapshots import Snapshotter
@@ -83,11 +97,26 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=None,
                         help="where to build the tree (default: a temp dir under $HOME)")
     parser.add_argument("--quick", action="store_true", help="500 files / 50 MB smoke run")
+    parser.add_argument("--part", choices=("all", "tree", "large", "small"), default="all")
+    parser.add_argument("--large-mb", type=int, default=2048)
+    parser.add_argument("--small-files", type=int, default=50_000)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
+    scratch_parent = args.dir or Path.home()
+    if args.part in ("all", "tree"):
+        bench_tree(args, scratch_parent)
+    if args.part in ("all", "large"):
+        bench_large_file(scratch_parent, args.large_mb, args.repeat)
+    if args.part in ("all", "small"):
+        bench_small_files(scratch_parent, args.small_files, args.repeat)
+
+
+def bench_tree(args: argparse.Namespace, scratch_parent: Path) -> None:
+    """Issue 2's figures against ``cp -a``."""
     files, megabytes = (500, 50) if args.quick else (args.files, args.mb)
     size = megabytes * 1024 * 1024 // files
 
-    with tempfile.TemporaryDirectory(dir=args.dir or Path.home()) as scratch_name:
+    with tempfile.TemporaryDirectory(dir=scratch_parent) as scratch_name:
         scratch = Path(scratch_name)
         home = scratch / "home"
         root = home / "sprites" / "bench" / "root"

@@ -69,6 +69,16 @@ class ObjectStore:
             self._present.add(digest)
         return digest in self._present
 
+    def has_ref(self, ref: str) -> bool:
+        """Whether the object a ref names directly exists (for a chunked file: its list;
+        the pieces are stored before the list is)."""
+        if ref in self._present:
+            return True
+        if self.has(head(ref)):
+            self._present.add(ref)
+            return True
+        return False
+
     def forget_presence(self) -> None:
         """After objects were deleted: look them up on disk again."""
         self._present.clear()
@@ -114,7 +124,9 @@ class ObjectStore:
             pieces = [piece for piece in pool.map(lambda at: self._store_piece(fd, at),
                                                   range(0, size, CHUNK)) if piece[1]]
         listing = b"".join(digest for digest, _ in pieces)
-        return CHUNKED + self.put(listing), sum(length for _, length in pieces)
+        ref = CHUNKED + self.put(listing)
+        self._present.add(ref)
+        return ref, sum(length for _, length in pieces)
 
     def _store_piece(self, fd: int, offset: int) -> tuple[bytes, int]:
         data = os.pread(fd, CHUNK, offset)

@@ -87,34 +87,46 @@ def plan(top: str, target: list[Entry], live: dict[str, os.stat_result],
          cache: dict[str, CacheEntry]) -> Plan:
     """Keep what provably matches the target, replace the rest.
 
-    Paths are visited sorted, so a directory comes before what it holds; once a live
-    directory is to be moved away, nothing below it counts as live any more.
+    ``target`` is sorted, so a directory comes before what it holds. A wanted path that
+    is live lies in live directories that are all wanted (a manifest holds every
+    directory above each path), so it is never below something moved away; a live path
+    that is not wanted is moved away unless something above it already is.
     """
-    wanted = {entry.path: entry for entry in target}
     result = Plan()
     gone: set[str] = set()
-    for path in sorted((wanted.keys() | live.keys()) - {".", PLATFORM_PATH}):
-        info = live.get(path)
-        if info is not None and (path.rpartition("/")[0] or ".") in gone:
-            gone.add(path)
-            info = None
-        entry = wanted.get(path)
-        if info is not None and (entry is None or not _matches(top, entry, info,
-                                                               cache.get(path))):
-            result.trash.append(path)
-            gone.add(path)
-            info = None
-        if entry is None:
+    known = cache.get
+    for entry in target:
+        path = entry.path
+        if path == "." or path == PLATFORM_PATH:
             continue
+        info = live.get(path)
+        if info is not None and entry.kind == "f":
+            cached = known(path)
+            if (cached is not None and cached[4] == entry.ref
+                    and cached[1] == info.st_mtime_ns and cached[3] == info.st_ctime_ns
+                    and cached[0] == info.st_size and cached[2] == info.st_ino
+                    and stat.S_ISREG(info.st_mode)):  # the content is the target's
+                if info.st_mtime_ns != entry.mtime_ns or stat.S_IMODE(info.st_mode) != entry.mode:
+                    result.fix.append(entry)
+                else:
+                    result.kept[path] = cached
+                continue
+        if info is not None and not _matches(top, entry, info, known(path)):
+            result.trash.append(path)
+            if stat.S_ISDIR(info.st_mode):
+                gone.add(path)
+            info = None
         if info is None and entry.kind in DIR_KINDS:
             result.mkdir.append(path)
         elif info is None:
             result.place.append(entry)
-        elif entry.kind not in DIR_KINDS and (info.st_mtime_ns != entry.mtime_ns or (
-                entry.kind == "f" and stat.S_IMODE(info.st_mode) != entry.mode)):
+        elif entry.kind not in DIR_KINDS and info.st_mtime_ns != entry.mtime_ns:
             result.fix.append(entry)
-        elif entry.kind == "f":
-            result.kept[path] = cache[path]
+    wanted = {entry.path for entry in target}
+    for path in sorted(live.keys() - wanted - {".", PLATFORM_PATH}):
+        if path.rpartition("/")[0] not in gone:
+            result.trash.append(path)
+        gone.add(path)
     return result
 
 

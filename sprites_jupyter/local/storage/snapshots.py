@@ -37,20 +37,17 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
 import os
 import stat
-import tempfile
 import time
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NamedTuple
 
 from . import restore_plan
-from .home import write_private
-from .objects import CHUNKED_OVER, MissingData, ObjectStore, head
+from .manifests import Entry, ManifestStore
+from .objects import CHUNKED_OVER, MissingData, ObjectStore
 from .restore_plan import (
     DIR_KINDS,
     JOURNAL,
@@ -62,6 +59,7 @@ from .restore_plan import (
     locate,
     stat_key,
 )
+from .stat_cache import CacheEntry, StatCaches
 from .store import Store
 
 Progress = Callable[[str], None]
@@ -71,25 +69,13 @@ Progress = Callable[[str], None]
 _RACY_NS = 100_000_000
 _RACY_COARSE_NS = 2_000_000_000
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _PROGRESS_EVERY = 1.0
+_entry = tuple.__new__  # an Entry without the Python-level __new__ (the hot loop's)
 _GC_DUE = "gc-due"  # in HOME/objects: something was released, collect at the next start
 # What of the platform directory a checkpoint holds (as /.sprite/...); not checkpoints/
 # (views of other checkpoints) nor run/ (the server's sockets).
 CAPTURED_PLATFORM = ("services", "policy", "logs")
-
-CacheEntry = list  # [size, mtime_ns, inode, ctime_ns, sha256]
-
-
-class Entry(NamedTuple):
-    """One path of a manifest (``.`` is the root). ``ref``: object hash or link target."""
-
-    path: str
-    kind: str  # "d", "f", "l"; in overlay upper layers also "w" (whiteout), "o" (opaque dir)
-    mode: int
-    mtime_ns: int
-    size: int = 0
-    ref: str = ""
-
 
 class SnapshotError(Exception):
     """A snapshot or restore failed; the message names sprite paths, not the host's."""
@@ -101,12 +87,12 @@ class Snapshotter:
     def __init__(self, home: Path) -> None:
         self.store = ObjectStore(home)
         self.objects = self.store.root
-        self.manifests = home / "manifests"
-        self.caches = home / "statcache"
         self._incoming = self.store.incoming
-        for directory in (self.manifests, self.caches):
-            directory.mkdir(parents=True, exist_ok=True)
-        self._caches: dict[str, dict[str, CacheEntry]] = {}
+        self.manifests = home / "manifests"
+        self._manifests = ManifestStore(self.manifests, self._incoming, self.store.publish)
+        self._stat_caches = StatCaches(home / "statcache")
+        self._last: dict[str, tuple[list[Entry], str]] = {}  # sprite -> walk, manifest id
+        self._restored: dict[str, str] = {}  # sprite -> manifest id of its last restore
 
     # objects ------------------------------------------------------------------
 
@@ -139,58 +125,23 @@ class Snapshotter:
             after = os.fstat(fd)
         return ref, size, before, after
 
-    # manifests ------------------------------------------------------------------
-
-    def _save_manifest(self, entries: list[Entry]) -> str:
-        raw = json.dumps(entries, separators=(",", ":")).encode()
-        manifest_id = hashlib.sha256(raw).hexdigest()
-        target = self.manifests / manifest_id[:2] / manifest_id[2:]
-        if not target.exists():
-            with tempfile.NamedTemporaryFile(dir=self._incoming, delete=False) as temp:
-                temp.write(zlib.compress(raw, 1))
-            self.store.publish(Path(temp.name), target)
-        return manifest_id
+    # manifests and stat caches ----------------------------------------------------
 
     def load_manifest(self, manifest_id: str) -> list[Entry]:
         """A stored manifest's entries; raises OSError or ValueError if missing or damaged."""
-        stored = (self.manifests / manifest_id[:2] / manifest_id[2:]).read_bytes()
-        try:
-            raw = zlib.decompress(stored)
-        except zlib.error:
-            raw = b""
-        if hashlib.sha256(raw).hexdigest() != manifest_id:
-            raise ValueError(f"snapshot {manifest_id[:12]} is damaged")
-        return [Entry(*row) for row in json.loads(raw)]
-
-    # stat cache -----------------------------------------------------------------
-
-    def _cache_path(self, sprite: str) -> Path:
-        return self.caches / f"{sprite}.json"
+        return self._manifests.load(manifest_id)
 
     def _load_cache(self, sprite: str) -> dict[str, CacheEntry]:
-        """The sprite's stat cache: kept in memory, read from disk once per server run."""
-        cache = self._caches.get(sprite)
-        if cache is None:
-            try:
-                loaded = json.loads(self._cache_path(sprite).read_text())
-            except (FileNotFoundError, json.JSONDecodeError):
-                loaded = {}
-            cache = {path: entry for path, entry in loaded.items()
-                     if isinstance(entry, list) and len(entry) == 5}
-            self._caches[sprite] = cache
-        return cache
+        return self._stat_caches.load(sprite)
 
     def _save_cache(self, sprite: str, cache: dict[str, CacheEntry]) -> None:
-        self._caches[sprite] = cache
-        path = self._cache_path(sprite)
-        temp = path.with_suffix(".tmp")
-        write_private(temp, json.dumps(cache, separators=(",", ":")))
-        os.replace(temp, path)
+        self._stat_caches.save(sprite, cache)
 
     def _forget_cache(self, sprite: str) -> None:
-        self._caches.pop(sprite, None)
-        with contextlib.suppress(FileNotFoundError):
-            self._cache_path(sprite).unlink()
+        self._stat_caches.forget(sprite)
+        self._manifests.forget(sprite)
+        self._last.pop(sprite, None)
+        self._restored.pop(sprite, None)
 
     def discard(self, sprite: str) -> None:
         """Forget a deleted sprite's stat cache; its data is collected at the next start."""
@@ -246,49 +197,73 @@ class Snapshotter:
         meter = _Meter(progress)
         reused = 0
         top = os.fspath(root)
+        known, has_ref, add = cache.get, self.store.has_ref, entries.append
         try:
             for rel, info in _walk(top):
                 mode = info.st_mode
-                if stat.S_ISDIR(mode):
+                if stat.S_ISREG(mode):
+                    cached = known(rel)
+                    if (cached is not None and cached[1] == info.st_mtime_ns
+                            and cached[3] == info.st_ctime_ns and cached[0] == info.st_size
+                            and cached[2] == info.st_ino and has_ref(cached[4])):
+                        fresh[rel] = cached
+                        if len(cached) == 5:  # its entry, made once per cache entry
+                            cached.append(_entry(Entry, (rel, "f", stat.S_IMODE(mode),
+                                                         info.st_mtime_ns, info.st_size,
+                                                         cached[4])))
+                        add(cached[5])
+                        reused += 1
+                    else:
+                        self._read_file(top, rel, fresh, entries, meter)
+                elif stat.S_ISDIR(mode):
                     kind = "o" if is_opaque(locate(top, rel)) else "d"
-                    entries.append(Entry(rel, kind, stat.S_IMODE(mode), info.st_mtime_ns))
-                    continue
-                if stat.S_ISLNK(mode):
+                    add(Entry(rel, kind, stat.S_IMODE(mode), info.st_mtime_ns))
+                elif stat.S_ISLNK(mode):
                     with contextlib.suppress(FileNotFoundError):
-                        entries.append(Entry(rel, "l", stat.S_IMODE(mode), info.st_mtime_ns, 0,
-                                             os.readlink(locate(top, rel))))
-                    continue
-                if is_whiteout(info):
-                    entries.append(Entry(rel, "w", 0, info.st_mtime_ns))
-                    continue
-                cached = cache.get(rel)
-                if (cached is not None and cached[:4] == stat_key(info)
-                        and self.store.has(head(cached[4]))):
-                    fresh[rel] = cached
-                    entries.append(Entry(rel, "f", stat.S_IMODE(mode), info.st_mtime_ns,
-                                         info.st_size, cached[4]))
-                    reused += 1
-                    continue
-                read_at = time.time_ns()
-                result = self._store_file(Path(locate(top, rel)))
-                if result is None:
-                    continue  # gone, or no longer a regular file
-                digest, size, before, after = result
-                if stat_key(before) == stat_key(after) and size == before.st_size and _settled(
-                        before, read_at):
-                    fresh[rel] = [*stat_key(before), digest]
-                entries.append(Entry(rel, "f", stat.S_IMODE(before.st_mode), before.st_mtime_ns,
-                                     size, digest))
-                meter.add(size)
+                        add(Entry(rel, "l", stat.S_IMODE(mode), info.st_mtime_ns, 0,
+                                  os.readlink(locate(top, rel))))
+                else:  # a whiteout
+                    add(Entry(rel, "w", 0, info.st_mtime_ns))
         except OSError as exc:
             raise SnapshotError(_describe(exc, top)) from exc
-        entries.sort()
-        manifest = self._save_manifest(entries)
+        manifest = self._save_manifest(sprite, entries)
         if fresh != cache:
             self._save_cache(sprite, fresh)
         if progress:
             progress(f"Saved {len(entries):,} entries ({meter.files:,} files read, "
                      f"{reused:,} unchanged)")
+        return manifest
+
+    def _read_file(self, top: str, rel: str, fresh: dict[str, CacheEntry],
+                   entries: list[Entry], meter: _Meter) -> None:
+        """Store a file that is new or changed (or not trusted from the cache)."""
+        read_at = time.time_ns()
+        result = self._store_file(Path(locate(top, rel)))
+        if result is None:
+            return  # gone, or no longer a regular file
+        ref, size, before, after = result
+        if stat_key(before) == stat_key(after) and size == before.st_size and _settled(
+                before, read_at):
+            fresh[rel] = [*stat_key(before), ref]
+        entries.append(Entry(rel, "f", stat.S_IMODE(before.st_mode), before.st_mtime_ns,
+                             size, ref))
+        meter.add(size)
+
+    def _save_manifest(self, sprite: str, entries: list[Entry]) -> str:
+        """The manifest of ``entries`` (in walk order): the previous one if nothing changed,
+        else stored sorted."""
+        last = self._last.get(sprite)
+        if last is not None and last[0] == entries and self._manifests.path(last[1]).exists():
+            return last[1]
+        walked = list(entries)
+        entries.sort()
+        restored = self._restored.pop(sprite, None)  # what the tree was last made into
+        if (restored is not None and self._manifests.decoded(restored) == entries
+                and self._manifests.path(restored).exists()):
+            manifest = restored
+        else:
+            manifest = self._manifests.save(sprite, entries)
+        self._last[sprite] = (walked, manifest)
         return manifest
 
     # restore ----------------------------------------------------------------------
@@ -337,6 +312,7 @@ class Snapshotter:
                     cache[entry.path] = [*stat_key(os.lstat(locate(top, entry.path))),
                                          entry.ref]
             self._save_cache(sprite, cache)
+            self._restored[sprite] = manifest_id
             store.set_source(sprite, checkpoint_id)
             (sprite_dir / JOURNAL).unlink()
         except Exception as exc:
@@ -413,28 +389,37 @@ def _walk(top: str) -> Iterator[tuple[str, os.stat_result]]:
 
 
 def _walk_below(top: str, base: str, skip: str = "") -> Iterator[tuple[str, os.stat_result]]:
+    """Each directory is opened once and what it holds is ``lstat``-ed relative to it (one
+    path component to resolve per file, not the whole path: a quarter faster)."""
     pending = [(base, top)]
     while pending:
         prefix, directory = pending.pop()
         try:
-            with os.scandir(directory) as scan:
+            fd = os.open(directory, _DIRECTORY_FLAGS)
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                continue  # removed (or replaced, by a symlink too) since it was listed
+            raise
+        try:
+            with os.scandir(fd) as scan:
                 children = list(scan)
-        except (FileNotFoundError, NotADirectoryError):
-            continue  # removed (or replaced) since it was listed
-        for child in children:
-            if not prefix and child.name == skip:
-                continue
-            rel = f"{prefix}/{child.name}" if prefix else child.name
-            try:
-                info = child.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            if stat.S_ISDIR(info.st_mode):
-                pending.append((rel, child.path))
-            elif not (stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode)
-                      or is_whiteout(info)):
-                continue  # fifos, sockets and devices are not snapshotted
-            yield rel, info
+            for child in children:
+                name = child.name
+                if not prefix and name == skip:
+                    continue
+                rel = f"{prefix}/{name}" if prefix else name
+                try:
+                    info = child.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                mode = info.st_mode
+                if stat.S_ISDIR(mode):
+                    pending.append((rel, f"{directory}/{name}"))
+                elif not (stat.S_ISREG(mode) or stat.S_ISLNK(mode) or is_whiteout(info)):
+                    continue  # fifos, sockets and devices are not snapshotted
+                yield rel, info
+        finally:
+            os.close(fd)
 
 
 def _settled(info: os.stat_result, read_at: int) -> bool:
