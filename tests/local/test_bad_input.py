@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 import pytest
 
-from tests.conftest import LocalServer
+from tests.conftest import LocalServer, start_server
 
 from .exec_ws import open_exec, session_info
 
@@ -278,6 +279,34 @@ def test_bearer_scheme_is_case_insensitive(server: LocalServer) -> None:
 def test_loopback_hosts_are_served(server: LocalServer, host: str) -> None:
     response = httpx.get(f"{server.url}/v1/sprites", headers={**server.headers, "Host": host})
     assert response.status_code == 200
+
+
+def _own_address() -> str | None:
+    """This machine's outbound IPv4 address (a UDP connect sends nothing), if it has one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.123", 9))
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if address.startswith("127.") or address == "0.0.0.0" else address
+
+
+def test_a_server_on_all_addresses_answers_its_own_address_as_host(tmp_path: Path) -> None:
+    address = _own_address()
+    if address is None:
+        pytest.skip("this machine has no IPv4 address besides loopback to reach the server by")
+    running = start_server(tmp_path / "home", args=["--host", "0.0.0.0"])
+    try:
+        port = running.url.rsplit(":", 1)[1]
+        served = httpx.get(f"http://{address}:{port}/v1/sprites", headers=running.headers)
+        assert served.status_code == 200, served.text
+        other = "10.255.255.1" if address != "10.255.255.1" else "10.255.255.2"
+        refused = httpx.get(f"http://{address}:{port}/v1/sprites",
+                            headers={**running.headers, "Host": f"{other}:{port}"})
+        _assert_refused(refused, 403, "DNS rebinding")
+    finally:
+        running.stop()
 
 
 @pytest.mark.parametrize("host", ["evil.example", "evil.example:80", "localhost.evil.example",

@@ -82,9 +82,11 @@ ROUTES = [
 ]
 
 
-def _loopback_host(host: bytes) -> bool:
-    """Whether a ``Host`` header names this machine: a loopback address, ``localhost`` or
-    ``*.localhost`` (any port). Anything else may be a DNS-rebinding page in a browser."""
+def _own_host(host: bytes, address: str | None) -> bool:
+    """Whether a ``Host`` header names this machine: a loopback address, ``localhost``,
+    ``*.localhost`` (any port), or the very address the request came in on (a server on
+    ``--host 0.0.0.0`` reached by IP: an address literal cannot be rebound). Any other
+    name may be a DNS-rebinding page in a browser."""
     name = host.decode("latin-1").strip().lower()
     if name.startswith("["):
         name = name[1:].partition("]")[0]
@@ -94,7 +96,13 @@ def _loopback_host(host: bytes) -> bool:
     if name == "localhost" or name.endswith(".localhost"):
         return True
     try:
-        return ipaddress.ip_address(name).is_loopback
+        named = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    if named.is_loopback:
+        return True
+    try:
+        return address is not None and named == ipaddress.ip_address(address)
     except ValueError:
         return False
 
@@ -107,7 +115,7 @@ def _bearer(header: bytes) -> bytes:
 
 class BearerAuth:
     """Every HTTP request and WebSocket upgrade needs ``Authorization: Bearer <token>``
-    and a ``Host`` that names this machine (see :func:`_loopback_host`).
+    and a ``Host`` that names this machine (see :func:`_own_host`).
 
     Also stamps ``Sprite-Version`` on every HTTP response, as the real server does, and
     ``Sprite-Local-Isolation`` (``sandbox`` or ``unsandboxed: REASON``), which ``%sprite``
@@ -126,10 +134,10 @@ class BearerAuth:
         headers = dict(scope["headers"])
         host = headers.get(b"host")
         denial = None
-        if host is not None and not _loopback_host(host):
+        if host is not None and not _own_host(host, (scope.get("server") or (None,))[0]):
             denial = ApiError(403, f"refused Host {host.decode('latin-1')[:100]!r}: the local "
-                                   "server answers only localhost, *.localhost and loopback "
-                                   "addresses (DNS rebinding protection)")
+                                   "server answers only localhost, *.localhost, loopback "
+                                   "addresses and its own address (DNS rebinding protection)")
         elif not hmac.compare_digest(_bearer(headers.get(b"authorization", b"")),
                                      self.expected):
             denial = ApiError(401, "missing or invalid token: send Authorization: Bearer <token>")
