@@ -3,14 +3,16 @@
 File contents are stored once each as objects named by their SHA-256 under
 ``HOME/objects`` (written aside, then renamed into place; a large file as fixed-size
 chunks and a chunk list, so an edit stores only the chunks it touched: :mod:`.objects`).
-A snapshot is a
-manifest, every path with its type, mode, mtime, size and object hash or link
-target, stored compressed under ``HOME/manifests`` and named by the SHA-256 of
-its JSON, so an unchanged tree yields the same manifest id and costs no space.
+A snapshot is a manifest (:mod:`.manifests`), every path with its type, mode, mtime, size
+and object ref or link target, named by the SHA-256 of its JSON, so an unchanged tree
+yields the same manifest id and costs no space.
 
-A per-sprite stat cache (path -> size, mtime, inode, ctime, hash) lets a snapshot
-record an unchanged file from its ``lstat`` alone, so snapshotting an unchanged
-tree reads no file data. ctime is in the key because tools that rewrite a file
+A per-sprite stat cache (path -> size, mtime, inode, ctime, ref: :mod:`.stat_cache`) lets
+a snapshot record an unchanged file from its ``lstat`` alone, so snapshotting an unchanged
+tree reads no file data; the walk opens each directory once and ``lstat``s its entries
+relative to it, and an unchanged tree's manifest is found without encoding it again (the
+previous walk, or the manifest it was last restored to, compared entry by entry). ctime
+is in the key because tools that rewrite a file
 and put its old mtime back (``cp -p``, ``rsync -t``, ``tar``) cannot put its
 ctime back; and a file changed within ``_RACY_NS`` of being read is not cached,
 since a second change inside the same timestamp tick would leave every stat field
