@@ -367,3 +367,17 @@ def test_a_cached_file_whose_object_was_collected_is_read_again(setup) -> None:
     assert _holding(restarted, b"its only checkpoint is deleted") == []
     manifest = restarted.snapshot("demo", root)  # the stat cache still names the object
     assert _content(restarted, manifest, "kept-in-tree") == b"its only checkpoint is deleted"
+
+
+def test_what_a_restore_replaced_is_deleted_in_the_background(setup) -> None:
+    snapshots, store, root = setup
+    fill(root / "data", 30, 1000, "a")
+    manifest = snapshots.snapshot("demo", root)
+    fill(root / "data", 30, 1000, "b")
+    snapshots.restore("demo", root, manifest, checkpoint_id="v1", store=store)
+    assert sorted(p.name for p in root.parent.iterdir()) == ["root"]
+    discarded = root.parents[2] / "discarded"
+    deadline = time.monotonic() + 60
+    while any(discarded.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(discarded.iterdir())

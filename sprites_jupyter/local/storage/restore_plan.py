@@ -202,9 +202,13 @@ def _open_up(directory: str) -> None:
 def clear(sprite_dir: Path) -> None:
     """Remove a restore's staging and trash directories, whatever their modes."""
     for name in (STAGING, TRASH):
-        path = sprite_dir / name
-        if path.exists():
-            for directory, subdirectories, _ in os.walk(path):
-                for name in subdirectories:  # before os.walk tries to enter them
-                    _open_up(os.path.join(directory, name))
-            shutil.rmtree(path)
+        remove_tree(sprite_dir / name)
+
+
+def remove_tree(path: Path) -> None:
+    """Delete a directory tree whatever its directories' modes (nothing if it is gone)."""
+    if path.exists():
+        for directory, subdirectories, _ in os.walk(path):
+            for name in subdirectories:  # before os.walk tries to enter them
+                _open_up(os.path.join(directory, name))
+        shutil.rmtree(path)

@@ -42,7 +42,9 @@ import errno
 import json
 import os
 import stat
+import threading
 import time
+import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -56,6 +58,7 @@ from .restore_plan import (
     PLATFORM,
     PLATFORM_PATH,
     STAGING,
+    TRASH,
     is_opaque,
     is_whiteout,
     locate,
@@ -95,6 +98,10 @@ class Snapshotter:
         self._stat_caches = StatCaches(home / "statcache")
         self._last: dict[str, tuple[list[Entry], str]] = {}  # sprite -> walk, manifest id
         self._restored: dict[str, str] = {}  # sprite -> manifest id of its last restore
+        self._discarded = home / "discarded"  # replaced by restores, being deleted
+        if self._discarded.is_dir():
+            for leftover in self._discarded.iterdir():
+                _delete_aside(leftover)
 
     # objects ------------------------------------------------------------------
 
@@ -323,6 +330,19 @@ class Snapshotter:
             except Exception:
                 raise SnapshotError("the restore was interrupted; it will be completed when "
                                     "the server restarts") from exc
+        self._clear_finished(sprite_dir)
+
+    def _clear_finished(self, sprite_dir: Path) -> None:
+        """Remove a finished restore's staging and trash. The trash (what the restore
+        replaced: a few syscalls per file, seconds for many on a busy disk) is moved out
+        of the sprite and deleted in the background; leftovers go at the next start."""
+        trash = sprite_dir / TRASH
+        if trash.exists():
+            self._discarded.mkdir(exist_ok=True)
+            away = self._discarded / uuid.uuid4().hex
+            with contextlib.suppress(OSError):  # if it cannot move, it is deleted below
+                os.rename(trash, away)
+                _delete_aside(away)
         restore_plan.clear(sprite_dir)
 
     def _stage(self, dest: str, entry: Entry) -> None:
@@ -422,6 +442,15 @@ def _walk_below(top: str, base: str, skip: str = "") -> Iterator[tuple[str, os.s
                 yield rel, info
         finally:
             os.close(fd)
+
+
+def _delete_aside(path: Path) -> None:
+    """Delete a tree no one uses any more, in a thread of its own."""
+    def delete() -> None:
+        with contextlib.suppress(OSError):  # what is left is retried at the next start
+            restore_plan.remove_tree(path)
+
+    threading.Thread(target=delete, daemon=True, name="delete-replaced").start()
 
 
 def _settled(info: os.stat_result, read_at: int) -> bool:
