@@ -112,7 +112,7 @@ def checkpoints_frame(checkpoints: Iterable[Any]) -> pd.DataFrame:
         "create_time": _utc_times(column("create_time")),
         "comment": _texts(column("comment")),
         "source_id": _texts(sources),
-        "is_auto": pd.Series(list(map(bool, column("is_auto"))), dtype="bool"),
+        "is_auto": pd.Series(column("is_auto"), dtype="bool"),
         "lineage": pd.Series(lineage, dtype="object"),
     })
 

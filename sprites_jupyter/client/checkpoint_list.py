@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from itertools import compress, repeat
-from operator import attrgetter, itemgetter, ne
+from operator import itemgetter, ne
 from typing import Any, overload
 
 from .errors import ProtocolError
@@ -20,7 +20,6 @@ from .models import _CHECKPOINT_KEYS, Checkpoint, _strings, parse_time
 
 _SHOWN = 10
 _get = dict.get
-_tzinfo = attrgetter("tzinfo")
 
 
 def decode(content: bytes) -> object:
@@ -50,7 +49,14 @@ def _times(items: list[dict[str, Any]]) -> list[datetime | None]:
         moments = list(map(datetime.fromisoformat, values))
     except (TypeError, ValueError):
         return list(map(parse_time, values))
-    if moments and (None in map(_tzinfo, moments) or min(moments).year <= 1):
+    if not moments:
+        return moments
+    try:
+        naive = min(moments).tzinfo is None
+    except TypeError:  # naive and aware ones compared
+        naive = True
+    # Each value was ISO text starting with its 4-digit year: Go's zero time sorts first.
+    if naive or min(values) < "0002":
         return list(map(parse_time, values))
     return moments
 
@@ -138,8 +144,13 @@ def checkpoint_objects(body: object, *, skip: str, what: str) -> list[dict[str, 
     objects = (body if all(map(isinstance, body, repeat(dict)))
                else [item for item in body if isinstance(item, dict)])
     ids = list(map(_get, objects, repeat("id")))
-    items = list(compress(objects, map(ne, ids, repeat(skip))))
-    if not all(map(dict.__contains__, items, repeat("id"))):
+    if skip not in ids:
+        items = objects
+    elif ids[0] == skip and ids.count(skip) == 1:  # where servers put it
+        items = objects[1:]
+    else:
+        items = list(compress(objects, map(ne, ids, repeat(skip))))
+    if None in ids and not all(map(dict.__contains__, items, repeat("id"))):
         nameless = next(item for item in items if "id" not in item)
         raise ProtocolError(f"{what}: a checkpoint without an id: {nameless!r:.120}")
     return items

@@ -28,8 +28,13 @@ ISO_ONLY = [{"id": f"v{n}", "create_time": f"2026-01-0{n}T10:30:00.{n:06d}Z", "c
             for n in range(1, 6)]
 
 
-@pytest.mark.parametrize("objects", [VARIED, ISO_ONLY, VARIED[:1], []],
-                         ids=["varied", "plain", "one", "empty"])
+NAIVE = [{"id": "v1", "create_time": "2026-01-13T10:30:00"}]
+ZERO = [{"id": "v1", "create_time": "0001-01-01T00:00:00Z"}]
+
+
+@pytest.mark.parametrize("objects", [VARIED, ISO_ONLY, VARIED[:1], [], ISO_ONLY + ZERO,
+                                     NAIVE, ISO_ONLY + NAIVE],
+                         ids=["varied", "plain", "one", "empty", "go-zero", "naive", "mixed"])
 def test_columns_are_the_models_values(objects: list[dict]) -> None:
     listing = CheckpointList([dict(item) for item in objects])
     models = [Checkpoint.from_json(item) for item in objects]
@@ -70,6 +75,9 @@ def test_a_sequence_of_checkpoints() -> None:
 def test_objects_of_a_listing() -> None:
     body = [{"id": "Current"}, {"id": "v2"}, "junk", None, {"id": "v1"}]
     assert checkpoint_objects(body, skip="Current", what="list") == [{"id": "v2"}, {"id": "v1"}]
+    body = [{"id": "v2"}, {"id": "Current"}, {"id": None}, {"id": "Current"}]
+    assert checkpoint_objects(body, skip="Current", what="list") == [{"id": "v2"}, {"id": None}]
+    assert checkpoint_objects([{"id": "v1"}], skip="Current", what="list") == [{"id": "v1"}]
     with pytest.raises(ProtocolError, match="list: a checkpoint without an id: "):
         checkpoint_objects([{"id": "v1"}, {"comment": "x"}], skip="Current", what="list")
     with pytest.raises(ProtocolError, match="expected a JSON array"):
