@@ -61,6 +61,13 @@ def _times(items: list[dict[str, Any]]) -> list[datetime | None]:
     return moments
 
 
+def _histories(items: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    values = _values(items, "history")
+    if not any(values):  # as listings give them
+        return [()] * len(values)
+    return [_strings(value) if value else () for value in values]
+
+
 def _extras(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{} if plain else {k: v for k, v in item.items() if k not in _CHECKPOINT_KEYS}
             for plain, item in zip(map(_CHECKPOINT_KEYS.issuperset, items), items,
@@ -72,8 +79,7 @@ _COLUMNS: dict[str, Callable[[list[dict[str, Any]]], list[Any]]] = {
     "create_time": _times,
     "comment": lambda items: [value or "" for value in _values(items, "comment")],
     "source_id": lambda items: _values(items, "source_id"),
-    "history": lambda items: [_strings(value) if value else ()
-                              for value in _values(items, "history")],
+    "history": _histories,
     "is_auto": lambda items: list(map(bool, _values(items, "is_auto"))),
     "health": lambda items: [value or "" for value in _values(items, "health")],
     "extra": _extras,
