@@ -143,7 +143,7 @@ def main() -> None:
                           f"{min(times) / base_min:.2f}x, median "
                           f"{statistics.median(times) / base_median:.2f}x")
                 if theirs is None:
-                    print("sprites-py is not installed (pip install sprites-py): no comparison")
+                    print("sprites-py is not installed (pip install -e .[bench]): no comparison")
                 else:
                     sdk = samples["sprites-py list_checkpoints()"]
                     for name in ("%sprite checkpoints", "client list_checkpoints()"):
