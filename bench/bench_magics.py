@@ -21,6 +21,8 @@ Ratios are min and median of interleaved samples (``--repeat``, at least 5).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import statistics
 import subprocess
@@ -30,6 +32,7 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 import httpx
 from bench_common import TOKEN, start_server, timed
@@ -39,13 +42,14 @@ from sprites_jupyter.widgets.logs import LogPanel
 
 
 def _ratios(name: str, ours: Callable[[], float], base: Callable[[], float], repeat: int,
-            target: str) -> None:
+            target: str, out: TextIO | None = None) -> None:
     """Interleave ``repeat`` samples of each; print min and median of ours / base."""
     pairs = [(ours(), base()) for _ in range(max(repeat, 5))]
     ratios = [a / b for a, b in pairs]
     print(f"{name}: ours median {statistics.median(a for a, _ in pairs) * 1e3:.1f} ms, "
           f"baseline median {statistics.median(b for _, b in pairs) * 1e3:.1f} ms; ratio "
-          f"min {min(ratios):.2f}x median {statistics.median(ratios):.2f}x (target {target})")
+          f"min {min(ratios):.2f}x median {statistics.median(ratios):.2f}x (target {target})",
+          file=out)
 
 
 _LOAD_EXT = ("import sys, time\nfrom IPython.core.interactiveshell import InteractiveShell\n"
@@ -100,9 +104,11 @@ def bench_round_trip(shell: InteractiveShell, http: httpx.Client, repeat: int) -
     shell.run_line_magic("sprite", "use bench-rt")
     shell.run_cell("%%sprite_exec\necho hi\n")
     shell.run_cell("%%bash\necho hi\n")
-    _ratios("%%sprite_exec echo hi / %%bash echo hi",
-            lambda: timed(lambda: shell.run_cell("%%sprite_exec\necho hi\n")),
-            lambda: timed(lambda: shell.run_cell("%%bash\necho hi\n")), repeat * 4, "<= 1.3x")
+    with contextlib.redirect_stdout(io.StringIO()):  # both print "hi" each time
+        _ratios("%%sprite_exec echo hi / %%bash echo hi",
+                lambda: timed(lambda: shell.run_cell("%%sprite_exec\necho hi\n")),
+                lambda: timed(lambda: shell.run_cell("%%bash\necho hi\n")), repeat * 4,
+                "<= 1.3x", out=sys.__stdout__)
 
 
 def bench_checkpoints(shell: InteractiveShell, http: httpx.Client, count: int,
