@@ -78,6 +78,13 @@ def test_get_checkpoint_and_404s(http: httpx.Client, sprite: str) -> None:
     assert http.post("/v1/sprites/no-such/checkpoint", json={}).status_code == 404
 
 
+def test_a_404_names_only_the_newest_checkpoints(http: httpx.Client, sprite: str) -> None:
+    for number in range(10):
+        _checkpoint(http, sprite, f"c{number}")
+    message = http.get(f"/v1/sprites/{sprite}/checkpoints/v99").json()["message"]
+    assert message == "checkpoint not found: 'v99' (newest: v10, v9, v8, v7, v6, v5, v4, v3, …)"
+
+
 @pytest.mark.parametrize("body", [b"[1]", b"{bad", b'{"comment": 3}', b'{"comment": "x", "y": 1}'])
 def test_bad_create_bodies_are_400(http: httpx.Client, sprite: str, body: bytes) -> None:
     response = http.post(f"/v1/sprites/{sprite}/checkpoint", content=body,
@@ -139,7 +146,7 @@ def test_lineage_after_restoring_an_older_checkpoint(http: httpx.Client, sprite:
 def test_restore_unknown_is_404_before_streaming(http: httpx.Client, sprite: str) -> None:
     response = http.post(f"/v1/sprites/{sprite}/checkpoints/v42/restore")
     assert response.status_code == 404
-    assert "have v0" in response.json()["message"]
+    assert "newest: v0" in response.json()["message"]
 
 
 def test_delete_rules(http: httpx.Client, sprite: str) -> None:

@@ -85,12 +85,17 @@ def _sprite(request: Request) -> tuple[ServerState, str]:
     return server, name
 
 
+_NAMED_IN_404 = 8
+
+
 def _require_checkpoint(server: ServerState, name: str, checkpoint_id: str) -> CheckpointRow:
     row = (server.store.get_checkpoint(name, checkpoint_id)
            if _CHECKPOINT_ID.fullmatch(checkpoint_id) else None)
     if row is None:
-        ids = [r.id for r in server.store.list_checkpoints(name, include_auto=False)]
-        known = f" (have {', '.join(reversed(ids))})" if ids else ""
+        ids = [r.id for r in server.store.list_checkpoints(name, include_auto=False,
+                                                           limit=_NAMED_IN_404 + 1)]
+        more = ", …" if len(ids) > _NAMED_IN_404 else ""
+        known = f" (newest: {', '.join(ids[:_NAMED_IN_404])}{more})" if ids else ""
         raise ApiError(404, f"checkpoint not found: {checkpoint_id[:80]!r}{known}")
     return row
 
