@@ -1,5 +1,6 @@
 """The Sprites API client: REST and NDJSON streams over httpx, exec over WebSocket."""
 
+from .checkpoint_list import CheckpointList
 from .checkpoints import CheckpointStream
 from .client import SpritesClient
 from .errors import (
@@ -42,6 +43,7 @@ from .streams import EventStream
 __all__ = [
     "AuthError",
     "Checkpoint",
+    "CheckpointList",
     "CheckpointStream",
     "Command",
     "Conflict",
