@@ -1,11 +1,16 @@
 """Snapshot manifests: every path of a tree with its type, mode, mtime, size and ref.
 
-A manifest is the JSON list of its entries, stored zlib-compressed under
-``HOME/manifests/ab/cdef...`` and named by the SHA-256 of the JSON, so an unchanged tree
-yields the same id and costs no space. Saving re-encodes only the entries that changed
-since the sprite's previous manifest (each entry's JSON is remembered; the bytes are the
-same as encoding the whole list at once), and the few manifests saved or loaded last
+A manifest lists its entries sorted by path, in pages: a page ends after an entry whose
+path's CRC-32 ends in :data:`_PAGE_BITS` zero bits (about 512 entries a page, and the
+same boundaries whatever changes elsewhere). A page is the JSON list of its entries,
+stored as an object (:mod:`.objects`, named by its SHA-256 and holding exactly those
+bytes); the manifest is ``{"pages": [...]}``, stored zlib-compressed under
+``HOME/manifests/ab/cdef...`` and named by the SHA-256 of its JSON, so an unchanged tree
+yields the same id and costs no space, and a changed one stores only the pages that
+changed. Saving re-encodes only the entries that changed since the sprite's previous
+manifest (each entry's JSON is remembered), and the few manifests saved or loaded last
 are kept decoded in memory, so a restore to a recent checkpoint decodes nothing.
+Manifests written whole by older servers (the JSON list itself) are still read.
 """
 
 from __future__ import annotations
@@ -15,11 +20,14 @@ import json
 import tempfile
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
+from .objects import ObjectStore
+
 _KEEP_DECODED = 4
+_PAGE_BITS = 9
+_PAGE_MASK = (1 << _PAGE_BITS) - 1
 _ROW = json.JSONEncoder(separators=(",", ":")).encode
 
 
@@ -35,14 +43,12 @@ class Entry(NamedTuple):
 
 
 class ManifestStore:
-    """The manifests under ``directory``; files are written aside in ``incoming``."""
+    """The manifests under ``directory``, their pages in ``objects``."""
 
-    def __init__(self, directory: Path, incoming: Path,
-                 publish: Callable[[Path, Path], None]) -> None:
+    def __init__(self, directory: Path, objects: ObjectStore) -> None:
         self.directory = directory
-        self._incoming = incoming
-        self._publish = publish
-        self._rows: dict[str, dict[tuple, str]] = {}  # sprite -> entry -> its JSON
+        self._objects = objects
+        self._rows: dict[str, dict[tuple, tuple[str, bool]]] = {}  # sprite -> entry -> row
         self._decoded: OrderedDict[str, list[Entry]] = OrderedDict()
         directory.mkdir(parents=True, exist_ok=True)
 
@@ -50,24 +56,30 @@ class ManifestStore:
         return self.directory / manifest_id[:2] / manifest_id[2:]
 
     def save(self, sprite: str, entries: list[Entry]) -> str:
-        """Store sorted ``entries`` (if not stored yet); return the manifest id."""
+        """Store sorted ``entries`` (what is not stored yet); return the manifest id."""
         known = self._rows.get(sprite, {})
-        rows: dict[tuple, str] = {}
-        parts = []
+        rows: dict[tuple, tuple[str, bool]] = {}
+        pages: list[str] = []
+        page: list[str] = []
         for entry in entries:
             row = known.get(entry)
             if row is None:
-                row = _ROW(entry)
+                row = (_ROW(entry), not zlib.crc32(entry.path.encode()) & _PAGE_MASK)
             rows[entry] = row
-            parts.append(row)
+            page.append(row[0])
+            if row[1]:
+                pages.append(self._objects.put(f"[{','.join(page)}]".encode()))
+                page = []
+        if page or not pages:
+            pages.append(self._objects.put(f"[{','.join(page)}]".encode()))
         self._rows[sprite] = rows
-        raw = f"[{','.join(parts)}]".encode()
+        raw = json.dumps({"pages": pages}, separators=(",", ":")).encode()
         manifest_id = hashlib.sha256(raw).hexdigest()
         target = self.path(manifest_id)
         if not target.exists():
-            with tempfile.NamedTemporaryFile(dir=self._incoming, delete=False) as temp:
+            with tempfile.NamedTemporaryFile(dir=self._objects.incoming, delete=False) as temp:
                 temp.write(zlib.compress(raw, 1))
-            self._publish(Path(temp.name), target)
+            self._objects.publish(Path(temp.name), target)
         self._remember(manifest_id, entries)
         return manifest_id
 
@@ -77,6 +89,23 @@ class ManifestStore:
         if entries is not None and self.path(manifest_id).exists():
             self._decoded.move_to_end(manifest_id)
             return list(entries)
+        document = self._document(manifest_id)
+        if isinstance(document, list):  # written whole, by an older server
+            entries = [Entry(*row) for row in document]
+        else:
+            entries = []
+            for page in document["pages"]:
+                entries.extend(Entry(*row) for row in json.loads(self._page(page)))
+        self._remember(manifest_id, entries)
+        return list(entries)
+
+    def pages(self, manifest_id: str) -> list[str]:
+        """The objects a manifest's pages are (none for one written whole); raises OSError
+        or ValueError if it is missing or damaged."""
+        document = self._document(manifest_id)
+        return [] if isinstance(document, list) else document["pages"]
+
+    def _document(self, manifest_id: str) -> list | dict:
         stored = self.path(manifest_id).read_bytes()
         try:
             raw = zlib.decompress(stored)
@@ -84,9 +113,21 @@ class ManifestStore:
             raw = b""
         if hashlib.sha256(raw).hexdigest() != manifest_id:
             raise ValueError(f"snapshot {manifest_id[:12]} is damaged")
-        entries = [Entry(*row) for row in json.loads(raw)]
-        self._remember(manifest_id, entries)
-        return list(entries)
+        document = json.loads(raw)
+        if isinstance(document, dict) and isinstance(document.get("pages"), list):
+            return document
+        if isinstance(document, list):
+            return document
+        raise ValueError(f"snapshot {manifest_id[:12]} is damaged")
+
+    def _page(self, page: str) -> bytes:
+        try:
+            raw = self._objects.path(page).read_bytes()
+        except FileNotFoundError as exc:
+            raise ValueError(f"part {page[:12]} of a snapshot is missing") from exc
+        if hashlib.sha256(raw).hexdigest() != page:
+            raise ValueError(f"part {page[:12]} of a snapshot is damaged")
+        return raw
 
     def decoded(self, manifest_id: str) -> list[Entry] | None:
         """The manifest's entries if they are in memory (do not change them), else None."""

@@ -94,7 +94,7 @@ class Snapshotter:
         self.objects = self.store.root
         self._incoming = self.store.incoming
         self.manifests = home / "manifests"
-        self._manifests = ManifestStore(self.manifests, self._incoming, self.store.publish)
+        self._manifests = ManifestStore(self.manifests, self.store)
         self._stat_caches = StatCaches(home / "statcache")
         self._last: dict[str, tuple[list[Entry], str]] = {}  # sprite -> walk, manifest id
         self._restored: dict[str, str] = {}  # sprite -> manifest id of its last restore
@@ -176,13 +176,15 @@ class Snapshotter:
             return
         in_use = store.manifests_in_use()
         refs: set[str] = set()
+        pages: set[str] = set()
         for manifest_id in in_use:
             try:
                 refs.update(e.ref for e in self.load_manifest(manifest_id) if e.kind == "f")
+                pages.update(self._manifests.pages(manifest_id))
             except (OSError, ValueError):
                 return  # what it needs is unknown: delete nothing
         try:
-            needed = self.store.needed(refs)
+            needed = self.store.needed(refs) | pages
         except MissingData:
             return
         for directory, keep in ((self.manifests, in_use), (self.objects, needed)):

@@ -1,0 +1,73 @@
+"""Manifests in pages on real directories: a small change stores a page, old manifests load."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+
+from sprites_jupyter.local.storage.snapshots import Snapshotter
+from sprites_jupyter.local.storage.store import Store
+from tests.local.trees import fill, fingerprint
+
+
+@pytest.fixture
+def setup(tmp_path: Path):
+    home = tmp_path / "home"
+    home.mkdir()
+    store = Store(home / "metadata.sqlite3")
+    snapshots = Snapshotter(home)
+    root = home / "sprites" / "demo" / "root"
+    fill(root / "data", 4000, 64, "a")
+    time.sleep(0.15)
+    store.create_sprite("demo", url_settings={}, labels=[],
+                        base_manifest=snapshots.snapshot("demo", root))
+    return snapshots, store, root
+
+
+def _objects(snapshots: Snapshotter) -> set[Path]:
+    return set(snapshots.objects.glob("??/*"))
+
+
+def test_a_small_change_stores_the_pages_it_touched_not_the_whole_manifest(setup) -> None:
+    snapshots, _, root = setup
+    before = _objects(snapshots)
+    (root / "data" / "d03" / "f00003.bin").write_bytes(b"changed")
+    snapshots.snapshot("demo", root)
+    added = _objects(snapshots) - before
+    pages = [p for p in added if p.read_bytes().startswith(b"[[")]
+    assert 1 <= len(pages) <= 2  # the file's page, and its directory's if that is another
+    whole = sum(p.stat().st_size for p in before if p.read_bytes().startswith(b"[["))
+    assert sum(p.stat().st_size for p in pages) < whole / 4
+
+
+def test_a_manifest_written_whole_by_an_older_server_restores_and_is_kept(setup) -> None:
+    snapshots, store, root = setup
+    entries = snapshots.load_manifest(snapshots.snapshot("demo", root))
+    raw = json.dumps(entries, separators=(",", ":")).encode()  # the format before pages
+    old_id = hashlib.sha256(raw).hexdigest()
+    target = snapshots.manifests / old_id[:2] / old_id[2:]
+    target.parent.mkdir(exist_ok=True)
+    target.write_bytes(zlib.compress(raw, 1))
+    row = store.add_checkpoint("demo", manifest=old_id, comment="", is_auto=False)
+    expected = fingerprint(root)
+    fill(root / "data", 40, 64, "b")
+    snapshots.mark_garbage()
+    restarted = Snapshotter(snapshots.objects.parent)  # a fresh server: nothing in memory
+    restarted.collect_garbage(store)
+    restarted.restore("demo", root, old_id, checkpoint_id=row.id, store=store)
+    assert fingerprint(root) == expected
+
+
+def test_a_missing_page_is_reported_not_guessed(setup) -> None:
+    snapshots, _, root = setup
+    (root / "data" / "d00" / "f00000.bin").write_bytes(b"changed")
+    manifest = snapshots.snapshot("demo", root)
+    for page in Snapshotter(snapshots.objects.parent)._manifests.pages(manifest):
+        snapshots.object_path(page).unlink()
+    with pytest.raises(ValueError, match="of a snapshot is missing"):
+        Snapshotter(snapshots.objects.parent).load_manifest(manifest)
