@@ -59,7 +59,7 @@ class ObjectStore:
         self.incoming = self.root / "incoming"
         self.assembly = home / "assembled"
         self.incoming.mkdir(parents=True, exist_ok=True)
-        self._present: set[str] = set()
+        self.present: set[str] = set()  # names and refs known to be stored (this run)
 
     def path(self, digest: str) -> Path:
         """Where the object ``digest`` is stored (immutable once there)."""
@@ -67,23 +67,23 @@ class ObjectStore:
 
     def has(self, digest: str) -> bool:
         """Whether an object exists; looked up on disk once per server run."""
-        if digest not in self._present and self.path(digest).exists():
-            self._present.add(digest)
-        return digest in self._present
+        if digest not in self.present and self.path(digest).exists():
+            self.present.add(digest)
+        return digest in self.present
 
     def has_ref(self, ref: str) -> bool:
         """Whether the object a ref names directly exists (for a chunked file: its list;
         the pieces are stored before the list is)."""
-        if ref in self._present:
+        if ref in self.present:
             return True
         if self.has(head(ref)):
-            self._present.add(ref)
+            self.present.add(ref)
             return True
         return False
 
     def forget_presence(self) -> None:
         """After objects were deleted: look them up on disk again."""
-        self._present.clear()
+        self.present.clear()
 
     def publish(self, temp: Path, target: Path) -> None:
         """Move a finished temporary file to its content-addressed name (or drop it)."""
@@ -100,7 +100,7 @@ class ObjectStore:
             with tempfile.NamedTemporaryFile(dir=self.incoming, delete=False) as temp:
                 temp.write(data)
             self.publish(Path(temp.name), self.path(name))
-            self._present.add(name)
+            self.present.add(name)
         return name
 
     # storing a file ----------------------------------------------------------------
@@ -116,7 +116,7 @@ class ObjectStore:
                 size += len(chunk)
         name = digest.hexdigest()
         self.publish(Path(temp.name), self.path(name))
-        self._present.add(name)
+        self.present.add(name)
         return name, size
 
     def store_chunked(self, fd: int, size: int) -> tuple[str, int]:
@@ -127,7 +127,7 @@ class ObjectStore:
                                                   range(0, size, CHUNK)) if piece[1]]
         listing = b"".join(digest for digest, _ in pieces)
         ref = CHUNKED + self.put(listing)
-        self._present.add(ref)
+        self.present.add(ref)
         return ref, sum(length for _, length in pieces)
 
     def _store_piece(self, fd: int, offset: int) -> tuple[bytes, int]:
@@ -139,7 +139,7 @@ class ObjectStore:
                 with tempfile.NamedTemporaryFile(dir=self.incoming, delete=False) as temp:
                     temp.write(data)
                 self.publish(Path(temp.name), self.path(name))
-                self._present.add(name)
+                self.present.add(name)
         return digest, len(data)
 
     # reading a file back -------------------------------------------------------------

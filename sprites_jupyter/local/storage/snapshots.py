@@ -208,15 +208,18 @@ class Snapshotter:
         meter = _Meter(progress)
         reused = 0
         top = os.fspath(root)
-        known, has_ref, add = cache.get, self.store.has_ref, entries.append
+        # The loop runs once per path: names bound locally, the common case first.
+        known, add, is_file = cache.get, entries.append, stat.S_ISREG
+        present, has_ref = self.store.present, self.store.has_ref
         try:
             for rel, info in _walk(top):
                 mode = info.st_mode
-                if stat.S_ISREG(mode):
+                if is_file(mode):
                     cached = known(rel)
                     if (cached is not None and cached[1] == info.st_mtime_ns
                             and cached[3] == info.st_ctime_ns and cached[0] == info.st_size
-                            and cached[2] == info.st_ino and has_ref(cached[4])):
+                            and cached[2] == info.st_ino
+                            and (cached[4] in present or has_ref(cached[4]))):
                         fresh[rel] = cached
                         if len(cached) == 5:  # its entry, made once per cache entry
                             cached.append(_entry(Entry, (rel, "f", stat.S_IMODE(mode),
@@ -416,6 +419,7 @@ def _walk_below(top: str, base: str, skip: str = "") -> Iterator[tuple[str, os.s
     """Each directory is opened once and what it holds is ``lstat``-ed relative to it (one
     path component to resolve per file, not the whole path: a quarter faster)."""
     pending = [(base, top)]
+    is_file, is_dir = stat.S_ISREG, stat.S_ISDIR
     while pending:
         prefix, directory = pending.pop()
         try:
@@ -427,21 +431,24 @@ def _walk_below(top: str, base: str, skip: str = "") -> Iterator[tuple[str, os.s
         try:
             with os.scandir(fd) as scan:
                 children = list(scan)
+            start = f"{prefix}/" if prefix else ""
             for child in children:
                 name = child.name
                 if not prefix and name == skip:
                     continue
-                rel = f"{prefix}/{name}" if prefix else name
                 try:
                     info = child.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue
                 mode = info.st_mode
-                if stat.S_ISDIR(mode):
-                    pending.append((rel, f"{directory}/{name}"))
-                elif not (stat.S_ISREG(mode) or stat.S_ISLNK(mode) or is_whiteout(info)):
-                    continue  # fifos, sockets and devices are not snapshotted
-                yield rel, info
+                if is_file(mode):
+                    yield start + name, info
+                elif is_dir(mode):
+                    pending.append((start + name, f"{directory}/{name}"))
+                    yield start + name, info
+                elif stat.S_ISLNK(mode) or is_whiteout(info):
+                    yield start + name, info
+                # fifos, sockets and devices are not snapshotted
         finally:
             os.close(fd)
 
