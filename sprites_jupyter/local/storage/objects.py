@@ -28,6 +28,7 @@ import tempfile
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 CHUNK = 512 * 1024
 CHUNKED_OVER = 16 * 1024 * 1024
@@ -105,7 +106,7 @@ class ObjectStore:
 
     # storing a file ----------------------------------------------------------------
 
-    def store_stream(self, reader) -> tuple[str, int]:
+    def store_stream(self, reader: BinaryIO) -> tuple[str, int]:
         """Copy an open file into one object while hashing it; (ref, bytes read)."""
         digest = hashlib.sha256()
         size = 0
