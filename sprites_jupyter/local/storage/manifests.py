@@ -3,9 +3,9 @@
 A manifest lists its entries sorted by path, in pages: a page ends after an entry whose
 path's CRC-32 ends in :data:`_PAGE_BITS` zero bits (about 512 entries a page, and the
 same boundaries whatever changes elsewhere). A page is the JSON list of its entries,
-stored as an object (:mod:`.objects`, named by its SHA-256 and holding exactly those
-bytes); the manifest is ``{"pages": [...]}``, stored zlib-compressed under
-``HOME/manifests/ab/cdef...`` and named by the SHA-256 of its JSON, so an unchanged tree
+stored zlib-compressed under ``HOME/manifests/pages/ab/cdef...`` and named by the SHA-256
+of that JSON; the manifest is ``{"pages": [...]}``, stored the same way under
+``HOME/manifests/ab/cdef...``, so an unchanged tree
 yields the same id and costs no space, and a changed one stores only the pages that
 changed. Saving re-encodes only the entries that changed since the sprite's previous
 manifest (each entry's JSON is remembered), and the few manifests saved or loaded last
@@ -43,17 +43,43 @@ class Entry(NamedTuple):
 
 
 class ManifestStore:
-    """The manifests under ``directory``, their pages in ``objects``."""
+    """The manifests under ``directory``, their pages in ``directory/pages``; files are
+    written aside in the object store's ``incoming``."""
 
     def __init__(self, directory: Path, objects: ObjectStore) -> None:
         self.directory = directory
+        self.pages_directory = directory / "pages"
         self._objects = objects
+        self._stored: set[str] = set()  # pages known to be stored (this run)
         self._rows: dict[str, dict[tuple, tuple[str, bool]]] = {}  # sprite -> entry -> row
         self._decoded: OrderedDict[str, list[Entry]] = OrderedDict()
         directory.mkdir(parents=True, exist_ok=True)
 
     def path(self, manifest_id: str) -> Path:
         return self.directory / manifest_id[:2] / manifest_id[2:]
+
+    def _page_path(self, page: str) -> Path:
+        return self.pages_directory / page[:2] / page[2:]
+
+    def forget_presence(self) -> None:
+        """After pages were deleted: look them up on disk again."""
+        self._stored.clear()
+
+    def _write(self, target: Path, raw: bytes) -> None:
+        """Store ``raw`` compressed at ``target`` unless it is there (temp + rename)."""
+        if not target.exists():
+            target.parent.parent.mkdir(exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self._objects.incoming, delete=False) as temp:
+                temp.write(zlib.compress(raw, 1))
+            self._objects.publish(Path(temp.name), target)
+
+    def _put_page(self, rows: list[str]) -> str:
+        raw = f"[{','.join(rows)}]".encode()
+        page = hashlib.sha256(raw).hexdigest()
+        if page not in self._stored:
+            self._write(self._page_path(page), raw)
+            self._stored.add(page)
+        return page
 
     def save(self, sprite: str, entries: list[Entry]) -> str:
         """Store sorted ``entries`` (what is not stored yet); return the manifest id."""
@@ -68,18 +94,14 @@ class ManifestStore:
             rows[entry] = row
             page.append(row[0])
             if row[1]:
-                pages.append(self._objects.put(f"[{','.join(page)}]".encode()))
+                pages.append(self._put_page(page))
                 page = []
         if page or not pages:
-            pages.append(self._objects.put(f"[{','.join(page)}]".encode()))
+            pages.append(self._put_page(page))
         self._rows[sprite] = rows
         raw = json.dumps({"pages": pages}, separators=(",", ":")).encode()
         manifest_id = hashlib.sha256(raw).hexdigest()
-        target = self.path(manifest_id)
-        if not target.exists():
-            with tempfile.NamedTemporaryFile(dir=self._objects.incoming, delete=False) as temp:
-                temp.write(zlib.compress(raw, 1))
-            self._objects.publish(Path(temp.name), target)
+        self._write(self.path(manifest_id), raw)
         self._remember(manifest_id, entries)
         return manifest_id
 
@@ -106,14 +128,7 @@ class ManifestStore:
         return [] if isinstance(document, list) else document["pages"]
 
     def _document(self, manifest_id: str) -> list | dict:
-        stored = self.path(manifest_id).read_bytes()
-        try:
-            raw = zlib.decompress(stored)
-        except zlib.error:
-            raw = b""
-        if hashlib.sha256(raw).hexdigest() != manifest_id:
-            raise ValueError(f"snapshot {manifest_id[:12]} is damaged")
-        document = json.loads(raw)
+        document = json.loads(self._read(self.path(manifest_id), manifest_id, "snapshot"))
         if isinstance(document, dict) and isinstance(document.get("pages"), list):
             return document
         if isinstance(document, list):
@@ -121,12 +136,17 @@ class ManifestStore:
         raise ValueError(f"snapshot {manifest_id[:12]} is damaged")
 
     def _page(self, page: str) -> bytes:
+        return self._read(self._page_path(page), page, "part of a snapshot")
+
+    def _read(self, path: Path, name: str, what: str) -> bytes:
+        """What is stored at ``path``, checked against its ``name``; OSError if missing."""
+        stored = path.read_bytes()
         try:
-            raw = self._objects.path(page).read_bytes()
-        except FileNotFoundError as exc:
-            raise ValueError(f"part {page[:12]} of a snapshot is missing") from exc
-        if hashlib.sha256(raw).hexdigest() != page:
-            raise ValueError(f"part {page[:12]} of a snapshot is damaged")
+            raw = zlib.decompress(stored)
+        except zlib.error:
+            raw = b""
+        if hashlib.sha256(raw).hexdigest() != name:
+            raise ValueError(f"{what} {name[:12]} is damaged")
         return raw
 
     def decoded(self, manifest_id: str) -> list[Entry] | None:

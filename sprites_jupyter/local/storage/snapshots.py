@@ -184,10 +184,13 @@ class Snapshotter:
             except (OSError, ValueError):
                 return  # what it needs is unknown: delete nothing
         try:
-            needed = self.store.needed(refs) | pages
+            needed = self.store.needed(refs)
         except MissingData:
             return
-        for directory, keep in ((self.manifests, in_use), (self.objects, needed)):
+        for directory, keep in ((self.manifests, in_use), (self._manifests.pages_directory, pages),
+                                (self.objects, needed)):
+            if not directory.is_dir():
+                continue
             for fanout in os.scandir(directory):
                 if len(fanout.name) != 2 or not fanout.is_dir(follow_symlinks=False):
                     continue  # incoming/ and the marker
@@ -195,6 +198,7 @@ class Snapshotter:
                     if fanout.name + stored.name not in keep:
                         os.unlink(stored.path)
         self.store.forget_presence()
+        self._manifests.forget_presence()
         self.store.prune_assembled()
         marker.unlink()
 
