@@ -6,10 +6,11 @@ import asyncio
 import logging
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from starlette.requests import HTTPConnection
 
@@ -143,7 +144,7 @@ class ServerState:
         self.base_url = "http://127.0.0.1"
         self._runtimes: dict[str, SpriteRuntime] = {}
         self.creation_lock = asyncio.Lock()
-        self._starting: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
 
     def sprite_dir(self, name: str) -> Path:
         return self.home / "sprites" / name
@@ -177,25 +178,43 @@ class ServerState:
 
     def start_sandbox_soon(self, name: str) -> None:
         """Start a sprite's sandbox in the background, so its first command is quick."""
-        task = asyncio.create_task(self.runtime(name).sandbox.start())
-        self._starting.add(task)
-        task.add_done_callback(self._started)
+        self._in_background(self.runtime(name).sandbox.start())
 
-    def _started(self, task: asyncio.Task[None]) -> None:
-        self._starting.discard(task)
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("%s", task.exception())
 
-    async def refresh_checkpoint_views(self, name: str) -> None:
+    async def refresh_checkpoint_views(self, name: str, *, assemble_later: bool = False
+                                       ) -> None:
         """Bring the sprite's ``/.sprite/checkpoints`` views up to date (call it holding
         the sprite's lock). A view that cannot be made (a full disk, say) is left out with
-        a warning: views let a sprite look at its past, they never fail a checkpoint."""
+        a warning: views let a sprite look at its past, they never fail a checkpoint.
+        With ``assemble_later``, a view that needs a large file assembled whole (seconds
+        per GB) is announced at once and built in the background, under the sprite's lock,
+        so the checkpoint does not wait for it."""
         views = SandboxFiles(self.sprite_dir(name), name).checkpoints_dir
         try:
-            await asyncio.to_thread(checkpoint_views.refresh, self.snapshots, self.store, name,
-                                    views)
+            deferred = await asyncio.to_thread(checkpoint_views.refresh, self.snapshots,
+                                               self.store, name, views,
+                                               assemble=not assemble_later)
         except (OSError, ValueError) as exc:
             log.warning("checkpoint views of sprite %s: %s", name, exc)
+            return
+        if deferred:
+            self._in_background(self._assemble_views(name))
+
+    async def _assemble_views(self, name: str) -> None:
+        runtime = self._runtimes.get(name)
+        if runtime is not None:
+            async with runtime.lock:
+                if self.store.get_sprite(name) is not None:
+                    await self.refresh_checkpoint_views(name)
 
     def has_activity(self, name: str) -> bool:
         """Whether the sprite has live exec sessions or running services."""

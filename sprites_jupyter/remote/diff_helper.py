@@ -36,6 +36,7 @@ import os
 import posixpath
 import stat
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 CHECKPOINTS = "/.sprite/checkpoints"
@@ -45,6 +46,7 @@ BLOCK = 1024 * 1024
 BINARY_PROBE = 8192
 READ = "read"
 READERS = 4
+VIEW_WAIT = 600.0
 # Never follow a symlink or wait on a fifo that replaced a file after it was looked at.
 OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
@@ -59,8 +61,13 @@ class Refusal(Exception):
 
 
 def checkpoint_root(checkpoints: str, checkpoint_id: str) -> str:
-    """The tree of a mounted checkpoint, or a Refusal naming the mounted ones."""
+    """The tree of a mounted checkpoint, or a Refusal naming the mounted ones. A view
+    being built (``.building-<id>``: a large file is assembled) is waited for."""
     root = os.path.join(checkpoints, checkpoint_id)
+    deadline = time.monotonic() + VIEW_WAIT
+    while (not os.path.isdir(root) and time.monotonic() < deadline and "/" not in checkpoint_id
+           and os.path.isdir(os.path.join(checkpoints, ".building-" + checkpoint_id))):
+        time.sleep(0.1)
     if "/" in checkpoint_id or checkpoint_id in ("", ".", "..") or not os.path.isdir(root):
         try:
             mounted = sorted(n for n in os.listdir(checkpoints) if not n.startswith("."))

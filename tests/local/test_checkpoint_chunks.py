@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from pathlib import Path
 
 import httpx
@@ -59,16 +60,28 @@ def test_a_small_edit_to_a_large_file_stores_only_the_chunks_it_touched(
     assert _sha(big) == second
 
 
+def _await_view(views: Path, checkpoint_id: str) -> None:
+    """A checkpoint's view, once the checkpoint is made, is there or announced as being
+    built (its large file is assembled in the background); wait for it."""
+    assert (views / checkpoint_id).is_dir() or (views / f".building-{checkpoint_id}").is_dir()
+    deadline = time.monotonic() + 120
+    while not (views / checkpoint_id).is_dir():
+        assert time.monotonic() < deadline, f"the view of {checkpoint_id} never appeared"
+        time.sleep(0.05)
+
+
 def test_a_view_shows_a_chunked_file_whole(server: LocalServer, http: httpx.Client,
                                            sprite: str) -> None:
     big = _root(server, sprite) / "home" / "sprite" / "big.bin"
     big.write_bytes(os.urandom(SIZE))
     first = _sha(big)
+    views = server.home / "sprites" / sprite / "platform" / "checkpoints"
     assert _checkpoint(http, sprite) == "v1"
+    _await_view(views, "v1")
     _edit(big)
     second = _sha(big)
     assert _checkpoint(http, sprite) == "v2"
-    views = server.home / "sprites" / sprite / "platform" / "checkpoints"
+    _await_view(views, "v2")
     assert _sha(views / "v1" / "home/sprite/big.bin") == first
     assert _sha(views / "v2" / "home/sprite/big.bin") == second
     inside = "/.sprite/checkpoints/v1/home/sprite/big.bin"

@@ -210,3 +210,14 @@ def test_a_sprite_with_20000_files(ip, mounted, http):
     assert frame.set_index("path").loc[f"{HOME}/many/f00001.txt", "change"] == "removed"
     deleted = http.delete(f"/v1/sprites/{mounted}", timeout=600)  # 60,000 names to unlink
     assert deleted.status_code == 204, deleted.text
+
+
+def test_a_diff_right_after_checkpointing_a_large_file_waits_for_its_view(ip, mounted):
+    """A file large enough to be stored in chunks is assembled whole for its view in the
+    background; a diff asked for at once waits for the view instead of refusing."""
+    _sh(ip, "head -c 24M /dev/urandom > big.bin")
+    first = _checkpoint(ip, "big")
+    _sh(ip, "printf 'edited' | dd of=big.bin bs=1 seek=1000 conv=notrunc status=none")
+    second = _checkpoint(ip, "big edited")
+    frame = ip.ok(f"%sprite diff {first} {second} -- {HOME}")
+    assert _changes(frame) == {f"{HOME}/big.bin": "modified"}

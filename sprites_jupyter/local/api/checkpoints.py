@@ -130,7 +130,7 @@ async def create_checkpoint(request: Request) -> Response:
                                                emit)
             row = server.store.add_checkpoint(name, manifest=manifest, comment=comment,
                                               is_auto=False)
-            await server.refresh_checkpoint_views(name)
+            await server.refresh_checkpoint_views(name, assemble_later=True)
         return f"Checkpoint {row.id} created"
 
     return _stream(work, "Checkpoint failed")
@@ -180,7 +180,7 @@ async def delete_checkpoint(request: Request) -> Response:
             raise ApiError(409, f"cannot delete active checkpoint: the sprite runs on {row.id}")
         server.store.delete_checkpoint(name, row.id)
         server.snapshots.mark_garbage()
-        await server.refresh_checkpoint_views(name)
+        await server.refresh_checkpoint_views(name, assemble_later=True)
     return Response(status_code=204)
 
 

@@ -11,8 +11,10 @@ copy is linked into every view showing it, then deleted when no view does. One o
 serves every file with its
 content, so it cannot carry each file's mode and mtime: the view records them in
 its ``.sprite/stat.json`` (``{"entries": {path: [mode, mtime_ns]}}``), which the
-in-sprite diff helper reads. A view is built aside and renamed into place, so it
-appears whole in a running sprite.
+in-sprite diff helper reads. A view is built aside (``.building-<id>``) and renamed
+into place, so it appears whole in a running sprite. A view that needs a chunked file
+assembled can be left for later (``assemble=False``): its ``.building-<id>`` is made at
+once, so a sprite that looks for the view can tell it is coming and wait.
 """
 
 from __future__ import annotations
@@ -35,19 +37,34 @@ _BUILDING = ".building-"
 _DIRECTORIES = ("d", "o")
 
 
-def refresh(snapshots: Snapshotter, store: Store, sprite: str, directory: Path) -> None:
+def refresh(snapshots: Snapshotter, store: Store, sprite: str, directory: Path, *,
+            assemble: bool = True) -> list[str]:
     """Make ``directory`` hold exactly the views of the sprite's ``RECENT`` newest
-    checkpoints (automatic ones aside), building only the missing ones."""
+    checkpoints (automatic ones aside), building only the missing ones. Without
+    ``assemble``, views that need a chunked file assembled are only announced (their
+    ``.building-<id>``); their ids are returned, for a later call with ``assemble``."""
     directory.mkdir(parents=True, exist_ok=True)
     wanted = {row.id: row.manifest
               for row in store.list_checkpoints(sprite, include_auto=False, limit=RECENT)}
     for entry in os.scandir(directory):
-        if entry.name not in wanted:
+        if entry.name not in wanted and entry.name.removeprefix(_BUILDING) not in wanted:
             _remove(Path(entry.path))
+    deferred = []
     for checkpoint_id, manifest in wanted.items():
         if not (directory / checkpoint_id).exists():
-            _build(snapshots, snapshots.load_manifest(manifest), directory, checkpoint_id)
+            entries = snapshots.load_manifest(manifest)
+            if not assemble and _needs_assembly(snapshots, entries):
+                (directory / f"{_BUILDING}{checkpoint_id}").mkdir(exist_ok=True)
+                deferred.append(checkpoint_id)
+            else:
+                _build(snapshots, entries, directory, checkpoint_id)
     snapshots.store.prune_assembled()
+    return deferred
+
+
+def _needs_assembly(snapshots: Snapshotter, entries: list[Entry]) -> bool:
+    return any(is_chunked(entry.ref) and not snapshots.store.assembly_path(entry.ref).exists()
+               for entry in entries if entry.kind == "f" and _shown(entry))
 
 
 def _shown(entry: Entry) -> bool:
@@ -58,10 +75,12 @@ def _shown(entry: Entry) -> bool:
 def _build(snapshots: Snapshotter, entries: list[Entry], directory: Path,
            checkpoint_id: str) -> None:
     building = directory / f"{_BUILDING}{checkpoint_id}"
-    _remove(building)
+    building.mkdir(exist_ok=True)  # kept, not remade: it says the view is coming
+    for leftover in os.scandir(building):
+        _remove(Path(leftover.path))
     shown = [entry for entry in entries if _shown(entry)]
     try:
-        (building / ".sprite").mkdir(parents=True)
+        (building / ".sprite").mkdir()
         for entry in shown:
             target = building / entry.path
             if entry.kind in _DIRECTORIES:
@@ -69,7 +88,7 @@ def _build(snapshots: Snapshotter, entries: list[Entry], directory: Path,
             elif entry.kind == "l":
                 os.symlink(entry.ref, target)
             elif is_chunked(entry.ref):
-                os.link(snapshots.store.assembled(entry.ref), target)
+                snapshots.store.link_assembled(entry.ref, target)
             else:
                 os.link(snapshots.object_path(entry.ref), target)
         record = {entry.path: [entry.mode, entry.mtime_ns] for entry in shown}

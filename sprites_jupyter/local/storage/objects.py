@@ -14,7 +14,7 @@ Pieces are read with ``pread`` and hashed by a few threads (``hashlib`` releases
 so a large file's snapshot is bounded by one read and hash of its bytes.
 
 A checkpoint view shows files whole: a chunked file is assembled once per version into
-``assembled/`` and hard linked into every view that shows it (:meth:`ObjectStore.assembled`);
+``assembled/`` and hard linked into every view that shows it (:meth:`ObjectStore.link_assembled`);
 an assembled copy no view links any more is deleted (:meth:`ObjectStore.prune_assembled`).
 """
 
@@ -25,6 +25,7 @@ import errno
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,6 +38,8 @@ _DIGEST = 32
 _COPY = 1 << 20
 _COPY_RANGE = 64 << 20
 _WORKERS = 2
+_ASSEMBLING = ".assembling-"
+_STALE_ASSEMBLY = 3600.0  # seconds without a write
 
 
 def is_chunked(ref: str) -> bool:
@@ -187,17 +190,29 @@ class ObjectStore:
         finally:
             os.close(out)
 
-    def assembled(self, ref: str) -> Path:
-        """A whole, read-only copy of a chunked file, made once and shared by every view."""
-        target = self.assembly / head(ref)
-        if not target.exists():
-            self.assembly.mkdir(exist_ok=True)
-            temp = self.incoming / f"assembling-{head(ref)}"
-            temp.unlink(missing_ok=True)
-            self.write_file(ref, os.fspath(temp))
+    def assembly_path(self, ref: str) -> Path:
+        """Where the whole copy of a chunked file is kept while a view shows it."""
+        return self.assembly / head(ref)
+
+    def link_assembled(self, ref: str, dest: Path) -> None:
+        """Hard link at ``dest`` a whole, read-only copy of a chunked file, made once and
+        shared by every view. A new copy is linked at ``dest`` before it is published
+        under ``assembled/``, so :meth:`prune_assembled` never takes it for unused."""
+        with contextlib.suppress(FileNotFoundError):
+            os.link(self.assembly_path(ref), dest)
+            return
+        self.assembly.mkdir(exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=self.assembly, prefix=_ASSEMBLING)
+        os.close(handle)
+        try:
+            os.unlink(temp)
+            self.write_file(ref, temp)
             os.chmod(temp, 0o444)
-            os.replace(temp, target)
-        return target
+            os.link(temp, dest)
+            os.replace(temp, self.assembly_path(ref))
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
 
     def prune_assembled(self) -> None:
         """Delete the assembled copies no view links any more."""
@@ -205,6 +220,10 @@ class ObjectStore:
             return
         for entry in os.scandir(self.assembly):
             with contextlib.suppress(FileNotFoundError):
+                if entry.name.startswith(_ASSEMBLING):  # being written, or left by a crash
+                    if entry.stat().st_mtime < time.time() - _STALE_ASSEMBLY:
+                        os.unlink(entry.path)
+                    continue
                 if entry.stat(follow_symlinks=False).st_nlink <= 1:
                     os.unlink(entry.path)
 
