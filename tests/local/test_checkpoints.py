@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -186,16 +187,21 @@ def test_restore_ends_exec_sessions_with_137(server: LocalServer, http: httpx.Cl
 def test_the_undo_point_holds_what_services_write_as_they_stop(
         server: LocalServer, http: httpx.Client, sprite: str) -> None:
     """The safety checkpoint is taken after services stop, so their last writes are kept."""
-    graceful = "trap 'echo flushed > at-exit; exit 0' TERM; while :; do sleep 0.05; done"
+    graceful = ("trap 'echo flushed > at-exit; exit 0' TERM; touch trapping; "
+                "while :; do sleep 0.05; done")
     status, _ = stream_events(http, "PUT", f"/v1/sprites/{sprite}/services/db",
                               params={"duration": "0"},
                               json={"cmd": "sh", "args": ["-c", graceful]})
     assert status == 200
+    home = _root(server, sprite) / "home" / "sprite"
+    deadline = time.monotonic() + 60  # a TERM before the trap is set would just kill it
+    while not (home / "trapping").exists():
+        assert time.monotonic() < deadline, "the service never set its trap"
+        time.sleep(0.05)
     assert _checkpoint(http, sprite) == "v1"
     events = _restore(http, sprite, "v1")
     auto = next(re.search(r"auto-\d+", e["data"]).group(0) for e in events
                 if "auto-" in e.get("data", ""))
-    home = _root(server, sprite) / "home" / "sprite"
     assert not (home / "at-exit").exists()  # v1 was taken while db ran
     _restore(http, sprite, auto)
     assert (home / "at-exit").read_text() == "flushed\n"
