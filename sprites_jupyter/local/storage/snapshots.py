@@ -46,21 +46,19 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from . import restore_plan
+from .layer_walk import describe_error, walk_layer
 from .manifests import Entry, ManifestStore
 from .objects import CHUNKED_OVER, MissingData, ObjectStore
 from .restore_plan import (
     DIR_KINDS,
     JOURNAL,
-    PLATFORM,
-    PLATFORM_PATH,
     STAGING,
     TRASH,
     is_opaque,
-    is_whiteout,
     locate,
     stat_key,
 )
@@ -74,13 +72,9 @@ Progress = Callable[[str], None]
 _RACY_NS = 100_000_000
 _RACY_COARSE_NS = 2_000_000_000
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _PROGRESS_EVERY = 1.0
 _entry = tuple.__new__  # an Entry without the Python-level __new__ (the hot loop's)
 _GC_DUE = "gc-due"  # in HOME/objects: something was released, collect at the next start
-# What of the platform directory a checkpoint holds (as /.sprite/...); not checkpoints/
-# (views of other checkpoints) nor run/ (the server's sockets).
-CAPTURED_PLATFORM = ("services", "policy", "logs")
 
 class SnapshotError(Exception):
     """A snapshot or restore failed; the message names sprite paths, not the host's."""
@@ -216,7 +210,7 @@ class Snapshotter:
         known, add, is_file = cache.get, entries.append, stat.S_ISREG
         present, has_ref = self.store.present, self.store.has_ref
         try:
-            for rel, info in _walk(top):
+            for rel, info in walk_layer(top):
                 mode = info.st_mode
                 if is_file(mode):
                     cached = known(rel)
@@ -243,7 +237,7 @@ class Snapshotter:
                 else:  # a whiteout
                     add(Entry(rel, "w", 0, info.st_mtime_ns))
         except OSError as exc:
-            raise SnapshotError(_describe(exc, top)) from exc
+            raise SnapshotError(describe_error(exc, top)) from exc
         manifest = self._save_manifest(sprite, entries)
         if fresh != cache:
             self._save_cache(sprite, fresh)
@@ -301,7 +295,7 @@ class Snapshotter:
             self._roll_forward(sprite, root, store)
         restore_plan.clear(sprite_dir)
         try:
-            plan = restore_plan.plan(top, target, dict(_walk(top)), self._load_cache(sprite))
+            plan = restore_plan.plan(top, target, dict(walk_layer(top)), self._load_cache(sprite))
             if progress:
                 progress(f"Writing {len(plan.place):,} changed entries, "
                          f"removing {len(plan.trash):,}")
@@ -319,7 +313,7 @@ class Snapshotter:
         except BaseException as exc:
             restore_plan.clear(sprite_dir)
             if isinstance(exc, OSError):
-                raise SnapshotError(_describe(exc, top)) from exc
+                raise SnapshotError(describe_error(exc, top)) from exc
             raise
         try:
             restore_plan.apply(top, sprite_dir, journal)
@@ -394,69 +388,6 @@ class Snapshotter:
             self.mark_garbage()  # an interrupted checkpoint may have left objects too
 
 
-def _walk(top: str) -> Iterator[tuple[str, os.stat_result]]:
-    """``(path, lstat)`` of the root (``.``) and every directory, file, symlink and whiteout
-    under it, directories before their contents; symlinks are not followed. ``.sprite``
-    is the platform directory's captured parts, not the tree's mount point."""
-    yield ".", os.lstat(top)
-    yield from _walk_below(top, "", skip=PLATFORM_PATH)
-    platform = os.path.join(os.path.dirname(top), PLATFORM)
-    try:
-        info = os.lstat(platform)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISDIR(info.st_mode):
-        return
-    yield PLATFORM_PATH, info
-    for name in CAPTURED_PLATFORM:
-        path = os.path.join(platform, name)
-        try:
-            info = os.lstat(path)
-        except FileNotFoundError:
-            continue
-        if stat.S_ISDIR(info.st_mode):
-            yield f"{PLATFORM_PATH}/{name}", info
-            yield from _walk_below(path, f"{PLATFORM_PATH}/{name}")
-
-
-def _walk_below(top: str, base: str, skip: str = "") -> Iterator[tuple[str, os.stat_result]]:
-    """Each directory is opened once and what it holds is ``lstat``-ed relative to it (one
-    path component to resolve per file, not the whole path: a quarter faster)."""
-    pending = [(base, top)]
-    is_file, is_dir = stat.S_ISREG, stat.S_ISDIR
-    while pending:
-        prefix, directory = pending.pop()
-        try:
-            fd = os.open(directory, _DIRECTORY_FLAGS)
-        except OSError as exc:
-            if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
-                continue  # removed (or replaced, by a symlink too) since it was listed
-            raise
-        try:
-            with os.scandir(fd) as scan:
-                children = list(scan)
-            start = f"{prefix}/" if prefix else ""
-            for child in children:
-                name = child.name
-                if not prefix and name == skip:
-                    continue
-                try:
-                    info = child.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
-                mode = info.st_mode
-                if is_file(mode):
-                    yield start + name, info
-                elif is_dir(mode):
-                    pending.append((start + name, f"{directory}/{name}"))
-                    yield start + name, info
-                elif stat.S_ISLNK(mode) or is_whiteout(info):
-                    yield start + name, info
-                # fifos, sockets and devices are not snapshotted
-        finally:
-            os.close(fd)
-
-
 def _delete_aside(path: Path) -> None:
     """Delete a tree no one uses any more, in a thread of its own."""
     def delete() -> None:
@@ -471,19 +402,6 @@ def _settled(info: os.stat_result, read_at: int) -> bool:
     whole_seconds = info.st_mtime_ns % 1_000_000_000 == info.st_ctime_ns % 1_000_000_000 == 0
     margin = _RACY_COARSE_NS if whole_seconds else _RACY_NS
     return max(info.st_mtime_ns, info.st_ctime_ns) + margin < read_at
-
-
-def _describe(exc: OSError, top: str) -> str:
-    """An OS error in terms of the sprite's paths (``/home/sprite/x``), not the host's."""
-    where = os.fspath(exc.filename) if exc.filename is not None else ""
-    platform = os.path.join(os.path.dirname(top), PLATFORM)
-    if where == platform or where.startswith(platform + os.sep):
-        where = "/" + PLATFORM_PATH + where[len(platform):]
-    elif where == top or where.startswith(top + os.sep):
-        rel = os.path.relpath(where, top)
-        where = "/" if rel == "." else "/" + rel
-    reason = exc.strerror or str(exc)
-    return f"{reason}: {where}" if where else reason
 
 
 class _Meter:
