@@ -106,9 +106,7 @@ class QueuedWriteConnection(ClientConnection):
                     self.socket.sendall(piece)
                 else:
                     self.socket.shutdown(socket.SHUT_WR)
-            except OSError as exc:
-                with self.protocol_mutex:
-                    self.set_connection_exc(exc)
+            except OSError:  # the connection is broken: closed, later calls say so
                 self.close_socket()
             with self._writing:
                 self._queued -= len(piece)

@@ -58,46 +58,61 @@ def test_server_version(sp: Sprite) -> None:
 
 
 
-def _wait_until_stalled(progress: list[int], sender: threading.Thread) -> None:
-    """Until the sender has made no progress for a second (or has finished)."""
-    deadline = time.monotonic() + 120
-    last, since = -1, time.monotonic()
-    while sender.is_alive() and time.monotonic() < deadline:
-        if progress[0] != last:
-            last, since = progress[0], time.monotonic()
-        elif time.monotonic() - since > 1.0:
-            return
-        time.sleep(0.05)
+PIECE = 256 * 1024
+SEND_CAP = 1024 * 1024 * 1024
+
+
+class _Flood:
+    """Sends seeded random pieces until told to stop: the sha256 and count of all sent."""
+
+    def __init__(self, connection: PortConnection) -> None:
+        self.connection = connection
+        self.sent = 0
+        self.digest = hashlib.sha256()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._send, daemon=True)
+        self.thread.start()
+
+    def _send(self) -> None:
+        source = random.Random(7)
+        while not self.stop.is_set() and self.sent < SEND_CAP:
+            piece = source.randbytes(PIECE)
+            self.connection.send(piece)
+            self.digest.update(piece)
+            self.sent += len(piece)
+
+    def wait_until_stalled(self) -> None:
+        """Until no piece has gone for a second: every buffer on the way is full."""
+        last, since = -1, time.monotonic()
+        while time.monotonic() - since < 1.0:
+            assert self.sent < SEND_CAP, "1 GiB went without a stall"
+            if self.sent != last:
+                last, since = self.sent, time.monotonic()
+            time.sleep(0.05)
 
 
 def test_a_send_blocked_by_a_full_peer_never_stops_the_receiving_side(sp: Sprite) -> None:
-    """An echo peer that is sent more than every buffer on the way holds stops reading
-    until its echoes are read; the sender blocks, and reading the echoes must then let
-    everything through (a send that held the connection's lock while blocked made the
-    receiving side wait for it: a deadlock)."""
+    """An echo peer sent more than every buffer on the way holds stops reading until its
+    echoes are read; the sender blocks, and reading the echoes must then let everything
+    through (a send that held the connection's lock while blocked made the receiving
+    side wait for it: a deadlock)."""
     port = _free_port()
-    payload = random.Random(7).randbytes(64 * 1024 * 1024)
-    progress = [0]
     with (sp.command("python3", "-c", ECHO, str(port), stdin=False),
           _connect(sp, port) as connection):
-
-        def send_all() -> None:
-            view = memoryview(payload)
-            for start in range(0, len(payload), 256 * 1024):
-                connection.send(view[start:start + 256 * 1024])
-                progress[0] = start + 256 * 1024
-
-        sender = threading.Thread(target=send_all, daemon=True)
-        sender.start()
-        _wait_until_stalled(progress, sender)
-        assert progress[0] < len(payload), "the buffers on the way held it all: no stall"
+        flood = _Flood(connection)
+        flood.wait_until_stalled()
+        flood.stop.set()
         received = hashlib.sha256()
         size = 0
-        while size < len(payload):
-            chunk = connection.recv(timeout=30)
+        deadline = time.monotonic() + 120
+        while flood.thread.is_alive() or size < flood.sent:
+            assert time.monotonic() < deadline, f"stuck after {size} of {flood.sent} bytes"
+            try:
+                chunk = connection.recv(timeout=1)
+            except TimeoutError:
+                continue  # the sender may still be finishing its last piece
             assert chunk, f"the connection ended after {size} bytes"
             received.update(chunk)
             size += len(chunk)
-        sender.join(30)
-        assert not sender.is_alive()
-    assert received.hexdigest() == hashlib.sha256(payload).hexdigest()
+        assert size == flood.sent
+    assert received.hexdigest() == flood.digest.hexdigest()
