@@ -20,6 +20,7 @@ import threading
 from collections import deque
 from typing import Any
 
+from websockets.protocol import State
 from websockets.sync.client import ClientConnection
 
 QUEUED_LIMIT = 1024 * 1024
@@ -68,6 +69,12 @@ class QueuedWriteConnection(ClientConnection):
                 self.socket.shutdown(socket.SHUT_WR)
             return None
         if isinstance(self.socket, ssl.SSLSocket):
+            if self.protocol.state is State.CONNECTING:
+                # The upgrade request, written in the caller as websockets does: the
+                # reading thread may be inside SSL_read (the server's session ticket),
+                # and a write from a third thread just then left the upgrade unanswered.
+                self.socket.sendall(piece)
+                return None
             return piece  # TLS has no partial non-blocking writes: the writer's job
         try:
             sent = self.socket.send(piece, socket.MSG_DONTWAIT)
