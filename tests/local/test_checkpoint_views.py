@@ -10,21 +10,13 @@ from pathlib import Path
 import pytest
 
 from sprites_jupyter.local.storage import checkpoint_views
-from sprites_jupyter.local.storage.snapshots import Snapshotter
-from sprites_jupyter.local.storage.store import Store
 from sprites_jupyter.magic_commands.diff import HELPER_SOURCE
+from tests.local.trees import demo_sprite
 
 
 @pytest.fixture
 def setup(tmp_path: Path):
-    home = tmp_path / "home"
-    home.mkdir()
-    store = Store(home / "metadata.sqlite3")
-    snapshots = Snapshotter(home)
-    root = home / "sprites" / "demo" / "root"
-    (root / "home" / "sprite").mkdir(parents=True)
-    base = snapshots.snapshot("demo", root)
-    store.create_sprite("demo", url_settings={"auth": "sprite"}, labels=[], base_manifest=base)
+    snapshots, store, root = demo_sprite(tmp_path, url_settings={"auth": "sprite"})
     views = tmp_path / "views"
 
     def checkpoint(*, is_auto: bool = False) -> str:

@@ -11,22 +11,16 @@ from pathlib import Path
 import pytest
 
 from sprites_jupyter.local.storage.snapshots import Snapshotter
-from sprites_jupyter.local.storage.store import Store
-from tests.local.trees import fill, fingerprint
+from tests.local.trees import demo_sprite, fill, fingerprint
 
 
 @pytest.fixture
 def setup(tmp_path: Path):
-    home = tmp_path / "home"
-    home.mkdir()
-    store = Store(home / "metadata.sqlite3")
-    snapshots = Snapshotter(home)
-    root = home / "sprites" / "demo" / "root"
-    fill(root / "data", 4000, 64, "a")
-    time.sleep(0.15)
-    store.create_sprite("demo", url_settings={}, labels=[],
-                        base_manifest=snapshots.snapshot("demo", root))
-    return snapshots, store, root
+    def prepare(root: Path) -> None:
+        fill(root / "data", 4000, 64, "a")
+        time.sleep(0.15)
+
+    return demo_sprite(tmp_path, prepare)
 
 
 def _pages(snapshots: Snapshotter) -> set[Path]:

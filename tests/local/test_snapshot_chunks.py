@@ -13,21 +13,14 @@ from sprites_jupyter.local.storage import checkpoint_views, snapshots
 from sprites_jupyter.local.storage.objects import CHUNK, CHUNKED, CHUNKED_OVER
 from sprites_jupyter.local.storage.snapshots import Snapshotter
 from sprites_jupyter.local.storage.store import Store
+from tests.local.trees import demo_sprite
 
 SIZE = CHUNKED_OVER + 3 * CHUNK + 777  # the last chunk is a short one
 
 
 @pytest.fixture
 def setup(tmp_path: Path):
-    home = tmp_path / "home"
-    home.mkdir()
-    store = Store(home / "metadata.sqlite3")
-    snapshotter = Snapshotter(home)
-    root = home / "sprites" / "demo" / "root"
-    (root / "home" / "sprite").mkdir(parents=True)
-    store.create_sprite("demo", url_settings={}, labels=[],
-                        base_manifest=snapshotter.snapshot("demo", root))
-    return snapshotter, store, root
+    return demo_sprite(tmp_path)
 
 
 def _ref(snapshotter: Snapshotter, manifest: str, path: str) -> str:

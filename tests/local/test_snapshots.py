@@ -12,21 +12,12 @@ import pytest
 
 from sprites_jupyter.local.storage import restore_plan
 from sprites_jupyter.local.storage.snapshots import SnapshotError, Snapshotter
-from sprites_jupyter.local.storage.store import Store
-from tests.local.trees import fill, fingerprint
+from tests.local.trees import demo_sprite, fill, fingerprint
 
 
 @pytest.fixture
 def setup(tmp_path: Path):
-    home = tmp_path / "home"
-    home.mkdir()
-    store = Store(home / "metadata.sqlite3")
-    snapshots = Snapshotter(home)
-    root = home / "sprites" / "demo" / "root"
-    (root / "home" / "sprite").mkdir(parents=True)
-    base = snapshots.snapshot("demo", root)
-    store.create_sprite("demo", url_settings={"auth": "sprite"}, labels=[], base_manifest=base)
-    return snapshots, store, root
+    return demo_sprite(tmp_path, url_settings={"auth": "sprite"})
 
 
 def test_round_trip_keeps_content_modes_links_and_empty_dirs(setup) -> None:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
+
+from sprites_jupyter.local.storage.snapshots import Snapshotter
+from sprites_jupyter.local.storage.store import Store
 
 
 def fill(directory: Path, files: int, size: int, seed: str) -> None:
@@ -47,3 +51,22 @@ def leftovers(sprite_dir: Path) -> set[str]:
     names = {p.name for p in sprite_dir.iterdir()}
     assert "root" in names
     return names - SPRITE_DIR_PARTS
+
+
+def demo_sprite(tmp_path: Path, prepare: Callable[[Path], None] | None = None,
+                **sprite: object) -> tuple[Snapshotter, Store, Path]:
+    """A home under ``tmp_path`` with one sprite ``demo``, its base snapshot taken after
+    ``prepare(root)`` (default: an empty ``/home/sprite``): (snapshots, store, root)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    store = Store(home / "metadata.sqlite3")
+    snapshots = Snapshotter(home)
+    root = home / "sprites" / "demo" / "root"
+    if prepare is None:
+        (root / "home" / "sprite").mkdir(parents=True)
+    else:
+        prepare(root)
+    base = snapshots.snapshot("demo", root)
+    store.create_sprite("demo", url_settings=sprite.get("url_settings", {}), labels=[],
+                        base_manifest=base)
+    return snapshots, store, root
