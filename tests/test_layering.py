@@ -4,6 +4,8 @@ package's source (function-level and type-only imports count too)."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,3 +56,32 @@ def test_the_rule_reader_sees_relative_and_function_level_imports() -> None:
     found = _imports(PACKAGE / "backend.py")
     assert "sprites_jupyter.local.launcher" in found  # imported inside a function
     assert "sprites_jupyter.client.http" in found     # a relative import
+
+
+def test_the_domain_speaks_no_http() -> None:
+    """runtime/ and storage/ (and the helpers they share) import nothing of Starlette or
+    of the HTTP layer, and choose no HTTP status."""
+    forbidden = ("starlette", "uvicorn", "sprites_jupyter.local.api")
+    for folder in ("local/runtime", "local/storage"):
+        assert _violations(folder, forbidden) == []
+    for shared in ("wire.py", "errors.py"):
+        names = _imports(PACKAGE / "local" / shared)
+        assert not [n for n in names if n.split(".")[0] in ("starlette", "uvicorn")], shared
+
+
+_IMPORT_THE_DOMAIN = """
+import importlib, pkgutil, sys
+import sprites_jupyter.local.runtime as runtime, sprites_jupyter.local.storage as storage
+for package in (runtime, storage):
+    for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        importlib.import_module(module.name)
+print(sorted(n for n in sys.modules if n.split(".")[0] in ("starlette", "uvicorn")
+             or n.startswith("sprites_jupyter.local.api")))
+"""
+
+
+def test_importing_the_whole_domain_loads_no_http_layer() -> None:
+    done = subprocess.run([sys.executable, "-c", _IMPORT_THE_DOMAIN], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
