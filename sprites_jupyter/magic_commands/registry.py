@@ -199,7 +199,7 @@ _HELP_ORDER = ("sprites", "execution", "checkpoints", "diff", "services", "polic
 
 
 def _help_rank(command: Subcommand) -> int:
-    family = command.handler.__module__.rpartition(".")[2]
+    family = command.handler.__module__.removeprefix(f"{__package__}.")
     return _HELP_ORDER.index(family) if family in _HELP_ORDER else len(_HELP_ORDER)
 
 
