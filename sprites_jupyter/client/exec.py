@@ -317,13 +317,16 @@ def exec_params(argv: Sequence[str], *, env: dict[str, str] | None, dir: str | N
 
 def start_command(session: HttpSession, sprite: str, argv: Sequence[str], *,
                   env: dict[str, str] | None = None, dir: str | None = None, tty: bool = False,
-                  stdin: bool = True, max_run_after_disconnect: float | None = None) -> Command:
+                  stdin: bool = True, max_run_after_disconnect: float | None = None,
+                  size: tuple[int, int] | None = None) -> Command:
     """Start ``argv`` in ``sprite``; without ``stdin`` its input ends at once.
 
     ``max_run_after_disconnect`` (seconds, 0 = forever) is how long it may outlive
-    the connection; the server's default applies when it is ``None``.
+    the connection; the server's default applies when it is ``None``. ``size`` is a
+    TTY's ``(cols, rows)`` at start.
     """
-    params = exec_params(argv, env=env, dir=dir, tty=tty, stdin=stdin,
+    cols, rows = size if size is not None else (None, None)
+    params = exec_params(argv, env=env, dir=dir, tty=tty, stdin=stdin, rows=rows, cols=cols,
                          max_run_after_disconnect=max_run_after_disconnect)
     command = " ".join(argv)
     ws = open_socket(session, f"/v1/sprites/{segment(sprite)}/exec", params,
