@@ -115,6 +115,20 @@ class Command:
         assert self.exit_code is not None
         return self.exit_code
 
+    def follow(self, seconds: float | None = None) -> Iterator[OutputChunk]:
+        """Output as it arrives, until the process exits or ``seconds`` pass. Unlike
+        iterating, the end of ``seconds`` and Ctrl-C only detach: the process keeps
+        running (watching a session one does not own)."""
+        deadline = None if seconds is None else time.monotonic() + seconds
+        try:
+            while (chunk := self._next_chunk(deadline)) is not None:
+                yield chunk
+        except ExecTimeout:
+            self.detach()
+        except KeyboardInterrupt:
+            self.detach()
+            raise
+
     def _receive(self, deadline: float | None) -> str | bytes:
         if self._pending:
             return self._pending.popleft()

@@ -63,8 +63,16 @@ class SpriteCompleter:
         if sub in ("use", "destroy") and position == 1:
             return self._names(self._sprites)
         if ((sub == "restore" and position == 1) or words[-1] == "--history"
-                or (sub == "diff" and position in (1, 2))):
+                or (sub == "diff" and position in (1, 2))
+                or (sub == "checkpoint" and position == 2 and words[1] == "delete")):
             return self._names(lambda: self._checkpoints(chosen))
+        if sub == "checkpoint" and position == 1:
+            return ["delete"]
+        if sub == "labels" and position == 1:
+            return ["add", "remove", "clear"]
+        if sub in ("attach", "kill") and position == 1:
+            return self._names(lambda: [s.id for s in self.context.sprite(chosen)
+                                        .list_sessions()])
         if sub in ("logs", "open") and position == 1:
             return self._names(lambda: self._services(chosen))
         if sub == "service":

@@ -132,10 +132,12 @@ SUBCOMMANDS: dict[str, str] = {
     "help": "help on a subcommand: %sprite help SUBCOMMAND",
     "use": "select the current sprite: use NAME [--create]",
     "list": "all sprites (DataFrame): list [--prefix P] [--all]",
+    "labels": "the sprite's labels: labels [add L … | remove L … | clear]",
+    "upgrade": "upgrade the sprite's environment to the newest release",
     "create": "create a sprite: create NAME [--exist-ok]",
     "destroy": "delete a sprite and everything in it: destroy NAME --yes",
     "exec": "run one command line: exec [options] CMD …",
-    "checkpoint": "take a checkpoint: checkpoint [-m COMMENT]",
+    "checkpoint": "take a checkpoint: checkpoint [-m COMMENT] | checkpoint delete ID",
     "checkpoints": "list checkpoints (DataFrame): checkpoints [--auto] [--history ID]",
     "restore": "restore a checkpoint: restore ID [--yes]",
     "browse": "the checkpoint browser",
@@ -150,6 +152,7 @@ SUBCOMMANDS: dict[str, str] = {
     "ls": "list a directory (DataFrame): ls [PATH | A:PATH]",
     "sessions": "exec sessions (DataFrame)",
     "kill": "stop an exec session: kill ID [--signal SIG]",
+    "attach": "an exec session's output, recent and live: attach ID [--timeout S]",
     "history": "what this kernel did (DataFrame)",
     "python": "the sprite's Python session: python [status|vars|reset|stop|attach [ID]]",
     "push": "kernel variables into the Python session: push NAME … [--as REMOTE]",
@@ -225,7 +228,18 @@ def subcommand_parser(name: str) -> SpriteArgumentParser:
         _exec_options(parser)
         add("command", nargs=argparse.REMAINDER, help="the command line")
     elif name == "checkpoint":
+        add("action", nargs="?", choices=("delete",), help="delete: remove checkpoint ID")
+        add("id", nargs="?", help="with delete: the checkpoint to delete")
         add("-m", "--comment", default="", help="what this checkpoint is")
+        add("--yes", action="store_true", help="with delete: do not ask for confirmation")
+    elif name == "labels":
+        add("action", nargs="?", choices=("add", "remove", "clear"),
+            help="add or remove LABELs, or clear them all (none: show them)")
+        add("labels", nargs="*", metavar="LABEL")
+    elif name == "attach":
+        add("id", help="the session id (%sprite sessions lists them)")
+        add("--timeout", type=float, metavar="S",
+            help="detach after S seconds (the session keeps running)")
     elif name == "checkpoints":
         add("--auto", action="store_true", help="include automatic checkpoints")
         add("--history", metavar="ID", help="only checkpoints descending from ID")

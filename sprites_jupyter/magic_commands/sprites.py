@@ -1,4 +1,4 @@
-"""Subcommands about sprites themselves: status, use, list, create, destroy."""
+"""Subcommands about sprites themselves: status, use, list, create, destroy, labels, upgrade."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from .context import CommandContext
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["create", "destroy", "listing", "status", "use"]
+__all__ = ["create", "destroy", "labels", "listing", "status", "upgrade", "use"]
 
 
 def status(ctx: CommandContext, args: Namespace) -> None:
@@ -93,3 +93,36 @@ def destroy(ctx: CommandContext, args: Namespace) -> None:
     if ctx.settings.sprite == args.name:
         ctx.settings.sprite = ""
     print(f"Destroyed sprite {args.name}")
+
+
+def labels(ctx: CommandContext, args: Namespace) -> None:
+    """Show the sprite's labels, or add, remove or clear them (one update each)."""
+    name = ctx.target(args.sprite)
+    given = list(dict.fromkeys(args.labels))
+    if args.action in ("add", "remove") and not given:
+        raise UsageError(f"%sprite labels {args.action}: give the labels, e.g. "
+                         f"%sprite labels {args.action} experiment")
+    if args.action in (None, "clear") and given:
+        raise UsageError(f"%sprite labels {args.action or ''}: takes no labels; to add them: "
+                         f"%sprite labels add {' '.join(given)}".replace("  ", " "))
+    with ctx.operation(name, "labels", " ".join([args.action or "", *given]).strip()):
+        current = list(ctx.client.get_sprite(name).labels)
+        if args.action is not None:
+            if args.action == "remove":
+                missing = [label for label in given if label not in current]
+                if missing:
+                    raise UsageError(f"Sprite {name} has no label {', '.join(missing)} "
+                                     f"(its labels: {', '.join(current) or 'none'})")
+            wanted = {"add": current + [lb for lb in given if lb not in current],
+                      "remove": [lb for lb in current if lb not in given],
+                      "clear": []}[args.action]
+            current = list(ctx.client.update_sprite(name, labels=wanted).labels)
+    print(f"Labels of sprite {name}: {', '.join(current) or 'none'}")
+
+
+def upgrade(ctx: CommandContext, args: Namespace) -> None:
+    """Ask the service to move the sprite to the newest environment release."""
+    name = ctx.target(args.sprite)
+    with ctx.operation(name, "upgrade"):
+        ctx.client.upgrade_sprite(name)
+    print(f"Upgraded sprite {name} to the newest environment")
