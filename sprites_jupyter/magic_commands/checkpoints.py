@@ -26,6 +26,7 @@ from ..widgets.progress import ProgressView, describe_event, track
 from .context import CommandContext
 from .diff import checkpoint_changes, restore_summary
 from .errors import describe_ids, explain
+from .registry import Names, action, argument, subcommand
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -81,15 +82,18 @@ def restore_with_undo(ctx: CommandContext, handle: Sprite, checkpoint_id: str,
     return undo_id
 
 
+@subcommand("checkpoint", "take a checkpoint: checkpoint [-m COMMENT] | checkpoint delete ID",
+            argument("-m", "--comment", default="", help="what this checkpoint is"),
+            actions=(action("delete", "delete a checkpoint: delete ID [--yes]",
+                            argument("id", complete=Names.CHECKPOINTS),
+                            argument("--yes", action="store_true",
+                                     help="do not ask for confirmation")),))
 def checkpoint(ctx: CommandContext, args: Namespace) -> Checkpoint | None:
     """Take a checkpoint with a progress view; returns the new Checkpoint.
     ``checkpoint delete ID`` deletes one instead."""
     if args.action == "delete":
         delete(ctx, args)
         return None
-    if args.id or args.yes:
-        raise UsageError("%sprite checkpoint takes -m COMMENT only; to delete one: "
-                         "%sprite checkpoint delete ID")
     handle = ctx.sprite(args.sprite)
     with ctx.operation(handle.name, "checkpoint", args.comment) as journaled:
         created = take_checkpoint(handle, args.comment, ctx.progress(f"Checkpoint {handle.name}"))
@@ -97,6 +101,10 @@ def checkpoint(ctx: CommandContext, args: Namespace) -> Checkpoint | None:
         return created
 
 
+@subcommand("checkpoints", "list checkpoints (DataFrame): checkpoints [--auto] [--history ID]",
+            argument("--auto", action="store_true", help="include automatic checkpoints"),
+            argument("--history", metavar="ID", complete=Names.CHECKPOINTS,
+                     help="only checkpoints descending from ID"))
 def checkpoints(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
     """The sprite's checkpoints as a DataFrame indexed by id."""
     handle = ctx.sprite(args.sprite)
@@ -107,6 +115,9 @@ def checkpoints(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
         return checkpoints_frame(listed)
 
 
+@subcommand("restore", "restore a checkpoint: restore ID [--yes]",
+            argument("id", complete=Names.CHECKPOINTS),
+            argument("--yes", action="store_true", help="do not ask for confirmation"))
 def restore(ctx: CommandContext, args: Namespace) -> None:
     """Restore a checkpoint after confirmation, then print how to undo it."""
     handle = ctx.sprite(args.sprite)
@@ -127,9 +138,6 @@ def restore(ctx: CommandContext, args: Namespace) -> None:
 def delete(ctx: CommandContext, args: Namespace) -> None:
     """Delete a checkpoint after confirmation (as restore asks); the live state
     (``Current``) and the checkpoint the sprite runs on are refused before asking."""
-    if not args.id:
-        raise UsageError("%sprite checkpoint delete: give the checkpoint, e.g. "
-                         "%sprite checkpoint delete v1")
     if args.comment:
         raise UsageError("%sprite checkpoint delete takes no -m: a deleted checkpoint "
                          "keeps no comment")
@@ -160,6 +168,7 @@ def _active_checkpoint(handle: Sprite) -> str | None:
         return None
 
 
+@subcommand("browse", "the checkpoint browser")
 def browse(ctx: CommandContext, args: Namespace) -> Any:
     """The checkpoint browser widget (or, without widgets, a table and how to restore)."""
     handle = ctx.sprite(args.sprite)

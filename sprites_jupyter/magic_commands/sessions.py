@@ -12,13 +12,15 @@ from ..client import SpritesError
 from ..frames import sessions_frame
 from ..widgets.progress import track
 from .context import CommandContext
+from .registry import Names, argument, subcommand
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["attach", "kill", "sessions"]
+__all__ = ["attach", "history", "kill", "sessions"]
 
 
+@subcommand("sessions", "exec sessions (DataFrame)")
 def sessions(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
     """The sprite's exec sessions as a DataFrame."""
     handle = ctx.sprite(args.sprite)
@@ -26,6 +28,10 @@ def sessions(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
         return sessions_frame(handle.list_sessions())
 
 
+@subcommand("kill", "stop an exec session: kill ID [--signal SIG]",
+            argument("id", complete=Names.SESSIONS),
+            argument("--signal", default="SIGTERM",
+                     help="signal to send first (default SIGTERM)"))
 def kill(ctx: CommandContext, args: Namespace) -> None:
     """Signal an exec session and wait for it to exit (SIGKILL after a grace period)."""
     handle = ctx.sprite(args.sprite)
@@ -36,6 +42,11 @@ def kill(ctx: CommandContext, args: Namespace) -> None:
         view.succeed(f"session {args.id} ended")
 
 
+@subcommand("attach", "an exec session's output, recent and live: attach ID [--timeout S]",
+            argument("id", complete=Names.SESSIONS,
+                     help="the session id (%%sprite sessions lists them)"),
+            argument("--timeout", type=float, metavar="S",
+                     help="detach after S seconds (the session keeps running)"))
 def attach(ctx: CommandContext, args: Namespace) -> None:
     """Show a session's recent output, then its live output until it exits. Ctrl-C, the
     Stop button or ``--timeout`` detach: the session keeps running."""
@@ -68,3 +79,9 @@ def attach(ctx: CommandContext, args: Namespace) -> None:
         journaled.set(f"ok: exit code {code}")
     if code != 0:
         raise UsageError(f"Session {args.id} on sprite {handle.name} exited with code {code}")
+
+
+@subcommand("history", "what this kernel did (DataFrame)", sprite=False)
+def history(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
+    """This kernel's journal of operations."""
+    return ctx.journal.frame()

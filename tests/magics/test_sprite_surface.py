@@ -30,8 +30,8 @@ def test_labels_mistakes_are_one_line(ip, current, http):
     ip.ok("%sprite labels add keep")
     assert ip.fails("%sprite labels remove nope") == (
         f"Sprite {current} has no label nope (its labels: keep)")
-    assert "give the labels" in ip.fails("%sprite labels add")
-    assert "takes no labels" in ip.fails("%sprite labels clear keep")
+    assert "required: LABEL" in ip.fails("%sprite labels add")
+    assert "unrecognized arguments: keep" in ip.fails("%sprite labels clear keep")
     assert "too many or too long labels" in ip.fails(f"%sprite labels add {'x' * 200}")
     assert _labels(http, current) == ["keep"]
 
@@ -61,7 +61,7 @@ def test_checkpoint_delete_refuses_the_live_state_and_the_active_one(ip, current
         "first, then delete it")
     assert ip.fails("%sprite checkpoint delete v7 --yes").startswith(
         f"Checkpoint v7 not found on sprite {current}")
-    assert "give the checkpoint" in ip.fails("%sprite checkpoint delete")
+    assert "required: id" in ip.fails("%sprite checkpoint delete")
     assert "v1" in [c["id"] for c in http.get(f"/v1/sprites/{current}/checkpoints").json()]
 
 

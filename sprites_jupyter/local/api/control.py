@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ..errors import DISK_FULL, ApiError, is_disk_full
+from ..errors import DISK_FULL, LocalError, is_disk_full
 from ..state import state_of
 from . import control_fs
 from .control_channel import (
@@ -33,6 +34,7 @@ from .control_channel import (
 )
 from .control_exec import exec_op
 from .control_proxy import proxy_op
+from .errors import error_response
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +47,8 @@ async def control_socket(websocket: WebSocket) -> None:
     """``WSS /v1/sprites/{name}/control``: 404 for an unknown sprite, else serve ops."""
     try:
         state_of(websocket).require_sprite(websocket.path_params["name"])
-    except ApiError as err:
-        await websocket.send_denial_response(err.response())
+    except LocalError as err:
+        await websocket.send_denial_response(error_response(err))
         return
     await websocket.accept()
     await _ControlConnection(websocket).serve()
@@ -133,8 +135,8 @@ async def _run(channel: OpChannel) -> None:
             await channel.websocket.close(1000)
     except OpFailed as err:
         await _fail(channel, err.code, err.message)
-    except ApiError as err:
-        await _fail(channel, err.fs_code or err.code, err.message, err.path)
+    except LocalError as err:
+        await _fail(channel, _error_code(err), err.message, err.path)
     except _SOCKET_GONE:
         pass
     except Exception as exc:
@@ -143,6 +145,12 @@ async def _run(channel: OpChannel) -> None:
         else:
             log.exception("control operation %s failed", envelope.op)
             await _fail(channel, "op.failed", f"internal error: {exc}")
+
+
+def _error_code(err: LocalError) -> str:
+    """The code the HTTP answer to ``err`` would carry (an errno name for the filesystem)."""
+    body = json.loads(error_response(err).body)
+    return str(body["code"] if err.fs_code is not None else body["error"])
 
 
 async def _fail(channel: OpChannel, code: str, message: str, path: str | None = None) -> None:

@@ -18,7 +18,7 @@ import json
 import time
 from typing import Any
 
-from ..errors import ApiError
+from ..errors import LocalError
 from ..runtime.exec_process import STDERR, SpawnError
 from ..runtime.sessions import Attachment, Session
 from ..state import SpriteRuntime, state_of
@@ -51,7 +51,7 @@ async def exec_op(channel: OpChannel) -> dict[str, Any]:
     tty = query_bool(channel.args.get("tty"), False)
     try:
         exec_request = parse_exec_query(channel.args, runtime.sandbox)
-    except ApiError as err:
+    except LocalError as err:
         await _report_exit(channel, tty, f"{err.message}\n".encode(), 1)
         raise
     try:
