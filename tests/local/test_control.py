@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from tests.conftest import LocalServer
 from tests.local.control_client import (
@@ -232,3 +233,13 @@ def test_twenty_sockets_at_once_on_one_sprite(server: LocalServer, sprite: str) 
     with ThreadPoolExecutor(20) as pool:
         outputs = list(pool.map(one, range(20)))
     assert outputs == [f"a{i}\nb{i}".encode() for i in range(20)]
+
+
+def test_op_in_the_query_starts_at_connect(server: LocalServer, sprite: str) -> None:
+    url = (f"{server.ws_url}/v1/sprites/{sprite}/control?op=exec&cmd=sh&cmd=-c"
+           "&cmd=echo+from+query")
+    with connect(url, additional_headers=server.headers) as ws:
+        result = read_op(ws)
+        after = GoStyle(ws).exec(["echo", "next"])
+    assert result.stream(1) == b"from query\n" and result.end["args"]["exitCode"] == 0
+    assert after.stream(1) == b"next\n"

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from starlette.datastructures import QueryParams
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..errors import DISK_FULL, LocalError, is_disk_full
@@ -44,14 +45,21 @@ _SOCKET_GONE = (WebSocketDisconnect, RuntimeError, OSError)
 
 
 async def control_socket(websocket: WebSocket) -> None:
-    """``WSS /v1/sprites/{name}/control``: 404 for an unknown sprite, else serve ops."""
+    """``WSS /v1/sprites/{name}/control``: 404 for an unknown sprite, else serve ops; a
+    query ``op=NAME`` (with the op's arguments) starts that op at once."""
     try:
         state_of(websocket).require_sprite(websocket.path_params["name"])
     except LocalError as err:
         await websocket.send_denial_response(error_response(err))
         return
     await websocket.accept()
-    await _ControlConnection(websocket).serve()
+    connection = _ControlConnection(websocket)
+    first = websocket.query_params.get("op")
+    if first:
+        args = QueryParams([(k, v) for k, v in websocket.query_params.multi_items()
+                            if k != "op"])
+        await connection.start(Envelope(op=first, args=args, op_id=None, prefixed=True))
+    await connection.serve()
 
 
 class _ControlConnection:
@@ -89,7 +97,7 @@ class _ControlConnection:
                                                                            str(err))))
                 return
             if isinstance(frame, Envelope):
-                await self._start(frame)
+                await self.start(frame)
                 return
             if frame == RELEASE:
                 if self.busy and self.channel is not None:
@@ -104,7 +112,7 @@ class _ControlConnection:
             "op.not_active", "no operation is running on this control connection: send "
                              "control:{\"type\":\"op.start\",…} first")))
 
-    async def _start(self, envelope: Envelope) -> None:
+    async def start(self, envelope: Envelope) -> None:
         if self.busy and self.channel is not None:
             await _fail(OpChannel(self.websocket, envelope, self.send_lock), "op.busy",
                         f"operation {self.channel.envelope.op} is still running on this "
