@@ -157,7 +157,7 @@ async def _run(channel: OpChannel) -> None:
 
 def _error_code(err: LocalError) -> str:
     """The code the HTTP answer to ``err`` would carry (an errno name for the filesystem)."""
-    body = json.loads(error_response(err).body)
+    body = json.loads(bytes(error_response(err).body))
     return str(body["code"] if err.fs_code is not None else body["error"])
 
 
