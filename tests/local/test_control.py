@@ -243,3 +243,22 @@ def test_op_in_the_query_starts_at_connect(server: LocalServer, sprite: str) -> 
         after = GoStyle(ws).exec(["echo", "next"])
     assert result.stream(1) == b"from query\n" and result.end["args"]["exitCode"] == 0
     assert after.stream(1) == b"next\n"
+
+
+def test_leaving_mid_op_detaches_and_another_socket_attaches(server: LocalServer,
+                                                             sprite: str) -> None:
+    with open_control(server, sprite) as ws:
+        GoStyle(ws).start_exec(["sh", "-c", "echo started; sleep 30"],
+                               max_run_after_disconnect="0")
+        assert envelope(ws.recv(timeout=TIMEOUT))["type"] == "op.ack"
+        sid = json.loads(ws.recv(timeout=TIMEOUT))["session_id"]
+        assert ws.recv(timeout=TIMEOUT) == b"\x01started\n"
+    with open_control(server, sprite) as ws:
+        client = JsStyle(ws)
+        client.start_exec([], id=sid)
+        assert envelope(ws.recv(timeout=TIMEOUT))["type"] == "op.ack"
+        assert json.loads(ws.recv(timeout=TIMEOUT))["session_id"] == sid
+        ws.send(json.dumps({"type": "signal", "signal": "KILL"}))
+        result = read_op(ws)
+    assert result.stream(1) == b"started\n"  # the scrollback, replayed to the new socket
+    assert result.end["args"]["exitCode"] == 137
