@@ -167,9 +167,11 @@ class Subcommand:
         return [*self.flat_arguments, *(_flatten(chosen.arguments) if chosen else ())]
 
     def options(self, action_name: str | None = None) -> list[str]:
-        """Every option string this subcommand (and its action, if named) accepts."""
-        flags = (flag for item in self.arguments_with(action_name) if not item.positional
-                 for flag in item.flags)
+        """Every option string this subcommand accepts, or once its action word is given
+        (argparse then reads the rest with the action's parser), that action's."""
+        chosen = self.action_named(action_name) if action_name else None
+        arguments = _flatten(chosen.arguments) if chosen else iter(self.flat_arguments)
+        flags = (flag for item in arguments if not item.positional for flag in item.flags)
         return list(dict.fromkeys(flags))
 
     def positionals(self, action_name: str | None) -> list[Argument]:
