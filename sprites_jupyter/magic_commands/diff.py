@@ -39,6 +39,8 @@ __all__ = ["HELPER_SOURCE", "checkpoint_changes", "diff", "ls_checkpoint", "rest
 HELPER_SOURCE = files("sprites_jupyter.remote").joinpath("diff_helper.py").read_text("utf-8")
 CHECKPOINTS_DIR = "/.sprite/checkpoints"
 HOME = "/home/sprite"
+# This extension's own bookkeeping in the sprite (Python sessions), never a user's change.
+EXTENSION_DIR = f"{HOME}/.sprites_jupyter"
 # How far the sprite's clock may be behind the API's (checkpoint times come from the API).
 CLOCK_SKEW = 60.0
 _CHECKPOINT_PATH = re.compile(r"^([\w.-]+):(.*)$")
@@ -53,8 +55,12 @@ def split_checkpoint_path(text: str) -> tuple[str, str] | None:
     match = _CHECKPOINT_PATH.match(text)
     if not match:
         return None
-    path = match.group(2) or HOME
-    return match.group(1), path if path.startswith("/") else f"{HOME}/{path}"
+    return match.group(1), in_home(match.group(2))
+
+
+def in_home(path: str) -> str:
+    """A sprite path, a relative one taken from ``/home/sprite`` (where cells run)."""
+    return path if path.startswith("/") else f"{HOME}/{path}" if path else HOME
 
 
 def _natural(checkpoint_id: str) -> list[Any]:
@@ -109,7 +115,9 @@ def _taken(handle: Sprite, checkpoint_id: str) -> float | None:
 def checkpoint_changes(handle: Sprite, a: str, b: str | None = None,
                        paths: tuple[str, ...] | list[str] = ()) -> pd.DataFrame:
     """What differs between checkpoint ``a`` and ``b`` (default: the sprite now)."""
-    request: dict[str, Any] = {"op": "diff", "a": a, "b": b, "paths": list(paths)}
+    request: dict[str, Any] = {"op": "diff", "a": a, "b": b,
+                               "paths": [in_home(path) for path in paths],
+                               "own": [EXTENSION_DIR]}
     if b is None and (taken := _taken(handle, a)) is not None:
         request["since"] = taken - CLOCK_SKEW
     return changes_frame(ask_helper(handle, request))
@@ -129,7 +137,7 @@ def _label(checkpoint_id: str | None) -> str:
 
 def _file_diff(handle: Sprite, args: Namespace) -> None:
     (answer,) = ask_helper(handle, {"op": "file", "a": args.a, "b": args.b,
-                                    "path": args.file})
+                                    "path": in_home(args.file)})
     sides = f"{args.a} and {_label(args.b)}"
     if answer["same"]:
         print(f"{args.file}: no differences between {sides}")

@@ -98,6 +98,27 @@ def test_diff_against_now_and_across_the_whole_filesystem(ip, history):
                                         f"{HOME}/run.sh"]
 
 
+def test_a_fresh_sprites_checkpoint_diffed_against_the_unchanged_sprite_is_empty(ip, mounted):
+    """What the platform generates or mounts (/etc/hosts, masked host files, /run, the
+    merged-/usr links) and the extension's own session files are never changes."""
+    checkpoint_id = _checkpoint(ip, "fresh")
+    assert ip.ok(f"%sprite diff {checkpoint_id}").empty
+    assert ip.ok(f"%sprite diff v0 {checkpoint_id}").empty
+    ip.ok("%%sprite_python\nanswer = 42\n")
+    _sh(ip, "test -d .sprites_jupyter && mkdir proj && echo hi > proj/text.txt")
+    assert _changes(ip.ok(f"%sprite diff {checkpoint_id}")) == {
+        f"{HOME}/proj": "added", f"{HOME}/proj/text.txt": "added"}
+    ip.ok("%sprite python stop")
+
+
+def test_paths_relative_to_the_home_directory(ip, history, capsys):
+    assert _changes(ip.ok("%sprite diff v2 v3 -- run.sh 'dir with space'")) == {
+        f"{HOME}/run.sh": "mode-changed", f"{HOME}/dir with space": "added",
+        f"{HOME}/dir with space/données é.txt": "added"}
+    ip.ok("%sprite diff v2 v3 --file edit.txt")
+    assert f"+++ v3:{HOME}/edit.txt" in capsys.readouterr().out
+
+
 def test_diff_stat_prints_a_summary_and_counts_by_directory(ip, history, capsys):
     counts = ip.ok(f"%sprite diff v2 v3 --stat -- {HOME}")
     assert capsys.readouterr().out.splitlines()[0] == (
