@@ -19,14 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
+from ..change_summary import describe_size_change, summarize_changes
 from ..client import FileEntry, NotFound, Sprite
-from ..frames import (
-    changes_by_directory,
-    changes_frame,
-    describe_changes,
-    describe_undo,
-    files_frame,
-)
+from ..frames import changes_frame, describe_changes, describe_undo, files_frame
 from .context import CommandContext
 from .errors import describe_ids
 
@@ -158,8 +153,9 @@ def diff(ctx: CommandContext, args: Namespace) -> pd.DataFrame | None:
             return None
         frame = checkpoint_changes(handle, args.a, args.b, args.paths)
         if args.stat:
-            print(f"{args.a} → {_label(args.b)}: {describe_changes(frame)}")
-            return changes_by_directory(frame, args.paths)
+            size = f" ({describe_size_change(frame)})" if not frame.empty else ""
+            print(f"{args.a} → {_label(args.b)}: {describe_changes(frame)}{size}")
+            return summarize_changes(frame, [in_home(path) for path in args.paths])
         return frame
 
 

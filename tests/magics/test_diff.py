@@ -123,11 +123,47 @@ def test_diff_stat_prints_a_summary_and_counts_by_directory(ip, history, capsys)
     counts = ip.ok(f"%sprite diff v2 v3 --stat -- {HOME}")
     assert capsys.readouterr().out.splitlines()[0] == (
         "v2 → v3: 8 files differ: 3 added, 1 removed, 2 modified, 1 changed type, "
-        "1 changed mode")
+        "1 changed mode (+6 bytes)")
     assert counts.loc[f"{HOME}/retype", "type-changed"] == 1
     assert counts.loc[f"{HOME}/retype", "total"] == 2
     assert counts.loc[f"{HOME}/dir with space", "added"] == 2
     assert int(counts["total"].sum()) == 8
+    assert counts.loc[HOME, "size_change"] == 2 + 9 - 4, "blob.bin, edit.txt, gone.txt"
+
+
+VENV_TREE = r"""
+import os
+site = "env/lib/python3.11/site-packages"
+for package, files in (("numpy", 3000), ("scipy", 4000), ("sklearn", 2500), ("joblib", 500)):
+    for index in range(files):
+        folder = f"{site}/{package}/part{index % 7}"
+        os.makedirs(folder, exist_ok=True)
+        open(f"{folder}/m{index}.py", "w").write("x" * 100)
+    os.makedirs(f"{site}/{package}-1.0.dist-info")
+    open(f"{site}/{package}-1.0.dist-info/RECORD", "w").write("")
+os.makedirs("env/bin")
+for index in range(20):
+    open(f"env/bin/tool{index}", "w").write("#!/bin/sh")
+open("train.py", "w").write("print(1)\n")
+"""
+
+
+def test_diff_stat_of_a_big_install_names_packages_and_directories(ip, mounted, capsys):
+    """Paths relative to the home; only these, since the host's own /etc may change
+    meanwhile (another test's useradd), which a view of the sprite's layer cannot tell."""
+    start = _checkpoint(ip, "before install")
+    _py(ip, VENV_TREE)
+    capsys.readouterr()
+    counts = ip.ok(f"%sprite diff {start} --stat -- env train.py")
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.startswith(f"{start} → now: 10066 files differ: 10066 added (+1.0 MB)"), line
+    site = f"{HOME}/env/lib/python3.11/site-packages"
+    assert len(counts) <= 12
+    assert counts.loc[f"{site}/scipy", "added"] == 4000 + 7 + 1 + 2
+    assert counts.loc[f"{site}/numpy", "size_change"] == 3000 * 100
+    assert counts.loc[f"{HOME}/env/bin", "total"] == 21
+    assert counts.loc[f"{HOME}/train.py", "added"] == 1
+    assert int(counts["total"].sum()) == 10066
 
 
 def test_diff_of_one_text_file_and_one_binary_file(ip, history, capsys):
