@@ -12,9 +12,7 @@ import re
 from argparse import Namespace
 from typing import TYPE_CHECKING, Any
 
-from IPython.core.error import UsageError
-
-from ..client import Checkpoint, NotFound, Sprite
+from ..client import Checkpoint, Sprite
 from ..frames import checkpoints_frame
 from ..widgets.browser import (
     RESTORE_EFFECT,
@@ -23,9 +21,10 @@ from ..widgets.browser import (
     checkpoint_table_text,
 )
 from ..widgets.progress import ProgressView, describe_event, track
+from .checkpoint_refs import resolve_checkpoint
 from .context import CommandContext
 from .diff import checkpoint_changes, restore_summary
-from .errors import describe_ids, explain
+from .errors import explain
 from .registry import Names, argument, subcommand
 
 if TYPE_CHECKING:
@@ -44,16 +43,6 @@ def take_checkpoint(handle: Sprite, comment: str, view: ProgressView) -> Checkpo
     created = stream.result
     view.succeed(f"{created.id} created")
     return created
-
-
-def existing_checkpoint(handle: Sprite, checkpoint_id: str) -> Checkpoint:
-    """The checkpoint, or a UsageError listing the ids the sprite does have."""
-    try:
-        return handle.get_checkpoint(checkpoint_id)
-    except NotFound:
-        have = [c.id for c in handle.list_checkpoints(include_auto=True)]
-        raise UsageError(f"Checkpoint {checkpoint_id} not found on sprite {handle.name} "
-                         f"(have {describe_ids(have)})") from None
 
 
 def restore_with_undo(ctx: CommandContext, handle: Sprite, checkpoint_id: str,
@@ -100,20 +89,20 @@ def checkpoints(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
     """The sprite's checkpoints as a DataFrame indexed by id."""
     handle = ctx.sprite(args.sprite)
     with ctx.operation(handle.name, "checkpoints", args.history or ""):
-        if args.history:
-            existing_checkpoint(handle, args.history)
-        listed = handle.list_checkpoints(include_auto=args.auto, history=args.history)
+        history = resolve_checkpoint(handle, args.history).id if args.history else None
+        listed = handle.list_checkpoints(include_auto=args.auto, history=history)
         return checkpoints_frame(listed)
 
 
 @subcommand("restore", "restore a checkpoint: restore ID [--yes]",
-            argument("id", complete=Names.CHECKPOINTS),
+            argument("id", complete=Names.CHECKPOINTS,
+                     help="a checkpoint's id, or a comment that names one checkpoint"),
             argument("--yes", action="store_true", help="do not ask for confirmation"))
 def restore(ctx: CommandContext, args: Namespace) -> None:
     """Restore a checkpoint after confirmation, then print how to undo it."""
     handle = ctx.sprite(args.sprite)
     with ctx.operation(handle.name, "restore", args.id) as journaled:
-        target = existing_checkpoint(handle, args.id)
+        target = resolve_checkpoint(handle, args.id)
         if ctx.settings.confirm_restore and not args.yes:
             comment = f" ({target.comment})" if target.comment else ""
             ctx.confirm(f"Restore {target.id}{comment} on sprite {handle.name}? "
@@ -140,7 +129,7 @@ def browse(ctx: CommandContext, args: Namespace) -> Any:
 
     actions = CheckpointActions(
         list=lambda: handle.list_checkpoints(include_auto=True),
-        get=lambda cp: existing_checkpoint(handle, cp),
+        get=lambda cp: resolve_checkpoint(handle, cp),
         restore=lambda cp, view: journaled("restore", cp,
                                            lambda: restore_with_undo(ctx, handle, cp, view),
                                            "ok: undo with {}"),
