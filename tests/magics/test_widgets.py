@@ -88,7 +88,7 @@ def test_log_panel_keeps_a_bounded_buffer_and_colours_stderr():
     assert [text for _, text in panel.lines[:4]] == ["line 96", "line 97", "line 98", "line 99"]
     assert len(panel.lines) == 5
     assert "96 earlier lines not shown" in panel.output.value
-    assert 'color:#c62828">bad &lt;tag&gt;</span>' in panel.output.value
+    assert '<span title="stderr" style="color:#5d4037">bad &lt;tag&gt;</span>' in panel.output.value
 
 
 def test_log_panel_coalesces_redraws():
