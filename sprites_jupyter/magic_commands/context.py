@@ -62,7 +62,7 @@ class CommandContext:
     def operation(self, sprite: str, operation: str, target: str = "") -> Iterator[Outcome]:
         """Journal the block and turn its client errors into one-line UsageErrors."""
         with (self.journal.record(sprite, operation, target) as outcome,
-              user_errors(sprite, sprite_exists=self.sprite_exists)):
+              user_errors(sprite, operation=operation, sprite_exists=self.sprite_exists)):
             yield outcome
 
     def show(self, obj: Any, *, live: bool = False) -> None:
