@@ -37,8 +37,11 @@ CHECKPOINTS_DIR = "/.sprite/checkpoints"
 HOME = "/home/sprite"
 # This extension's own bookkeeping in the sprite (Python sessions), never a user's change.
 EXTENSION_DIR = f"{HOME}/.sprites_jupyter"
-# How far the sprite's clock may be behind the API's (checkpoint times come from the API).
+# How far the sprite's clock may be behind the API's (checkpoint times come from the API);
+# the local server and its sprites share one clock (timestamps are whole seconds there).
+# A wider margin would count the host's own recent changes under /etc as the user's.
 CLOCK_SKEW = 60.0
+LOCAL_CLOCK_SKEW = 2.0
 _CHECKPOINT_PATH = re.compile(r"^([\w.-]+):(.*)$")
 _NATURAL = re.compile(r"(\d+)")
 
@@ -108,7 +111,8 @@ def _changes(handle: Sprite, first: Checkpoint, second: str | None,
                                "paths": [in_home(path) for path in paths],
                                "own": [EXTENSION_DIR]}
     if second is None and first.create_time is not None:
-        request["since"] = first.create_time.timestamp() - CLOCK_SKEW
+        skew = LOCAL_CLOCK_SKEW if handle.client.is_local else CLOCK_SKEW
+        request["since"] = first.create_time.timestamp() - skew
     return changes_frame(ask_helper(handle, request))
 
 
