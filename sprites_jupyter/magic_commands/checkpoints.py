@@ -93,7 +93,8 @@ def checkpoint(ctx: CommandContext, args: Namespace) -> Checkpoint:
 @subcommand("checkpoints", "list checkpoints (DataFrame): checkpoints [--auto] [--history ID]",
             argument("--auto", action="store_true", help="include automatic checkpoints"),
             argument("--history", metavar="ID", complete=Names.CHECKPOINTS,
-                     help="only checkpoints descending from ID"))
+                     help="only checkpoints descending from ID (or the checkpoint a "
+                          "comment names)"))
 def checkpoints(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
     """The sprite's checkpoints as a DataFrame indexed by id."""
     handle = ctx.sprite(args.sprite)

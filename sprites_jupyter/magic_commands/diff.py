@@ -180,7 +180,9 @@ def _checkpoint_path(text: str, subcommand: str) -> tuple[str, str]:
 
 
 @subcommand("show", "a file as it was in a checkpoint: show A:PATH [-o VAR]",
-            argument("target", metavar="A:PATH", help="checkpoint and file, e.g. v1:/etc/hosts"),
+            argument("target", metavar="A:PATH",
+                     help="checkpoint (id or comment) and file, e.g. v1:/etc/hosts or "
+                          "baseline:results.txt (relative to /home/sprite)"),
             argument("-o", "--out", metavar="VAR", help="keep the file's bytes in VAR"))
 def show(ctx: CommandContext, args: Namespace) -> None:
     """Print a file as it was in a checkpoint (text), or describe it (binary)."""
