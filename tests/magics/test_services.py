@@ -42,7 +42,8 @@ def test_service_lifecycle(ip, current, http, capsys):
 
 def test_service_create_needs_a_command_and_reports_errors(ip, current):
     assert "give the command after --" in ip.fails("%sprite service create web python3")
-    assert "404" in ip.fails("%sprite service start nope")
+    assert ip.fails("%sprite service start nope").endswith("service not found: nope (%sprite "
+                                                        "services lists this sprite's services)")
     message = ip.fails("%sprite service create bad --needs ghost -- true")
     assert "ghost" in message
 
