@@ -170,6 +170,10 @@ class LogPanel(TextFallback, LogView):
         if self.state == "running":
             self.status.value = self._status_html(label, message)
 
+    def final_html(self) -> str:
+        return (f'<div class="sprites-log">{self.status.value}'
+                f'<div style="max-height:24em;overflow:auto">{self.output.value}</div></div>')
+
     def text(self) -> str:
         status = f"{self.title}: {self.state}"
         if self.state != "running" and self._message:
