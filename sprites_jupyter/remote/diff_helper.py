@@ -510,8 +510,8 @@ def answer(request: dict, out) -> None:
         own = request.get("own") or ()
         skipped.update(relative(path) for path in [checkpoints, RECORD, *own])
         skipped.discard("")
-        comparison = Comparison(view_a, view_b, out, int(since * 1e9) if layer_only else None,
-                                frozenset(skipped))
+        cutoff = int(since * 1e9) if layer_only and since is not None else None
+        comparison = Comparison(view_a, view_b, out, cutoff, frozenset(skipped))
         for path in request.get("paths") or ["/"]:
             comparison.path(relative(path))
         comparison.read_contents()

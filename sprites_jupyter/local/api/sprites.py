@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import sqlite3
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..errors import is_disk_full
-from ..runtime.sandbox_files import remove_sprite_dir
+from ..domain import sprites as domain
 from ..state import SPRITE_NAME, ServerState, state_of
-from ..storage.store import SpriteRow, sprite_json
+from ..storage.store import ORGANIZATION, SpriteRow, sprite_json
 from ..wire import read_json_object
 from .errors import ApiError
 from .sprite_url import sprite_url
@@ -67,14 +64,7 @@ async def create_sprite(request: Request) -> Response:
                             "digits and '-', starting with a letter or digit (at most 63)")
     url_settings = _url_settings(body.get("url_settings", {"auth": "sprite"}))
     labels = _labels(body.get("labels", []))
-    async with server.creation_lock:
-        if server.store.get_sprite(name) is not None:
-            raise ApiError(409, f"sprite already exists: {name}", code="sprite_exists")
-        root = server.seed_tree(name)
-        manifest = await asyncio.to_thread(server.snapshots.snapshot, name, root)
-        row = server.store.create_sprite(name, url_settings=url_settings, labels=labels,
-                                         base_manifest=manifest)
-    server.start_sandbox_soon(name)
+    row = await domain.create_sprite(server, name, url_settings=url_settings, labels=labels)
     return JSONResponse(_body(request, row), status_code=201)
 
 
@@ -99,11 +89,23 @@ async def list_sprites(request: Request) -> Response:
     page, has_more = rows[:limit], len(rows) > limit
     next_token = (base64.urlsafe_b64encode(page[-1].name.encode()).decode()
                   if has_more else None)
-    return JSONResponse({
+    body = {
         "sprites": [_body(request, row) for row in page],
         "has_more": has_more,
         "next_continuation_token": next_token,
-    })
+    }
+    if not token:
+        body.update(_counters(server))
+    return JSONResponse(body)
+
+
+def _counters(server: ServerState) -> dict[str, object]:
+    """The organisation counters of the first page, in both shapes SDKs read: sprites-go's
+    ``org`` object and sprites-py's top-level ``running``/``warm``/``cold``."""
+    counts = {"running": 0, "warm": 0, "cold": 0}
+    for row in server.store.list_sprites(limit=-1):
+        counts[_status(server, row)] += 1
+    return {**counts, "org": {"name": ORGANIZATION, **counts}}
 
 
 async def get_sprite(request: Request) -> Response:
@@ -134,22 +136,7 @@ async def update_sprite(request: Request) -> Response:
 
 async def delete_sprite(request: Request) -> Response:
     server = state_of(request)
-    name = request.path_params["name"]
-    server.require_sprite(name)
-    runtime = server.runtime(name)
-    async with runtime.lock:
-        await server.discard_runtime(name)
-        try:
-            server.store.delete_sprite(name)
-        except sqlite3.OperationalError as exc:
-            if not is_disk_full(exc):
-                raise
-            # The disk is full: free the sprite's files first (it is going anyway), then
-            # record the deletion in the room that made.
-            await asyncio.to_thread(remove_sprite_dir, server.sprite_dir(name))
-            server.store.delete_sprite(name)
-        server.snapshots.discard(name)
-        await asyncio.to_thread(remove_sprite_dir, server.sprite_dir(name))
+    await domain.delete_sprite(server, request.path_params["name"])
     return Response(status_code=204)
 
 
