@@ -29,6 +29,8 @@ def test_restore_and_history_by_a_unique_comment(ip, current, capsys):
     assert ip.magics.context.sprite().run("cat", f"{HOME}/notes.txt").stdout == "one\n"
     assert ip.ok("%sprite checkpoints --history baseline").index.tolist() == ["v2"]
     assert ip.ok("%sprite checkpoints --history 'after tuning'").empty
+    ip.ok("%sprite checkpoint delete 'after tuning' --yes")
+    assert "after tuning" not in set(ip.ok("%sprite checkpoints")["comment"])
 
 
 def test_an_id_wins_over_a_comment_and_an_unknown_name_lists_the_ids(ip, current):
@@ -58,7 +60,7 @@ def test_diff_show_and_ls_by_comment(ip, current, capsys):
     if mounted.exit_code != 0:
         assert "not mounted" in ip.fails("%sprite diff baseline")
         return
-    changes = ip.ok("%sprite diff baseline")
+    changes = ip.ok("%sprite diff baseline -- proj")  # not /etc: other tests' useradd
     assert dict(zip(changes["path"], changes["change"].astype(str), strict=True)) == {
         f"{HOME}/proj/text.txt": "modified"}
     assert ip.ok("%sprite diff probe baseline -- proj")["path"].tolist() == [
