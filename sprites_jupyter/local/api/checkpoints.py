@@ -215,6 +215,7 @@ async def restore_checkpoint(request: Request) -> Response:
                                             row.manifest, checkpoint_id=row.id,
                                             store=server.store, progress=emit)
                 finally:
+                    runtime.sandbox.files.reclaim_tree()  # restored files are the server's
                     emit("Starting services...")
                     await runtime.services.start_all()
         return f"Restored to {row.id}"

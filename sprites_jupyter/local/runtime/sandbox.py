@@ -35,6 +35,7 @@ from typing import Any
 from ..errors import ApiError
 from ..storage import paths
 from .bwrap import Bubblewrap, system_links
+from .host_ids import make_user_namespaces, remapped, sprite_host_id
 from .sandbox_files import SandboxFiles
 
 log = logging.getLogger("sprites_jupyter.local.sandbox")
@@ -168,6 +169,12 @@ class Sandbox:
         return path
 
     @property
+    def host_id(self) -> int | None:
+        """The host uid (and gid) of the sprite user when the server is root and the
+        sprite sandboxed (:mod:`.host_ids`); ``None`` when it is the server's own."""
+        return sprite_host_id() if self.isolation.sandboxed and remapped() else None
+
+    @property
     def user(self) -> str:
         """The user name the sprite's processes run as."""
         return "sprite" if self.isolation.sandboxed else _host_user()
@@ -192,22 +199,29 @@ class Sandbox:
             for end in (parent, child):
                 end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _MAX_MESSAGE)
             info_r, info_w = os.pipe()
+            namespaces: tuple[int, ...] = ()
             try:
-                argv, cwd = self._init_command(child.fileno(), info_w)
+                if self.isolation.sandboxed and remapped():
+                    namespaces = await asyncio.to_thread(make_user_namespaces)
+                argv, cwd = self._init_command(child.fileno(), info_w, namespaces)
                 with open(self.files.init_log, "ab") as errors:
                     self._process = await asyncio.create_subprocess_exec(
                         *argv, cwd=cwd, stdin=asyncio.subprocess.PIPE,
                         stdout=asyncio.subprocess.DEVNULL, stderr=errors,
-                        pass_fds=(child.fileno(), info_w) if self.isolation.sandboxed
-                        else (child.fileno(),), start_new_session=True,
-                        env={"PATH": "/usr/local/bin:/usr/bin:/bin"})
-            except BaseException:
+                        pass_fds=(child.fileno(), info_w, *namespaces)
+                        if self.isolation.sandboxed else (child.fileno(),),
+                        start_new_session=True, env={"PATH": "/usr/local/bin:/usr/bin:/bin"})
+            except BaseException as exc:
                 parent.close()
                 os.close(info_r)
+                if isinstance(exc, OSError):
+                    raise InitGone(f"the sandbox of {self.name} did not start: {exc}") from None
                 raise
             finally:
                 child.close()
                 os.close(info_w)
+                for fd in namespaces:
+                    os.close(fd)
             assert self._process.stdin is not None
             self._process.stdin.write(_INIT_SOURCE)
             with contextlib.suppress(ConnectionError):
@@ -236,18 +250,30 @@ class Sandbox:
             finally:
                 os.close(info_r)
 
-    def _init_command(self, control_fd: int, info_fd: int) -> tuple[list[str], str]:
+    def _init_command(self, control_fd: int, info_fd: int, namespaces: tuple[int, ...] = ()
+                      ) -> tuple[list[str], str]:
+        """The init's command line; with ``namespaces`` (a root server's, see
+        :mod:`.host_ids`) bwrap sets up in the first and the init starts as the second's
+        unmapped root with three capabilities, which it uses to become the sprite user."""
         if not self.isolation.sandboxed:
             return [sys.executable, "-I", "-S", "-", str(control_fd)], str(self.files.tree)
         bwrap = self.isolation.bwrap
         assert bwrap is not None
         python, python_binds = self.files.init_python()
-        argv = [bwrap.path, "--unshare-user", "--uid", str(SPRITE_UID), "--gid", str(SPRITE_UID),
-                "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net",
-                "--unshare-cgroup-try", "--hostname", self.name, "--die-with-parent",
-                "--as-pid-1", "--new-session", "--info-fd", str(info_fd),
+        if namespaces:
+            setup, sprite = namespaces
+            identity = ["--userns", str(setup), "--userns2", str(sprite), "--uid", "0",
+                        "--gid", "0", "--cap-drop", "ALL", "--cap-add", "CAP_SETUID",
+                        "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
+            become = [str(SPRITE_UID)]
+        else:
+            identity = ["--unshare-user", "--uid", str(SPRITE_UID), "--gid", str(SPRITE_UID)]
+            become = []
+        argv = [bwrap.path, *identity, "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+                "--unshare-net", "--unshare-cgroup-try", "--hostname", self.name,
+                "--die-with-parent", "--as-pid-1", "--new-session", "--info-fd", str(info_fd),
                 *self.files.mounts(), *system_links(), *python_binds, "--chdir", "/",
-                python, "-I", "-S", "-", str(control_fd)]
+                python, "-I", "-S", "-", str(control_fd), *become]
         return argv, "/"
 
     async def _setup_network(self) -> None:

@@ -65,8 +65,9 @@ def _refuse_hardlinked(info: os.stat_result, path: str, doing: str) -> None:
 
 class SpriteView:
     """Filesystem operations inside one sprite's root (a tree directory, or the
-    sandbox's view of it). Entries the server makes are the server's uid, which is the
-    sprite user's (the sandbox maps one to the other)."""
+    sandbox's view of it). Entries the server makes are the sprite user's: the server's
+    own uid, which the sandbox maps onto it, or, for a root server, the sprite user's
+    host id that the calling thread acts as (:func:`.ids.acting_as`)."""
 
     def __init__(self, root: Path) -> None:
         self.rootfd = os.open(root, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
