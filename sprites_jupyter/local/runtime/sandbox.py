@@ -340,22 +340,41 @@ class Sandbox:
                 asyncio.get_running_loop().remove_reader(control)
                 return
             fds = _received_fds(ancillary)
-            self._dispatch(json.loads(data), fds)
+            try:
+                self._dispatch(_parse_message(data), fds)
+            except _Malformed as exc:
+                for fd in fds:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+                log.warning("the init of sprite %s sent a malformed message (%s): stopping "
+                            "its sandbox", self.name, exc)
+                asyncio.get_running_loop().remove_reader(control)
+                asyncio.get_running_loop().create_task(self.stop())
+                return
 
     def _dispatch(self, message: dict[str, Any], fds: list[int]) -> None:
+        """Hand an answer to its request; every fd not handed on is closed here."""
         if "exit" in message:
-            child = self._children.pop(message["exit"], None)
+            pid, status = message["exit"], message.get("status")
+            if not _is_int(pid) or not _is_int(status):
+                raise _Malformed("exit without integer pid and status")
+            _close_all(fds)
+            child = self._children.pop(pid, None)
             if child is not None:
-                child._finish(message["status"])
+                child._finish(status)
             else:
-                self._exits[message["exit"]] = message["status"]
+                self._exits[pid] = status
             return
         key = -1 if "ready" in message else message.get("id")
-        future = self._pending.pop(key, None) if isinstance(key, int) else None
+        if not _is_int(key):
+            raise _Malformed("no request id")
+        future = self._pending.pop(key, None)
         if future is None or future.done():
-            for fd in fds:
-                os.close(fd)
+            _close_all(fds)
             return
+        if key == -1:
+            _close_all(fds)
+            fds = []
         future.set_result((message, fds))
 
     async def _request(self, message: dict[str, Any], fds: list[int] = ()
@@ -410,17 +429,22 @@ class Sandbox:
         request = {"op": "spawn", "argv": argv, "executable": executable, "env": env,
                    "cwd": cwd, "tty": tty, "rows": rows, "cols": cols}
         answer, fds = await self._request(request, [] if tty else list(stdio or ()))
-        if "error" in answer:
-            for fd in fds:
-                os.close(fd)
-            raise SpawnFailed(answer["errno"], answer["error"], answer.get("stage", "exec"))
+        master = fds.pop(0) if tty and fds else None
+        _close_all(fds)
+        if "error" in answer or not _is_int(answer.get("pid")) or (tty and master is None):
+            if master is not None:
+                os.close(master)
+            code = answer.get("errno")
+            raise SpawnFailed(code if _is_int(code) else errno.EIO,
+                              str(answer.get("error", "the init gave no process")),
+                              "cwd" if answer.get("stage") == "cwd" else "exec")
         child = Child(self, answer["pid"])
         exited = self._exits.pop(child.pid, None)
         if exited is not None:
             child._finish(exited)
         else:
             self._children[child.pid] = child
-        return child, (fds[0] if tty and fds else None)
+        return child, master
 
     def send_signal(self, pid: int, sig: int) -> None:
         """Signal a process group of the sprite (fire and forget)."""
@@ -446,12 +470,13 @@ class Sandbox:
             return sock
         answer, fds = await self._request({"op": "connect", "host": host, "port": port})
         if "error" in answer or not fds:
-            code = answer.get("errno", errno.ECONNREFUSED)
+            _close_all(fds)
+            code = answer.get("errno")
+            code = code if _is_int(code) else errno.ECONNREFUSED
             raise OSError(code, f"{answer.get('error', os.strerror(code))} ({host}:{port} in "
                                 f"sprite {self.name})")
         sock = socket.socket(fileno=fds[0])
-        for extra in fds[1:]:
-            os.close(extra)
+        _close_all(fds[1:])
         sock.setblocking(False)
         return sock
 
@@ -467,6 +492,30 @@ class Sandbox:
         if not self.isolation.sandboxed:
             return Path("/proc")
         return await self.view_root() / "proc"
+
+
+class _Malformed(ValueError):
+    """A message from an init that no init of ours sends."""
+
+
+def _parse_message(data: bytes) -> dict[str, Any]:
+    try:
+        message = json.loads(data)
+    except ValueError:
+        raise _Malformed("not JSON") from None
+    if not isinstance(message, dict):
+        raise _Malformed("not an object")
+    return message
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def _read_all(fd: int) -> bytes:
