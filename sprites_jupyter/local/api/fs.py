@@ -46,6 +46,12 @@ _ERRNO_STATUS = {
     errno.EACCES: (403, "EACCES"),
     errno.EPERM: (403, "EACCES"),
     errno.EROFS: (403, "EACCES"),
+    errno.EOVERFLOW: (400, "EINVAL"),  # ids or sizes the sprite made that do not fit
+    errno.EOPNOTSUPP: (400, "EINVAL"),
+    errno.ENXIO: (400, "EINVAL"),
+    errno.ENODEV: (400, "EINVAL"),
+    errno.EMLINK: (409, "EMLINK"),
+    errno.ETXTBSY: (409, "EBUSY"),
     errno.ENOSPC: (507, "ENOSPC"),
     errno.EDQUOT: (507, "ENOSPC"),
 }
