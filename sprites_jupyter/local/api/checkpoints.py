@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from ..errors import DISK_FULL, ApiError, is_disk_full
-from ..state import ServerState, state_of
+from ..state import ServerState, SpriteRuntime, state_of
 from ..storage.store import CheckpointRow, checkpoint_json
 from ..wire import ndjson_response, query_bool, read_json_object, rfc3339
 
@@ -200,27 +200,34 @@ async def restore_checkpoint(request: Request) -> Response:
                 emit("Stopping services...")
                 await runtime.services.stop_all()
                 await runtime.sessions.terminate_all()
-                await runtime.sandbox.stop()  # and whatever else runs (setsid, nohup)
                 try:
-                    # Taken with nothing running, so the undo point holds every last write.
-                    auto_id = _new_auto_id(server, name)
-                    manifest = await asyncio.to_thread(server.snapshots.snapshot, name,
-                                                       runtime.root)
-                    server.store.add_checkpoint(name, manifest=manifest, comment="before "
-                                                f"restore to {row.id}", is_auto=True,
-                                                auto_id=auto_id)
-                    emit(f"Saved the current state as {auto_id} (restore it to undo)")
-                    emit("Restoring filesystem...")
-                    await asyncio.to_thread(server.snapshots.restore, name, runtime.root,
-                                            row.manifest, checkpoint_id=row.id,
-                                            store=server.store, progress=emit)
+                    # whatever else runs (setsid, nohup) ends; an exec asked for now
+                    # starts the sandbox after the restore, never on a half-restored tree
+                    async with runtime.sandbox.stopped():
+                        try:
+                            await _restore_tree(server, runtime, name, row, emit)
+                        finally:
+                            runtime.sandbox.files.reclaim_tree()  # restored: the server's
                 finally:
-                    runtime.sandbox.files.reclaim_tree()  # restored files are the server's
                     emit("Starting services...")
                     await runtime.services.start_all()
         return f"Restored to {row.id}"
 
     return _stream(work, "Restore failed")
+
+
+async def _restore_tree(server: ServerState, runtime: SpriteRuntime, name: str,
+                        row: CheckpointRow, emit: Callable[[str], None]) -> None:
+    """Save the current state as an ``auto-`` checkpoint (taken with nothing running,
+    so the undo point holds every last write), then restore ``row``'s tree."""
+    auto_id = _new_auto_id(server, name)
+    manifest = await asyncio.to_thread(server.snapshots.snapshot, name, runtime.root)
+    server.store.add_checkpoint(name, manifest=manifest, comment=f"before restore to {row.id}",
+                                is_auto=True, auto_id=auto_id)
+    emit(f"Saved the current state as {auto_id} (restore it to undo)")
+    emit("Restoring filesystem...")
+    await asyncio.to_thread(server.snapshots.restore, name, runtime.root, row.manifest,
+                            checkpoint_id=row.id, store=server.store, progress=emit)
 
 
 def _new_auto_id(server: ServerState, name: str) -> str:

@@ -27,7 +27,7 @@ import signal
 import socket
 import struct
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,6 +132,8 @@ class Sandbox:
         self.files = files
         self.isolation = isolation
         self._lock = asyncio.Lock()
+        self._released = asyncio.Event()
+        self._released.set()
         self._process: asyncio.subprocess.Process | None = None
         self._control: socket.socket | None = None
         self._init_pid: int | None = None
@@ -189,7 +191,9 @@ class Sandbox:
     # -- lifecycle ------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the init (and its sandbox) unless it runs; raises InitGone if it cannot."""
+        """Start the init (and its sandbox) unless it runs; raises InitGone if it cannot.
+        Waits while the sandbox is held :meth:`stopped`."""
+        await self._released.wait()
         async with self._lock:
             if self._control is not None:
                 return
@@ -290,6 +294,17 @@ class Sandbox:
         """Kill the init and so every process of the sprite; wait until they are gone."""
         async with self._lock:
             await self._teardown()
+
+    @contextlib.asynccontextmanager
+    async def stopped(self) -> AsyncIterator[None]:
+        """Stop the sandbox and keep it stopped for the block (a restore swaps the tree):
+        a command asked for meanwhile starts after it, on the finished tree."""
+        self._released.clear()
+        try:
+            await self.stop()
+            yield
+        finally:
+            self._released.set()
 
     async def _teardown(self) -> None:
         control, self._control = self._control, None
