@@ -28,7 +28,7 @@ import socket
 import struct
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from ..errors import ApiError
 from ..storage import paths
 from .bwrap import Bubblewrap, system_links
 from .host_ids import make_user_namespaces, remapped, sprite_host_id
+from .limits import SpriteLimits
 from .sandbox_files import SandboxFiles
 
 log = logging.getLogger("sprites_jupyter.local.sandbox")
@@ -82,6 +83,9 @@ class Isolation:
 
     bwrap: Bubblewrap | None
     reason: str = ""
+    limits: SpriteLimits = field(default_factory=SpriteLimits)
+    """Applied to sandboxed sprites (unsandboxed, a sprite is host processes of the
+    server's user, whose per-user counts a limit would share)."""
 
     @property
     def sandboxed(self) -> bool:
@@ -269,15 +273,16 @@ class Sandbox:
             identity = ["--userns", str(setup), "--userns2", str(sprite), "--uid", "0",
                         "--gid", "0", "--cap-drop", "ALL", "--cap-add", "CAP_SETUID",
                         "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
-            become = [str(SPRITE_UID)]
+            options: dict[str, int | None] = {"uid": SPRITE_UID}
         else:
             identity = ["--unshare-user", "--uid", str(SPRITE_UID), "--gid", str(SPRITE_UID)]
-            become = []
+            options = {"uid": None}
+        options.update(self.isolation.limits.init_options())
         argv = [bwrap.path, *identity, "--unshare-pid", "--unshare-ipc", "--unshare-uts",
                 "--unshare-net", "--unshare-cgroup-try", "--hostname", self.name,
                 "--die-with-parent", "--as-pid-1", "--new-session", "--info-fd", str(info_fd),
                 *self.files.mounts(), *system_links(), *python_binds, "--chdir", "/",
-                python, "-I", "-S", "-", str(control_fd), *become]
+                python, "-I", "-S", "-", str(control_fd), json.dumps(options)]
         return argv, "/"
 
     async def _setup_network(self) -> None:
@@ -450,9 +455,13 @@ class Sandbox:
             if master is not None:
                 os.close(master)
             code = answer.get("errno")
-            raise SpawnFailed(code if _is_int(code) else errno.EIO,
-                              str(answer.get("error", "the init gave no process")),
-                              "cwd" if answer.get("stage") == "cwd" else "exec")
+            code = code if _is_int(code) else errno.EIO
+            message = str(answer.get("error", "the init gave no process"))
+            limit = self.isolation.limits.processes
+            if code == errno.EAGAIN and limit and self.isolation.sandboxed:
+                message = (f"sprite {self.name} is at its limit of {limit} processes "
+                           "(sprites-local serve --max-processes): end some, or raise it")
+            raise SpawnFailed(code, message, "cwd" if answer.get("stage") == "cwd" else "exec")
         child = Child(self, answer["pid"])
         exited = self._exits.pop(child.pid, None)
         if exited is not None:

@@ -26,8 +26,10 @@ When the socket closes (the server went away), the init kills its children and e
 
 The init is not dumpable: a sprite process (same uid) can neither ptrace it nor take
 its fds (``pidfd_getfd``, ``/proc/1/fd``), so the control socket stays the server's.
-Given a uid (``argv[2]``, a root server's sandbox), it first becomes that user with no
-supplementary groups and no capabilities at all, the bounding set emptied.
+``argv[2]``, when given, is a JSON object of options: ``uid`` (a root server's sandbox:
+first become that user, with no supplementary groups and no capabilities at all, the
+bounding set emptied), ``nproc`` and ``data`` (``RLIMIT_NPROC`` and ``RLIMIT_DATA`` set
+on the init, so every process of the sprite inherits them; 0 leaves one alone).
 """
 
 import contextlib
@@ -36,6 +38,7 @@ import errno
 import fcntl
 import json
 import os
+import resource
 import selectors
 import signal
 import socket
@@ -273,8 +276,13 @@ def main() -> None:
             pass
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    if len(sys.argv) > 2:
-        become(int(sys.argv[2]))
+    options = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
+    if options.get("uid") is not None:
+        become(int(options["uid"]))
+    for name, limit in ((resource.RLIMIT_NPROC, options.get("nproc")),
+                        (resource.RLIMIT_DATA, options.get("data"))):
+        if limit:
+            resource.setrlimit(name, (int(limit), int(limit)))
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
     control = socket.socket(fileno=int(sys.argv[1]))
     control.set_inheritable(False)
