@@ -25,41 +25,32 @@ import logging
 import os
 import signal
 import socket
-import struct
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ApiError
 from ..storage import paths
-from .bwrap import Bubblewrap, system_links
 from .host_ids import make_user_namespaces, remapped, sprite_host_id
-from .limits import SpriteLimits
+from .init_channel import (
+    MAX_MESSAGE,
+    Malformed,
+    close_all,
+    is_int,
+    parse_message,
+    read_all,
+    received_fds,
+    send_message,
+)
+from .init_launch import Isolation, allow_low_ports, init_command
 from .sandbox_files import SandboxFiles
 
 log = logging.getLogger("sprites_jupyter.local.sandbox")
 
-SPRITE_UID = 1000
 READY_TIMEOUT = 60.0
 _FALLBACK_GRACE = 2.0
 _SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-_MAX_MESSAGE = 1 << 22
 _INIT_SOURCE = (Path(__file__).with_name("sprite_init.py")).read_bytes()
-# Join the user namespace that owns the sprite's network namespace (the outer one bwrap
-# made), then that network namespace, and let unprivileged processes bind ports < 1024.
-_NET_SETUP = """
-import ctypes, fcntl, os, sys
-libc = ctypes.CDLL(None, use_errno=True)
-net = os.open(sys.argv[1], os.O_RDONLY)
-owner = fcntl.ioctl(net, 0xb701)
-for fd, kind in ((owner, 0x10000000), (net, 0x40000000)):
-    if libc.setns(fd, kind) != 0:
-        sys.exit("setns: " + os.strerror(ctypes.get_errno()))
-with open("/proc/sys/net/ipv4/ip_unprivileged_port_start", "w") as f:
-    f.write("0")
-"""
 
 
 class InitGone(ApiError):
@@ -75,25 +66,6 @@ class SpawnFailed(OSError):
     def __init__(self, code: int, message: str, stage: str) -> None:
         super().__init__(code, message)
         self.stage = stage
-
-
-@dataclass(frozen=True)
-class Isolation:
-    """How the server runs sprites: sandboxed with ``bwrap``, or on the host (``reason``)."""
-
-    bwrap: Bubblewrap | None
-    reason: str = ""
-    limits: SpriteLimits = field(default_factory=SpriteLimits)
-    """Applied to sandboxed sprites (unsandboxed, a sprite is host processes of the
-    server's user, whose per-user counts a limit would share)."""
-
-    @property
-    def sandboxed(self) -> bool:
-        return self.bwrap is not None
-
-    def describe(self) -> str:
-        """``sandbox`` or ``unsandboxed: REASON`` (what ``%sprite`` shows)."""
-        return "sandbox" if self.sandboxed else f"unsandboxed: {self.reason}"
 
 
 class Child:
@@ -205,13 +177,14 @@ class Sandbox:
             log_start = self.files.init_log_size()
             parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             for end in (parent, child):
-                end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _MAX_MESSAGE)
+                end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, MAX_MESSAGE)
             info_r, info_w = os.pipe()
             namespaces: tuple[int, ...] = ()
             try:
                 if self.isolation.sandboxed and remapped():
                     namespaces = await asyncio.to_thread(make_user_namespaces)
-                argv, cwd = self._init_command(child.fileno(), info_w, namespaces)
+                argv, cwd = init_command(self.name, self.files, self.isolation, child.fileno(),
+                                         info_w, namespaces)
                 with open(self.files.init_log, "ab") as errors:
                     self._process = await asyncio.create_subprocess_exec(
                         *argv, cwd=cwd, stdin=asyncio.subprocess.PIPE,
@@ -243,10 +216,10 @@ class Sandbox:
             asyncio.get_running_loop().add_reader(parent, self._on_readable)
             try:
                 await asyncio.wait_for(ready, READY_TIMEOUT)
-                info = await asyncio.to_thread(_read_all, info_r)
+                info = await asyncio.to_thread(read_all, info_r)
                 if self.isolation.sandboxed:
                     self._init_pid = int(json.loads(info)["child-pid"])
-                    await self._setup_network()
+                    await allow_low_ports(self.name, self._init_pid)
                     for hook in self.network_hooks:
                         await hook(f"/proc/{self._init_pid}/ns/net")
                 else:
@@ -257,43 +230,6 @@ class Sandbox:
                                f"{self.files.last_error(log_start) or exc}") from None
             finally:
                 os.close(info_r)
-
-    def _init_command(self, control_fd: int, info_fd: int, namespaces: tuple[int, ...] = ()
-                      ) -> tuple[list[str], str]:
-        """The init's command line; with ``namespaces`` (a root server's, see
-        :mod:`.host_ids`) bwrap sets up in the first and the init starts as the second's
-        unmapped root with three capabilities, which it uses to become the sprite user."""
-        if not self.isolation.sandboxed:
-            return [sys.executable, "-I", "-S", "-", str(control_fd)], str(self.files.tree)
-        bwrap = self.isolation.bwrap
-        assert bwrap is not None
-        python, python_binds = self.files.init_python()
-        if namespaces:
-            setup, sprite = namespaces
-            identity = ["--userns", str(setup), "--userns2", str(sprite), "--uid", "0",
-                        "--gid", "0", "--cap-drop", "ALL", "--cap-add", "CAP_SETUID",
-                        "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
-            options: dict[str, int | None] = {"uid": SPRITE_UID}
-        else:
-            identity = ["--unshare-user", "--uid", str(SPRITE_UID), "--gid", str(SPRITE_UID)]
-            options = {"uid": None}
-        options.update(self.isolation.limits.init_options())
-        argv = [bwrap.path, *identity, "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-                "--unshare-net", "--unshare-cgroup-try", "--hostname", self.name,
-                "--die-with-parent", "--as-pid-1", "--new-session", "--info-fd", str(info_fd),
-                *self.files.mounts(), *system_links(), *python_binds, "--chdir", "/",
-                python, "-I", "-S", "-", str(control_fd), json.dumps(options)]
-        return argv, "/"
-
-    async def _setup_network(self) -> None:
-        helper = await asyncio.create_subprocess_exec(
-            sys.executable, "-I", "-S", "-c", _NET_SETUP, f"/proc/{self._init_pid}/ns/net",
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE)
-        _, err = await helper.communicate()
-        if helper.returncode != 0:
-            log.warning("sprite %s: low ports stay reserved to root: %s", self.name,
-                        err.decode(errors="replace").strip())
 
     async def stop(self) -> None:
         """Kill the init and so every process of the sprite; wait until they are gone."""
@@ -349,7 +285,7 @@ class Sandbox:
         while True:
             try:
                 data, ancillary, _, _ = control.recvmsg(
-                    _MAX_MESSAGE, socket.CMSG_SPACE(16), socket.MSG_CMSG_CLOEXEC)
+                    MAX_MESSAGE, socket.CMSG_SPACE(16), socket.MSG_CMSG_CLOEXEC)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
@@ -359,10 +295,10 @@ class Sandbox:
                 asyncio.get_running_loop().create_task(self.stop())
                 asyncio.get_running_loop().remove_reader(control)
                 return
-            fds = _received_fds(ancillary)
+            fds = received_fds(ancillary)
             try:
-                self._dispatch(_parse_message(data), fds)
-            except _Malformed as exc:
+                self._dispatch(parse_message(data), fds)
+            except Malformed as exc:
                 for fd in fds:
                     with contextlib.suppress(OSError):
                         os.close(fd)
@@ -376,9 +312,9 @@ class Sandbox:
         """Hand an answer to its request; every fd not handed on is closed here."""
         if "exit" in message:
             pid, status = message["exit"], message.get("status")
-            if not _is_int(pid) or not _is_int(status):
-                raise _Malformed("exit without integer pid and status")
-            _close_all(fds)
+            if not is_int(pid) or not is_int(status):
+                raise Malformed("exit without integer pid and status")
+            close_all(fds)
             child = self._children.pop(pid, None)
             if child is not None:
                 child._finish(status)
@@ -386,14 +322,14 @@ class Sandbox:
                 self._exits[pid] = status
             return
         key = -1 if "ready" in message else message.get("id")
-        if not _is_int(key):
-            raise _Malformed("no request id")
+        if not is_int(key):
+            raise Malformed("no request id")
         future = self._pending.pop(key, None)
         if future is None or future.done():
-            _close_all(fds)
+            close_all(fds)
             return
         if key == -1:
-            _close_all(fds)
+            close_all(fds)
             fds = []
         future.set_result((message, fds))
 
@@ -417,23 +353,10 @@ class Sandbox:
 
     async def _send(self, control: socket.socket, message: dict[str, Any],
                     fds: list[int] = ()) -> None:
-        data = json.dumps(message).encode()
-        ancillary = ([(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
-                     if fds else [])
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                control.sendmsg([data], ancillary)
-                return
-            except BlockingIOError:
-                writable = loop.create_future()
-                loop.add_writer(control, writable.set_result, None)
-                try:
-                    await writable
-                finally:
-                    loop.remove_writer(control)
-            except OSError as exc:
-                raise InitGone(f"the sandbox of {self.name} stopped") from exc
+        try:
+            await send_message(control, message, fds)
+        except OSError as exc:
+            raise InitGone(f"the sandbox of {self.name} stopped") from exc
 
     # -- what the rest of the server uses -------------------------------------
 
@@ -450,12 +373,12 @@ class Sandbox:
                    "cwd": cwd, "tty": tty, "rows": rows, "cols": cols}
         answer, fds = await self._request(request, [] if tty else list(stdio or ()))
         master = fds.pop(0) if tty and fds else None
-        _close_all(fds)
-        if "error" in answer or not _is_int(answer.get("pid")) or (tty and master is None):
+        close_all(fds)
+        if "error" in answer or not is_int(answer.get("pid")) or (tty and master is None):
             if master is not None:
                 os.close(master)
             code = answer.get("errno")
-            code = code if _is_int(code) else errno.EIO
+            code = code if is_int(code) else errno.EIO
             message = str(answer.get("error", "the init gave no process"))
             limit = self.isolation.limits.processes
             if code == errno.EAGAIN and limit and self.isolation.sandboxed:
@@ -494,13 +417,13 @@ class Sandbox:
             return sock
         answer, fds = await self._request({"op": "connect", "host": host, "port": port})
         if "error" in answer or not fds:
-            _close_all(fds)
+            close_all(fds)
             code = answer.get("errno")
-            code = code if _is_int(code) else errno.ECONNREFUSED
+            code = code if is_int(code) else errno.ECONNREFUSED
             raise OSError(code, f"{answer.get('error', os.strerror(code))} ({host}:{port} in "
                                 f"sprite {self.name})")
         sock = socket.socket(fileno=fds[0])
-        _close_all(fds[1:])
+        close_all(fds[1:])
         sock.setblocking(False)
         return sock
 
@@ -516,43 +439,3 @@ class Sandbox:
         if not self.isolation.sandboxed:
             return Path("/proc")
         return await self.view_root() / "proc"
-
-
-class _Malformed(ValueError):
-    """A message from an init that no init of ours sends."""
-
-
-def _parse_message(data: bytes) -> dict[str, Any]:
-    try:
-        message = json.loads(data)
-    except ValueError:
-        raise _Malformed("not JSON") from None
-    if not isinstance(message, dict):
-        raise _Malformed("not an object")
-    return message
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _close_all(fds: list[int]) -> None:
-    for fd in fds:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-
-
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _received_fds(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
-    fds: list[int] = []
-    for level, kind, payload in ancillary:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            usable = len(payload) - len(payload) % 4
-            fds.extend(struct.unpack(f"{usable // 4}i", payload[:usable]))
-    return fds
