@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import ApiError
+from ..errors import LocalError, Unavailable
 from ..storage import paths
 from .host_ids import make_user_namespaces, remapped, sprite_host_id
 from .init_channel import (
@@ -53,11 +53,8 @@ _SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _INIT_SOURCE = (Path(__file__).with_name("sprite_init.py")).read_bytes()
 
 
-class InitGone(ApiError):
-    """The sprite's init is not running (its sandbox stopped or could not start): a 503."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(503, message)
+class InitGone(Unavailable):
+    """The sprite's init is not running (its sandbox stopped or could not start)."""
 
 
 class SpawnFailed(OSError):
@@ -130,7 +127,7 @@ class Sandbox:
 
     def location(self, spath: str) -> str:
         """Where the init finds the sprite path ``spath``: itself in a sandbox, the path
-        under the tree unsandboxed (403 when a symlink there leads out of the tree)."""
+        under the tree unsandboxed (Forbidden when a symlink there leads out of the tree)."""
         if self.isolation.sandboxed:
             return spath
         return str(paths.host_path(self.files.tree, spath))
@@ -140,7 +137,7 @@ class Sandbox:
         ``/home/sprite/run.sh`` runs from the tree when the host has no such file."""
         if self.isolation.sandboxed or not path.startswith("/") or os.path.exists(path):
             return path
-        with contextlib.suppress(ApiError):
+        with contextlib.suppress(LocalError):
             mapped = paths.host_path(self.files.tree, path)
             if mapped.exists():
                 return str(mapped)
