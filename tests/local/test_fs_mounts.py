@@ -1,7 +1,11 @@
 """The filesystem API against the sandbox's own mounts: refused as read-only, never
-undone from the host's side (where a rename or unlink would detach them in the sprite)."""
+undone from the host's side (where a rename or unlink would detach them in the sprite).
+On a root server and on an ordinary user's (``test_sandbox_unprivileged``'s fixtures)."""
 
 from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -9,15 +13,24 @@ import pytest
 from tests.conftest import LocalServer
 from tests.local.sandbox_checks import sh
 from tests.local.sprite_procs import sandboxed
+from tests.local.test_sandbox_unprivileged import home, local, user  # noqa: F401 (fixtures)
 
 _MOUNTED = ["/etc/passwd", "/etc/hosts", "/.sprite", "/usr", "/proc"]
 
 
-@pytest.fixture
-def sandboxed_sprite(http: httpx.Client, sprite: str) -> str:
-    if not sandboxed(http):
-        pytest.skip("this host gives no sandbox")
-    return sprite
+@pytest.fixture(params=["as-root", "as-user"])
+def mode(request: pytest.FixtureRequest) -> Iterator[tuple[LocalServer, httpx.Client, str]]:
+    """A fresh sandboxed sprite on the session's server or on an ordinary user's."""
+    running = request.getfixturevalue("server" if request.param == "as-root" else "local")
+    with running.http() as client:
+        if not sandboxed(client):
+            pytest.skip("this host gives no sandbox")
+        name = f"m-{uuid.uuid4().hex[:10]}"
+        assert client.post("/v1/sprites", json={"name": name}).status_code == 201
+        try:
+            yield running, client, name
+        finally:
+            client.delete(f"/v1/sprites/{name}")
 
 
 def _fs(sprite: str, op: str) -> str:
@@ -39,8 +52,8 @@ def _read_only(response: httpx.Response, path: str) -> None:
 
 @pytest.mark.parametrize("path", _MOUNTED)
 def test_write_delete_and_rename_of_a_mount_point_are_refused(
-        server: LocalServer, http: httpx.Client, sandboxed_sprite: str, path: str) -> None:
-    sprite = sandboxed_sprite
+        mode: tuple[LocalServer, httpx.Client, str], path: str) -> None:
+    server, http, sprite = mode
     before = _inside(server, sprite)
     assert before[0] == 0 and before[1].startswith("1\nread-only\n"), before
     if path not in ("/.sprite", "/usr", "/proc"):
@@ -59,9 +72,9 @@ def test_write_delete_and_rename_of_a_mount_point_are_refused(
     assert _inside(server, sprite) == before
 
 
-def test_the_masked_shadow_file_stays_masked(server: LocalServer, http: httpx.Client,
-                                             sandboxed_sprite: str) -> None:
-    sprite = sandboxed_sprite
+def test_the_masked_shadow_file_stays_masked(
+        mode: tuple[LocalServer, httpx.Client, str]) -> None:
+    server, http, sprite = mode
     if sh(server, sprite, "test -e /etc/shadow")[0] != 0:
         pytest.skip("the host has no /etc/shadow to mask")
     _read_only(http.put(_fs(sprite, "write"), params={"path": "/etc/shadow"}, content=b"x"),
@@ -76,8 +89,8 @@ def test_the_masked_shadow_file_stays_masked(server: LocalServer, http: httpx.Cl
 
 
 def test_recursive_delete_stops_at_a_mount_point_inside(
-        server: LocalServer, http: httpx.Client, sandboxed_sprite: str) -> None:
-    sprite = sandboxed_sprite
+        mode: tuple[LocalServer, httpx.Client, str]) -> None:
+    server, http, sprite = mode
     response = http.delete(_fs(sprite, "delete"), params={"path": "/etc", "recursive": "true"})
     assert 400 <= response.status_code < 500, response.text
     assert sh(server, sprite, "grep -c '^sprite:' /etc/passwd")[1] == "1\n"
