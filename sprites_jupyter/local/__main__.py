@@ -171,8 +171,10 @@ def serve(host: str, port: int, home: Path, token: str, log_level: str = "warnin
     except OSError as exc:
         sys.exit(f"sprites-local: cannot listen on {host}:{port}: {exc.strerror}")
     bound_port = sock.getsockname()[1]
-    if isolation is not None and isolation.sandboxed:
-        print(f"sprites-local: {isolation.limits.notice()}", file=sys.stderr, flush=True)
+    notice = "sprites unsandboxed: no limits"
+    if isolation is not None and isolation.bwrap is not None:
+        notice = isolation.limits.notice(isolation.bwrap.version >= (0, 10))
+        print(f"sprites-local: {notice}", file=sys.stderr, flush=True)
     shown_host = f"[{host}]" if family == socket.AF_INET6 else host
     url = f"http://{shown_host}:{bound_port}"
     api = create_app(home, token, base_url=url, isolation=isolation)
@@ -184,9 +186,7 @@ def serve(host: str, port: int, home: Path, token: str, log_level: str = "warnin
     server = uvicorn.Server(config)
     logging.getLogger("uvicorn.error").addFilter(_DenialNoiseFilter())
     with contextlib.suppress(KeyboardInterrupt):
-        limits = (isolation.limits.notice() if isolation is not None and isolation.sandboxed
-                  else "sprites unsandboxed: no limits")
-        asyncio.run(_serve(server, sock, home, url, app, idle_exit, limits))
+        asyncio.run(_serve(server, sock, home, url, app, idle_exit, notice))
 
 
 def _duration(seconds: float) -> str:

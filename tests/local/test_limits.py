@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sprites_jupyter.local.runtime.bwrap import find_bubblewrap
 from tests.conftest import LocalServer, start_server
 from tests.local.ndjson import stream_events
 from tests.local.sandbox_checks import eventually, sh
@@ -52,17 +53,40 @@ def _limit_error(server: LocalServer) -> str | None:
     return out + err if code != 0 else None
 
 
+# A child (its own session, output to /dev/null) takes every process slot, and each
+# one freed; the parent, forking nothing more, reports the first refusal.
+_FILL = """
+import os, subprocess, time
+if os.fork() == 0:
+    os.setsid()
+    null = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    with open("/tmp/fill", "w") as report:
+        while True:
+            try:
+                subprocess.Popen(["sleep", "300"])
+            except OSError as exc:
+                report.write(exc.strerror + "\\n")
+                report.flush()
+                time.sleep(0.005)
+while True:
+    try:
+        with open("/tmp/fill") as report:
+            line = report.readline()
+    except FileNotFoundError:
+        line = ""
+    if line:
+        print(line, end="")
+        break
+    time.sleep(0.05)
+"""
+
+
 def test_a_sprite_at_its_process_limit_gets_a_clear_error(
         few_processes: tuple[LocalServer, httpx.Client]) -> None:
     server, http = few_processes
-    # takes every process slot, and each one freed, until the sandbox stops
-    fill = ("import subprocess, time\nwhile True:\n    try:\n"
-            "        subprocess.Popen(['sleep', '300'])\n"
-            "    except OSError as exc:\n        print(exc.strerror, flush=True)\n"
-            "        time.sleep(0.005)")
-    _, out, err = sh(server, "busy", f"python3 -c \"{fill}\" > /tmp/fill & "
-                                     "until grep -q . /tmp/fill; do sleep 0.05; done; "
-                                     "head -1 /tmp/fill")
+    _, out, err = sh(server, "busy", f"exec python3 -c '{_FILL}'")
     assert out == "Resource temporarily unavailable\n", (out, err)
     message = eventually(lambda: _limit_error(server), "an exec refused at the limit")
     assert "busy is at its limit of 48 processes" in message, message
@@ -124,3 +148,22 @@ def test_a_chatty_service_log_stays_under_its_cap_and_follow_survives_rotation(
                        params={"lines": "50", "duration": "0"})
     assert backlog.status_code == 200
     eventually(lambda: sh(server, "calm", "echo fine") == (0, "fine\n", ""), "the other sprite")
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[tuple[LocalServer, httpx.Client]]:
+    yield from _server(tmp_path, "--max-memory", "96M")
+
+
+def test_in_memory_file_systems_fill_up_inside_only(
+        small_tmpfs: tuple[LocalServer, httpx.Client]) -> None:
+    server, http = small_tmpfs
+    if http.get("/v1/sprites").status_code != 200:
+        pytest.fail("the server does not answer")
+    code, out, err = sh(server, "busy", "dd if=/dev/zero of=/dev/shm/fill bs=1M count=128 "
+                                        "2>&1; ls -ld /dev/shm; rm -f /dev/shm/fill")
+    if find_bubblewrap().version < (0, 10):
+        pytest.skip("the bubblewrap in use cannot size a tmpfs")
+    assert "No space left on device" in out and out.endswith(" /dev/shm\n"), (code, out, err)
+    assert out.splitlines()[-1].startswith("drwxrwxrwt"), out
+    assert sh(server, "calm", "echo fine") == (0, "fine\n", "")

@@ -73,7 +73,8 @@ def init_command(name: str, files: SandboxFiles, isolation: Isolation, control_f
     argv = [bwrap.path, *identity, "--unshare-pid", "--unshare-ipc", "--unshare-uts",
             "--unshare-net", "--unshare-cgroup-try", "--hostname", name,
             "--die-with-parent", "--as-pid-1", "--new-session", "--info-fd", str(info_fd),
-            *files.mounts(), *system_links(), *python_binds, "--chdir", "/",
+            *files.mounts(isolation.limits.tmpfs_bytes if bwrap.version >= (0, 10) else 0),
+            *system_links(), *python_binds, "--chdir", "/",
             python, "-I", "-S", "-", str(control_fd), json.dumps(options)]
     return argv, "/"
 

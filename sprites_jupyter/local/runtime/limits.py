@@ -9,7 +9,8 @@ another sprite or the host. Here sprites share the host's kernel, so each gets l
 - memory: per process, ``RLIMIT_DATA`` (heap and private writable mappings: what
   ``malloc`` takes; ``ENOMEM`` beyond). A per-sprite total needs a cgroup v2 the host
   delegates, which this server does not manage yet: the start-up notice says so.
-  Default 8 GiB, at most half the host's memory.
+  Default 8 GiB, at most half the host's memory. ``/run`` and ``/dev/shm`` (in
+  memory) hold at most that each, and at most 1 GiB (bubblewrap >= 0.10).
 - service logs: each service's log file is rotated at the cap (one older file kept),
   default 10 MiB, as Docker's log drivers are commonly capped.
 - disk: not limited: a sprite's layer is a directory of the host's filesystem, with no
@@ -41,16 +42,26 @@ class SpriteLimits:
     memory_bytes: int = _default_memory()
     service_log_bytes: int = 10 * MiB
 
-    def notice(self) -> str:
-        """The one start-up line saying what is enforced, how, and what is not."""
+    def notice(self, tmpfs_capped: bool = True) -> str:
+        """The one start-up line saying what is enforced, how, and what is not
+        (``tmpfs_capped``: whether the bubblewrap in use can size a tmpfs)."""
+        tmpfs = (f"/run and /dev/shm {_size(self.tmpfs_bytes)} each" if tmpfs_capped
+                 else "/run and /dev/shm NOT limited (bubblewrap < 0.10)")
         parts = [f"processes {self.processes} per sprite" if self.processes
                  else "processes unlimited",
                  f"memory {_size(self.memory_bytes)} per process (not per sprite: no "
-                 "delegated cgroup v2 is used)" if self.memory_bytes else "memory unlimited",
+                 f"delegated cgroup v2 is used), {tmpfs}" if self.memory_bytes
+                 else "memory unlimited",
                  f"service logs {_size(self.service_log_bytes)} + 1 rotated file"
                  if self.service_log_bytes else "service logs unlimited",
                  "disk of a sprite's layer NOT limited (no quota on the host's filesystem)"]
         return "sprite limits: " + "; ".join(parts)
+
+    @property
+    def tmpfs_bytes(self) -> int:
+        """The size of each in-memory file system of a sprite (``/run``, ``/dev/shm``):
+        the memory limit, at most 1 GiB (0: unbounded)."""
+        return min(self.memory_bytes, GiB)
 
     def init_options(self) -> dict[str, int]:
         """What the sprite's init applies to itself, so every process of the sprite

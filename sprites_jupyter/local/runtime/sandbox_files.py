@@ -182,15 +182,18 @@ class SandboxFiles:
             "resolv.conf": "nameserver 127.0.0.1\n",
         }
 
-    def mounts(self) -> list[str]:
+    def mounts(self, tmpfs_bytes: int = 0) -> list[str]:
         """bwrap arguments: the tree as ``/``, overlays, ``/proc``, ``/dev``, ``/.sprite``, the
-        generated ``/etc`` files, and masks over the host's private ``/etc`` entries."""
+        generated ``/etc`` files, and masks over the host's private ``/etc`` entries.
+        ``tmpfs_bytes`` caps each in-memory file system (``/run``, ``/dev/shm``)."""
         args = ["--bind", str(self.tree), "/"]
         for name in base_directories():
             args += ["--overlay-src", f"/{name}", "--overlay", str(self.tree / name),
                      str(self.scratch / "work" / name), f"/{name}"]
+        size = ["--size", str(tmpfs_bytes)] if tmpfs_bytes else []
         args += ["--proc", "/proc", *_proc_covers(self.scratch), "--dev", "/dev",
-                 "--tmpfs", "/run", "--ro-bind", str(self.platform), "/.sprite"]
+                 "--perms", "01777", *size, "--tmpfs", "/dev/shm", *size, "--tmpfs", "/run",
+                 "--ro-bind", str(self.platform), "/.sprite"]
         for name in _GENERATED:
             args += ["--ro-bind", str(self.scratch / name), _etc_target(name)]
         if "etc" in base_directories():
