@@ -22,7 +22,7 @@ import pytest
 
 from sprites_jupyter.local.runtime.host_ids import RANGE_START, SPRITE_ID
 from tests.conftest import LocalServer, start_server
-from tests.local.sandbox_checks import sh
+from tests.local.sandbox_checks import checkpoint, sh
 from tests.local.sprite_procs import host_pid, sandboxed
 from tests.local.test_sandbox_unprivileged import home, local, user  # noqa: F401 (fixtures)
 
@@ -263,3 +263,12 @@ def test_fault_init_flooding_malformed_messages_leaks_no_fd(tmp_path: Path) -> N
             assert http.get("/v1/sprites/victim").status_code == 200
     finally:
         running.stop()
+
+
+def test_the_sprite_reads_its_checkpoint_views(
+        target: tuple[LocalServer, httpx.Client, str]) -> None:
+    server, http, name = target
+    assert sh(server, name, "mkdir -m 700 private && echo kept > private/note")[0] == 0
+    checkpoint_id = checkpoint(http, name)
+    view = f"/.sprite/checkpoints/{checkpoint_id}/home/sprite/private"
+    assert sh(server, name, f"cat {view}/note; stat -c %a {view}") == (0, "kept\n700\n", "")

@@ -154,6 +154,7 @@ class SandboxFiles:
             if self._owner_record.read_text() == owner:
                 return
         take_ownership(self.tree)
+        take_ownership(self.checkpoints_dir)  # views an older server built as root
         self._owner_record.write_text(owner)
 
     def reclaim_tree(self) -> None:
