@@ -171,9 +171,8 @@ def serve(host: str, port: int, home: Path, token: str, log_level: str = "warnin
     except OSError as exc:
         sys.exit(f"sprites-local: cannot listen on {host}:{port}: {exc.strerror}")
     bound_port = sock.getsockname()[1]
-    notice = "sprites unsandboxed: no limits"
-    if isolation is not None and isolation.bwrap is not None:
-        notice = isolation.limits.notice(isolation.bwrap.version >= (0, 10))
+    notice = isolation.limits_notice() if isolation is not None else ""
+    if notice:
         print(f"sprites-local: {notice}", file=sys.stderr, flush=True)
     shown_host = f"[{host}]" if family == socket.AF_INET6 else host
     url = f"http://{shown_host}:{bound_port}"
@@ -186,7 +185,8 @@ def serve(host: str, port: int, home: Path, token: str, log_level: str = "warnin
     server = uvicorn.Server(config)
     logging.getLogger("uvicorn.error").addFilter(_DenialNoiseFilter())
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(server, sock, home, url, app, idle_exit, notice))
+        asyncio.run(_serve(server, sock, home, url, app, idle_exit,
+                           notice or "sprites unsandboxed: no limits"))
 
 
 def _duration(seconds: float) -> str:

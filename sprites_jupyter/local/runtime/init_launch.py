@@ -45,6 +45,13 @@ class Isolation:
     def sandboxed(self) -> bool:
         return self.bwrap is not None
 
+    def limits_notice(self) -> str:
+        """What each sprite may use and what is not limited (empty when unsandboxed:
+        a sprite is then the server user's host processes)."""
+        if self.bwrap is None:
+            return ""
+        return self.limits.notice(self.bwrap.version >= (0, 10))
+
     def describe(self) -> str:
         """``sandbox`` or ``unsandboxed: REASON`` (what ``%sprite`` shows)."""
         return "sandbox" if self.sandboxed else f"unsandboxed: {self.reason}"
