@@ -10,7 +10,6 @@ import os
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from tests.local.sandbox_checks import checkpoint, eventually, restore, sh, star
 from tests.local.sprite_procs import alive, host_pid, sandboxed
 
 REPO = Path(__file__).resolve().parents[2]
+GENERATED_ETC = {"passwd", "group", "hosts", "hostname", "resolv.conf"}
 
 
 @pytest.fixture(autouse=True)
@@ -157,7 +157,11 @@ def test_children_start_with_default_signals(tmp_path: Path) -> None:
 
 
 def test_writes_stay_in_the_sprite_and_persist(tmp_path: Path) -> None:
+    """Every write lands in the sprite; the host's directories under /usr stay read-only
+    to it (EACCES, as the README says): they are host root's, and the sprite user is
+    never host root, whoever runs the server."""
     mark = tmp_path.name
+    under_usr = f"/usr/local/{mark}"
     places = [f"/tmp/{mark}", f"/etc/{mark}", f"/opt/{mark}", f"/{mark}"]
     local = start_server(tmp_path / "home")
     try:
@@ -165,10 +169,8 @@ def test_writes_stay_in_the_sprite_and_persist(tmp_path: Path) -> None:
             assert http.post("/v1/sprites", json={"name": "keep"}).status_code == 201
             writes = "; ".join(f"echo {path} > {path}" for path in places)
             assert sh(local, "keep", writes) == (0, "", "")
-            # the host's own directories are root's, and the sprite user is never root
-            code, _, err = sh(local, "keep", f"echo no > /usr/local/{mark}")
-            assert code != 0 and "Permission denied" in err
-        for path in [*places, f"/usr/local/{mark}"]:
+            _assert_permission_denied(local, "keep", f"echo {under_usr} > {under_usr}")
+        for path in [*places, under_usr]:
             assert not os.path.exists(path), f"{path} reached the host"
         local.stop()
         local = start_server(tmp_path / "home")
@@ -178,22 +180,31 @@ def test_writes_stay_in_the_sprite_and_persist(tmp_path: Path) -> None:
         local.stop()
 
 
-def _a_base_file() -> str:
-    """A regular file directly in the host's /etc for the sprite to delete (in its layer):
-    the sprite user is never host root, so it may change /etc's own entries (its layer
-    holds that directory) but not the root-owned directories beneath."""
-    generated = {"passwd", "group", "hosts", "hostname", "resolv.conf"}
-    for name in sorted(os.listdir("/etc")):
-        path = os.path.join("/etc", name)
-        if (name not in generated and os.path.isfile(path) and not os.path.islink(path)
-                and os.stat(path).st_mode & stat.S_IROTH):
-            return path
-    pytest.skip("the host has no readable file directly in /etc to delete in a sprite")
+def _assert_permission_denied(server: LocalServer, sprite: str, script: str) -> None:
+    code, _, err = sh(server, sprite, script)
+    assert code != 0 and "Permission denied" in err, (code, err)
+
+
+def _a_base_file(directory: str, *, walk: bool = True) -> str:
+    """A small regular file of the host's ``directory`` (or beneath it, with ``walk``) for
+    the sprite to delete in its layer; never one the sandbox generates."""
+    for parent, _, files in os.walk(directory):
+        for name in sorted(set(files) - GENERATED_ETC):
+            path = os.path.join(parent, name)
+            if os.path.isfile(path) and not os.path.islink(path) and os.access(path, os.R_OK):
+                return path
+        if not walk:
+            break
+    pytest.skip(f"the host has no regular file in {directory} to delete in a sprite")
 
 
 def test_checkpoints_keep_deletions_of_base_files(http: httpx.Client, server: LocalServer,
                                                   sprite: str) -> None:
-    base_file = _a_base_file()
+    """The host's directories under /usr are read-only to the sprite (EACCES), so it
+    deletes a base file right in /etc, a directory of its own, and puts a directory in
+    its place (an opaque directory over the whiteout)."""
+    _assert_permission_denied(server, sprite, f"rm {_a_base_file('/usr/share/doc')}")
+    base_file = _a_base_file("/etc", walk=False)
     with_file = checkpoint(http, sprite)
     script = f"rm {base_file} && mkdir {base_file} && echo mine > {base_file}/new.txt"
     assert sh(server, sprite, script)[0] == 0

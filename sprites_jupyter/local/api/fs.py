@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
@@ -73,7 +73,7 @@ class _Target:
     host_id: int | None
 
 
-async def _view_root(request: Request) -> _Target:
+async def _view_root(request: HTTPConnection) -> _Target:
     """The one place the filesystem API learns where a sprite's files are: the runtime's
     view of them (the sandbox's root, or the tree directory unsandboxed), once any
     restore of the sprite has finished, and whose rights to use there."""
@@ -120,9 +120,12 @@ def _mode(bits: int) -> str:
 
 def _parse_mode(value: object, path: str) -> int:
     try:
-        if isinstance(value, bool):
+        if isinstance(value, str):
+            mode = int(value, 8)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            mode = int(value)
+        else:
             raise TypeError
-        mode = int(value, 8) if isinstance(value, str) else int(value)  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError):
         raise fs_error(errno.EINVAL, path, f"invalid mode {value!r}: use an octal string "
                                            "such as 0644") from None

@@ -13,7 +13,8 @@ import json
 import os
 import socket
 import struct
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeGuard
 
 MAX_MESSAGE = 1 << 22
 
@@ -33,7 +34,7 @@ def parse_message(data: bytes) -> dict[str, Any]:
     return message
 
 
-def is_int(value: object) -> bool:
+def is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -54,7 +55,7 @@ def received_fds(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
 
 
 async def send_message(control: socket.socket, message: dict[str, Any],
-                       fds: list[int] = ()) -> None:
+                       fds: Sequence[int] = ()) -> None:
     """Send one message (with ``fds``) on the non-blocking socket, waiting while it is
     full; raises OSError when the init is gone."""
     data = json.dumps(message).encode()

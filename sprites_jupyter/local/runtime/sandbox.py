@@ -25,7 +25,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -330,7 +330,7 @@ class Sandbox:
             fds = []
         future.set_result((message, fds))
 
-    async def _request(self, message: dict[str, Any], fds: list[int] = ()
+    async def _request(self, message: dict[str, Any], fds: Sequence[int] = ()
                        ) -> tuple[dict[str, Any], list[int]]:
         await self.start()
         control = self._control
@@ -349,7 +349,7 @@ class Sandbox:
         return await future
 
     async def _send(self, control: socket.socket, message: dict[str, Any],
-                    fds: list[int] = ()) -> None:
+                    fds: Sequence[int] = ()) -> None:
         try:
             await send_message(control, message, fds)
         except OSError as exc:
