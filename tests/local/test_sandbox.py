@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -191,7 +192,8 @@ def _a_base_file(directory: str, *, walk: bool = True) -> str:
     for parent, _, files in os.walk(directory):
         for name in sorted(set(files) - GENERATED_ETC):
             path = os.path.join(parent, name)
-            if os.path.isfile(path) and not os.path.islink(path) and os.access(path, os.R_OK):
+            if (os.path.isfile(path) and not os.path.islink(path)
+                    and os.stat(path).st_mode & stat.S_IROTH):  # not masked in the sandbox
                 return path
         if not walk:
             break
