@@ -22,7 +22,7 @@ import pytest
 
 from sprites_jupyter.local.runtime.host_ids import RANGE_START, SPRITE_ID
 from tests.conftest import LocalServer, start_server
-from tests.local.sandbox_checks import checkpoint, sh
+from tests.local.sandbox_checks import checkpoint, restore, sh
 from tests.local.sprite_procs import host_pid, sandboxed
 from tests.local.test_sandbox_unprivileged import home, local, user  # noqa: F401 (fixtures)
 
@@ -272,3 +272,15 @@ def test_the_sprite_reads_its_checkpoint_views(
     checkpoint_id = checkpoint(http, name)
     view = f"/.sprite/checkpoints/{checkpoint_id}/home/sprite/private"
     assert sh(server, name, f"cat {view}/note; stat -c %a {view}") == (0, "kept\n700\n", "")
+
+
+def test_restored_files_stay_the_sprite_users(
+        target: tuple[LocalServer, httpx.Client, str]) -> None:
+    server, http, name = target
+    assert sh(server, name, "mkdir -p kept/dir && echo one > kept/dir/file")[0] == 0
+    checkpoint_id = checkpoint(http, name)
+    assert sh(server, name, "rm -rf kept")[0] == 0
+    restore(http, name, checkpoint_id)
+    assert sh(server, name, "echo two >> kept/dir/file && touch kept/dir/new && "
+                            "stat -c %u kept kept/dir kept/dir/file && cat kept/dir/file") == (
+        0, "1000\n1000\n1000\none\ntwo\n", "")

@@ -110,10 +110,9 @@ def _complaint(maker: subprocess.Popen[str]) -> str:
     return lines[-1] if lines else f"exit {maker.wait()}"
 
 
-def take_ownership(tree: os.PathLike[str] | str) -> None:
-    """Give the sprite user what host root owns in its tree (a home made by an older
-    server, files a restore wrote); never follows a symlink."""
-    owner = sprite_host_id()
+def take_ownership(tree: os.PathLike[str] | str, owner: int) -> None:
+    """Give host id ``owner`` (the sprite user's) what host root owns in a sprite's tree
+    (a home made by an older server, files a restore wrote); never follows a symlink."""
 
     def claim(path: str) -> None:
         with contextlib.suppress(OSError):

@@ -170,7 +170,7 @@ class Sandbox:
         async with self._lock:
             if self._control is not None:
                 return
-            await asyncio.to_thread(self.files.prepare)
+            await asyncio.to_thread(self.files.prepare, self.host_id)
             log_start = self.files.init_log_size()
             parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             for end in (parent, child):

@@ -116,10 +116,11 @@ class SandboxFiles:
                 os.rename(source, target)
         self.create_platform()
 
-    def prepare(self) -> None:
+    def prepare(self, owner: int | None = None) -> None:
         """Make what the next sandbox start needs; an upper layer that is not a real
         directory (a symlink a process left, say) is replaced, never followed. Writes
-        only what is missing or changed, so a sandbox starts on a full disk."""
+        only what is missing or changed, so a sandbox starts on a full disk. ``owner``:
+        the sprite user's host id when it is not the server's (see :meth:`_claim_tree`)."""
         self.create_platform()
         self.scratch.mkdir(parents=True, exist_ok=True)
         for name in base_directories():
@@ -133,7 +134,8 @@ class SandboxFiles:
             (self.scratch / "work" / name).mkdir(parents=True, exist_ok=True)
         (self.scratch / "empty").mkdir(exist_ok=True)
         (self.scratch / "empty-file").touch()
-        self._claim_tree()
+        if owner is not None:
+            self._claim_tree(owner)
         for name, text in self._generated().items():
             target = self.scratch / name
             with contextlib.suppress(OSError):
@@ -144,18 +146,16 @@ class SandboxFiles:
             os.chmod(temp, 0o644)
             os.replace(temp, target)
 
-    def _claim_tree(self) -> None:
-        """Remapped, hand what host root owns in the tree to the sprite user, once per
-        change by the server (a new tree, a restore, a home an older server made)."""
-        if not remapped():
-            return
-        owner = str(sprite_host_id())
+    def _claim_tree(self, owner: int) -> None:
+        """Hand what host root owns in the tree to the sprite user (host id ``owner``),
+        once per change by the server (a new tree, a restore, a home an older server
+        made)."""
         with contextlib.suppress(OSError):
-            if self._owner_record.read_text() == owner:
+            if self._owner_record.read_text() == str(owner):
                 return
-        take_ownership(self.tree)
-        take_ownership(self.checkpoints_dir)  # views an older server built as root
-        self._owner_record.write_text(owner)
+        take_ownership(self.tree, owner)
+        take_ownership(self.checkpoints_dir, owner)  # views an older server built as root
+        self._owner_record.write_text(str(owner))
 
     def reclaim_tree(self) -> None:
         """The server wrote into the tree as itself (a restore): claim it again at the
