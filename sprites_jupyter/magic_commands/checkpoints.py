@@ -1,9 +1,11 @@
 """Checkpoint subcommands: checkpoint, checkpoints, restore, browse.
 
-Every restore can be undone. The local server, and any server that has said so
-in an earlier restore stream, takes an ``auto-<ms>`` safety checkpoint before
-restoring; for other servers a checkpoint of the live state is taken first (the
-protocol itself does not promise a backup of what a restore replaces).
+A checkpoint holds the Python session's variables too: the session saves its
+namespace into the sprite first (:mod:`.session_state`). Every restore can be undone.
+The local server, and any server that has said so in an earlier restore stream,
+takes an ``auto-<ms>`` safety checkpoint before restoring; for other servers a
+checkpoint of the live state is taken first (the protocol itself does not promise
+a backup of what a restore replaces).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from ..widgets.progress import ProgressView, describe_event, track
 from .context import CommandContext
 from .diff import checkpoint_changes, restore_summary
 from .errors import describe_ids, explain
+from .python_lifecycle import sessions_of
+from .session_state import end_after_restore, save_session
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,13 +39,27 @@ __all__ = ["browse", "checkpoint", "checkpoints", "restore"]
 _AUTO_ID = re.compile(r"\bauto-\d+\b")
 
 
-def take_checkpoint(handle: Sprite, comment: str, view: ProgressView) -> Checkpoint:
-    """Create a checkpoint, showing its stages on ``view``."""
+def save_variables(ctx: CommandContext, name: str) -> str:
+    """This kernel's Python session on ``name`` saves its namespace into the sprite."""
+    return save_session(sessions_of(ctx).get(name))
+
+
+def restored(ctx: CommandContext, name: str) -> None:
+    """After a restore: this kernel's Python session on ``name`` is seen as ended, so its
+    next use resumes the variables the checkpoint holds."""
+    end_after_restore(sessions_of(ctx).get(name))
+
+
+def take_checkpoint(ctx: CommandContext, handle: Sprite, comment: str,
+                    view: ProgressView) -> Checkpoint:
+    """Save the Python session's variables, then create a checkpoint, showing its stages
+    on ``view``."""
+    saved = save_variables(ctx, handle.name)
     stream = handle.create_checkpoint(comment)
     for _ in track(stream, view):
         pass
     created = stream.result
-    view.succeed(f"{created.id} created")
+    view.succeed(f"{created.id} created" + (f"; Python session: {saved}" if saved else ""))
     return created
 
 
@@ -60,6 +78,7 @@ def restore_with_undo(ctx: CommandContext, handle: Sprite, checkpoint_id: str,
     """Restore with a way back; returns the id of the checkpoint that undoes it."""
     backs_up = (handle.client.is_local
                 or handle.client.base_url in ctx.servers_with_auto_backup)
+    save_variables(ctx, handle.name)
     before = None
     if not backs_up:
         comment = f"before restore to {checkpoint_id}"
@@ -73,6 +92,7 @@ def restore_with_undo(ctx: CommandContext, handle: Sprite, checkpoint_id: str,
         found = _AUTO_ID.search(describe_event(event) or "")
         if event.type == "info" and found:
             auto_id = found.group(0)
+    restored(ctx, handle.name)
     if auto_id:
         ctx.servers_with_auto_backup.add(handle.client.base_url)
     undo_id = auto_id or (before.result.id if before is not None else "")
@@ -84,7 +104,8 @@ def checkpoint(ctx: CommandContext, args: Namespace) -> Checkpoint:
     """Take a checkpoint with a progress view; returns the new Checkpoint."""
     handle = ctx.sprite(args.sprite)
     with ctx.operation(handle.name, "checkpoint", args.comment) as journaled:
-        created = take_checkpoint(handle, args.comment, ctx.progress(f"Checkpoint {handle.name}"))
+        created = take_checkpoint(ctx, handle, args.comment,
+                                  ctx.progress(f"Checkpoint {handle.name}"))
         journaled.set(f"ok: {created.id}")
         return created
 
@@ -134,7 +155,7 @@ def browse(ctx: CommandContext, args: Namespace) -> Any:
                                            lambda: restore_with_undo(ctx, handle, cp, view),
                                            "ok: undo with {}"),
         create=lambda comment, view: journaled(
-            "checkpoint", comment, lambda: take_checkpoint(handle, comment, view).id,
+            "checkpoint", comment, lambda: take_checkpoint(ctx, handle, comment, view).id,
             "ok: {}"),
         explain=explain,
         changes=lambda cp: checkpoint_changes(handle, cp),

@@ -117,6 +117,10 @@ def build_python_parser() -> SpriteArgumentParser:
                         help="show a remote exception without failing the cell")
     parser.add_argument("--new", action="store_true",
                         help="start a fresh interpreter first (the old variables are gone)")
+    parser.add_argument("--python", metavar="PATH",
+                        help="the interpreter to start the session on (a venv's or conda's "
+                             "bin/python, Python 3.8+; default: SpriteMagics.python, else "
+                             "python3)")
     parser.add_argument("--push", metavar="A,B",
                         help="send these kernel variables to the session before the cell")
     parser.add_argument("--pull", metavar="C,D",

@@ -9,7 +9,10 @@ events, and descriptor 0 reads ``/dev/null``. Every reply carries the request's
 
 Requests (``op``): ``hello``, ``run`` (``code``), ``vars``, ``status``, ``load``
 (a pushed value: ``name``, ``format``, ``dir`` of parts, ``parts``), ``dump``
-(a value to pull: ``name``, ``path``, ``formats`` the client reads), ``exit``.
+(a value to pull: ``name``, ``path``, ``formats`` the client reads), ``save`` (the
+namespace into the sprite, for a checkpoint: :mod:`python_state`), ``resume``
+(``session_id``: an ended session's saved namespace), ``exit`` (which also removes
+this session's saved namespace: a stopped session is not resumed).
 Paths are relative to ``$HOME``, which is where the filesystem API's
 ``/home/sprite`` lives. SIGINT raises ``KeyboardInterrupt`` in the running cell
 only; between cells it is ignored.
@@ -38,8 +41,10 @@ import warnings
 
 try:
     from . import python_agent_values as values
+    from . import python_state as state
 except ImportError:
     import python_agent_values as values
+    import python_state as state
 
 MIN_PYTHON = (3, 8)
 FLUSH_INTERVAL = 0.05
@@ -169,6 +174,7 @@ class Agent:
         self.started = time.time()
         self.in_user_code = False
         self.request_id = None
+        self.state = state.SessionState("")
 
     # -- display ---------------------------------------------------------------
 
@@ -219,6 +225,7 @@ class Agent:
             if not isinstance(request, dict):
                 continue
             if request.get("op") == "exit":
+                self.state.discard()
                 return
             self.handle(request)
 
@@ -245,6 +252,7 @@ class Agent:
         session = request.get("session_id")
         if session:
             record_session(str(session), self.started)
+            self.state = state.SessionState(str(session))
         return {"pid": os.getpid(), "started": self.started, "boot_id": boot_id(),
                 "python": sys.version.split()[0], "executable": sys.executable,
                 "has": {name: importlib.util.find_spec(name) is not None
@@ -301,6 +309,21 @@ class Agent:
         return {"value": {"pid": os.getpid(), "started": self.started,
                           "memory": resident_bytes(), "cells": self.cells,
                           "python": sys.version.split()[0]}}
+
+    def op_save(self, request: dict) -> dict:
+        self.in_user_code = True
+        try:
+            return {"value": self.state.save(self.namespace, sys.version.split()[0])}
+        finally:
+            self.in_user_code = False
+
+    def op_resume(self, request: dict) -> dict:
+        folder = os.path.join(state.state_root(), str(request["session_id"]))
+        self.in_user_code = True
+        try:
+            return {"value": self.state.resume(folder, self.namespace)}
+        finally:
+            self.in_user_code = False
 
     def op_load(self, request: dict) -> dict:
         name = str(request["name"])

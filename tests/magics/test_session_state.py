@@ -1,0 +1,172 @@
+"""A checkpoint holds the ``%%sprite_python`` session's variables: checkpoint → change →
+restore → the next cell has them back, through a real shell on the local server."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from sprites_jupyter.magic_commands.python_lifecycle import sessions_of
+from sprites_jupyter.magic_commands.session_state import STATE_ROOT
+
+from .python_helpers import run_captured
+
+KINDS = (
+    "%%sprite_python\n"
+    "import math\n"
+    "from collections import OrderedDict as OD\n"
+    "class Model:\n"
+    "    def __init__(self, weight):\n"
+    "        self.weight = weight\n"
+    "    def fit(self, xs):\n"
+    "        self.weight = sum(xs) / len(xs)\n"
+    "        return self\n"
+    "    def predict(self, x):\n"
+    "        return x * self.weight\n"
+    "def make_adder(n):\n"
+    "    def add(x):\n"
+    "        return x + n\n"
+    "    return add\n"
+    "count = 41\n"
+    "text = 'hello'\n"
+    "model = Model(0).fit([1, 2, 3])\n"
+    "add3 = make_adder(3)\n"
+    "shared = [1, 2]\n"
+    "alias = shared\n"
+    "holder = {'list': shared}\n"
+    "ordered = OD(a=1)\n"
+    "import socket, threading\n"
+    "conn = socket.socket()\n"
+    "gen = (i for i in range(3))\n"
+)
+
+
+def shown_value(ip, code: str, options: str = "") -> str:
+    result, shown, _, _ = run_captured(ip, f"%%sprite_python {options}\n{code}\n")
+    assert result.success, result.error_in_exec
+    return shown[-1]["text/plain"]
+
+
+def test_variables_of_many_kinds_come_back_after_restore(ip, current):
+    ip.ok(KINDS)
+    result, _, out, _ = run_captured(ip, "%sprite checkpoint -m kinds")
+    assert result.success
+    checkpoint = result.result.id
+    assert "saved 11 variables" in out
+    assert "not saveable: conn (socket.socket), gen (generator)" in out
+    ip.ok("%%sprite_python\ncount = 0\nshared.append(3)\ndel model\n")
+    ip.ok(f"%sprite restore {checkpoint} --yes")
+    result, shown, out, _ = run_captured(
+        ip, "%%sprite_python\n(count, text, model.predict(2), type(model) is Model, add3(1),"
+            " alias is shared, holder['list'] is shared, shared, math.floor(2.5), ordered)\n")
+    assert result.success, result.error_in_exec
+    assert out.startswith(f"restored 11 variables from {checkpoint} (not restorable: conn, gen)")
+    assert shown[-1]["text/plain"] == (
+        "(41, 'hello', 4.0, True, 4, True, True, [1, 2], 2, OrderedDict([('a', 1)]))")
+    # The resumed session goes on saving, checkpointing and restoring.
+    ip.ok("%%sprite_python\ncount = 100\n")
+    second = ip.ok("%sprite checkpoint -m second").id
+    ip.ok("%%sprite_python\ncount = 5\n")
+    ip.ok(f"%sprite restore {second} --yes")
+    assert shown_value(ip, "count") == "100"
+
+
+def _objects(ip, sprite: str) -> dict[str, object]:
+    handle = ip.magics.context.sprite(sprite)
+    session = sessions_of(ip.magics.context)[sprite]
+    folder = f"{STATE_ROOT}/{session.session_id}"
+    manifest = json.loads(handle.read_file(f"{folder}/manifest.json"))
+    files = {entry.name: entry.mod_time for entry in handle.list_dir(f"{folder}/objects")}
+    return {"manifest": manifest, "files": files}
+
+
+def test_a_second_checkpoint_writes_only_the_variable_that_changed(ip, current):
+    ip.ok("%%sprite_python\nimport os\n"
+          "for i in range(10):\n    globals()[f'big{i}'] = os.urandom(2_000_000)\ndel i\n")
+    ip.ok("%sprite checkpoint -m first")
+    before = _objects(ip, current)
+    assert len(before["files"]) == 10
+    ip.ok("%%sprite_python\nbig3 = os.urandom(2_000_000)\n")
+    result, _, out, _ = run_captured(ip, "%sprite checkpoint -m second")
+    assert result.success
+    assert "saved 10 variables (1 changed, 1.9 MB)" in out
+    after = _objects(ip, current)
+    objects = {v["name"]: v["object"] for v in after["manifest"]["variables"]}
+    old_objects = {v["name"]: v["object"] for v in before["manifest"]["variables"]}
+    changed = [name for name in objects if objects[name] != old_objects[name]]
+    assert changed == ["big3"]
+    new_files = set(after["files"]) - set(before["files"])
+    assert new_files == {objects["big3"] + ".pickle"}
+    kept = set(after["files"]) & set(before["files"])
+    assert len(kept) == 9
+    assert all(after["files"][name] == before["files"][name] for name in kept)
+
+
+def test_a_mutated_list_is_never_missed(ip, current):
+    ip.ok("%%sprite_python\nrows = [1, 2]\n")
+    first = ip.ok("%sprite checkpoint -m two-rows").id
+    ip.ok("%%sprite_python\nrows.append(3)\n")
+    second = ip.ok("%sprite checkpoint -m three-rows").id
+    ip.ok(f"%sprite restore {first} --yes")
+    assert shown_value(ip, "rows") == "[1, 2]"
+    ip.ok(f"%sprite restore {second} --yes")
+    assert shown_value(ip, "rows") == "[1, 2, 3]"
+
+
+def test_a_checkpoint_from_before_the_session_restores_as_before(ip, current):
+    checkpoint = ip.ok("%sprite checkpoint -m empty").id
+    ip.ok("%%sprite_python\nlate = 1\n")
+    ip.ok("%sprite checkpoint -m with-late")
+    ip.ok(f"%sprite restore {checkpoint} --yes")
+    message = ip.fails("%%sprite_python\nlate\n")
+    assert f"restored to {checkpoint}): its variables are gone" in message
+    assert shown_value(ip, "'fresh'") == "'fresh'"
+
+
+def test_new_after_a_restore_starts_an_empty_session(ip, current):
+    ip.ok("%%sprite_python\nkept = 1\n")
+    checkpoint = ip.ok("%sprite checkpoint -m kept").id
+    ip.ok(f"%sprite restore {checkpoint} --yes")
+    result = ip.shell.run_cell("%%sprite_python --new\nkept\n")
+    assert result.error_in_exec.ename == "NameError"
+
+
+def test_two_sprites_each_get_their_own_session_back(ip, current, http):
+    other = f"t-{uuid.uuid4().hex[:10]}"
+    assert http.post("/v1/sprites", json={"name": other}).status_code == 201
+    try:
+        _two_sprites(ip, other)
+    finally:
+        ip.shell.run_cell(f"%sprite python stop -s {other}")
+        http.delete(f"/v1/sprites/{other}")
+
+
+def _two_sprites(ip, other: str) -> None:
+    ip.ok("%%sprite_python\nwhere = 'first'\n")
+    ip.ok(f"%%sprite_python -s {other}\nwhere = 'second'\n")
+    one = ip.ok("%sprite checkpoint -m one").id
+    two = ip.ok(f"%sprite checkpoint -s {other} -m two").id
+    ip.ok("%%sprite_python\nwhere = 'changed'\n")
+    ip.ok(f"%%sprite_python -s {other}\nwhere = 'changed too'\n")
+    ip.ok(f"%sprite restore {one} --yes")
+    ip.ok(f"%sprite restore {two} -s {other} --yes")
+    assert shown_value(ip, "where") == "'first'"
+    assert shown_value(ip, "where", f"-s {other}") == "'second'"
+
+
+def test_rollback_on_error_brings_the_variables_back(ip, current):
+    ip.ok("%%sprite_python\nstep = 'before'\n")
+    result = ip.shell.run_cell("%%sprite_exec --checkpoint-before risky --rollback-on-error "
+                               "--no-raise\nexit 3\n")
+    assert result.success
+    result, shown, out, _ = run_captured(ip, "%%sprite_python\nstep\n")
+    assert out.startswith("restored 1 variables from ")
+    assert shown == [{"text/plain": "'before'"}]
+
+
+def test_a_stopped_session_leaves_nothing_to_resume(ip, current):
+    ip.ok("%%sprite_python\ngone = 1\n")
+    ip.ok("%sprite checkpoint -m saved")
+    ip.ok("%sprite python stop")
+    result = ip.shell.run_cell("%%sprite_python\ngone\n")
+    assert result.error_in_exec.ename == "NameError"
