@@ -228,6 +228,13 @@ class PythonSession:
                     and message.get("id") == request_id:
                 return message
 
+    def capabilities(self) -> dict[str, bool]:
+        """What the session can import, asked again (a package may have been installed)."""
+        done = self.call("has", timeout=HANDSHAKE_WAIT)
+        if done.get("status") == "ok" and isinstance(done.get("value"), dict):
+            self.info["has"] = done["value"]
+        return dict(self.info.get("has") or {})
+
     def interrupt(self) -> None:
         """SIGINT the agent's process group: ``KeyboardInterrupt`` in the running cell."""
         with contextlib.suppress(SpritesError, OSError):

@@ -7,7 +7,7 @@ descriptors 1 and 2, so subprocesses too) are captured and sent as ``stream``
 events, and descriptor 0 reads ``/dev/null``. Every reply carries the request's
 ``id``; a client that attaches later skips the replayed lines it does not own.
 
-Requests (``op``): ``hello``, ``run`` (``code``), ``vars``, ``status``, ``load``
+Requests (``op``): ``hello``, ``run`` (``code``), ``vars``, ``status``, ``has``, ``load``
 (a pushed value: ``name``, ``format``, ``dir`` of parts, ``parts``), ``dump``
 (a value to pull: ``name``, ``path``, ``formats`` the client reads), ``save`` (the
 namespace into the sprite, for a checkpoint: :mod:`python_state`), ``resume``
@@ -255,9 +255,12 @@ class Agent:
             self.state = state.SessionState(str(session))
         return {"pid": os.getpid(), "started": self.started, "boot_id": boot_id(),
                 "python": sys.version.split()[0], "executable": sys.executable,
-                "has": {name: importlib.util.find_spec(name) is not None
-                        for name in ("numpy", "pandas", "pyarrow", "cloudpickle",
-                                     "IPython", "matplotlib")}}
+                "has": capabilities()}
+
+    def op_has(self, request: dict) -> dict:
+        """What the session can import now (a package installed mid-session counts)."""
+        importlib.invalidate_caches()
+        return {"value": capabilities()}
 
     def op_run(self, request: dict) -> dict:
         self.cells += 1
@@ -361,6 +364,11 @@ class Agent:
             self.in_user_code = False
         return {"format": kind, "size": os.path.getsize(path),
                 "type_name": values.describe_type(value)}
+
+
+def capabilities() -> dict:
+    return {name: importlib.util.find_spec(name) is not None
+            for name in ("numpy", "pandas", "pyarrow", "cloudpickle", "IPython", "matplotlib")}
 
 
 def user_traceback(error: BaseException) -> list:

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
+
+import pytest
 
 from sprites_jupyter.magic_commands.python_lifecycle import sessions_of
 from sprites_jupyter.magic_commands.session_state import STATE_ROOT
 
-from .python_helpers import run_captured
+from .python_helpers import run_captured, sprite_has
 
 KINDS = (
     "%%sprite_python\n"
@@ -170,3 +173,59 @@ def test_a_stopped_session_leaves_nothing_to_resume(ip, current):
     ip.ok("%sprite python stop")
     result = ip.shell.run_cell("%%sprite_python\ngone\n")
     assert result.error_in_exec.ename == "NameError"
+
+
+def test_a_pull_the_kernel_cannot_load_fails_in_one_line(ip, current):
+    ip.ok("%%sprite_exec\nprintf 'class Fitted:\\n    pass\\n' > sprite_only_module.py\n")
+    ip.ok("%%sprite_python\nimport sprite_only_module\nfitted = sprite_only_module.Fitted()\n")
+    message = ip.fails("%sprite pull fitted")
+    assert message == ("Cannot pull fitted (sprite_only_module.Fitted): the kernel has no "
+                       "sprite_only_module: pip install sprite_only_module here, or pull a "
+                       "plain form (e.g. a dict or list made from it)")
+    ip.ok("%%sprite_python\nclass Local:\n    pass\nlocal = Local()\n")
+    message = ip.fails("%sprite pull local")
+    assert message.startswith("Cannot pull local (__main__.Local): its class was defined in a "
+                              "%%sprite_python cell")
+
+
+def test_a_package_made_importable_mid_session_is_used_by_the_next_push(ip, current,
+                                                                        stdlib_python):
+    import cloudpickle
+
+    if sprite_has(ip, current, "cloudpickle"):
+        pytest.skip("the sprite's python3 already has cloudpickle")
+    ip.shell.user_ns["scale"] = lambda x: x * 3
+    message = ip.fails("%sprite push scale")
+    assert message.startswith("Cannot push scale: a function cannot be serialised")
+    package = Path(cloudpickle.__file__).parent
+    handle = ip.magics.context.sprite()
+    for source in package.glob("*.py"):
+        handle.write_file(f"/home/sprite/cloudpickle/{source.name}", source.read_bytes())
+    result, _, out, _ = run_captured(ip, "%sprite push scale")
+    assert result.success, result.error_in_exec
+    assert "as cloudpickle" in out
+    assert shown_value(ip, "scale(5)") == "15"
+
+
+def test_python_runs_the_session_on_a_venv_and_status_names_it(ip, current):
+    ip.ok("%%sprite_exec\npython3 -m venv --without-pip /home/sprite/venv\n")
+    venv_python = "/home/sprite/venv/bin/python"
+    assert shown_value(ip, "import sys\nsys.prefix", f"--python {venv_python}") == \
+        "'/home/sprite/venv'"
+    status = ip.ok("%sprite python")
+    assert status["interpreter"].startswith("/home/sprite/venv/bin/python")
+    message = ip.fails("%%sprite_python --python python3\npass\n")
+    assert message == (f"The Python session on sprite {current} runs {venv_python}: add "
+                       "--new to start one on python3")
+    assert shown_value(ip, "import sys\nsys.prefix", "--new --python python3") != \
+        "'/home/sprite/venv'"
+
+
+def test_the_python_setting_chooses_the_interpreter(ip, current):
+    ip.ok("%%sprite_exec\npython3 -m venv --without-pip /home/sprite/env2\n")
+    ip.ok("%config SpriteMagics.python = '/home/sprite/env2/bin/python'")
+    assert shown_value(ip, "import sys\nsys.prefix") == "'/home/sprite/env2'"
+    message = ip.fails("%%sprite_python --new --python /home/sprite/nowhere/python\npass\n")
+    assert message == (f"Sprite {current} has no /home/sprite/nowhere/python: give the path "
+                       "of a Python 3.8 or newer there (e.g. --python "
+                       "/home/sprite/.venv/bin/python)")
