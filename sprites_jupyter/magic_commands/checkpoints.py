@@ -26,9 +26,10 @@ from ..widgets.browser import (
 )
 from ..widgets.progress import ProgressView, describe_event, track
 from .context import CommandContext
-from .diff import checkpoint_changes, restore_summary
+from .diff import checkpoint_changes
 from .errors import describe_ids, explain
 from .python_lifecycle import sessions_of
+from .restore_preview import describe_restore
 from .session_state import end_after_restore, save_session
 
 if TYPE_CHECKING:
@@ -127,8 +128,9 @@ def restore(ctx: CommandContext, args: Namespace) -> None:
         target = existing_checkpoint(handle, args.id)
         if ctx.settings.confirm_restore and not args.yes:
             comment = f" ({target.comment})" if target.comment else ""
+            save_variables(ctx, handle.name)
             ctx.confirm(f"Restore {target.id}{comment} on sprite {handle.name}? "
-                        f"{restore_summary(handle, target.id)} This {RESTORE_EFFECT}.",
+                        f"{describe_restore(ctx, handle, target.id)} This {RESTORE_EFFECT}.",
                         how_to_skip=f"add --yes (%sprite restore {args.id} --yes)")
         undo_id = restore_with_undo(ctx, handle, target.id,
                                     ctx.progress(f"Restore {handle.name}"))

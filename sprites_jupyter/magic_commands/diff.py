@@ -39,6 +39,8 @@ __all__ = ["HELPER_SOURCE", "checkpoint_changes", "diff", "ls_checkpoint", "rest
 HELPER_SOURCE = files("sprites_jupyter.remote").joinpath("diff_helper.py").read_text("utf-8")
 CHECKPOINTS_DIR = "/.sprite/checkpoints"
 HOME = "/home/sprite"
+# The Python session's saved variables: reported as variables (``--vars``), not files.
+SAVED_STATE = f"{HOME}/.sprites_jupyter/state"
 # How far the sprite's clock may be behind the API's (checkpoint times come from the API).
 CLOCK_SKEW = 60.0
 _CHECKPOINT_PATH = re.compile(r"^([\w.-]+):(.*)$")
@@ -112,7 +114,9 @@ def checkpoint_changes(handle: Sprite, a: str, b: str | None = None,
     request: dict[str, Any] = {"op": "diff", "a": a, "b": b, "paths": list(paths)}
     if b is None and (taken := _taken(handle, a)) is not None:
         request["since"] = taken - CLOCK_SKEW
-    return changes_frame(ask_helper(handle, request))
+    frame = changes_frame(ask_helper(handle, request))
+    saved_state = frame["path"].str.startswith(SAVED_STATE + "/") | (frame["path"] == SAVED_STATE)
+    return frame[~saved_state].reset_index(drop=True)
 
 
 def restore_summary(handle: Sprite, checkpoint_id: str) -> str:

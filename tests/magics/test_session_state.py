@@ -229,3 +229,25 @@ def test_the_python_setting_chooses_the_interpreter(ip, current):
     assert message == (f"Sprite {current} has no /home/sprite/nowhere/python: give the path "
                        "of a Python 3.8 or newer there (e.g. --python "
                        "/home/sprite/.venv/bin/python)")
+
+
+def test_the_restore_question_names_variables_services_and_sessions(ip, current):
+    ip.ok("%%sprite_python\ncount = 1\nrows = [1, 2]\nmodel = {'w': 1}\n")
+    checkpoint = ip.ok("%sprite checkpoint -m base").id
+    ip.ok("%%sprite_python\ncount = 2\ntemp = [0] * 10\ndel model\n")
+    ip.ok("%sprite service create web --duration 0.5 -- python3 -u -m http.server 0")
+    message = ip.fails(f"%sprite restore {checkpoint}")
+    assert ("Variables: 1 go back: count (int); 1 are dropped: temp (list); 1 come back: "
+            "model (dict).") in message
+    assert "Services that stop and restart: web." in message
+    assert "Exec sessions that end: the Python session" in message
+    assert message.endswith(f"Nobody can answer here: add --yes (%sprite restore {checkpoint} "
+                            "--yes)")
+
+
+def test_the_restore_question_says_when_the_checkpoint_holds_no_session(ip, current):
+    checkpoint = ip.ok("%sprite checkpoint -m empty").id
+    ip.ok("%%sprite_python\nlater = 1\n")
+    message = ip.fails(f"%sprite restore {checkpoint}")
+    assert (f"{checkpoint} holds no Python session: the session's variables are lost (the "
+            "next cell starts afresh).") in message
