@@ -1,4 +1,5 @@
-"""Checkpoint contents: ``diff``, ``show`` and ``ls A:PATH``.
+"""Checkpoint contents: ``diff`` (``--vars``: the Python session's variables),
+``show`` and ``ls A:PATH``.
 
 The work happens inside the sprite: :mod:`sprites_jupyter.remote.diff_helper`
 is sent to its ``python3`` on stdin (not in the exec URL) and walks the
@@ -29,7 +30,10 @@ from ..frames import (
 )
 from .context import CommandContext
 from .errors import describe_ids
+from .python_lifecycle import sessions_of
 from .registry import Dashes, Names, argument, subcommand
+from .session_state import save_session
+from .variable_changes import checkpoint_states, pick_state, variables_frame
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -154,11 +158,16 @@ def _file_diff(handle: Sprite, args: Namespace) -> None:
             argument("--stat", action="store_true",
                      help="a one-line summary and counts by top-level directory"),
             argument("--file", metavar="PATH", help="a unified diff of this one file"),
+            argument("--vars", action="store_true",
+                     help="the Python session's variables only: name, change, type, "
+                          "size_a, size_b"),
             dashes=Dashes("paths"))
 def diff(ctx: CommandContext, args: Namespace) -> pd.DataFrame | None:
     """A DataFrame of what differs between two checkpoints (or one and now)."""
     handle = ctx.sprite(args.sprite)
     with ctx.operation(handle.name, "diff", " ".join(filter(None, (args.a, args.b)))):
+        if args.vars:
+            return _variable_diff(ctx, handle, args)
         if args.file:
             _file_diff(handle, args)
             return None
@@ -167,6 +176,21 @@ def diff(ctx: CommandContext, args: Namespace) -> pd.DataFrame | None:
             print(f"{args.a} → {_label(args.b)}: {describe_changes(frame)}")
             return changes_by_directory(frame, args.paths)
         return frame
+
+
+def _variable_diff(ctx: CommandContext, handle: Sprite, args: Namespace) -> pd.DataFrame:
+    """Variables that differ; "now" is this kernel's session, saved first."""
+    session = sessions_of(ctx).get(handle.name)
+    own = session.session_id if session is not None and session.alive else None
+    if args.b is None:
+        save_session(session)
+    else:
+        _taken(handle, args.b)
+    _taken(handle, args.a)
+    before = pick_state(checkpoint_states(handle, args.a, ask_helper), own)
+    after = pick_state(checkpoint_states(handle, args.b, ask_helper), own) \
+        if args.b is not None or own else None
+    return variables_frame(before, after)
 
 
 def _checkpoint_path(text: str, subcommand: str) -> tuple[str, str]:

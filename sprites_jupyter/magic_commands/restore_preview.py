@@ -11,7 +11,7 @@ from IPython.core.error import UsageError
 
 from ..client import Sprite, SpritesError
 from .context import CommandContext
-from .diff import restore_summary
+from .diff import ask_helper, restore_summary
 from .python_lifecycle import sessions_of
 from .variable_changes import (
     checkpoint_states,
@@ -31,8 +31,8 @@ def _variables(ctx: CommandContext, handle: Sprite, checkpoint_id: str) -> str:
     live = session is not None and session.alive
     own = session.session_id if live and session is not None else None
     try:
-        held = pick_state(checkpoint_states(handle, checkpoint_id), own)
-        now = pick_state(checkpoint_states(handle, None), own) if live else None
+        held = pick_state(checkpoint_states(handle, checkpoint_id, ask_helper), own)
+        now = pick_state(checkpoint_states(handle, None, ask_helper), own) if live else None
     except (UsageError, SpritesError, OSError) as error:
         return f"What it would do to the Python session's variables is unknown: {error}."
     return describe_variable_undo(variables_frame(held, now), checkpoint_id,

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
 from ..client import Sprite
-from .diff import ask_helper
 from .session_state import STATE_ROOT, saved_states
 
 if TYPE_CHECKING:
@@ -28,8 +28,11 @@ VARIABLE_CHANGES = ("added", "removed", "changed")
 LISTED = 4
 
 
-def checkpoint_states(handle: Sprite, checkpoint_id: str | None) -> dict[str, dict]:
-    """The saved namespaces a checkpoint holds (``None``: the sprite now), by session id."""
+def checkpoint_states(handle: Sprite, checkpoint_id: str | None,
+                      ask_helper: Callable[[Sprite, dict[str, Any]], list[Any]]
+                      ) -> dict[str, dict]:
+    """The saved namespaces a checkpoint holds (``None``: the sprite now), by session id;
+    ``ask_helper`` runs a request through the in-sprite diff helper."""
     if checkpoint_id is None:
         return saved_states(handle)
     try:

@@ -251,3 +251,22 @@ def test_the_restore_question_says_when_the_checkpoint_holds_no_session(ip, curr
     message = ip.fails(f"%sprite restore {checkpoint}")
     assert (f"{checkpoint} holds no Python session: the session's variables are lost (the "
             "next cell starts afresh).") in message
+
+
+def test_diff_vars_lists_the_variables_that_differ(ip, current):
+    ip.ok("%%sprite_python\ncount = 1\nrows = list(range(100))\nold = 'x'\n")
+    first = ip.ok("%sprite checkpoint -m one").id
+    ip.ok("%%sprite_python\ncount = 2\nnew = {'a': 1}\ndel old\n")
+    frame = ip.ok(f"%sprite diff {first} --vars")
+    assert frame.to_dict("records") == [
+        {"name": "count", "change": "changed", "type": "int", "size_a": "5 B",
+         "size_b": "5 B"},
+        {"name": "new", "change": "added", "type": "dict", "size_a": None,
+         "size_b": "1 items, 21 B"},
+        {"name": "old", "change": "removed", "type": "str", "size_a": "1, 16 B",
+         "size_b": None},
+    ]
+    second = ip.ok("%sprite checkpoint -m two").id
+    between = ip.ok(f"%sprite diff {first} {second} --vars")
+    assert list(between["name"]) == ["count", "new", "old"]
+    assert ip.ok(f"%sprite diff {second} --vars").empty
