@@ -26,7 +26,7 @@ from ..widgets.browser import (
 )
 from ..widgets.progress import ProgressView, describe_event, track
 from .context import CommandContext
-from .diff import checkpoint_changes
+from .diff import checkpoint_changes, checkpoint_variables
 from .errors import describe_ids, explain
 from .python_lifecycle import sessions_of
 from .registry import Names, argument, subcommand
@@ -50,6 +50,13 @@ def restored(ctx: CommandContext, name: str) -> None:
     """After a restore: this kernel's Python session on ``name`` is seen as ended, so its
     next use resumes the variables the checkpoint holds."""
     end_after_restore(sessions_of(ctx).get(name))
+
+
+def restore_preview(ctx: CommandContext, handle: Sprite, checkpoint_id: str) -> str:
+    """The confirmation's paragraph, the Python session saved first (so it compares the
+    variables the session holds now)."""
+    save_variables(ctx, handle.name)
+    return describe_restore(ctx, handle, checkpoint_id)
 
 
 def take_checkpoint(ctx: CommandContext, handle: Sprite, comment: str,
@@ -138,9 +145,8 @@ def restore(ctx: CommandContext, args: Namespace) -> None:
         target = existing_checkpoint(handle, args.id)
         if ctx.settings.confirm_restore and not args.yes:
             comment = f" ({target.comment})" if target.comment else ""
-            save_variables(ctx, handle.name)
             ctx.confirm(f"Restore {target.id}{comment} on sprite {handle.name}? "
-                        f"{describe_restore(ctx, handle, target.id)} This {RESTORE_EFFECT}.",
+                        f"{restore_preview(ctx, handle, target.id)} This {RESTORE_EFFECT}.",
                         how_to_skip=f"add --yes (%sprite restore {args.id} --yes)")
         undo_id = restore_with_undo(ctx, handle, target.id,
                                     ctx.progress(f"Restore {handle.name}"))
@@ -172,6 +178,9 @@ def browse(ctx: CommandContext, args: Namespace) -> Any:
             "ok: {}"),
         explain=explain,
         changes=lambda cp: checkpoint_changes(handle, cp),
+        variables=lambda cp: checkpoint_variables(ctx, handle, cp),
+        preview=lambda cp: restore_preview(ctx, handle, cp),
+        gone=lambda: not ctx.sprite_exists(name),
     )
     with ctx.operation(name, "browse"):
         if not ctx.widgets:

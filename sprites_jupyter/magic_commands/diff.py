@@ -38,8 +38,8 @@ from .variable_changes import checkpoint_states, pick_state, variables_frame
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["HELPER_SOURCE", "checkpoint_changes", "diff", "ls_checkpoint", "restore_summary",
-           "show", "split_checkpoint_path"]
+__all__ = ["HELPER_SOURCE", "checkpoint_changes", "checkpoint_variables", "diff", "ls_checkpoint",
+           "restore_summary", "show", "split_checkpoint_path"]
 
 HELPER_SOURCE = files("sprites_jupyter.remote").joinpath("diff_helper.py").read_text("utf-8")
 CHECKPOINTS_DIR = "/.sprite/checkpoints"
@@ -167,7 +167,7 @@ def diff(ctx: CommandContext, args: Namespace) -> pd.DataFrame | None:
     handle = ctx.sprite(args.sprite)
     with ctx.operation(handle.name, "diff", " ".join(filter(None, (args.a, args.b)))):
         if args.vars:
-            return _variable_diff(ctx, handle, args)
+            return checkpoint_variables(ctx, handle, args.a, args.b)
         if args.file:
             _file_diff(handle, args)
             return None
@@ -178,18 +178,20 @@ def diff(ctx: CommandContext, args: Namespace) -> pd.DataFrame | None:
         return frame
 
 
-def _variable_diff(ctx: CommandContext, handle: Sprite, args: Namespace) -> pd.DataFrame:
-    """Variables that differ; "now" is this kernel's session, saved first."""
+def checkpoint_variables(ctx: CommandContext, handle: Sprite, a: str,
+                         b: str | None = None) -> pd.DataFrame:
+    """The Python session's variables that differ between checkpoint ``a`` and ``b``
+    (default: this kernel's session now, saved first)."""
     session = sessions_of(ctx).get(handle.name)
     own = session.session_id if session is not None and session.alive else None
-    if args.b is None:
+    if b is None:
         save_session(session)
     else:
-        _taken(handle, args.b)
-    _taken(handle, args.a)
-    before = pick_state(checkpoint_states(handle, args.a, ask_helper), own)
-    after = pick_state(checkpoint_states(handle, args.b, ask_helper), own) \
-        if args.b is not None or own else None
+        _taken(handle, b)
+    _taken(handle, a)
+    before = pick_state(checkpoint_states(handle, a, ask_helper), own)
+    after = pick_state(checkpoint_states(handle, b, ask_helper), own) \
+        if b is not None or own else None
     return variables_frame(before, after)
 
 

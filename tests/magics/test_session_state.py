@@ -270,3 +270,32 @@ def test_diff_vars_lists_the_variables_that_differ(ip, current):
     between = ip.ok(f"%sprite diff {first} {second} --vars")
     assert list(between["name"]) == ["count", "new", "old"]
     assert ip.ok(f"%sprite diff {second} --vars").empty
+
+
+def test_the_browser_shows_variables_and_a_gone_sprite_disables_it(ip, current, http):
+    from sprites_jupyter.widgets.browser import CheckpointBrowser
+
+    ip.ok("%%sprite_python\ncount = 1\n")
+    checkpoint = ip.ok("%sprite checkpoint -m base").id
+    ip.ok("%%sprite_python\ncount = 2\nextra = [1]\n")
+    ip.ok("%config SpriteMagics.widgets = 'on'")
+    browser = ip.ok("%sprite browse")
+    assert isinstance(browser, CheckpointBrowser)
+    row = browser.changes_rows[checkpoint]
+    row.button.click()
+    browser.wait(120)
+    assert "2 variables differ" in row.variables.value
+    assert "<td>count</td>" in row.variables.value and "<td>extra</td>" in row.variables.value
+    browser.restore_buttons[checkpoint].click()
+    browser.wait(120)
+    assert "Variables: 1 go back: count (int); 1 are dropped: extra (list)." in \
+        browser.undo_text.value
+    browser.cancel_button.click()
+    ip.ok("%sprite python stop")
+    assert http.delete(f"/v1/sprites/{current}").status_code in (200, 204)
+    browser.restore_buttons[checkpoint].click()
+    assert browser.message.value == (f"Sprite <code>{current}</code> is gone (it was "
+                                     "destroyed): its checkpoints went with it.")
+    assert all(button.disabled for button in browser.buttons)
+    assert browser.confirm_box.layout.display == "none"
+    browser.close()
