@@ -4,7 +4,8 @@ Standard library only, Python 3.8+; uploaded beside ``python_agent.py``. A sessi
 saves to ``$HOME/.sprites_jupyter/state/v1/<session id>/`` (format 1)::
 
     manifest.json            written last, atomically: what the folder holds
-    objects/<sha256>.pickle  one pickle per saved value, named by its bytes' hash
+    objects/<key>.pickle     one pickle per saved value: its bytes' sha256, or
+                             ``new-<random>`` for an immutable value (see below)
 
 ``manifest.json`` has ``format``, ``session_id``, ``python`` (the version that
 wrote it), ``saved_at`` (Unix seconds), ``variables`` (in namespace order: each
@@ -15,9 +16,12 @@ are restored by importing) and ``unsaveable`` (``{name: type}``).
 Incremental: a variable still bound to the very object saved last time, whose
 value is immutable all the way down (numbers, strings, bytes, tuples and
 frozensets of those), is not pickled again: the session keeps a reference to it,
-so its identity cannot be reused by another object. Every other value is pickled
-to a temporary file while its bytes are hashed; a hash already stored costs no
-new file. A change is never missed: mutable values are always re-read.
+so its identity cannot be reused by another object. A new immutable value is
+pickled straight to a file of its own (no hashing: it is new by identity). A
+mutable value is pickled again at every save while its bytes are hashed; a hash
+already stored costs no new file. A change is never missed: mutable values are
+always re-read. (Code pickled by value can differ byte-wise between saves of the
+same function; that costs a rewrite, never a miss.)
 
 Sharing: an object held by a variable and reached from a later variable is
 stored once, as a reference to the earlier variable, and is the same object after
@@ -70,11 +74,9 @@ class HashingFile:
     def __init__(self, target) -> None:
         self.target = target
         self.digest = hashlib.sha256()
-        self.size = 0
 
     def write(self, data) -> int:
         self.digest.update(data)
-        self.size += len(data)
         return self.target.write(data)
 
 
@@ -238,20 +240,21 @@ class SessionState:
         temporary = os.path.join(objects, f".{name}.tmp")
         try:
             with open(temporary, "wb") as target:
-                sink = HashingFile(target)
-                StatePickler(sink, value, earlier).dump(value)
+                sink = None if immutable(value) else HashingFile(target)
+                StatePickler(sink or target, value, earlier).dump(value)
+                size = target.tell()
         except BaseException:
             os.remove(temporary)
             raise
-        digest = sink.digest.hexdigest()
+        key = sink.digest.hexdigest() if sink is not None else "new-" + os.urandom(16).hex()
         entry = {"name": name, "type": describe_type(value), "size": _size(value),
-                 "bytes": sink.size, "object": digest}
-        final = os.path.join(objects, digest + ".pickle")
+                 "bytes": size, "object": key}
+        final = os.path.join(objects, key + ".pickle")
         if os.path.exists(final):
             os.remove(temporary)
             return entry, None
         os.replace(temporary, final)
-        return entry, sink.size
+        return entry, size
 
     def resume(self, folder: str, namespace: dict) -> dict:
         """Load another (ended) session's saved namespace and adopt its folder."""
