@@ -10,13 +10,14 @@ a backup of what a restore replaces).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from argparse import Namespace
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
-from ..client import Checkpoint, NotFound, Sprite
+from ..client import Checkpoint, NotFound, Sprite, SpritesError
 from ..frames import checkpoints_frame
 from ..widgets.browser import (
     RESTORE_EFFECT,
@@ -28,10 +29,10 @@ from ..widgets.progress import ProgressView, describe_event, track
 from .context import CommandContext
 from .diff import checkpoint_changes, checkpoint_variables
 from .errors import describe_ids, explain
-from .python_lifecycle import sessions_of
+from .python_lifecycle import running_agents, sessions_of
 from .registry import Names, argument, subcommand
 from .restore_preview import describe_restore
-from .session_state import end_after_restore, save_session
+from .session_state import end_after_restore, save_others, save_session
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,9 +42,16 @@ __all__ = ["browse", "checkpoint", "checkpoints", "restore"]
 _AUTO_ID = re.compile(r"\bauto-\d+\b")
 
 
-def save_variables(ctx: CommandContext, name: str) -> str:
-    """This kernel's Python session on ``name`` saves its namespace into the sprite."""
-    return save_session(sessions_of(ctx).get(name))
+def save_variables(ctx: CommandContext, handle: Sprite) -> str:
+    """Every Python session on the sprite saves its namespace into it: this kernel's, and
+    those other kernels left running there. What happened, in one line."""
+    own = sessions_of(ctx).get(handle.name)
+    lines = [save_session(own)]
+    with contextlib.suppress(SpritesError, OSError):
+        others = [sid for sid in running_agents(handle)
+                  if own is None or not own.alive or sid != own.session_id]
+        lines += save_others(handle, others)
+    return "; ".join(line for line in lines if line)
 
 
 def restored(ctx: CommandContext, name: str) -> None:
@@ -55,7 +63,7 @@ def restored(ctx: CommandContext, name: str) -> None:
 def restore_preview(ctx: CommandContext, handle: Sprite, checkpoint_id: str) -> str:
     """The confirmation's paragraph, the Python session saved first (so it compares the
     variables the session holds now)."""
-    save_variables(ctx, handle.name)
+    save_variables(ctx, handle)
     return describe_restore(ctx, handle, checkpoint_id)
 
 
@@ -63,7 +71,7 @@ def take_checkpoint(ctx: CommandContext, handle: Sprite, comment: str,
                     view: ProgressView) -> Checkpoint:
     """Save the Python session's variables, then create a checkpoint, showing its stages
     on ``view``."""
-    saved = save_variables(ctx, handle.name)
+    saved = save_variables(ctx, handle)
     stream = handle.create_checkpoint(comment)
     for _ in track(stream, view):
         pass
@@ -87,7 +95,7 @@ def restore_with_undo(ctx: CommandContext, handle: Sprite, checkpoint_id: str,
     """Restore with a way back; returns the id of the checkpoint that undoes it."""
     backs_up = (handle.client.is_local
                 or handle.client.base_url in ctx.servers_with_auto_backup)
-    save_variables(ctx, handle.name)
+    save_variables(ctx, handle)
     before = None
     if not backs_up:
         comment = f"before restore to {checkpoint_id}"

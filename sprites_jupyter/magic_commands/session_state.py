@@ -19,11 +19,13 @@ from datetime import datetime
 from ..client import NotFound, Sprite, SpritesError
 from .python_session import HOME, PythonSession, SessionEnded
 
-__all__ = ["STATE_ROOT", "describe_save", "end_after_restore", "resume_saved", "save_session",
-           "saved_states"]
+__all__ = ["STATE_ROOT", "describe_save", "end_after_restore", "resume_saved", "save_others",
+           "save_session", "saved_states"]
 
 STATE_ROOT = f"{HOME}/.sprites_jupyter/state/v1"
 SAVE_WAIT = 600.0
+# Another kernel's session may be running a cell: its save is not waited for long.
+OTHER_SAVE_WAIT = 30.0
 RESUME_WAIT = 600.0
 ENDED_WAIT = 5.0
 # How far the sprite's clock may be off the API's when matching a save to its checkpoint.
@@ -68,6 +70,27 @@ def save_session(session: PythonSession | None) -> str:
         return f"the Python session's variables are not in it ({done.get('ename')}: " \
                f"{done.get('evalue')})"
     return describe_save(done.get("value") or {})
+
+
+def save_others(sprite: Sprite, session_ids: list[str]) -> list[str]:
+    """Ask the sessions other kernels left running on the sprite to save too (attached
+    for the request, then left running); one line each."""
+    lines = []
+    for session_id in session_ids:
+        try:
+            other = PythonSession(sprite, sprite.attach(session_id, stdin=True))
+        except (SpritesError, OSError):
+            continue
+        try:
+            done = other.call("save", timeout=OTHER_SAVE_WAIT)
+            saved = describe_save(done.get("value") or {}) if done.get("status") == "ok" \
+                else f"not saved ({done.get('ename')}: {done.get('evalue')})"
+        except SessionEnded:
+            saved = "busy (running a cell): its variables are not in it"
+        finally:
+            other.detach()
+        lines.append(f"session {session_id}: {saved}")
+    return lines
 
 
 def end_after_restore(session: PythonSession | None) -> None:

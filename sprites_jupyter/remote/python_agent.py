@@ -250,7 +250,7 @@ class Agent:
 
     def op_hello(self, request: dict) -> dict:
         session = request.get("session_id")
-        if session:
+        if session and self.state.session_id != str(session):
             record_session(str(session), self.started)
             self.state = state.SessionState(str(session))
         return {"pid": os.getpid(), "started": self.started, "boot_id": boot_id(),

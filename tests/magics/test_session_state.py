@@ -299,3 +299,19 @@ def test_the_browser_shows_variables_and_a_gone_sprite_disables_it(ip, current, 
     assert all(button.disabled for button in browser.buttons)
     assert browser.confirm_box.layout.display == "none"
     browser.close()
+
+
+def test_a_checkpoint_saves_the_session_another_kernel_left_running(ip, current):
+    ip.ok("%%sprite_python\nleft = 'by an earlier kernel'\n")
+    earlier = sessions_of(ip.magics.context)[current].session_id
+    ip.shell.run_line_magic("unload_ext", "sprites_jupyter")  # the session keeps running
+    ip.shell.run_line_magic("load_ext", "sprites_jupyter")
+    ip.ok(f"%sprite use {current}")
+    result, _, out, _ = run_captured(ip, "%sprite checkpoint -m other-kernel")
+    assert result.success
+    assert f"session {earlier}: saved 1 variables" in out
+    checkpoint = result.result.id
+    ip.ok(f"%sprite python attach {earlier}")
+    ip.ok("%%sprite_python\nleft = 'changed'\n")
+    ip.ok(f"%sprite restore {checkpoint} --yes")
+    assert shown_value(ip, "left") == "'by an earlier kernel'"
