@@ -44,7 +44,8 @@ class SessionEnded(Exception):
     """The agent's process ended (or can no longer be reached) before it replied."""
 
 
-AGENT_FILES = ("python_agent.py", "python_agent_values.py", "python_state.py")
+AGENT_FILES = ("python_agent.py", "python_agent_io.py", "python_agent_values.py",
+               "python_state.py")
 
 
 def _agent_sources() -> dict[str, bytes]:
