@@ -207,6 +207,8 @@ def _status(ctx: CommandContext, name: str, args: Namespace) -> pd.Series:
         raise UsageError(f"No Python session on sprite {name} in this kernel: a "
                          "%%sprite_python cell starts one (%sprite python attach finds one "
                          "left by an earlier kernel)")
+    if not session.alive:
+        session = session_for(ctx, name)  # resumes what a restored checkpoint holds
     facts: dict[str, Any] = {"sprite": name, "session": session.session_id,
                              "pid": session.info.get("pid"),
                              "started": pd.Timestamp(session.started_at),

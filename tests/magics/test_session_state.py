@@ -315,3 +315,14 @@ def test_a_checkpoint_saves_the_session_another_kernel_left_running(ip, current)
     ip.ok("%%sprite_python\nleft = 'changed'\n")
     ip.ok(f"%sprite restore {checkpoint} --yes")
     assert shown_value(ip, "left") == "'by an earlier kernel'"
+
+
+def test_python_status_after_a_restore_resumes_the_session(ip, current):
+    ip.ok("%%sprite_python\nkept = 41\n")
+    checkpoint = ip.ok("%sprite checkpoint -m kept").id
+    ip.ok(f"%sprite restore {checkpoint} --yes")
+    result, _, out, _ = run_captured(ip, "%sprite python")
+    assert result.success, result.error_in_exec
+    assert out.startswith(f"restored 1 variables from {checkpoint}")
+    assert result.result["alive"]
+    assert shown_value(ip, "kept + 1") == "42"
