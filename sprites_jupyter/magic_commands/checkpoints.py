@@ -29,7 +29,8 @@ from ..widgets.progress import ProgressView, describe_event, track
 from .context import CommandContext
 from .diff import checkpoint_changes, checkpoint_variables
 from .errors import describe_ids, explain
-from .python_lifecycle import running_agents, sessions_of
+from .python_lifecycle import sessions_of
+from .python_session import AGENT_FILES
 from .registry import Names, argument, subcommand
 from .restore_preview import describe_restore
 from .session_state import end_after_restore, save_others, save_session
@@ -48,8 +49,8 @@ def save_variables(ctx: CommandContext, handle: Sprite) -> str:
     own = sessions_of(ctx).get(handle.name)
     lines = [save_session(own)]
     with contextlib.suppress(SpritesError, OSError):
-        others = [sid for sid in running_agents(handle)
-                  if own is None or not own.alive or sid != own.session_id]
+        others = [s.id for s in handle.list_sessions() if AGENT_FILES[0] in s.command
+                  and (own is None or not own.alive or s.id != own.session_id)]
         lines += save_others(handle, others)
     return "; ".join(line for line in lines if line)
 

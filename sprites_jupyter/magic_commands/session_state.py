@@ -42,10 +42,11 @@ def _bytes(count: int) -> str:
 
 
 def describe_save(value: dict) -> str:
-    """``saved 10 variables (1 changed, 10.0 MB) in 0.03 s; not saveable: conn (socket)``."""
+    """``saved 10 variables (1 changed, 10.0 MB) in 31 ms; not saveable: conn (socket)``."""
+    seconds = float(value.get("seconds") or 0)
+    took = f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
     line = (f"saved {value.get('variables', 0)} variables ({value.get('written', 0)} "
-            f"changed, {_bytes(int(value.get('bytes') or 0))}) in "
-            f"{float(value.get('seconds') or 0):.2f} s")
+            f"changed, {_bytes(int(value.get('bytes') or 0))}) in {took}")
     unsaveable = value.get("unsaveable") or {}
     if unsaveable:
         line += "; not saveable: " + ", ".join(f"{name} ({kind})"
@@ -136,10 +137,14 @@ def resume_saved(sprite: Sprite, start: Callable[[Sprite], PythonSession],
     """A new session holding the namespace a checkpoint saved: the ended session's
     (``ended``, its id) or, with none, the newest one no running session owns."""
     name = sprite.name
-    states = saved_states(sprite)
     if ended is not None:
-        chosen = ended if ended in states else None
+        try:
+            sprite.stat(f"{STATE_ROOT}/{ended}/manifest.json")
+            chosen: str | None = ended
+        except NotFound:
+            chosen = None
     else:
+        states = saved_states(sprite)
         running = {s.id for s in sprite.list_sessions()}
         orphans = [(float(m.get("saved_at") or 0), sid) for sid, m in states.items()
                    if sid not in running]

@@ -8,7 +8,8 @@ saves to ``$HOME/.sprites_jupyter/state/v1/<session id>/`` (format 1)::
                              ``new-<random>`` for an immutable value (see below)
 
 ``manifest.json`` has ``format``, ``session_id``, ``python`` (the version that
-wrote it), ``saved_at`` (Unix seconds), ``variables`` (in namespace order: each
+wrote it), ``saved_at`` (Unix seconds; a save that changes nothing leaves the folder
+untouched), ``variables`` (in namespace order: each
 ``name``, ``type``, ``size``, ``bytes`` and ``object``, or ``alias`` naming an
 earlier variable holding the same object), ``modules`` (``{name: module}``, imports
 are restored by importing) and ``unsaveable`` (``{name: type}``).
@@ -187,6 +188,7 @@ class SessionState:
         self.session_id = session_id
         self.folder = os.path.join(state_root(), session_id or "unnamed")
         self.saved = {}  # name -> (the object saved, its manifest entry)
+        self.contents = None  # what the manifest written last holds, but its time
 
     def save(self, namespace: dict, python: str) -> dict:
         objects = os.path.join(self.folder, "objects")
@@ -218,13 +220,16 @@ class SessionState:
             entries.append(entry)
             saved[name] = (value, entry)
             earlier[id(value)] = name
-        manifest = {"format": FORMAT, "session_id": self.session_id, "python": python,
-                    "saved_at": time.time(), "variables": entries, "modules": modules,
-                    "unsaveable": unsaveable}
-        temporary = os.path.join(self.folder, MANIFEST + ".tmp")
-        with open(temporary, "w") as target:
-            json.dump(manifest, target)
-        os.replace(temporary, os.path.join(self.folder, MANIFEST))
+        contents = {"variables": entries, "modules": modules, "unsaveable": unsaveable}
+        if contents != self.contents or not os.path.exists(os.path.join(self.folder, MANIFEST)):
+            # Unchanged, the folder is left as it is: the checkpoint has nothing new to take.
+            manifest = {"format": FORMAT, "session_id": self.session_id, "python": python,
+                        "saved_at": time.time(), **contents}
+            temporary = os.path.join(self.folder, MANIFEST + ".tmp")
+            with open(temporary, "w") as target:
+                json.dump(manifest, target)
+            os.replace(temporary, os.path.join(self.folder, MANIFEST))
+            self.contents = contents
         kept = {entry["object"] + ".pickle" for entry in entries if "object" in entry}
         for leftover in os.listdir(objects):
             if leftover not in kept:
