@@ -326,3 +326,13 @@ def test_python_status_after_a_restore_resumes_the_session(ip, current):
     assert out.startswith(f"restored 1 variables from {checkpoint}")
     assert result.result["alive"]
     assert shown_value(ip, "kept + 1") == "42"
+
+
+def test_a_push_the_sprite_cannot_load_fails_in_one_line(ip, current, stdlib_python):
+    from sprites_jupyter.client import Checkpoint
+
+    ip.shell.user_ns["made_here"] = Checkpoint(id="v9")
+    message = ip.fails("%sprite push made_here")
+    assert message == (f"Cannot push made_here (sprites_jupyter.Checkpoint): the sprite's "
+                       f"{stdlib_python} has no sprites_jupyter: install it there (%sprite exec "
+                       f"{stdlib_python} -m pip install sprites_jupyter), or push a plain form")
