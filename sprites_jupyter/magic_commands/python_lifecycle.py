@@ -125,10 +125,11 @@ def session_for(ctx: CommandContext, name: str, *, fresh: bool = False,
     interpreter = python or ctx.settings.python or None
     if session is not None and not session.alive:
         del sessions[name]
-        resumed = resume_saved(session.sprite, lambda s: PythonSession.start(s, session.python),
-                               session.session_id, _restored_to(ctx, session))
+        ended, python_of_ended = session, session.python
+        resumed = resume_saved(ended.sprite, lambda s: PythonSession.start(s, python_of_ended),
+                               ended.session_id, _restored_to(ctx, ended))
         if resumed is None:
-            raise _ended(ctx, session)
+            raise _ended(ctx, ended)
         sessions[name] = session = resumed
     if session is None and not fresh:
         session = resume_saved(ctx.sprite(name), lambda s: PythonSession.start(s, interpreter),
