@@ -41,9 +41,13 @@ try:
     from . import python_state as state
     from .python_agent_io import Channel, Streams, StreamWriter
 except ImportError:
-    import python_agent_values as values
-    import python_state as state
-    from python_agent_io import Channel, Streams, StreamWriter
+    import python_agent_values as values  # type: ignore[no-redef]
+    import python_state as state  # type: ignore[no-redef]
+    from python_agent_io import (  # type: ignore[no-redef]
+        Channel,
+        Streams,
+        StreamWriter,
+    )
 
 MIN_PYTHON = (3, 8)
 AGENT_FILE = os.path.abspath(__file__)
@@ -76,7 +80,7 @@ class Agent:
                                "metadata": metadata})
 
     def install_display(self) -> None:
-        builtins.display = self.display
+        setattr(builtins, "display", self.display)  # noqa: B010  (a new builtin)
         if self.formatter.ipython is not None:
             try:
                 import IPython.core.display_functions as functions
@@ -92,7 +96,7 @@ class Agent:
         if pyplot is None:
             return
         if getattr(pyplot.show, "__name__", "") != "flush_figures":
-            pyplot.show = self.flush_figures
+            setattr(pyplot, "show", self.flush_figures)  # noqa: B010  (the session's own)
         for number in pyplot.get_fignums():
             figure = pyplot.figure(number)
             buffer = io.BytesIO()
@@ -172,8 +176,9 @@ class Agent:
     def execute(self, code: str, filename: str) -> tuple:
         tree = ast.parse(code, filename, "exec")
         last = None
-        if tree.body and isinstance(tree.body[-1], ast.Expr):
-            last = ast.Expression(tree.body.pop().value)
+        if tree.body and isinstance(final := tree.body[-1], ast.Expr):
+            tree.body.pop()
+            last = ast.Expression(final.value)
         body = compile(tree, filename, "exec")
         tail = compile(last, filename, "eval") if last is not None else None
         self.in_user_code = True
@@ -248,7 +253,7 @@ class Agent:
                 values.write_value(value, kind, target)
         except BaseException as error:
             os.remove(path)
-            error.type_name = values.describe_type(value)
+            setattr(error, "type_name", values.describe_type(value))  # noqa: B010
             raise
         finally:
             self.in_user_code = False
@@ -304,7 +309,11 @@ def record_session(session_id: str, started: float) -> None:
         json.dump({"session_id": session_id, "pid": os.getpid(), "started": started,
                    "boot_id": boot_id()}, target)
     import atexit
-    atexit.register(lambda: os.path.exists(path) and os.remove(path))
+    def remove_info() -> None:
+        if os.path.exists(path):
+            os.remove(path)
+
+    atexit.register(remove_info)
 
 
 def main() -> None:

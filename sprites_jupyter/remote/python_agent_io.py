@@ -51,9 +51,9 @@ class Streams:
         self.channel = channel
         self.request_id = None
         self.lock = threading.Lock()
-        self.buffers = {"stdout": [], "stderr": []}
+        self.buffers: dict = {"stdout": [], "stderr": []}
         self.sizes = {"stdout": 0, "stderr": 0}
-        self.pipes = {}
+        self.pipes: dict = {}
 
     def write(self, name: str, text: str) -> None:
         if not text:
