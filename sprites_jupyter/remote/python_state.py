@@ -42,6 +42,7 @@ import pickle
 import sys
 import time
 import types
+from typing import Any
 
 FORMAT = 1
 STATE_DIR = os.path.join(".sprites_jupyter", "state", "v1")
@@ -54,13 +55,13 @@ def state_root() -> str:
     return os.path.join(os.environ.get("HOME", "."), STATE_DIR)
 
 
-def describe_type(value: object) -> str:
+def describe_type(value: Any) -> str:
     kind = type(value)
     module = kind.__module__
     return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
 
 
-def immutable(value: object, depth: int = 0) -> bool:
+def immutable(value: Any, depth: int = 0) -> bool:
     """Immutable all the way down (bounded: a deep or large tuple counts as mutable)."""
     if type(value) in ATOMS:
         return True
@@ -132,13 +133,13 @@ class StatePickler(pickle.Pickler):
         self.root = root
         self.earlier = earlier
 
-    def persistent_id(self, obj: object):
+    def persistent_id(self, obj: Any) -> Any:
         name = self.earlier.get(id(obj))
         if name is None or obj is self.root or type(obj) in ATOMS:
             return None
         return name
 
-    def reducer_override(self, obj: object):
+    def reducer_override(self, obj: Any) -> Any:
         kind = type(obj)
         if kind is types.FunctionType and obj.__module__ == "__main__":
             cells = len(obj.__closure__ or ())
@@ -171,7 +172,7 @@ class StateUnpickler(pickle.Unpickler):
         return self.namespace[pid]
 
 
-def _size(value: object) -> str:
+def _size(value: Any) -> str:
     shape = getattr(value, "shape", None)
     if isinstance(shape, tuple):
         return " x ".join(str(n) for n in shape) or "scalar"
@@ -187,15 +188,19 @@ class SessionState:
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id
         self.folder = os.path.join(state_root(), session_id or "unnamed")
-        self.saved = {}  # name -> (the object saved, its manifest entry)
-        self.contents = None  # what the manifest written last holds, but its time
+        self.saved: dict = {}  # name -> (the object saved, its manifest entry)
+        self.contents: dict | None = None  # what the last manifest holds, but its time
 
     def save(self, namespace: dict, python: str) -> dict:
         objects = os.path.join(self.folder, "objects")
         os.makedirs(objects, exist_ok=True)
         started = time.monotonic()
-        entries, modules, unsaveable, earlier = [], {}, {}, {}
-        saved, written, written_bytes = {}, 0, 0
+        entries: list = []
+        modules: dict = {}
+        unsaveable: dict = {}
+        earlier: dict = {}
+        saved: dict = {}
+        written, written_bytes = 0, 0
         for name, value in list(namespace.items()):
             if name.startswith("_"):
                 continue
@@ -240,7 +245,7 @@ class SessionState:
                 "seconds": time.monotonic() - started}
 
     @staticmethod
-    def _write(objects: str, name: str, value: object, earlier: dict) -> tuple:
+    def _write(objects: str, name: str, value: Any, earlier: dict) -> tuple:
         """The value's manifest entry, and the bytes written (None: already stored)."""
         temporary = os.path.join(objects, f".{name}.tmp")
         try:
