@@ -1,20 +1,23 @@
 """Checkpoint subcommands: checkpoint (and checkpoint delete), checkpoints, restore, browse.
 
-Every restore can be undone. The local server, and any server that has said so
-in an earlier restore stream, takes an ``auto-<ms>`` safety checkpoint before
-restoring; for other servers a checkpoint of the live state is taken first (the
-protocol itself does not promise a backup of what a restore replaces).
+A checkpoint holds the Python session's variables too: the session saves its
+namespace into the sprite first (:mod:`.session_state`). Every restore can be undone.
+The local server, and any server that has said so in an earlier restore stream,
+takes an ``auto-<ms>`` safety checkpoint before restoring; for other servers a
+checkpoint of the live state is taken first (the protocol itself does not promise
+a backup of what a restore replaces).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from argparse import Namespace
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
-from ..client import Checkpoint, CheckpointStream, NotFound, Sprite
+from ..client import Checkpoint, CheckpointStream, NotFound, Sprite, SpritesError
 from ..frames import checkpoints_frame
 from ..widgets.browser import (
     RESTORE_EFFECT,
@@ -25,9 +28,13 @@ from ..widgets.browser import (
 from ..widgets.progress import ProgressView, describe_event, track
 from .checkpoint_refs import resolve_checkpoint
 from .context import CommandContext
-from .diff import checkpoint_changes, restore_summary
+from .diff import checkpoint_changes, checkpoint_variables
 from .errors import explain
+from .python_lifecycle import sessions_of
+from .python_session import AGENT_FILES
 from .registry import Names, action, argument, subcommand
+from .restore_preview import describe_restore
+from .session_state import end_after_restore, save_others, save_session
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,13 +45,41 @@ _AUTO_ID = re.compile(r"\bauto-\d+\b")
 _LIVE_IDS = ("current", "active")
 
 
-def take_checkpoint(handle: Sprite, comment: str, view: ProgressView) -> Checkpoint:
-    """Create a checkpoint, showing its stages on ``view``."""
+def save_variables(ctx: CommandContext, handle: Sprite) -> str:
+    """Every Python session on the sprite saves its namespace into it: this kernel's, and
+    those other kernels left running there. What happened, in one line."""
+    own = sessions_of(ctx).get(handle.name)
+    lines = [save_session(own)]
+    with contextlib.suppress(SpritesError, OSError):
+        others = [s.id for s in handle.list_sessions() if AGENT_FILES[0] in s.command
+                  and (own is None or not own.alive or s.id != own.session_id)]
+        lines += save_others(handle, others)
+    return "; ".join(line for line in lines if line)
+
+
+def restored(ctx: CommandContext, name: str) -> None:
+    """After a restore: this kernel's Python session on ``name`` is seen as ended, so its
+    next use resumes the variables the checkpoint holds."""
+    end_after_restore(sessions_of(ctx).get(name))
+
+
+def restore_preview(ctx: CommandContext, handle: Sprite, checkpoint_id: str) -> str:
+    """The confirmation's paragraph, the Python session saved first (so it compares the
+    variables the session holds now)."""
+    save_variables(ctx, handle)
+    return describe_restore(ctx, handle, checkpoint_id)
+
+
+def take_checkpoint(ctx: CommandContext, handle: Sprite, comment: str,
+                    view: ProgressView) -> Checkpoint:
+    """Save the Python session's variables, then create a checkpoint, showing its stages
+    on ``view``."""
+    saved = save_variables(ctx, handle)
     stream = handle.create_checkpoint(comment)
     for _ in track(stream, view):
         pass
     created = _created(stream)
-    view.succeed(f"{created.id} created")
+    view.succeed(f"{created.id} created" + (f"; Python session: {saved}" if saved else ""))
     return created
 
 
@@ -60,6 +95,7 @@ def restore_with_undo(ctx: CommandContext, handle: Sprite, checkpoint_id: str,
     """Restore with a way back; returns the id of the checkpoint that undoes it."""
     backs_up = (handle.client.is_local
                 or handle.client.base_url in ctx.servers_with_auto_backup)
+    save_variables(ctx, handle)
     before = None
     if not backs_up:
         comment = f"before restore to {checkpoint_id}"
@@ -73,6 +109,7 @@ def restore_with_undo(ctx: CommandContext, handle: Sprite, checkpoint_id: str,
         found = _AUTO_ID.search(describe_event(event) or "")
         if event.type == "info" and found:
             auto_id = found.group(0)
+    restored(ctx, handle.name)
     if auto_id:
         ctx.servers_with_auto_backup.add(handle.client.base_url)
     undo_id = auto_id or (_created(before).id if before is not None else "")
@@ -94,7 +131,8 @@ def checkpoint(ctx: CommandContext, args: Namespace) -> Checkpoint | None:
         return None
     handle = ctx.sprite(args.sprite)
     with ctx.operation(handle.name, "checkpoint", args.comment) as journaled:
-        created = take_checkpoint(handle, args.comment, ctx.progress(f"Checkpoint {handle.name}"))
+        created = take_checkpoint(ctx, handle, args.comment,
+                                  ctx.progress(f"Checkpoint {handle.name}"))
         journaled.set(f"ok: {created.id}")
         return created
 
@@ -125,7 +163,7 @@ def restore(ctx: CommandContext, args: Namespace) -> None:
         if ctx.settings.confirm_restore and not args.yes:
             comment = f" ({target.comment})" if target.comment else ""
             ctx.confirm(f"Restore {target.id}{comment} on sprite {handle.name}? "
-                        f"{restore_summary(handle, target.id)} This {RESTORE_EFFECT}.",
+                        f"{restore_preview(ctx, handle, target.id)} This {RESTORE_EFFECT}.",
                         how_to_skip=f"add --yes (%sprite restore {args.id} --yes)")
         undo_id = restore_with_undo(ctx, handle, target.id,
                                     ctx.progress(f"Restore {handle.name}"))
@@ -186,10 +224,13 @@ def browse(ctx: CommandContext, args: Namespace) -> Any:
                                            lambda: restore_with_undo(ctx, handle, cp, view),
                                            "ok: undo with {}"),
         create=lambda comment, view: journaled(
-            "checkpoint", comment, lambda: take_checkpoint(handle, comment, view).id,
+            "checkpoint", comment, lambda: take_checkpoint(ctx, handle, comment, view).id,
             "ok: {}"),
         explain=explain,
         changes=lambda cp: checkpoint_changes(handle, cp),
+        variables=lambda cp: checkpoint_variables(ctx, handle, cp),
+        preview=lambda cp: restore_preview(ctx, handle, cp),
+        gone=lambda: not ctx.sprite_exists(name),
     )
     with ctx.operation(name, "browse"):
         if not ctx.widgets:

@@ -1,4 +1,5 @@
-"""Checkpoint contents: ``diff``, ``show`` and ``ls A:PATH``.
+"""Checkpoint contents: ``diff`` (``--vars``: the Python session's variables),
+``show`` and ``ls A:PATH``.
 
 The work happens inside the sprite: :mod:`sprites_jupyter.remote.diff_helper`
 is sent to its ``python3`` on stdin (not in the exec URL) and walks the
@@ -24,13 +25,16 @@ from ..client import Checkpoint, FileEntry, Sprite
 from ..frames import changes_frame, describe_changes, describe_undo, files_frame
 from .checkpoint_refs import resolve_checkpoint
 from .context import CommandContext
+from .python_lifecycle import sessions_of
 from .registry import Dashes, Names, argument, subcommand
+from .session_state import save_session
+from .variable_changes import checkpoint_states, pick_state, variables_frame
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["HELPER_SOURCE", "checkpoint_changes", "diff", "ls_checkpoint", "restore_summary",
-           "show", "split_checkpoint_path"]
+__all__ = ["HELPER_SOURCE", "checkpoint_changes", "checkpoint_variables", "diff", "ls_checkpoint",
+           "restore_summary", "show", "split_checkpoint_path"]
 
 HELPER_SOURCE = files("sprites_jupyter.remote").joinpath("diff_helper.py").read_text("utf-8")
 CHECKPOINTS_DIR = "/.sprite/checkpoints"
@@ -151,6 +155,9 @@ def _file_diff(handle: Sprite, args: Namespace) -> None:
                      help="a one-line summary and counts where the changes concentrate "
                           "(by directory; site-packages by package), with sizes"),
             argument("--file", metavar="PATH", help="a unified diff of this one file"),
+            argument("--vars", action="store_true",
+                     help="the Python session's variables only: name, change, type, "
+                          "size_a, size_b"),
             dashes=Dashes("paths"))
 def diff(ctx: CommandContext, args: Namespace) -> pd.DataFrame | None:
     """A DataFrame of what differs between two checkpoints (or one and now)."""
@@ -160,6 +167,8 @@ def diff(ctx: CommandContext, args: Namespace) -> pd.DataFrame | None:
         args.a = first.id
         if args.b is not None:
             args.b = resolve_checkpoint(handle, args.b).id
+        if args.vars:
+            return checkpoint_variables(ctx, handle, args.a, args.b)
         if args.file:
             _file_diff(handle, args)
             return None
@@ -169,6 +178,23 @@ def diff(ctx: CommandContext, args: Namespace) -> pd.DataFrame | None:
             print(f"{args.a} → {_label(args.b)}: {describe_changes(frame)}{size}")
             return summarize_changes(frame, [in_home(path) for path in args.paths])
         return frame
+
+
+def checkpoint_variables(ctx: CommandContext, handle: Sprite, a: str,
+                         b: str | None = None) -> pd.DataFrame:
+    """The Python session's variables that differ between checkpoint ``a`` and ``b``
+    (default: this kernel's session now, saved first)."""
+    session = sessions_of(ctx).get(handle.name)
+    own = session.session_id if session is not None and session.alive else None
+    a = resolve_checkpoint(handle, a).id
+    if b is None:
+        save_session(session)
+    else:
+        b = resolve_checkpoint(handle, b).id
+    before = pick_state(checkpoint_states(handle, a, ask_helper), own)
+    after = pick_state(checkpoint_states(handle, b, ask_helper), own) \
+        if b is not None or own else None
+    return variables_frame(before, after)
 
 
 def _checkpoint_path(text: str, subcommand: str) -> tuple[str, str]:
