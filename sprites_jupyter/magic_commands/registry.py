@@ -162,9 +162,10 @@ class Subcommand:
         return next((a for a in self.actions if a.name == name), None)
 
     def arguments_with(self, action_name: str | None = None) -> list[Argument]:
-        """This subcommand's arguments and those of its action, if one is named."""
+        """This subcommand's arguments, or those of its action once one is named (argparse
+        takes the subcommand's own options only before the action's word)."""
         chosen = self.action_named(action_name) if action_name else None
-        return [*self.flat_arguments, *(_flatten(chosen.arguments) if chosen else ())]
+        return list(_flatten(chosen.arguments)) if chosen else list(self.flat_arguments)
 
     def options(self, action_name: str | None = None) -> list[str]:
         """Every option string this subcommand accepts, or once its action word is given
