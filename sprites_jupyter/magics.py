@@ -39,7 +39,7 @@ from .magic_commands.context import CommandContext
 from .magic_commands.errors import explain
 from .magic_commands.execution import EXEC_CELL, run_code
 from .magic_commands.parsing import full_help, overview, parse_cell_line, parse_sprite_line
-from .magic_commands.python_cells import PYTHON_CELL, run_cell
+from .magic_commands.python.cells import PYTHON_CELL, run_cell
 from .magic_commands.registry import lookup
 
 __all__ = ["SpriteMagics"]

@@ -30,8 +30,8 @@ from .checkpoint_refs import resolve_checkpoint
 from .context import CommandContext
 from .diff import checkpoint_changes, checkpoint_variables
 from .errors import explain
-from .python_lifecycle import sessions_of
-from .python_session import AGENT_FILES
+from .python.lifecycle import sessions_of
+from .python.session import AGENT_FILES
 from .registry import Names, action, argument, subcommand
 from .restore_preview import describe_restore
 from .session_state import end_after_restore, save_others, save_session

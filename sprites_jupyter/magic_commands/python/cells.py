@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 from IPython.display import publish_display_data
 
-from ..widgets.logs import LogView
-from .context import CommandContext
-from .python_lifecycle import forget, running_agents, session_for, sessions_of
-from .python_session import PythonSession, SessionEnded
-from .python_transfer import pull_value, push_value
-from .registry import SPRITE_OPTION, Names, argument, cell_magic, subcommand
+from ...widgets.logs import LogView
+from ..context import CommandContext
+from ..registry import SPRITE_OPTION, Names, argument, cell_magic, subcommand
+from .lifecycle import forget, running_agents, session_for, sessions_of
+from .session import PythonSession, SessionEnded
+from .transfer import pull_value, push_value
 
 if TYPE_CHECKING:
     import pandas as pd
