@@ -120,12 +120,18 @@ class SpareNamespaces:
     def take(self) -> tuple[int, int]:
         """A pair (the caller closes its fds); blocking, raises OSError as the maker does."""
         with self._lock:
-            spare = self._spare
-            self._spare = self._maker.submit(make_user_namespaces)
+            spare, self._spare = self._spare, None
         if spare is not None:
             with contextlib.suppress(OSError):
                 return spare.result()
         return make_user_namespaces()
+
+    def make_ahead(self) -> None:
+        """Start making the next pair unless one is made or on its way; call it once a
+        sandbox is up, so the maker does not take CPU from the start that waits."""
+        with self._lock:
+            if self._spare is None:
+                self._spare = self._maker.submit(make_user_namespaces)
 
 
 def _complaint(maker: subprocess.Popen[str]) -> str:

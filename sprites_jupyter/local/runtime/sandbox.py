@@ -217,6 +217,8 @@ class Sandbox:
             try:
                 if self.isolation.sandboxed:
                     await self._set_up_network(info_r, ready)
+                    if namespaces:
+                        _NAMESPACES.make_ahead()
                 else:
                     await asyncio.wait_for(ready, READY_TIMEOUT)
                     self._init_pid = self._process.pid
