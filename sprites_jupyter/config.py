@@ -30,6 +30,13 @@ class SpriteSettings(Configurable):
         config=True)
     confirm_restore = Bool(True, help="Ask before `%sprite restore` replaces a sprite's "
                                       "state (`--yes` skips the question).").tag(config=True)
+    checkpoint_cells = Bool(False, help="Take a checkpoint before every %%sprite_exec and "
+                                        "%%sprite_python cell, so `%sprite undo` can take "
+                                        "the cell back (`%sprite undo on|off`).").tag(
+        config=True)
+    cell_checkpoints_kept = Int(20, min=1, help="Per-cell checkpoints kept per sprite (the "
+                                                "oldest are deleted; never the user's own)."
+                                ).tag(config=True)
     widgets = CaselessStrEnum(
         ["auto", "on", "off"], default_value="auto",
         help="Use ipywidgets: 'auto' when a widget frontend is there (and "

@@ -33,6 +33,7 @@ from .magic_commands import (  # noqa: F401
     services,
     sessions,
     sprites,
+    undo,
     url,
 )
 from .magic_commands.context import CommandContext
@@ -124,7 +125,8 @@ class SpriteMagics(Magics, SpriteSettings):
     @cell_magic
     @_interrupts_in_short
     def sprite_exec(self, line: str, cell: str) -> Any:
-        return run_code(self.context, cell, parse_cell_line(EXEC_CELL.parser(), line))
+        return run_code(self.context, cell, parse_cell_line(EXEC_CELL.parser(), line),
+                        cell=True)
 
     @cell_magic
     @_interrupts_in_short

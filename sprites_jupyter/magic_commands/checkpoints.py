@@ -23,6 +23,7 @@ from ..widgets.browser import (
     checkpoint_table_text,
 )
 from ..widgets.progress import ProgressView, describe_event, track
+from .cell_checkpoints import cell_tag
 from .context import CommandContext
 from .diff import checkpoint_changes, restore_summary
 from .errors import describe_ids, explain
@@ -109,7 +110,8 @@ def checkpoint(ctx: CommandContext, args: Namespace) -> Checkpoint | None:
 
 
 @subcommand("checkpoints", "list checkpoints (DataFrame): checkpoints [--auto] [--history ID]",
-            argument("--auto", action="store_true", help="include automatic checkpoints"),
+            argument("--auto", action="store_true",
+                     help="include automatic and per-cell checkpoints"),
             argument("--history", metavar="ID", complete=Names.CHECKPOINTS,
                      help="only checkpoints descending from ID"))
 def checkpoints(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
@@ -119,7 +121,9 @@ def checkpoints(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
         if args.history:
             existing_checkpoint(handle, args.history)
         listed = handle.list_checkpoints(include_auto=args.auto, history=args.history)
-        return checkpoints_frame(listed)
+        if args.auto:
+            return checkpoints_frame(listed)
+        return checkpoints_frame([c for c in listed if cell_tag(c.comment) is None])
 
 
 @subcommand("restore", "restore a checkpoint: restore ID [--yes]",

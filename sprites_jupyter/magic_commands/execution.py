@@ -27,6 +27,7 @@ from .checkpoints import take_checkpoint
 from .context import CommandContext
 from .errors import explain
 from .registry import Names, argument, cell_magic, subcommand
+from .undo import checkpoint_before_cell
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -170,12 +171,15 @@ def _rollback(ctx: CommandContext, handle: Sprite, checkpoint_id: str) -> None:
 
 
 def _run_one(ctx: CommandContext, name: str, code: str, opts: Namespace, running: _Running,
-             *, prefix: str = "", raise_on_failure: bool = True) -> Outcome:
-    """Checkpoint (if asked), run, roll back on failure (if asked); journal it all."""
+             *, prefix: str = "", raise_on_failure: bool = True, cell: bool = False) -> Outcome:
+    """Checkpoint (if asked, or per cell), run, roll back on failure (if asked); journal
+    it all."""
     handle = ctx.sprite(name)
     argv, script = cell_command(opts.shell, code)
     env = parse_env(opts.env)
     with ctx.operation(name, "exec", _summary(code)) as journaled:
+        if cell:
+            checkpoint_before_cell(ctx, name, code)
         before = opts.checkpoint_before
         if opts.rollback_on_error and before is None:
             before = "before %%sprite_exec"
@@ -201,14 +205,16 @@ def _run_one(ctx: CommandContext, name: str, code: str, opts: Namespace, running
     return outcome
 
 
-def run_code(ctx: CommandContext, code: str, opts: Namespace) -> pd.DataFrame | None:
-    """Run ``code`` as ``opts`` say; a DataFrame of exit codes when several sprites ran."""
+def run_code(ctx: CommandContext, code: str, opts: Namespace, *,
+             cell: bool = False) -> pd.DataFrame | None:
+    """Run ``code`` as ``opts`` say; a DataFrame of exit codes when several sprites ran.
+    A ``cell`` (not a ``%sprite exec`` line) gets its per-cell checkpoint."""
     names = [n.strip() for n in (opts.sprite or "").split(",") if n.strip()]
     names = names or [ctx.target()]
     parse_env(opts.env)
     running = _Running()
     if len(names) == 1:
-        outcome = _run_one(ctx, names[0], code, opts, running)
+        outcome = _run_one(ctx, names[0], code, opts, running, cell=cell)
         if opts.out:
             ctx.shell.user_ns[opts.out] = outcome.result
         return None
@@ -217,7 +223,7 @@ def run_code(ctx: CommandContext, code: str, opts: Namespace) -> pd.DataFrame | 
     def work(name: str) -> None:
         try:
             outcomes[name] = _run_one(ctx, name, code, opts, running, prefix=f"[{name}] ",
-                                      raise_on_failure=False)
+                                      raise_on_failure=False, cell=cell)
         except KeyboardInterrupt:
             outcomes[name].error = "cancelled"
         except Exception as error:
