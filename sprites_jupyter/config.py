@@ -37,6 +37,11 @@ class SpriteSettings(Configurable):
     cell_checkpoints_kept = Int(20, min=1, help="Per-cell checkpoints kept per sprite (the "
                                                 "oldest are deleted; never the user's own)."
                                 ).tag(config=True)
+    journal_location = Unicode(
+        "", help="Where `%sprite history` is kept for the next kernel, per sprite and "
+                 "notebook: 'sprite' (a file on it), 'none', a directory, or '' (the local "
+                 "home for the local server, the sprite for the Sprites API).").tag(
+        config=True)
     widgets = CaselessStrEnum(
         ["auto", "on", "off"], default_value="auto",
         help="Use ipywidgets: 'auto' when a widget frontend is there (and "

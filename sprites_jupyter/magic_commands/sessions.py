@@ -81,7 +81,9 @@ def attach(ctx: CommandContext, args: Namespace) -> None:
         raise UsageError(f"Session {args.id} on sprite {handle.name} exited with code {code}")
 
 
-@subcommand("history", "what this kernel did (DataFrame)", sprite=False)
+@subcommand("history", "what this kernel, and earlier ones on the current sprite, did "
+                       "(DataFrame)", sprite=False)
 def history(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
-    """This kernel's journal of operations."""
-    return ctx.journal.frame()
+    """This kernel's journal of operations, after what earlier kernels of this notebook
+    did on the current sprite (``SpriteMagics.journal_location`` says where that is kept)."""
+    return ctx.journal.frame(ctx.settings.sprite)
