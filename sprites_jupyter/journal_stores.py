@@ -17,7 +17,7 @@ from .journal import JournalEntry, JournalStore, decode_entries, encode_entries
 
 __all__ = ["DirectoryJournalStore", "SpriteJournalStore", "choose_journal_store"]
 
-SPRITE_JOURNALS = "/home/sprite/.sprites-jupyter/journal"
+SPRITE_JOURNALS = "/home/sprite/.sprites_jupyter/journal"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -50,7 +50,7 @@ class DirectoryJournalStore:
 
 
 class SpriteJournalStore:
-    """``~/.sprites-jupyter/journal/NOTEBOOK.jsonl`` on the sprite, through the file API."""
+    """``~/.sprites_jupyter/journal/NOTEBOOK.jsonl`` on the sprite, through the file API."""
 
     def __init__(self, sprite: Callable[[str], Any], notebook: str) -> None:
         self._sprite = sprite

@@ -27,6 +27,7 @@ from .journal_stores import choose_journal_store
 
 # Each module declares its subcommands (magic_commands/registry.py) when imported.
 from .magic_commands import (  # noqa: F401
+    cell_replay,
     checkpoints,
     diff,
     files,

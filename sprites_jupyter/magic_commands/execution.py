@@ -23,6 +23,7 @@ from ..frames import exit_codes_frame
 from ..widgets.logs import LogView
 from ..widgets.progress import track
 from .cell_command import cell_command
+from .cell_replay import outliving_argv
 from .checkpoints import take_checkpoint
 from .context import CommandContext
 from .errors import explain
@@ -106,14 +107,16 @@ class _Running:
 
 
 def _run(handle: Sprite, argv: list[str], script: bytes | None, env: dict[str, str],
-         opts: Namespace, view: LogView, running: _Running, keep: bool) -> Outcome:
-    """Run one command to its end (``script`` on its stdin), streaming into ``view``."""
+         opts: Namespace, view: LogView, running: _Running, keep: bool,
+         outlives: bool = False) -> Outcome:
+    """Run one command to its end (``script`` on its stdin), streaming into ``view``; an
+    ``outlives`` command keeps running on the sprite if this kernel goes."""
     started = time.monotonic()
     chunks: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
     tail: deque[bytes] = deque(maxlen=16)
     timed_out = threading.Event()
-    with handle.command(*argv, env=env or None, dir=opts.dir,
-                        stdin=script is not None) as command:
+    with handle.command(*argv, env=env or None, dir=opts.dir, stdin=script is not None,
+                        max_run_after_disconnect=0 if outlives else None) as command:
         if script is not None:
             command.feed(script)
         with running.lock:
@@ -176,6 +179,9 @@ def _run_one(ctx: CommandContext, name: str, code: str, opts: Namespace, running
     it all."""
     handle = ctx.sprite(name)
     argv, script = cell_command(opts.shell, code)
+    outlives = cell and ctx.settings.cells_outlive_kernel
+    if outlives:
+        argv = outliving_argv(ctx, handle, argv, code)
     env = parse_env(opts.env)
     with ctx.operation(name, "exec", _summary(code)) as journaled:
         if cell:
@@ -190,7 +196,7 @@ def _run_one(ctx: CommandContext, name: str, code: str, opts: Namespace, running
                                                 ctx.progress(f"Checkpoint {name}")).id
                 taken.set(f"ok: {checkpoint_id}")
         outcome = _run(handle, argv, script, env, opts, ctx.log_view(name, prefix=prefix), running,
-                       keep=bool(opts.out))
+                       keep=bool(opts.out), outlives=outlives)
         if running.cancelled.is_set():
             raise KeyboardInterrupt  # Ctrl-C reached the main thread: journal it as cancelled
         if outcome.error and opts.rollback_on_error and checkpoint_id:
