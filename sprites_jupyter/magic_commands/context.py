@@ -17,7 +17,7 @@ from ..widgets.logs import LogPanel, LogText, LogView
 from ..widgets.progress import ProgressBar, ProgressText, ProgressView
 from .cell_checkpoints import UndoState
 from .errors import user_errors
-from .forwarding import Forwards
+from .port_forwards import Forwards
 
 __all__ = ["CommandContext"]
 
