@@ -86,3 +86,18 @@ def test_attach_without_a_kept_cell_says_how_to_keep_one(ip, current):
     message = ip.fails("%sprite attach")
     assert message == (f"No cell has been kept on sprite {current}: turn "
                        "SpriteMagics.cells_outlive_kernel on, or give a session id")
+
+
+def test_kept_output_is_bounded_and_the_replay_says_what_was_dropped(ip, current, capsys):
+    ip.ok("%config SpriteMagics.cells_outlive_kernel = True")
+    ip.ok("%config SpriteMagics.cell_output_kept = 4096")
+    ip.ok("%%sprite_exec\nfor i in $(seq 1 2000); do echo row-$i; done")
+    capsys.readouterr()
+
+    ip.ok("%sprite attach")
+
+    out, err = capsys.readouterr()
+    rows = [line for line in out.splitlines() if line.startswith("row-")]
+    assert rows[-1] == "row-2000" and 0 < len(rows) < 2000
+    assert rows == [f"row-{i}" for i in range(2001 - len(rows), 2001)]
+    assert "bytes of this cell's oldest output were dropped" in err + out
