@@ -32,6 +32,7 @@ from .magic_commands import (  # noqa: F401
     diff,
     files,
     forwarding,
+    panel,
     policy,
     services,
     sessions,

@@ -32,7 +32,7 @@ from .registry import Names, action, argument, subcommand
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["browse", "checkpoint", "checkpoints", "delete", "restore"]
+__all__ = ["browse", "browser_actions", "checkpoint", "checkpoints", "delete", "restore"]
 
 _AUTO_ID = re.compile(r"\bauto-\d+\b")
 _LIVE_IDS = ("current", "active")
@@ -179,10 +179,8 @@ def _active_checkpoint(handle: Sprite) -> str | None:
         return None
 
 
-@subcommand("browse", "the checkpoint browser")
-def browse(ctx: CommandContext, args: Namespace) -> Any:
-    """The checkpoint browser widget (or, without widgets, a table and how to restore)."""
-    handle = ctx.sprite(args.sprite)
+def browser_actions(ctx: CommandContext, handle: Sprite) -> CheckpointActions:
+    """What the browser (and the timeline panel) may do on ``handle``, journaled."""
     name = handle.name
 
     def journaled(operation: str, target: str, job: Any, outcome: str) -> Any:
@@ -191,7 +189,7 @@ def browse(ctx: CommandContext, args: Namespace) -> Any:
             journal_outcome.set(outcome.format(result))
             return result
 
-    actions = CheckpointActions(
+    return CheckpointActions(
         list=lambda: handle.list_checkpoints(include_auto=True),
         get=lambda cp: existing_checkpoint(handle, cp),
         restore=lambda cp, view: journaled("restore", cp,
@@ -203,8 +201,15 @@ def browse(ctx: CommandContext, args: Namespace) -> Any:
         explain=explain,
         changes=lambda cp: checkpoint_changes(handle, cp),
     )
-    with ctx.operation(name, "browse"):
+
+
+@subcommand("browse", "the checkpoint browser")
+def browse(ctx: CommandContext, args: Namespace) -> Any:
+    """The checkpoint browser widget (or, without widgets, a table and how to restore)."""
+    handle = ctx.sprite(args.sprite)
+    actions = browser_actions(ctx, handle)
+    with ctx.operation(handle.name, "browse"):
         if not ctx.widgets:
             print(checkpoint_table_text(handle.list_checkpoints(include_auto=True)))
             return None
-        return CheckpointBrowser(name, actions)
+        return CheckpointBrowser(handle.name, actions)

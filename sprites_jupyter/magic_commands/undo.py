@@ -15,13 +15,14 @@ from datetime import UTC, datetime
 from IPython.core.error import UsageError
 
 from ..client import Checkpoint, NotFound, Sprite, SpritesError
+from ..widgets.progress import ProgressView
 from .cell_checkpoints import cell_comment, cell_tag, notebook_name
 from .checkpoints import restore_with_undo
 from .context import CommandContext
 from .errors import explain
 from .registry import argument, subcommand
 
-__all__ = ["checkpoint_before_cell", "redo", "undo", "undoable_cells"]
+__all__ = ["checkpoint_before_cell", "redo", "undo", "undo_to", "undoable_cells"]
 
 _OLDEST = datetime.min.replace(tzinfo=UTC)
 
@@ -111,14 +112,32 @@ def undo(ctx: CommandContext, args: Namespace) -> None:
         if count > len(cells):
             raise UsageError(f"Only {len(cells)} cell(s) can be undone on sprite "
                              f"{handle.name}: try %sprite undo {len(cells)}")
-        taken_back = cells[:count]
-        target = taken_back[-1]
-        way_back = restore_with_undo(ctx, handle, target.id,
-                                     ctx.progress(f"Undo on {handle.name}"))
-        ctx.undo.undid(handle.name, [c.id for c in taken_back], way_back)
-        journaled.set(f"ok: restored {target.id}; redo with {way_back}")
-    print(f"Undid {_cells_text(taken_back)} on sprite {handle.name}: back to checkpoint "
-          f"{target.id}. %sprite redo brings it back")
+        message = _undo(ctx, handle, cells[:count], ctx.progress(f"Undo on {handle.name}"))
+        journaled.set(f"ok: {message}")
+    print(message)
+
+
+def undo_to(ctx: CommandContext, handle: Sprite, checkpoint_id: str, view: ProgressView) -> str:
+    """Undo every cell back to (and including) the one checkpoint ``checkpoint_id`` was
+    taken before (the panel's Undo to here); the one-line account of it."""
+    with ctx.operation(handle.name, "undo", checkpoint_id) as journaled:
+        cells = undoable_cells(handle, ctx.undo.undone.get(handle.name, set()))
+        ids = [c.id for c in cells]
+        if checkpoint_id not in ids:
+            raise UsageError(f"Checkpoint {checkpoint_id} is not a cell sprite {handle.name} "
+                             "can go back to: it was undone, pruned or is not a cell's")
+        message = _undo(ctx, handle, cells[:ids.index(checkpoint_id) + 1], view)
+        journaled.set(f"ok: {message}")
+    return message
+
+
+def _undo(ctx: CommandContext, handle: Sprite, taken_back: list[Checkpoint],
+          view: ProgressView) -> str:
+    target = taken_back[-1]
+    way_back = restore_with_undo(ctx, handle, target.id, view)
+    ctx.undo.undid(handle.name, [c.id for c in taken_back], way_back)
+    return (f"Undid {_cells_text(taken_back)} on sprite {handle.name}: back to checkpoint "
+            f"{target.id}. %sprite redo brings it back")
 
 
 @subcommand("redo", "return to the state before the last undo")
