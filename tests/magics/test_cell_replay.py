@@ -101,3 +101,20 @@ def test_kept_output_is_bounded_and_the_replay_says_what_was_dropped(ip, current
     assert rows[-1] == "row-2000" and 0 < len(rows) < 2000
     assert rows == [f"row-{i}" for i in range(2001 - len(rows), 2001)]
     assert "bytes of this cell's oldest output were dropped" in err + out
+
+
+def test_a_kept_cell_stopped_by_its_timeout_stops_on_the_sprite(ip, current):
+    ip.ok("%config SpriteMagics.cells_outlive_kernel = True")
+    ip.ok("%%sprite_exec --timeout 1 --no-raise\nsleep 30; echo never")
+    frame = ip.ok("%sprite running")
+    assert not bool(frame["running"].iloc[0])
+
+
+def test_a_long_kept_cell_arrives_on_stdin_and_replays(ip, current, capsys):
+    ip.ok("%config SpriteMagics.cells_outlive_kernel = True")
+    body = "".join(f"echo long-{i} # {'x' * 60}\n" for i in range(100))
+    ip.ok("%%sprite_exec\n" + body)
+    capsys.readouterr()
+    ip.ok("%sprite attach")
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("long-")]
+    assert lines == [f"long-{i}" for i in range(100)]
