@@ -81,12 +81,16 @@ def running(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
 
 
 def newest_cell(handle: Sprite) -> str:
-    """The cell to replay when none is named: the newest still running, else the newest."""
-    cells = sorted(_cells(handle), key=lambda c: (c["running"], c["started"]))
-    if not cells:
+    """The newest kept cell (ids begin with their start time in milliseconds), read with
+    one file-API listing rather than a process on the sprite."""
+    try:
+        folders = [e.name for e in handle.list_dir(CELLS_DIR) if e.is_dir]
+    except NotFound:
+        folders = []
+    if not folders:
         raise UsageError(f"No cell has been kept on sprite {handle.name}: turn "
                          "SpriteMagics.cells_outlive_kernel on, or give a session id")
-    return str(cells[-1]["id"])
+    return max(folders, key=lambda name: (len(name.partition("-")[0]), name))
 
 
 def replay_command(handle: Sprite, cell_id: str) -> Command:
