@@ -24,9 +24,10 @@ from ..widgets.browser import (
 )
 from ..widgets.progress import ProgressView, describe_event, track
 from .cell_checkpoints import cell_tag
+from .checkpoint_refs import resolve_checkpoint
 from .context import CommandContext
 from .diff import checkpoint_changes, restore_summary
-from .errors import describe_ids, explain
+from .errors import explain
 from .registry import Names, action, argument, subcommand
 
 if TYPE_CHECKING:
@@ -53,16 +54,6 @@ def _created(stream: CheckpointStream) -> Checkpoint:
     if stream.result is None:
         raise UsageError(f"{stream.what}: the server ended without naming the checkpoint")
     return stream.result
-
-
-def existing_checkpoint(handle: Sprite, checkpoint_id: str) -> Checkpoint:
-    """The checkpoint, or a UsageError listing the ids the sprite does have."""
-    try:
-        return handle.get_checkpoint(checkpoint_id)
-    except NotFound:
-        have = [c.id for c in handle.list_checkpoints(include_auto=True)]
-        raise UsageError(f"Checkpoint {checkpoint_id} not found on sprite {handle.name} "
-                         f"(have {describe_ids(have)})") from None
 
 
 def restore_with_undo(ctx: CommandContext, handle: Sprite, checkpoint_id: str,
@@ -113,27 +104,28 @@ def checkpoint(ctx: CommandContext, args: Namespace) -> Checkpoint | None:
             argument("--auto", action="store_true",
                      help="include automatic and per-cell checkpoints"),
             argument("--history", metavar="ID", complete=Names.CHECKPOINTS,
-                     help="only checkpoints descending from ID"))
+                     help="only checkpoints descending from ID (or the checkpoint a "
+                          "comment names)"))
 def checkpoints(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
     """The sprite's checkpoints as a DataFrame indexed by id."""
     handle = ctx.sprite(args.sprite)
     with ctx.operation(handle.name, "checkpoints", args.history or ""):
-        if args.history:
-            existing_checkpoint(handle, args.history)
-        listed = handle.list_checkpoints(include_auto=args.auto, history=args.history)
+        history = resolve_checkpoint(handle, args.history).id if args.history else None
+        listed = handle.list_checkpoints(include_auto=args.auto, history=history)
         if args.auto:
             return checkpoints_frame(listed)
         return checkpoints_frame([c for c in listed if cell_tag(c.comment) is None])
 
 
 @subcommand("restore", "restore a checkpoint: restore ID [--yes]",
-            argument("id", complete=Names.CHECKPOINTS),
+            argument("id", complete=Names.CHECKPOINTS,
+                     help="a checkpoint's id, or a comment that names one checkpoint"),
             argument("--yes", action="store_true", help="do not ask for confirmation"))
 def restore(ctx: CommandContext, args: Namespace) -> None:
     """Restore a checkpoint after confirmation, then print how to undo it."""
     handle = ctx.sprite(args.sprite)
     with ctx.operation(handle.name, "restore", args.id) as journaled:
-        target = existing_checkpoint(handle, args.id)
+        target = resolve_checkpoint(handle, args.id)
         if ctx.settings.confirm_restore and not args.yes:
             comment = f" ({target.comment})" if target.comment else ""
             ctx.confirm(f"Restore {target.id}{comment} on sprite {handle.name}? "
@@ -157,7 +149,7 @@ def delete(ctx: CommandContext, args: Namespace) -> None:
         if args.id.lower() in _LIVE_IDS:
             raise UsageError(f"{args.id} is sprite {handle.name}'s live state, not a "
                              "checkpoint: it cannot be deleted")
-        target = existing_checkpoint(handle, args.id)
+        target = resolve_checkpoint(handle, args.id)
         if _active_checkpoint(handle) == target.id:
             raise UsageError(f"Checkpoint {target.id} is the one sprite {handle.name} runs "
                              "on: restore another checkpoint first, then delete it")
@@ -191,7 +183,7 @@ def browser_actions(ctx: CommandContext, handle: Sprite) -> CheckpointActions:
 
     return CheckpointActions(
         list=lambda: handle.list_checkpoints(include_auto=True),
-        get=lambda cp: existing_checkpoint(handle, cp),
+        get=lambda cp: resolve_checkpoint(handle, cp),
         restore=lambda cp, view: journaled("restore", cp,
                                            lambda: restore_with_undo(ctx, handle, cp, view),
                                            "ok: undo with {}"),

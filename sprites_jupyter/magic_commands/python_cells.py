@@ -245,8 +245,8 @@ def _attach(ctx: CommandContext, name: str, args: Namespace) -> None:
     if args.id:
         candidates = [sid for sid in candidates if sid == args.id]
     if not candidates:
-        which = f"session {args.id}" if args.id else "a Python session"
-        raise UsageError(f"Sprite {name} has no running {which} to attach to: a "
+        which = f"Python session {args.id} running" if args.id else "running Python session"
+        raise UsageError(f"Sprite {name} has no {which} to attach to: a "
                          "%%sprite_python cell starts a new one")
     newest = candidates[0]
     session = PythonSession.attach(sprite, newest)

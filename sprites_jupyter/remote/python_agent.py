@@ -264,9 +264,19 @@ class Agent:
                     "evalue": str(error), "traceback": user_traceback(error)}
         if show and value is not None:
             self.namespace["_"] = value
-            self.display(value)
+            if not self.is_open_figure(value):
+                self.display(value)
         self.flush_figures()
         return {}
+
+    @staticmethod
+    def is_open_figure(value) -> bool:
+        """Whether ``value`` is a pyplot figure still open, which :meth:`flush_figures`
+        shows as its picture (displaying it too would add ``<Figure size …>``)."""
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        number = getattr(value, "number", None)
+        return (pyplot is not None and type(value).__name__ == "Figure"
+                and number in pyplot.get_fignums())
 
     def execute(self, code: str, filename: str) -> tuple:
         tree = ast.parse(code, filename, "exec")

@@ -150,16 +150,18 @@ class CheckpointBrowser:
         ages = []
         for checkpoint in self.checkpoints:
             button = w.Button(description="Restore", icon="undo",
-                              tooltip=f"Restore {checkpoint.id}")
+                              tooltip=f"Restore {checkpoint.id}",
+                              layout=w.Layout(width="auto", flex="0 0 auto"))
             button.on_click(lambda _, cp=checkpoint: self._ask(cp))
             self.restore_buttons[checkpoint.id] = button
             age = w.HTML(describe_age(checkpoint.create_time), layout=w.Layout(width="8em"))
             ages.append((age, checkpoint.create_time))
             row = w.HBox([
                 w.HTML(f'<code style="white-space:nowrap">{html.escape(checkpoint.id)}</code>',
-                       layout=w.Layout(width="14em")),
+                       layout=w.Layout(width="14em", flex="0 1 auto", min_width="5em")),
                 age,
-                w.HTML(html.escape(checkpoint.comment or ""), layout=w.Layout(width="20em")),
+                w.HTML(html.escape(checkpoint.comment or ""),
+                       layout=w.Layout(width="20em", flex="0 1 auto", min_width="6em")),
                 button,
             ])
             if self.row_buttons is not None:

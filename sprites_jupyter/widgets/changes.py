@@ -91,7 +91,7 @@ class ChangesRow:
         self.changes = changes
         self.button = w.Button(description="Changes", icon="list",
                                tooltip=f"What changed since {checkpoint_id}",
-                               layout=w.Layout(width="auto"))
+                               layout=w.Layout(width="auto", flex="0 0 auto"))
         self.table = w.HTML(layout=w.Layout(max_height="20em", overflow="auto"))
         self.detail = w.VBox([self.table], layout=w.Layout(display="none"))
         self.asked = False
