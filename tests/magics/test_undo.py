@@ -119,3 +119,18 @@ def test_python_cells_are_checkpointed_too(library_ip):
     assert _exists(ip, "~/made-by-cell")
     ip.ok("%sprite undo")
     assert not _exists(ip, "~/made-by-cell")
+
+
+def test_undo_of_a_python_cell_brings_its_variables_back(ip, current):
+    from .python_helpers import run_captured
+
+    ip.ok("%%sprite_python\nrows = [1, 2]\nlabel = 'before'\n")
+    ip.ok("%sprite undo on")
+    ip.ok("%%sprite_python\nrows.append(3)\nlabel = 'after'\ndel rows\n")
+
+    ip.ok("%sprite undo")
+
+    result, shown, out, _ = run_captured(ip, "%%sprite_python\n(rows, label)\n")
+    assert result.success, result.error_in_exec
+    assert out.startswith("restored 2 variables from ")
+    assert shown == [{"text/plain": "([1, 2], 'before')"}]
