@@ -36,16 +36,18 @@ def run(folder: str, limit: int, kind: str, first_line: str, argv: list) -> int:
     path = os.path.join(folder, "output")
     written = os.path.getsize(path) if os.path.exists(path) else 0
     selector = selectors.DefaultSelector()
-    streams = {child.stdout: (b"o", sys.stdout.buffer), child.stderr: (b"e", sys.stderr.buffer)}
-    for pipe in streams:
-        selector.register(pipe, selectors.EVENT_READ)
+    assert child.stdout is not None and child.stderr is not None
+    streams = {child.stdout.fileno(): (b"o", sys.stdout.buffer),
+               child.stderr.fileno(): (b"e", sys.stderr.buffer)}
+    for fd in streams:
+        selector.register(fd, selectors.EVENT_READ)
     while selector.get_map():
         for key, _ in selector.select():
             data = os.read(key.fd, 65536)
             if not data:
-                selector.unregister(key.fileobj)
+                selector.unregister(key.fd)
                 continue
-            letter, out = streams[key.fileobj]
+            letter, out = streams[key.fd]
             with open(path, "ab") as log:
                 log.write(_record(letter, data))
             written += _HEADER + len(data)
