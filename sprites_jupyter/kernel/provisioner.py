@@ -1,0 +1,202 @@
+"""``SpriteProvisioner``: the ``jupyter_client`` provisioner that runs ipykernel in a sprite.
+
+It writes a connection file into the sprite (ports 0, the sprite's loopback, this
+kernel manager's key), starts ``python -m ipykernel_launcher -f FILE`` there as a
+detached exec session in ``/home/sprite``, reads back the ports ipykernel bound, and
+forwards five ports on this machine to them. Everything goes through the public Sprites
+API (:mod:`sprites_jupyter.client`), so the same kernelspec works with a token on the
+real service and on the local backend. The client is synchronous, so every call runs in
+a worker thread and Jupyter's event loop never waits on the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Any
+
+from jupyter_client.provisioning import KernelProvisionerBase
+from traitlets import Float, Unicode
+
+from ..client import Conflict, NotFound, Sprite, SpritesClient, SpritesError
+from .channels import CHANNELS, ForwardedChannels
+from .errors import KernelStartError
+from .ipykernel_env import kernel_python
+from .sprite_choice import choose_sprite
+from .sprite_process import KernelProcess
+
+HOME = "/home/sprite"
+RUNTIME_DIR = "/tmp/sprites-jupyter"
+PORTS_POLL = 0.05
+EXIT_POLL = 0.1
+
+
+class SpriteProvisioner(KernelProvisionerBase):  # type: ignore[misc]
+    """Runs the kernel in a sprite; see the module docstring."""
+
+    sprite = Unicode("", config=True,
+                     help="The sprite the kernel runs in; empty: chosen per notebook "
+                          "(its metadata's sprites.sprite, $SPRITES_KERNEL_SPRITE, 'jupyter').")
+    start_timeout = Float(300.0, config=True,
+                          help="Seconds to wait for ipykernel to listen in the sprite "
+                               "(installing ipykernel into the sprite counts too).")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._client: SpritesClient | None = None
+        self._process: KernelProcess | None = None
+        self._channels: ForwardedChannels | None = None
+        self.sprite_name = ""
+        self._remote_file = ""
+
+    @property
+    def has_process(self) -> bool:
+        return self._process is not None
+
+    # -- starting --------------------------------------------------------------
+
+    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        self.sprite_name = self.sprite or choose_sprite(kwargs.get("env") or {},
+                                                        kwargs.get("cwd"))
+        self._remote_file = f"{RUNTIME_DIR}/kernel-{self.kernel_id}.json"
+        extra = kwargs.pop("extra_arguments", None) or []
+        kwargs.pop("transport_encryption", None)
+        cmd = [arg.replace("{connection_file}", self._remote_file)
+               for arg in self.kernel_spec.argv] + list(extra)
+        return await super().pre_launch(cmd=cmd, **kwargs)
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> dict[str, Any]:
+        session = self.parent.session
+        key = session.key
+        info = await asyncio.to_thread(self._launch, cmd, key, session.signature_scheme)
+        self.connection_info = info
+        return info
+
+    def _launch(self, cmd: list[str], key: bytes, scheme: str) -> dict[str, Any]:
+        if self._client is None:
+            self._client = SpritesClient.from_env(on_wait=self.log.info)
+        sprite = self._ensure_sprite(self._client)
+        try:
+            argv = [kernel_python(sprite, cmd[0], self.log), *cmd[1:]]
+        except SpritesError as error:
+            raise KernelStartError(f"cannot prepare Python in sprite {sprite.name}: "
+                                   f"{error}") from None
+        ports = self._channels.sprite_ports if self._channels else dict.fromkeys(CHANNELS, 0)
+        connection = {**ports, "ip": "127.0.0.1", "transport": "tcp", "key": key.decode(),
+                      "signature_scheme": scheme, "kernel_name": self.kernel_spec.name}
+        try:
+            sprite.write_file(self._remote_file, json.dumps(connection), mode="0600")
+            self.log.info("Starting the kernel in sprite %s: %s", sprite.name, " ".join(argv))
+            self._process = KernelProcess(sprite, argv, HOME, self.log)
+            bound = self._bound_ports(sprite, self._process)
+        except SpritesError as error:
+            self._abandon()
+            raise KernelStartError(f"cannot start the kernel in sprite {sprite.name}: "
+                                   f"{error}") from None
+        except KernelStartError:
+            self._abandon()
+            raise
+        if self._channels is not None and self._channels.sprite_ports != bound:
+            self._channels.stop()
+            self._channels = None
+        if self._channels is None:
+            self._channels = ForwardedChannels(sprite, bound)
+        return {**self._channels.local_ports, "ip": "127.0.0.1", "transport": "tcp",
+                "key": key, "signature_scheme": scheme, "kernel_name": self.kernel_spec.name}
+
+    def _ensure_sprite(self, client: SpritesClient) -> Sprite:
+        try:
+            client.get_sprite(self.sprite_name)
+        except NotFound:
+            self.log.info("Creating sprite %s for the kernel", self.sprite_name)
+            with contextlib.suppress(Conflict):  # created meanwhile by another kernel
+                client.create_sprite(self.sprite_name)
+        except SpritesError as error:
+            raise KernelStartError(f"cannot reach sprite {self.sprite_name}: {error}") \
+                from None
+        return client.sprite(self.sprite_name)
+
+    def _bound_ports(self, sprite: Sprite, process: KernelProcess) -> dict[str, int]:
+        """The ports ipykernel bound, which it writes back into the connection file."""
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if not process.running:
+                said = process.last_words()
+                raise KernelStartError(
+                    f"the kernel in sprite {sprite.name} exited with code {process.exit_code}"
+                    + (f": {said}" if said else "") + " (see the kernel's log)")
+            try:
+                written = json.loads(sprite.read_file(self._remote_file))
+                ports = {name: int(written[name]) for name in CHANNELS}
+            except (ValueError, KeyError, TypeError):
+                ports = {}  # caught mid-write: read again
+            if ports and all(ports.values()):
+                return ports
+            time.sleep(PORTS_POLL)
+        raise KernelStartError(f"the kernel in sprite {sprite.name} did not listen within "
+                               f"{self.start_timeout:.0f} s: see the kernel's log, or raise "
+                               "SpriteProvisioner.start_timeout")
+
+    def _abandon(self) -> None:
+        if self._process is not None:
+            self._process.stop()
+            self._process = None
+
+    # -- the running kernel ----------------------------------------------------
+
+    async def poll(self) -> int | None:
+        if self._process is None:
+            return 0
+        return None if self._process.running else self._process.exit_code
+
+    async def wait(self) -> int | None:
+        if self._process is None:
+            return 0
+        while self._process.running:
+            await asyncio.sleep(EXIT_POLL)
+        code = self._process.exit_code
+        await asyncio.to_thread(self._process.stop)
+        self._process = None
+        return code
+
+    async def send_signal(self, signum: int) -> None:
+        if self._process is not None and signum:
+            await asyncio.to_thread(self._process.signal, signum)
+
+    async def kill(self, restart: bool = False) -> None:
+        if self._process is not None:
+            await asyncio.to_thread(self._process.signal, "KILL")
+
+    async def terminate(self, restart: bool = False) -> None:
+        if self._process is not None:
+            await asyncio.to_thread(self._process.signal, "TERM")
+
+    async def cleanup(self, restart: bool = False) -> None:
+        await asyncio.to_thread(self._cleanup, restart)
+
+    def _cleanup(self, restart: bool) -> None:
+        self._abandon()
+        if self._client is not None and self._remote_file:
+            with contextlib.suppress(SpritesError, OSError):  # gone already: fine
+                self._client.sprite(self.sprite_name).delete(self._remote_file)
+        if not restart:
+            if self._channels is not None:
+                self._channels.stop()
+                self._channels = None
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def get_stable_start_time(self, recommended: float = 10.0) -> float:
+        return max(recommended, self.start_timeout)
+
+    async def get_provisioner_info(self) -> dict[str, Any]:
+        info = await super().get_provisioner_info()
+        info["sprite"] = self.sprite_name
+        return info
+
+    async def load_provisioner_info(self, provisioner_info: dict[str, Any]) -> None:
+        await super().load_provisioner_info(provisioner_info)
+        self.sprite_name = provisioner_info.get("sprite", self.sprite_name)
