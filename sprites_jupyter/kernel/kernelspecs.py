@@ -81,11 +81,16 @@ def install(*, sprite: str = "", python: str = DEFAULT_PYTHON, name: str | None 
 
 
 def installed() -> list[SpriteKernelSpec]:
-    """Every kernelspec Jupyter finds that names the sprite provisioner."""
-    manager = KernelSpecManager()
+    """Every kernelspec Jupyter finds that names the sprite provisioner (read from its
+    ``kernel.json``, so a spec shows even where the provisioner is not installed)."""
     specs = []
-    for name, entry in sorted(manager.get_all_specs().items()):
-        spec = entry.get("spec") or {}
+    for name, folder in sorted(KernelSpecManager().find_kernel_specs().items()):
+        try:
+            spec = json.loads((Path(folder) / "kernel.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(spec, dict):
+            continue
         provisioner = (spec.get("metadata") or {}).get("kernel_provisioner") or {}
         if provisioner.get("provisioner_name") != PROVISIONER_NAME:
             continue
@@ -93,8 +98,7 @@ def installed() -> list[SpriteKernelSpec]:
         argv = spec.get("argv") or [DEFAULT_PYTHON]
         specs.append(SpriteKernelSpec(name=name, display_name=spec.get("display_name", name),
                                       sprite=str(config.get("sprite") or ""),
-                                      python=str(argv[0]),
-                                      resource_dir=entry.get("resource_dir", "")))
+                                      python=str(argv[0]), resource_dir=folder))
     return specs
 
 
