@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
 import time
 from typing import Any
 
@@ -23,12 +24,12 @@ from traitlets import Float, Unicode
 from ..client import Conflict, NotFound, Sprite, SpritesClient, SpritesError
 from .channels import CHANNELS, ForwardedChannels
 from .errors import KernelStartError
+from .in_kernel import RELAY_ENV, RELAY_KEY_ENV, SPRITE_ENV
 from .ipykernel_env import kernel_python
+from .relay import HOME, RUNTIME_DIR, CheckpointRelay
 from .sprite_choice import choose_sprite
 from .sprite_process import KernelProcess
 
-HOME = "/home/sprite"
-RUNTIME_DIR = "/tmp/sprites-jupyter"
 PORTS_POLL = 0.05
 EXIT_POLL = 0.1
 
@@ -48,8 +49,10 @@ class SpriteProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         self._client: SpritesClient | None = None
         self._process: KernelProcess | None = None
         self._channels: ForwardedChannels | None = None
+        self._relay: CheckpointRelay | None = None
         self.sprite_name = ""
         self._remote_file = ""
+        self._relay_address = ""
 
     @property
     def has_process(self) -> bool:
@@ -60,7 +63,8 @@ class SpriteProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
         self.sprite_name = self.sprite or choose_sprite(kwargs.get("env") or {},
                                                         kwargs.get("cwd"))
-        self._remote_file = f"{RUNTIME_DIR}/kernel-{self.kernel_id}.json"
+        self._remote_file = f"{RUNTIME_DIR}/kernel-{self.kernel_id}.json"  # from HOME
+        self._relay_address = f"sprites-jupyter-relay-{self.kernel_id}"
         extra = kwargs.pop("extra_arguments", None) or []
         kwargs.pop("transport_encryption", None)
         cmd = [arg.replace("{connection_file}", self._remote_file)
@@ -77,17 +81,24 @@ class SpriteProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     def _launch(self, cmd: list[str], key: bytes, scheme: str) -> dict[str, Any]:
         if self._client is None:
             self._client = SpritesClient.from_env(on_wait=self.log.info)
+        if self._relay is not None:
+            self._relay.wait_idle(self.start_timeout)  # a restore it relayed must finish
         sprite = self._ensure_sprite(self._client)
         try:
-            argv = [kernel_python(sprite, cmd[0], self.log), *cmd[1:]]
+            python = kernel_python(sprite, cmd[0], self.log)
         except SpritesError as error:
             raise KernelStartError(f"cannot prepare Python in sprite {sprite.name}: "
                                    f"{error}") from None
+        # env(1) adds to the sprite's own environment, which an exec's env would replace
+        relay_key = secrets.token_hex(16)
+        argv = ["/usr/bin/env", f"{RELAY_ENV}={self._relay_address}",
+                f"{RELAY_KEY_ENV}={relay_key}", f"{SPRITE_ENV}={sprite.name}", python, *cmd[1:]]
         ports = self._channels.sprite_ports if self._channels else dict.fromkeys(CHANNELS, 0)
         connection = {**ports, "ip": "127.0.0.1", "transport": "tcp", "key": key.decode(),
                       "signature_scheme": scheme, "kernel_name": self.kernel_spec.name}
         try:
-            sprite.write_file(self._remote_file, json.dumps(connection), mode="0600")
+            sprite.write_file(f"{HOME}/{self._remote_file}", json.dumps(connection),
+                              mode="0600")
             self.log.info("Starting the kernel in sprite %s: %s", sprite.name, " ".join(argv))
             self._process = KernelProcess(sprite, argv, HOME, self.log)
             bound = self._bound_ports(sprite, self._process)
@@ -98,6 +109,7 @@ class SpriteProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         except KernelStartError:
             self._abandon()
             raise
+        self._start_relay(sprite, python, relay_key)
         if self._channels is not None and self._channels.sprite_ports != bound:
             self._channels.stop()
             self._channels = None
@@ -105,6 +117,16 @@ class SpriteProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             self._channels = ForwardedChannels(sprite, bound)
         return {**self._channels.local_ports, "ip": "127.0.0.1", "transport": "tcp",
                 "key": key, "signature_scheme": scheme, "kernel_name": self.kernel_spec.name}
+
+    def _start_relay(self, sprite: Sprite, python: str, key: str) -> None:
+        """The kernel's channel for checkpoint requests; without it the kernel still runs."""
+        try:
+            if self._relay is None:
+                self._relay = CheckpointRelay(sprite.name, self.log)
+            self._relay.start(sprite, python, self._relay_address, key)
+        except (SpritesError, OSError) as error:
+            self.log.warning("Sprite %s: no checkpoint channel for the kernel (%s); "
+                             "%%sprite checkpoint will not work in it", sprite.name, error)
 
     def _ensure_sprite(self, client: SpritesClient) -> Sprite:
         try:
@@ -128,7 +150,7 @@ class SpriteProvisioner(KernelProvisionerBase):  # type: ignore[misc]
                     f"the kernel in sprite {sprite.name} exited with code {process.exit_code}"
                     + (f": {said}" if said else "") + " (see the kernel's log)")
             try:
-                written = json.loads(sprite.read_file(self._remote_file))
+                written = json.loads(sprite.read_file(f"{HOME}/{self._remote_file}"))
                 ports = {name: int(written[name]) for name in CHANNELS}
             except (ValueError, KeyError, TypeError):
                 ports = {}  # caught mid-write: read again
@@ -143,6 +165,8 @@ class SpriteProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         if self._process is not None:
             self._process.stop()
             self._process = None
+        if self._relay is not None:
+            self._relay.stop()
 
     # -- the running kernel ----------------------------------------------------
 
@@ -180,11 +204,14 @@ class SpriteProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         self._abandon()
         if self._client is not None and self._remote_file:
             with contextlib.suppress(SpritesError, OSError):  # gone already: fine
-                self._client.sprite(self.sprite_name).delete(self._remote_file)
+                self._client.sprite(self.sprite_name).delete(f"{HOME}/{self._remote_file}")
         if not restart:
             if self._channels is not None:
                 self._channels.stop()
                 self._channels = None
+            if self._relay is not None:
+                self._relay.close()
+                self._relay = None
             if self._client is not None:
                 self._client.close()
                 self._client = None

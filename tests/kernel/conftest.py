@@ -17,7 +17,7 @@ from jupyter_client import BlockingKernelClient, KernelManager
 
 from sprites_jupyter.client import SpritesClient
 from sprites_jupyter.kernel.kernelspecs import PROVISIONER_NAME
-from tests.conftest import LocalServer
+from tests.conftest import LocalServer, start_server
 
 ENTRY_POINT = "sprites_jupyter.kernel.provisioner:SpriteProvisioner"
 START_WAIT = 600.0
@@ -90,23 +90,29 @@ class RunningKernel:
         return self.manager.provisioner
 
     def run(self, code: str, *, allow_error: bool = False) -> dict[str, Any]:
-        """Execute ``code``; its stdout, result text and reply status."""
+        """Execute ``code``; its stdout, result text, errors (stderr too) and status."""
         stdout: list[str] = []
         results: list[str] = []
+        errors: list[str] = []
 
         def collect(message: dict[str, Any]) -> None:
             content = message["content"]
             if message["msg_type"] == "stream" and content["name"] == "stdout":
                 stdout.append(content["text"])
+            elif message["msg_type"] == "stream":  # IPython shows a UsageError here
+                errors.append(content["text"])
             elif message["msg_type"] == "execute_result":
                 results.append(content["data"].get("text/plain", ""))
+            elif message["msg_type"] == "error":
+                errors.append(f"{content['ename']}: {content['evalue']}")
 
         reply = self.client.execute_interactive(code, timeout=REPLY_WAIT,
                                                 output_hook=collect)
         status = reply["content"]["status"]
         if not allow_error:
             assert status == "ok", reply["content"]
-        return {"stdout": "".join(stdout), "result": "".join(results), "status": status}
+        return {"stdout": "".join(stdout), "result": "".join(results), "status": status,
+                "error": "".join(errors)}
 
     def value(self, expression: str) -> str:
         return self.run(expression)["result"]
@@ -115,6 +121,16 @@ class RunningKernel:
         self.client.stop_channels()
         if self.manager.has_kernel:
             self.manager.shutdown_kernel(now=False)
+
+
+@pytest.fixture(scope="session")
+def unsandboxed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    """A local server in directory mode (``--isolation none``): its sprites run this
+    interpreter, which has this checkout's sprites_jupyter for in-kernel magics."""
+    running = start_server(tmp_path_factory.mktemp("sprites-home-none"),
+                           args=("--isolation", "none"))
+    yield running
+    running.stop()
 
 
 @pytest.fixture(scope="session")

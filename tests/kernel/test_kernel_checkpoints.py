@@ -1,0 +1,104 @@
+"""``%sprite checkpoint|checkpoints|restore`` inside a sprite kernel: the requests go to
+the provisioner, which acts on that kernel's own sprite only, with a token the sprite
+never sees; a restore stops the kernel with one line, and it restarts on the restored
+sprite. The server runs unsandboxed so the kernel can import this checkout."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sprites_jupyter.client import SpritesClient
+from tests.conftest import LocalServer
+from tests.kernel.conftest import RunningKernel, install_spec, use_server
+
+CHECKOUT = str(Path(__file__).resolve().parents[2])
+DEATH_WAIT = 60.0
+
+
+@pytest.fixture
+def own_sprite(unsandboxed_server: LocalServer, kernel_env: Path) -> Iterator[str]:
+    name = f"k-{uuid.uuid4().hex[:8]}"
+    with SpritesClient(unsandboxed_server.token, unsandboxed_server.url) as client:
+        client.create_sprite(name)
+        install_spec(kernel_env, "--sprite", name, "--python", sys.executable,
+                     "--name", f"own-{name}")
+        yield name
+        client.delete_sprite(name)
+
+
+@pytest.fixture
+def magics_kernel(unsandboxed_server: LocalServer, own_sprite: str) -> Iterator[RunningKernel]:
+    """The sprite kernel with ``%load_ext sprites_jupyter`` (this checkout's, put first
+    on the kernel's path: an unsandboxed sprite shares this machine's files)."""
+    with pytest.MonkeyPatch.context() as patch:
+        use_server(patch, unsandboxed_server)
+        kernel = RunningKernel(f"own-{own_sprite}")
+        try:
+            load_extension(kernel)
+            yield kernel
+        finally:
+            kernel.stop()
+
+
+def load_extension(kernel: RunningKernel) -> None:
+    kernel.run(f"import sys; sys.path.insert(0, {CHECKOUT!r})\n%load_ext sprites_jupyter\n"
+               "%config SpriteMagics.widgets = 'off'")
+
+
+def test_checkpoints_from_inside_act_on_the_kernels_own_sprite(
+        magics_kernel: RunningKernel, own_sprite: str, unsandboxed_server: LocalServer) -> None:
+    assert magics_kernel.value("import os; [k for k in os.environ if 'TOKEN' in k]") == "[]"
+    taken = magics_kernel.run("cp = %sprite checkpoint -m 'from the kernel'\nprint(cp.id)")
+    checkpoint_id = taken["stdout"].strip().splitlines()[-1]
+    with SpritesClient(unsandboxed_server.token, unsandboxed_server.url) as client:
+        listed = client.sprite(own_sprite).list_checkpoints()
+    assert (checkpoint_id, "from the kernel") in [(c.id, c.comment) for c in listed]
+    assert checkpoint_id in magics_kernel.run("%sprite checkpoints")["result"]
+
+
+def test_another_sprite_is_refused_in_one_line(magics_kernel: RunningKernel,
+                                               unsandboxed_server: LocalServer) -> None:
+    other = f"k-{uuid.uuid4().hex[:8]}"
+    with SpritesClient(unsandboxed_server.token, unsandboxed_server.url) as client:
+        client.create_sprite(other)
+        try:
+            refused = magics_kernel.run(f"%sprite checkpoint -s {other} -m intruder",
+                                        allow_error=True)
+            comments = [c.comment for c in client.sprite(other).list_checkpoints()]
+        finally:
+            client.delete_sprite(other)
+    assert "intruder" not in comments
+    assert refused["status"] == "error"
+    assert "refused" in refused["error"], refused
+    assert refused["error"].strip().count("\n") == 0, refused
+
+
+def test_restore_from_inside_restarts_the_kernel_on_the_restored_sprite(
+        magics_kernel: RunningKernel) -> None:
+    magics_kernel.run("open('marker.txt', 'w').write('before')")
+    taken = magics_kernel.run("cp = %sprite checkpoint -m base\nprint(cp.id)")
+    checkpoint_id = taken["stdout"].strip().splitlines()[-1]
+    magics_kernel.run("open('marker.txt', 'w').write('after'); doomed = 1")
+
+    said: list[str] = []
+    client = magics_kernel.client
+    client.execute(f"%sprite restore {checkpoint_id} --yes")
+    manager = magics_kernel.manager
+    while manager.is_alive():
+        try:
+            message = client.get_iopub_msg(timeout=1)
+        except Exception:  # queue.Empty: nothing yet, look whether it still lives
+            continue
+        if message["msg_type"] == "stream":
+            said.append(message["content"]["text"])
+    assert any("this kernel stops now and restarts" in text for text in said), said
+
+    manager.restart_kernel(now=True)  # what Jupyter's restarter does for a dead kernel
+    client.wait_for_ready(timeout=DEATH_WAIT)
+    assert magics_kernel.value("open('marker.txt').read()") == "'before'"
+    assert magics_kernel.value("'doomed' in dir()") == "False"
