@@ -26,6 +26,7 @@ from ..widgets.progress import ProgressView, describe_event, track
 from .context import CommandContext
 from .diff import checkpoint_changes, restore_summary
 from .errors import describe_ids, explain
+from .registry import Names, argument, subcommand
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -80,6 +81,8 @@ def restore_with_undo(ctx: CommandContext, handle: Sprite, checkpoint_id: str,
     return undo_id
 
 
+@subcommand("checkpoint", "take a checkpoint: checkpoint [-m COMMENT]",
+            argument("-m", "--comment", default="", help="what this checkpoint is"))
 def checkpoint(ctx: CommandContext, args: Namespace) -> Checkpoint:
     """Take a checkpoint with a progress view; returns the new Checkpoint."""
     handle = ctx.sprite(args.sprite)
@@ -89,6 +92,10 @@ def checkpoint(ctx: CommandContext, args: Namespace) -> Checkpoint:
         return created
 
 
+@subcommand("checkpoints", "list checkpoints (DataFrame): checkpoints [--auto] [--history ID]",
+            argument("--auto", action="store_true", help="include automatic checkpoints"),
+            argument("--history", metavar="ID", complete=Names.CHECKPOINTS,
+                     help="only checkpoints descending from ID"))
 def checkpoints(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
     """The sprite's checkpoints as a DataFrame indexed by id."""
     handle = ctx.sprite(args.sprite)
@@ -99,6 +106,9 @@ def checkpoints(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
         return checkpoints_frame(listed)
 
 
+@subcommand("restore", "restore a checkpoint: restore ID [--yes]",
+            argument("id", complete=Names.CHECKPOINTS),
+            argument("--yes", action="store_true", help="do not ask for confirmation"))
 def restore(ctx: CommandContext, args: Namespace) -> None:
     """Restore a checkpoint after confirmation, then print how to undo it."""
     handle = ctx.sprite(args.sprite)
@@ -116,6 +126,7 @@ def restore(ctx: CommandContext, args: Namespace) -> None:
           f"Undo with: %sprite restore {undo_id}")
 
 
+@subcommand("browse", "the checkpoint browser")
 def browse(ctx: CommandContext, args: Namespace) -> Any:
     """The checkpoint browser widget (or, without widgets, a table and how to restore)."""
     handle = ctx.sprite(args.sprite)

@@ -1,4 +1,4 @@
-"""Subcommands about sprites themselves: status, use, list, create, destroy."""
+"""Subcommands about sprites themselves: status, help, use, list, create, destroy."""
 
 from __future__ import annotations
 
@@ -10,13 +10,17 @@ from IPython.core.error import UsageError
 from ..client import AuthError, Conflict, ConnectionFailed, NotFound
 from ..frames import SPRITE_SUMMARY_COLUMNS, sprites_frame
 from .context import CommandContext
+from .parsing import subcommand_help
+from .registry import Names, argument, subcommand
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["create", "destroy", "listing", "status", "use"]
+__all__ = ["create", "destroy", "help_on", "listing", "status", "use"]
 
 
+@subcommand("status", "backend, current sprite and its status (also plain %sprite)",
+            sprite=False)
 def status(ctx: CommandContext, args: Namespace) -> None:
     """Print the backend, the current sprite and its status, checking the backend with
     one request (a rejected token or an unreachable URL fails here, not later)."""
@@ -47,6 +51,18 @@ def status(ctx: CommandContext, args: Namespace) -> None:
         print(f"Sprite: {info.name} ({info.status or 'unknown status'})")
 
 
+@subcommand("help", "help on a subcommand: %sprite help SUBCOMMAND",
+            argument("topic", nargs="?", complete=Names.SUBCOMMANDS, help="a subcommand"),
+            sprite=False)
+def help_on(ctx: CommandContext, args: Namespace) -> None:
+    print(subcommand_help(args.topic))
+
+
+@subcommand("use", "select the current sprite: use NAME [--create]",
+            argument("name", complete=Names.SPRITES),
+            argument("--create", action="store_true",
+                     help="create the sprite if it does not exist"),
+            sprite=False)
 def use(ctx: CommandContext, args: Namespace) -> None:
     """Make NAME the current sprite, creating it with ``--create``."""
     with ctx.operation(args.name, "use") as journaled:
@@ -62,6 +78,11 @@ def use(ctx: CommandContext, args: Namespace) -> None:
     print(f"Using sprite {info.name} ({info.status or 'unknown status'})")
 
 
+@subcommand("list", "all sprites (DataFrame): list [--prefix P] [--all]",
+            argument("--prefix", help="only names starting with this"),
+            argument("--all", action="store_true",
+                     help="every column (id, organization, updated_at too)"),
+            sprite=False)
 def listing(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
     """All sprites as a DataFrame: the useful columns, or every one with ``--all``."""
     with ctx.operation("", "list", args.prefix or ""):
@@ -69,6 +90,11 @@ def listing(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
     return frame if args.all else frame[SPRITE_SUMMARY_COLUMNS]
 
 
+@subcommand("create", "create a sprite: create NAME [--exist-ok]",
+            argument("name"),
+            argument("--exist-ok", action="store_true",
+                     help="succeed (and say so) when the sprite already exists"),
+            sprite=False)
 def create(ctx: CommandContext, args: Namespace) -> None:
     """Create a sprite (it does not become current; ``use`` does that)."""
     with ctx.operation(args.name, "create") as journaled:
@@ -83,6 +109,10 @@ def create(ctx: CommandContext, args: Namespace) -> None:
     print(f"Created sprite {info.name}; select it with %sprite use {info.name}")
 
 
+@subcommand("destroy", "delete a sprite and everything in it: destroy NAME --yes",
+            argument("name", complete=Names.SPRITES),
+            argument("--yes", action="store_true", help="confirm: the sprite cannot be recovered"),
+            sprite=False)
 def destroy(ctx: CommandContext, args: Namespace) -> None:
     """Delete a sprite and all its checkpoints; needs ``--yes``."""
     if not args.yes:
