@@ -6,7 +6,9 @@ socket in the sprite, served by :mod:`sprites_jupyter.remote.kernel_relay`),
 (the sprite's name). The magics' usual
 :class:`~sprites_jupyter.client.SpritesClient` is given an httpx transport that writes
 each request to that socket, so ``%sprite checkpoint`` and friends work unchanged while
-the token stays with the provisioner, which performs or refuses each request.
+the token stays with the provisioner, which performs or refuses each request. Programs
+the magics run in their own sprite (the diff helper) run as children of the kernel,
+which is in that sprite already.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import contextlib
 import json
 import os
 import socket
+import subprocess
+import time
 from collections.abc import Callable, Iterator
 
 import httpx
 
-from ..client import SpritesClient
+from ..client import ExecError, ExecResult, ExecTimeout, Sprite, SpritesClient
 
 RELAY_ENV = "SPRITES_KERNEL_RELAY"
 RELAY_KEY_ENV = "SPRITES_KERNEL_RELAY_KEY"
@@ -41,8 +45,43 @@ def relay_client(*, timeout: float,
     if not address or os.environ.get("SPRITES_TOKEN") or os.environ.get("SPRITE_TOKEN"):
         return None
     transport = RelayTransport(address, os.environ.get(RELAY_KEY_ENV, ""))
-    return SpritesClient("held-by-the-provisioner", RELAY_URL, timeout=timeout,
-                         transport=transport, on_wait=on_wait)
+    return KernelClient("held-by-the-provisioner", RELAY_URL, timeout=timeout,
+                        transport=transport, on_wait=on_wait)
+
+
+class KernelClient(SpritesClient):
+    """The relayed client; its handle on the kernel's own sprite runs programs here."""
+
+    def sprite(self, name: str) -> Sprite:
+        if name and name == os.environ.get(SPRITE_ENV):
+            return OwnSprite(self, name)
+        return super().sprite(name)
+
+
+class OwnSprite(Sprite):
+    """The sprite this kernel runs in: :meth:`run` starts a child process of the kernel
+    (the relay carries no exec, and none is needed in the sprite itself)."""
+
+    def run(self, *cmd: str, env: dict[str, str] | None = None, dir: str | None = None,
+            stdin: bytes | str | None = None, timeout: float | None = None,
+            check: bool = False) -> ExecResult:
+        started = time.monotonic()
+        data = stdin.encode() if isinstance(stdin, str) else stdin
+        try:
+            done = subprocess.run(list(cmd), input=data or b"", capture_output=True, env=env,
+                                  cwd=dir, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise ExecTimeout(f"command {' '.join(cmd)!r} did not finish within {timeout:g}s; "
+                              "it was killed") from None
+        except OSError as error:
+            done = subprocess.CompletedProcess(list(cmd), 127, b"", str(error).encode())
+        result = ExecResult(stdout=done.stdout.decode("utf-8", "replace"),
+                            stderr=done.stderr.decode("utf-8", "replace"),
+                            exit_code=done.returncode, duration=time.monotonic() - started)
+        if check and result.exit_code != 0:
+            raise ExecError(" ".join(cmd), result.exit_code, result.stdout[-2000:],
+                            result.stderr[-2000:])
+        return result
 
 
 class _SocketBody(httpx.SyncByteStream):

@@ -85,6 +85,19 @@ def test_restore_from_inside_restarts_the_kernel_on_the_restored_sprite(
     checkpoint_id = taken["stdout"].strip().splitlines()[-1]
     magics_kernel.run("open('marker.txt', 'w').write('after'); doomed = 1")
 
+    questions: list[str] = []
+
+    def decline(message: dict[str, object]) -> None:
+        questions.append(message["content"]["prompt"])  # type: ignore[index]
+        magics_kernel.client.input("n")
+
+    declined = magics_kernel.client.execute_interactive(
+        f"%sprite restore {checkpoint_id}", allow_stdin=True, stdin_hook=decline,
+        timeout=DEATH_WAIT, output_hook=lambda message: None)
+    assert declined["content"]["status"] == "error"
+    assert len(questions) == 1 and questions[0].startswith(f"Restore {checkpoint_id}")
+    assert magics_kernel.value("doomed") == "1"
+
     said: list[str] = []
     client = magics_kernel.client
     client.execute(f"%sprite restore {checkpoint_id} --yes")
