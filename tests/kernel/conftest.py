@@ -33,9 +33,13 @@ def sprites_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
 
 @pytest.fixture(scope="session")
 def provisioner_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder that registers our provisioner's entry point as an install would (a
-    ``.dist-info`` on the path): this checkout's may be newer than the installed metadata."""
-    folder = tmp_path_factory.mktemp("entry-points")
+    return register_provisioner(tmp_path_factory.mktemp("entry-points"))
+
+
+def register_provisioner(folder: Path) -> Path:
+    """``folder``, made to register our provisioner's entry point as an install would (a
+    ``.dist-info``) once on the path: this checkout's may be newer than the installed
+    metadata."""
     info = folder / "sprites_jupyter_kernel_checkout-0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: sprites-jupyter-kernel-"
