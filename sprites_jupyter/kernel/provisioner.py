@@ -130,14 +130,14 @@ class SpriteProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
     def _ensure_sprite(self, client: SpritesClient) -> Sprite:
         try:
-            client.get_sprite(self.sprite_name)
-        except NotFound:
-            self.log.info("Creating sprite %s for the kernel", self.sprite_name)
-            with contextlib.suppress(Conflict):  # created meanwhile by another kernel
-                client.create_sprite(self.sprite_name)
+            try:
+                client.get_sprite(self.sprite_name)
+            except NotFound:
+                self.log.info("Creating sprite %s for the kernel", self.sprite_name)
+                with contextlib.suppress(Conflict):  # created meanwhile by another kernel
+                    client.create_sprite(self.sprite_name)
         except SpritesError as error:
-            raise KernelStartError(f"cannot reach sprite {self.sprite_name}: {error}") \
-                from None
+            raise KernelStartError(f"no sprite for the kernel: {error}") from None
         return client.sprite(self.sprite_name)
 
     def _bound_ports(self, sprite: Sprite, process: KernelProcess) -> dict[str, int]:

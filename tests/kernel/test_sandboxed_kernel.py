@@ -115,6 +115,18 @@ def test_restart_gives_a_fresh_namespace_and_ends_the_old_process(
     assert gone.exit_code == 1, f"the old kernel (pid {old_pid}) still runs"
 
 
+def test_a_kernel_that_dies_is_seen_dead_and_restarts(sandboxed_kernel: RunningKernel) -> None:
+    manager = sandboxed_kernel.manager
+    sandboxed_kernel.client.execute("import os; os._exit(3)")
+    deadline = time.monotonic() + REPLY_WAIT
+    while manager.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not manager.is_alive()
+    manager.restart_kernel(now=True)  # what Jupyter's restarter does on seeing it dead
+    sandboxed_kernel.client.wait_for_ready(timeout=REPLY_WAIT)
+    assert sandboxed_kernel.value("1 + 1") == "2"
+
+
 def test_shutdown_leaves_no_process_in_the_sprite_and_no_forward_here(
         server: LocalServer, sandboxed_sprite: str) -> None:
     with pytest.MonkeyPatch.context() as patch:
