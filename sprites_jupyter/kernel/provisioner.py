@@ -80,7 +80,10 @@ class SpriteProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
     def _launch(self, cmd: list[str], key: bytes, scheme: str) -> dict[str, Any]:
         if self._client is None:
-            self._client = SpritesClient.from_env(on_wait=self.log.info)
+            try:
+                self._client = SpritesClient.from_env(on_wait=self.log.info)
+            except SpritesError as error:
+                raise KernelStartError(f"cannot reach the Sprites API: {error}") from None
         if self._relay is not None:
             self._relay.wait_idle(self.start_timeout)  # a restore it relayed must finish
         sprite = self._ensure_sprite(self._client)
@@ -93,22 +96,19 @@ class SpriteProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         relay_key = secrets.token_hex(16)
         argv = ["/usr/bin/env", f"{RELAY_ENV}={self._relay_address}",
                 f"{RELAY_KEY_ENV}={relay_key}", f"{SPRITE_ENV}={sprite.name}", python, *cmd[1:]]
-        ports = self._channels.sprite_ports if self._channels else dict.fromkeys(CHANNELS, 0)
-        connection = {**ports, "ip": "127.0.0.1", "transport": "tcp", "key": key.decode(),
+        connection = {"ip": "127.0.0.1", "transport": "tcp", "key": key.decode(),
                       "signature_scheme": scheme, "kernel_name": self.kernel_spec.name}
-        try:
-            sprite.write_file(f"{HOME}/{self._remote_file}", json.dumps(connection),
-                              mode="0600")
-            self.log.info("Starting the kernel in sprite %s: %s", sprite.name, " ".join(argv))
-            self._process = KernelProcess(sprite, argv, HOME, self.log)
-            bound = self._bound_ports(sprite, self._process)
-        except SpritesError as error:
-            self._abandon()
-            raise KernelStartError(f"cannot start the kernel in sprite {sprite.name}: "
-                                   f"{error}") from None
-        except KernelStartError:
-            self._abandon()
-            raise
+        fresh = dict.fromkeys(CHANNELS, 0)  # ipykernel picks and writes back
+        if self._channels is None:
+            bound = self._start_process(sprite, argv, {**connection, **fresh})
+        else:  # a restart: the same ports, so connected clients carry on
+            try:
+                bound = self._start_process(sprite, argv,
+                                            {**connection, **self._channels.sprite_ports})
+            except KernelStartError as error:
+                self.log.info("Sprite %s: restarting on the previous ports failed (%s); "
+                              "trying new ones", sprite.name, error)
+                bound = self._start_process(sprite, argv, {**connection, **fresh})
         self._start_relay(sprite, python, relay_key)
         if self._channels is not None and self._channels.sprite_ports != bound:
             self._channels.stop()
@@ -117,6 +117,23 @@ class SpriteProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             self._channels = ForwardedChannels(sprite, bound)
         return {**self._channels.local_ports, "ip": "127.0.0.1", "transport": "tcp",
                 "key": key, "signature_scheme": scheme, "kernel_name": self.kernel_spec.name}
+
+    def _start_process(self, sprite: Sprite, argv: list[str],
+                       connection: dict[str, Any]) -> dict[str, int]:
+        """Write the connection file, start ipykernel; the ports it bound."""
+        try:
+            sprite.write_file(f"{HOME}/{self._remote_file}", json.dumps(connection),
+                              mode="0600")
+            self.log.info("Starting the kernel in sprite %s: %s", sprite.name, " ".join(argv))
+            self._process = KernelProcess(sprite, argv, HOME, self.log)
+            return self._bound_ports(sprite, self._process)
+        except SpritesError as error:
+            self._abandon()
+            raise KernelStartError(f"cannot start the kernel in sprite {sprite.name}: "
+                                   f"{error}") from None
+        except KernelStartError:
+            self._abandon()
+            raise
 
     def _start_relay(self, sprite: Sprite, python: str, key: str) -> None:
         """The kernel's channel for checkpoint requests; without it the kernel still runs."""

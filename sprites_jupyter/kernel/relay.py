@@ -41,9 +41,12 @@ def api_access() -> tuple[str, str]:
     token = os.environ.get("SPRITES_TOKEN") or os.environ.get("SPRITE_TOKEN")
     if token:
         return os.environ.get("SPRITES_API_URL") or "https://api.sprites.dev", token
-    from ..local.launcher import ensure_server
+    from ..local.launcher import LaunchError, ensure_server
 
-    server = ensure_server()
+    try:
+        server = ensure_server()
+    except LaunchError as error:
+        raise SpritesError(str(error)) from None
     return server.url, server.token
 
 
