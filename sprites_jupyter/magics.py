@@ -18,6 +18,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from traitlets import observe
 
+from .backend import client_from_env
 from .client import SpritesClient, SpritesError
 from .config import SpriteSettings
 from .journal import Journal
@@ -98,7 +99,7 @@ class SpriteMagics(Magics, SpriteSettings):
     def _make_client(self) -> SpritesClient:
         if not self.api_url:
             relayed = relay_client(timeout=self.timeout, on_wait=_tell)  # in a sprite kernel
-            return relayed or SpritesClient.from_env(timeout=self.timeout, on_wait=_tell)
+            return relayed or client_from_env(timeout=self.timeout, on_wait=_tell)
         token = os.environ.get("SPRITES_TOKEN") or os.environ.get("SPRITE_TOKEN")
         if not token:
             raise UsageError(f"SpriteMagics.api_url is {self.api_url} but no token is set: "

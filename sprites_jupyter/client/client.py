@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
 import httpx
 
-from .errors import ConnectionFailed, ProtocolError, SpritesError
-from .http import DEFAULT_BASE_URL, LOCAL_HINT, HttpSession, Relocate, is_loopback_url, segment
+from .errors import ProtocolError
+from .http import DEFAULT_BASE_URL, HttpSession, Relocate, segment
 from .models import SpriteInfo
 from .sprite import Sprite
 
 _PAGE = 50
-
-
-def _local_server() -> tuple[str, str]:
-    """The URL and token of the local server for the default home, started if needed."""
-    from ..local.launcher import LaunchError, ensure_server
-
-    try:
-        server = ensure_server()
-    except LaunchError as exc:
-        raise ConnectionFailed(str(exc), url="local server") from None
-    return server.url, server.token
 
 
 class SpritesClient:
@@ -40,34 +28,10 @@ class SpritesClient:
                  relocate: Relocate | None = None,
                  on_wait: Callable[[str], None] | None = None) -> None:
         """``on_wait(text)`` is told when an operation waits unusually long (a sprite
-        waking up); ``hint`` and ``relocate`` are for :meth:`from_env` (see
+        waking up); ``hint`` and ``relocate`` are for a server the caller manages (see
         :class:`~.http.HttpSession`)."""
         self._http = HttpSession(token, base_url, timeout=timeout, transport=transport,
                                  hint=hint, relocate=relocate, on_wait=on_wait)
-
-    @classmethod
-    def from_env(cls, *, timeout: float = 30.0,
-                 on_wait: Callable[[str], None] | None = None) -> SpritesClient:
-        """``SPRITES_TOKEN`` (or ``SPRITE_TOKEN``) and ``SPRITES_API_URL``; no token: local.
-
-        Without a token the local server is used, found or started in the background,
-        and found or started again should it stop answering.
-        """
-        token = os.environ.get("SPRITES_TOKEN") or os.environ.get("SPRITE_TOKEN")
-        url = os.environ.get("SPRITES_API_URL")
-        if token:
-            hint = None
-            if url and is_loopback_url(url):
-                hint = (f"{LOCAL_HINT} (SPRITES_API_URL is {url}), or unset SPRITES_TOKEN "
-                        "and SPRITES_API_URL to let the extension start one")
-            return cls(token, url or DEFAULT_BASE_URL, timeout=timeout, hint=hint,
-                       on_wait=on_wait)
-        if url:
-            raise SpritesError(f"SPRITES_API_URL is {url} but no token is set: set "
-                               "SPRITES_TOKEN, or unset SPRITES_API_URL to use the local server")
-        server = _local_server()
-        return cls(server[1], server[0], timeout=timeout, relocate=_local_server, hint="",
-                   on_wait=on_wait)
 
     @property
     def base_url(self) -> str:

@@ -2,8 +2,8 @@
 
 Non-TTY frames carry a one-byte stream id (0 stdin, 1 stdout, 2 stderr, 3 exit,
 4 stdin EOF); TTY frames are raw terminal bytes and the exit arrives as a text
-``{"type": "exit"}`` message. Built on the synchronous ``websockets`` client, so it
-works inside a Jupyter kernel's running event loop.
+``{"type": "exit"}`` message. Built on a thread-based WebSocket (:mod:`.ws_connection`),
+so it works inside a Jupyter kernel's running event loop.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from types import TracebackType
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection
 
 from .errors import (
     ConnectionFailed,
@@ -32,6 +31,7 @@ from .errors import (
 from .http import HttpSession, go_duration, segment
 from .models import ExecResult, OutputChunk
 from .websocket import open_socket
+from .ws_connection import WebSocket
 
 STDIN, STDOUT, STDERR, EXIT, STDIN_EOF = 0, 1, 2, 3, 4
 CHUNK = 32 * 1024
@@ -61,7 +61,7 @@ class Command:
     to leave it running); closing an attachment only detaches.
     """
 
-    def __init__(self, session: HttpSession, sprite: str, ws: ClientConnection, *,
+    def __init__(self, session: HttpSession, sprite: str, ws: WebSocket, *,
                  command: str, tty: bool, owner: bool) -> None:
         self.command = command
         self.tty = tty

@@ -21,6 +21,7 @@ from typing import Any
 from jupyter_client.provisioning import KernelProvisionerBase
 from traitlets import Float, Unicode
 
+from ..backend import client_from_env
 from ..client import Conflict, NotFound, Sprite, SpritesClient, SpritesError
 from .channels import CHANNELS, ForwardedChannels
 from .errors import KernelStartError
@@ -81,7 +82,7 @@ class SpriteProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     def _launch(self, cmd: list[str], key: bytes, scheme: str) -> dict[str, Any]:
         if self._client is None:
             try:
-                self._client = SpritesClient.from_env(on_wait=self.log.info)
+                self._client = client_from_env(on_wait=self.log.info)
             except SpritesError as error:
                 raise KernelStartError(f"cannot reach the Sprites API: {error}") from None
         if self._relay is not None:

@@ -37,7 +37,8 @@ _CHUNK = 64 * 1024
 
 
 def api_access() -> tuple[str, str]:
-    """The API's URL and token, from where :meth:`SpritesClient.from_env` takes them."""
+    """The API's URL and token, from where :func:`~sprites_jupyter.backend.client_from_env`
+    takes them (the relay speaks raw HTTP with them, passing responses on unread)."""
     token = os.environ.get("SPRITES_TOKEN") or os.environ.get("SPRITE_TOKEN")
     if token:
         return os.environ.get("SPRITES_API_URL") or "https://api.sprites.dev", token

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from sprites_jupyter.client import SpritesClient
+from sprites_jupyter.backend import client_from_env
 from tests.browser.lab import ARTIFACTS, running_jupyterlab
 from tests.kernel.conftest import install_spec, register_provisioner
 
@@ -39,7 +39,7 @@ def test_kernel_picked_in_the_launcher_runs_a_cell_in_the_sprite(
     install_spec(tmp_path / "kernels", "--sprite", sprite)
     display_name = f"Python 3 (sprite {sprite})"
 
-    with running_jupyterlab(tmp_path / "lab") as lab, SpritesClient.from_env() as client:
+    with running_jupyterlab(tmp_path / "lab") as lab, client_from_env() as client:
         client.create_sprite(sprite)
         client.sprite(sprite).set_network_policy([{"domain": "*", "action": "deny"}])
         page.goto(f"{lab.url}lab?token={lab.token}")

@@ -18,10 +18,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from ..errors import DISK_FULL, ApiError, is_disk_full
+from ..errors import DISK_FULL, is_disk_full
 from ..state import ServerState, state_of
 from ..storage.store import CheckpointRow, checkpoint_json
-from ..wire import ndjson_response, query_bool, read_json_object, rfc3339
+from ..wire import query_bool, read_json_object, rfc3339
+from .errors import ApiError
+from .ndjson import ndjson_response
 
 log = logging.getLogger("sprites_jupyter.local")
 

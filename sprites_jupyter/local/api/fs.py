@@ -21,11 +21,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from ..errors import ApiError
+from ..errors import LocalError
 from ..state import state_of
 from ..storage.paths import sprite_path
 from ..storage.sprite_fs import SpriteFsError, SpriteView, TreeEntry, begin_write, copy
 from ..wire import query_bool, read_json_object, rfc3339
+from .errors import ApiError
 
 T = TypeVar("T")
 CHUNK = 1 << 20
@@ -209,7 +210,7 @@ async def write_file(request: Request) -> Response:
     mode = _parse_mode(q["mode"], spath) if q.get("mode") else None
     pending = await _in_view(root, lambda view: begin_write(
         view, spath, mode=mode, make_parents=make_parents))
-    failure: ApiError | None = None
+    failure: LocalError | None = None
     try:
         buffer = bytearray()
         async for chunk in request.stream():
@@ -220,7 +221,7 @@ async def write_file(request: Request) -> Response:
                 data, buffer = bytes(buffer), bytearray()
                 try:
                     await _off_loop(pending.write, data)
-                except ApiError as exc:
+                except LocalError as exc:
                     failure = exc
                     await asyncio.to_thread(pending.abort)
         if failure is None:

@@ -17,10 +17,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..errors import ApiError
 from ..runtime.egress.sprite_egress import POLICY_FILE
 from ..state import state_of
 from ..wire import read_json_object
+from .errors import ApiError
 
 POLICY_PATH = POLICY_FILE
 _ACTIONS = ("allow", "deny")

@@ -12,8 +12,9 @@ import json
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ..errors import ApiError
+from ..errors import LocalError
 from ..state import state_of
+from .errors import error_response
 
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 INIT_TIMEOUT = 30.0
@@ -50,8 +51,8 @@ async def proxy_socket(websocket: WebSocket) -> None:
     state = state_of(websocket)
     try:
         state.require_sprite(websocket.path_params["name"])
-    except ApiError as err:
-        await websocket.send_denial_response(err.response())
+    except LocalError as err:
+        await websocket.send_denial_response(error_response(err))
         return
     await websocket.accept()
     try:

@@ -9,11 +9,12 @@ import sqlite3
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..errors import ApiError, is_disk_full
+from ..errors import is_disk_full
 from ..runtime.sandbox_files import remove_sprite_dir
 from ..state import SPRITE_NAME, ServerState, state_of
 from ..storage.store import SpriteRow, sprite_json
 from ..wire import read_json_object
+from .errors import ApiError
 from .sprite_url import sprite_url
 
 _CREATE_FIELDS = {"name", "url_settings", "wait_for_capacity", "labels", "runtime", "config",
