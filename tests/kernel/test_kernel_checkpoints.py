@@ -115,3 +115,27 @@ def test_restore_from_inside_restarts_the_kernel_on_the_restored_sprite(
     client.wait_for_ready(timeout=DEATH_WAIT)
     assert magics_kernel.value("open('marker.txt').read()") == "'before'"
     assert magics_kernel.value("'doomed' in dir()") == "False"
+
+
+def test_other_operations_on_its_own_sprite_are_refused(
+        magics_kernel: RunningKernel, own_sprite: str, unsandboxed_server: LocalServer) -> None:
+    with SpritesClient(unsandboxed_server.token, unsandboxed_server.url) as client:
+        before = client.sprite(own_sprite).get_network_policy()
+        refused = magics_kernel.run("%sprite policy allow example.com", allow_error=True)
+        assert client.sprite(own_sprite).get_network_policy() == before
+    assert refused["status"] == "error" and "refused" in refused["error"], refused
+
+
+def test_the_channel_turns_away_a_process_without_the_key(magics_kernel: RunningKernel) -> None:
+    magics_kernel.run(
+        "import json, os, socket\n"
+        "def ask(key):\n"
+        "    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+        "    probe.connect('\\0' + os.environ['SPRITES_KERNEL_RELAY'])\n"
+        "    path = f\"/v1/sprites/{os.environ['SPRITES_KERNEL_SPRITE']}/checkpoints\"\n"
+        "    probe.sendall(json.dumps({'method': 'GET', 'path': path, 'key': key}).encode()"
+        " + b'\\n')\n"
+        "    with probe, probe.makefile() as answer:\n"
+        "        return json.loads(answer.readline())['status']\n")
+    assert magics_kernel.value("ask('a guess')") == "403"
+    assert magics_kernel.value("ask(os.environ['SPRITES_KERNEL_RELAY_KEY'])") == "200"
