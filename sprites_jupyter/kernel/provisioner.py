@@ -35,7 +35,7 @@ PORTS_POLL = 0.05
 EXIT_POLL = 0.1
 
 
-class SpriteProvisioner(KernelProvisionerBase):  # type: ignore[misc]
+class SpriteProvisioner(KernelProvisionerBase):
     """Runs the kernel in a sprite; see the module docstring."""
 
     sprite = Unicode("", config=True,
@@ -62,8 +62,8 @@ class SpriteProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     # -- starting --------------------------------------------------------------
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
-        self.sprite_name = self.sprite or choose_sprite(kwargs.get("env") or {},
-                                                        kwargs.get("cwd"))
+        self.sprite_name = self.sprite or await asyncio.to_thread(  # reads the notebook
+            choose_sprite, kwargs.get("env") or {}, kwargs.get("cwd"))
         self._remote_file = f"{RUNTIME_DIR}/kernel-{self.kernel_id}.json"  # from HOME
         self._relay_address = f"sprites-jupyter-relay-{self.kernel_id}"
         extra = kwargs.pop("extra_arguments", None) or []
@@ -236,12 +236,3 @@ class SpriteProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
     def get_stable_start_time(self, recommended: float = 10.0) -> float:
         return max(recommended, self.start_timeout)
-
-    async def get_provisioner_info(self) -> dict[str, Any]:
-        info = await super().get_provisioner_info()
-        info["sprite"] = self.sprite_name
-        return info
-
-    async def load_provisioner_info(self, provisioner_info: dict[str, Any]) -> None:
-        await super().load_provisioner_info(provisioner_info)
-        self.sprite_name = provisioner_info.get("sprite", self.sprite_name)
