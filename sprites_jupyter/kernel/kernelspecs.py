@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,9 +41,12 @@ def default_spec_name(sprite: str) -> str:
 
 
 def spec_document(sprite: str, python: str, display_name: str) -> dict[str, object]:
-    """The ``kernel.json`` of a sprite kernel: ipykernel's usual argv, run in the sprite."""
+    """The ``kernel.json`` of a sprite kernel. The provisioner builds the command it runs
+    in the sprite from its config; ``argv`` only answers a launcher that ignores
+    provisioners, with a refusal that says what to use instead."""
     return {
-        "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "argv": [sys.executable, "-m", "sprites_jupyter.kernel.unprovisioned", "-f",
+                 "{connection_file}"],
         "display_name": display_name,
         "language": "python",
         "interrupt_mode": "signal",
@@ -50,7 +54,7 @@ def spec_document(sprite: str, python: str, display_name: str) -> dict[str, obje
             "debugger": True,
             "kernel_provisioner": {
                 "provisioner_name": PROVISIONER_NAME,
-                "config": {"sprite": sprite},
+                "config": {"sprite": sprite, "python": python},
             },
         },
     }
@@ -95,10 +99,10 @@ def installed() -> list[SpriteKernelSpec]:
         if provisioner.get("provisioner_name") != PROVISIONER_NAME:
             continue
         config = provisioner.get("config") or {}
-        argv = spec.get("argv") or [DEFAULT_PYTHON]
         specs.append(SpriteKernelSpec(name=name, display_name=spec.get("display_name", name),
                                       sprite=str(config.get("sprite") or ""),
-                                      python=str(argv[0]), resource_dir=folder))
+                                      python=str(config.get("python") or DEFAULT_PYTHON),
+                                      resource_dir=folder))
     return specs
 
 

@@ -41,6 +41,9 @@ class SpriteProvisioner(KernelProvisionerBase):
     sprite = Unicode("", config=True,
                      help="The sprite the kernel runs in; empty: chosen per notebook "
                           "(its metadata's sprites.sprite, $SPRITES_KERNEL_SPRITE, 'jupyter').")
+    python = Unicode("python3", config=True,
+                     help="The interpreter in the sprite; without ipykernel, one is installed "
+                          "into a venv there.")
     start_timeout = Float(300.0, config=True,
                           help="Seconds to wait for ipykernel to listen in the sprite "
                                "(installing ipykernel into the sprite counts too).")
@@ -68,8 +71,7 @@ class SpriteProvisioner(KernelProvisionerBase):
         self._relay_address = f"sprites-jupyter-relay-{self.kernel_id}"
         extra = kwargs.pop("extra_arguments", None) or []
         kwargs.pop("transport_encryption", None)
-        cmd = [arg.replace("{connection_file}", self._remote_file)
-               for arg in self.kernel_spec.argv] + list(extra)
+        cmd = [self.python, "-m", "ipykernel_launcher", "-f", self._remote_file, *extra]
         return await super().pre_launch(cmd=cmd, **kwargs)
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -33,11 +34,24 @@ def test_install_writes_a_spec_that_jupyter_finds(tmp_path: Path, jupyter_env: d
     manager = KernelSpecManager(kernel_dirs=[str(folder.parent)])
     spec = manager.get_kernel_spec("sprite-demo")
     assert spec.display_name == "Python 3 (sprite demo)"
-    assert spec.argv == ["/opt/py/bin/python", "-m", "ipykernel_launcher", "-f",
-                         "{connection_file}"]
     assert spec.interrupt_mode == "signal"
     assert spec.metadata["kernel_provisioner"] == {
-        "provisioner_name": PROVISIONER_NAME, "config": {"sprite": "demo"}}
+        "provisioner_name": PROVISIONER_NAME,
+        "config": {"sprite": "demo", "python": "/opt/py/bin/python"}}
+
+
+def test_a_launcher_without_provisioners_gets_a_refusal_not_a_local_kernel(
+        tmp_path: Path, jupyter_env: dict[str, str]) -> None:
+    assert sprites_cli("kernel", "install", "--sprite", "demo", "--prefix", str(tmp_path),
+                       env=jupyter_env).returncode == 0
+    spec = json.loads((tmp_path / "share" / "jupyter" / "kernels" / "sprite-demo" /
+                       "kernel.json").read_text())
+    argv = [arg.replace("{connection_file}", str(tmp_path / "kernel.json"))
+            for arg in spec["argv"]]
+    started = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert started.returncode == 2
+    assert started.stderr.count("\n") == 1 and "Existing Jupyter Server" in started.stderr
+    assert not (tmp_path / "kernel.json").exists()
 
 
 def test_list_shows_sprite_kernels_only_and_remove_removes(tmp_path: Path,
