@@ -1,4 +1,4 @@
-"""ipykernel for a sprite whose interpreter lacks it: a venv in the sprite.
+"""ipykernel (and ipywidgets) for a sprite whose interpreter lacks it: a venv in the sprite.
 
 Installed from the sprite's package index when its network policy lets pip reach it,
 otherwise from wheels this machine downloads for the sprite's Python and platform
@@ -23,7 +23,8 @@ from .errors import KernelStartError
 ENV_DIR = "/home/sprite/.sprites-jupyter/ipykernel-env"
 ENV_PYTHON = f"{ENV_DIR}/bin/python"
 WHEELS_IN_SPRITE = "/tmp/sprites-jupyter/wheels"
-PACKAGE = "ipykernel"
+# ipywidgets too: the kernel side of widgets, which a front end expects of a Python kernel
+PACKAGES = ("ipykernel", "ipywidgets")
 INSTALL_WAIT = 600.0
 INDEX_WAIT = 180.0
 _NOT_FOUND = 127
@@ -46,7 +47,8 @@ class SpritePython:
 
     @property
     def tag(self) -> str:
-        return f"cp{self.major}{self.minor}-{self.platform}-{self.libc}{self.libc_version}"
+        return (f"cp{self.major}{self.minor}-{self.platform}-{self.libc}{self.libc_version}-"
+                + "-".join(PACKAGES))
 
     def platform_tags(self) -> list[str]:
         arch = self.platform.removeprefix("linux-").replace("-", "_")
@@ -105,7 +107,7 @@ def _pip(*args: str) -> list[str]:
 
 def _install_from_index(sprite: Sprite) -> bool:
     try:
-        result = sprite.run(*_pip("install", "--retries", "0", "--timeout", "15", PACKAGE),
+        result = sprite.run(*_pip("install", "--retries", "0", "--timeout", "15", *PACKAGES),
                             timeout=INDEX_WAIT)
     except SpritesError:
         return False
@@ -135,13 +137,13 @@ def wheel_folder(target: SpritePython) -> Path:
         [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-input",
          "--only-binary=:all:", "--implementation", "cp",
          "--python-version", f"{target.major}.{target.minor}", *platforms,
-         "--dest", str(partial), PACKAGE],
+         "--dest", str(partial), *PACKAGES],
         capture_output=True, text=True, check=False)
     if download.returncode != 0:
         lines = download.stderr.strip().splitlines()
         raise KernelStartError(
-            f"the sprite cannot reach a package index and `pip download {PACKAGE}` for "
-            f"Python {target.major}.{target.minor} failed here too"
+            f"the sprite cannot reach a package index and `pip download {' '.join(PACKAGES)}` "
+            f"for Python {target.major}.{target.minor} failed here too"
             + (f" ({lines[-1]})" if lines else "") + f"; {_HOW_TO_FIX}")
     shutil.rmtree(folder, ignore_errors=True)
     partial.rename(folder)
@@ -161,7 +163,7 @@ def _install_from_wheels(sprite: Sprite, target: SpritePython, log: logging.Logg
         raise KernelStartError(f"cannot copy wheels into sprite {sprite.name}: {error}") \
             from None
     log.info("Sprite %s: installing ipykernel from the copied wheels", sprite.name)
-    _run(sprite, _pip("install", "--no-index", "--find-links", WHEELS_IN_SPRITE, PACKAGE),
+    _run(sprite, _pip("install", "--no-index", "--find-links", WHEELS_IN_SPRITE, *PACKAGES),
          "install ipykernel from the copied wheels")
     try:
         sprite.delete(WHEELS_IN_SPRITE, recursive=True)

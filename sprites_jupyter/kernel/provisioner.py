@@ -172,6 +172,9 @@ class SpriteProvisioner(KernelProvisionerBase):
             try:
                 written = json.loads(sprite.read_file(f"{HOME}/{self._remote_file}"))
                 ports = {name: int(written[name]) for name in CHANNELS}
+            except NotFound:  # ipykernel removes it as it exits: let the exit show
+                process.wait(EXIT_POLL * 10)
+                continue
             except (ValueError, KeyError, TypeError):
                 ports = {}  # caught mid-write: read again
             if ports and all(ports.values()):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -55,25 +54,25 @@ def test_input_reaches_the_kernel_through_stdin(sandboxed_kernel: RunningKernel)
     assert sandboxed_kernel.value("name") == "'Ada'"
 
 
-def test_a_comm_opens_and_echoes(sandboxed_kernel: RunningKernel) -> None:
-    sandboxed_kernel.run(
-        "import comm\n"
-        "def _echo(channel, opened):\n"
-        "    channel.on_msg(lambda msg: channel.send({'echo': msg['content']['data']}))\n"
-        "comm.get_comm_manager().register_target('echo', _echo)\n")
+def test_an_ipywidgets_comm_opens_and_echoes(sandboxed_kernel: RunningKernel) -> None:
+    comm_id = sandboxed_kernel.value(
+        "import ipywidgets\nslider = ipywidgets.IntSlider(value=3)\nslider.comm.comm_id")
+    comm_id = comm_id.strip("'")
     client = sandboxed_kernel.client
-    comm_id = uuid.uuid4().hex
-    client.shell_channel.send(client.session.msg(
-        "comm_open", {"comm_id": comm_id, "target_name": "echo", "data": {}}))
-    client.shell_channel.send(client.session.msg(
-        "comm_msg", {"comm_id": comm_id, "data": {"n": 7}}))
+    client.shell_channel.send(client.session.msg("comm_msg", {
+        "comm_id": comm_id, "data": {"method": "update", "state": {"value": 7},
+                                     "buffer_paths": []}}))
     deadline = time.monotonic() + REPLY_WAIT
     while time.monotonic() < deadline:
         message = client.get_iopub_msg(timeout=REPLY_WAIT)
-        if message["msg_type"] == "comm_msg" and message["content"]["comm_id"] == comm_id:
-            assert message["content"]["data"] == {"echo": {"n": 7}}
-            return
-    pytest.fail("no echo came back on the comm")
+        content = message["content"]
+        if message["msg_type"] == "comm_msg" and content["comm_id"] == comm_id \
+                and content["data"].get("method") == "echo_update":
+            assert content["data"]["state"] == {"value": 7}
+            break
+    else:
+        pytest.fail("the widget did not echo the update")
+    assert sandboxed_kernel.value("slider.value") == "7"
 
 
 def test_completion_offers_a_name_defined_in_a_cell(sandboxed_kernel: RunningKernel) -> None:
@@ -98,6 +97,11 @@ def test_interrupt_stops_a_sleep_and_keeps_the_state(sandboxed_kernel: RunningKe
     assert reply["parent_header"]["msg_id"] == msg_id
     assert reply["content"]["status"] == "error"
     assert reply["content"]["ename"] == "KeyboardInterrupt"
+    while True:  # as a front end does: the next cell once the kernel is idle again
+        status = client.get_iopub_msg(timeout=REPLY_WAIT)
+        if (status["msg_type"] == "status" and status["content"]["execution_state"] == "idle"
+                and status["parent_header"].get("msg_id") == msg_id):
+            break
     assert sandboxed_kernel.value("kept") == "'still here'"
 
 
