@@ -22,6 +22,7 @@ from tests.conftest import LocalServer, start_server
 ENTRY_POINT = "sprites_jupyter.kernel.provisioner:SpriteProvisioner"
 START_WAIT = 600.0
 REPLY_WAIT = 60.0
+SLOW_REQUEST = 300.0  # deleting a sprite with a venv in it, on a busy machine
 
 
 def sprites_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -142,7 +143,7 @@ def sandboxed_sprite(server: LocalServer, kernel_env: Path) -> Iterator[str]:
     """A sandboxed sprite with every outbound connection denied and a kernelspec for it
     (its python3 is the system's, which lacks ipykernel: the provisioner installs it)."""
     name = f"k-{uuid.uuid4().hex[:8]}"
-    with SpritesClient(server.token, server.url) as client:
+    with SpritesClient(server.token, server.url, timeout=SLOW_REQUEST) as client:
         client.create_sprite(name)
         client.sprite(name).set_network_policy([{"domain": "*", "action": "deny"}])
         install_spec(kernel_env, "--sprite", name, "--name", "sandboxed")
