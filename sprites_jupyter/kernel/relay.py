@@ -19,6 +19,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Iterator
 from importlib import resources
 from typing import Any
 
@@ -29,7 +30,8 @@ from ..client import Command, Sprite, SpritesError
 HOME = "/home/sprite"
 RUNTIME_DIR = ".sprites-jupyter/runtime"  # under HOME, where the kernel starts
 SCRIPT_NAME = "kernel_relay.py"
-READY_WAIT = 30.0
+REOPEN_FOR = 60.0  # an old end still holds the address for a while after a drop
+REOPEN_PAUSE = 1.0
 RESTORE_NOTICE_PAUSE = 0.5  # lets the kernel show the notice before it is stopped
 API_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
 _ID = r"[A-Za-z0-9._-]+"
@@ -69,10 +71,17 @@ class CheckpointRelay:
         self._write_lock = threading.Lock()
         self._restores = 0
         self._idle = threading.Condition()
+        self._generation = 0  # which start() the serving thread belongs to
 
     def start(self, sprite: Sprite, python: str, address: str, key: str) -> None:
         """Start the in-sprite end, listening on the abstract socket ``address`` for
-        requests that carry ``key``."""
+        requests that carry ``key``; reopened should its connection drop."""
+        self._generation += 1
+        lines = self._open(sprite, python, address, key)
+        threading.Thread(target=self._serve, daemon=True, name=f"relay {sprite.name}",
+                         args=(lines, self._generation, (sprite, python, address, key))).start()
+
+    def _open(self, sprite: Sprite, python: str, address: str, key: str) -> Iterator[Any]:
         script = f"{RUNTIME_DIR}/{SCRIPT_NAME}"
         source = resources.files("sprites_jupyter.remote").joinpath(SCRIPT_NAME).read_bytes()
         sprite.write_file(f"{HOME}/{script}", source, mode="0600")
@@ -83,11 +92,34 @@ class CheckpointRelay:
         ready = next(lines, None)
         if ready is None or "ready" not in ready:
             raise SpritesError(f"the checkpoint relay did not start in {sprite.name}")
-        threading.Thread(target=self._serve, args=(lines,), daemon=True,
-                         name=f"sprite kernel relay {sprite.name}").start()
+        return lines
+
+    def _serve(self, lines: Iterator[Any], generation: int,
+               how: tuple[Sprite, str, str, str]) -> None:
+        while True:
+            for request in lines:
+                threading.Thread(target=self._handle, args=(request,), daemon=True).start()
+            if generation != self._generation:
+                return  # stopped on purpose
+            self.log.info("Sprite %s: the checkpoint relay's connection dropped; "
+                          "reopening it", self.sprite_name)
+            deadline = time.monotonic() + REOPEN_FOR
+            while generation == self._generation:
+                try:
+                    lines = self._open(*how)
+                    break
+                except (SpritesError, OSError):
+                    if time.monotonic() > deadline:
+                        self.log.warning("Sprite %s: no checkpoint relay for the kernel "
+                                         "until it restarts", self.sprite_name)
+                        return
+                    time.sleep(REOPEN_PAUSE)  # the old end may still hold the address
+            else:
+                return
 
     def stop(self) -> None:
         """Stop the in-sprite end (a restarted kernel gets a new one)."""
+        self._generation += 1
         command, self._command = self._command, None
         if command is not None:
             with contextlib.suppress(SpritesError, OSError):
@@ -103,7 +135,7 @@ class CheckpointRelay:
         with self._idle:
             self._idle.wait_for(lambda: self._restores == 0, timeout)
 
-    def _lines(self, command: Command) -> Any:
+    def _lines(self, command: Command) -> Iterator[Any]:
         pending = b""
         try:
             for chunk in command:
@@ -118,10 +150,6 @@ class CheckpointRelay:
                         yield json.loads(line)
         except (SpritesError, OSError):
             return
-
-    def _serve(self, lines: Any) -> None:
-        for request in lines:
-            threading.Thread(target=self._handle, args=(request,), daemon=True).start()
 
     def _handle(self, request: dict[str, Any]) -> None:
         request_id = request.get("id")

@@ -78,7 +78,11 @@ def _read_answers():
 def main():
     _key.append(json.loads(sys.stdin.buffer.readline().decode())["key"])
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind("\0" + sys.argv[1])
+    try:
+        listener.bind("\0" + sys.argv[1])
+    except OSError as error:  # an earlier end, cut off, still holds it: asked again soon
+        sys.stderr.write(f"cannot listen yet: {error}\n")
+        sys.exit(1)
     listener.listen(16)
     threading.Thread(target=_read_answers, daemon=True).start()
     sys.stdout.write(json.dumps({"ready": sys.argv[1]}) + "\n")

@@ -94,7 +94,8 @@ class RunningKernel:
     def provisioner(self) -> Any:
         return self.manager.provisioner
 
-    def run(self, code: str, *, allow_error: bool = False) -> dict[str, Any]:
+    def run(self, code: str, *, allow_error: bool = False,
+            timeout: float = REPLY_WAIT) -> dict[str, Any]:
         """Execute ``code``; its stdout, result text, errors (stderr too) and status."""
         stdout: list[str] = []
         results: list[str] = []
@@ -111,8 +112,7 @@ class RunningKernel:
             elif message["msg_type"] == "error":
                 errors.append(f"{content['ename']}: {content['evalue']}")
 
-        reply = self.client.execute_interactive(code, timeout=REPLY_WAIT,
-                                                output_hook=collect)
+        reply = self.client.execute_interactive(code, timeout=timeout, output_hook=collect)
         status = reply["content"]["status"]
         if not allow_error:
             assert status == "ok", reply["content"]

@@ -6,18 +6,22 @@ sprite. The server runs unsandboxed so the kernel can import this checkout."""
 from __future__ import annotations
 
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sprites_jupyter.client import SpritesClient
 from tests.conftest import LocalServer
 from tests.kernel.conftest import RunningKernel, install_spec, use_server
+from tests.kernel.cutting_proxy import CuttingProxy
 
 CHECKOUT = str(Path(__file__).resolve().parents[2])
 DEATH_WAIT = 60.0
+RETRY_WAIT = 10.0
 
 
 @pytest.fixture
@@ -139,3 +143,45 @@ def test_the_channel_turns_away_a_process_without_the_key(magics_kernel: Running
         "        return json.loads(answer.readline())['status']\n")
     assert magics_kernel.value("ask('a guess')") == "403"
     assert magics_kernel.value("ask(os.environ['SPRITES_KERNEL_RELAY_KEY'])") == "200"
+
+
+def test_fault_proxy_a_dropped_connection_is_reattached_and_the_kernel_carries_on(
+        unsandboxed_server: LocalServer, own_sprite: str) -> None:
+    """Every connection to the API drops at once (the proxy cuts them): the provisioner
+    re-attaches to the kernel's session, ZMQ reconnects through new tunnels, and the
+    checkpoint channel reopens; the kernel and its state are untouched."""
+    host, port = unsandboxed_server.url.removeprefix("http://").split(":")
+    proxy = CuttingProxy((host, int(port)))
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            use_server(patch, unsandboxed_server)
+            patch.setenv("SPRITES_API_URL", proxy.url)
+            kernel = RunningKernel(f"own-{own_sprite}")
+        try:
+            load_extension(kernel)
+            kernel.run("kept = 5")
+            assert proxy.cut() > 0
+            assert until_answered(kernel, "kept")["result"] == "5"
+            time.sleep(1.0)  # long enough for a lost watcher to report the kernel dead
+            assert kernel.manager.is_alive()
+            # the old end of the channel holds its address for a while
+            assert until_answered(kernel, "%sprite checkpoints")["status"] == "ok"
+        finally:
+            kernel.stop()
+    finally:
+        proxy.close()
+
+
+def until_answered(kernel: RunningKernel, code: str) -> dict[str, Any]:
+    """Run ``code`` until it succeeds: output published while the iopub socket was
+    reconnecting is lost, as ZMQ's publish/subscribe does, so a first try can go
+    unanswered (a user would run the cell again)."""
+    deadline = time.monotonic() + DEATH_WAIT
+    while True:
+        try:
+            outcome = kernel.run(code, allow_error=True, timeout=RETRY_WAIT)
+        except TimeoutError:
+            outcome = {"status": "unanswered"}
+        if outcome["status"] == "ok" or time.monotonic() > deadline:
+            return outcome
+        time.sleep(1.0)
