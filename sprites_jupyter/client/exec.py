@@ -151,8 +151,9 @@ class Command:
 
     def _absorb_text(self) -> None:
         """Handle a peeked text message at once (so ``session_info`` is not left pending)."""
-        if self._pending and isinstance(self._pending[0], str):
-            self._on_text(self._pending.popleft())
+        if self._pending and isinstance(first := self._pending[0], str):
+            self._pending.popleft()
+            self._on_text(first)
 
     def _on_text(self, text: str) -> None:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import ssl
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -28,7 +28,7 @@ _IDEMPOTENT = ("GET", "HEAD", "PUT", "DELETE", "OPTIONS")
 Relocate = Callable[[], tuple[str, str]]
 """Finds (or starts) the server again after it stopped answering: its new URL and token."""
 
-Params = Mapping[str, Any] | Sequence[tuple[str, Any]] | None
+Params = httpx.QueryParams | Mapping[str, Any] | list[tuple[str, Any]] | None
 
 
 def segment(value: str) -> str:

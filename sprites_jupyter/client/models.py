@@ -7,9 +7,8 @@ Each model keeps every field: the known ones as attributes (datetimes parsed to 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Self, TypeVar
@@ -63,9 +62,15 @@ def _strings(value: object) -> tuple[str, ...]:
     return ()
 
 
-@functools.cache
-def _field_names(cls: type) -> frozenset[str]:
-    return frozenset(f.name for f in dataclasses.fields(cls)) - {"extra"}
+_FIELD_NAMES: dict[type[Any], frozenset[str]] = {}
+
+
+def _field_names(cls: type[Any]) -> frozenset[str]:
+    """A model's fields but ``extra`` (remembered: a listing builds thousands of models)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(f.name for f in dataclasses.fields(cls)) - {"extra"}
+    return names
 
 
 def _build(cls: type[M], data: object, renames: Mapping[str, str] | None = None,
@@ -84,7 +89,8 @@ def _build(cls: type[M], data: object, renames: Mapping[str, str] | None = None,
             extra[key] = value
     values.update(converted)
     try:
-        return cls(**values, extra=extra)
+        make: Callable[..., M] = cls  # every model is a dataclass with an ``extra`` field
+        return make(**values, extra=extra)
     except TypeError:
         raise ProtocolError(f"{cls.__name__} is missing a required field in "
                             f"{dict(data)!r:.120}") from None
@@ -130,7 +136,7 @@ class SpriteInfo:
     @classmethod
     def from_json(cls, data: object) -> Self:
         get = data.get if isinstance(data, dict) else _absent
-        times = {key: parse_time(get(key)) for key in _SPRITE_TIMES}
+        times: dict[str, Any] = {key: parse_time(get(key)) for key in _SPRITE_TIMES}
         return _build(cls, data, organization=get("organization") or get("org_slug") or "",
                       labels=_strings(get("labels")),
                       url_settings=dict(get("url_settings") or {}), **times)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import urllib.request
-from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 import httpx
@@ -20,7 +19,7 @@ sprites-go allows 30 s)."""
 WAKING_NOTICE_AFTER = 3.0
 
 
-def open_socket(session: HttpSession, path: str, params: Sequence[tuple[str, str]],
+def open_socket(session: HttpSession, path: str, params: list[tuple[str, str]],
                 what: str) -> WebSocket:
     """Upgrade to a WebSocket; a refused upgrade raises the same errors as HTTP.
 
@@ -42,7 +41,7 @@ def open_socket(session: HttpSession, path: str, params: Sequence[tuple[str, str
         raise _unreachable(session, path, exc) from None
 
 
-def _open(session: HttpSession, path: str, params: Sequence[tuple[str, str]],
+def _open(session: HttpSession, path: str, params: list[tuple[str, str]],
           what: str) -> WebSocket:
     url = session.ws_url(path, params)
     notice = None

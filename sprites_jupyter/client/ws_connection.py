@@ -130,9 +130,10 @@ class WebSocket:
 
     def _receive_frame(self, frame: Frame) -> None:
         if frame.opcode in (Opcode.TEXT, Opcode.BINARY):
-            self._fragments, self._fragment_text = [frame.data], frame.opcode is Opcode.TEXT
+            self._fragments = [bytes(frame.data)]
+            self._fragment_text = frame.opcode is Opcode.TEXT
         elif frame.opcode is Opcode.CONT:
-            self._fragments.append(frame.data)
+            self._fragments.append(bytes(frame.data))
         else:
             if frame.opcode is Opcode.PONG:
                 self._pong.set()
@@ -167,7 +168,7 @@ class WebSocket:
             is_open = self._protocol.state is State.OPEN
             if is_open and isinstance(message, str):
                 self._protocol.send_text(message.encode())
-            elif is_open:
+            elif is_open and isinstance(message, bytes):
                 self._protocol.send_binary(message)
             self._send_pending()
         if not is_open:

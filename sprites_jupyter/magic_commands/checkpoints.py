@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
-from ..client import Checkpoint, NotFound, Sprite
+from ..client import Checkpoint, CheckpointStream, NotFound, Sprite
 from ..frames import checkpoints_frame
 from ..widgets.browser import (
     RESTORE_EFFECT,
@@ -41,9 +41,16 @@ def take_checkpoint(handle: Sprite, comment: str, view: ProgressView) -> Checkpo
     stream = handle.create_checkpoint(comment)
     for _ in track(stream, view):
         pass
-    created = stream.result
+    created = _created(stream)
     view.succeed(f"{created.id} created")
     return created
+
+
+def _created(stream: CheckpointStream) -> Checkpoint:
+    """The checkpoint a finished creation stream made (a server that names none fails)."""
+    if stream.result is None:
+        raise UsageError(f"{stream.what}: the server ended without naming the checkpoint")
+    return stream.result
 
 
 def existing_checkpoint(handle: Sprite, checkpoint_id: str) -> Checkpoint:
@@ -68,7 +75,7 @@ def restore_with_undo(ctx: CommandContext, handle: Sprite, checkpoint_id: str,
             before = handle.create_checkpoint(comment)
             for _ in track(before, view):
                 pass
-            taken.set(f"ok: {before.result.id}")
+            taken.set(f"ok: {_created(before).id}")
     auto_id = None
     for event in track(handle.restore_checkpoint(checkpoint_id), view):
         found = _AUTO_ID.search(describe_event(event) or "")
@@ -76,7 +83,7 @@ def restore_with_undo(ctx: CommandContext, handle: Sprite, checkpoint_id: str,
             auto_id = found.group(0)
     if auto_id:
         ctx.servers_with_auto_backup.add(handle.client.base_url)
-    undo_id = auto_id or (before.result.id if before is not None else "")
+    undo_id = auto_id or (_created(before).id if before is not None else "")
     view.succeed(f"restored {checkpoint_id}; undo with %sprite restore {undo_id}")
     return undo_id
 

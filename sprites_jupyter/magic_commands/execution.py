@@ -120,7 +120,11 @@ def _run(handle: Sprite, argv: list[str], script: bytes | None, env: dict[str, s
         view.stop_with(command.kill)
         timer = None
         if opts.timeout:
-            timer = threading.Timer(opts.timeout, lambda: (timed_out.set(), command.kill()))
+            def time_out() -> None:
+                timed_out.set()
+                command.kill()
+
+            timer = threading.Timer(opts.timeout, time_out)
             timer.daemon = True
             timer.start()
         try:

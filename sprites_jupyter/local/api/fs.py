@@ -104,9 +104,12 @@ def _mode(bits: int) -> str:
 
 def _parse_mode(value: object, path: str) -> int:
     try:
-        if isinstance(value, bool):
+        if isinstance(value, str):
+            mode = int(value, 8)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            mode = int(value)
+        else:
             raise TypeError
-        mode = int(value, 8) if isinstance(value, str) else int(value)  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError):
         raise fs_error(errno.EINVAL, path, f"invalid mode {value!r}: use an octal string "
                                            "such as 0644") from None

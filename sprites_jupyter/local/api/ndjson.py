@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
@@ -25,7 +25,7 @@ def _ndjson_text(event: Mapping[str, Any]) -> str:
     return json.dumps(event, separators=(",", ":")) + "\n"
 
 
-def ndjson_batches_response(batches: AsyncIterator[list[Mapping[str, Any]]]
+def ndjson_batches_response(batches: AsyncIterator[Sequence[Mapping[str, Any]]]
                             ) -> StreamingResponse:
     """Stream batches of events as NDJSON, one send per batch, a turn for others between."""
 

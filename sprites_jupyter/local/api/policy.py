@@ -29,8 +29,8 @@ _ACTIONS = ("allow", "deny")
 def validate_policy(document: dict[str, Any]) -> dict[str, Any]:
     """Validate strictly as the reference's section 9.3 says; return it normalised."""
     if set(document) - {"rules"}:
-        unknown = ", ".join(sorted(set(document) - {"rules"}))
-        raise ApiError(400, f"invalid policy config: unknown key(s) {unknown}")
+        unknown_keys = ", ".join(sorted(set(document) - {"rules"}))
+        raise ApiError(400, f"invalid policy config: unknown key(s) {unknown_keys}")
     if "rules" not in document:
         raise ApiError(400, 'invalid policy config: missing "rules" (use {"rules": []} for none)')
     rules = document["rules"]

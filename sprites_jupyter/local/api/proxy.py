@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Mapping
+from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -28,7 +30,7 @@ class _BadInit(Exception):
     """The first frame was not a usable ``{"host", "port"}`` message; closes with 1003."""
 
 
-def _target(message: dict) -> tuple[str, int]:
+def _target(message: Mapping[str, Any]) -> tuple[str, int]:
     if message.get("text") is None:
         raise _BadInit("Expected JSON initialization message")
     try:

@@ -27,7 +27,7 @@ import signal
 import socket
 import struct
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -329,7 +329,7 @@ class Sandbox:
             return
         future.set_result((message, fds))
 
-    async def _request(self, message: dict[str, Any], fds: list[int] = ()
+    async def _request(self, message: dict[str, Any], fds: Sequence[int] = ()
                        ) -> tuple[dict[str, Any], list[int]]:
         await self.start()
         control = self._control
@@ -348,7 +348,7 @@ class Sandbox:
         return await future
 
     async def _send(self, control: socket.socket, message: dict[str, Any],
-                    fds: list[int] = ()) -> None:
+                    fds: Sequence[int] = ()) -> None:
         data = json.dumps(message).encode()
         ancillary = ([(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
                      if fds else [])

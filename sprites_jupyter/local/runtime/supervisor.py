@@ -9,6 +9,7 @@ whoever subscribed to a service (the streaming endpoints).
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import signal
 import time
@@ -142,7 +143,8 @@ class ServiceManager:
         for subscription in self._queues.get(name, ()):
             subscription.put(event)
 
-    def _broadcast_output(self, name: str, kind: str, lines: list[str], stamp: int) -> None:
+    def _broadcast_output(self, name: str, kind: str, lines: builtins.list[str],
+                          stamp: int) -> None:
         """One read's output lines, as events shared by every subscriber (none: no work)."""
         subscriptions = self._queues.get(name)
         if not subscriptions:

@@ -83,9 +83,3 @@ def resolve(root: Path, path: str, working_dir: str | None = "/", *, follow_last
     """Both the normalised sprite path and its host path."""
     spath = sprite_path(path, working_dir)
     return spath, host_path(root, spath, follow_last=follow_last)
-
-
-def to_sprite_path(root: Path, host: Path) -> str:
-    """The sprite path of a host path under ``root`` (the inverse of :func:`host_path`)."""
-    rel = os.path.relpath(host, os.path.realpath(root))
-    return "/" if rel == "." else "/" + rel.replace(os.sep, "/")
