@@ -18,6 +18,7 @@ import secrets
 import time
 from typing import Any
 
+from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning import KernelProvisionerBase
 from traitlets import Float, Unicode
 
@@ -74,14 +75,16 @@ class SpriteProvisioner(KernelProvisionerBase):
         cmd = [self.python, "-m", "ipykernel_launcher", "-f", self._remote_file, *extra]
         return await super().pre_launch(cmd=cmd, **kwargs)
 
-    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> dict[str, Any]:
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
+        if self.parent is None:
+            raise KernelStartError("a sprite kernel is started by a KernelManager (its key "
+                                   "signs the messages): use jupyter_client's")
         session = self.parent.session
-        key = session.key
-        info = await asyncio.to_thread(self._launch, cmd, key, session.signature_scheme)
+        info = await asyncio.to_thread(self._launch, cmd, session.key, session.signature_scheme)
         self.connection_info = info
         return info
 
-    def _launch(self, cmd: list[str], key: bytes, scheme: str) -> dict[str, Any]:
+    def _launch(self, cmd: list[str], key: bytes, scheme: str) -> KernelConnectionInfo:
         if self._client is None:
             try:
                 self._client = client_from_env(on_wait=self.log.info)
@@ -118,8 +121,16 @@ class SpriteProvisioner(KernelProvisionerBase):
             self._channels = None
         if self._channels is None:
             self._channels = ForwardedChannels(sprite, bound)
-        return {**self._channels.local_ports, "ip": "127.0.0.1", "transport": "tcp",
-                "key": key, "signature_scheme": scheme, "kernel_name": self.kernel_spec.name}
+        ports = self._channels.local_ports
+        info = KernelConnectionInfo(
+            shell_port=ports["shell_port"], iopub_port=ports["iopub_port"],
+            stdin_port=ports["stdin_port"], control_port=ports["control_port"],
+            hb_port=ports["hb_port"], ip="127.0.0.1", transport="tcp",
+            signature_scheme=scheme, kernel_name=self.kernel_spec.name)
+        # bytes, as the KernelManager's own connection info has it (and compares it with),
+        # though the TypedDict says str
+        info["key"] = key  # type: ignore[typeddict-item]
+        return info
 
     def _start_process(self, sprite: Sprite, argv: list[str],
                        connection: dict[str, Any]) -> dict[str, int]:
