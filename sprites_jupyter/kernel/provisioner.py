@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import secrets
+import threading
 import time
 from typing import Any
 
@@ -34,6 +35,7 @@ from .sprite_process import KernelProcess
 
 PORTS_POLL = 0.05
 EXIT_POLL = 0.1
+REVIVE_WAIT = 30.0  # for the restore to have stopped the kernel's old process
 
 
 class SpriteProvisioner(KernelProvisionerBase):
@@ -58,6 +60,9 @@ class SpriteProvisioner(KernelProvisionerBase):
         self.sprite_name = ""
         self._remote_file = ""
         self._relay_address = ""
+        self._relay_key = secrets.token_hex(16)  # the kernel's, kept across its restarts
+        self._how_launched: tuple[list[str], bytes, str] | None = None
+        self._reviving = threading.Event()  # a restore replaced the kernel's process
 
     @property
     def has_process(self) -> bool:
@@ -80,7 +85,8 @@ class SpriteProvisioner(KernelProvisionerBase):
             raise KernelStartError("a sprite kernel is started by a KernelManager (its key "
                                    "signs the messages): use jupyter_client's")
         session = self.parent.session
-        info = await asyncio.to_thread(self._launch, cmd, session.key, session.signature_scheme)
+        self._how_launched = (cmd, session.key, session.signature_scheme)
+        info = await asyncio.to_thread(self._launch, *self._how_launched)
         self.connection_info = info
         return info
 
@@ -99,9 +105,9 @@ class SpriteProvisioner(KernelProvisionerBase):
             raise KernelStartError(f"cannot prepare Python in sprite {sprite.name}: "
                                    f"{error}") from None
         # env(1) adds to the sprite's own environment, which an exec's env would replace
-        relay_key = secrets.token_hex(16)
         argv = ["/usr/bin/env", f"{RELAY_ENV}={self._relay_address}",
-                f"{RELAY_KEY_ENV}={relay_key}", f"{SPRITE_ENV}={sprite.name}", python, *cmd[1:]]
+                f"{RELAY_KEY_ENV}={self._relay_key}", f"{SPRITE_ENV}={sprite.name}",
+                python, *cmd[1:]]
         connection = {"ip": "127.0.0.1", "transport": "tcp", "key": key.decode(),
                       "signature_scheme": scheme, "kernel_name": self.kernel_spec.name}
         fresh = dict.fromkeys(CHANNELS, 0)  # ipykernel picks and writes back
@@ -115,7 +121,7 @@ class SpriteProvisioner(KernelProvisionerBase):
                 self.log.info("Sprite %s: restarting on the previous ports failed (%s); "
                               "trying new ones", sprite.name, error)
                 bound = self._start_process(sprite, argv, {**connection, **fresh})
-        self._start_relay(sprite, python, relay_key)
+        self._start_relay(sprite, python)
         if self._channels is not None and self._channels.sprite_ports != bound:
             self._channels.stop()
             self._channels = None
@@ -149,15 +155,40 @@ class SpriteProvisioner(KernelProvisionerBase):
             self._abandon()
             raise
 
-    def _start_relay(self, sprite: Sprite, python: str, key: str) -> None:
+    def _start_relay(self, sprite: Sprite, python: str) -> None:
         """The kernel's channel for checkpoint requests; without it the kernel still runs."""
         try:
             if self._relay is None:
-                self._relay = CheckpointRelay(sprite.name, self.log)
-            self._relay.start(sprite, python, self._relay_address, key)
+                self._relay = CheckpointRelay(sprite.name, self.log,
+                                              restoring=self._reviving.set,
+                                              restored=self._after_restore)
+            self._relay.start(sprite, python, self._relay_address, self._relay_key)
         except (SpritesError, OSError) as error:
             self.log.warning("Sprite %s: no checkpoint channel for the kernel (%s); "
                              "%%sprite checkpoint will not work in it", sprite.name, error)
+
+    def _after_restore(self) -> None:
+        threading.Thread(target=self._revive, daemon=True,
+                         name=f"sprite kernel {self.sprite_name} revive").start()
+
+    def _revive(self) -> None:
+        """After a restore the kernel's notebook asked for, start the kernel again with
+        the same ports and key: front ends carry on, with no restart of their own."""
+        try:
+            old = self._process
+            if old is not None:
+                if old.wait(REVIVE_WAIT) is None:
+                    return  # the restore failed and left the kernel running
+                old.stop()
+            if self._how_launched is not None:
+                self._launch(*self._how_launched)
+                self.log.info("Sprite %s: the kernel runs again on the restored sprite",
+                              self.sprite_name)
+        except (KernelStartError, SpritesError, OSError) as error:
+            self.log.error("Sprite %s: the kernel did not come back after the restore (%s); "
+                           "Jupyter restarts it", self.sprite_name, error)
+        finally:
+            self._reviving.clear()
 
     def _ensure_sprite(self, client: SpritesClient) -> Sprite:
         try:
@@ -205,6 +236,8 @@ class SpriteProvisioner(KernelProvisionerBase):
     # -- the running kernel ----------------------------------------------------
 
     async def poll(self) -> int | None:
+        if self._reviving.is_set():
+            return None  # being started again after a restore
         if self._process is None:
             return 0
         return None if self._process.running else self._process.exit_code

@@ -1,7 +1,7 @@
 """``%sprite checkpoint|checkpoints|restore`` inside a sprite kernel: the requests go to
 the provisioner, which acts on that kernel's own sprite only, with a token the sprite
-never sees; a restore stops the kernel with one line, and it restarts on the restored
-sprite. The server runs unsandboxed so the kernel can import this checkout."""
+never sees; a restore's cell ends with one line, and the provisioner brings the kernel
+back on the restored sprite by itself. The server runs unsandboxed so the kernel can import this checkout."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from tests.kernel.cutting_proxy import CuttingProxy
 
 CHECKOUT = str(Path(__file__).resolve().parents[2])
 DEATH_WAIT = 60.0
+NOTICE = "this kernel stops in a moment and comes back on the restored sprite"
 RETRY_WAIT = 10.0
 
 
@@ -82,7 +83,7 @@ def test_another_sprite_is_refused_in_one_line(magics_kernel: RunningKernel,
     assert refused["error"].strip().count("\n") == 0, refused
 
 
-def test_restore_from_inside_restarts_the_kernel_on_the_restored_sprite(
+def test_restore_from_inside_brings_the_kernel_back_on_the_restored_sprite(
         magics_kernel: RunningKernel) -> None:
     magics_kernel.run("open('marker.txt', 'w').write('before')")
     taken = magics_kernel.run("cp = %sprite checkpoint -m base\nprint(cp.id)")
@@ -102,23 +103,19 @@ def test_restore_from_inside_restarts_the_kernel_on_the_restored_sprite(
     assert len(questions) == 1 and questions[0].startswith(f"Restore {checkpoint_id}")
     assert magics_kernel.value("doomed") == "1"
 
-    said: list[str] = []
-    client = magics_kernel.client
-    client.execute(f"%sprite restore {checkpoint_id} --yes")
-    manager = magics_kernel.manager
-    while manager.is_alive():
-        try:
-            message = client.get_iopub_msg(timeout=1)
-        except Exception:  # queue.Empty: nothing yet, look whether it still lives
-            continue
-        if message["msg_type"] == "stream":
-            said.append(message["content"]["text"])
-    assert any("this kernel stops now and restarts" in text for text in said), said
+    restoring = magics_kernel.run(f"%sprite restore {checkpoint_id} --yes")
+    notices = [line for line in restoring["stdout"].splitlines() if NOTICE in line]
+    assert len(notices) == 1, restoring
 
-    manager.restart_kernel(now=True)  # what Jupyter's restarter does for a dead kernel
-    client.wait_for_ready(timeout=DEATH_WAIT)
+    # no restart asked for: the provisioner starts the kernel again, same ports, same key
+    deadline = time.monotonic() + DEATH_WAIT
+    while until_answered(magics_kernel, "'doomed' in dir()")["result"] != "False":
+        assert time.monotonic() < deadline, "the kernel was not replaced after the restore"
+        time.sleep(0.5)
     assert magics_kernel.value("open('marker.txt').read()") == "'before'"
-    assert magics_kernel.value("'doomed' in dir()") == "False"
+    assert magics_kernel.manager.is_alive()
+    load_extension(magics_kernel)  # and the channel serves the new kernel
+    assert checkpoint_id in until_answered(magics_kernel, "%sprite checkpoints")["result"]
 
 
 def test_other_operations_on_its_own_sprite_are_refused(
