@@ -1,7 +1,8 @@
 """``%sprite checkpoint|checkpoints|restore`` inside a sprite kernel: the requests go to
 the provisioner, which acts on that kernel's own sprite only, with a token the sprite
 never sees; a restore's cell ends with one line, and the provisioner brings the kernel
-back on the restored sprite by itself. The server runs unsandboxed so the kernel can import this checkout."""
+back on the restored sprite by itself. The server runs unsandboxed so the kernel can
+import this checkout."""
 
 from __future__ import annotations
 
