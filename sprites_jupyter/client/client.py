@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
 
 import httpx
 
+from .counters import SpriteCounts
 from .errors import ProtocolError
 from .http import DEFAULT_BASE_URL, HttpSession, Relocate, segment
 from .models import SpriteInfo
 from .sprite import Sprite
 
 _PAGE = 50
+
+
+def _url_settings(auth: str | None, private_access: str | None) -> dict[str, str]:
+    settings = {"auth": auth, "private_access": private_access}
+    return {key: value for key, value in settings.items() if value is not None}
 
 
 class SpritesClient:
@@ -66,15 +72,33 @@ class SpritesClient:
         return Sprite(self, name)
 
     def create_sprite(self, name: str, *, url_auth: str | None = None,
-                      labels: list[str] | None = None) -> SpriteInfo:
-        """Create a sprite; ``url_auth`` is ``"sprite"`` (default) or ``"public"``."""
+                      private_access: str | None = None, labels: list[str] | None = None,
+                      config: Mapping[str, Any] | None = None,
+                      environment: Mapping[str, str] | None = None,
+                      wait_for_capacity: bool = False) -> SpriteInfo:
+        """Create a sprite.
+
+        ``url_auth`` is ``"sprite"`` (default) or ``"public"``; ``private_access`` who
+        else may reach a ``sprite`` URL (e.g. ``"admins"``). ``config`` asks for
+        resources (``ram_mb``, ``cpus``, ``region``, ``storage_gb``; the service may
+        ignore them), ``environment`` sets variables for the sprite, and
+        ``wait_for_capacity`` waits for a machine rather than failing (up to 300 s).
+        """
         body: dict[str, Any] = {"name": name}
-        if url_auth is not None:
-            body["url_settings"] = {"auth": url_auth}
+        settings = _url_settings(url_auth, private_access)
+        if settings:
+            body["url_settings"] = settings
         if labels:
             body["labels"] = list(labels)
+        if config:
+            body["config"] = {key: value for key, value in config.items() if value is not None}
+        if environment:
+            body["environment"] = {str(key): str(value) for key, value in environment.items()}
+        if wait_for_capacity:
+            body["wait_for_capacity"] = True
         response = self._http.request("POST", "/v1/sprites", json=body,
-                                      what=f"create sprite {name}", timeout=120.0,
+                                      what=f"create sprite {name}",
+                                      timeout=300.0 if wait_for_capacity else 120.0,
                                       conflict_words=("exist",))
         return SpriteInfo.from_json(response.json())
 
@@ -100,13 +124,24 @@ class SpritesClient:
                 return sprites
             params["continuation_token"] = token
 
+    def sprite_counts(self) -> SpriteCounts:
+        """The organisation's running/warm/cold counters (and limits) that the sprite
+        listing reports; one small request."""
+        body = self._http.request("GET", "/v1/sprites", params={"max_results": 1},
+                                  what="count sprites").json()
+        if not isinstance(body, dict):
+            raise ProtocolError("list sprites: expected a JSON object")
+        return SpriteCounts.from_listing(body)
+
     def update_sprite(self, name: str, *, url_auth: str | None = None,
+                      private_access: str | None = None,
                       labels: list[str] | None = None) -> SpriteInfo:
         """Change URL access and/or replace the labels (``[]`` clears them, sent as
         ``clear_labels`` as sprites-go does); omitted settings stay."""
         body: dict[str, Any] = {}
-        if url_auth is not None:
-            body["url_settings"] = {"auth": url_auth}
+        settings = _url_settings(url_auth, private_access)
+        if settings:
+            body["url_settings"] = settings
         if labels:
             body["labels"] = list(labels)
         elif labels is not None:

@@ -115,6 +115,20 @@ class Command:
         assert self.exit_code is not None
         return self.exit_code
 
+    def follow(self, seconds: float | None = None) -> Iterator[OutputChunk]:
+        """Output as it arrives, until the process exits or ``seconds`` pass. Unlike
+        iterating, the end of ``seconds`` and Ctrl-C only detach: the process keeps
+        running (watching a session one does not own)."""
+        deadline = None if seconds is None else time.monotonic() + seconds
+        try:
+            while (chunk := self._next_chunk(deadline)) is not None:
+                yield chunk
+        except ExecTimeout:
+            self.detach()
+        except KeyboardInterrupt:
+            self.detach()
+            raise
+
     def _receive(self, deadline: float | None) -> str | bytes:
         if self._pending:
             return self._pending.popleft()
@@ -318,13 +332,16 @@ def exec_params(argv: Sequence[str], *, env: dict[str, str] | None, dir: str | N
 
 def start_command(session: HttpSession, sprite: str, argv: Sequence[str], *,
                   env: dict[str, str] | None = None, dir: str | None = None, tty: bool = False,
-                  stdin: bool = True, max_run_after_disconnect: float | None = None) -> Command:
+                  stdin: bool = True, max_run_after_disconnect: float | None = None,
+                  size: tuple[int, int] | None = None) -> Command:
     """Start ``argv`` in ``sprite``; without ``stdin`` its input ends at once.
 
     ``max_run_after_disconnect`` (seconds, 0 = forever) is how long it may outlive
-    the connection; the server's default applies when it is ``None``.
+    the connection; the server's default applies when it is ``None``. ``size`` is a
+    TTY's ``(cols, rows)`` at start.
     """
-    params = exec_params(argv, env=env, dir=dir, tty=tty, stdin=stdin,
+    cols, rows = size if size is not None else (None, None)
+    params = exec_params(argv, env=env, dir=dir, tty=tty, stdin=stdin, rows=rows, cols=cols,
                          max_run_after_disconnect=max_run_after_disconnect)
     command = " ".join(argv)
     ws = open_socket(session, f"/v1/sprites/{segment(sprite)}/exec", params,

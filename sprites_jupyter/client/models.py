@@ -62,6 +62,11 @@ def _strings(value: object) -> tuple[str, ...]:
     return ()
 
 
+def _object(value: object) -> dict[str, Any]:
+    """A JSON object as a dict; anything else (``null``, a stray list) as empty."""
+    return dict(value) if isinstance(value, dict) else {}
+
+
 _FIELD_NAMES: dict[type[Any], frozenset[str]] = {}
 
 
@@ -117,12 +122,20 @@ class SpriteInfo:
     last_active_at: datetime | None = None
     last_running_at: datetime | None = None
     last_warming_at: datetime | None = None
+    config: Mapping[str, Any] = field(default_factory=dict)
+    environment: Mapping[str, str] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def auth(self) -> str | None:
         """``"sprite"`` or ``"public"``: who may reach the sprite's URL."""
         return self.url_settings.get("auth")
+
+    @property
+    def private_access(self) -> str | None:
+        """Who else in the organisation may reach a ``sprite``-auth URL (e.g. ``"admins"``),
+        when the service says."""
+        return self.url_settings.get("private_access")
 
     def __repr__(self) -> str:
         return f"SpriteInfo({self.name!r}, {self.status or 'unknown'}, {self.url or 'no url'})"
@@ -139,7 +152,9 @@ class SpriteInfo:
         times: dict[str, Any] = {key: parse_time(get(key)) for key in _SPRITE_TIMES}
         return _build(cls, data, organization=get("organization") or get("org_slug") or "",
                       labels=_strings(get("labels")),
-                      url_settings=dict(get("url_settings") or {}), **times)
+                      url_settings=_object(get("url_settings")), config=_object(get("config")),
+                      environment={str(k): str(v) for k, v in
+                                   _object(get("environment")).items()}, **times)
 
 
 @dataclass(frozen=True)

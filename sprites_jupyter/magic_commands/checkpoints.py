@@ -1,4 +1,4 @@
-"""Checkpoint subcommands: checkpoint, checkpoints, restore, browse.
+"""Checkpoint subcommands: checkpoint (and checkpoint delete), checkpoints, restore, browse.
 
 Every restore can be undone. The local server, and any server that has said so
 in an earlier restore stream, takes an ``auto-<ms>`` safety checkpoint before
@@ -26,14 +26,15 @@ from ..widgets.progress import ProgressView, describe_event, track
 from .context import CommandContext
 from .diff import checkpoint_changes, restore_summary
 from .errors import describe_ids, explain
-from .registry import Names, argument, subcommand
+from .registry import Names, action, argument, subcommand
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["browse", "checkpoint", "checkpoints", "restore"]
+__all__ = ["browse", "checkpoint", "checkpoints", "delete", "restore"]
 
 _AUTO_ID = re.compile(r"\bauto-\d+\b")
+_LIVE_IDS = ("current", "active")
 
 
 def take_checkpoint(handle: Sprite, comment: str, view: ProgressView) -> Checkpoint:
@@ -88,10 +89,18 @@ def restore_with_undo(ctx: CommandContext, handle: Sprite, checkpoint_id: str,
     return undo_id
 
 
-@subcommand("checkpoint", "take a checkpoint: checkpoint [-m COMMENT]",
-            argument("-m", "--comment", default="", help="what this checkpoint is"))
-def checkpoint(ctx: CommandContext, args: Namespace) -> Checkpoint:
-    """Take a checkpoint with a progress view; returns the new Checkpoint."""
+@subcommand("checkpoint", "take a checkpoint: checkpoint [-m COMMENT] | checkpoint delete ID",
+            argument("-m", "--comment", default="", help="what this checkpoint is"),
+            actions=(action("delete", "delete a checkpoint: delete ID [--yes]",
+                            argument("id", complete=Names.CHECKPOINTS),
+                            argument("--yes", action="store_true",
+                                     help="do not ask for confirmation")),))
+def checkpoint(ctx: CommandContext, args: Namespace) -> Checkpoint | None:
+    """Take a checkpoint with a progress view; returns the new Checkpoint.
+    ``checkpoint delete ID`` deletes one instead."""
+    if args.action == "delete":
+        delete(ctx, args)
+        return None
     handle = ctx.sprite(args.sprite)
     with ctx.operation(handle.name, "checkpoint", args.comment) as journaled:
         created = take_checkpoint(handle, args.comment, ctx.progress(f"Checkpoint {handle.name}"))
@@ -131,6 +140,39 @@ def restore(ctx: CommandContext, args: Namespace) -> None:
         journaled.set(f"ok: undo with {undo_id}")
     print(f"Restored {target.id} on sprite {handle.name}. "
           f"Undo with: %sprite restore {undo_id}")
+
+
+def delete(ctx: CommandContext, args: Namespace) -> None:
+    """Delete a checkpoint after confirmation (as restore asks); the live state
+    (``Current``) and the checkpoint the sprite runs on are refused before asking."""
+    if args.comment:
+        raise UsageError("%sprite checkpoint delete takes no -m: a deleted checkpoint "
+                         "keeps no comment")
+    handle = ctx.sprite(args.sprite)
+    with ctx.operation(handle.name, "checkpoint delete", args.id):
+        if args.id.lower() in _LIVE_IDS:
+            raise UsageError(f"{args.id} is sprite {handle.name}'s live state, not a "
+                             "checkpoint: it cannot be deleted")
+        target = existing_checkpoint(handle, args.id)
+        if _active_checkpoint(handle) == target.id:
+            raise UsageError(f"Checkpoint {target.id} is the one sprite {handle.name} runs "
+                             "on: restore another checkpoint first, then delete it")
+        if ctx.settings.confirm_restore and not args.yes:
+            comment = f" ({target.comment})" if target.comment else ""
+            ctx.confirm(f"Delete checkpoint {target.id}{comment} of sprite {handle.name}? "
+                        "It cannot be restored afterwards.",
+                        how_to_skip=f"add --yes (%sprite checkpoint delete {args.id} --yes)")
+        handle.delete_checkpoint(target.id)
+    print(f"Deleted checkpoint {target.id} of sprite {handle.name}")
+
+
+def _active_checkpoint(handle: Sprite) -> str | None:
+    """The checkpoint the live state descends from (``Current``'s ``source_id``), where
+    the server lists one."""
+    try:
+        return handle.get_checkpoint("Current").source_id
+    except NotFound:
+        return None
 
 
 @subcommand("browse", "the checkpoint browser")

@@ -94,6 +94,7 @@ class SpriteCompleter:
             Names.SPRITES: self._sprites,
             Names.CHECKPOINTS: lambda: self._checkpoints(chosen),
             Names.SERVICES: lambda: self._services(chosen),
+            Names.SESSIONS: lambda: [s.id for s in self.context.sprite(chosen).list_sessions()],
             Names.KERNEL_VARIABLES: self._kernel_variables,
         }
         return self._names(fetch[offers])

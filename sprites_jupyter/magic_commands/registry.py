@@ -38,6 +38,7 @@ class Names(enum.Enum):
     SPRITES = "sprites"
     CHECKPOINTS = "checkpoints"
     SERVICES = "services"
+    SESSIONS = "exec sessions"
     KERNEL_VARIABLES = "kernel variables"
 
 

@@ -1,4 +1,5 @@
-"""Subcommands about sprites themselves: status, help, use, list, create, destroy."""
+"""Subcommands about sprites themselves: status, help, use, list, create, destroy, labels,
+upgrade."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ from ..client import AuthError, Conflict, ConnectionFailed, NotFound
 from ..frames import SPRITE_SUMMARY_COLUMNS, sprites_frame
 from .context import CommandContext
 from .parsing import subcommand_help
-from .registry import Names, argument, subcommand
+from .registry import Names, action, argument, subcommand
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["create", "destroy", "help_on", "listing", "status", "use"]
+__all__ = ["create", "destroy", "help_on", "labels", "listing", "status", "upgrade", "use"]
 
 
 @subcommand("status", "backend, current sprite and its status (also plain %sprite)",
@@ -123,3 +124,37 @@ def destroy(ctx: CommandContext, args: Namespace) -> None:
     if ctx.settings.sprite == args.name:
         ctx.settings.sprite = ""
     print(f"Destroyed sprite {args.name}")
+
+
+@subcommand("labels", "the sprite's labels: labels [add L … | remove L … | clear]",
+            actions=(action("add", "add labels: add LABEL …",
+                            argument("labels", nargs="+", metavar="LABEL")),
+                     action("remove", "remove labels: remove LABEL …",
+                            argument("labels", nargs="+", metavar="LABEL")),
+                     action("clear", "remove every label")))
+def labels(ctx: CommandContext, args: Namespace) -> None:
+    """Show the sprite's labels, or add, remove or clear them (one update each)."""
+    name = ctx.target(args.sprite)
+    given = list(dict.fromkeys(getattr(args, "labels", None) or ()))
+    with ctx.operation(name, "labels", " ".join([args.action or "", *given]).strip()):
+        current = list(ctx.client.get_sprite(name).labels)
+        if args.action is not None:
+            if args.action == "remove":
+                missing = [label for label in given if label not in current]
+                if missing:
+                    raise UsageError(f"Sprite {name} has no label {', '.join(missing)} "
+                                     f"(its labels: {', '.join(current) or 'none'})")
+            wanted = {"add": current + [lb for lb in given if lb not in current],
+                      "remove": [lb for lb in current if lb not in given],
+                      "clear": []}[args.action]
+            current = list(ctx.client.update_sprite(name, labels=wanted).labels)
+    print(f"Labels of sprite {name}: {', '.join(current) or 'none'}")
+
+
+@subcommand("upgrade", "move the sprite to the newest environment release")
+def upgrade(ctx: CommandContext, args: Namespace) -> None:
+    """Ask the service to move the sprite to the newest environment release."""
+    name = ctx.target(args.sprite)
+    with ctx.operation(name, "upgrade"):
+        ctx.client.upgrade_sprite(name)
+    print(f"Upgraded sprite {name} to the newest environment")

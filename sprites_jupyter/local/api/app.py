@@ -26,7 +26,7 @@ from ..errors import DISK_FULL, LocalError, is_disk_full
 from ..runtime.sandbox import Isolation
 from ..state import ServerState
 from ..wire import SERVER_VERSION
-from . import checkpoints, exec, fs, policy, proxy, services, sprites
+from . import checkpoints, control, exec, fs, policy, proxy, services, sprites
 from .errors import ApiError, error_response
 from .sprite_url import SpriteUrlRouter, mint_login_link
 
@@ -48,7 +48,7 @@ ROUTES = [
     WebSocketRoute(f"{S}/exec/{{sid}}", exec.attach_socket),
     Route(f"{S}/exec/{{sid}}", exec.get_session, methods=["GET"]),
     Route(f"{S}/exec/{{sid}}/kill", exec.kill_session, methods=["POST"]),
-    WebSocketRoute(f"{S}/control", exec.control_socket),
+    WebSocketRoute(f"{S}/control", control.control_socket),
     # filesystem (section 6)
     Route(f"{S}/fs/read", fs.read_file, methods=["GET"]),
     Route(f"{S}/fs/write", fs.write_file, methods=["PUT"]),

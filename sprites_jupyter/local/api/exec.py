@@ -207,13 +207,6 @@ async def attach_socket(websocket: WebSocket) -> None:
     await _attach(websocket, websocket.path_params["sid"])
 
 
-async def control_socket(websocket: WebSocket) -> None:
-    """The multiplexed control connection is not implemented; SDKs fall back on a 404."""
-    await websocket.send_denial_response(ApiError(
-        404, "the control connection is not supported here: use the exec, proxy and fs "
-             "endpoints").response())
-
-
 async def _attach(websocket: WebSocket, sid: str) -> None:
     try:
         runtime = _runtime(websocket)

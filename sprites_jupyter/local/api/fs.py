@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
@@ -58,7 +58,7 @@ def fs_error(err: int, path: str, message: str | None = None) -> ApiError:
     return ApiError(status, message or os.strerror(err).lower(), fs_code=code, path=path)
 
 
-async def _view_root(request: Request) -> Path:
+async def _view_root(request: HTTPConnection) -> Path:
     """The one place the filesystem API learns where a sprite's files are: the runtime's
     view of them (the sandbox's root, or the tree directory unsandboxed), once any
     restore of the sprite has finished."""
