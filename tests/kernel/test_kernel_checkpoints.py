@@ -59,6 +59,7 @@ def load_extension(kernel: RunningKernel) -> None:
 def test_checkpoints_from_inside_act_on_the_kernels_own_sprite(
         magics_kernel: RunningKernel, own_sprite: str, unsandboxed_server: LocalServer) -> None:
     assert magics_kernel.value("import os; [k for k in os.environ if 'TOKEN' in k]") == "[]"
+    assert f"Sprite: {own_sprite} (" in magics_kernel.run("%sprite")["stdout"]  # its own
     taken = magics_kernel.run("cp = %sprite checkpoint -m 'from the kernel'\nprint(cp.id)")
     checkpoint_id = taken["stdout"].strip().splitlines()[-1]
     with SpritesClient(unsandboxed_server.token, unsandboxed_server.url) as client:
