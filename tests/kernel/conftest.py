@@ -50,11 +50,13 @@ def register_provisioner(folder: Path) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def kernel_env(tmp_path_factory: pytest.TempPathFactory,
                provisioner_path: Path) -> Iterator[Path]:
     """Jupyter's paths (kernelspecs, runtime files) and the wheel cache in temp folders;
-    the provisioner registered. Yields the prefix kernelspecs are installed under."""
+    the provisioner registered. Yields the prefix kernelspecs are installed under.
+    Package-scoped (hence this package's ``__init__.py``): the rest of the suite runs
+    with the environment as it was."""
     base = tmp_path_factory.mktemp("jupyter")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("JUPYTER_PATH", str(base / "share" / "jupyter"))
@@ -138,7 +140,7 @@ def unsandboxed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loc
     running.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def sandboxed_sprite(server: LocalServer, kernel_env: Path) -> Iterator[str]:
     """A sandboxed sprite with every outbound connection denied and a kernelspec for it
     (its python3 is the system's, which lacks ipykernel: the provisioner installs it)."""
