@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import re
@@ -200,9 +201,10 @@ class ServerState:
         so the checkpoint does not wait for it."""
         views = SandboxFiles(self.sprite_dir(name), name).checkpoints_dir
         try:
-            deferred = await asyncio.to_thread(checkpoint_views.refresh, self.snapshots,
-                                               self.store, name, views,
-                                               assemble=not assemble_later)
+            deferred = await asyncio.to_thread(
+                functools.partial(checkpoint_views.refresh, self.snapshots, self.store, name,
+                                  views, assemble=not assemble_later,
+                                  owner=self.runtime(name).sandbox.host_id))
         except (OSError, ValueError) as exc:
             log.warning("checkpoint views of sprite %s: %s", name, exc)
             return

@@ -119,14 +119,16 @@ class BearerAuth:
     and a ``Host`` that names this machine (see :func:`_own_host`).
 
     Also stamps ``Sprite-Version`` on every HTTP response, as the real server does, and
-    ``Sprite-Local-Isolation`` (``sandbox`` or ``unsandboxed: REASON``), which ``%sprite``
-    shows.
+    ``Sprite-Local-Isolation`` (``sandbox`` or ``unsandboxed: REASON``) and, sandboxed,
+    ``Sprite-Local-Limits`` (what each sprite may use), which ``%sprite`` shows.
     """
 
-    def __init__(self, app: ASGIApp, token: str, isolation: str = "sandbox") -> None:
+    def __init__(self, app: ASGIApp, token: str, isolation: str = "sandbox",
+                 limits: str = "") -> None:
         self.app = app
         self.expected = token.encode()
         self.isolation = isolation.encode()
+        self.limits = limits.encode("ascii", "replace")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -157,6 +159,8 @@ class BearerAuth:
                 headers = list(message.get("headers", []))
                 headers.append((b"sprite-version", SERVER_VERSION.encode()))
                 headers.append((b"sprite-local-isolation", self.isolation))
+                if self.limits:
+                    headers.append((b"sprite-local-limits", self.limits))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -216,7 +220,8 @@ def create_app(home: Path, token: str, *, base_url: str = "http://127.0.0.1",
         },
     )
     app.state.server = server
-    return SpriteUrlRouter(BearerAuth(app, token, server.isolation.describe()), server)
+    return SpriteUrlRouter(BearerAuth(app, token, server.isolation.describe(),
+                                      server.isolation.limits_notice()), server)
 
 
 def server_state(app: ASGIApp) -> ServerState:
