@@ -18,11 +18,12 @@ import os
 import socket
 import sys
 import threading
+from typing import Dict, List
 
 _lock = threading.Lock()
-_waiting = {}  # request id -> the kernel's connection
+_waiting: Dict[int, socket.socket] = {}  # request id -> the kernel's connection
 _counter = [0]
-_key = []
+_key: List[str] = []
 
 
 def _serve(connection):
