@@ -20,6 +20,7 @@ from .api.app import create_app, server_state
 from .http_limits import LimitedHttpToolsProtocol
 from .idle import IdleWatch
 from .runtime.bwrap import SandboxUnavailable, detect
+from .runtime.egress.addresses import ALLOW_PRIVATE_ENV, PrivateAllowance, parse_ip
 from .runtime.limits import SpriteLimits, parse_size
 from .runtime.sandbox import Isolation
 from .storage.home import (
@@ -53,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
                        help="sandbox: every sprite in its own bubblewrap sandbox, fail if "
                             "that is impossible; none: sprites are directories on the host; "
                             "auto (default): sandbox when possible, else none with a warning")
+    serve.add_argument("--allow-private-hosts", metavar="HOSTS",
+                       default=os.environ.get(ALLOW_PRIVATE_ENV, ""),
+                       help="host names (mirror.corp, *.corp) and addresses or CIDRs "
+                            "(10.1.0.0/16), space or comma separated, in private or reserved "
+                            "ranges that sprites may reach, such as a company package mirror "
+                            f"(default ${ALLOW_PRIVATE_ENV}); never this host's loopback nor "
+                            "the server's own address; the sprite's policy still applies")
     serve.add_argument("--log-level", default="warning",
                        choices=["critical", "error", "warning", "info", "debug"])
     defaults = SpriteLimits()
@@ -158,8 +166,21 @@ def choose_isolation(mode: str, limits: SpriteLimits | None = None) -> Isolation
         return Isolation(None, str(exc), limits)
 
 
+def own_addresses(host: str) -> list:
+    """The addresses this server answers on: ``host``, or for a wildcard this machine's."""
+    address = parse_ip(host)
+    if address is not None and not address.is_unspecified:
+        return [address]
+    try:
+        infos = socket.getaddrinfo(socket.gethostname(), None)
+    except OSError:
+        return [] if address is None else [address]
+    return [a for a in (parse_ip(str(info[4][0])) for info in infos) if a is not None]
+
+
 def serve(host: str, port: int, home: Path, token: str, log_level: str = "warning",
-          idle_exit: float = 0.0, isolation: Isolation | None = None) -> None:
+          idle_exit: float = 0.0, isolation: Isolation | None = None,
+          private_allowed: PrivateAllowance | None = None) -> None:
     """Serve until interrupted (or idle for ``idle_exit`` s); print the ready line once
     the socket accepts."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -176,7 +197,8 @@ def serve(host: str, port: int, home: Path, token: str, log_level: str = "warnin
         print(f"sprites-local: {notice}", file=sys.stderr, flush=True)
     shown_host = f"[{host}]" if family == socket.AF_INET6 else host
     url = f"http://{shown_host}:{bound_port}"
-    api = create_app(home, token, base_url=url, isolation=isolation)
+    api = create_app(home, token, base_url=url, isolation=isolation,
+                     private_allowed=private_allowed)
     app = IdleWatch(api, server_state(api).busy)
     config = uvicorn.Config(app, log_level=log_level, http=LimitedHttpToolsProtocol,
                             ws="websockets-sansio",
@@ -256,11 +278,17 @@ def main(argv: list[str] | None = None) -> None:
         lock = hold_serve_lock(home)
     except AlreadyServing as exc:
         sys.exit(f"sprites-local: {exc}")
+    try:
+        private_allowed = PrivateAllowance.parse(args.allow_private_hosts,
+                                                 own_addresses(args.host))
+    except ValueError as exc:
+        sys.exit(f"sprites-local: --allow-private-hosts: {exc}")
     token = resolve_token(home, args.token)
     isolation = choose_isolation(args.isolation, SpriteLimits(
         args.max_processes, args.max_memory, args.service_log_max))
     with lock:
-        serve(args.host, args.port, home, token, args.log_level, args.idle_exit, isolation)
+        serve(args.host, args.port, home, token, args.log_level, args.idle_exit, isolation,
+              private_allowed)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ..errors import DISK_FULL, LocalError, is_disk_full
+from ..runtime.egress.addresses import PrivateAllowance
 from ..runtime.sandbox import Isolation
 from ..state import ServerState
 from ..wire import SERVER_VERSION
@@ -195,11 +196,13 @@ async def _unexpected(_: Request, exc: Exception) -> Response:
 
 
 def create_app(home: Path, token: str, *, base_url: str = "http://127.0.0.1",
-               isolation: Isolation | None = None) -> ASGIApp:
+               isolation: Isolation | None = None,
+               private_allowed: PrivateAllowance | None = None) -> ASGIApp:
     """The ASGI app serving the sprites under ``home``, guarded by ``token``; requests
     for ``NAME.localhost`` go to the sprite's URL instead. Sprites run in sandboxes when
-    ``isolation`` has a bubblewrap, else on the host."""
-    server = ServerState(home, token, isolation)
+    ``isolation`` has a bubblewrap, else on the host; their egress may reach the private
+    hosts of ``private_allowed``."""
+    server = ServerState(home, token, isolation, private_allowed)
     server.base_url = base_url
 
     @asynccontextmanager

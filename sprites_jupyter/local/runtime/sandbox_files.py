@@ -44,6 +44,15 @@ def base_directories() -> tuple[str, ...]:
 
 
 @functools.cache
+def merged_usr_links() -> tuple[tuple[str, str], ...]:
+    """The host's top-level links into /usr (``bin -> usr/bin``), which every sandbox has:
+    made in a new tree before its first checkpoint, so no diff reports them as added."""
+    return tuple((name, os.readlink(f"/{name}"))
+                 for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+                 if os.path.islink(f"/{name}"))
+
+
+@functools.cache
 def _private_etc_entries() -> tuple[tuple[str, bool], ...]:
     """Entries of the host's ``/etc`` that other users may not read (``shadow``, private
     keys): masked in every sandbox, since a root server's sprite user maps onto root."""
@@ -132,6 +141,9 @@ class SandboxFiles:
             if info is None:
                 os.mkdir(upper, 0o755)
             (self.scratch / "work" / name).mkdir(parents=True, exist_ok=True)
+        for name, target in merged_usr_links():
+            if not os.path.lexists(self.tree / name):
+                os.symlink(target, self.tree / name)
         (self.scratch / "empty").mkdir(exist_ok=True)
         (self.scratch / "empty-file").touch()
         if owner is not None:

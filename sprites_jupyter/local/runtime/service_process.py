@@ -163,18 +163,39 @@ class _LogFile:
         self._size = self._file.tell()
 
     def write(self, kind: str, stamp: float, lines: list[str]) -> None:
-        """Append ``lines`` (each ending in a newline) under one time stamp, one write."""
+        """Append ``lines`` (each ending in a newline) under one time stamp, rotating
+        between lines whenever the next would pass the cap (a starved pump hands over
+        large batches)."""
         prefix = f"{rfc3339(stamp)} [{kind}] "
         text = prefix + prefix.join(lines)
-        size = len(text.encode("utf-8", "surrogateescape"))
-        if self._max and self._size and self._size + size > self._max:
-            self._file.close()
-            os.replace(self._path, rotated(self._path))
-            self._file = self._path.open("a", encoding="utf-8")
-            self._size = 0
-        self._file.write(text)
-        self._file.flush()
-        self._size += size
+        if not self._max or self._size + len(text) * 4 <= self._max:  # fits, however encoded
+            self._append([text])
+            return
+        part: list[str] = []
+        part_size = 0
+        for line in lines:
+            size = len(prefix) + len(line.encode("utf-8", "surrogateescape"))
+            if self._max and self._size + part_size + size > self._max and (
+                    part or self._size):
+                self._append(part)
+                self._rotate()
+                part, part_size = [], 0
+            part.append(prefix + line)
+            part_size += size
+        self._append(part)
+
+    def _append(self, entries: list[str]) -> None:
+        if entries:
+            text = "".join(entries)
+            self._file.write(text)
+            self._file.flush()
+            self._size += len(text.encode("utf-8", "surrogateescape"))
+
+    def _rotate(self) -> None:
+        self._file.close()
+        os.replace(self._path, rotated(self._path))
+        self._file = self._path.open("a", encoding="utf-8")
+        self._size = 0
 
     def close(self) -> None:
         self._file.close()
