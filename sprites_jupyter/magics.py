@@ -24,6 +24,7 @@ from .client.http import DEFAULT_BASE_URL, is_loopback_url
 from .config import SpriteSettings
 from .journal import Journal, JournalStore
 from .journal_stores import choose_journal_store
+from .kernel.in_kernel import kernel_sprite, relay_client
 
 # Each module declares its subcommands (magic_commands/registry.py) when imported.
 from .magic_commands import (  # noqa: F401
@@ -92,6 +93,7 @@ class SpriteMagics(Magics, SpriteSettings):
         self._client: SpritesClient | None = None
         self._client_made_from: tuple[str, ...] = ()
         self.context = CommandContext(shell, self, self.journal, self._get_client)
+        self.sprite = self.sprite or kernel_sprite()  # a sprite kernel starts on its own
 
     def _get_client(self) -> SpritesClient:
         """The client, remade when the environment it came from has changed (a new
@@ -118,7 +120,8 @@ class SpriteMagics(Magics, SpriteSettings):
 
     def _make_client(self) -> SpritesClient:
         if not self.api_url:
-            return client_from_env(timeout=self.timeout, on_wait=_tell)
+            relayed = relay_client(timeout=self.timeout, on_wait=_tell)  # in a sprite kernel
+            return relayed or client_from_env(timeout=self.timeout, on_wait=_tell)
         token = os.environ.get("SPRITES_TOKEN") or os.environ.get("SPRITE_TOKEN")
         if not token:
             raise UsageError(f"SpriteMagics.api_url is {self.api_url} but no token is set: "
