@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import re
@@ -15,6 +16,7 @@ from typing import Any
 from starlette.requests import HTTPConnection
 
 from .errors import Invalid, NotFound
+from .runtime.egress.addresses import PrivateAllowance
 from .runtime.egress.resolver import test_hosts_from_environment
 from .runtime.egress.sprite_egress import SpriteEgress, egress_for
 from .runtime.sandbox import Child, Isolation, Sandbox
@@ -132,11 +134,13 @@ class SpriteRuntime:
 class ServerState:
     """Everything handlers share; reach it with :func:`state_of`."""
 
-    def __init__(self, home: Path, token: str, isolation: Isolation | None = None) -> None:
+    def __init__(self, home: Path, token: str, isolation: Isolation | None = None,
+                 private_allowed: PrivateAllowance | None = None) -> None:
         self.home = home
         self.token = token
         self.isolation = isolation or Isolation(None, "isolation none")
         self.egress_test_hosts = test_hosts_from_environment()
+        self.private_allowed = private_allowed or PrivateAllowance()
         prepare_home(home)
         (home / "sprites").mkdir(exist_ok=True)
         self.store = Store(home / "metadata.sqlite3")
@@ -168,7 +172,7 @@ class ServerState:
         if runtime is None:
             files = SandboxFiles(self.sprite_dir(name), name)
             sandbox = Sandbox(name, files, self.isolation)
-            egress = (egress_for(sandbox, self.egress_test_hosts)
+            egress = (egress_for(sandbox, self.egress_test_hosts, self.private_allowed)
                       if self.isolation.sandboxed else None)
             runtime = SpriteRuntime(name=name, root=files.tree, sandbox=sandbox,
                                     sessions=SessionManager(name, sandbox),
@@ -200,9 +204,10 @@ class ServerState:
         so the checkpoint does not wait for it."""
         views = SandboxFiles(self.sprite_dir(name), name).checkpoints_dir
         try:
-            deferred = await asyncio.to_thread(checkpoint_views.refresh, self.snapshots,
-                                               self.store, name, views,
-                                               assemble=not assemble_later)
+            deferred = await asyncio.to_thread(
+                functools.partial(checkpoint_views.refresh, self.snapshots, self.store, name,
+                                  views, assemble=not assemble_later,
+                                  owner=self.runtime(name).sandbox.host_id))
         except (OSError, ValueError) as exc:
             log.warning("checkpoint views of sprite %s: %s", name, exc)
             return

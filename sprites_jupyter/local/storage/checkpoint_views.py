@@ -38,11 +38,13 @@ _DIRECTORIES = ("d", "o")
 
 
 def refresh(snapshots: Snapshotter, store: Store, sprite: str, directory: Path, *,
-            assemble: bool = True) -> list[str]:
+            assemble: bool = True, owner: int | None = None) -> list[str]:
     """Make ``directory`` hold exactly the views of the sprite's ``RECENT`` newest
     checkpoints (automatic ones aside), building only the missing ones. Without
     ``assemble``, views that need a chunked file assembled are only announced (their
-    ``.building-<id>``); their ids are returned, for a later call with ``assemble``."""
+    ``.building-<id>``); their ids are returned, for a later call with ``assemble``.
+    ``owner``: the host uid and gid to give what a view shows (the sprite user's, when
+    that is not the server's own), so the sprite can read it."""
     directory.mkdir(parents=True, exist_ok=True)
     wanted = {row.id: row.manifest
               for row in store.list_checkpoints(sprite, include_auto=False, limit=RECENT)}
@@ -57,7 +59,7 @@ def refresh(snapshots: Snapshotter, store: Store, sprite: str, directory: Path, 
                 (directory / f"{_BUILDING}{checkpoint_id}").mkdir(exist_ok=True)
                 deferred.append(checkpoint_id)
             else:
-                _build(snapshots, entries, directory, checkpoint_id)
+                _build(snapshots, entries, directory, checkpoint_id, owner)
     snapshots.store.prune_assembled()
     return deferred
 
@@ -73,7 +75,7 @@ def _shown(entry: Entry) -> bool:
 
 
 def _build(snapshots: Snapshotter, entries: list[Entry], directory: Path,
-           checkpoint_id: str) -> None:
+           checkpoint_id: str, owner: int | None = None) -> None:
     building = directory / f"{_BUILDING}{checkpoint_id}"
     building.mkdir(exist_ok=True)  # kept, not remade: it says the view is coming
     for leftover in os.scandir(building):
@@ -91,6 +93,8 @@ def _build(snapshots: Snapshotter, entries: list[Entry], directory: Path,
                 snapshots.store.link_assembled(entry.ref, target)
             else:
                 os.link(snapshots.object_path(entry.ref), target)
+            if owner is not None:  # a file's inode is the stored object's: fine to share
+                os.chown(target, owner, owner, follow_symlinks=False)
         record = {entry.path: [entry.mode, entry.mtime_ns] for entry in shown}
         (building / RECORD).write_text(json.dumps({"entries": record}, separators=(",", ":")))
         for entry in sorted((e for e in shown if e.kind in _DIRECTORIES),
