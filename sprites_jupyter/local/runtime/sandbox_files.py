@@ -141,9 +141,9 @@ class SandboxFiles:
             if info is None:
                 os.mkdir(upper, 0o755)
             (self.scratch / "work" / name).mkdir(parents=True, exist_ok=True)
-        for name, target in merged_usr_links():
+        for name, link in merged_usr_links():
             if not os.path.lexists(self.tree / name):
-                os.symlink(target, self.tree / name)
+                os.symlink(link, self.tree / name)
         (self.scratch / "empty").mkdir(exist_ok=True)
         (self.scratch / "empty-file").touch()
         if owner is not None:
