@@ -32,6 +32,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_REAL_STDERR] = os.fdopen(os.dup(2), "w")
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    real_stderr = config.stash.get(_REAL_STDERR, None)
+    if real_stderr is not None:
+        real_stderr.close()
+
+
 def pytest_timeout_set_timer(item: pytest.Item, settings: object) -> None:
     """pytest-timeout fails a test by raising in it (its signal method), and code that
     catches every exception (IPython's ``run_cell`` does) swallows that and runs on. So at
