@@ -23,7 +23,7 @@ def setup(tmp_path: Path):
         manifest = snapshots.snapshot("demo", root)
         row = store.add_checkpoint("demo", manifest=manifest, comment="", is_auto=is_auto,
                                    auto_id=f"auto-{len(os.listdir(views))}" if is_auto else None)
-        checkpoint_views.refresh(snapshots, store, "demo", views)
+        checkpoint_views.CheckpointViews(snapshots, store, "demo", views).settle()
         return row.id
 
     return root, views, checkpoint

@@ -126,11 +126,12 @@ async def create_checkpoint(request: Request) -> Response:
         emit("Creating checkpoint...")
         async with runtime.lock:
             emit("Saving filesystem state...")
-            manifest = await asyncio.to_thread(server.snapshots.snapshot, name, runtime.root,
-                                               emit)
-            row = server.store.add_checkpoint(name, manifest=manifest, comment=comment,
-                                              is_auto=False)
-            await server.refresh_checkpoint_views(name, assemble_later=True)
+            async with server.storage.storing():
+                manifest = await asyncio.to_thread(server.snapshots.snapshot, name,
+                                                   runtime.root, emit)
+                row = server.store.add_checkpoint(name, manifest=manifest, comment=comment,
+                                                  is_auto=False)
+            await server.checkpoints_changed(name)
         return f"Checkpoint {row.id} created"
 
     return _stream(work, "Checkpoint failed")
@@ -179,8 +180,8 @@ async def delete_checkpoint(request: Request) -> Response:
         if sprite.source_id == row.id:
             raise ApiError(409, f"cannot delete active checkpoint: the sprite runs on {row.id}")
         server.store.delete_checkpoint(name, row.id)
-        server.snapshots.mark_garbage()
-        await server.refresh_checkpoint_views(name, assemble_later=True)
+        await server.checkpoints_changed(name)
+        server.storage.collect_soon()
     return Response(status_code=204)
 
 
@@ -204,11 +205,12 @@ async def restore_checkpoint(request: Request) -> Response:
                 try:
                     # Taken with nothing running, so the undo point holds every last write.
                     auto_id = _new_auto_id(server, name)
-                    manifest = await asyncio.to_thread(server.snapshots.snapshot, name,
-                                                       runtime.root)
-                    server.store.add_checkpoint(name, manifest=manifest, comment="before "
-                                                f"restore to {row.id}", is_auto=True,
-                                                auto_id=auto_id)
+                    async with server.storage.storing():
+                        manifest = await asyncio.to_thread(server.snapshots.snapshot, name,
+                                                           runtime.root)
+                        server.store.add_checkpoint(name, manifest=manifest,
+                                                    comment=f"before restore to {row.id}",
+                                                    is_auto=True, auto_id=auto_id)
                     emit(f"Saved the current state as {auto_id} (restore it to undo)")
                     emit("Restoring filesystem...")
                     await asyncio.to_thread(server.snapshots.restore, name, runtime.root,

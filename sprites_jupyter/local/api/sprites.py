@@ -70,9 +70,10 @@ async def create_sprite(request: Request) -> Response:
         if server.store.get_sprite(name) is not None:
             raise ApiError(409, f"sprite already exists: {name}", code="sprite_exists")
         root = server.seed_tree(name)
-        manifest = await asyncio.to_thread(server.snapshots.snapshot, name, root)
-        row = server.store.create_sprite(name, url_settings=url_settings, labels=labels,
-                                         base_manifest=manifest)
+        async with server.storage.storing():
+            manifest = await asyncio.to_thread(server.snapshots.snapshot, name, root)
+            row = server.store.create_sprite(name, url_settings=url_settings, labels=labels,
+                                             base_manifest=manifest)
     server.start_sandbox_soon(name)
     return JSONResponse(_body(request, row), status_code=201)
 
@@ -149,6 +150,7 @@ async def delete_sprite(request: Request) -> Response:
             server.store.delete_sprite(name)
         server.snapshots.discard(name)
         await asyncio.to_thread(remove_sprite_dir, server.sprite_dir(name))
+        server.storage.collect_soon()
     return Response(status_code=204)
 
 
