@@ -176,7 +176,7 @@ def main() -> None:
             http.close()
             client.close()
             process.terminate()
-            process.wait(timeout=30)
+            process.wait(timeout=120)
 
 
 if __name__ == "__main__":
