@@ -5,7 +5,7 @@ it in the same run as the baseline: five copies, each after ``sync`` so none pay
 the build's own writeback. ``cp -a`` goes through the page cache, so its time swings
 with the host's I/O (0.3 s to 3 s for the same tree on the same VM); every sample is
 printed, and each operation is given as a ratio to the fastest copy (the strict
-verdict) and to the median one. The operations and the targets of issue 2:
+verdict) and to the median one. The operations and their targets:
 
 * first checkpoint (no target: it stores every byte once);
 * checkpoint of the unchanged tree (target <= 0.05x);
@@ -21,8 +21,9 @@ It drives :class:`~sprites_jupyter.local.storage.snapshots.Snapshotter` and the
 :class:`~sprites_jupyter.local.storage.store.Store` in-process, as the checkpoint endpoint does
 (``snapshot`` then ``add_checkpoint``); the HTTP layer only adds a few milliseconds.
 
-Issue 14's figures follow (each a ratio to a baseline measured in the same run, per pair of
-interleaved samples, min and median of ``--repeat`` pairs, 5 by default):
+The large-file and many-file figures follow (each a ratio to a baseline measured in the
+same run, per pair of interleaved samples, min and median of ``--repeat`` pairs, 5 by
+default):
 
 * one large file (2 GB; scaled down, with a notice, when the disk lacks room), 1 MB of it
   rewritten in place between checkpoints: checkpoint time against a full read + SHA-256
@@ -112,7 +113,7 @@ def main() -> None:
 
 
 def bench_tree(args: argparse.Namespace, scratch_parent: Path) -> None:
-    """Issue 2's figures against ``cp -a``."""
+    """The checkpoint and restore figures against ``cp -a``."""
     files, megabytes = (500, 50) if args.quick else (args.files, args.mb)
     size = megabytes * 1024 * 1024 // files
 

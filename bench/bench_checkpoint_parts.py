@@ -1,5 +1,6 @@
-"""Issue 14's checkpoint figures (run from ``bench_checkpoint.py``): a large file edited in
-place, and 50,000 small files; each against a same-run baseline, interleaved samples.
+"""The large-file and many-file checkpoint figures (run from ``bench_checkpoint.py``): a
+large file edited in place, and 50,000 small files; each against a same-run baseline,
+interleaved samples.
 
 Like the rest of ``bench_checkpoint.py`` they drive the snapshotter and the store in
 process, as the checkpoint and restore endpoints do.

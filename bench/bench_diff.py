@@ -1,6 +1,6 @@
 """``%sprite diff`` between two checkpoints against ``diff -rq`` of the same two trees.
 
-Issue 11's figure: two checkpoints of a 20,000-file / 500 MB sprite that differ in
+The figure: two checkpoints of a 20,000-file / 500 MB sprite that differ in
 1% of the files (half of those rewritten at the same size), ``%sprite diff v1 v2``
 against ``diff -rq`` of the same two trees on the host, in one run (target <= 1.5x).
 

@@ -35,7 +35,6 @@ from sprites_jupyter.local.storage.store import Store
 from sprites_jupyter.local.wire import rfc3339
 
 SPRITE = "bench-list"
-OLD = "%sprite checkpoints was 1.70x the bare request (issue 14, before this bench)"
 
 
 def _fill(home: Path, count: int) -> None:
@@ -150,7 +149,7 @@ def main() -> None:
                         print(f"{name} / sprites-py list_checkpoints(): min "
                               f"{min(samples[name]) / min(sdk):.2f}x, median "
                               f"{statistics.median(samples[name]) / statistics.median(sdk):.2f}x")
-                print(f"targets: %sprite checkpoints <= 1.2x bare, <= 1.0x sprites-py; {OLD}")
+                print("targets: %sprite checkpoints <= 1.2x bare, <= 1.0x sprites-py")
                 idle, loaded = _latency_under_load(http, url, max(repeat, 20))
                 print(f"unrelated GET: idle median {idle * 1e3:.2f} ms, while listings run "
                       f"{loaded * 1e3:.2f} ms ({loaded / idle:.2f}x)")

@@ -1,4 +1,4 @@
-"""Benchmark following a service's log on the local server (issue 14's log figures).
+"""Benchmark following a service's log on the local server.
 
     python bench/bench_logs.py [--samples 5] [--rate 100000] [--lines 300000]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from argparse import Namespace
 from collections.abc import Callable
 from typing import Any
 
@@ -19,17 +18,18 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from traitlets import observe
 
+from .backend import client_from_env
 from .client import SpritesClient, SpritesError
 from .config import SpriteSettings
 from .journal import Journal
-from .magic_commands import (
+
+# Each module declares its subcommands (magic_commands/registry.py) when imported.
+from .magic_commands import (  # noqa: F401
     checkpoints,
     diff,
-    execution,
     files,
     forwarding,
     policy,
-    python_cells,
     services,
     sessions,
     sprites,
@@ -37,53 +37,15 @@ from .magic_commands import (
 )
 from .magic_commands.context import CommandContext
 from .magic_commands.errors import explain
-from .magic_commands.parsing import (
-    build_exec_parser,
-    build_python_parser,
-    full_help,
-    overview,
-    parse_exec_line,
-    parse_python_line,
-    parse_sprite_line,
-    subcommand_help,
-)
+from .magic_commands.execution import EXEC_CELL, run_code
+from .magic_commands.parsing import full_help, overview, parse_cell_line, parse_sprite_line
+from .magic_commands.python_cells import PYTHON_CELL, run_cell
+from .magic_commands.registry import lookup
 
 __all__ = ["SpriteMagics"]
 
-Handler = Callable[[CommandContext, Namespace], Any]
-
 # The environment the client is made from; a change to any of them makes a new one.
 _BACKEND_ENV = ("SPRITES_TOKEN", "SPRITE_TOKEN", "SPRITES_API_URL", "SPRITES_LOCAL_HOME")
-
-HANDLERS: dict[str, Handler] = {
-    "status": sprites.status,
-    "use": sprites.use,
-    "list": sprites.listing,
-    "create": sprites.create,
-    "destroy": sprites.destroy,
-    "checkpoint": checkpoints.checkpoint,
-    "checkpoints": checkpoints.checkpoints,
-    "restore": checkpoints.restore,
-    "browse": checkpoints.browse,
-    "diff": diff.diff,
-    "show": diff.show,
-    "services": services.services,
-    "service": services.service,
-    "logs": services.logs,
-    "policy": policy.policy,
-    "put": files.put,
-    "get": files.get,
-    "ls": files.ls,
-    "sessions": sessions.sessions,
-    "kill": sessions.kill,
-    "python": python_cells.python,
-    "push": python_cells.push,
-    "pull": python_cells.pull,
-    "url": url.url,
-    "open": url.open_app,
-    "forward": forwarding.forward,
-    "forwards": forwarding.forwards,
-}
 
 
 def _tell(text: str) -> None:
@@ -134,7 +96,7 @@ class SpriteMagics(Magics, SpriteSettings):
 
     def _make_client(self) -> SpritesClient:
         if not self.api_url:
-            return SpritesClient.from_env(timeout=self.timeout, on_wait=_tell)
+            return client_from_env(timeout=self.timeout, on_wait=_tell)
         token = os.environ.get("SPRITES_TOKEN") or os.environ.get("SPRITE_TOKEN")
         if not token:
             raise UsageError(f"SpriteMagics.api_url is {self.api_url} but no token is set: "
@@ -155,33 +117,26 @@ class SpriteMagics(Magics, SpriteSettings):
     @_interrupts_in_short
     def sprite_line(self, line: str) -> Any:
         args = parse_sprite_line(line)
-        if args.subcommand == "help":
-            print(subcommand_help(args.topic))
-            return None
-        if args.subcommand == "history":
-            return self.journal.frame()
-        if args.subcommand == "exec":
-            return execution.run_code(self.context, args.command, args)
-        return HANDLERS[args.subcommand](self.context, args)
+        command = lookup(args.subcommand)
+        assert command is not None  # the parser accepts only declared subcommands
+        return command.handler(self.context, args)
 
     @cell_magic
     @_interrupts_in_short
     def sprite_exec(self, line: str, cell: str) -> Any:
-        args = parse_exec_line(line)
-        return execution.run_code(self.context, cell, args)
+        return run_code(self.context, cell, parse_cell_line(EXEC_CELL.parser(), line))
 
     @cell_magic
     @_interrupts_in_short
     def sprite_python(self, line: str, cell: str) -> Any:
-        args = parse_python_line(line)
-        return python_cells.run_cell(self.context, cell, args)
+        return run_cell(self.context, cell, parse_cell_line(PYTHON_CELL.parser(), line))
 
     # IPython's ``?`` asks an object's getdoc() first: the full help is built when asked
     # (every parser costs ~10 ms, which loading the extension then does not pay).
     sprite_line.__doc__ = overview()
     sprite_line.getdoc = full_help
     sprite_exec.__doc__ = "Run the cell on the current sprite (%%sprite_exec? for options)."
-    sprite_exec.getdoc = lambda: build_exec_parser().format_help()
+    sprite_exec.getdoc = lambda: EXEC_CELL.parser().format_help()
     sprite_python.__doc__ = ("Run the cell in the sprite's persistent Python session "
                              "(%%sprite_python? for options).")
-    sprite_python.getdoc = lambda: build_python_parser().format_help()
+    sprite_python.getdoc = lambda: PYTHON_CELL.parser().format_help()

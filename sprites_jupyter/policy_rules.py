@@ -112,7 +112,7 @@ def _field(rule: Mapping[str, object], key: str) -> str:
 def _expand(rules: Iterable[Mapping[str, object]]) -> list[_Expanded]:
     """The rules in order with includes replaced by their domains; invalid ones skipped,
     as the real sprite skips them."""
-    expanded = []
+    expanded: list[_Expanded] = []
     for index, rule in enumerate(rules):
         action = _field(rule, "action")
         include = _field(rule, "include")

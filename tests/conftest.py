@@ -2,18 +2,49 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
+import signal
 import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import httpx
 import pytest
 
 READY_PREFIX = "Sprites local server listening on "
+BACKSTOP_GRACE_MAX = 60  # s; the backstop fires at twice a test's timeout, at most this later
+_REAL_STDERR = pytest.StashKey[TextIO]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A run started in the background by a non-interactive shell (``pytest &`` in a script,
+    ``nohup``) inherits SIGINT ignored, which Python then keeps: every test that presses
+    Ctrl-C (``os.kill(pid, SIGINT)``) would wait until its timeout. Tests get Python's own
+    Ctrl-C, as in a terminal."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    # Global capture is suspended here: this is the terminal's (or CI log's) stderr.
+    config.stash[_REAL_STDERR] = os.fdopen(os.dup(2), "w")
+
+
+def pytest_timeout_set_timer(item: pytest.Item, settings: object) -> None:
+    """pytest-timeout fails a test by raising in it (its signal method), and code that
+    catches every exception (IPython's ``run_cell`` does) swallows that and runs on. So at
+    twice the timeout (at most a minute more) the run ends, with every thread's traceback.
+    pytest-timeout's own timer is set as well (this returns None)."""
+    timeout = float(getattr(settings, "timeout", 0) or 0)
+    if timeout > 0:
+        faulthandler.dump_traceback_later(timeout + min(timeout, BACKSTOP_GRACE_MAX),
+                                          exit=True, file=item.config.stash[_REAL_STDERR])
+
+
+def pytest_timeout_cancel_timer(item: pytest.Item) -> None:
+    faulthandler.cancel_dump_traceback_later()
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from .checkpoint_list import CheckpointList
 from .checkpoints import CheckpointStream
 from .client import SpritesClient
+from .counters import SpriteCounts
 from .errors import (
     AuthError,
     Conflict,
@@ -19,6 +20,7 @@ from .errors import (
     StreamError,
 )
 from .exec import Command
+from .exec_http import HttpExecResult
 from .forward import PortForward
 from .models import (
     Checkpoint,
@@ -55,6 +57,7 @@ __all__ = [
     "ExecTimeout",
     "FileEntry",
     "HTTPStatusError",
+    "HttpExecResult",
     "InvalidRequest",
     "KillEvent",
     "NetworkPolicy",
@@ -70,6 +73,7 @@ __all__ = [
     "ServiceLogEvent",
     "ServiceState",
     "Sprite",
+    "SpriteCounts",
     "SpriteInfo",
     "SpritesClient",
     "SpritesError",

@@ -50,7 +50,7 @@ def _times(items: list[dict[str, Any]]) -> list[datetime | None]:
     except (TypeError, ValueError):
         return list(map(parse_time, values))
     if not moments:
-        return moments
+        return []
     try:
         naive = min(moments).tzinfo is None
     except TypeError:  # naive and aware ones compared
@@ -58,7 +58,7 @@ def _times(items: list[dict[str, Any]]) -> list[datetime | None]:
     # Each value was ISO text starting with its 4-digit year: Go's zero time sorts first.
     if naive or min(values) < "0002":
         return list(map(parse_time, values))
-    return moments
+    return [*moments]
 
 
 def _histories(items: list[dict[str, Any]]) -> list[tuple[str, ...]]:

@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
 
 import httpx
 
-from .errors import ConnectionFailed, ProtocolError, SpritesError
-from .http import DEFAULT_BASE_URL, LOCAL_HINT, HttpSession, Relocate, is_loopback_url, segment
+from .counters import SpriteCounts
+from .errors import ProtocolError
+from .http import DEFAULT_BASE_URL, HttpSession, Relocate, segment
 from .models import SpriteInfo
 from .sprite import Sprite
 
 _PAGE = 50
 
 
-def _local_server() -> tuple[str, str]:
-    """The URL and token of the local server for the default home, started if needed."""
-    from ..local.launcher import LaunchError, ensure_server
-
-    try:
-        server = ensure_server()
-    except LaunchError as exc:
-        raise ConnectionFailed(str(exc), url="local server") from None
-    return server.url, server.token
+def _url_settings(auth: str | None, private_access: str | None) -> dict[str, str]:
+    settings = {"auth": auth, "private_access": private_access}
+    return {key: value for key, value in settings.items() if value is not None}
 
 
 class SpritesClient:
@@ -40,34 +34,10 @@ class SpritesClient:
                  relocate: Relocate | None = None,
                  on_wait: Callable[[str], None] | None = None) -> None:
         """``on_wait(text)`` is told when an operation waits unusually long (a sprite
-        waking up); ``hint`` and ``relocate`` are for :meth:`from_env` (see
+        waking up); ``hint`` and ``relocate`` are for a server the caller manages (see
         :class:`~.http.HttpSession`)."""
         self._http = HttpSession(token, base_url, timeout=timeout, transport=transport,
                                  hint=hint, relocate=relocate, on_wait=on_wait)
-
-    @classmethod
-    def from_env(cls, *, timeout: float = 30.0,
-                 on_wait: Callable[[str], None] | None = None) -> SpritesClient:
-        """``SPRITES_TOKEN`` (or ``SPRITE_TOKEN``) and ``SPRITES_API_URL``; no token: local.
-
-        Without a token the local server is used, found or started in the background,
-        and found or started again should it stop answering.
-        """
-        token = os.environ.get("SPRITES_TOKEN") or os.environ.get("SPRITE_TOKEN")
-        url = os.environ.get("SPRITES_API_URL")
-        if token:
-            hint = None
-            if url and is_loopback_url(url):
-                hint = (f"{LOCAL_HINT} (SPRITES_API_URL is {url}), or unset SPRITES_TOKEN "
-                        "and SPRITES_API_URL to let the extension start one")
-            return cls(token, url or DEFAULT_BASE_URL, timeout=timeout, hint=hint,
-                       on_wait=on_wait)
-        if url:
-            raise SpritesError(f"SPRITES_API_URL is {url} but no token is set: set "
-                               "SPRITES_TOKEN, or unset SPRITES_API_URL to use the local server")
-        server = _local_server()
-        return cls(server[1], server[0], timeout=timeout, relocate=_local_server, hint="",
-                   on_wait=on_wait)
 
     @property
     def base_url(self) -> str:
@@ -102,15 +72,33 @@ class SpritesClient:
         return Sprite(self, name)
 
     def create_sprite(self, name: str, *, url_auth: str | None = None,
-                      labels: list[str] | None = None) -> SpriteInfo:
-        """Create a sprite; ``url_auth`` is ``"sprite"`` (default) or ``"public"``."""
+                      private_access: str | None = None, labels: list[str] | None = None,
+                      config: Mapping[str, Any] | None = None,
+                      environment: Mapping[str, str] | None = None,
+                      wait_for_capacity: bool = False) -> SpriteInfo:
+        """Create a sprite.
+
+        ``url_auth`` is ``"sprite"`` (default) or ``"public"``; ``private_access`` who
+        else may reach a ``sprite`` URL (e.g. ``"admins"``). ``config`` asks for
+        resources (``ram_mb``, ``cpus``, ``region``, ``storage_gb``; the service may
+        ignore them), ``environment`` sets variables for the sprite, and
+        ``wait_for_capacity`` waits for a machine rather than failing (up to 300 s).
+        """
         body: dict[str, Any] = {"name": name}
-        if url_auth is not None:
-            body["url_settings"] = {"auth": url_auth}
+        settings = _url_settings(url_auth, private_access)
+        if settings:
+            body["url_settings"] = settings
         if labels:
             body["labels"] = list(labels)
+        if config:
+            body["config"] = {key: value for key, value in config.items() if value is not None}
+        if environment:
+            body["environment"] = {str(key): str(value) for key, value in environment.items()}
+        if wait_for_capacity:
+            body["wait_for_capacity"] = True
         response = self._http.request("POST", "/v1/sprites", json=body,
-                                      what=f"create sprite {name}", timeout=120.0,
+                                      what=f"create sprite {name}",
+                                      timeout=300.0 if wait_for_capacity else 120.0,
                                       conflict_words=("exist",))
         return SpriteInfo.from_json(response.json())
 
@@ -136,13 +124,24 @@ class SpritesClient:
                 return sprites
             params["continuation_token"] = token
 
+    def sprite_counts(self) -> SpriteCounts:
+        """The organisation's running/warm/cold counters (and limits) that the sprite
+        listing reports; one small request."""
+        body = self._http.request("GET", "/v1/sprites", params={"max_results": 1},
+                                  what="count sprites").json()
+        if not isinstance(body, dict):
+            raise ProtocolError("list sprites: expected a JSON object")
+        return SpriteCounts.from_listing(body)
+
     def update_sprite(self, name: str, *, url_auth: str | None = None,
+                      private_access: str | None = None,
                       labels: list[str] | None = None) -> SpriteInfo:
         """Change URL access and/or replace the labels (``[]`` clears them, sent as
         ``clear_labels`` as sprites-go does); omitted settings stay."""
         body: dict[str, Any] = {}
-        if url_auth is not None:
-            body["url_settings"] = {"auth": url_auth}
+        settings = _url_settings(url_auth, private_access)
+        if settings:
+            body["url_settings"] = settings
         if labels:
             body["labels"] = list(labels)
         elif labels is not None:

@@ -2,8 +2,8 @@
 
 Non-TTY frames carry a one-byte stream id (0 stdin, 1 stdout, 2 stderr, 3 exit,
 4 stdin EOF); TTY frames are raw terminal bytes and the exit arrives as a text
-``{"type": "exit"}`` message. Built on the synchronous ``websockets`` client, so it
-works inside a Jupyter kernel's running event loop.
+``{"type": "exit"}`` message. Built on a thread-based WebSocket (:mod:`.ws_connection`),
+so it works inside a Jupyter kernel's running event loop.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from types import TracebackType
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection
 
 from .errors import (
     ConnectionFailed,
@@ -32,6 +31,7 @@ from .errors import (
 from .http import HttpSession, go_duration, segment
 from .models import ExecResult, OutputChunk
 from .websocket import open_socket
+from .ws_connection import WebSocket
 
 STDIN, STDOUT, STDERR, EXIT, STDIN_EOF = 0, 1, 2, 3, 4
 CHUNK = 32 * 1024
@@ -61,7 +61,7 @@ class Command:
     to leave it running); closing an attachment only detaches.
     """
 
-    def __init__(self, session: HttpSession, sprite: str, ws: ClientConnection, *,
+    def __init__(self, session: HttpSession, sprite: str, ws: WebSocket, *,
                  command: str, tty: bool, owner: bool) -> None:
         self.command = command
         self.tty = tty
@@ -115,6 +115,20 @@ class Command:
         assert self.exit_code is not None
         return self.exit_code
 
+    def follow(self, seconds: float | None = None) -> Iterator[OutputChunk]:
+        """Output as it arrives, until the process exits or ``seconds`` pass. Unlike
+        iterating, the end of ``seconds`` and Ctrl-C only detach: the process keeps
+        running (watching a session one does not own)."""
+        deadline = None if seconds is None else time.monotonic() + seconds
+        try:
+            while (chunk := self._next_chunk(deadline)) is not None:
+                yield chunk
+        except ExecTimeout:
+            self.detach()
+        except KeyboardInterrupt:
+            self.detach()
+            raise
+
     def _receive(self, deadline: float | None) -> str | bytes:
         if self._pending:
             return self._pending.popleft()
@@ -151,8 +165,9 @@ class Command:
 
     def _absorb_text(self) -> None:
         """Handle a peeked text message at once (so ``session_info`` is not left pending)."""
-        if self._pending and isinstance(self._pending[0], str):
-            self._on_text(self._pending.popleft())
+        if self._pending and isinstance(first := self._pending[0], str):
+            self._pending.popleft()
+            self._on_text(first)
 
     def _on_text(self, text: str) -> None:
         try:
@@ -317,13 +332,16 @@ def exec_params(argv: Sequence[str], *, env: dict[str, str] | None, dir: str | N
 
 def start_command(session: HttpSession, sprite: str, argv: Sequence[str], *,
                   env: dict[str, str] | None = None, dir: str | None = None, tty: bool = False,
-                  stdin: bool = True, max_run_after_disconnect: float | None = None) -> Command:
+                  stdin: bool = True, max_run_after_disconnect: float | None = None,
+                  size: tuple[int, int] | None = None) -> Command:
     """Start ``argv`` in ``sprite``; without ``stdin`` its input ends at once.
 
     ``max_run_after_disconnect`` (seconds, 0 = forever) is how long it may outlive
-    the connection; the server's default applies when it is ``None``.
+    the connection; the server's default applies when it is ``None``. ``size`` is a
+    TTY's ``(cols, rows)`` at start.
     """
-    params = exec_params(argv, env=env, dir=dir, tty=tty, stdin=stdin,
+    cols, rows = size if size is not None else (None, None)
+    params = exec_params(argv, env=env, dir=dir, tty=tty, stdin=stdin, rows=rows, cols=cols,
                          max_run_after_disconnect=max_run_after_disconnect)
     command = " ".join(argv)
     ws = open_socket(session, f"/v1/sprites/{segment(sprite)}/exec", params,

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import functools
-import importlib.util
 import ssl
-import sys
 import time
-import types
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import httpcore  # noqa: F401  (httpx imports it at the first Client: here, loading pays it)
 import httpx
 
 from .. import __version__
@@ -30,7 +28,7 @@ _IDEMPOTENT = ("GET", "HEAD", "PUT", "DELETE", "OPTIONS")
 Relocate = Callable[[], tuple[str, str]]
 """Finds (or starts) the server again after it stopped answering: its new URL and token."""
 
-Params = Mapping[str, Any] | Sequence[tuple[str, Any]] | None
+Params = httpx.QueryParams | Mapping[str, Any] | list[tuple[str, Any]] | None
 
 
 def segment(value: str) -> str:
@@ -43,49 +41,6 @@ def go_duration(seconds: float) -> str:
     if seconds != seconds or seconds < 0:
         raise ValueError(f"a duration must be zero or positive, not {seconds!r}")
     return f"{seconds:.9f}".rstrip("0").rstrip(".") + "s"
-
-
-# httpcore imports these at once for its async backends, which a sync client never
-# uses; trio alone takes ~80 ms where it is installed.
-_ASYNC_BACKENDS = ("trio", "anyio")
-
-
-class _DeferredModule(types.ModuleType):
-    """Stands in for an installed module until one of its attributes is used, then
-    imports it and forwards to it (``import NAME`` of the stand-in costs nothing)."""
-
-    def __getattr__(self, attr: str) -> Any:
-        real = self.__dict__.get("_real_module")
-        if real is None:
-            if sys.modules.get(self.__name__) is self:
-                del sys.modules[self.__name__]
-            real = importlib.import_module(self.__name__)
-            self._real_module = real
-        return getattr(real, attr)
-
-
-def _defer_async_backends() -> None:
-    """Let httpcore's ``import trio`` / ``import anyio`` bind stand-ins that import the
-    real module on first use (under an async client), not on the first sync request."""
-    for name in _ASYNC_BACKENDS:
-        if name in sys.modules:
-            continue
-        spec = importlib.util.find_spec(name)
-        if spec is not None:
-            module = _DeferredModule(name)
-            module.__spec__ = spec
-            sys.modules[name] = module
-
-
-def _load_transport() -> None:
-    """Import httpcore, which httpx leaves to the first ``Client``: loading the client
-    package then costs what the first request would otherwise pay (~20 ms)."""
-    if "httpcore" not in sys.modules:
-        _defer_async_backends()
-        importlib.import_module("httpcore")
-
-
-_load_transport()
 
 
 def _is_loopback(url: httpx.URL) -> bool:

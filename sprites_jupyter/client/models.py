@@ -7,9 +7,8 @@ Each model keeps every field: the known ones as attributes (datetimes parsed to 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Self, TypeVar
@@ -63,9 +62,20 @@ def _strings(value: object) -> tuple[str, ...]:
     return ()
 
 
-@functools.cache
-def _field_names(cls: type) -> frozenset[str]:
-    return frozenset(f.name for f in dataclasses.fields(cls)) - {"extra"}
+def _object(value: object) -> dict[str, Any]:
+    """A JSON object as a dict; anything else (``null``, a stray list) as empty."""
+    return dict(value) if isinstance(value, dict) else {}
+
+
+_FIELD_NAMES: dict[type[Any], frozenset[str]] = {}
+
+
+def _field_names(cls: type[Any]) -> frozenset[str]:
+    """A model's fields but ``extra`` (remembered: a listing builds thousands of models)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(f.name for f in dataclasses.fields(cls)) - {"extra"}
+    return names
 
 
 def _build(cls: type[M], data: object, renames: Mapping[str, str] | None = None,
@@ -84,7 +94,8 @@ def _build(cls: type[M], data: object, renames: Mapping[str, str] | None = None,
             extra[key] = value
     values.update(converted)
     try:
-        return cls(**values, extra=extra)
+        make: Callable[..., M] = cls  # every model is a dataclass with an ``extra`` field
+        return make(**values, extra=extra)
     except TypeError:
         raise ProtocolError(f"{cls.__name__} is missing a required field in "
                             f"{dict(data)!r:.120}") from None
@@ -111,12 +122,20 @@ class SpriteInfo:
     last_active_at: datetime | None = None
     last_running_at: datetime | None = None
     last_warming_at: datetime | None = None
+    config: Mapping[str, Any] = field(default_factory=dict)
+    environment: Mapping[str, str] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def auth(self) -> str | None:
         """``"sprite"`` or ``"public"``: who may reach the sprite's URL."""
         return self.url_settings.get("auth")
+
+    @property
+    def private_access(self) -> str | None:
+        """Who else in the organisation may reach a ``sprite``-auth URL (e.g. ``"admins"``),
+        when the service says."""
+        return self.url_settings.get("private_access")
 
     def __repr__(self) -> str:
         return f"SpriteInfo({self.name!r}, {self.status or 'unknown'}, {self.url or 'no url'})"
@@ -130,10 +149,12 @@ class SpriteInfo:
     @classmethod
     def from_json(cls, data: object) -> Self:
         get = data.get if isinstance(data, dict) else _absent
-        times = {key: parse_time(get(key)) for key in _SPRITE_TIMES}
+        times: dict[str, Any] = {key: parse_time(get(key)) for key in _SPRITE_TIMES}
         return _build(cls, data, organization=get("organization") or get("org_slug") or "",
                       labels=_strings(get("labels")),
-                      url_settings=dict(get("url_settings") or {}), **times)
+                      url_settings=_object(get("url_settings")), config=_object(get("config")),
+                      environment={str(k): str(v) for k, v in
+                                   _object(get("environment")).items()}, **times)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from typing import Any
 
 from .checkpoints import CheckpointsMixin
 from .exec import Command, attach_command, run_command, signal_name, start_command
+from .exec_http import HttpExecResult, run_over_http
 from .filesystem import FilesystemMixin
 from .http import go_duration, segment
 from .models import ExecResult, ExecSession, KillEvent, NetworkPolicy, PolicyRule, SpriteInfo
@@ -38,15 +39,32 @@ class Sprite(FilesystemMixin, ServicesMixin, CheckpointsMixin):
                                stdin=data is not None)
         return run_command(handle, data, timeout, check, started)
 
+    def run_http(self, *cmd: str, env: dict[str, str] | None = None, dir: str | None = None,
+                 stdin: bytes | str | None = None, timeout: float | None = None
+                 ) -> HttpExecResult:
+        """Run ``cmd`` with one HTTP request (no WebSocket), for networks that block
+        WebSockets. ``timeout`` bounds each wait for the response (default: the
+        client's); stdout and stderr are exact for text output (see
+        :class:`HttpExecResult`)."""
+        data = stdin.encode() if isinstance(stdin, str) else stdin
+        return run_over_http(self._http, self.name, cmd, env=env, dir=dir, stdin=data,
+                             timeout=timeout)
+
     def command(self, *cmd: str, env: dict[str, str] | None = None, dir: str | None = None,
                 tty: bool = False, stdin: bool = True,
-                max_run_after_disconnect: float | None = None) -> Command:
+                max_run_after_disconnect: float | None = None,
+                size: tuple[int, int] | None = None) -> Command:
         """Start ``cmd`` and return the running-process handle (iterate it for output).
 
-        ``max_run_after_disconnect`` (seconds, 0 = forever) lets it outlive the connection.
+        ``max_run_after_disconnect`` (seconds, 0 = forever) lets it outlive the connection;
+        ``size=(cols, rows)`` is a TTY's size from its first byte (else 80x24, until
+        :meth:`Command.resize`).
         """
+        if size is not None and not tty:
+            raise ValueError("size is a terminal's size: pass tty=True with it")
         return start_command(self._http, self.name, cmd, env=env, dir=dir, tty=tty,
-                             stdin=stdin, max_run_after_disconnect=max_run_after_disconnect)
+                             stdin=stdin, max_run_after_disconnect=max_run_after_disconnect,
+                             size=size)
 
     def list_sessions(self) -> list[ExecSession]:
         response = self._http.request("GET", self._path("/exec"),

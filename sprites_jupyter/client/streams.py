@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -109,7 +109,7 @@ class EventStream(Generic[T]):
             raise StreamError(f"{self.what} failed: {event_text(self.error)}", self.error)
         return self.complete
 
-    def _generate(self) -> Iterator[T]:
+    def _generate(self) -> Generator[T]:
         try:
             for number, line in self._lines():
                 event = self._event(number, line)

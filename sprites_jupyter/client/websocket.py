@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import urllib.request
+from urllib.parse import urlsplit
 
 import httpx
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage, InvalidStatus
-from websockets.sync.client import ClientConnection, connect
 
 from .errors import ProtocolError, one_line
 from .http import USER_AGENT, HttpSession, tls_context
 from .notices import notices
-from .ws_connection import QueuedWriteConnection
+from .ws_connection import WebSocket, connect
 
 OPEN_TIMEOUT = 60.0
 """At least this long for the upgrade: a cold sprite wakes first (10 s was too short;
@@ -19,8 +19,8 @@ sprites-go allows 30 s)."""
 WAKING_NOTICE_AFTER = 3.0
 
 
-def open_socket(session: HttpSession, path: str, params: Sequence[tuple[str, str]],
-                what: str) -> ClientConnection:
+def open_socket(session: HttpSession, path: str, params: list[tuple[str, str]],
+                what: str) -> WebSocket:
     """Upgrade to a WebSocket; a refused upgrade raises the same errors as HTTP.
 
     While the upgrade takes longer than a few seconds, ``session.on_wait`` is told that
@@ -41,8 +41,8 @@ def open_socket(session: HttpSession, path: str, params: Sequence[tuple[str, str
         raise _unreachable(session, path, exc) from None
 
 
-def _open(session: HttpSession, path: str, params: Sequence[tuple[str, str]],
-          what: str) -> ClientConnection:
+def _open(session: HttpSession, path: str, params: list[tuple[str, str]],
+          what: str) -> WebSocket:
     url = session.ws_url(path, params)
     notice = None
     if (on_wait := session.on_wait) is not None:
@@ -52,16 +52,12 @@ def _open(session: HttpSession, path: str, params: Sequence[tuple[str, str]],
         # No proxy lookup for the local server; the shared TLS settings for wss://. No
         # keepalive pings (and their thread) on loopback: nothing between us can drop an
         # idle connection, and a server that dies resets it.
-        tls = {"ssl": tls_context(url)} if url.startswith("wss:") else {}
-        connection = connect(url, additional_headers=session.auth_headers, compression=None,
-                             proxy=None if session.is_local else True, **tls,
-                             open_timeout=max(session.timeout, OPEN_TIMEOUT),
-                             ping_interval=None if session.is_local else 15,
-                             ping_timeout=45, close_timeout=2, max_size=16 * 1024 * 1024,
-                             max_queue=64, user_agent_header=USER_AGENT,
-                             create_connection=QueuedWriteConnection)
-        # Entered as a context manager on the caller's behalf: the caller closes it.
-        return connection.__enter__()
+        return connect(url, headers=list(session.auth_headers.items()), user_agent=USER_AGENT,
+                       tls=tls_context(url) if url.startswith("wss:") else None,
+                       proxy=None if session.is_local else _proxy_for(url),
+                       open_timeout=max(session.timeout, OPEN_TIMEOUT),
+                       ping_interval=None if session.is_local else 15, ping_timeout=45,
+                       close_timeout=2, max_size=16 * 1024 * 1024, max_queue=64)
     except InvalidStatus as exc:
         answer = exc.response
         kept = {k: v for k, v in answer.headers.raw_items()
@@ -89,3 +85,20 @@ def _open(session: HttpSession, path: str, params: Sequence[tuple[str, str]],
 def _unreachable(session: HttpSession, path: str, exc: ConnectionError) -> Exception:
     failure = httpx.ConnectError(str(exc)) if isinstance(exc, ConnectionRefusedError) else exc
     return session.connection_failed(failure, session.base_url + path)
+
+
+def _proxy_for(url: str) -> tuple[str, int] | None:
+    """The HTTP proxy the environment names for ``url`` (``https_proxy``, ``no_proxy``…,
+    as httpx reads them), or None."""
+    parts = urlsplit(url)
+    if not parts.hostname or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    proxy = urllib.request.getproxies().get("https" if parts.scheme == "wss" else "http")
+    if not proxy:
+        return None
+    where = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    if where.scheme != "http" or not where.hostname:
+        raise ProtocolError(f"the proxy {proxy} is not an http:// proxy, the only kind "
+                            "this client tunnels WebSockets through: set no_proxy for "
+                            f"{parts.hostname}, or an http:// proxy")
+    return where.hostname, where.port or 80

@@ -1,26 +1,16 @@
-"""The one exception handlers raise to answer with an HTTP error."""
+"""What can go wrong in the local server, in its own words: a small hierarchy the
+domain (runtime, storage, the sprite operations) raises and ``api/`` turns into HTTP
+answers in one place (``api/errors.py``)."""
 
 from __future__ import annotations
 
 import errno
 import sqlite3
 
-from starlette.responses import JSONResponse
+__all__ = ["DISK_FULL", "Conflict", "Forbidden", "Invalid", "LocalError", "NotFound",
+           "OverLimit", "Unavailable", "is_disk_full"]
 
 DISK_FULL = ("the disk holding the local server's data is full: free some space, then retry")
-
-_DEFAULT_CODES = {
-    400: "invalid_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    409: "conflict",
-    410: "gone",
-    413: "payload_too_large",
-    500: "internal_error",
-    503: "unavailable",
-    507: "insufficient_storage",
-}
 
 
 def is_disk_full(exc: BaseException | None) -> bool:
@@ -35,32 +25,41 @@ def is_disk_full(exc: BaseException | None) -> bool:
     return False
 
 
-class ApiError(Exception):
-    """An error answered as ``{"error": code, "message": text}`` with ``status``.
+class LocalError(Exception):
+    """A refusal with a one-line ``message`` that says what to do.
 
-    Filesystem errors use the reference's own shape (``error`` text, errno ``code``,
-    ``path``); pass ``fs_code`` and ``path`` for those.
+    ``code`` overrides the machine-readable error name; filesystem errors carry the
+    reference's errno name (``fs_code``) and the sprite ``path``.
     """
 
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        code: str | None = None,
-        fs_code: str | None = None,
-        path: str | None = None,
-    ) -> None:
+    def __init__(self, message: str, *, code: str | None = None, fs_code: str | None = None,
+                 path: str | None = None) -> None:
         super().__init__(message)
-        self.status = status
         self.message = message
-        self.code = code or _DEFAULT_CODES.get(status, "error")
+        self.code = code
         self.fs_code = fs_code
         self.path = path
 
-    def response(self) -> JSONResponse:
-        if self.fs_code is not None:
-            body = {"error": self.message, "code": self.fs_code, "path": self.path}
-        else:
-            body = {"error": self.code, "message": self.message}
-        return JSONResponse(body, status_code=self.status)
+
+class Invalid(LocalError):
+    """The request itself is wrong (a bad name, path, field or value)."""
+
+
+class NotFound(LocalError):
+    """The sprite, checkpoint, service or session does not exist."""
+
+
+class Conflict(LocalError):
+    """The request is fine but the sprite's state does not allow it now."""
+
+
+class Forbidden(LocalError):
+    """The request reaches outside what it may touch (a path escaping the sprite)."""
+
+
+class OverLimit(LocalError):
+    """The request is larger than a limit allows."""
+
+
+class Unavailable(LocalError):
+    """The sprite cannot serve it now (its sandbox is not running); retrying may work."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from starlette.requests import HTTPConnection
 
-from .errors import ApiError
+from .errors import Invalid, NotFound
 from .runtime.egress.resolver import test_hosts_from_environment
 from .runtime.egress.sprite_egress import SpriteEgress, egress_for
 from .runtime.sandbox import Child, Isolation, Sandbox
@@ -154,13 +154,13 @@ class ServerState:
         return self.sprite_dir(name) / "root"
 
     def require_sprite(self, name: str) -> SpriteRow:
-        """The stored sprite, or 404 (400 for a name that cannot exist)."""
+        """The stored sprite, or NotFound (Invalid for a name that cannot exist)."""
         if not SPRITE_NAME.fullmatch(name):
-            raise ApiError(400, f"invalid sprite name {name[:80]!r}: use lowercase letters, digits "
-                                "and '-', starting with a letter or digit (at most 63)")
+            raise Invalid(f"invalid sprite name {name[:80]!r}: use lowercase letters, digits "
+                          "and '-', starting with a letter or digit (at most 63)")
         row = self.store.get_sprite(name)
         if row is None:
-            raise ApiError(404, f"sprite not found: {name}")
+            raise NotFound(f"sprite not found: {name}")
         return row
 
     def runtime(self, name: str) -> SpriteRuntime:

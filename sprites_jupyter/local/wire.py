@@ -1,24 +1,21 @@
-"""Small wire-format helpers shared by the local server's handlers.
+"""Small wire-format helpers shared by the local server's handlers and its runtime.
 
-Time stamps, Go-style durations, signal names and NDJSON streaming are spelled
-the same way across every endpoint of the reference, so they live here once.
+Time stamps, Go-style durations, signal names, JSON bodies and NDJSON lines are spelled
+the same way across every endpoint of the reference, so they live here once (free of
+Starlette: the streaming responses are in ``api/ndjson.py``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import re
 import signal as _signal
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from json.encoder import encode_basestring_ascii
 from typing import Any
 
-from starlette.responses import StreamingResponse
-
-from .errors import ApiError
+from .errors import Invalid, OverLimit
 
 SERVER_VERSION = "v0.0.1-rc46"
 
@@ -64,9 +61,9 @@ def parse_duration(text: str | None, default: float, *, name: str = "duration") 
             total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
             pos = match.end()
         if pos != len(text) or pos == 0:
-            raise ApiError(400, f"invalid {name} {text[:40]!r}: {usage}") from None
+            raise Invalid(f"invalid {name} {text[:40]!r}: {usage}") from None
     if not math.isfinite(total) or total > MAX_DURATION:
-        raise ApiError(400, f"invalid {name} {text[:40]!r}: {usage}")
+        raise Invalid(f"invalid {name} {text[:40]!r}: {usage}")
     return total
 
 
@@ -76,15 +73,15 @@ def parse_signal(text: object, *, allowed: tuple[str, ...] = _ALLOWED_SIGNALS) -
         try:
             sig = _signal.Signals(int(text))
         except ValueError:
-            raise ApiError(400, f"unknown signal {text!r}") from None
+            raise Invalid(f"unknown signal {text!r}") from None
         if sig.name.removeprefix("SIG") in allowed:
             return sig
-        raise ApiError(400, f"unknown signal {text!r}")
+        raise Invalid(f"unknown signal {text!r}")
     if not isinstance(text, str) or not text.strip():
-        raise ApiError(400, "missing signal: give a name such as TERM or INT")
+        raise Invalid("missing signal: give a name such as TERM or INT")
     name = text.strip().upper().removeprefix("SIG")
     if name not in allowed:
-        raise ApiError(400, f"unknown signal {text!r}: use one of {', '.join(allowed)}")
+        raise Invalid(f"unknown signal {text!r}: use one of {', '.join(allowed)}")
     return _signal.Signals[f"SIG{name}"]
 
 
@@ -97,13 +94,13 @@ def query_bool(value: str | None, default: bool) -> bool:
         return True
     if lowered in ("false", "0", "no", "off"):
         return False
-    raise ApiError(400, f"invalid boolean {value!r}: use true or false")
+    raise Invalid(f"invalid boolean {value!r}: use true or false")
 
 
 async def read_body(request: Any, limit: int, rule: str) -> bytes:
-    """The whole request body, refused with 413 (``request body too large: RULE``) as soon
+    """The whole request body, refused as OverLimit (``request body too large: RULE``) as soon
     as it is declared or found to be over ``limit`` bytes, before the rest is read."""
-    too_large = ApiError(413, f"request body too large: {rule}")
+    too_large = OverLimit(f"request body too large: {rule}")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_large
@@ -117,26 +114,26 @@ async def read_body(request: Any, limit: int, rule: str) -> bytes:
 
 
 async def read_json_object(request: Any, *, allow_empty: bool = False) -> dict[str, Any]:
-    """Read a request body that must be a JSON object; 400 with a clear message otherwise.
+    """Read a request body that must be a JSON object; Invalid with a clear message otherwise.
 
-    Bodies over :data:`MAX_JSON_BODY` bytes are refused with 413 before they are all read,
-    and values nested deeper than :data:`MAX_JSON_DEPTH` with 400.
+    Bodies over :data:`MAX_JSON_BODY` bytes are refused (OverLimit) before they are all read,
+    and values nested deeper than :data:`MAX_JSON_DEPTH` as Invalid.
     """
     body = await read_body(request, MAX_JSON_BODY,
                            f"JSON bodies are limited to {MAX_JSON_BODY // 1024} KiB")
     if not body.strip():
         if allow_empty:
             return {}
-        raise ApiError(400, "request body is empty: send a JSON object")
-    too_deep = ApiError(400, f"invalid JSON body: nested deeper than {MAX_JSON_DEPTH} levels")
+        raise Invalid("request body is empty: send a JSON object")
+    too_deep = Invalid(f"invalid JSON body: nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         value = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"invalid JSON body: {exc}") from None
+        raise Invalid(f"invalid JSON body: {exc}") from None
     except RecursionError:
         raise too_deep from None
     if not isinstance(value, dict):
-        raise ApiError(400, "request body must be a JSON object")
+        raise Invalid("request body must be a JSON object")
     if _depth(value) > MAX_JSON_DEPTH:
         raise too_deep
     return value
@@ -162,49 +159,9 @@ def reject_unknown_fields(body: Mapping[str, Any], known: set[str], *, what: str
     """Strict endpoints refuse fields they do not know, naming them."""
     unknown = sorted(set(body) - known)
     if unknown:
-        raise ApiError(400, f"unknown field(s) in {what}: {', '.join(unknown)}")
+        raise Invalid(f"unknown field(s) in {what}: {', '.join(unknown)}")
 
 
 def ndjson_line(event: Mapping[str, Any]) -> bytes:
     """Encode one NDJSON line."""
     return json.dumps(event, separators=(",", ":")).encode() + b"\n"
-
-
-def _ndjson_text(event: Mapping[str, Any]) -> str:
-    """One NDJSON line as text; output events (type, data, timestamp) the fast way."""
-    data, stamp = event.get("data"), event.get("timestamp")
-    if len(event) == 3 and type(data) is str and type(stamp) is int:
-        return (f'{{"type":{encode_basestring_ascii(event["type"])},'
-                f'"data":{encode_basestring_ascii(data)},"timestamp":{stamp}}}\n')
-    return json.dumps(event, separators=(",", ":")) + "\n"
-
-
-def ndjson_batches_response(batches: AsyncIterator[list[Mapping[str, Any]]]
-                            ) -> StreamingResponse:
-    """Stream batches of events as NDJSON, one send per batch, a turn for others between."""
-
-    async def body() -> AsyncIterator[bytes]:
-        async for batch in batches:
-            if batch:
-                yield "".join(map(_ndjson_text, batch)).encode()
-            await asyncio.sleep(0)
-
-    return StreamingResponse(
-        body(),
-        media_type="application/x-ndjson",
-        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
-    )
-
-
-def ndjson_response(events: AsyncIterator[Mapping[str, Any]]) -> StreamingResponse:
-    """Stream events as NDJSON, one flushed line per event."""
-
-    async def body() -> AsyncIterator[bytes]:
-        async for event in events:
-            yield ndjson_line(event)
-
-    return StreamingResponse(
-        body(),
-        media_type="application/x-ndjson",
-        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
-    )

@@ -1,4 +1,4 @@
-"""Checkpoint subcommands: checkpoint, checkpoints, restore, browse.
+"""Checkpoint subcommands: checkpoint (and checkpoint delete), checkpoints, restore, browse.
 
 Every restore can be undone. The local server, and any server that has said so
 in an earlier restore stream, takes an ``auto-<ms>`` safety checkpoint before
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
-from ..client import Checkpoint, NotFound, Sprite
+from ..client import Checkpoint, CheckpointStream, NotFound, Sprite
 from ..frames import checkpoints_frame
 from ..widgets.browser import (
     RESTORE_EFFECT,
@@ -26,13 +26,15 @@ from ..widgets.progress import ProgressView, describe_event, track
 from .context import CommandContext
 from .diff import checkpoint_changes, restore_summary
 from .errors import describe_ids, explain
+from .registry import Names, action, argument, subcommand
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["browse", "checkpoint", "checkpoints", "restore"]
+__all__ = ["browse", "checkpoint", "checkpoints", "delete", "restore"]
 
 _AUTO_ID = re.compile(r"\bauto-\d+\b")
+_LIVE_IDS = ("current", "active")
 
 
 def take_checkpoint(handle: Sprite, comment: str, view: ProgressView) -> Checkpoint:
@@ -40,9 +42,16 @@ def take_checkpoint(handle: Sprite, comment: str, view: ProgressView) -> Checkpo
     stream = handle.create_checkpoint(comment)
     for _ in track(stream, view):
         pass
-    created = stream.result
+    created = _created(stream)
     view.succeed(f"{created.id} created")
     return created
+
+
+def _created(stream: CheckpointStream) -> Checkpoint:
+    """The checkpoint a finished creation stream made (a server that names none fails)."""
+    if stream.result is None:
+        raise UsageError(f"{stream.what}: the server ended without naming the checkpoint")
+    return stream.result
 
 
 def existing_checkpoint(handle: Sprite, checkpoint_id: str) -> Checkpoint:
@@ -67,7 +76,7 @@ def restore_with_undo(ctx: CommandContext, handle: Sprite, checkpoint_id: str,
             before = handle.create_checkpoint(comment)
             for _ in track(before, view):
                 pass
-            taken.set(f"ok: {before.result.id}")
+            taken.set(f"ok: {_created(before).id}")
     auto_id = None
     for event in track(handle.restore_checkpoint(checkpoint_id), view):
         found = _AUTO_ID.search(describe_event(event) or "")
@@ -75,13 +84,23 @@ def restore_with_undo(ctx: CommandContext, handle: Sprite, checkpoint_id: str,
             auto_id = found.group(0)
     if auto_id:
         ctx.servers_with_auto_backup.add(handle.client.base_url)
-    undo_id = auto_id or (before.result.id if before is not None else "")
+    undo_id = auto_id or (_created(before).id if before is not None else "")
     view.succeed(f"restored {checkpoint_id}; undo with %sprite restore {undo_id}")
     return undo_id
 
 
-def checkpoint(ctx: CommandContext, args: Namespace) -> Checkpoint:
-    """Take a checkpoint with a progress view; returns the new Checkpoint."""
+@subcommand("checkpoint", "take a checkpoint: checkpoint [-m COMMENT] | checkpoint delete ID",
+            argument("-m", "--comment", default="", help="what this checkpoint is"),
+            actions=(action("delete", "delete a checkpoint: delete ID [--yes]",
+                            argument("id", complete=Names.CHECKPOINTS),
+                            argument("--yes", action="store_true",
+                                     help="do not ask for confirmation")),))
+def checkpoint(ctx: CommandContext, args: Namespace) -> Checkpoint | None:
+    """Take a checkpoint with a progress view; returns the new Checkpoint.
+    ``checkpoint delete ID`` deletes one instead."""
+    if args.action == "delete":
+        delete(ctx, args)
+        return None
     handle = ctx.sprite(args.sprite)
     with ctx.operation(handle.name, "checkpoint", args.comment) as journaled:
         created = take_checkpoint(handle, args.comment, ctx.progress(f"Checkpoint {handle.name}"))
@@ -89,6 +108,10 @@ def checkpoint(ctx: CommandContext, args: Namespace) -> Checkpoint:
         return created
 
 
+@subcommand("checkpoints", "list checkpoints (DataFrame): checkpoints [--auto] [--history ID]",
+            argument("--auto", action="store_true", help="include automatic checkpoints"),
+            argument("--history", metavar="ID", complete=Names.CHECKPOINTS,
+                     help="only checkpoints descending from ID"))
 def checkpoints(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
     """The sprite's checkpoints as a DataFrame indexed by id."""
     handle = ctx.sprite(args.sprite)
@@ -99,6 +122,9 @@ def checkpoints(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
         return checkpoints_frame(listed)
 
 
+@subcommand("restore", "restore a checkpoint: restore ID [--yes]",
+            argument("id", complete=Names.CHECKPOINTS),
+            argument("--yes", action="store_true", help="do not ask for confirmation"))
 def restore(ctx: CommandContext, args: Namespace) -> None:
     """Restore a checkpoint after confirmation, then print how to undo it."""
     handle = ctx.sprite(args.sprite)
@@ -116,6 +142,40 @@ def restore(ctx: CommandContext, args: Namespace) -> None:
           f"Undo with: %sprite restore {undo_id}")
 
 
+def delete(ctx: CommandContext, args: Namespace) -> None:
+    """Delete a checkpoint after confirmation (as restore asks); the live state
+    (``Current``) and the checkpoint the sprite runs on are refused before asking."""
+    if args.comment:
+        raise UsageError("%sprite checkpoint delete takes no -m: a deleted checkpoint "
+                         "keeps no comment")
+    handle = ctx.sprite(args.sprite)
+    with ctx.operation(handle.name, "checkpoint delete", args.id):
+        if args.id.lower() in _LIVE_IDS:
+            raise UsageError(f"{args.id} is sprite {handle.name}'s live state, not a "
+                             "checkpoint: it cannot be deleted")
+        target = existing_checkpoint(handle, args.id)
+        if _active_checkpoint(handle) == target.id:
+            raise UsageError(f"Checkpoint {target.id} is the one sprite {handle.name} runs "
+                             "on: restore another checkpoint first, then delete it")
+        if ctx.settings.confirm_restore and not args.yes:
+            comment = f" ({target.comment})" if target.comment else ""
+            ctx.confirm(f"Delete checkpoint {target.id}{comment} of sprite {handle.name}? "
+                        "It cannot be restored afterwards.",
+                        how_to_skip=f"add --yes (%sprite checkpoint delete {args.id} --yes)")
+        handle.delete_checkpoint(target.id)
+    print(f"Deleted checkpoint {target.id} of sprite {handle.name}")
+
+
+def _active_checkpoint(handle: Sprite) -> str | None:
+    """The checkpoint the live state descends from (``Current``'s ``source_id``), where
+    the server lists one."""
+    try:
+        return handle.get_checkpoint("Current").source_id
+    except NotFound:
+        return None
+
+
+@subcommand("browse", "the checkpoint browser")
 def browse(ctx: CommandContext, args: Namespace) -> Any:
     """The checkpoint browser widget (or, without widgets, a table and how to restore)."""
     handle = ctx.sprite(args.sprite)

@@ -1,32 +1,52 @@
-"""Tab completion for ``%sprite`` and ``%%sprite_exec``: subcommands, options and names.
+"""Tab completion for ``%sprite`` and the cell magics, read from the subcommand registry.
 
-Sprite, checkpoint and service names are asked of the server; a failure there
+Choices come from the declarations (so completion offers what the parser accepts);
+sprite, checkpoint and service names are asked of the server, and a failure there
 just means no suggestions.
 """
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from typing import Any
 
 from .context import CommandContext
-from .parsing import (
-    PYTHON_ACTIONS,
-    SUBCOMMANDS,
-    build_exec_parser,
-    build_python_parser,
-    subcommand_parser,
-)
+from .registry import Argument, Names, Subcommand, cell_grammar, lookup, subcommands
 
-__all__ = ["SpriteCompleter"]
+__all__ = ["SpriteCompleter", "positional_at"]
 
-_SERVICE_ACTIONS = ("create", "start", "stop", "restart", "delete", "signal")
-_POLICY_ACTIONS = ("allow", "deny", "set", "reset")
+_SPRITE_FLAGS = ("-s", "--sprite")
 
 
-def _options(parser: argparse.ArgumentParser) -> list[str]:
-    return [o for action in parser._actions for o in action.option_strings if o.startswith("--")]
+def _long(options: list[str]) -> list[str]:
+    return [option for option in options if option.startswith("--")]
+
+
+def positional_at(command: Subcommand, words: list[str]) -> Argument | None:
+    """The positional argument that the next word of ``words`` (the words after the
+    subcommand's name) would fill, or None when it takes no more."""
+    verb = words[0] if command.actions and words else None
+    taken, skip_value = 0, False
+    for word in words:
+        if skip_value:
+            skip_value = False
+        elif word == "--":
+            return None
+        elif word.startswith("-"):
+            declared = _option_named(command, verb, word)
+            skip_value = declared is not None and declared.takes_value and "=" not in word
+        else:
+            taken += 1
+    positionals = command.positionals(verb)
+    if taken < len(positionals):
+        return positionals[taken]
+    return positionals[-1] if positionals and positionals[-1].repeats else None
+
+
+def _option_named(command: Subcommand, verb: str | None, word: str) -> Argument | None:
+    flag = word.partition("=")[0]
+    return next((a for a in command.arguments_with(verb)
+                 if not a.positional and flag in a.flags), None)
 
 
 class SpriteCompleter:
@@ -43,42 +63,41 @@ class SpriteCompleter:
             current = ""
         magic, words = words[0], words[1:]
         chosen = next((words[i + 1] for i, w in enumerate(words[:-1])
-                       if w in ("-s", "--sprite")), None)
-        if words and words[-1] in ("-s", "--sprite"):
-            return self._names(self._sprites)
-        if magic == "%%sprite_python":
-            return _options(build_python_parser())
+                       if w in _SPRITE_FLAGS), None)
+        if words and words[-1] in _SPRITE_FLAGS:
+            return self._offer(Names.SPRITES, chosen)
         if magic.startswith("%%"):
-            return _options(build_exec_parser())
+            grammar = cell_grammar(magic)
+            return _long(grammar.options()) if grammar else []
         if not words:
-            return list(SUBCOMMANDS)
+            return list(subcommands())
+        command = lookup(words[0])
+        if command is None:
+            return []
+        rest = words[1:]
         if current.startswith("-"):
-            return _options(subcommand_parser(words[0])) if words[0] in SUBCOMMANDS else []
-        return self._arguments(words, chosen)
+            return _long(command.options(rest[0] if command.actions and rest else None))
+        if rest and rest[-1].startswith("-"):
+            option = _option_named(command, rest[0] if command.actions else None, rest[-1])
+            if option is not None and option.takes_value:
+                return self._offer(option.offers(), chosen)
+        argument = positional_at(command, rest)
+        return self._offer(argument.offers() if argument else None, chosen)
 
-    def _arguments(self, words: list[str], chosen: str | None) -> list[str]:
-        sub, position = words[0], len(words)
-        if sub == "help" and position == 1:
-            return list(SUBCOMMANDS)
-        if sub in ("use", "destroy") and position == 1:
-            return self._names(self._sprites)
-        if ((sub == "restore" and position == 1) or words[-1] == "--history"
-                or (sub == "diff" and position in (1, 2))):
-            return self._names(lambda: self._checkpoints(chosen))
-        if sub in ("logs", "open") and position == 1:
-            return self._names(lambda: self._services(chosen))
-        if sub == "service":
-            if position == 1:
-                return list(_SERVICE_ACTIONS)
-            if position == 2 and words[1] != "create":
-                return self._names(lambda: self._services(chosen))
-        if sub == "policy" and position == 1:
-            return list(_POLICY_ACTIONS)
-        if sub == "python" and position == 1:
-            return list(PYTHON_ACTIONS)
-        if sub == "push":
-            return [name for name in self.context.shell.user_ns if not name.startswith("_")]
-        return []
+    def _offer(self, offers: tuple[str, ...] | Names | None, chosen: str | None) -> list[str]:
+        if offers is None:
+            return []
+        if isinstance(offers, tuple):
+            return list(offers)
+        fetch: dict[Names, Callable[[], list[str]]] = {
+            Names.SUBCOMMANDS: lambda: list(subcommands()),
+            Names.SPRITES: self._sprites,
+            Names.CHECKPOINTS: lambda: self._checkpoints(chosen),
+            Names.SERVICES: lambda: self._services(chosen),
+            Names.SESSIONS: lambda: [s.id for s in self.context.sprite(chosen).list_sessions()],
+            Names.KERNEL_VARIABLES: self._kernel_variables,
+        }
+        return self._names(fetch[offers])
 
     def _names(self, fetch: Callable[[], list[str]]) -> list[str]:
         """Names from the server; none when it cannot say (no sprite, unreachable…)."""
@@ -95,3 +114,6 @@ class SpriteCompleter:
 
     def _services(self, chosen: str | None) -> list[str]:
         return [s.name for s in self.context.sprite(chosen).list_services()]
+
+    def _kernel_variables(self) -> list[str]:
+        return [name for name in self.context.shell.user_ns if not name.startswith("_")]

@@ -29,6 +29,7 @@ from ..frames import (
 )
 from .context import CommandContext
 from .errors import describe_ids
+from .registry import Dashes, Names, argument, subcommand
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -141,6 +142,15 @@ def _file_diff(handle: Sprite, args: Namespace) -> None:
         print(answer["diff"], end="" if answer["diff"].endswith("\n") else "\n")
 
 
+@subcommand("diff", "what changed (DataFrame): diff A [B] [-- PATH …] [--stat] [--file PATH]",
+            argument("a", metavar="A", complete=Names.CHECKPOINTS,
+                     help="the checkpoint to compare"),
+            argument("b", metavar="B", nargs="?", complete=Names.CHECKPOINTS,
+                     help="the checkpoint to compare it with (default: the sprite now)"),
+            argument("--stat", action="store_true",
+                     help="a one-line summary and counts by top-level directory"),
+            argument("--file", metavar="PATH", help="a unified diff of this one file"),
+            dashes=Dashes("paths"))
 def diff(ctx: CommandContext, args: Namespace) -> pd.DataFrame | None:
     """A DataFrame of what differs between two checkpoints (or one and now)."""
     handle = ctx.sprite(args.sprite)
@@ -163,6 +173,9 @@ def _checkpoint_path(text: str, subcommand: str) -> tuple[str, str]:
     return parsed
 
 
+@subcommand("show", "a file as it was in a checkpoint: show A:PATH [-o VAR]",
+            argument("target", metavar="A:PATH", help="checkpoint and file, e.g. v1:/etc/hosts"),
+            argument("-o", "--out", metavar="VAR", help="keep the file's bytes in VAR"))
 def show(ctx: CommandContext, args: Namespace) -> None:
     """Print a file as it was in a checkpoint (text), or describe it (binary)."""
     checkpoint_id, path = _checkpoint_path(args.target, "show")

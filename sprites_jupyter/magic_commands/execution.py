@@ -7,6 +7,7 @@ sprites run in parallel threads, and Ctrl-C kills each remote command.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import threading
 import time
@@ -25,12 +26,37 @@ from .cell_command import cell_command
 from .checkpoints import take_checkpoint
 from .context import CommandContext
 from .errors import explain
+from .registry import Names, argument, cell_magic, subcommand
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Outcome", "parse_env", "run_code"]
+__all__ = ["EXEC_CELL", "Outcome", "exec_line", "parse_env", "run_code"]
 
+_EXEC_OPTIONS = (
+    argument("-s", "--sprite", metavar="NAME[,NAME…]", complete=Names.SPRITES,
+             help="run on these sprites (in parallel) instead of the current one"),
+    argument("--shell", choices=("bash", "sh", "python3"), default="bash",
+             help="interpreter for the code (default: bash)"),
+    argument("--dir", metavar="D", help="working directory on the sprite"),
+    argument("--env", metavar="K=V", action="append", default=[],
+             help="environment variable (repeatable)"),
+    argument("--timeout", metavar="S", type=float, help="stop the command after S seconds"),
+    argument("-o", "--out", metavar="VAR",
+             help="store the result (stdout, stderr, exit_code, duration) in VAR"),
+    argument("--no-raise", action="store_true",
+             help="do not fail the cell on a non-zero exit code"),
+    argument("--checkpoint-before", metavar="COMMENT",
+             help="take a checkpoint with this comment first"),
+    argument("--rollback-on-error", action="store_true",
+             help="restore that checkpoint if the command fails"),
+)
+
+EXEC_CELL = cell_magic(
+    "%%sprite_exec",
+    "Run the cell on the sprite, streaming stdout and stderr as they arrive. A non-zero "
+    "exit fails the cell unless --no-raise.",
+    *_EXEC_OPTIONS)
 
 
 @dataclass
@@ -94,7 +120,11 @@ def _run(handle: Sprite, argv: list[str], script: bytes | None, env: dict[str, s
         view.stop_with(command.kill)
         timer = None
         if opts.timeout:
-            timer = threading.Timer(opts.timeout, lambda: (timed_out.set(), command.kill()))
+            def time_out() -> None:
+                timed_out.set()
+                command.kill()
+
+            timer = threading.Timer(opts.timeout, time_out)
             timer.daemon = True
             timer.start()
         try:
@@ -213,3 +243,14 @@ def run_code(ctx: CommandContext, code: str, opts: Namespace) -> pd.DataFrame | 
         raise UsageError(f"Command failed on {len(failed)} of {len(names)} sprites: "
                          f"{names_failed}")
     return frame
+
+
+@subcommand("exec", "run one command line: exec [options] CMD …",
+            *_EXEC_OPTIONS,
+            argument("command", nargs=argparse.REMAINDER, help="the command line"),
+            sprite=False, raw_rest="command")
+def exec_line(ctx: CommandContext, args: Namespace) -> pd.DataFrame | None:
+    """``%sprite exec CMD …``: the rest of the line, as typed, is the code."""
+    if not args.command:
+        raise UsageError("%sprite exec: give a command, e.g. %sprite exec ls -l")
+    return run_code(ctx, args.command, args)

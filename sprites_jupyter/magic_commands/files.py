@@ -11,6 +11,7 @@ from IPython.core.error import UsageError
 from ..frames import files_frame
 from .context import CommandContext
 from .diff import ls_checkpoint, split_checkpoint_path
+from .registry import argument, subcommand
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["get", "ls", "put"]
 
 
+@subcommand("put", "upload: put LOCAL REMOTE", argument("source"), argument("destination"))
 def put(ctx: CommandContext, args: Namespace) -> None:
     """Upload a local file or folder to the sprite."""
     if not Path(args.source).exists():
@@ -28,6 +30,7 @@ def put(ctx: CommandContext, args: Namespace) -> None:
     print(f"Uploaded {args.source} to {handle.name}:{args.destination}")
 
 
+@subcommand("get", "download: get REMOTE LOCAL", argument("source"), argument("destination"))
 def get(ctx: CommandContext, args: Namespace) -> None:
     """Download a file or folder from the sprite."""
     handle = ctx.sprite(args.sprite)
@@ -36,6 +39,9 @@ def get(ctx: CommandContext, args: Namespace) -> None:
     print(f"Downloaded {handle.name}:{args.source} to {args.destination}")
 
 
+@subcommand("ls", "list a directory (DataFrame): ls [PATH | A:PATH]",
+            argument("path", nargs="?", default="/home/sprite",
+                     help="a path in the sprite, or A:PATH for how it was in checkpoint A"))
 def ls(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
     """A directory's entries as a DataFrame (``A:PATH``: as they were in checkpoint A)."""
     handle = ctx.sprite(args.sprite)

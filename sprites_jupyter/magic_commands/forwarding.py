@@ -16,6 +16,7 @@ from IPython.core.error import UsageError
 
 from ..client import PortForward, Sprite
 from ..frames import forwards_frame
+from .registry import argument, subcommand
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -87,6 +88,12 @@ def start_forward(ctx: CommandContext, handle: Sprite, port: int,
                          "another --local port, or leave --local out for a free one") from None
 
 
+@subcommand(
+    "forward", "forward a local port to the sprite: forward PORT [--local L] | stop PORT|--all",
+    argument("port", metavar="PORT|stop", help="the sprite's port, or stop"),
+    argument("stop_port", nargs="?", metavar="PORT", help="with stop: the port to stop"),
+    argument("--local", type=int, metavar="L", help="local port (default: a free one)"),
+    argument("--all", action="store_true", help="with stop: stop every forward"))
 def forward(ctx: CommandContext, args: Namespace) -> None:
     """Forward a local port to a port in the sprite, or stop forwards."""
     if args.port == "stop":
@@ -128,6 +135,7 @@ def _stop(ctx: CommandContext, args: Namespace) -> None:
           f"{match.sprite.name}")
 
 
+@subcommand("forwards", "this kernel's port forwards (DataFrame)", sprite=False)
 def forwards(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
     """This kernel's forwards as a DataFrame."""
     return forwards_frame(ctx.forwards)

@@ -14,6 +14,7 @@ from ..client import PolicyRule, SpritesClient
 from ..frames import policy_frame
 from ..policy_rules import decide
 from .context import CommandContext
+from .registry import action, argument, subcommand
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -72,6 +73,16 @@ def enforcement_note(client: SpritesClient) -> str | None:
             "but not enforced.")
 
 
+@subcommand(
+    "policy", "network policy (DataFrame) | allow D | deny D | set VAR | reset | check D",
+    actions=(
+        action("allow", "allow DOMAIN", argument("domain")),
+        action("deny", "deny DOMAIN", argument("domain")),
+        action("set", "set VAR (a list of rule dicts)", argument("variable")),
+        action("reset", "remove every rule"),
+        action("check", "check DOMAIN or URL: allowed or not, and by which rule",
+               argument("domain", metavar="DOMAIN_OR_URL")),
+    ))
 def policy(ctx: CommandContext, args: Namespace) -> pd.DataFrame | None:
     """Change the policy as asked, then return its rules as a DataFrame (``check``
     prints its verdict instead)."""

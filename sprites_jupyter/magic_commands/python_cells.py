@@ -23,11 +23,31 @@ from .context import CommandContext
 from .python_lifecycle import forget, running_agents, session_for, sessions_of
 from .python_session import PythonSession, SessionEnded
 from .python_transfer import pull_value, push_value
+from .registry import SPRITE_OPTION, Names, argument, cell_magic, subcommand
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["RemotePythonError", "pull", "push", "python", "run_cell"]
+__all__ = ["PYTHON_CELL", "RemotePythonError", "pull", "push", "python", "run_cell"]
+
+PYTHON_CELL = cell_magic(
+    "%%sprite_python",
+    "Run the cell in this kernel's persistent Python session on the sprite: variables "
+    "survive between cells, output streams live, the last expression and display() come "
+    "back as rich output, an exception fails the cell with the remote traceback.",
+    SPRITE_OPTION,
+    argument("--timeout", metavar="S", type=float,
+             help="interrupt the cell after S seconds (the state stays)"),
+    argument("--no-raise", action="store_true",
+             help="show a remote exception without failing the cell"),
+    argument("--new", action="store_true",
+             help="start a fresh interpreter first (the old variables are gone)"),
+    argument("--push", metavar="A,B",
+             help="send these kernel variables to the session before the cell"),
+    argument("--pull", metavar="C,D",
+             help="bring these session variables into the kernel after the cell"))
+
+PYTHON_ACTIONS = ("status", "vars", "reset", "stop", "attach")
 
 INTERRUPT_GRACE = 10.0
 POLL = 0.1
@@ -156,31 +176,13 @@ def _pairs(args: Namespace) -> list[tuple[str, str]]:
     return [(name, args.rename or name) for name in args.names]
 
 
-def push(ctx: CommandContext, args: Namespace) -> None:
-    """``%sprite push NAME … [--as REMOTE]``: kernel variables into the sprite's session."""
-    pairs = _pairs(args)
-    session = session_for(ctx, ctx.target(args.sprite))
-    try:
-        for local, remote in pairs:
-            push_value(ctx, session, local, remote)
-    except SessionEnded:
-        raise forget(ctx, session) from None
-
-
-def pull(ctx: CommandContext, args: Namespace) -> None:
-    """``%sprite pull NAME … [--as LOCAL]``: session variables into this kernel."""
-    pairs = _pairs(args)
-    session = session_for(ctx, ctx.target(args.sprite))
-    try:
-        for remote, local in pairs:
-            pull_value(ctx, session, remote, local)
-    except SessionEnded:
-        raise forget(ctx, session) from None
-
-
 # -- %sprite python [status|vars|reset|stop|attach] ----------------------------------
 
 
+@subcommand("python",
+            "the sprite's Python session: python [status|vars|reset|stop|attach [ID]]",
+            argument("action", nargs="?", default="status", choices=PYTHON_ACTIONS),
+            argument("id", nargs="?", help="attach: the session id (default: the newest)"))
 def python(ctx: CommandContext, args: Namespace) -> Any:
     """Dispatch ``%sprite python ACTION``."""
     name = ctx.target(args.sprite)
@@ -251,5 +253,32 @@ def _attach(ctx: CommandContext, name: str, args: Namespace) -> None:
           f"pid {session.info.get('pid')})")
 
 
-_ACTIONS = {"status": _status, "vars": _vars, "reset": _reset, "stop": _stop,
-            "attach": _attach}
+_ACTIONS = dict(zip(PYTHON_ACTIONS, (_status, _vars, _reset, _stop, _attach), strict=True))
+
+
+@subcommand("push", "kernel variables into the Python session: push NAME … [--as REMOTE]",
+            argument("names", nargs="+", metavar="NAME", complete=Names.KERNEL_VARIABLES),
+            argument("--as", dest="rename", metavar="NAME", help="the name on the other side"))
+def push(ctx: CommandContext, args: Namespace) -> None:
+    """``%sprite push NAME … [--as REMOTE]``: kernel variables into the sprite's session."""
+    pairs = _pairs(args)
+    session = session_for(ctx, ctx.target(args.sprite))
+    try:
+        for local, remote in pairs:
+            push_value(ctx, session, local, remote)
+    except SessionEnded:
+        raise forget(ctx, session) from None
+
+
+@subcommand("pull", "Python session variables into the kernel: pull NAME … [--as LOCAL]",
+            argument("names", nargs="+", metavar="NAME"),
+            argument("--as", dest="rename", metavar="NAME", help="the name on the other side"))
+def pull(ctx: CommandContext, args: Namespace) -> None:
+    """``%sprite pull NAME … [--as LOCAL]``: session variables into this kernel."""
+    pairs = _pairs(args)
+    session = session_for(ctx, ctx.target(args.sprite))
+    try:
+        for remote, local in pairs:
+            pull_value(ctx, session, remote, local)
+    except SessionEnded:
+        raise forget(ctx, session) from None

@@ -23,7 +23,7 @@ from .context import CommandContext
 from .errors import explain
 from .execution import parse_env
 from .log_follow import LogFollower
-from .parsing import SETTLE_SECONDS
+from .registry import Argument, Dashes, Names, action, argument, subcommand
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,7 +33,22 @@ __all__ = ["logs", "service", "services"]
 # Service statuses in which a stop has something to stop.
 _LIVE = ("starting", "running", "stopping")
 
+# How long service create/start/restart watch a service after it started by default:
+# long enough to see a command that dies at once fail, short enough not to wait.
+SETTLE_SECONDS = 1.0
 
+
+def _duration() -> Argument:
+    return argument("--duration", type=float, metavar="S",
+                    help=f"seconds of output to show after starting (default "
+                         f"{SETTLE_SECONDS:g}: return once it runs, or has failed)")
+
+
+def _service_name() -> Argument:
+    return argument("name", complete=Names.SERVICES)
+
+
+@subcommand("services", "list services (DataFrame)")
 def services(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
     """The sprite's services and their state as a DataFrame (with the sprite URL on the
     service it routes to)."""
@@ -74,6 +89,26 @@ def _stop(ctx: CommandContext, handle: Sprite, name: str, journaled: Outcome) ->
     _follow_stream(ctx, f"Stop {name}", events, name)
 
 
+@subcommand(
+    "service", "create|start|stop|restart|delete|signal a service",
+    actions=(
+        action("create", "define and start: create NAME [options] -- CMD ARGS…",
+               argument("name"),
+               argument("--port", type=int, help="HTTP port the sprite URL routes to"),
+               argument("--needs", default="", help="services to start first (a,b)"),
+               argument("--env", metavar="K=V", action="append", default=[]),
+               argument("--dir", metavar="D"),
+               _duration(),
+               dashes=Dashes("command", missing="give the command after --, e.g. service "
+                                                "create web --port 8000 -- python3 -m "
+                                                "http.server")),
+        action("start", "start NAME [--duration S]", _service_name(), _duration()),
+        action("restart", "restart NAME [--duration S]", _service_name(), _duration()),
+        action("stop", "stop NAME (a stopped service is left as it is)", _service_name()),
+        action("delete", "delete NAME", _service_name()),
+        action("signal", "signal NAME SIG", _service_name(), argument("signal")),
+    ),
+    actions_required=True)
 def service(ctx: CommandContext, args: Namespace) -> None:
     """create|start|stop|restart|delete|signal one service."""
     handle = ctx.sprite(args.sprite)
@@ -102,6 +137,11 @@ def service(ctx: CommandContext, args: Namespace) -> None:
             print(f"Sent {args.signal} to service {name}")
 
 
+@subcommand("logs", "a service's logs: logs NAME [--follow [S]] [--lines N]",
+            argument("name", complete=Names.SERVICES),
+            argument("--follow", nargs="?", type=float, const=float("inf"), metavar="S",
+                     help="keep following (for S seconds, or until stopped)"),
+            argument("--lines", type=int, metavar="N", help="only the last N lines"))
 def logs(ctx: CommandContext, args: Namespace) -> None:
     """Show a service's logs; ``--follow`` keeps the view updating until the service ends.
 

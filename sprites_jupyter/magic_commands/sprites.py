@@ -1,4 +1,5 @@
-"""Subcommands about sprites themselves: status, use, list, create, destroy."""
+"""Subcommands about sprites themselves: status, help, use, list, create, destroy, labels,
+upgrade."""
 
 from __future__ import annotations
 
@@ -10,13 +11,17 @@ from IPython.core.error import UsageError
 from ..client import AuthError, Conflict, ConnectionFailed, NotFound
 from ..frames import SPRITE_SUMMARY_COLUMNS, sprites_frame
 from .context import CommandContext
+from .parsing import subcommand_help
+from .registry import Names, action, argument, subcommand
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["create", "destroy", "listing", "status", "use"]
+__all__ = ["create", "destroy", "help_on", "labels", "listing", "status", "upgrade", "use"]
 
 
+@subcommand("status", "backend, current sprite and its status (also plain %sprite)",
+            sprite=False)
 def status(ctx: CommandContext, args: Namespace) -> None:
     """Print the backend, the current sprite and its status, checking the backend with
     one request (a rejected token or an unreachable URL fails here, not later)."""
@@ -47,6 +52,18 @@ def status(ctx: CommandContext, args: Namespace) -> None:
         print(f"Sprite: {info.name} ({info.status or 'unknown status'})")
 
 
+@subcommand("help", "help on a subcommand: %sprite help SUBCOMMAND",
+            argument("topic", nargs="?", complete=Names.SUBCOMMANDS, help="a subcommand"),
+            sprite=False)
+def help_on(ctx: CommandContext, args: Namespace) -> None:
+    print(subcommand_help(args.topic))
+
+
+@subcommand("use", "select the current sprite: use NAME [--create]",
+            argument("name", complete=Names.SPRITES),
+            argument("--create", action="store_true",
+                     help="create the sprite if it does not exist"),
+            sprite=False)
 def use(ctx: CommandContext, args: Namespace) -> None:
     """Make NAME the current sprite, creating it with ``--create``."""
     with ctx.operation(args.name, "use") as journaled:
@@ -62,6 +79,11 @@ def use(ctx: CommandContext, args: Namespace) -> None:
     print(f"Using sprite {info.name} ({info.status or 'unknown status'})")
 
 
+@subcommand("list", "all sprites (DataFrame): list [--prefix P] [--all]",
+            argument("--prefix", help="only names starting with this"),
+            argument("--all", action="store_true",
+                     help="every column (id, organization, updated_at too)"),
+            sprite=False)
 def listing(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
     """All sprites as a DataFrame: the useful columns, or every one with ``--all``."""
     with ctx.operation("", "list", args.prefix or ""):
@@ -69,6 +91,11 @@ def listing(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
     return frame if args.all else frame[SPRITE_SUMMARY_COLUMNS]
 
 
+@subcommand("create", "create a sprite: create NAME [--exist-ok]",
+            argument("name"),
+            argument("--exist-ok", action="store_true",
+                     help="succeed (and say so) when the sprite already exists"),
+            sprite=False)
 def create(ctx: CommandContext, args: Namespace) -> None:
     """Create a sprite (it does not become current; ``use`` does that)."""
     with ctx.operation(args.name, "create") as journaled:
@@ -83,6 +110,10 @@ def create(ctx: CommandContext, args: Namespace) -> None:
     print(f"Created sprite {info.name}; select it with %sprite use {info.name}")
 
 
+@subcommand("destroy", "delete a sprite and everything in it: destroy NAME --yes",
+            argument("name", complete=Names.SPRITES),
+            argument("--yes", action="store_true", help="confirm: the sprite cannot be recovered"),
+            sprite=False)
 def destroy(ctx: CommandContext, args: Namespace) -> None:
     """Delete a sprite and all its checkpoints; needs ``--yes``."""
     if not args.yes:
@@ -93,3 +124,37 @@ def destroy(ctx: CommandContext, args: Namespace) -> None:
     if ctx.settings.sprite == args.name:
         ctx.settings.sprite = ""
     print(f"Destroyed sprite {args.name}")
+
+
+@subcommand("labels", "the sprite's labels: labels [add L … | remove L … | clear]",
+            actions=(action("add", "add labels: add LABEL …",
+                            argument("labels", nargs="+", metavar="LABEL")),
+                     action("remove", "remove labels: remove LABEL …",
+                            argument("labels", nargs="+", metavar="LABEL")),
+                     action("clear", "remove every label")))
+def labels(ctx: CommandContext, args: Namespace) -> None:
+    """Show the sprite's labels, or add, remove or clear them (one update each)."""
+    name = ctx.target(args.sprite)
+    given = list(dict.fromkeys(getattr(args, "labels", None) or ()))
+    with ctx.operation(name, "labels", " ".join([args.action or "", *given]).strip()):
+        current = list(ctx.client.get_sprite(name).labels)
+        if args.action is not None:
+            if args.action == "remove":
+                missing = [label for label in given if label not in current]
+                if missing:
+                    raise UsageError(f"Sprite {name} has no label {', '.join(missing)} "
+                                     f"(its labels: {', '.join(current) or 'none'})")
+            wanted = {"add": current + [lb for lb in given if lb not in current],
+                      "remove": [lb for lb in current if lb not in given],
+                      "clear": []}[args.action]
+            current = list(ctx.client.update_sprite(name, labels=wanted).labels)
+    print(f"Labels of sprite {name}: {', '.join(current) or 'none'}")
+
+
+@subcommand("upgrade", "move the sprite to the newest environment release")
+def upgrade(ctx: CommandContext, args: Namespace) -> None:
+    """Ask the service to move the sprite to the newest environment release."""
+    name = ctx.target(args.sprite)
+    with ctx.operation(name, "upgrade"):
+        ctx.client.upgrade_sprite(name)
+    print(f"Upgraded sprite {name} to the newest environment")

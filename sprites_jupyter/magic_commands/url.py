@@ -21,6 +21,7 @@ from IPython.display import IFrame
 from ..client import PortForward, Service, Sprite, SpriteInfo, sign_in_link
 from .context import CommandContext
 from .forwarding import start_forward
+from .registry import Names, argument, exclusive, subcommand
 
 __all__ = ["Link", "SpriteUrl", "open_app", "url"]
 
@@ -72,6 +73,11 @@ class Link:
                 f'target="_blank">{html.escape(self.url)}</a>')
 
 
+@subcommand("url", "the sprite's URL and who may open it: url [--public | --private]",
+            exclusive(argument("--public", action="store_true",
+                               help="anyone may open the URL"),
+                      argument("--private", action="store_true",
+                               help="only with the token / a signed-in browser (the default)")))
 def url(ctx: CommandContext, args: Namespace) -> SpriteUrl:
     """The sprite's URL and auth; ``--public`` / ``--private`` change who may open it."""
     handle = ctx.sprite(args.sprite)
@@ -137,6 +143,15 @@ def _browser_link(forward: PortForward) -> tuple[str, str]:
     return forward.url, ""
 
 
+@subcommand("open", "link to a web app in the sprite: open [PORT | SERVICE] [--embed [HEIGHT]]",
+            argument("target", nargs="?", metavar="PORT|SERVICE", complete=Names.SERVICES,
+                     help="a port, or a service with an http_port (default: what the URL "
+                          "serves)"),
+            argument("--embed", nargs="?", type=int, const=480, metavar="HEIGHT",
+                     help="show the app in the cell (HEIGHT pixels, default 480)"),
+            argument("--forward", action="store_true",
+                     help="go through a forwarded port even if the browser could reach the "
+                          "URL (a remote kernel)"))
 def open_app(ctx: CommandContext, args: Namespace) -> None:
     """Link to (or embed) a web app in the sprite."""
     handle = ctx.sprite(args.sprite)

@@ -13,12 +13,9 @@ import html
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol, TextIO, TypeVar
+from typing import Any, Protocol, TextIO, TypeVar
 
 from .fallback import TextFallback
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["ProgressBar", "ProgressText", "ProgressView", "describe_event", "track"]
 

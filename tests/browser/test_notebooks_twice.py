@@ -2,12 +2,13 @@
 
 A new user runs a notebook, changes something, and runs it all again: both runs must
 get to the last cell (JupyterLab's Run All stops at the first failing cell, which then
-leaves every later cell without an execution count).
+leaves every later cell without an execution count). JupyterLab gets the notebook's cells
+only: execution counts saved by an earlier run (a user's autosave) would read as a run
+already finished, and the restart below would then cut the first run short.
 """
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import nbformat
@@ -15,6 +16,7 @@ import pytest
 from playwright.sync_api import Page
 
 from tests.browser.lab import KERNEL_IDLE, JupyterLab, run_all_cells
+from tests.notebooks.cells import cells_only
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
 RUN_TIMEOUT_MS = 240_000
@@ -43,7 +45,7 @@ def _failed_cells(page: Page) -> list[str]:
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
 def test_restart_and_run_all_twice(jupyterlab: JupyterLab, page: Page, path: Path) -> None:
-    shutil.copy(path, jupyterlab.root / path.name)
+    nbformat.write(cells_only(path), jupyterlab.root / path.name)
     cells = _code_cells(path)
     _open_alone(page, jupyterlab, path.name)
     run_all_cells(page, cells, timeout_ms=RUN_TIMEOUT_MS)

@@ -1,4 +1,4 @@
-"""Finding or starting the local server for a home directory, and SpritesClient.from_env."""
+"""Finding or starting the local server for a home directory, and client_from_env."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from sprites_jupyter.backend import client_from_env
 from sprites_jupyter.client import SpritesClient, SpritesError
 from sprites_jupyter.local import launcher
 from sprites_jupyter.local.storage.home import read_server_file, resolve_token
@@ -88,7 +89,7 @@ def test_from_env_without_a_token_uses_the_local_server(
     for name in ("SPRITES_TOKEN", "SPRITE_TOKEN", "SPRITES_API_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SPRITES_LOCAL_HOME", str(home))
-    with SpritesClient.from_env() as client:
+    with client_from_env() as client:
         assert client.is_local and client.base_url == read_server_file(home)["url"]
         assert client.list_sprites() == []
 
@@ -97,12 +98,12 @@ def test_from_env_reads_the_token_and_url(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.delenv("SPRITES_TOKEN", raising=False)
     monkeypatch.setenv("SPRITE_TOKEN", "tok-123")
     monkeypatch.delenv("SPRITES_API_URL", raising=False)
-    with SpritesClient.from_env() as client:
+    with client_from_env() as client:
         assert client.base_url == "https://api.sprites.dev" and not client.is_local
         assert "tok-123" not in repr(client)
     monkeypatch.setenv("SPRITES_API_URL", "https://example.test/")
-    with SpritesClient.from_env() as client:
+    with client_from_env() as client:
         assert client.base_url == "https://example.test"
     monkeypatch.delenv("SPRITE_TOKEN")
     with pytest.raises(SpritesError, match="SPRITES_TOKEN"):
-        SpritesClient.from_env()
+        client_from_env()

@@ -40,7 +40,8 @@ def test_unknown_fields_are_kept_in_extra() -> None:
     sprite = SpriteInfo.from_json({"name": "a", "org_slug": "acme", "bucket_name": "b",
                                    "config": {"cpus": 8}, "created_at": "2026-01-13T10:30:00Z"})
     assert sprite.organization == "acme"
-    assert sprite.extra == {"org_slug": "acme", "bucket_name": "b", "config": {"cpus": 8}}
+    assert sprite.extra == {"org_slug": "acme", "bucket_name": "b"}
+    assert sprite.config == {"cpus": 8}
     assert sprite.created_at.tzinfo
 
 

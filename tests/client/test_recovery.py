@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from sprites_jupyter.backend import client_from_env
 from sprites_jupyter.client import ConnectionFailed, SpritesClient
 from sprites_jupyter.local import launcher
 from sprites_jupyter.local.storage.home import read_server_file
@@ -59,7 +60,7 @@ def local_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
 
 def test_after_kill_9_every_kind_of_call_finds_or_starts_the_server_again(
         local_home: Path) -> None:
-    with SpritesClient.from_env() as client:
+    with client_from_env() as client:
         client.create_sprite("keep")
         before = client.base_url
         dead = _kill_9(local_home)
@@ -74,7 +75,7 @@ def test_after_kill_9_every_kind_of_call_finds_or_starts_the_server_again(
 
 
 def test_the_launcher_keeps_the_token_off_the_command_line(local_home: Path) -> None:
-    with SpritesClient.from_env() as client:
+    with client_from_env() as client:
         client.list_sprites()
         token = client._http.auth_headers["Authorization"].removeprefix("Bearer ")
     pid = read_server_file(local_home)["pid"]
@@ -98,7 +99,7 @@ def test_refused_messages_name_only_settings_that_are_set(
     assert "SPRITES_API_URL" not in str(caught.value)
     monkeypatch.setenv("SPRITES_TOKEN", "a-test-token-xyz")
     monkeypatch.setenv("SPRITES_API_URL", url)
-    with SpritesClient.from_env() as client, pytest.raises(ConnectionFailed) as caught:
+    with client_from_env() as client, pytest.raises(ConnectionFailed) as caught:
         client.sprite("s").run("true")
     assert f"SPRITES_API_URL is {url}" in str(caught.value)
     assert "\n" not in str(caught.value)

@@ -226,12 +226,6 @@ def test_exec_on_an_unknown_sprite_is_404(server: LocalServer) -> None:
     assert refused.value.response.status_code == 404
 
 
-def test_control_endpoint_answers_404(server: LocalServer, sprite: str) -> None:
-    with pytest.raises(InvalidStatus) as refused:
-        connect(exec_url(server, sprite, "control"), additional_headers=server.headers)
-    assert refused.value.response.status_code == 404
-
-
 def test_head_exec_carries_the_sprite_version(http: httpx.Client, sprite: str) -> None:
     response = http.head(f"/v1/sprites/{sprite}/exec")
     assert response.status_code == 200

@@ -24,6 +24,8 @@ from tests.local.sandbox_checks import checkpoint, eventually, restore, sh, star
 from tests.local.sprite_procs import alive, host_pid, sandboxed
 
 REPO = Path(__file__).resolve().parents[2]
+SERVER_IS_ROOT = os.geteuid() == 0  # the tests' servers run as the tests' own user
+GENERATED_ETC = {"passwd", "group", "hosts", "hostname", "resolv.conf"}
 
 
 @pytest.fixture(autouse=True)
@@ -156,16 +158,22 @@ def test_children_start_with_default_signals(tmp_path: Path) -> None:
 
 
 def test_writes_stay_in_the_sprite_and_persist(tmp_path: Path) -> None:
+    """As root every write lands in the sprite; as an ordinary user the host's directories
+    under /usr stay read-only to it (EACCES, as the README says)."""
     mark = tmp_path.name
-    places = [f"/tmp/{mark}", f"/etc/{mark}", f"/usr/local/{mark}", f"/opt/{mark}",
-              f"/{mark}"]
+    under_usr = f"/usr/local/{mark}"
+    places = [f"/tmp/{mark}", f"/etc/{mark}", f"/opt/{mark}", f"/{mark}"]
+    if SERVER_IS_ROOT:
+        places.append(under_usr)
     local = start_server(tmp_path / "home")
     try:
         with local.http() as http:
             assert http.post("/v1/sprites", json={"name": "keep"}).status_code == 201
             writes = "; ".join(f"echo {path} > {path}" for path in places)
             assert sh(local, "keep", writes) == (0, "", "")
-        for path in places:
+            if not SERVER_IS_ROOT:
+                _assert_permission_denied(local, "keep", f"echo {under_usr} > {under_usr}")
+        for path in [*places, under_usr]:
             assert not os.path.exists(path), f"{path} reached the host"
         local.stop()
         local = start_server(tmp_path / "home")
@@ -175,32 +183,52 @@ def test_writes_stay_in_the_sprite_and_persist(tmp_path: Path) -> None:
         local.stop()
 
 
-def _a_base_file() -> str:
-    """A small regular file of the host's /usr/share for the sprite to delete (in its layer)."""
-    for directory, _, files in os.walk("/usr/share/doc"):
-        for name in sorted(files):
-            path = os.path.join(directory, name)
+def _assert_permission_denied(server: LocalServer, sprite: str, script: str) -> None:
+    code, _, err = sh(server, sprite, script)
+    assert code != 0 and "Permission denied" in err, (code, err)
+
+
+def _a_base_file(directory: str, *, walk: bool = True) -> str:
+    """A small regular file of the host's ``directory`` (or beneath it, with ``walk``) for
+    the sprite to delete in its layer; never one the sandbox generates."""
+    for parent, _, files in os.walk(directory):
+        for name in sorted(set(files) - GENERATED_ETC):
+            path = os.path.join(parent, name)
             if os.path.isfile(path) and not os.path.islink(path) and os.access(path, os.R_OK):
                 return path
-    pytest.skip("the host has no files under /usr/share/doc to delete in a sprite")
+        if not walk:
+            break
+    pytest.skip(f"the host has no regular file in {directory} to delete in a sprite")
 
 
 def test_checkpoints_keep_deletions_of_base_files(http: httpx.Client, server: LocalServer,
                                                   sprite: str) -> None:
-    base_file = _a_base_file()
-    base_dir = os.path.dirname(base_file)
+    """As root, a base directory replaced whole too (an opaque directory). As an ordinary
+    user the host's directories under /usr are read-only (EACCES, as the README says), so
+    the sprite deletes a base file right in /etc, a directory of its own."""
+    if SERVER_IS_ROOT:
+        base_file = _a_base_file("/usr/share/doc")
+        base_dir = os.path.dirname(base_file)
+        replace_dir = f"rm -rf {base_dir} && mkdir {base_dir}"
+    else:
+        _assert_permission_denied(server, sprite, f"rm {_a_base_file('/usr/share/doc')}")
+        base_file = _a_base_file("/etc", walk=False)
+        base_dir = "/etc"
+        replace_dir = "true"
+    new_file = f"{base_dir}/new-{sprite}.txt"
     with_file = checkpoint(http, sprite)
-    script = (f"rm {base_file} && rm -rf {base_dir} && mkdir {base_dir} && "
-              f"echo mine > {base_dir}/new.txt")
+    script = f"rm {base_file} && {replace_dir} && echo mine > {new_file}"
     assert sh(server, sprite, script)[0] == 0
     changed = checkpoint(http, sprite)
     assert os.path.isfile(base_file), "the deletion reached the host"
-    listing = f"ls {base_dir}; test -e {base_file} && echo present; true"
+    assert not os.path.exists(new_file), "the new file reached the host"
+    listing = f"test -e {base_file} && echo present; test -e {new_file} && echo new; true"
     restore(http, sprite, with_file)
-    _, out, _err = sh(server, sprite, listing)
-    assert "present" in out and "new.txt" not in out
+    assert sh(server, sprite, listing)[1] == "present\n"
     restore(http, sprite, changed)
-    assert sh(server, sprite, listing)[1] == "new.txt\n"
+    assert sh(server, sprite, listing)[1] == "new\n"
+    if SERVER_IS_ROOT:
+        assert sh(server, sprite, f"ls {base_dir}")[1] == f"{os.path.basename(new_file)}\n"
 
 
 def test_restore_ends_every_process_of_the_sprite(http: httpx.Client, server: LocalServer,

@@ -106,6 +106,3 @@ def test_unknown_endpoint_is_json_404(http: httpx.Client) -> None:
     assert response.status_code == 404
     assert response.json()["error"] == "not_found"
 
-
-def test_control_endpoint_answers_404(http: httpx.Client, sprite: str) -> None:
-    assert http.get(f"/v1/sprites/{sprite}/control").status_code == 404

@@ -2,9 +2,37 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pandas as pd
+import pytest
+
+from tests.conftest import LocalServer
+
+
+def terminal_ipython(cell: str, server: LocalServer, ipython_dir: Path) -> str:
+    """What a user sees typing ``cell`` in terminal IPython with the extension loaded.
+
+    Long help goes through IPython's pager (``$PAGER``, which writes to the terminal, not
+    to ``sys.stdout``), so it runs in a real IPython whose terminal is our pipe."""
+    env = {key: value for key, value in os.environ.items() if key not in ("LINES", "COLUMNS")}
+    env.update(IPYTHONDIR=str(ipython_dir), PAGER="cat", TERM="xterm-256color",
+               SPRITES_API_URL=server.url, SPRITES_TOKEN=server.token)
+    done = subprocess.run(
+        [sys.executable, "-m", "IPython", "--quick", "--no-banner", "--ext", "sprites_jupyter",
+         "-c", cell],
+        env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def sprite_question_mark(server: LocalServer, tmp_path_factory: pytest.TempPathFactory) -> str:
+    return terminal_ipython("%sprite?", server, tmp_path_factory.mktemp("ipython"))
 
 
 def test_status_without_sprite_names_backend_and_how_to_select(ip, server, capsys):
@@ -80,17 +108,15 @@ def test_unknown_subcommand_and_option_suggest_the_nearest(ip):
     assert "did you mean 'restart'?" in ip.fails("%sprite service restrat web")
 
 
-def test_help_and_question_mark_print_real_help(ip, capsys):
+def test_help_and_question_mark_print_real_help(ip, capsys, server, sprite_question_mark,
+                                                tmp_path):
     ip.ok("%sprite help restore")
     out = capsys.readouterr().out
     assert "usage: %sprite restore" in out and "--yes" in out
     ip.ok("%sprite help")
     assert "checkpoints" in capsys.readouterr().out
-    ip.shell.run_line_magic("pinfo", "%sprite")
-    out = capsys.readouterr().out
-    assert "%sprite help SUBCOMMAND" in out and "browse" in out
-    ip.shell.run_line_magic("pinfo", "%%sprite_exec")
-    assert "--rollback-on-error" in capsys.readouterr().out
+    assert "%sprite help SUBCOMMAND" in sprite_question_mark and "browse" in sprite_question_mark
+    assert "--rollback-on-error" in terminal_ipython("%%sprite_exec?", server, tmp_path)
 
 
 def test_create_exist_ok_says_so_and_succeeds(ip, http, capsys):
@@ -131,9 +157,9 @@ def test_status_says_when_the_url_cannot_be_reached(ip, monkeypatch):
     assert message.startswith(f"Backend {url}: cannot reach {url}")
 
 
-def test_question_mark_shows_every_subcommand_with_its_options(ip, capsys):
-    ip.shell.run_line_magic("pinfo", "%sprite")
-    out = capsys.readouterr().out
+def test_question_mark_shows_every_subcommand_with_its_options(ip, capsys,
+                                                              sprite_question_mark):
+    out = sprite_question_mark
     for usage in ("usage: %sprite restore", "usage: %sprite service create",
                   "usage: %sprite logs", "usage: %sprite policy allow"):
         assert usage in out

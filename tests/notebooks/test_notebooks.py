@@ -23,6 +23,7 @@ import pytest
 from nbclient import NotebookClient
 
 from sprites_jupyter.local.storage.home import read_server_file
+from tests.notebooks.cells import cells_only
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
@@ -91,7 +92,7 @@ def test_notebook_runs_clean_twice_in_a_row(path: Path, tmp_path: Path,
     beside = tmp_path / "notebook-dir"
     beside.mkdir()
     for _ in range(2):
-        notebook = nbformat.read(path, as_version=4)
+        notebook = cells_only(path)
         _run(notebook, beside)
         assert notebook.metadata.widgets, "the widgets left no state: did they render?"
         if any(cell.source.startswith("%sprite logs") and "--follow" in cell.source
@@ -110,7 +111,7 @@ def test_two_copies_of_a_notebook_run_at_once(path: Path, tmp_path: Path,
 
     def run_copy() -> None:
         try:
-            _run(nbformat.read(path, as_version=4), tmp_path)
+            _run(cells_only(path), tmp_path)
         except BaseException as error:  # reported by the main thread below
             failures.append(error)
 

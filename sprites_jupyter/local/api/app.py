@@ -22,11 +22,12 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from ..errors import DISK_FULL, ApiError, is_disk_full
+from ..errors import DISK_FULL, LocalError, is_disk_full
 from ..runtime.sandbox import Isolation
 from ..state import ServerState
 from ..wire import SERVER_VERSION
-from . import checkpoints, exec, fs, policy, proxy, services, sprites
+from . import checkpoints, control, exec, fs, policy, proxy, services, sprites
+from .errors import ApiError, error_response
 from .sprite_url import SpriteUrlRouter, mint_login_link
 
 log = logging.getLogger("sprites_jupyter.local")
@@ -47,7 +48,7 @@ ROUTES = [
     WebSocketRoute(f"{S}/exec/{{sid}}", exec.attach_socket),
     Route(f"{S}/exec/{{sid}}", exec.get_session, methods=["GET"]),
     Route(f"{S}/exec/{{sid}}/kill", exec.kill_session, methods=["POST"]),
-    WebSocketRoute(f"{S}/control", exec.control_socket),
+    WebSocketRoute(f"{S}/control", control.control_socket),
     # filesystem (section 6)
     Route(f"{S}/fs/read", fs.read_file, methods=["GET"]),
     Route(f"{S}/fs/write", fs.write_file, methods=["PUT"]),
@@ -162,9 +163,9 @@ class BearerAuth:
         await self.app(scope, receive, send_with_version)
 
 
-async def _api_error(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
-    return exc.response()
+async def _refusal(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LocalError)
+    return error_response(exc)
 
 
 async def _http_error(_: Request, exc: Exception) -> Response:
@@ -209,7 +210,7 @@ def create_app(home: Path, token: str, *, base_url: str = "http://127.0.0.1",
         routes=ROUTES,
         lifespan=lifespan,
         exception_handlers={
-            ApiError: _api_error,
+            LocalError: _refusal,
             HTTPException: _http_error,
             Exception: _unexpected,
         },

@@ -10,23 +10,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from ..errors import DISK_FULL, ApiError, is_disk_full
+from ..domain import checkpoints as checkpointing
+from ..errors import DISK_FULL, is_disk_full
 from ..state import ServerState, state_of
-from ..storage.store import CheckpointRow, checkpoint_json
-from ..wire import ndjson_response, query_bool, read_json_object, rfc3339
+from ..storage.store import checkpoint_json
+from ..wire import query_bool, read_json_object, rfc3339
+from .errors import ApiError
+from .ndjson import ndjson_response
 
 log = logging.getLogger("sprites_jupyter.local")
 
-_CHECKPOINT_ID = re.compile(r"^(v\d+|auto-\d+)$")
-_LIVE_IDS = ("Current", "active")
 MAX_COMMENT = 4096
 
 Emit = Callable[[str], None]
@@ -85,21 +84,6 @@ def _sprite(request: Request) -> tuple[ServerState, str]:
     return server, name
 
 
-_NAMED_IN_404 = 8
-
-
-def _require_checkpoint(server: ServerState, name: str, checkpoint_id: str) -> CheckpointRow:
-    row = (server.store.get_checkpoint(name, checkpoint_id)
-           if _CHECKPOINT_ID.fullmatch(checkpoint_id) else None)
-    if row is None:
-        ids = [r.id for r in server.store.list_checkpoints(name, include_auto=False,
-                                                           limit=_NAMED_IN_404 + 1)]
-        more = ", …" if len(ids) > _NAMED_IN_404 else ""
-        known = f" (newest: {', '.join(ids[:_NAMED_IN_404])}{more})" if ids else ""
-        raise ApiError(404, f"checkpoint not found: {checkpoint_id[:80]!r}{known}")
-    return row
-
-
 def _current(server: ServerState, name: str) -> dict[str, Any]:
     sprite = server.store.get_sprite(name)
     assert sprite is not None
@@ -120,18 +104,9 @@ async def create_checkpoint(request: Request) -> Response:
     if len(comment) > MAX_COMMENT:
         raise ApiError(400, f"comment too long ({len(comment)} characters): keep it to "
                             f"{MAX_COMMENT}")
-    runtime = server.runtime(name)
 
     async def work(emit: Emit) -> str:
-        emit("Creating checkpoint...")
-        async with runtime.lock:
-            emit("Saving filesystem state...")
-            async with server.storage.storing():
-                manifest = await asyncio.to_thread(server.snapshots.snapshot, name,
-                                                   runtime.root, emit)
-                row = server.store.add_checkpoint(name, manifest=manifest, comment=comment,
-                                                  is_auto=False)
-            await server.checkpoints_changed(name)
+        row = await checkpointing.take_checkpoint(server, name, comment, emit)
         return f"Checkpoint {row.id} created"
 
     return _stream(work, "Checkpoint failed")
@@ -142,7 +117,7 @@ async def list_checkpoints(request: Request) -> Response:
     include_auto = query_bool(request.query_params.get("includeAuto"), False)
     history_of = request.query_params.get("history")
     if history_of:
-        _require_checkpoint(server, name, history_of)
+        checkpointing.require_checkpoint(server, name, history_of)
         hits = await asyncio.to_thread(server.store.descendants, name, history_of,
                                        include_auto=include_auto)
         return PlainTextResponse("".join(f"{hit}\n" for hit in hits))
@@ -157,76 +132,27 @@ async def list_checkpoints(request: Request) -> Response:
 async def get_checkpoint(request: Request) -> Response:
     server, name = _sprite(request)
     checkpoint_id = request.path_params["cp"]
-    if checkpoint_id in _LIVE_IDS:
+    if checkpoint_id in checkpointing.LIVE_IDS:
         current = _current(server, name)
         source = server.store.get_checkpoint(name, current["source_id"])
         current["history"] = [*source.history, source.id] if source else []
         return JSONResponse(current)
-    row = _require_checkpoint(server, name, checkpoint_id)
+    row = checkpointing.require_checkpoint(server, name, checkpoint_id)
     return JSONResponse(checkpoint_json(row, with_history=True))
 
 
 async def delete_checkpoint(request: Request) -> Response:
     server, name = _sprite(request)
-    checkpoint_id = request.path_params["cp"]
-    if checkpoint_id in _LIVE_IDS:
-        raise ApiError(409, "cannot delete active checkpoint: Current is the live state")
-    _require_checkpoint(server, name, checkpoint_id)
-    async with server.runtime(name).lock:  # a restore in progress may be changing the source
-        row = _require_checkpoint(server, name, checkpoint_id)
-        sprite = server.store.get_sprite(name)
-        if sprite is None:
-            raise ApiError(404, f"sprite not found: {name}")
-        if sprite.source_id == row.id:
-            raise ApiError(409, f"cannot delete active checkpoint: the sprite runs on {row.id}")
-        server.store.delete_checkpoint(name, row.id)
-        await server.checkpoints_changed(name)
-        server.storage.collect_soon()
+    await checkpointing.delete_checkpoint(server, name, request.path_params["cp"])
     return Response(status_code=204)
 
 
 async def restore_checkpoint(request: Request) -> Response:
     server, name = _sprite(request)
-    row = _require_checkpoint(server, name, request.path_params["cp"])
-    runtime = server.runtime(name)
+    row = checkpointing.require_checkpoint(server, name, request.path_params["cp"])
 
     async def work(emit: Emit) -> str:
-        emit(f"Restoring to checkpoint {row.id}...")
-        async with runtime.lock:
-            try:  # fail before stopping anything if the target cannot be read
-                await asyncio.to_thread(server.snapshots.load_manifest, row.manifest)
-            except (OSError, ValueError) as exc:
-                raise RuntimeError(f"the data of {row.id} is missing or damaged") from exc
-            async with runtime.restoring():  # new exec, fs and service work waits
-                emit("Stopping services...")
-                await runtime.services.stop_all()
-                await runtime.sessions.terminate_all()
-                await runtime.sandbox.stop()  # and whatever else runs (setsid, nohup)
-                try:
-                    # Taken with nothing running, so the undo point holds every last write.
-                    auto_id = _new_auto_id(server, name)
-                    async with server.storage.storing():
-                        manifest = await asyncio.to_thread(server.snapshots.snapshot, name,
-                                                           runtime.root)
-                        server.store.add_checkpoint(name, manifest=manifest,
-                                                    comment=f"before restore to {row.id}",
-                                                    is_auto=True, auto_id=auto_id)
-                    emit(f"Saved the current state as {auto_id} (restore it to undo)")
-                    emit("Restoring filesystem...")
-                    await asyncio.to_thread(server.snapshots.restore, name, runtime.root,
-                                            row.manifest, checkpoint_id=row.id,
-                                            store=server.store, progress=emit)
-                finally:
-                    emit("Starting services...")
-                    await runtime.services.start_all()
+        await checkpointing.restore_checkpoint(server, name, row, emit)
         return f"Restored to {row.id}"
 
     return _stream(work, "Restore failed")
-
-
-def _new_auto_id(server: ServerState, name: str) -> str:
-    """``auto-<unix ms>``, unique for the sprite even for two restores in one millisecond."""
-    stamp = int(time.time() * 1000)
-    while server.store.get_checkpoint(name, f"auto-{stamp}") is not None:
-        stamp += 1
-    return f"auto-{stamp}"

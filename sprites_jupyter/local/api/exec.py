@@ -20,19 +20,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ..errors import ApiError
+from ..errors import LocalError
 from ..runtime.exec_process import STDERR, SpawnError
 from ..runtime.sessions import Attachment, Session, SessionManager
 from ..state import SpriteRuntime, state_of
 from ..wire import (
-    ndjson_response,
     parse_duration,
     parse_signal,
     query_bool,
     read_body,
     read_json_object,
 )
+from .errors import ApiError, error_response
 from .exec_query import ExecRequest, parse_exec_query
+from .ndjson import ndjson_response
 
 log = logging.getLogger(__name__)
 
@@ -192,8 +193,8 @@ async def exec_socket(websocket: WebSocket) -> None:
         runtime = _runtime(websocket)
         exec_request = parse_exec_query(websocket.query_params, runtime.sandbox)
         session, owner = await _start(websocket, runtime, exec_request)
-    except ApiError as err:
-        await websocket.send_denial_response(err.response())
+    except LocalError as err:
+        await websocket.send_denial_response(error_response(err))
         return
     except SpawnError as err:
         await _report_spawn_failure(websocket, exec_request, err)
@@ -206,19 +207,12 @@ async def attach_socket(websocket: WebSocket) -> None:
     await _attach(websocket, websocket.path_params["sid"])
 
 
-async def control_socket(websocket: WebSocket) -> None:
-    """The multiplexed control connection is not implemented; SDKs fall back on a 404."""
-    await websocket.send_denial_response(ApiError(
-        404, "the control connection is not supported here: use the exec, proxy and fs "
-             "endpoints").response())
-
-
 async def _attach(websocket: WebSocket, sid: str) -> None:
     try:
         runtime = _runtime(websocket)
         session = _live_session(runtime.sessions, sid)
-    except ApiError as err:
-        await websocket.send_denial_response(err.response())
+    except LocalError as err:
+        await websocket.send_denial_response(error_response(err))
         return
     state_of(websocket).store.touch_running(runtime.name)
     await _serve(websocket, session, session.attach(), is_owner=False)
@@ -329,5 +323,5 @@ def _on_text(session: Session, text: str) -> None:
     elif message.get("type") == "signal":
         try:
             session.signal(parse_signal(message.get("signal")))
-        except ApiError as err:
+        except LocalError as err:
             log.info("ignored signal message on session %s: %s", session.id, err.message)

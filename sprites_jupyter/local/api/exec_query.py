@@ -6,11 +6,12 @@ from dataclasses import dataclass
 
 from starlette.datastructures import QueryParams
 
-from ..errors import ApiError
+from ..errors import LocalError
 from ..runtime.exec_process import ExecSpec
 from ..runtime.sandbox import Sandbox
 from ..storage import paths
 from ..wire import parse_duration, query_bool
+from .errors import ApiError, status_of
 
 NON_TTY_MAX_RUN = 10.0
 
@@ -72,8 +73,8 @@ def parse_exec_query(params: QueryParams, sandbox: Sandbox) -> ExecRequest:
     try:
         workdir = paths.sprite_path(params.get("dir") or paths.SPRITE_HOME)
         sandbox.location(workdir)  # unsandboxed: 403 for a symlink out of the tree
-    except ApiError as err:
-        raise ApiError(err.status, f"invalid dir: {err.message}") from None
+    except LocalError as err:
+        raise ApiError(status_of(err), f"invalid dir: {err.message}") from None
     spec = ExecSpec(
         argv=argv,
         executable=params.get("path") or argv[0],

@@ -17,15 +17,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from ..errors import ApiError
+from ..errors import LocalError
 from ..state import state_of
 from ..storage.paths import sprite_path
 from ..storage.sprite_fs import SpriteFsError, SpriteView, TreeEntry, begin_write, copy
 from ..wire import query_bool, read_json_object, rfc3339
+from .errors import ApiError
 
 T = TypeVar("T")
 CHUNK = 1 << 20
@@ -57,7 +58,7 @@ def fs_error(err: int, path: str, message: str | None = None) -> ApiError:
     return ApiError(status, message or os.strerror(err).lower(), fs_code=code, path=path)
 
 
-async def _view_root(request: Request) -> Path:
+async def _view_root(request: HTTPConnection) -> Path:
     """The one place the filesystem API learns where a sprite's files are: the runtime's
     view of them (the sandbox's root, or the tree directory unsandboxed), once any
     restore of the sprite has finished."""
@@ -103,9 +104,12 @@ def _mode(bits: int) -> str:
 
 def _parse_mode(value: object, path: str) -> int:
     try:
-        if isinstance(value, bool):
+        if isinstance(value, str):
+            mode = int(value, 8)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            mode = int(value)
+        else:
             raise TypeError
-        mode = int(value, 8) if isinstance(value, str) else int(value)  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError):
         raise fs_error(errno.EINVAL, path, f"invalid mode {value!r}: use an octal string "
                                            "such as 0644") from None
@@ -209,7 +213,7 @@ async def write_file(request: Request) -> Response:
     mode = _parse_mode(q["mode"], spath) if q.get("mode") else None
     pending = await _in_view(root, lambda view: begin_write(
         view, spath, mode=mode, make_parents=make_parents))
-    failure: ApiError | None = None
+    failure: LocalError | None = None
     try:
         buffer = bytearray()
         async for chunk in request.stream():
@@ -220,7 +224,7 @@ async def write_file(request: Request) -> Response:
                 data, buffer = bytes(buffer), bytearray()
                 try:
                     await _off_loop(pending.write, data)
-                except ApiError as exc:
+                except LocalError as exc:
                     failure = exc
                     await asyncio.to_thread(pending.abort)
         if failure is None:

@@ -17,10 +17,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..errors import ApiError
 from ..runtime.egress.sprite_egress import POLICY_FILE
 from ..state import state_of
 from ..wire import read_json_object
+from .errors import ApiError
 
 POLICY_PATH = POLICY_FILE
 _ACTIONS = ("allow", "deny")
@@ -29,8 +29,8 @@ _ACTIONS = ("allow", "deny")
 def validate_policy(document: dict[str, Any]) -> dict[str, Any]:
     """Validate strictly as the reference's section 9.3 says; return it normalised."""
     if set(document) - {"rules"}:
-        unknown = ", ".join(sorted(set(document) - {"rules"}))
-        raise ApiError(400, f"invalid policy config: unknown key(s) {unknown}")
+        unknown_keys = ", ".join(sorted(set(document) - {"rules"}))
+        raise ApiError(400, f"invalid policy config: unknown key(s) {unknown_keys}")
     if "rules" not in document:
         raise ApiError(400, 'invalid policy config: missing "rules" (use {"rules": []} for none)')
     rules = document["rules"]

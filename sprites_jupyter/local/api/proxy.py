@@ -9,11 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Mapping
+from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ..errors import ApiError
+from ..errors import LocalError
 from ..state import state_of
+from .errors import error_response
 
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 INIT_TIMEOUT = 30.0
@@ -27,7 +30,7 @@ class _BadInit(Exception):
     """The first frame was not a usable ``{"host", "port"}`` message; closes with 1003."""
 
 
-def _target(message: dict) -> tuple[str, int]:
+def _target(message: Mapping[str, Any]) -> tuple[str, int]:
     if message.get("text") is None:
         raise _BadInit("Expected JSON initialization message")
     try:
@@ -50,8 +53,8 @@ async def proxy_socket(websocket: WebSocket) -> None:
     state = state_of(websocket)
     try:
         state.require_sprite(websocket.path_params["name"])
-    except ApiError as err:
-        await websocket.send_denial_response(err.response())
+    except LocalError as err:
+        await websocket.send_denial_response(error_response(err))
         return
     await websocket.accept()
     try:

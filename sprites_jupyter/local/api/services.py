@@ -14,13 +14,15 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..errors import ApiError
+from ..errors import LocalError
 from ..runtime.log_subscription import MAX_BATCH, Subscription
 from ..runtime.service_defs import check_name, parse_definition
 from ..runtime.service_process import Event, read_log, service_event
 from ..runtime.supervisor import STOP_TIMEOUT, ServiceManager
 from ..state import state_of
-from ..wire import ndjson_batches_response, parse_duration, parse_signal, read_json_object
+from ..wire import parse_duration, parse_signal, read_json_object
+from .errors import ApiError
+from .ndjson import ndjson_batches_response
 
 _START_WINDOW = 5.0
 _SERVICE_SIGNALS = ("TERM", "KILL", "INT", "HUP", "USR1", "USR2")
@@ -84,7 +86,7 @@ def _failure(task: asyncio.Task[None]) -> str | None:
     exc = task.exception()
     if exc is None:
         return None
-    return exc.message if isinstance(exc, ApiError) else f"internal error: {exc}"
+    return exc.message if isinstance(exc, LocalError) else f"internal error: {exc}"
 
 
 async def _watch(manager: ServiceManager, svc: str, subscription: Subscription,

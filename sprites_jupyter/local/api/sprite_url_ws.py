@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidState
-from websockets.frames import Opcode
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Response as HandshakeResponse
 from websockets.protocol import State
 from websockets.typing import Subprotocol
@@ -92,7 +92,8 @@ async def _handshake(protocol: ClientProtocol, reader: asyncio.StreamReader,
     while True:
         events = protocol.events_received()
         if protocol.handshake_exc is not None:
-            raise AppRefused(events[0] if events else None)
+            first = events[0] if events else None
+            raise AppRefused(first if isinstance(first, HandshakeResponse) else None)
         if events:
             answer = events[0]
             assert isinstance(answer, HandshakeResponse)
@@ -150,6 +151,8 @@ async def _app_to_browser(websocket: WebSocket, protocol: ClientProtocol,
     while protocol.state is not State.CLOSED and protocol.close_rcvd is None:
         await _feed(protocol, reader)
         for frame in protocol.events_received():
+            if not isinstance(frame, Frame):
+                continue
             if frame.opcode in (Opcode.TEXT, Opcode.BINARY):
                 kind, parts = frame.opcode, [bytes(frame.data)]
             elif frame.opcode is Opcode.CONT:

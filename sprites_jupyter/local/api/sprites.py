@@ -9,11 +9,12 @@ import sqlite3
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..errors import ApiError, is_disk_full
+from ..errors import is_disk_full
 from ..runtime.sandbox_files import remove_sprite_dir
 from ..state import SPRITE_NAME, ServerState, state_of
-from ..storage.store import SpriteRow, sprite_json
+from ..storage.store import ORGANIZATION, SpriteRow, sprite_json
 from ..wire import read_json_object
+from .errors import ApiError
 from .sprite_url import sprite_url
 
 _CREATE_FIELDS = {"name", "url_settings", "wait_for_capacity", "labels", "runtime", "config",
@@ -99,11 +100,23 @@ async def list_sprites(request: Request) -> Response:
     page, has_more = rows[:limit], len(rows) > limit
     next_token = (base64.urlsafe_b64encode(page[-1].name.encode()).decode()
                   if has_more else None)
-    return JSONResponse({
+    body = {
         "sprites": [_body(request, row) for row in page],
         "has_more": has_more,
         "next_continuation_token": next_token,
-    })
+    }
+    if not token:
+        body.update(_counters(server))
+    return JSONResponse(body)
+
+
+def _counters(server: ServerState) -> dict[str, object]:
+    """The organisation counters of the first page, in both shapes SDKs read: sprites-go's
+    ``org`` object and sprites-py's top-level ``running``/``warm``/``cold``."""
+    counts = {"running": 0, "warm": 0, "cold": 0}
+    for row in server.store.list_sprites(limit=-1):
+        counts[_status(server, row)] += 1
+    return {**counts, "org": {"name": ORGANIZATION, **counts}}
 
 
 async def get_sprite(request: Request) -> Response:

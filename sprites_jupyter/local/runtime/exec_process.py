@@ -19,7 +19,7 @@ import termios
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from ..errors import ApiError
+from ..errors import Invalid
 from .sandbox import Child, Sandbox, SpawnFailed
 
 STDOUT, STDERR = 1, 2
@@ -106,7 +106,7 @@ class ExecProcess:
     async def spawn(cls, spec: ExecSpec, sandbox: Sandbox) -> ExecProcess:
         """Start ``spec`` in a new session in the sprite's sandbox.
 
-        Raises :class:`SpawnError` when the executable cannot run, 400 when the working
+        Raises :class:`SpawnError` when the executable cannot run, Invalid when the working
         directory does not exist in the sprite.
         """
         cwd = sandbox.location(spec.cwd)
@@ -143,8 +143,8 @@ class ExecProcess:
         except SpawnFailed as exc:
             _close_all(parent_fds)
             if exc.stage == "cwd":
-                raise ApiError(400, f"working directory {spec.cwd!r} does not exist in the "
-                                    "sprite: create it first or pass another dir") from None
+                raise Invalid(f"working directory {spec.cwd!r} does not exist in the "
+                              "sprite: create it first or pass another dir") from None
             if exc.errno == errno.ENOENT:
                 raise SpawnError(127, f"{spec.executable}: command not found") from None
             if exc.errno == errno.EACCES:

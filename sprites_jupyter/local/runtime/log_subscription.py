@@ -70,7 +70,7 @@ class Subscription:
         """Up to MAX_BATCH queued events (with a pending drop notice), without waiting."""
         if not self._events:
             self._flush_drops()
-        batch = []
+        batch: list[Event] = []
         while self._events and len(batch) < MAX_BATCH:
             event = self._events.popleft()
             if "data" in event and event["type"] in ("stdout", "stderr"):

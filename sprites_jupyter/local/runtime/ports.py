@@ -37,7 +37,7 @@ def _group_members(pgids: set[int], proc: Path) -> dict[int, list[int]]:
 
 
 def _socket_inodes(pid: int, proc: Path) -> set[str]:
-    inodes = set()
+    inodes: set[str] = set()
     try:
         fds = os.scandir(proc / str(pid) / "fd")
     except OSError:

@@ -27,12 +27,12 @@ import signal
 import socket
 import struct
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ApiError
+from ..errors import LocalError, Unavailable
 from ..storage import paths
 from .bwrap import Bubblewrap, system_links
 from .sandbox_files import SandboxFiles
@@ -60,11 +60,8 @@ with open("/proc/sys/net/ipv4/ip_unprivileged_port_start", "w") as f:
 """
 
 
-class InitGone(ApiError):
-    """The sprite's init is not running (its sandbox stopped or could not start): a 503."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(503, message)
+class InitGone(Unavailable):
+    """The sprite's init is not running (its sandbox stopped or could not start)."""
 
 
 class SpawnFailed(OSError):
@@ -151,7 +148,7 @@ class Sandbox:
 
     def location(self, spath: str) -> str:
         """Where the init finds the sprite path ``spath``: itself in a sandbox, the path
-        under the tree unsandboxed (403 when a symlink there leads out of the tree)."""
+        under the tree unsandboxed (Forbidden when a symlink there leads out of the tree)."""
         if self.isolation.sandboxed:
             return spath
         return str(paths.host_path(self.files.tree, spath))
@@ -161,7 +158,7 @@ class Sandbox:
         ``/home/sprite/run.sh`` runs from the tree when the host has no such file."""
         if self.isolation.sandboxed or not path.startswith("/") or os.path.exists(path):
             return path
-        with contextlib.suppress(ApiError):
+        with contextlib.suppress(LocalError):
             mapped = paths.host_path(self.files.tree, path)
             if mapped.exists():
                 return str(mapped)
@@ -332,7 +329,7 @@ class Sandbox:
             return
         future.set_result((message, fds))
 
-    async def _request(self, message: dict[str, Any], fds: list[int] = ()
+    async def _request(self, message: dict[str, Any], fds: Sequence[int] = ()
                        ) -> tuple[dict[str, Any], list[int]]:
         await self.start()
         control = self._control
@@ -351,7 +348,7 @@ class Sandbox:
         return await future
 
     async def _send(self, control: socket.socket, message: dict[str, Any],
-                    fds: list[int] = ()) -> None:
+                    fds: Sequence[int] = ()) -> None:
         data = json.dumps(message).encode()
         ancillary = ([(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
                      if fds else [])

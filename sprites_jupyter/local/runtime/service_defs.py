@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ApiError
+from ..errors import Conflict, Invalid, LocalError
 from ..storage.paths import SPRITE_HOME, sprite_path
 from ..wire import reject_unknown_fields
 
@@ -52,10 +52,10 @@ class ServiceDef:
 
 
 def check_name(name: str) -> str:
-    """The service name, or 400 when it cannot be one."""
+    """The service name, or Invalid when it cannot be one."""
     if not SERVICE_NAME.fullmatch(name):
-        raise ApiError(400, f"invalid service name {name[:80]!r}: use letters, digits, '_', "
-                            "'.' and '-', starting with a letter or digit (at most 63)")
+        raise Invalid(f"invalid service name {name[:80]!r}: use letters, digits, '_', "
+                      "'.' and '-', starting with a letter or digit (at most 63)")
     return name
 
 
@@ -64,7 +64,7 @@ def _string_list(body: Mapping[str, Any], key: str) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ApiError(400, f"{key} must be a list of strings")
+        raise Invalid(f"{key} must be a list of strings")
     return value
 
 
@@ -72,7 +72,7 @@ def _http_port(value: object) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-        raise ApiError(400, f"http_port must be an integer from 1 to 65535 or null, not {value!r}")
+        raise Invalid(f"http_port must be an integer from 1 to 65535 or null, not {value!r}")
     return value
 
 
@@ -80,10 +80,10 @@ def _env(value: object) -> dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise ApiError(400, 'env must be an object of strings, like {"PORT": "8080"}')
+        raise Invalid('env must be an object of strings, like {"PORT": "8080"}')
     for key in value:
         if not key or "=" in key or "\x00" in key:
-            raise ApiError(400, f"invalid env variable name {key!r}")
+            raise Invalid(f"invalid env variable name {key!r}")
     return dict(value)
 
 
@@ -91,42 +91,42 @@ def parse_definition(name: str, body: Mapping[str, Any]) -> ServiceDef:
     """Validate a PUT body (field types only; see :func:`check_graph` for ``needs``)."""
     reject_unknown_fields(body, _FIELDS, what="service definition")
     if body.get("name", name) != name:
-        raise ApiError(400, f"name in the body ({body['name']!r}) differs from the URL ({name!r})")
+        raise Invalid(f"name in the body ({body['name']!r}) differs from the URL ({name!r})")
     cmd = body.get("cmd")
     if not isinstance(cmd, str) or not cmd.strip():
-        raise ApiError(400, "missing cmd: give the executable to run, e.g. "
-                            '{"cmd": "python3", "args": ["-m", "http.server"]}')
+        raise Invalid("missing cmd: give the executable to run, e.g. "
+                      '{"cmd": "python3", "args": ["-m", "http.server"]}')
     needs = _string_list(body, "needs")
     for need in needs:
         if not SERVICE_NAME.fullmatch(need):
-            raise ApiError(400, f"dependency not found: {need}")
+            raise Invalid(f"dependency not found: {need}")
     directory = body.get("dir")
     if directory is not None:
         if not isinstance(directory, str) or not directory:
-            raise ApiError(400, "dir must be a non-empty path string")
+            raise Invalid("dir must be a non-empty path string")
         try:
             directory = sprite_path(directory, SPRITE_HOME)
-        except ApiError as exc:
-            raise ApiError(400, f"invalid dir: {exc.message}") from None
+        except LocalError as exc:
+            raise Invalid(f"invalid dir: {exc.message}") from None
     return ServiceDef(name=name, cmd=cmd, args=_string_list(body, "args"),
                       needs=list(dict.fromkeys(needs)), http_port=_http_port(body.get("http_port")),
                       env=_env(body.get("env")), dir=directory)
 
 
 def check_graph(new: ServiceDef, existing: Mapping[str, ServiceDef]) -> None:
-    """Refuse unknown or circular ``needs`` (400) and a second HTTP port (409)."""
+    """Refuse unknown or circular ``needs`` (Invalid) and a second HTTP port (Conflict)."""
     for need in new.needs:
         if need == new.name:
-            raise ApiError(400, f"service {new.name} cannot depend on itself")
+            raise Invalid(f"service {new.name} cannot depend on itself")
         if need not in existing:
-            raise ApiError(400, f"dependency not found: {need}")
+            raise Invalid(f"dependency not found: {need}")
     graph = {**existing, new.name: new}
     seen: set[str] = set()
     stack = list(new.needs)
     while stack:
         current = stack.pop()
         if current == new.name:
-            raise ApiError(400, "circular dependency detected")
+            raise Invalid("circular dependency detected")
         if current in seen or current not in graph:
             continue
         seen.add(current)
@@ -134,8 +134,8 @@ def check_graph(new: ServiceDef, existing: Mapping[str, ServiceDef]) -> None:
     if new.http_port is not None:
         for other in existing.values():
             if other.name != new.name and other.http_port is not None:
-                raise ApiError(409, "another service already has an HTTP port configured "
-                                    f"({other.name} on {other.http_port})")
+                raise Conflict("another service already has an HTTP port configured "
+                               f"({other.name} on {other.http_port})")
 
 
 def start_order(definitions: Mapping[str, ServiceDef]) -> list[str]:
@@ -179,7 +179,7 @@ class DefinitionStore:
             name = path.name.removesuffix(".json")
             try:
                 found[name] = parse_definition(name, json.loads(path.read_text()))
-            except (OSError, ValueError, ApiError) as exc:
+            except (OSError, ValueError, LocalError) as exc:
                 log.warning("skipping service definition %s: %s", path, exc)
         return found
 

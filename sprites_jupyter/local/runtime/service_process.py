@@ -177,7 +177,7 @@ class ServiceProcess:
     async def launch(cls, definition: ServiceDef, sandbox: Sandbox, log_path: Path,
                      emit: OutputSink,
                      on_exit: Callable[[ServiceProcess], None]) -> ServiceProcess:
-        """Start the process; raises OSError (or ApiError for a bad ``dir``) if it cannot."""
+        """Start the process; raises OSError (or Invalid for a bad ``dir``) if it cannot."""
         directory = definition.dir or SPRITE_HOME
         cwd = sandbox.location(directory)
         log = _LogFile(log_path)

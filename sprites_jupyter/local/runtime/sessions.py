@@ -152,7 +152,7 @@ class Session:
         """Yield ``(stream, data)`` from the cursor, and notices, until all output is read."""
         while True:
             await self._changed.wait_for(lambda: attachment.cursor < self._log.end
-                                         or attachment.notices or self.done)
+                                         or bool(attachment.notices) or self.done)
             notices, attachment.notices = attachment.notices, []
             for notice in notices:
                 yield notice

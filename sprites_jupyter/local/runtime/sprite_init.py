@@ -50,7 +50,7 @@ class Init:
         self.control = control
         # pid -> its Popen (None when forked here), kept until reaped: a Popen dropped
         # unreaped would have subprocess reap it later and steal its exit status.
-        self.children = {}
+        self.children: dict[int, subprocess.Popen[bytes] | None] = {}
         self.send_lock = threading.Lock()
 
     def send(self, message, fds=()):
@@ -91,7 +91,7 @@ class Init:
             return True
         except ConnectionResetError:
             return False
-        fds = []
+        fds: list[int] = []
         for level, kind, payload in ancillary:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 usable = len(payload) - len(payload) % 4

@@ -9,6 +9,7 @@ whoever subscribed to a service (the streaming endpoints).
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import signal
 import time
@@ -18,7 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ..errors import ApiError
+from ..errors import Conflict, LocalError, NotFound
 from ..storage.paths import SPRITE_HOME
 from ..wire import rfc3339
 from .log_subscription import Subscription
@@ -74,7 +75,7 @@ class _Service:
 def _launch_error(exc: Exception, definition: ServiceDef) -> str:
     if isinstance(exc, InitGone):
         return exc.message
-    if isinstance(exc, ApiError):
+    if isinstance(exc, LocalError):
         return f"invalid dir {definition.dir}: {exc.message}"
     if isinstance(exc, OSError) and exc.filename not in (None, definition.cmd):
         return f"cannot use working directory {definition.dir or SPRITE_HOME}: {exc.strerror}"
@@ -103,10 +104,10 @@ class ServiceManager:
         return sorted(name for name, svc in self._services.items() if svc.process is not None)
 
     def require(self, name: str) -> ServiceDef:
-        """The service's definition, or 404."""
+        """The service's definition, or NotFound."""
         definition = self.definitions.load().get(name)
         if definition is None:
-            raise ApiError(404, f"service not found: {name}")
+            raise NotFound(f"service not found: {name}")
         return definition
 
     def describe(self, definition: ServiceDef) -> dict[str, Any]:
@@ -142,7 +143,8 @@ class ServiceManager:
         for subscription in self._queues.get(name, ()):
             subscription.put(event)
 
-    def _broadcast_output(self, name: str, kind: str, lines: list[str], stamp: int) -> None:
+    def _broadcast_output(self, name: str, kind: str, lines: builtins.list[str],
+                          stamp: int) -> None:
         """One read's output lines, as events shared by every subscriber (none: no work)."""
         subscriptions = self._queues.get(name)
         if not subscriptions:
@@ -162,7 +164,7 @@ class ServiceManager:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             exc = task.exception()
-            if not isinstance(exc, ApiError):
+            if not isinstance(exc, LocalError):
                 log.error("service task failed", exc_info=exc)
 
     # -- validation -----------------------------------------------------------
@@ -174,26 +176,26 @@ class ServiceManager:
         self.definitions.save(definition)
 
     def check_stop(self, name: str) -> None:
-        """404 unknown; 409 not running or needed by a running service."""
+        """NotFound unknown; Conflict not running or needed by a running service."""
         definitions = self.definitions.load()
         if name not in definitions:
-            raise ApiError(404, f"service not found: {name}")
+            raise NotFound(f"service not found: {name}")
         svc = self._services.get(name)
         if svc is None or not svc.active:
-            raise ApiError(409, f"service is not running: {name}")
+            raise Conflict(f"service is not running: {name}")
         for other in definitions.values():
             if name in other.needs and self._alive(other.name):
-                raise ApiError(409, f"cannot stop service {name}: service {other.name} depends "
-                                    "on it and is running")
+                raise Conflict(f"cannot stop service {name}: service {other.name} depends "
+                               "on it and is running")
 
     def check_delete(self, name: str) -> None:
-        """404 unknown; 409 when another service needs it."""
+        """NotFound unknown; Conflict when another service needs it."""
         definitions = self.definitions.load()
         if name not in definitions:
-            raise ApiError(404, f"service not found: {name}")
+            raise NotFound(f"service not found: {name}")
         for other in definitions.values():
             if name in other.needs:
-                raise ApiError(409, f"service {other.name} depends on {name}")
+                raise Conflict(f"service {other.name} depends on {name}")
 
     # -- lifecycle (public, each under the lock) -------------------------------
 
@@ -202,7 +204,7 @@ class ServiceManager:
         async with self._lock:
             definitions = self.definitions.load()
             if name not in definitions:
-                raise ApiError(404, f"service not found: {name}")
+                raise NotFound(f"service not found: {name}")
             self.definitions.set_stopped(name, False)
             await self._start_with_needs(name, definitions, frozenset())
 
@@ -211,7 +213,7 @@ class ServiceManager:
         async with self._lock:
             definitions = self.definitions.load()
             if name not in definitions:
-                raise ApiError(404, f"service not found: {name}")
+                raise NotFound(f"service not found: {name}")
             svc = self._services.get(name)
             if svc is not None and svc.active:
                 await self._halt(svc, timeout, announce=True)
@@ -239,7 +241,7 @@ class ServiceManager:
         self.require(name)
         svc = self._services.get(name)
         if svc is None or svc.process is None:
-            raise ApiError(409, f"service is not running: {name}")
+            raise Conflict(f"service is not running: {name}")
         process = svc.process
         process.signal(sig)
         if sig in (signal.SIGTERM, signal.SIGKILL):
@@ -295,7 +297,7 @@ class ServiceManager:
             process = await ServiceProcess.launch(
                 definition, self.sandbox, self.log_path(svc.name),
                 emit=partial(self._broadcast_output, svc.name), on_exit=partial(self._exited, svc))
-        except (OSError, ApiError) as exc:
+        except (OSError, LocalError) as exc:
             svc.status, svc.error = "failed", _launch_error(exc, definition)
             self._broadcast(svc.name, service_event("error", data=svc.error))
             self._broadcast(svc.name, service_event("exit", exit_code=1))

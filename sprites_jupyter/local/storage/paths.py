@@ -13,7 +13,7 @@ import os
 import posixpath
 from pathlib import Path
 
-from ..errors import ApiError
+from ..errors import Forbidden, Invalid
 
 SPRITE_HOME = "/home/sprite"
 PATH_MAX = 4096  # Linux, counting the final NUL
@@ -22,17 +22,17 @@ PATH_MAX = 4096  # Linux, counting the final NUL
 def sprite_path(path: str, working_dir: str | None = "/") -> str:
     """Join ``path`` to ``working_dir`` and normalise it as an absolute sprite path.
 
-    Raises 400 when ``..`` would climb above the sprite's ``/``.
+    Raises Invalid when ``..`` would climb above the sprite's ``/``.
     """
     if not isinstance(path, str) or path == "":
-        raise ApiError(400, "missing path: give an absolute path or one relative to workingDir")
+        raise Invalid("missing path: give an absolute path or one relative to workingDir")
     if "\x00" in path:
-        raise ApiError(400, "path contains a NUL byte")
+        raise Invalid("path contains a NUL byte")
     if working_dir is not None and not isinstance(working_dir, str):
-        raise ApiError(400, f"workingDir must be a string (an absolute sprite path such as "
-                            f"/home/sprite), not {working_dir!r}")
+        raise Invalid(f"workingDir must be a string (an absolute sprite path such as "
+                      f"/home/sprite), not {working_dir!r}")
     if working_dir and "\x00" in working_dir:
-        raise ApiError(400, "workingDir contains a NUL byte")
+        raise Invalid("workingDir contains a NUL byte")
     base = working_dir or "/"
     if not base.startswith("/"):
         base = "/" + base
@@ -44,15 +44,15 @@ def sprite_path(path: str, working_dir: str | None = "/") -> str:
         if part == "..":
             depth -= 1
             if depth < 0:
-                raise ApiError(
-                    403, f"path {path!r} escapes the sprite root", fs_code="EACCES", path=path
+                raise Forbidden(
+                    f"path {path!r} escapes the sprite root", fs_code="EACCES", path=path
                 )
         else:
             depth += 1
     normal = posixpath.normpath(joined).replace("//", "/")
     if len(os.fsencode(normal)) >= PATH_MAX:
-        raise ApiError(400, f"path too long: {len(os.fsencode(normal))} bytes, the limit is "
-                            f"{PATH_MAX - 1}", fs_code="EINVAL", path=normal[:200])
+        raise Invalid(f"path too long: {len(os.fsencode(normal))} bytes, the limit is "
+                      f"{PATH_MAX - 1}", fs_code="EINVAL", path=normal[:200])
     return normal
 
 
@@ -60,7 +60,7 @@ def host_path(root: Path, spath: str, *, follow_last: bool = True) -> Path:
     """The host path for the absolute sprite path ``spath`` under ``root``.
 
     Symlinks are followed as the host follows them (that is what processes in the
-    sprite see); a result outside ``root`` is refused with 403. With
+    sprite see); a result outside ``root`` is refused (Forbidden). With
     ``follow_last=False`` the last component is not followed, so a symlink itself
     can be deleted, renamed or listed.
     """
@@ -72,8 +72,8 @@ def host_path(root: Path, spath: str, *, follow_last: bool = True) -> Path:
         parent, name = os.path.split(candidate)
         real = os.path.join(os.path.realpath(parent), name) if name else os.path.realpath(parent)
     if real != root_real and not real.startswith(root_real + os.sep):
-        raise ApiError(
-            403, f"path {spath!r} resolves outside the sprite root", fs_code="EACCES", path=spath
+        raise Forbidden(
+            f"path {spath!r} resolves outside the sprite root", fs_code="EACCES", path=spath
         )
     return Path(real)
 
@@ -83,9 +83,3 @@ def resolve(root: Path, path: str, working_dir: str | None = "/", *, follow_last
     """Both the normalised sprite path and its host path."""
     spath = sprite_path(path, working_dir)
     return spath, host_path(root, spath, follow_last=follow_last)
-
-
-def to_sprite_path(root: Path, host: Path) -> str:
-    """The sprite path of a host path under ``root`` (the inverse of :func:`host_path`)."""
-    rel = os.path.relpath(host, os.path.realpath(root))
-    return "/" if rel == "." else "/" + rel.replace(os.sep, "/")

@@ -115,7 +115,8 @@ class EgressProxy:
             raise Refusal(502, str(error)) from None
         if resolution.trusted:
             return resolution.addresses
-        reachable = tuple(a for a in resolution.addresses if not is_blocked(parse_ip(a)))
+        reachable = tuple(a for a in resolution.addresses
+                          if (ip := parse_ip(a)) is not None and not is_blocked(ip))
         if not reachable:
             raise Refusal(403, f"Blocked: {host} resolves only to private, loopback or "
                                f"reserved addresses ({', '.join(resolution.addresses)}), "

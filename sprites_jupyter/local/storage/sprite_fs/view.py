@@ -8,6 +8,7 @@ renames and attribute changes live here; writes and copies in :mod:`.writes`.
 
 from __future__ import annotations
 
+import builtins
 import ctypes
 import errno
 import os
@@ -233,7 +234,7 @@ class SpriteView:
             finally:
                 os.close(src_fd)
 
-    def chmod(self, spath: str, mode: int, *, recursive: bool = False) -> list[str]:
+    def chmod(self, spath: str, mode: int, *, recursive: bool = False) -> builtins.list[str]:
         """Set ``mode`` on ``spath`` (and, with ``recursive``, everything below it but
         symlinks); the sprite paths changed."""
 
@@ -246,7 +247,7 @@ class SpriteView:
         return self._change_attrs(spath, recursive, "chmod", change)
 
     def chown(self, spath: str, uid: int, gid: int, *, recursive: bool = False
-              ) -> list[tuple[str, int, int]]:
+              ) -> builtins.list[tuple[str, int, int]]:
         """Set owner ``uid``/``gid`` (sprite ids; ``-1`` keeps one) on ``spath`` (and
         below it); symlinks themselves are changed, never their targets."""
         uids, gids = read_id_maps(self.rootfd)
@@ -257,7 +258,7 @@ class SpriteView:
                 raise SpriteFsError(errno.EINVAL, spath,
                                     f"{kind} {wanted} does not exist in this sprite (its user "
                                     f"namespace has {ids.describe()})")
-        changed: list[tuple[str, int, int]] = []
+        changed: builtins.list[tuple[str, int, int]] = []
 
         def change(fd: int, info: os.stat_result, path: str) -> bool:
             chown_fd(fd, host_uid, host_gid)  # type: ignore[arg-type]
@@ -269,10 +270,10 @@ class SpriteView:
         return changed
 
     def _change_attrs(self, spath: str, recursive: bool, doing: str,
-                      change: Callable[[int, os.stat_result, str], bool]) -> list[str]:
+                      change: Callable[[int, os.stat_result, str], bool]) -> builtins.list[str]:
         """Apply ``change(o_path_fd, info, path)`` to ``spath`` and, with ``recursive``,
         to its tree; hard-linked files anywhere refuse the whole call first."""
-        affected: list[str] = []
+        affected: builtins.list[str] = []
         with sprite_errors(spath):
             fd = self.open(spath)
             try:

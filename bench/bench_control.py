@@ -1,0 +1,96 @@
+"""Exec round trip over an open control connection vs a fresh exec WebSocket, one server.
+
+    python bench/bench_control.py [--samples 30]
+
+Runs ``true`` in one sprite, interleaving three ways per sample:
+  1. control: ``op.start`` on a control socket opened once (sprites-go's framing: exit
+     frame, ``op.complete``, then ``release``), to the exit code
+  2. fresh socket: open ``/exec?cmd=true``, read to the exit frame, close (what the
+     direct endpoints cost per command)
+  3. our client: ``Sprite.run("true")`` (a fresh exec socket, plus its own bookkeeping)
+Prints min and median of each, and the ratios control / fresh socket and control / our
+client (below 1: the control connection is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from bench_common import TOKEN, start_server, timed
+from websockets.sync.client import ClientConnection, connect
+
+from sprites_jupyter.client import SpritesClient
+
+HEADERS = {"Authorization": f"Bearer {TOKEN}"}
+ARGV = ["true"]
+
+
+def control_exec(ws: ClientConnection) -> None:
+    ws.send("control:" + json.dumps({"type": "op.start", "op": "exec",
+                                     "args": {"cmd": ARGV, "path": ARGV[0]}}))
+    while True:
+        frame = ws.recv(timeout=30)
+        if isinstance(frame, str) and frame.startswith("control:"):
+            kind = json.loads(frame[len("control:"):])["type"]
+            if kind in ("op.complete", "op.error"):
+                assert kind == "op.complete", frame
+                break
+    ws.send(json.dumps({"type": "release"}))
+
+
+def fresh_exec(ws_url: str) -> None:
+    with connect(f"{ws_url}?cmd=true&path=true&stdin=false", additional_headers=HEADERS) as ws:
+        while True:
+            frame = ws.recv(timeout=30)
+            if isinstance(frame, bytes) and frame[:1] == b"\x03":
+                return
+
+
+def report(name: str, samples: list[float]) -> None:
+    print(f"{name:<14} min {min(samples) * 1000:7.2f} ms   "
+          f"median {statistics.median(samples) * 1000:7.2f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=30)
+    options = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-control-") as home:
+        process, url = start_server(Path(home))
+        try:
+            sprite = "bench-control"
+            httpx.post(f"{url}/v1/sprites", json={"name": sprite}, headers=HEADERS,
+                       timeout=120).raise_for_status()
+            ws_base = "ws" + url.removeprefix("http") + f"/v1/sprites/{sprite}"
+            client = SpritesClient(TOKEN, url)
+            handle = client.sprite(sprite)
+            handle.run("true")  # the sandbox is up before timing starts
+            times: dict[str, list[float]] = {"control": [], "fresh socket": [],
+                                             "our client": []}
+            with connect(f"{ws_base}/control", additional_headers=HEADERS) as control:
+                control_exec(control)
+                for _ in range(options.samples):
+                    times["control"].append(timed(lambda: control_exec(control)))
+                    times["fresh socket"].append(timed(lambda: fresh_exec(f"{ws_base}/exec")))
+                    times["our client"].append(timed(lambda: handle.run("true")))
+                    time.sleep(0.01)
+            client.close()
+        finally:
+            process.terminate()
+            process.wait(30)
+    for name, samples in times.items():
+        report(name, samples)
+    for other in ("fresh socket", "our client"):
+        ratio_min = min(times["control"]) / min(times[other])
+        ratio_median = statistics.median(times["control"]) / statistics.median(times[other])
+        print(f"control / {other}: min {ratio_min:.2f}x, median {ratio_median:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
