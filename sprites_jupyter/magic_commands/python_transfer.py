@@ -1,11 +1,12 @@
 """Values between this kernel and the sprite's Python session: ``push`` and ``pull``.
 
 A value is serialised straight into fixed-size parts uploaded through the
-filesystem API (the real service limits single uploads), so only one part is
-ever held here besides the value; the agent reads the parts in order as one
-stream. Pulling goes the other way: the agent writes one file, this side streams
-it back. Pickles and ``.npy`` arrays are loaded as the bytes arrive, on both sides;
-Parquet (it seeks) and bytes (allocated once) go through a file on disk first.
+filesystem API (the real service limits single uploads), two at a time, so at most
+three parts are held here besides the value; the agent reads the parts in order as
+one stream. Pulling goes the other way: the agent writes one file, this side streams
+it back. A ``.npy`` array is read straight into the array's own memory as the bytes
+arrive, a pickle loaded as they arrive; Parquet (it seeks) and bytes (allocated once)
+go through a file on disk first.
 Formats: bytes raw, numpy arrays as ``.npy``, DataFrames as Parquet when pyarrow
 is on both sides, anything else by pickle (cloudpickle when both sides have it).
 """
@@ -21,7 +22,9 @@ import pickle
 import tempfile
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["PartWriter", "pull_value", "push_value"]
 
 PART_SIZE = 8 * 1024 * 1024
+UPLOADS_AT_ONCE = 2  # one part crosses the network while the server writes the other
 
 
 class PartWriter:
@@ -49,6 +53,8 @@ class PartWriter:
         self.parts = 0
         self.size = 0
         self._buffer = bytearray()
+        self._uploads = ThreadPoolExecutor(UPLOADS_AT_ONCE, thread_name_prefix="sprite-push")
+        self._pending: deque[Future[object]] = deque()
 
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
@@ -79,11 +85,26 @@ class PartWriter:
         return False
 
     def close(self) -> None:
-        if self._buffer or not self.parts:
-            self._upload()
+        """Send the last part and wait for every upload (raising the first error)."""
+        try:
+            if self._buffer or not self.parts:
+                self._upload()
+            while self._pending:
+                self._pending.popleft().result()
+        finally:
+            self.abandon()
+
+    def abandon(self) -> None:
+        """Stop uploading (parts not yet sent are dropped)."""
+        for future in self._pending:
+            future.cancel()
+        self._uploads.shutdown(wait=True)
 
     def _upload(self) -> None:
-        self.sprite.write_file(f"{self.folder}/{self.parts:06d}", bytes(self._buffer))
+        if len(self._pending) >= UPLOADS_AT_ONCE:
+            self._pending.popleft().result()
+        self._pending.append(self._uploads.submit(
+            self.sprite.write_file, f"{self.folder}/{self.parts:06d}", bytes(self._buffer)))
         self.parts += 1
         self._buffer.clear()
         # httpx's request/response objects form reference cycles that keep each part's
@@ -137,6 +158,10 @@ class _ChunkStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def unread(self, data: bytes) -> None:
+        """Put ``data`` back in front of what is still to be read."""
+        self._pending = memoryview(bytes(data) + bytes(self._pending))
+
     def readinto(self, buffer: Any) -> int:
         while not self._pending:
             chunk = next(self._chunks, None)
@@ -150,28 +175,54 @@ class _ChunkStream(io.RawIOBase):
 
 
 def _read(sprite: Sprite, path: str, kind: str) -> Any:
-    """Load a value the agent wrote: streamed for pickle and npy, via a local temporary
-    file for Parquet (it seeks) and bytes (so the value is allocated once)."""
-    if kind in ("pickle", "cloudpickle", "npy"):
-        stream = io.BufferedReader(_ChunkStream(sprite.iter_file(path)), PART_SIZE)
+    """Load a value the agent wrote: an array straight into its own memory as the bytes
+    arrive, a pickle as it streams; Parquet (it seeks) and bytes (so the value is
+    allocated once) via a local temporary file."""
+    with contextlib.closing(sprite.iter_file(path)) as chunks:
         if kind == "npy":
-            import numpy.lib.format
+            return _read_npy(_ChunkStream(chunks))
+        if kind in ("pickle", "cloudpickle"):
+            return pickle.load(io.BufferedReader(_ChunkStream(chunks), PART_SIZE))
+        handle, local_path = tempfile.mkstemp(prefix="sprite-pull-")
+        try:
+            with os.fdopen(handle, "wb") as target:
+                for chunk in chunks:
+                    target.write(chunk)
+            if kind == "parquet":
+                import pandas
 
-            return numpy.lib.format.read_array(stream, allow_pickle=False)
-        return pickle.load(stream)
-    handle, local_path = tempfile.mkstemp(prefix="sprite-pull-")
-    try:
-        with os.fdopen(handle, "wb") as target:
-            for chunk in sprite.iter_file(path):
-                target.write(chunk)
-        if kind == "parquet":
-            import pandas
+                return pandas.read_parquet(local_path)
+            with open(local_path, "rb") as source:
+                return source.read()
+        finally:
+            os.unlink(local_path)
 
-            return pandas.read_parquet(local_path)
-        with open(local_path, "rb") as source:
-            return source.read()
-    finally:
-        os.unlink(local_path)
+
+def _read_npy(stream: _ChunkStream) -> Any:
+    """An ``.npy`` stream as an array, its data copied once, into the array's memory
+    (``numpy.lib.format.read_array`` reads it in 256 KB pieces and copies each twice)."""
+    import numpy
+    from numpy.lib import format as npy
+
+    version = npy.read_magic(stream)
+    if version != (1, 0):  # headers too long for 1.0, or field names not in ASCII
+        stream.unread(npy.magic(*version))
+        return npy.read_array(io.BufferedReader(stream, PART_SIZE), allow_pickle=False)
+    shape, fortran_order, dtype = npy.read_array_header_1_0(stream)
+    count = 1
+    for length in shape:
+        count *= length
+    flat = numpy.empty(count, dtype=dtype)
+    view = memoryview(flat).cast("B")
+    filled = 0
+    while filled < len(view):
+        got = stream.readinto(view[filled:])
+        if not got:
+            raise UsageError(f"the pulled array ended after {filled:,} of {len(view):,} bytes")
+        filled += got
+    if fortran_order:
+        return flat.reshape(shape[::-1]).transpose()
+    return flat.reshape(shape)
 
 
 def _accepted() -> list[str]:
@@ -204,6 +255,7 @@ def push_value(ctx: CommandContext, session: PythonSession, local: str, remote: 
         try:
             _upload(value, kind, writer, local)
         except BaseException:
+            writer.abandon()
             with contextlib.suppress(Exception):
                 sprite.delete(f"{HOME}/{folder}", recursive=True)
             raise
