@@ -9,6 +9,8 @@ samples, min and median of ``--repeat``, at least 5). Issue 25's goals:
 * pull of a 1e6 x 5 DataFrame vs ``pandas.read_parquet`` of a local file (target <= 2.5x;
   needs pandas and pyarrow here and on the sprite, else skipped with a notice).
 
+The server runs unsandboxed, so the session has this machine's numpy and pandas.
+
     python bench/bench_values.py [--array-mb 500] [--bytes-mb 200] [--rows 1000000]
         [--repeat 5]
 """
@@ -113,7 +115,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=Path.home()) as scratch:
-        process, url = start_server(Path(scratch) / "home")
+        # Unsandboxed, the session runs on this machine's python3, which has numpy and pandas.
+        process, url = start_server(Path(scratch) / "home", "--isolation", "none")
         try:
             os.environ.update(SPRITES_API_URL=url, SPRITES_TOKEN=TOKEN,
                               SPRITES_JUPYTER_NO_WIDGETS="1")
