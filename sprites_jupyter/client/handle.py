@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from .http import HttpSession, Params, segment
+from .models import SpriteInfo
 from .streams import Event, EventStream
 
-if TYPE_CHECKING:
-    from .client import SpritesClient
-
 T = TypeVar("T", bound=Event)
+
+
+class Client(Protocol):
+    """What a sprite handle needs of the :class:`~.client.SpritesClient` it came from
+    (declared here, so the parts of the face do not import the client that builds them)."""
+
+    _http: HttpSession
+
+    @property
+    def base_url(self) -> str: ...
+
+    @property
+    def is_local(self) -> bool: ...
+
+    def get_sprite(self, name: str) -> SpriteInfo: ...
+
+    def local_isolation(self) -> str | None: ...
 
 
 class SpriteHandle:
     """A named sprite on one client; creating a handle sends no request."""
 
-    def __init__(self, client: SpritesClient, name: str) -> None:
+    def __init__(self, client: Client, name: str) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError("a sprite needs a name, e.g. client.sprite('my-sprite')")
         self.client = client

@@ -16,7 +16,7 @@ from ..journal import Journal, Outcome
 from ..widgets.logs import LogPanel, LogText, LogView
 from ..widgets.progress import ProgressBar, ProgressText, ProgressView
 from .errors import user_errors
-from .forwarding import Forwards
+from .port_forwards import Forwards
 
 __all__ = ["CommandContext"]
 

@@ -89,7 +89,7 @@ def policy(ctx: CommandContext, args: Namespace) -> pd.DataFrame | None:
     handle = ctx.sprite(args.sprite)
     target = getattr(args, "domain", None) or getattr(args, "variable", None) or ""
     with ctx.operation(handle.name, f"policy {args.action or 'show'}", target):
-        note = enforcement_note(handle.client)
+        note = enforcement_note(ctx.client)
         if note:
             print(note)
         if args.action == "check":

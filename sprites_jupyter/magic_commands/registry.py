@@ -162,14 +162,17 @@ class Subcommand:
         return next((a for a in self.actions if a.name == name), None)
 
     def arguments_with(self, action_name: str | None = None) -> list[Argument]:
-        """This subcommand's arguments and those of its action, if one is named."""
+        """This subcommand's arguments, or those of its action once one is named (argparse
+        takes the subcommand's own options only before the action's word)."""
         chosen = self.action_named(action_name) if action_name else None
-        return [*self.flat_arguments, *(_flatten(chosen.arguments) if chosen else ())]
+        return list(_flatten(chosen.arguments)) if chosen else list(self.flat_arguments)
 
     def options(self, action_name: str | None = None) -> list[str]:
-        """Every option string this subcommand (and its action, if named) accepts."""
-        flags = (flag for item in self.arguments_with(action_name) if not item.positional
-                 for flag in item.flags)
+        """Every option string this subcommand accepts, or once its action word is given
+        (argparse then reads the rest with the action's parser), that action's."""
+        chosen = self.action_named(action_name) if action_name else None
+        arguments = _flatten(chosen.arguments) if chosen else iter(self.flat_arguments)
+        flags = (flag for item in arguments if not item.positional for flag in item.flags)
         return list(dict.fromkeys(flags))
 
     def positionals(self, action_name: str | None) -> list[Argument]:
@@ -200,7 +203,7 @@ _HELP_ORDER = ("sprites", "execution", "checkpoints", "diff", "services", "polic
 
 
 def _help_rank(command: Subcommand) -> int:
-    family = command.handler.__module__.rpartition(".")[2]
+    family = command.handler.__module__.removeprefix(f"{__package__}.")
     return _HELP_ORDER.index(family) if family in _HELP_ORDER else len(_HELP_ORDER)
 
 

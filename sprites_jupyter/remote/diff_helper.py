@@ -454,7 +454,8 @@ def answer(request: dict, out) -> None:
         layer_only = (b is None and since is not None
                       and not os.path.lexists(os.path.join(root_a, "usr", "bin"))
                       and os.path.isdir(os.path.join(now, "usr", "bin")))
-        comparison = Comparison(view_a, view_b, out, int(since * 1e9) if layer_only else None)
+        cutoff = int(since * 1e9) if layer_only and since is not None else None
+        comparison = Comparison(view_a, view_b, out, cutoff)
         for path in request.get("paths") or ["/"]:
             comparison.path(relative(path))
         comparison.read_contents()

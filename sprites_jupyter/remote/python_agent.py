@@ -39,7 +39,7 @@ import warnings
 try:
     from . import python_agent_values as values
 except ImportError:
-    import python_agent_values as values
+    import python_agent_values as values  # type: ignore[no-redef]
 
 MIN_PYTHON = (3, 8)
 FLUSH_INTERVAL = 0.05
@@ -78,9 +78,9 @@ class Streams:
         self.channel = channel
         self.request_id = None
         self.lock = threading.Lock()
-        self.buffers = {"stdout": [], "stderr": []}
+        self.buffers: dict = {"stdout": [], "stderr": []}
         self.sizes = {"stdout": 0, "stderr": 0}
-        self.pipes = {}
+        self.pipes: dict = {}
 
     def write(self, name: str, text: str) -> None:
         if not text:
@@ -180,7 +180,7 @@ class Agent:
                                "metadata": metadata})
 
     def install_display(self) -> None:
-        builtins.display = self.display
+        setattr(builtins, "display", self.display)  # noqa: B010  (a new builtin)
         if self.formatter.ipython is not None:
             try:
                 import IPython.core.display_functions as functions
@@ -196,7 +196,7 @@ class Agent:
         if pyplot is None:
             return
         if getattr(pyplot.show, "__name__", "") != "flush_figures":
-            pyplot.show = self.flush_figures
+            setattr(pyplot, "show", self.flush_figures)  # noqa: B010  (the session's own)
         for number in pyplot.get_fignums():
             figure = pyplot.figure(number)
             buffer = io.BytesIO()
@@ -271,8 +271,9 @@ class Agent:
     def execute(self, code: str, filename: str) -> tuple:
         tree = ast.parse(code, filename, "exec")
         last = None
-        if tree.body and isinstance(tree.body[-1], ast.Expr):
-            last = ast.Expression(tree.body.pop().value)
+        if tree.body and isinstance(final := tree.body[-1], ast.Expr):
+            tree.body.pop()
+            last = ast.Expression(final.value)
         body = compile(tree, filename, "exec")
         tail = compile(last, filename, "eval") if last is not None else None
         self.in_user_code = True
@@ -332,7 +333,7 @@ class Agent:
                 values.write_value(value, kind, target)
         except BaseException as error:
             os.remove(path)
-            error.type_name = values.describe_type(value)
+            setattr(error, "type_name", values.describe_type(value))  # noqa: B010
             raise
         finally:
             self.in_user_code = False
@@ -383,7 +384,11 @@ def record_session(session_id: str, started: float) -> None:
         json.dump({"session_id": session_id, "pid": os.getpid(), "started": started,
                    "boot_id": boot_id()}, target)
     import atexit
-    atexit.register(lambda: os.path.exists(path) and os.remove(path))
+    def remove_info() -> None:
+        if os.path.exists(path):
+            os.remove(path)
+
+    atexit.register(remove_info)
 
 
 def main() -> None:

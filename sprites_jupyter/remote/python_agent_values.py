@@ -15,6 +15,7 @@ import os
 import pickle
 import pprint
 import shutil
+from typing import Any
 
 COPY_CHUNK = 8 * 1024 * 1024
 REPR_METHODS = (
@@ -62,7 +63,8 @@ class Formatter:
         return self._own(obj)
 
     def _own(self, obj: object) -> tuple:
-        data, metadata = {}, {}
+        data: dict = {}
+        metadata: dict = {}
         if not isinstance(obj, type):
             method = getattr(obj, "_repr_mimebundle_", None)
             if callable(method):
@@ -101,7 +103,7 @@ def describe_type(value: object) -> str:
     return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
 
 
-def describe_size(value: object) -> str:
+def describe_size(value: Any) -> str:
     shape = getattr(value, "shape", None)
     if isinstance(shape, tuple):
         return " x ".join(str(n) for n in shape) or "scalar"
@@ -111,7 +113,7 @@ def describe_size(value: object) -> str:
         return ""
 
 
-def choose_format(value: object, accepted: list) -> str:
+def choose_format(value: Any, accepted: list) -> str:
     module = type(value).__module__.split(".")[0]
     if type(value) is bytes and "raw" in accepted:
         return "raw"
@@ -126,7 +128,7 @@ def choose_format(value: object, accepted: list) -> str:
     return "pickle"
 
 
-def write_value(value: object, kind: str, target) -> None:
+def write_value(value: Any, kind: str, target) -> None:
     if kind == "raw":
         target.write(value)
     elif kind == "npy":
@@ -148,7 +150,7 @@ class Parts(io.RawIOBase):
         self.folder = folder
         self.paths = [os.path.join(folder, f"{index:06d}") for index in range(count)]
         self.index = 0
-        self.current = None
+        self.current: io.BufferedReader | None = None
 
     def readable(self) -> bool:
         return True

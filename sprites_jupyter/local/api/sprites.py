@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import sqlite3
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..errors import is_disk_full
-from ..runtime.sandbox_files import remove_sprite_dir
+from ..domain import sprites as domain
 from ..state import SPRITE_NAME, ServerState, state_of
 from ..storage.store import ORGANIZATION, SpriteRow, sprite_json
 from ..wire import read_json_object
@@ -67,15 +64,7 @@ async def create_sprite(request: Request) -> Response:
                             "digits and '-', starting with a letter or digit (at most 63)")
     url_settings = _url_settings(body.get("url_settings", {"auth": "sprite"}))
     labels = _labels(body.get("labels", []))
-    async with server.creation_lock:
-        if server.store.get_sprite(name) is not None:
-            raise ApiError(409, f"sprite already exists: {name}", code="sprite_exists")
-        root = server.seed_tree(name)
-        async with server.storage.storing():
-            manifest = await asyncio.to_thread(server.snapshots.snapshot, name, root)
-            row = server.store.create_sprite(name, url_settings=url_settings, labels=labels,
-                                             base_manifest=manifest)
-    server.start_sandbox_soon(name)
+    row = await domain.create_sprite(server, name, url_settings=url_settings, labels=labels)
     return JSONResponse(_body(request, row), status_code=201)
 
 
@@ -147,23 +136,7 @@ async def update_sprite(request: Request) -> Response:
 
 async def delete_sprite(request: Request) -> Response:
     server = state_of(request)
-    name = request.path_params["name"]
-    server.require_sprite(name)
-    runtime = server.runtime(name)
-    async with runtime.lock:
-        await server.discard_runtime(name)
-        try:
-            server.store.delete_sprite(name)
-        except sqlite3.OperationalError as exc:
-            if not is_disk_full(exc):
-                raise
-            # The disk is full: free the sprite's files first (it is going anyway), then
-            # record the deletion in the room that made.
-            await asyncio.to_thread(remove_sprite_dir, server.sprite_dir(name))
-            server.store.delete_sprite(name)
-        server.snapshots.discard(name)
-        await asyncio.to_thread(remove_sprite_dir, server.sprite_dir(name))
-        server.storage.collect_soon()
+    await domain.delete_sprite(server, request.path_params["name"])
     return Response(status_code=204)
 
 

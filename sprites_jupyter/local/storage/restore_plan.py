@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .snapshots import CacheEntry, Entry
+    from .manifests import Entry
+    from .stat_cache import CacheEntry
 
 JOURNAL = "restore.json"
 STAGING = "restore-staging"
