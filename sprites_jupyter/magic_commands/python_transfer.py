@@ -1,9 +1,9 @@
 """Values between this kernel and the sprite's Python session: ``push`` and ``pull``.
 
 A value is serialised straight into fixed-size parts uploaded through the
-filesystem API (the real service limits single uploads), two at a time, so at most
-three parts are held here besides the value; the agent reads the parts in order as
-one stream. Pulling goes the other way: the agent writes one file, this side streams
+filesystem API (the real service limits single uploads), so only one part is
+ever held here besides the value; the agent reads the parts in order as one
+stream. Pulling goes the other way: the agent writes one file, this side streams
 it back. A ``.npy`` array is read straight into the array's own memory as the bytes
 arrive, a pickle loaded as they arrive; Parquet (it seeks) and bytes (allocated once)
 go through a file on disk first.
@@ -22,9 +22,7 @@ import pickle
 import tempfile
 import time
 import uuid
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -40,7 +38,6 @@ if TYPE_CHECKING:
 __all__ = ["PartWriter", "pull_value", "push_value"]
 
 PART_SIZE = 8 * 1024 * 1024
-UPLOADS_AT_ONCE = 2  # one part crosses the network while the server writes the other
 
 
 class PartWriter:
@@ -53,8 +50,6 @@ class PartWriter:
         self.parts = 0
         self.size = 0
         self._buffer = bytearray()
-        self._uploads = ThreadPoolExecutor(UPLOADS_AT_ONCE, thread_name_prefix="sprite-push")
-        self._pending: deque[Future[object]] = deque()
 
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
@@ -85,26 +80,11 @@ class PartWriter:
         return False
 
     def close(self) -> None:
-        """Send the last part and wait for every upload (raising the first error)."""
-        try:
-            if self._buffer or not self.parts:
-                self._upload()
-            while self._pending:
-                self._pending.popleft().result()
-        finally:
-            self.abandon()
-
-    def abandon(self) -> None:
-        """Stop uploading (parts not yet sent are dropped)."""
-        for future in self._pending:
-            future.cancel()
-        self._uploads.shutdown(wait=True)
+        if self._buffer or not self.parts:
+            self._upload()
 
     def _upload(self) -> None:
-        if len(self._pending) >= UPLOADS_AT_ONCE:
-            self._pending.popleft().result()
-        self._pending.append(self._uploads.submit(
-            self.sprite.write_file, f"{self.folder}/{self.parts:06d}", bytes(self._buffer)))
+        self.sprite.write_file(f"{self.folder}/{self.parts:06d}", bytes(self._buffer))
         self.parts += 1
         self._buffer.clear()
         # httpx's request/response objects form reference cycles that keep each part's
@@ -255,7 +235,6 @@ def push_value(ctx: CommandContext, session: PythonSession, local: str, remote: 
         try:
             _upload(value, kind, writer, local)
         except BaseException:
-            writer.abandon()
             with contextlib.suppress(Exception):
                 sprite.delete(f"{HOME}/{folder}", recursive=True)
             raise
