@@ -150,6 +150,28 @@ def bench_large(client: SpritesClient, http: httpx.Client, home: Path, megabytes
         else f"{left / 1e6:,.0f} MB still held after 30 s MISSED"))
 
 
+def run(scratch_parent: Path, files: int, repeat: int, large_mb: int, part: str) -> None:
+    """The figures above on a server of their own, its home under ``scratch_parent``."""
+    with tempfile.TemporaryDirectory(dir=scratch_parent) as scratch:
+        home = Path(scratch) / "home"
+        process, url = start_server(home)
+        client = SpritesClient(TOKEN, url, timeout=600)
+        http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"},
+                            timeout=600)
+        try:
+            print(f"load: {os.getloadavg()[0]:.2f}, server isolation: "
+                  f"{client.local_isolation()}")
+            if part in ("all", "small"):
+                bench_small(client, http, home, files, repeat)
+            if part in ("all", "large"):
+                bench_large(client, http, home, large_mb)
+        finally:
+            http.close()
+            client.close()
+            process.terminate()
+            process.wait(timeout=120)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=100_000)
@@ -159,24 +181,7 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=None,
                         help="where the server home goes (default: a temp dir under $HOME)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(dir=args.dir or Path.home()) as scratch:
-        home = Path(scratch) / "home"
-        process, url = start_server(home)
-        client = SpritesClient(TOKEN, url, timeout=600)
-        http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"},
-                            timeout=600)
-        try:
-            print(f"load: {os.getloadavg()[0]:.2f}, server isolation: "
-                  f"{client.local_isolation()}")
-            if args.part in ("all", "small"):
-                bench_small(client, http, home, args.files, args.repeat)
-            if args.part in ("all", "large"):
-                bench_large(client, http, home, args.large_mb)
-        finally:
-            http.close()
-            client.close()
-            process.terminate()
-            process.wait(timeout=120)
+    run(args.dir or Path.home(), args.files, args.repeat, args.large_mb, args.part)
 
 
 if __name__ == "__main__":
