@@ -30,6 +30,9 @@ class SpriteSettings(Configurable):
         config=True)
     confirm_restore = Bool(True, help="Ask before `%sprite restore` replaces a sprite's "
                                       "state (`--yes` skips the question).").tag(config=True)
+    python = Unicode("", help="The interpreter `%%sprite_python` sessions run on in the "
+                              "sprite (a path or a name on its PATH); empty means python3."
+                     ).tag(config=True)
     widgets = CaselessStrEnum(
         ["auto", "on", "off"], default_value="auto",
         help="Use ipywidgets: 'auto' when a widget frontend is there (and "

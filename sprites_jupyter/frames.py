@@ -7,7 +7,6 @@ returns a DataFrame with stable columns and dtypes, even when empty: times are
 
 from __future__ import annotations
 
-import posixpath
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -18,7 +17,6 @@ if TYPE_CHECKING:
 
 
 __all__ = [
-    "changes_by_directory",
     "changes_frame",
     "checkpoints_frame",
     "describe_changes",
@@ -263,26 +261,3 @@ def describe_undo(checkpoint_id: str, changes: pd.DataFrame) -> str:
     detail = describe_changes(changes).split(": ", 1)[1]
     return f"Restoring {checkpoint_id} will undo {total} change{'s' if total != 1 else ''}: " \
            f"{detail}."
-
-
-def _top_directory(path: str, roots: Sequence[str]) -> str:
-    root = max((r for r in roots if path == r or path.startswith(r.rstrip("/") + "/")),
-               key=len, default="/")
-    if path == root:
-        return root
-    head = root.rstrip("/")
-    return head + "/" + path[len(head) + 1:].split("/", 1)[0]
-
-
-def changes_by_directory(changes: pd.DataFrame, roots: Sequence[str] = ()) -> pd.DataFrame:
-    """Counts of each kind of change per top-level directory below ``roots`` (or ``/``)."""
-    import pandas as pd
-    cleaned = [posixpath.normpath("/" + r.lstrip("/")) for r in roots] or ["/"]
-    directory = pd.Series([_top_directory(p, cleaned) for p in changes["path"]],
-                          dtype="object", name="directory")
-    counts = pd.crosstab(directory, changes["change"].reset_index(drop=True), dropna=False)
-    counts = counts.reindex(columns=list(CHANGE_KINDS), fill_value=0).astype("Int64")
-    counts.columns = pd.Index(CHANGE_KINDS, name=None)
-    counts["total"] = counts.sum(axis=1).astype("Int64")
-    counts.index.name = "directory"
-    return counts

@@ -53,17 +53,24 @@ def _tell(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+class SpriteInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a magic: IPython shows ``_render_traceback_``'s one line instead of
+    a traceback through IPython and this module."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"KeyboardInterrupt: {self}"]
+
+
 def _interrupts_in_short(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Ctrl-C still raises ``KeyboardInterrupt`` (the cell fails, Run All stops), but
-    without the client's frames: a terminal shows a line, not a page of httpx."""
+    """Ctrl-C still raises ``KeyboardInterrupt`` (the cell fails, Run All stops), but as
+    one line: a terminal shows no page of httpx, nor of IPython's own frames."""
 
     @functools.wraps(method)
     def magic(*args: Any, **kwargs: Any) -> Any:
-        __tracebackhide__ = True  # read by IPython's traceback formatter
         try:
             return method(*args, **kwargs)
         except KeyboardInterrupt:
-            raise KeyboardInterrupt("interrupted: %sprite history says what was "
+            raise SpriteInterrupted("interrupted: %sprite history says what was "
                                     "stopped") from None
 
     return magic

@@ -11,10 +11,14 @@ name is denied. ``rules: []`` means unrestricted.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_DOMAINS", "Verdict", "decide", "normalise_domain", "unrestricted"]
+__all__ = ["DEFAULT_DOMAINS", "Verdict", "decide", "domain_problem", "normalise_domain",
+           "unrestricted"]
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 
 DEFAULT_DOMAINS: tuple[str, ...] = (
     # AI services
@@ -102,6 +106,21 @@ class _Expanded:
 def normalise_domain(domain: str) -> str:
     """Lower-cased, trimmed, without a trailing dot: how names are compared."""
     return domain.strip().lower().rstrip(".")
+
+
+def domain_problem(domain: str) -> str | None:
+    """Why ``domain`` cannot be a rule's domain (a name, ``*.name`` or ``*``), or None."""
+    name = normalise_domain(domain)
+    if name == "*":
+        return None
+    labels = name.removeprefix("*.").split(".")
+    if not name or len(name) > 253 or not all(_LABEL.match(label) for label in labels):
+        return (f"{domain!r} is not a domain: use a host name (pypi.org), *.name for its "
+                "subdomains (*.pythonhosted.org) or * for everything")
+    if all(label.isdigit() for label in labels):
+        return (f"{domain!r} is an IP address: rules name domains (a connection to an "
+                "address passes when an allowed name resolved to it)")
+    return None
 
 
 def _field(rule: Mapping[str, object], key: str) -> str:

@@ -54,6 +54,12 @@ class SpritesClient:
         response = self._http.request("HEAD", "/v1/sprites", what="ask the server's isolation")
         return response.headers.get("Sprite-Local-Isolation")
 
+    def local_limits(self) -> str | None:
+        """What the local server lets each sprite use, and what it does not limit (its
+        ``Sprite-Local-Limits`` header); None for a server that does not say."""
+        response = self._http.request("HEAD", "/v1/sprites", what="ask the server's limits")
+        return response.headers.get("Sprite-Local-Limits")
+
     def __repr__(self) -> str:
         return f"<SpritesClient {self.base_url}>"
 

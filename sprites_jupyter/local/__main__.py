@@ -20,6 +20,8 @@ from .api.app import create_app, server_state
 from .http_limits import LimitedHttpToolsProtocol
 from .idle import IdleWatch
 from .runtime.bwrap import SandboxUnavailable, detect
+from .runtime.egress.addresses import ALLOW_PRIVATE_ENV, PrivateAllowance, parse_ip
+from .runtime.limits import SpriteLimits, parse_size
 from .runtime.sandbox import Isolation
 from .storage.home import (
     AlreadyServing,
@@ -52,8 +54,27 @@ def _parser() -> argparse.ArgumentParser:
                        help="sandbox: every sprite in its own bubblewrap sandbox, fail if "
                             "that is impossible; none: sprites are directories on the host; "
                             "auto (default): sandbox when possible, else none with a warning")
+    serve.add_argument("--allow-private-hosts", metavar="HOSTS",
+                       default=os.environ.get(ALLOW_PRIVATE_ENV, ""),
+                       help="host names (mirror.corp, *.corp) and addresses or CIDRs "
+                            "(10.1.0.0/16), space or comma separated, in private or reserved "
+                            "ranges that sprites may reach, such as a company package mirror "
+                            f"(default ${ALLOW_PRIVATE_ENV}); never this host's loopback nor "
+                            "the server's own address; the sprite's policy still applies")
     serve.add_argument("--log-level", default="warning",
                        choices=["critical", "error", "warning", "info", "debug"])
+    defaults = SpriteLimits()
+    serve.add_argument("--max-processes", type=_count, default=defaults.processes, metavar="N",
+                       help="processes (and threads) per sandboxed sprite; beyond, fork fails "
+                            f"with EAGAIN and exec says so (default {defaults.processes}; "
+                            "0: no limit)")
+    serve.add_argument("--max-memory", type=_size, default=defaults.memory_bytes,
+                       metavar="SIZE", help="memory per process of a sandboxed sprite "
+                                            "(RLIMIT_DATA; e.g. 2G; default half the host's "
+                                            "memory, at most 8G; 0: no limit)")
+    serve.add_argument("--service-log-max", type=_size, default=defaults.service_log_bytes,
+                       metavar="SIZE", help="size at which a service's log is rotated (one "
+                                            "older file kept; default 10M; 0: never)")
     serve.add_argument("--idle-exit", type=float, default=0.0, metavar="S",
                        help="exit after S seconds without clients or sprite activity "
                             "(default 0: never; servers started by kernels use 1800)")
@@ -71,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _serve(server: uvicorn.Server, sock: socket.socket, home: Path, url: str,
-                 idle: IdleWatch, idle_exit: float) -> None:
+                 idle: IdleWatch, idle_exit: float, limits: str) -> None:
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started and not task.done():
         await asyncio.sleep(0.01)
@@ -82,7 +103,7 @@ async def _serve(server: uvicorn.Server, sock: socket.socket, home: Path, url: s
             print(f"sprites-local: could not record this server in {home} "
                   f"({exc.strerror}): the extension will not find it by itself",
                   file=sys.stderr, flush=True)
-        registry.register(pid=os.getpid(), url=url, home=home)
+        registry.register(pid=os.getpid(), url=url, home=home, limits=limits)
         print(f"Sprites local server listening on {url}", flush=True)
     watcher = None
     if idle_exit > 0:
@@ -108,23 +129,58 @@ class _DenialNoiseFilter(logging.Filter):
         return "without completing handshake" not in record.getMessage()
 
 
-def choose_isolation(mode: str) -> Isolation:
-    """The isolation for ``--isolation MODE``; ``sandbox`` exits when none can be made,
-    ``auto`` then warns once on stderr and runs sprites unsandboxed."""
-    if mode == "none":
-        return Isolation(None, "--isolation none")
+def _count(text: str) -> int:
     try:
-        return Isolation(detect())
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count: give a whole number, 0 "
+                                         "for no limit")
+    return value
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size: give bytes or a number "
+                                         "with K, M, G or T (e.g. 512M), 0 for no limit"
+                                         ) from None
+
+
+def choose_isolation(mode: str, limits: SpriteLimits | None = None) -> Isolation:
+    """The isolation for ``--isolation MODE``; ``sandbox`` exits when none can be made,
+    ``auto`` then warns once on stderr and runs sprites unsandboxed. Sandboxed sprites
+    get ``limits`` (:func:`serve` says once what they are and what is not limited)."""
+    limits = limits or SpriteLimits()
+    if mode == "none":
+        return Isolation(None, "--isolation none", limits)
+    try:
+        return Isolation(detect(), limits=limits)
     except SandboxUnavailable as exc:
         if mode == "sandbox":
             sys.exit(f"sprites-local: --isolation sandbox: {exc}")
         print(f"sprites-local: warning: sprites run UNSANDBOXED on this host ({exc}); "
               "their commands can read and change your files", file=sys.stderr, flush=True)
-        return Isolation(None, str(exc))
+        return Isolation(None, str(exc), limits)
+
+
+def own_addresses(host: str) -> list:
+    """The addresses this server answers on: ``host``, or for a wildcard this machine's."""
+    address = parse_ip(host)
+    if address is not None and not address.is_unspecified:
+        return [address]
+    try:
+        infos = socket.getaddrinfo(socket.gethostname(), None)
+    except OSError:
+        return [] if address is None else [address]
+    return [a for a in (parse_ip(str(info[4][0])) for info in infos) if a is not None]
 
 
 def serve(host: str, port: int, home: Path, token: str, log_level: str = "warning",
-          idle_exit: float = 0.0, isolation: Isolation | None = None) -> None:
+          idle_exit: float = 0.0, isolation: Isolation | None = None,
+          private_allowed: PrivateAllowance | None = None) -> None:
     """Serve until interrupted (or idle for ``idle_exit`` s); print the ready line once
     the socket accepts."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -136,9 +192,13 @@ def serve(host: str, port: int, home: Path, token: str, log_level: str = "warnin
     except OSError as exc:
         sys.exit(f"sprites-local: cannot listen on {host}:{port}: {exc.strerror}")
     bound_port = sock.getsockname()[1]
+    notice = isolation.limits_notice() if isolation is not None else ""
+    if notice:
+        print(f"sprites-local: {notice}", file=sys.stderr, flush=True)
     shown_host = f"[{host}]" if family == socket.AF_INET6 else host
     url = f"http://{shown_host}:{bound_port}"
-    api = create_app(home, token, base_url=url, isolation=isolation)
+    api = create_app(home, token, base_url=url, isolation=isolation,
+                     private_allowed=private_allowed)
     app = IdleWatch(api, server_state(api).busy)
     config = uvicorn.Config(app, log_level=log_level, http=LimitedHttpToolsProtocol,
                             ws="websockets-sansio",
@@ -147,7 +207,8 @@ def serve(host: str, port: int, home: Path, token: str, log_level: str = "warnin
     server = uvicorn.Server(config)
     logging.getLogger("uvicorn.error").addFilter(_DenialNoiseFilter())
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(server, sock, home, url, app, idle_exit))
+        asyncio.run(_serve(server, sock, home, url, app, idle_exit,
+                           notice or "sprites unsandboxed: no limits"))
 
 
 def _duration(seconds: float) -> str:
@@ -174,6 +235,11 @@ def show_status() -> None:
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)
                         ).rstrip())
+    limited = [server for server in servers if server.limits]
+    if limited:
+        print("\nWhat each server's sprites may use:")
+        for server in limited:
+            print(f"  {server.home}: {server.limits.removeprefix('sprite limits: ')}")
 
 
 def stop_server(home: Path | None, pid: int | None) -> None:
@@ -212,10 +278,17 @@ def main(argv: list[str] | None = None) -> None:
         lock = hold_serve_lock(home)
     except AlreadyServing as exc:
         sys.exit(f"sprites-local: {exc}")
+    try:
+        private_allowed = PrivateAllowance.parse(args.allow_private_hosts,
+                                                 own_addresses(args.host))
+    except ValueError as exc:
+        sys.exit(f"sprites-local: --allow-private-hosts: {exc}")
     token = resolve_token(home, args.token)
-    isolation = choose_isolation(args.isolation)
+    isolation = choose_isolation(args.isolation, SpriteLimits(
+        args.max_processes, args.max_memory, args.service_log_max))
     with lock:
-        serve(args.host, args.port, home, token, args.log_level, args.idle_exit, isolation)
+        serve(args.host, args.port, home, token, args.log_level, args.idle_exit, isolation,
+              private_allowed)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ class RunningServer:
     url: str
     home: Path
     started: float
+    limits: str = ""
+    """What its sprites may use (the start-up notice of ``sprites-local serve``)."""
 
     @property
     def sprites(self) -> int:
@@ -55,14 +57,14 @@ def registry_dir() -> Path:
     return Path(platformdirs.user_data_dir("sprites-jupyter", appauthor=False)) / "servers"
 
 
-def register(*, pid: int, url: str, home: Path) -> None:
+def register(*, pid: int, url: str, home: Path, limits: str = "") -> None:
     """Record this server (best effort: status is a convenience, serving is not)."""
     directory = registry_dir()
     with contextlib.suppress(OSError):
         directory.mkdir(parents=True, exist_ok=True)
         temp = directory / f".{pid}.json"
         temp.write_text(json.dumps({"pid": pid, "url": url, "home": str(home),
-                                    "started": time.time()}))
+                                    "started": time.time(), "limits": limits}))
         temp.replace(directory / f"{pid}.json")
 
 
@@ -93,7 +95,8 @@ def running_servers() -> list[RunningServer]:
             try:
                 record = json.loads(path.read_text())
                 server = RunningServer(int(record["pid"]), str(record["url"]),
-                                       Path(record["home"]), float(record["started"]))
+                                       Path(record["home"]), float(record["started"]),
+                                       str(record.get("limits", "")))
             except (OSError, ValueError, KeyError, TypeError):
                 continue
             current = read_server_file(server.home) or {}

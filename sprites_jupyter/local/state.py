@@ -15,6 +15,7 @@ from typing import Any
 from starlette.requests import HTTPConnection
 
 from .errors import Invalid, NotFound
+from .runtime.egress.addresses import PrivateAllowance
 from .runtime.egress.resolver import test_hosts_from_environment
 from .runtime.egress.sprite_egress import SpriteEgress, egress_for
 from .runtime.sandbox import Child, Isolation, Sandbox
@@ -132,11 +133,13 @@ class SpriteRuntime:
 class ServerState:
     """Everything handlers share; reach it with :func:`state_of`."""
 
-    def __init__(self, home: Path, token: str, isolation: Isolation | None = None) -> None:
+    def __init__(self, home: Path, token: str, isolation: Isolation | None = None,
+                 private_allowed: PrivateAllowance | None = None) -> None:
         self.home = home
         self.token = token
         self.isolation = isolation or Isolation(None, "isolation none")
         self.egress_test_hosts = test_hosts_from_environment()
+        self.private_allowed = private_allowed or PrivateAllowance()
         prepare_home(home)
         (home / "sprites").mkdir(exist_ok=True)
         self.store = Store(home / "metadata.sqlite3")
@@ -169,7 +172,7 @@ class ServerState:
         if runtime is None:
             files = SandboxFiles(self.sprite_dir(name), name)
             sandbox = Sandbox(name, files, self.isolation)
-            egress = (egress_for(sandbox, self.egress_test_hosts)
+            egress = (egress_for(sandbox, self.egress_test_hosts, self.private_allowed)
                       if self.isolation.sandboxed else None)
             runtime = SpriteRuntime(name=name, root=files.tree, sandbox=sandbox,
                                     sessions=SessionManager(name, sandbox),
@@ -194,8 +197,9 @@ class ServerState:
     async def checkpoints_changed(self, name: str) -> None:
         """A checkpoint of the sprite was made or deleted: its ``/.sprite/checkpoints``
         views follow in the background (the change is announced before this returns)."""
-        await self.storage.views_changed(name, SandboxFiles(self.sprite_dir(name),
-                                                            name).checkpoints_dir)
+        runtime = self.runtime(name)
+        await self.storage.views_changed(name, runtime.files.checkpoints_dir,
+                                         runtime.sandbox.host_id)
 
     def has_activity(self, name: str) -> bool:
         """Whether the sprite has live exec sessions or running services."""

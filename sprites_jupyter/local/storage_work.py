@@ -43,14 +43,14 @@ class StorageWork:
 
     # views ------------------------------------------------------------------------
 
-    async def views_changed(self, name: str, directory: Path) -> None:
+    async def views_changed(self, name: str, directory: Path, owner: int | None) -> None:
         """The sprite's checkpoints changed: show at once which views are coming or going
         (a view that cannot be announced is logged: views never fail a checkpoint), and
-        have them built in the background."""
+        have them built in the background (``owner``: see :class:`CheckpointViews`)."""
         views = self._views.get(name)
         if views is None:
             views = self._views[name] = CheckpointViews(self.snapshots, self.store, name,
-                                                        directory)
+                                                        directory, owner)
         try:
             await asyncio.to_thread(views.announce)
         except OSError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .checkpoint_refs import checkpoint_names
 from .context import CommandContext
 from .registry import Argument, Names, Subcommand, cell_grammar, lookup, subcommands
 
@@ -110,7 +111,7 @@ class SpriteCompleter:
         return [s.name for s in self.context.client.list_sprites()]
 
     def _checkpoints(self, chosen: str | None) -> list[str]:
-        return [c.id for c in self.context.sprite(chosen).list_checkpoints(include_auto=True)]
+        return checkpoint_names(self.context.sprite(chosen))
 
     def _services(self, chosen: str | None) -> list[str]:
         return [s.name for s in self.context.sprite(chosen).list_services()]

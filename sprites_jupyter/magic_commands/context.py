@@ -62,15 +62,28 @@ class CommandContext:
     def operation(self, sprite: str, operation: str, target: str = "") -> Iterator[Outcome]:
         """Journal the block and turn its client errors into one-line UsageErrors."""
         with (self.journal.record(sprite, operation, target) as outcome,
-              user_errors(sprite, sprite_exists=self.sprite_exists)):
+              user_errors(sprite, operation=operation, sprite_exists=self.sprite_exists)):
             yield outcome
 
     def show(self, obj: Any, *, live: bool = False) -> None:
         """Display ``obj``; a ``live`` view re-publishes itself when it ends, so the
-        saved notebook keeps its final text even without widget state."""
+        saved notebook keeps its final text even without widget state. One that ends
+        while its cell still runs (a progress bar, a command's output) is frozen into
+        static HTML first: it has nothing left to do, and its widget state would only
+        swell the saved notebook. One that ends later (a followed log) stays a widget."""
         handle = display(obj, display_id=True)
         if live and handle is not None:
-            obj.on_end = lambda: handle.update(obj)
+            cell = self.shell.execution_count  # IPython counts a cell once it has run
+
+            def ended() -> None:
+                finished_in_cell = self.shell.execution_count == cell
+                if finished_in_cell:
+                    obj.freeze()
+                handle.update(obj)
+                if finished_in_cell:
+                    obj.close_widgets()
+
+            obj.on_end = ended
 
     def progress(self, title: str) -> ProgressView:
         """A progress view, already displayed when it is a widget."""

@@ -1,4 +1,5 @@
-"""Checkpoint contents: ``diff``, ``show`` and ``ls A:PATH``.
+"""Checkpoint contents: ``diff`` (``--vars``: the Python session's variables),
+``show`` and ``ls A:PATH``.
 
 The work happens inside the sprite: :mod:`sprites_jupyter.remote.diff_helper`
 is sent to its ``python3`` on stdin (not in the exec URL) and walks the
@@ -19,29 +20,32 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
-from ..client import FileEntry, NotFound, Sprite
-from ..frames import (
-    changes_by_directory,
-    changes_frame,
-    describe_changes,
-    describe_undo,
-    files_frame,
-)
+from ..change_summary import describe_size_change, summarize_changes
+from ..client import Checkpoint, FileEntry, Sprite
+from ..frames import changes_frame, describe_changes, describe_undo, files_frame
+from .checkpoint_refs import resolve_checkpoint
 from .context import CommandContext
-from .errors import describe_ids
+from .python_lifecycle import sessions_of
 from .registry import Dashes, Names, argument, subcommand
+from .session_state import save_session
+from .variable_changes import checkpoint_states, pick_state, variables_frame
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["HELPER_SOURCE", "checkpoint_changes", "diff", "ls_checkpoint", "restore_summary",
-           "show", "split_checkpoint_path"]
+__all__ = ["HELPER_SOURCE", "checkpoint_changes", "checkpoint_variables", "diff", "ls_checkpoint",
+           "restore_summary", "show", "split_checkpoint_path"]
 
 HELPER_SOURCE = files("sprites_jupyter.remote").joinpath("diff_helper.py").read_text("utf-8")
 CHECKPOINTS_DIR = "/.sprite/checkpoints"
 HOME = "/home/sprite"
-# How far the sprite's clock may be behind the API's (checkpoint times come from the API).
+# This extension's own bookkeeping in the sprite (Python sessions), never a user's change.
+EXTENSION_DIR = f"{HOME}/.sprites_jupyter"
+# How far the sprite's clock may be behind the API's (checkpoint times come from the API);
+# the local server and its sprites share one clock (timestamps are whole seconds there).
+# A wider margin would count the host's own recent changes under /etc as the user's.
 CLOCK_SKEW = 60.0
+LOCAL_CLOCK_SKEW = 2.0
 _CHECKPOINT_PATH = re.compile(r"^([\w.-]+):(.*)$")
 _NATURAL = re.compile(r"(\d+)")
 
@@ -54,8 +58,12 @@ def split_checkpoint_path(text: str) -> tuple[str, str] | None:
     match = _CHECKPOINT_PATH.match(text)
     if not match:
         return None
-    path = match.group(2) or HOME
-    return match.group(1), path if path.startswith("/") else f"{HOME}/{path}"
+    return match.group(1), in_home(match.group(2))
+
+
+def in_home(path: str) -> str:
+    """A sprite path, a relative one taken from ``/home/sprite`` (where cells run)."""
+    return path if path.startswith("/") else f"{HOME}/{path}" if path else HOME
 
 
 def _natural(checkpoint_id: str) -> list[Any]:
@@ -64,10 +72,6 @@ def _natural(checkpoint_id: str) -> list[Any]:
 
 def _not_mounted(handle: Sprite, answer: dict[str, Any]) -> UsageError:
     missing = str(answer.get("id", ""))
-    try:
-        _taken(handle, missing)
-    except UsageError as error:
-        return error
     mounted = sorted((str(m) for m in answer.get("mounted") or ()), key=_natural)
     if not mounted:
         where = " (the local server mounts them only when it runs sprites sandboxed)" \
@@ -96,23 +100,23 @@ def ask_helper(handle: Sprite, request: dict[str, Any]) -> list[Any]:
     return lines
 
 
-def _taken(handle: Sprite, checkpoint_id: str) -> float | None:
-    """When the checkpoint was taken (Unix seconds), or a UsageError if it does not exist."""
-    try:
-        created = handle.get_checkpoint(checkpoint_id).create_time
-    except NotFound:
-        have = [c.id for c in handle.list_checkpoints(include_auto=True)]
-        raise UsageError(f"Checkpoint {checkpoint_id} not found on sprite {handle.name} "
-                         f"(have {describe_ids(have)})") from None
-    return created.timestamp() if created is not None else None
-
-
 def checkpoint_changes(handle: Sprite, a: str, b: str | None = None,
                        paths: tuple[str, ...] | list[str] = ()) -> pd.DataFrame:
-    """What differs between checkpoint ``a`` and ``b`` (default: the sprite now)."""
-    request: dict[str, Any] = {"op": "diff", "a": a, "b": b, "paths": list(paths)}
-    if b is None and (taken := _taken(handle, a)) is not None:
-        request["since"] = taken - CLOCK_SKEW
+    """What differs between checkpoint ``a`` and ``b`` (default: the sprite now), each
+    named by its id or its comment."""
+    first = resolve_checkpoint(handle, a)
+    second = resolve_checkpoint(handle, b).id if b is not None else None
+    return _changes(handle, first, second, paths)
+
+
+def _changes(handle: Sprite, first: Checkpoint, second: str | None,
+             paths: tuple[str, ...] | list[str]) -> pd.DataFrame:
+    request: dict[str, Any] = {"op": "diff", "a": first.id, "b": second,
+                               "paths": [in_home(path) for path in paths],
+                               "own": [EXTENSION_DIR]}
+    if second is None and first.create_time is not None:
+        skew = LOCAL_CLOCK_SKEW if handle.client.is_local else CLOCK_SKEW
+        request["since"] = first.create_time.timestamp() - skew
     return changes_frame(ask_helper(handle, request))
 
 
@@ -130,7 +134,7 @@ def _label(checkpoint_id: str | None) -> str:
 
 def _file_diff(handle: Sprite, args: Namespace) -> None:
     (answer,) = ask_helper(handle, {"op": "file", "a": args.a, "b": args.b,
-                                    "path": args.file})
+                                    "path": in_home(args.file)})
     sides = f"{args.a} and {_label(args.b)}"
     if answer["same"]:
         print(f"{args.file}: no differences between {sides}")
@@ -144,25 +148,53 @@ def _file_diff(handle: Sprite, args: Namespace) -> None:
 
 @subcommand("diff", "what changed (DataFrame): diff A [B] [-- PATH …] [--stat] [--file PATH]",
             argument("a", metavar="A", complete=Names.CHECKPOINTS,
-                     help="the checkpoint to compare"),
+                     help="the checkpoint to compare (its id, or a comment naming one)"),
             argument("b", metavar="B", nargs="?", complete=Names.CHECKPOINTS,
                      help="the checkpoint to compare it with (default: the sprite now)"),
             argument("--stat", action="store_true",
-                     help="a one-line summary and counts by top-level directory"),
+                     help="a one-line summary and counts where the changes concentrate "
+                          "(by directory; site-packages by package), with sizes"),
             argument("--file", metavar="PATH", help="a unified diff of this one file"),
+            argument("--vars", action="store_true",
+                     help="the Python session's variables only: name, change, type, "
+                          "size_a, size_b"),
             dashes=Dashes("paths"))
 def diff(ctx: CommandContext, args: Namespace) -> pd.DataFrame | None:
     """A DataFrame of what differs between two checkpoints (or one and now)."""
     handle = ctx.sprite(args.sprite)
     with ctx.operation(handle.name, "diff", " ".join(filter(None, (args.a, args.b)))):
+        first = resolve_checkpoint(handle, args.a)
+        args.a = first.id
+        if args.b is not None:
+            args.b = resolve_checkpoint(handle, args.b).id
+        if args.vars:
+            return checkpoint_variables(ctx, handle, args.a, args.b)
         if args.file:
             _file_diff(handle, args)
             return None
-        frame = checkpoint_changes(handle, args.a, args.b, args.paths)
+        frame = _changes(handle, first, args.b, args.paths)
         if args.stat:
-            print(f"{args.a} → {_label(args.b)}: {describe_changes(frame)}")
-            return changes_by_directory(frame, args.paths)
+            size = f" ({describe_size_change(frame)})" if not frame.empty else ""
+            print(f"{args.a} → {_label(args.b)}: {describe_changes(frame)}{size}")
+            return summarize_changes(frame, [in_home(path) for path in args.paths])
         return frame
+
+
+def checkpoint_variables(ctx: CommandContext, handle: Sprite, a: str,
+                         b: str | None = None) -> pd.DataFrame:
+    """The Python session's variables that differ between checkpoint ``a`` and ``b``
+    (default: this kernel's session now, saved first)."""
+    session = sessions_of(ctx).get(handle.name)
+    own = session.session_id if session is not None and session.alive else None
+    a = resolve_checkpoint(handle, a).id
+    if b is None:
+        save_session(session)
+    else:
+        b = resolve_checkpoint(handle, b).id
+    before = pick_state(checkpoint_states(handle, a, ask_helper), own)
+    after = pick_state(checkpoint_states(handle, b, ask_helper), own) \
+        if b is not None or own else None
+    return variables_frame(before, after)
 
 
 def _checkpoint_path(text: str, subcommand: str) -> tuple[str, str]:
@@ -174,14 +206,17 @@ def _checkpoint_path(text: str, subcommand: str) -> tuple[str, str]:
 
 
 @subcommand("show", "a file as it was in a checkpoint: show A:PATH [-o VAR]",
-            argument("target", metavar="A:PATH", help="checkpoint and file, e.g. v1:/etc/hosts"),
+            argument("target", metavar="A:PATH",
+                     help="checkpoint (id or comment) and file, e.g. v1:/etc/hosts or "
+                          "baseline:results.txt (relative to /home/sprite)"),
             argument("-o", "--out", metavar="VAR", help="keep the file's bytes in VAR"))
 def show(ctx: CommandContext, args: Namespace) -> None:
     """Print a file as it was in a checkpoint (text), or describe it (binary)."""
-    checkpoint_id, path = _checkpoint_path(args.target, "show")
+    reference, path = _checkpoint_path(args.target, "show")
     handle = ctx.sprite(args.sprite)
-    where = f"{checkpoint_id}:{path}"
-    with ctx.operation(handle.name, "show", where):
+    with ctx.operation(handle.name, "show", f"{reference}:{path}"):
+        checkpoint_id = resolve_checkpoint(handle, reference).id
+        where = f"{checkpoint_id}:{path}"
         (answer,) = ask_helper(handle, {"op": "read", "a": checkpoint_id, "path": path})
     if answer["type"] == "directory":
         raise UsageError(f"{where} is a directory: list it with %sprite ls {where}")
@@ -211,5 +246,6 @@ def ls_checkpoint(ctx: CommandContext, handle: Sprite, checkpoint_id: str,
                   path: str) -> pd.DataFrame:
     """A directory's entries as they were in a checkpoint (the same frame as ``ls``)."""
     with ctx.operation(handle.name, "ls", f"{checkpoint_id}:{path}"):
+        checkpoint_id = resolve_checkpoint(handle, checkpoint_id).id
         entries = ask_helper(handle, {"op": "list", "a": checkpoint_id, "path": path})
     return files_frame(FileEntry.from_json(entry) for entry in entries)

@@ -43,13 +43,32 @@ def explain(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+# What to do when an operation's target is not there, instead of a bare "(HTTP 404)".
+_SERVICES_HINT = "%sprite services lists this sprite's services"
+_NOT_FOUND_HINTS = {
+    "logs": _SERVICES_HINT,
+    "kill": "%sprite sessions lists the running sessions",
+    "get": "%sprite ls DIRECTORY lists what is there",
+    "ls": "%sprite ls DIRECTORY lists what is there; relative paths start at /home/sprite",
+    "put": "the directory must exist: make it with %sprite exec mkdir -p DIRECTORY",
+}
+
+
+def not_found_hint(operation: str) -> str:
+    """The hint for a NotFound in ``operation`` (``service stop`` and the like included)."""
+    if operation.startswith("service "):
+        return _SERVICES_HINT
+    return _NOT_FOUND_HINTS.get(operation, "")
+
+
 @contextmanager
-def user_errors(sprite: str = "", *,
+def user_errors(sprite: str = "", *, operation: str = "",
                 sprite_exists: Callable[[str], bool] | None = None) -> Iterator[None]:
     """Turn client errors inside the block into one-line ``UsageError``s.
 
     A ``NotFound`` on a sprite-scoped call is reported as the sprite missing
-    when ``sprite_exists`` says so, since that is the usual cause.
+    when ``sprite_exists`` says so, since that is the usual cause; else it says
+    what to do, where ``operation`` has a hint.
     """
     try:
         yield
@@ -59,6 +78,10 @@ def user_errors(sprite: str = "", *,
         if sprite and sprite_exists is not None and not sprite_exists(sprite):
             raise UsageError(f"Sprite {sprite} not found: create it with %sprite create "
                              f"{sprite} (or %sprite use {sprite} --create)") from None
+        hint = not_found_hint(operation)
+        if hint:
+            message = explain(error).removesuffix(f" (HTTP {error.status})")
+            raise UsageError(f"{message} ({hint})") from None
         raise UsageError(explain(error)) from None
     except SpritesError as error:
         raise UsageError(explain(error)) from None

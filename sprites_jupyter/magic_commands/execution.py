@@ -23,7 +23,7 @@ from ..frames import exit_codes_frame
 from ..widgets.logs import LogView
 from ..widgets.progress import track
 from .cell_command import cell_command
-from .checkpoints import take_checkpoint
+from .checkpoints import restored, take_checkpoint
 from .context import CommandContext
 from .errors import explain
 from .registry import Names, argument, cell_magic, subcommand
@@ -166,6 +166,7 @@ def _rollback(ctx: CommandContext, handle: Sprite, checkpoint_id: str) -> None:
     view = ctx.progress(f"Roll back {handle.name}")
     for _ in track(handle.restore_checkpoint(checkpoint_id), view):
         pass
+    restored(ctx, handle.name)
     view.succeed(f"rolled back to {checkpoint_id}")
 
 
@@ -182,7 +183,7 @@ def _run_one(ctx: CommandContext, name: str, code: str, opts: Namespace, running
         checkpoint_id = None
         if before is not None:
             with ctx.journal.record(name, "checkpoint", before) as taken:
-                checkpoint_id = take_checkpoint(handle, before,
+                checkpoint_id = take_checkpoint(ctx, handle, before,
                                                 ctx.progress(f"Checkpoint {name}")).id
                 taken.set(f"ok: {checkpoint_id}")
         outcome = _run(handle, argv, script, env, opts, ctx.log_view(name, prefix=prefix), running,

@@ -45,11 +45,12 @@ def start_forward(ctx: CommandContext, handle: Sprite, port: int,
     argument("stop_port", nargs="?", metavar="PORT", help="with stop: the port to stop"),
     argument("--local", type=int, metavar="L", help="local port (default: a free one)"),
     argument("--all", action="store_true", help="with stop: stop every forward"))
-def forward(ctx: CommandContext, args: Namespace) -> None:
-    """Forward a local port to a port in the sprite, or stop forwards."""
+def forward(ctx: CommandContext, args: Namespace) -> int | None:
+    """Forward a local port to a port in the sprite (or reuse the forward already there);
+    returns the local port. ``stop`` stops forwards."""
     if args.port == "stop":
         _stop(ctx, args)
-        return
+        return None
     if args.stop_port is not None or args.all:
         raise UsageError("%sprite forward: give one port to forward (forward PORT [--local L]),"
                          " or stop forwards with forward stop PORT|--all")
@@ -58,11 +59,17 @@ def forward(ctx: CommandContext, args: Namespace) -> None:
         raise UsageError(f"%sprite forward: --local must be from 1 to 65535 (0: a free one), "
                          f"not {args.local}")
     handle = ctx.sprite(args.sprite)
+    running = ctx.forwards.find(handle.name, port)
+    if running is not None and args.local in (None, 0, running.local_port):
+        print(f"Already forwarding localhost:{running.local_port} to port {port} in "
+              f"{handle.name} (stop it with %sprite forward stop {port})")
+        return running.local_port
     with ctx.operation(handle.name, "forward", str(port)):
         handle.info()  # a missing sprite fails here, not on every connection
         started = start_forward(ctx, handle, port, args.local or 0)
     print(f"Forwarding localhost:{started.local_port} to port {port} in {handle.name} "
           f"(stop it with %sprite forward stop {port})")
+    return started.local_port
 
 
 def _stop(ctx: CommandContext, args: Namespace) -> None:

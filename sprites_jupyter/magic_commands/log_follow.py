@@ -83,7 +83,19 @@ class LogFollower:
             if self._ended.is_set():
                 return
             self._handle(event)
+        if self.follow and self._pending_stop is None:
+            self._end_if_not_running()
         self.end("done", "stopped following" if self.follow else "")
+
+    def _end_if_not_running(self) -> None:
+        """A followed stream that ended by itself (a server ends one at once for a stopped
+        service): end in the service's state rather than as merely no longer followed."""
+        service = self._state()
+        state = service.state if service is not None else None
+        if state is None or state.status == "stopped":
+            self.end("stopped", "the service is not running")
+        elif state.status == "failed" and state.next_restart_at is None:
+            self.end("failed", state.error or "failed")
 
     def _handle(self, event: ServiceLogEvent) -> None:
         kind = event.type

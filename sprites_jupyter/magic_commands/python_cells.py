@@ -42,6 +42,9 @@ PYTHON_CELL = cell_magic(
              help="show a remote exception without failing the cell"),
     argument("--new", action="store_true",
              help="start a fresh interpreter first (the old variables are gone)"),
+    argument("--python", metavar="PATH",
+             help="the interpreter to start the session on (a venv's or conda's bin/python, "
+                  "Python 3.8+; default: SpriteMagics.python, else python3)"),
     argument("--push", metavar="A,B",
              help="send these kernel variables to the session before the cell"),
     argument("--pull", metavar="C,D",
@@ -93,6 +96,10 @@ class _Cell:
         self.view.write(stream, text)
 
     def run(self, code: str) -> dict[str, Any]:
+        with self.session.in_use:
+            return self._run(code)
+
+    def _run(self, code: str) -> dict[str, Any]:
         request_id = self.session.request("run", code=code)
         interrupted_at: float | None = None
         timed_out = False
@@ -152,7 +159,10 @@ def run_cell(ctx: CommandContext, code: str, opts: Namespace) -> None:
     """Run ``code`` in the sprite's Python session (``--push``/``--pull`` around it)."""
     name = ctx.target(opts.sprite)
     with ctx.operation(name, "python", _summary(code)) as journaled:
-        session = session_for(ctx, name, fresh=opts.new)
+        session = session_for(ctx, name, fresh=opts.new, python=opts.python)
+        if opts.python and session.python != opts.python:
+            raise UsageError(f"The Python session on sprite {name} runs {session.python}: "
+                             f"add --new to start one on {opts.python}")
         try:
             for variable in _names(opts.push):
                 push_value(ctx, session, variable, variable)
@@ -197,10 +207,14 @@ def _status(ctx: CommandContext, name: str, args: Namespace) -> pd.Series:
         raise UsageError(f"No Python session on sprite {name} in this kernel: a "
                          "%%sprite_python cell starts one (%sprite python attach finds one "
                          "left by an earlier kernel)")
+    if not session.alive:
+        session = session_for(ctx, name)  # resumes what a restored checkpoint holds
     facts: dict[str, Any] = {"sprite": name, "session": session.session_id,
                              "pid": session.info.get("pid"),
                              "started": pd.Timestamp(session.started_at),
-                             "python": session.info.get("python"), "memory": None,
+                             "python": session.info.get("python"),
+                             "interpreter": session.info.get("executable") or session.python,
+                             "memory": None,
                              "alive": False}
     with contextlib.suppress(SessionEnded):
         value = session.call("status", timeout=30).get("value") or {}
@@ -243,8 +257,8 @@ def _attach(ctx: CommandContext, name: str, args: Namespace) -> None:
     if args.id:
         candidates = [sid for sid in candidates if sid == args.id]
     if not candidates:
-        which = f"session {args.id}" if args.id else "a Python session"
-        raise UsageError(f"Sprite {name} has no running {which} to attach to: a "
+        which = f"Python session {args.id} running" if args.id else "running Python session"
+        raise UsageError(f"Sprite {name} has no {which} to attach to: a "
                          "%%sprite_python cell starts a new one")
     newest = candidates[0]
     session = PythonSession.attach(sprite, newest)

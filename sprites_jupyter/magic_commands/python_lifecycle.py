@@ -4,7 +4,9 @@ One agent per (kernel, sprite): reused while it runs, reconnected after a droppe
 connection, started on first use. When its process ended (a restore, a restart, a
 kill) the next use raises one line saying why, naming the checkpoint a restore
 went to (from this kernel's journal, else from the automatic checkpoint servers
-take before a restore); only the use after that starts a fresh interpreter.
+take before a restore); only the use after that starts a fresh interpreter. When
+the checkpoint it was restored to holds the session's saved namespace
+(:mod:`.session_state`), the next use resumes it instead.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from IPython.core.error import UsageError
 from ..client import NotFound, Sprite, SpritesError
 from .context import CommandContext
 from .python_session import HOME, STATE_DIR, PythonSession
+from .session_state import resume_saved
 
 __all__ = ["detach_all", "forget", "running_agents", "session_for", "sessions_of"]
 
@@ -42,16 +45,21 @@ def detach_all(ctx: CommandContext) -> None:
     sessions_of(ctx).clear()
 
 
-def _why_ended(ctx: CommandContext, session: PythonSession) -> str:
+def _restored_to(ctx: CommandContext, session: PythonSession) -> str:
+    """The checkpoint the sprite was restored to since the session started, if any."""
     name = session.sprite.name
     restores = [entry for entry in ctx.journal.entries
                 if entry.sprite == name and entry.operation == "restore"
                 and entry.outcome.startswith("ok") and entry.time >= session.started_at]
     if restores:
-        return f"the sprite was restored to {restores[-1].target}"
-    restored_elsewhere = _restore_seen_in_checkpoints(session)
-    if restored_elsewhere:
-        return f"the sprite was restored to {restored_elsewhere}"
+        return restores[-1].target
+    return _restore_seen_in_checkpoints(session)
+
+
+def _why_ended(ctx: CommandContext, session: PythonSession) -> str:
+    restored_to = _restored_to(ctx, session)
+    if restored_to:
+        return f"the sprite was restored to {restored_to}"
     boot_id = session.info.get("boot_id")
     if boot_id:
         with contextlib.suppress(SpritesError, OSError):
@@ -99,9 +107,11 @@ def _reattached(session: PythonSession) -> PythonSession | None:
     return fresh
 
 
-def session_for(ctx: CommandContext, name: str, *, fresh: bool = False) -> PythonSession:
-    """This kernel's agent on ``name``: reused, reconnected, or started; never silently
-    replaced when it had ended (that raises the one-line error once)."""
+def session_for(ctx: CommandContext, name: str, *, fresh: bool = False,
+                python: str | None = None) -> PythonSession:
+    """This kernel's agent on ``name``: reused, reconnected, resumed from the namespace a
+    restored checkpoint holds, or started; never silently replaced when it had ended
+    (that raises the one-line error once)."""
     sessions = sessions_of(ctx)
     session = sessions.get(name)
     if session is not None and fresh:
@@ -112,12 +122,21 @@ def session_for(ctx: CommandContext, name: str, *, fresh: bool = False) -> Pytho
     if session is not None and session.lost and session.exit_code is None:
         session = _reattached(session) or session
         sessions[name] = session
+    interpreter = python or ctx.settings.python or None
     if session is not None and not session.alive:
         del sessions[name]
-        raise _ended(ctx, session)
+        ended, python_of_ended = session, session.python
+        resumed = resume_saved(ended.sprite, lambda s: PythonSession.start(s, python_of_ended),
+                               ended.session_id, _restored_to(ctx, ended))
+        if resumed is None:
+            raise _ended(ctx, ended)
+        sessions[name] = session = resumed
+    if session is None and not fresh:
+        session = resume_saved(ctx.sprite(name), lambda s: PythonSession.start(s, interpreter),
+                               None)
     if session is None:
-        session = _start(ctx, name)
-        sessions[name] = session
+        session = _start(ctx, name, interpreter)
+    sessions[name] = session
     return session
 
 
@@ -135,11 +154,11 @@ def running_agents(sprite: Sprite) -> list[str]:
                   key=lambda sid: running[sid].created or oldest, reverse=True)
 
 
-def _start(ctx: CommandContext, name: str) -> PythonSession:
+def _start(ctx: CommandContext, name: str, python: str | None) -> PythonSession:
     """A new agent; says so when another is already running there (attach reaches it)."""
     sprite = ctx.sprite(name)
     others = running_agents(sprite)
-    session = PythonSession.start(sprite)
+    session = PythonSession.start(sprite, python)
     if others:
         print(f"Started a new Python session on sprite {name}; {len(others)} other "
               f"{'session is' if len(others) == 1 else 'sessions are'} running there "

@@ -44,7 +44,8 @@ class SessionEnded(Exception):
     """The agent's process ended (or can no longer be reached) before it replied."""
 
 
-AGENT_FILES = ("python_agent.py", "python_agent_values.py")
+AGENT_FILES = ("python_agent.py", "python_agent_io.py", "python_agent_values.py",
+               "python_state.py")
 
 
 def _agent_sources() -> dict[str, bytes]:
@@ -81,9 +82,13 @@ class PythonSession:
         self.command = command
         self.session_id = command.session_id or ""
         self.started_at = datetime.now(UTC)
+        self.python = PYTHON
         self.info: dict[str, Any] = {}
         self.exit_code: int | None = None
         self.lost = False
+        # Held while a request is in flight: replies are read from one queue, so a
+        # checkpoint taken from another thread (the browser) must not read alongside.
+        self.in_use = threading.RLock()
         self._messages: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._prefix = uuid.uuid4().hex[:8]
         self._ids = itertools.count(1)
@@ -95,12 +100,15 @@ class PythonSession:
     # -- starting ----------------------------------------------------------------
 
     @classmethod
-    def start(cls, sprite: Sprite) -> PythonSession:
-        """Upload the agent if needed and start it; one-line errors for a missing python3."""
+    def start(cls, sprite: Sprite, python: str | None = None) -> PythonSession:
+        """Upload the agent if needed and start it on ``python`` (default ``python3``);
+        one-line errors for a missing or too old interpreter."""
         path = _upload_agent(sprite)
-        command = sprite.command(PYTHON, "-u", path,
+        interpreter = python or PYTHON
+        command = sprite.command(interpreter, "-u", path,
                                  max_run_after_disconnect=DETACHED_LIFETIME)
         session = cls(sprite, command)
+        session.python = interpreter
         session._handshake()
         return session
 
@@ -127,6 +135,9 @@ class PythonSession:
     def _start_failure(self) -> str:
         self._reader.join(STOP_WAIT)
         name = self.sprite.name
+        if self.exit_code == _NO_PYTHON and self.python != PYTHON:
+            return (f"Sprite {name} has no {self.python}: give the path of a Python 3.8 or "
+                    "newer there (e.g. --python /home/sprite/.venv/bin/python)")
         if self.exit_code == _NO_PYTHON:
             return (f"Sprite {name} has no {PYTHON}: install Python 3.8 or newer there "
                     f"(e.g. %sprite exec apt-get install -y python3) to use %%sprite_python")
@@ -203,6 +214,10 @@ class PythonSession:
 
     def call(self, op: str, *, timeout: float | None = None, **fields: Any) -> dict[str, Any]:
         """A request whose only interesting reply is its ``done`` message."""
+        with self.in_use:
+            return self._call(op, timeout, fields)
+
+    def _call(self, op: str, timeout: float | None, fields: dict[str, Any]) -> dict[str, Any]:
         request_id = self.request(op, **fields)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -214,10 +229,29 @@ class PythonSession:
                     and message.get("id") == request_id:
                 return message
 
+    def capabilities(self) -> dict[str, bool]:
+        """What the session can import, asked again (a package may have been installed)."""
+        done = self.call("has", timeout=HANDSHAKE_WAIT)
+        if done.get("status") == "ok" and isinstance(done.get("value"), dict):
+            self.info["has"] = done["value"]
+        return dict(self.info.get("has") or {})
+
     def interrupt(self) -> None:
         """SIGINT the agent's process group: ``KeyboardInterrupt`` in the running cell."""
         with contextlib.suppress(SpritesError, OSError):
             self.command.signal("INT")
+
+    def wait_ended(self, timeout: float) -> None:
+        """Give an ending process ``timeout`` seconds to be seen as ended."""
+        self._reader.join(timeout)
+
+    def kill(self) -> None:
+        """End the agent's process without the ``exit`` request (which would discard
+        its saved namespace)."""
+        with contextlib.suppress(SpritesError, OSError):
+            self.command.kill()
+        self._reader.join(STOP_WAIT)
+        self.lost = self.lost or self.exit_code is None
 
     def stop(self) -> None:
         """Ask the agent to exit; kill it if it does not within a few seconds."""

@@ -111,13 +111,33 @@ def _local_has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def _push_format(value: Any, remote: dict[str, bool], name: str) -> str:
+_FORMAT_MODULES = ("numpy", "pandas", "pyarrow", "cloudpickle")
+# Import names whose pip package is named otherwise.
+_PIP_NAMES = {"sklearn": "scikit-learn", "cv2": "opencv-python", "PIL": "pillow",
+              "yaml": "pyyaml", "skimage": "scikit-image", "bs4": "beautifulsoup4"}
+
+
+def _pip_name(module: str) -> str:
+    return _PIP_NAMES.get(module, module)
+
+
+def _session_has(session: PythonSession) -> dict[str, bool]:
+    """What the session can import; asked again when something a transfer could use was
+    missing (so a package installed mid-session is used)."""
+    has = session.info.get("has") or {}
+    if all(has.get(module) for module in _FORMAT_MODULES):
+        return has
+    return session.capabilities()
+
+
+def _push_format(value: Any, remote: dict[str, bool], name: str, python: str) -> str:
     module = type(value).__module__.split(".")[0]
     if type(value) is bytes:
         return "raw"
     if module in ("pandas", "numpy") and not remote.get(module):
-        raise UsageError(f"Cannot push {name} ({_type_name(value)}): the sprite's python3 "
-                         f"cannot import {module}; install it there (pip install {module})")
+        raise UsageError(f"Cannot push {name} ({_type_name(value)}): the sprite's {python} "
+                         f"cannot import {module}; install it there (%sprite exec {python} "
+                         f"-m pip install {module})")
     if module == "numpy" and type(value).__name__ == "ndarray" and value.dtype != object:
         return "npy"
     if type(value).__name__ == "DataFrame" and module == "pandas" \
@@ -205,6 +225,21 @@ def _read_npy(stream: _ChunkStream) -> Any:
     return flat.reshape(shape)
 
 
+def _load_failure(error: Exception, remote: str, type_name: str) -> UsageError:
+    """One line for a pulled value this kernel cannot load, and what to do about it."""
+    if isinstance(error, ImportError):
+        missing = (error.name or str(error)).split(".")[0]
+        return UsageError(f"Cannot pull {remote} ({type_name}): the kernel has no {missing}: "
+                          f"pip install {_pip_name(missing)} here, or pull a plain form "
+                          "(e.g. a dict or list made from it)")
+    if isinstance(error, AttributeError) and "__main__" in str(error):
+        return UsageError(f"Cannot pull {remote} ({type_name}): its class was defined in a "
+                          "%%sprite_python cell, which this kernel does not have: define it "
+                          "here too, or pull a plain form")
+    return UsageError(f"Cannot pull {remote} ({type_name}): this kernel cannot load it "
+                      f"({type(error).__name__}: {error})")
+
+
 def _accepted() -> list[str]:
     formats = ["raw", "pickle"]
     formats += [name for name, module in (("npy", "numpy"), ("parquet", "pyarrow"),
@@ -228,7 +263,7 @@ def push_value(ctx: CommandContext, session: PythonSession, local: str, remote: 
         if local not in ctx.shell.user_ns:
             raise UsageError(f"No variable {local} in this kernel")
         value = ctx.shell.user_ns[local]
-        kind = _push_format(value, session.info.get("has") or {}, local)
+        kind = _push_format(value, _session_has(session), local, session.python)
         folder = f"{STATE_DIR}/transfer/{uuid.uuid4().hex}"
         writer = PartWriter(sprite, f"{HOME}/{folder}")
         started = time.monotonic()
@@ -242,9 +277,11 @@ def push_value(ctx: CommandContext, session: PythonSession, local: str, remote: 
         if done.get("status") != "ok":
             ename, evalue = done.get("ename"), done.get("evalue")
             if ename == "ModuleNotFoundError":
+                missing = str(evalue).split("'")[1] if "'" in str(evalue) else str(evalue)
                 raise UsageError(f"Cannot push {local} ({_type_name(value)}): the sprite's "
-                                 f"python3 cannot load it ({evalue}); install that module "
-                                 "there")
+                                 f"{session.python} has no {missing}: install it there "
+                                 f"(%sprite exec {session.python} -m pip install "
+                                 f"{_pip_name(missing.split('.')[0])}), or push a plain form")
             raise UsageError(f"Cannot push {local} to sprite {sprite.name}: {ename}: {evalue}")
     print(f"Pushed {local} ({_type_name(value)}, {_size(writer.size)} as {kind}) to "
           f"{remote} on sprite {sprite.name} in {time.monotonic() - started:.1f} s")
@@ -266,6 +303,8 @@ def pull_value(ctx: CommandContext, session: PythonSession, remote: str, local: 
                              f"that cannot be serialised ({ename}: {evalue})")
         try:
             ctx.shell.user_ns[local] = _read(sprite, f"{HOME}/{path}", str(done["format"]))
+        except (ImportError, AttributeError, pickle.UnpicklingError, EOFError) as error:
+            raise _load_failure(error, remote, str(done.get("type_name") or "value")) from None
         finally:
             with contextlib.suppress(Exception):
                 sprite.delete(f"{HOME}/{path}")

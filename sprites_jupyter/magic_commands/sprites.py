@@ -28,6 +28,7 @@ def status(ctx: CommandContext, args: Namespace) -> None:
     client = ctx.client
     backend = f"local server at {client.base_url}" if client.is_local else client.base_url
     name = ctx.settings.sprite
+    limits = None
     with ctx.operation(name, "status"):
         try:
             info = client.get_sprite(name) if name else None
@@ -36,6 +37,7 @@ def status(ctx: CommandContext, args: Namespace) -> None:
             isolation = client.local_isolation() if client.is_local else None
             if isolation and isolation != "sandbox":
                 backend = f"local server ({isolation}) at {client.base_url}"
+            limits = client.local_limits() if client.is_local else None
         except AuthError as error:
             raise UsageError(f"Backend {client.base_url}: token rejected ({error}): check "
                              "SPRITES_TOKEN") from None
@@ -44,6 +46,8 @@ def status(ctx: CommandContext, args: Namespace) -> None:
         except NotFound:
             info = None
     print(f"Backend: {backend}")
+    if limits:
+        print(f"Limits: {limits.removeprefix('sprite limits: ')}")
     if not name:
         print("Sprite: none selected (run %sprite use NAME)")
     elif info is None:

@@ -4,7 +4,9 @@
 A sprite's URL routes to its HTTP service (the one with ``http_port``, else port
 8080). ``open`` links there when it can; any other port, or a browser that cannot
 reach the URL (JupyterHub, or ``--forward`` for a remote kernel), goes through a
-port forwarded from the kernel's machine, and ``open`` says so.
+port forwarded from the kernel's machine, and ``open`` says so. An app embedded from
+a private local URL goes through a forward too: a one-time sign-in link in an
+iframe would be saved with the notebook, dead, for whoever reads it.
 """
 
 from __future__ import annotations
@@ -16,14 +18,13 @@ from argparse import Namespace
 from dataclasses import dataclass
 
 from IPython.core.error import UsageError
-from IPython.display import IFrame
 
 from ..client import PortForward, Service, Sprite, SpriteInfo, sign_in_link
 from .context import CommandContext
 from .forwarding import start_forward
 from .registry import Names, argument, exclusive, subcommand
 
-__all__ = ["Link", "SpriteUrl", "open_app", "url"]
+__all__ = ["Embedded", "Link", "SpriteUrl", "open_app", "url"]
 
 URL_PORT = 8080  # where a sprite's URL goes when no service has an http_port
 AUTH_MEANING = {
@@ -71,6 +72,22 @@ class Link:
     def _repr_html_(self) -> str:
         return (f'{html.escape(self.title)}: <a href="{html.escape(self.url)}" '
                 f'target="_blank">{html.escape(self.url)}</a>')
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """A web app shown in the cell (an iframe); outside a notebook, its link as text."""
+
+    url: str
+    title: str
+    height: int
+
+    def __repr__(self) -> str:
+        return f"{self.title}: {self.url} (shown embedded in a notebook)"
+
+    def _repr_html_(self) -> str:
+        return (f'<iframe src="{html.escape(self.url)}" title="{html.escape(self.title)}" '
+                f'width="100%" height="{self.height}" frameborder="0"></iframe>')
 
 
 @subcommand("url", "the sprite's URL and who may open it: url [--public | --private]",
@@ -167,9 +184,12 @@ def open_app(ctx: CommandContext, args: Namespace) -> None:
                    else "The browser cannot reach the sprite URL from JupyterHub")
             link, note = _through_forward(ctx, handle, port, why)
         else:
-            link, note = _through_url(ctx, handle, handle.info())
+            info = handle.info()
+            if args.embed and ctx.client.is_local and (info.auth or "sprite") != "public":
+                why = "Embedded without a one-time sign-in link (it would be saved, dead)"
+                link, note = _through_forward(ctx, handle, port, why)
+            else:
+                link, note = _through_url(ctx, handle, info)
     print(note)
-    if args.embed:
-        ctx.show(IFrame(link, width="100%", height=args.embed))
-    else:
-        ctx.show(Link(link, f"{handle.name} port {port}"))
+    title = f"{handle.name} port {port}"
+    ctx.show(Embedded(link, title, args.embed) if args.embed else Link(link, title))

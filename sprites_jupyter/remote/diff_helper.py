@@ -16,9 +16,16 @@ but the answer crosses the network:
   filesystem API lists them.
 
 Checkpoints are the read-only trees under ``/.sprite/checkpoints`` and "now"
-is ``/``; a request may name other roots (``"checkpoints"``, ``"now"``). A checkpoint that
-is not there exits 3 with ``{"error": "not-mounted", "mounted": [...]}``;
-other refusals exit 2 with ``{"error": MESSAGE}``.
+is ``/``; a request may name other roots (``"checkpoints"``, ``"now"``) and another
+mount table (``"mountinfo"``). A checkpoint that is not there exits 3 with
+``{"error": "not-mounted", "mounted": [...]}``; other refusals exit 2 with
+``{"error": MESSAGE}``.
+
+What the platform owns is never a change: a path the running sprite has mounted
+read-only (generated ``/etc/hosts``, masked host files, ``/.sprite``) or from a
+filesystem a checkpoint does not keep (``/proc``, ``/dev``, a tmpfs ``/run``), in
+every view compared, and the paths a request names as its caller's own bookkeeping
+(``"own"``).
 
 Files are compared by type, size and mode first; contents are read only where
 sizes match and either the mtimes differ or the file is small (a same-size
@@ -40,7 +47,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 CHECKPOINTS = "/.sprite/checkpoints"
-IGNORED_TOP = frozenset((".sprite", "proc", "sys", "dev"))
+MOUNTINFO = "/proc/self/mountinfo"
+# Where a view records what its shared files cannot carry (see record_of): the platform's.
+RECORD = ".sprite/stat.json"
+# Kernel and memory filesystems: what is mounted from them is not in a checkpoint.
+UNKEPT_FILESYSTEMS = frozenset(("proc", "sysfs", "tmpfs", "devtmpfs", "devpts", "mqueue",
+                                "cgroup", "cgroup2", "ramfs", "securityfs", "debugfs",
+                                "tracefs", "bpf", "pstore", "hugetlbfs", "binfmt_misc"))
 SMALL_FILE = 64 * 1024
 BLOCK = 1024 * 1024
 BINARY_PROBE = 8192
@@ -82,8 +95,37 @@ def relative(path: str) -> str:
     return posixpath.normpath("/" + path).lstrip("/")
 
 
-def ignored(rel: str) -> bool:
-    return rel.split("/", 1)[0] in IGNORED_TOP
+def unescape_mount_path(text: str) -> str:
+    """A mountinfo path with its octal escapes (``\\040`` for a space) decoded."""
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "\\" and text[i + 1:i + 4].isdigit():
+            out.append(chr(int(text[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def platform_mounts(mountinfo: str) -> set:
+    """The mount points (relative paths) that belong to the platform: read-only ones and
+    those of filesystems a checkpoint does not keep. The root itself never is."""
+    found = set()
+    try:
+        with open(mountinfo, encoding="utf-8", errors="surrogateescape") as file:
+            lines = file.read().splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        head, _, tail = line.partition(" - ")
+        fields, rest = head.split(" "), tail.split(" ")
+        if len(fields) < 6 or not rest:
+            continue
+        rel = relative(unescape_mount_path(fields[4]))
+        if rel and ("ro" in fields[5].split(",") or rest[0] in UNKEPT_FILESYSTEMS):
+            found.add(rel)
+    return found
 
 
 def lstat(root: str, rel: str) -> os.stat_result | None:
@@ -224,7 +266,7 @@ def record_of(root: str) -> dict:
     mtime_ns]}}``) when its files are shared objects that cannot carry their own
     modes and mtimes (the local server's are hard links); {} for a view without one."""
     try:
-        with open(os.path.join(root, ".sprite", "stat.json"), encoding="utf-8") as file:
+        with open(os.path.join(root, RECORD), encoding="utf-8") as file:
             entries = json.load(file)["entries"]
     except (OSError, ValueError, KeyError, TypeError):
         return {}
@@ -260,12 +302,22 @@ class Comparison:
     Roots end with ``/``; paths inside them are relative ('' is the root).
     """
 
-    def __init__(self, a: View, b: View, out, since_ns: int | None = None) -> None:
+    def __init__(self, a: View, b: View, out, since_ns: int | None = None,
+                 skipped: frozenset = frozenset()) -> None:
         self.a, self.b = a, b
         self.root_a, self.root_b = a.root, b.root
         self.out = out
         self.since_ns = since_ns
+        self.skipped = skipped
         self.unread: list = []
+
+    def ignored(self, rel: str) -> bool:
+        """Whether ``rel`` is at or below a path that is never reported."""
+        while rel:
+            if rel in self.skipped:
+                return True
+            rel = rel.rpartition("/")[0]
+        return False
 
     def added(self, rel: str, b: os.stat_result) -> bool:
         """Report ``rel``, found only in B; whether to look below it.
@@ -288,7 +340,7 @@ class Comparison:
 
     def path(self, rel: str) -> None:
         """Compare one path (the root when ``rel`` is '') and everything under it."""
-        if rel and ignored(rel):
+        if rel and self.ignored(rel):
             return
         a, b = self.a.lstat(rel), self.b.lstat(rel)
         if a is None and b is not None and rel:
@@ -339,11 +391,11 @@ class Comparison:
             rel, dir_a, dir_b = stack.pop()
             under_a = self.a.children(rel) if dir_a else {}
             under_b = self.b.children(rel) if dir_b else {}
-            if not rel:
-                for name in IGNORED_TOP:
-                    under_a.pop(name, None)
-                    under_b.pop(name, None)
             prefix = rel + "/" if rel else ""
+            for name in [n for n in under_a.keys() | under_b.keys()
+                         if prefix + n in self.skipped]:
+                under_a.pop(name, None)
+                under_b.pop(name, None)
             for name, a in under_a.items():
                 b = under_b.pop(name, None)
                 if (b is not None and a.st_mode == b.st_mode and a.st_size == b.st_size
@@ -454,8 +506,12 @@ def answer(request: dict, out) -> None:
         layer_only = (b is None and since is not None
                       and not os.path.lexists(os.path.join(root_a, "usr", "bin"))
                       and os.path.isdir(os.path.join(now, "usr", "bin")))
+        skipped = platform_mounts(request.get("mountinfo") or MOUNTINFO)
+        own = request.get("own") or ()
+        skipped.update(relative(path) for path in [checkpoints, RECORD, *own])
+        skipped.discard("")
         cutoff = int(since * 1e9) if layer_only and since is not None else None
-        comparison = Comparison(view_a, view_b, out, cutoff)
+        comparison = Comparison(view_a, view_b, out, cutoff, frozenset(skipped))
         for path in request.get("paths") or ["/"]:
             comparison.path(relative(path))
         comparison.read_contents()

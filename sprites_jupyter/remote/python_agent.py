@@ -7,9 +7,12 @@ descriptors 1 and 2, so subprocesses too) are captured and sent as ``stream``
 events, and descriptor 0 reads ``/dev/null``. Every reply carries the request's
 ``id``; a client that attaches later skips the replayed lines it does not own.
 
-Requests (``op``): ``hello``, ``run`` (``code``), ``vars``, ``status``, ``load``
+Requests (``op``): ``hello``, ``run`` (``code``), ``vars``, ``status``, ``has``, ``load``
 (a pushed value: ``name``, ``format``, ``dir`` of parts, ``parts``), ``dump``
-(a value to pull: ``name``, ``path``, ``formats`` the client reads), ``exit``.
+(a value to pull: ``name``, ``path``, ``formats`` the client reads), ``save`` (the
+namespace into the sprite, for a checkpoint: :mod:`python_state`), ``resume``
+(``session_id``: an ended session's saved namespace), ``exit`` (which also removes
+this session's saved namespace: a stopped session is not resumed).
 Paths are relative to ``$HOME``, which is where the filesystem API's
 ``/home/sprite`` lives. SIGINT raises ``KeyboardInterrupt`` in the running cell
 only; between cells it is ignored.
@@ -20,17 +23,14 @@ from __future__ import annotations
 import ast
 import base64
 import builtins
-import codecs
 import importlib.util
 import io
 import json
 import linecache
 import os
-import select
 import shutil
 import signal
 import sys
-import threading
 import time
 import traceback
 import types
@@ -38,120 +38,19 @@ import warnings
 
 try:
     from . import python_agent_values as values
+    from . import python_state as state
+    from .python_agent_io import Channel, Streams, StreamWriter
 except ImportError:
     import python_agent_values as values  # type: ignore[no-redef]
+    import python_state as state  # type: ignore[no-redef]
+    from python_agent_io import (  # type: ignore[no-redef]
+        Channel,
+        Streams,
+        StreamWriter,
+    )
 
 MIN_PYTHON = (3, 8)
-FLUSH_INTERVAL = 0.05
-FLUSH_SIZE = 64 * 1024
 AGENT_FILE = os.path.abspath(__file__)
-
-
-class Channel:
-    """The protocol's output: one JSON object per line on a private descriptor."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.lock = threading.Lock()
-
-    def send(self, message: dict) -> None:
-        """Write one whole line: SIGINT waits until it is out (in the main thread its
-        ``KeyboardInterrupt`` would cut the line, and the reply in it, short)."""
-        data = (json.dumps(message, default=repr) + "\n").encode()
-        main = threading.current_thread() is threading.main_thread()
-        if main:
-            previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
-            with self.lock:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(self.fd, view):]
-        finally:
-            if main:
-                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-class Streams:
-    """Captured output: Python-level writes and descriptor-level writes become events."""
-
-    def __init__(self, channel: Channel) -> None:
-        self.channel = channel
-        self.request_id = None
-        self.lock = threading.Lock()
-        self.buffers: dict = {"stdout": [], "stderr": []}
-        self.sizes = {"stdout": 0, "stderr": 0}
-        self.pipes: dict = {}
-
-    def write(self, name: str, text: str) -> None:
-        if not text:
-            return
-        with self.lock:
-            self.buffers[name].append(text)
-            self.sizes[name] += len(text)
-            large = self.sizes[name] >= FLUSH_SIZE
-        if large:
-            self.flush()
-
-    def flush(self) -> None:
-        with self.lock:
-            pending = [(name, "".join(parts)) for name, parts in self.buffers.items() if parts]
-            for name in self.buffers:
-                self.buffers[name] = []
-                self.sizes[name] = 0
-            for name, text in pending:
-                self.channel.send({"type": "stream", "id": self.request_id, "name": name,
-                                   "text": text})
-
-    def capture_descriptors(self) -> None:
-        """Point fds 1 and 2 at pipes read by threads (subprocess output is captured too)."""
-        for fd, name in ((1, "stdout"), (2, "stderr")):
-            read_end, write_end = os.pipe()
-            os.dup2(write_end, fd)
-            os.close(write_end)
-            self.pipes[name] = read_end
-            threading.Thread(target=self._pump, args=(read_end, name), daemon=True).start()
-        threading.Thread(target=self._tick, daemon=True).start()
-
-    def _pump(self, fd: int, name: str) -> None:
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        while True:
-            data = os.read(fd, 65536)
-            if not data:
-                return
-            self.write(name, decoder.decode(data))
-
-    def _tick(self) -> None:
-        while True:
-            time.sleep(FLUSH_INTERVAL)
-            self.flush()
-
-    def drain(self) -> None:
-        """Forward what subprocesses wrote so far, then flush everything."""
-        deadline = time.monotonic() + 1.0
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select(list(self.pipes.values()), [], [], 0)
-            if not ready:
-                break
-            time.sleep(0.005)
-        self.flush()
-
-
-class StreamWriter(io.TextIOBase):
-    """``sys.stdout``/``sys.stderr`` for user code."""
-
-    def __init__(self, streams: Streams, name: str) -> None:
-        self.streams = streams
-        self.name = name
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        self.streams.write(self.name, text)
-        return len(text)
-
-    def isatty(self) -> bool:
-        return False
 
 
 class Agent:
@@ -169,6 +68,7 @@ class Agent:
         self.started = time.time()
         self.in_user_code = False
         self.request_id = None
+        self.state = state.SessionState("")
 
     # -- display ---------------------------------------------------------------
 
@@ -219,6 +119,7 @@ class Agent:
             if not isinstance(request, dict):
                 continue
             if request.get("op") == "exit":
+                self.state.discard()
                 return
             self.handle(request)
 
@@ -243,13 +144,17 @@ class Agent:
 
     def op_hello(self, request: dict) -> dict:
         session = request.get("session_id")
-        if session:
+        if session and self.state.session_id != str(session):
             record_session(str(session), self.started)
+            self.state = state.SessionState(str(session))
         return {"pid": os.getpid(), "started": self.started, "boot_id": boot_id(),
                 "python": sys.version.split()[0], "executable": sys.executable,
-                "has": {name: importlib.util.find_spec(name) is not None
-                        for name in ("numpy", "pandas", "pyarrow", "cloudpickle",
-                                     "IPython", "matplotlib")}}
+                "has": capabilities()}
+
+    def op_has(self, request: dict) -> dict:
+        """What the session can import now (a package installed mid-session counts)."""
+        importlib.invalidate_caches()
+        return {"value": capabilities()}
 
     def op_run(self, request: dict) -> dict:
         self.cells += 1
@@ -264,9 +169,19 @@ class Agent:
                     "evalue": str(error), "traceback": user_traceback(error)}
         if show and value is not None:
             self.namespace["_"] = value
-            self.display(value)
+            if not self.is_open_figure(value):
+                self.display(value)
         self.flush_figures()
         return {}
+
+    @staticmethod
+    def is_open_figure(value) -> bool:
+        """Whether ``value`` is a pyplot figure still open, which :meth:`flush_figures`
+        shows as its picture (displaying it too would add ``<Figure size …>``)."""
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        number = getattr(value, "number", None)
+        return (pyplot is not None and type(value).__name__ == "Figure"
+                and number in pyplot.get_fignums())
 
     def execute(self, code: str, filename: str) -> tuple:
         tree = ast.parse(code, filename, "exec")
@@ -302,6 +217,21 @@ class Agent:
         return {"value": {"pid": os.getpid(), "started": self.started,
                           "memory": resident_bytes(), "cells": self.cells,
                           "python": sys.version.split()[0]}}
+
+    def op_save(self, request: dict) -> dict:
+        self.in_user_code = True
+        try:
+            return {"value": self.state.save(self.namespace, sys.version.split()[0])}
+        finally:
+            self.in_user_code = False
+
+    def op_resume(self, request: dict) -> dict:
+        folder = os.path.join(state.state_root(), str(request["session_id"]))
+        self.in_user_code = True
+        try:
+            return {"value": self.state.resume(folder, self.namespace)}
+        finally:
+            self.in_user_code = False
 
     def op_load(self, request: dict) -> dict:
         name = str(request["name"])
@@ -339,6 +269,11 @@ class Agent:
             self.in_user_code = False
         return {"format": kind, "size": os.path.getsize(path),
                 "type_name": values.describe_type(value)}
+
+
+def capabilities() -> dict:
+    return {name: importlib.util.find_spec(name) is not None
+            for name in ("numpy", "pandas", "pyarrow", "cloudpickle", "IPython", "matplotlib")}
 
 
 def user_traceback(error: BaseException) -> list:

@@ -38,8 +38,10 @@ class CheckpointActions:
     ``restore`` returns the id of the checkpoint that undoes the restore;
     ``create`` returns the new checkpoint's id; ``explain`` turns an exception
     into the one line shown to the user; ``changes`` (when given) returns the
-    DataFrame of what changed since a checkpoint, for the Changes column and
-    the restore confirmation.
+    DataFrame of files changed since a checkpoint and ``variables`` that of the
+    Python session's variables, for the Changes column; ``preview`` (when given)
+    is the restore confirmation's paragraph (else it is made from ``changes``);
+    ``gone`` says whether the sprite no longer exists.
     """
 
     list: Callable[[], Sequence[Any]]
@@ -48,6 +50,9 @@ class CheckpointActions:
     create: Callable[[str, ProgressView], str]
     explain: Callable[[BaseException], str] = str
     changes: Callable[[str], Any] | None = None
+    variables: Callable[[str], Any] | None = None
+    preview: Callable[[str], str] | None = None
+    gone: Callable[[], bool] | None = None
 
 
 def describe_age(when: datetime | None, now: datetime | None = None) -> str:
@@ -88,7 +93,9 @@ class CheckpointBrowser:
         self.restore_buttons: dict[str, w.Button] = {}
         self.pending: str | None = None
         self.worker: threading.Thread | None = None
-        self.changes = (CheckpointChanges(actions.changes, actions.explain)
+        self.previewer: threading.Thread | None = None
+        self.gone = False
+        self.changes = (CheckpointChanges(actions.changes, actions.explain, actions.variables)
                         if actions.changes is not None else None)
         self.changes_rows: dict[str, Any] = {}
         self.heading = w.HTML(f"<b>Checkpoints of {html.escape(title)}</b>")
@@ -146,16 +153,18 @@ class CheckpointBrowser:
         ages = []
         for checkpoint in self.checkpoints:
             button = w.Button(description="Restore", icon="undo",
-                              tooltip=f"Restore {checkpoint.id}")
+                              tooltip=f"Restore {checkpoint.id}",
+                              layout=w.Layout(width="auto", flex="0 0 auto"))
             button.on_click(lambda _, cp=checkpoint: self._ask(cp))
             self.restore_buttons[checkpoint.id] = button
             age = w.HTML(describe_age(checkpoint.create_time), layout=w.Layout(width="8em"))
             ages.append((age, checkpoint.create_time))
             row = w.HBox([
                 w.HTML(f'<code style="white-space:nowrap">{html.escape(checkpoint.id)}</code>',
-                       layout=w.Layout(width="14em")),
+                       layout=w.Layout(width="14em", flex="0 1 auto", min_width="5em")),
                 age,
-                w.HTML(html.escape(checkpoint.comment or ""), layout=w.Layout(width="20em")),
+                w.HTML(html.escape(checkpoint.comment or ""),
+                       layout=w.Layout(width="20em", flex="0 1 auto", min_width="6em")),
                 button,
             ])
             rows.extend(self._with_changes(checkpoint.id, row))
@@ -170,7 +179,23 @@ class CheckpointBrowser:
         row.children = (*row.children, changes.button)
         return [row, changes.detail]
 
+    def _check_gone(self) -> bool:
+        """When the sprite no longer exists: say so in one line, disable every button."""
+        if self.gone or self.actions.gone is None or not self.actions.gone():
+            return self.gone
+        self.gone = True
+        self._hide_confirmation()
+        self.message.value = (f"Sprite <code>{html.escape(self.title)}</code> is gone (it was "
+                              "destroyed): its checkpoints went with it.")
+        for button in self.buttons:
+            button.disabled = True
+        for row in self.changes_rows.values():
+            row.button.disabled = True
+        return True
+
     def _ask(self, checkpoint: Any) -> None:
+        if self._check_gone():
+            return
         self.pending = checkpoint.id
         comment = f" “{html.escape(checkpoint.comment)}”" if checkpoint.comment else ""
         self.confirm_text.value = (
@@ -180,11 +205,25 @@ class CheckpointBrowser:
         self.confirm_button.description = f"Restore {checkpoint.id}"
         self.confirm_box.layout.display = "flex"
         self.undo_text.value = ""
-        if self.changes is not None:
+        if self.actions.preview is not None:
+            self.undo_text.value = f"Working out what restoring {html.escape(checkpoint.id)} " \
+                                   "would undo…"
+            self.previewer = threading.Thread(target=self._preview, args=(checkpoint.id,),
+                                              daemon=True)
+            self.previewer.start()
+        elif self.changes is not None:
             self.undo_text.value = f"Working out what restoring {html.escape(checkpoint.id)} " \
                                    "would undo…"
             self.changes.undo_sentence(checkpoint.id,
                                        lambda sentence: self._show_undo(checkpoint.id, sentence))
+
+    def _preview(self, checkpoint_id: str) -> None:
+        assert self.actions.preview is not None
+        try:
+            paragraph = self.actions.preview(checkpoint_id)
+        except Exception as error:
+            paragraph = f"What it would undo is unknown: {self.actions.explain(error)}"
+        self._show_undo(checkpoint_id, paragraph)
 
     def _show_undo(self, checkpoint_id: str, sentence: str) -> None:
         if self.pending == checkpoint_id:
@@ -204,6 +243,8 @@ class CheckpointBrowser:
         """Block until the current background job (if any) has finished."""
         if self.worker is not None:
             self.worker.join(timeout)
+        if self.previewer is not None:
+            self.previewer.join(timeout)
         if self.changes is not None:
             self.changes.wait(timeout)
 
@@ -214,6 +255,8 @@ class CheckpointBrowser:
         try:
             note = job()
         except Exception as error:
+            if self._check_gone():
+                return
             note = f'<span style="color:#c62828">{html.escape(self.actions.explain(error))}</span>'
         try:
             self._render(self.actions.list())

@@ -2,7 +2,9 @@
 
 :class:`LogPanel` keeps only the last ``max_lines`` lines (memory is bounded by
 the buffer, not by how much is printed), redraws at most ``1 / min_interval``
-times a second however fast lines come, colours stderr, and has a Stop button.
+times a second however fast lines come, renders the programs' own ANSI colours, sets
+stderr apart without painting it as errors (healthy servers log there), and has a Stop
+button.
 It is safe to write to from a background thread: widget values set there are
 sent by the kernel's comm, so output lands in the cell that displayed the panel.
 :class:`LogText` is the text fallback: chunks go straight to stdout/stderr.
@@ -20,6 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
+from .ansi import ansi_to_html, strip_ansi
 from .fallback import TextFallback
 
 if TYPE_CHECKING:
@@ -27,7 +30,9 @@ if TYPE_CHECKING:
 
 __all__ = ["LogPanel", "LogText", "LogView"]
 
-_STYLE = {"stdout": "", "stderr": ' style="color:#c62828"'}
+_STYLE = {"stdout": "", "stderr": ' title="stderr" style="color:#5d4037"'}
+# Notes on the way to an end, which the text view leaves to its one closing line.
+_ENDING_NOTES = ("stopping", "stopped")
 _STATE_COLOUR = {"running": "#1565c0", "done": "#2e7d32", "failed": "#c62828",
                  "cancelled": "#c62828", "stopped": "#555", "stopping": "#ef6c00",
                  "restarting": "#ef6c00"}
@@ -98,10 +103,11 @@ class LogPanel(TextFallback, LogView):
 
     @property
     def lines(self) -> list[tuple[str, str]]:
-        """The buffered ``(stream, line)`` pairs, oldest first (partial lines included)."""
+        """The buffered ``(stream, line)`` pairs, oldest first (partial lines included),
+        without colour codes."""
         with self._lock:
-            complete = [(s, html.unescape(t)) for s, t in self._lines]
-            partial = [(s, html.unescape(t)) for s, t in self._partial.items() if t]
+            complete = [(s, strip_ansi(t)) for s, t in self._lines]
+            partial = [(s, strip_ansi(t)) for s, t in self._partial.items() if t]
         return (complete + partial)[-self.max_lines:]
 
     def write(self, stream: str, data: bytes | str) -> None:
@@ -109,8 +115,9 @@ class LogPanel(TextFallback, LogView):
         if not text:
             return
         with self._lock:
-            pieces = (self._partial[stream] + html.escape(text, quote=False)).split("\n")
+            pieces = (self._partial[stream] + text).split("\n")
             self._partial[stream] = pieces.pop()
+            pieces = [_overwritten(line) for line in pieces]
             overflow = len(self._lines) + len(pieces) - self.max_lines
             if overflow > 0:
                 self._dropped += overflow
@@ -133,8 +140,9 @@ class LogPanel(TextFallback, LogView):
         with self._lock:
             self._timer = None
             self._last_draw = time.monotonic()
-            rows = [f"<span{_STYLE[s]}>{t}</span>" for s, t in self._lines]
-            rows += [f"<span{_STYLE[s]}>{t}</span>" for s, t in self._partial.items() if t]
+            rows = [f"<span{_STYLE[s]}>{ansi_to_html(t)}</span>" for s, t in self._lines]
+            rows += [f"<span{_STYLE[s]}>{ansi_to_html(_overwritten(t))}</span>"
+                     for s, t in self._partial.items() if t]
             dropped = self._dropped
             self.redraws += 1
         head = f"<i>… {dropped} earlier lines not shown</i>\n" if dropped else ""
@@ -162,6 +170,10 @@ class LogPanel(TextFallback, LogView):
         if self.state == "running":
             self.status.value = self._status_html(label, message)
 
+    def final_html(self) -> str:
+        return (f'<div class="sprites-log">{self.status.value}'
+                f'<div style="max-height:24em;overflow:auto">{self.output.value}</div></div>')
+
     def text(self) -> str:
         status = f"{self.title}: {self.state}"
         if self.state != "running" and self._message:
@@ -173,6 +185,12 @@ class LogPanel(TextFallback, LogView):
         if self._on_stop is not None:
             self._on_stop()
 
+
+
+def _overwritten(line: str) -> str:
+    """What a terminal shows of a line that a carriage return rewrote (a progress bar)."""
+    kept = line.rstrip("\r")
+    return kept.rsplit("\r", 1)[-1]
 
 
 class LogText(LogView):
@@ -223,7 +241,9 @@ class LogText(LogView):
             self._announce(state, message, to_stderr=state not in ("done", "stopped"))
 
     def note(self, label: str, message: str = "") -> None:
-        if self.state == "running" and self.announce:
+        """Print a passing state (``restarting``), but not the steps of an ending
+        (``stopping``, ``stopped``): the end prints one closing line itself."""
+        if self.state == "running" and self.announce and label not in _ENDING_NOTES:
             self._announce(label, message, to_stderr=False)
 
     def _announce(self, label: str, message: str, *, to_stderr: bool) -> None:

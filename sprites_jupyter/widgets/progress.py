@@ -75,6 +75,10 @@ def track(events: Iterable[E], view: ProgressView) -> Iterator[E]:
         raise
 
 
+# The final bar's colour, as the widget's bar styles draw it.
+_BAR_COLOUR = {"done": "#388e3c", "failed": "#d32f2f", "cancelled": "#d32f2f"}
+
+
 class ProgressBar(TextFallback):
     """Stage text, a step bar and elapsed time, composed of stock widgets."""
 
@@ -126,6 +130,14 @@ class ProgressBar(TextFallback):
 
     def text(self) -> str:
         return "\n".join(f"{self.title}: {stage}" for stage in self.stages) or self.title
+
+    def final_html(self) -> str:
+        colour = _BAR_COLOUR.get(self.state, "#9e9e9e")
+        return (f'<div class="sprites-progress sprites-progress-{self.state}" '
+                'style="display:flex;align-items:center;gap:0.6em">'
+                f'<div style="width:12em;height:1.1em;background:{colour}"></div>'
+                f"<span>{html.escape(self.clock.value)}</span>"
+                f"<span>{self.label.value}</span></div>")
 
     def succeed(self, message: str) -> None:
         self._end("done", "success", message)

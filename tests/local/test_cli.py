@@ -112,7 +112,9 @@ def test_status_lists_running_servers_and_stop_stops_one(tmp_path: Path) -> None
                    headers={"Authorization": "Bearer t"}, timeout=60).raise_for_status()
         lines = _cli("status", registry=registry).stdout.splitlines()
         assert lines[0].split() == ["HOME", "URL", "PID", "SPRITES", "UPTIME"]
-        rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
+        table, limits = lines[:lines.index("")], lines[lines.index("") + 1:]
+        rows = {line.split()[0]: line.split()[1:] for line in table[1:]}
+        assert any(line.startswith(f"  {homes[0]}: ") for line in limits), limits
         assert rows[str(homes[0])][:3] == [urls[0], str(processes[0].pid), "1"]
         assert rows[str(homes[1])][:3] == [urls[1], str(processes[1].pid), "0"]
         assert rows[str(homes[0])][3].isdigit() and rows[str(homes[0])][4] in ("s", "min")
@@ -123,7 +125,7 @@ def test_status_lists_running_servers_and_stop_stops_one(tmp_path: Path) -> None
                                          f"(pid {processes[0].pid}")
         assert processes[0].wait(timeout=30) is not None
         assert not (homes[0] / "server.json").exists()
-        remaining = _cli("status", registry=registry).stdout.splitlines()[1:]
+        remaining = _cli("status", registry=registry).stdout.split("\n\n")[0].splitlines()[1:]
         assert [line.split()[0] for line in remaining] == [str(homes[1])]
         again = _cli("stop", "--home", str(homes[0]), registry=registry)
         assert again.returncode == 0

@@ -110,6 +110,7 @@ def test_unix_socket_in_the_run_dir_is_reachable_inside(tmp_path: Path,
             writer.close()
 
         server = await asyncio.start_unix_server(answer, path=str(path))
+        runtime.files.expose_socket(path)
         read, write = os.pipe()
         null = os.open(os.devnull, os.O_RDONLY)
         try:

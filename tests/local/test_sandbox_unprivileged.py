@@ -19,8 +19,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 
+from sprites_jupyter.client import SpritesClient
+from sprites_jupyter.magic_commands.diff import checkpoint_changes
 from tests.conftest import LocalServer, start_server
 from tests.local.sandbox_checks import checkpoint, eventually, restore, sh, start_service
 from tests.local.sprite_procs import alive, host_pid, sandboxed
@@ -130,6 +133,32 @@ def test_sprite_view_and_identity(ordinary: tuple[LocalServer, httpx.Client, str
     assert sh(local, name, "pwd; hostname; id -un; test -e /root || echo no-root") == (
         0, f"/home/sprite\n{name}\nsprite\nno-root\n", "")
     assert sh(local, name, "pwd", dir="/tmp") == (0, "/tmp\n", "")
+
+
+def test_a_fresh_checkpoint_diffed_against_the_unchanged_sprite_is_empty(
+        ordinary: tuple[LocalServer, httpx.Client, str]) -> None:
+    """What the platform mounts (generated and masked /etc files, /run, /.sprite) is no
+    change here either, where the host's /usr and /etc stay read-only to the sprite."""
+    local, http, name = ordinary
+    taken = checkpoint(http, name)
+    with SpritesClient(local.token, local.url) as client:
+        handle = client.sprite(name)
+        assert _without_host_account_backups(checkpoint_changes(handle, taken)).empty
+        assert checkpoint_changes(handle, "v0", taken).empty
+        assert sh(local, name, "echo hi > mine.txt")[0] == 0
+        assert _without_host_account_backups(checkpoint_changes(handle, taken))["path"].tolist() \
+            == ["/home/sprite/mine.txt"]
+
+
+# useradd/userdel (this module's, and other tests' running at the same time) rewrite these
+# backups in the host's /etc, the sprite's base: a view of the sprite's own layer cannot
+# tell such a fresh base file from one the sprite wrote.
+HOST_ACCOUNT_BACKUPS = ("/etc/passwd-", "/etc/group-", "/etc/shadow-", "/etc/gshadow-",
+                        "/etc/subuid-", "/etc/subgid-")
+
+
+def _without_host_account_backups(changes: pd.DataFrame) -> pd.DataFrame:
+    return changes[~changes["path"].isin(HOST_ACCOUNT_BACKUPS)]
 
 
 def test_writes_stay_in_the_sprite(ordinary: tuple[LocalServer, httpx.Client, str]) -> None:

@@ -98,15 +98,82 @@ def test_diff_against_now_and_across_the_whole_filesystem(ip, history):
                                         f"{HOME}/run.sh"]
 
 
+# Other tests' useradd/userdel rewrite these backups in the host's /etc (the sprite's base)
+# at any moment; a view of the sprite's own layer cannot tell them from the sprite's files.
+HOST_ACCOUNT_BACKUPS = ("/etc/passwd-", "/etc/group-", "/etc/shadow-", "/etc/gshadow-",
+                        "/etc/subuid-", "/etc/subgid-")
+
+
+def _without_host_account_backups(changes: pd.DataFrame) -> pd.DataFrame:
+    return changes[~changes["path"].isin(HOST_ACCOUNT_BACKUPS)]
+
+
+def test_a_fresh_sprites_checkpoint_diffed_against_the_unchanged_sprite_is_empty(ip, mounted):
+    """What the platform generates or mounts (/etc/hosts, masked host files, /run, the
+    merged-/usr links) and the extension's own session files are never changes."""
+    checkpoint_id = _checkpoint(ip, "fresh")
+    assert _without_host_account_backups(ip.ok(f"%sprite diff {checkpoint_id}")).empty
+    assert ip.ok(f"%sprite diff v0 {checkpoint_id}").empty
+    ip.ok("%%sprite_python\nanswer = 42\n")
+    _sh(ip, "test -d .sprites_jupyter && mkdir proj && echo hi > proj/text.txt")
+    assert _changes(_without_host_account_backups(ip.ok(f"%sprite diff {checkpoint_id}"))) == {
+        f"{HOME}/proj": "added", f"{HOME}/proj/text.txt": "added"}
+    ip.ok("%sprite python stop")
+
+
+def test_paths_relative_to_the_home_directory(ip, history, capsys):
+    assert _changes(ip.ok("%sprite diff v2 v3 -- run.sh 'dir with space'")) == {
+        f"{HOME}/run.sh": "mode-changed", f"{HOME}/dir with space": "added",
+        f"{HOME}/dir with space/données é.txt": "added"}
+    ip.ok("%sprite diff v2 v3 --file edit.txt")
+    assert f"+++ v3:{HOME}/edit.txt" in capsys.readouterr().out
+
+
 def test_diff_stat_prints_a_summary_and_counts_by_directory(ip, history, capsys):
     counts = ip.ok(f"%sprite diff v2 v3 --stat -- {HOME}")
     assert capsys.readouterr().out.splitlines()[0] == (
         "v2 → v3: 8 files differ: 3 added, 1 removed, 2 modified, 1 changed type, "
-        "1 changed mode")
+        "1 changed mode (+6 bytes)")
     assert counts.loc[f"{HOME}/retype", "type-changed"] == 1
     assert counts.loc[f"{HOME}/retype", "total"] == 2
     assert counts.loc[f"{HOME}/dir with space", "added"] == 2
     assert int(counts["total"].sum()) == 8
+    assert counts.loc[HOME, "size_change"] == 2 + 9 - 4, "blob.bin, edit.txt, gone.txt"
+
+
+VENV_TREE = r"""
+import os
+site = "env/lib/python3.11/site-packages"
+for package, files in (("numpy", 3000), ("scipy", 4000), ("sklearn", 2500), ("joblib", 500)):
+    for index in range(files):
+        folder = f"{site}/{package}/part{index % 7}"
+        os.makedirs(folder, exist_ok=True)
+        open(f"{folder}/m{index}.py", "w").write("x" * 100)
+    os.makedirs(f"{site}/{package}-1.0.dist-info")
+    open(f"{site}/{package}-1.0.dist-info/RECORD", "w").write("")
+os.makedirs("env/bin")
+for index in range(20):
+    open(f"env/bin/tool{index}", "w").write("#!/bin/sh")
+open("train.py", "w").write("print(1)\n")
+"""
+
+
+def test_diff_stat_of_a_big_install_names_packages_and_directories(ip, mounted, capsys):
+    """Paths relative to the home; only these, since the host's own /etc may change
+    meanwhile (another test's useradd), which a view of the sprite's layer cannot tell."""
+    start = _checkpoint(ip, "before install")
+    _py(ip, VENV_TREE)
+    capsys.readouterr()
+    counts = ip.ok(f"%sprite diff {start} --stat -- env train.py")
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.startswith(f"{start} → now: 10066 files differ: 10066 added (+1.0 MB)"), line
+    site = f"{HOME}/env/lib/python3.11/site-packages"
+    assert len(counts) <= 12
+    assert counts.loc[f"{site}/scipy", "added"] == 4000 + 7 + 1 + 2
+    assert counts.loc[f"{site}/numpy", "size_change"] == 3000 * 100
+    assert counts.loc[f"{HOME}/env/bin", "total"] == 21
+    assert counts.loc[f"{HOME}/train.py", "added"] == 1
+    assert int(counts["total"].sum()) == 10066
 
 
 def test_diff_of_one_text_file_and_one_binary_file(ip, history, capsys):

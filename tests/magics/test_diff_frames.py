@@ -6,13 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
-from sprites_jupyter.client import Checkpoint
-from sprites_jupyter.frames import (
-    changes_by_directory,
-    changes_frame,
-    describe_changes,
-    describe_undo,
+from sprites_jupyter.change_summary import (
+    MAX_ROWS,
+    describe_size_change,
+    package_name,
+    summarize_changes,
 )
+from sprites_jupyter.client import Checkpoint
+from sprites_jupyter.frames import changes_frame, describe_changes, describe_undo
 from sprites_jupyter.widgets.browser import CheckpointActions, CheckpointBrowser
 
 NS = 1_700_000_000_000_000_000
@@ -44,7 +45,7 @@ def test_empty_changes_keep_their_columns_and_types():
     assert str(frame["size_a"].dtype) == "Int64"
     assert describe_changes(frame) == "no files differ"
     assert describe_undo("v1", frame) == "Restoring v1 changes no files (they match it)."
-    assert changes_by_directory(frame).empty
+    assert summarize_changes(frame).empty
 
 
 def test_summaries_name_each_kind_that_occurs():
@@ -56,18 +57,72 @@ def test_summaries_name_each_kind_that_occurs():
         "Restoring v1 will undo 1 change: 1 modified."
 
 
-def test_counts_by_top_level_directory_below_the_given_paths():
+def test_a_small_summary_names_single_changes_by_their_path():
     frame = changes_frame(ROWS)
-    top = changes_by_directory(frame)
-    assert list(top.index) == ["/etc", "/home"]
-    assert top.loc["/home", "total"] == 4 and top.loc["/etc", "modified"] == 1
-    below = changes_by_directory(frame[frame["path"].str.startswith("/home")],
-                                 ["/home/sprite/"])
-    assert list(below.index) == ["/home/sprite/a.txt", "/home/sprite/dir",
-                                 "/home/sprite/run.sh", "/home/sprite/z.txt"]
+    summary = summarize_changes(frame)
+    assert list(summary.index) == ["/etc/hosts", "/home/sprite"]
+    assert summary.loc["/home/sprite", "total"] == 4
+    assert summary.loc["/etc/hosts", "size_change"] == 2
+    below = summarize_changes(frame[frame["path"].str.startswith("/home")], ["/home/sprite/"])
+    assert list(below.index) == ["/home/sprite"]
     assert list(below.columns) == ["added", "removed", "modified", "type-changed",
-                                   "mode-changed", "total"]
+                                   "mode-changed", "total", "size_change"]
     assert str(below["total"].dtype) == "Int64"
+    assert below.loc["/home/sprite", "size_change"] == 3 - 4 - 7
+    assert describe_size_change(frame) == "-6 bytes"
+
+
+SITE = "/home/sprite/env/lib/python3.11/site-packages"
+
+
+def _venv_rows() -> list[list]:
+    """A pip install into a venv (10,000 files in five packages) beside two results."""
+    rows = [["/home/sprite/env", "added", None, None, None, NS]]
+    for package, files in (("numpy", 2000), ("scipy", 4000), ("sklearn", 2500),
+                           ("pandas", 1400), ("six.py", 1)):
+        for index in range(files if package != "six.py" else 0):
+            rows.append([f"{SITE}/{package}/part{index % 9}/m{index}.py", "added", None, 1000,
+                         None, NS])
+        name = package.removesuffix(".py")
+        rows.append([f"{SITE}/{package}", "added", None, 5, None, NS])
+        rows.append([f"{SITE}/{name}-1.0.dist-info/RECORD", "added", None, 100, None, NS])
+    rows += [[f"/home/sprite/env/bin/tool{index}", "added", None, 10, None, NS]
+             for index in range(90)]
+    rows += [["/home/sprite/results/a.csv", "added", None, 20, None, NS],
+             ["/home/sprite/train.py", "modified", 10, 30, NS, NS]]
+    return rows
+
+
+def test_a_big_install_is_summarised_by_package_and_directory():
+    frame = changes_frame(_venv_rows())
+    assert len(frame) > 10_000
+    summary = summarize_changes(frame)
+    assert len(summary) <= MAX_ROWS
+    assert int(summary["total"].sum()) == len(frame)
+    assert summary.loc[f"{SITE}/scipy", "added"] == 4002
+    assert summary.loc[f"{SITE}/scipy", "size_change"] == 4000 * 1000 + 5 + 100
+    assert summary.loc[f"{SITE}/six", "total"] == 2, "a module and its dist-info"
+    assert summary.loc["/home/sprite/env/bin", "total"] == 90
+    assert summary.loc["/home/sprite/train.py", "modified"] == 1
+    assert "/home/sprite/results/a.csv" in summary.index
+    assert describe_size_change(frame) == "+9.9 MB"
+
+
+def test_a_table_with_no_room_keeps_the_rest_in_the_directory_row():
+    rows = [[f"/data/d{index}/f{inner}", "added", None, 1, None, NS]
+            for index in range(30) for inner in range(index + 1)]
+    summary = summarize_changes(changes_frame(rows))
+    assert len(summary) == MAX_ROWS
+    assert "/data/d29" in summary.index and "/data/d0/f0" not in summary.index
+    assert summary.loc["/data", "total"] == sum(range(1, 31)) - sum(
+        int(summary.loc[f"/data/d{index}", "total"]) for index in range(19, 30))
+
+
+def test_package_names_join_a_package_with_its_metadata():
+    assert {package_name(entry) for entry in (
+        "numpy", "numpy-2.1.0.dist-info", "numpy.libs", "NumPy-2.0.egg-info")} == {"numpy"}
+    assert package_name("typing_extensions.py") == "typing_extensions"
+    assert package_name("scikit_learn-1.5.2.dist-info") == "scikit_learn"
 
 
 class Sprite:

@@ -77,13 +77,31 @@ def trees(tmp_path: Path) -> dict[str, Path]:
     os.utime(same_size, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
     (now / ".sprite/noise").write_text("platform\n")
     (now / "proc/noise").write_text("kernel\n")
-    return {"checkpoints": checkpoints, "v1": v1, "now": now, "tmp": tmp_path}
+    (now / "etc").mkdir()
+    (now / "etc/hosts").write_text("127.0.0.1 localhost\n")
+    (now / "etc/my.conf").write_text("the user's own\n")
+    (now / "run").mkdir()
+    (now / "run/app.pid").write_text("12\n")
+    (now / "home/sprite/.tool/state").mkdir(parents=True)
+    (now / "home/sprite/.tool/state/s.json").write_text("{}\n")
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(
+        "1 0 8:1 / / rw,relatime - ext4 /dev/sda1 rw\n"
+        "2 1 0:5 / /proc rw,nosuid - proc proc rw\n"
+        "3 1 0:6 / /run rw,nosuid - tmpfs tmpfs rw\n"
+        "4 1 0:7 / /etc rw,relatime - overlay overlay rw,lowerdir=/etc\n"
+        "5 4 8:1 /srv/hosts /etc/hosts ro,relatime - ext4 /dev/sda1 rw\n"
+        "6 1 8:1 /srv/platform /.sprite ro,relatime - ext4 /dev/sda1 rw\n"
+        "7 1 8:1 /srv/x /home/sprite/with\\040space ro,relatime - ext4 /dev/sda1 rw\n")
+    return {"checkpoints": checkpoints, "v1": v1, "now": now, "tmp": tmp_path,
+            "mountinfo": mountinfo}
 
 
 def _diff(trees: dict[str, Path], **request: object) -> list:
     code, rows = run_helper({"op": "diff", "a": "v1", "b": None,
                              "checkpoints": str(trees["checkpoints"]),
-                             "now": str(trees["now"]), **request}, trees["tmp"])
+                             "now": str(trees["now"]), "mountinfo": str(trees["mountinfo"]),
+                             "own": ["/home/sprite/.tool"], **request}, trees["tmp"])
     assert code == 0, rows
     return rows
 
@@ -100,6 +118,8 @@ def test_every_kind_of_change_and_nothing_else(trees):
         "/home/sprite/becomes-dir/inner": "added",
         "/home/sprite/link": "modified",
         "/home/sprite/same size.txt": "modified",
+        "/etc": "added",
+        "/etc/my.conf": "added",
     }
 
 
@@ -132,10 +152,23 @@ def test_touched_but_identical_files_are_not_changes(trees):
 
 def test_paths_restrict_and_platform_directories_are_ignored(trees):
     rows = _diff(trees, paths=["/home/sprite/becomes-dir", "/home/sprite/run.sh", "/proc",
-                               "/.sprite"])
+                               "/.sprite", "/etc/hosts"])
     assert [r[0] for r in rows] == ["/home/sprite/becomes-dir",
                                     "/home/sprite/becomes-dir/inner", "/home/sprite/run.sh"]
-    assert not any(r[0].startswith(("/proc", "/.sprite")) for r in _diff(trees))
+
+
+def test_what_the_platform_mounts_and_the_callers_own_files_are_never_changes(trees):
+    """Read-only mounts (/etc/hosts, /.sprite), unkept filesystems (proc, a tmpfs /run)
+    and the paths the request names as its own are skipped; a read-write overlay (/etc)
+    is still compared, and mountinfo's escapes are decoded."""
+    paths = {r[0] for r in _diff(trees)}
+    assert {"/etc/my.conf", "/home/sprite/edit.txt"} <= paths
+    assert not {p for p in paths if p.startswith(("/proc", "/.sprite", "/run", "/etc/hosts",
+                                                  "/home/sprite/.tool"))}
+    (trees["now"] / "home/sprite/with space").mkdir()
+    assert "/home/sprite/with space" not in {r[0] for r in _diff(trees)}
+    everything = {r[0] for r in _diff(trees, own=[], mountinfo=str(trees["tmp"] / "none"))}
+    assert {"/run/app.pid", "/etc/hosts", "/home/sprite/.tool/state/s.json"} <= everything
 
 
 def test_between_two_checkpoints(trees):
@@ -208,7 +241,8 @@ def test_runs_on_the_oldest_python_a_sprite_may_have(trees):
     assert OLDEST is not None
     code, rows = run_helper({"op": "diff", "a": "v1", "b": None,
                              "checkpoints": str(trees["checkpoints"]),
-                             "now": str(trees["now"])}, trees["tmp"], OLDEST)
+                             "now": str(trees["now"]), "mountinfo": str(trees["mountinfo"]),
+                             "own": ["/home/sprite/.tool"]}, trees["tmp"], OLDEST)
     assert code == 0 and {r[0]: r[1] for r in rows} == {r[0]: r[1] for r in _diff(trees)}
     code, rows = run_helper({"op": "file", "a": "v1", "b": None, "path": "/home/sprite/edit.txt",
                              "checkpoints": str(trees["checkpoints"]),

@@ -71,4 +71,4 @@ def test_sessions_and_kill(ip, current, http):
     worker.join(15)
     assert not worker.is_alive()
     assert http.get(f"/v1/sprites/{current}/exec").json()["sessions"] == []
-    assert "404" in ip.fails("%sprite kill 999999")
+    assert ip.fails("%sprite kill 999999").endswith("(%sprite sessions lists the running sessions)")

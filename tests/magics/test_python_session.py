@@ -330,3 +330,11 @@ def test_completion_of_options_actions_and_kernel_variables(ip, current):
     assert "attach" in complete("%sprite python att")
     ip.shell.user_ns["frame_to_send"] = 1
     assert "frame_to_send" in complete("%sprite push frame_to")
+
+
+def test_a_cell_ending_in_a_figure_shows_the_image_without_a_figure_text_line(library_ip):
+    """Only the picture, as the inline backend shows it, not ``<Figure size …>`` first."""
+    _, shown, out, _ = run_captured(library_ip, "%%sprite_python\nimport matplotlib.pyplot "
+                                    "as plt\nfig, ax = plt.subplots()\nax.plot([1, 2])\nfig\n")
+    assert len(shown) == 1 and "image/png" in shown[0], shown
+    assert "<Figure" not in out

@@ -111,8 +111,9 @@ def test_pushing_pandas_to_a_sprite_without_pandas_is_one_line(ip, current, stdl
 
     ip.shell.user_ns["frame"] = pd.DataFrame({"a": [1]})
     message = ip.fails("%sprite push frame")
-    assert message == ("Cannot push frame (pandas.DataFrame): the sprite's python3 cannot "
-                       "import pandas; install it there (pip install pandas)")
+    assert message == (f"Cannot push frame (pandas.DataFrame): the sprite's {stdlib_python} "
+                       f"cannot import pandas; install it there (%sprite exec {stdlib_python} "
+                       "-m pip install pandas)")
 
 
 def _leftovers(http, sprite: str) -> list[str]:

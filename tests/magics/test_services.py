@@ -42,7 +42,8 @@ def test_service_lifecycle(ip, current, http, capsys):
 
 def test_service_create_needs_a_command_and_reports_errors(ip, current):
     assert "give the command after --" in ip.fails("%sprite service create web python3")
-    assert "404" in ip.fails("%sprite service start nope")
+    assert ip.fails("%sprite service start nope").endswith("service not found: nope (%sprite "
+                                                        "services lists this sprite's services)")
     message = ip.fails("%sprite service create bad --needs ghost -- true")
     assert "ghost" in message
 
@@ -140,6 +141,7 @@ def test_terminal_follow_ends_with_one_line_saying_how_the_service_ended(ip, cur
     stopper.join()
     out = capsys.readouterr().out
     assert out.splitlines()[-1].startswith(f"{current}: ticker: stopped — stopped by request")
+    assert sum(line.startswith(f"{current}: ticker: ") for line in out.splitlines()) == 1, out
 
 
 def _journaled(ip, operation):
@@ -182,3 +184,40 @@ def test_log_panel_follows_a_restart_and_ends_failed_when_the_service_cannot_sta
     assert _wait_for(lambda: panel.state != "running")
     assert panel.state == "failed"
     assert "exited with code 1: cannot run /no/such/command" in panel.status.value
+
+
+def test_following_a_stopped_service_shows_its_log_and_ends_at_once(ip, current, capsys):
+    """The server ends the stream after the log (no waiting for state polls), so the view
+    ends saying the service is not running, in one line."""
+    ip.ok("%sprite service create once -- sh -c 'echo last words'")
+    assert _wait_for(lambda: ip.magics.context.sprite().get_service("once").state.status
+                     in ("stopped", "failed"))
+    ip.ok("%sprite service stop once")
+    capsys.readouterr()
+    ip.ok("%sprite logs once --follow")
+    out = capsys.readouterr().out.splitlines()
+    assert "last words" in out
+    assert [line for line in out if line.startswith(f"{current}: once: ")] == [
+        f"{current}: once: stopped — the service is not running"]
+    ip.ok("%sprite service delete once")
+
+
+COLOURED = ("-- sh -c \"printf '\\033[32mGET / 200\\033[0m\\n'; "
+            "printf '\\033[1;33mWARNING\\033[0m: dev server\\n' >&2; exec sleep 600\"")
+
+
+def test_the_log_panel_renders_ansi_colours_and_does_not_paint_stderr_red(ip, current):
+    ip.ok(f"%sprite service create web {COLOURED}")
+    panel = _followed_panel(ip, "web")
+    assert _wait_for(lambda: ("stderr", "WARNING: dev server") in panel.lines)
+    assert ("stdout", "GET / 200") in panel.lines
+    assert _wait_for(lambda: "dev server" in panel.output.value)
+    shown = panel.output.value
+    assert "\x1b" not in shown and "[32m" not in shown
+    assert '<span style="color:#2e7d32">GET / 200</span>' in shown
+    assert '<span style="color:#f9a825;font-weight:bold">WARNING</span>: dev server' in shown
+    assert '<span title="stderr"' in shown and "#c62828" not in shown
+    assert "\x1b" not in panel.text()
+    panel.stop_button.click()
+    assert _wait_for(lambda: panel.state != "running")
+    ip.ok("%sprite service delete web")

@@ -40,6 +40,9 @@ def test_status_without_sprite_names_backend_and_how_to_select(ip, server, capsy
     out = capsys.readouterr().out
     assert f"Backend: local server at {server.url}" in out
     assert "none selected (run %sprite use NAME)" in out
+    with server.http() as http:
+        sandboxed = http.head("/v1/sprites").headers["sprite-local-isolation"] == "sandbox"
+    assert ("Limits: processes " in out) == sandboxed, out
 
 
 def test_commands_needing_a_sprite_say_how_to_select_one(ip):

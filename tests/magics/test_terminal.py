@@ -58,8 +58,22 @@ def test_ctrl_c_on_a_command_shows_no_client_internals(terminal, sprite):
     terminal.expect("2\r\n")
     terminal.sendintr()
     terminal.expect(PROMPT)
-    printed = [line.strip() for line in terminal.before.splitlines() if line.strip()]
-    assert printed[-1] == "KeyboardInterrupt: interrupted: %sprite history says what was stopped"
-    assert not [line for line in printed if "site-packages/websockets" in line
-                or "site-packages/httpx" in line or "sprites_jupyter/client" in line]
+    printed = [line.replace("^C", "").strip() for line in terminal.before.splitlines()]
+    shown = [line for line in printed if line and not line.isdigit() and "%sprite exec" not in line]
+    assert shown == ["KeyboardInterrupt: interrupted: %sprite history says what was stopped"], \
+        "one line: no traceback through IPython or magics.py"
     assert "cancelled" in _run(terminal, "%sprite history")
+
+
+def test_ctrl_c_in_a_python_cell_is_one_line(terminal, sprite):
+    _run(terminal, "%load_ext sprites_jupyter")
+    _run(terminal, f"%sprite use {sprite}")
+    _run(terminal, "%%sprite_python\nprint('ready')\n\n")
+    terminal.sendline("%%sprite_python\nimport time\nprint('sleeping', flush=True)\n"
+                      "time.sleep(60)\n\n")
+    terminal.expect("sleeping\r\n")
+    terminal.sendintr()
+    terminal.expect(PROMPT)
+    printed = [line.replace("^C", "").strip() for line in terminal.before.splitlines()]
+    assert [line for line in printed if line] == [
+        "KeyboardInterrupt: interrupted: %sprite history says what was stopped"]

@@ -77,18 +77,50 @@ def test_open_a_public_url_links_to_it_directly(ip, server, current, web):
     assert web.get("/").status_code == 200
 
 
-def test_open_embed_publishes_an_iframe(ip, current, web):
+def test_open_embed_shows_the_app_without_saving_a_sign_in_link(ip, current, web):
+    """A private local URL is embedded through a forward: a one-time sign-in link would
+    be saved in the notebook, dead; the page the iframe shows is the app itself."""
     with capture_output() as captured:
         ip.ok("%sprite open --embed 300")
+    assert "without a one-time sign-in link" in captured.stdout
     (output,) = captured.outputs
     frame = output.data["text/html"]
     assert "<iframe" in frame and 'height="300"' in frame and 'width="100%"' in frame
     src = frame.split('src="', 1)[1].split('"', 1)[0]
-    assert urlsplit(src).hostname == f"{current}.localhost"
-    assert follow(web, src.replace("&amp;", "&")).status_code == 303
+    assert "ticket" not in src and "sign" not in src
+    local = ip.ok("%sprite forwards")
+    assert src == f"http://localhost:{local.index[0]}/"
+    with httpx.Client(timeout=30) as plain:
+        page = wait_until_serving(plain, f"http://127.0.0.1:{local.index[0]}/")
+    assert page.status_code == 200 and "Hello from the sprite" in page.text
+    assert output.data["text/plain"] == f"{current} port {web_port_of(ip)}: {src} (shown " \
+                                        "embedded in a notebook)"
     with capture_output() as captured:
         ip.ok("%sprite open --embed")
     assert 'height="480"' in captured.outputs[0].data["text/html"]
+    assert len(ip.ok("%sprite forwards")) == 1, "the same forward again"
+    ip.ok("%sprite forward stop --all")
+
+
+def web_port_of(ip) -> int:
+    return next(s.http_port for s in ip.magics.context.sprite().list_services() if s.http_port)
+
+
+def test_forward_returns_the_local_port_and_reuses_the_forward_open_made(ip, http, current,
+                                                                        web, capsys):
+    port = free_port()
+    start_service(http, current, "files", ["python3", "-m", "http.server", str(port)])
+    with capture_output():
+        ip.ok(f"%sprite open {port}")
+    opened = ip.ok("%sprite forwards").index.tolist()
+    capsys.readouterr()
+    assert ip.ok(f"%sprite forward {port}") == opened[0]
+    assert f"Already forwarding localhost:{opened[0]} to port {port}" in capsys.readouterr().out
+    assert ip.ok("%sprite forwards").index.tolist() == opened
+    other = free_port()
+    assert ip.ok(f"%sprite forward {port} --local {other}") == other
+    assert sorted(ip.ok("%sprite forwards").index) == sorted([opened[0], other])
+    ip.ok("%sprite forward stop --all")
 
 
 def test_open_another_port_goes_through_a_forward(ip, http, current, web):

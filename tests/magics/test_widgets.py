@@ -88,7 +88,7 @@ def test_log_panel_keeps_a_bounded_buffer_and_colours_stderr():
     assert [text for _, text in panel.lines[:4]] == ["line 96", "line 97", "line 98", "line 99"]
     assert len(panel.lines) == 5
     assert "96 earlier lines not shown" in panel.output.value
-    assert 'color:#c62828">bad &lt;tag&gt;</span>' in panel.output.value
+    assert '<span title="stderr" style="color:#5d4037">bad &lt;tag&gt;</span>' in panel.output.value
 
 
 def test_log_panel_coalesces_redraws():
@@ -280,3 +280,32 @@ def test_finished_log_panel_hides_its_stop_button():
     assert panel.stop_button.layout.display != "none"
     panel.finish("done", "exit code 0 in 0.1 s")
     assert panel.stop_button.layout.display == "none"
+
+
+def test_a_view_that_ends_in_its_cell_is_left_as_html_without_widget_state(ip, current):
+    """A checkpoint's progress bar ends while its cell runs: its display is re-published as
+    static HTML and its widgets are closed, so a saved notebook keeps no state for them.
+    A followed log ends after its cell and stays a live widget."""
+    from IPython.utils.capture import capture_output
+
+    ip.ok("%config SpriteMagics.widgets = 'on'")
+    shown = []
+    original = ip.magics.context.show
+    ip.magics.context.show = lambda obj, **kw: (shown.append(obj), original(obj, **kw))
+    with capture_output() as captured:
+        assert ip.shell.run_cell("%sprite checkpoint -m frozen", store_history=True).success
+    (bar,) = [obj for obj in shown if isinstance(obj, ProgressBar)]
+    assert bar.frozen and bar.widget.comm is None and bar.bar.comm is None
+    assert bar.bar.layout.comm is None and bar.label.style.comm is None
+    final = captured.outputs[-1].data
+    assert "application/vnd.jupyter.widget-view+json" not in final
+    assert "sprites-progress-done" in final["text/html"] and "v1 created" in final["text/html"]
+    ip.ok("%sprite service create ticker -- sh -c 'while true; do echo tick; sleep 0.2; done'")
+    assert ip.shell.run_cell("%sprite logs ticker --follow", store_history=True).success
+    (panel,) = [obj for obj in shown if isinstance(obj, LogPanel)]
+    ip.ok("%sprite service stop ticker")
+    deadline = time.monotonic() + 30
+    while panel.state == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert panel.state == "stopped" and not panel.frozen and panel.widget.comm is not None
+    ip.ok("%sprite service delete ticker")

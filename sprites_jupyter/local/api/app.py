@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ..errors import DISK_FULL, LocalError, is_disk_full
+from ..runtime.egress.addresses import PrivateAllowance
 from ..runtime.sandbox import Isolation
 from ..state import ServerState
 from ..wire import SERVER_VERSION
@@ -119,14 +120,16 @@ class BearerAuth:
     and a ``Host`` that names this machine (see :func:`_own_host`).
 
     Also stamps ``Sprite-Version`` on every HTTP response, as the real server does, and
-    ``Sprite-Local-Isolation`` (``sandbox`` or ``unsandboxed: REASON``), which ``%sprite``
-    shows.
+    ``Sprite-Local-Isolation`` (``sandbox`` or ``unsandboxed: REASON``) and, sandboxed,
+    ``Sprite-Local-Limits`` (what each sprite may use), which ``%sprite`` shows.
     """
 
-    def __init__(self, app: ASGIApp, token: str, isolation: str = "sandbox") -> None:
+    def __init__(self, app: ASGIApp, token: str, isolation: str = "sandbox",
+                 limits: str = "") -> None:
         self.app = app
         self.expected = token.encode()
         self.isolation = isolation.encode()
+        self.limits = limits.encode("ascii", "replace")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -157,6 +160,8 @@ class BearerAuth:
                 headers = list(message.get("headers", []))
                 headers.append((b"sprite-version", SERVER_VERSION.encode()))
                 headers.append((b"sprite-local-isolation", self.isolation))
+                if self.limits:
+                    headers.append((b"sprite-local-limits", self.limits))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -191,11 +196,13 @@ async def _unexpected(_: Request, exc: Exception) -> Response:
 
 
 def create_app(home: Path, token: str, *, base_url: str = "http://127.0.0.1",
-               isolation: Isolation | None = None) -> ASGIApp:
+               isolation: Isolation | None = None,
+               private_allowed: PrivateAllowance | None = None) -> ASGIApp:
     """The ASGI app serving the sprites under ``home``, guarded by ``token``; requests
     for ``NAME.localhost`` go to the sprite's URL instead. Sprites run in sandboxes when
-    ``isolation`` has a bubblewrap, else on the host."""
-    server = ServerState(home, token, isolation)
+    ``isolation`` has a bubblewrap, else on the host; their egress may reach the private
+    hosts of ``private_allowed``."""
+    server = ServerState(home, token, isolation, private_allowed)
     server.base_url = base_url
 
     @asynccontextmanager
@@ -216,7 +223,8 @@ def create_app(home: Path, token: str, *, base_url: str = "http://127.0.0.1",
         },
     )
     app.state.server = server
-    return SpriteUrlRouter(BearerAuth(app, token, server.isolation.describe()), server)
+    return SpriteUrlRouter(BearerAuth(app, token, server.isolation.describe(),
+                                      server.isolation.limits_notice()), server)
 
 
 def server_state(app: ASGIApp) -> ServerState:

@@ -14,6 +14,7 @@ import errno
 import os
 import stat
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,7 +25,7 @@ from starlette.types import Receive, Scope, Send
 from ..errors import LocalError
 from ..state import state_of
 from ..storage.paths import sprite_path
-from ..storage.sprite_fs import SpriteFsError, SpriteView, TreeEntry, begin_write, copy
+from ..storage.sprite_fs import SpriteFsError, SpriteView, TreeEntry, acting_as, begin_write, copy
 from ..wire import query_bool, read_json_object, rfc3339
 from .errors import ApiError
 
@@ -46,6 +47,12 @@ _ERRNO_STATUS = {
     errno.EACCES: (403, "EACCES"),
     errno.EPERM: (403, "EACCES"),
     errno.EROFS: (403, "EACCES"),
+    errno.EOVERFLOW: (400, "EINVAL"),  # ids or sizes the sprite made that do not fit
+    errno.EOPNOTSUPP: (400, "EINVAL"),
+    errno.ENXIO: (400, "EINVAL"),
+    errno.ENODEV: (400, "EINVAL"),
+    errno.EMLINK: (409, "EMLINK"),
+    errno.ETXTBSY: (409, "EBUSY"),
     errno.ENOSPC: (507, "ENOSPC"),
     errno.EDQUOT: (507, "ENOSPC"),
 }
@@ -58,32 +65,41 @@ def fs_error(err: int, path: str, message: str | None = None) -> ApiError:
     return ApiError(status, message or os.strerror(err).lower(), fs_code=code, path=path)
 
 
-async def _view_root(request: HTTPConnection) -> Path:
+@dataclass(frozen=True)
+class _Target:
+    """A sprite's view and the host id its fs operations act as (None: the server's)."""
+
+    root: Path
+    host_id: int | None
+
+
+async def _view_root(request: HTTPConnection) -> _Target:
     """The one place the filesystem API learns where a sprite's files are: the runtime's
     view of them (the sandbox's root, or the tree directory unsandboxed), once any
-    restore of the sprite has finished."""
+    restore of the sprite has finished, and whose rights to use there."""
     server = state_of(request)
     name = request.path_params["name"]
     server.require_sprite(name)
     runtime = server.runtime(name)
     await runtime.settled()
     server.store.touch_running(name)
-    return await runtime.view_root()
+    return _Target(await runtime.view_root(), runtime.sandbox.host_id)
 
 
 def _sync(error: SpriteFsError) -> ApiError:
     return fs_error(error.errno, error.path, error.message)
 
 
-async def _in_view(root: Path, op: Callable[[SpriteView], T]) -> T:
-    """Run ``op`` on the sprite's view in a worker thread."""
+async def _in_view(target: _Target, op: Callable[[SpriteView], T]) -> T:
+    """Run ``op`` on the sprite's view in a worker thread, with the sprite user's rights."""
     def run() -> T:
-        try:
-            view = SpriteView(root)
-        except OSError as exc:
-            raise SpriteFsError(exc.errno or errno.EIO, "/") from None
-        with view:
-            return op(view)
+        with acting_as(target.host_id):
+            try:
+                view = SpriteView(target.root)
+            except OSError as exc:
+                raise SpriteFsError(exc.errno or errno.EIO, "/") from None
+            with view:
+                return op(view)
 
     try:
         return await asyncio.to_thread(run)
@@ -198,20 +214,20 @@ class _FileStream(Response):
 
 
 async def read_file(request: Request) -> Response:
-    root = await _view_root(request)
+    target = await _view_root(request)
     q = request.query_params
     spath = sprite_path(q.get("path", ""), q.get("workingDir"))
-    fd, size = await _in_view(root, lambda view: view.open_for_read(spath))
+    fd, size = await _in_view(target, lambda view: view.open_for_read(spath))
     return _FileStream(fd, size)
 
 
 async def write_file(request: Request) -> Response:
-    root = await _view_root(request)
+    target = await _view_root(request)
     q = request.query_params
     spath = sprite_path(q.get("path", ""), q.get("workingDir"))
     make_parents = query_bool(q.get("mkdirParents", q.get("mkdir")), True)
     mode = _parse_mode(q["mode"], spath) if q.get("mode") else None
-    pending = await _in_view(root, lambda view: begin_write(
+    pending = await _in_view(target, lambda view: begin_write(
         view, spath, mode=mode, make_parents=make_parents))
     failure: LocalError | None = None
     try:
@@ -238,41 +254,41 @@ async def write_file(request: Request) -> Response:
 
 
 async def list_files(request: Request) -> Response:
-    root = await _view_root(request)
+    target = await _view_root(request)
     q = request.query_params
     spath = sprite_path(q.get("path", "") or "/", q.get("workingDir"))
     recursive = query_bool(q.get("recursive"), False)
-    entries = await _in_view(root, lambda view: view.list(spath, recursive=recursive))
+    entries = await _in_view(target, lambda view: view.list(spath, recursive=recursive))
     return JSONResponse({"path": spath, "entries": [_entry(e) for e in entries],
                          "count": len(entries)})
 
 
 async def delete_files(request: Request) -> Response:
-    root = await _view_root(request)
+    target = await _view_root(request)
     params = await _params(request)
     spath = sprite_path(params.get("path", ""), params.get("workingDir"))
     recursive = _flag(params, "recursive", False)
-    await _in_view(root, lambda view: view.delete(spath, recursive=recursive))
+    await _in_view(target, lambda view: view.delete(spath, recursive=recursive))
     return JSONResponse({"deleted": [spath], "count": 1})
 
 
 async def rename_file(request: Request) -> Response:
-    root = await _view_root(request)
+    target = await _view_root(request)
     body = await read_json_object(request)
     src = sprite_path(body.get("source", ""), body.get("workingDir"))
     dst = sprite_path(body.get("dest", ""), body.get("workingDir"))
-    await _in_view(root, lambda view: view.rename(src, dst))
+    await _in_view(target, lambda view: view.rename(src, dst))
     return JSONResponse({"source": src, "dest": dst})
 
 
 async def copy_files(request: Request) -> Response:
-    root = await _view_root(request)
+    target = await _view_root(request)
     body = await read_json_object(request)
     src = sprite_path(body.get("source", ""), body.get("workingDir"))
     dst = sprite_path(body.get("dest", ""), body.get("workingDir"))
     recursive = _flag(body, "recursive", True)
     preserve = _flag(body, "preserveAttrs", False)
-    result = await _in_view(root, lambda view: copy(view, src, dst, recursive=recursive,
+    result = await _in_view(target, lambda view: copy(view, src, dst, recursive=recursive,
                                                     preserve=preserve))
     copied = [{"source": _text(s), "dest": _text(d)} for s, d in result.copied]
     return JSONResponse({"copied": copied, "count": len(copied),
@@ -280,25 +296,25 @@ async def copy_files(request: Request) -> Response:
 
 
 async def chmod_files(request: Request) -> Response:
-    root = await _view_root(request)
+    target = await _view_root(request)
     body = await read_json_object(request)
     spath = sprite_path(body.get("path", ""), body.get("workingDir"))
     mode = _parse_mode(body.get("mode"), spath)
     recursive = _flag(body, "recursive", False)
-    changed = await _in_view(root, lambda view: view.chmod(spath, mode, recursive=recursive))
+    changed = await _in_view(target, lambda view: view.chmod(spath, mode, recursive=recursive))
     affected = [{"path": _text(p), "mode": _mode(mode)} for p in changed]
     return JSONResponse({"affected": affected, "count": len(affected)})
 
 
 async def chown_files(request: Request) -> Response:
-    root = await _view_root(request)
+    target = await _view_root(request)
     body = await read_json_object(request)
     spath = sprite_path(body.get("path", ""), body.get("workingDir"))
     uid, gid = _owner_id(body, "uid", spath), _owner_id(body, "gid", spath)
     if uid == gid == -1:
         raise fs_error(errno.EINVAL, spath, "give uid, gid or both")
     recursive = _flag(body, "recursive", False)
-    changed = await _in_view(root, lambda view: view.chown(spath, uid, gid,
+    changed = await _in_view(target, lambda view: view.chown(spath, uid, gid,
                                                            recursive=recursive))
     affected = [{"path": _text(p), "uid": u, "gid": g} for p, u, g in changed]
     return JSONResponse({"affected": affected, "count": len(affected)})

@@ -46,6 +46,12 @@ async def _settled_manager(request: Request) -> ServiceManager:
     return manager
 
 
+def _ended(state: dict[str, Any]) -> bool:
+    """Stopped, or failed with no restart coming: nothing more will be logged."""
+    return state["status"] in ("stopped", "failed") and "next_restart_at" not in state \
+        and "pid" not in state
+
+
 def _service(request: Request) -> str:
     return check_name(request.path_params["svc"])
 
@@ -212,9 +218,11 @@ async def service_logs(request: Request) -> Response:
                                 f"lines, at most {_MAX_LOG_LINES}")
         lines = int(lines_text)
     window = parse_duration(request.query_params.get("duration"), 0.0)
-    manager.require(svc)
+    definition = manager.require(svc)
     backlog = await asyncio.to_thread(read_log, manager.log_path(svc), lines)
     subscription = manager.subscribe(svc)
+    if _ended(manager.describe(definition)["state"]):
+        window = 0.0  # following a stopped service: its log, and the end at once
 
     async def batches() -> AsyncIterator[list[Event]]:
         for start in range(0, len(backlog), MAX_BATCH):

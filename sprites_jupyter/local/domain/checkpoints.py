@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from ..errors import Conflict, NotFound
-from ..state import ServerState
+from ..state import ServerState, SpriteRuntime
 from ..storage.store import CheckpointRow
 
 __all__ = ["LIVE_IDS", "delete_checkpoint", "require_checkpoint", "restore_checkpoint",
@@ -71,24 +71,33 @@ async def restore_checkpoint(server: ServerState, name: str, row: CheckpointRow,
             emit("Stopping services...")
             await runtime.services.stop_all()
             await runtime.sessions.terminate_all()
-            await runtime.sandbox.stop()  # and whatever else runs (setsid, nohup)
             try:
-                # Taken with nothing running, so the undo point holds every last write.
-                auto_id = _new_auto_id(server, name)
-                async with server.storage.storing():
-                    manifest = await asyncio.to_thread(server.snapshots.snapshot, name,
-                                                       runtime.root)
-                    server.store.add_checkpoint(name, manifest=manifest, comment="before "
-                                                f"restore to {row.id}", is_auto=True,
-                                                auto_id=auto_id)
-                emit(f"Saved the current state as {auto_id} (restore it to undo)")
-                emit("Restoring filesystem...")
-                await asyncio.to_thread(server.snapshots.restore, name, runtime.root,
-                                        row.manifest, checkpoint_id=row.id,
-                                        store=server.store, progress=emit)
+                # whatever else runs (setsid, nohup) ends; an exec asked for now starts
+                # the sandbox after the restore, never on a half-restored tree
+                async with runtime.sandbox.stopped():
+                    try:
+                        await _restore_tree(server, runtime, name, row, emit)
+                    finally:
+                        runtime.sandbox.files.reclaim_tree()  # restored: the server's
             finally:
                 emit("Starting services...")
                 await runtime.services.start_all()
+
+
+async def _restore_tree(server: ServerState, runtime: SpriteRuntime, name: str,
+                        row: CheckpointRow, emit: Emit) -> None:
+    """Save the current state as an ``auto-`` checkpoint (taken with nothing running,
+    so the undo point holds every last write), then restore ``row``'s tree."""
+    auto_id = _new_auto_id(server, name)
+    async with server.storage.storing():
+        manifest = await asyncio.to_thread(server.snapshots.snapshot, name, runtime.root)
+        server.store.add_checkpoint(name, manifest=manifest,
+                                    comment=f"before restore to {row.id}", is_auto=True,
+                                    auto_id=auto_id)
+    emit(f"Saved the current state as {auto_id} (restore it to undo)")
+    emit("Restoring filesystem...")
+    await asyncio.to_thread(server.snapshots.restore, name, runtime.root, row.manifest,
+                            checkpoint_id=row.id, store=server.store, progress=emit)
 
 
 async def delete_checkpoint(server: ServerState, name: str, checkpoint_id: str) -> None:

@@ -25,39 +25,32 @@ import logging
 import os
 import signal
 import socket
-import struct
-import sys
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import LocalError, Unavailable
 from ..storage import paths
-from .bwrap import Bubblewrap, system_links
+from .host_ids import make_user_namespaces, remapped, sprite_host_id
+from .init_channel import (
+    MAX_MESSAGE,
+    Malformed,
+    close_all,
+    is_int,
+    parse_message,
+    read_all,
+    received_fds,
+    send_message,
+)
+from .init_launch import Isolation, allow_low_ports, init_command
 from .sandbox_files import SandboxFiles
 
 log = logging.getLogger("sprites_jupyter.local.sandbox")
 
-SPRITE_UID = 1000
 READY_TIMEOUT = 60.0
 _FALLBACK_GRACE = 2.0
 _SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-_MAX_MESSAGE = 1 << 22
 _INIT_SOURCE = (Path(__file__).with_name("sprite_init.py")).read_bytes()
-# Join the user namespace that owns the sprite's network namespace (the outer one bwrap
-# made), then that network namespace, and let unprivileged processes bind ports < 1024.
-_NET_SETUP = """
-import ctypes, fcntl, os, sys
-libc = ctypes.CDLL(None, use_errno=True)
-net = os.open(sys.argv[1], os.O_RDONLY)
-owner = fcntl.ioctl(net, 0xb701)
-for fd, kind in ((owner, 0x10000000), (net, 0x40000000)):
-    if libc.setns(fd, kind) != 0:
-        sys.exit("setns: " + os.strerror(ctypes.get_errno()))
-with open("/proc/sys/net/ipv4/ip_unprivileged_port_start", "w") as f:
-    f.write("0")
-"""
 
 
 class InitGone(Unavailable):
@@ -70,22 +63,6 @@ class SpawnFailed(OSError):
     def __init__(self, code: int, message: str, stage: str) -> None:
         super().__init__(code, message)
         self.stage = stage
-
-
-@dataclass(frozen=True)
-class Isolation:
-    """How the server runs sprites: sandboxed with ``bwrap``, or on the host (``reason``)."""
-
-    bwrap: Bubblewrap | None
-    reason: str = ""
-
-    @property
-    def sandboxed(self) -> bool:
-        return self.bwrap is not None
-
-    def describe(self) -> str:
-        """``sandbox`` or ``unsandboxed: REASON`` (what ``%sprite`` shows)."""
-        return "sandbox" if self.sandboxed else f"unsandboxed: {self.reason}"
 
 
 class Child:
@@ -128,6 +105,8 @@ class Sandbox:
         self.files = files
         self.isolation = isolation
         self._lock = asyncio.Lock()
+        self._released = asyncio.Event()
+        self._released.set()
         self._process: asyncio.subprocess.Process | None = None
         self._control: socket.socket | None = None
         self._init_pid: int | None = None
@@ -165,6 +144,12 @@ class Sandbox:
         return path
 
     @property
+    def host_id(self) -> int | None:
+        """The host uid (and gid) of the sprite user when the server is root and the
+        sprite sandboxed (:mod:`.host_ids`); ``None`` when it is the server's own."""
+        return sprite_host_id() if self.isolation.sandboxed and remapped() else None
+
+    @property
     def user(self) -> str:
         """The user name the sprite's processes run as."""
         return "sprite" if self.isolation.sandboxed else _host_user()
@@ -179,32 +164,42 @@ class Sandbox:
     # -- lifecycle ------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the init (and its sandbox) unless it runs; raises InitGone if it cannot."""
+        """Start the init (and its sandbox) unless it runs; raises InitGone if it cannot.
+        Waits while the sandbox is held :meth:`stopped`."""
+        await self._released.wait()
         async with self._lock:
             if self._control is not None:
                 return
-            await asyncio.to_thread(self.files.prepare)
+            await asyncio.to_thread(self.files.prepare, self.host_id)
             log_start = self.files.init_log_size()
             parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             for end in (parent, child):
-                end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _MAX_MESSAGE)
+                end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, MAX_MESSAGE)
             info_r, info_w = os.pipe()
+            namespaces: tuple[int, ...] = ()
             try:
-                argv, cwd = self._init_command(child.fileno(), info_w)
+                if self.isolation.sandboxed and remapped():
+                    namespaces = await asyncio.to_thread(make_user_namespaces)
+                argv, cwd = init_command(self.name, self.files, self.isolation, child.fileno(),
+                                         info_w, namespaces)
                 with open(self.files.init_log, "ab") as errors:
                     self._process = await asyncio.create_subprocess_exec(
                         *argv, cwd=cwd, stdin=asyncio.subprocess.PIPE,
                         stdout=asyncio.subprocess.DEVNULL, stderr=errors,
-                        pass_fds=(child.fileno(), info_w) if self.isolation.sandboxed
-                        else (child.fileno(),), start_new_session=True,
-                        env={"PATH": "/usr/local/bin:/usr/bin:/bin"})
-            except BaseException:
+                        pass_fds=(child.fileno(), info_w, *namespaces)
+                        if self.isolation.sandboxed else (child.fileno(),),
+                        start_new_session=True, env={"PATH": "/usr/local/bin:/usr/bin:/bin"})
+            except BaseException as exc:
                 parent.close()
                 os.close(info_r)
+                if isinstance(exc, OSError):
+                    raise InitGone(f"the sandbox of {self.name} did not start: {exc}") from None
                 raise
             finally:
                 child.close()
                 os.close(info_w)
+                for fd in namespaces:
+                    os.close(fd)
             assert self._process.stdin is not None
             self._process.stdin.write(_INIT_SOURCE)
             with contextlib.suppress(ConnectionError):
@@ -218,10 +213,10 @@ class Sandbox:
             asyncio.get_running_loop().add_reader(parent, self._on_readable)
             try:
                 await asyncio.wait_for(ready, READY_TIMEOUT)
-                info = await asyncio.to_thread(_read_all, info_r)
+                info = await asyncio.to_thread(read_all, info_r)
                 if self.isolation.sandboxed:
                     self._init_pid = int(json.loads(info)["child-pid"])
-                    await self._setup_network()
+                    await allow_low_ports(self.name, self._init_pid)
                     for hook in self.network_hooks:
                         await hook(f"/proc/{self._init_pid}/ns/net")
                 else:
@@ -233,34 +228,21 @@ class Sandbox:
             finally:
                 os.close(info_r)
 
-    def _init_command(self, control_fd: int, info_fd: int) -> tuple[list[str], str]:
-        if not self.isolation.sandboxed:
-            return [sys.executable, "-I", "-S", "-", str(control_fd)], str(self.files.tree)
-        bwrap = self.isolation.bwrap
-        assert bwrap is not None
-        python, python_binds = self.files.init_python()
-        argv = [bwrap.path, "--unshare-user", "--uid", str(SPRITE_UID), "--gid", str(SPRITE_UID),
-                "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net",
-                "--unshare-cgroup-try", "--hostname", self.name, "--die-with-parent",
-                "--as-pid-1", "--new-session", "--info-fd", str(info_fd),
-                *self.files.mounts(), *system_links(), *python_binds, "--chdir", "/",
-                python, "-I", "-S", "-", str(control_fd)]
-        return argv, "/"
-
-    async def _setup_network(self) -> None:
-        helper = await asyncio.create_subprocess_exec(
-            sys.executable, "-I", "-S", "-c", _NET_SETUP, f"/proc/{self._init_pid}/ns/net",
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE)
-        _, err = await helper.communicate()
-        if helper.returncode != 0:
-            log.warning("sprite %s: low ports stay reserved to root: %s", self.name,
-                        err.decode(errors="replace").strip())
-
     async def stop(self) -> None:
         """Kill the init and so every process of the sprite; wait until they are gone."""
         async with self._lock:
             await self._teardown()
+
+    @contextlib.asynccontextmanager
+    async def stopped(self) -> AsyncIterator[None]:
+        """Stop the sandbox and keep it stopped for the block (a restore swaps the tree):
+        a command asked for meanwhile starts after it, on the finished tree."""
+        self._released.clear()
+        try:
+            await self.stop()
+            yield
+        finally:
+            self._released.set()
 
     async def _teardown(self) -> None:
         control, self._control = self._control, None
@@ -300,7 +282,7 @@ class Sandbox:
         while True:
             try:
                 data, ancillary, _, _ = control.recvmsg(
-                    _MAX_MESSAGE, socket.CMSG_SPACE(16), socket.MSG_CMSG_CLOEXEC)
+                    MAX_MESSAGE, socket.CMSG_SPACE(16), socket.MSG_CMSG_CLOEXEC)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
@@ -310,23 +292,42 @@ class Sandbox:
                 asyncio.get_running_loop().create_task(self.stop())
                 asyncio.get_running_loop().remove_reader(control)
                 return
-            fds = _received_fds(ancillary)
-            self._dispatch(json.loads(data), fds)
+            fds = received_fds(ancillary)
+            try:
+                self._dispatch(parse_message(data), fds)
+            except Malformed as exc:
+                for fd in fds:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+                log.warning("the init of sprite %s sent a malformed message (%s): stopping "
+                            "its sandbox", self.name, exc)
+                asyncio.get_running_loop().remove_reader(control)
+                asyncio.get_running_loop().create_task(self.stop())
+                return
 
     def _dispatch(self, message: dict[str, Any], fds: list[int]) -> None:
+        """Hand an answer to its request; every fd not handed on is closed here."""
         if "exit" in message:
-            child = self._children.pop(message["exit"], None)
+            pid, status = message["exit"], message.get("status")
+            if not is_int(pid) or not is_int(status):
+                raise Malformed("exit without integer pid and status")
+            close_all(fds)
+            child = self._children.pop(pid, None)
             if child is not None:
-                child._finish(message["status"])
+                child._finish(status)
             else:
-                self._exits[message["exit"]] = message["status"]
+                self._exits[pid] = status
             return
         key = -1 if "ready" in message else message.get("id")
-        future = self._pending.pop(key, None) if isinstance(key, int) else None
+        if not is_int(key):
+            raise Malformed("no request id")
+        future = self._pending.pop(key, None)
         if future is None or future.done():
-            for fd in fds:
-                os.close(fd)
+            close_all(fds)
             return
+        if key == -1:
+            close_all(fds)
+            fds = []
         future.set_result((message, fds))
 
     async def _request(self, message: dict[str, Any], fds: Sequence[int] = ()
@@ -349,23 +350,10 @@ class Sandbox:
 
     async def _send(self, control: socket.socket, message: dict[str, Any],
                     fds: Sequence[int] = ()) -> None:
-        data = json.dumps(message).encode()
-        ancillary = ([(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
-                     if fds else [])
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                control.sendmsg([data], ancillary)
-                return
-            except BlockingIOError:
-                writable = loop.create_future()
-                loop.add_writer(control, writable.set_result, None)
-                try:
-                    await writable
-                finally:
-                    loop.remove_writer(control)
-            except OSError as exc:
-                raise InitGone(f"the sandbox of {self.name} stopped") from exc
+        try:
+            await send_message(control, message, fds)
+        except OSError as exc:
+            raise InitGone(f"the sandbox of {self.name} stopped") from exc
 
     # -- what the rest of the server uses -------------------------------------
 
@@ -381,17 +369,26 @@ class Sandbox:
         request = {"op": "spawn", "argv": argv, "executable": executable, "env": env,
                    "cwd": cwd, "tty": tty, "rows": rows, "cols": cols}
         answer, fds = await self._request(request, [] if tty else list(stdio or ()))
-        if "error" in answer:
-            for fd in fds:
-                os.close(fd)
-            raise SpawnFailed(answer["errno"], answer["error"], answer.get("stage", "exec"))
+        master = fds.pop(0) if tty and fds else None
+        close_all(fds)
+        if "error" in answer or not is_int(answer.get("pid")) or (tty and master is None):
+            if master is not None:
+                os.close(master)
+            code = answer.get("errno")
+            code = code if is_int(code) else errno.EIO
+            message = str(answer.get("error", "the init gave no process"))
+            limit = self.isolation.limits.processes
+            if code == errno.EAGAIN and limit and self.isolation.sandboxed:
+                message = (f"sprite {self.name} is at its limit of {limit} processes "
+                           "(sprites-local serve --max-processes): end some, or raise it")
+            raise SpawnFailed(code, message, "cwd" if answer.get("stage") == "cwd" else "exec")
         child = Child(self, answer["pid"])
         exited = self._exits.pop(child.pid, None)
         if exited is not None:
             child._finish(exited)
         else:
             self._children[child.pid] = child
-        return child, (fds[0] if tty and fds else None)
+        return child, master
 
     def send_signal(self, pid: int, sig: int) -> None:
         """Signal a process group of the sprite (fire and forget)."""
@@ -417,12 +414,13 @@ class Sandbox:
             return sock
         answer, fds = await self._request({"op": "connect", "host": host, "port": port})
         if "error" in answer or not fds:
-            code = answer.get("errno", errno.ECONNREFUSED)
+            close_all(fds)
+            code = answer.get("errno")
+            code = code if is_int(code) else errno.ECONNREFUSED
             raise OSError(code, f"{answer.get('error', os.strerror(code))} ({host}:{port} in "
                                 f"sprite {self.name})")
         sock = socket.socket(fileno=fds[0])
-        for extra in fds[1:]:
-            os.close(extra)
+        close_all(fds[1:])
         sock.setblocking(False)
         return sock
 
@@ -438,19 +436,3 @@ class Sandbox:
         if not self.isolation.sandboxed:
             return Path("/proc")
         return await self.view_root() / "proc"
-
-
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _received_fds(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
-    fds: list[int] = []
-    for level, kind, payload in ancillary:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            usable = len(payload) - len(payload) % 4
-            fds.extend(struct.unpack(f"{usable // 4}i", payload[:usable]))
-    return fds

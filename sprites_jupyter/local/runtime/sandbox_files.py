@@ -23,10 +23,17 @@ import stat
 import sys
 from pathlib import Path
 
+from .host_ids import remapped, sprite_host_id, take_ownership
+
 # Host directories the sandbox sees (read-only, with the sprite's changes on top).
 BASE_DIRECTORIES = ("usr", "etc", "opt", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
 PLATFORM_DIRECTORIES = ("services", "policy", "logs/services", "checkpoints", "run")
 _GENERATED = ("passwd", "group", "hosts", "hostname", "resolv.conf")
+# /proc entries that change or reveal the host kernel (as container runtimes treat them):
+# kept but read-only, or masked by an empty file or directory.
+_PROC_READ_ONLY = ("sys", "sysrq-trigger", "irq", "bus", "fs")
+_PROC_MASKED = ("kcore", "keys", "timer_list", "sched_debug", "latency_stats", "kmsg",
+                "acpi", "scsi", "asound")
 
 
 @functools.cache
@@ -34,6 +41,15 @@ def base_directories() -> tuple[str, ...]:
     """The base directories that are real directories on this host (not merged-/usr links)."""
     return tuple(name for name in BASE_DIRECTORIES
                  if os.path.isdir(f"/{name}") and not os.path.islink(f"/{name}"))
+
+
+@functools.cache
+def merged_usr_links() -> tuple[tuple[str, str], ...]:
+    """The host's top-level links into /usr (``bin -> usr/bin``), which every sandbox has:
+    made in a new tree before its first checkpoint, so no diff reports them as added."""
+    return tuple((name, os.readlink(f"/{name}"))
+                 for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+                 if os.path.islink(f"/{name}"))
 
 
 @functools.cache
@@ -68,11 +84,21 @@ class SandboxFiles:
         self.platform = sprite_dir / "platform"
         self.scratch = sprite_dir / "sandbox"
         self.init_log = self.scratch / "init.log"
+        self._owner_record = self.scratch / "tree-owner"
 
     @property
     def run_dir(self) -> Path:
-        """Server-owned, seen inside as ``/.sprite/run`` (read-only; unix sockets connect)."""
+        """Server-owned, seen inside as ``/.sprite/run`` (read-only; unix sockets connect
+        once :meth:`expose_socket` has handed them to the sprite user)."""
         return self.platform / "run"
+
+    def expose_socket(self, path: Path) -> None:
+        """Let the sprite user connect to a unix socket the server made in :attr:`run_dir`
+        (connecting needs write permission on it): a root server gives it to the sprite
+        user's host id; otherwise it is the server's own, which the sandbox maps onto
+        the sprite user already."""
+        if remapped():
+            os.chown(path, sprite_host_id(), sprite_host_id(), follow_symlinks=False)
 
     @property
     def checkpoints_dir(self) -> Path:
@@ -99,10 +125,11 @@ class SandboxFiles:
                 os.rename(source, target)
         self.create_platform()
 
-    def prepare(self) -> None:
+    def prepare(self, owner: int | None = None) -> None:
         """Make what the next sandbox start needs; an upper layer that is not a real
         directory (a symlink a process left, say) is replaced, never followed. Writes
-        only what is missing or changed, so a sandbox starts on a full disk."""
+        only what is missing or changed, so a sandbox starts on a full disk. ``owner``:
+        the sprite user's host id when it is not the server's (see :meth:`_claim_tree`)."""
         self.create_platform()
         self.scratch.mkdir(parents=True, exist_ok=True)
         for name in base_directories():
@@ -114,8 +141,13 @@ class SandboxFiles:
             if info is None:
                 os.mkdir(upper, 0o755)
             (self.scratch / "work" / name).mkdir(parents=True, exist_ok=True)
+        for name, target in merged_usr_links():
+            if not os.path.lexists(self.tree / name):
+                os.symlink(target, self.tree / name)
         (self.scratch / "empty").mkdir(exist_ok=True)
         (self.scratch / "empty-file").touch()
+        if owner is not None:
+            self._claim_tree(owner)
         for name, text in self._generated().items():
             target = self.scratch / name
             with contextlib.suppress(OSError):
@@ -125,6 +157,23 @@ class SandboxFiles:
             temp.write_text(text)
             os.chmod(temp, 0o644)
             os.replace(temp, target)
+
+    def _claim_tree(self, owner: int) -> None:
+        """Hand what host root owns in the tree to the sprite user (host id ``owner``),
+        once per change by the server (a new tree, a restore, a home an older server
+        made)."""
+        with contextlib.suppress(OSError):
+            if self._owner_record.read_text() == str(owner):
+                return
+        take_ownership(self.tree, owner)
+        take_ownership(self.checkpoints_dir, owner)  # views an older server built as root
+        self._owner_record.write_text(str(owner))
+
+    def reclaim_tree(self) -> None:
+        """The server wrote into the tree as itself (a restore): claim it again at the
+        next sandbox start."""
+        with contextlib.suppress(FileNotFoundError):
+            self._owner_record.unlink()
 
     def init_log_size(self) -> int:
         """How much the init's error log holds now (what :meth:`last_error` skips)."""
@@ -146,14 +195,17 @@ class SandboxFiles:
             "resolv.conf": "nameserver 127.0.0.1\n",
         }
 
-    def mounts(self) -> list[str]:
+    def mounts(self, tmpfs_bytes: int = 0) -> list[str]:
         """bwrap arguments: the tree as ``/``, overlays, ``/proc``, ``/dev``, ``/.sprite``, the
-        generated ``/etc`` files, and masks over the host's private ``/etc`` entries."""
+        generated ``/etc`` files, and masks over the host's private ``/etc`` entries.
+        ``tmpfs_bytes`` caps each in-memory file system (``/run``, ``/dev/shm``)."""
         args = ["--bind", str(self.tree), "/"]
         for name in base_directories():
             args += ["--overlay-src", f"/{name}", "--overlay", str(self.tree / name),
                      str(self.scratch / "work" / name), f"/{name}"]
-        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/run",
+        size = ["--size", str(tmpfs_bytes)] if tmpfs_bytes else []
+        args += ["--proc", "/proc", *_proc_covers(self.scratch), "--dev", "/dev",
+                 "--perms", "01777", *size, "--tmpfs", "/dev/shm", *size, "--tmpfs", "/run",
                  "--ro-bind", str(self.platform), "/.sprite"]
         for name in _GENERATED:
             args += ["--ro-bind", str(self.scratch / name), _etc_target(name)]
@@ -196,6 +248,20 @@ def remove_sprite_dir(sprite_dir: Path) -> None:
                 if stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_IRWXU != stat.S_IRWXU:
                     os.chmod(path, stat.S_IMODE(info.st_mode) | stat.S_IRWXU)
     shutil.rmtree(sprite_dir, ignore_errors=True)
+
+
+def _proc_covers(scratch: Path) -> list[str]:
+    """bwrap arguments covering the dangerous ``/proc`` entries, in every mode (bwrap's
+    own cover of ``/proc/sys`` is skipped when its write test fails on the 0555 directory)."""
+    args = []
+    for name in _PROC_READ_ONLY:
+        if os.path.lexists(f"/proc/{name}"):
+            args += ["--ro-bind", f"/proc/{name}", f"/proc/{name}"]
+    for name in _PROC_MASKED:
+        if os.path.lexists(f"/proc/{name}"):
+            empty = "empty" if os.path.isdir(f"/proc/{name}") else "empty-file"
+            args += ["--ro-bind", str(scratch / empty), f"/proc/{name}"]
+    return args
 
 
 def _etc_target(name: str) -> str:

@@ -60,13 +60,16 @@ def service_env(sandbox: Sandbox, definition: ServiceDef) -> dict[str, str]:
 
 
 def read_log(path: Path, lines: int | None) -> list[Event]:
-    """The last ``lines`` lines (all when None) of a service log, as stdout/stderr events."""
-    try:
-        handle = path.open(encoding="utf-8", errors="replace", newline="\n")
-    except FileNotFoundError:
-        return []
-    with handle:
-        tail = deque(handle, maxlen=lines)
+    """The last ``lines`` lines (all when None) of a service log (its rotated part
+    first), as stdout/stderr events."""
+    tail: deque[str] = deque(maxlen=lines)
+    for part in (rotated(path), path):
+        try:
+            handle = part.open(encoding="utf-8", errors="replace", newline="\n")
+        except FileNotFoundError:
+            continue
+        with handle:
+            tail.extend(handle)
     events = []
     for line in tail:
         match = _LOG_LINE.match(line)
@@ -142,16 +145,57 @@ async def _reader(fd: int) -> asyncio.StreamReader:
     return reader
 
 
+def rotated(path: Path) -> Path:
+    """Where a service log's previous part goes when it reaches its cap."""
+    return path.with_name(path.name + ".1")
+
+
 class _LogFile:
-    def __init__(self, path: Path) -> None:
+    """A service's log file, rotated once it would pass ``max_bytes`` (0: never): the
+    full file becomes ``NAME.log.1`` (replacing an older one) and a new one starts, so a
+    chatty service keeps at most twice the cap on disk."""
+
+    def __init__(self, path: Path, max_bytes: int = 0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        self._max = max_bytes
         self._file: TextIO = path.open("a", encoding="utf-8")
+        self._size = self._file.tell()
 
     def write(self, kind: str, stamp: float, lines: list[str]) -> None:
-        """Append ``lines`` (each ending in a newline) under one time stamp, one write."""
+        """Append ``lines`` (each ending in a newline) under one time stamp, rotating
+        between lines whenever the next would pass the cap (a starved pump hands over
+        large batches)."""
         prefix = f"{rfc3339(stamp)} [{kind}] "
-        self._file.write(prefix + prefix.join(lines))
-        self._file.flush()
+        text = prefix + prefix.join(lines)
+        if not self._max or self._size + len(text) * 4 <= self._max:  # fits, however encoded
+            self._append([text])
+            return
+        part: list[str] = []
+        part_size = 0
+        for line in lines:
+            size = len(prefix) + len(line.encode("utf-8", "surrogateescape"))
+            if self._max and self._size + part_size + size > self._max and (
+                    part or self._size):
+                self._append(part)
+                self._rotate()
+                part, part_size = [], 0
+            part.append(prefix + line)
+            part_size += size
+        self._append(part)
+
+    def _append(self, entries: list[str]) -> None:
+        if entries:
+            text = "".join(entries)
+            self._file.write(text)
+            self._file.flush()
+            self._size += len(text.encode("utf-8", "surrogateescape"))
+
+    def _rotate(self) -> None:
+        self._file.close()
+        os.replace(self._path, rotated(self._path))
+        self._file = self._path.open("a", encoding="utf-8")
+        self._size = 0
 
     def close(self) -> None:
         self._file.close()
@@ -180,7 +224,7 @@ class ServiceProcess:
         """Start the process; raises OSError (or Invalid for a bad ``dir``) if it cannot."""
         directory = definition.dir or SPRITE_HOME
         cwd = sandbox.location(directory)
-        log = _LogFile(log_path)
+        log = _LogFile(log_path, sandbox.isolation.limits.service_log_bytes)
         fds = [*os.pipe(), *os.pipe(), os.open(os.devnull, os.O_RDONLY)]
         out_r, out_w, err_r, err_w, null = fds
         try:

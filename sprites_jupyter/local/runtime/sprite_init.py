@@ -23,13 +23,22 @@ Piped ones start through ``subprocess`` (vfork and exec in C: nothing of Python 
 the child, the quickest start there is); a pty's child is forked here, since it must
 take the terminal (``TIOCSCTTY``) before it execs.
 When the socket closes (the server went away), the init kills its children and exits.
+
+The init is not dumpable: a sprite process (same uid) can neither ptrace it nor take
+its fds (``pidfd_getfd``, ``/proc/1/fd``), so the control socket stays the server's.
+``argv[2]``, when given, is a JSON object of options: ``uid`` (a root server's sandbox:
+first become that user, with no supplementary groups and no capabilities at all, the
+bounding set emptied), ``nproc`` and ``data`` (``RLIMIT_NPROC`` and ``RLIMIT_DATA`` set
+on the init, so every process of the sprite inherits them; 0 leaves one alone).
 """
 
 import contextlib
+import ctypes
 import errno
 import fcntl
 import json
 import os
+import resource
 import selectors
 import signal
 import socket
@@ -235,6 +244,29 @@ def _exec_child(request, stdio, report_w) -> None:
     os._exit(127)
 
 
+_PR_SET_DUMPABLE = 4
+_PR_CAPBSET_DROP = 24
+_PR_CAP_AMBIENT = 47
+_PR_CAP_AMBIENT_CLEAR_ALL = 4
+_CAPABILITY_VERSION_3 = 0x20080522
+
+
+def become(uid: int) -> None:
+    """Turn into ``uid``/``uid`` with nothing of the capabilities bwrap left us."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    for cap in range(64):
+        if libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 and ctypes.get_errno() != errno.EINVAL:
+            raise OSError(ctypes.get_errno(), "cannot empty the capability bounding set")
+    libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    os.setresuid(uid, uid, uid)
+    header = (ctypes.c_uint32 * 2)(_CAPABILITY_VERSION_3, 0)
+    nothing = (ctypes.c_uint32 * 6)()
+    if libc.capset(header, nothing) != 0:
+        raise OSError(ctypes.get_errno(), "cannot drop capabilities")
+
+
 def main() -> None:
     for number in range(1, signal.NSIG):  # what a server under nohup passed down
         try:
@@ -244,6 +276,14 @@ def main() -> None:
             pass
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    options = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
+    if options.get("uid") is not None:
+        become(int(options["uid"]))
+    for name, limit in ((resource.RLIMIT_NPROC, options.get("nproc")),
+                        (resource.RLIMIT_DATA, options.get("data"))):
+        if limit:
+            resource.setrlimit(name, (int(limit), int(limit)))
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
     control = socket.socket(fileno=int(sys.argv[1]))
     control.set_inheritable(False)
     Init(control).serve()

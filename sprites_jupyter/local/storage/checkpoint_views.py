@@ -57,7 +57,10 @@ class CheckpointViews:
     """
 
     def __init__(self, snapshots: Snapshotter, store: Store, sprite: str,
-                 directory: Path) -> None:
+                 directory: Path, owner: int | None = None) -> None:
+        """``owner``: the host uid and gid to give what a view shows (the sprite user's,
+        when that is not the server's own), so the sprite can read it."""
+        self.owner = owner
         self.snapshots = snapshots
         self.store = store
         self.sprite = sprite
@@ -108,7 +111,8 @@ class CheckpointViews:
         _remove(making)  # left by a crash or a stopped build
         making.mkdir()
         try:
-            _fill(self.snapshots, [e for e in entries if _shown(e)], making, self.stopped)
+            _fill(self.snapshots, [e for e in entries if _shown(e)], making, self.owner,
+                  self.stopped)
             with self._names:
                 building = self.directory / f"{_BUILDING}{checkpoint_id}"
                 if building.is_dir():  # else it is no longer wanted
@@ -129,7 +133,7 @@ def _shown(entry: Entry) -> bool:
         entry.kind in (*_DIRECTORIES, "f", "l")
 
 
-def _fill(snapshots: Snapshotter, shown: list[Entry], tree: Path,
+def _fill(snapshots: Snapshotter, shown: list[Entry], tree: Path, owner: int | None,
           stopped: threading.Event) -> None:
     """Make ``tree`` the view of ``shown``: links, symlinks, directories, the record."""
     (tree / ".sprite").mkdir()
@@ -145,6 +149,8 @@ def _fill(snapshots: Snapshotter, shown: list[Entry], tree: Path,
             snapshots.store.link_assembled(entry.ref, target)
         else:
             os.link(snapshots.object_path(entry.ref), target)
+        if owner is not None:  # a file's inode is the stored object's: fine to share
+            os.chown(target, owner, owner, follow_symlinks=False)
     record = {entry.path: [entry.mode, entry.mtime_ns] for entry in shown}
     (tree / RECORD).write_text(json.dumps({"entries": record}, separators=(",", ":")))
     for entry in sorted((e for e in shown if e.kind in _DIRECTORIES),

@@ -21,7 +21,7 @@ from typing import Any
 
 from ....policy_rules import Verdict, decide, unrestricted
 from . import dns
-from .addresses import is_blocked, parse_ip
+from .addresses import ALLOW_PRIVATE_ENV, PrivateAllowance, is_blocked, parse_ip
 from .handshake import HEAD_LIMIT, Ask, BadRequest, Send, read_ask, socks_reply
 from .relay import Relay, SocketReader
 from .resolver import ResolveError, Resolver
@@ -36,11 +36,14 @@ _SOCKS_CODES = {403: 2, 502: 4, 504: 4}
 
 
 class Refusal(Exception):
-    """A connection the proxy will not make; the message is the text the client sees."""
+    """A connection the proxy will not make; the message is the text the client sees.
+    ``reason`` is the cause in a few words for the status line, the one part of the
+    answer that HTTPS clients (pip, curl, git: all CONNECT) print."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, reason: str = "") -> None:
         super().__init__(message)
         self.status = status
+        self.reason = reason
 
 
 @dataclass(eq=False)
@@ -59,6 +62,8 @@ class EgressProxy:
     rules: list[dict[str, Any]] = field(default_factory=list)
     test_hosts: Mapping[str, str] | None = None
     """Names that resolve to fixed addresses, private ones included: tests only."""
+    private_allowed: PrivateAllowance = field(default_factory=PrivateAllowance)
+    """Private hosts the server's owner lets sprites reach (``--allow-private-hosts``)."""
     max_connections: int = 128
     """Connections served at once (each holds 6 of the server's file descriptors); more
     wait in the listening socket's backlog."""
@@ -91,7 +96,7 @@ class EgressProxy:
         if address is None:
             return decide(self.rules, host)
         literal = str(address)
-        if is_blocked(address):
+        if is_blocked(address) and not self.private_allowed.allows(address):
             return Verdict(literal, False, "private, loopback or reserved address "
                                            "(always blocked)")
         if unrestricted(self.rules):
@@ -106,7 +111,7 @@ class EgressProxy:
         """The addresses to connect to for ``host``, or :class:`Refusal` saying why not."""
         verdict = self.verdict(host)
         if not verdict.allowed:
-            raise Refusal(403, _denial_text(verdict))
+            raise Refusal(403, _denial_text(verdict), _denial_reason(verdict))
         if parse_ip(host) is not None:
             return (verdict.domain,)
         try:
@@ -115,13 +120,22 @@ class EgressProxy:
             raise Refusal(502, str(error)) from None
         if resolution.trusted:
             return resolution.addresses
-        reachable = tuple(a for a in resolution.addresses
-                          if (ip := parse_ip(a)) is not None and not is_blocked(ip))
+        reachable = tuple(a for a in resolution.addresses if self._reachable(a, host))
         if not reachable:
+            addresses = ", ".join(resolution.addresses)
             raise Refusal(403, f"Blocked: {host} resolves only to private, loopback or "
-                               f"reserved addresses ({', '.join(resolution.addresses)}), "
-                               "which a sprite never reaches.")
+                               f"reserved addresses ({addresses}), which a sprite reaches "
+                               "only when the server allows them: sprites-local serve "
+                               f"--allow-private-hosts {host} (or ${ALLOW_PRIVATE_ENV}).",
+                          f"Forbidden: {host} resolves only to private or reserved "
+                          f"addresses ({addresses}); see sprites-local serve "
+                          "--allow-private-hosts")
         return reachable
+
+    def _reachable(self, address: str, host: str) -> bool:
+        parsed = parse_ip(address)
+        return parsed is not None and (not is_blocked(parsed)
+                                       or self.private_allowed.allows(parsed, host))
 
     # -- serving --------------------------------------------------------------
 
@@ -211,7 +225,8 @@ class EgressProxy:
         except Refusal as error:
             log.info("sprite %s: refused %s", self.sprite, error)
             await _answer_error(send, error.status, str(error),
-                                _SOCKS_CODES.get(error.status, 1) if ask.kind == "socks" else None)
+                                _SOCKS_CODES.get(error.status, 1) if ask.kind == "socks" else None,
+                                error.reason)
             client.close()
             return
         except (TimeoutError, asyncio.IncompleteReadError, OSError):
@@ -272,15 +287,20 @@ def _denial_text(verdict: Verdict) -> str:
             f"{verdict.rule}. To allow it: %sprite policy allow {verdict.domain}")
 
 
-async def _answer_error(send: Send, status: int, message: str, socks_code: int | None
-                        ) -> None:
+def _denial_reason(verdict: Verdict) -> str:
+    """A policy refusal in a few words, for the status line."""
+    if parse_ip(verdict.domain) is not None and "always" in verdict.rule:
+        return f"Forbidden: {verdict.domain} is a private, loopback or reserved address"
+    return f"Forbidden by the sprite's network policy: {verdict.domain} is denied ({verdict.rule})"
+
+
+async def _answer_error(send: Send, status: int, message: str, socks_code: int | None,
+                        reason: str = "") -> None:
     if socks_code is not None:
         data = socks_reply(socks_code)
     else:
         body = (message + "\n").encode()
-        reason = _REASONS.get(status, "Error")
-        if status == 403:
-            reason = "Forbidden by the sprite's network policy"
+        reason = " ".join((reason or _REASONS.get(status, "Error")).split())
         data = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
     with contextlib.suppress(TimeoutError, OSError):

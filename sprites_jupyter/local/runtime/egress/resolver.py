@@ -15,8 +15,9 @@ from .addresses import parse_ip
 
 TEST_HOSTS_ENV = "SPRITES_LOCAL_EGRESS_TEST_HOSTS"
 """Server-side only: ``name=ip`` pairs (space or comma separated) that resolve without
-DNS and may point at the host's own loopback. Tests set it on the server they start;
-a sprite cannot change the server's environment."""
+DNS; those naming the host's own loopback may reach it, others are checked as any
+resolved address is. Tests set it on the server they start; a sprite cannot change the
+server's environment."""
 
 REMEMBERED = 4096
 REMEMBER_SECONDS = 3600.0
@@ -32,7 +33,8 @@ class ResolveError(Exception):
 
 @dataclass(frozen=True)
 class Resolution:
-    """Addresses for a name; ``trusted`` ones (test hosts) skip the private-range block."""
+    """Addresses for a name; ``trusted`` ones (test hosts on loopback) skip the
+    private-range block."""
 
     addresses: tuple[str, ...]
     trusted: bool = False
@@ -64,7 +66,8 @@ class Resolver:
             parsed = parse_ip(address)
             fits = family == socket.AF_UNSPEC or (family == socket.AF_INET) == (
                 parsed is not None and parsed.version == 4)
-            resolution = Resolution((address,) if fits else (), trusted=True)
+            resolution = Resolution((address,) if fits else (),
+                                    trusted=parsed is not None and parsed.is_loopback)
         else:
             resolution = Resolution(await self._lookup(name, family))
         self.remember(name, resolution.addresses)

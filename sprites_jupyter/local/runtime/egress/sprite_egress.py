@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import bridge
+from .addresses import PrivateAllowance
 from .handover import HandoverError, take_over
 from .proxy import EgressProxy
 
@@ -49,9 +50,11 @@ class SpriteEgress:
     """The egress of the sprite ``name``, whose policy is stored at ``policy_path``."""
 
     def __init__(self, name: str, policy_path: Path,
-                 test_hosts: Mapping[str, str] | None = None) -> None:
+                 test_hosts: Mapping[str, str] | None = None,
+                 private_allowed: PrivateAllowance | None = None) -> None:
         self.policy_path = policy_path
-        self.proxy = EgressProxy(name, test_hosts=test_hosts)
+        self.proxy = EgressProxy(name, test_hosts=test_hosts,
+                                 private_allowed=private_allowed or PrivateAllowance())
 
     async def start(self, netns: str) -> None:
         """Load the stored policy and serve the sockets the bridge makes in the network
@@ -99,10 +102,12 @@ class SpriteEgress:
         await self.proxy.close()
 
 
-def egress_for(sandbox: Sandbox, test_hosts: Mapping[str, str] | None = None) -> SpriteEgress:
+def egress_for(sandbox: Sandbox, test_hosts: Mapping[str, str] | None = None,
+               private_allowed: PrivateAllowance | None = None) -> SpriteEgress:
     """The egress of a sandboxed sprite, hooked to its sandbox: attached at each start,
     and the proxy variables in every process's environment."""
-    egress = SpriteEgress(sandbox.name, sandbox.files.platform / POLICY_FILE, test_hosts)
+    egress = SpriteEgress(sandbox.name, sandbox.files.platform / POLICY_FILE, test_hosts,
+                          private_allowed)
     sandbox.network_hooks.append(egress.attach)
     sandbox.platform_env.update(PROXY_ENV)
     return egress

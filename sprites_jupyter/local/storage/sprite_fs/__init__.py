@@ -7,9 +7,10 @@ named and refused, never opened for reading or writing.
 """
 
 from .errors import SpriteFsError
+from .ids import acting_as
 from .tree import TreeEntry
 from .view import SpriteView
 from .writes import CopyResult, PendingWrite, begin_write, copy
 
 __all__ = ["CopyResult", "PendingWrite", "SpriteFsError", "SpriteView", "TreeEntry",
-           "begin_write", "copy"]
+           "acting_as", "begin_write", "copy"]

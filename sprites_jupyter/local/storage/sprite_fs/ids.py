@@ -7,12 +7,17 @@ the server reads it. Without a procfs there (an unsandboxed sprite) ids are the 
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .resolve import kernel_fs, open_in_root, reopen
 
 OVERFLOW_ID = 65534  # what the kernel shows for an id the namespace does not map
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 @dataclass(frozen=True)
@@ -67,3 +72,27 @@ def read_id_maps(rootfd: int) -> tuple[IdMap, IdMap]:
         identity = ranges == ((0, 0, 2**32 - 1),)
         maps.append(IdMap(() if identity else ranges))  # type: ignore[arg-type]
     return maps[0], maps[1]
+
+
+@contextlib.contextmanager
+def acting_as(host_id: int | None) -> Iterator[None]:
+    """This thread's filesystem checks and new entries as host uid/gid ``host_id`` (the
+    sprite user's, when the server is root and the sprite is not): what the sprite user
+    could not read or change, the server's fs operations cannot either, and what they
+    make is the sprite user's. ``None``: as the server itself.
+
+    ``setfsuid`` is per thread; leaving uid 0 drops the filesystem capabilities
+    (``CAP_DAC_OVERRIDE``, ``CAP_CHOWN``, ``CAP_FOWNER``, ...) from this thread until it
+    is restored."""
+    if host_id is None:
+        yield
+        return
+    old_gid = _libc.setfsgid(host_id)
+    old_uid = _libc.setfsuid(host_id)
+    try:
+        if _libc.setfsuid(-1) != host_id or _libc.setfsgid(-1) != host_id:
+            raise OSError(errno.EPERM, f"cannot act as uid {host_id}")
+        yield
+    finally:
+        _libc.setfsuid(old_uid)
+        _libc.setfsgid(old_gid)

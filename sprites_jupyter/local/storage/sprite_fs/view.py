@@ -20,6 +20,7 @@ from types import TracebackType
 
 from .errors import SpriteFsError, refuse_kernel_fs, refuse_special, sprite_errors
 from .ids import read_id_maps
+from .mounts import refuse_mount_point
 from .resolve import O_PATH, kernel_fs, open_in_root, reopen
 from .tree import TreeEntry, plan, replay
 
@@ -66,8 +67,9 @@ def _refuse_hardlinked(info: os.stat_result, path: str, doing: str) -> None:
 
 class SpriteView:
     """Filesystem operations inside one sprite's root (a tree directory, or the
-    sandbox's view of it). Entries the server makes are the server's uid, which is the
-    sprite user's (the sandbox maps one to the other)."""
+    sandbox's view of it). Entries the server makes are the sprite user's: the server's
+    own uid, which the sandbox maps onto it, or, for a root server, the sprite user's
+    host id that the calling thread acts as (:func:`.ids.acting_as`)."""
 
     def __init__(self, root: Path) -> None:
         self.rootfd = os.open(root, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -191,6 +193,7 @@ class SpriteView:
                     raise SpriteFsError(errno.EACCES, spath, "refusing to delete the "
                                                              "sprite's root")
                 info = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+                refuse_mount_point(parent_fd, name, spath, "fs/delete")
                 if stat.S_ISDIR(info.st_mode) and recursive:
                     self._empty_tree(parent_fd, TreeEntry(0, name, spath, info))
                 if stat.S_ISDIR(info.st_mode):
@@ -206,6 +209,7 @@ class SpriteView:
                      dir_fd=parent_fd)
         try:
             def unlink(dir_fd: int, entry: TreeEntry) -> None:
+                refuse_mount_point(dir_fd, entry.name, entry.path, "fs/delete")
                 if not entry.is_dir:
                     os.unlink(entry.name, dir_fd=dir_fd)
 
@@ -228,6 +232,8 @@ class SpriteView:
                         raise SpriteFsError(errno.EACCES, source if not src_name else dest,
                                             "refusing to rename the sprite's root")
                     os.stat(src_name, dir_fd=src_fd, follow_symlinks=False)
+                    refuse_mount_point(src_fd, src_name, source, "fs/rename")
+                    refuse_mount_point(dst_fd, dst_name, dest, "fs/rename")
                     os.rename(src_name, dst_name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
                 finally:
                     os.close(dst_fd)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 from .errors import SpriteFsError, refuse_kernel_fs, refuse_special, sprite_errors
+from .mounts import refuse_mount_point
 from .resolve import O_PATH, kernel_fs, reopen
 from .tree import TreeEntry, plan, replay
 from .view import SpriteView, chmod_fd, chown_fd
@@ -93,6 +94,7 @@ class PendingWrite:
             os.fchmod(self._fd, self.mode)
             if times_ns is not None:
                 os.utime(self._fd, ns=times_ns)
+            refuse_mount_point(self._dir_fd, self._name, self.path, "a write")
             os.rename(self._tmp, self._name, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
         self._done = True
         self.abort()
@@ -118,6 +120,7 @@ def begin_write(view: SpriteView, spath: str, *, mode: int | None, make_parents:
         dir_fd, name, path, existing = view.final(spath, make_parents=make_parents)
     try:
         _refuse_target(existing, name, path, "fs/write")
+        refuse_mount_point(dir_fd, name, path, "fs/write")
     except BaseException:
         os.close(dir_fd)
         raise
@@ -312,6 +315,7 @@ class _TreeCopy:
         tmp = _temp_name()
         os.symlink(target, tmp, dir_fd=parent)
         try:
+            refuse_mount_point(parent, name, name, "fs/copy")
             os.rename(tmp, name, src_dir_fd=parent, dst_dir_fd=parent)
         except BaseException:
             os.unlink(tmp, dir_fd=parent)

@@ -1,0 +1,163 @@
+"""What the host-id mapping and the per-sprite limits cost, against the code before them.
+
+The baseline is a server of another commit (``--baseline``, default ``main``: pass the
+commit before this change once it has landed) checked out in a temporary git worktree,
+run in the same way as this checkout's server; samples of the two are interleaved.
+
+1. Warm exec round trip: ``POST /v1/sprites/NAME/exec?cmd=true`` on a running sprite
+   (target: the mapping and limits add <= 5 %).
+2. First exec on a new sprite: create it, then the first exec (sandbox start included).
+3. Server responsiveness: an unrelated ``GET /v1/sprites`` while one sprite sits at
+   each limit (processes, memory, a chatty service's log rotating), against the same
+   GET with every sprite idle (target: <= 2x).
+
+    python bench/bench_sprite_limits.py [--repeat 20] [--baseline REF]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from bench_common import READY, TOKEN, timed
+
+REPO = Path(__file__).resolve().parents[1]
+# Each takes what its limit allows (the next fork or allocation fails), then waits.
+FILL_PROCESSES = ("import subprocess, time\ntry:\n    while True:\n"
+                  "        subprocess.Popen(['sleep', '600'])\n"
+                  "except OSError:\n    time.sleep(600)\n")
+FILL_MEMORY = ("import time\nheld = []\ntry:\n    while True:\n"
+               "        held.append(bytearray(16 << 20))\n"
+               "except MemoryError:\n    time.sleep(600)\n")
+
+
+def start(home: Path, code: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+    """``sprites-local serve`` of the checkout at ``code``; the process and its URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sprites_jupyter.local", "serve", "--port", "0",
+         "--home", str(home), "--token", TOKEN, *args], stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(code)})
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line.startswith(READY):
+        process.kill()
+        raise SystemExit(f"server did not start: {line!r}")
+    return process, line[len(READY):].strip()
+
+
+def _report(what: str, new: list[float], old: list[float], old_name: str,
+            target: str) -> None:
+    ratio = statistics.median(new) / statistics.median(old)
+    print(f"{what}: this checkout min {min(new) * 1000:.1f} ms / median "
+          f"{statistics.median(new) * 1000:.1f} ms; {old_name} min {min(old) * 1000:.1f} ms "
+          f"/ median {statistics.median(old) * 1000:.1f} ms; median ratio {ratio:.2f}x "
+          f"({target})")
+
+
+def _exec(http: httpx.Client, sprite: str, cmd: list[str]) -> None:
+    http.post(f"/v1/sprites/{sprite}/exec", params={"cmd": cmd}).raise_for_status()
+
+
+def compare(urls: dict[str, str], repeat: int, baseline: str) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    clients = {who: httpx.Client(base_url=url, headers=headers, timeout=600)
+               for who, url in urls.items()}
+    for http in clients.values():
+        http.post("/v1/sprites", json={"name": "warm"}).raise_for_status()
+        _exec(http, "warm", ["true"])
+    warm: dict[str, list[float]] = {who: [] for who in clients}
+    first: dict[str, list[float]] = {who: [] for who in clients}
+    for number in range(repeat):  # warm first, alone: a sprite's teardown skews samples
+        for who in _order(clients, number):
+            warm[who].append(timed(lambda http=clients[who]: _exec(http, "warm", ["true"])))
+    for number in range(repeat):
+        for who in _order(clients, number):
+            http, name = clients[who], f"new-{number}"
+
+            def create_and_exec(http: httpx.Client = http, name: str = name) -> None:
+                http.post("/v1/sprites", json={"name": name}).raise_for_status()
+                _exec(http, name, ["true"])
+
+            first[who].append(timed(create_and_exec))
+            http.delete(f"/v1/sprites/{name}")
+            time.sleep(0.3)  # let the deleted sandbox's teardown pass
+    _report("warm exec round trip", warm["new"], warm["old"], baseline, "target <= 1.05x")
+    _report("first exec on a new sprite", first["new"], first["old"], baseline,
+            "start-up speed is not this change's task")
+
+
+def _order(clients: dict[str, httpx.Client], number: int) -> list[str]:
+    """Both servers, the one measured first alternating from round to round."""
+    names = list(clients)
+    return names if number % 2 == 0 else names[::-1]
+
+
+def _get_times(http: httpx.Client, repeat: int) -> list[float]:
+    return [timed(lambda: http.get("/v1/sprites").raise_for_status()) for _ in range(repeat)]
+
+
+def at_limits(url: str, repeat: int) -> None:
+    http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"},
+                        timeout=600)
+    http.post("/v1/sprites", json={"name": "limited"}).raise_for_status()
+    loads: dict[str, Callable[[], None]] = {
+        "processes": lambda: _exec(http, "limited", ["sh", "-c", "python3 -c \"$0\" "
+                                                     ">/dev/null 2>&1 &", FILL_PROCESSES]),
+        "memory": lambda: _exec(http, "limited", ["sh", "-c", "python3 -c \"$0\" "
+                                                  ">/dev/null 2>&1 &", FILL_MEMORY]),
+        "service log": lambda: http.put(
+            "/v1/sprites/limited/services/chatty", params={"duration": "0"},
+            json={"cmd": "yes", "args": ["a chatty service line"]}).raise_for_status(),
+    }
+    for limit, load in loads.items():
+        idle = _get_times(http, repeat)  # just before: the host's load drifts
+        load()
+        time.sleep(2)
+        busy = _get_times(http, repeat)
+        print(f"GET /v1/sprites with a sprite at its {limit} limit: min "
+              f"{min(busy) * 1000:.1f} ms / median {statistics.median(busy) * 1000:.1f} ms; "
+              f"idle min {min(idle) * 1000:.1f} ms / median "
+              f"{statistics.median(idle) * 1000:.1f} ms; median ratio "
+              f"{statistics.median(busy) / statistics.median(idle):.2f}x (target <= 2x)")
+        http.delete("/v1/sprites/limited")
+        http.post("/v1/sprites", json={"name": "limited"}).raise_for_status()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--baseline", default="main",
+                        help="the git commit to compare with (default main)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        old_code = Path(scratch, "baseline")
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(old_code),
+                        args.baseline], check=True, capture_output=True)
+        servers = []
+        try:
+            limits = ("--max-processes", "64", "--max-memory", "256M",
+                      "--service-log-max", "1M")
+            new, new_url = start(Path(scratch, "new"), REPO, *limits)
+            old, old_url = start(Path(scratch, "old"), old_code)
+            servers += [new, old]
+            compare({"new": new_url, "old": old_url}, args.repeat, args.baseline)
+            at_limits(new_url, args.repeat)
+        finally:
+            for process in servers:
+                process.terminate()
+                process.wait(timeout=30)
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force",
+                            str(old_code)], check=False, capture_output=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""The ``%%sprite_python`` agent's channels: the protocol's output and captured streams.
+
+Standard library only, Python 3.8+; uploaded beside ``python_agent.py``. Replies go
+out as whole JSON lines on a private descriptor; what user code writes (Python-level
+and descriptor-level, so subprocesses too) becomes ``stream`` events.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import json
+import os
+import select
+import signal
+import threading
+import time
+
+FLUSH_INTERVAL = 0.05
+FLUSH_SIZE = 64 * 1024
+
+
+class Channel:
+    """The protocol's output: one JSON object per line on a private descriptor."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.lock = threading.Lock()
+
+    def send(self, message: dict) -> None:
+        """Write one whole line: SIGINT waits until it is out (in the main thread its
+        ``KeyboardInterrupt`` would cut the line, and the reply in it, short)."""
+        data = (json.dumps(message, default=repr) + "\n").encode()
+        main = threading.current_thread() is threading.main_thread()
+        if main:
+            previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            with self.lock:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self.fd, view):]
+        finally:
+            if main:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+class Streams:
+    """Captured output: Python-level writes and descriptor-level writes become events."""
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self.request_id = None
+        self.lock = threading.Lock()
+        self.buffers: dict = {"stdout": [], "stderr": []}
+        self.sizes = {"stdout": 0, "stderr": 0}
+        self.pipes: dict = {}
+
+    def write(self, name: str, text: str) -> None:
+        if not text:
+            return
+        with self.lock:
+            self.buffers[name].append(text)
+            self.sizes[name] += len(text)
+            large = self.sizes[name] >= FLUSH_SIZE
+        if large:
+            self.flush()
+
+    def flush(self) -> None:
+        with self.lock:
+            pending = [(name, "".join(parts)) for name, parts in self.buffers.items() if parts]
+            for name in self.buffers:
+                self.buffers[name] = []
+                self.sizes[name] = 0
+            for name, text in pending:
+                self.channel.send({"type": "stream", "id": self.request_id, "name": name,
+                                   "text": text})
+
+    def capture_descriptors(self) -> None:
+        """Point fds 1 and 2 at pipes read by threads (subprocess output is captured too)."""
+        for fd, name in ((1, "stdout"), (2, "stderr")):
+            read_end, write_end = os.pipe()
+            os.dup2(write_end, fd)
+            os.close(write_end)
+            self.pipes[name] = read_end
+            threading.Thread(target=self._pump, args=(read_end, name), daemon=True).start()
+        threading.Thread(target=self._tick, daemon=True).start()
+
+    def _pump(self, fd: int, name: str) -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        while True:
+            data = os.read(fd, 65536)
+            if not data:
+                return
+            self.write(name, decoder.decode(data))
+
+    def _tick(self) -> None:
+        while True:
+            time.sleep(FLUSH_INTERVAL)
+            self.flush()
+
+    def drain(self) -> None:
+        """Forward what subprocesses wrote so far, then flush everything."""
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select(list(self.pipes.values()), [], [], 0)
+            if not ready:
+                break
+            time.sleep(0.005)
+        self.flush()
+
+
+class StreamWriter(io.TextIOBase):
+    """``sys.stdout``/``sys.stderr`` for user code."""
+
+    def __init__(self, streams: Streams, name: str) -> None:
+        self.streams = streams
+        self.name = name
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.streams.write(self.name, text)
+        return len(text)
+
+    def isatty(self) -> bool:
+        return False
