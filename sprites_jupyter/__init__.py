@@ -32,7 +32,7 @@ def unload_ipython_extension(shell: Any) -> None:
     """Remove the magics, their completion, and close their client and port forwards
     (Python sessions on sprites keep running: ``%sprite python attach`` reconnects)."""
     from .magic_commands.completion import SpriteCompleter
-    from .magic_commands.python_lifecycle import detach_all
+    from .magic_commands.python.lifecycle import detach_all
 
     for magics in [c for c in shell.configurables if type(c).__name__ == "SpriteMagics"]:
         detach_all(magics.context)

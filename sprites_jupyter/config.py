@@ -33,6 +33,25 @@ class SpriteSettings(Configurable):
     python = Unicode("", help="The interpreter `%%sprite_python` sessions run on in the "
                               "sprite (a path or a name on its PATH); empty means python3."
                      ).tag(config=True)
+    checkpoint_cells = Bool(False, help="Take a checkpoint before every %%sprite_exec and "
+                                        "%%sprite_python cell, so `%sprite undo` can take "
+                                        "the cell back (`%sprite undo on|off`).").tag(
+        config=True)
+    cell_checkpoints_kept = Int(20, min=1, help="Per-cell checkpoints kept per sprite (the "
+                                                "oldest are deleted; never the user's own)."
+                                ).tag(config=True)
+    cells_outlive_kernel = Bool(False, help="Run each %%sprite_exec cell so that it keeps "
+                                            "running when the kernel goes, its output kept "
+                                            "on the sprite for `%sprite attach`.").tag(
+        config=True)
+    cell_output_kept = Int(16 * 1024 * 1024, min=4096,
+                           help="Bytes of a kept cell's output stored on the sprite (the "
+                                "oldest go first, said in one line on replay).").tag(config=True)
+    journal_location = Unicode(
+        "", help="Where `%sprite history` is kept for the next kernel, per sprite and "
+                 "notebook: 'sprite' (a file on it), 'none', a directory, or '' (the local "
+                 "home for the local server, the sprite for the Sprites API).").tag(
+        config=True)
     widgets = CaselessStrEnum(
         ["auto", "on", "off"], default_value="auto",
         help="Use ipywidgets: 'auto' when a widget frontend is there (and "

@@ -1,20 +1,31 @@
-"""The operations journal behind ``%sprite history``: what this kernel did, and how it went."""
+"""The operations journal behind ``%sprite history``: what was done, and how it went.
+
+Entries are kept per sprite and notebook where a new kernel finds them again (a
+:class:`JournalStore`): the local home for the local server, a file on the sprite
+for the real service. A restore rewinds a file kept on the sprite; the next save
+writes it whole again from memory, so nothing this kernel knew is lost.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
-__all__ = ["Journal", "JournalEntry", "Outcome"]
+__all__ = ["KEPT_ENTRIES", "Journal", "JournalEntry", "JournalStore", "Outcome",
+           "decode_entries", "encode_entries"]
+
+KEPT_ENTRIES = 1000  # per sprite and notebook; the oldest go first
 
 
 @dataclass(frozen=True)
@@ -29,6 +40,33 @@ class JournalEntry:
     duration: float
 
 
+def encode_entries(entries: list[JournalEntry]) -> bytes:
+    """JSON lines, the newest :data:`KEPT_ENTRIES`."""
+    lines = (json.dumps({**asdict(e), "time": e.time.isoformat()})
+             for e in entries[-KEPT_ENTRIES:])
+    return "".join(line + "\n" for line in lines).encode()
+
+
+def decode_entries(data: bytes) -> list[JournalEntry]:
+    """Entries from JSON lines; a line that is not one (a truncated write) is skipped."""
+    entries = []
+    for line in data.decode(errors="replace").splitlines():
+        try:
+            fields = json.loads(line)
+            fields["time"] = datetime.fromisoformat(fields["time"])
+            entries.append(JournalEntry(**fields))
+        except (ValueError, TypeError, KeyError):
+            continue
+    return entries
+
+
+class JournalStore(Protocol):
+    """Where one notebook's journal of one sprite is kept between kernels."""
+
+    def load(self, sprite: str) -> list[JournalEntry]: ...
+    def save(self, sprite: str, entries: list[JournalEntry]) -> None: ...
+
+
 class Outcome:
     """What a journaled block reports when it ends without an exception but not plainly
     ``ok`` (a command that exited 1 under ``--no-raise``, a stop of a stopped service)."""
@@ -41,11 +79,16 @@ class Outcome:
 
 
 class Journal:
-    """A thread-safe, append-only list of :class:`JournalEntry` for this kernel."""
+    """A thread-safe, append-only list of :class:`JournalEntry`: this kernel's, plus
+    what earlier kernels left in the store (read when a sprite is first touched)."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: Callable[[], JournalStore | None] = lambda: None) -> None:
         self._entries: list[JournalEntry] = []
+        self._earlier: dict[str, list[JournalEntry]] = {}
         self._lock = threading.Lock()
+        self._saving = threading.Lock()
+        self._store = store
+        self._saves: list[threading.Thread] = []
 
     @property
     def entries(self) -> list[JournalEntry]:
@@ -74,11 +117,55 @@ class Journal:
                                  time.monotonic() - started)
             with self._lock:
                 self._entries.append(entry)
+            self._save_later(sprite)
 
-    def frame(self) -> pd.DataFrame:
-        """The journal as a DataFrame in the order the operations started."""
+    def _save_later(self, sprite: str) -> None:
+        """Save in the background: a cell does not wait for its journal line."""
+        store = self._store()
+        if store is None or not sprite:
+            return
+        save = threading.Thread(target=self._save, args=(store, sprite), daemon=True)
+        with self._lock:
+            self._saves = [s for s in self._saves if s.is_alive()]
+            self._saves.append(save)
+        save.start()
+
+    def _save(self, store: JournalStore, sprite: str) -> None:
+        # One save at a time, each writing everything known when it runs: the last wins.
+        with self._lock:
+            earlier = self._earlier.get(sprite)
+        if earlier is None:
+            earlier = self._load(store, sprite)
+        with self._saving:
+            with self._lock:
+                entries = earlier + [e for e in self._entries if e.sprite == sprite]
+            with contextlib.suppress(Exception):  # the sprite may be gone or restoring
+                store.save(sprite, entries)
+
+    def _load(self, store: JournalStore, sprite: str) -> list[JournalEntry]:
+        try:
+            loaded = store.load(sprite)
+        except Exception:  # nothing kept yet, or the sprite is unreachable
+            loaded = []
+        with self._lock:
+            mine = {(e.time, e.operation) for e in self._entries}
+            return self._earlier.setdefault(
+                sprite, [e for e in loaded if (e.time, e.operation) not in mine])
+
+    def flush(self) -> None:
+        """Wait for the saves under way (before the kernel lets go of its client)."""
+        with self._lock:
+            saves = list(self._saves)
+        for save in saves:
+            save.join()
+
+    def frame(self, sprite: str = "") -> pd.DataFrame:
+        """The journal as a DataFrame in the order the operations started, with what
+        earlier kernels did on ``sprite``."""
         import pandas as pd
-        rows = sorted(self.entries, key=lambda entry: entry.time)
+        store = self._store()
+        earlier = self._load(store, sprite) if store is not None and sprite else []
+        rows = sorted(earlier + self.entries, key=lambda entry: entry.time)
         return pd.DataFrame({
             "time": pd.Series(pd.to_datetime([e.time for e in rows], utc=True),
                               dtype="datetime64[ns, UTC]"),

@@ -20,26 +20,33 @@ from traitlets import observe
 
 from .backend import client_from_env
 from .client import SpritesClient, SpritesError
+from .client.http import DEFAULT_BASE_URL, is_loopback_url
 from .config import SpriteSettings
-from .journal import Journal
+from .journal import Journal, JournalStore
+from .journal_stores import choose_journal_store
+from .kernel.in_kernel import kernel_sprite, relay_client
 
 # Each module declares its subcommands (magic_commands/registry.py) when imported.
 from .magic_commands import (  # noqa: F401
+    cell_replay,
     checkpoints,
     diff,
     files,
     forwarding,
+    panel,
     policy,
     services,
     sessions,
     sprites,
+    undo,
     url,
 )
+from .magic_commands.cell_checkpoints import notebook_name
 from .magic_commands.context import CommandContext
 from .magic_commands.errors import explain
 from .magic_commands.execution import EXEC_CELL, run_code
 from .magic_commands.parsing import full_help, overview, parse_cell_line, parse_sprite_line
-from .magic_commands.python_cells import PYTHON_CELL, run_cell
+from .magic_commands.python.cells import PYTHON_CELL, run_cell
 from .magic_commands.registry import lookup
 
 __all__ = ["SpriteMagics"]
@@ -82,10 +89,11 @@ class SpriteMagics(Magics, SpriteSettings):
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
-        self.journal = Journal()
+        self.journal = Journal(self._journal_store)
         self._client: SpritesClient | None = None
         self._client_made_from: tuple[str, ...] = ()
         self.context = CommandContext(shell, self, self.journal, self._get_client)
+        self.sprite = self.sprite or kernel_sprite()  # a sprite kernel starts on its own
 
     def _get_client(self) -> SpritesClient:
         """The client, remade when the environment it came from has changed (a new
@@ -101,9 +109,19 @@ class SpriteMagics(Magics, SpriteSettings):
             self._client_made_from = made_from
         return self._client
 
+    def _journal_store(self) -> JournalStore | None:
+        token = os.environ.get("SPRITES_TOKEN") or os.environ.get("SPRITE_TOKEN")
+        api_url = self.api_url or os.environ.get("SPRITES_API_URL", "")
+        return choose_journal_store(
+            self.journal_location, notebook_name(self.shell),
+            default_local=not token and not api_url,
+            remote_api=bool(token) and not is_loopback_url(api_url or DEFAULT_BASE_URL),
+            sprite=lambda name: self._get_client().sprite(name))
+
     def _make_client(self) -> SpritesClient:
         if not self.api_url:
-            return client_from_env(timeout=self.timeout, on_wait=_tell)
+            relayed = relay_client(timeout=self.timeout, on_wait=_tell)  # in a sprite kernel
+            return relayed or client_from_env(timeout=self.timeout, on_wait=_tell)
         token = os.environ.get("SPRITES_TOKEN") or os.environ.get("SPRITE_TOKEN")
         if not token:
             raise UsageError(f"SpriteMagics.api_url is {self.api_url} but no token is set: "
@@ -115,7 +133,8 @@ class SpriteMagics(Magics, SpriteSettings):
         self.close()
 
     def close(self) -> None:
-        """Close the client (a new one is made on next use)."""
+        """Close the client (a new one is made on next use), once the journal is saved."""
+        self.journal.flush()
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -131,7 +150,8 @@ class SpriteMagics(Magics, SpriteSettings):
     @cell_magic
     @_interrupts_in_short
     def sprite_exec(self, line: str, cell: str) -> Any:
-        return run_code(self.context, cell, parse_cell_line(EXEC_CELL.parser(), line))
+        return run_code(self.context, cell, parse_cell_line(EXEC_CELL.parser(), line),
+                        cell=True)
 
     @cell_magic
     @_interrupts_in_short

@@ -26,12 +26,13 @@ from ..widgets.browser import (
     checkpoint_table_text,
 )
 from ..widgets.progress import ProgressView, describe_event, track
+from .cell_checkpoints import cell_tag
 from .checkpoint_refs import resolve_checkpoint
 from .context import CommandContext
 from .diff import checkpoint_changes, checkpoint_variables
 from .errors import explain
-from .python_lifecycle import sessions_of
-from .python_session import AGENT_FILES
+from .python.lifecycle import sessions_of
+from .python.session import AGENT_FILES
 from .registry import Names, action, argument, subcommand
 from .restore_preview import describe_restore
 from .session_state import end_after_restore, save_others, save_session
@@ -39,7 +40,7 @@ from .session_state import end_after_restore, save_others, save_session
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["browse", "checkpoint", "checkpoints", "delete", "restore"]
+__all__ = ["browse", "browser_actions", "checkpoint", "checkpoints", "delete", "restore"]
 
 _AUTO_ID = re.compile(r"\bauto-\d+\b")
 _LIVE_IDS = ("current", "active")
@@ -138,7 +139,8 @@ def checkpoint(ctx: CommandContext, args: Namespace) -> Checkpoint | None:
 
 
 @subcommand("checkpoints", "list checkpoints (DataFrame): checkpoints [--auto] [--history ID]",
-            argument("--auto", action="store_true", help="include automatic checkpoints"),
+            argument("--auto", action="store_true",
+                     help="include automatic and per-cell checkpoints"),
             argument("--history", metavar="ID", complete=Names.CHECKPOINTS,
                      help="only checkpoints descending from ID (or the checkpoint a "
                           "comment names)"))
@@ -148,7 +150,9 @@ def checkpoints(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
     with ctx.operation(handle.name, "checkpoints", args.history or ""):
         history = resolve_checkpoint(handle, args.history).id if args.history else None
         listed = handle.list_checkpoints(include_auto=args.auto, history=history)
-        return checkpoints_frame(listed)
+        if args.auto:
+            return checkpoints_frame(listed)
+        return checkpoints_frame([c for c in listed if cell_tag(c.comment) is None])
 
 
 @subcommand("restore", "restore a checkpoint: restore ID [--yes]",
@@ -205,10 +209,8 @@ def _active_checkpoint(handle: Sprite) -> str | None:
         return None
 
 
-@subcommand("browse", "the checkpoint browser")
-def browse(ctx: CommandContext, args: Namespace) -> Any:
-    """The checkpoint browser widget (or, without widgets, a table and how to restore)."""
-    handle = ctx.sprite(args.sprite)
+def browser_actions(ctx: CommandContext, handle: Sprite) -> CheckpointActions:
+    """What the browser (and the timeline panel) may do on ``handle``, journaled."""
     name = handle.name
 
     def journaled(operation: str, target: str, job: Any, outcome: str) -> Any:
@@ -217,7 +219,7 @@ def browse(ctx: CommandContext, args: Namespace) -> Any:
             journal_outcome.set(outcome.format(result))
             return result
 
-    actions = CheckpointActions(
+    return CheckpointActions(
         list=lambda: handle.list_checkpoints(include_auto=True),
         get=lambda cp: resolve_checkpoint(handle, cp),
         restore=lambda cp, view: journaled("restore", cp,
@@ -232,8 +234,15 @@ def browse(ctx: CommandContext, args: Namespace) -> Any:
         preview=lambda cp: restore_preview(ctx, handle, cp),
         gone=lambda: not ctx.sprite_exists(name),
     )
-    with ctx.operation(name, "browse"):
+
+
+@subcommand("browse", "the checkpoint browser")
+def browse(ctx: CommandContext, args: Namespace) -> Any:
+    """The checkpoint browser widget (or, without widgets, a table and how to restore)."""
+    handle = ctx.sprite(args.sprite)
+    actions = browser_actions(ctx, handle)
+    with ctx.operation(handle.name, "browse"):
         if not ctx.widgets:
             print(checkpoint_table_text(handle.list_checkpoints(include_auto=True)))
             return None
-        return CheckpointBrowser(name, actions)
+        return CheckpointBrowser(handle.name, actions)

@@ -15,6 +15,7 @@ from ..config import SpriteSettings, widget_frontend
 from ..journal import Journal, Outcome
 from ..widgets.logs import LogPanel, LogText, LogView
 from ..widgets.progress import ProgressBar, ProgressText, ProgressView
+from .cell_checkpoints import UndoState
 from .errors import user_errors
 from .port_forwards import Forwards
 
@@ -32,6 +33,7 @@ class CommandContext:
         self._client = client
         self.servers_with_auto_backup: set[str] = set()
         self.forwards = Forwards()
+        self.undo = UndoState()
 
     @property
     def client(self) -> SpritesClient:

@@ -25,7 +25,7 @@ from ..client import Checkpoint, FileEntry, Sprite
 from ..frames import changes_frame, describe_changes, describe_undo, files_frame
 from .checkpoint_refs import resolve_checkpoint
 from .context import CommandContext
-from .python_lifecycle import sessions_of
+from .python.lifecycle import sessions_of
 from .registry import Dashes, Names, argument, subcommand
 from .session_state import save_session
 from .variable_changes import checkpoint_states, pick_state, variables_frame

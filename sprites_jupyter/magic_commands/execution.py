@@ -23,10 +23,12 @@ from ..frames import exit_codes_frame
 from ..widgets.logs import LogView
 from ..widgets.progress import track
 from .cell_command import cell_command
+from .cell_replay import outliving_argv
 from .checkpoints import restored, take_checkpoint
 from .context import CommandContext
 from .errors import explain
 from .registry import Names, argument, cell_magic, subcommand
+from .undo import checkpoint_before_cell
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -105,14 +107,16 @@ class _Running:
 
 
 def _run(handle: Sprite, argv: list[str], script: bytes | None, env: dict[str, str],
-         opts: Namespace, view: LogView, running: _Running, keep: bool) -> Outcome:
-    """Run one command to its end (``script`` on its stdin), streaming into ``view``."""
+         opts: Namespace, view: LogView, running: _Running, keep: bool,
+         outlives: bool = False) -> Outcome:
+    """Run one command to its end (``script`` on its stdin), streaming into ``view``; an
+    ``outlives`` command keeps running on the sprite if this kernel goes."""
     started = time.monotonic()
     chunks: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
     tail: deque[bytes] = deque(maxlen=16)
     timed_out = threading.Event()
-    with handle.command(*argv, env=env or None, dir=opts.dir,
-                        stdin=script is not None) as command:
+    with handle.command(*argv, env=env or None, dir=opts.dir, stdin=script is not None,
+                        max_run_after_disconnect=0 if outlives else None) as command:
         if script is not None:
             command.feed(script)
         with running.lock:
@@ -171,12 +175,18 @@ def _rollback(ctx: CommandContext, handle: Sprite, checkpoint_id: str) -> None:
 
 
 def _run_one(ctx: CommandContext, name: str, code: str, opts: Namespace, running: _Running,
-             *, prefix: str = "", raise_on_failure: bool = True) -> Outcome:
-    """Checkpoint (if asked), run, roll back on failure (if asked); journal it all."""
+             *, prefix: str = "", raise_on_failure: bool = True, cell: bool = False) -> Outcome:
+    """Checkpoint (if asked, or per cell), run, roll back on failure (if asked); journal
+    it all."""
     handle = ctx.sprite(name)
     argv, script = cell_command(opts.shell, code)
+    outlives = cell and ctx.settings.cells_outlive_kernel
+    if outlives:
+        argv = outliving_argv(ctx, handle, argv, code)
     env = parse_env(opts.env)
     with ctx.operation(name, "exec", _summary(code)) as journaled:
+        if cell:
+            checkpoint_before_cell(ctx, name, code)
         before = opts.checkpoint_before
         if opts.rollback_on_error and before is None:
             before = "before %%sprite_exec"
@@ -187,7 +197,7 @@ def _run_one(ctx: CommandContext, name: str, code: str, opts: Namespace, running
                                                 ctx.progress(f"Checkpoint {name}")).id
                 taken.set(f"ok: {checkpoint_id}")
         outcome = _run(handle, argv, script, env, opts, ctx.log_view(name, prefix=prefix), running,
-                       keep=bool(opts.out))
+                       keep=bool(opts.out), outlives=outlives)
         if running.cancelled.is_set():
             raise KeyboardInterrupt  # Ctrl-C reached the main thread: journal it as cancelled
         if outcome.error and opts.rollback_on_error and checkpoint_id:
@@ -202,14 +212,16 @@ def _run_one(ctx: CommandContext, name: str, code: str, opts: Namespace, running
     return outcome
 
 
-def run_code(ctx: CommandContext, code: str, opts: Namespace) -> pd.DataFrame | None:
-    """Run ``code`` as ``opts`` say; a DataFrame of exit codes when several sprites ran."""
+def run_code(ctx: CommandContext, code: str, opts: Namespace, *,
+             cell: bool = False) -> pd.DataFrame | None:
+    """Run ``code`` as ``opts`` say; a DataFrame of exit codes when several sprites ran.
+    A ``cell`` (not a ``%sprite exec`` line) gets its per-cell checkpoint."""
     names = [n.strip() for n in (opts.sprite or "").split(",") if n.strip()]
     names = names or [ctx.target()]
     parse_env(opts.env)
     running = _Running()
     if len(names) == 1:
-        outcome = _run_one(ctx, names[0], code, opts, running)
+        outcome = _run_one(ctx, names[0], code, opts, running, cell=cell)
         if opts.out:
             ctx.shell.user_ns[opts.out] = outcome.result
         return None
@@ -218,7 +230,7 @@ def run_code(ctx: CommandContext, code: str, opts: Namespace) -> pd.DataFrame | 
     def work(name: str) -> None:
         try:
             outcomes[name] = _run_one(ctx, name, code, opts, running, prefix=f"[{name}] ",
-                                      raise_on_failure=False)
+                                      raise_on_failure=False, cell=cell)
         except KeyboardInterrupt:
             outcomes[name].error = "cancelled"
         except Exception as error:

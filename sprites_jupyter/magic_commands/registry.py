@@ -199,7 +199,7 @@ _REGISTRY: dict[str, Subcommand] = {}
 
 # The order of help: the modules of this package by family, each in declaration order.
 _HELP_ORDER = ("sprites", "execution", "checkpoints", "diff", "services", "policy", "files",
-               "sessions", "python_cells", "url", "forwarding")
+               "sessions", "python.cells", "url", "forwarding")
 
 
 def _help_rank(command: Subcommand) -> int:

@@ -12,7 +12,7 @@ from IPython.core.error import UsageError
 from ..client import Sprite, SpritesError
 from .context import CommandContext
 from .diff import ask_helper, restore_summary
-from .python_lifecycle import sessions_of
+from .python.lifecycle import sessions_of
 from .variable_changes import (
     checkpoint_states,
     describe_variable_undo,

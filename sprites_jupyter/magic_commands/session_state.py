@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from ..client import NotFound, Sprite, SpritesError
-from .python_session import HOME, PythonSession, SessionEnded
+from .python.session import HOME, PythonSession, SessionEnded
 
 __all__ = ["STATE_ROOT", "describe_save", "end_after_restore", "resume_saved", "save_others",
            "save_session", "saved_states"]

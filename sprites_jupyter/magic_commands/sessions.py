@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import threading
 from argparse import Namespace
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from IPython.core.error import UsageError
 
-from ..client import SpritesError
+from ..client import Command, SpritesError
 from ..frames import sessions_frame
 from ..widgets.progress import track
+from .cell_replay import newest_cell, replay_command
 from .context import CommandContext
 from .registry import Names, argument, subcommand
 
@@ -42,46 +44,70 @@ def kill(ctx: CommandContext, args: Namespace) -> None:
         view.succeed(f"session {args.id} ended")
 
 
-@subcommand("attach", "an exec session's output, recent and live: attach ID [--timeout S]",
-            argument("id", complete=Names.SESSIONS,
-                     help="the session id (%%sprite sessions lists them)"),
+@subcommand("attach", "an exec session's or kept cell's output, whole or recent, then live: "
+                      "attach [ID] [--timeout S]",
+            argument("id", nargs="?", complete=Names.SESSIONS,
+                     help="a session id (%%sprite sessions) or a kept cell's id (%%sprite "
+                          "running); default: the newest kept cell"),
             argument("--timeout", type=float, metavar="S",
                      help="detach after S seconds (the session keeps running)"))
 def attach(ctx: CommandContext, args: Namespace) -> None:
-    """Show a session's recent output, then its live output until it exits. Ctrl-C, the
-    Stop button or ``--timeout`` detach: the session keeps running."""
+    """Show a session's recent output (a kept cell's whole output), then its live output
+    until it exits. Ctrl-C, the Stop button or ``--timeout`` detach: it keeps running."""
     handle = ctx.sprite(args.sprite)
-    with ctx.operation(handle.name, "attach", args.id) as journaled:
-        command = handle.attach(args.id)
-        detached = threading.Event()
-
-        def detach() -> None:
-            detached.set()
-            command.detach()
-
-        view = ctx.log_view(f"{handle.name}: session {args.id}")
-        view.stop_with(detach)
-        try:
-            for chunk in command.follow(args.timeout):
-                view.write(chunk.stream, chunk.data)
-        except KeyboardInterrupt:
-            view.finish("stopped", "detached by Ctrl-C; the session keeps running")
-            raise
-        except SpritesError:
-            if not detached.is_set():
-                raise
-        if command.exit_code is None:
-            view.finish("stopped", "detached; the session keeps running")
+    with ctx.operation(handle.name, "attach", args.id or "") as journaled:
+        if args.id is not None and args.id.isdigit():
+            what = f"session {args.id}"
+            command = handle.attach(args.id)
+            detach = command.detach
+        else:
+            cell_id = args.id or newest_cell(handle)
+            what = f"cell {cell_id}"
+            command = replay_command(handle, cell_id)
+            detach = command.kill  # the replay stops; the cell goes on
+        code = _follow(ctx, f"{handle.name}: {what}", command, detach, args.timeout)
+        if code is None:
             journaled.set("ok: detached")
             return
-        code = command.exit_code
-        view.finish("done" if code == 0 else "failed", f"exit code {code}")
         journaled.set(f"ok: exit code {code}")
     if code != 0:
-        raise UsageError(f"Session {args.id} on sprite {handle.name} exited with code {code}")
+        raise UsageError(f"{what.capitalize()} on sprite {handle.name} exited with code {code}")
 
 
-@subcommand("history", "what this kernel did (DataFrame)", sprite=False)
+def _follow(ctx: CommandContext, title: str, command: Command, detach: Callable[[], None],
+            timeout: float | None) -> int | None:
+    """Stream ``command`` into a log view; its exit code, ``None`` once detached."""
+    detached = threading.Event()
+
+    def stop() -> None:
+        detached.set()
+        detach()
+
+    view = ctx.log_view(title)
+    view.stop_with(stop)
+    try:
+        for chunk in command.follow(timeout):
+            view.write(chunk.stream, chunk.data)
+    except KeyboardInterrupt:
+        stop()
+        view.finish("stopped", "detached by Ctrl-C; it keeps running")
+        raise
+    except SpritesError:
+        if not detached.is_set():
+            raise
+    if command.exit_code is None or detached.is_set():
+        if command.exit_code is None:
+            stop()
+        view.finish("stopped", "detached; it keeps running")
+        return None
+    code = command.exit_code
+    view.finish("done" if code == 0 else "failed", f"exit code {code}")
+    return code
+
+
+@subcommand("history", "what this kernel, and earlier ones on the current sprite, did "
+                       "(DataFrame)", sprite=False)
 def history(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
-    """This kernel's journal of operations."""
-    return ctx.journal.frame()
+    """This kernel's journal of operations, after what earlier kernels of this notebook
+    did on the current sprite (``SpriteMagics.journal_location`` says where that is kept)."""
+    return ctx.journal.frame(ctx.settings.sprite)

@@ -111,7 +111,7 @@ def unescape_mount_path(text: str) -> str:
 def platform_mounts(mountinfo: str) -> set:
     """The mount points (relative paths) that belong to the platform: read-only ones and
     those of filesystems a checkpoint does not keep. The root itself never is."""
-    found = set()
+    found = set()  # type: set[str]
     try:
         with open(mountinfo, encoding="utf-8", errors="surrogateescape") as file:
             lines = file.read().splitlines()

@@ -82,9 +82,12 @@ class CheckpointBrowser:
     """Rows of checkpoints with Restore buttons, plus New checkpoint and Refresh."""
 
     def __init__(self, title: str, actions: CheckpointActions, *,
-                 age_tick: float = AGE_TICK) -> None:
+                 age_tick: float = AGE_TICK,
+                 row_buttons: Callable[[Any], list[w.Button]] | None = None) -> None:
         import ipywidgets as w
         self.title = title
+        self.row_buttons = row_buttons
+        self.extra_buttons: list[w.Button] = []
         self.actions = actions
         self.age_tick = age_tick
         self.ages: list[tuple[w.HTML, datetime | None]] = []
@@ -139,14 +142,15 @@ class CheckpointBrowser:
 
     @property
     def buttons(self) -> list[w.Button]:
-        return [*self.restore_buttons.values(), self.new_button, self.refresh_button,
-                self.confirm_button, self.cancel_button]
+        return [*self.restore_buttons.values(), *self.extra_buttons, self.new_button,
+                self.refresh_button, self.confirm_button, self.cancel_button]
 
     def _render(self, checkpoints: Sequence[Any]) -> None:
         import ipywidgets as w
         self.checkpoints = list(checkpoints)
         self.restore_buttons = {}
         self.changes_rows = {}
+        self.extra_buttons = []
         if self.changes is not None:
             self.changes.forget()
         rows = []
@@ -167,6 +171,10 @@ class CheckpointBrowser:
                        layout=w.Layout(width="20em", flex="0 1 auto", min_width="6em")),
                 button,
             ])
+            if self.row_buttons is not None:
+                extra = self.row_buttons(checkpoint)
+                self.extra_buttons.extend(extra)
+                row.children = (*row.children, *extra)
             rows.extend(self._with_changes(checkpoint.id, row))
         self.rows.children = rows
         self.ages = ages
@@ -233,6 +241,11 @@ class CheckpointBrowser:
         self.pending = None
         self.confirm_box.layout.display = "none"
 
+    def start(self, job: Callable[[], str]) -> None:
+        """Run ``job`` in the background as the browser's own buttons do (buttons off,
+        its returned HTML as the message, the table refreshed)."""
+        self._start(job)
+
     def _start(self, job: Callable[[], str]) -> None:
         if self.worker is not None and self.worker.is_alive():
             return
@@ -265,6 +278,10 @@ class CheckpointBrowser:
         self.message.value = note
         for button in self.buttons:
             button.disabled = False
+
+    def progress(self, title: str) -> ProgressBar:
+        """A progress bar in the browser's progress area, for a job given to start()."""
+        return self._progress(title)
 
     def _progress(self, title: str) -> ProgressBar:
         bar = ProgressBar(title)

@@ -287,3 +287,26 @@ def test_restored_files_stay_the_sprite_users(
     assert sh(server, name, "echo two >> kept/dir/file && touch kept/dir/new && "
                             "stat -c %u kept kept/dir kept/dir/file && cat kept/dir/file") == (
         0, "1000\n1000\n1000\none\ntwo\n", "")
+
+
+def test_no_two_sandboxes_share_a_user_namespace(server: LocalServer) -> None:
+    """A root server makes each sandbox's user namespaces ahead of time: a spare goes to
+    exactly one sandbox, never to a second sprite nor to the same sprite's restart."""
+    if os.geteuid() != 0:
+        pytest.skip("spare namespaces are a root server's (the tests run as root in CI)")
+    names = [f"ns-{uuid.uuid4().hex[:10]}" for _ in range(2)]
+    with server.http() as http:
+        if not sandboxed(http):
+            pytest.skip("this host gives no sandbox")
+        try:
+            for name in names:
+                assert http.post("/v1/sprites", json={"name": name}).status_code == 201
+            seen = [sh(server, name, "readlink /proc/self/ns/user")[1] for name in names]
+            checkpoint_id = checkpoint(http, names[0])
+            restore(http, names[0], checkpoint_id)  # stops the sandbox; the next exec starts one
+            seen.append(sh(server, names[0], "readlink /proc/self/ns/user")[1])
+        finally:
+            for name in names:
+                http.delete(f"/v1/sprites/{name}")
+    assert all(entry.startswith("user:[") for entry in seen), seen
+    assert len(set(seen)) == len(seen), seen

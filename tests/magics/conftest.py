@@ -13,7 +13,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from sprites_jupyter.config import NO_WIDGETS_ENV
-from sprites_jupyter.magic_commands import python_session
+from sprites_jupyter.magic_commands.python import session as python_session
 from tests.conftest import start_server
 
 STDLIB_PYTHON = "/usr/bin/python3"

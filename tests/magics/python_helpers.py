@@ -6,7 +6,7 @@ from typing import Any
 
 from IPython.utils.capture import capture_output
 
-from sprites_jupyter.magic_commands.python_lifecycle import sessions_of
+from sprites_jupyter.magic_commands.python.lifecycle import sessions_of
 
 
 def run_captured(ip: Any, source: str) -> tuple[Any, list[dict[str, Any]], str, str]:

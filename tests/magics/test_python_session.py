@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from sprites_jupyter.magic_commands import python_session
-from sprites_jupyter.magic_commands.python_cells import RemotePythonError
-from sprites_jupyter.magic_commands.python_lifecycle import sessions_of
+from sprites_jupyter.magic_commands.python import session as python_session
+from sprites_jupyter.magic_commands.python.cells import RemotePythonError
+from sprites_jupyter.magic_commands.python.lifecycle import sessions_of
 from sprites_jupyter.widgets.logs import LogPanel
 
 from .python_helpers import run_captured

@@ -7,8 +7,8 @@ import tracemalloc
 
 import pytest
 
-from sprites_jupyter.magic_commands import python_transfer
-from sprites_jupyter.magic_commands.python_lifecycle import sessions_of
+from sprites_jupyter.magic_commands.python import transfer as python_transfer
+from sprites_jupyter.magic_commands.python.lifecycle import sessions_of
 
 from .python_helpers import run_captured, sprite_has
 

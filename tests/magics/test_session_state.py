@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sprites_jupyter.magic_commands.python_lifecycle import sessions_of
+from sprites_jupyter.magic_commands.python.lifecycle import sessions_of
 from sprites_jupyter.magic_commands.session_state import STATE_ROOT
 
 from .python_helpers import run_captured, sprite_has

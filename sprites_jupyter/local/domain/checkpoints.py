@@ -82,6 +82,7 @@ async def restore_checkpoint(server: ServerState, name: str, row: CheckpointRow,
             finally:
                 emit("Starting services...")
                 await runtime.services.start_all()
+                server.start_sandbox_soon(name)  # up before the next command, as after create
 
 
 async def _restore_tree(server: ServerState, runtime: SpriteRuntime, name: str,

@@ -20,6 +20,8 @@ import contextlib
 import os
 import subprocess
 import sys
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 
 # The last 65,536-id slot of the range systemd sets aside for containers' user
 # namespaces (524288-1879048191): no login account, no DynamicUser service.
@@ -101,6 +103,35 @@ def make_user_namespaces() -> tuple[int, int]:
         except subprocess.TimeoutExpired:
             maker.kill()
             maker.wait()
+
+
+class SpareNamespaces:
+    """Hands out fresh namespace pairs, the next one made ahead in the background so
+    that a sandbox start does not wait for the maker (a Python process).
+
+    A pair is taken once and never returned: no two sandboxes share one. A spare holds
+    nothing but the two id maps, so whichever sprite takes it gets a new machine."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._spare: Future[tuple[int, int]] | None = None
+        self._maker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spare-userns")
+
+    def take(self) -> tuple[int, int]:
+        """A pair (the caller closes its fds); blocking, raises OSError as the maker does."""
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            with contextlib.suppress(OSError):
+                return spare.result()
+        return make_user_namespaces()
+
+    def make_ahead(self) -> None:
+        """Start making the next pair unless one is made or on its way; call it once a
+        sandbox is up, so the maker does not take CPU from the start that waits."""
+        with self._lock:
+            if self._spare is None:
+                self._spare = self._maker.submit(make_user_namespaces)
 
 
 def _complaint(maker: subprocess.Popen[str]) -> str:

@@ -1,11 +1,9 @@
-"""How a sprite's init is started: the isolation the server chose, the init's command
-line (bubblewrap's, or a plain host process), and the sandbox's network set-up."""
+"""How a sprite's init is started: the isolation the server chose and the init's command
+line (bubblewrap's, or a plain host process)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 import sys
 from dataclasses import dataclass, field
 
@@ -13,22 +11,7 @@ from .bwrap import Bubblewrap, system_links
 from .limits import SpriteLimits
 from .sandbox_files import SandboxFiles
 
-log = logging.getLogger("sprites_jupyter.local.sandbox")
-
 SPRITE_UID = 1000
-# Join the user namespace that owns the sprite's network namespace (the outer one bwrap
-# made), then that network namespace, and let unprivileged processes bind ports < 1024.
-_NET_SETUP = """
-import ctypes, fcntl, os, sys
-libc = ctypes.CDLL(None, use_errno=True)
-net = os.open(sys.argv[1], os.O_RDONLY)
-owner = fcntl.ioctl(net, 0xb701)
-for fd, kind in ((owner, 0x10000000), (net, 0x40000000)):
-    if libc.setns(fd, kind) != 0:
-        sys.exit("setns: " + os.strerror(ctypes.get_errno()))
-with open("/proc/sys/net/ipv4/ip_unprivileged_port_start", "w") as f:
-    f.write("0")
-"""
 
 
 @dataclass(frozen=True)
@@ -85,14 +68,3 @@ def init_command(name: str, files: SandboxFiles, isolation: Isolation, control_f
             python, "-I", "-S", "-", str(control_fd), json.dumps(options)]
     return argv, "/"
 
-
-async def allow_low_ports(name: str, init_pid: int) -> None:
-    """Let the sprite's unprivileged processes bind ports below 1024 (warns if not)."""
-    helper = await asyncio.create_subprocess_exec(
-        sys.executable, "-I", "-S", "-c", _NET_SETUP, f"/proc/{init_pid}/ns/net",
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE)
-    _, err = await helper.communicate()
-    if helper.returncode != 0:
-        log.warning("sprite %s: low ports stay reserved to root: %s", name,
-                    err.decode(errors="replace").strip())

@@ -31,7 +31,7 @@ from typing import Any
 
 from ..errors import LocalError, Unavailable
 from ..storage import paths
-from .host_ids import make_user_namespaces, remapped, sprite_host_id
+from .host_ids import SpareNamespaces, remapped, sprite_host_id
 from .init_channel import (
     MAX_MESSAGE,
     Malformed,
@@ -42,7 +42,7 @@ from .init_channel import (
     received_fds,
     send_message,
 )
-from .init_launch import Isolation, allow_low_ports, init_command
+from .init_launch import Isolation, init_command
 from .sandbox_files import SandboxFiles
 
 log = logging.getLogger("sprites_jupyter.local.sandbox")
@@ -51,6 +51,8 @@ READY_TIMEOUT = 60.0
 _FALLBACK_GRACE = 2.0
 _SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _INIT_SOURCE = (Path(__file__).with_name("sprite_init.py")).read_bytes()
+_NAMESPACES = SpareNamespaces()
+"""This server's source of user namespace pairs for sandboxes (a root server's)."""
 
 
 class InitGone(Unavailable):
@@ -117,7 +119,8 @@ class Sandbox:
         self.platform_env: dict[str, str] = {}
         self.network_hooks: list[Callable[[str], Awaitable[None]]] = []
         """Called with the network namespace (``/proc/PID/ns/net``) at each sandbox start,
-        before any process of the sprite runs (the egress proxy attaches here)."""
+        while the init starts and before any process of the sprite runs (the egress
+        bridge sets the namespace up here: low ports, the proxy's sockets)."""
 
     @property
     def running(self) -> bool:
@@ -179,7 +182,7 @@ class Sandbox:
             namespaces: tuple[int, ...] = ()
             try:
                 if self.isolation.sandboxed and remapped():
-                    namespaces = await asyncio.to_thread(make_user_namespaces)
+                    namespaces = await asyncio.to_thread(_NAMESPACES.take)
                 argv, cwd = init_command(self.name, self.files, self.isolation, child.fileno(),
                                          info_w, namespaces)
                 with open(self.files.init_log, "ab") as errors:
@@ -212,14 +215,12 @@ class Sandbox:
             self._pending[-1] = ready
             asyncio.get_running_loop().add_reader(parent, self._on_readable)
             try:
-                await asyncio.wait_for(ready, READY_TIMEOUT)
-                info = await asyncio.to_thread(read_all, info_r)
                 if self.isolation.sandboxed:
-                    self._init_pid = int(json.loads(info)["child-pid"])
-                    await allow_low_ports(self.name, self._init_pid)
-                    for hook in self.network_hooks:
-                        await hook(f"/proc/{self._init_pid}/ns/net")
+                    await self._set_up_network(info_r, ready)
+                    if namespaces:
+                        _NAMESPACES.make_ahead()
                 else:
+                    await asyncio.wait_for(ready, READY_TIMEOUT)
                     self._init_pid = self._process.pid
             except BaseException as exc:
                 await self._teardown()
@@ -227,6 +228,22 @@ class Sandbox:
                                f"{self.files.last_error(log_start) or exc}") from None
             finally:
                 os.close(info_r)
+
+    async def _set_up_network(self, info_r: int, ready: asyncio.Future[Any]) -> None:
+        """Set the sandbox's network up while its init starts: bwrap reports the init's
+        pid once the namespaces exist, before the init's Python runs, so the hooks that
+        enter the network namespace overlap the init's start instead of following it.
+        All are done before the first process of the sprite is asked for. No pid (bwrap
+        failed) raises, and the caller says bwrap's complaint."""
+        info = await asyncio.wait_for(asyncio.to_thread(read_all, info_r), READY_TIMEOUT)
+        self._init_pid = int(json.loads(info)["child-pid"])
+        netns = f"/proc/{self._init_pid}/ns/net"
+        results = await asyncio.gather(asyncio.wait_for(ready, READY_TIMEOUT),
+                                       *(hook(netns) for hook in self.network_hooks),
+                                       return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     async def stop(self) -> None:
         """Kill the init and so every process of the sprite; wait until they are gone."""

@@ -141,22 +141,22 @@ class SandboxFiles:
             if info is None:
                 os.mkdir(upper, 0o755)
             (self.scratch / "work" / name).mkdir(parents=True, exist_ok=True)
-        for name, target in merged_usr_links():
+        for name, link in merged_usr_links():
             if not os.path.lexists(self.tree / name):
-                os.symlink(target, self.tree / name)
+                os.symlink(link, self.tree / name)
         (self.scratch / "empty").mkdir(exist_ok=True)
         (self.scratch / "empty-file").touch()
         if owner is not None:
             self._claim_tree(owner)
         for name, text in self._generated().items():
-            target = self.scratch / name
+            generated = self.scratch / name
             with contextlib.suppress(OSError):
-                if target.read_text() == text:
+                if generated.read_text() == text:
                     continue
-            temp = target.with_name(f".{name}.tmp")
+            temp = generated.with_name(f".{name}.tmp")
             temp.write_text(text)
             os.chmod(temp, 0o644)
-            os.replace(temp, target)
+            os.replace(temp, generated)
 
     def _claim_tree(self, owner: int) -> None:
         """Hand what host root owns in the tree to the sprite user (host id ``owner``),

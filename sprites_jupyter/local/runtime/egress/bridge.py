@@ -1,7 +1,9 @@
 """The egress bridge: makes a sprite's proxy and DNS sockets inside its network namespace.
 
 The server starts it on the host at each sandbox start. It joins the sprite's network
-namespace (and the user namespace that owns it, so it may bind port 53), binds the
+namespace (and the user namespace that owns it, so it may bind port 53), lets the
+sprite's unprivileged processes bind ports below 1024 there (one helper process sets
+the namespace up, so a sandbox start waits for one Python start, not two), binds the
 proxy port (TCP) and DNS port (UDP) on the namespace's loopback, and hands both
 sockets to the server over the unix socket it inherited (fd ``FD``), then exits. The
 server accepts and answers on them itself (a socket stays in the namespace it was made
@@ -25,6 +27,7 @@ PROXY_PORT = 3128
 DNS_PORT = 53
 _NS_GET_USERNS = 0xB701
 _CLONE_NEWUSER, _CLONE_NEWNET = 0x10000000, 0x40000000
+_UNPRIVILEGED_PORT_START = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
 
 
 def join_network_namespace(path: str) -> None:
@@ -38,6 +41,16 @@ def join_network_namespace(path: str) -> None:
             if not (kind == _CLONE_NEWUSER and error == 22):  # already in it: EINVAL
                 raise OSError(error, f"setns {path}: {os.strerror(error)}")
         os.close(fd)
+
+
+def allow_low_ports() -> None:
+    """Let every process in this network namespace bind ports below 1024 (a sprite's
+    services run as an unprivileged user); a failure is only reported on stderr."""
+    try:
+        with open(_UNPRIVILEGED_PORT_START, "w") as setting:
+            setting.write("0")
+    except OSError as error:
+        print(f"egress bridge: low ports stay reserved to root: {error}", file=sys.stderr)
 
 
 def bind_sockets(port: int, dns_port: int) -> tuple[socket.socket, socket.socket]:
@@ -62,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if args.netns:
                 join_network_namespace(args.netns)
+                allow_low_ports()
             listener, resolver = bind_sockets(args.port, args.dns_port)
         except OSError as error:
             print(f"egress bridge: cannot bind 127.0.0.1:{args.port}/{args.dns_port}: {error}",

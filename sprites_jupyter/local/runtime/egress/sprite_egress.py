@@ -82,7 +82,10 @@ class SpriteEgress:
                 process.kill()
                 await process.wait()
                 raise
-            await asyncio.wait_for(process.communicate(), BRIDGE_TIMEOUT)
+            _, said = await asyncio.wait_for(process.communicate(), BRIDGE_TIMEOUT)
+            if said.strip():
+                log.warning("sprite %s: %s", self.proxy.sprite,
+                            said.decode(errors="replace").strip())
 
     async def attach(self, netns: str) -> None:
         """:meth:`start`, as a sandbox start hook: a failure is logged, and the sprite

@@ -24,7 +24,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from ..client import Command, NotFound, Sprite, SpritesError
+from ...client import Command, NotFound, Sprite, SpritesError
 
 __all__ = ["STATE_DIR", "PythonSession", "SessionEnded", "agent_dir"]
 

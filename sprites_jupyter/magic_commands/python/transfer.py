@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
-from ..client import Sprite
-from ..remote.python_agent_values import write_value
-from .context import CommandContext
-from .python_session import HOME, STATE_DIR
+from ...client import Sprite
+from ...remote.python_agent_values import write_value
+from ..context import CommandContext
+from .session import HOME, STATE_DIR
 
 if TYPE_CHECKING:
-    from .python_session import PythonSession
+    from .session import PythonSession
 
 __all__ = ["PartWriter", "pull_value", "push_value"]
 

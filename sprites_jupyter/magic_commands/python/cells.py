@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 from IPython.display import publish_display_data
 
-from ..widgets.logs import LogView
-from .context import CommandContext
-from .python_lifecycle import forget, running_agents, session_for, sessions_of
-from .python_session import PythonSession, SessionEnded
-from .python_transfer import pull_value, push_value
-from .registry import SPRITE_OPTION, Names, argument, cell_magic, subcommand
+from ...widgets.logs import LogView
+from ..context import CommandContext
+from ..registry import SPRITE_OPTION, Names, argument, cell_magic, subcommand
+from ..undo import checkpoint_before_cell
+from .lifecycle import forget, running_agents, session_for, sessions_of
+from .session import PythonSession, SessionEnded
+from .transfer import pull_value, push_value
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -159,6 +160,7 @@ def run_cell(ctx: CommandContext, code: str, opts: Namespace) -> None:
     """Run ``code`` in the sprite's Python session (``--push``/``--pull`` around it)."""
     name = ctx.target(opts.sprite)
     with ctx.operation(name, "python", _summary(code)) as journaled:
+        checkpoint_before_cell(ctx, name, code)
         session = session_for(ctx, name, fresh=opts.new, python=opts.python)
         if opts.python and session.python != opts.python:
             raise UsageError(f"The Python session on sprite {name} runs {session.python}: "

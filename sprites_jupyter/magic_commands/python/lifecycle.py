@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 
 from IPython.core.error import UsageError
 
-from ..client import NotFound, Sprite, SpritesError
-from .context import CommandContext
-from .python_session import HOME, STATE_DIR, PythonSession
-from .session_state import resume_saved
+from ...client import NotFound, Sprite, SpritesError
+from ..context import CommandContext
+from ..session_state import resume_saved
+from .session import HOME, STATE_DIR, PythonSession
 
 __all__ = ["detach_all", "forget", "running_agents", "session_for", "sessions_of"]
 

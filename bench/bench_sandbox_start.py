@@ -1,0 +1,91 @@
+"""How long a sandbox takes to start, as users meet it: the first exec of a sprite.
+
+Through the local server's API (``POST /v1/sprites/NAME/exec?cmd=true``), two figures:
+
+1. the first exec on a new sprite (create, then time the exec);
+2. the first exec after a restore (the restore stops the sandbox; time the next exec).
+
+The baseline, sampled interleaved in the same run, is a bare
+``bwrap --unshare-all --proc /proc --dev /dev true`` (goal: <= 4x its median).
+The server runs as this user (as root, sprites run as an unprivileged host uid through
+nested user namespaces, which the figure includes).
+
+    python bench/bench_sandbox_start.py [--repeat 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import tempfile
+from pathlib import Path
+
+import httpx
+from bench_common import TOKEN, start_server, timed
+
+from sprites_jupyter.local.runtime.bwrap import find_bubblewrap
+
+GOAL = 4.0
+
+
+def _ndjson(http: httpx.Client, url: str) -> None:
+    with http.stream("POST", url, json={}) as response:
+        response.raise_for_status()
+        response.read()
+
+
+def _exec_true(http: httpx.Client, name: str) -> None:
+    response = http.post(f"/v1/sprites/{name}/exec", params={"cmd": "true"})
+    response.raise_for_status()
+    assert response.content.endswith(b"\x03\x00"), response.content
+
+
+def _report(what: str, samples: list[float], baseline: list[float]) -> None:
+    ratio = statistics.median(samples) / statistics.median(baseline)
+    print(f"{what}: min {min(samples) * 1000:.1f} ms / median "
+          f"{statistics.median(samples) * 1000:.1f} ms; bwrap true min "
+          f"{min(baseline) * 1000:.1f} / median {statistics.median(baseline) * 1000:.1f} ms; "
+          f"ratio min {min(samples) / min(baseline):.2f}x / median {ratio:.2f}x "
+          f"(goal <= {GOAL:g}x: {'met' if ratio <= GOAL else 'missed'})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=10)
+    args = parser.parse_args()
+    bwrap = find_bubblewrap().path
+    bare = [bwrap, "--unshare-all", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev",
+            "true"]
+    with tempfile.TemporaryDirectory() as scratch:
+        server, url = start_server(Path(scratch, "home"), "--isolation", "sandbox")
+        try:
+            http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"},
+                                timeout=120)
+            http.post("/v1/sprites", json={"name": "restored"}).raise_for_status()
+            _exec_true(http, "restored")
+            _ndjson(http, "/v1/sprites/restored/checkpoint")
+            rows = http.get("/v1/sprites/restored/checkpoints").json()
+            checkpoint = next(row["id"] for row in rows if row["id"] != "Current")
+            fresh, restored, baseline = [], [], []
+            for index in range(args.repeat):
+                baseline.append(timed(lambda: subprocess.run(bare, check=True)))
+                name = f"new-{index}"
+                http.post("/v1/sprites", json={"name": name}).raise_for_status()
+                fresh.append(timed(lambda name=name: _exec_true(http, name)))
+                http.delete(f"/v1/sprites/{name}").raise_for_status()
+                baseline.append(timed(lambda: subprocess.run(bare, check=True)))
+                _ndjson(http, f"/v1/sprites/restored/checkpoints/{checkpoint}/restore")
+                restored.append(timed(lambda: _exec_true(http, "restored")))
+            print(f"server as {'root' if os.geteuid() == 0 else 'an unprivileged user'}, "
+                  f"{args.repeat} samples, load {os.getloadavg()[0]:.1f}")
+            _report("first exec on a new sprite", fresh, baseline)
+            _report("first exec after a restore", restored, baseline)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

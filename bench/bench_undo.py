@@ -1,0 +1,125 @@
+"""Cost of per-cell checkpoints, undo and kept-cell replay, through a real IPython shell.
+
+1. ``%%sprite_exec echo hi`` with ``checkpoint_cells`` on / off, on a sprite holding
+   ``--files`` files (target <= 1.5x once checkpoints no longer rebuild views in the
+   request).
+2. ``%sprite undo`` until the next cell answers / ``%sprite restore ID --yes`` until the
+   next cell answers (target <= 1.1x).
+3. ``%sprite attach`` replaying a kept cell's ``--lines`` lines / ``%%sprite_exec cat``
+   of the same lines from a file (target <= 2x).
+Ratios are min and median of interleaved samples (``--repeat``, at least 5).
+
+    python bench/bench_undo.py [--files 20000] [--lines 100000] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import statistics
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from bench_common import TOKEN, start_server, timed
+from IPython.core.interactiveshell import InteractiveShell
+
+
+def _ratios(name: str, ours: Callable[[], float], base: Callable[[], float], repeat: int,
+            target: str) -> None:
+    pairs = [(ours(), base()) for _ in range(max(repeat, 5))]
+    ratios = [a / b for a, b in pairs]
+    print(f"{name}: ours median {statistics.median(a for a, _ in pairs) * 1e3:.1f} ms, "
+          f"baseline median {statistics.median(b for _, b in pairs) * 1e3:.1f} ms; ratio "
+          f"min {min(ratios):.2f}x median {statistics.median(ratios):.2f}x (target {target})",
+          file=sys.__stdout__, flush=True)
+
+
+def _cell(shell: InteractiveShell, source: str) -> None:
+    result = shell.run_cell(source)
+    if not result.success:
+        raise SystemExit(f"{source!r} failed: {result.error_in_exec}")
+
+
+def bench_cell_checkpoints(shell: InteractiveShell, magics: object, files: int,
+                           repeat: int) -> None:
+    _cell(shell, "%sprite use bench-cells --create")
+    _cell(shell, "%%sprite_exec\npython3 -c \"import os\nos.makedirs('many', exist_ok=True)\n"
+                 f"for i in range({files}): open(f'many/{{i}}', 'w').write(str(i))\"")
+
+    def cell(on: bool) -> float:
+        magics.checkpoint_cells = on  # type: ignore[attr-defined]
+        return timed(lambda: _cell(shell, "%%sprite_exec\necho hi"))
+
+    cell(True)
+    _ratios(f"%%sprite_exec echo hi, per-cell checkpoints on / off ({files} files)",
+            lambda: cell(True), lambda: cell(False), repeat, "<= 1.5x")
+    magics.checkpoint_cells = False  # type: ignore[attr-defined]
+
+
+def bench_undo(shell: InteractiveShell, magics: object, repeat: int) -> None:
+    _cell(shell, "%sprite use bench-undo --create")
+    magics.checkpoint_cells = True  # type: ignore[attr-defined]
+
+    def undo() -> float:
+        _cell(shell, "%%sprite_exec\ntouch undone")
+        return timed(lambda: (_cell(shell, "%sprite undo"),
+                              _cell(shell, "%%sprite_exec\necho hi")))
+
+    def restore() -> float:
+        magics.checkpoint_cells = False  # type: ignore[attr-defined]
+        created = shell.run_line_magic("sprite", "checkpoint -m plain")
+        _cell(shell, "%%sprite_exec\ntouch restored")
+        seconds = timed(lambda: (_cell(shell, f"%sprite restore {created.id} --yes"),
+                                 _cell(shell, "%%sprite_exec\necho hi")))
+        magics.checkpoint_cells = True  # type: ignore[attr-defined]
+        return seconds
+
+    _ratios("%sprite undo + next cell / %sprite restore --yes + next cell", undo, restore,
+            repeat, "<= 1.1x")
+    magics.checkpoint_cells = False  # type: ignore[attr-defined]
+
+
+def bench_replay(shell: InteractiveShell, magics: object, lines: int, repeat: int) -> None:
+    _cell(shell, "%sprite use bench-replay --create")
+    magics.cells_outlive_kernel = True  # type: ignore[attr-defined]
+    _cell(shell, f"%%sprite_exec\nseq 1 {lines} | sed 's/^/line /'")
+    magics.cells_outlive_kernel = False  # type: ignore[attr-defined]
+    _cell(shell, f"%%sprite_exec\nseq 1 {lines} | sed 's/^/line /' > lines.txt")
+    _ratios(f"%sprite attach replaying {lines} lines / %%sprite_exec cat of them",
+            lambda: timed(lambda: _cell(shell, "%sprite attach")),
+            lambda: timed(lambda: _cell(shell, "%%sprite_exec\ncat lines.txt")),
+            repeat, "<= 2x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=20_000)
+    parser.add_argument("--lines", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as home:
+        process, url = start_server(Path(home))
+        try:
+            os.environ.update(SPRITES_API_URL=url, SPRITES_TOKEN=TOKEN)
+            shell = InteractiveShell.instance()
+            shell.run_line_magic("load_ext", "sprites_jupyter")
+            shell.run_line_magic("config", "SpriteMagics.widgets = 'off'")
+            shell.run_line_magic("config", "SpriteMagics.confirm_restore = False")
+            magics = next(c for c in shell.configurables
+                          if type(c).__name__ == "SpriteMagics")
+            with contextlib.redirect_stdout(io.StringIO()), \
+                    contextlib.redirect_stderr(io.StringIO()):
+                bench_cell_checkpoints(shell, magics, args.files, args.repeat)
+                bench_undo(shell, magics, args.repeat)
+                bench_replay(shell, magics, args.lines, args.repeat)
+        finally:
+            process.terminate()
+            process.wait(30)
+
+
+if __name__ == "__main__":
+    main()

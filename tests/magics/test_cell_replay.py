@@ -1,0 +1,120 @@
+"""Cells that outlive their kernel: a kernel process SIGKILLed mid-cell, a new one attaches."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from sprites_jupyter.config import NO_WIDGETS_ENV
+
+_KERNEL = textwrap.dedent("""
+    import sys
+    from IPython.core.interactiveshell import InteractiveShell
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "sprites_jupyter")
+    shell.run_line_magic("config", "SpriteMagics.cells_outlive_kernel = True")
+    shell.run_line_magic("sprite", "use " + sys.argv[1])
+    shell.run_cell(sys.argv[2])
+""")
+
+_CELL = ("%%sprite_exec\n"
+         "for i in $(seq 1 30); do echo line-$i; echo warn-$i >&2; sleep 0.1; done\n"
+         "exit 4")
+
+
+@pytest.fixture
+def killed_mid_cell(server, current):
+    """A kernel process that ran ``_CELL`` and was SIGKILLed after its fifth line."""
+    env = {**os.environ, "SPRITES_API_URL": server.url, "SPRITES_TOKEN": server.token,
+           NO_WIDGETS_ENV: "1"}
+    kernel = subprocess.Popen([sys.executable, "-c", _KERNEL, current, _CELL], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        seen = []
+        for line in kernel.stdout:
+            seen.append(line.strip())
+            if "line-5" in line:
+                break
+        assert "line-5" in seen, seen
+        kernel.send_signal(signal.SIGKILL)
+        kernel.wait(timeout=30)
+    finally:
+        if kernel.poll() is None:
+            kernel.kill()
+            kernel.wait()
+        kernel.stdout.close()
+    return current
+
+
+def test_a_new_kernel_replays_the_whole_cell_then_follows_it_to_its_status(
+        ip, killed_mid_cell, capsys):
+    message = ip.fails("%sprite attach")
+
+    out, err = capsys.readouterr()
+    lines = [line for line in out.splitlines() if line.startswith("line-")]
+    assert lines == [f"line-{i}" for i in range(1, 31)]
+    warnings = [line for line in err.splitlines() + out.splitlines()
+                if line.startswith("warn-")]
+    assert warnings == [f"warn-{i}" for i in range(1, 31)]
+    assert message.startswith("Cell ") and message.endswith(
+        f"on sprite {killed_mid_cell} exited with code 4")
+
+
+def test_running_lists_the_kept_cell_and_attach_by_its_id_replays_it_again(
+        ip, killed_mid_cell, capsys):
+    frame = ip.ok("%sprite running")
+    assert list(frame.columns) == ["kind", "started", "first_line", "running", "exit_code"]
+    assert len(frame) == 1 and frame["kind"].iloc[0] == "exec"
+    assert frame["first_line"].iloc[0].startswith("for i in $(seq 1 30)")
+    assert bool(frame["running"].iloc[0]) is True
+    ip.fails("%sprite attach")
+    frame = ip.ok("%sprite running")
+    assert (bool(frame["running"].iloc[0]), frame["exit_code"].iloc[0]) == (False, 4)
+    capsys.readouterr()
+
+    ip.fails(f"%sprite attach {frame.index[0]}")
+
+    assert "line-1\n" in capsys.readouterr().out
+
+
+def test_attach_without_a_kept_cell_says_how_to_keep_one(ip, current):
+    message = ip.fails("%sprite attach")
+    assert message == (f"No cell has been kept on sprite {current}: turn "
+                       "SpriteMagics.cells_outlive_kernel on, or give a session id")
+
+
+def test_kept_output_is_bounded_and_the_replay_says_what_was_dropped(ip, current, capsys):
+    ip.ok("%config SpriteMagics.cells_outlive_kernel = True")
+    ip.ok("%config SpriteMagics.cell_output_kept = 4096")
+    ip.ok("%%sprite_exec\nfor i in $(seq 1 2000); do echo row-$i; done")
+    capsys.readouterr()
+
+    ip.ok("%sprite attach")
+
+    out, err = capsys.readouterr()
+    rows = [line for line in out.splitlines() if line.startswith("row-")]
+    assert rows[-1] == "row-2000" and 0 < len(rows) < 2000
+    assert rows == [f"row-{i}" for i in range(2001 - len(rows), 2001)]
+    assert "bytes of this cell's oldest output were dropped" in err + out
+
+
+def test_a_kept_cell_stopped_by_its_timeout_stops_on_the_sprite(ip, current):
+    ip.ok("%config SpriteMagics.cells_outlive_kernel = True")
+    ip.ok("%%sprite_exec --timeout 1 --no-raise\nsleep 30; echo never")
+    frame = ip.ok("%sprite running")
+    assert not bool(frame["running"].iloc[0])
+
+
+def test_a_long_kept_cell_arrives_on_stdin_and_replays(ip, current, capsys):
+    ip.ok("%config SpriteMagics.cells_outlive_kernel = True")
+    body = "".join(f"echo long-{i} # {'x' * 60}\n" for i in range(100))
+    ip.ok("%%sprite_exec\n" + body)
+    capsys.readouterr()
+    ip.ok("%sprite attach")
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("long-")]
+    assert lines == [f"long-{i}" for i in range(100)]
