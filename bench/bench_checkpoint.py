@@ -1,4 +1,10 @@
-"""Checkpoint and restore speed of the local server's snapshotter, against ``cp -a``.
+"""Checkpoint and restore speed of the local server, against ``cp -a`` and a ``find`` walk.
+
+``--part api`` (part of ``all``) measures checkpoints as users take them, through the
+running server's HTTP API with their ``/.sprite/checkpoints`` views and the disk they
+hold (:mod:`bench_checkpoint_api`: an unchanged 100,000-file sprite against a ``find``
+walk of its layer, 1 MB edits of a large file, the disk freed after deleting a sprite).
+The other parts isolate the snapshotter, as below.
 
 Builds a tree (default 5,000 files / 500 MB in 100 directories) and times ``cp -a`` of
 it in the same run as the baseline: five copies, each after ``sync`` so none pays for
@@ -17,9 +23,10 @@ verdict) and to the median one. The operations and their targets:
 The verdicts use the fastest copy. Each timed operation after the first is the median
 of three rounds (a different 1% of the files each round).
 
-It drives :class:`~sprites_jupyter.local.storage.snapshots.Snapshotter` and the
-:class:`~sprites_jupyter.local.storage.store.Store` in-process, as the checkpoint endpoint does
-(``snapshot`` then ``add_checkpoint``); the HTTP layer only adds a few milliseconds.
+The ``tree`` part drives :class:`~sprites_jupyter.local.storage.snapshots.Snapshotter` and
+the :class:`~sprites_jupyter.local.storage.store.Store` in-process (``snapshot`` then
+``add_checkpoint``): the snapshot alone, without the views and locks a request adds;
+``--part api`` is what users see.
 
 The large-file and many-file figures follow (each a ratio to a baseline measured in the
 same run, per pair of interleaved samples, min and median of ``--repeat`` pairs, 5 by
@@ -35,7 +42,8 @@ default):
   each against a Python ``os.scandir`` + ``lstat`` walk of the tree.
 
     python bench/bench_checkpoint.py [--files 5000] [--mb 500] [--dir DIR] [--quick]
-        [--part all|tree|large|small] [--large-mb 2048] [--small-files 50000] [--repeat 5]
+        [--part all|api|tree|large|small] [--large-mb 2048] [--small-files 50000]
+        [--api-files 100000] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import bench_checkpoint_api
 from bench_checkpoint_parts import bench_large_file, bench_small_files
 from bench_common import timed
 
@@ -98,12 +107,17 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=None,
                         help="where to build the tree (default: a temp dir under $HOME)")
     parser.add_argument("--quick", action="store_true", help="500 files / 50 MB smoke run")
-    parser.add_argument("--part", choices=("all", "tree", "large", "small"), default="all")
+    parser.add_argument("--part", choices=("all", "api", "tree", "large", "small"),
+                        default="all")
+    parser.add_argument("--api-files", type=int, default=100_000)
     parser.add_argument("--large-mb", type=int, default=2048)
     parser.add_argument("--small-files", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     scratch_parent = args.dir or Path.home()
+    if args.part in ("all", "api"):
+        bench_checkpoint_api.run(scratch_parent, args.api_files, args.repeat, args.large_mb,
+                                 "all")
     if args.part in ("all", "tree"):
         bench_tree(args, scratch_parent)
     if args.part in ("all", "large"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 import re
@@ -23,10 +22,10 @@ from .runtime.sandbox import Child, Isolation, Sandbox
 from .runtime.sandbox_files import SandboxFiles, remove_sprite_dir
 from .runtime.sessions import SessionManager
 from .runtime.supervisor import ServiceManager
-from .storage import checkpoint_views
 from .storage.home import prepare_home, remove_server_file
 from .storage.snapshots import Snapshotter
 from .storage.store import SpriteRow, Store
+from .storage_work import StorageWork
 
 log = logging.getLogger("sprites_jupyter.local")
 
@@ -145,6 +144,7 @@ class ServerState:
         (home / "sprites").mkdir(exist_ok=True)
         self.store = Store(home / "metadata.sqlite3")
         self.snapshots = Snapshotter(home)
+        self.storage = StorageWork(self.snapshots, self.store)
         self.base_url = "http://127.0.0.1"
         self._runtimes: dict[str, SpriteRuntime] = {}
         self.creation_lock = asyncio.Lock()
@@ -194,32 +194,12 @@ class ServerState:
         if not task.cancelled() and task.exception() is not None:
             log.warning("%s", task.exception())
 
-    async def refresh_checkpoint_views(self, name: str, *, assemble_later: bool = False
-                                       ) -> None:
-        """Bring the sprite's ``/.sprite/checkpoints`` views up to date (call it holding
-        the sprite's lock). A view that cannot be made (a full disk, say) is left out with
-        a warning: views let a sprite look at its past, they never fail a checkpoint.
-        With ``assemble_later``, a view that needs a large file assembled whole (seconds
-        per GB) is announced at once and built in the background, under the sprite's lock,
-        so the checkpoint does not wait for it."""
-        views = SandboxFiles(self.sprite_dir(name), name).checkpoints_dir
-        try:
-            deferred = await asyncio.to_thread(
-                functools.partial(checkpoint_views.refresh, self.snapshots, self.store, name,
-                                  views, assemble=not assemble_later,
-                                  owner=self.runtime(name).sandbox.host_id))
-        except (OSError, ValueError) as exc:
-            log.warning("checkpoint views of sprite %s: %s", name, exc)
-            return
-        if deferred:
-            self._in_background(self._assemble_views(name))
-
-    async def _assemble_views(self, name: str) -> None:
-        runtime = self._runtimes.get(name)
-        if runtime is not None:
-            async with runtime.lock:
-                if self.store.get_sprite(name) is not None:
-                    await self.refresh_checkpoint_views(name)
+    async def checkpoints_changed(self, name: str) -> None:
+        """A checkpoint of the sprite was made or deleted: its ``/.sprite/checkpoints``
+        views follow in the background (the change is announced before this returns)."""
+        runtime = self.runtime(name)
+        await self.storage.views_changed(name, runtime.files.checkpoints_dir,
+                                         runtime.sandbox.host_id)
 
     def has_activity(self, name: str) -> bool:
         """Whether the sprite has live exec sessions or running services."""
@@ -249,11 +229,13 @@ class ServerState:
                                     self.store)
         await asyncio.to_thread(self.snapshots.collect_garbage, self.store)
         for row in rows:
-            await self.refresh_checkpoint_views(row.name)
+            await self.checkpoints_changed(row.name)
             await self.runtime(row.name).services.start_all()
 
     async def discard_runtime(self, name: str) -> None:
-        """End a sprite's processes and forget its runtime (sprite deletion)."""
+        """End a sprite's processes and view builds and forget its runtime (sprite
+        deletion)."""
+        await self.storage.stop_views(name)
         runtime = self._runtimes.pop(name, None)
         if runtime is not None:
             await runtime.stop_sandbox()
@@ -261,6 +243,7 @@ class ServerState:
     async def shutdown(self) -> None:
         """Stop every process, close the store and withdraw ``server.json``."""
         remove_server_file(self.home, pid=os.getpid())
+        await self.storage.idle()
         for name in list(self._runtimes):
             runtime = self._runtimes.pop(name)
             await runtime.stop_sandbox()

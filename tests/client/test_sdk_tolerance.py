@@ -230,7 +230,7 @@ def test_fault_server_listing_keeps_every_entry_whatever_its_id() -> None:
 
 
 def _checkpoint_service(complete: bytes | None) -> dict:
-    """A sprite whose listing gains ``cp-new`` once the checkpoint was created."""
+    """A sprite whose listing gains ``cp-new`` (the newest) once the checkpoint was created."""
     created: list[bool] = []
     old = {"id": "v9", "create_time": "2026-01-05T10:00:00Z"}
     new = {"id": "cp-new", "create_time": "2026-01-05T10:30:00Z", "comment": "c"}
@@ -252,7 +252,7 @@ def _checkpoint_service(complete: bytes | None) -> dict:
 @pytest.mark.parametrize("complete", [None, b'{"type":"complete","data":"Done"}\n',
                                       b'{"type":"complete","data":"Checkpoint v10 created"}\n'],
                          ids=["no-complete", "no-id", "unknown-id"])
-def test_fault_server_new_checkpoint_is_found_by_comparing_listings(
+def test_fault_server_new_checkpoint_is_found_as_the_newest_listed(
         complete: bytes | None) -> None:
     with http_server(_checkpoint_service(complete)) as url, SpritesClient(TOKEN, url) as client:
         assert client.sprite("s").create_checkpoint("c").wait().id == "cp-new"
@@ -263,7 +263,8 @@ def test_fault_server_new_checkpoint_id_from_the_complete_event() -> None:
     received: list[Received] = []
     with http_server(routes, received) as url, SpritesClient(TOKEN, url) as client:
         assert client.sprite("s").create_checkpoint("c").wait().comment == "c"
-    assert [r.path for r in received if r.method == "GET"][-1].endswith("/cp-new")
+    gets = [r.path for r in received if r.method == "GET"]
+    assert gets == ["/v1/sprites/s/checkpoints/cp-new"], "one GET: nothing listed"
 
 
 # 8. rate limits and slow upgrades ------------------------------------------------------

@@ -104,3 +104,21 @@ def test_history_filter_keeps_the_checkpoints_descending_from_one(http: httpx.Cl
             assert response.text.splitlines() == expected, (ancestor, auto)
     lines = http.get(base, params={"history": "v3"}).text.splitlines()
     assert lines == ["v5", "v4"]
+
+
+def test_history_follows_a_long_chain_in_order_and_stops_at_a_loop(tmp_path: Path) -> None:
+    store = Store(tmp_path / "metadata.sqlite3")
+    try:
+        store.create_sprite("long", url_settings={}, labels=[], base_manifest="m")
+        for _ in range(400):
+            store.add_checkpoint("long", manifest="m", comment="", is_auto=False)
+        newest = store.get_checkpoint("long", "v400")
+        assert newest is not None
+        assert newest.history == [f"v{n}" for n in range(400)]
+        with store.transaction() as db:  # damaged data: v2's source points at v3
+            db.execute("UPDATE checkpoints SET source_id = 'v3' WHERE sprite = 'long' "
+                       "AND id = 'v2'")
+        looped = store.get_checkpoint("long", "v4")
+        assert looped is not None and looped.history == ["v2", "v3"]
+    finally:
+        store.close()

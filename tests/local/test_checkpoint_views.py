@@ -1,16 +1,21 @@
-"""Checkpoint views on real directories, and the in-sprite diff helper reading them."""
+"""Checkpoint views on real directories and through the real server (built after the
+checkpoint returns), the in-sprite diff helper reading them, and data freed at once."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from sprites_jupyter.local.storage import checkpoint_views
 from sprites_jupyter.magic_commands.diff import HELPER_SOURCE
+from tests.conftest import LocalServer, start_server
+from tests.local.test_checkpoints import _checkpoint, _root
 from tests.local.trees import demo_sprite
 
 
@@ -23,7 +28,7 @@ def setup(tmp_path: Path):
         manifest = snapshots.snapshot("demo", root)
         row = store.add_checkpoint("demo", manifest=manifest, comment="", is_auto=is_auto,
                                    auto_id=f"auto-{len(os.listdir(views))}" if is_auto else None)
-        checkpoint_views.refresh(snapshots, store, "demo", views)
+        checkpoint_views.CheckpointViews(snapshots, store, "demo", views).settle()
         return row.id
 
     return root, views, checkpoint
@@ -74,3 +79,49 @@ def test_the_diff_helper_sees_a_chmod_between_two_views(setup, tmp_path):
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert {r[0]: r[1] for r in rows} == {"/home/sprite/run.sh": "mode-changed",
                                           "/home/sprite/new.txt": "added"}
+
+
+def _until(condition, what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_a_checkpoint_announces_its_view_and_builds_it_after_returning(
+        server: LocalServer, http: httpx.Client, sprite: str) -> None:
+    many = _root(server, sprite) / "home/sprite/many"
+    many.mkdir()
+    for number in range(3000):
+        (many / f"f{number}").write_text(str(number))
+    views = server.home / "sprites" / sprite / "platform" / "checkpoints"
+    made = [_checkpoint(http, sprite) for _ in range(6)]
+    seen = set(os.listdir(views))
+    # Right after the request: each of the five newest is there or announced.
+    assert all(c in seen or f".building-{c}" in seen for c in made[-5:]), seen
+    assert made[0] not in seen and f".building-{made[0]}" not in seen
+    _until(lambda: sorted(os.listdir(views)) == sorted(made[-5:]), "views never settled")
+    assert (views / made[-1] / "home/sprite/many/f2999").read_text() == "2999"
+
+
+def test_deleting_a_sprite_frees_its_data_without_a_restart(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "home")
+    try:
+        with server.http() as http:
+            assert http.post("/v1/sprites", json={"name": "keep"}).status_code == 201
+            def stored() -> set[str]:
+                return {p.parent.parent.name + p.parent.name + p.name
+                        for p in server.home.glob("*/??/*") if p.is_file()}
+
+            before = stored()
+            assert http.post("/v1/sprites", json={"name": "gone"}).status_code == 201
+            data = _root(server, "gone") / "home/sprite/data"
+            data.write_bytes(os.urandom(3 << 20))
+            assert _checkpoint(http, "gone") == "v1"
+            assert len(stored() - before) >= 2, "the file and the manifests were stored"
+            assert http.delete("/v1/sprites/gone").status_code == 204
+            _until(lambda: stored() <= before, "the deleted sprite's data stayed")
+            assert not (server.home / "sprites" / "gone").exists()
+            assert _checkpoint(http, "keep") == "v1", "the other sprite still checkpoints"
+    finally:
+        server.stop()

@@ -271,7 +271,10 @@ def test_the_sprite_reads_its_checkpoint_views(
     assert sh(server, name, "mkdir -m 700 private && echo kept > private/note")[0] == 0
     checkpoint_id = checkpoint(http, name)
     view = f"/.sprite/checkpoints/{checkpoint_id}/home/sprite/private"
-    assert sh(server, name, f"cat {view}/note; stat -c %a {view}") == (0, "kept\n700\n", "")
+    wait = f"until [ -d /.sprite/checkpoints/{checkpoint_id} ]; do sleep 0.05; done"  # built
+    # after the checkpoint returns, as the diff helper waits for it
+    assert sh(server, name, f"{wait}; cat {view}/note; stat -c %a {view}") == (
+        0, "kept\n700\n", "")
 
 
 def test_restored_files_stay_the_sprite_users(

@@ -80,11 +80,11 @@ def test_views_share_one_assembled_copy_and_drop_it_with_the_last_view(setup,
     checkpoint_ids = []
     for _ in range(2):  # two checkpoints of the same content: one copy serves both views
         checkpoint_ids.append(_checkpoint(snapshotter, store, root)[0])
-        checkpoint_views.refresh(snapshotter, store, "demo", views)
+        checkpoint_views.CheckpointViews(snapshotter, store, "demo", views).settle()
     assembled = list(snapshotter.store.assembly.iterdir())
     assert len(assembled) == 1 and assembled[0].read_bytes() == big.read_bytes()
     assert all((views / c / "big.bin").samefile(assembled[0]) for c in checkpoint_ids)
     for checkpoint_id in checkpoint_ids:
         store.delete_checkpoint("demo", checkpoint_id)
-    checkpoint_views.refresh(snapshotter, store, "demo", views)
+    checkpoint_views.CheckpointViews(snapshotter, store, "demo", views).settle()
     assert list(snapshotter.store.assembly.iterdir()) == []

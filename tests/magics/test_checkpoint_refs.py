@@ -53,7 +53,10 @@ def test_an_ambiguous_comment_lists_its_checkpoints_in_one_line(ip, current):
 
 def test_diff_show_and_ls_by_comment(ip, current, capsys):
     probe = ip.ok("%sprite checkpoint -m probe")
-    mounted = ip.magics.context.sprite().run("test", "-d", f"/.sprite/checkpoints/{probe.id}")
+    views = "/.sprite/checkpoints"  # a view announced (.building-<id>) is waited for
+    mounted = ip.magics.context.sprite().run("sh", "-c", (
+        f"until [ -d {views}/{probe.id} ] || [ ! -d {views}/.building-{probe.id} ]; "
+        f"do sleep 0.05; done; test -d {views}/{probe.id}"))
     _sh(ip, "mkdir proj && echo first > proj/text.txt")
     ip.ok("%sprite checkpoint -m baseline")
     _sh(ip, "echo second > proj/text.txt")

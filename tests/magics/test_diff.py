@@ -34,7 +34,10 @@ def _checkpoint(ip, comment: str = "") -> str:
 def mounted(ip, current):
     """The current sprite, once its checkpoints show up at /.sprite/checkpoints/<id>/."""
     _checkpoint(ip, "probe")
-    probe = ip.magics.context.sprite().run("test", "-d", "/.sprite/checkpoints/v1/home")
+    views = "/.sprite/checkpoints"  # a view announced (.building-v1) is waited for
+    probe = ip.magics.context.sprite().run("sh", "-c", (
+        f"until [ -d {views}/v1 ] || [ ! -d {views}/.building-v1 ]; do sleep 0.05; done; "
+        f"test -d {views}/v1/home"))
     if probe.exit_code != 0:
         pytest.skip("this local server does not mount checkpoints inside sprites "
                     "(unsandboxed, or no checkpoint views yet)")

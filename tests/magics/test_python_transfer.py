@@ -81,6 +81,29 @@ def test_a_numpy_array_round_trip(library_ip, capsys):
     assert (back == np.arange(12, dtype="float32").reshape(3, 4) * 2).all()
 
 
+def test_arrays_of_every_layout_pull_back_equal(library_ip):
+    """Pulled arrays are read straight into their memory: Fortran order, a structured
+    dtype, non-ASCII field names (format 3.0, read by numpy), an empty array, a scalar."""
+    ip = library_ip
+    import numpy as np
+
+    values = {
+        "fortran": np.asfortranarray(np.arange(24, dtype=">i4").reshape(2, 3, 4)),
+        "records": np.array([(1, 2.5), (3, -1.0)], dtype=[("n", "<i8"), ("x", "<f4")]),
+        "empty": np.zeros((0, 5)),
+        "scalar": np.array(7.25),
+        "unicode_fields": np.zeros(3, dtype=[("größe", "<f8"), ("n", "<i2")]),
+    }
+    ip.shell.user_ns.update(values)
+    for name in values:
+        ip.ok(f"%sprite push {name}")
+        ip.ok(f"%sprite pull {name} --as {name}_back")
+        back = ip.shell.user_ns[f"{name}_back"]
+        assert back.dtype == values[name].dtype and back.shape == values[name].shape, name
+        assert np.array_equal(back, values[name]), name
+    assert ip.shell.user_ns["fortran_back"].flags.f_contiguous
+
+
 def test_pushing_pandas_to_a_sprite_without_pandas_is_one_line(ip, current, stdlib_python):
     if sprite_has(ip, current, "pandas"):
         pytest.skip("the sprite's python3 has pandas, so there is nothing to refuse")

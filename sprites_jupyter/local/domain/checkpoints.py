@@ -47,10 +47,12 @@ async def take_checkpoint(server: ServerState, name: str, comment: str,
     emit("Creating checkpoint...")
     async with runtime.lock:
         emit("Saving filesystem state...")
-        manifest = await asyncio.to_thread(server.snapshots.snapshot, name, runtime.root, emit)
-        row = server.store.add_checkpoint(name, manifest=manifest, comment=comment,
-                                          is_auto=False)
-        await server.refresh_checkpoint_views(name, assemble_later=True)
+        async with server.storage.storing():
+            manifest = await asyncio.to_thread(server.snapshots.snapshot, name, runtime.root,
+                                               emit)
+            row = server.store.add_checkpoint(name, manifest=manifest, comment=comment,
+                                              is_auto=False)
+        await server.checkpoints_changed(name)
     return row
 
 
@@ -88,9 +90,11 @@ async def _restore_tree(server: ServerState, runtime: SpriteRuntime, name: str,
     """Save the current state as an ``auto-`` checkpoint (taken with nothing running,
     so the undo point holds every last write), then restore ``row``'s tree."""
     auto_id = _new_auto_id(server, name)
-    manifest = await asyncio.to_thread(server.snapshots.snapshot, name, runtime.root)
-    server.store.add_checkpoint(name, manifest=manifest, comment=f"before restore to {row.id}",
-                                is_auto=True, auto_id=auto_id)
+    async with server.storage.storing():
+        manifest = await asyncio.to_thread(server.snapshots.snapshot, name, runtime.root)
+        server.store.add_checkpoint(name, manifest=manifest,
+                                    comment=f"before restore to {row.id}", is_auto=True,
+                                    auto_id=auto_id)
     emit(f"Saved the current state as {auto_id} (restore it to undo)")
     emit("Restoring filesystem...")
     await asyncio.to_thread(server.snapshots.restore, name, runtime.root, row.manifest,
@@ -98,7 +102,8 @@ async def _restore_tree(server: ServerState, runtime: SpriteRuntime, name: str,
 
 
 async def delete_checkpoint(server: ServerState, name: str, checkpoint_id: str) -> None:
-    """Delete a checkpoint the sprite does not run on; its data goes at the next sweep."""
+    """Delete a checkpoint the sprite does not run on; what only it used is collected at
+    once, in the background."""
     if checkpoint_id in LIVE_IDS:
         raise Conflict("cannot delete active checkpoint: Current is the live state")
     require_checkpoint(server, name, checkpoint_id)
@@ -110,8 +115,8 @@ async def delete_checkpoint(server: ServerState, name: str, checkpoint_id: str) 
         if sprite.source_id == row.id:
             raise Conflict(f"cannot delete active checkpoint: the sprite runs on {row.id}")
         server.store.delete_checkpoint(name, row.id)
-        server.snapshots.mark_garbage()
-        await server.refresh_checkpoint_views(name, assemble_later=True)
+        await server.checkpoints_changed(name)
+        server.storage.collect_soon()
 
 
 def _new_auto_id(server: ServerState, name: str) -> str:

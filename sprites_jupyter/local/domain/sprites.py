@@ -22,15 +22,17 @@ async def create_sprite(server: ServerState, name: str, *, url_settings: dict[st
         if server.store.get_sprite(name) is not None:
             raise Conflict(f"sprite already exists: {name}", code="sprite_exists")
         root = server.seed_tree(name)
-        manifest = await asyncio.to_thread(server.snapshots.snapshot, name, root)
-        row = server.store.create_sprite(name, url_settings=url_settings, labels=labels,
-                                         base_manifest=manifest)
+        async with server.storage.storing():
+            manifest = await asyncio.to_thread(server.snapshots.snapshot, name, root)
+            row = server.store.create_sprite(name, url_settings=url_settings, labels=labels,
+                                             base_manifest=manifest)
     server.start_sandbox_soon(name)
     return row
 
 
 async def delete_sprite(server: ServerState, name: str) -> None:
-    """Stop everything the sprite runs, then forget it and free its files."""
+    """Stop everything the sprite runs, then forget it and free its files (and, in the
+    background, the stored data only it used)."""
     server.require_sprite(name)
     runtime = server.runtime(name)
     async with runtime.lock:
@@ -46,3 +48,4 @@ async def delete_sprite(server: ServerState, name: str) -> None:
             server.store.delete_sprite(name)
         server.snapshots.discard(name)
         await asyncio.to_thread(remove_sprite_dir, server.sprite_dir(name))
+        server.storage.collect_soon()

@@ -6,15 +6,18 @@ diff a previous state without restoring it. A view here is the checkpoint's tree
 platform directory, which the sandbox binds read-only: directories and symlinks as
 recorded, files as hard links to the stored objects (immutable and content
 addressed, so a view copies no file data). A file stored in chunks has no whole object:
-it is assembled once per version (a full copy of its bytes, disk and time alike) and that
-copy is linked into every view showing it, then deleted when no view does. One object
-serves every file with its
+it is assembled once per version and that copy is linked into every view showing it,
+then deleted when no view does (:mod:`.objects`). One object serves every file with its
 content, so it cannot carry each file's mode and mtime: the view records them in
 its ``.sprite/stat.json`` (``{"entries": {path: [mode, mtime_ns]}}``), which the
-in-sprite diff helper reads. A view is built aside (``.building-<id>``) and renamed
-into place, so it appears whole in a running sprite. A view that needs a chunked file
-assembled can be left for later (``assemble=False``): its ``.building-<id>`` is made at
-once, so a sprite that looks for the view can tell it is coming and wait.
+in-sprite diff helper reads.
+
+A view costs a link per file, seconds for a large tree, so it is never made inside a
+checkpoint request: :meth:`CheckpointViews.announce` (a query and a few renames) shows at
+once which views are coming (an empty ``.building-<id>``, which the diff helper waits
+for) and takes the unwanted ones out of sight; :meth:`CheckpointViews.settle`, run off
+the request path, builds the missing views newest first, each aside and renamed into
+place so it appears whole, and deletes the ones taken out of sight.
 """
 
 from __future__ import annotations
@@ -23,50 +26,106 @@ import contextlib
 import json
 import os
 import shutil
+import threading
+import uuid
 from pathlib import Path
 
 from .objects import is_chunked
 from .snapshots import Entry, Snapshotter
 from .store import Store
 
-__all__ = ["RECENT", "RECORD", "refresh"]
+__all__ = ["RECENT", "RECORD", "CheckpointViews", "ViewsStopped"]
 
 RECENT = 5
 RECORD = ".sprite/stat.json"
 _BUILDING = ".building-"
+_MAKING = ".making-"  # a view's tree while its links are made
+_REMOVING = ".removing-"  # out of sight, being deleted
 _DIRECTORIES = ("d", "o")
+_CHECK_STOP_EVERY = 1024
 
 
-def refresh(snapshots: Snapshotter, store: Store, sprite: str, directory: Path, *,
-            assemble: bool = True, owner: int | None = None) -> list[str]:
-    """Make ``directory`` hold exactly the views of the sprite's ``RECENT`` newest
-    checkpoints (automatic ones aside), building only the missing ones. Without
-    ``assemble``, views that need a chunked file assembled are only announced (their
-    ``.building-<id>``); their ids are returned, for a later call with ``assemble``.
-    ``owner``: the host uid and gid to give what a view shows (the sprite user's, when
-    that is not the server's own), so the sprite can read it."""
-    directory.mkdir(parents=True, exist_ok=True)
-    wanted = {row.id: row.manifest
-              for row in store.list_checkpoints(sprite, include_auto=False, limit=RECENT)}
-    for entry in os.scandir(directory):
-        if entry.name not in wanted and entry.name.removeprefix(_BUILDING) not in wanted:
-            _remove(Path(entry.path))
-    deferred = []
-    for checkpoint_id, manifest in wanted.items():
-        if not (directory / checkpoint_id).exists():
-            entries = snapshots.load_manifest(manifest)
-            if not assemble and _needs_assembly(snapshots, entries):
-                (directory / f"{_BUILDING}{checkpoint_id}").mkdir(exist_ok=True)
-                deferred.append(checkpoint_id)
-            else:
-                _build(snapshots, entries, directory, checkpoint_id, owner)
-    snapshots.store.prune_assembled()
-    return deferred
+class ViewsStopped(Exception):
+    """The views' sprite is going: the build was abandoned."""
 
 
-def _needs_assembly(snapshots: Snapshotter, entries: list[Entry]) -> bool:
-    return any(is_chunked(entry.ref) and not snapshots.store.assembly_path(entry.ref).exists()
-               for entry in entries if entry.kind == "f" and _shown(entry))
+class CheckpointViews:
+    """The ``/.sprite/checkpoints`` directory of one sprite.
+
+    ``announce`` may run while ``settle`` does (from the request path and the sprite's
+    view worker): a lock orders their changes to the directory's names, never a build.
+    """
+
+    def __init__(self, snapshots: Snapshotter, store: Store, sprite: str,
+                 directory: Path, owner: int | None = None) -> None:
+        """``owner``: the host uid and gid to give what a view shows (the sprite user's,
+        when that is not the server's own), so the sprite can read it."""
+        self.owner = owner
+        self.snapshots = snapshots
+        self.store = store
+        self.sprite = sprite
+        self.directory = directory
+        self.stopped = threading.Event()
+        self._names = threading.Lock()
+
+    def _wanted(self) -> dict[str, str]:
+        """The ``RECENT`` newest manual checkpoints, newest first: id -> manifest id."""
+        return {row.id: row.manifest for row in
+                self.store.list_checkpoints(self.sprite, include_auto=False, limit=RECENT)}
+
+    def announce(self) -> dict[str, str]:
+        """Take unwanted views out of sight and mark each missing one as coming; the
+        wanted views (id -> manifest). Costs a query and a rename or mkdir per change."""
+        with self._names:
+            self.directory.mkdir(exist_ok=True)
+            wanted = self._wanted()
+            for entry in os.scandir(self.directory):
+                name = entry.name
+                if name.startswith((_MAKING, _REMOVING)):
+                    continue
+                if name.removeprefix(_BUILDING) not in wanted:
+                    os.rename(entry.path, self.directory / f"{_REMOVING}{uuid.uuid4().hex}")
+            for checkpoint_id in wanted:
+                if not (self.directory / checkpoint_id).exists():
+                    (self.directory / f"{_BUILDING}{checkpoint_id}").mkdir(exist_ok=True)
+        return wanted
+
+    def settle(self) -> None:
+        """Build every missing view (newest first), delete the unwanted ones. Raises
+        :class:`ViewsStopped` once :attr:`stopped` is set."""
+        wanted = self.announce()
+        for checkpoint_id, manifest in wanted.items():
+            if not (self.directory / checkpoint_id).exists():
+                try:
+                    entries = self.snapshots.load_manifest(manifest)
+                except (OSError, ValueError):
+                    if checkpoint_id in self._wanted():
+                        raise
+                    continue  # deleted meanwhile, and its data collected
+                self._build(checkpoint_id, entries)
+        self._delete_removed()
+        self.snapshots.store.prune_assembled()
+
+    def _build(self, checkpoint_id: str, entries: list[Entry]) -> None:
+        making = self.directory / f"{_MAKING}{checkpoint_id}"
+        _remove(making)  # left by a crash or a stopped build
+        making.mkdir()
+        try:
+            _fill(self.snapshots, [e for e in entries if _shown(e)], making, self.owner,
+                  self.stopped)
+            with self._names:
+                building = self.directory / f"{_BUILDING}{checkpoint_id}"
+                if building.is_dir():  # else it is no longer wanted
+                    os.rename(making, self.directory / checkpoint_id)
+                    building.rmdir()
+        finally:
+            _remove(making)
+
+    def _delete_removed(self) -> None:
+        """Delete what was taken out of sight, and the trees of builds a crash stopped."""
+        for entry in os.scandir(self.directory):
+            if entry.name.startswith((_REMOVING, _MAKING)):
+                _remove(Path(entry.path))
 
 
 def _shown(entry: Entry) -> bool:
@@ -74,37 +133,30 @@ def _shown(entry: Entry) -> bool:
         entry.kind in (*_DIRECTORIES, "f", "l")
 
 
-def _build(snapshots: Snapshotter, entries: list[Entry], directory: Path,
-           checkpoint_id: str, owner: int | None = None) -> None:
-    building = directory / f"{_BUILDING}{checkpoint_id}"
-    building.mkdir(exist_ok=True)  # kept, not remade: it says the view is coming
-    for leftover in os.scandir(building):
-        _remove(Path(leftover.path))
-    shown = [entry for entry in entries if _shown(entry)]
-    try:
-        (building / ".sprite").mkdir()
-        for entry in shown:
-            target = building / entry.path
-            if entry.kind in _DIRECTORIES:
-                target.mkdir()
-            elif entry.kind == "l":
-                os.symlink(entry.ref, target)
-            elif is_chunked(entry.ref):
-                snapshots.store.link_assembled(entry.ref, target)
-            else:
-                os.link(snapshots.object_path(entry.ref), target)
-            if owner is not None:  # a file's inode is the stored object's: fine to share
-                os.chown(target, owner, owner, follow_symlinks=False)
-        record = {entry.path: [entry.mode, entry.mtime_ns] for entry in shown}
-        (building / RECORD).write_text(json.dumps({"entries": record}, separators=(",", ":")))
-        for entry in sorted((e for e in shown if e.kind in _DIRECTORIES),
-                            key=lambda e: e.path.count("/"), reverse=True):
-            os.chmod(building / entry.path, entry.mode | 0o700)
-            os.utime(building / entry.path, ns=(entry.mtime_ns, entry.mtime_ns))
-        os.rename(building, directory / checkpoint_id)
-    except BaseException:
-        _remove(building)
-        raise
+def _fill(snapshots: Snapshotter, shown: list[Entry], tree: Path, owner: int | None,
+          stopped: threading.Event) -> None:
+    """Make ``tree`` the view of ``shown``: links, symlinks, directories, the record."""
+    (tree / ".sprite").mkdir()
+    for number, entry in enumerate(shown):
+        if number % _CHECK_STOP_EVERY == 0 and stopped.is_set():
+            raise ViewsStopped
+        target = tree / entry.path
+        if entry.kind in _DIRECTORIES:
+            target.mkdir()
+        elif entry.kind == "l":
+            os.symlink(entry.ref, target)
+        elif is_chunked(entry.ref):
+            snapshots.store.link_assembled(entry.ref, target)
+        else:
+            os.link(snapshots.object_path(entry.ref), target)
+        if owner is not None:  # a file's inode is the stored object's: fine to share
+            os.chown(target, owner, owner, follow_symlinks=False)
+    record = {entry.path: [entry.mode, entry.mtime_ns] for entry in shown}
+    (tree / RECORD).write_text(json.dumps({"entries": record}, separators=(",", ":")))
+    for entry in sorted((e for e in shown if e.kind in _DIRECTORIES),
+                        key=lambda e: e.path.count("/"), reverse=True):
+        os.chmod(tree / entry.path, entry.mode | 0o700)
+        os.utime(tree / entry.path, ns=(entry.mtime_ns, entry.mtime_ns))
 
 
 def _remove(path: Path) -> None:

@@ -74,7 +74,7 @@ _RACY_COARSE_NS = 2_000_000_000
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _PROGRESS_EVERY = 1.0
 _entry = tuple.__new__  # an Entry without the Python-level __new__ (the hot loop's)
-_GC_DUE = "gc-due"  # in HOME/objects: something was released, collect at the next start
+_GC_DUE = "gc-due"  # in HOME/objects: something was released, collect it
 
 class SnapshotError(Exception):
     """A snapshot or restore failed; the message names sprite paths, not the host's."""
@@ -147,7 +147,7 @@ class Snapshotter:
         self._restored.pop(sprite, None)
 
     def discard(self, sprite: str) -> None:
-        """Forget a deleted sprite's stat cache; its data is collected at the next start."""
+        """Forget a deleted sprite's stat cache; its data is left for :meth:`collect_garbage`."""
         self._forget_cache(sprite)
         self.mark_garbage()
 
@@ -155,14 +155,15 @@ class Snapshotter:
 
     def mark_garbage(self) -> None:
         """Stored data may have lost its last reference (a checkpoint or sprite deleted,
-        a checkpoint interrupted): :meth:`collect_garbage` runs at the next start."""
+        a checkpoint interrupted): the next :meth:`collect_garbage` looks for it."""
         (self.objects / _GC_DUE).touch()
 
     def collect_garbage(self, store: Store) -> None:
         """Delete the manifests no checkpoint uses and the objects none of those needs.
 
         Does nothing unless :meth:`mark_garbage` was called, or if any manifest in use
-        cannot be read. Call only while no snapshot runs (at start, after recover).
+        cannot be read. Call only while no snapshot stores data that no checkpoint records
+        yet (the server's ``StorageWork`` sees to it).
         An object the stat cache still names may go: a snapshot re-reads the file then.
         """
         marker = self.objects / _GC_DUE

@@ -343,17 +343,25 @@ class Store:
             return {r[0] for r in self._db.execute("SELECT DISTINCT manifest FROM checkpoints")}
 
     def _history(self, sprite: str, source_id: str | None) -> list[str]:
-        """Ancestor ids, oldest first, following ``source_id`` links."""
+        """Ancestor ids, oldest first, following ``source_id`` links: one query, however
+        long the chain (a query per link cost 2,000 round trips at 2,000 checkpoints)."""
+        if not source_id:
+            return []
+        rows = self._db.execute(
+            "WITH RECURSIVE chain(id, depth) AS (SELECT ?, 0 UNION ALL "
+            "SELECT c.source_id, chain.depth + 1 FROM checkpoints c JOIN chain "
+            "ON c.sprite = ? AND c.id = chain.id WHERE c.source_id IS NOT NULL "
+            "AND c.source_id != '' AND chain.depth <= "
+            "(SELECT COUNT(*) FROM checkpoints WHERE sprite = ?)) "
+            "SELECT id FROM chain ORDER BY depth",
+            (source_id, sprite, sprite)).fetchall()
         chain: list[str] = []
         seen: set[str] = set()
-        while source_id and source_id not in seen:
-            seen.add(source_id)
-            chain.append(source_id)
-            row = self._db.execute(
-                "SELECT source_id FROM checkpoints WHERE sprite = ? AND id = ?",
-                (sprite, source_id),
-            ).fetchone()
-            source_id = row["source_id"] if row else None
+        for (ancestor,) in rows:
+            if ancestor in seen:  # a loop in damaged data: stop where it closes
+                break
+            seen.add(ancestor)
+            chain.append(ancestor)
         return list(reversed(chain))
 
 

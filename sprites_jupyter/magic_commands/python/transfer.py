@@ -4,8 +4,9 @@ A value is serialised straight into fixed-size parts uploaded through the
 filesystem API (the real service limits single uploads), so only one part is
 ever held here besides the value; the agent reads the parts in order as one
 stream. Pulling goes the other way: the agent writes one file, this side streams
-it back. Pickles and ``.npy`` arrays are loaded as the bytes arrive, on both sides;
-Parquet (it seeks) and bytes (allocated once) go through a file on disk first.
+it back. A ``.npy`` array is read straight into the array's own memory as the bytes
+arrive, a pickle loaded as they arrive; Parquet (it seeks) and bytes (allocated once)
+go through a file on disk first.
 Formats: bytes raw, numpy arrays as ``.npy``, DataFrames as Parquet when pyarrow
 is on both sides, anything else by pickle (cloudpickle when both sides have it).
 """
@@ -157,6 +158,10 @@ class _ChunkStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def unread(self, data: bytes) -> None:
+        """Put ``data`` back in front of what is still to be read."""
+        self._pending = memoryview(bytes(data) + bytes(self._pending))
+
     def readinto(self, buffer: Any) -> int:
         while not self._pending:
             chunk = next(self._chunks, None)
@@ -170,28 +175,54 @@ class _ChunkStream(io.RawIOBase):
 
 
 def _read(sprite: Sprite, path: str, kind: str) -> Any:
-    """Load a value the agent wrote: streamed for pickle and npy, via a local temporary
-    file for Parquet (it seeks) and bytes (so the value is allocated once)."""
-    if kind in ("pickle", "cloudpickle", "npy"):
-        stream = io.BufferedReader(_ChunkStream(sprite.iter_file(path)), PART_SIZE)
+    """Load a value the agent wrote: an array straight into its own memory as the bytes
+    arrive, a pickle as it streams; Parquet (it seeks) and bytes (so the value is
+    allocated once) via a local temporary file."""
+    with contextlib.closing(sprite.iter_file(path)) as chunks:
         if kind == "npy":
-            import numpy.lib.format
+            return _read_npy(_ChunkStream(chunks))
+        if kind in ("pickle", "cloudpickle"):
+            return pickle.load(io.BufferedReader(_ChunkStream(chunks), PART_SIZE))
+        handle, local_path = tempfile.mkstemp(prefix="sprite-pull-")
+        try:
+            with os.fdopen(handle, "wb") as target:
+                for chunk in chunks:
+                    target.write(chunk)
+            if kind == "parquet":
+                import pandas
 
-            return numpy.lib.format.read_array(stream, allow_pickle=False)
-        return pickle.load(stream)
-    handle, local_path = tempfile.mkstemp(prefix="sprite-pull-")
-    try:
-        with os.fdopen(handle, "wb") as target:
-            for chunk in sprite.iter_file(path):
-                target.write(chunk)
-        if kind == "parquet":
-            import pandas
+                return pandas.read_parquet(local_path)
+            with open(local_path, "rb") as source:
+                return source.read()
+        finally:
+            os.unlink(local_path)
 
-            return pandas.read_parquet(local_path)
-        with open(local_path, "rb") as source:
-            return source.read()
-    finally:
-        os.unlink(local_path)
+
+def _read_npy(stream: _ChunkStream) -> Any:
+    """An ``.npy`` stream as an array, its data copied once, into the array's memory
+    (``numpy.lib.format.read_array`` reads it in 256 KB pieces and copies each twice)."""
+    import numpy
+    from numpy.lib import format as npy
+
+    version = npy.read_magic(stream)
+    if version != (1, 0):  # headers too long for 1.0, or field names not in ASCII
+        stream.unread(npy.magic(*version))
+        return npy.read_array(io.BufferedReader(stream, PART_SIZE), allow_pickle=False)
+    shape, fortran_order, dtype = npy.read_array_header_1_0(stream)
+    count = 1
+    for length in shape:
+        count *= length
+    flat = numpy.empty(count, dtype=dtype)
+    view = memoryview(flat).cast("B")
+    filled = 0
+    while filled < len(view):
+        got = stream.readinto(view[filled:])
+        if not got:
+            raise UsageError(f"the pulled array ended after {filled:,} of {len(view):,} bytes")
+        filled += got
+    if fortran_order:
+        return flat.reshape(shape[::-1]).transpose()
+    return flat.reshape(shape)
 
 
 def _load_failure(error: Exception, remote: str, type_name: str) -> UsageError:

@@ -1,0 +1,66 @@
+"""``create_checkpoint()`` on a sprite with thousands of checkpoints, against a raw POST.
+
+The sprite gets ``--checkpoints`` checkpoints through the server's store (as in
+``bench_listing.py``); then, interleaved ``--repeat`` times (at least 5), a bare
+``httpx`` POST of ``/checkpoint`` read to its ``complete`` line (the baseline) and our
+client's ``create_checkpoint().wait()`` (which also fetches the new checkpoint). The
+client must not list every checkpoint to find the new one: target <= 1.2x.
+
+    python bench/bench_checkpoint_create.py [--checkpoints 2000] [--repeat 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+from pathlib import Path
+
+import httpx
+from bench_common import TOKEN, start_server, timed
+from bench_listing import SPRITE, _fill
+
+from sprites_jupyter.client import SpritesClient
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoints", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as home:
+        process, url = start_server(Path(home))
+        try:
+            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"},
+                              timeout=60) as http, SpritesClient(TOKEN, url) as client:
+                http.post("/v1/sprites", json={"name": SPRITE}).raise_for_status()
+                _fill(Path(home), args.checkpoints)
+                handle = client.sprite(SPRITE)
+
+                def raw() -> None:
+                    with http.stream("POST", f"/v1/sprites/{SPRITE}/checkpoint",
+                                     json={}) as response:
+                        lines = [line for line in response.iter_lines() if line]
+                    assert '"complete"' in lines[-1], lines[-1]
+
+                raw()
+                handle.create_checkpoint().wait()
+                pairs = [(timed(lambda: handle.create_checkpoint().wait()), timed(raw))
+                         for _ in range(max(args.repeat, 5))]
+                ours = [a for a, _ in pairs]
+                base = [b for _, b in pairs]
+                low = min(ours) / min(base)
+                typical = statistics.median(ours) / statistics.median(base)
+                print(f"load {os.getloadavg()[0]:.2f}; {args.checkpoints:,} checkpoints: raw POST "
+                      f"min {min(base) * 1e3:.1f} ms median {statistics.median(base) * 1e3:.1f}"
+                      f" ms; create_checkpoint() min {min(ours) * 1e3:.1f} ms median "
+                      f"{statistics.median(ours) * 1e3:.1f} ms; ratio min {low:.2f}x median "
+                      f"{typical:.2f}x (target <= 1.2x) {'ok' if typical <= 1.2 else 'MISSED'}")
+        finally:
+            process.terminate()
+            process.wait(60)
+
+
+if __name__ == "__main__":
+    main()

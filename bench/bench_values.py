@@ -1,0 +1,140 @@
+"""Values at pipe speed: ``%sprite push`` / ``%sprite pull`` through a real IPython shell
+and local server, each against a local baseline measured in the same run (interleaved
+samples, min and median of ``--repeat``, at least 5). Issue 25's goals:
+
+* push + pull of a 500 MB numpy array vs ``np.save`` + ``np.load`` of a local file
+  (target <= 3x);
+* push + pull of 200 MB of ``bytes`` vs writing them to a local file with ``fsync`` and
+  reading it back (target <= 2x);
+* pull of a 1e6 x 5 DataFrame vs ``pandas.read_parquet`` of a local file (target <= 2.5x;
+  needs pandas and pyarrow here and on the sprite, else skipped with a notice).
+
+The server runs unsandboxed, so the session has this machine's numpy and pandas.
+
+    python bench/bench_values.py [--array-mb 500] [--bytes-mb 200] [--rows 1000000]
+        [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from bench_common import TOKEN, start_server, timed
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+
+from sprites_jupyter.magic_commands.python_lifecycle import sessions_of
+
+SPRITE = "bench-values"
+
+
+def _cell(shell: InteractiveShell, source: str) -> None:
+    with capture_output():
+        result = shell.run_cell(source)
+    if not result.success:
+        raise SystemExit(f"{source.splitlines()[0]!r} failed: {result.error_in_exec!r}")
+
+
+def _compare(label: str, ours: Callable[[], object], base: Callable[[], object],
+             repeat: int, target: float) -> None:
+    pairs = [(timed(ours), timed(base)) for _ in range(max(repeat, 5))]
+    low = min(a for a, _ in pairs) / min(b for _, b in pairs)
+    typical = statistics.median(a for a, _ in pairs) / statistics.median(b for _, b in pairs)
+    verdict = "ok" if typical <= target else "MISSED"
+    print(f"{label}: ours min {min(a for a, _ in pairs):.3f} s median "
+          f"{statistics.median(a for a, _ in pairs):.3f} s; baseline min "
+          f"{min(b for _, b in pairs):.3f} s median {statistics.median(b for _, b in pairs):.3f}"
+          f" s; ratio min {low:.2f}x median {typical:.2f}x (target <= {target}x) {verdict}")
+
+
+def _push_pull(shell: InteractiveShell) -> None:
+    _cell(shell, "%sprite push payload")
+    _cell(shell, "%sprite pull payload --as payload_back")
+    shell.user_ns.pop("payload_back", None)
+
+
+def bench_array(shell: InteractiveShell, folder: Path, megabytes: int, repeat: int) -> None:
+    import numpy as np
+
+    value = np.random.default_rng(0).random(megabytes * 1024 * 1024 // 8)
+    shell.user_ns["payload"] = value
+    path = folder / "array.npy"
+
+    def local() -> None:
+        np.save(path, value)
+        np.load(path)
+
+    _compare(f"push + pull of a {megabytes} MB numpy array vs np.save + np.load",
+             lambda: _push_pull(shell), local, repeat, 3.0)
+
+
+def bench_bytes(shell: InteractiveShell, folder: Path, megabytes: int, repeat: int) -> None:
+    value = os.urandom(megabytes * 1024 * 1024)
+    shell.user_ns["payload"] = value
+    path = folder / "bytes.bin"
+
+    def local() -> None:
+        with open(path, "wb") as target:
+            target.write(value)
+            target.flush()
+            os.fsync(target.fileno())
+        path.read_bytes()
+
+    _compare(f"push + pull of {megabytes} MB of bytes vs local write (fsync) + read",
+             lambda: _push_pull(shell), local, repeat, 2.0)
+
+
+def bench_frame(shell: InteractiveShell, folder: Path, rows: int, repeat: int) -> None:
+    has = sessions_of(shell.configurables[-1].context)[SPRITE].info.get("has", {})
+    if not (has.get("pandas") and has.get("pyarrow") and importlib.util.find_spec("pyarrow")):
+        print("DataFrame pull skipped: needs pandas and pyarrow here and on the sprite")
+        return
+    import pandas as pd
+
+    _cell(shell, f"%%sprite_python\nimport numpy as np, pandas as pd\nframe = pd.DataFrame("
+                 f"np.random.default_rng(0).random(({rows}, 5)), columns=list('abcde'))\n")
+    _cell(shell, "%sprite pull frame --as frame")
+    path = folder / "frame.parquet"
+    shell.user_ns["frame"].to_parquet(path)
+    _compare(f"pull of a {rows:,} x 5 DataFrame vs pandas.read_parquet",
+             lambda: _cell(shell, "%sprite pull frame --as frame"),
+             lambda: pd.read_parquet(path), repeat, 2.5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--array-mb", type=int, default=500)
+    parser.add_argument("--bytes-mb", type=int, default=200)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=Path.home()) as scratch:
+        # Unsandboxed, the session runs on this machine's python3, which has numpy and pandas.
+        process, url = start_server(Path(scratch) / "home", "--isolation", "none")
+        try:
+            os.environ.update(SPRITES_API_URL=url, SPRITES_TOKEN=TOKEN,
+                              SPRITES_JUPYTER_NO_WIDGETS="1")
+            print(f"load: {os.getloadavg()[0]:.2f}")
+            shell = InteractiveShell.instance()
+            shell.run_line_magic("load_ext", "sprites_jupyter")
+            _cell(shell, f"%sprite use {SPRITE} --create")
+            _cell(shell, "%%sprite_python\n1 + 1\n")
+            folder = Path(scratch)
+            bench_array(shell, folder, args.array_mb, args.repeat)
+            bench_bytes(shell, folder, args.bytes_mb, args.repeat)
+            bench_frame(shell, folder, args.rows, args.repeat)
+            _cell(shell, "%sprite python stop")
+            shell.run_line_magic("unload_ext", "sprites_jupyter")
+        finally:
+            process.terminate()
+            process.wait(timeout=120)
+
+
+if __name__ == "__main__":
+    main()
