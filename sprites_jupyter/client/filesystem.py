@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ class FilesystemMixin(SpriteHandle):
                                       what=f"read {target} on {self.name}")
         return response.content
 
-    def iter_file(self, path: str) -> Iterator[bytes]:
+    def iter_file(self, path: str) -> Generator[bytes, None, None]:
         """A file's bytes as they arrive, for files too large to hold at once."""
         target = remote_path(path)
         response = self._http.stream("GET", self._path("/fs/read"),

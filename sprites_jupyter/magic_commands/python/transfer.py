@@ -213,7 +213,7 @@ def _read_npy(stream: _ChunkStream) -> Any:
     for length in shape:
         count *= length
     flat = numpy.empty(count, dtype=dtype)
-    view = memoryview(flat).cast("B")
+    view = flat.data.cast("B")
     filled = 0
     while filled < len(view):
         got = stream.readinto(view[filled:])
