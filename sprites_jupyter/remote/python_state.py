@@ -44,6 +44,11 @@ import time
 import types
 from typing import Any
 
+try:
+    from .python_agent_values import describe_size, describe_type
+except ImportError:
+    from python_agent_values import describe_size, describe_type  # type: ignore[no-redef]
+
 FORMAT = 1
 STATE_DIR = os.path.join(".sprites_jupyter", "state", "v1")
 MANIFEST = "manifest.json"
@@ -53,12 +58,6 @@ ATOMS = (int, float, complex, str, bytes, bool, type(None), range)
 
 def state_root() -> str:
     return os.path.join(os.environ.get("HOME", "."), STATE_DIR)
-
-
-def describe_type(value: Any) -> str:
-    kind = type(value)
-    module = kind.__module__
-    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
 
 
 def immutable(value: Any, depth: int = 0) -> bool:
@@ -172,16 +171,6 @@ class StateUnpickler(pickle.Unpickler):
         return self.namespace[pid]
 
 
-def _size(value: Any) -> str:
-    shape = getattr(value, "shape", None)
-    if isinstance(shape, tuple):
-        return " x ".join(str(n) for n in shape) or "scalar"
-    try:
-        return f"{len(value)} items" if not isinstance(value, (str, bytes)) else f"{len(value)}"
-    except Exception:
-        return ""
-
-
 class SessionState:
     """One session's saved namespace: what was saved last, to save only what changed."""
 
@@ -257,7 +246,7 @@ class SessionState:
             os.remove(temporary)
             raise
         key = sink.digest.hexdigest() if sink is not None else "new-" + os.urandom(16).hex()
-        entry = {"name": name, "type": describe_type(value), "size": _size(value),
+        entry = {"name": name, "type": describe_type(value), "size": describe_size(value),
                  "bytes": size, "object": key}
         final = os.path.join(objects, key + ".pickle")
         if os.path.exists(final):
