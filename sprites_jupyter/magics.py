@@ -12,10 +12,11 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
+from IPython.core import magic
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, magics_class
 from traitlets import observe
 
 from .backend import client_from_env
@@ -51,6 +52,12 @@ from .magic_commands.registry import lookup
 
 __all__ = ["SpriteMagics"]
 
+MagicMethod = Callable[..., Any]
+# IPython 9 annotates its markers as returning "the method or a decorator"; each is used
+# here in one form, so it is typed as that form (IPython 8 leaves them untyped).
+line_magic = cast(Callable[[str], Callable[[MagicMethod], MagicMethod]], magic.line_magic)
+cell_magic = cast(Callable[[MagicMethod], MagicMethod], magic.cell_magic)
+
 # The environment the client is made from; a change to any of them makes a new one.
 _BACKEND_ENV = ("SPRITES_TOKEN", "SPRITE_TOKEN", "SPRITES_API_URL", "SPRITES_LOCAL_HOME")
 
@@ -81,6 +88,14 @@ def _interrupts_in_short(method: Callable[..., Any]) -> Callable[..., Any]:
                                     "stopped") from None
 
     return magic
+
+
+
+def _describe(method: Any, summary: str, full_help: Callable[[], str]) -> None:
+    """IPython's ``?`` asks an object's getdoc() first: the full help is built when asked
+    (every parser costs ~10 ms, which loading the extension then does not pay)."""
+    method.__doc__ = summary
+    method.getdoc = full_help
 
 
 @magics_class
@@ -158,12 +173,9 @@ class SpriteMagics(Magics, SpriteSettings):
     def sprite_python(self, line: str, cell: str) -> Any:
         return run_cell(self.context, cell, parse_cell_line(PYTHON_CELL.parser(), line))
 
-    # IPython's ``?`` asks an object's getdoc() first: the full help is built when asked
-    # (every parser costs ~10 ms, which loading the extension then does not pay).
-    sprite_line.__doc__ = overview()
-    sprite_line.getdoc = full_help
-    sprite_exec.__doc__ = "Run the cell on the current sprite (%%sprite_exec? for options)."
-    sprite_exec.getdoc = lambda: EXEC_CELL.parser().format_help()
-    sprite_python.__doc__ = ("Run the cell in the sprite's persistent Python session "
-                             "(%%sprite_python? for options).")
-    sprite_python.getdoc = lambda: PYTHON_CELL.parser().format_help()
+    _describe(sprite_line, overview(), full_help)
+    _describe(sprite_exec, "Run the cell on the current sprite (%%sprite_exec? for options).",
+              lambda: EXEC_CELL.parser().format_help())
+    _describe(sprite_python, "Run the cell in the sprite's persistent Python session "
+                             "(%%sprite_python? for options).",
+              lambda: PYTHON_CELL.parser().format_help())
