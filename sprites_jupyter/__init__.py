@@ -36,6 +36,7 @@ def unload_ipython_extension(shell: Any) -> None:
 
     for magics in [c for c in shell.configurables if type(c).__name__ == "SpriteMagics"]:
         detach_all(magics.context)
+        magics.context.stop_tracking_cells()
         magics.close()
         magics.context.forwards.close()
         shell.configurables.remove(magics)

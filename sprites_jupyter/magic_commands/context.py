@@ -34,6 +34,24 @@ class CommandContext:
         self.servers_with_auto_backup: set[str] = set()
         self.forwards = Forwards()
         self.undo = UndoState()
+        self._running_cell: object | None = None
+        # The very objects registered, so unregistering finds them (IPython may wrap them).
+        self._cell_events: list[tuple[str, Callable[[object], None]]] = [
+            ("pre_run_cell", self._cell_started), ("post_run_cell", self._cell_finished)]
+        for event, callback in self._cell_events:
+            shell.events.register(event, callback)
+
+    def _cell_started(self, info: object) -> None:
+        self._running_cell = info
+
+    def _cell_finished(self, result: object) -> None:
+        self._running_cell = None
+
+    def stop_tracking_cells(self) -> None:
+        """Forget the shell's cell events (the extension is being unloaded)."""
+        for event, callback in self._cell_events:
+            self.shell.events.unregister(event, callback)
+        self._cell_events = []
 
     @property
     def client(self) -> SpritesClient:
@@ -75,10 +93,12 @@ class CommandContext:
         swell the saved notebook. One that ends later (a followed log) stays a widget."""
         handle = display(obj, display_id=True)
         if live and handle is not None:
-            cell = self.shell.execution_count  # IPython counts a cell once it has run
+            # The shell's cell events, not execution_count: IPython 8 counts a cell when
+            # it ends, IPython 9 when it starts.
+            cell = self._running_cell
 
             def ended() -> None:
-                finished_in_cell = self.shell.execution_count == cell
+                finished_in_cell = cell is not None and self._running_cell is cell
                 if finished_in_cell:
                     obj.freeze()
                 handle.update(obj)

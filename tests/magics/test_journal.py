@@ -25,6 +25,7 @@ def test_a_new_kernel_shows_what_earlier_ones_did_in_a_directory(ip, current, tm
     rows = list(zip(frame["operation"], frame["target"], strict=True))
     assert rows.index(("exec", "echo before-the-restart")) < rows.index(
         ("checkpoint", "kept")) < rows.index(("exec", "echo after-the-restart"))
+    _new_kernel(ip)  # the journal is saved in the background; a kernel that goes waits for it
     saved = decode_entries((tmp_path / current / "ipython.jsonl").read_bytes())
     assert [e.target for e in saved if e.operation == "exec"] == [
         "echo before-the-restart", "echo after-the-restart"]
