@@ -56,7 +56,10 @@ class JupyterLab:
     sprites_home: Path
 
     def tree_url(self, notebook: str) -> str:
-        return f"{self.url}lab/tree/{notebook}?token={self.token}"
+        """The notebook alone in a workspace of its own: the default workspace would
+        reopen earlier tests' notebooks, whose idle kernels then answer for this one."""
+        workspace = f"{Path(notebook).stem}-{secrets.token_hex(4)}"
+        return f"{self.url}lab/workspaces/{workspace}/tree/{notebook}?token={self.token}"
 
 
 def _private_dirs(base: Path) -> dict[str, str]:
