@@ -243,7 +243,11 @@ def _reset(ctx: CommandContext, name: str, args: Namespace) -> None:
 def _stop(ctx: CommandContext, name: str, args: Namespace) -> None:
     session = sessions_of(ctx).pop(name, None)
     if session is None:
-        print(f"No Python session on sprite {name} in this kernel")
+        print(f"No Python session on sprite {name} in this kernel: nothing to stop")
+        return
+    if not session.alive:
+        print(f"No Python session was running on sprite {name}: its process had already "
+              "ended, so there was nothing to stop")
         return
     session.stop()
     print(f"Stopped the Python session on sprite {name}")
