@@ -23,6 +23,7 @@ from ..context import CommandContext
 from ..registry import SPRITE_OPTION, Names, argument, cell_magic, subcommand
 from ..undo import checkpoint_before_cell
 from .lifecycle import forget, running_agents, session_for, sessions_of
+from .remote_error import RemotePythonError
 from .session import PythonSession, SessionEnded
 from .transfer import pull_value, push_value
 
@@ -55,21 +56,6 @@ PYTHON_ACTIONS = ("status", "vars", "reset", "stop", "attach")
 
 INTERRUPT_GRACE = 10.0
 POLL = 0.1
-
-
-class RemotePythonError(Exception):
-    """An exception raised by a cell on the sprite; IPython shows the remote frames."""
-
-    def __init__(self, sprite: str, ename: str, evalue: str, traceback: list[str]) -> None:
-        super().__init__(f"{ename}: {evalue}" if evalue else ename)
-        self.sprite = sprite
-        self.ename = ename
-        self.evalue = evalue
-        self.traceback = traceback
-
-    def _render_traceback_(self) -> list[str]:
-        lines = "".join(self.traceback).rstrip("\n").splitlines()
-        return [f"On sprite {self.sprite}:", *(lines or [str(self)])]
 
 
 def _names(option: str | None) -> list[str]:
