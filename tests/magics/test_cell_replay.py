@@ -7,10 +7,14 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
 from sprites_jupyter.config import NO_WIDGETS_ENV
+from sprites_jupyter.magic_commands.python.cells import RemotePythonError
+
+from .python_helpers import run_captured
 
 _KERNEL = textwrap.dedent("""
     import sys
@@ -27,20 +31,41 @@ _CELL = ("%%sprite_exec\n"
          "exit 4")
 
 
-@pytest.fixture
-def killed_mid_cell(server, current):
-    """A kernel process that ran ``_CELL`` and was SIGKILLed after its fifth line."""
+_PYTHON_CELL = textwrap.dedent("""\
+    %%sprite_python
+    import sys, time
+    class Card:
+        def _repr_html_(self):
+            return '<b>card</b>'
+        def __repr__(self):
+            return 'Card()'
+    for i in range(1, 11):
+        print(f'before-{i}')
+        time.sleep(0.1)
+    display(Card())
+    for i in range(1, 21):
+        print(f'after-{i}')
+        print(f'warn-{i}', file=sys.stderr)
+        time.sleep(0.1)
+    kept = i
+    raise ValueError('the end')
+""")
+
+
+def _kill_mid_cell(server, sprite: str, cell: str, marker: str) -> None:
+    """Run ``cell`` in a kernel process of its own and SIGKILL it once it printed
+    ``marker``."""
     env = {**os.environ, "SPRITES_API_URL": server.url, "SPRITES_TOKEN": server.token,
            NO_WIDGETS_ENV: "1"}
-    kernel = subprocess.Popen([sys.executable, "-c", _KERNEL, current, _CELL], env=env,
+    kernel = subprocess.Popen([sys.executable, "-c", _KERNEL, sprite, cell], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         seen = []
         for line in kernel.stdout:
             seen.append(line.strip())
-            if "line-5" in line:
+            if marker in line:
                 break
-        assert "line-5" in seen, seen
+        assert marker in seen, seen
         kernel.send_signal(signal.SIGKILL)
         kernel.wait(timeout=30)
     finally:
@@ -48,6 +73,20 @@ def killed_mid_cell(server, current):
             kernel.kill()
             kernel.wait()
         kernel.stdout.close()
+
+
+@pytest.fixture
+def killed_mid_cell(server, current):
+    """A kernel process that ran ``_CELL`` and was SIGKILLed after its fifth line."""
+    _kill_mid_cell(server, current, _CELL, "line-5")
+    return current
+
+
+@pytest.fixture
+def killed_mid_python_cell(server, current):
+    """A kernel process that ran ``_PYTHON_CELL`` and was SIGKILLed after its fifth line,
+    before the cell displayed anything."""
+    _kill_mid_cell(server, current, _PYTHON_CELL, "before-5")
     return current
 
 
@@ -118,3 +157,60 @@ def test_a_long_kept_cell_arrives_on_stdin_and_replays(ip, current, capsys):
     ip.ok("%sprite attach")
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("long-")]
     assert lines == [f"long-{i}" for i in range(100)]
+
+
+def test_a_new_kernel_replays_a_python_cell_with_its_display_then_follows_it_to_its_error(
+        ip, killed_mid_python_cell, capsys):
+    sprite = killed_mid_python_cell
+    result = ip.shell.run_cell("%sprite python attach")
+
+    error = result.error_in_exec
+    assert isinstance(error, RemotePythonError)
+    assert (error.ename, error.evalue) == ("ValueError", "the end")
+    assert any("raise ValueError('the end')" in line for line in error.traceback)
+    out, err = capsys.readouterr()
+    shown = [line for line in out.splitlines()
+             if line.startswith(("before-", "after-")) or line == "Card()"]
+    assert shown == ([f"before-{i}" for i in range(1, 11)] + ["Card()"]
+                     + [f"after-{i}" for i in range(1, 21)])
+    assert [line for line in err.splitlines() if line.startswith("warn-")] == [
+        f"warn-{i}" for i in range(1, 21)]
+    assert f"Attached to the Python session on sprite {sprite}" in out
+    _, bundles, _, _ = run_captured(ip, "%%sprite_python\nkept\n")
+    assert bundles == [{"text/plain": "20"}]
+
+
+def test_a_kept_python_cell_is_listed_and_replays_its_rich_output_once_ended(
+        ip, killed_mid_python_cell, capsys):
+    frame = ip.ok("%sprite running")
+    assert list(frame["kind"]) == ["python"]
+    assert frame["first_line"].iloc[0] == "import sys, time"
+    deadline = time.monotonic() + 60
+    while bool(frame["running"].iloc[0]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        frame = ip.ok("%sprite running")
+    assert (bool(frame["running"].iloc[0]), frame["exit_code"].iloc[0]) == (False, 1)
+
+    result, bundles, out, _ = run_captured(ip, "%sprite attach")
+
+    assert isinstance(result.error_in_exec, RemotePythonError)
+    assert [bundle.get("text/html") for bundle in bundles] == ["<b>card</b>"]
+    assert out.index("before-10") < out.index("after-1\n") and "after-20" in out
+    capsys.readouterr()
+    ip.ok("%sprite python attach")
+    assert "before-1" not in capsys.readouterr().out  # attach replays only a missed cell
+
+
+def test_a_python_cell_seen_to_its_end_is_not_replayed_by_attach(ip, current, capsys):
+    ip.ok("%config SpriteMagics.cells_outlive_kernel = True")
+    ip.ok("%%sprite_python\nprint('shown live')\n")
+    assert "shown live" in capsys.readouterr().out
+    ip.ok("%unload_ext sprites_jupyter")
+    ip.ok("%load_ext sprites_jupyter")
+    ip.ok(f"%sprite use {current}")
+
+    ip.ok("%sprite python attach")
+
+    out = capsys.readouterr().out
+    assert "shown live" not in out and "Attached to the Python session" in out
+    assert list(ip.ok("%sprite running")["kind"]) == ["python"]
