@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 import threading
 import time
 import uuid
@@ -41,6 +42,7 @@ __all__ = ["CELLS_DIR", "attach_cell", "mark_seen", "missed_python_cell", "newes
 HOME = "/home/sprite"
 _CELLS = ".sprites_jupyter/cells"
 CELLS_DIR = f"{HOME}/{_CELLS}"
+_CELL_ID = re.compile(r"[0-9]+-[0-9a-f]{6}")
 _RUNNER = "cell_runner.py"
 
 
@@ -133,6 +135,9 @@ def attach_cell(ctx: CommandContext, handle: Sprite, cell_id: str,
                 timeout: float | None) -> CellEnd:
     """Replay a kept cell's whole output, then follow it live to its end. Ctrl-C, the
     Stop button or ``timeout`` detach (``exit_code`` None): the cell goes on."""
+    if not _CELL_ID.fullmatch(cell_id):
+        raise UsageError(f"{cell_id!r} is neither an exec session's id (%sprite sessions) "
+                         "nor a kept cell's (%sprite running)")
     folder = f"{CELLS_DIR}/{cell_id}"
     view = ctx.log_view(f"{handle.name}: cell {cell_id}")
     sink = ReplaySink(view, lambda data, metadata: publish_display_data(data, metadata))

@@ -20,6 +20,7 @@ Standard library only, Python 3.8+: it is uploaded through the public file API.
 import json
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,6 +28,8 @@ import threading
 import time
 
 SEGMENTS = 4
+HEADER = 10  # the letter, 8 hex digits of length, a newline
+KEPT_CELLS = 50  # ended cells kept per sprite beside the running ones; older ones go
 FOLLOW_POLL = 0.05
 READ_SIZE = 1 << 20
 
@@ -62,18 +65,27 @@ class KeptOutput:
         _write_atomically(os.path.join(folder, "meta.json"), json.dumps(
             dict(meta, id=os.path.basename(folder), started=time.time(), pid=os.getpid())))
         self._next_segment()
+        prune(os.path.dirname(folder))
 
     def append(self, letter: bytes, data: bytes) -> None:
-        entry = record(letter, data)
+        """One record; text larger than a segment is split, so the limit holds for it
+        (a display or the final record is kept whole)."""
+        room = self.segment_size - HEADER
+        pieces = ([data[i:i + room] for i in range(0, len(data), room)]
+                  if letter in (b"o", b"e") and data else [data])
         with self.lock:
-            if self.fd < 0:
-                return
-            if self.size and self.size + len(entry) > self.segment_size:
-                self._next_segment()
-            view = memoryview(entry)
-            while view:
-                view = view[os.write(self.fd, view):]
-            self.size += len(entry)
+            for piece in pieces:
+                self._write(record(letter, piece))
+
+    def _write(self, entry: bytes) -> None:
+        if self.fd < 0:
+            return
+        if self.size and self.size + len(entry) > self.segment_size:
+            self._next_segment()
+        view = memoryview(entry)
+        while view:
+            view = view[os.write(self.fd, view):]
+        self.size += len(entry)
 
     def finish(self, code: int, final: dict) -> None:
         """The final record, then ``exit``: a reader that sees ``exit`` has everything."""
@@ -97,6 +109,16 @@ class KeptOutput:
             self.dropped += os.path.getsize(path)
             _write_atomically(os.path.join(self.folder, "dropped"), str(self.dropped))
             os.remove(path)
+
+
+def prune(root: str) -> None:
+    """Delete the oldest ended cells past ``KEPT_CELLS`` (ids begin with their start time
+    in milliseconds); a running cell is never touched."""
+    ended = [name for name in os.listdir(root)
+             if os.path.exists(os.path.join(root, name, "exit"))]
+    ended.sort(key=lambda name: (len(name.partition("-")[0]), name))
+    for name in ended[:-KEPT_CELLS]:
+        shutil.rmtree(os.path.join(root, name), ignore_errors=True)
 
 
 def run(folder: str, limit: int, kind: str, first_line: str, argv: list) -> int:

@@ -214,3 +214,44 @@ def test_a_python_cell_seen_to_its_end_is_not_replayed_by_attach(ip, current, ca
     out = capsys.readouterr().out
     assert "shown live" not in out and "Attached to the Python session" in out
     assert list(ip.ok("%sprite running")["kind"]) == ["python"]
+
+
+def test_a_kept_python_cell_is_bounded_and_its_replay_says_what_was_dropped(
+        ip, current, capsys):
+    ip.ok("%config SpriteMagics.cells_outlive_kernel = True")
+    ip.ok("%config SpriteMagics.cell_output_kept = 4096")
+    ip.ok("%%sprite_python\nfor i in range(1, 2001):\n    print(f'row-{i}')\n")
+    capsys.readouterr()
+
+    ip.ok("%sprite attach")
+
+    out, err = capsys.readouterr()
+    rows = [line for line in out.splitlines() if line.startswith("row-")]
+    assert rows[-1] == "row-2000" and 0 < len(rows) < 2000
+    assert rows == [f"row-{i}" for i in range(2001 - len(rows), 2001)]
+    assert "bytes of this cell's oldest output were dropped" in err + out
+
+
+def test_a_new_kept_cell_deletes_the_oldest_ended_ones_past_fifty(ip, current):
+    ip.ok("%config SpriteMagics.cells_outlive_kernel = True")
+    ip.ok("%%sprite_exec\necho first")
+    first = ip.ok("%sprite running").index[0]
+    runner = next(entry.name for entry in ip.magics.context.sprite(current).list_dir(
+        "/home/sprite/.sprites_jupyter") if entry.name.startswith("runner-"))
+    later = [f"9000000000{i}-00000a" for i in range(100, 151)]  # started after `first`
+    ip.ok("%%sprite_exec\ncd ~/.sprites_jupyter\nfor i in $(seq 100 150); do "
+          f"python3 {runner} run cells/9000000000$i-00000a 4096 exec x -- true; done")
+
+    frame = ip.ok("%sprite running")
+
+    assert first not in frame.index
+    assert set(later) <= set(frame.index)
+    looping = frame[frame["first_line"].str.startswith("cd ~")]
+    assert len(looping) == 1 and len(frame) == len(later) + 1  # it ran throughout: kept
+
+
+def test_attach_to_a_cell_id_that_is_not_one_says_what_ids_are(ip, current):
+    message = ip.fails("%sprite attach ../../etc")
+    assert message == ("'../../etc' is neither an exec session's id (%sprite sessions) nor "
+                       "a kept cell's (%sprite running)")
+    assert "keeps no cell 1-abcdef" in ip.fails("%sprite attach 1-abcdef")
