@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 from bench_common import TOKEN, start_server, timed
 
-from sprites_jupyter.local.runtime.bwrap import find_bubblewrap
+from sprites_jupyter.local.runtime.sandbox.bwrap import find_bubblewrap
 
 GOAL = 4.0
 
