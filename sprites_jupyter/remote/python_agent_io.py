@@ -80,7 +80,7 @@ class KeepingChannel(Channel):
     def _keep(self, kept, message: dict) -> None:
         kind = message.get("type")
         if kind == "stream":
-            kept.append(_KEPT_LETTERS.get(message.get("name"), b"e"),
+            kept.append(_KEPT_LETTERS.get(str(message.get("name")), b"e"),
                         str(message.get("text", "")).encode("utf-8", "replace"))
         elif kind == "display":
             kept.append(b"d", json.dumps({"data": message.get("data"),
