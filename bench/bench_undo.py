@@ -89,6 +89,12 @@ def bench_replay(shell: InteractiveShell, magics: object, lines: int, repeat: in
     _cell(shell, f"%%sprite_exec\nseq 1 {lines} | sed 's/^/line /'")
     magics.cells_outlive_kernel = False  # type: ignore[attr-defined]
     _cell(shell, f"%%sprite_exec\nseq 1 {lines} | sed 's/^/line /' > lines.txt")
+    replayed = io.StringIO()
+    with contextlib.redirect_stdout(replayed):
+        _cell(shell, "%sprite attach")
+    if replayed.getvalue().count("line ") != lines:
+        raise SystemExit(f"the replay showed {replayed.getvalue().count('line ')} of "
+                         f"{lines} lines")
     _ratios(f"%sprite attach replaying {lines} lines / %%sprite_exec cat of them",
             lambda: timed(lambda: _cell(shell, "%sprite attach")),
             lambda: timed(lambda: _cell(shell, "%%sprite_exec\ncat lines.txt")),

@@ -125,6 +125,10 @@ def newest_cell(handle: Sprite) -> str:
 
 def missed_python_cell(handle: Sprite, session_id: str) -> str | None:
     """The newest kept cell of this Python session whose end no kernel has shown yet."""
+    try:
+        handle.list_dir(CELLS_DIR)  # none kept: no process on the sprite to ask
+    except NotFound:
+        return None
     mine = [c for c in _cells(handle) if c.get("kind") == "python"
             and c.get("session") == session_id]
     newest = max(mine, key=lambda c: c["started"], default=None)
