@@ -143,7 +143,7 @@ def attach_cell(ctx: CommandContext, handle: Sprite, cell_id: str,
         raise UsageError(f"{cell_id!r} is neither an exec session's id (%sprite sessions) "
                          "nor a kept cell's (%sprite running)")
     folder = f"{CELLS_DIR}/{cell_id}"
-    view = ctx.log_view(f"{handle.name}: cell {cell_id}")
+    view = ctx.log_view(f"{handle.name}: cell {cell_id}", announce=True)
     sink = ReplaySink(view, lambda data, metadata: publish_display_data(data, metadata))
     try:
         code = _replay_and_follow(handle, folder, sink, timeout)

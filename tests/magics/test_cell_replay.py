@@ -255,3 +255,14 @@ def test_attach_to_a_cell_id_that_is_not_one_says_what_ids_are(ip, current):
     assert message == ("'../../etc' is neither an exec session's id (%sprite sessions) nor "
                        "a kept cell's (%sprite running)")
     assert "keeps no cell 1-abcdef" in ip.fails("%sprite attach 1-abcdef")
+
+
+def test_attach_with_a_timeout_detaches_and_the_python_cell_goes_on(
+        ip, killed_mid_python_cell, capsys):
+    ip.ok("%sprite attach --timeout 0.5")
+
+    assert "detached; it keeps running" in "".join(capsys.readouterr())
+    assert bool(ip.ok("%sprite running")["running"].iloc[0])
+    result = ip.shell.run_cell("%sprite python attach")
+    assert isinstance(result.error_in_exec, RemotePythonError)
+    assert "after-20" in capsys.readouterr().out
