@@ -81,7 +81,8 @@ class _Cell:
         self.timeout = timeout
         self.view: LogView | None = None
         self.started = time.monotonic()
-        self.kept: tuple[str, dict[str, Any]] | None = None
+        self.kept_id: str | None = None
+        self.keep: dict[str, Any] = {}
 
     def _write(self, stream: str, text: str) -> None:
         if self.view is None:
@@ -90,13 +91,13 @@ class _Cell:
 
     def run(self, code: str) -> dict[str, Any]:
         if self.ctx.settings.cells_outlive_kernel:
-            self.kept = python_keep(self.ctx, code)
+            self.kept_id, keep = python_keep(self.ctx, code)
+            self.keep = {"keep": keep}
         with self.session.in_use:
             return self._run(code)
 
     def _run(self, code: str) -> dict[str, Any]:
-        keep = {"keep": self.kept[1]} if self.kept else {}
-        request_id = self.session.request("run", code=code, **keep)
+        request_id = self.session.request("run", code=code, **self.keep)
         interrupted_at: float | None = None
         timed_out = False
         while True:
@@ -125,8 +126,8 @@ class _Cell:
             elif kind == "display":
                 publish_display_data(message.get("data") or {}, message.get("metadata") or {})
             elif kind == "done" and message.get("id") == request_id:
-                if self.kept:
-                    mark_seen(self.session.sprite, self.kept[0])
+                if self.kept_id:
+                    mark_seen(self.session.sprite, self.kept_id)
                 return self._outcome(message, interrupted_at is not None, timed_out)
 
     def _outcome(self, done: dict[str, Any], interrupted: bool, timed_out: bool
