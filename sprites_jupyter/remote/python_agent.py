@@ -164,10 +164,7 @@ class Agent:
         code = str(request.get("code", ""))
         keep = request.get("keep")
         if isinstance(keep, dict):
-            folder = os.path.join(os.environ.get("HOME", "."), str(keep["dir"]))
-            self.channel.keep(self.request_id, KeptOutput(folder, int(keep["limit"]), {
-                "kind": "python", "first_line": str(keep.get("first_line", "")),
-                "session": self.state.session_id}))
+            self.keep_output(keep)
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
         try:
             value, show = self.execute(code, filename)
@@ -181,6 +178,19 @@ class Agent:
                 self.display(value)
         self.flush_figures()
         return {}
+
+    def keep_output(self, keep: dict) -> None:
+        """Keep this cell's output in its folder too; a cell whose output cannot be kept
+        still runs, and says so on its stderr."""
+        folder = os.path.join(os.environ.get("HOME", "."), str(keep["dir"]))
+        try:
+            kept = KeptOutput(folder, int(keep["limit"]), {
+                "kind": "python", "first_line": str(keep.get("first_line", "")),
+                "session": self.state.session_id})
+        except OSError as error:
+            sys.stderr.write(f"[this cell's output is not kept on the sprite: {error}]\n")
+            return
+        self.channel.keep(self.request_id, kept)
 
     @staticmethod
     def is_open_figure(value) -> bool:

@@ -266,3 +266,15 @@ def test_attach_with_a_timeout_detaches_and_the_python_cell_goes_on(
     result = ip.shell.run_cell("%sprite python attach")
     assert isinstance(result.error_in_exec, RemotePythonError)
     assert "after-20" in capsys.readouterr().out
+
+
+def test_a_python_cell_whose_output_cannot_be_kept_still_runs_and_says_so(
+        ip, current, capsys):
+    ip.ok("%%sprite_exec\nmkdir -p ~/.sprites_jupyter && touch ~/.sprites_jupyter/cells")
+    ip.ok("%config SpriteMagics.cells_outlive_kernel = True")
+
+    ip.ok("%%sprite_python\nprint('ran anyway')\n")
+
+    out, err = capsys.readouterr()
+    assert "ran anyway" in out
+    assert "[this cell's output is not kept on the sprite: " in err
