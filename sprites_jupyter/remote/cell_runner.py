@@ -162,7 +162,7 @@ def read_int(path: str):
 
 def _segments(folder: str) -> list:
     numbers = []
-    for name in os.listdir(folder):
+    for name in os.listdir(folder) if os.path.isdir(folder) else ():
         head, _, digits = name.partition(".")
         if head == "output" and digits.isdigit():
             numbers.append(int(digits))
@@ -198,7 +198,10 @@ def follow(folder: str, number: int, offset: int) -> int:
                 sys.stderr.write("[output dropped while following: SpriteMagics."
                                  "cell_output_kept keeps more]\n")
                 number, offset = later[0], 0
-            current = open(os.path.join(folder, segment_name(number)), "rb")  # noqa: SIM115
+            try:
+                current = open(os.path.join(folder, segment_name(number)), "rb")  # noqa: SIM115
+            except FileNotFoundError:
+                continue  # dropped since the listing: the next one says so
             current.seek(offset)
         _copy(current, out)  # whole when a newer segment or the exit was there before
         if any(n > number for n in numbers):
