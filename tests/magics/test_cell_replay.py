@@ -22,6 +22,7 @@ _KERNEL = textwrap.dedent("""
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "sprites_jupyter")
     shell.run_line_magic("config", "SpriteMagics.cells_outlive_kernel = True")
+    shell.run_line_magic("config", "SpriteMagics.cell_output_kept = " + sys.argv[3])
     shell.run_line_magic("sprite", "use " + sys.argv[1])
     shell.run_cell(sys.argv[2])
 """)
@@ -52,13 +53,14 @@ _PYTHON_CELL = textwrap.dedent("""\
 """)
 
 
-def _kill_mid_cell(server, sprite: str, cell: str, marker: str) -> None:
-    """Run ``cell`` in a kernel process of its own and SIGKILL it once it printed
-    ``marker``."""
+def _kill_mid_cell(server, sprite: str, cell: str, marker: str,
+                   kept: int = 16 * 1024 * 1024) -> None:
+    """Run ``cell`` in a kernel process of its own (keeping ``kept`` bytes of its output)
+    and SIGKILL it once it printed ``marker``."""
     env = {**os.environ, "SPRITES_API_URL": server.url, "SPRITES_TOKEN": server.token,
            NO_WIDGETS_ENV: "1"}
-    kernel = subprocess.Popen([sys.executable, "-c", _KERNEL, sprite, cell], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    kernel = subprocess.Popen([sys.executable, "-c", _KERNEL, sprite, cell, str(kept)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         seen = []
         for line in kernel.stdout:
@@ -278,3 +280,23 @@ def test_a_python_cell_whose_output_cannot_be_kept_still_runs_and_says_so(
     out, err = capsys.readouterr()
     assert "ran anyway" in out
     assert "[this cell's output is not kept on the sprite: " in err
+
+
+def test_following_a_cell_that_outruns_its_bound_drops_the_oldest_and_keeps_order(
+        ip, server, current, capsys):
+    cell = ("%%sprite_exec\n"
+            "for i in $(seq 1 5); do echo tick-$i; sleep 0.1; done\n"
+            "seq 1 20000 | sed 's/^/row-/'\n"
+            "sleep 0.5\necho last")
+    _kill_mid_cell(server, current, cell, "tick-2", kept=4096)
+    cell_id = ip.ok("%sprite running").index[0]
+    capsys.readouterr()
+
+    ip.ok("%sprite attach")
+
+    out, err = capsys.readouterr()
+    rows = [int(line[4:]) for line in out.splitlines()
+            if line.startswith("row-") and line[4:].isdigit()]
+    assert 0 < len(rows) < 20000 and rows == sorted(set(rows)) and rows[-1] == 20000
+    assert out.splitlines()[-2:] == ["last", f"{current}: cell {cell_id}: done — exit code 0"]
+    assert "dropped" in err
