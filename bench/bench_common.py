@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from sprites_jupyter.config import NO_WIDGETS_ENV
-from sprites_jupyter.local.testing import ServerDidNotStart
+from sprites_jupyter.local.testing import LocalServer, ServerDidNotStart
 from sprites_jupyter.local.testing import start_server as start_local_server
 
 if TYPE_CHECKING:  # the benches that use no shell do not pay for importing IPython
@@ -27,11 +28,27 @@ _UNITS = {"s": (1.0, 3), "ms": (1e3, 2), "x": (1.0, 2)}
 def start_server(home: Path, *args: str, env: dict[str, str] | None = None,
                  stderr: int | IO[Any] | None = None) -> tuple[Any, str]:
     """Start ``sprites-local serve`` on a free port for ``home``; the process and its URL."""
+    server = _started(home, args, env, stderr)
+    return server.process, server.url
+
+
+@contextmanager
+def local_server(*args: str) -> Iterator[LocalServer]:
+    """A server of the bench's own on a temporary home, stopped when the block ends."""
+    with tempfile.TemporaryDirectory(prefix="sprites-bench-") as home:
+        server = _started(Path(home), args, None, None)
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+def _started(home: Path, args: Sequence[str], env: dict[str, str] | None,
+             stderr: int | IO[Any] | None) -> LocalServer:
     try:
-        server = start_local_server(home, TOKEN, args=args, env=env, stderr=stderr)
+        return start_local_server(home, TOKEN, args=args, env=env, stderr=stderr)
     except ServerDidNotStart as exc:
         raise SystemExit(str(exc)) from None
-    return server.process, server.url
 
 
 def timed(action: Callable[[], object]) -> float:

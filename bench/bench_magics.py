@@ -30,10 +30,9 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from pathlib import Path
 
 import httpx
-from bench_common import TOKEN, compare, interleaved, loaded_shell, start_server, timed
+from bench_common import compare, interleaved, loaded_shell, local_server, timed
 from IPython.core.interactiveshell import InteractiveShell
 
 from sprites_jupyter.widgets.logs import LogPanel
@@ -153,19 +152,12 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as home:
-        process, url = start_server(Path(home))
-        try:
-            with loaded_shell(url, widgets=True) as shell, httpx.Client(
-                    base_url=url, headers={"Authorization": f"Bearer {TOKEN}"},
-                    timeout=60) as http:
-                bench_round_trip(shell, http, args.repeat)
-                bench_checkpoints(shell, http, args.checkpoints, args.repeat)
-                bench_exec(shell, http, args.lines)
-                bench_startup(args.repeat, "bench-rt")
-        finally:
-            process.terminate()
-            process.wait(30)
+    with local_server() as server, loaded_shell(server.url, widgets=True) as shell, \
+            server.http(timeout=60) as http:
+        bench_round_trip(shell, http, args.repeat)
+        bench_checkpoints(shell, http, args.checkpoints, args.repeat)
+        bench_exec(shell, http, args.lines)
+        bench_startup(args.repeat, "bench-rt")
 
 
 if __name__ == "__main__":

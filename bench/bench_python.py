@@ -22,11 +22,10 @@ import importlib.util
 import os
 import pickle
 import tempfile
-from pathlib import Path
 from typing import Any
 
 from bench_common import cell as _cell
-from bench_common import loaded_shell, start_server, summary, timed
+from bench_common import loaded_shell, local_server, summary, timed
 from IPython.core.interactiveshell import InteractiveShell
 
 from sprites_jupyter.magic_commands.python.lifecycle import sessions_of
@@ -111,18 +110,12 @@ def main() -> None:
     parser.add_argument("--megabytes", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as home:
-        process, url = start_server(Path(home))
-        try:
-            with loaded_shell(url) as shell:
-                _cell(shell, "%sprite use bench-python --create")
-                bench_round_trip(shell, args.repeat)
-                bench_transfer(shell, "bench-python", args.megabytes, args.repeat)
-                with contextlib.suppress(Exception):
-                    _cell(shell, "%sprite python stop")
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+    with local_server() as server, loaded_shell(server.url) as shell:
+        _cell(shell, "%sprite use bench-python --create")
+        bench_round_trip(shell, args.repeat)
+        bench_transfer(shell, "bench-python", args.megabytes, args.repeat)
+        with contextlib.suppress(Exception):
+            _cell(shell, "%sprite python stop")
 
 
 if __name__ == "__main__":

@@ -25,11 +25,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import re
-import tempfile
 import time
-from pathlib import Path
 
-from bench_common import cell, loaded_shell, start_server, summary, timed
+from bench_common import cell, loaded_shell, local_server, summary, timed
 from IPython.core.interactiveshell import InteractiveShell
 
 SPRITE = "bench-state"
@@ -114,18 +112,12 @@ def main() -> None:
     parser.add_argument("--megabytes", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as home:
-        process, url = start_server(Path(home))
-        try:
-            with loaded_shell(url) as shell:
-                cell(shell, f"%sprite create {TWIN}")
-                cell(shell, f"%sprite use {SPRITE} --create")
-                bench(shell, args.megabytes, args.repeat)
-                with contextlib.suppress(Exception):
-                    cell(shell, "%sprite python stop")
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+    with local_server() as server, loaded_shell(server.url) as shell:
+        cell(shell, f"%sprite create {TWIN}")
+        cell(shell, f"%sprite use {SPRITE} --create")
+        bench(shell, args.megabytes, args.repeat)
+        with contextlib.suppress(Exception):
+            cell(shell, "%sprite python stop")
 
 
 if __name__ == "__main__":

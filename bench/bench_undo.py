@@ -18,11 +18,9 @@ import argparse
 import contextlib
 import io
 import sys
-import tempfile
-from pathlib import Path
 
 from bench_common import cell as _cell
-from bench_common import compare, interleaved, loaded_shell, start_server, timed
+from bench_common import compare, interleaved, loaded_shell, local_server, timed
 from IPython.core.interactiveshell import InteractiveShell
 
 
@@ -84,20 +82,13 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as home:
-        process, url = start_server(Path(home))
-        try:
-            with loaded_shell(url) as shell, contextlib.redirect_stdout(io.StringIO()), \
-                    contextlib.redirect_stderr(io.StringIO()):
-                shell.run_line_magic("config", "SpriteMagics.confirm_restore = False")
-                magics = next(c for c in shell.configurables
-                              if type(c).__name__ == "SpriteMagics")
-                bench_cell_checkpoints(shell, magics, args.files, args.repeat)
-                bench_undo(shell, magics, args.repeat)
-                bench_replay(shell, magics, args.lines, args.repeat)
-        finally:
-            process.terminate()
-            process.wait(30)
+    with local_server() as server, loaded_shell(server.url) as shell, \
+            contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        shell.run_line_magic("config", "SpriteMagics.confirm_restore = False")
+        magics = next(c for c in shell.configurables if type(c).__name__ == "SpriteMagics")
+        bench_cell_checkpoints(shell, magics, args.files, args.repeat)
+        bench_undo(shell, magics, args.repeat)
+        bench_replay(shell, magics, args.lines, args.repeat)
 
 
 if __name__ == "__main__":

@@ -45,9 +45,11 @@ class LocalServer:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
-    def http(self, **kwargs: Any) -> httpx.Client:
-        """A plain httpx client for this server (not the package's own client)."""
-        return httpx.Client(base_url=self.url, headers=self.headers, timeout=30, **kwargs)
+    def http(self, **options: Any) -> httpx.Client:
+        """A plain httpx client for this server (not the package's own client); ``options``
+        are httpx's, a 30-second timeout unless they say otherwise."""
+        return httpx.Client(**{"base_url": self.url, "headers": self.headers, "timeout": 30,
+                               **options})
 
     def stop(self, *, kill: bool = False) -> None:
         """End the server (SIGTERM, or SIGKILL with ``kill``) and wait for it; idempotent."""
