@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 from bench_common import TOKEN, compare, start_server, timed
 
-from sprites_jupyter.local.runtime.bwrap import find_bubblewrap
+from sprites_jupyter.local.runtime.sandbox.bwrap import find_bubblewrap
 
 GOAL = 4.0
 

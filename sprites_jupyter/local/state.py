@@ -18,10 +18,10 @@ from .errors import Invalid, NotFound
 from .runtime.egress.addresses import PrivateAllowance
 from .runtime.egress.resolver import test_hosts_from_environment
 from .runtime.egress.sprite_egress import SpriteEgress, egress_for
-from .runtime.sandbox import Child, Isolation, Sandbox
-from .runtime.sandbox_files import SandboxFiles, remove_sprite_dir
-from .runtime.sessions import SessionManager
-from .runtime.supervisor import ServiceManager
+from .runtime.exec.sessions import SessionManager
+from .runtime.sandbox.files import SandboxFiles, remove_sprite_dir
+from .runtime.sandbox.machine import Child, Isolation, Sandbox
+from .runtime.services.supervisor import ServiceManager
 from .storage.home import prepare_home, remove_server_file
 from .storage.snapshots import Snapshotter
 from .storage.store import SpriteRow, Store

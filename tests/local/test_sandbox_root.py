@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sprites_jupyter.local.runtime.host_ids import RANGE_START, SPRITE_ID
+from sprites_jupyter.local.runtime.sandbox.host_ids import RANGE_START, SPRITE_ID
 from tests.conftest import LocalServer, start_server
 from tests.local.sandbox_checks import checkpoint, restore, sh
 from tests.local.sprite_procs import host_pid, sandboxed

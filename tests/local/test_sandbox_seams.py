@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from sprites_jupyter.local.runtime.bwrap import SandboxUnavailable, detect
-from sprites_jupyter.local.runtime.sandbox import Isolation
+from sprites_jupyter.local.runtime.sandbox.bwrap import SandboxUnavailable, detect
+from sprites_jupyter.local.runtime.sandbox.machine import Isolation
 from sprites_jupyter.local.state import ServerState
 
 SERVER = """

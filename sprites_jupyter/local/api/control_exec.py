@@ -19,8 +19,8 @@ import time
 from typing import Any
 
 from ..errors import LocalError
-from ..runtime.exec_process import STDERR, SpawnError
-from ..runtime.sessions import Attachment, Session
+from ..runtime.exec.process import STDERR, SpawnError
+from ..runtime.exec.sessions import Attachment, Session
 from ..state import SpriteRuntime, state_of
 from ..wire import query_bool
 from .control_channel import OpChannel, OpFailed

@@ -21,8 +21,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..errors import LocalError
-from ..runtime.exec_process import STDERR, SpawnError
-from ..runtime.sessions import Attachment, Session, SessionManager
+from ..runtime.exec.process import STDERR, SpawnError
+from ..runtime.exec.sessions import Attachment, Session, SessionManager
 from ..state import SpriteRuntime, state_of
 from ..wire import (
     parse_duration,
