@@ -8,11 +8,10 @@ home), each call here starts a server of its own that nothing else will find or 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -96,14 +95,3 @@ def start_server(home: Path, token: str = "test-token", port: int = 0, *,
         process.wait(timeout=STOP_WAIT)
         raise ServerDidNotStart(f"server did not start: {line!r}")
     return LocalServer(url=url, token=token, home=home, process=process)
-
-
-@contextlib.contextmanager
-def running_server(home: Path, token: str = "test-token", **options: Any,
-                   ) -> Iterator[LocalServer]:
-    """:func:`start_server`, stopped when the block ends however it ends."""
-    server = start_server(home, token, **options)
-    try:
-        yield server
-    finally:
-        server.stop()
