@@ -70,12 +70,9 @@ def bench_replay(shell: InteractiveShell, magics: object, lines: int, repeat: in
     _cell(shell, f"%%sprite_exec\nseq 1 {lines} | sed 's/^/line /'")
     magics.cells_outlive_kernel = False  # type: ignore[attr-defined]
     _cell(shell, f"%%sprite_exec\nseq 1 {lines} | sed 's/^/line /' > lines.txt")
-    replayed = io.StringIO()
-    with contextlib.redirect_stdout(replayed):
-        _cell(shell, "%sprite attach")
-    if replayed.getvalue().count("line ") != lines:
-        raise SystemExit(f"the replay showed {replayed.getvalue().count('line ')} of "
-                         f"{lines} lines")
+    shown = _cell(shell, "%sprite attach").count("line ")
+    if shown != lines:
+        raise SystemExit(f"the replay showed {shown} of {lines} lines")
     compare(f"%sprite attach replaying {lines} lines / %%sprite_exec cat of them",
             *interleaved(lambda: timed(lambda: _cell(shell, "%sprite attach")),
                          lambda: timed(lambda: _cell(shell, "%%sprite_exec\ncat lines.txt")),
