@@ -24,6 +24,9 @@ _HEADER = 10  # letter, 8 hex digits of length, newline
 _STREAMS = {b"o": "stdout", b"e": "stderr"}
 DROPPED_NOTICE = ("[{} bytes of this cell's oldest output were dropped: "
                   "SpriteMagics.cell_output_kept keeps more]\n")
+DROPPED_WHILE_FOLLOWING = ("[output was dropped while following: the cell wrote faster "
+                           "than this kernel read; SpriteMagics.cell_output_kept keeps "
+                           "more]\n")
 
 
 @dataclass(frozen=True)
@@ -62,16 +65,31 @@ class ReplaySink:
         self.view = view
         self.display = display
         self.final: dict[str, Any] = {}
+        self.open_line = {"stdout": False, "stderr": False}
 
     def record(self, letter: bytes, data: bytes) -> None:
         stream = _STREAMS.get(letter)
         if stream is not None:
             self.view.write(stream, data)
+            if data:
+                self.open_line[stream] = not data.endswith(b"\n")
         elif letter == b"d":
             shown = json.loads(data)
             self.display(shown.get("data") or {}, shown.get("metadata") or {})
         elif letter == b"x":
             self.final = json.loads(data)
+        elif letter == b"g":
+            self.gap(None)
+
+    def gap(self, size: int | None) -> None:
+        """Output dropped here: end the lines it cut (the halves around it are not one
+        line), then say so."""
+        for stream, cut in self.open_line.items():
+            if cut:
+                self.view.write(stream, b"\n")
+                self.open_line[stream] = False
+        self.view.write("stderr", DROPPED_NOTICE.format(size) if size is not None
+                        else DROPPED_WHILE_FOLLOWING)
 
     def feed(self, records: Records, data: bytes) -> None:
         for letter, payload in records.feed(data):
@@ -102,7 +120,7 @@ def read_kept(handle: Sprite, folder: str, sink: ReplaySink) -> tuple[bool, int,
                 read += len(chunk)
                 sink.feed(records, chunk)
         except NotFound:  # the writer dropped it since the listing
-            sink.view.write("stderr", DROPPED_NOTICE.format(size))
+            sink.gap(size)
         offset = read - len(records.pending)
     return ended, number, offset
 

@@ -2,7 +2,8 @@
 
 A kept cell's folder holds ``meta.json``, its output as numbered segments
 ``output.000001``, ``output.000002``, … of records (a letter: ``o`` stdout, ``e``
-stderr, ``d`` a display's JSON, ``x`` the cell's final JSON, always the last; 8 hex
+stderr, ``d`` a display's JSON, ``x`` the cell's final JSON, always the last; ``g``,
+only from ``follow``, where records were dropped before they could be read; 8 hex
 digits of length; a newline; the bytes), ``dropped`` (bytes of the oldest segments
 deleted to stay within the limit) and ``exit`` (written after the last record). A
 segment never changes once a newer one exists, so a reader takes the older ones whole
@@ -195,8 +196,7 @@ def follow(folder: str, number: int, offset: int) -> int:
                         return _gone()
                     time.sleep(FOLLOW_POLL)
                     continue
-                sys.stderr.write("[output dropped while following: SpriteMagics."
-                                 "cell_output_kept keeps more]\n")
+                out.write(record(b"g", b""))  # a gap: the reader ends the lines it cut
                 number, offset = later[0], 0
             try:
                 current = open(os.path.join(folder, segment_name(number)), "rb")  # noqa: SIM115

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -286,7 +287,7 @@ def test_following_a_cell_that_outruns_its_bound_drops_the_oldest_and_keeps_orde
         ip, server, current, capsys):
     cell = ("%%sprite_exec\n"
             "for i in $(seq 1 5); do echo tick-$i; sleep 0.1; done\n"
-            "seq 1 20000 | sed 's/^/row-/'\n"
+            "seq 1 20000 | sed 's/.*/row-&-end/'\n"
             "sleep 0.5\necho last")
     _kill_mid_cell(server, current, cell, "tick-2", kept=4096)
     cell_id = ip.ok("%sprite running").index[0]
@@ -295,8 +296,9 @@ def test_following_a_cell_that_outruns_its_bound_drops_the_oldest_and_keeps_orde
     ip.ok("%sprite attach")
 
     out, err = capsys.readouterr()
-    rows = [int(line[4:]) for line in out.splitlines()
-            if line.startswith("row-") and line[4:].isdigit()]
+    rows = [int(found[1]) for line in out.splitlines()
+            if (found := re.fullmatch(r"row-([0-9]+)-end", line))]
     assert 0 < len(rows) < 20000 and rows == sorted(set(rows)) and rows[-1] == 20000
+    assert all(line.endswith("-end") for line in out.splitlines() if line.startswith("row-"))
     assert out.splitlines()[-2:] == ["last", f"{current}: cell {cell_id}: done — exit code 0"]
     assert "dropped" in err
