@@ -18,9 +18,8 @@ import httpx
 import pytest
 
 from sprites_jupyter.client import SpritesClient
-from sprites_jupyter.local.runtime.egress.resolver import TEST_HOSTS_ENV
-from tests.conftest import LocalServer, start_server
-from tests.local.egress_targets import Targets, start_targets
+from tests.conftest import LocalServer
+from tests.local.egress_targets import Targets, egress_test_server, start_targets
 from tests.local.ndjson import stream_events
 
 NAMES = ["allowed.test", "denied.test", "other.test"]
@@ -41,15 +40,8 @@ def targets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Targets]:
 @pytest.fixture(scope="module")
 def egress_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
     """A server of its own whose proxies know the test names."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(TEST_HOSTS_ENV, " ".join(f"{name}=127.0.0.1" for name in NAMES))
-        running = start_server(tmp_path_factory.mktemp("egress-home"))
-    with running.http() as http:
-        isolation = http.get("/v1/sprites").headers.get("sprite-local-isolation", "")
-    if isolation != "sandbox":
-        running.stop()
-        pytest.skip(f"this local server runs sprites {isolation or 'unsandboxed'}: "
-                    "egress is only enforced in sandboxed sprites")
+    running = egress_test_server(tmp_path_factory.mktemp("egress-home"),
+                                 " ".join(f"{name}=127.0.0.1" for name in NAMES))
     yield running
     running.stop()
 
