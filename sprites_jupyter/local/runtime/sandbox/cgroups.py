@@ -178,7 +178,9 @@ class SpriteCgroups:
             if (mount / "cgroup.controllers").exists():
                 parents, version = {"": _v2_parent(mount, own, home)}, 2
             else:
-                parents, version = _v1_parents(mount, own, home), 1
+                wanted = [name for name, limit in zip(CONTROLLERS, (memory_bytes, processes),
+                                                      strict=True) if limit]
+                parents, version = _v1_parents(mount, own, home, wanted), 1
         except (CgroupUnusable, OSError, ValueError) as exc:
             return cls.unused(str(exc) if isinstance(exc, CgroupUnusable)
                               else f"cgroups unusable here ({exc})")
@@ -230,10 +232,11 @@ class SpriteCgroups:
         return f"cgroup v{self.version}" if self.parents else ""
 
 
-def _v1_parents(mount: Path, own: dict[str, str], home: Path) -> dict[str, Path]:
+def _v1_parents(mount: Path, own: dict[str, str], home: Path, wanted: list[str]
+                ) -> dict[str, Path]:
     parents = {}
     refusals = []
-    for controller in CONTROLLERS:
+    for controller in wanted:
         if controller not in own or not (mount / controller).is_dir():
             refusals.append(f"no cgroup v1 {controller} hierarchy")
             continue
