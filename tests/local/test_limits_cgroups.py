@@ -23,20 +23,19 @@ from sprites_jupyter.local.runtime.sandbox.cgroups import (
     group_name,
     own_cgroups,
 )
-from tests.conftest import LocalServer, start_server
+from sprites_jupyter.local.testing import LocalServer, start_server
 from tests.local.sandbox_checks import eventually, sh, start_service
 from tests.local.sprite_procs import sandboxed
-from tests.local.test_sandbox_unprivileged import home, local, user  # noqa: F401 (fixtures)
 
 MEMORY = "256M"
 NOTE = "killed: over the sprite's memory limit (256 MiB)"
 V1 = Path("/sys/fs/cgroup")
 
 
-def _v1_parents(state_home: Path) -> dict[str, Path]:
-    """Where a server of ``state_home`` run from this process's cgroups makes its v1 cgroups."""
+def _v1_parents(home: Path) -> dict[str, Path]:
+    """Where a server of ``home`` run from this process's cgroups makes its v1 cgroups."""
     own = own_cgroups(Path("/proc/self/cgroup").read_text())
-    return {controller: V1 / controller / own[controller].lstrip("/") / group_name(state_home)
+    return {controller: V1 / controller / own[controller].lstrip("/") / group_name(home)
             for controller in ("memory", "pids")}
 
 
@@ -207,8 +206,7 @@ def test_cgroups_go_with_the_sprite_the_server_and_a_killed_server(
     assert not (state_home / RECORD).exists()
 
 
-def test_an_unprivileged_server_says_memory_is_per_process_only(
-        local: LocalServer) -> None:  # noqa: F811 (a fixture)
+def test_an_unprivileged_server_says_memory_is_per_process_only(local: LocalServer) -> None:
     with local.http() as http:
         limits = http.head("/v1/sprites").headers["sprite-local-limits"]
     assert "per process (RLIMIT_DATA), NOT a per-sprite total" in limits, limits
