@@ -22,9 +22,9 @@ import contextlib
 import errno
 import hashlib
 import os
+import re
 import signal
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 MOUNT = Path("/sys/fs/cgroup")
@@ -33,6 +33,7 @@ CONTROLLERS = ("memory", "pids")
 _REMOVE_WAIT = 3.0
 _HOW_TO = ("run the server as root on cgroup v1, or in a delegated cgroup v2 (e.g. "
            "systemd-run --user --scope -p Delegate=yes sprites-local serve)")
+_OOM_KILL = re.compile(rb"^oom_kill (\d+)$", re.MULTILINE)
 _JOIN = 'while [ "$1" != -- ]; do echo $$ >"$1" || exit 125; shift; done; shift; exec "$@"'
 
 
@@ -64,13 +65,16 @@ def _write(path: Path, text: str) -> None:
         handle.write(text)
 
 
-@dataclass(frozen=True)
 class SpriteCgroup:
     """One sprite's cgroup directories (one per v1 controller, or one v2 directory)."""
 
-    directories: tuple[Path, ...]
-    version: int
-    memory: Path | None
+    def __init__(self, directories: tuple[Path, ...], version: int, memory: Path | None
+                 ) -> None:
+        self.directories = directories
+        self.version = version
+        self.memory = memory
+        self._counter: tuple[int, bool] | None = None
+        """The OOM counter's open file, and whether it is ``oom_kill`` (else failcnt)."""
 
     def join_command(self, argv: list[str]) -> list[str]:
         """``argv`` run after its process joined the sprite's cgroups (a shell's ``exec``:
@@ -80,21 +84,37 @@ class SpriteCgroup:
 
     def oom_kills(self) -> int:
         """How many processes the OOM killer ended in this cgroup (v1 before Linux 4.13:
-        how often the limit was hit); 0 without a memory cgroup or once it is gone."""
-        if self.memory is None:
-            return 0
-        name = "memory.events" if self.version == 2 else "memory.oom_control"
+        how often the limit was hit); 0 without a memory cgroup. Read at every exec, so
+        from a file kept open (a few microseconds)."""
         try:
-            fields = dict(line.split() for line in _read(self.memory / name).splitlines()
-                          if len(line.split()) == 2)
-            if "oom_kill" in fields:
-                return int(fields["oom_kill"])
-            return int(_read(self.memory / "memory.failcnt")) if self.version == 1 else 0
-        except (OSError, ValueError):
+            if self._counter is None:
+                self._counter = self._open_counter()
+            if self._counter is None:
+                return 0
+            fd, by_name = self._counter
+            data = os.pread(fd, 4096, 0)
+        except OSError:
             return 0
+        if not by_name:
+            return int(data or b"0")
+        found = _OOM_KILL.search(data)
+        return int(found.group(1)) if found else 0
+
+    def _open_counter(self) -> tuple[int, bool] | None:
+        if self.memory is None:
+            return None
+        name = "memory.events" if self.version == 2 else "memory.oom_control"
+        fd = os.open(self.memory / name, os.O_RDONLY | os.O_CLOEXEC)
+        if _OOM_KILL.search(os.pread(fd, 4096, 0)) or self.version == 2:
+            return fd, True
+        os.close(fd)
+        return os.open(self.memory / "memory.failcnt", os.O_RDONLY | os.O_CLOEXEC), False
 
     def remove(self) -> None:
         """Remove the directories, ending what still runs in them (blocking, short)."""
+        if self._counter is not None:
+            os.close(self._counter[0])
+            self._counter = None
         for directory in self.directories:
             remove_group(directory)
 
