@@ -208,3 +208,26 @@ def test_a_restore_brings_back_the_policy_it_checkpointed(inside, targets) -> No
     assert status == 200 and events[-1]["type"] == "complete", events
     assert inside.probe("fetch", f"http://allowed.test:{targets.http_port}/")["status"] == 200
     assert inside.probe("fetch", f"http://denied.test:{targets.http_port}/")["status"] == 403
+
+
+def _host_only_names() -> list[str]:
+    """Dotless names the host's /etc/hosts gives (its own host name, say): no public DNS
+    name is dotless, so real DNS knows none of them."""
+    try:
+        lines = Path("/etc/hosts").read_text().splitlines()
+    except OSError:
+        return []
+    names = {name.lower() for line in lines for name in line.split("#")[0].split()[1:]}
+    return sorted(name for name in names if "." not in name and name != "localhost")
+
+
+def test_an_open_policy_does_not_tell_the_hosts_private_names(inside) -> None:
+    names = _host_only_names()
+    if not names:
+        pytest.skip("the host's /etc/hosts has no dotless name but localhost")
+    inside.set_policy([])
+    for name in names:
+        answer = inside.probe("dns", name)
+        assert answer["answers"] == 0 and answer["rcode"] in (2, 3), (name, answer)
+    assert inside.probe("dns", "localhost") == {"rcode": 0, "answers": 1}
+    assert inside.probe("resolve", inside.name) == {"addresses": ["127.0.1.1"]}
