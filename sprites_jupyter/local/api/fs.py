@@ -10,6 +10,7 @@ shape: ``{"error", "code", "path"}``, naming sprite paths only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import stat
@@ -221,12 +222,35 @@ async def read_file(request: Request) -> Response:
     return _FileStream(fd, size)
 
 
+def _disk_room(request: Request, spath: str) -> Callable[..., None]:
+    """A check that ``n`` more bytes fit in the sprite's disk limit (a root server's
+    sprites have one: :mod:`..runtime.sandbox.disks`), raising the error that names
+    the sprite, its usage and its limit."""
+    server = state_of(request)
+    name = request.path_params["name"]
+    disks, sprite_dir = server.disks, server.sprite_dir(name)
+
+    def require(incoming: int, *, failed: bool = False) -> None:
+        if disks is not None:
+            disks.require_room(name, sprite_dir, incoming, spath, failed=failed)
+
+    return require
+
+
+def _declared_length(request: Request) -> int:
+    with contextlib.suppress(ValueError):
+        return max(0, int(request.headers.get("content-length", "0")))
+    return 0
+
+
 async def write_file(request: Request) -> Response:
     target = await _view_root(request)
     q = request.query_params
     spath = sprite_path(q.get("path", ""), q.get("workingDir"))
     make_parents = query_bool(q.get("mkdirParents", q.get("mkdir")), True)
     mode = _parse_mode(q["mode"], spath) if q.get("mode") else None
+    require_room = _disk_room(request, spath)
+    require_room(_declared_length(request))
     pending = await _in_view(target, lambda view: begin_write(
         view, spath, mode=mode, make_parents=make_parents))
     failure: LocalError | None = None
@@ -239,16 +263,22 @@ async def write_file(request: Request) -> Response:
             if len(buffer) >= CHUNK:
                 data, buffer = bytes(buffer), bytearray()
                 try:
+                    require_room(len(data))
                     await _off_loop(pending.write, data)
                 except LocalError as exc:
                     failure = exc
                     await asyncio.to_thread(pending.abort)
         if failure is None:
+            require_room(len(buffer))
             await _off_loop(pending.write, bytes(buffer))
             await _off_loop(pending.commit)
+    except LocalError as exc:
+        failure = exc
     finally:
         pending.abort()
     if failure is not None:
+        if failure.fs_code == "ENOSPC":
+            require_room(0, failed=True)  # a sprite's disk limit says so, naming it
         raise failure
     return JSONResponse({"path": spath, "size": pending.size, "mode": _mode(pending.mode)})
 

@@ -78,13 +78,14 @@ def _private_etc_entries() -> tuple[tuple[str, bool], ...]:
 class SandboxFiles:
     """Where one sprite's sandbox lives on the host; :meth:`mounts` is its bwrap mount table."""
 
-    def __init__(self, sprite_dir: Path, name: str) -> None:
+    def __init__(self, sprite_dir: Path, name: str, views: Path | None = None) -> None:
         self.name = name
         self.tree = sprite_dir / "root"
         self.platform = sprite_dir / "platform"
         self.scratch = sprite_dir / "sandbox"
         self.init_log = self.scratch / "init.log"
         self._owner_record = self.scratch / "tree-owner"
+        self._views = views
 
     @property
     def run_dir(self) -> Path:
@@ -102,8 +103,10 @@ class SandboxFiles:
 
     @property
     def checkpoints_dir(self) -> Path:
-        """Seen inside as ``/.sprite/checkpoints`` (read-only views of recent checkpoints)."""
-        return self.platform / "checkpoints"
+        """Seen inside as ``/.sprite/checkpoints`` (read-only views of recent checkpoints):
+        in the platform directory, or where the sprite has a disk of its own, beside the
+        objects its views link (:mod:`.disks`)."""
+        return self._views or self.platform / "checkpoints"
 
     def create_platform(self) -> None:
         for directory in PLATFORM_DIRECTORIES:
@@ -131,6 +134,7 @@ class SandboxFiles:
         only what is missing or changed, so a sandbox starts on a full disk. ``owner``:
         the sprite user's host id when it is not the server's (see :meth:`_claim_tree`)."""
         self.create_platform()
+        self.checkpoints_dir.mkdir(parents=True, exist_ok=True)
         self.scratch.mkdir(parents=True, exist_ok=True)
         for name in base_directories():
             upper = self.tree / name
@@ -207,6 +211,8 @@ class SandboxFiles:
         args += ["--proc", "/proc", *_proc_covers(self.scratch), "--dev", "/dev",
                  "--perms", "01777", *size, "--tmpfs", "/dev/shm", *size, "--tmpfs", "/run",
                  "--ro-bind", str(self.platform), "/.sprite"]
+        if self._views is not None:
+            args += ["--ro-bind", str(self._views), "/.sprite/checkpoints"]
         for name in _GENERATED:
             args += ["--ro-bind", str(self.scratch / name), _etc_target(name)]
         if "etc" in base_directories():
