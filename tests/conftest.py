@@ -85,12 +85,19 @@ class LocalServer:
 
 def start_server(home: Path, token: str = "test-token", port: int = 0, *,
                  args: Sequence[str] = (), prefix: Sequence[str] = (),
-                 preexec_fn: Callable[[], None] | None = None) -> LocalServer:
+                 preexec_fn: Callable[[], None] | None = None,
+                 max_disk: str | None = "0") -> LocalServer:
     """Start the server as a user would (``python -m sprites_jupyter.local serve``), with
-    extra ``args``, under a ``prefix`` command (another user, say), after ``preexec_fn``."""
+    extra ``args``, under a ``prefix`` command (another user, say), after ``preexec_fn``.
+
+    ``max_disk`` is its ``--max-disk`` (None: the server's default). It is 0 unless a
+    test asks, because many tests plant and read files in a sprite's tree by its host
+    path, and a root server's sprite with a disk of its own has that tree mounted only
+    in the server's mount namespace (tests/local/test_sprite_disks.py covers those)."""
+    disk = ["--max-disk", max_disk] if max_disk is not None else []
     process = subprocess.Popen(
         [*prefix, sys.executable, "-m", "sprites_jupyter.local", "serve", "--port", str(port),
-         "--home", str(home), "--token", token, *args],
+         "--home", str(home), "--token", token, *disk, *args],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         preexec_fn=preexec_fn,
     )

@@ -23,7 +23,7 @@ from .idle import IdleWatch
 from .runtime.egress.addresses import ALLOW_PRIVATE_ENV, PrivateAllowance, parse_ip
 from .runtime.sandbox.bwrap import SandboxUnavailable, detect
 from .runtime.sandbox.disks import MIN_DISK, default_disk_bytes, private_mount_namespace
-from .runtime.sandbox.limits import SpriteLimits, parse_size
+from .runtime.sandbox.limits import SpriteLimits, parse_size, size_text
 from .runtime.sandbox.machine import Isolation
 from .storage.home import (
     AlreadyServing,
@@ -294,7 +294,8 @@ def main(argv: list[str] | None = None) -> None:
     token = resolve_token(home, args.token)
     disk = default_disk_bytes(home) if args.max_disk is None else args.max_disk
     if 0 < disk < MIN_DISK:
-        sys.exit(f"sprites-local: --max-disk {args.max_disk}: give at least 32M (0: no limit)")
+        sys.exit(f"sprites-local: --max-disk {size_text(disk)} is too small for a sprite's "
+                 "disk: give at least 32M (0: no limit)")
     isolation = choose_isolation(args.isolation, SpriteLimits(
         args.max_processes, args.max_memory, args.service_log_max, disk))
     if isolation.sandboxed and disk:

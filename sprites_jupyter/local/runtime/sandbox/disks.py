@@ -244,8 +244,8 @@ def _run(argv: list[str]) -> None:
 def _make_image(image: Path, limit: int) -> None:
     """A sparse ext4 image with room for ``limit`` bytes of the sprite's, ext4's own
     metadata and a reserve for root; its space is taken only as it is written."""
-    reserve = min(max(limit // 16, 64 * MiB), GiB)
-    size = limit + reserve + limit // 25 + 16 * MiB
+    reserve = min(max(limit // 16, 64 * MiB), GiB, limit // 2)  # tune2fs allows <= 50 %
+    size = limit + reserve + limit // 25 + 8 * MiB
     with open(image, "xb") as handle:
         os.fchmod(handle.fileno(), 0o600)
         handle.truncate(size)
