@@ -174,9 +174,11 @@ class ServerState:
         """The sprite's runtime, made on first use."""
         runtime = self._runtimes.get(name)
         if runtime is None:
-            views = (self.disks.views_dir(name)
-                     if self.disks is not None and self.disks.has_image(name) else None)
-            files = SandboxFiles(self.sprite_dir(name), name, views)
+            own_disk = self.disks is not None and self.disks.has_image(name)
+            files = (SandboxFiles(self.sprite_dir(name), name, self.disks.views_dir(name),
+                                  self.disks.seen_at(name))
+                     if own_disk and self.disks is not None
+                     else SandboxFiles(self.sprite_dir(name), name))
             sandbox = Sandbox(name, files, self.isolation)
             egress = (egress_for(sandbox, self.egress_test_hosts, self.private_allowed)
                       if self.isolation.sandboxed else None)

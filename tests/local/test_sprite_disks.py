@@ -131,6 +131,21 @@ def test_checkpoint_and_restore_work_at_the_limit(
     assert int(out.splitlines()[1]) > (LIMIT_MIB - 2) * 1024 * 1024
 
 
+def test_the_mount_table_inside_names_no_host_directory_of_the_tree(
+        disk_server: LocalServer, sprites: tuple[httpx.Client, list[str]]) -> None:
+    _, (name, _) = sprites
+    code, out, err = sh(disk_server, name, "cat /proc/self/mountinfo")
+    assert code == 0, err
+    lines = out.splitlines()
+    root = next(line.split() for line in lines if line.split()[4] == "/")
+    assert root[3] == "/root" and root[-2].startswith("/dev/loop"), root
+    naming_home = [line for line in lines if str(disk_server.home) in line]
+    # The checkpoint views are hard links on the home's filesystem: their line names
+    # their directory (README, "What the sandbox protects").
+    assert [line.split()[4] for line in naming_home] == ["/.sprite/checkpoints"], naming_home
+    assert f"/sprites/{name}" not in out
+
+
 def test_deleting_a_sprite_frees_its_disk_at_once(disk_server: LocalServer) -> None:
     name = f"d-{uuid.uuid4().hex[:8]}"
     image = disk_server.home / "sprite-disks" / f"{name}.ext4"

@@ -18,6 +18,12 @@ links to the stored objects), in ``HOME/sprite-views/NAME``.
 
 A mounted image is made ahead of need (a spare), so creating a sprite costs a rename
 and a mount move.
+
+bubblewrap is shown each sprite's directory at ``/run/sprites-local/NAME`` (a bind, in a
+tmpfs of the namespace's own), because a mount's options keep the paths it was made
+from: inside, ``/proc/self/mountinfo`` then names no host directory of the tree's
+(its ``/`` is ``/root`` of a loop device). The checkpoint views' line still names their
+host directory: they are hard links on the home's filesystem.
 """
 
 from __future__ import annotations
@@ -48,7 +54,11 @@ _MS_MOVE = 0x2000
 _MNT_DETACH = 2
 _TOOL_PATH = "/usr/sbin:/sbin:/usr/bin:/bin"
 _MOUNT_OPTIONS = "loop,nosuid,nodev,noatime,noinit_itable"
+_MS_BIND = 0x1000
+_MS_NOSUID = 2
+_MS_NODEV = 4
 _TIMEOUT = 60.0
+ALIASES = Path("/run/sprites-local")
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -83,6 +93,10 @@ def private_mount_namespace() -> str:
         return f"cannot make a mount namespace: {os.strerror(ctypes.get_errno())}"
     if _libc.mount(b"none", b"/", None, _MS_REC | _MS_SLAVE, None) != 0:
         return f"cannot make the mount namespace private: {os.strerror(ctypes.get_errno())}"
+    with contextlib.suppress(OSError):  # without it, mountinfo inside names the home
+        os.makedirs(ALIASES, 0o700, exist_ok=True)
+        _libc.mount(b"tmpfs", os.fsencode(ALIASES), b"tmpfs", _MS_NOSUID | _MS_NODEV,
+                    b"mode=0700")
     return ""
 
 
@@ -117,6 +131,18 @@ class SpriteDisks:
     def has_image(self, name: str) -> bool:
         return self.image(name).exists()
 
+    def seen_at(self, name: str) -> Path | None:
+        """Where bubblewrap finds the sprite's directory (None: at its own path)."""
+        return ALIASES / name if os.path.ismount(ALIASES) else None
+
+    def _show(self, name: str, sprite_dir: Path) -> None:
+        alias = self.seen_at(name)
+        if alias is None or os.path.ismount(alias):
+            return
+        alias.mkdir(exist_ok=True)
+        if _libc.mount(os.fsencode(sprite_dir), os.fsencode(alias), None, _MS_BIND, None):
+            raise OSError(ctypes.get_errno(), f"cannot bind {sprite_dir} at {alias}")
+
     def views_dir(self, name: str) -> Path:
         """Where the sprite's checkpoint views are made (beside the objects they link)."""
         return self.views / name
@@ -146,17 +172,23 @@ class SpriteDisks:
                 self._remove_image(self.image(name))
                 raise Unavailable(f"cannot give sprite {name} its disk: {exc}") from None
         self.make_spare_soon()
+        self._show(name, sprite_dir)
 
     def attach(self, name: str, sprite_dir: Path) -> None:
         """Mount the sprite's existing disk at ``sprite_dir`` unless it is mounted."""
-        if os.path.ismount(sprite_dir):
-            return
-        sprite_dir.mkdir(parents=True, exist_ok=True)
-        _mount(self.image(name), sprite_dir)
+        if not os.path.ismount(sprite_dir):
+            sprite_dir.mkdir(parents=True, exist_ok=True)
+            _mount(self.image(name), sprite_dir)
+        self._show(name, sprite_dir)
 
     def discard(self, name: str, sprite_dir: Path) -> None:
         """Unmount the sprite's disk and delete it and its views: its space is free at
         once (the sprite's processes must have ended)."""
+        alias = self.seen_at(name)
+        if alias is not None:
+            self._detach(alias)
+            with contextlib.suppress(OSError):
+                alias.rmdir()
         self._detach(sprite_dir)
         self._remove_image(self.image(name))
         shutil.rmtree(self.views_dir(name), ignore_errors=True)
