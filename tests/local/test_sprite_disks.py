@@ -8,6 +8,7 @@ device stays attached to an image of its home.
 from __future__ import annotations
 
 import os
+import pwd
 import subprocess
 import sys
 import uuid
@@ -17,10 +18,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import LocalServer, start_server
+from sprites_jupyter.local.testing import LocalServer, start_server
+from tests.local.other_user import as_user
 from tests.local.sandbox_checks import checkpoint, eventually, restore, sh
 from tests.local.sprite_procs import sandboxed
-from tests.local.test_sandbox_unprivileged import _as_user, home, user  # noqa: F401 (fixtures)
 
 LIMIT_MIB = 40
 
@@ -194,8 +195,8 @@ def test_a_killed_server_leaves_no_mount_and_its_sprites_come_back(tmp_path: Pat
 
 
 def test_an_unprivileged_server_says_the_disk_is_not_limited(
-        user, home: Path) -> None:  # noqa: F811 (fixtures)
-    server = start_server(home / "disk-default", prefix=_as_user(user, home), max_disk=None)
+        user: pwd.struct_passwd, home: Path) -> None:
+    server = start_server(home / "disk-default", prefix=as_user(user, home), max_disk=None)
     try:
         limits = _limits(server)
     finally:
