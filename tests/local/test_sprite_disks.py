@@ -107,6 +107,11 @@ def test_a_full_sprite_gets_enospc_inside_and_the_api_names_its_limit(
     assert f"used of {LIMIT_MIB} MiB" in message and "\n" not in message
     assert response.json()["code"] == "ENOSPC"
     assert sh(disk_server, full, "test -e /home/sprite/api; echo $?")[1] == "1\n"
+    response = http.post(f"/v1/sprites/{full}/fs/copy",
+                         json={"source": "/home/sprite/canary", "dest": "/home/sprite/copy"})
+    assert response.status_code == 507, response.text
+    assert response.json()["error"].startswith(f"sprite {full} is at its disk limit: ")
+    assert sh(disk_server, full, "ls /home/sprite")[1].split() == ["canary", "crumbs", "more"]
 
     assert http.get("/v1/sprites").status_code == 200
     response = http.put(f"/v1/sprites/{other}/fs/write", params={"path": "/home/sprite/f"},

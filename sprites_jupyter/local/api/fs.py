@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import errno
 import os
-from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -21,12 +20,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from ..errors import LocalError
-from ..state import state_of
 from ..storage.paths import sprite_path
 from ..storage.sprite_fs import begin_write, copy
 from ..wire import query_bool, read_json_object
 from .errors import ApiError
 from .fs_view import (
+    disk_room,
     entry_json,
     fs_error,
     in_view,
@@ -94,21 +93,6 @@ async def read_file(request: Request) -> Response:
     return _FileStream(fd, size)
 
 
-def _disk_room(request: Request, spath: str) -> Callable[..., None]:
-    """A check that ``n`` more bytes fit in the sprite's disk limit (a root server's
-    sprites have one: :mod:`..runtime.sandbox.disks`), raising the error that names
-    the sprite, its usage and its limit."""
-    server = state_of(request)
-    name = request.path_params["name"]
-    disks, sprite_dir = server.disks, server.sprite_dir(name)
-
-    def require(incoming: int, *, failed: bool = False) -> None:
-        if disks is not None:
-            disks.require_room(name, sprite_dir, incoming, spath, failed=failed)
-
-    return require
-
-
 def _declared_length(request: Request) -> int:
     with contextlib.suppress(ValueError):
         return max(0, int(request.headers.get("content-length", "0")))
@@ -121,7 +105,7 @@ async def write_file(request: Request) -> Response:
     spath = sprite_path(q.get("path", ""), q.get("workingDir"))
     make_parents = query_bool(q.get("mkdirParents", q.get("mkdir")), True)
     mode = parse_mode(q["mode"], spath) if q.get("mode") else None
-    require_room = _disk_room(request, spath)
+    require_room = disk_room(request, spath)
     require_room(_declared_length(request))
     pending = await in_view(target, lambda view: begin_write(
         view, spath, mode=mode, make_parents=make_parents))
@@ -190,8 +174,13 @@ async def copy_files(request: Request) -> Response:
     dst = sprite_path(body.get("dest", ""), body.get("workingDir"))
     recursive = _flag(body, "recursive", True)
     preserve = _flag(body, "preserveAttrs", False)
-    result = await in_view(target, lambda view: copy(view, src, dst, recursive=recursive,
-                                                    preserve=preserve))
+    try:
+        result = await in_view(target, lambda view: copy(view, src, dst, recursive=recursive,
+                                                        preserve=preserve))
+    except ApiError as exc:
+        if exc.fs_code == "ENOSPC":
+            disk_room(request, dst)(0, failed=True)
+        raise
     copied = [{"source": json_name(s), "dest": json_name(d)} for s, d in result.copied]
     return JSONResponse({"copied": copied, "count": len(copied),
                          "totalBytes": result.total_bytes})
