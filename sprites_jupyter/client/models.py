@@ -159,7 +159,11 @@ class SpriteInfo:
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A checkpoint: ``v<N>`` (user), ``auto-<ms>`` (automatic) or the ``Current`` entry."""
+    """A checkpoint: ``v<N>`` (user), ``auto-<ms>`` (automatic) or the ``Current`` entry.
+
+    ``changed_bytes`` is what it stored that its parent did not have (the files new or
+    changed since), where the server says: the local one does, the Sprites service not.
+    """
 
     id: str
     create_time: datetime | None = None
@@ -168,6 +172,7 @@ class Checkpoint:
     history: tuple[str, ...] = ()
     is_auto: bool = False
     health: str = ""
+    changed_bytes: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     def __repr__(self) -> str:
@@ -179,7 +184,8 @@ class Checkpoint:
         return _html_table(f"Checkpoint {self.id}", [
             ("created", _when(self.create_time)), ("comment", self.comment),
             ("source", self.source_id or ""), ("lineage", lineage),
-            ("automatic", "yes" if self.is_auto else "")])
+            ("automatic", "yes" if self.is_auto else ""),
+            ("changed", "" if self.changed_bytes is None else f"{self.changed_bytes:,} bytes")])
 
     @classmethod
     def from_json(cls, data: object) -> Self:
@@ -193,14 +199,19 @@ class Checkpoint:
             id=str(data["id"]), create_time=parse_time(get("create_time")),
             comment=get("comment") or "", source_id=get("source_id"),
             history=_strings(history) if history else (), is_auto=bool(get("is_auto")),
-            health=get("health") or "",
+            health=get("health") or "", changed_bytes=_byte_count(get("changed_bytes")),
             extra={} if data.keys() <= _CHECKPOINT_KEYS
             else {k: v for k, v in data.items() if k not in _CHECKPOINT_KEYS})
         return checkpoint
 
 
 _CHECKPOINT_KEYS = frozenset(("id", "create_time", "comment", "source_id", "history",
-                              "is_auto", "health"))
+                              "is_auto", "health", "changed_bytes"))
+
+
+def _byte_count(value: object) -> int | None:
+    """A count of bytes as sent, or None for anything that is not one."""
+    return value if type(value) is int and value >= 0 else None
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ __all__ = ["CheckpointActions", "CheckpointBrowser", "checkpoint_table_text", "d
 
 AGE_TICK = 5.0  # seconds between updates of the ages shown ("18 s ago")
 
+SIZE_MEANING = "bytes of the files new or changed since the checkpoint before it"
 RESTORE_EFFECT = ("replaces the sprite's filesystem, service definitions and network policy "
                   "with the checkpoint's, and stops every running process")
 
@@ -114,6 +115,9 @@ class CheckpointBrowser:
         self.restore_buttons: dict[str, w.Button] = {}
         self.pending: str | None = None
         self.worker: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._busy = False
+        self._queued: Callable[[], str] | None = None
         self.previewer: threading.Thread | None = None
         self.gone = False
         self.changes = (CheckpointChanges(actions.changes, actions.explain, actions.variables)
@@ -206,7 +210,8 @@ class CheckpointBrowser:
         import ipywidgets as w
         checkpoint_id = html.escape(checkpoint.id)
         comment = html.escape(checkpoint.comment or "")
-        size = w.HTML(describe_size(getattr(checkpoint, "changed_bytes", None)),
+        size = w.HTML(f'<span title="{SIZE_MEANING}">'
+                      f'{describe_size(getattr(checkpoint, "changed_bytes", None))}</span>',
                       layout=w.Layout(width="6em", flex="0 0 auto"))
         if self.narrow:
             return w.VBox([
@@ -283,11 +288,33 @@ class CheckpointBrowser:
         its returned HTML as the message, the table refreshed)."""
         self._start(job)
 
-    def _start(self, job: Callable[[], str]) -> None:
-        if self.worker is not None and self.worker.is_alive():
-            return
-        self.worker = threading.Thread(target=self._run, args=(job,), daemon=True)
-        self.worker.start()
+    def refresh(self, job: Callable[[], str] = lambda: "") -> None:
+        """Run ``job`` and re-read the checkpoints in the background, keeping the message
+        shown; asked while something runs, it runs right after, so no change is missed."""
+        self._start(job, queue=True)
+
+    def _start(self, job: Callable[[], str], *, queue: bool = False) -> None:
+        with self._lock:
+            if self._busy:
+                if queue:
+                    self._queued = job
+                return
+            self._busy = True
+            self.worker = threading.Thread(target=self._run_all, args=(job, queue),
+                                           daemon=True)
+            self.worker.start()
+
+    def _run_all(self, job: Callable[[], str], quiet: bool) -> None:
+        """Run ``job``, then each refresh asked for meanwhile (the last one asked)."""
+        queued: Callable[[], str] | None = job
+        while queued is not None:
+            try:
+                self._run(queued, quiet=quiet)
+            finally:
+                with self._lock:
+                    queued, self._queued = self._queued, None
+                    self._busy = queued is not None
+            quiet = True
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the current background job (if any) has finished."""
@@ -298,10 +325,11 @@ class CheckpointBrowser:
         if self.changes is not None:
             self.changes.wait(timeout)
 
-    def _run(self, job: Callable[[], str]) -> None:
+    def _run(self, job: Callable[[], str], *, quiet: bool = False) -> None:
         for button in self.buttons:
             button.disabled = True
-        self.message.value = ""
+        if not quiet:
+            self.message.value = ""
         try:
             note = job()
         except Exception as error:
@@ -312,7 +340,8 @@ class CheckpointBrowser:
             self._render(self.actions.list())
         except Exception as error:
             note += f"<br>Refresh failed: {html.escape(self.actions.explain(error))}"
-        self.message.value = note
+        if note or not quiet:
+            self.message.value = note
         for button in self.buttons:
             button.disabled = False
 

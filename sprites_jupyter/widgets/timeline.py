@@ -88,7 +88,7 @@ class TimelinePanel:
             self._show_services()
             return ""
 
-        self.browser.start(job)
+        self.browser.refresh(job)
 
     def wait(self, timeout: float | None = None) -> None:
         self.browser.wait(timeout)
