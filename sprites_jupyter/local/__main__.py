@@ -19,10 +19,10 @@ from . import registry
 from .api.app import create_app, server_state
 from .http_limits import LimitedHttpToolsProtocol
 from .idle import IdleWatch
-from .runtime.bwrap import SandboxUnavailable, detect
 from .runtime.egress.addresses import ALLOW_PRIVATE_ENV, PrivateAllowance, parse_ip
-from .runtime.limits import SpriteLimits, parse_size
-from .runtime.sandbox import Isolation
+from .runtime.sandbox.bwrap import SandboxUnavailable, detect
+from .runtime.sandbox.limits import SpriteLimits, parse_size
+from .runtime.sandbox.machine import Isolation
 from .storage.home import (
     AlreadyServing,
     default_home,

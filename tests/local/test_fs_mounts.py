@@ -13,7 +13,6 @@ import pytest
 from tests.conftest import LocalServer
 from tests.local.sandbox_checks import sh
 from tests.local.sprite_procs import sandboxed
-from tests.local.test_sandbox_unprivileged import home, local, user  # noqa: F401 (fixtures)
 
 _MOUNTED = ["/etc/passwd", "/etc/hosts", "/.sprite", "/usr", "/proc"]
 

@@ -20,11 +20,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sprites_jupyter.local.runtime.host_ids import RANGE_START, SPRITE_ID
+from sprites_jupyter.local.runtime.sandbox.host_ids import RANGE_START, SPRITE_ID
 from tests.conftest import LocalServer, start_server
 from tests.local.sandbox_checks import checkpoint, restore, sh
 from tests.local.sprite_procs import host_pid, sandboxed
-from tests.local.test_sandbox_unprivileged import home, local, user  # noqa: F401 (fixtures)
 
 SPRITE_HOST_ID = RANGE_START + SPRITE_ID
 _SYS_PIDFD_GETFD = 438  # the same number on every architecture

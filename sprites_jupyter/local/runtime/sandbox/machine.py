@@ -29,8 +29,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import LocalError, Unavailable
-from ..storage import paths
+from ...errors import LocalError, Unavailable
+from ...storage import paths
+from .files import SandboxFiles
 from .host_ids import SpareNamespaces, remapped, sprite_host_id
 from .init_channel import (
     MAX_MESSAGE,
@@ -43,7 +44,6 @@ from .init_channel import (
     send_message,
 )
 from .init_launch import Isolation, init_command
-from .sandbox_files import SandboxFiles
 
 log = logging.getLogger("sprites_jupyter.local.sandbox")
 

@@ -19,8 +19,8 @@ import termios
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from ..errors import Invalid
-from .sandbox import Child, Sandbox, SpawnFailed
+from ...errors import Invalid
+from ..sandbox.machine import Child, Sandbox, SpawnFailed
 
 STDOUT, STDERR = 1, 2
 # A frame is the stream id plus the data, and a frame carries at most 32 KiB.

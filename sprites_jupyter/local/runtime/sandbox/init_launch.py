@@ -8,8 +8,8 @@ import sys
 from dataclasses import dataclass, field
 
 from .bwrap import Bubblewrap, system_links
+from .files import SandboxFiles
 from .limits import SpriteLimits
-from .sandbox_files import SandboxFiles
 
 SPRITE_UID = 1000
 

@@ -25,10 +25,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..storage.paths import SPRITE_HOME
-from ..wire import now_ms, rfc3339
-from .sandbox import Child, Sandbox, SpawnFailed
-from .service_defs import ServiceDef
+from ...storage.paths import SPRITE_HOME
+from ...wire import now_ms, rfc3339
+from ..sandbox.machine import Child, Sandbox, SpawnFailed
+from .definitions import ServiceDef
 
 log = logging.getLogger("sprites_jupyter.local.services")
 
