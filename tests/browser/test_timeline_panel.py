@@ -1,8 +1,8 @@
 """``%sprite panel`` in a real JupyterLab and Chromium: the timeline opens in JupyterLab's
 right side bar (a sidecar tab, not the cell's output), lists the notebook's checkpoints
-newest first, and a click on a cell's Undo to here changes the sprite; a cell run
-afterwards shows up in the panel by itself. The page's screenshot (the README's) lands in
-test-artifacts/timeline-panel.png.
+newest first with the size of each one's change, and a click on a cell's Undo to here
+changes the sprite; a cell run afterwards shows up in the panel by itself. The page's
+screenshot (the README's) lands in test-artifacts/timeline-panel.png.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ def test_the_timeline_opens_beside_the_notebook_and_undo_to_here_changes_the_spr
     rows = _rows(panel)
     expect(rows).to_have_count(4, timeout=WIDGET_TIMEOUT_MS)
     expect(rows.nth(0)).to_contain_text(">> params.txt")
+    expect(rows.nth(0)).to_contain_text("+7 B")  # taken before that cell: the first's change
     expect(rows.nth(1)).to_contain_text("> params.txt")
     expect(rows.nth(2)).to_contain_text("clean start")
     expect(rows.nth(2).get_by_role("button", name="Undo to here")).to_have_count(0)
