@@ -273,6 +273,28 @@ def test_attach_after_a_new_shell_finds_the_running_session(ip, current):
     assert "already attached" in ip.fails("%sprite python attach")
 
 
+def test_stop_in_a_new_kernel_says_how_to_end_the_session_left_running(ip, current, capsys):
+    ip.ok("%%sprite_python\nleft = 'behind'\n")
+    first = sessions_of(ip.magics.context)[current].session_id
+    ip.ok("%unload_ext sprites_jupyter")
+    ip.ok("%load_ext sprites_jupyter")
+    ip.ok(f"%sprite use {current}")
+    capsys.readouterr()
+
+    ip.ok("%sprite python stop")
+
+    assert capsys.readouterr().out == (
+        f"This kernel has no Python session on sprite {current}; session {first}, started "
+        "by an earlier kernel, still runs there: %sprite python attach, then %sprite "
+        "python stop, ends it\n")
+    ip.ok("%sprite python attach")
+    ip.ok("%sprite python stop")
+    assert capsys.readouterr().out.endswith(f"Stopped the Python session on sprite {current}\n")
+    ip.ok("%sprite python stop")
+    assert capsys.readouterr().out == (f"No Python session on sprite {current} in this "
+                                       "kernel: nothing to stop\n")
+
+
 def test_a_new_kernel_starting_its_own_session_is_told_about_the_running_one(ip, current):
     ip.ok("%%sprite_python\nleft = 'behind'\n")
     first = sessions_of(ip.magics.context)[current].session_id

@@ -241,7 +241,13 @@ def _reset(ctx: CommandContext, name: str, args: Namespace) -> None:
 def _stop(ctx: CommandContext, name: str, args: Namespace) -> None:
     session = sessions_of(ctx).pop(name, None)
     if session is None:
-        print(f"No Python session on sprite {name} in this kernel: nothing to stop")
+        others = running_agents(ctx.sprite(name))
+        if others:
+            print(f"This kernel has no Python session on sprite {name}; session "
+                  f"{others[0]}, started by an earlier kernel, still runs there: "
+                  "%sprite python attach, then %sprite python stop, ends it")
+        else:
+            print(f"No Python session on sprite {name} in this kernel: nothing to stop")
         return
     if not session.alive:
         print(f"No Python session was running on sprite {name}: its process had already "
