@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 import os
 import re
@@ -42,10 +43,15 @@ _PYTHON_CELL = textwrap.dedent("""\
             return '<b>card</b>'
         def __repr__(self):
             return 'Card()'
+    class Picture:
+        def _repr_png_(self):
+            return b'\\x89PNG\\r\\n\\x1a\\npixels'
+        def __repr__(self):
+            return 'Picture()'
     for i in range(1, 11):
         print(f'before-{i}')
         time.sleep(0.1)
-    display(Card())
+    display(Card(), Picture())
     for i in range(1, 21):
         print(f'after-{i}')
         print(f'warn-{i}', file=sys.stderr)
@@ -174,8 +180,8 @@ def test_a_new_kernel_replays_a_python_cell_with_its_display_then_follows_it_to_
     assert any("raise ValueError('the end')" in line for line in error.traceback)
     out, err = capsys.readouterr()
     shown = [line for line in out.splitlines()
-             if line.startswith(("before-", "after-")) or line == "Card()"]
-    assert shown == ([f"before-{i}" for i in range(1, 11)] + ["Card()"]
+             if line.startswith(("before-", "after-")) or line in ("Card()", "Picture()")]
+    assert shown == ([f"before-{i}" for i in range(1, 11)] + ["Card()", "Picture()"]
                      + [f"after-{i}" for i in range(1, 21)])
     assert [line for line in err.splitlines() if line.startswith("warn-")] == [
         f"warn-{i}" for i in range(1, 21)]
@@ -198,7 +204,9 @@ def test_a_kept_python_cell_is_listed_and_replays_its_rich_output_once_ended(
     result, bundles, out, _ = run_captured(ip, "%sprite attach")
 
     assert isinstance(result.error_in_exec, RemotePythonError)
-    assert [bundle.get("text/html") for bundle in bundles] == ["<b>card</b>"]
+    assert [bundle.get("text/html") for bundle in bundles] == ["<b>card</b>", None]
+    picture = base64.b64decode(bundles[1]["image/png"])
+    assert picture == b"\x89PNG\r\n\x1a\npixels"
     assert out.index("before-10") < out.index("after-1\n") and "after-20" in out
     capsys.readouterr()
     ip.ok("%sprite python attach")
