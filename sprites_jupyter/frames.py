@@ -32,8 +32,12 @@ __all__ = [
 
 
 def _times(values: list[datetime | None]) -> pd.Series:
+    """A time outside what nanoseconds hold (years 1678-2261) is shown as none, not an
+    error."""
     import pandas as pd
-    return pd.Series(pd.to_datetime(values, utc=True), dtype="datetime64[ns, UTC]")
+    held = [None if value is None or not 1678 <= value.year <= 2261 else value
+            for value in values]
+    return pd.Series(pd.to_datetime(held, utc=True), dtype="datetime64[ns, UTC]")
 
 
 def _frame(index: str, index_values: list[Any], columns: Mapping[str, pd.Series]) -> pd.DataFrame:
@@ -74,11 +78,44 @@ def _utc_times(values: list[datetime | None]) -> pd.Series:
     import pandas as pd
     try:
         index = pd.DatetimeIndex(values)
-    except (TypeError, ValueError):  # offsets of more than one zone
-        return _times(values)
-    if str(index.tz) != "UTC":
-        return _times(values)
-    return pd.Series(index.astype("datetime64[ns, UTC]"))
+        if str(index.tz) == "UTC":
+            return pd.Series(index.astype("datetime64[ns, UTC]"))
+    except (TypeError, ValueError):  # offsets of more than one zone, years past 2262
+        pass
+    return _times(values)
+
+
+# RFC 3339 UTC text that numpy's datetime64[ns] holds exactly (its range is 1677-2262).
+_NUMPY_YEARS = ("1678", "2262")
+
+
+def _utc_texts(texts: list[Any]) -> pd.Series | None:
+    """RFC 3339 times all in UTC (``...Z``, as listings give them) parsed by numpy in one
+    pass; ``None`` for anything else, left to :func:`_utc_times`."""
+    import numpy as np
+    import pandas as pd
+    try:  # a date and a time (numpy would also read a bare date, or "now")
+        bare = [text[:-1] for text in texts if text[-1:] == "Z" and text[10:11] == "T"]
+    except TypeError:  # not all text
+        return None
+    if not bare or len(bare) != len(texts) or not (
+            _NUMPY_YEARS[0] <= min(bare) and max(bare) < _NUMPY_YEARS[1]):
+        return None
+    try:  # microseconds, the digits beyond cut off as the models' datetimes do
+        parsed = np.array(bare, dtype="datetime64[us]").astype("datetime64[ns]")
+    except ValueError:
+        return None
+    return pd.Series(pd.array(parsed).tz_localize("UTC"))
+
+
+def _counts(values: list[int | None]) -> pd.Series:
+    """Nullable ``Int64``; a column the server never sent is made without a pass."""
+    import numpy as np
+    import pandas as pd
+    if values and values.count(None) == len(values):
+        return pd.Series(pd.arrays.IntegerArray(np.zeros(len(values), dtype="int64"),
+                                                np.ones(len(values), dtype="bool")))
+    return pd.Series(pd.array(values, dtype="Int64"))
 
 
 def _texts(values: list[str | None]) -> pd.Series:
@@ -94,11 +131,14 @@ def checkpoints_frame(checkpoints: Iterable[Any]) -> pd.DataFrame:
     without making its models."""
     import pandas as pd
     column = getattr(checkpoints, "column", None)
+    times = None
     if column is None:
         rows = list(checkpoints)
 
         def column(field: str) -> list[Any]:
             return [getattr(c, field) for c in rows]
+    else:
+        times = _utc_texts(checkpoints.values("create_time"))
 
     ids, sources, histories = column("id"), column("source_id"), column("history")
     if any(histories):
@@ -107,11 +147,11 @@ def checkpoints_frame(checkpoints: Iterable[Any]) -> pd.DataFrame:
         lineage = [f"{source} → {checkpoint_id}" if source else ""
                    for source, checkpoint_id in zip(sources, ids, strict=True)]
     return _frame("id", ids, {
-        "create_time": _utc_times(column("create_time")),
+        "create_time": _utc_times(column("create_time")) if times is None else times,
         "comment": _texts(column("comment")),
         "source_id": _texts(sources),
         "is_auto": pd.Series(column("is_auto"), dtype="bool"),
-        "changed_bytes": pd.Series(column("changed_bytes"), dtype="Int64"),
+        "changed_bytes": _counts(column("changed_bytes")),
         "lineage": pd.Series(lineage, dtype="object"),
     })
 
