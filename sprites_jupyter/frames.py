@@ -42,7 +42,7 @@ def _times(values: list[datetime | None]) -> pd.Series:
 
 def _frame(index: str, index_values: list[Any], columns: Mapping[str, pd.Series]) -> pd.DataFrame:
     import pandas as pd
-    frame = pd.DataFrame(dict(columns))
+    frame = pd.DataFrame(dict(columns), copy=False)  # the Series are ours alone
     frame.index = pd.Index(index_values, name=index, dtype="object")
     return frame
 
