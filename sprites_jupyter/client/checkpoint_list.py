@@ -70,11 +70,10 @@ def _histories(items: list[dict[str, Any]]) -> list[tuple[str, ...]]:
 
 
 def _byte_counts(items: list[dict[str, Any]]) -> list[int | None]:
-    """``byte_count`` of every ``changed_bytes``; checked a column at a time where all are
-    absent (the real service) or all counts (the local server)."""
+    """``byte_count`` of every ``changed_bytes``; checked a column at a time where each is
+    absent (the real service) or a count (the local server)."""
     values = _values(items, "changed_bytes")
-    if values.count(None) == len(values) or (
-            set(map(type, values)) == {int} and min(values) >= 0):
+    if set(map(type, values)) <= {int, type(None)} and min(filter(None, values), default=0) >= 0:
         return values
     return list(map(byte_count, values))
 
