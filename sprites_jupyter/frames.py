@@ -89,7 +89,7 @@ def _utc_times(values: list[datetime | None]) -> pd.Series:
 _NUMPY_YEARS = ("1678", "2262")
 
 
-def _utc_texts(texts: list[Any]) -> pd.Series | None:
+def _utc_texts(texts: list[Any]) -> pd.api.extensions.ExtensionArray | None:
     """RFC 3339 times all in UTC (``...Z``, as listings give them) parsed by numpy in one
     pass; ``None`` for anything else, left to :func:`_utc_times`."""
     import numpy as np
@@ -105,23 +105,24 @@ def _utc_texts(texts: list[Any]) -> pd.Series | None:
         parsed = np.array(bare, dtype="datetime64[us]").astype("datetime64[ns]")
     except ValueError:
         return None
-    return pd.Series(pd.array(parsed).tz_localize("UTC"))
+    return pd.array(parsed).tz_localize("UTC")
 
 
-def _counts(values: list[int | None]) -> pd.Series:
+def _counts(values: list[int | None], index: pd.Index) -> pd.Series:
     """Nullable ``Int64``; a column the server never sent is made without a pass."""
     import numpy as np
     import pandas as pd
     if values and values.count(None) == len(values):
         return pd.Series(pd.arrays.IntegerArray(np.zeros(len(values), dtype="int64"),
-                                                np.ones(len(values), dtype="bool")))
-    return pd.Series(pd.array(values, dtype="Int64"))
+                                                np.ones(len(values), dtype="bool")),
+                         index=index)
+    return pd.Series(pd.array(values, dtype="Int64"), index=index)
 
 
-def _texts(values: list[str | None]) -> pd.Series:
+def _texts(values: list[str | None], index: pd.Index | None = None) -> pd.Series:
     """Text with ``None`` shown as ``""``."""
     import pandas as pd
-    series = pd.Series(values, dtype="object")
+    series = pd.Series(values, dtype="object", index=index)
     return series.fillna("") if None in values else series
 
 
@@ -131,14 +132,13 @@ def checkpoints_frame(checkpoints: Iterable[Any]) -> pd.DataFrame:
     without making its models."""
     import pandas as pd
     column = getattr(checkpoints, "column", None)
-    times = None
+    sent = getattr(checkpoints, "values", None)  # the JSON values, where a listing has them
+    times = _utc_texts(sent("create_time")) if sent is not None else None
     if column is None:
         rows = list(checkpoints)
 
         def column(field: str) -> list[Any]:
             return [getattr(c, field) for c in rows]
-    else:
-        times = _utc_texts(checkpoints.values("create_time"))
 
     ids, sources, histories = column("id"), column("source_id"), column("history")
     if any(histories):
@@ -146,14 +146,18 @@ def checkpoints_frame(checkpoints: Iterable[Any]) -> pd.DataFrame:
     else:
         lineage = [f"{source} → {checkpoint_id}" if source else ""
                    for source, checkpoint_id in zip(sources, ids, strict=True)]
-    return _frame("id", ids, {
-        "create_time": _utc_times(column("create_time")) if times is None else times,
-        "comment": _texts(column("comment")),
-        "source_id": _texts(sources),
-        "is_auto": pd.Series(column("is_auto"), dtype="bool"),
-        "changed_bytes": _counts(column("changed_bytes")),
-        "lineage": pd.Series(lineage, dtype="object"),
-    })
+    if times is None:
+        times = _utc_times(column("create_time")).array
+    # Every column on the one index: the frame is put together without aligning them.
+    index = pd.Index(ids, name="id", dtype="object")
+    return pd.DataFrame({
+        "create_time": pd.Series(times, index=index),
+        "comment": _texts(column("comment"), index),
+        "source_id": _texts(sources, index),
+        "is_auto": pd.Series(column("is_auto"), dtype="bool", index=index),
+        "changed_bytes": _counts(column("changed_bytes"), index),
+        "lineage": pd.Series(lineage, dtype="object", index=index),
+    }, copy=False)
 
 
 def services_frame(services: Iterable[Any], url: str = "") -> pd.DataFrame:
