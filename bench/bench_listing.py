@@ -97,6 +97,16 @@ def _latency_under_load(http: httpx.Client, url: str, samples: int) -> tuple[flo
     return idle, loaded
 
 
+def _cpu_per_call(action: Callable[[], object], calls: int) -> float:
+    """The least CPU time this process spent on one call of ``action``."""
+    spent = []
+    for _ in range(calls):
+        start = time.process_time()
+        action()
+        spent.append(time.process_time() - start)
+    return min(spent)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoints", type=int, default=2000)
@@ -152,6 +162,12 @@ def main() -> None:
                     compare("client list_checkpoints() vs sprites-py",
                             samples["client list_checkpoints()"], sdk, most=1.0,
                             names=("ours", "sprites-py"))
+                # The client's own share, which the machine's load hardly moves: the
+                # CPU time of this process per call (the server's is the same for all).
+                cpu = {name: _cpu_per_call(action, repeat)
+                       for name, action in {"bare GET + json.loads": bare, **contenders}.items()}
+                print("client CPU per call: " + "; ".join(
+                    f"{name} {seconds * 1e3:.2f} ms" for name, seconds in cpu.items()))
                 idle, loaded = _latency_under_load(http, url, max(repeat, 20))
                 print(f"unrelated GET: idle median {idle * 1e3:.2f} ms, while listings run "
                       f"{loaded * 1e3:.2f} ms ({loaded / idle:.2f}x)")
