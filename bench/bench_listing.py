@@ -1,13 +1,14 @@
 """Cost of listing a sprite with many checkpoints, end to end over the real HTTP API.
 
-The checkpoints are written through the server's store (creating 10,000 through the
+The checkpoints are written through the server's store (creating thousands through the
 API would take minutes); every listing goes through the running server. Each round
-times, interleaved, a bare ``httpx.get`` + ``json.loads`` of the listing (the
-baseline), our client's ``list_checkpoints()``, ``%sprite checkpoints`` in a real
-IPython shell, and sprites-py's ``list_checkpoints()`` when it is installed, over
-``--repeat`` rounds (at least 5); each is printed as its min and median and those as
-ratios to the baseline's min and median (per-round ratios swing with the shared
-machine's load: one slow baseline sample makes a ratio of 0.3x).
+times a bare ``httpx.get`` + ``json.loads`` of the listing (the baseline), our client's
+``list_checkpoints()``, ``%sprite checkpoints`` in a real IPython shell, and
+sprites-py's ``list_checkpoints()`` when it is installed, each going first in turn,
+over ``--repeat`` rounds (at least 5); each is printed as its min and median and those
+as ratios to the baseline's min and median (per-round ratios swing with the shared
+machine's load: one slow baseline sample makes a ratio of 0.3x), then the client's CPU
+time per call.
 Last, the latency of an unrelated request while listings run, against the same
 request on an idle server: the listing must not hold up the server's event loop.
 
@@ -144,10 +145,12 @@ def main() -> None:
                     action()
                 bases: list[float] = []
                 samples: dict[str, list[float]] = {name: [] for name in contenders}
-                for _ in range(repeat):
-                    bases.append(timed(bare))
-                    for name, action in contenders.items():
-                        samples[name].append(timed(action))
+                order: list[tuple[str, Callable[[], object]]] = [("", bare),
+                                                                 *contenders.items()]
+                for round_number in range(repeat):  # each goes first in turn
+                    shift = round_number % len(order)
+                    for name, action in order[shift:] + order[:shift]:
+                        (samples[name] if name else bases).append(timed(action))
                 print(f"load {os.getloadavg()[0]:.2f}; {args.checkpoints:,} checkpoints")
                 goals = {"%sprite checkpoints": 1.2}
                 for name, times in samples.items():
