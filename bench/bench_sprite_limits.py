@@ -120,7 +120,7 @@ def disk_on_off(scratch: Path, repeat: int) -> None:
         warm: dict[str, list[float]] = {who: [] for who in sprites}
         for who in sprites:
             _exec(http, sprites[who], ["true"])
-        for number in range(repeat):
+        for number in range(5 * repeat):  # milliseconds each: more, to rise above noise
             for who in _order(sprites, number):
                 warm[who].append(timed(lambda name=sprites[who]: _exec(http, name, ["true"])))
         first: dict[str, list[float]] = {who: [] for who in clients}
