@@ -37,6 +37,7 @@ from .init_channel import (
     MAX_MESSAGE,
     Malformed,
     close_all,
+    encode_request,
     is_int,
     parse_message,
     read_all,
@@ -121,6 +122,9 @@ class Sandbox:
         """Called with the network namespace (``/proc/PID/ns/net``) at each sandbox start,
         while the init starts and before any process of the sprite runs (the egress
         bridge sets the namespace up here: low ports, the proxy's sockets)."""
+        self.started_hooks: list[Callable[[], None]] = []
+        """Called once each start is done: what a start used up ahead (a spare bridge)
+        is made again here, so that it does not take the CPU a start waits for."""
 
     @property
     def running(self) -> bool:
@@ -219,6 +223,8 @@ class Sandbox:
                     await self._set_up_network(info_r, ready)
                     if namespaces:
                         _NAMESPACES.make_ahead()
+                    for refill in self.started_hooks:
+                        refill()
                 else:
                     await asyncio.wait_for(ready, READY_TIMEOUT)
                     self._init_pid = self._process.pid
@@ -388,12 +394,12 @@ class Sandbox:
         answer, fds = await self._request(request, [] if tty else list(stdio or ()))
         master = fds.pop(0) if tty and fds else None
         close_all(fds)
-        if "error" in answer or not is_int(answer.get("pid")) or (tty and master is None):
+        if not is_int(answer.get("pid")) or (tty and master is None):
             if master is not None:
                 os.close(master)
             code = answer.get("errno")
             code = code if is_int(code) else errno.EIO
-            message = str(answer.get("error", "the init gave no process"))
+            message = os.strerror(code) if "errno" in answer else "the init gave no process"
             limit = self.isolation.limits.processes
             if code == errno.EAGAIN and limit and self.isolation.sandboxed:
                 message = (f"sprite {self.name} is at its limit of {limit} processes "
@@ -413,7 +419,7 @@ class Sandbox:
         if control is None:
             return
         with contextlib.suppress(OSError):
-            control.sendmsg([json.dumps({"op": "signal", "pid": pid, "sig": int(sig)}).encode()])
+            control.sendmsg([encode_request({"op": "signal", "pid": pid, "sig": int(sig)})])
 
     async def connect(self, host: str, port: int) -> socket.socket:
         """A TCP connection to ``host:port`` made from inside the sprite (its loopback)."""
@@ -430,12 +436,11 @@ class Sandbox:
                 raise
             return sock
         answer, fds = await self._request({"op": "connect", "host": host, "port": port})
-        if "error" in answer or not fds:
+        if "errno" in answer or not fds:
             close_all(fds)
             code = answer.get("errno")
             code = code if is_int(code) else errno.ECONNREFUSED
-            raise OSError(code, f"{answer.get('error', os.strerror(code))} ({host}:{port} in "
-                                f"sprite {self.name})")
+            raise OSError(code, f"{os.strerror(code)} ({host}:{port} in sprite {self.name})")
         sock = socket.socket(fileno=fds[0])
         close_all(fds[1:])
         sock.setblocking(False)
