@@ -1,10 +1,8 @@
 """The server's end of the channel to a sprite's init (see :mod:`.sprite_init`).
 
-One message per ``SOCK_SEQPACKET`` packet, file descriptors riding along as
-``SCM_RIGHTS``: the server's are :mod:`marshal` dumps (which the init reads without
-importing ``json``), the init's are JSON objects. What arrives is checked here before
-anything acts on it: a packet no init of ours sends is :class:`Malformed`, and whoever
-receives fds owns closing them.
+One JSON object per ``SOCK_SEQPACKET`` packet, file descriptors riding along as
+``SCM_RIGHTS``. What arrives is checked here before anything acts on it: a packet no
+init of ours sends is :class:`Malformed`, and whoever receives fds owns closing them.
 """
 
 from __future__ import annotations
@@ -12,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import marshal
 import os
 import socket
 import struct
@@ -20,8 +17,6 @@ from collections.abc import Sequence
 from typing import Any, TypeGuard
 
 MAX_MESSAGE = 1 << 22
-_MARSHAL_VERSION = 4
-"""Read by every Python 3 the init may run on."""
 
 
 class Malformed(ValueError):
@@ -59,16 +54,11 @@ def received_fds(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
     return fds
 
 
-def encode_request(message: dict[str, Any]) -> bytes:
-    """One packet of the server's: ``message`` as the init reads it."""
-    return marshal.dumps(message, _MARSHAL_VERSION)
-
-
 async def send_message(control: socket.socket, message: dict[str, Any],
                        fds: Sequence[int] = ()) -> None:
     """Send one message (with ``fds``) on the non-blocking socket, waiting while it is
     full; raises OSError when the init is gone."""
-    data = encode_request(message)
+    data = json.dumps(message).encode()
     ancillary = ([(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
                  if fds else [])
     loop = asyncio.get_running_loop()

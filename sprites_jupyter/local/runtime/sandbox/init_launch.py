@@ -3,12 +3,12 @@ line (bubblewrap's, or a plain host process)."""
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass, field
 
 from .bwrap import Bubblewrap, system_links
 from .files import SandboxFiles
-from .init_channel import encode_request
 from .limits import SpriteLimits
 
 SPRITE_UID = 1000
@@ -65,6 +65,6 @@ def init_command(name: str, files: SandboxFiles, isolation: Isolation, control_f
             "--die-with-parent", "--as-pid-1", "--new-session", "--info-fd", str(info_fd),
             *files.mounts(isolation.limits.tmpfs_bytes if bwrap.version >= (0, 10) else 0),
             *system_links(), *python_binds, "--chdir", "/",
-            python, "-I", "-S", "-", str(control_fd), encode_request(options).hex()]
+            python, "-I", "-S", "-", str(control_fd), json.dumps(options)]
     return argv, "/"
 

@@ -37,7 +37,6 @@ from .init_channel import (
     MAX_MESSAGE,
     Malformed,
     close_all,
-    encode_request,
     is_int,
     parse_message,
     read_all,
@@ -394,12 +393,12 @@ class Sandbox:
         answer, fds = await self._request(request, [] if tty else list(stdio or ()))
         master = fds.pop(0) if tty and fds else None
         close_all(fds)
-        if not is_int(answer.get("pid")) or (tty and master is None):
+        if "error" in answer or not is_int(answer.get("pid")) or (tty and master is None):
             if master is not None:
                 os.close(master)
             code = answer.get("errno")
             code = code if is_int(code) else errno.EIO
-            message = os.strerror(code) if "errno" in answer else "the init gave no process"
+            message = str(answer.get("error", "the init gave no process"))
             limit = self.isolation.limits.processes
             if code == errno.EAGAIN and limit and self.isolation.sandboxed:
                 message = (f"sprite {self.name} is at its limit of {limit} processes "
@@ -419,7 +418,7 @@ class Sandbox:
         if control is None:
             return
         with contextlib.suppress(OSError):
-            control.sendmsg([encode_request({"op": "signal", "pid": pid, "sig": int(sig)})])
+            control.sendmsg([json.dumps({"op": "signal", "pid": pid, "sig": int(sig)}).encode()])
 
     async def connect(self, host: str, port: int) -> socket.socket:
         """A TCP connection to ``host:port`` made from inside the sprite (its loopback)."""
@@ -436,11 +435,12 @@ class Sandbox:
                 raise
             return sock
         answer, fds = await self._request({"op": "connect", "host": host, "port": port})
-        if "errno" in answer or not fds:
+        if "error" in answer or not fds:
             close_all(fds)
             code = answer.get("errno")
             code = code if is_int(code) else errno.ECONNREFUSED
-            raise OSError(code, f"{os.strerror(code)} ({host}:{port} in sprite {self.name})")
+            raise OSError(code, f"{answer.get('error', os.strerror(code))} ({host}:{port} in "
+                                f"sprite {self.name})")
         sock = socket.socket(fileno=fds[0])
         close_all(fds[1:])
         sock.setblocking(False)

@@ -6,25 +6,22 @@ standard library only and Python 3.8+, fed on stdin to the sandbox's system
 ``python3`` (nothing of the server's installation is visible inside).
 
 The server talks to it over one ``SOCK_SEQPACKET`` socket (fd number in ``argv[1]``),
-one message per packet, file descriptors riding along as ``SCM_RIGHTS``. The server's
-messages are :mod:`marshal` dumps (the init trusts its server); the init's are JSON
-objects of integers (and a stage word), which the server checks before it acts:
+one JSON message per packet, file descriptors riding along as ``SCM_RIGHTS``:
 
 - ``{"op": "spawn", "id", "argv", "executable", "env", "cwd", "tty", "rows", "cols"}``
   with three fds (stdin, stdout, stderr) unless ``tty``; the answer is
   ``{"id", "pid"}`` (with the pty's master fd when ``tty``) or
-  ``{"id", "errno", "stage"}`` (stage ``cwd`` or ``exec``).
+  ``{"id", "error", "errno", "stage"}`` (stage ``cwd`` or ``exec``).
 - ``{"op": "signal", "pid", "sig"}``: signal that process group; no answer.
 - ``{"op": "connect", "id", "host", "port"}``: a TCP connection made from inside (the
-  sprite's own loopback), answered ``{"id"}`` with the socket's fd, or ``{"id", "errno"}``.
+  sprite's own loopback), answered ``{"id"}`` with the socket's fd, or with an error.
 - From the init: ``{"ready": pid}`` once, and ``{"exit": pid, "status": code}`` for every
   child that ends (``status`` negative for death by signal, as ``subprocess`` reports).
 
-Children are forked here and exec at once, in a new session with default signal
-dispositions, an empty mask and no fd but their stdio (a pty's child first takes the
-terminal, ``TIOCSCTTY``). A sprite's first exec waits for this init to start, so it
-imports only what every start needs (no ``json``, ``subprocess`` or ``threading``:
-their imports cost more than the rest of the start); the rest is imported when used.
+Children start in a new session with default signal dispositions and an empty mask.
+Piped ones start through ``subprocess`` (vfork and exec in C: nothing of Python runs in
+the child, the quickest start there is); a pty's child is forked here, since it must
+take the terminal (``TIOCSCTTY``) before it execs.
 When the socket closes (the server went away), the init kills its children and exits.
 
 The init is not dumpable: a sprite process (same uid) can neither ptrace it nor take
@@ -38,45 +35,36 @@ on the init, so every process of the sprite inherits them; 0 leaves one alone).
 import contextlib
 import ctypes
 import errno
-import marshal
+import fcntl
+import json
 import os
 import resource
-import select
+import selectors
 import signal
 import socket
 import stat
 import struct
+import subprocess
 import sys
+import termios
+import threading
 
 MAX_MESSAGE = 1 << 22
 MAX_FDS = 4
 CONNECT_TIMEOUT = 10.0
 
 
-def encode(message) -> bytes:
-    """The JSON of one of the init's messages: integers, and the stage words."""
-    fields = []
-    for key, value in message.items():
-        if type(value) is not int and value not in ("cwd", "exec"):
-            raise ValueError(f"the init does not send {key}={value!r}")
-        fields.append(f'"{key}": {value}' if type(value) is int else f'"{key}": "{value}"')
-    return ("{" + ", ".join(fields) + "}").encode()
-
-
 class Init:
     def __init__(self, control: socket.socket) -> None:
         self.control = control
-        self.children: set[int] = set()
-        """The pids forked here and not yet reaped."""
-        self.send_lock = None
-        """A lock once a connect thread may send too (threading is imported then)."""
+        # pid -> its Popen (None when forked here), kept until reaped: a Popen dropped
+        # unreaped would have subprocess reap it later and steal its exit status.
+        self.children: dict[int, subprocess.Popen[bytes] | None] = {}
+        self.send_lock = threading.Lock()
 
     def send(self, message, fds=()):
-        data = encode(message)
+        data = json.dumps(message).encode()
         ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
-        if self.send_lock is None:
-            self.control.sendmsg([data], ancillary if fds else [])
-            return
         with self.send_lock:
             self.control.sendmsg([data], ancillary if fds else [])
 
@@ -86,17 +74,13 @@ class Init:
         os.set_blocking(wake_r, False)
         signal.set_wakeup_fd(wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
-        poller = select.poll()
-        poller.register(self.control, select.POLLIN)
-        poller.register(wake_r, select.POLLIN)
+        selector = selectors.DefaultSelector()
+        selector.register(self.control, selectors.EVENT_READ, "control")
+        selector.register(wake_r, selectors.EVENT_READ, "child")
         self.send({"ready": os.getpid()})
         while True:
-            try:
-                events = poller.poll()
-            except InterruptedError:
-                continue
-            for fd, _ in events:
-                if fd == wake_r:
+            for key, _ in selector.select():
+                if key.data == "child":
                     while True:
                         try:
                             if not os.read(wake_r, 512):
@@ -124,19 +108,20 @@ class Init:
         if not data:
             return False
         try:
-            request = marshal.loads(data)
+            request = json.loads(data)
             op = request.get("op")
             if op == "spawn":
                 try:
                     self.spawn(request, fds)
                 except OSError as exc:  # fork or pty failed: out of processes, say
-                    self.send({"id": request["id"], "errno": exc.errno or errno.EAGAIN,
+                    code = exc.errno or errno.EAGAIN
+                    self.send({"id": request["id"], "error": os.strerror(code), "errno": code,
                                "stage": "exec"})
             elif op == "signal":
                 with contextlib.suppress(OSError):
                     os.killpg(int(request["pid"]), int(request["sig"]))
             elif op == "connect":
-                self.connect_soon(request)
+                threading.Thread(target=self.connect, args=(request,), daemon=True).start()
         finally:
             for fd in fds:
                 with contextlib.suppress(OSError):
@@ -149,77 +134,60 @@ class Init:
             if not stat.S_ISDIR(os.stat(cwd).st_mode):
                 raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), cwd)
         except OSError as exc:
-            self.send({"id": request["id"], "errno": exc.errno, "stage": "cwd"})
+            self.send({"id": request["id"], "error": exc.strerror, "errno": exc.errno,
+                       "stage": "cwd"})
             return
         if request.get("tty"):
             self.spawn_on_pty(request)
             return
-        pid = self.start_child(request, fds[:3], tty=False)
-        if pid is not None:
-            self.send({"id": request["id"], "pid": pid})
+        try:
+            child = subprocess.Popen(
+                request["argv"], executable=request["executable"], stdin=fds[0],
+                stdout=fds[1], stderr=fds[2], cwd=cwd, env=request["env"],
+                start_new_session=True, restore_signals=True)
+        except OSError as exc:
+            # subprocess names the directory when the child failed before exec (chdir)
+            stage = "cwd" if exc.filename is cwd else "exec"
+            code = exc.errno or errno.ENOEXEC
+            self.send({"id": request["id"], "error": os.strerror(code), "errno": code,
+                       "stage": stage})
+            return
+        self.children[child.pid] = child
+        self.send({"id": request["id"], "pid": child.pid})
 
     def spawn_on_pty(self, request) -> None:
-        import fcntl
-        import termios
-
         master, slave = os.openpty()
         fcntl.ioctl(master, termios.TIOCSWINSZ,
                     struct.pack("HHHH", request.get("rows", 24), request.get("cols", 80), 0, 0))
-        try:
-            pid = self.start_child(request, [slave, slave, slave], tty=True)
-        finally:
-            os.close(slave)
-        if pid is None:
-            os.close(master)
-            return
-        try:
-            self.send({"id": request["id"], "pid": pid}, [master])
-        finally:
-            os.close(master)
-
-    def start_child(self, request, stdio, tty: bool):
-        """Fork and exec the request's command on ``stdio``: its pid, or None once the
-        failure is answered. Returns when the child has exec'd (its report pipe, closed
-        on exec, reads empty) or failed (the pipe says at which stage)."""
         report_r, report_w = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(report_r)
-            _exec_child(request, stdio, report_w, tty)
+            _exec_child(request, [slave, slave, slave], report_w)
         os.close(report_w)
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(report_r, 64)
-            except InterruptedError:
-                continue
-            if not chunk:
-                break
-            chunks.append(chunk)
-        os.close(report_r)
-        failure = b"".join(chunks).decode()
+        os.close(slave)
+        with os.fdopen(report_r, "rb") as report:
+            failure = report.read()
         if failure:
             os.waitpid(pid, 0)
-            stage, _, code = failure.partition(":")
-            self.send({"id": request["id"], "errno": int(code or errno.ENOEXEC),
-                       "stage": "cwd" if stage == "cwd" else "exec"})
-            return None
-        self.children.add(pid)
-        return pid
-
-    def connect_soon(self, request) -> None:
-        import threading
-
-        if self.send_lock is None:
-            self.send_lock = threading.Lock()
-        threading.Thread(target=self.connect, args=(request,), daemon=True).start()
+            os.close(master)
+            code = int(failure.decode().partition(":")[2] or errno.ENOEXEC)
+            self.send({"id": request["id"], "error": os.strerror(code), "errno": code,
+                       "stage": failure.decode().partition(":")[0]})
+            return
+        self.children[pid] = None
+        try:
+            self.send({"id": request["id"], "pid": pid}, [master])
+        finally:
+            os.close(master)
 
     def connect(self, request) -> None:
         try:
             conn = socket.create_connection((request["host"], int(request["port"])),
                                             timeout=CONNECT_TIMEOUT)
         except OSError as exc:
-            self.send({"id": request["id"], "errno": exc.errno or errno.ETIMEDOUT})
+            code = exc.errno or errno.ETIMEDOUT
+            self.send({"id": request["id"], "error": os.strerror(code), "errno": code})
             return
         with conn:
             self.send({"id": request["id"]}, [conn.fileno()])
@@ -233,8 +201,10 @@ class Init:
             if pid == 0:
                 return
             if pid in self.children:
-                self.children.discard(pid)
                 code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+                child = self.children.pop(pid)
+                if child is not None:
+                    child.returncode = code
                 self.send({"exit": pid, "status": code})
 
     def shutdown(self) -> None:
@@ -243,21 +213,15 @@ class Init:
                 os.killpg(pid, signal.SIGKILL)
 
 
-def _exec_child(request, stdio, report_w, tty) -> None:
-    """In the forked child: stdio (a pty also as the controlling terminal), the
-    session, nothing else of the init's fds, the directory and the signals, then exec."""
+def _exec_child(request, stdio, report_w) -> None:
+    """In the forked child: the pty as stdio and controlling terminal, the session, the
+    directory and the signals, then exec."""
     stage = "exec"
     try:
         os.setsid()
         for target, fd in enumerate(stdio):
             os.dup2(fd, target)
-        os.closerange(3, report_w)
-        os.closerange(report_w + 1, os.sysconf("SC_OPEN_MAX"))
-        if tty:
-            import fcntl
-            import termios
-
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
         stage = "cwd"
         os.chdir(request["cwd"])
         stage = "exec"
@@ -312,7 +276,7 @@ def main() -> None:
             pass
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    options = marshal.loads(bytes.fromhex(sys.argv[2])) if len(sys.argv) > 2 else {}
+    options = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
     if options.get("uid") is not None:
         become(int(options["uid"]))
     for name, limit in ((resource.RLIMIT_NPROC, options.get("nproc")),
