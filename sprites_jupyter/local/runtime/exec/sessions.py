@@ -33,9 +33,6 @@ RATE_WINDOW = 5.0
 EXITED_REMEMBERED = 1024
 TERMINATE_WAIT = 10.0
 PORT_POLL = 1.0
-OUTPUT_PIECE = 32 * 1024 - 1
-"""The most output handed on at once: a stream id byte and this make the 32 KiB message
-the Sprites service sends at most, and clients expect."""
 
 Notice = dict[str, Any]
 
@@ -152,8 +149,7 @@ class Session:
 
     async def output(self, attachment: Attachment
                      ) -> AsyncIterator[tuple[int, bytes] | Notice]:
-        """Yield ``(stream, data)`` from the cursor, ``data`` at most OUTPUT_PIECE bytes
-        (one message with its stream id), and notices, until all output is read."""
+        """Yield ``(stream, data)`` from the cursor, and notices, until all output is read."""
         while True:
             await self._changed.wait_for(lambda: attachment.cursor < self._log.end
                                          or bool(attachment.notices) or self.done)
@@ -164,10 +160,8 @@ class Session:
             if not chunks and not notices:
                 return
             for stream, data in chunks:
-                for start in range(0, len(data), OUTPUT_PIECE):
-                    piece = data[start:start + OUTPUT_PIECE] if len(data) > OUTPUT_PIECE else data
-                    yield stream, piece
-                    attachment.cursor += len(piece)
+                yield stream, data
+                attachment.cursor += len(data)
                 self._changed.notify()
 
     async def wait(self) -> int:
