@@ -1,6 +1,6 @@
 """Values at pipe speed: ``%sprite push`` / ``%sprite pull`` through a real IPython shell
 and local server, each against a local baseline measured in the same run (interleaved
-samples, min and median of ``--repeat``, at least 5). Issue 25's goals:
+samples, min and median of ``--repeat``, at least 5). The targets:
 
 * push + pull of a 500 MB numpy array vs ``np.save`` + ``np.load`` of a local file
   (target <= 3x);
@@ -20,36 +20,16 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import statistics
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
-from bench_common import TOKEN, start_server, timed
+from bench_common import cell as _cell
+from bench_common import compare, interleaved, loaded_shell, start_server, timed
 from IPython.core.interactiveshell import InteractiveShell
-from IPython.utils.capture import capture_output
-from sprites_jupyter.magic_commands.python_lifecycle import sessions_of
+
+from sprites_jupyter.magic_commands.python.lifecycle import sessions_of
 
 SPRITE = "bench-values"
-
-
-def _cell(shell: InteractiveShell, source: str) -> None:
-    with capture_output():
-        result = shell.run_cell(source)
-    if not result.success:
-        raise SystemExit(f"{source.splitlines()[0]!r} failed: {result.error_in_exec!r}")
-
-
-def _compare(label: str, ours: Callable[[], object], base: Callable[[], object],
-             repeat: int, target: float) -> None:
-    pairs = [(timed(ours), timed(base)) for _ in range(max(repeat, 5))]
-    low = min(a for a, _ in pairs) / min(b for _, b in pairs)
-    typical = statistics.median(a for a, _ in pairs) / statistics.median(b for _, b in pairs)
-    verdict = "ok" if typical <= target else "MISSED"
-    print(f"{label}: ours min {min(a for a, _ in pairs):.3f} s median "
-          f"{statistics.median(a for a, _ in pairs):.3f} s; baseline min "
-          f"{min(b for _, b in pairs):.3f} s median {statistics.median(b for _, b in pairs):.3f}"
-          f" s; ratio min {low:.2f}x median {typical:.2f}x (target <= {target}x) {verdict}")
 
 
 def _push_pull(shell: InteractiveShell) -> None:
@@ -69,8 +49,9 @@ def bench_array(shell: InteractiveShell, folder: Path, megabytes: int, repeat: i
         np.save(path, value)
         np.load(path)
 
-    _compare(f"push + pull of a {megabytes} MB numpy array vs np.save + np.load",
-             lambda: _push_pull(shell), local, repeat, 3.0)
+    compare(f"push + pull of a {megabytes} MB numpy array vs np.save + np.load",
+            *interleaved(lambda: timed(lambda: _push_pull(shell)), lambda: timed(local),
+                         repeat), most=3.0, unit="s")
 
 
 def bench_bytes(shell: InteractiveShell, folder: Path, megabytes: int, repeat: int) -> None:
@@ -85,8 +66,9 @@ def bench_bytes(shell: InteractiveShell, folder: Path, megabytes: int, repeat: i
             os.fsync(target.fileno())
         path.read_bytes()
 
-    _compare(f"push + pull of {megabytes} MB of bytes vs local write (fsync) + read",
-             lambda: _push_pull(shell), local, repeat, 2.0)
+    compare(f"push + pull of {megabytes} MB of bytes vs local write (fsync) + read",
+            *interleaved(lambda: timed(lambda: _push_pull(shell)), lambda: timed(local),
+                         repeat), most=2.0, unit="s")
 
 
 def bench_frame(shell: InteractiveShell, folder: Path, rows: int, repeat: int) -> None:
@@ -101,9 +83,10 @@ def bench_frame(shell: InteractiveShell, folder: Path, rows: int, repeat: int) -
     _cell(shell, "%sprite pull frame --as frame")
     path = folder / "frame.parquet"
     shell.user_ns["frame"].to_parquet(path)
-    _compare(f"pull of a {rows:,} x 5 DataFrame vs pandas.read_parquet",
-             lambda: _cell(shell, "%sprite pull frame --as frame"),
-             lambda: pd.read_parquet(path), repeat, 2.5)
+    compare(f"pull of a {rows:,} x 5 DataFrame vs pandas.read_parquet",
+            *interleaved(lambda: timed(lambda: _cell(shell, "%sprite pull frame --as frame")),
+                         lambda: timed(lambda: pd.read_parquet(path)), repeat),
+            most=2.5, unit="s")
 
 
 def main() -> None:
@@ -117,19 +100,15 @@ def main() -> None:
         # Unsandboxed, the session runs on this machine's python3, which has numpy and pandas.
         process, url = start_server(Path(scratch) / "home", "--isolation", "none")
         try:
-            os.environ.update(SPRITES_API_URL=url, SPRITES_TOKEN=TOKEN,
-                              SPRITES_JUPYTER_NO_WIDGETS="1")
             print(f"load: {os.getloadavg()[0]:.2f}")
-            shell = InteractiveShell.instance()
-            shell.run_line_magic("load_ext", "sprites_jupyter")
-            _cell(shell, f"%sprite use {SPRITE} --create")
-            _cell(shell, "%%sprite_python\n1 + 1\n")
-            folder = Path(scratch)
-            bench_array(shell, folder, args.array_mb, args.repeat)
-            bench_bytes(shell, folder, args.bytes_mb, args.repeat)
-            bench_frame(shell, folder, args.rows, args.repeat)
-            _cell(shell, "%sprite python stop")
-            shell.run_line_magic("unload_ext", "sprites_jupyter")
+            with loaded_shell(url) as shell:
+                _cell(shell, f"%sprite use {SPRITE} --create")
+                _cell(shell, "%%sprite_python\n1 + 1\n")
+                folder = Path(scratch)
+                bench_array(shell, folder, args.array_mb, args.repeat)
+                bench_bytes(shell, folder, args.bytes_mb, args.repeat)
+                bench_frame(shell, folder, args.rows, args.repeat)
+                _cell(shell, "%sprite python stop")
         finally:
             process.terminate()
             process.wait(timeout=120)
