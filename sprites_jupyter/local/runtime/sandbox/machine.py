@@ -44,7 +44,7 @@ from .init_channel import (
     received_fds,
     send_message,
 )
-from .init_launch import Isolation, init_command
+from .init_launch import Isolation, init_command, init_payload
 from .limits import size_text
 
 log = logging.getLogger("sprites_jupyter.local.sandbox")
@@ -52,7 +52,6 @@ log = logging.getLogger("sprites_jupyter.local.sandbox")
 READY_TIMEOUT = 60.0
 _FALLBACK_GRACE = 2.0
 _SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-_INIT_SOURCE = (Path(__file__).with_name("sprite_init.py")).read_bytes()
 _NAMESPACES = SpareNamespaces()
 """This server's source of user namespace pairs for sandboxes (a root server's)."""
 
@@ -216,7 +215,7 @@ class Sandbox:
                 for fd in namespaces:
                     os.close(fd)
             assert self._process.stdin is not None
-            self._process.stdin.write(_INIT_SOURCE)
+            self._process.stdin.write(init_payload())
             with contextlib.suppress(ConnectionError):
                 await self._process.stdin.drain()
             self._process.stdin.close()
