@@ -97,8 +97,8 @@ def init_payload() -> bytes:
     the size of the init's code compiled here, that code, the init's source. Compiling
     is a fifth of the init's start; a sandbox whose Python differs compiles the source."""
     source = Path(__file__).with_name("sprite_init.py").read_bytes()
-    tag = sys.implementation.cache_tag
-    usable = tag is not None and sys.version_info.releaselevel == "final"
+    cache_tag = sys.implementation.cache_tag
+    usable = cache_tag is not None and sys.version_info.releaselevel == "final"
     code = marshal.dumps(compile(source, "sprite_init", "exec")) if usable else b""
-    tag = tag.encode() if usable else b"-"
+    tag = cache_tag.encode() if usable and cache_tag is not None else b"-"
     return b"%s\n%d\n%s%s" % (tag, len(code), code, source)
