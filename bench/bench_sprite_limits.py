@@ -8,10 +8,12 @@ run in the same way as this checkout's server; samples of the two are interleave
    (target: the mapping and limits add <= 5 %).
 2. First exec on a new sprite: create it, then the first exec (sandbox start included).
 3. Server responsiveness: an unrelated ``GET /v1/sprites`` while one sprite sits at
-   each limit (processes, memory, a chatty service's log rotating), against the same
-   GET with every sprite idle (target: <= 2x).
-
-4. Cgroup totals (a root server on cgroup v1 or a delegated v2): warm exec and first
+   each limit (processes, memory, a chatty service's log rotating, its disk full),
+   against the same GET with every sprite idle (target: <= 2x).
+4. The per-sprite disk (a root server's): warm exec, and create + first exec, on two
+   servers of this checkout, one with ``--max-disk 1G`` and one with ``--max-disk 0``
+   (target: <= 5 % on a warm exec).
+5. Cgroup totals (a root server on cgroup v1 or a delegated v2): warm exec and first
    exec with a cgroup per sprite against the same checkout with no limit to enforce
    (``--max-memory 0 --max-processes 0``: no cgroup made; target <= 5 % warm), and an
    unrelated GET while a sprite sits at its memory total, its processes taking more
@@ -93,6 +95,36 @@ def _get_times(http: httpx.Client, repeat: int) -> list[float]:
     return [timed(lambda: http.get("/v1/sprites").raise_for_status()) for _ in range(repeat)]
 
 
+def disk_on_off(urls: dict[str, str], repeat: int) -> None:
+    """Warm exec and create + first exec with a disk of each sprite's own vs none."""
+    clients = {who: httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"},
+                                 timeout=600) for who, url in urls.items()}
+    warm: dict[str, list[float]] = {who: [] for who in clients}
+    first: dict[str, list[float]] = {who: [] for who in clients}
+    for http in clients.values():
+        http.post("/v1/sprites", json={"name": "warm"}).raise_for_status()
+        _exec(http, "warm", ["true"])
+    for number in range(repeat):
+        for who in _order(clients, number):
+            warm[who].append(timed(lambda http=clients[who]: _exec(http, "warm", ["true"])))
+    for number in range(repeat):
+        for who in _order(clients, number):
+            http, name = clients[who], f"disk-{number}"
+
+            def create_and_exec(http: httpx.Client = http, name: str = name) -> None:
+                http.post("/v1/sprites", json={"name": name}).raise_for_status()
+                _exec(http, name, ["true"])
+
+            first[who].append(timed(create_and_exec))
+            http.delete(f"/v1/sprites/{name}")
+            time.sleep(0.3)
+    names = ("disk of its own", "no disk limit")
+    compare("warm exec, disk limit on vs off", warm["on"], warm["off"], most=1.05,
+            names=names)
+    compare("create + first exec, disk limit on vs off (no target)", first["on"],
+            first["off"], names=names)
+
+
 def at_limits(url: str, repeat: int) -> None:
     http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"},
                         timeout=600)
@@ -105,6 +137,7 @@ def at_limits(url: str, repeat: int) -> None:
         "service log": lambda: http.put(
             "/v1/sprites/limited/services/chatty", params={"duration": "0"},
             json={"cmd": "yes", "args": ["a chatty service line"]}).raise_for_status(),
+        "disk": lambda: _exec(http, "limited", ["sh", "-c", "cat /dev/zero > fill; true"]),
     }
     for limit, load in loads.items():
         idle = _get_times(http, repeat)  # just before: the host's load drifts
@@ -171,14 +204,18 @@ def main() -> None:
             limits = ("--max-processes", "64", "--max-memory", "256M",
                       "--service-log-max", "1M")
             new, new_url = start_server(Path(scratch, "new"), *limits, env=checkout(REPO),
-                                        stderr=subprocess.DEVNULL)
+                                        stderr=subprocess.DEVNULL, max_disk="256M")
             old, old_url = start_server(Path(scratch, "old"), env=checkout(old_code),
-                                        stderr=subprocess.DEVNULL)
+                                        stderr=subprocess.DEVNULL, max_disk=None)
             servers += [new, old]
             against_baseline({"new": new_url, "old": old_url}, args.repeat, args.baseline)
             at_limits(new_url, args.repeat)
-            new.terminate()
-            old.terminate()
+            on, on_url = start_server(Path(scratch, "on"), env=checkout(REPO),
+                                      stderr=subprocess.DEVNULL, max_disk="1G")
+            off, off_url = start_server(Path(scratch, "off"), env=checkout(REPO),
+                                        stderr=subprocess.DEVNULL, max_disk="0")
+            servers += [on, off]
+            disk_on_off({"on": on_url, "off": off_url}, args.repeat)
             cgroup_costs(Path(scratch), args.repeat)
         finally:
             for process in servers:
