@@ -45,7 +45,7 @@ def cgroup_v1_root() -> None:
         pytest.skip("a server makes cgroups only as root (as in CI) on cgroup v1")
     if (V1 / "cgroup.controllers").exists() or not (V1 / "memory" / "cgroup.procs").exists():
         pytest.skip("this host has no cgroup v1 memory hierarchy (the v2 path is checked "
-                    "against a fake tree in test_cgroups_v2_fake_tree)")
+                    "against a fake tree in test_limits_cgroup_v2_fake.py)")
 
 
 def _running(tmp_path: Path, *args: str) -> Iterator[tuple[LocalServer, httpx.Client]]:
