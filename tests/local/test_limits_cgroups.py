@@ -206,6 +206,22 @@ def test_cgroups_go_with_the_sprite_the_server_and_a_killed_server(
     assert not (state_home / RECORD).exists()
 
 
+def test_a_killed_servers_cgroups_go_at_a_start_without_sandbox(
+        memory_total: tuple[LocalServer, httpx.Client]) -> None:
+    server, _ = memory_total
+    state_home = server.home.resolve()
+    parents = _v1_parents(state_home)
+    sh(server, "busy", "true")
+    server.stop(kill=True)
+    assert (parents["memory"] / "busy").is_dir()
+    again = start_server(state_home, args=("--isolation", "none"))
+    try:
+        assert not any(parent.exists() for parent in parents.values())
+        assert not (state_home / RECORD).exists()
+    finally:
+        again.stop()
+
+
 def test_an_unprivileged_server_says_memory_is_per_process_only(local: LocalServer) -> None:
     with local.http() as http:
         limits = http.head("/v1/sprites").headers["sprite-local-limits"]
