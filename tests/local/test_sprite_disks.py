@@ -11,6 +11,7 @@ import os
 import pwd
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -194,6 +195,53 @@ def test_a_killed_server_leaves_no_mount_and_its_sprites_come_back(tmp_path: Pat
             restore(http, "survivor", saved)
             assert sh(server, "survivor", "cat /home/sprite/note; df -k / | tail -1")[1] \
                 .startswith("still here\n/dev/loop")
+    finally:
+        server.stop()
+        eventually(lambda: not _attached_images(state), "the server's loop devices to go", 10)
+
+
+FINGERPRINT = ("cd /home/sprite && find . -type f -print0 | sort -z | xargs -0 md5sum "
+               "| md5sum")
+FILL = ("cd /home/sprite && python3 -c 'import os\nfor i in range(1000):\n"
+        "    open(f\"f{i}\", \"wb\").write(os.urandom(32768))'")
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.2])
+def test_a_server_killed_during_a_restore_leaves_one_whole_state_on_the_disk(
+        tmp_path: Path, delay: float) -> None:
+    """As test_crash_safety's kill during a restore, with the tree on its own disk (the
+    restore's staging in it too) and the server restarted at once, while the killed
+    one's sandboxes may still hold the image."""
+    if os.geteuid() != 0:
+        pytest.skip("only a root server gives sprites a disk of their own (as in CI)")
+    state = tmp_path / "home"
+    server = start_server(state, max_disk="256M")
+    try:
+        if "disk 256 MiB per sprite" not in _limits(server):
+            pytest.skip(f"this host cannot give sprites a disk: {_limits(server)}")
+        with server.http() as http:
+            assert http.post("/v1/sprites", json={"name": "demo"}).status_code == 201
+            assert sh(server, "demo", FILL)[0] == 0
+            target = sh(server, "demo", FINGERPRINT)[1]
+            saved = checkpoint(http, "demo")
+            assert sh(server, "demo", FILL + " && echo x > only-before")[0] == 0
+            before = sh(server, "demo", FINGERPRINT)[1]
+            with http.stream("POST", f"/v1/sprites/demo/checkpoints/{saved}/restore") as (
+                    response):
+                assert response.status_code == 200
+                events = [line for _, line in zip(range(4), response.iter_lines(),
+                                                  strict=False)]
+                assert "Restoring filesystem..." in events[-1], events
+                time.sleep(delay)
+                server.stop(kill=True)
+        server = start_server(state, max_disk="256M")
+        with server.http() as http:
+            code, now, err = sh(server, "demo", FINGERPRINT + "; df -k / | tail -1")
+            assert code == 0, err
+            assert now.splitlines()[0] in (before.strip(), target.strip())
+            assert now.splitlines()[1].startswith("/dev/loop"), now
+            restore(http, "demo", saved)
+            assert sh(server, "demo", FINGERPRINT)[1] == target
     finally:
         server.stop()
         eventually(lambda: not _attached_images(state), "the server's loop devices to go", 10)

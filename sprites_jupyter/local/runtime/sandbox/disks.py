@@ -287,7 +287,9 @@ def _make_image(image: Path, limit: int) -> None:
 
 def _mount(image: Path, mount_point: Path, limit: int | None = None) -> None:
     """Loop-mount ``image`` (freed with its last mount); a fresh one (``limit`` given)
-    gets its reserve so that the sprite user may use exactly ``limit`` bytes."""
+    gets its reserve so that the sprite user may use exactly ``limit`` bytes. mount(8)
+    (util-linux >= 2.29) reuses a loop device already on the image, so a killed server's
+    lingering sandboxes and its successor share one filesystem, never mount two."""
     _run([_tool("mount"), "-t", "ext4", "-o", _MOUNT_OPTIONS, str(image), str(mount_point)])
     if limit is None:
         return
