@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import sys
 import time
 
@@ -44,6 +43,8 @@ def pids_in(directory: str | os.PathLike[str]) -> list[str]:
 def kill_members(directory: str | os.PathLike[str]) -> None:
     """SIGKILL every process in the cgroup, each checked to be in it still once its
     pidfd is open (so a pid reused meanwhile by a process elsewhere is never signalled)."""
+    import signal  # here: it costs the reaper's start more than the rest together (enum)
+
     for pid in pids_in(directory):
         try:
             pidfd = os.pidfd_open(int(pid))
