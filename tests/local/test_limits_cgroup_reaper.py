@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from sprites_jupyter.local.runtime.sandbox.cgroup_reaper import remove_taken, remove_tree, tree
-from sprites_jupyter.local.runtime.sandbox.cgroups import group_name
+from sprites_jupyter.local.runtime.sandbox.cgroups import SpriteCgroups, group_name
 from sprites_jupyter.local.testing import LocalServer, start_server
 from tests.local.cgroup_checks import V1, ended, reaper_pids, v1_parents
 from tests.local.sandbox_checks import eventually, sh, start_service
@@ -129,6 +129,14 @@ def test_a_server_whose_process_group_is_killed_mid_exec_leaves_no_cgroup(
     _delete_home_and_see_everything_go(server, pidfds)
 
 
+def test_a_server_killed_while_its_sprites_start_leaves_no_cgroup(server: LocalServer) -> None:
+    with server.http() as http:
+        for name in ("one", "two", "three"):  # each starts its sandbox in the background
+            assert http.post("/v1/sprites", json={"name": name}).status_code == 201
+    server.stop(kill=True)  # while their cgroups are being made (or just after)
+    _delete_home_and_see_everything_go(server, [])
+
+
 def test_a_server_stopped_normally_leaves_no_cgroup_and_no_reaper(server: LocalServer) -> None:
     home = server.home.resolve()
     parents = v1_parents(home)
@@ -194,3 +202,29 @@ def test_an_unprivileged_server_starts_no_reaper(local: LocalServer) -> None:
         assert http.post("/v1/sprites", json={"name": "plain"}).status_code == 201
     assert sh(local, "plain", "echo fine") == (0, "fine\n", "")
     assert reaper_pids(local.home.resolve()) == []
+
+
+def test_on_a_fake_v2_tree_the_reaper_watches_the_sprites_cgroups_not_its_own_leaf(
+        tmp_path: Path) -> None:
+    """A FAKE cgroup v2 tree (plain files): this host mounts v1. It proves which
+    directories the reaper is given on v2, not what a v2 kernel does."""
+    home = tmp_path / "home"
+    home.mkdir()
+    own = tmp_path / "cgroup" / "app.scope"
+    own.mkdir(parents=True)
+    (tmp_path / "cgroup" / "cgroup.controllers").write_text("memory pids\n")
+    (own / "cgroup.controllers").write_text("memory pids\n")
+    (own / "cgroup.subtree_control").write_text("\n")
+    (own / "cgroup.procs").write_text("")
+    (tmp_path / "self-cgroup").write_text("0::/app.scope\n")
+    cgroups = SpriteCgroups.set_up(home, 256 << 20, 40, mount=tmp_path / "cgroup",
+                                   proc_self_cgroup=tmp_path / "self-cgroup", reap=True)
+    try:
+        assert cgroups.describe() == "cgroup v2"
+        (reaper,) = reaper_pids(home)
+        argv = Path(f"/proc/{reaper}/cmdline").read_bytes().split(b"\0")
+        assert argv[-2:] == [os.fsencode(own / group_name(home)), b""]  # not the leaf
+        assert os.getsid(reaper) == reaper  # a session of its own
+    finally:
+        cgroups.close(home)
+    assert reaper_pids(home) == []
