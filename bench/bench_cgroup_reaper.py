@@ -14,6 +14,8 @@ both run with ``--max-memory 256M`` (so both make cgroups); samples are interlea
 3. Killed: ``kill -9`` of a server with a sprite running, until its cgroup directories
    are gone (no baseline: before the reaper they stayed until the home's next start).
 4. The reaper's resident memory.
+5. What it takes of a server's start itself: spawning it (``Reaper.watch``, the only
+   part on the server's path), and the CPU its own start takes beside the server's.
 
     python bench/bench_cgroup_reaper.py [--repeat 10] [--baseline REF]
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import tempfile
 import time
@@ -30,7 +33,7 @@ from pathlib import Path
 import httpx
 from bench_common import TOKEN, compare, start_server, summary, timed
 
-from sprites_jupyter.local.runtime.sandbox.cgroups import group_name, own_cgroups
+from sprites_jupyter.local.runtime.sandbox.cgroups import Reaper, group_name, own_cgroups
 
 REPO = Path(__file__).resolve().parents[1]
 LIMIT = ("--max-memory", "256M")
@@ -93,6 +96,25 @@ def killed(scratch: Path, repeat: int) -> None:
     print(f"  the reaper's resident memory: {rss} KiB" if rss else "  no reaper found")
 
 
+def spawn_cost(repeat: int) -> None:
+    """Row 5: the spawn in this process (it has imported what a server imports), and
+    the reaper's CPU from its start to its end (once told its server ended)."""
+    import sprites_jupyter.local.__main__  # noqa: F401  (a server's heap, for the fork)
+
+    spawns, closes = [], []
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    for _ in range(max(repeat, 5)):
+        reaper = Reaper()
+        spawns.append(timed(lambda reaper=reaper: reaper.watch(
+            [Path("/nonexistent", group_name(Path("/bench")))])))
+        closes.append(timed(reaper.close))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    summary("spawning the reaper (in the server)", spawns)
+    summary("its start to its end, once told", closes)
+    cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / len(spawns)
+    print(f"  the reaper's CPU, start to end: {cpu * 1e3:.1f} ms each (beside the server's)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=10)
@@ -116,6 +138,7 @@ def main() -> None:
             compare("stop (SIGTERM until exit)", new_stops, old_stops,
                     names=("reaper", args.baseline))
             killed(Path(scratch), args.repeat)
+            spawn_cost(args.repeat)
         finally:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force",
                             str(old_code)], check=False, capture_output=True)
