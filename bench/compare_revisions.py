@@ -12,14 +12,17 @@ that load drifting over a run hits both alike. A bench the old tree does not hav
 skipped with a line saying so.
 
 The figures are read from what the benches print: every ``min N unit`` and ``median N
-unit``, named by the text before them on their line (``name: part min ... median ...;
-part ...``), so a bench whose wording changed between the revisions still lines up where
-its names did not. Over the rounds a figure's min is the least of its mins and its median
-the median of its medians; ``change`` is this tree against REV, and ``noise`` is how far
-REV's own rounds spread (max - min over median), the yardstick for a change. Times and
-ratios with an upper target get worse going up, throughputs (``MB/s``) and ratios with a
-lower target going down; a figure worse by more than ``--tolerance`` percent in both its
-min and its median is marked ``WORSE``.
+unit``, and a value printed alone after its label (``name: ours 1.2 s, theirs 1.5 s``,
+taken as a median), named by the text before them on their line (``name: part min ...
+median ...; part ...``), so a bench whose wording changed between the revisions still
+lines up where its names did not. Over the rounds a figure's min is the least of its mins
+and its median the median of its medians; ``change`` is this tree against REV, and
+``noise`` is how far REV's own rounds spread (max - min over median), the yardstick for
+a change. Times and ratios (ours over a baseline) get worse going up, throughputs
+(``MB/s``) and ratios with a ``>=`` target going down; a figure worse by more than
+``--tolerance`` percent in both its min and its median is marked ``WORSE``, or ``worse,
+within noise`` when REV's own spread is wider than the change. ``--log FILE`` keeps
+every run's output, to look into a figure.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 STAT = re.compile(r"\b(min|median)\s+(-?\d[\d,]*(?:\.\d+)?)\s*(ms|us|µs|s|x|MB/s|MB|%)?")
+VALUE = re.compile(r"([A-Za-z][\w .()+/-]*?)\s+(-?\d[\d,]*(?:\.\d+)?)\s*(ms|s|x|MB/s)\b")
+"""A value printed alone, after its label: ``ours 1.234 s``."""
 SEGMENTS = re.compile(r"[;,]\s+(?=[^\d])")
 """Where a figure line's parts split: ``; `` or ``, `` before a word (not ``100,000``)."""
 TIME_UNITS = {"s", "ms", "us", "µs"}
@@ -68,37 +73,41 @@ class Figure:
 
 
 def figures(output: str) -> dict[str, tuple[str, str, float, bool | None]]:
-    """Every ``min``/``median`` value in a bench's output: ``{key: (stat, unit, value,
-    higher_is_worse)}``, the key naming the line and the part of it the value belongs to."""
+    """Every figure in a bench's output: ``{key: (stat, unit, value, higher_is_worse)}``,
+    the key naming the line and the part of it the value belongs to. A value printed alone
+    (``name: ours 1.2 s, theirs 1.5 s``) counts as a median."""
     found: dict[str, tuple[str, str, float, bool | None]] = {}
     for line in output.splitlines():
-        first = STAT.search(line)
+        first = STAT.search(line) or VALUE.search(line)
         if first is None:
             continue
         head = line[:first.start()]
         name, _, rest = line.partition(":") if ":" in head else ("", "", line)
+        if not name and not STAT.search(line):
+            continue  # a lone number on a line without a name is no figure
         direction = _direction(line)
         part = ""
         for segment in SEGMENTS.split(rest):
-            first = STAT.search(segment)
-            if first is None:
+            matches = list(STAT.finditer(segment)) or [
+                m for m in [VALUE.match(segment.strip())] if m and m.group(1)]
+            if not matches:
                 continue
-            part = segment[:first.start()].strip() or part
+            label = matches[0].group(1) if matches[0].re is VALUE \
+                else segment[:matches[0].start()]
+            part = label.strip(" /:") or part
             key = " / ".join(p for p in (" ".join(name.split()), " ".join(part.split())) if p)
-            for match in STAT.finditer(segment):
-                stat, number, unit = match.group(1), match.group(2), match.group(3) or ""
+            for match in matches:
+                stat = match.group(1) if match.re is STAT else "median"
+                number, unit = match.group(2), match.group(3) or ""
                 worse = True if unit in TIME_UNITS else False if unit == "MB/s" else direction
                 found[f"{key} [{stat}]"] = (stat, unit, float(number.replace(",", "")), worse)
     return found
 
 
-def _direction(line: str) -> bool | None:
-    """Whether going up is worse for a ratio, from the line's target (``<=`` or ``>=``)."""
-    if "target <=" in line or "(<=" in line or "target: <=" in line:
-        return True
-    if "target >=" in line or "(>=" in line or "target: >=" in line:
-        return False
-    return None
+def _direction(line: str) -> bool:
+    """Whether going up is worse for a ratio: unless the line's target is a ``>=``, a
+    ratio is ours over a baseline's time."""
+    return not any(mark in line for mark in ("target >=", "(>=", "target: >="))
 
 
 @contextmanager
@@ -141,21 +150,22 @@ def change(new: float | None, old: float | None) -> float | None:
 
 def report(module: str, old: dict[str, Figure], new: dict[str, Figure],
            tolerance: float) -> None:
-    print(f"\n{module}: REV -> this tree (min over rounds; median of the rounds' medians)")
+    print(f"\n{module}: REV -> this tree (min over rounds; median of the rounds' medians; "
+          "noise: REV's spread)")
     for key in [k for k in new if k in old]:
         before, after = old[key], new[key]
         low, typical = change(after.low(), before.low()), change(after.typical(),
                                                                   before.typical())
         spread = before.spread()
-        print(f"  {key[:58]:<58} min {_value(before.low())} -> {_value(after.low())} "
-              f"{_percent(low)}  median {_value(before.typical())} -> "
-              f"{_value(after.typical())} {_percent(typical)} {after.unit:<4} noise "
-              f"{'   n/a' if spread is None else f'{spread * 100:5.1f}%'}"
-              f"{_verdict(after.higher_is_worse, low, typical, tolerance)}")
+        print(f"  {key}\n      min {_value(before.low())} -> {_value(after.low())} "
+              f"{_percent(low)}   median {_value(before.typical())} -> "
+              f"{_value(after.typical())} {_percent(typical)} {after.unit:<4}  noise "
+              f"{'n/a' if spread is None else f'{spread * 100:.0f}%'}"
+              f"{_verdict(after.higher_is_worse, low, typical, spread, tolerance)}")
     for key in [k for k in new if k not in old]:
-        print(f"  {key[:58]:<58} (only in this tree)")
+        print(f"  {key} (only in this tree)")
     for key in [k for k in old if k not in new]:
-        print(f"  {key[:58]:<58} (only in REV)")
+        print(f"  {key} (only in REV)")
 
 
 def _value(value: float | None) -> str:
@@ -167,13 +177,18 @@ def _percent(value: float | None) -> str:
 
 
 def _verdict(higher_is_worse: bool | None, low: float | None, typical: float | None,
-             tolerance: float) -> str:
+             spread: float | None, tolerance: float) -> str:
+    """WORSE when both the min and the median moved the wrong way by more than the
+    tolerance and the median by more than REV's own spread; within noise when only the
+    spread covers it."""
     if higher_is_worse is None or typical is None:
         return ""
     sign = 1 if higher_is_worse else -1
-    if sign * typical > tolerance and (low is None or sign * low > tolerance):
-        return "  WORSE"
-    return ""
+    if sign * typical <= tolerance or (low is not None and sign * low <= tolerance):
+        return ""
+    if spread is not None and sign * typical <= spread * 100:
+        return "  (worse, within noise)"
+    return "  WORSE"
 
 
 def main() -> None:
@@ -185,6 +200,8 @@ def main() -> None:
     parser.add_argument("--tolerance", type=float, default=5.0, help="percent")
     parser.add_argument("--timeout", type=float, default=1800.0,
                         help="seconds one bench run may take")
+    parser.add_argument("--log", type=argparse.FileType("a"), default=None,
+                        help="append every run's own output to this file")
     args = parser.parse_args()
     benches = [shlex.split(spec) for spec in args.benches]
     print(f"{args.revision} against this tree ({REPO}), {args.rounds} rounds; load "
@@ -203,8 +220,11 @@ def main() -> None:
             for module, options in runnable:
                 trees = ((0, old_tree), (1, REPO))
                 for side, tree in trees if round_number % 2 == 0 else reversed(trees):
-                    collect(results[module][side], run_bench(tree, module, options,
-                                                             args.timeout))
+                    output = run_bench(tree, module, options, args.timeout)
+                    if args.log:
+                        print(f"== {module} {'REV' if side == 0 else 'this tree'} round "
+                              f"{round_number + 1}\n{output}", file=args.log, flush=True)
+                    collect(results[module][side], output)
             print(f"round {round_number + 1} of {args.rounds} done; load average "
                   f"{os.getloadavg()[0]:.1f}", flush=True)
     for module, (old, new) in results.items():

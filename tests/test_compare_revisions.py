@@ -35,6 +35,18 @@ def test_summary_lines_thousands_and_throughput() -> None:
     assert len(found) == 6  # the line without min/median is not a figure
 
 
+def test_values_printed_alone_count_as_medians_under_their_labels() -> None:
+    found = figures("1. exec throughput: ours 123.456 MB/s, sprites-py 100.000 MB/s, ratio "
+                    "1.235x (target >= 1.0x)\n3. list: ours 0.012 s, ratio 0.600x\n"
+                    "2. push + pull of a 20 MB DataFrame (5 interleaved samples)\n")
+    assert found == {
+        "1. exec throughput / ours [median]": ("median", "MB/s", 123.456, False),
+        "1. exec throughput / sprites-py [median]": ("median", "MB/s", 100.0, False),
+        "1. exec throughput / ratio [median]": ("median", "x", 1.235, False),
+        "3. list / ours [median]": ("median", "s", 0.012, True),
+        "3. list / ratio [median]": ("median", "x", 0.6, True)}
+
+
 def test_rounds_gather_into_the_least_min_and_the_median_of_medians() -> None:
     gathered: dict[str, Figure] = {}
     for median in (12.0, 20.0, 13.0):
