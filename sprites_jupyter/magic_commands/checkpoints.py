@@ -150,9 +150,12 @@ def checkpoints(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
     with ctx.operation(handle.name, "checkpoints", args.history or ""):
         history = resolve_checkpoint(handle, args.history).id if args.history else None
         listed = handle.list_checkpoints(include_auto=args.auto, history=history)
-        if args.auto:
+        # Read from the comment column, so that a listing without per-cell checkpoints
+        # keeps the frame's column fast path (no Checkpoint made per entry).
+        shown = [args.auto or cell_tag(comment) is None for comment in listed.column("comment")]
+        if all(shown):
             return checkpoints_frame(listed)
-        return checkpoints_frame([c for c in listed if cell_tag(c.comment) is None])
+        return checkpoints_frame([c for c, keep in zip(listed, shown, strict=True) if keep])
 
 
 @subcommand("restore", "restore a checkpoint: restore ID [--yes]",
