@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import logging
 import os
 import re
 import signal
@@ -29,6 +30,7 @@ from pathlib import Path
 
 MOUNT = Path("/sys/fs/cgroup")
 RECORD = "cgroups"
+log = logging.getLogger("sprites_jupyter.local.cgroups")
 CONTROLLERS = ("memory", "pids")
 _REMOVE_WAIT = 3.0
 _HOW_TO = ("run the server as root on cgroup v1, or in a delegated cgroup v2 (e.g. "
@@ -310,8 +312,13 @@ def _v2_parent(mount: Path, own: dict[str, str], home: Path) -> Path:
 def _record(home: Path, made: list[Path]) -> None:
     """Add ``made`` to the home's list of cgroups this server made."""
     listed = _recorded(home)
-    with open(home / RECORD, "a") as handle:
-        handle.writelines(f"{path}\n" for path in made if path not in listed)
+    try:
+        with open(home / RECORD, "a") as handle:
+            handle.writelines(f"{path}\n" for path in made if path not in listed)
+    except OSError as exc:  # a full home must not stop the server; its exit still cleans
+        log.warning("cannot list the cgroups this server makes in %s (%s): if it is "
+                    "killed, remove %s by hand", home / RECORD, exc.strerror,
+                    " ".join(map(str, made)))
 
 
 def _recorded(home: Path) -> list[Path]:
