@@ -22,7 +22,7 @@ from .http_limits import LimitedHttpToolsProtocol
 from .idle import IdleWatch
 from .runtime.egress.addresses import ALLOW_PRIVATE_ENV, PrivateAllowance, parse_ip
 from .runtime.sandbox.bwrap import SandboxUnavailable, detect
-from .runtime.sandbox.cgroups import SpriteCgroups
+from .runtime.sandbox.cgroups import SpriteCgroups, clean_recorded
 from .runtime.sandbox.disks import MIN_DISK, default_disk_bytes, private_mount_namespace
 from .runtime.sandbox.limits import SpriteLimits, parse_size, size_text
 from .runtime.sandbox.machine import Isolation
@@ -308,6 +308,8 @@ def main(argv: list[str] | None = None) -> None:
         if isolation.sandboxed:
             isolation = dataclasses.replace(isolation, cgroups=SpriteCgroups.set_up(
                 home, isolation.limits.memory_bytes, isolation.limits.processes))
+        else:
+            clean_recorded(home)  # what a killed sandboxing server of this home left
         try:
             serve(args.host, args.port, home, token, args.log_level, args.idle_exit,
                   isolation, private_allowed)

@@ -26,7 +26,7 @@ from ..widgets.browser import (
     checkpoint_table_text,
 )
 from ..widgets.progress import ProgressView, describe_event, track
-from .cell_checkpoints import cell_tag
+from .cell_checkpoints import untagged
 from .checkpoint_refs import resolve_checkpoint
 from .context import CommandContext
 from .diff import checkpoint_changes, checkpoint_variables
@@ -150,12 +150,11 @@ def checkpoints(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
     with ctx.operation(handle.name, "checkpoints", args.history or ""):
         history = resolve_checkpoint(handle, args.history).id if args.history else None
         listed = handle.list_checkpoints(include_auto=args.auto, history=history)
-        # Read from the comment column, so that a listing without per-cell checkpoints
-        # keeps the frame's column fast path (no Checkpoint made per entry).
-        shown = [args.auto or cell_tag(comment) is None for comment in listed.column("comment")]
-        if all(shown):
+        if args.auto:
             return checkpoints_frame(listed)
-        return checkpoints_frame([c for c, keep in zip(listed, shown, strict=True) if keep])
+        # Read as a column: making each checkpoint's model cost more than the listing.
+        keep = untagged(listed.column("comment"))
+        return checkpoints_frame(listed if all(keep) else listed.where(keep))
 
 
 @subcommand("restore", "restore a checkpoint: restore ID [--yes]",
