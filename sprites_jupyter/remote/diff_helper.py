@@ -8,7 +8,7 @@ stdin as one program (built by :func:`bundle.build`), where REQUEST is one JSON 
   JSON array per differing path, ``[path, change, size_a, size_b, mtime_a_ns,
   mtime_b_ns]``. ``b`` null means the sprite as it is now; ``since`` (Unix
   seconds, when A was taken) matters when A's view holds only the sprite's own
-  layer (no ``/usr/bin``), as the local server's do: see ``Comparison.added``.
+  layer (no ``/usr/bin``), as the local server's do: see ``diff_trees.Comparison.added``.
 - ``{"op": "file", "a": ID, "b": ID or null, "path": P}``: one object, the
   unified diff of a text file or the sizes of a binary one.
 - ``{"op": "read", "a": ID, "path": P}``: one object with the base64 bytes.
