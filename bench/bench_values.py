@@ -28,7 +28,8 @@ from pathlib import Path
 from bench_common import TOKEN, start_server, timed
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
-from sprites_jupyter.magic_commands.python_lifecycle import sessions_of
+
+from sprites_jupyter.magic_commands.python.lifecycle import sessions_of
 
 SPRITE = "bench-values"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -157,7 +157,7 @@ class HttpSession:
         return True
 
     def request(self, method: str, path: str, *, what: str, params: Params = None,
-                json: Any = None, content: bytes | None = None,
+                json: Any = None, content: bytes | Iterable[bytes] | None = None,
                 headers: Mapping[str, str] | None = None, timeout: float | None = None,
                 conflict_words: tuple[str, ...] = ()) -> httpx.Response:
         """Send one request; return the 2xx response or raise the mapped error."""
@@ -184,8 +184,9 @@ class HttpSession:
         raise self.error(response, what=what)
 
     def _send(self, method: str, path: str, *, params: Params, json: Any,
-              content: bytes | None, headers: Mapping[str, str] | None, stream: bool,
-              timeout: float | None, read_timeout: float | None = None) -> httpx.Response:
+              content: bytes | Iterable[bytes] | None, headers: Mapping[str, str] | None,
+              stream: bool, timeout: float | None,
+              read_timeout: float | None = None) -> httpx.Response:
         limits = httpx.Timeout(timeout or self.timeout, connect=min(self.timeout, 10.0))
         if stream:
             limits = httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0),

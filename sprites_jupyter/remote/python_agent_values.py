@@ -143,6 +143,39 @@ def write_value(value: Any, kind: str, target) -> None:
         pickle.dump(value, target, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+def read_npy(stream: Any) -> Any:
+    """An ``.npy`` stream (a raw stream with ``readinto``) as an array, its data read
+    once, straight into the array's own memory, in reads as large as the stream gives
+    (``numpy.lib.format.read_array`` reads a stream in 256 KB pieces copied twice)."""
+    import numpy
+    from numpy.lib import format as npy
+
+    buffered = io.BufferedReader(stream, 1 << 16)  # large reads go past its buffer
+    header_readers = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}
+    magic = buffered.peek(npy.MAGIC_LEN)[:npy.MAGIC_LEN]
+    version = npy.read_magic(io.BytesIO(magic)) if len(magic) == npy.MAGIC_LEN else None
+    if version not in header_readers:  # another version, or a header that came in pieces
+        return npy.read_array(buffered, allow_pickle=False)
+    npy.read_magic(buffered)
+    shape, fortran_order, dtype = header_readers[version](buffered)
+    if dtype.hasobject:
+        raise ValueError("the array holds Python objects, which .npy does not carry")
+    count = 1
+    for length in shape:
+        count *= length
+    flat = numpy.empty(count, dtype=dtype)
+    view = memoryview(flat.view(numpy.uint8))
+    filled = 0
+    while filled < len(view):
+        got = buffered.readinto(view[filled:])
+        if not got:
+            raise EOFError(f"the array ended after {filled:,} of {len(view):,} bytes")
+        filled += got
+    if fortran_order:
+        return flat.reshape(shape[::-1]).transpose()
+    return flat.reshape(shape)
+
+
 class Parts(io.RawIOBase):
     """The parts of a pushed value read in order as one stream, each removed once read."""
 
@@ -150,7 +183,7 @@ class Parts(io.RawIOBase):
         self.folder = folder
         self.paths = [os.path.join(folder, f"{index:06d}") for index in range(count)]
         self.index = 0
-        self.current: io.BufferedReader | None = None
+        self.current: Any = None
 
     def readable(self) -> bool:
         return True
@@ -158,7 +191,7 @@ class Parts(io.RawIOBase):
     def readinto(self, buffer) -> int:
         while self.index < len(self.paths):
             if self.current is None:
-                self.current = open(self.paths[self.index], "rb")  # noqa: SIM115
+                self.current = open(self.paths[self.index], "rb", buffering=0)  # noqa: SIM115
             count = self.current.readinto(buffer)
             if count:
                 return count
@@ -168,12 +201,27 @@ class Parts(io.RawIOBase):
             self.index += 1
         return 0
 
-    def joined(self) -> str:
-        """The rest as one file (for formats that seek, and for bytes: one allocation)."""
+    def whole_bytes(self) -> bytes:
+        """The parts as one ``bytes`` (one part: read straight into it)."""
+        if len(self.paths) == 1:
+            with open(self.paths[0], "rb") as source:
+                return source.read()
+        total = sum(os.path.getsize(path) for path in self.paths[self.index:])
+        data = bytearray(total)
+        view = memoryview(data)
+        filled = 0
+        while filled < total and (got := self.readinto(view[filled:])):
+            filled += got
+        return bytes(view[:filled])
+
+    def one_file(self) -> tuple:
+        """The parts as one file (for formats that seek) and whether it is a copy."""
+        if len(self.paths) == 1:
+            return self.paths[0], False
         path = self.folder + ".joined"
         with open(path, "wb") as target:
             shutil.copyfileobj(self, target, COPY_CHUNK)
-        return path
+        return path, True
 
     def close(self) -> None:
         if self.current is not None:
@@ -183,18 +231,17 @@ class Parts(io.RawIOBase):
 
 
 def read_value(parts: Parts, kind: str) -> object:
-    if kind in ("parquet", "raw"):
-        path = parts.joined()
-        try:
-            if kind == "parquet":
-                import pandas
-                return pandas.read_parquet(path)
-            with open(path, "rb") as source:
-                return source.read()
-        finally:
-            os.remove(path)
-    stream = io.BufferedReader(parts, COPY_CHUNK)
+    if kind == "raw":
+        return parts.whole_bytes()
     if kind == "npy":
-        import numpy.lib.format
-        return numpy.lib.format.read_array(stream, allow_pickle=False)
-    return pickle.load(stream)
+        return read_npy(parts)
+    if kind == "parquet":
+        import pandas
+
+        path, copied = parts.one_file()
+        try:
+            return pandas.read_parquet(path)
+        finally:
+            if copied:
+                os.remove(path)
+    return pickle.load(io.BufferedReader(parts, COPY_CHUNK))

@@ -10,6 +10,7 @@ shape: ``{"error", "code", "path"}``, naming sprite paths only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import stat
@@ -25,12 +26,21 @@ from starlette.types import Receive, Scope, Send
 from ..errors import LocalError
 from ..state import state_of
 from ..storage.paths import sprite_path
-from ..storage.sprite_fs import SpriteFsError, SpriteView, TreeEntry, acting_as, begin_write, copy
+from ..storage.sprite_fs import (
+    PendingWrite,
+    SpriteFsError,
+    SpriteView,
+    TreeEntry,
+    acting_as,
+    begin_write,
+    copy,
+)
 from ..wire import query_bool, read_json_object, rfc3339
 from .errors import ApiError
 
 T = TypeVar("T")
-CHUNK = 1 << 20
+READ_CHUNK = 1 << 20  # what one send hands the socket
+WRITE_BATCH = 4 << 20  # what one writev hands the disk
 
 _ERRNO_STATUS = {
     errno.ENOENT: (404, "ENOENT"),
@@ -188,7 +198,8 @@ async def _params(request: Request) -> dict[str, Any]:
 
 
 class _FileStream(Response):
-    """The bytes of an open file, read off the event loop; closes the fd when done."""
+    """The bytes of an open file, read off the event loop one chunk ahead of the one
+    being sent (the disk and the socket work at once); closes the fd when done."""
 
     def __init__(self, fd: int, size: int) -> None:
         super().__init__(media_type="application/octet-stream",
@@ -196,21 +207,33 @@ class _FileStream(Response):
         self.fd, self.size = fd, size
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        reading: asyncio.Future[bytes] | None = None
         try:
             await send({"type": "http.response.start", "status": self.status_code,
                         "headers": self.raw_headers})
             remaining = self.size
+            reading = self._read(remaining)
             while remaining > 0:
-                chunk = await asyncio.to_thread(os.read, self.fd, min(CHUNK, remaining))
+                chunk = await reading
+                reading = None
                 if not chunk:
                     break  # the file shrank while it was sent
                 remaining -= len(chunk)
+                if remaining > 0:
+                    reading = self._read(remaining)
                 await send({"type": "http.response.body", "body": chunk,
                             "more_body": remaining > 0})
             if remaining or not self.size:
                 await send({"type": "http.response.body", "body": b""})
         finally:
+            if reading is not None:
+                with contextlib.suppress(Exception):
+                    await reading  # never close the fd under a read in a thread
             os.close(self.fd)
+
+    def _read(self, remaining: int) -> asyncio.Future[bytes]:
+        return asyncio.ensure_future(asyncio.to_thread(os.read, self.fd,
+                                                       min(READ_CHUNK, remaining)))
 
 
 async def read_file(request: Request) -> Response:
@@ -221,6 +244,53 @@ async def read_file(request: Request) -> Response:
     return _FileStream(fd, size)
 
 
+async def _written(writing: asyncio.Future[None] | None) -> LocalError | None:
+    """Wait for a batch being written; the failure it met, if any."""
+    if writing is None:
+        return None
+    try:
+        await writing
+    except SpriteFsError as exc:
+        return _sync(exc)
+    return None
+
+
+async def _receive_into(request: Request, pending: PendingWrite) -> LocalError | None:
+    """Write the body as it arrives, one batch on disk (in a worker thread) while the
+    next is received; after a failure the rest of the body is read and dropped, so the
+    client gets our answer. Returns the failure, if any."""
+    batch: list[bytes] = []
+    batched = 0
+    writing: asyncio.Future[None] | None = None
+    failure: LocalError | None = None
+    try:
+        async for chunk in request.stream():
+            if failure is not None:
+                continue
+            batch.append(chunk)
+            batched += len(chunk)
+            if batched >= WRITE_BATCH:
+                failure = await _written(writing)
+                writing = None
+                if failure is None:
+                    writing = asyncio.ensure_future(asyncio.to_thread(pending.write_chunks,
+                                                                      batch))
+                else:
+                    await asyncio.to_thread(pending.abort)  # free the space at once
+                batch, batched = [], 0
+        if failure is None:
+            failure = await _written(writing)
+        writing = None
+        if failure is None and batch:
+            failure = await _written(asyncio.ensure_future(
+                asyncio.to_thread(pending.write_chunks, batch)))
+    finally:
+        if writing is not None:
+            with contextlib.suppress(Exception):
+                await writing  # the client went away: finish before the fd is closed
+    return failure
+
+
 async def write_file(request: Request) -> Response:
     target = await _view_root(request)
     q = request.query_params
@@ -229,22 +299,9 @@ async def write_file(request: Request) -> Response:
     mode = _parse_mode(q["mode"], spath) if q.get("mode") else None
     pending = await _in_view(target, lambda view: begin_write(
         view, spath, mode=mode, make_parents=make_parents))
-    failure: LocalError | None = None
     try:
-        buffer = bytearray()
-        async for chunk in request.stream():
-            if failure is not None:
-                continue  # read the rest of the body, so the client gets our answer
-            buffer += chunk
-            if len(buffer) >= CHUNK:
-                data, buffer = bytes(buffer), bytearray()
-                try:
-                    await _off_loop(pending.write, data)
-                except LocalError as exc:
-                    failure = exc
-                    await asyncio.to_thread(pending.abort)
+        failure = await _receive_into(request, pending)
         if failure is None:
-            await _off_loop(pending.write, bytes(buffer))
             await _off_loop(pending.commit)
     finally:
         pending.abort()
