@@ -9,7 +9,7 @@ follow what changed, not the file count, so the target is <= 1.5x; the
 ``/.sprite/checkpoints`` views a checkpoint brings are built off the request path, and
 the bench reports when the newest view is ready (a ``stat`` from inside the sprite).
 
-Last, issue 25's disk figures: a ``--large-mb`` file edited 1 MB at a time, checkpointed
+Last, the disk figures: a ``--large-mb`` file edited 1 MB at a time, checkpointed
 after each of 5 edits, and the server home's growth (target <= 2x the changed bytes plus
 metadata); then the sprite is deleted and the home's size followed for a few seconds
 (target: back to where it was before the sprite, within seconds, no restart).

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_common import timed
+from bench_common import compare, timed
 
 from sprites_jupyter.local.storage import checkpoint_views
 from sprites_jupyter.local.storage.snapshots import Snapshotter
@@ -58,23 +58,6 @@ def _walk(top: str) -> int:
                 if stat.S_ISDIR(entry.stat(follow_symlinks=False).st_mode):
                     pending.append(entry.path)
     return count
-
-
-def _report(label: str, samples: list[float], baselines: list[float],
-            target: float | None) -> None:
-    ratios = sorted(s / b for s, b in zip(samples, baselines, strict=True))
-    low, typical = ratios[0], statistics.median(ratios)
-    shown = "" if target is None else f"<= {target}x"
-    verdict = "" if target is None else ("ok" if typical <= target else "MISSED")
-    print(f"{label:44} {min(samples):8.3f} {statistics.median(samples):8.3f} "
-          f"{min(baselines):8.3f} {statistics.median(baselines):8.3f} "
-          f"{low:7.2f} {typical:7.2f} {shown:>8} {verdict}")
-
-
-def _header(baseline: str) -> None:
-    print(f"{'seconds; ratio per interleaved pair':44} {'min':>8} {'median':>8} "
-          f"{'base min':>8} {'base med':>8} {'x min':>7} {'x med':>7} {'target':>8}")
-    print(f"(baseline: {baseline})")
 
 
 class _Sprite:
@@ -142,9 +125,11 @@ def bench_large_file(parent: Path, megabytes: int, repeat: int) -> None:
             view_times.append(timed(checkpoint_views.CheckpointViews(
                 sprite.snapshots, sprite.store, "bench", views).settle))
             view_growth.append(_allocated(sprite.snapshots.store.assembly) - before)
-        _header("a full read + SHA-256 of the file, 1 MiB reads")
-        _report("checkpoint after a 1 MB edit", checkpoints, reads, 1.0)
-        _report("its view (assembling the file), no target", view_times, reads, None)
+        names = ("ours", "a full read + SHA-256 of the file, 1 MiB reads")
+        compare("checkpoint after a 1 MB edit", checkpoints, reads, most=1.0, unit="s",
+                names=names)
+        compare("its view (assembling the file), no target", view_times, reads, unit="s",
+                names=names)
         worst = max(growth) / 1e6
         print(f"disk growth of the store per checkpoint: min {min(growth) / 1e6:.2f} MB, "
               f"median {statistics.median(growth) / 1e6:.2f} MB, worst {worst:.2f} MB "
@@ -184,9 +169,10 @@ def bench_small_files(parent: Path, files: int, repeat: int) -> None:
             times["changed"].append(timed(sprite.checkpoint))
             walks["restore"].append(timed(lambda: _walk(top)))
             times["restore"].append(timed(lambda target=made[0]: sprite.restore(target)))
-        _header("a Python os.scandir + lstat walk of the tree")
-        _report("unchanged checkpoint", times["unchanged"], walks["unchanged"], 1.5)
-        _report("checkpoint after 1% of the files rewritten", times["changed"],
-                walks["changed"], 2.5)
-        _report("restore to before that change", times["restore"], walks["restore"], 3.0)
+        names = ("ours", "a Python os.scandir + lstat walk of the tree")
+        for what, step, target in (("unchanged checkpoint", "unchanged", 1.5),
+                                   ("checkpoint after 1% of the files rewritten", "changed",
+                                    2.5),
+                                   ("restore to before that change", "restore", 3.0)):
+            compare(what, times[step], walks[step], most=target, unit="s", names=names)
         sprite.store.close()

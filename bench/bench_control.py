@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
-from bench_common import TOKEN, start_server, timed
+from bench_common import TOKEN, compare, start_server, summary, timed
 from websockets.sync.client import ClientConnection, connect
 
 from sprites_jupyter.client import SpritesClient
@@ -50,11 +49,6 @@ def fresh_exec(ws_url: str) -> None:
             frame = ws.recv(timeout=30)
             if isinstance(frame, bytes) and frame[:1] == b"\x03":
                 return
-
-
-def report(name: str, samples: list[float]) -> None:
-    print(f"{name:<14} min {min(samples) * 1000:7.2f} ms   "
-          f"median {statistics.median(samples) * 1000:7.2f} ms")
 
 
 def main() -> None:
@@ -85,11 +79,10 @@ def main() -> None:
             process.terminate()
             process.wait(30)
     for name, samples in times.items():
-        report(name, samples)
+        summary(name, samples)
     for other in ("fresh socket", "our client"):
-        ratio_min = min(times["control"]) / min(times[other])
-        ratio_median = statistics.median(times["control"]) / statistics.median(times[other])
-        print(f"control / {other}: min {ratio_min:.2f}x, median {ratio_median:.2f}x")
+        compare(f"control / {other}", times["control"], times[other],
+                names=("control", other))
 
 
 if __name__ == "__main__":

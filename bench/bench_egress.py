@@ -26,6 +26,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from bench_common import compare, summary
+
 from sprites_jupyter.local.runtime.egress.proxy import EgressProxy
 
 NAME = "bench.test"
@@ -102,10 +104,6 @@ def request_seconds(port: int, target: str, *, tunnel: bool) -> float:
     return time.perf_counter() - started
 
 
-def summary(label: str, values: list[float], unit: str = "") -> str:
-    return f"{label}: min {min(values):.3f}{unit}  median {statistics.median(values):.3f}{unit}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--megabytes", type=int, default=200)
@@ -142,26 +140,25 @@ def measure(args: argparse.Namespace, origin: int, proxy: int) -> None:
             seconds[key].append(run())
             if key != "direct":
                 cpu.append(time.process_time() - started)
-    rate = {key: [size / s / 1e6 for s in values] for key, values in seconds.items()}
-    print(f"1. {args.megabytes} MB download, {args.repeat} interleaved samples (MB/s)")
+    print(f"1. {args.megabytes} MB download, {args.repeat} interleaved samples; throughput "
+          f"through the proxy / direct is direct's time / the proxy's")
     for key in runs:
-        print("   " + summary(f"{key:8}", rate[key]))
+        summary(f"{key} ({size / statistics.median(seconds[key]) / 1e6:,.0f} MB/s median)",
+                seconds[key], unit="s")
     for key in ("http", "connect"):
-        ratio = statistics.median(rate[key]) / statistics.median(rate["direct"])
-        best = max(rate[key]) / max(rate["direct"])
-        print(f"   {key} / direct: median {ratio:.2f}x  best {best:.2f}x  (target >= 0.5x)")
-    print("   " + summary("proxy CPU per download", cpu, " s"))
+        compare(f"  {key} throughput / direct", seconds["direct"], seconds[key], least=0.5,
+                unit="s", names=("direct", key))
+    summary("proxy CPU per download", cpu, unit="s")
 
     direct, tunnelled = [], []
     for _ in range(args.connections):
-        direct.append(request_seconds(origin, "", tunnel=False) * 1000)
-        tunnelled.append(request_seconds(proxy, f"{NAME}:{origin}", tunnel=True) * 1000)
+        direct.append(request_seconds(origin, "", tunnel=False))
+        tunnelled.append(request_seconds(proxy, f"{NAME}:{origin}", tunnel=True))
     added = [t - d for t, d in zip(tunnelled, direct, strict=True)]
-    print(f"2. new connection + small request, {args.connections} interleaved samples (ms)")
-    print("   " + summary("direct  ", direct, " ms"))
-    print("   " + summary("tunnel  ", tunnelled, " ms"))
-    print(f"   added per connection: median {statistics.median(added):.3f} ms "
-          f"(min-to-min {min(tunnelled) - min(direct):.3f} ms)")
+    print(f"2. new connection + small request, {args.connections} interleaved samples")
+    compare("  tunnel / direct", tunnelled, direct, names=("tunnel", "direct"))
+    print(f"  added per connection: median {statistics.median(added) * 1e3:.3f} ms "
+          f"(min-to-min {(min(tunnelled) - min(direct)) * 1e3:.3f} ms)")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from bench_common import TOKEN, start_server, timed
+from bench_common import TOKEN, compare, start_server, timed
 from jupyter_client import KernelManager
 
 from sprites_jupyter.kernel.kernelspecs import PROVISIONER_NAME
@@ -69,17 +69,6 @@ class Kernel:
         self.manager.shutdown_kernel(now=False)
 
 
-def _report(name: str, samples: list[float]) -> float:
-    print(f"  {name:<22} min {min(samples) * 1000:9.1f} ms   "
-          f"median {statistics.median(samples) * 1000:9.1f} ms")
-    return statistics.median(samples)
-
-
-def _ratio(what: str, sprite: list[float], local: list[float], target: str) -> None:
-    print(f"  {what}: min {min(sprite) / min(local):.2f}x, median "
-          f"{statistics.median(sprite) / statistics.median(local):.2f}x  (target {target})")
-
-
 def _interleaved(repeat: int, actions: dict[str, Callable[[], object]]) -> dict[str, list[float]]:
     samples: dict[str, list[float]] = {name: [] for name in actions}
     for _ in range(repeat):
@@ -104,18 +93,16 @@ def bench_start(spec: str, repeat: int) -> None:
         samples["sprite"].append(sprite())
         samples["local"].append(local())
     print(f"1. start until kernel_info_reply ({repeat} interleaved samples)")
-    _report("sprite kernel", samples["sprite"])
-    _report("local ipykernel", samples["local"])
-    _ratio("sprite / local", samples["sprite"], samples["local"], "<= 2x")
+    compare("  sprite / local", samples["sprite"], samples["local"], most=2,
+            names=("sprite kernel", "local ipykernel"))
 
 
 def bench_round_trip(sprite: Kernel, local: Kernel, repeat: int) -> None:
     samples = _interleaved(repeat, {"sprite": lambda: sprite.execute("1 + 1"),
                                     "local": lambda: local.execute("1 + 1")})
     print(f"2. '1 + 1' execute round trip ({repeat} interleaved samples)")
-    _report("sprite kernel", samples["sprite"])
-    _report("local ipykernel", samples["local"])
-    _ratio("sprite / local", samples["sprite"], samples["local"], "<= 1.5x")
+    compare("  sprite / local", samples["sprite"], samples["local"], most=1.5,
+            names=("sprite kernel", "local ipykernel"))
 
 
 def bench_display(sprite: Kernel, local: Kernel, megabytes: int, repeat: int) -> None:
@@ -124,9 +111,8 @@ def bench_display(sprite: Kernel, local: Kernel, megabytes: int, repeat: int) ->
     samples = _interleaved(repeat, {"sprite": lambda: sprite.execute(code),
                                     "local": lambda: local.execute(code)})
     print(f"3. a {megabytes} MB display output ({repeat} interleaved samples)")
-    _report("sprite kernel", samples["sprite"])
-    _report("local ipykernel", samples["local"])
-    _ratio("sprite / local time", samples["sprite"], samples["local"], "as low as it goes")
+    compare("  sprite / local time (as low as it goes)", samples["sprite"], samples["local"],
+            names=("sprite kernel", "local ipykernel"))
     print(f"  sprite kernel: {megabytes / statistics.median(samples['sprite']):.0f} MB/s")
 
 

@@ -25,8 +25,7 @@ import time
 from pathlib import Path
 
 import httpx
-
-READY_PREFIX = "Sprites local server listening on "
+from bench_common import TOKEN, start_server, summary
 
 PRODUCER = """
 import sys, time
@@ -70,19 +69,6 @@ with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"},
             elif event["type"] == "error" and event.get("dropped"):
                 counts["dropped"] += event["dropped"]
 """
-
-
-def _start_server(home: Path) -> tuple[subprocess.Popen[str], str, str]:
-    token = "bench-token"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sprites_jupyter.local", "serve", "--port", "0",
-         "--home", str(home), "--token", token], stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line.startswith(READY_PREFIX):
-        process.kill()
-        raise SystemExit(f"server did not start: {line!r}")
-    return process, line[len(READY_PREFIX):].strip(), token
 
 
 def _rss_mb(pid: int) -> float:
@@ -172,11 +158,6 @@ def flooded(http: httpx.Client, pid: int, token: str) -> tuple[float, float, int
     return latency, growth, int(counts["dropped"])
 
 
-def _report(name: str, ratios: list[float], target: str) -> None:
-    print(f"{name}: min {min(ratios):.2f}x  median {statistics.median(ratios):.2f}x  "
-          f"(target {target})")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=5)
@@ -184,7 +165,8 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=300_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
-        process, url, token = _start_server(Path(home))
+        process, url = start_server(Path(home))
+        token = TOKEN
         try:
             with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"},
                               timeout=60) as http:
@@ -202,8 +184,10 @@ def main() -> None:
                     drops.append(missed)
                     print(f"  GET idle {idle * 1e3:.2f} ms, flooded {busy * 1e3:.2f} ms; "
                           f"server +{grew:.0f} MB; follower told of {missed:,} dropped lines")
-                _report(f"logs --follow at {args.rate:,} lines/s / local pipe", follow, ">= 0.8x")
-                _report("unrelated GET, unthrottled producer followed / idle", latency, "<= 2.0x")
+                summary(f"logs --follow at {args.rate:,} lines/s / local pipe", follow,
+                        unit="x", least=0.8)
+                summary("unrelated GET, unthrottled producer followed / idle", latency,
+                        unit="x", most=2.0)
                 print(f"server memory growth while flooded: max {max(growth):.0f} MB, "
                       f"median {statistics.median(growth):.0f} MB (bounded)")
         finally:

@@ -30,27 +30,12 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable
-from pathlib import Path
-from typing import TextIO
 
 import httpx
-from bench_common import TOKEN, start_server, timed
+from bench_common import compare, interleaved, loaded_shell, local_server, timed
 from IPython.core.interactiveshell import InteractiveShell
 
 from sprites_jupyter.widgets.logs import LogPanel
-
-
-def _ratios(name: str, ours: Callable[[], float], base: Callable[[], float], repeat: int,
-            target: str, out: TextIO | None = None) -> None:
-    """Interleave ``repeat`` samples of each; print min and median of ours / base."""
-    pairs = [(ours(), base()) for _ in range(max(repeat, 5))]
-    ratios = [a / b for a, b in pairs]
-    print(f"{name}: ours median {statistics.median(a for a, _ in pairs) * 1e3:.1f} ms, "
-          f"baseline median {statistics.median(b for _, b in pairs) * 1e3:.1f} ms; ratio "
-          f"min {min(ratios):.2f}x median {statistics.median(ratios):.2f}x (target {target})",
-          file=out)
-
 
 _LOAD_EXT = ("import sys, time\nfrom IPython.core.interactiveshell import InteractiveShell\n"
              "ip = InteractiveShell.instance()\nt = time.perf_counter()\n"
@@ -88,8 +73,8 @@ def bench_startup(repeat: int, sprite: str) -> None:
             firsts.append(first)
             return load
 
-        _ratios("%load_ext sprites_jupyter / import pandas", load_ext,
-                lambda: _child_seconds(_IMPORT_PANDAS)[0], repeat, "<= 0.35x")
+        compare("%load_ext sprites_jupyter / import pandas", *interleaved(
+            load_ext, lambda: _child_seconds(_IMPORT_PANDAS)[0], repeat), most=0.35)
         print(f"first magic (%sprite use, the README's first) with the server running: min "
               f"{min(firsts) * 1e3:.1f} ms, median {statistics.median(firsts) * 1e3:.1f} ms "
               "(target <= 20 ms)")
@@ -105,10 +90,10 @@ def bench_round_trip(shell: InteractiveShell, http: httpx.Client, repeat: int) -
     shell.run_cell("%%sprite_exec\necho hi\n")
     shell.run_cell("%%bash\necho hi\n")
     with contextlib.redirect_stdout(io.StringIO()):  # both print "hi" each time
-        _ratios("%%sprite_exec echo hi / %%bash echo hi",
-                lambda: timed(lambda: shell.run_cell("%%sprite_exec\necho hi\n")),
-                lambda: timed(lambda: shell.run_cell("%%bash\necho hi\n")), repeat * 4,
-                "<= 1.3x", out=sys.__stdout__)
+        compare("%%sprite_exec echo hi / %%bash echo hi", *interleaved(
+            lambda: timed(lambda: shell.run_cell("%%sprite_exec\necho hi\n")),
+            lambda: timed(lambda: shell.run_cell("%%bash\necho hi\n")), repeat * 4),
+            most=1.3, out=sys.__stdout__)
 
 
 def bench_checkpoints(shell: InteractiveShell, http: httpx.Client, count: int,
@@ -124,12 +109,12 @@ def bench_checkpoints(shell: InteractiveShell, http: httpx.Client, count: int,
     url = "/v1/sprites/bench-list/checkpoints"
     magics = next(c for c in shell.configurables if type(c).__name__ == "SpriteMagics")
     handle = magics.context.sprite()
-    _ratios(f"%sprite checkpoints, {count} checkpoints / httpx.get + json",
-            lambda: timed(lambda: shell.run_line_magic("sprite", "checkpoints")),
-            lambda: timed(lambda: http.get(url).json()), repeat, "<= 1.2x")
-    _ratios(f"client list_checkpoints(), {count} checkpoints / httpx.get + json",
-            lambda: timed(handle.list_checkpoints),
-            lambda: timed(lambda: http.get(url).json()), repeat, "<= 1.0x")
+    compare(f"%sprite checkpoints, {count} checkpoints / httpx.get + json", *interleaved(
+        lambda: timed(lambda: shell.run_line_magic("sprite", "checkpoints")),
+        lambda: timed(lambda: http.get(url).json()), repeat), most=1.2)
+    compare(f"client list_checkpoints(), {count} checkpoints / httpx.get + json", *interleaved(
+        lambda: timed(handle.list_checkpoints),
+        lambda: timed(lambda: http.get(url).json()), repeat), most=1.0)
 
 
 def _exec_run(shell: InteractiveShell, lines: int) -> tuple[LogPanel, float, int]:
@@ -167,21 +152,12 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as home:
-        process, url = start_server(Path(home))
-        try:
-            os.environ.update(SPRITES_API_URL=url, SPRITES_TOKEN=TOKEN)
-            shell = InteractiveShell.instance()
-            shell.run_line_magic("load_ext", "sprites_jupyter")
-            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"},
-                              timeout=60) as http:
-                bench_round_trip(shell, http, args.repeat)
-                bench_checkpoints(shell, http, args.checkpoints, args.repeat)
-                bench_exec(shell, http, args.lines)
-                bench_startup(args.repeat, "bench-rt")
-        finally:
-            process.terminate()
-            process.wait(30)
+    with local_server() as server, loaded_shell(server.url, widgets=True) as shell, \
+            server.http(timeout=60) as http:
+        bench_round_trip(shell, http, args.repeat)
+        bench_checkpoints(shell, http, args.checkpoints, args.repeat)
+        bench_exec(shell, http, args.lines)
+        bench_startup(args.repeat, "bench-rt")
 
 
 if __name__ == "__main__":

@@ -21,30 +21,14 @@ import contextlib
 import importlib.util
 import os
 import pickle
-import statistics
 import tempfile
-from pathlib import Path
 from typing import Any
 
-from bench_common import TOKEN, start_server, timed
+from bench_common import cell as _cell
+from bench_common import loaded_shell, local_server, summary, timed
 from IPython.core.interactiveshell import InteractiveShell
-from IPython.utils.capture import capture_output
 
 from sprites_jupyter.magic_commands.python.lifecycle import sessions_of
-
-
-def _cell(shell: InteractiveShell, source: str) -> None:
-    with capture_output():
-        result = shell.run_cell(source)
-    if not result.success:
-        raise SystemExit(f"{source.splitlines()[0]!r} failed: {result.error_in_exec!r}")
-
-
-def _report(name: str, samples: list[float], unit: str = "ms") -> float:
-    scale = 1000 if unit == "ms" else 1
-    print(f"  {name:<34} min {min(samples) * scale:8.1f} {unit}   "
-          f"median {statistics.median(samples) * scale:8.1f} {unit}")
-    return statistics.median(samples)
 
 
 def bench_round_trip(shell: InteractiveShell, repeat: int) -> None:
@@ -58,9 +42,9 @@ def bench_round_trip(shell: InteractiveShell, repeat: int) -> None:
             shell, f"%%sprite_exec --shell python3\nprint({code})\n")))
         samples["local"].append(timed(lambda: eval(compiled, {})))
     print(f"1. {code!r} round trip ({repeat} interleaved samples)")
-    session = _report("%%sprite_python", samples["session"])
-    fresh = _report("%%sprite_exec --shell python3", samples["exec"])
-    _report("local exec", samples["local"])
+    session = summary("%%sprite_python", samples["session"])
+    fresh = summary("%%sprite_exec --shell python3", samples["exec"])
+    summary("local exec", samples["local"])
     best = min(samples["session"]) / min(samples["exec"])
     print(f"  ratio session / sprite_exec: {session / fresh:.3f}x of medians, {best:.3f}x of "
           "minimums (target <= 0.3x)")
@@ -114,8 +98,8 @@ def bench_transfer(shell: InteractiveShell, sprite: str, megabytes: int, repeat:
             shell.user_ns.pop("payload_back", None)
             samples["disk"].append(timed(lambda: _local_disk(value, folder)))
     print(f"2. push + pull of a {megabytes} MB {kind} ({repeat} interleaved samples)")
-    transfer = _report("push + pull", samples["transfer"], "s")
-    disk = _report(f"local {baseline_name} write + read", samples["disk"], "s")
+    transfer = summary("push + pull", samples["transfer"], "s")
+    disk = summary(f"local {baseline_name} write + read", samples["disk"], "s")
     best = min(samples["disk"]) / min(samples["transfer"])
     print(f"  throughput {2 * megabytes / transfer:.0f} MB/s moved; relative to local disk: "
           f"{disk / transfer:.2f}x of medians, {best:.2f}x of minimums (target >= 0.3x)")
@@ -126,22 +110,12 @@ def main() -> None:
     parser.add_argument("--megabytes", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as home:
-        process, url = start_server(Path(home))
-        try:
-            os.environ.update(SPRITES_API_URL=url, SPRITES_TOKEN=TOKEN,
-                              SPRITES_JUPYTER_NO_WIDGETS="1")
-            shell = InteractiveShell.instance()
-            shell.run_line_magic("load_ext", "sprites_jupyter")
-            _cell(shell, "%sprite use bench-python --create")
-            bench_round_trip(shell, args.repeat)
-            bench_transfer(shell, "bench-python", args.megabytes, args.repeat)
-            with contextlib.suppress(Exception):
-                _cell(shell, "%sprite python stop")
-            shell.run_line_magic("unload_ext", "sprites_jupyter")
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+    with local_server() as server, loaded_shell(server.url) as shell:
+        _cell(shell, "%sprite use bench-python --create")
+        bench_round_trip(shell, args.repeat)
+        bench_transfer(shell, "bench-python", args.megabytes, args.repeat)
+        with contextlib.suppress(Exception):
+            _cell(shell, "%sprite python stop")
 
 
 if __name__ == "__main__":

@@ -17,27 +17,19 @@ import argparse
 import contextlib
 import io
 import os
-import statistics
 import tempfile
 from pathlib import Path
 
 import httpx
-from bench_common import TOKEN, start_server, timed
+from bench_common import TOKEN, compare, start_server, timed
 from IPython.core.interactiveshell import InteractiveShell
 
+NAMES = ("sandboxed", "--isolation none")
 
 def _stream(http: httpx.Client, method: str, url: str, **kwargs: object) -> None:
     with http.stream(method, url, **kwargs) as response:
         response.raise_for_status()
         response.read()
-
-
-def _report(what: str, sandboxed: list[float], plain: list[float], target: str = "") -> None:
-    ratio = statistics.median(sandboxed) / statistics.median(plain)
-    print(f"{what}: sandboxed min {min(sandboxed) * 1000:.1f} ms / median "
-          f"{statistics.median(sandboxed) * 1000:.1f} ms; --isolation none min "
-          f"{min(plain) * 1000:.1f} ms / median {statistics.median(plain) * 1000:.1f} ms; "
-          f"median ratio {ratio:.2f}x{target}")
 
 
 def main() -> None:
@@ -84,15 +76,15 @@ def run(sandboxed_url: str, plain_url: str, repeat: int, files: int) -> None:
         return timed(lambda: _stream(http, "POST", "/v1/sprites/bench/services/svc/start",
                                       params={"duration": "0"}))
 
-    for measure, what, target in ((exec_hi, "%%sprite_exec echo hi", " (target <= 1.3x)"),
-                                  (service_start, "service start", "")):
+    for measure, what, target in ((exec_hi, "%%sprite_exec echo hi", 1.3),
+                                  (service_start, "service start", None)):
         samples: dict[str, list[float]] = {sandboxed_url: [], plain_url: []}
         for url in samples:
             measure(url)  # warm up: the first start of a sandbox, connections, caches
         for _ in range(repeat):
             for url in samples:
                 samples[url].append(measure(url))
-        _report(what, samples[sandboxed_url], samples[plain_url], target)
+        compare(what, samples[sandboxed_url], samples[plain_url], most=target, names=NAMES)
 
     # Relative to the working directory (HOME): unsandboxed, /home/sprite is the host's.
     make = (f"mkdir -p many && cd many && i=0; while [ $i -lt {files} ]"
@@ -105,8 +97,8 @@ def run(sandboxed_url: str, plain_url: str, repeat: int, files: int) -> None:
         for url in checkpoints:
             checkpoints[url].append(timed(lambda url=url: _stream(
                 clients[url], "POST", "/v1/sprites/bench/checkpoint", json={})))
-    _report(f"checkpoint of an unchanged sprite with {files:,} files in its layer",
-            checkpoints[sandboxed_url], checkpoints[plain_url])
+    compare(f"checkpoint of an unchanged sprite with {files:,} files in its layer",
+            checkpoints[sandboxed_url], checkpoints[plain_url], names=NAMES)
     shell.run_line_magic("unload_ext", "sprites_jupyter")
 
 

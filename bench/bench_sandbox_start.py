@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import tempfile
 from pathlib import Path
 
 import httpx
-from bench_common import TOKEN, start_server, timed
+from bench_common import TOKEN, compare, start_server, timed
 
-from sprites_jupyter.local.runtime.bwrap import find_bubblewrap
+from sprites_jupyter.local.runtime.sandbox.bwrap import find_bubblewrap
 
 GOAL = 4.0
 
@@ -40,15 +39,6 @@ def _exec_true(http: httpx.Client, name: str) -> None:
     response = http.post(f"/v1/sprites/{name}/exec", params={"cmd": "true"})
     response.raise_for_status()
     assert response.content.endswith(b"\x03\x00"), response.content
-
-
-def _report(what: str, samples: list[float], baseline: list[float]) -> None:
-    ratio = statistics.median(samples) / statistics.median(baseline)
-    print(f"{what}: min {min(samples) * 1000:.1f} ms / median "
-          f"{statistics.median(samples) * 1000:.1f} ms; bwrap true min "
-          f"{min(baseline) * 1000:.1f} / median {statistics.median(baseline) * 1000:.1f} ms; "
-          f"ratio min {min(samples) / min(baseline):.2f}x / median {ratio:.2f}x "
-          f"(goal <= {GOAL:g}x: {'met' if ratio <= GOAL else 'missed'})")
 
 
 def main() -> None:
@@ -80,8 +70,9 @@ def main() -> None:
                 restored.append(timed(lambda: _exec_true(http, "restored")))
             print(f"server as {'root' if os.geteuid() == 0 else 'an unprivileged user'}, "
                   f"{args.repeat} samples, load {os.getloadavg()[0]:.1f}")
-            _report("first exec on a new sprite", fresh, baseline)
-            _report("first exec after a restore", restored, baseline)
+            for what, samples in (("first exec on a new sprite", fresh),
+                                  ("first exec after a restore", restored)):
+                compare(what, samples, baseline, most=GOAL, names=("exec", "bwrap true"))
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -24,16 +24,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import re
-import statistics
-import tempfile
 import time
-from pathlib import Path
 
-from bench_common import TOKEN, start_server, timed
+from bench_common import cell, loaded_shell, local_server, summary, timed
 from IPython.core.interactiveshell import InteractiveShell
-from IPython.utils.capture import capture_output
 
 SPRITE = "bench-state"
 TWIN = "bench-plain"
@@ -41,55 +36,40 @@ CHANGED_MB = 10
 SAVED_IN = re.compile(r"saved \d+ variables \(.*?\) in ([\d.]+) (ms|s)")
 
 
-def _cell(shell: InteractiveShell, source: str) -> str:
-    """Run a cell that must succeed; what it printed."""
-    with capture_output() as captured:
-        result = shell.run_cell(source)
-    if not result.success:
-        raise SystemExit(f"{source.splitlines()[0]!r} failed: {result.error_in_exec!r}")
-    return captured.stdout
-
-
 def _inside(shell: InteractiveShell, code: str) -> float:
     """Seconds a statement takes inside the sprite's session (the last printed line)."""
-    printed = _cell(shell, "%%sprite_python\nimport time as _t\n_s = _t.perf_counter()\n"
-                           f"{code}\nprint(_t.perf_counter() - _s)\n")
+    printed = cell(shell, "%%sprite_python\nimport time as _t\n_s = _t.perf_counter()\n"
+                          f"{code}\nprint(_t.perf_counter() - _s)\n")
     return float(printed.strip().splitlines()[-1])
-
-
-def _report(name: str, samples: list[float]) -> float:
-    print(f"  {name:<44} min {min(samples) * 1000:9.1f} ms   "
-          f"median {statistics.median(samples) * 1000:9.1f} ms")
-    return statistics.median(samples)
 
 
 def bench(shell: InteractiveShell, megabytes: int, repeat: int) -> None:
     each = megabytes * 1024 * 1024 // 10
-    _cell(shell, "%%sprite_python\nimport os, pickle\n"
+    cell(shell, "%%sprite_python\nimport os, pickle\n"
                  f"for _i in range(9):\n    globals()[f'big{{_i}}'] = os.urandom({each})\n"
                  f"changed = os.urandom({CHANGED_MB * 1024 * 1024})\n")
-    _cell(shell, "%sprite checkpoint -m first")
-    twin = _cell(shell, f"twin = %sprite checkpoint -s {TWIN} -m first") and \
+    cell(shell, "%sprite checkpoint -m first")
+    twin = cell(shell, f"twin = %sprite checkpoint -s {TWIN} -m first") and \
         shell.user_ns["twin"].id
     samples: dict[str, list[float]] = {k: [] for k in (
         "changed", "save", "twin", "pickle", "unchanged", "twin2", "restore", "twin_restore",
         "load")}
     for _ in range(repeat):
-        _cell(shell, f"%%sprite_python\nchanged = os.urandom({CHANGED_MB * 1024 * 1024})\n")
+        cell(shell, f"%%sprite_python\nchanged = os.urandom({CHANGED_MB * 1024 * 1024})\n")
         started = time.perf_counter()
-        printed = _cell(shell, "%sprite checkpoint -m changed")
+        printed = cell(shell, "%sprite checkpoint -m changed")
         samples["changed"].append(time.perf_counter() - started)
         amount, unit = SAVED_IN.search(printed).groups()
         samples["save"].append(float(amount) / (1000 if unit == "ms" else 1))
-        samples["twin"].append(timed(lambda: _cell(shell, f"%sprite checkpoint -s {TWIN}")))
+        samples["twin"].append(timed(lambda: cell(shell, f"%sprite checkpoint -s {TWIN}")))
         samples["pickle"].append(_inside(
             shell, "with open('bench-changed.pickle', 'wb') as _f:\n"
                    "    pickle.dump(changed, _f, protocol=pickle.HIGHEST_PROTOCOL)\n"
                    "os.remove('bench-changed.pickle')"))
-        samples["unchanged"].append(timed(lambda: _cell(
+        samples["unchanged"].append(timed(lambda: cell(
             shell, "same = %sprite checkpoint -m same")))
         target = shell.user_ns["same"].id
-        samples["twin2"].append(timed(lambda: _cell(shell, f"%sprite checkpoint -s {TWIN}")))
+        samples["twin2"].append(timed(lambda: cell(shell, f"%sprite checkpoint -s {TWIN}")))
         samples["load"].append(_inside(
             shell, "import glob, json\n"
                    "_m = sorted(glob.glob(os.path.expanduser("
@@ -99,29 +79,29 @@ def bench(shell: InteractiveShell, megabytes: int, repeat: int) -> None:
                    "_e['object'] + '.pickle'), 'rb') as _f:\n"
                    "        pickle.load(_f)"))
         samples["restore"].append(timed(lambda checkpoint=target: (
-            _cell(shell, f"%sprite restore {checkpoint} --yes"),
-            _cell(shell, "%%sprite_python\n1\n"))))
+            cell(shell, f"%sprite restore {checkpoint} --yes"),
+            cell(shell, "%%sprite_python\n1\n"))))
         samples["twin_restore"].append(timed(lambda: (
-            _cell(shell, f"%sprite restore {twin} -s {TWIN} --yes"),
-            _cell(shell, f"%%sprite_python -s {TWIN} --new\n1\n"))))
+            cell(shell, f"%sprite restore {twin} -s {TWIN} --yes"),
+            cell(shell, f"%%sprite_python -s {TWIN} --new\n1\n"))))
     print(f"Session of {megabytes} MB in 10 variables ({repeat} interleaved samples)")
-    changed = _report(f"%sprite checkpoint, {CHANGED_MB} MB changed", samples["changed"])
-    plain = _report("%sprite checkpoint of the twin (no session)", samples["twin"])
-    pickled = _report(f"pickle {CHANGED_MB} MB to a file in the sprite", samples["pickle"])
+    changed = summary(f"%sprite checkpoint, {CHANGED_MB} MB changed", samples["changed"])
+    plain = summary("%sprite checkpoint of the twin (no session)", samples["twin"])
+    pickled = summary(f"pickle {CHANGED_MB} MB to a file in the sprite", samples["pickle"])
     added = [c - a for c, a in zip(samples["changed"], samples["twin"], strict=True)]
-    saved = _report("the save itself, as the session timed it", samples["save"])
+    saved = summary("the save itself, as the session timed it", samples["save"])
     print(f"1. the save takes {saved / pickled:.2f}x of pickling the changed variable "
           f"({min(samples['save']) / min(samples['pickle']):.2f}x of minimums; target "
           f"<= 1.3x); end to end the checkpoint takes {(changed - plain) * 1000:.0f} "
           f"ms more than the twin's (median; min {min(added) * 1000:.0f} ms), the snapshot "
           f"taking in the saved {CHANGED_MB} MB included")
-    restore = _report("%sprite restore until the next cell answers", samples["restore"])
-    _report("the twin's restore + a first cell (no session)", samples["twin_restore"])
-    load = _report(f"pickle.load of the {megabytes} MB saved", samples["load"])
+    restore = summary("%sprite restore until the next cell answers", samples["restore"])
+    summary("the twin's restore + a first cell (no session)", samples["twin_restore"])
+    load = summary(f"pickle.load of the {megabytes} MB saved", samples["load"])
     print(f"2. restore / load: {restore / load:.2f}x of medians, "
           f"{min(samples['restore']) / min(samples['load']):.2f}x of minimums (target <= 1.5x)")
-    unchanged = _report("%sprite checkpoint, nothing changed", samples["unchanged"])
-    plain2 = _report("%sprite checkpoint of the twin (no session)", samples["twin2"])
+    unchanged = summary("%sprite checkpoint, nothing changed", samples["unchanged"])
+    plain2 = summary("%sprite checkpoint of the twin (no session)", samples["twin2"])
     print(f"3. nothing changed adds {(unchanged - plain2) * 1000:.0f} ms (median; "
           f"{(min(samples['unchanged']) - min(samples['twin2'])) * 1000:.0f} ms of minimums; "
           "target <= 50 ms)")
@@ -132,22 +112,12 @@ def main() -> None:
     parser.add_argument("--megabytes", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as home:
-        process, url = start_server(Path(home))
-        try:
-            os.environ.update(SPRITES_API_URL=url, SPRITES_TOKEN=TOKEN,
-                              SPRITES_JUPYTER_NO_WIDGETS="1")
-            shell = InteractiveShell.instance()
-            shell.run_line_magic("load_ext", "sprites_jupyter")
-            _cell(shell, f"%sprite create {TWIN}")
-            _cell(shell, f"%sprite use {SPRITE} --create")
-            bench(shell, args.megabytes, args.repeat)
-            with contextlib.suppress(Exception):
-                _cell(shell, "%sprite python stop")
-            shell.run_line_magic("unload_ext", "sprites_jupyter")
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+    with local_server() as server, loaded_shell(server.url) as shell:
+        cell(shell, f"%sprite create {TWIN}")
+        cell(shell, f"%sprite use {SPRITE} --create")
+        bench(shell, args.megabytes, args.repeat)
+        with contextlib.suppress(Exception):
+            cell(shell, "%sprite python stop")
 
 
 if __name__ == "__main__":

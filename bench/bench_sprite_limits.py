@@ -11,63 +11,51 @@ run in the same way as this checkout's server; samples of the two are interleave
    each limit (processes, memory, a chatty service's log rotating), against the same
    GET with every sprite idle (target: <= 2x).
 
+4. Cgroup totals (a root server on cgroup v1 or a delegated v2): warm exec and first
+   exec with a cgroup per sprite against the same checkout with no limit to enforce
+   (``--max-memory 0 --max-processes 0``: no cgroup made; target <= 5 % warm), and an
+   unrelated GET while a sprite sits at its memory total, its processes taking more
+   than it and the OOM killer ending them (target <= 2x idle).
+
     python bench/bench_sprite_limits.py [--repeat 20] [--baseline REF]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from bench_common import READY, TOKEN, timed
+from bench_common import TOKEN, compare, start_server, timed
 
 REPO = Path(__file__).resolve().parents[1]
 # Each takes what its limit allows (the next fork or allocation fails), then waits.
 FILL_PROCESSES = ("import subprocess, time\ntry:\n    while True:\n"
                   "        subprocess.Popen(['sleep', '600'])\n"
                   "except OSError:\n    time.sleep(600)\n")
+# Every half second another process takes 64 MiB and holds it: past the total, the
+# kernel's OOM killer ends one, and the next comes.
+OVER_MEMORY_TOTAL = ("while :; do python3 -c 'import time; held = bytearray(b\"x\") * "
+                     "(64 << 20); time.sleep(600)' & sleep 0.5; done")
 FILL_MEMORY = ("import time\nheld = []\ntry:\n    while True:\n"
                "        held.append(bytearray(16 << 20))\n"
                "except MemoryError:\n    time.sleep(600)\n")
 
 
-def start(home: Path, code: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
-    """``sprites-local serve`` of the checkout at ``code``; the process and its URL."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sprites_jupyter.local", "serve", "--port", "0",
-         "--home", str(home), "--token", TOKEN, *args], stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(code)})
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line.startswith(READY):
-        process.kill()
-        raise SystemExit(f"server did not start: {line!r}")
-    return process, line[len(READY):].strip()
-
-
-def _report(what: str, new: list[float], old: list[float], old_name: str,
-            target: str) -> None:
-    ratio = statistics.median(new) / statistics.median(old)
-    print(f"{what}: this checkout min {min(new) * 1000:.1f} ms / median "
-          f"{statistics.median(new) * 1000:.1f} ms; {old_name} min {min(old) * 1000:.1f} ms "
-          f"/ median {statistics.median(old) * 1000:.1f} ms; median ratio {ratio:.2f}x "
-          f"({target})")
+def checkout(code: Path) -> dict[str, str]:
+    """The environment that runs the server of the checkout at ``code``."""
+    return {"PYTHONPATH": str(code)}
 
 
 def _exec(http: httpx.Client, sprite: str, cmd: list[str]) -> None:
     http.post(f"/v1/sprites/{sprite}/exec", params={"cmd": cmd}).raise_for_status()
 
 
-def compare(urls: dict[str, str], repeat: int, baseline: str) -> None:
+def against_baseline(urls: dict[str, str], repeat: int, baseline: str) -> None:
     headers = {"Authorization": f"Bearer {TOKEN}"}
     clients = {who: httpx.Client(base_url=url, headers=headers, timeout=600)
                for who, url in urls.items()}
@@ -90,9 +78,9 @@ def compare(urls: dict[str, str], repeat: int, baseline: str) -> None:
             first[who].append(timed(create_and_exec))
             http.delete(f"/v1/sprites/{name}")
             time.sleep(0.3)  # let the deleted sandbox's teardown pass
-    _report("warm exec round trip", warm["new"], warm["old"], baseline, "target <= 1.05x")
-    _report("first exec on a new sprite", first["new"], first["old"], baseline,
-            "start-up speed is not this change's task")
+    names = ("this checkout", baseline)
+    compare("warm exec round trip", warm["new"], warm["old"], most=1.05, names=names)
+    compare("first exec on a new sprite (no target)", first["new"], first["old"], names=names)
 
 
 def _order(clients: dict[str, httpx.Client], number: int) -> list[str]:
@@ -123,13 +111,49 @@ def at_limits(url: str, repeat: int) -> None:
         load()
         time.sleep(2)
         busy = _get_times(http, repeat)
-        print(f"GET /v1/sprites with a sprite at its {limit} limit: min "
-              f"{min(busy) * 1000:.1f} ms / median {statistics.median(busy) * 1000:.1f} ms; "
-              f"idle min {min(idle) * 1000:.1f} ms / median "
-              f"{statistics.median(idle) * 1000:.1f} ms; median ratio "
-              f"{statistics.median(busy) / statistics.median(idle):.2f}x (target <= 2x)")
+        compare(f"GET /v1/sprites with a sprite at its {limit} limit", busy, idle, most=2,
+                names=("at the limit", "idle"))
         http.delete("/v1/sprites/limited")
         http.post("/v1/sprites", json={"name": "limited"}).raise_for_status()
+
+
+def cgroup_costs(scratch: Path, repeat: int) -> None:
+    """Rows 4: this checkout with cgroup totals against itself without limits, then a
+    GET while a sprite sits at its memory total."""
+    on, on_url = start_server(scratch / "cgroups-on", "--max-memory", "256M",
+                              env=checkout(REPO), stderr=subprocess.DEVNULL)
+    off, off_url = start_server(scratch / "cgroups-off", "--max-memory", "0",
+                                "--max-processes", "0", env=checkout(REPO),
+                                stderr=subprocess.DEVNULL)
+    try:
+        with httpx.Client(base_url=on_url, headers={"Authorization": f"Bearer {TOKEN}"},
+                          timeout=60) as http:
+            notice = http.head("/v1/sprites").headers.get("sprite-local-limits", "")
+        if "per sprite in total" not in notice:
+            print(f"cgroup totals: not enforced on this host ({notice}); rows 4 skipped")
+            return
+        against_baseline({"new": on_url, "old": off_url}, repeat, "no limits (no cgroup)")
+        at_memory_total(on_url, repeat)
+    finally:
+        for process in (on, off):
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def at_memory_total(url: str, repeat: int) -> None:
+    """GET /v1/sprites while one sprite's processes keep going over its memory total."""
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"},
+                      timeout=600) as http:
+        http.post("/v1/sprites", json={"name": "hogs"}).raise_for_status()
+        _exec(http, "hogs", ["true"])
+        idle = _get_times(http, repeat)
+        http.put("/v1/sprites/hogs/services/hogs", params={"duration": "0"},
+                 json={"cmd": "sh", "args": ["-c", OVER_MEMORY_TOTAL]}).raise_for_status()
+        time.sleep(5)
+        busy = _get_times(http, repeat)
+        http.delete("/v1/sprites/hogs")
+    compare("GET /v1/sprites with a sprite over its memory total (OOM kills)", busy, idle,
+            most=2, names=("over the total", "idle"))
 
 
 def main() -> None:
@@ -146,11 +170,16 @@ def main() -> None:
         try:
             limits = ("--max-processes", "64", "--max-memory", "256M",
                       "--service-log-max", "1M")
-            new, new_url = start(Path(scratch, "new"), REPO, *limits)
-            old, old_url = start(Path(scratch, "old"), old_code)
+            new, new_url = start_server(Path(scratch, "new"), *limits, env=checkout(REPO),
+                                        stderr=subprocess.DEVNULL)
+            old, old_url = start_server(Path(scratch, "old"), env=checkout(old_code),
+                                        stderr=subprocess.DEVNULL)
             servers += [new, old]
-            compare({"new": new_url, "old": old_url}, args.repeat, args.baseline)
+            against_baseline({"new": new_url, "old": old_url}, args.repeat, args.baseline)
             at_limits(new_url, args.repeat)
+            new.terminate()
+            old.terminate()
+            cgroup_costs(Path(scratch), args.repeat)
         finally:
             for process in servers:
                 process.terminate()

@@ -17,31 +17,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import os
-import statistics
 import sys
-import tempfile
-from collections.abc import Callable
-from pathlib import Path
 
-from bench_common import TOKEN, start_server, timed
+from bench_common import cell as _cell
+from bench_common import compare, interleaved, loaded_shell, local_server, timed
 from IPython.core.interactiveshell import InteractiveShell
-
-
-def _ratios(name: str, ours: Callable[[], float], base: Callable[[], float], repeat: int,
-            target: str) -> None:
-    pairs = [(ours(), base()) for _ in range(max(repeat, 5))]
-    ratios = [a / b for a, b in pairs]
-    print(f"{name}: ours median {statistics.median(a for a, _ in pairs) * 1e3:.1f} ms, "
-          f"baseline median {statistics.median(b for _, b in pairs) * 1e3:.1f} ms; ratio "
-          f"min {min(ratios):.2f}x median {statistics.median(ratios):.2f}x (target {target})",
-          file=sys.__stdout__, flush=True)
-
-
-def _cell(shell: InteractiveShell, source: str) -> None:
-    result = shell.run_cell(source)
-    if not result.success:
-        raise SystemExit(f"{source!r} failed: {result.error_in_exec}")
 
 
 def bench_cell_checkpoints(shell: InteractiveShell, magics: object, files: int,
@@ -55,8 +35,9 @@ def bench_cell_checkpoints(shell: InteractiveShell, magics: object, files: int,
         return timed(lambda: _cell(shell, "%%sprite_exec\necho hi"))
 
     cell(True)
-    _ratios(f"%%sprite_exec echo hi, per-cell checkpoints on / off ({files} files)",
-            lambda: cell(True), lambda: cell(False), repeat, "<= 1.5x")
+    compare(f"%%sprite_exec echo hi, per-cell checkpoints on / off ({files} files)",
+            *interleaved(lambda: cell(True), lambda: cell(False), repeat), most=1.5,
+            out=sys.__stdout__)
     magics.checkpoint_cells = False  # type: ignore[attr-defined]
 
 
@@ -78,8 +59,8 @@ def bench_undo(shell: InteractiveShell, magics: object, repeat: int) -> None:
         magics.checkpoint_cells = True  # type: ignore[attr-defined]
         return seconds
 
-    _ratios("%sprite undo + next cell / %sprite restore --yes + next cell", undo, restore,
-            repeat, "<= 1.1x")
+    compare("%sprite undo + next cell / %sprite restore --yes + next cell",
+            *interleaved(undo, restore, repeat), most=1.1, out=sys.__stdout__)
     magics.checkpoint_cells = False  # type: ignore[attr-defined]
 
 
@@ -89,10 +70,10 @@ def bench_replay(shell: InteractiveShell, magics: object, lines: int, repeat: in
     _cell(shell, f"%%sprite_exec\nseq 1 {lines} | sed 's/^/line /'")
     magics.cells_outlive_kernel = False  # type: ignore[attr-defined]
     _cell(shell, f"%%sprite_exec\nseq 1 {lines} | sed 's/^/line /' > lines.txt")
-    _ratios(f"%sprite attach replaying {lines} lines / %%sprite_exec cat of them",
-            lambda: timed(lambda: _cell(shell, "%sprite attach")),
-            lambda: timed(lambda: _cell(shell, "%%sprite_exec\ncat lines.txt")),
-            repeat, "<= 2x")
+    compare(f"%sprite attach replaying {lines} lines / %%sprite_exec cat of them",
+            *interleaved(lambda: timed(lambda: _cell(shell, "%sprite attach")),
+                         lambda: timed(lambda: _cell(shell, "%%sprite_exec\ncat lines.txt")),
+                         repeat), most=2, out=sys.__stdout__)
 
 
 def main() -> None:
@@ -101,24 +82,13 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as home:
-        process, url = start_server(Path(home))
-        try:
-            os.environ.update(SPRITES_API_URL=url, SPRITES_TOKEN=TOKEN)
-            shell = InteractiveShell.instance()
-            shell.run_line_magic("load_ext", "sprites_jupyter")
-            shell.run_line_magic("config", "SpriteMagics.widgets = 'off'")
-            shell.run_line_magic("config", "SpriteMagics.confirm_restore = False")
-            magics = next(c for c in shell.configurables
-                          if type(c).__name__ == "SpriteMagics")
-            with contextlib.redirect_stdout(io.StringIO()), \
-                    contextlib.redirect_stderr(io.StringIO()):
-                bench_cell_checkpoints(shell, magics, args.files, args.repeat)
-                bench_undo(shell, magics, args.repeat)
-                bench_replay(shell, magics, args.lines, args.repeat)
-        finally:
-            process.terminate()
-            process.wait(30)
+    with local_server() as server, loaded_shell(server.url) as shell, \
+            contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        shell.run_line_magic("config", "SpriteMagics.confirm_restore = False")
+        magics = next(c for c in shell.configurables if type(c).__name__ == "SpriteMagics")
+        bench_cell_checkpoints(shell, magics, args.files, args.repeat)
+        bench_undo(shell, magics, args.repeat)
+        bench_replay(shell, magics, args.lines, args.repeat)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ from operator import itemgetter, ne
 from typing import Any, overload
 
 from .errors import ProtocolError
-from .models import _CHECKPOINT_KEYS, Checkpoint, _strings, parse_time
+from .json_fields import parse_time, strings
+from .models import _CHECKPOINT_KEYS, Checkpoint
 
 _SHOWN = 10
 _get = dict.get
@@ -65,7 +66,7 @@ def _histories(items: list[dict[str, Any]]) -> list[tuple[str, ...]]:
     values = _values(items, "history")
     if not any(values):  # as listings give them
         return [()] * len(values)
-    return [_strings(value) if value else () for value in values]
+    return [strings(value) if value else () for value in values]
 
 
 def _extras(items: list[dict[str, Any]]) -> list[dict[str, Any]]:

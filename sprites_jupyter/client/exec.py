@@ -1,16 +1,14 @@
 """Exec over WebSocket: the frame protocol and the running-process handle, :class:`Command`.
 
-Non-TTY frames carry a one-byte stream id (0 stdin, 1 stdout, 2 stderr, 3 exit,
-4 stdin EOF); TTY frames are raw terminal bytes and the exit arrives as a text
-``{"type": "exit"}`` message. Built on a thread-based WebSocket (:mod:`.ws_connection`),
-so it works inside a Jupyter kernel's running event loop.
+The frames are :mod:`.exec_protocol`'s; TTY frames are raw terminal bytes and the exit
+arrives as a text ``{"type": "exit"}`` message. Built on a thread-based WebSocket
+(:mod:`.ws_connection`), so it works inside a Jupyter kernel's running event loop.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import signal as signals
 import threading
 import time
 from collections import deque
@@ -28,27 +26,17 @@ from .errors import (
     ProtocolError,
     SpritesError,
 )
-from .http import HttpSession, go_duration, segment
+from .exec_protocol import EXIT, STDERR, STDIN, STDIN_EOF, STDOUT, exec_params, signal_name
+from .http import HttpSession, segment
 from .models import ExecResult, OutputChunk
 from .websocket import open_socket
 from .ws_connection import WebSocket
 
-STDIN, STDOUT, STDERR, EXIT, STDIN_EOF = 0, 1, 2, 3, 4
 CHUNK = 32 * 1024
 INTERRUPT_GRACE = 2.0
 KILL_GRACE = 2.0
 SESSION_INFO_WAIT = 10.0
 _TAIL = 2000
-
-
-def signal_name(sig: str | int) -> str:
-    """``"INT"`` from ``"INT"``, ``"sigint"``, ``2`` or ``signal.SIGINT``."""
-    if isinstance(sig, int):
-        return signals.Signals(sig).name.removeprefix("SIG")
-    name = str(sig).strip().upper().removeprefix("SIG")
-    if not name:
-        raise ValueError("give a signal such as INT, TERM or KILL")
-    return name
 
 
 class Command:
@@ -306,28 +294,6 @@ class Command:
         if kind is not None and issubclass(kind, KeyboardInterrupt):
             self.interrupt()
         self.close()
-
-
-def exec_params(argv: Sequence[str], *, env: dict[str, str] | None, dir: str | None,
-                tty: bool, stdin: bool, rows: int | None = None, cols: int | None = None,
-                max_run_after_disconnect: float | None = None) -> list[tuple[str, str]]:
-    """The exec query string as sprites-go sends it: repeated ``cmd``, ``path``, ``env``,
-    ``dir`` when set, ``tty`` (and a size given) only for a TTY, and an accurate ``stdin``."""
-    if not argv or not all(isinstance(arg, str) for arg in argv):
-        raise ValueError("give the command as strings, e.g. run('ls', '-l')")
-    params = [("cmd", arg) for arg in argv]
-    params.append(("path", argv[0]))
-    params += [("env", f"{key}={value}") for key, value in (env or {}).items()]
-    if dir:
-        params.append(("dir", dir))
-    if max_run_after_disconnect is not None:
-        params.append(("max_run_after_disconnect", go_duration(max_run_after_disconnect)))
-    if tty:
-        params.append(("tty", "true"))
-        if rows is not None and cols is not None:
-            params += [("rows", str(rows)), ("cols", str(cols))]
-    params.append(("stdin", "true" if stdin else "false"))
-    return params
 
 
 def start_command(session: HttpSession, sprite: str, argv: Sequence[str], *,

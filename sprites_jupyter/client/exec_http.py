@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .errors import ProtocolError
-from .exec import EXIT, STDERR, STDOUT, exec_params
+from .exec_protocol import EXIT, STDERR, STDOUT, exec_params
 from .http import HttpSession, segment
 
 _FRAME_START = re.compile(rb"[\x01\x02]")

@@ -8,98 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Literal, Self, TypeVar
+from datetime import datetime
+from typing import Any, Literal, Self
 
 from .display import html_table as _html_table
 from .display import short as _short
 from .display import when as _when
 from .errors import ProtocolError
-
-M = TypeVar("M")
-
-
-def parse_time(value: object) -> datetime | None:
-    """An aware UTC datetime from RFC 3339 text or Unix seconds; ``None`` when absent.
-
-    Go's zero time (year 1) means "never" and also becomes ``None``.
-    """
-    if not isinstance(value, str):
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return datetime.fromtimestamp(value, UTC)
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        text = value.strip()
-        if text[-1:] in ("Z", "z"):
-            text = text[:-1] + "+00:00"
-        try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            return None
-    if moment.year <= 1:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def parse_millis(value: object) -> datetime | None:
-    """An aware datetime from Unix milliseconds (service log events)."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value / 1000, UTC)
-    return parse_time(value)
-
-
-def _absent(_key: str) -> None:
-    return None
-
-
-def _strings(value: object) -> tuple[str, ...]:
-    if isinstance(value, list | tuple):
-        return tuple(str(item) for item in value)
-    return ()
-
-
-def _object(value: object) -> dict[str, Any]:
-    """A JSON object as a dict; anything else (``null``, a stray list) as empty."""
-    return dict(value) if isinstance(value, dict) else {}
-
-
-_FIELD_NAMES: dict[type[Any], frozenset[str]] = {}
-
-
-def _field_names(cls: type[Any]) -> frozenset[str]:
-    """A model's fields but ``extra`` (remembered: a listing builds thousands of models)."""
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = frozenset(f.name for f in dataclasses.fields(cls)) - {"extra"}
-    return names
-
-
-def _build(cls: type[M], data: object, renames: Mapping[str, str] | None = None,
-           **converted: Any) -> M:
-    """Instantiate ``cls`` from a JSON object; unknown keys go to ``extra``."""
-    if not isinstance(data, dict):
-        raise ProtocolError(f"expected a JSON object for {cls.__name__}, got {data!r:.80}")
-    known = _field_names(cls)
-    values: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
-    for key, value in data.items():
-        name = renames.get(key, key) if renames else key
-        if name in known:
-            values[name] = value
-        else:
-            extra[key] = value
-    values.update(converted)
-    try:
-        make: Callable[..., M] = cls  # every model is a dataclass with an ``extra`` field
-        return make(**values, extra=extra)
-    except TypeError:
-        raise ProtocolError(f"{cls.__name__} is missing a required field in "
-                            f"{dict(data)!r:.120}") from None
-
+from .json_fields import absent, build, json_object, parse_millis, parse_time, strings
 
 _SPRITE_TIMES = ("created_at", "updated_at", "last_started_at", "last_active_at",
                  "last_running_at", "last_warming_at")
@@ -148,13 +66,14 @@ class SpriteInfo:
 
     @classmethod
     def from_json(cls, data: object) -> Self:
-        get = data.get if isinstance(data, dict) else _absent
+        get = data.get if isinstance(data, dict) else absent
         times: dict[str, Any] = {key: parse_time(get(key)) for key in _SPRITE_TIMES}
-        return _build(cls, data, organization=get("organization") or get("org_slug") or "",
-                      labels=_strings(get("labels")),
-                      url_settings=_object(get("url_settings")), config=_object(get("config")),
-                      environment={str(k): str(v) for k, v in
-                                   _object(get("environment")).items()}, **times)
+        return build(cls, data, organization=get("organization") or get("org_slug") or "",
+                     labels=strings(get("labels")),
+                     url_settings=json_object(get("url_settings")),
+                     config=json_object(get("config")),
+                     environment={str(k): str(v) for k, v in
+                                  json_object(get("environment")).items()}, **times)
 
 
 @dataclass(frozen=True)
@@ -184,7 +103,7 @@ class Checkpoint:
     @classmethod
     def from_json(cls, data: object) -> Self:
         if not isinstance(data, dict) or "id" not in data:
-            return _build(cls, data)
+            return build(cls, data)
         get = data.get
         history = get("history")
         # Lists of a thousand checkpoints are common: fill the frozen instance directly.
@@ -192,7 +111,7 @@ class Checkpoint:
         checkpoint.__dict__.update(
             id=str(data["id"]), create_time=parse_time(get("create_time")),
             comment=get("comment") or "", source_id=get("source_id"),
-            history=_strings(history) if history else (), is_auto=bool(get("is_auto")),
+            history=strings(history) if history else (), is_auto=bool(get("is_auto")),
             health=get("health") or "",
             extra={} if data.keys() <= _CHECKPOINT_KEYS
             else {k: v for k, v in data.items() if k not in _CHECKPOINT_KEYS})
@@ -216,7 +135,7 @@ class StreamMessage:
     @classmethod
     def from_json(cls, data: object) -> Self:
         time = parse_time(data.get("time")) if isinstance(data, dict) else None
-        return _build(cls, data, time=time)
+        return build(cls, data, time=time)
 
     @property
     def text(self) -> str:
@@ -239,10 +158,10 @@ class ServiceState:
 
     @classmethod
     def from_json(cls, data: object) -> Self:
-        get = data.get if isinstance(data, dict) else _absent
-        return _build(cls, data, started_at=parse_time(get("started_at")),
-                      next_restart_at=parse_time(get("next_restart_at")),
-                      restart_count=get("restart_count") or 0)
+        get = data.get if isinstance(data, dict) else absent
+        return build(cls, data, started_at=parse_time(get("started_at")),
+                     next_restart_at=parse_time(get("next_restart_at")),
+                     restart_count=get("restart_count") or 0)
 
 
 @dataclass(frozen=True)
@@ -277,11 +196,11 @@ class Service:
 
     @classmethod
     def from_json(cls, data: object) -> Self:
-        get = data.get if isinstance(data, dict) else _absent
+        get = data.get if isinstance(data, dict) else absent
         state = get("state")
-        return _build(cls, data, args=_strings(get("args")), needs=_strings(get("needs")),
-                      env=dict(get("env") or {}),
-                      state=ServiceState.from_json(state) if isinstance(state, dict) else None)
+        return build(cls, data, args=strings(get("args")), needs=strings(get("needs")),
+                     env=dict(get("env") or {}),
+                     state=ServiceState.from_json(state) if isinstance(state, dict) else None)
 
 
 @dataclass(frozen=True)
@@ -298,7 +217,7 @@ class ServiceLogEvent:
     @classmethod
     def from_json(cls, data: object) -> Self:
         stamp = parse_millis(data.get("timestamp")) if isinstance(data, dict) else None
-        return _build(cls, data, timestamp=stamp)
+        return build(cls, data, timestamp=stamp)
 
 
 @dataclass(frozen=True)
@@ -314,7 +233,7 @@ class KillEvent:
 
     @classmethod
     def from_json(cls, data: object) -> Self:
-        return _build(cls, data)
+        return build(cls, data)
 
 
 @dataclass(frozen=True)
@@ -333,10 +252,10 @@ class ExecSession:
 
     @classmethod
     def from_json(cls, data: object) -> Self:
-        get = data.get if isinstance(data, dict) else _absent
-        return _build(cls, data, id=str(get("id") if get("id") is not None else ""),
-                      created=parse_time(get("created")),
-                      last_activity=parse_time(get("last_activity")))
+        get = data.get if isinstance(data, dict) else absent
+        return build(cls, data, id=str(get("id") if get("id") is not None else ""),
+                     created=parse_time(get("created")),
+                     last_activity=parse_time(get("last_activity")))
 
 
 @dataclass(frozen=True)
@@ -362,14 +281,14 @@ class FileEntry:
 
     @classmethod
     def from_json(cls, data: object) -> Self:
-        get = data.get if isinstance(data, dict) else _absent
+        get = data.get if isinstance(data, dict) else absent
         path = str(get("path") or "")
         is_dir = bool(get("isDir")) or get("type") == "directory"
-        return _build(cls, data, {"modTime": "mod_time", "isDir": "is_dir"},
-                      name=get("name") or path.rstrip("/").rsplit("/", 1)[-1],
-                      mod_time=parse_time(get("modTime")), is_dir=is_dir,
-                      type=get("type") or ("directory" if is_dir else "file"),
-                      mode=str(get("mode") or ("0755" if is_dir else "0644")))
+        return build(cls, data, {"modTime": "mod_time", "isDir": "is_dir"},
+                     name=get("name") or path.rstrip("/").rsplit("/", 1)[-1],
+                     mod_time=parse_time(get("modTime")), is_dir=is_dir,
+                     type=get("type") or ("directory" if is_dir else "file"),
+                     mode=str(get("mode") or ("0755" if is_dir else "0644")))
 
 
 @dataclass(frozen=True)
@@ -426,4 +345,4 @@ class NetworkPolicy:
         rules = tuple(
             PolicyRule(**{k: rule.get(k) for k in ("domain", "action", "include")})
             for rule in data.get("rules") or () if isinstance(rule, dict))
-        return _build(cls, data, rules=rules)
+        return build(cls, data, rules=rules)

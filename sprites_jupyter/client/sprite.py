@@ -7,8 +7,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .checkpoints import CheckpointsMixin
-from .exec import Command, attach_command, run_command, signal_name, start_command
+from .exec import Command, attach_command, run_command, start_command
 from .exec_http import HttpExecResult, run_over_http
+from .exec_protocol import signal_name
 from .filesystem import FilesystemMixin
 from .http import go_duration, segment
 from .models import ExecResult, ExecSession, KillEvent, NetworkPolicy, PolicyRule, SpriteInfo

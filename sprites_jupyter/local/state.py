@@ -18,10 +18,10 @@ from .errors import Invalid, NotFound
 from .runtime.egress.addresses import PrivateAllowance
 from .runtime.egress.resolver import test_hosts_from_environment
 from .runtime.egress.sprite_egress import SpriteEgress, egress_for
-from .runtime.sandbox import Child, Isolation, Sandbox
-from .runtime.sandbox_files import SandboxFiles, remove_sprite_dir
-from .runtime.sessions import SessionManager
-from .runtime.supervisor import ServiceManager
+from .runtime.exec.sessions import SessionManager
+from .runtime.sandbox.files import SandboxFiles, remove_sprite_dir
+from .runtime.sandbox.machine import Isolation, Sandbox
+from .runtime.services.supervisor import ServiceManager
 from .storage.home import prepare_home, remove_server_file
 from .storage.snapshots import Snapshotter
 from .storage.store import SpriteRow, Store
@@ -105,21 +105,6 @@ class SpriteRuntime:
         """The host directories behind the sprite: ``tree``, ``platform`` (``/.sprite``),
         ``run_dir`` (``/.sprite/run``, for the server's unix sockets), ``checkpoints_dir``."""
         return self.sandbox.files
-
-    async def run_platform_process(self, argv: list[str], *, env: dict[str, str] | None = None,
-                                   stdio: tuple[int, int, int] | None = None) -> Child:
-        """Start a hidden process of the platform in the sprite's sandbox (listed as
-        neither a session nor a service); it ends with the sandbox. ``argv[0]`` is looked
-        up on the sandbox's PATH; stdio defaults to ``/dev/null``."""
-        environment = {**self.sandbox.base_env(), **(env or {})}
-        null = os.open(os.devnull, os.O_RDWR)
-        try:
-            child, _ = await self.sandbox.spawn(argv, argv[0], environment,
-                                                self.sandbox.location("/"),
-                                                stdio=stdio or (null, null, null))
-        finally:
-            os.close(null)
-        return child
 
     async def stop_sandbox(self) -> None:
         """End every process of the sprite (sessions and services first, then the init)."""
@@ -241,12 +226,14 @@ class ServerState:
             await runtime.stop_sandbox()
 
     async def shutdown(self) -> None:
-        """Stop every process, close the store and withdraw ``server.json``."""
+        """Stop every process, remove the sprites' cgroups, close the store and withdraw
+        ``server.json``."""
         remove_server_file(self.home, pid=os.getpid())
         await self.storage.idle()
         for name in list(self._runtimes):
             runtime = self._runtimes.pop(name)
             await runtime.stop_sandbox()
+        await asyncio.to_thread(self.isolation.cgroups.close, self.home)
         self.store.close()
 
 

@@ -17,7 +17,7 @@ from jupyter_client import BlockingKernelClient, KernelManager
 
 from sprites_jupyter.client import SpritesClient
 from sprites_jupyter.kernel.kernelspecs import PROVISIONER_NAME
-from tests.conftest import LocalServer, start_server
+from sprites_jupyter.local.testing import LocalServer
 
 ENTRY_POINT = "sprites_jupyter.kernel.provisioner:SpriteProvisioner"
 START_WAIT = 600.0
@@ -128,16 +128,6 @@ class RunningKernel:
         self.client.stop_channels()
         if self.manager.has_kernel:
             self.manager.shutdown_kernel(now=False)
-
-
-@pytest.fixture(scope="session")
-def unsandboxed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
-    """A local server in directory mode (``--isolation none``): its sprites run this
-    interpreter, which has this checkout's sprites_jupyter for in-kernel magics."""
-    running = start_server(tmp_path_factory.mktemp("sprites-home-none"),
-                           args=("--isolation", "none"))
-    yield running
-    running.stop()
 
 
 @pytest.fixture(scope="package")

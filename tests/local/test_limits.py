@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sprites_jupyter.local.runtime.bwrap import find_bubblewrap
+from sprites_jupyter.local.runtime.sandbox.bwrap import find_bubblewrap
 from tests.conftest import LocalServer, start_server
 from tests.local.ndjson import stream_events
 from tests.local.sandbox_checks import eventually, sh

@@ -7,17 +7,15 @@ bubblewrap's probe fails there as it would on such a host.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from tests.conftest import READY_PREFIX, LocalServer
+from sprites_jupyter.local.testing import READY_PREFIX, LocalServer, launch
 from tests.local.sandbox_checks import sh
 
 NO_USERNS = ["unshare", "--user", "--map-root-user", "sh", "-c",
@@ -27,11 +25,7 @@ NO_USERNS = ["unshare", "--user", "--map-root-user", "sh", "-c",
 def _serve(home: Path, *args: str, prefix: list[str] | None = None
            ) -> tuple[subprocess.Popen[str], str]:
     """Start a server; the process and its first stdout line (the ready line, or EOF)."""
-    process = subprocess.Popen(
-        [*(prefix or []), sys.executable, "-m", "sprites_jupyter.local", "serve", "--port", "0",
-         "--home", str(home), "--token", "t", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    process = launch(home, "t", args=args, prefix=prefix or (), stderr=subprocess.PIPE)
     assert process.stdout is not None
     return process, process.stdout.readline()
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from sprites_jupyter.local.runtime.bwrap import SandboxUnavailable, detect
-from sprites_jupyter.local.runtime.sandbox import Isolation
+from sprites_jupyter.local.runtime.sandbox.bwrap import SandboxUnavailable, detect
+from sprites_jupyter.local.runtime.sandbox.machine import Isolation
 from sprites_jupyter.local.state import ServerState
 
 SERVER = """
@@ -46,7 +46,13 @@ def test_platform_process_env_connection_and_view(tmp_path: Path, isolation: Iso
         runtime = state.runtime("seams")
         runtime.platform_env = {"EGRESS_MARK": "set-by-platform"}
         try:
-            child = await runtime.run_platform_process(["python3", "-c", SERVER])
+            null = os.open(os.devnull, os.O_RDWR)
+            try:  # a hidden process: neither a session nor a service
+                child, _ = await runtime.sandbox.spawn(["python3", "-c", SERVER], "python3",
+                                                       runtime.sandbox.base_env(), "/",
+                                                       stdio=(null, null, null))
+            finally:
+                os.close(null)
             reader = writer = None
             for _ in range(200):
                 try:

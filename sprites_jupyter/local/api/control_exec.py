@@ -19,13 +19,13 @@ import time
 from typing import Any
 
 from ..errors import LocalError
-from ..runtime.exec_process import STDERR, SpawnError
-from ..runtime.sessions import Attachment, Session
+from ..runtime.exec.process import STDERR, SpawnError
+from ..runtime.exec.sessions import Attachment, Session
 from ..state import SpriteRuntime, state_of
 from ..wire import query_bool
 from .control_channel import OpChannel, OpFailed
-from .exec import EXIT, STDIN, STDIN_EOF, _on_text, _start
 from .exec_query import parse_exec_query
+from .exec_session import EXIT, STDIN, STDIN_EOF, on_text, start_session
 
 _CONTROL_JSON = (b'{"type":"resize"', b'{"type":"signal"', b'{"type": "resize"',
                  b'{"type": "signal"')
@@ -55,7 +55,7 @@ async def exec_op(channel: OpChannel) -> dict[str, Any]:
         await _report_exit(channel, tty, f"{err.message}\n".encode(), 1)
         raise
     try:
-        session, owner = await _start(channel.websocket, runtime, exec_request)
+        session, owner = await start_session(channel.websocket, runtime, exec_request)
     except SpawnError as err:
         spec = exec_request.spec
         await channel.send_json({
@@ -132,10 +132,10 @@ async def _receive_input(channel: OpChannel, session: Session, *, raw_stdin: boo
     prefixed: bool | None = False if raw_stdin else None
     while (frame := await channel.receive()) is not None:
         if isinstance(frame, str):
-            _on_text(session, frame)
+            on_text(session, frame)
             continue
         if (text := _control_json(frame)) is not None:
-            _on_text(session, text)
+            on_text(session, text)
         elif session.tty:
             await session.write(frame)
         elif frame == bytes([STDIN_EOF]):

@@ -22,16 +22,16 @@ from ..storage.paths import SPRITE_HOME, sprite_path
 from ..storage.sprite_fs import SpriteFsError, SpriteView, begin_write, copy
 from ..wire import query_bool
 from .control_channel import OpChannel, OpFailed
-from .fs import (
-    _entry,
-    _in_view,
-    _mode,
-    _off_loop,
-    _owner_id,
-    _parse_mode,
-    _text,
-    _view_root,
+from .fs_view import (
+    entry_json,
     fs_error,
+    in_view,
+    json_name,
+    octal_mode,
+    off_loop,
+    owner_id,
+    parse_mode,
+    view_root,
 )
 
 MAX_READ = 64 * 1024 * 1024
@@ -73,85 +73,85 @@ def _read_range(view: SpriteView, spath: str, start: int | None, end: int | None
 
 
 async def fs_read(channel: OpChannel) -> dict[str, Any]:
-    root = await _view_root(channel.websocket)
+    root = await view_root(channel.websocket)
     spath = _path(channel.args)
     start = _offset(channel.args, "start", spath)
     end = _offset(channel.args, "end", spath)
-    data = await _in_view(root, lambda view: _read_range(view, spath, start, end))
+    data = await in_view(root, lambda view: _read_range(view, spath, start, end))
     await channel.send_json({"path": spath, "size": len(data)})
     await channel.send_bytes(data)
     return {}
 
 
 async def fs_write(channel: OpChannel) -> dict[str, Any]:
-    root = await _view_root(channel.websocket)
+    root = await view_root(channel.websocket)
     spath = _path(channel.args)
-    mode = _parse_mode(channel.args["mode"], spath) if channel.args.get("mode") else None
+    mode = parse_mode(channel.args["mode"], spath) if channel.args.get("mode") else None
     make_parents = query_bool(channel.args.get("mkdirParents"), True)
     content = await channel.receive()
     if content is None:
         raise OpFailed("op.cancelled", "fs.write released before its content arrived: send "
                                        "the file as one binary frame after op.start")
     data = content.encode() if isinstance(content, str) else content
-    pending = await _in_view(root, lambda view: begin_write(view, spath, mode=mode,
+    pending = await in_view(root, lambda view: begin_write(view, spath, mode=mode,
                                                             make_parents=make_parents))
     try:
-        await _off_loop(pending.write, data)
-        await _off_loop(pending.commit)
+        await off_loop(pending.write, data)
+        await off_loop(pending.commit)
     finally:
         pending.abort()
-    await channel.send_json({"path": spath, "size": pending.size, "mode": _mode(pending.mode)})
+    await channel.send_json({"path": spath, "size": pending.size, "mode": octal_mode(pending.mode)})
     return {}
 
 
 async def fs_list(channel: OpChannel) -> dict[str, Any]:
-    root = await _view_root(channel.websocket)
+    root = await view_root(channel.websocket)
     spath = sprite_path(channel.args.get("path") or ".",
                         channel.args.get("workingDir") or SPRITE_HOME)
     recursive = query_bool(channel.args.get("recursive"), False)
-    entries = await _in_view(root, lambda view: view.list(spath, recursive=recursive))
-    await channel.send_json({"path": spath, "entries": [_entry(e) for e in entries],
+    entries = await in_view(root, lambda view: view.list(spath, recursive=recursive))
+    await channel.send_json({"path": spath, "entries": [entry_json(e) for e in entries],
                              "count": len(entries)})
     return {}
 
 
 async def fs_delete(channel: OpChannel) -> dict[str, Any]:
-    root = await _view_root(channel.websocket)
+    root = await view_root(channel.websocket)
     spath = _path(channel.args)
     recursive = query_bool(channel.args.get("recursive"), False)
-    await _in_view(root, lambda view: view.delete(spath, recursive=recursive))
+    await in_view(root, lambda view: view.delete(spath, recursive=recursive))
     await channel.send_json({"deleted": [spath], "count": 1})
     return {}
 
 
 async def fs_rename(channel: OpChannel) -> dict[str, Any]:
-    root = await _view_root(channel.websocket)
+    root = await view_root(channel.websocket)
     source, dest = _path(channel.args, "source"), _path(channel.args, "dest")
-    await _in_view(root, lambda view: view.rename(source, dest))
+    await in_view(root, lambda view: view.rename(source, dest))
     await channel.send_json({"source": source, "dest": dest})
     return {}
 
 
 async def fs_copy(channel: OpChannel) -> dict[str, Any]:
-    root = await _view_root(channel.websocket)
+    root = await view_root(channel.websocket)
     source, dest = _path(channel.args, "source"), _path(channel.args, "dest")
     recursive = query_bool(channel.args.get("recursive"), False)
     preserve = query_bool(channel.args.get("preserveAttrs"), False)
-    result = await _in_view(root, lambda view: copy(view, source, dest, recursive=recursive,
+    result = await in_view(root, lambda view: copy(view, source, dest, recursive=recursive,
                                                     preserve=preserve))
-    copied = [{"source": _text(s), "dest": _text(d)} for s, d in result.copied]
+    copied = [{"source": json_name(s), "dest": json_name(d)} for s, d in result.copied]
     await channel.send_json({"copied": copied, "count": len(copied),
                              "totalBytes": result.total_bytes})
     return {}
 
 
 async def fs_chmod(channel: OpChannel) -> dict[str, Any]:
-    root = await _view_root(channel.websocket)
+    root = await view_root(channel.websocket)
     spath = _path(channel.args)
-    mode = _parse_mode(channel.args.get("mode"), spath)
+    mode = parse_mode(channel.args.get("mode"), spath)
     recursive = query_bool(channel.args.get("recursive"), False)
-    changed = await _in_view(root, lambda view: view.chmod(spath, mode, recursive=recursive))
-    affected = [{"path": _text(p), "mode": _mode(mode)} for p in changed]
+    changed = await in_view(root, lambda view: view.chmod(spath, mode, recursive=recursive))
+    affected = [{"path": json_name(p), "mode": octal_mode(mode)} for p in changed]
     await channel.send_json({"affected": affected, "count": len(affected)})
     return {}
 
@@ -167,16 +167,16 @@ def _ids(args: QueryParams) -> dict[str, object]:
 
 
 async def fs_chown(channel: OpChannel) -> dict[str, Any]:
-    root = await _view_root(channel.websocket)
+    root = await view_root(channel.websocket)
     spath = _path(channel.args)
     ids = _ids(channel.args)
-    uid, gid = _owner_id(ids, "uid", spath), _owner_id(ids, "gid", spath)
+    uid, gid = owner_id(ids, "uid", spath), owner_id(ids, "gid", spath)
     if uid == gid == -1:
         raise fs_error(errno.EINVAL, spath, "give uid, gid or both")
     recursive = query_bool(channel.args.get("recursive"), False)
-    changed = await _in_view(root, lambda view: view.chown(spath, uid, gid,
+    changed = await in_view(root, lambda view: view.chown(spath, uid, gid,
                                                            recursive=recursive))
-    affected = [{"path": _text(p), "uid": u, "gid": g} for p, u, g in changed]
+    affected = [{"path": json_name(p), "uid": u, "gid": g} for p, u, g in changed]
     await channel.send_json({"affected": affected, "count": len(affected)})
     return {}
 

@@ -21,8 +21,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..errors import LocalError
-from ..runtime.exec_process import STDERR, SpawnError
-from ..runtime.sessions import Attachment, Session, SessionManager
+from ..runtime.exec.process import STDERR, SpawnError
+from ..runtime.exec.sessions import Attachment, Session, SessionManager
 from ..state import SpriteRuntime, state_of
 from ..wire import (
     parse_duration,
@@ -33,11 +33,11 @@ from ..wire import (
 )
 from .errors import ApiError, error_response
 from .exec_query import ExecRequest, parse_exec_query
+from .exec_session import EXIT, STDIN, STDIN_EOF, on_text, start_session
 from .ndjson import ndjson_response
 
 log = logging.getLogger(__name__)
 
-STDIN, EXIT, STDIN_EOF = 0x00, 0x03, 0x04
 CAPABILITIES = [(b"x-sprite-capabilities", b"signal")]
 KILL_TIMEOUT = 10.0
 MAX_HTTP_STDIN = 64 * 1024 * 1024
@@ -143,7 +143,7 @@ async def http_exec(request: Request) -> Response:
     stdin = (await read_body(request, MAX_HTTP_STDIN, HTTP_STDIN_RULE)
              if exec_request.spec.stdin else b"")
     try:
-        session, owner = await _start(request, runtime, exec_request)
+        session, owner = await start_session(request, runtime, exec_request)
     except SpawnError as err:
         frames = bytes([STDERR]) + f"{err}\n".encode() + bytes([EXIT, err.exit_code])
         return Response(frames, media_type="application/octet-stream")
@@ -170,16 +170,6 @@ async def _feed(session: Session, data: bytes) -> None:
     await session.close_stdin()
 
 
-async def _start(conn: Request | WebSocket, runtime: SpriteRuntime, exec_request: ExecRequest
-                 ) -> tuple[Session, Attachment]:
-    await runtime.settled()
-    session, owner = await runtime.sessions.start(
-        exec_request.spec, workdir=exec_request.workdir,
-        max_run_after_disconnect=exec_request.max_run_after_disconnect)
-    state_of(conn).store.touch_running(runtime.name)
-    return session, owner
-
-
 # --- sockets ------------------------------------------------------------------------
 
 
@@ -192,7 +182,7 @@ async def exec_socket(websocket: WebSocket) -> None:
     try:
         runtime = _runtime(websocket)
         exec_request = parse_exec_query(websocket.query_params, runtime.sandbox)
-        session, owner = await _start(websocket, runtime, exec_request)
+        session, owner = await start_session(websocket, runtime, exec_request)
     except LocalError as err:
         await websocket.send_denial_response(error_response(err))
         return
@@ -294,7 +284,7 @@ async def _receive_input(websocket: WebSocket, session: Session) -> None:
             if message.get("bytes") is not None:
                 await _on_binary(session, message["bytes"])
             elif message.get("text") is not None:
-                _on_text(session, message["text"])
+                on_text(session, message["text"])
     except _SOCKET_GONE:
         pass
 
@@ -306,22 +296,3 @@ async def _on_binary(session: Session, data: bytes) -> None:
         await session.write(data[1:])
     elif data[:1] == bytes([STDIN_EOF]):
         await session.close_stdin()
-
-
-def _on_text(session: Session, text: str) -> None:
-    """``resize`` and ``signal`` messages; anything else is ignored, as clients expect."""
-    try:
-        message = json.loads(text)
-    except json.JSONDecodeError:
-        return
-    if not isinstance(message, dict):
-        return
-    if message.get("type") == "resize":
-        rows, cols = message.get("rows", session.rows), message.get("cols", session.cols)
-        if isinstance(rows, int) and isinstance(cols, int):
-            session.resize(rows, cols)
-    elif message.get("type") == "signal":
-        try:
-            session.signal(parse_signal(message.get("signal")))
-        except LocalError as err:
-            log.info("ignored signal message on session %s: %s", session.id, err.message)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from starlette.datastructures import QueryParams
 
 from ..errors import LocalError
-from ..runtime.exec_process import ExecSpec
-from ..runtime.sandbox import Sandbox
+from ..runtime.exec.process import ExecSpec
+from ..runtime.sandbox.machine import Sandbox
 from ..storage import paths
 from ..wire import parse_duration, query_bool
 from .errors import ApiError, status_of

@@ -15,10 +15,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..errors import LocalError
-from ..runtime.log_subscription import MAX_BATCH, Subscription
-from ..runtime.service_defs import check_name, parse_definition
-from ..runtime.service_process import Event, read_log, service_event
-from ..runtime.supervisor import STOP_TIMEOUT, ServiceManager
+from ..runtime.services.definitions import check_name, parse_definition
+from ..runtime.services.log_subscription import MAX_BATCH, Subscription
+from ..runtime.services.process import Event, read_log, service_event
+from ..runtime.services.supervisor import STOP_TIMEOUT, ServiceManager
 from ..state import state_of
 from ..wire import parse_duration, parse_signal, read_json_object
 from .errors import ApiError

@@ -8,7 +8,7 @@ import sqlite3
 from typing import Any
 
 from ..errors import Conflict, is_disk_full
-from ..runtime.sandbox_files import remove_sprite_dir
+from ..runtime.sandbox.files import remove_sprite_dir
 from ..state import ServerState
 from ..storage.store import SpriteRow
 

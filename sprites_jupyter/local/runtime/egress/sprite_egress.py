@@ -19,7 +19,7 @@ from .handover import HandoverError, take_over
 from .proxy import EgressProxy
 
 if TYPE_CHECKING:
-    from ..sandbox import Sandbox
+    from ..sandbox.machine import Sandbox
 
 log = logging.getLogger("sprites_jupyter.local.egress")
 

@@ -12,7 +12,7 @@ import asyncio
 from collections import deque
 from typing import Any
 
-from ..wire import now_ms
+from ...wire import now_ms
 
 Event = dict[str, Any]
 MAX_BUFFERED_BYTES = 2 * 1024 * 1024

@@ -19,13 +19,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ..errors import Conflict, LocalError, NotFound
-from ..storage.paths import SPRITE_HOME
-from ..wire import rfc3339
+from ...errors import Conflict, LocalError, NotFound
+from ...storage.paths import SPRITE_HOME
+from ...wire import rfc3339
+from ..sandbox.machine import InitGone, Sandbox
+from .definitions import DefinitionStore, ServiceDef, check_graph, start_order
 from .log_subscription import Subscription
-from .sandbox import InitGone, Sandbox
-from .service_defs import DefinitionStore, ServiceDef, check_graph, start_order
-from .service_process import Event, ProcessGroups, ServiceProcess, service_event
+from .process import Event, ProcessGroups, ServiceProcess, service_event
 
 log = logging.getLogger("sprites_jupyter.local.services")
 
@@ -317,7 +317,8 @@ class ServiceManager:
         svc.process, svc.last_exit = None, process.exit_code
         if svc.halting:
             return
-        svc.status, svc.error = "failed", f"exited with code {process.exit_code}"
+        svc.status = "failed"
+        svc.error = process.ended_by or f"exited with code {process.exit_code}"
         self._broadcast(svc.name, service_event("exit", exit_code=process.exit_code))
         if time.monotonic() - svc.launched_at >= BACKOFF_LIMIT:
             svc.backoff = BACKOFF_START

@@ -20,11 +20,11 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from ..wire import rfc3339
-from .exec_process import ExecProcess, ExecSpec
+from ...wire import rfc3339
+from ..sandbox.machine import Sandbox
 from .output_log import SCROLLBACK_BYTES, OutputLog
 from .ports import listening_ports
-from .sandbox import Sandbox
+from .process import ExecProcess, ExecSpec
 
 # Output is held back from the process when an attacher is this far behind.
 MAX_LAG_BYTES = 2 * SCROLLBACK_BYTES

@@ -19,8 +19,8 @@ import termios
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from ..errors import Invalid
-from .sandbox import Child, Sandbox, SpawnFailed
+from ...errors import Invalid
+from ..sandbox.machine import Child, Sandbox, SpawnFailed
 
 STDOUT, STDERR = 1, 2
 # A frame is the stream id plus the data, and a frame carries at most 32 KiB.
@@ -170,6 +170,8 @@ class ExecProcess:
                 if pending and self._bytes_read == progress and not self._in_sink:
                     break
                 progress = self._bytes_read
+            if self.process.ended_by is not None:
+                await sink(STDERR, f"{self.process.ended_by}\n".encode())
         finally:
             self._finished = True
             for task in readers:

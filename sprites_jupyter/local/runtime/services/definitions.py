@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import Conflict, Invalid, LocalError
-from ..storage.paths import SPRITE_HOME, sprite_path
-from ..wire import reject_unknown_fields
+from ...errors import Conflict, Invalid, LocalError
+from ...storage.paths import SPRITE_HOME, sprite_path
+from ...wire import reject_unknown_fields
 
 log = logging.getLogger("sprites_jupyter.local.services")
 

@@ -1,0 +1,1 @@
+"""Exec sessions: processes that outlive their sockets, their output and scrollback."""

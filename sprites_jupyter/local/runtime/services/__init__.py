@@ -1,0 +1,1 @@
+"""Services: definitions, launched processes, the supervisor and log readers."""
