@@ -67,6 +67,29 @@ def test_a_dataframe_round_trip_keeps_dtypes(library_ip):
     assert back.dtypes.to_dict() == frame.dtypes.to_dict()
 
 
+def test_dataframes_go_as_arrow_and_fall_back_to_pickle_when_arrow_cannot_hold_them(
+        library_ip, capsys):
+    ip = library_ip
+    pytest.importorskip("pyarrow")
+    ip.ok("%%sprite_python\npass\n")
+    (sprite,) = sessions_of(ip.magics.context)
+    if not sprite_has(ip, sprite, "pyarrow"):
+        pytest.skip("the sprite's python has no pyarrow, so DataFrames go by pickle")
+    import pandas as pd
+
+    ip.shell.user_ns.update(plain=pd.DataFrame({"x": [1.5, 2.5]}, index=["a", "b"]),
+                            mixed=pd.DataFrame({"m": [1, "a", 2.5]}))
+    ip.ok("%sprite push plain mixed")
+    out = capsys.readouterr().out
+    assert "plain (pandas.DataFrame" in out and "as arrow)" in out
+    assert "as pickle)" in out or "as cloudpickle)" in out
+    ip.ok("%%sprite_python\nmixed2 = mixed.copy()\n")
+    ip.ok("%sprite pull plain --as plain_back")
+    ip.ok("%sprite pull mixed2")
+    pd.testing.assert_frame_equal(ip.shell.user_ns["plain_back"], ip.shell.user_ns["plain"])
+    pd.testing.assert_frame_equal(ip.shell.user_ns["mixed2"], ip.shell.user_ns["mixed"])
+
+
 def test_a_numpy_array_round_trip(library_ip, capsys):
     ip = library_ip
     import numpy as np
