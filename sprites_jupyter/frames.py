@@ -111,6 +111,7 @@ def checkpoints_frame(checkpoints: Iterable[Any]) -> pd.DataFrame:
         "comment": _texts(column("comment")),
         "source_id": _texts(sources),
         "is_auto": pd.Series(column("is_auto"), dtype="bool"),
+        "changed_bytes": pd.Series(column("changed_bytes"), dtype="Int64"),
         "lineage": pd.Series(lineage, dtype="object"),
     })
 

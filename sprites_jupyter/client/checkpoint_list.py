@@ -16,7 +16,7 @@ from operator import itemgetter, ne
 from typing import Any, overload
 
 from .errors import ProtocolError
-from .json_fields import parse_time, strings
+from .json_fields import byte_count, parse_time, strings
 from .models import _CHECKPOINT_KEYS, Checkpoint
 
 _SHOWN = 10
@@ -83,6 +83,7 @@ _COLUMNS: dict[str, Callable[[list[dict[str, Any]]], list[Any]]] = {
     "history": _histories,
     "is_auto": lambda items: list(map(bool, _values(items, "is_auto"))),
     "health": lambda items: [value or "" for value in _values(items, "health")],
+    "changed_bytes": lambda items: list(map(byte_count, _values(items, "changed_bytes"))),
     "extra": _extras,
 }
 

@@ -56,6 +56,11 @@ def strings(value: object) -> tuple[str, ...]:
     return ()
 
 
+def byte_count(value: object) -> int | None:
+    """A count of bytes as sent; ``None`` for anything that is not one."""
+    return value if type(value) is int and value >= 0 else None
+
+
 def json_object(value: object) -> dict[str, Any]:
     """A JSON object as a dict; anything else (``null``, a stray list) as empty."""
     return dict(value) if isinstance(value, dict) else {}

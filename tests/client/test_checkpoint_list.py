@@ -15,10 +15,13 @@ FIELDS = [f.name for f in dataclasses.fields(Checkpoint)]
 
 VARIED = [
     {"id": "v9", "create_time": "2026-06-02T17:11:14.555839485Z", "comment": "nanoseconds",
-     "source_id": "v8", "is_auto": False},
-    {"id": "v8", "create_time": "2026-01-13T10:30:00+02:00", "history": ["v0", 7]},
-    {"id": "v7", "create_time": "2026-01-13T10:30:00", "comment": None, "health": None},
-    {"id": 6, "create_time": 1767609000, "is_auto": 1, "health": "mount_failed"},
+     "source_id": "v8", "is_auto": False, "changed_bytes": 4096},
+    {"id": "v8", "create_time": "2026-01-13T10:30:00+02:00", "history": ["v0", 7],
+     "changed_bytes": None},
+    {"id": "v7", "create_time": "2026-01-13T10:30:00", "comment": None, "health": None,
+     "changed_bytes": "12"},
+    {"id": 6, "create_time": 1767609000, "is_auto": 1, "health": "mount_failed",
+     "changed_bytes": True},
     {"id": "auto-1776191193888", "create_time": "0001-01-01T00:00:00Z", "is_auto": True,
      "bucket": "b", "size": 12},
     {"id": "v0", "create_time": "yesterday", "source_id": None, "history": []},
@@ -50,6 +53,7 @@ def test_odd_times_and_ids_as_the_models_have_them() -> None:
     assert times[4] is None and times[5] is None and times[6] is None
     assert listing.column("id")[3] == "6" and listing[1].history == ("v0", "7")
     assert listing[4].extra == {"bucket": "b", "size": 12} and listing[0].extra == {}
+    assert listing.column("changed_bytes") == [4096, None, None, None, None, None, None]
 
 
 def test_unknown_column_is_a_clear_error() -> None:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import errno
 import os
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -25,6 +26,7 @@ from ..storage.sprite_fs import PendingWrite, SpriteFsError, begin_write, copy
 from ..wire import query_bool, read_json_object
 from .errors import ApiError
 from .fs_view import (
+    disk_room,
     entry_json,
     fs_error,
     in_view,
@@ -114,10 +116,20 @@ async def _written(writing: asyncio.Future[None] | None) -> LocalError | None:
         await writing
     except SpriteFsError as exc:
         return fs_error(exc.errno, exc.path, exc.message)
+    except LocalError as exc:  # the sprite's disk limit
+        return exc
     return None
 
 
-async def _receive_into(request: Request, pending: PendingWrite) -> LocalError | None:
+def _write_batch(pending: PendingWrite, batch: list[bytes], size: int,
+                 require_room: Callable[[int], None]) -> None:
+    """One worker-thread job: check the sprite's disk limit (a statfs), then write."""
+    require_room(size)
+    pending.write_chunks(batch)
+
+
+async def _receive_into(request: Request, pending: PendingWrite,
+                        require_room: Callable[[int], None]) -> LocalError | None:
     """Write the body as it arrives, one batch on disk (in a worker thread) while the
     next is received; after a failure the rest of the body is read and dropped, so the
     client gets our answer. Returns the failure, if any."""
@@ -135,8 +147,8 @@ async def _receive_into(request: Request, pending: PendingWrite) -> LocalError |
                 failure = await _written(writing)
                 writing = None
                 if failure is None:
-                    writing = asyncio.ensure_future(asyncio.to_thread(pending.write_chunks,
-                                                                      batch))
+                    writing = asyncio.ensure_future(asyncio.to_thread(
+                        _write_batch, pending, batch, batched, require_room))
                 else:
                     await asyncio.to_thread(pending.abort)  # free the space at once
                 batch, batched = [], 0
@@ -144,13 +156,19 @@ async def _receive_into(request: Request, pending: PendingWrite) -> LocalError |
             failure = await _written(writing)
         writing = None
         if failure is None and batch:
-            failure = await _written(asyncio.ensure_future(
-                asyncio.to_thread(pending.write_chunks, batch)))
+            failure = await _written(asyncio.ensure_future(asyncio.to_thread(
+                _write_batch, pending, batch, batched, require_room)))
     finally:
         if writing is not None:
             with contextlib.suppress(Exception):
                 await writing  # the client went away: finish before the fd is closed
     return failure
+
+
+def _declared_length(request: Request) -> int:
+    with contextlib.suppress(ValueError):
+        return max(0, int(request.headers.get("content-length", "0")))
+    return 0
 
 
 async def write_file(request: Request) -> Response:
@@ -159,15 +177,21 @@ async def write_file(request: Request) -> Response:
     spath = sprite_path(q.get("path", ""), q.get("workingDir"))
     make_parents = query_bool(q.get("mkdirParents", q.get("mkdir")), True)
     mode = parse_mode(q["mode"], spath) if q.get("mode") else None
+    require_room = disk_room(request, spath)
+    require_room(_declared_length(request))
     pending = await in_view(target, lambda view: begin_write(
         view, spath, mode=mode, make_parents=make_parents))
     try:
-        failure = await _receive_into(request, pending)
+        failure = await _receive_into(request, pending, require_room)
         if failure is None:
             await off_loop(pending.commit)
+    except LocalError as exc:
+        failure = exc
     finally:
         pending.abort()
     if failure is not None:
+        if failure.fs_code == "ENOSPC":
+            require_room(0, failed=True)  # a sprite's disk limit says so, naming it
         raise failure
     return JSONResponse({"path": spath, "size": pending.size, "mode": octal_mode(pending.mode)})
 
@@ -207,8 +231,13 @@ async def copy_files(request: Request) -> Response:
     dst = sprite_path(body.get("dest", ""), body.get("workingDir"))
     recursive = _flag(body, "recursive", True)
     preserve = _flag(body, "preserveAttrs", False)
-    result = await in_view(target, lambda view: copy(view, src, dst, recursive=recursive,
-                                                    preserve=preserve))
+    try:
+        result = await in_view(target, lambda view: copy(view, src, dst, recursive=recursive,
+                                                        preserve=preserve))
+    except ApiError as exc:
+        if exc.fs_code == "ENOSPC":
+            disk_room(request, dst)(0, failed=True)
+        raise
     copied = [{"source": json_name(s), "dest": json_name(d)} for s, d in result.copied]
     return JSONResponse({"copied": copied, "count": len(copied),
                          "totalBytes": result.total_bytes})

@@ -27,17 +27,25 @@ class Isolation:
     cgroups: SpriteCgroups = field(default_factory=lambda: SpriteCgroups.unused(
         "the server made none"))
     """Where sandboxed sprites get their memory and process totals (:mod:`.cgroups`)."""
+    disk_unlimited: str = "the server made no mount namespace of its own"
+    """Why sprites get no disk of their own (:mod:`.disks`); "" when they do."""
 
     @property
     def sandboxed(self) -> bool:
         return self.bwrap is not None
+
+    @property
+    def disk_limited(self) -> bool:
+        """Whether new sprites get a disk of the limit's size (:mod:`.disks`)."""
+        return self.sandboxed and self.limits.disk_bytes > 0 and not self.disk_unlimited
 
     def limits_notice(self) -> str:
         """What each sprite may use and what is not limited (empty when unsandboxed:
         a sprite is then the server user's host processes)."""
         if self.bwrap is None:
             return ""
-        return self.limits.notice(self.bwrap.version >= (0, 10), self.cgroups)
+        return self.limits.notice(self.bwrap.version >= (0, 10), self.cgroups,
+                                  self.disk_unlimited)
 
     def describe(self) -> str:
         """``sandbox`` or ``unsandboxed: REASON`` (what ``%sprite`` shows)."""

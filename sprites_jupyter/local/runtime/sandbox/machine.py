@@ -45,7 +45,7 @@ from .init_channel import (
     send_message,
 )
 from .init_launch import Isolation, init_command
-from .limits import human_size
+from .limits import size_text
 
 log = logging.getLogger("sprites_jupyter.local.sandbox")
 
@@ -321,7 +321,7 @@ class Sandbox:
         if self._cgroup.oom_kills() <= oom_kills_before:
             return None
         return ("killed: over the sprite's memory limit "
-                f"({human_size(self.isolation.limits.memory_bytes)})")
+                f"({size_text(self.isolation.limits.memory_bytes)})")
 
     def _fail_all(self) -> None:
         for future in self._pending.values():
