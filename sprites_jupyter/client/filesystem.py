@@ -12,7 +12,9 @@ from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidRequest, NotFound, ProtocolError
+import httpx
+
+from .errors import ConnectionFailed, InvalidRequest, NotFound, ProtocolError
 from .handle import SpriteHandle
 from .models import FileEntry
 
@@ -72,11 +74,21 @@ class FilesystemMixin(SpriteHandle):
         response = self._http.stream("GET", self._path("/fs/read"),
                                      params={"path": target, "workingDir": _ROOT},
                                      what=f"read {target} on {self.name}",
-                                     read_timeout=self._http.timeout)
+                                     read_timeout=self._http.timeout, bulk=True)
         try:
-            yield from response.iter_bytes()
+            yield from self._body(response, f"read {target} on {self.name}")
         finally:
             response.close()
+
+    def _body(self, response: httpx.Response, what: str) -> Iterator[bytes]:
+        """A response's bytes as they arrive; a transfer that breaks off mid-way is a
+        one-line :class:`ConnectionFailed`, never a short file."""
+        try:
+            yield from response.iter_bytes()
+        except httpx.HTTPError as exc:
+            raise ConnectionFailed(self._http.redact(f"{what}: the transfer broke off "
+                                                     f"({str(exc) or type(exc).__name__})"),
+                                   url=str(response.url)) from None
 
     def write_file(self, path: str, data: bytes | str | memoryview, *,
                    mode: str | int = "0644", mkdir_parents: bool = True) -> FileEntry:
@@ -227,11 +239,11 @@ class FilesystemMixin(SpriteHandle):
         response = self._http.stream("GET", self._path("/fs/read"),
                                      params={"path": source, "workingDir": _ROOT},
                                      what=f"read {source} on {self.name}",
-                                     read_timeout=self._http.timeout)
+                                     read_timeout=self._http.timeout, bulk=True)
         partial = destination.with_name(destination.name + ".part")
         try:
             with partial.open("wb") as handle:
-                for chunk in response.iter_bytes():
+                for chunk in self._body(response, f"read {source} on {self.name}"):
                     handle.write(chunk)
         except BaseException:
             partial.unlink(missing_ok=True)
