@@ -90,7 +90,7 @@ class FilesystemMixin(SpriteHandle):
                                                      f"({str(exc) or type(exc).__name__})"),
                                    url=str(response.url)) from None
 
-    def write_file(self, path: str, data: bytes | str | memoryview, *,
+    def write_file(self, path: str, data: bytes | bytearray | str | memoryview, *,
                    mode: str | int = "0644", mkdir_parents: bool = True) -> FileEntry:
         """Create or replace a file; returns its path, size and mode.
 
@@ -100,7 +100,7 @@ class FilesystemMixin(SpriteHandle):
         return self.write_buffers(path, [data.encode() if isinstance(data, str) else data],
                                   mode=mode, mkdir_parents=mkdir_parents)
 
-    def write_buffers(self, path: str, buffers: Sequence[bytes | memoryview], *,
+    def write_buffers(self, path: str, buffers: Sequence[bytes | bytearray | memoryview], *,
                       mode: str | int = "0644", mkdir_parents: bool = True) -> FileEntry:
         """Create or replace a file with ``buffers`` back to back (say a header and an
         array's memory), streamed in one request without joining or copying them."""

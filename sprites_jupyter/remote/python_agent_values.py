@@ -195,7 +195,7 @@ def read_npy(stream: Any) -> Any:
     for length in shape:
         count *= length
     flat = numpy.empty(count, dtype=dtype)
-    view = memoryview(flat.view(numpy.uint8))
+    view = flat.view(numpy.uint8).data
     filled = 0
     while filled < len(view):
         got = buffered.readinto(view[filled:])

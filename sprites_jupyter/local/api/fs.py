@@ -76,8 +76,9 @@ class _FileStream(Response):
             await send({"type": "http.response.start", "status": self.status_code,
                         "headers": self.raw_headers})
             remaining = self.size
-            reading = self._read(remaining)
             while remaining > 0:
+                if reading is None:
+                    reading = self._read(remaining)
                 chunk = await reading
                 reading = None
                 if not chunk:

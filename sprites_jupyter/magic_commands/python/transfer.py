@@ -143,7 +143,7 @@ def _buffers(value: Any, kind: str) -> list[memoryview] | None:
     except ValueError:  # a shape too long for a 1.0 header
         header = io.BytesIO()
         npy.write_array_header_2_0(header, fields)
-    return [header.getbuffer(), memoryview(data.view(numpy.uint8))]
+    return [header.getbuffer(), data.view(numpy.uint8).data]
 
 
 def _type_name(value: Any) -> str:
