@@ -135,7 +135,7 @@ def test_env_dir_and_home(server: LocalServer, http: httpx.Client, sprite: str) 
     _, events = _put(http, sprite, "envy", {
         "cmd": "sh", "args": ["-c", 'echo "$GREETING"; pwd; echo "$HOME"'],
         "env": {"GREETING": "hi"}, "dir": "work"}, duration="10s")
-    lines = [e["data"] for e in events if e["type"] == "stdout"]
+    lines = "".join(e["data"] for e in events if e["type"] == "stdout").splitlines(True)
     root = "" if sandboxed(http) else os.path.realpath(_root(server, sprite))
     assert lines == ["hi\n", f"{root}/home/sprite/work\n", f"{root}/home/sprite\n"]
     assert http.get(_svc(sprite, "envy")).json()["dir"] == "/home/sprite/work"
@@ -337,6 +337,29 @@ def test_delete_stops_and_keeps_the_log(server: LocalServer, http: httpx.Client,
     assert http.delete(_svc(sprite, "web")).status_code == 404
     assert (_platform(server, sprite) / "logs/services/web.log").exists()
     assert not (_platform(server, sprite) / "services/web.json").exists()
+
+
+def test_a_burst_of_lines_is_followed_whole_in_chunks_and_logged_line_by_line(
+        server: LocalServer, http: httpx.Client, sprite: str) -> None:
+    script = "while [ ! -f go ]; do sleep 0.05; done; seq 1 5000; exec sleep 60"
+    _put(http, sprite, "burst", {"cmd": "sh", "args": ["-c", script]})
+    expected = "".join(f"{i}\n" for i in range(1, 5001))
+    chunks: list[str] = []
+    with http.stream("GET", _svc(sprite, "burst", "logs"),
+                     params={"lines": "0", "duration": "30s"}) as response:
+        (_root(server, sprite) / "home/sprite/go").touch()
+        for line in response.iter_lines():
+            event = json.loads(line)
+            assert event["type"] != "complete", "the follow ended before the burst arrived"
+            if event["type"] == "stdout":
+                chunks.append(event["data"])
+                if len("".join(chunks)) >= len(expected):
+                    break
+    assert "".join(chunks) == expected
+    assert all(chunk.endswith("\n") for chunk in chunks)
+    assert len(chunks) < 5000, "each line became an event of its own"
+    log = (_platform(server, sprite) / "logs/services/burst.log").read_text().splitlines()
+    assert [line.split(" ", 1)[1] for line in log] == [f"[stdout] {i}" for i in range(1, 5001)]
 
 
 def test_logs_file_lines_and_follow(server: LocalServer, http: httpx.Client,

@@ -38,8 +38,9 @@ _READ = 16384
 _PUMP_GRACE = 2.0
 _ENV_PASSED = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")
 _LOG_LINE = re.compile(r"^(\S+) \[(stdout|stderr)\] ")
-# Receives one read's output: the stream's name, its lines and their time stamp (Unix ms).
-OutputSink = Callable[[str, list[str], int], None]
+# Receives one read's output: the stream's name, its text (whole lines, or a piece of one
+# line) and its time stamp (Unix ms).
+OutputSink = Callable[[str, str, int], None]
 
 
 def service_event(kind: str, **fields: Any) -> Event:
@@ -162,15 +163,15 @@ class _LogFile:
         self._file: TextIO = path.open("a", encoding="utf-8")
         self._size = self._file.tell()
 
-    def write(self, kind: str, stamp: float, lines: list[str]) -> None:
-        """Append ``lines`` (each ending in a newline) under one time stamp, rotating
-        between lines whenever the next would pass the cap (a starved pump hands over
-        large batches)."""
+    def write(self, kind: str, stamp: float, text: str) -> None:
+        """Append ``text`` (whole lines, each ending in a newline) under one time stamp,
+        rotating between lines whenever the next would pass the cap (a starved pump hands
+        over large batches)."""
         prefix = f"{rfc3339(stamp)} [{kind}] "
-        text = prefix + prefix.join(lines)
         if not self._max or self._size + len(text) * 4 <= self._max:  # fits, however encoded
-            self._append([text])
+            self._append([prefix + text[:-1].replace("\n", "\n" + prefix) + "\n"])
             return
+        lines = [line + "\n" for line in text[:-1].split("\n")]
         part: list[str] = []
         part_size = 0
         for line in lines:
@@ -272,13 +273,8 @@ class ServiceProcess:
         """Log and emit ``raw``: whole lines, or a piece of one line (too long, or the last)."""
         text = raw.decode("utf-8", errors="replace")
         stamp = time.time()
-        if text.endswith("\n"):
-            lines = [line + "\n" for line in text[:-1].split("\n")]
-            self._log.write(kind, stamp, lines)
-        else:
-            lines = [text]
-            self._log.write(kind, stamp, [text + "\n"])
-        self._emit(kind, lines, int(stamp * 1000))
+        self._log.write(kind, stamp, text if text.endswith("\n") else text + "\n")
+        self._emit(kind, text, int(stamp * 1000))
 
     async def _watch(self, on_exit: Callable[[ServiceProcess], None]) -> None:
         returncode = await self._proc.wait()
