@@ -34,7 +34,7 @@ log = logging.getLogger("sprites_jupyter.local.services")
 
 Event = dict[str, Any]
 _CHUNK = 65536  # the longest piece of a line sent as one event
-_READ = 16384
+_READ = 65536  # one event per read: large reads, few objects per byte
 _PUMP_GRACE = 2.0
 _ENV_PASSED = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")
 _LOG_LINE = re.compile(r"^(\S+) \[(stdout|stderr)\] ")
