@@ -52,7 +52,8 @@ def absent(_key: str) -> None:
 def strings(value: object) -> tuple[str, ...]:
     """A JSON list as a tuple of strings; anything else as empty."""
     if isinstance(value, list | tuple):
-        return tuple(str(item) for item in value)
+        items = tuple(value)  # a checkpoint's history can hold thousands of ids
+        return items if set(map(type, items)) <= {str} else tuple(map(str, items))
     return ()
 
 
