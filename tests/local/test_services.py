@@ -360,6 +360,11 @@ def test_a_burst_of_lines_is_followed_whole_in_chunks_and_logged_line_by_line(
     assert len(chunks) < 5000, "each line became an event of its own"
     log = (_platform(server, sprite) / "logs/services/burst.log").read_text().splitlines()
     assert [line.split(" ", 1)[1] for line in log] == [f"[stdout] {i}" for i in range(1, 5001)]
+    _, backlog = stream_events(http, "GET", _svc(sprite, "burst", "logs"))
+    assert "".join(e["data"] for e in backlog if e["type"] == "stdout") == expected
+    assert len(backlog) < 5000, "the log came back one event per line"
+    _, last = stream_events(http, "GET", _svc(sprite, "burst", "logs"), params={"lines": "3"})
+    assert "".join(e["data"] for e in last if e["type"] == "stdout") == "4998\n4999\n5000\n"
 
 
 def test_logs_file_lines_and_follow(server: LocalServer, http: httpx.Client,
@@ -375,11 +380,12 @@ def test_logs_file_lines_and_follow(server: LocalServer, http: httpx.Client,
     assert len(entries) == 3 and all(stamp.endswith("Z") for stamp in stamps)
 
     _, events = stream_events(http, "GET", _svc(sprite, "web", "logs"))
-    assert [(e["type"], e["data"]) for e in events[:-1]] == [
+    assert [(e["type"], line) for e in events[:-1] for line in e["data"].splitlines(True)] == [
         (entry[1:7], entry[9:] + "\n") for entry in entries]
     assert events[-1]["type"] == "complete" and "web.log" in events[-1]["log_files"]["combined"]
     _, last = stream_events(http, "GET", _svc(sprite, "web", "logs"), params={"lines": "2"})
-    assert [e["data"] for e in last[:-1]] == [entry[9:] + "\n" for entry in entries[1:]]
+    assert [line for e in last[:-1] for line in e["data"].splitlines(True)] == [
+        entry[9:] + "\n" for entry in entries[1:]]
 
     with http.stream("GET", _svc(sprite, "web", "logs"),
                      params={"lines": "0", "duration": "30s"}) as response:

@@ -62,7 +62,8 @@ def service_env(sandbox: Sandbox, definition: ServiceDef) -> dict[str, str]:
 
 def read_log(path: Path, lines: int | None) -> list[Event]:
     """The last ``lines`` lines (all when None) of a service log (its rotated part
-    first), as stdout/stderr events."""
+    first), as stdout/stderr events: consecutive lines of one read (same stream, same
+    time stamp) in one event, as they were followed."""
     tail: deque[str] = deque(maxlen=lines)
     for part in (rotated(path), path):
         try:
@@ -71,16 +72,26 @@ def read_log(path: Path, lines: int | None) -> list[Event]:
             continue
         with handle:
             tail.extend(handle)
-    events = []
+    events: list[Event] = []
+    pieces: list[str] = []
+    last: tuple[str, str] | None = None
     for line in tail:
         match = _LOG_LINE.match(line)
         if match is None:
             continue
-        try:
-            stamp = int(datetime.fromisoformat(match.group(1)).timestamp() * 1000)
-        except ValueError:
-            stamp = now_ms()
-        events.append({"type": match.group(2), "data": line[match.end():], "timestamp": stamp})
+        if match.group(1, 2) != last:
+            if pieces:
+                events[-1]["data"] = "".join(pieces)
+            last = match.group(1, 2)
+            try:
+                stamp = int(datetime.fromisoformat(last[0]).timestamp() * 1000)
+            except ValueError:
+                stamp = now_ms()
+            events.append({"type": last[1], "data": "", "timestamp": stamp})
+            pieces = []
+        pieces.append(line[match.end():])
+    if pieces:
+        events[-1]["data"] = "".join(pieces)
     return events
 
 
