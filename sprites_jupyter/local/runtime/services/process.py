@@ -36,6 +36,7 @@ Event = dict[str, Any]
 _CHUNK = 65536  # the longest piece of a line sent as one event
 _READ = 65536  # one event per read: large reads, few objects per byte
 _PUMP_GRACE = 2.0
+_PAUSE_FACTOR = 2.0  # a pump's pause after a read, in units of the time that read took
 _ENV_PASSED = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")
 _LOG_LINE = re.compile(r"^(\S+) \[(stdout|stderr)\] ")
 # Receives one read's output: the stream's name, its text (whole lines, or a piece of one
@@ -263,9 +264,10 @@ class ServiceProcess:
         return cls(proc, outputs, log, emit, on_exit)
 
     async def _pump(self, stream: asyncio.StreamReader, kind: str) -> None:
-        """Per chunk read: one time stamp, one log write, one emit, then a pause as long as
-        that took, so a service writing without pause gets at most half of the server's
-        time (its pipe fills and it waits) and other requests still get answered."""
+        """Per chunk read: one time stamp, one log write, one emit, then a pause twice as
+        long as that took (the pipe's reads and the followers' sends cost about as much
+        again), so a service writing without pause gets at most about two thirds of the
+        server's time (its pipe fills and it waits) and other requests still get answered."""
         pending = b""
         while chunk := await stream.read(_READ):
             started = time.perf_counter()
@@ -276,7 +278,7 @@ class ServiceProcess:
             if cut:
                 self._output(kind, pending[:cut])
                 pending = pending[cut:]
-            await asyncio.sleep(time.perf_counter() - started)
+            await asyncio.sleep(_PAUSE_FACTOR * (time.perf_counter() - started))
         if pending:
             self._output(kind, pending)
 
