@@ -80,15 +80,16 @@ def read_log(path: Path, lines: int | None) -> list[Event]:
         match = _LOG_LINE.match(line)
         if match is None:
             continue
-        if match.group(1, 2) != last:
+        time_text, stream = match.group(1), match.group(2)
+        if (time_text, stream) != last:
             if pieces:
                 events[-1]["data"] = "".join(pieces)
-            last = match.group(1, 2)
+            last = (time_text, stream)
             try:
-                stamp = int(datetime.fromisoformat(last[0]).timestamp() * 1000)
+                stamp = int(datetime.fromisoformat(time_text).timestamp() * 1000)
             except ValueError:
                 stamp = now_ms()
-            events.append({"type": last[1], "data": "", "timestamp": stamp})
+            events.append({"type": stream, "data": "", "timestamp": stamp})
             pieces = []
         pieces.append(line[match.end():])
     if pieces:
