@@ -57,12 +57,6 @@ def helper_source() -> str:
     return build("diff_helper")
 
 
-def __getattr__(name: str) -> str:
-    if name == "HELPER_SOURCE":  # the program, for the benches and tests that run it
-        return helper_source()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def split_checkpoint_path(text: str) -> tuple[str, str] | None:
     """``v1:/etc/hosts`` → ``("v1", "/etc/hosts")``; ``None`` for a plain path.
 

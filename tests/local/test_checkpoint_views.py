@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from sprites_jupyter.local.storage import checkpoint_views
-from sprites_jupyter.magic_commands.diff import HELPER_SOURCE
+from sprites_jupyter.magic_commands.diff import helper_source
 from tests.conftest import LocalServer, start_server
 from tests.local.test_checkpoints import _checkpoint, _root
 from tests.local.trees import demo_sprite
@@ -74,7 +74,7 @@ def test_the_diff_helper_sees_a_chmod_between_two_views(setup, tmp_path):
     (root / "home/sprite/new.txt").write_text("new\n")
     checkpoint()
     request = {"op": "diff", "a": "v1", "b": "v2", "checkpoints": str(views)}
-    done = subprocess.run(["python3", "-", json.dumps(request)], input=HELPER_SOURCE,
+    done = subprocess.run(["python3", "-", json.dumps(request)], input=helper_source(),
                           capture_output=True, text=True, cwd=tmp_path, check=True)
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert {r[0]: r[1] for r in rows} == {"/home/sprite/run.sh": "mode-changed",
