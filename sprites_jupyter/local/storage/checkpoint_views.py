@@ -17,7 +17,11 @@ checkpoint request: :meth:`CheckpointViews.announce` (a query and a few renames)
 once which views are coming (an empty ``.building-<id>``, which the diff helper waits
 for) and takes the unwanted ones out of sight; :meth:`CheckpointViews.settle`, run off
 the request path, builds the missing views newest first, each aside and renamed into
-place so it appears whole, and deletes the ones taken out of sight.
+place so it appears whole, and deletes the ones taken out of sight. A view that leaves
+is recycled into the one that arrives when this server built it (so it knows what it
+shows): only the entries that differ between the two are unlinked or linked, so a
+checkpoint that follows a small change (a notebook's per-cell checkpoints) costs a small
+change to the views, not a link and an unlink per file.
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ class CheckpointViews:
         self.directory = directory
         self.stopped = threading.Event()
         self._names = threading.Lock()
+        self._shows: dict[str, list[Entry]] = {}  # a view's directory name -> its entries
 
     def _wanted(self) -> dict[str, str]:
         """The ``RECENT`` newest manual checkpoints, newest first: id -> manifest id."""
@@ -84,7 +89,10 @@ class CheckpointViews:
                 if name.startswith((_MAKING, _REMOVING)):
                     continue
                 if name.removeprefix(_BUILDING) not in wanted:
-                    os.rename(entry.path, self.directory / f"{_REMOVING}{uuid.uuid4().hex}")
+                    removing = f"{_REMOVING}{uuid.uuid4().hex}"
+                    os.rename(entry.path, self.directory / removing)
+                    if name in self._shows:
+                        self._shows[removing] = self._shows.pop(name)
             for checkpoint_id in wanted:
                 if not (self.directory / checkpoint_id).exists():
                     (self.directory / f"{_BUILDING}{checkpoint_id}").mkdir(exist_ok=True)
@@ -109,22 +117,40 @@ class CheckpointViews:
     def _build(self, checkpoint_id: str, entries: list[Entry]) -> None:
         making = self.directory / f"{_MAKING}{checkpoint_id}"
         _remove(making)  # left by a crash or a stopped build
-        making.mkdir()
+        shown = [e for e in entries if _shown(e)]
         try:
-            _fill(self.snapshots, [e for e in entries if _shown(e)], making, self.owner,
-                  self.stopped)
+            recycled = self._recycle(making)
+            if recycled is None:
+                making.mkdir()
+                _fill(self.snapshots, shown, making, self.owner, self.stopped)
+            else:
+                _patch(self.snapshots, recycled, shown, making, self.owner, self.stopped)
             with self._names:
                 building = self.directory / f"{_BUILDING}{checkpoint_id}"
                 if building.is_dir():  # else it is no longer wanted
                     os.rename(making, self.directory / checkpoint_id)
                     building.rmdir()
+                    self._shows[checkpoint_id] = shown
         finally:
             _remove(making)
+
+    def _recycle(self, making: Path) -> list[Entry] | None:
+        """Move a view taken out of sight whose entries are known to ``making``; what it
+        shows, or None if there is none."""
+        with self._names:
+            for name in [n for n in self._shows if n.startswith(_REMOVING)]:
+                shows = self._shows.pop(name)
+                with contextlib.suppress(FileNotFoundError):
+                    os.rename(self.directory / name, making)
+                    return shows
+        return None
 
     def _delete_removed(self) -> None:
         """Delete what was taken out of sight, and the trees of builds a crash stopped."""
         for entry in os.scandir(self.directory):
             if entry.name.startswith((_REMOVING, _MAKING)):
+                with self._names:
+                    self._shows.pop(entry.name, None)
                 _remove(Path(entry.path))
 
 
@@ -137,7 +163,43 @@ def _fill(snapshots: Snapshotter, shown: list[Entry], tree: Path, owner: int | N
           stopped: threading.Event) -> None:
     """Make ``tree`` the view of ``shown``: links, symlinks, directories, the record."""
     (tree / ".sprite").mkdir()
-    for number, entry in enumerate(shown):
+    _add(snapshots, shown, tree, owner, stopped)
+    _finish(shown, tree)
+
+
+def _patch(snapshots: Snapshotter, old: list[Entry], shown: list[Entry], tree: Path,
+           owner: int | None, stopped: threading.Event) -> None:
+    """Make ``tree``, the view of ``old``, the view of ``shown``: what differs is removed
+    (children before their directory) and added (directories before their children)."""
+    before = {entry.path: entry for entry in old}
+    after = {entry.path: entry for entry in shown}
+    gone = [entry for path, entry in before.items() if not _same(entry, after.get(path))]
+    for number, entry in enumerate(sorted(gone, reverse=True)):
+        if number % _CHECK_STOP_EVERY == 0 and stopped.is_set():
+            raise ViewsStopped
+        if entry.kind in _DIRECTORIES:
+            _remove(tree / entry.path)
+        else:
+            (tree / entry.path).unlink(missing_ok=True)
+    _add(snapshots, [e for e in shown if not _same(e, before.get(e.path))], tree, owner,
+         stopped)
+    _finish(shown, tree)
+
+
+def _same(entry: Entry, other: Entry | None) -> bool:
+    """Whether a view shows ``entry`` and ``other`` as the same directory entry (files
+    and symlinks by their ref: modes and mtimes are in the record)."""
+    if other is None:
+        return False
+    if entry.kind in _DIRECTORIES:
+        return other.kind in _DIRECTORIES
+    return entry.kind == other.kind and entry.ref == other.ref
+
+
+def _add(snapshots: Snapshotter, entries: list[Entry], tree: Path, owner: int | None,
+         stopped: threading.Event) -> None:
+    """Make each entry in ``tree`` (sorted: a directory before what it holds)."""
+    for number, entry in enumerate(entries):
         if number % _CHECK_STOP_EVERY == 0 and stopped.is_set():
             raise ViewsStopped
         target = tree / entry.path
@@ -151,6 +213,11 @@ def _fill(snapshots: Snapshotter, shown: list[Entry], tree: Path, owner: int | N
             os.link(snapshots.object_path(entry.ref), target)
         if owner is not None:  # a file's inode is the stored object's: fine to share
             os.chown(target, owner, owner, follow_symlinks=False)
+
+
+def _finish(shown: list[Entry], tree: Path) -> None:
+    """Write the record of modes and mtimes; give directories theirs (the owner keeps
+    rwx, so the view can be recycled and removed), deepest first."""
     record = {entry.path: [entry.mode, entry.mtime_ns] for entry in shown}
     (tree / RECORD).write_text(json.dumps({"entries": record}, separators=(",", ":")))
     for entry in sorted((e for e in shown if e.kind in _DIRECTORIES),
