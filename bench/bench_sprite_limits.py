@@ -11,6 +11,12 @@ run in the same way as this checkout's server; samples of the two are interleave
    each limit (processes, memory, a chatty service's log rotating), against the same
    GET with every sprite idle (target: <= 2x).
 
+4. Cgroup totals (a root server on cgroup v1 or a delegated v2): warm exec and first
+   exec with a cgroup per sprite against the same checkout with no limit to enforce
+   (``--max-memory 0 --max-processes 0``: no cgroup made; target <= 5 % warm), and an
+   unrelated GET while a sprite sits at its memory total, its processes taking more
+   than it and the OOM killer ending them (target <= 2x idle).
+
     python bench/bench_sprite_limits.py [--repeat 20] [--baseline REF]
 """
 
@@ -31,6 +37,10 @@ REPO = Path(__file__).resolve().parents[1]
 FILL_PROCESSES = ("import subprocess, time\ntry:\n    while True:\n"
                   "        subprocess.Popen(['sleep', '600'])\n"
                   "except OSError:\n    time.sleep(600)\n")
+# Every half second another process takes 64 MiB and holds it: past the total, the
+# kernel's OOM killer ends one, and the next comes.
+OVER_MEMORY_TOTAL = ("while :; do python3 -c 'import time; held = bytearray(b\"x\") * "
+                     "(64 << 20); time.sleep(600)' & sleep 0.5; done")
 FILL_MEMORY = ("import time\nheld = []\ntry:\n    while True:\n"
                "        held.append(bytearray(16 << 20))\n"
                "except MemoryError:\n    time.sleep(600)\n")
@@ -107,6 +117,45 @@ def at_limits(url: str, repeat: int) -> None:
         http.post("/v1/sprites", json={"name": "limited"}).raise_for_status()
 
 
+def cgroup_costs(scratch: Path, repeat: int) -> None:
+    """Rows 4: this checkout with cgroup totals against itself without limits, then a
+    GET while a sprite sits at its memory total."""
+    on, on_url = start_server(scratch / "cgroups-on", "--max-memory", "256M",
+                              env=checkout(REPO), stderr=subprocess.DEVNULL)
+    off, off_url = start_server(scratch / "cgroups-off", "--max-memory", "0",
+                                "--max-processes", "0", env=checkout(REPO),
+                                stderr=subprocess.DEVNULL)
+    try:
+        with httpx.Client(base_url=on_url, headers={"Authorization": f"Bearer {TOKEN}"},
+                          timeout=60) as http:
+            notice = http.head("/v1/sprites").headers.get("sprite-local-limits", "")
+        if "per sprite in total" not in notice:
+            print(f"cgroup totals: not enforced on this host ({notice}); rows 4 skipped")
+            return
+        against_baseline({"new": on_url, "old": off_url}, repeat, "no limits (no cgroup)")
+        at_memory_total(on_url, repeat)
+    finally:
+        for process in (on, off):
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def at_memory_total(url: str, repeat: int) -> None:
+    """GET /v1/sprites while one sprite's processes keep going over its memory total."""
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"},
+                      timeout=600) as http:
+        http.post("/v1/sprites", json={"name": "hogs"}).raise_for_status()
+        _exec(http, "hogs", ["true"])
+        idle = _get_times(http, repeat)
+        http.put("/v1/sprites/hogs/services/hogs", params={"duration": "0"},
+                 json={"cmd": "sh", "args": ["-c", OVER_MEMORY_TOTAL]}).raise_for_status()
+        time.sleep(5)
+        busy = _get_times(http, repeat)
+        http.delete("/v1/sprites/hogs")
+    compare("GET /v1/sprites with a sprite over its memory total (OOM kills)", busy, idle,
+            most=2, names=("over the total", "idle"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=20)
@@ -128,6 +177,9 @@ def main() -> None:
             servers += [new, old]
             against_baseline({"new": new_url, "old": old_url}, args.repeat, args.baseline)
             at_limits(new_url, args.repeat)
+            new.terminate()
+            old.terminate()
+            cgroup_costs(Path(scratch), args.repeat)
         finally:
             for process in servers:
                 process.terminate()

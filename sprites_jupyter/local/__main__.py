@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -21,6 +22,7 @@ from .http_limits import LimitedHttpToolsProtocol
 from .idle import IdleWatch
 from .runtime.egress.addresses import ALLOW_PRIVATE_ENV, PrivateAllowance, parse_ip
 from .runtime.sandbox.bwrap import SandboxUnavailable, detect
+from .runtime.sandbox.cgroups import SpriteCgroups
 from .runtime.sandbox.limits import SpriteLimits, parse_size
 from .runtime.sandbox.machine import Isolation
 from .storage.home import (
@@ -65,13 +67,16 @@ def _parser() -> argparse.ArgumentParser:
                        choices=["critical", "error", "warning", "info", "debug"])
     defaults = SpriteLimits()
     serve.add_argument("--max-processes", type=_count, default=defaults.processes, metavar="N",
-                       help="processes (and threads) per sandboxed sprite; beyond, fork fails "
-                            f"with EAGAIN and exec says so (default {defaults.processes}; "
-                            "0: no limit)")
+                       help="processes (and threads) per sandboxed sprite (a cgroup's "
+                            "pids.max where the server can make one, and RLIMIT_NPROC); "
+                            "beyond, fork fails with EAGAIN and exec says so (default "
+                            f"{defaults.processes}; 0: no limit)")
     serve.add_argument("--max-memory", type=_size, default=defaults.memory_bytes,
-                       metavar="SIZE", help="memory per process of a sandboxed sprite "
-                                            "(RLIMIT_DATA; e.g. 2G; default half the host's "
-                                            "memory, at most 8G; 0: no limit)")
+                       metavar="SIZE", help="memory of a sandboxed sprite: its total by "
+                                            "cgroup where the server can make one (root on "
+                                            "cgroup v1, a delegated cgroup v2), and each "
+                                            "process's (RLIMIT_DATA); e.g. 2G; default half "
+                                            "the host's memory, at most 8G; 0: no limit")
     serve.add_argument("--service-log-max", type=_size, default=defaults.service_log_bytes,
                        metavar="SIZE", help="size at which a service's log is rotated (one "
                                             "older file kept; default 10M; 0: never)")
@@ -287,8 +292,14 @@ def main(argv: list[str] | None = None) -> None:
     isolation = choose_isolation(args.isolation, SpriteLimits(
         args.max_processes, args.max_memory, args.service_log_max))
     with lock:
-        serve(args.host, args.port, home, token, args.log_level, args.idle_exit, isolation,
-              private_allowed)
+        if isolation.sandboxed:
+            isolation = dataclasses.replace(isolation, cgroups=SpriteCgroups.set_up(
+                home, isolation.limits.memory_bytes, isolation.limits.processes))
+        try:
+            serve(args.host, args.port, home, token, args.log_level, args.idle_exit,
+                  isolation, private_allowed)
+        finally:
+            isolation.cgroups.close(home)
 
 
 if __name__ == "__main__":

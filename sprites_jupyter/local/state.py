@@ -226,12 +226,14 @@ class ServerState:
             await runtime.stop_sandbox()
 
     async def shutdown(self) -> None:
-        """Stop every process, close the store and withdraw ``server.json``."""
+        """Stop every process, remove the sprites' cgroups, close the store and withdraw
+        ``server.json``."""
         remove_server_file(self.home, pid=os.getpid())
         await self.storage.idle()
         for name in list(self._runtimes):
             runtime = self._runtimes.pop(name)
             await runtime.stop_sandbox()
+        await asyncio.to_thread(self.isolation.cgroups.close, self.home)
         self.store.close()
 
 

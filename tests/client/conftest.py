@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from sprites_jupyter.client import Sprite, SpritesClient
-from tests.conftest import LocalServer
+from sprites_jupyter.local.testing import LocalServer
 
 
 @pytest.fixture

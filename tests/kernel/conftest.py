@@ -17,7 +17,7 @@ from jupyter_client import BlockingKernelClient, KernelManager
 
 from sprites_jupyter.client import SpritesClient
 from sprites_jupyter.kernel.kernelspecs import PROVISIONER_NAME
-from tests.conftest import LocalServer
+from sprites_jupyter.local.testing import LocalServer
 
 ENTRY_POINT = "sprites_jupyter.kernel.provisioner:SpriteProvisioner"
 START_WAIT = 600.0

@@ -1,4 +1,5 @@
-"""Loopback servers the egress tests reach through a sprite's proxy, and a DNS client.
+"""Loopback servers the egress tests reach through a sprite's proxy, a local server whose
+proxies map test names to them, and a DNS client.
 
 ``allowed.test`` / ``denied.test`` style names are mapped to these servers with the
 proxy's test-only host overrides; there is no internet here.
@@ -14,8 +15,14 @@ import socketserver
 import ssl
 import struct
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
+
+from sprites_jupyter.local.runtime.egress.resolver import TEST_HOSTS_ENV
+from sprites_jupyter.local.testing import LocalServer, start_server
 
 
 class _Hello(http.server.BaseHTTPRequestHandler):
@@ -81,6 +88,20 @@ class Targets:
 
 def _serve(server: socketserver.BaseServer) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
+
+
+def egress_test_server(home: Path, hosts: str, args: Sequence[str] = ()) -> LocalServer:
+    """A server of its own whose proxies resolve ``hosts`` (``name=ip`` pairs) with their
+    test-only overrides; the test is skipped unless its sprites are sandboxed, as egress
+    is only enforced there."""
+    running = start_server(home, args=args, env={TEST_HOSTS_ENV: hosts})
+    with running.http() as http:
+        isolation = http.get("/v1/sprites").headers.get("sprite-local-isolation", "")
+    if isolation != "sandbox":
+        running.stop()
+        pytest.skip(f"this local server runs sprites {isolation or 'unsandboxed'}: "
+                    "egress is only enforced in sandboxed sprites")
+    return running
 
 
 def start_targets(directory: Path, tls_names: list[str]) -> Targets:

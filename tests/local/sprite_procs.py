@@ -4,14 +4,35 @@ from __future__ import annotations
 
 import contextlib
 import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
+
+from sprites_jupyter.local.testing import LocalServer
 
 
 def sandboxed(http: httpx.Client) -> bool:
     """Whether the server runs its sprites in sandboxes (it says so in a header)."""
     return http.head("/v1/sprites").headers.get("sprite-local-isolation") == "sandbox"
+
+
+@contextlib.contextmanager
+def fresh_sandboxed_sprite(server: LocalServer, prefix: str
+                           ) -> Iterator[tuple[LocalServer, httpx.Client, str]]:
+    """A new sprite on ``server`` (named ``prefix-…``), deleted afterwards; the test is
+    skipped where the host gives no sandbox."""
+    with server.http() as http:
+        if not sandboxed(http):
+            pytest.skip("this host gives no sandbox")
+        name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        assert http.post("/v1/sprites", json={"name": name}).status_code == 201
+        try:
+            yield server, http, name
+        finally:
+            http.delete(f"/v1/sprites/{name}")
 
 
 def host_pid(http: httpx.Client, sprite: str, pid: int) -> int:

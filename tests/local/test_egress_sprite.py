@@ -18,9 +18,8 @@ import httpx
 import pytest
 
 from sprites_jupyter.client import SpritesClient
-from sprites_jupyter.local.runtime.egress.resolver import TEST_HOSTS_ENV
-from tests.conftest import LocalServer, start_server
-from tests.local.egress_targets import Targets, start_targets
+from tests.conftest import LocalServer
+from tests.local.egress_targets import Targets, egress_test_server, start_targets
 from tests.local.ndjson import stream_events
 
 NAMES = ["allowed.test", "denied.test", "other.test"]
@@ -41,15 +40,8 @@ def targets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Targets]:
 @pytest.fixture(scope="module")
 def egress_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
     """A server of its own whose proxies know the test names."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(TEST_HOSTS_ENV, " ".join(f"{name}=127.0.0.1" for name in NAMES))
-        running = start_server(tmp_path_factory.mktemp("egress-home"))
-    with running.http() as http:
-        isolation = http.get("/v1/sprites").headers.get("sprite-local-isolation", "")
-    if isolation != "sandbox":
-        running.stop()
-        pytest.skip(f"this local server runs sprites {isolation or 'unsandboxed'}: "
-                    "egress is only enforced in sandboxed sprites")
+    running = egress_test_server(tmp_path_factory.mktemp("egress-home"),
+                                 " ".join(f"{name}=127.0.0.1" for name in NAMES))
     yield running
     running.stop()
 
@@ -216,3 +208,26 @@ def test_a_restore_brings_back_the_policy_it_checkpointed(inside, targets) -> No
     assert status == 200 and events[-1]["type"] == "complete", events
     assert inside.probe("fetch", f"http://allowed.test:{targets.http_port}/")["status"] == 200
     assert inside.probe("fetch", f"http://denied.test:{targets.http_port}/")["status"] == 403
+
+
+def _host_only_names() -> list[str]:
+    """Dotless names the host's /etc/hosts gives (its own host name, say): no public DNS
+    name is dotless, so real DNS knows none of them."""
+    try:
+        lines = Path("/etc/hosts").read_text().splitlines()
+    except OSError:
+        return []
+    names = {name.lower() for line in lines for name in line.split("#")[0].split()[1:]}
+    return sorted(name for name in names if "." not in name and name != "localhost")
+
+
+def test_an_open_policy_does_not_tell_the_hosts_private_names(inside) -> None:
+    names = _host_only_names()
+    if not names:
+        pytest.skip("the host's /etc/hosts has no dotless name but localhost")
+    inside.set_policy([])
+    for name in names:
+        answer = inside.probe("dns", name)
+        assert answer["answers"] == 0 and answer["rcode"] in (2, 3), (name, answer)
+    assert inside.probe("dns", "localhost") == {"rcode": 0, "answers": 1}
+    assert inside.probe("resolve", inside.name) == {"addresses": ["127.0.1.1"]}

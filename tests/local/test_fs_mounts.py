@@ -4,7 +4,6 @@ On a root server and on an ordinary user's (``test_sandbox_unprivileged``'s fixt
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -12,7 +11,7 @@ import pytest
 
 from tests.conftest import LocalServer
 from tests.local.sandbox_checks import sh
-from tests.local.sprite_procs import sandboxed
+from tests.local.sprite_procs import fresh_sandboxed_sprite
 
 _MOUNTED = ["/etc/passwd", "/etc/hosts", "/.sprite", "/usr", "/proc"]
 
@@ -21,15 +20,8 @@ _MOUNTED = ["/etc/passwd", "/etc/hosts", "/.sprite", "/usr", "/proc"]
 def mode(request: pytest.FixtureRequest) -> Iterator[tuple[LocalServer, httpx.Client, str]]:
     """A fresh sandboxed sprite on the session's server or on an ordinary user's."""
     running = request.getfixturevalue("server" if request.param == "as-root" else "local")
-    with running.http() as client:
-        if not sandboxed(client):
-            pytest.skip("this host gives no sandbox")
-        name = f"m-{uuid.uuid4().hex[:10]}"
-        assert client.post("/v1/sprites", json={"name": name}).status_code == 201
-        try:
-            yield running, client, name
-        finally:
-            client.delete(f"/v1/sprites/{name}")
+    with fresh_sandboxed_sprite(running, "m") as made:
+        yield made
 
 
 def _fs(sprite: str, op: str) -> str:

@@ -23,7 +23,7 @@ import pytest
 from sprites_jupyter.local.runtime.sandbox.host_ids import RANGE_START, SPRITE_ID
 from tests.conftest import LocalServer, start_server
 from tests.local.sandbox_checks import checkpoint, restore, sh
-from tests.local.sprite_procs import host_pid, sandboxed
+from tests.local.sprite_procs import fresh_sandboxed_sprite, host_pid, sandboxed
 
 SPRITE_HOST_ID = RANGE_START + SPRITE_ID
 _SYS_PIDFD_GETFD = 438  # the same number on every architecture
@@ -38,15 +38,8 @@ def target(request: pytest.FixtureRequest) -> Iterator[tuple[LocalServer, httpx.
         server = request.getfixturevalue("server")
     else:
         server = request.getfixturevalue("local")
-    with server.http() as http:
-        if not sandboxed(http):
-            pytest.skip("this host gives no sandbox")
-        name = f"r-{uuid.uuid4().hex[:10]}"
-        assert http.post("/v1/sprites", json={"name": name}).status_code == 201
-        try:
-            yield server, http, name
-        finally:
-            http.delete(f"/v1/sprites/{name}")
+    with fresh_sandboxed_sprite(server, "r") as made:
+        yield made
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from sprites_jupyter.local.runtime.egress.resolver import TEST_HOSTS_ENV
-from tests.conftest import LocalServer, start_server
+from tests.conftest import LocalServer
+from tests.local.egress_targets import egress_test_server
 from tests.magics.conftest import Shell, _loaded_shell
 
 RESERVED = "203.0.113.80"
@@ -34,16 +34,10 @@ except OSError as error:
 
 @pytest.fixture(scope="module")
 def private_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(TEST_HOSTS_ENV, f"mirror.test={RESERVED} allowed-mirror.test={RESERVED}")
-        running = start_server(tmp_path_factory.mktemp("private-hosts-home"),
-                               args=("--allow-private-hosts", "allowed-mirror.test,127.0.0.0/8"))
-    with running.http() as http:
-        isolation = http.get("/v1/sprites").headers.get("sprite-local-isolation", "")
-    if isolation != "sandbox":
-        running.stop()
-        pytest.skip(f"this local server runs sprites {isolation or 'unsandboxed'}: "
-                    "egress is only enforced in sandboxed sprites")
+    running = egress_test_server(
+        tmp_path_factory.mktemp("private-hosts-home"),
+        f"mirror.test={RESERVED} allowed-mirror.test={RESERVED}",
+        args=("--allow-private-hosts", "allowed-mirror.test,127.0.0.0/8"))
     yield running
     running.stop()
 

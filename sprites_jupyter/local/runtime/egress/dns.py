@@ -1,5 +1,6 @@
 """The sprite's DNS responder: answers ``REFUSED`` for names the policy denies (fast
-failure, as the real service does) and resolves allowed ones through the host.
+failure, as the real service does) and resolves allowed ones in real DNS, never from the
+host's ``/etc/hosts`` (:mod:`.resolver`).
 
 Only what a stub resolver asks is spoken: one question, ``A``/``AAAA`` answers
 (other types get an empty answer), UDP datagrams on the socket the bridge handed over.
@@ -115,4 +116,8 @@ class DnsResponder(asyncio.DatagramProtocol):
 
 
 def failure_rcode(error: ResolveError) -> int:
+    """The rcode a failed lookup answers (an empty NOERROR for a name without an
+    address of the type asked, as a nameserver says it)."""
+    if error.nodata:
+        return NOERROR
     return NXDOMAIN if error.missing else SERVFAIL

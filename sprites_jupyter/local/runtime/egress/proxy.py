@@ -69,7 +69,7 @@ class EgressProxy:
     wait in the listening socket's backlog."""
 
     def __post_init__(self) -> None:
-        self.resolver = Resolver(self.test_hosts)
+        self.resolver = Resolver(self.test_hosts, own_name=self.sprite)
         self._links: set[_Link] = set()
         self._connections: set[asyncio.Task[None]] = set()
         self._listener: socket.socket | None = None
@@ -202,7 +202,8 @@ class EgressProxy:
         if query.qclass != dns.CLASS_IN or query.qtype not in (dns.TYPE_A, dns.TYPE_AAAA):
             return dns.reply(query, dns.NOERROR)
         try:
-            resolution = await self.resolver.resolve(query.name)
+            resolution = await self.resolver.resolve(
+                query.name, socket.AF_INET if query.qtype == dns.TYPE_A else socket.AF_INET6)
         except ResolveError as error:
             return dns.reply(query, dns.failure_rcode(error))
         return dns.reply(query, dns.NOERROR, resolution.addresses)

@@ -1,5 +1,6 @@
-"""Name resolution for one sprite's egress: the host's resolver off the event loop, plus
-which addresses came from which names (raw-IP connections need an allowed name)."""
+"""Name resolution for one sprite's egress: real DNS (never the host's ``/etc/hosts``,
+see :mod:`.dns_client`) and the sprite's own name, plus which addresses came from which
+names (raw-IP connections need an allowed name)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from . import dns_client
 from .addresses import parse_ip
 
 TEST_HOSTS_ENV = "SPRITES_LOCAL_EGRESS_TEST_HOSTS"
@@ -23,12 +25,21 @@ REMEMBERED = 4096
 REMEMBER_SECONDS = 3600.0
 
 
-class ResolveError(Exception):
-    """A name did not resolve; ``missing`` tells NXDOMAIN from a failing resolver."""
+def _fits(address: str, family: int) -> bool:
+    parsed = parse_ip(address)
+    return family == socket.AF_UNSPEC or (parsed is not None and (
+        parsed.version == 4) == (family == socket.AF_INET))
 
-    def __init__(self, name: str, reason: str, *, missing: bool) -> None:
+
+class ResolveError(Exception):
+    """A name did not resolve; ``missing`` tells NXDOMAIN from a failing resolver, and
+    ``nodata`` a name that exists with no address of the family asked."""
+
+    def __init__(self, name: str, reason: str, *, missing: bool, nodata: bool = False
+                 ) -> None:
         super().__init__(f"could not resolve {name}: {reason}")
         self.missing = missing
+        self.nodata = nodata
 
 
 @dataclass(frozen=True)
@@ -51,12 +62,19 @@ def test_hosts_from_environment() -> dict[str, str]:
     return hosts
 
 
-class Resolver:
-    """Resolves names for one sprite and remembers, for a while, which names gave which
-    addresses (bounded)."""
+OWN_ADDRESS = "127.0.1.1"
+"""The sprite's own name's address, as its generated ``/etc/hosts`` has it."""
 
-    def __init__(self, test_hosts: Mapping[str, str] | None = None) -> None:
+
+class Resolver:
+    """Resolves names for the sprite ``own_name`` and remembers, for a while, which names
+    gave which addresses (bounded)."""
+
+    def __init__(self, test_hosts: Mapping[str, str] | None = None, own_name: str = "",
+                 nameservers: dns_client.NameServers | None = None) -> None:
         self._test_hosts = dict(test_hosts or {})
+        self._own_name = own_name.lower()
+        self._nameservers = nameservers or dns_client.NameServers()
         self._names_of: OrderedDict[str, tuple[float, frozenset[str]]] = OrderedDict()
 
     async def resolve(self, name: str, family: int = socket.AF_UNSPEC) -> Resolution:
@@ -74,15 +92,37 @@ class Resolver:
         return resolution
 
     async def _lookup(self, name: str, family: int) -> tuple[str, ...]:
-        loop = asyncio.get_running_loop()
-        try:
-            infos = await loop.getaddrinfo(name, None, family=family, type=socket.SOCK_STREAM)
-        except socket.gaierror as error:
-            missing = error.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", -5))
-            raise ResolveError(name, error.strerror or str(error), missing=missing) from None
-        except UnicodeError:
-            raise ResolveError(name, "not a valid host name", missing=True) from None
-        return tuple(dict.fromkeys(str(info[4][0]) for info in infos))
+        name = name.rstrip(".").lower()
+        qtypes = {socket.AF_INET: (dns_client.TYPE_A,), socket.AF_INET6: (dns_client.TYPE_AAAA,)
+                  }.get(family, (dns_client.TYPE_A, dns_client.TYPE_AAAA))
+        fixed = dns_client.special_use(name)
+        if fixed is None and name == self._own_name:
+            fixed = dns_client.Answer(dns_client.NOERROR, (OWN_ADDRESS,))
+        if fixed is not None:
+            answers: list[dns_client.Answer | BaseException] = [fixed]
+        else:
+            servers = await self._nameservers.current()
+            answers = list(await asyncio.gather(
+                *(dns_client.ask(servers, name, qtype) for qtype in qtypes),
+                return_exceptions=True))
+        addresses = [address for answer in answers if isinstance(answer, dns_client.Answer)
+                     for address in answer.addresses if _fits(address, family)]
+        if addresses:
+            return tuple(dict.fromkeys(addresses))
+        failures = [answer for answer in answers if isinstance(answer, BaseException)]
+        for failure in failures:
+            if isinstance(failure, UnicodeError):
+                raise ResolveError(name, "not a valid host name", missing=True)
+            if not isinstance(failure, dns_client.LookupFailed):
+                raise failure
+        if failures:
+            raise ResolveError(name, str(failures[0]), missing=False)
+        rcodes = {answer.rcode for answer in answers if isinstance(answer, dns_client.Answer)}
+        if rcodes == {dns_client.NOERROR}:
+            raise ResolveError(name, "no address", missing=True, nodata=True)
+        if rcodes <= {dns_client.NOERROR, dns_client.NXDOMAIN}:
+            raise ResolveError(name, "no such name", missing=True)
+        raise ResolveError(name, f"the nameserver answered rcode {max(rcodes)}", missing=False)
 
     def remember(self, name: str, addresses: tuple[str, ...]) -> None:
         now = time.monotonic()

@@ -170,6 +170,8 @@ class ExecProcess:
                 if pending and self._bytes_read == progress and not self._in_sink:
                     break
                 progress = self._bytes_read
+            if self.process.ended_by is not None:
+                await sink(STDERR, f"{self.process.ended_by}\n".encode())
         finally:
             self._finished = True
             for task in readers:

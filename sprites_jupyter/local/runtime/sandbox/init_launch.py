@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass, field
 
 from .bwrap import Bubblewrap, system_links
+from .cgroups import SpriteCgroups
 from .files import SandboxFiles
 from .limits import SpriteLimits
 
@@ -23,6 +24,9 @@ class Isolation:
     limits: SpriteLimits = field(default_factory=SpriteLimits)
     """Applied to sandboxed sprites (unsandboxed, a sprite is host processes of the
     server's user, whose per-user counts a limit would share)."""
+    cgroups: SpriteCgroups = field(default_factory=lambda: SpriteCgroups.unused(
+        "the server made none"))
+    """Where sandboxed sprites get their memory and process totals (:mod:`.cgroups`)."""
 
     @property
     def sandboxed(self) -> bool:
@@ -33,7 +37,7 @@ class Isolation:
         a sprite is then the server user's host processes)."""
         if self.bwrap is None:
             return ""
-        return self.limits.notice(self.bwrap.version >= (0, 10))
+        return self.limits.notice(self.bwrap.version >= (0, 10), self.cgroups)
 
     def describe(self) -> str:
         """``sandbox`` or ``unsandboxed: REASON`` (what ``%sprite`` shows)."""

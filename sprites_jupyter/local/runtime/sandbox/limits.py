@@ -4,13 +4,16 @@ A real sprite is a VM (8 vCPU, 100 GB of disk, managed memory): nothing it does 
 another sprite or the host. Here sprites share the host's kernel, so each gets limits
 (``sprites-local serve --max-processes / --max-memory / --service-log-max``):
 
-- processes: ``RLIMIT_NPROC``, counted per user namespace (Linux >= 5.14), so per
-  sprite. Default 4096 tasks, near systemd's per-service default (15 % of 32768).
-- memory: per process, ``RLIMIT_DATA`` (heap and private writable mappings: what
-  ``malloc`` takes; ``ENOMEM`` beyond). A per-sprite total needs a cgroup v2 the host
-  delegates, which this server does not manage yet: the start-up notice says so.
-  Default 8 GiB, at most half the host's memory. ``/run`` and ``/dev/shm`` (in
-  memory) hold at most that each, and at most 1 GiB (bubblewrap >= 0.10).
+- processes: a total per sprite by cgroup (``pids.max``) where the server can make one
+  (:mod:`.cgroups`), and ``RLIMIT_NPROC`` always, counted per user namespace (Linux >=
+  5.14), so per sprite too. Default 4096 tasks, near systemd's per-service default.
+- memory: a total per sprite by cgroup (``memory.limit_in_bytes`` / ``memory.max``:
+  beyond it the OOM killer ends a process of that sprite), where the server can make
+  one; and per process ``RLIMIT_DATA`` always (heap and private writable mappings,
+  ``ENOMEM`` beyond), so one oversized allocation fails cleanly before the total
+  bites. Default 8 GiB, at most half the host's memory. ``/run`` and ``/dev/shm`` (in
+  memory, counted in the total) hold a quarter of it each, at most 1 GiB (bubblewrap >=
+  0.10), so files there cannot take the whole total from the sprite's processes.
 - service logs: each service's log file is rotated at the cap (one older file kept),
   default 10 MiB, as Docker's log drivers are commonly capped.
 - disk: not limited: a sprite's layer is a directory of the host's filesystem, with no
@@ -21,6 +24,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+
+from .cgroups import SpriteCgroups
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -42,17 +47,32 @@ class SpriteLimits:
     memory_bytes: int = _default_memory()
     service_log_bytes: int = 10 * MiB
 
-    def notice(self, tmpfs_capped: bool = True) -> str:
+    def notice(self, tmpfs_capped: bool = True, cgroups: SpriteCgroups | None = None) -> str:
         """The one start-up line saying what is enforced, how, and what is not
-        (``tmpfs_capped``: whether the bubblewrap in use can size a tmpfs)."""
-        tmpfs = (f"/run and /dev/shm {_size(self.tmpfs_bytes)} each" if tmpfs_capped
+        (``tmpfs_capped``: whether the bubblewrap in use can size a tmpfs; ``cgroups``:
+        this server's, which give per-sprite totals)."""
+        by = cgroups.describe() if cgroups is not None else ""
+        no_total = cgroups.reason if cgroups is not None and cgroups.reason else (
+            "no cgroup is used")
+        tmpfs = (f"/run and /dev/shm {human_size(self.tmpfs_bytes)} each" if tmpfs_capped
                  else "/run and /dev/shm NOT limited (bubblewrap < 0.10)")
-        parts = [f"processes {self.processes} per sprite" if self.processes
-                 else "processes unlimited",
-                 f"memory {_size(self.memory_bytes)} per process (not per sprite: no "
-                 f"delegated cgroup v2 is used), {tmpfs}" if self.memory_bytes
-                 else "memory unlimited",
-                 f"service logs {_size(self.service_log_bytes)} + 1 rotated file"
+        if not self.processes:
+            processes = "processes unlimited"
+        elif cgroups is not None and cgroups.process_total:
+            processes = f"processes {self.processes} per sprite ({by} pids, and RLIMIT_NPROC)"
+        else:
+            processes = f"processes {self.processes} per sprite (RLIMIT_NPROC)"
+        if not self.memory_bytes:
+            memory = "memory unlimited"
+        elif cgroups is not None and cgroups.memory_total:
+            memory = (f"memory {human_size(self.memory_bytes)} per sprite in total ({by} memory: "
+                      "beyond it the OOM killer ends a process of that sprite) and per "
+                      f"process (RLIMIT_DATA), {tmpfs}")
+        else:
+            memory = (f"memory {human_size(self.memory_bytes)} per process (RLIMIT_DATA), NOT a "
+                      f"per-sprite total ({no_total}), {tmpfs}")
+        parts = [processes, memory,
+                 f"service logs {human_size(self.service_log_bytes)} + 1 rotated file"
                  if self.service_log_bytes else "service logs unlimited",
                  "disk of a sprite's layer NOT limited (no quota on the host's filesystem)"]
         return "sprite limits: " + "; ".join(parts)
@@ -60,8 +80,8 @@ class SpriteLimits:
     @property
     def tmpfs_bytes(self) -> int:
         """The size of each in-memory file system of a sprite (``/run``, ``/dev/shm``):
-        the memory limit, at most 1 GiB (0: unbounded)."""
-        return min(self.memory_bytes, GiB)
+        a quarter of the memory limit, at most 1 GiB (0: unbounded)."""
+        return min(max(self.memory_bytes // 4, MiB), GiB) if self.memory_bytes else 0
 
     def init_options(self) -> dict[str, int]:
         """What the sprite's init applies to itself, so every process of the sprite
@@ -69,7 +89,7 @@ class SpriteLimits:
         return {"nproc": self.processes, "data": self.memory_bytes}
 
 
-def _size(count: int) -> str:
+def human_size(count: int) -> str:
     for unit, name in ((GiB, "GiB"), (MiB, "MiB"), (1024, "KiB")):
         if count >= unit:
             return f"{count / unit:.4g} {name}"

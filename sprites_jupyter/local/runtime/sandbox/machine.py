@@ -31,6 +31,7 @@ from typing import Any
 
 from ...errors import LocalError, Unavailable
 from ...storage import paths
+from .cgroups import SpriteCgroup
 from .files import SandboxFiles
 from .host_ids import SpareNamespaces, remapped, sprite_host_id
 from .init_channel import (
@@ -44,6 +45,7 @@ from .init_channel import (
     send_message,
 )
 from .init_launch import Isolation, init_command
+from .limits import human_size
 
 log = logging.getLogger("sprites_jupyter.local.sandbox")
 
@@ -70,15 +72,19 @@ class SpawnFailed(OSError):
 class Child:
     """A process the init forked: its pid (in the sprite's PID namespace) and its end."""
 
-    def __init__(self, sandbox: Sandbox, pid: int) -> None:
+    def __init__(self, sandbox: Sandbox, pid: int, oom_kills_before: int = 0) -> None:
         self.pid = pid
         self.returncode: int | None = None
+        self.ended_by: str | None = None
+        """Why the sprite's limits ended it, when they did (the memory total)."""
         self._sandbox = sandbox
+        self._oom_kills_before = oom_kills_before
         self._done = asyncio.Event()
 
     def _finish(self, returncode: int) -> None:
         if self.returncode is None:
             self.returncode = returncode
+            self.ended_by = self._sandbox.memory_kill_note(returncode, self._oom_kills_before)
             self._done.set()
 
     async def wait(self) -> int:
@@ -116,6 +122,7 @@ class Sandbox:
         self._pending: dict[int, asyncio.Future[tuple[dict[str, Any], list[int]]]] = {}
         self._children: dict[int, Child] = {}
         self._exits: dict[int, int] = {}
+        self._cgroup: SpriteCgroup | None = None
         self.platform_env: dict[str, str] = {}
         self.network_hooks: list[Callable[[str], Awaitable[None]]] = []
         """Called with the network namespace (``/proc/PID/ns/net``) at each sandbox start,
@@ -185,6 +192,7 @@ class Sandbox:
                     namespaces = await asyncio.to_thread(_NAMESPACES.take)
                 argv, cwd = init_command(self.name, self.files, self.isolation, child.fileno(),
                                          info_w, namespaces)
+                argv = await self._join_cgroup(argv)
                 with open(self.files.init_log, "ab") as errors:
                     self._process = await asyncio.create_subprocess_exec(
                         *argv, cwd=cwd, stdin=asyncio.subprocess.PIPE,
@@ -195,6 +203,7 @@ class Sandbox:
             except BaseException as exc:
                 parent.close()
                 os.close(info_r)
+                await self._leave_cgroup()
                 if isinstance(exc, OSError):
                     raise InitGone(f"the sandbox of {self.name} did not start: {exc}") from None
                 raise
@@ -279,6 +288,40 @@ class Sandbox:
             await process.wait()
         self._init_pid = None
         self._fail_all()
+        await self._leave_cgroup()
+
+    async def _join_cgroup(self, argv: list[str]) -> list[str]:
+        """``argv`` run in a fresh cgroup of the sprite's, where the server makes them
+        (:mod:`.cgroups`): every process of the sprite counts toward its totals."""
+        if not self.isolation.sandboxed:
+            return argv
+        self._cgroup = await asyncio.to_thread(self.isolation.cgroups.make, self.name)
+        return argv if self._cgroup is None else self._cgroup.join_command(argv)
+
+    async def _leave_cgroup(self) -> None:
+        """Remove the sprite's cgroup once nothing runs in it (a failure is logged: the
+        server removes what is left when it ends or starts again)."""
+        cgroup, self._cgroup = self._cgroup, None
+        if cgroup is not None:
+            try:
+                await asyncio.to_thread(cgroup.remove)
+            except OSError as exc:
+                log.warning("could not remove the cgroup of sprite %s: %s", self.name, exc)
+
+    def oom_kills(self) -> int:
+        """The OOM kills the sprite's cgroup counted since its sandbox started."""
+        return self._cgroup.oom_kills() if self._cgroup is not None else 0
+
+    def memory_kill_note(self, returncode: int, oom_kills_before: int) -> str | None:
+        """``killed: over the sprite's memory limit (N)`` when a process ended by SIGKILL
+        (or a shell reporting one, 137) and the sprite's cgroup counted an OOM kill in
+        its lifetime (it or a child of it was the one the kernel chose)."""
+        if self._cgroup is None or returncode not in (-signal.SIGKILL, 128 + signal.SIGKILL):
+            return None
+        if self._cgroup.oom_kills() <= oom_kills_before:
+            return None
+        return ("killed: over the sprite's memory limit "
+                f"({human_size(self.isolation.limits.memory_bytes)})")
 
     def _fail_all(self) -> None:
         for future in self._pending.values():
@@ -385,6 +428,7 @@ class Sandbox:
         env = {**env, **self.platform_env}
         request = {"op": "spawn", "argv": argv, "executable": executable, "env": env,
                    "cwd": cwd, "tty": tty, "rows": rows, "cols": cols}
+        oom_kills_before = self.oom_kills()
         answer, fds = await self._request(request, [] if tty else list(stdio or ()))
         master = fds.pop(0) if tty and fds else None
         close_all(fds)
@@ -399,7 +443,7 @@ class Sandbox:
                 message = (f"sprite {self.name} is at its limit of {limit} processes "
                            "(sprites-local serve --max-processes): end some, or raise it")
             raise SpawnFailed(code, message, "cwd" if answer.get("stage") == "cwd" else "exec")
-        child = Child(self, answer["pid"])
+        child = Child(self, answer["pid"], oom_kills_before)
         exited = self._exits.pop(child.pid, None)
         if exited is not None:
             child._finish(exited)

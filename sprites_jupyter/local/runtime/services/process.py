@@ -213,6 +213,8 @@ class ServiceProcess:
         self.pid = proc.pid
         self.exited = asyncio.Event()
         self.exit_code: int | None = None
+        self.ended_by: str | None = None
+        """Why the sprite's limits ended it, when they did (see ``Child.ended_by``)."""
         self._pumps = [asyncio.create_task(self._pump(outputs[0], "stdout")),
                        asyncio.create_task(self._pump(outputs[1], "stderr"))]
         self._watcher = asyncio.create_task(self._watch(on_exit))
@@ -284,6 +286,9 @@ class ServiceProcess:
         _, late = await asyncio.wait(self._pumps, timeout=_PUMP_GRACE)
         for pump in late:
             pump.cancel()
+        self.ended_by = self._proc.ended_by
+        if self.ended_by is not None:
+            self._output("stderr", f"{self.ended_by}\n".encode())
         self._log.close()
         self.exit_code = exit_code_of(returncode)
         self.exited.set()

@@ -317,7 +317,8 @@ class ServiceManager:
         svc.process, svc.last_exit = None, process.exit_code
         if svc.halting:
             return
-        svc.status, svc.error = "failed", f"exited with code {process.exit_code}"
+        svc.status = "failed"
+        svc.error = process.ended_by or f"exited with code {process.exit_code}"
         self._broadcast(svc.name, service_event("exit", exit_code=process.exit_code))
         if time.monotonic() - svc.launched_at >= BACKOFF_LIMIT:
             svc.backoff = BACKOFF_START

@@ -1,0 +1,350 @@
+"""Memory and process totals per sprite, by cgroup, where the host lets this server make one.
+
+Per-process rlimits (:mod:`.limits`) cap each process; a sprite running many processes
+needs a total, which only a cgroup gives. A root server on cgroup v1 (or a server in a
+delegated cgroup v2) makes one directory of its own under the cgroup it runs in, named
+after its home (``sprites-local-<key>``), and in it one cgroup per running sprite. The
+sprite's bubblewrap (and so its init and every process of the sprite) joins the
+sprite's cgroup before it starts. Beyond the memory total the kernel's OOM killer ends
+a process of that sprite only; beyond the process total ``fork`` fails with ``EAGAIN``.
+
+What the server made is written to ``HOME/cgroups`` so that a restart removes what a
+killed server left; nothing else is ever touched. A sprite's cgroup goes when its
+sandbox stops, the server's directory when the server ends.
+
+Where no cgroup can be made (an unprivileged server on v1, a v2 cgroup that is not
+delegated), :attr:`SpriteCgroups.reason` says why, and the start-up notice says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+MOUNT = Path("/sys/fs/cgroup")
+RECORD = "cgroups"
+CONTROLLERS = ("memory", "pids")
+_REMOVE_WAIT = 3.0
+_HOW_TO = ("run the server as root on cgroup v1, or in a delegated cgroup v2 (e.g. "
+           "systemd-run --user --scope -p Delegate=yes sprites-local serve)")
+_OOM_KILL = re.compile(rb"^oom_kill (\d+)$", re.MULTILINE)
+_JOIN = 'while [ "$1" != -- ]; do echo $$ >"$1" || exit 125; shift; done; shift; exec "$@"'
+
+
+class CgroupUnusable(Exception):
+    """No cgroup can be made here; the message says why."""
+
+
+def group_name(home: Path) -> str:
+    """The name of the directory a server of ``home`` makes under its own cgroup."""
+    return "sprites-local-" + hashlib.sha256(os.fsencode(home)).hexdigest()[:12]
+
+
+def own_cgroups(proc_self_cgroup: str) -> dict[str, str]:
+    """The cgroup path of each v1 controller (and ``""`` for v2) this process is in."""
+    found = {}
+    for line in proc_self_cgroup.splitlines():
+        _, controllers, path = line.split(":", 2)
+        for controller in controllers.split(",") if controllers else [""]:
+            found[controller] = path
+    return found
+
+
+def _read(path: Path) -> str:
+    return path.read_text()
+
+
+def _write(path: Path, text: str) -> None:
+    with open(path, "w") as handle:
+        handle.write(text)
+
+
+class SpriteCgroup:
+    """One sprite's cgroup directories (one per v1 controller, or one v2 directory)."""
+
+    def __init__(self, directories: tuple[Path, ...], version: int, memory: Path | None
+                 ) -> None:
+        self.directories = directories
+        self.version = version
+        self.memory = memory
+        self._counter: tuple[int, bool] | None = None
+        """The OOM counter's open file, and whether it is ``oom_kill`` (else failcnt)."""
+
+    def join_command(self, argv: list[str]) -> list[str]:
+        """``argv`` run after its process joined the sprite's cgroups (a shell's ``exec``:
+        nothing runs outside them, not even bubblewrap's set-up)."""
+        procs = [str(directory / "cgroup.procs") for directory in self.directories]
+        return ["/bin/sh", "-c", _JOIN, "sprites-cgroup", *procs, "--", *argv]
+
+    def oom_kills(self) -> int:
+        """How many processes the OOM killer ended in this cgroup (v1 before Linux 4.13:
+        how often the limit was hit); 0 without a memory cgroup. Read at every exec, so
+        from a file kept open (a few microseconds)."""
+        try:
+            if self._counter is None:
+                self._counter = self._open_counter()
+            if self._counter is None:
+                return 0
+            fd, by_name = self._counter
+            data = os.pread(fd, 4096, 0)
+        except OSError:
+            return 0
+        if not by_name:
+            return int(data or b"0")
+        found = _OOM_KILL.search(data)
+        return int(found.group(1)) if found else 0
+
+    def _open_counter(self) -> tuple[int, bool] | None:
+        if self.memory is None:
+            return None
+        name = "memory.events" if self.version == 2 else "memory.oom_control"
+        fd = os.open(self.memory / name, os.O_RDONLY | os.O_CLOEXEC)
+        if _OOM_KILL.search(os.pread(fd, 4096, 0)) or self.version == 2:
+            return fd, True
+        os.close(fd)
+        return os.open(self.memory / "memory.failcnt", os.O_RDONLY | os.O_CLOEXEC), False
+
+    def remove(self) -> None:
+        """Remove the directories, ending what still runs in them (blocking, short)."""
+        if self._counter is not None:
+            os.close(self._counter[0])
+            self._counter = None
+        for directory in self.directories:
+            remove_group(directory)
+
+
+def remove_group(directory: Path) -> None:
+    """rmdir a cgroup this server made, its sub-cgroups first; processes left in it (a
+    killed server's sprites) are killed first. Missing is fine."""
+    with contextlib.suppress(FileNotFoundError):
+        for child in directory.iterdir():
+            if child.is_dir():
+                remove_group(child)
+    deadline = time.monotonic() + _REMOVE_WAIT
+    while True:
+        try:
+            directory.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY or time.monotonic() > deadline:
+                raise
+        _kill_members(directory)
+        time.sleep(0.02)
+
+
+def _kill_members(directory: Path) -> None:
+    """SIGKILL every process in the cgroup, each checked to be in it still once its
+    pidfd is open (so a pid reused meanwhile by a process elsewhere is never signalled)."""
+    for pid in _pids_in(directory):
+        try:
+            pidfd = os.pidfd_open(int(pid))
+        except (OSError, ValueError):
+            continue
+        try:
+            if pid in _pids_in(directory):
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        except OSError:
+            pass
+        finally:
+            os.close(pidfd)
+
+
+class SpriteCgroups:
+    """This server's cgroups: where sprites' cgroups are made, with which limits, or why
+    there are none (:attr:`reason`)."""
+
+    def __init__(self, parents: dict[str, Path], version: int, memory_bytes: int,
+                 processes: int, reason: str = "") -> None:
+        self.parents = parents
+        """Per controller (``""`` on v2) the server's own directory."""
+        self.version = version
+        self.memory_bytes = memory_bytes
+        self.processes = processes
+        self.reason = reason
+
+    @classmethod
+    def unused(cls, reason: str) -> SpriteCgroups:
+        return cls({}, 0, 0, 0, reason)
+
+    @property
+    def memory_total(self) -> bool:
+        return bool(self.memory_bytes) and bool(self._parent_of("memory"))
+
+    @property
+    def process_total(self) -> bool:
+        return bool(self.processes) and bool(self._parent_of("pids"))
+
+    def _parent_of(self, controller: str) -> Path | None:
+        return self.parents.get("" if self.version == 2 else controller)
+
+    @classmethod
+    def set_up(cls, home: Path, memory_bytes: int, processes: int, *, mount: Path = MOUNT,
+               proc_self_cgroup: Path = Path("/proc/self/cgroup")) -> SpriteCgroups:
+        """Remove what a previous server of ``home`` left, then make this server's
+        directories; never raises (an unusable host gives :meth:`unused`)."""
+        clean_recorded(home)
+        if not memory_bytes and not processes:
+            return cls.unused("no memory or process limit is set")
+        try:
+            own = own_cgroups(_read(proc_self_cgroup))
+            if (mount / "cgroup.controllers").exists():
+                parents, version = {"": _v2_parent(mount, own, home)}, 2
+            else:
+                wanted = [name for name, limit in zip(CONTROLLERS, (memory_bytes, processes),
+                                                      strict=True) if limit]
+                parents, version = _v1_parents(mount, own, home, wanted), 1
+        except (CgroupUnusable, OSError, ValueError) as exc:
+            return cls.unused(str(exc) if isinstance(exc, CgroupUnusable)
+                              else f"cgroups unusable here ({exc})")
+        _record(home, list(parents.values()))
+        return cls(parents, version, memory_bytes, processes)
+
+    def make(self, sprite: str) -> SpriteCgroup | None:
+        """The sprite's fresh cgroup with its limits set (blocking, short); ``None`` when
+        this server uses none. Raises OSError when the kernel refuses."""
+        if not self.parents:
+            return None
+        directories = []
+        try:
+            for controller, parent in self.parents.items():
+                directory = parent / sprite
+                if directory.exists():
+                    remove_group(directory)
+                directory.mkdir()
+                directories.append(directory)
+                self._limit(controller, directory)
+        except OSError:
+            for directory in directories:
+                with contextlib.suppress(OSError):
+                    remove_group(directory)
+            raise
+        memory = self._parent_of("memory")
+        return SpriteCgroup(tuple(directories), self.version,
+                            memory / sprite if memory is not None else None)
+
+    def _limit(self, controller: str, directory: Path) -> None:
+        if controller in ("memory", "") and self.memory_bytes:
+            if self.version == 2:
+                _write(directory / "memory.max", str(self.memory_bytes))
+                with contextlib.suppress(FileNotFoundError):  # no swap accounting
+                    _write(directory / "memory.swap.max", "0")
+            else:
+                _write(directory / "memory.limit_in_bytes", str(self.memory_bytes))
+                with contextlib.suppress(FileNotFoundError):  # no swap accounting
+                    _write(directory / "memory.memsw.limit_in_bytes", str(self.memory_bytes))
+        if controller in ("pids", "") and self.processes:
+            _write(directory / "pids.max", str(self.processes))
+
+    def close(self, home: Path) -> None:
+        """Remove every cgroup this server made (blocking; at server exit)."""
+        clean_recorded(home)
+
+    def describe(self) -> str:
+        """How totals are enforced, for the start-up notice (``cgroup v1``)."""
+        return f"cgroup v{self.version}" if self.parents else ""
+
+
+def _v1_parents(mount: Path, own: dict[str, str], home: Path, wanted: list[str]
+                ) -> dict[str, Path]:
+    parents = {}
+    refusals = []
+    for controller in wanted:
+        if controller not in own or not (mount / controller).is_dir():
+            refusals.append(f"no cgroup v1 {controller} hierarchy")
+            continue
+        parent = mount / controller / own[controller].lstrip("/") / group_name(home)
+        try:
+            parent.mkdir(exist_ok=True)
+        except OSError as exc:
+            refusals.append(f"cannot make a {controller} cgroup under "
+                            f"{parent.parent} ({exc.strerror})")
+            continue
+        parents[controller] = parent
+    if not parents:
+        raise CgroupUnusable(f"{'; '.join(refusals)}: {_HOW_TO}")
+    return parents
+
+
+def _v2_parent(mount: Path, own: dict[str, str], home: Path) -> Path:
+    """The server's directory in its delegated v2 cgroup, memory and pids enabled in it.
+
+    v2 lets a cgroup with processes hand no controller to its children, so the server
+    first moves itself into a leaf of its own (``<name>.server``), as systemd asks of
+    a service with ``Delegate=yes``; when others share its cgroup, that cannot work."""
+    if "" not in own:
+        raise CgroupUnusable(f"this process is in no cgroup v2: {_HOW_TO}")
+    base = mount / own[""].lstrip("/")
+    available = _read(base / "cgroup.controllers").split()
+    missing = [name for name in CONTROLLERS if name not in available]
+    if missing or not os.access(base / "cgroup.subtree_control", os.W_OK):
+        raise CgroupUnusable(f"the server's cgroup v2 {own['']} is not delegated to it "
+                             f"({' and '.join(missing) or 'not writable'}): {_HOW_TO}")
+    name = group_name(home)
+    if any(c not in _read(base / "cgroup.subtree_control").split() for c in CONTROLLERS):
+        leaf = base / f"{name}.server"
+        leaf.mkdir(exist_ok=True)
+        _record(home, [leaf])
+        _write(leaf / "cgroup.procs", str(os.getpid()))
+        try:
+            _write(base / "cgroup.subtree_control", " ".join(f"+{c}" for c in CONTROLLERS))
+        except OSError as exc:
+            _write(base / "cgroup.procs", str(os.getpid()))
+            leaf.rmdir()
+            raise CgroupUnusable(f"other processes share the server's cgroup v2 {own['']} "
+                                 f"({exc.strerror}): {_HOW_TO}") from None
+    parent = base / name
+    parent.mkdir(exist_ok=True)
+    _record(home, [parent])
+    _write(parent / "cgroup.subtree_control", " ".join(f"+{c}" for c in CONTROLLERS))
+    return parent
+
+
+def _record(home: Path, made: list[Path]) -> None:
+    """Add ``made`` to the home's list of cgroups this server made."""
+    listed = _recorded(home)
+    with open(home / RECORD, "a") as handle:
+        handle.writelines(f"{path}\n" for path in made if path not in listed)
+
+
+def _recorded(home: Path) -> list[Path]:
+    try:
+        lines = (home / RECORD).read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    return [Path(line) for line in lines if line]
+
+
+def clean_recorded(home: Path) -> None:
+    """Remove the cgroups listed in the home (a previous or this server's), each only if
+    its name is this home's (a hand-edited list cannot aim elsewhere); then the list."""
+    name = group_name(home)
+    leftovers = []
+    for path in _recorded(home):
+        if path.name not in (name, f"{name}.server") or not path.is_absolute():
+            continue
+        if path.name.endswith(".server") and str(os.getpid()) in _pids_in(path):
+            leftovers.append(path)  # this very server lives there until it exits
+            continue
+        try:
+            remove_group(path)
+        except OSError:
+            leftovers.append(path)
+    with contextlib.suppress(FileNotFoundError):
+        (home / RECORD).unlink()
+    if leftovers:
+        _record(home, leftovers)
+
+
+def _pids_in(directory: Path) -> list[str]:
+    try:
+        return _read(directory / "cgroup.procs").split()
+    except OSError:
+        return []
