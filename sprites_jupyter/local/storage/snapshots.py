@@ -192,8 +192,8 @@ class Snapshotter:
                 for stored in os.scandir(fanout.path):
                     if fanout.name + stored.name not in keep:
                         os.unlink(stored.path)
-        self.store.forget_presence()
-        self._manifests.forget_presence()
+        self.store.keep_presence(needed)
+        self._manifests.keep_presence(pages)
         self.store.prune_assembled()
         marker.unlink()
 
