@@ -142,6 +142,47 @@ def test_a_recycled_view_is_the_view_a_fresh_build_makes(tmp_path: Path) -> None
             assert _described(kept.directory / view) == _described(fresh / view), (number, view)
 
 
+def test_a_view_overtaken_by_newer_checkpoints_while_built_is_recycled(tmp_path: Path) -> None:
+    """Checkpoints that come faster than views are built (a notebook's per-cell ones on a
+    loaded machine): a view no longer wanted when its build ends is kept and recycled
+    into a newer one, not deleted and built again from nothing."""
+    snapshots, store, root = demo_sprite(tmp_path)
+    home = root / "home/sprite"
+    for number in range(20):
+        (home / f"f{number}").write_text(str(number))
+
+    def checkpoint() -> str:
+        manifest = snapshots.snapshot("demo", root)
+        return store.add_checkpoint("demo", manifest=manifest, comment="", is_auto=False).id
+
+    class Overtaken(checkpoint_views.CheckpointViews):
+        overtaken: int | None = None
+
+        def _build(self, checkpoint_id: str, entries: list) -> None:
+            if self.overtaken is None:  # checkpoints arrive while the first build runs
+                (home / "f0").write_text("changed meanwhile")
+                for _ in range(checkpoint_views.RECENT):
+                    checkpoint()
+                    self.announce()  # as each checkpoint request does
+            super()._build(checkpoint_id, entries)
+            if self.overtaken is None:
+                [kept] = [e for e in os.scandir(self.directory)  # not the empty .building-
+                          if e.name.startswith(".removing-") and os.listdir(e.path)]
+                self.overtaken = kept.inode()
+
+    first = checkpoint()
+    views = Overtaken(snapshots, store, "demo", tmp_path / "views")
+    views.settle()
+    assert first not in os.listdir(views.directory)
+    inodes = {(views.directory / name).stat().st_ino for name in os.listdir(views.directory)}
+    assert views.overtaken in inodes, "the overtaken build was not recycled"
+    fresh = tmp_path / "fresh"
+    checkpoint_views.CheckpointViews(snapshots, store, "demo", fresh).settle()
+    assert sorted(os.listdir(views.directory)) == sorted(os.listdir(fresh))
+    for view in os.listdir(fresh):
+        assert _described(views.directory / view) == _described(fresh / view), view
+
+
 def _until(condition, what: str, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while not condition():

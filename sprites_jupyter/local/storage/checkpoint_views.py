@@ -101,9 +101,8 @@ class CheckpointViews:
     def settle(self) -> None:
         """Build every missing view (newest first), delete the unwanted ones. Raises
         :class:`ViewsStopped` once :attr:`stopped` is set."""
-        wanted = self.announce()
-        for checkpoint_id, manifest in wanted.items():
-            if not (self.directory / checkpoint_id).exists():
+        while missing := self._missing():
+            for checkpoint_id, manifest in missing:
                 try:
                     entries = self.snapshots.load_manifest(manifest)
                 except (OSError, ValueError):
@@ -113,6 +112,13 @@ class CheckpointViews:
                 self._build(checkpoint_id, entries)
         self._delete_removed()
         self.snapshots.store.prune_assembled()
+
+    def _missing(self) -> list[tuple[str, str]]:
+        """The wanted views not built yet, newest first (announced). Asked again after
+        each round of builds, before anything out of sight is deleted: a view that
+        checkpoints arriving meanwhile took out of sight is recycled, not rebuilt."""
+        return [(checkpoint_id, manifest) for checkpoint_id, manifest in self.announce().items()
+                if not (self.directory / checkpoint_id).exists()]
 
     def _build(self, checkpoint_id: str, entries: list[Entry]) -> None:
         making = self.directory / f"{_MAKING}{checkpoint_id}"
@@ -127,10 +133,14 @@ class CheckpointViews:
                 _patch(self.snapshots, recycled, shown, making, self.owner, self.stopped)
             with self._names:
                 building = self.directory / f"{_BUILDING}{checkpoint_id}"
-                if building.is_dir():  # else it is no longer wanted
+                if building.is_dir():
                     os.rename(making, self.directory / checkpoint_id)
                     building.rmdir()
                     self._shows[checkpoint_id] = shown
+                else:  # no longer wanted (newer checkpoints came): kept for recycling
+                    removing = f"{_REMOVING}{uuid.uuid4().hex}"
+                    os.rename(making, self.directory / removing)
+                    self._shows[removing] = shown
         finally:
             _remove(making)
 
