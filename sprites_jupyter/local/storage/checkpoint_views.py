@@ -32,6 +32,7 @@ import os
 import shutil
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from .objects import is_chunked
@@ -46,7 +47,7 @@ _BUILDING = ".building-"
 _MAKING = ".making-"  # a view's tree while its links are made
 _REMOVING = ".removing-"  # out of sight, being deleted
 _DIRECTORIES = ("d", "o")
-_CHECK_STOP_EVERY = 1024
+_PAUSE_EVERY = 256  # entries between two looks at whether to stop or wait
 
 
 class ViewsStopped(Exception):
@@ -61,10 +62,17 @@ class CheckpointViews:
     """
 
     def __init__(self, snapshots: Snapshotter, store: Store, sprite: str,
-                 directory: Path, owner: int | None = None) -> None:
+                 directory: Path, owner: int | None = None,
+                 quiet: threading.Event | None = None) -> None:
         """``owner``: the host uid and gid to give what a view shows (the sprite user's,
-        when that is not the server's own), so the sprite can read it."""
+        when that is not the server's own), so the sprite can read it. ``quiet``: set
+        while no snapshot runs; a build waits for it, since a snapshot's walk would
+        otherwise wait for the interpreter lock after each ``lstat`` while a build holds it."""
         self.owner = owner
+        if quiet is None:
+            quiet = threading.Event()
+            quiet.set()
+        self.quiet = quiet
         self.snapshots = snapshots
         self.store = store
         self.sprite = sprite
@@ -102,21 +110,22 @@ class CheckpointViews:
         """Build every missing view (newest first), delete the unwanted ones. Raises
         :class:`ViewsStopped` once :attr:`stopped` is set."""
         while missing := self._missing():
-            for checkpoint_id, manifest in missing:
-                try:
-                    entries = self.snapshots.load_manifest(manifest)
-                except (OSError, ValueError):
-                    if checkpoint_id in self._wanted():
-                        raise
-                    continue  # deleted meanwhile, and its data collected
-                self._build(checkpoint_id, entries)
+            checkpoint_id, manifest = missing[0]
+            try:
+                entries = self.snapshots.load_manifest(manifest)
+            except (OSError, ValueError):
+                if checkpoint_id in self._wanted():
+                    raise
+                continue  # deleted meanwhile, and its data collected
+            self._build(checkpoint_id, entries)
         self._delete_removed()
         self.snapshots.store.prune_assembled()
 
     def _missing(self) -> list[tuple[str, str]]:
         """The wanted views not built yet, newest first (announced). Asked again after
-        each round of builds, before anything out of sight is deleted: a view that
-        checkpoints arriving meanwhile took out of sight is recycled, not rebuilt."""
+        each build, before anything out of sight is deleted: the newest view is built
+        first, and a view that checkpoints arriving meanwhile took out of sight is
+        recycled into it, not deleted while views are built from nothing."""
         return [(checkpoint_id, manifest) for checkpoint_id, manifest in self.announce().items()
                 if not (self.directory / checkpoint_id).exists()]
 
@@ -128,9 +137,9 @@ class CheckpointViews:
             recycled = self._recycle(making)
             if recycled is None:
                 making.mkdir()
-                _fill(self.snapshots, shown, making, self.owner, self.stopped)
+                _fill(self.snapshots, shown, making, self.owner, self._pause)
             else:
-                _patch(self.snapshots, recycled, shown, making, self.owner, self.stopped)
+                _patch(self.snapshots, recycled, shown, making, self.owner, self._pause)
             with self._names:
                 building = self.directory / f"{_BUILDING}{checkpoint_id}"
                 if building.is_dir():
@@ -143,6 +152,15 @@ class CheckpointViews:
                     self._shows[removing] = shown
         finally:
             _remove(making)
+
+    def _pause(self) -> None:
+        """Between entries of a build: wait while a snapshot runs; raise
+        :class:`ViewsStopped` once :attr:`stopped` is set."""
+        while not self.quiet.wait(0.05):
+            if self.stopped.is_set():
+                raise ViewsStopped
+        if self.stopped.is_set():
+            raise ViewsStopped
 
     def _recycle(self, making: Path) -> list[Entry] | None:
         """Move a view taken out of sight whose entries are known to ``making``; what it
@@ -170,29 +188,29 @@ def _shown(entry: Entry) -> bool:
 
 
 def _fill(snapshots: Snapshotter, shown: list[Entry], tree: Path, owner: int | None,
-          stopped: threading.Event) -> None:
+          pause: Callable[[], None]) -> None:
     """Make ``tree`` the view of ``shown``: links, symlinks, directories, the record."""
     (tree / ".sprite").mkdir()
-    _add(snapshots, shown, tree, owner, stopped)
+    _add(snapshots, shown, tree, owner, pause)
     _finish(shown, tree)
 
 
 def _patch(snapshots: Snapshotter, old: list[Entry], shown: list[Entry], tree: Path,
-           owner: int | None, stopped: threading.Event) -> None:
+           owner: int | None, pause: Callable[[], None]) -> None:
     """Make ``tree``, the view of ``old``, the view of ``shown``: what differs is removed
     (children before their directory) and added (directories before their children)."""
     before = {entry.path: entry for entry in old}
     after = {entry.path: entry for entry in shown}
     gone = [entry for path, entry in before.items() if not _same(entry, after.get(path))]
     for number, entry in enumerate(sorted(gone, reverse=True)):
-        if number % _CHECK_STOP_EVERY == 0 and stopped.is_set():
-            raise ViewsStopped
+        if number % _PAUSE_EVERY == 0:
+            pause()
         if entry.kind in _DIRECTORIES:
             _remove(tree / entry.path)
         else:
             (tree / entry.path).unlink(missing_ok=True)
     _add(snapshots, [e for e in shown if not _same(e, before.get(e.path))], tree, owner,
-         stopped)
+         pause)
     _finish(shown, tree)
 
 
@@ -207,11 +225,11 @@ def _same(entry: Entry, other: Entry | None) -> bool:
 
 
 def _add(snapshots: Snapshotter, entries: list[Entry], tree: Path, owner: int | None,
-         stopped: threading.Event) -> None:
+         pause: Callable[[], None]) -> None:
     """Make each entry in ``tree`` (sorted: a directory before what it holds)."""
     for number, entry in enumerate(entries):
-        if number % _CHECK_STOP_EVERY == 0 and stopped.is_set():
-            raise ViewsStopped
+        if number % _PAUSE_EVERY == 0:
+            pause()
         target = tree / entry.path
         if entry.kind in _DIRECTORIES:
             target.mkdir()
