@@ -48,6 +48,7 @@ _MAKING = ".making-"  # a view's tree while its links are made
 _REMOVING = ".removing-"  # out of sight, being deleted
 _DIRECTORIES = ("d", "o")
 _PAUSE_EVERY = 256  # entries between two looks at whether to stop or wait
+_MOST_PAUSES = 20  # of 50 ms each
 
 
 class ViewsStopped(Exception):
@@ -154,11 +155,12 @@ class CheckpointViews:
             _remove(making)
 
     def _pause(self) -> None:
-        """Between entries of a build: wait while a snapshot runs; raise
+        """Between entries of a build: wait while a snapshot runs (for a second at most,
+        so that back-to-back checkpoints cannot starve the views); raise
         :class:`ViewsStopped` once :attr:`stopped` is set."""
-        while not self.quiet.wait(0.05):
-            if self.stopped.is_set():
-                raise ViewsStopped
+        for _ in range(_MOST_PAUSES):
+            if self.quiet.wait(0.05) or self.stopped.is_set():
+                break
         if self.stopped.is_set():
             raise ViewsStopped
 
@@ -174,10 +176,15 @@ class CheckpointViews:
         return None
 
     def _delete_removed(self) -> None:
-        """Delete what was taken out of sight, and the trees of builds a crash stopped."""
+        """Delete what was taken out of sight, and the trees of builds a crash stopped;
+        not a view that can be recycled into one announced meanwhile (the worker settles
+        again after an announcement)."""
         for entry in os.scandir(self.directory):
             if entry.name.startswith((_REMOVING, _MAKING)):
                 with self._names:
+                    if entry.name in self._shows and any(
+                            name.startswith(_BUILDING) for name in os.listdir(self.directory)):
+                        continue
                     self._shows.pop(entry.name, None)
                 _remove(Path(entry.path))
 
