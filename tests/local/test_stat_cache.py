@@ -67,7 +67,7 @@ def test_an_older_servers_json_cache_is_read_then_replaced(tree, monkeypatch) ->
     cache = home / "statcache"
     entries = Snapshotter(home)._load_cache("demo")
     (cache / "demo.cache").unlink()
-    (cache / "demo.json").write_text(json.dumps(entries))
+    (cache / "demo.json").write_text(json.dumps({p: e.stored() for p, e in entries.items()}))
     assert _reads_after_restart(home, root, monkeypatch) == []
     (root / "data" / "d00" / "f00000.bin").write_bytes(b"changed")
     time.sleep(0.15)

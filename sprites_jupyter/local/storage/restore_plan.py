@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .manifests import Entry
-    from .stat_cache import CacheEntry
+    from .stat_cache import CachedFile
 
 JOURNAL = "restore.json"
 STAGING = "restore-staging"
@@ -81,11 +81,11 @@ class Plan:
     mkdir: list[str] = field(default_factory=list)
     place: list[Entry] = field(default_factory=list)
     fix: list[Entry] = field(default_factory=list)
-    kept: dict[str, CacheEntry] = field(default_factory=dict)
+    kept: dict[str, CachedFile] = field(default_factory=dict)
 
 
 def plan(top: str, target: list[Entry], live: dict[str, os.stat_result],
-         cache: dict[str, CacheEntry]) -> Plan:
+         cache: dict[str, CachedFile]) -> Plan:
     """Keep what provably matches the target, replace the rest.
 
     ``target`` is sorted, so a directory comes before what it holds. A wanted path that
@@ -103,9 +103,7 @@ def plan(top: str, target: list[Entry], live: dict[str, os.stat_result],
         info = live.get(path)
         if info is not None and entry.kind == "f":
             cached = known(path)
-            if (cached is not None and cached[4] == entry.ref
-                    and cached[1] == info.st_mtime_ns and cached[3] == info.st_ctime_ns
-                    and cached[0] == info.st_size and cached[2] == info.st_ino
+            if (cached is not None and cached.ref == entry.ref and cached.matches(info)
                     and stat.S_ISREG(info.st_mode)):  # the content is the target's
                 if info.st_mtime_ns != entry.mtime_ns or stat.S_IMODE(info.st_mode) != entry.mode:
                     result.fix.append(entry)
@@ -131,7 +129,7 @@ def plan(top: str, target: list[Entry], live: dict[str, os.stat_result],
     return result
 
 
-def _matches(top: str, entry: Entry, info: os.stat_result, cached: CacheEntry | None) -> bool:
+def _matches(top: str, entry: Entry, info: os.stat_result, cached: CachedFile | None) -> bool:
     """Whether a live path already has the entry's type and content (mode, mtime aside)."""
     if entry.kind in DIR_KINDS:
         return stat.S_ISDIR(info.st_mode)
@@ -139,8 +137,8 @@ def _matches(top: str, entry: Entry, info: os.stat_result, cached: CacheEntry | 
         return is_whiteout(info)
     if entry.kind == "l":
         return stat.S_ISLNK(info.st_mode) and os.readlink(locate(top, entry.path)) == entry.ref
-    return (stat.S_ISREG(info.st_mode) and cached is not None and cached[:4] == stat_key(info)
-            and cached[4] == entry.ref)
+    return (stat.S_ISREG(info.st_mode) and cached is not None and cached.matches(info)
+            and cached.ref == entry.ref)
 
 
 def apply(top: str, sprite_dir: Path, journal: dict) -> None:

@@ -62,7 +62,7 @@ from .restore_plan import (
     locate,
     stat_key,
 )
-from .stat_cache import CacheEntry, StatCaches
+from .stat_cache import CachedFile, StatCaches
 from .store import Store
 
 Progress = Callable[[str], None]
@@ -134,10 +134,10 @@ class Snapshotter:
         """A stored manifest's entries; raises OSError or ValueError if missing or damaged."""
         return self._manifests.load(manifest_id)
 
-    def _load_cache(self, sprite: str) -> dict[str, CacheEntry]:
+    def _load_cache(self, sprite: str) -> dict[str, CachedFile]:
         return self._stat_caches.load(sprite)
 
-    def _save_cache(self, sprite: str, cache: dict[str, CacheEntry]) -> None:
+    def _save_cache(self, sprite: str, cache: dict[str, CachedFile]) -> None:
         self._stat_caches.save(sprite, cache)
 
     def _forget_cache(self, sprite: str) -> None:
@@ -202,7 +202,7 @@ class Snapshotter:
     def snapshot(self, sprite: str, root: Path, progress: Progress | None = None) -> str:
         """Snapshot ``root``; return the manifest id to record with the checkpoint."""
         cache = self._load_cache(sprite)
-        fresh: dict[str, CacheEntry] = {}
+        fresh: dict[str, CachedFile] = {}
         entries: list[Entry] = []
         meter = _Meter(progress)
         reused = 0
@@ -215,16 +215,17 @@ class Snapshotter:
                 mode = info.st_mode
                 if is_file(mode):
                     cached = known(rel)
-                    if (cached is not None and cached[1] == info.st_mtime_ns
-                            and cached[3] == info.st_ctime_ns and cached[0] == info.st_size
-                            and cached[2] == info.st_ino
-                            and (cached[4] in present or has_ref(cached[4]))):
+                    if (cached is not None and cached.mtime_ns == info.st_mtime_ns
+                            and cached.ctime_ns == info.st_ctime_ns
+                            and cached.size == info.st_size and cached.ino == info.st_ino
+                            and (cached.ref in present or has_ref(cached.ref))):
                         fresh[rel] = cached
-                        if len(cached) == 5:  # its entry, made once per cache entry
-                            cached.append(_entry(Entry, (rel, "f", stat.S_IMODE(mode),
-                                                         info.st_mtime_ns, info.st_size,
-                                                         cached[4])))
-                        add(cached[5])
+                        entry = cached.entry
+                        if entry is None:  # made once per cache entry
+                            entry = cached.entry = _entry(Entry, (
+                                rel, "f", stat.S_IMODE(mode), info.st_mtime_ns, info.st_size,
+                                cached.ref))
+                        add(entry)
                         reused += 1
                     else:
                         self._read_file(top, rel, fresh, entries, meter)
@@ -247,7 +248,7 @@ class Snapshotter:
                      f"{reused:,} unchanged)")
         return manifest
 
-    def _read_file(self, top: str, rel: str, fresh: dict[str, CacheEntry],
+    def _read_file(self, top: str, rel: str, fresh: dict[str, CachedFile],
                    entries: list[Entry], meter: _Meter) -> None:
         """Store a file that is new or changed (or not trusted from the cache)."""
         read_at = time.time_ns()
@@ -257,7 +258,7 @@ class Snapshotter:
         ref, size, before, after = result
         if stat_key(before) == stat_key(after) and size == before.st_size and _settled(
                 before, read_at):
-            fresh[rel] = [*stat_key(before), ref]
+            fresh[rel] = CachedFile.of(before, ref)
         entries.append(Entry(rel, "f", stat.S_IMODE(before.st_mode), before.st_mtime_ns,
                              size, ref))
         meter.add(size)
@@ -322,8 +323,8 @@ class Snapshotter:
             cache = plan.kept
             for entry in [*plan.place, *plan.fix]:  # nothing writes meanwhile: content known
                 if entry.kind == "f":
-                    cache[entry.path] = [*stat_key(os.lstat(locate(top, entry.path))),
-                                         entry.ref]
+                    cache[entry.path] = CachedFile.of(os.lstat(locate(top, entry.path)),
+                                                      entry.ref)
             self._save_cache(sprite, cache)
             self._restored[sprite] = manifest_id
             store.set_source(sprite, checkpoint_id)
