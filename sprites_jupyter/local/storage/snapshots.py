@@ -241,7 +241,7 @@ class Snapshotter:
         except OSError as exc:
             raise SnapshotError(describe_error(exc, top)) from exc
         manifest = self._save_manifest(sprite, entries)
-        if fresh != cache:
+        if not reused == len(fresh) == len(cache):  # else it is the cache, entry for entry
             self._save_cache(sprite, fresh)
         if progress:
             progress(f"Saved {len(entries):,} entries ({meter.files:,} files read, "
