@@ -4,20 +4,18 @@ alone (in memory it also keeps the manifest entry the snapshotter made from them
 
 Kept in memory, read from disk once per server run. On disk a cache is ``marshal`` data
 (a dict of ``[size, mtime_ns, inode, ctime_ns, ref]`` lists: several times faster than
-JSON), private to the
-server's user: a whole cache, then what each later save changed (entries set, paths
-dropped) appended, until :data:`_APPENDS` appends make it worth rewriting whole (temp +
-rename). Saving thus costs what changed, not the size of the tree. Any subset of a cache
-is a valid cache (each entry is checked against the file's ``lstat``), so a torn append
-(a crash mid-write) or a file that cannot be read (damaged, or written by another Python)
-loses only entries: those files are read again. JSON caches of older servers are read.
+JSON), private to the server's user: a whole cache, then what each later save changed
+(entries set, paths dropped) appended, until :data:`_APPENDS` appends make it worth
+rewriting whole (temp + rename). Saving thus costs what changed, not the size of the
+tree. Any subset of a cache is a valid cache (each entry is checked against the file's
+``lstat``), so a torn append (a crash mid-write) or a file that cannot be read (damaged,
+or written by another Python) loses only entries: those files are read again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import json
 import marshal
 import os
 from pathlib import Path
@@ -26,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .manifests import Entry
 
-_LEGACY = ".json"
 _APPENDS = 32
 
 
@@ -73,8 +70,8 @@ class StatCaches:
         self._caches: dict[str, dict[str, CachedFile]] = {}
         self._on_disk: dict[str, tuple[dict[str, CachedFile], int]] = {}  # the dict, appends
 
-    def _path(self, sprite: str, suffix: str = ".cache") -> Path:
-        return self.directory / f"{sprite}{suffix}"
+    def _path(self, sprite: str) -> Path:
+        return self.directory / f"{sprite}.cache"
 
     def load(self, sprite: str) -> dict[str, CachedFile]:
         """The sprite's cache (do not change it: :meth:`save` a new one)."""
@@ -92,11 +89,7 @@ class StatCaches:
         try:
             data = self._path(sprite).read_bytes()
         except FileNotFoundError:
-            try:
-                loaded = json.loads(self._path(sprite, _LEGACY).read_text())
-            except (FileNotFoundError, json.JSONDecodeError):
-                loaded = {}
-            return (loaded if isinstance(loaded, dict) else {}), _APPENDS
+            return {}, _APPENDS
         reader = io.BytesIO(data)
         cache: dict = {}
         appends = -1
@@ -131,12 +124,9 @@ class StatCaches:
         with os.fdopen(fd, "wb") as handle:
             handle.write(marshal.dumps({p: entry.stored() for p, entry in cache.items()}))
         os.replace(temp, path)
-        self._path(sprite, _LEGACY).unlink(missing_ok=True)
         self._on_disk[sprite] = (cache, 0)
 
     def forget(self, sprite: str) -> None:
         self._caches.pop(sprite, None)
         self._on_disk.pop(sprite, None)
-        for suffix in (".cache", _LEGACY):
-            with contextlib.suppress(FileNotFoundError):
-                self._path(sprite, suffix).unlink()
+        self._path(sprite).unlink(missing_ok=True)
