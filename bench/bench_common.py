@@ -26,9 +26,12 @@ _UNITS = {"s": (1.0, 3), "ms": (1e3, 2), "x": (1.0, 2)}
 
 
 def start_server(home: Path, *args: str, env: dict[str, str] | None = None,
-                 stderr: int | IO[Any] | None = None) -> tuple[Any, str]:
-    """Start ``sprites-local serve`` on a free port for ``home``; the process and its URL."""
-    server = _started(home, args, env, stderr)
+                 stderr: int | IO[Any] | None = None,
+                 max_disk: str | None = "0") -> tuple[Any, str]:
+    """Start ``sprites-local serve`` on a free port for ``home``; the process and its URL.
+    ``max_disk``: its ``--max-disk`` (None: none given, as a server of an older commit
+    needs)."""
+    server = _started(home, args, env, stderr, max_disk)
     return server.process, server.url
 
 
@@ -44,9 +47,10 @@ def local_server(*args: str) -> Iterator[LocalServer]:
 
 
 def _started(home: Path, args: Sequence[str], env: dict[str, str] | None,
-             stderr: int | IO[Any] | None) -> LocalServer:
+             stderr: int | IO[Any] | None, max_disk: str | None = "0") -> LocalServer:
     try:
-        return start_local_server(home, TOKEN, args=args, env=env, stderr=stderr)
+        return start_local_server(home, TOKEN, args=args, env=env, stderr=stderr,
+                                  max_disk=max_disk)
     except ServerDidNotStart as exc:
         raise SystemExit(str(exc)) from None
 

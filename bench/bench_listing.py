@@ -1,17 +1,21 @@
 """Cost of listing a sprite with many checkpoints, end to end over the real HTTP API.
 
-The checkpoints are written through the server's store (creating 10,000 through the
+The checkpoints are written through the server's store (creating thousands through the
 API would take minutes); every listing goes through the running server. Each round
-times, interleaved, a bare ``httpx.get`` + ``json.loads`` of the listing (the
-baseline), our client's ``list_checkpoints()``, ``%sprite checkpoints`` in a real
-IPython shell, and sprites-py's ``list_checkpoints()`` when it is installed, over
-``--repeat`` rounds (at least 5); each is printed as its min and median and those as
-ratios to the baseline's min and median (per-round ratios swing with the shared
-machine's load: one slow baseline sample makes a ratio of 0.3x).
+times a bare ``httpx.get`` + ``json.loads`` of the listing (the baseline), our client's
+``list_checkpoints()``, ``%sprite checkpoints`` in a real IPython shell, and
+sprites-py's ``list_checkpoints()`` when it is installed, each going first in turn,
+over ``--repeat`` rounds (at least 5); each is printed as its min and median and those
+as ratios to the baseline's min and median (per-round ratios swing with the shared
+machine's load: one slow baseline sample makes a ratio of 0.3x), then the client's CPU
+time per call.
 Last, the latency of an unrelated request while listings run, against the same
 request on an idle server: the listing must not hold up the server's event loop.
 
-    python bench/bench_listing.py [--checkpoints 10000] [--repeat 7]
+Goal (issue 25): ``%sprite checkpoints`` at 2,000 checkpoints <= 1.2x the bare GET
+(median), and no slower than sprites-py's listing.
+
+    python bench/bench_listing.py [--checkpoints 2000] [--repeat 9]
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from bench_common import TOKEN, start_server, timed
+from bench_common import TOKEN, compare, start_server, timed
 from IPython.core.interactiveshell import InteractiveShell
 
 from sprites_jupyter.client import SpritesClient
@@ -38,7 +42,8 @@ SPRITE = "bench-list"
 
 
 def _fill(home: Path, count: int) -> None:
-    """Give ``SPRITE`` checkpoints ``v1`` … ``v<count-1>`` (a chain, a second apart)."""
+    """Give ``SPRITE`` checkpoints ``v1`` … ``v<count-1>`` (a chain, a second apart, each
+    with its size of change as the server records it)."""
     store = Store(home / "metadata.sqlite3")
     try:
         with store.transaction() as db:
@@ -47,10 +52,11 @@ def _fill(home: Path, count: int) -> None:
                 (SPRITE,)).fetchone()
             db.executemany(
                 "INSERT INTO checkpoints (sprite, id, create_time, create_time_text, comment,"
-                " source_id, is_auto, manifest) VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
+                " source_id, is_auto, manifest, changed_bytes) VALUES (?, ?, ?, ?, ?, ?, 0, ?,"
+                " ?)",
                 ((SPRITE, f"v{n}", when, rfc3339(when), f"checkpoint {n} ✓", f"v{n - 1}",
-                  manifest) for n, when in ((n, start + n + 0.123457 * (n % 7))
-                                            for n in range(1, count))))
+                  manifest, 4096 * (n % 13)) for n, when in ((n, start + n + 0.123457 * (n % 7))
+                                                             for n in range(1, count))))
             db.execute("UPDATE sprites SET next_version = ?, source_id = ? WHERE name = ?",
                        (count, f"v{count - 1}", SPRITE))
     finally:
@@ -92,10 +98,20 @@ def _latency_under_load(http: httpx.Client, url: str, samples: int) -> tuple[flo
     return idle, loaded
 
 
+def _cpu_per_call(action: Callable[[], object], calls: int) -> float:
+    """The least CPU time this process spent on one call of ``action``."""
+    spent = []
+    for _ in range(calls):
+        start = time.process_time()
+        action()
+        spent.append(time.process_time() - start)
+    return min(spent)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoints", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--checkpoints", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=9)
     args = parser.parse_args()
     repeat = max(args.repeat, 5)
     with tempfile.TemporaryDirectory() as home:
@@ -129,27 +145,32 @@ def main() -> None:
                     action()
                 bases: list[float] = []
                 samples: dict[str, list[float]] = {name: [] for name in contenders}
-                for _ in range(repeat):
-                    bases.append(timed(bare))
-                    for name, action in contenders.items():
-                        samples[name].append(timed(action))
-                base_min, base_median = min(bases), statistics.median(bases)
-                print(f"{args.checkpoints:,} checkpoints; bare httpx.get + json.loads: min "
-                      f"{base_min * 1e3:.1f} ms, median {base_median * 1e3:.1f} ms")
+                order: list[tuple[str, Callable[[], object]]] = [("", bare),
+                                                                 *contenders.items()]
+                for round_number in range(repeat):  # each goes first in turn
+                    shift = round_number % len(order)
+                    for name, action in order[shift:] + order[:shift]:
+                        (samples[name] if name else bases).append(timed(action))
+                print(f"load {os.getloadavg()[0]:.2f}; {args.checkpoints:,} checkpoints")
+                goals = {"%sprite checkpoints": 1.2}
                 for name, times in samples.items():
-                    print(f"{name}: min {min(times) * 1e3:.1f} ms, median "
-                          f"{statistics.median(times) * 1e3:.1f} ms; / bare: min "
-                          f"{min(times) / base_min:.2f}x, median "
-                          f"{statistics.median(times) / base_median:.2f}x")
+                    compare(name, times, bases, most=goals.get(name),
+                            names=("ours", "bare GET + json.loads"))
                 if theirs is None:
                     print("sprites-py is not installed (pip install -e .[bench]): no comparison")
                 else:
                     sdk = samples["sprites-py list_checkpoints()"]
-                    for name in ("%sprite checkpoints", "client list_checkpoints()"):
-                        print(f"{name} / sprites-py list_checkpoints(): min "
-                              f"{min(samples[name]) / min(sdk):.2f}x, median "
-                              f"{statistics.median(samples[name]) / statistics.median(sdk):.2f}x")
-                print("targets: %sprite checkpoints <= 1.2x bare, <= 1.0x sprites-py")
+                    compare("%sprite checkpoints vs sprites-py", samples["%sprite checkpoints"],
+                            sdk, most=1.0, names=("ours", "sprites-py"))
+                    compare("client list_checkpoints() vs sprites-py",
+                            samples["client list_checkpoints()"], sdk, most=1.0,
+                            names=("ours", "sprites-py"))
+                # The client's own share, which the machine's load hardly moves: the
+                # CPU time of this process per call (the server's is the same for all).
+                cpu = {name: _cpu_per_call(action, repeat)
+                       for name, action in {"bare GET + json.loads": bare, **contenders}.items()}
+                print("client CPU per call: " + "; ".join(
+                    f"{name} {seconds * 1e3:.2f} ms" for name, seconds in cpu.items()))
                 idle, loaded = _latency_under_load(http, url, max(repeat, 20))
                 print(f"unrelated GET: idle median {idle * 1e3:.2f} ms, while listings run "
                       f"{loaded * 1e3:.2f} ms ({loaded / idle:.2f}x)")

@@ -8,10 +8,13 @@ run in the same way as this checkout's server; samples of the two are interleave
    (target: the mapping and limits add <= 5 %).
 2. First exec on a new sprite: create it, then the first exec (sandbox start included).
 3. Server responsiveness: an unrelated ``GET /v1/sprites`` while one sprite sits at
-   each limit (processes, memory, a chatty service's log rotating), against the same
-   GET with every sprite idle (target: <= 2x).
-
-4. Cgroup totals (a root server on cgroup v1 or a delegated v2): warm exec and first
+   each limit (processes, memory, a chatty service's log rotating, its disk full),
+   against the same GET with every sprite idle (target: <= 2x).
+4. The per-sprite disk (a root server's): warm exec on two sprites of one server
+   (``--max-disk 1G``), one on a disk of its own and one made before the limit was
+   set, so only the disk differs (target: <= 5 %); create + first exec on servers of
+   this checkout with ``--max-disk 1G`` and ``--max-disk 0``.
+5. Cgroup totals (a root server on cgroup v1 or a delegated v2): warm exec and first
    exec with a cgroup per sprite against the same checkout with no limit to enforce
    (``--max-memory 0 --max-processes 0``: no cgroup made; target <= 5 % warm), and an
    unrelated GET while a sprite sits at its memory total, its processes taking more
@@ -28,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 from bench_common import TOKEN, compare, start_server, timed
@@ -83,14 +87,68 @@ def against_baseline(urls: dict[str, str], repeat: int, baseline: str) -> None:
     compare("first exec on a new sprite (no target)", first["new"], first["old"], names=names)
 
 
-def _order(clients: dict[str, httpx.Client], number: int) -> list[str]:
-    """Both servers, the one measured first alternating from round to round."""
-    names = list(clients)
+def _order(sides: dict[str, Any], number: int) -> list[str]:
+    """Both sides, the one measured first alternating from round to round."""
+    names = list(sides)
     return names if number % 2 == 0 else names[::-1]
 
 
 def _get_times(http: httpx.Client, repeat: int) -> list[float]:
     return [timed(lambda: http.get("/v1/sprites").raise_for_status()) for _ in range(repeat)]
+
+
+def disk_on_off(scratch: Path, repeat: int) -> None:
+    """Warm exec on two sprites of one server, one on a disk of its own and one made
+    before the limit was set (so without one): the same server, so only the disk
+    differs. Then create + first exec on a server with the limit and one without."""
+    home, unlimited = scratch / "disk-on", scratch / "disk-off"
+    earlier, url = start_server(home, env=checkout(REPO), stderr=subprocess.DEVNULL,
+                                max_disk="0")
+    with _client(url) as http:
+        http.post("/v1/sprites", json={"name": "plain"}).raise_for_status()
+    earlier.terminate()
+    earlier.wait(timeout=30)
+    on, on_url = start_server(home, env=checkout(REPO), stderr=subprocess.DEVNULL,
+                              max_disk="1G")
+    off, off_url = start_server(unlimited, env=checkout(REPO), stderr=subprocess.DEVNULL,
+                                max_disk="0")
+    clients = {"on": _client(on_url), "off": _client(off_url)}
+    try:
+        http = clients["on"]
+        http.post("/v1/sprites", json={"name": "disk"}).raise_for_status()
+        sprites = {"on": "disk", "off": "plain"}
+        warm: dict[str, list[float]] = {who: [] for who in sprites}
+        for who in sprites:
+            _exec(http, sprites[who], ["true"])
+        for number in range(5 * repeat):  # milliseconds each: more, to rise above noise
+            for who in _order(sprites, number):
+                warm[who].append(timed(lambda name=sprites[who]: _exec(http, name, ["true"])))
+        first: dict[str, list[float]] = {who: [] for who in clients}
+        for number in range(repeat):
+            for who in _order(clients, number):
+                server, name = clients[who], f"disk-{number}"
+
+                def create_and_exec(http: httpx.Client = server, name: str = name) -> None:
+                    http.post("/v1/sprites", json={"name": name}).raise_for_status()
+                    _exec(http, name, ["true"])
+
+                first[who].append(timed(create_and_exec))
+                server.delete(f"/v1/sprites/{name}")
+                time.sleep(0.3)
+    finally:
+        for process in (on, off):
+            process.terminate()
+            process.wait(timeout=30)
+    names = ("disk of its own", "no disk limit")
+    compare("warm exec, disk limit on vs off (two sprites of one server)", warm["on"],
+            warm["off"], most=1.05, names=names)
+    compare("create + first exec, disk limit on vs off (no target)", first["on"],
+            first["off"], names=names)
+
+
+def _client(url: str) -> httpx.Client:
+    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"},
+                        timeout=600)
 
 
 def at_limits(url: str, repeat: int) -> None:
@@ -105,6 +163,7 @@ def at_limits(url: str, repeat: int) -> None:
         "service log": lambda: http.put(
             "/v1/sprites/limited/services/chatty", params={"duration": "0"},
             json={"cmd": "yes", "args": ["a chatty service line"]}).raise_for_status(),
+        "disk": lambda: _exec(http, "limited", ["sh", "-c", "cat /dev/zero > fill; true"]),
     }
     for limit, load in loads.items():
         idle = _get_times(http, repeat)  # just before: the host's load drifts
@@ -171,14 +230,13 @@ def main() -> None:
             limits = ("--max-processes", "64", "--max-memory", "256M",
                       "--service-log-max", "1M")
             new, new_url = start_server(Path(scratch, "new"), *limits, env=checkout(REPO),
-                                        stderr=subprocess.DEVNULL)
+                                        stderr=subprocess.DEVNULL, max_disk="256M")
             old, old_url = start_server(Path(scratch, "old"), env=checkout(old_code),
-                                        stderr=subprocess.DEVNULL)
+                                        stderr=subprocess.DEVNULL, max_disk=None)
             servers += [new, old]
             against_baseline({"new": new_url, "old": old_url}, args.repeat, args.baseline)
             at_limits(new_url, args.repeat)
-            new.terminate()
-            old.terminate()
+            disk_on_off(Path(scratch), args.repeat)
             cgroup_costs(Path(scratch), args.repeat)
         finally:
             for process in servers:

@@ -76,6 +76,9 @@ def bench_replay(shell: InteractiveShell, magics: object, lines: int, repeat: in
     _cell(shell, f"%%sprite_exec\nseq 1 {lines} | sed 's/^/line /'")
     magics.cells_outlive_kernel = False  # type: ignore[attr-defined]
     _cell(shell, f"%%sprite_exec\nseq 1 {lines} | sed 's/^/line /' > lines.txt")
+    shown = _cell(shell, "%sprite attach").count("line ")
+    if shown != lines:
+        raise SystemExit(f"the replay showed {shown} of {lines} lines")
     compare(f"%sprite attach replaying {lines} lines / %%sprite_exec cat of them",
             *interleaved(lambda: timed(lambda: _cell(shell, "%sprite attach")),
                          lambda: timed(lambda: _cell(shell, "%%sprite_exec\ncat lines.txt")),

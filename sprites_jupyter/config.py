@@ -40,10 +40,11 @@ class SpriteSettings(Configurable):
     cell_checkpoints_kept = Int(20, min=1, help="Per-cell checkpoints kept per sprite (the "
                                                 "oldest are deleted; never the user's own)."
                                 ).tag(config=True)
-    cells_outlive_kernel = Bool(False, help="Run each %%sprite_exec cell so that it keeps "
-                                            "running when the kernel goes, its output kept "
-                                            "on the sprite for `%sprite attach`.").tag(
-        config=True)
+    cells_outlive_kernel = Bool(False, help="Run each %%sprite_exec and %%sprite_python "
+                                            "cell so that it keeps running when the kernel "
+                                            "goes, its output (displays too) kept on the "
+                                            "sprite for `%sprite attach` and `%sprite "
+                                            "python attach`.").tag(config=True)
     cell_output_kept = Int(16 * 1024 * 1024, min=4096,
                            help="Bytes of a kept cell's output stored on the sprite (the "
                                 "oldest go first, said in one line on replay).").tag(config=True)

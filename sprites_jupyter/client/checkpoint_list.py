@@ -9,14 +9,14 @@ models would have.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from itertools import compress, repeat
 from operator import itemgetter, ne
 from typing import Any, overload
 
 from .errors import ProtocolError
-from .json_fields import parse_time, strings
+from .json_fields import byte_count, parse_time, strings
 from .models import _CHECKPOINT_KEYS, Checkpoint
 
 _SHOWN = 10
@@ -69,6 +69,15 @@ def _histories(items: list[dict[str, Any]]) -> list[tuple[str, ...]]:
     return [strings(value) if value else () for value in values]
 
 
+def _byte_counts(items: list[dict[str, Any]]) -> list[int | None]:
+    """``byte_count`` of every ``changed_bytes``; checked a column at a time where each is
+    absent (the real service) or a count (the local server)."""
+    values = _values(items, "changed_bytes")
+    if set(map(type, values)) <= {int, type(None)} and min(filter(None, values), default=0) >= 0:
+        return values
+    return list(map(byte_count, values))
+
+
 def _extras(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{} if plain else {k: v for k, v in item.items() if k not in _CHECKPOINT_KEYS}
             for plain, item in zip(map(_CHECKPOINT_KEYS.issuperset, items), items,
@@ -83,6 +92,7 @@ _COLUMNS: dict[str, Callable[[list[dict[str, Any]]], list[Any]]] = {
     "history": _histories,
     "is_auto": lambda items: list(map(bool, _values(items, "is_auto"))),
     "health": lambda items: [value or "" for value in _values(items, "health")],
+    "changed_bytes": _byte_counts,
     "extra": _extras,
 }
 
@@ -109,6 +119,16 @@ class CheckpointList(Sequence[Checkpoint]):
                                  f"{', '.join(_COLUMNS)}") from None
             self._columns[field] = make(self._items)
         return self._columns[field]
+
+    def values(self, key: str) -> list[Any]:
+        """Every checkpoint's JSON value of ``key`` as the server sent it (``None`` where
+        absent), for a reader that parses a whole column its own faster way."""
+        return _values(self._items, key)
+
+    def where(self, keep: Iterable[bool]) -> CheckpointList:
+        """The checkpoints whose ``keep`` flag (one per checkpoint, in order) is true,
+        still without making their models."""
+        return CheckpointList(list(compress(self._items, keep)))
 
     def __len__(self) -> int:
         return len(self._items)

@@ -52,8 +52,14 @@ def absent(_key: str) -> None:
 def strings(value: object) -> tuple[str, ...]:
     """A JSON list as a tuple of strings; anything else as empty."""
     if isinstance(value, list | tuple):
-        return tuple(str(item) for item in value)
+        items = tuple(value)  # a checkpoint's history can hold thousands of ids
+        return items if set(map(type, items)) <= {str} else tuple(map(str, items))
     return ()
+
+
+def byte_count(value: object) -> int | None:
+    """A count of bytes as sent; ``None`` for anything that is not one."""
+    return value if type(value) is int and value >= 0 else None
 
 
 def json_object(value: object) -> dict[str, Any]:

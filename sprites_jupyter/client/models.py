@@ -17,7 +17,15 @@ from .display import html_table as _html_table
 from .display import short as _short
 from .display import when as _when
 from .errors import ProtocolError
-from .json_fields import absent, build, json_object, parse_millis, parse_time, strings
+from .json_fields import (
+    absent,
+    build,
+    byte_count,
+    json_object,
+    parse_millis,
+    parse_time,
+    strings,
+)
 
 _SPRITE_TIMES = ("created_at", "updated_at", "last_started_at", "last_active_at",
                  "last_running_at", "last_warming_at")
@@ -78,7 +86,11 @@ class SpriteInfo:
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A checkpoint: ``v<N>`` (user), ``auto-<ms>`` (automatic) or the ``Current`` entry."""
+    """A checkpoint: ``v<N>`` (user), ``auto-<ms>`` (automatic) or the ``Current`` entry.
+
+    ``changed_bytes`` is what it stored that its parent did not have (the files new or
+    changed since), where the server says: the local one does, the Sprites service not.
+    """
 
     id: str
     create_time: datetime | None = None
@@ -87,6 +99,7 @@ class Checkpoint:
     history: tuple[str, ...] = ()
     is_auto: bool = False
     health: str = ""
+    changed_bytes: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     def __repr__(self) -> str:
@@ -98,7 +111,8 @@ class Checkpoint:
         return _html_table(f"Checkpoint {self.id}", [
             ("created", _when(self.create_time)), ("comment", self.comment),
             ("source", self.source_id or ""), ("lineage", lineage),
-            ("automatic", "yes" if self.is_auto else "")])
+            ("automatic", "yes" if self.is_auto else ""),
+            ("changed", "" if self.changed_bytes is None else f"{self.changed_bytes:,} bytes")])
 
     @classmethod
     def from_json(cls, data: object) -> Self:
@@ -112,14 +126,14 @@ class Checkpoint:
             id=str(data["id"]), create_time=parse_time(get("create_time")),
             comment=get("comment") or "", source_id=get("source_id"),
             history=strings(history) if history else (), is_auto=bool(get("is_auto")),
-            health=get("health") or "",
+            health=get("health") or "", changed_bytes=byte_count(get("changed_bytes")),
             extra={} if data.keys() <= _CHECKPOINT_KEYS
             else {k: v for k, v in data.items() if k not in _CHECKPOINT_KEYS})
         return checkpoint
 
 
 _CHECKPOINT_KEYS = frozenset(("id", "create_time", "comment", "source_id", "history",
-                              "is_auto", "health"))
+                              "is_auto", "health", "changed_bytes"))
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,9 @@ from .http_limits import LimitedHttpToolsProtocol
 from .idle import IdleWatch
 from .runtime.egress.addresses import ALLOW_PRIVATE_ENV, PrivateAllowance, parse_ip
 from .runtime.sandbox.bwrap import SandboxUnavailable, detect
-from .runtime.sandbox.cgroups import SpriteCgroups
-from .runtime.sandbox.limits import SpriteLimits, parse_size
+from .runtime.sandbox.cgroups import SpriteCgroups, clean_recorded
+from .runtime.sandbox.disks import MIN_DISK, default_disk_bytes, private_mount_namespace
+from .runtime.sandbox.limits import SpriteLimits, parse_size, size_text
 from .runtime.sandbox.machine import Isolation
 from .storage.home import (
     AlreadyServing,
@@ -80,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--service-log-max", type=_size, default=defaults.service_log_bytes,
                        metavar="SIZE", help="size at which a service's log is rotated (one "
                                             "older file kept; default 10M; 0: never)")
+    serve.add_argument("--max-disk", type=_size, default=None, metavar="SIZE",
+                       help="disk per sprite made by a root server: each new sprite gets an "
+                            "ext4 image of its own, and writes past SIZE fail with ENOSPC "
+                            "(default 100G, as a real sprite has, at most a quarter of the "
+                            "home's filesystem; at least 32M; 0: no limit). An unprivileged "
+                            "server cannot limit disk and says so at start")
     serve.add_argument("--idle-exit", type=float, default=0.0, metavar="S",
                        help="exit after S seconds without clients or sprite activity "
                             "(default 0: never; servers started by kernels use 1800)")
@@ -289,12 +296,20 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as exc:
         sys.exit(f"sprites-local: --allow-private-hosts: {exc}")
     token = resolve_token(home, args.token)
+    disk = default_disk_bytes(home) if args.max_disk is None else args.max_disk
+    if 0 < disk < MIN_DISK:
+        sys.exit(f"sprites-local: --max-disk {size_text(disk)} is too small for a sprite's "
+                 "disk: give at least 32M (0: no limit)")
     isolation = choose_isolation(args.isolation, SpriteLimits(
-        args.max_processes, args.max_memory, args.service_log_max))
+        args.max_processes, args.max_memory, args.service_log_max, disk))
+    if isolation.sandboxed and disk:
+        isolation = dataclasses.replace(isolation, disk_unlimited=private_mount_namespace())
     with lock:
         if isolation.sandboxed:
             isolation = dataclasses.replace(isolation, cgroups=SpriteCgroups.set_up(
                 home, isolation.limits.memory_bytes, isolation.limits.processes))
+        else:
+            clean_recorded(home)  # what a killed sandboxing server of this home left
         try:
             serve(args.host, args.port, home, token, args.log_level, args.idle_exit,
                   isolation, private_allowed)

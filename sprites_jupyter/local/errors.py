@@ -7,8 +7,8 @@ from __future__ import annotations
 import errno
 import sqlite3
 
-__all__ = ["DISK_FULL", "Conflict", "Forbidden", "Invalid", "LocalError", "NotFound",
-           "OverLimit", "Unavailable", "is_disk_full"]
+__all__ = ["DISK_FULL", "Conflict", "DiskLimitReached", "Forbidden", "Invalid", "LocalError",
+           "NotFound", "OverLimit", "Unavailable", "is_disk_full"]
 
 DISK_FULL = ("the disk holding the local server's data is full: free some space, then retry")
 
@@ -59,6 +59,10 @@ class Forbidden(LocalError):
 
 class OverLimit(LocalError):
     """The request is larger than a limit allows."""
+
+
+class DiskLimitReached(LocalError):
+    """The sprite's disk holds all its limit allows: the write would take it past it."""
 
 
 class Unavailable(LocalError):

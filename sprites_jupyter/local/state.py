@@ -19,6 +19,7 @@ from .runtime.egress.addresses import PrivateAllowance
 from .runtime.egress.resolver import test_hosts_from_environment
 from .runtime.egress.sprite_egress import SpriteEgress, egress_for
 from .runtime.exec.sessions import SessionManager
+from .runtime.sandbox.disks import SpriteDisks
 from .runtime.sandbox.files import SandboxFiles, remove_sprite_dir
 from .runtime.sandbox.machine import Isolation, Sandbox
 from .runtime.services.supervisor import ServiceManager
@@ -127,6 +128,9 @@ class ServerState:
         self.private_allowed = private_allowed or PrivateAllowance()
         prepare_home(home)
         (home / "sprites").mkdir(exist_ok=True)
+        self.disks = (SpriteDisks(home, self.isolation.limits.disk_bytes)
+                      if self.isolation.disk_limited else None)
+        """Each new sprite's own disk (a root server's); None: sprites share the home's."""
         self.store = Store(home / "metadata.sqlite3")
         self.snapshots = Snapshotter(home)
         self.storage = StorageWork(self.snapshots, self.store)
@@ -155,7 +159,11 @@ class ServerState:
         """The sprite's runtime, made on first use."""
         runtime = self._runtimes.get(name)
         if runtime is None:
-            files = SandboxFiles(self.sprite_dir(name), name)
+            own_disk = self.disks is not None and self.disks.has_image(name)
+            files = (SandboxFiles(self.sprite_dir(name), name, self.disks.views_dir(name),
+                                  self.disks.seen_at(name))
+                     if own_disk and self.disks is not None
+                     else SandboxFiles(self.sprite_dir(name), name))
             sandbox = Sandbox(name, files, self.isolation)
             egress = (egress_for(sandbox, self.egress_test_hosts, self.private_allowed)
                       if self.isolation.sandboxed else None)
@@ -196,9 +204,14 @@ class ServerState:
         return any(self.has_activity(name) for name in list(self._runtimes))
 
     def seed_tree(self, name: str) -> Path:
-        """Create a new sprite's directory tree and return its root."""
+        """Create a new sprite's directory tree (on a disk of its own when sprites get
+        one) and return its root. Blocking."""
         root = self.sprite_root(name)
+        if self.disks is not None:
+            self.disks.discard(name, root.parent)
         remove_sprite_dir(root.parent)
+        if self.disks is not None:
+            self.disks.provide(name, root.parent)
         for directory in SEED_DIRECTORIES:
             (root / directory).mkdir(parents=True, exist_ok=True)
         SandboxFiles(root.parent, name).prepare()
@@ -208,6 +221,8 @@ class ServerState:
         """Recover interrupted snapshot work, collect released snapshot data, then boot
         every sprite's services."""
         rows = self.store.list_sprites(limit=1_000_000)
+        if self.disks is not None:
+            await asyncio.to_thread(self._attach_disks, [row.name for row in rows])
         for row in rows:
             await asyncio.to_thread(SandboxFiles(self.sprite_dir(row.name), row.name).migrate)
             await asyncio.to_thread(self.snapshots.recover, row.name, self.sprite_root(row.name),
@@ -216,6 +231,22 @@ class ServerState:
         for row in rows:
             await self.checkpoints_changed(row.name)
             await self.runtime(row.name).services.start_all()
+
+    def _attach_disks(self, names: list[str]) -> None:
+        """Mount each sprite's disk (gone with the previous server's mount namespace);
+        a sprite an older server made has none and stays unlimited: said once."""
+        assert self.disks is not None
+        self.disks.forget_orphans(set(names))
+        unlimited = []
+        for name in names:
+            if self.disks.has_image(name):
+                self.disks.attach(name, self.sprite_dir(name))
+            else:
+                unlimited.append(name)
+        if unlimited:
+            log.warning("sprites made before disk limits keep an unlimited disk: %s",
+                        ", ".join(unlimited))
+        self.disks.make_spare_soon()
 
     async def discard_runtime(self, name: str) -> None:
         """End a sprite's processes and view builds and forget its runtime (sprite

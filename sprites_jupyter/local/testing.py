@@ -63,13 +63,18 @@ class LocalServer:
 def launch(home: Path, token: str, port: int = 0, *, args: Sequence[str] = (),
            prefix: Sequence[str] = (), preexec_fn: Callable[[], None] | None = None,
            env: dict[str, str] | None = None, stderr: int | IO[Any] | None = None,
-           ) -> subprocess.Popen[str]:
+           max_disk: str | None = "0") -> subprocess.Popen[str]:
     """The ``serve`` process, not yet waited for: its stdout is a pipe whose first line is
     the ready line, or empty when it exits first. ``prefix`` runs it under another command
-    (another user, a namespace); ``env`` is added to this process's environment."""
+    (another user, a namespace); ``env`` is added to this process's environment.
+
+    ``max_disk`` is its ``--max-disk`` (None: the server's default). It is 0 unless asked:
+    many tests plant and read files in a sprite's tree by its host path, which a root
+    server's sprite with a disk of its own has mounted only in the server's namespace."""
+    disk = ["--max-disk", max_disk] if max_disk is not None else []
     return subprocess.Popen(
         [*prefix, sys.executable, "-m", "sprites_jupyter.local", "serve", "--port", str(port),
-         "--home", str(home), "--token", token, *args],
+         "--home", str(home), "--token", token, *disk, *args],
         stdout=subprocess.PIPE, stderr=stderr, text=True, preexec_fn=preexec_fn,
         env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
 
@@ -83,10 +88,11 @@ def start_server(home: Path, token: str = "test-token", port: int = 0, *,
                  args: Sequence[str] = (), prefix: Sequence[str] = (),
                  preexec_fn: Callable[[], None] | None = None,
                  env: dict[str, str] | None = None,
-                 stderr: int | IO[Any] | None = None) -> LocalServer:
+                 stderr: int | IO[Any] | None = None,
+                 max_disk: str | None = "0") -> LocalServer:
     """A server for ``home`` once it accepts connections (see :func:`launch`)."""
     process = launch(home, token, port, args=args, prefix=prefix, preexec_fn=preexec_fn,
-                     env=env, stderr=stderr)
+                     env=env, stderr=stderr, max_disk=max_disk)
     assert process.stdout is not None
     line = process.stdout.readline()
     url = ready_url(line)

@@ -26,7 +26,7 @@ from ..widgets.browser import (
     checkpoint_table_text,
 )
 from ..widgets.progress import ProgressView, describe_event, track
-from .cell_checkpoints import cell_tag
+from .cell_checkpoints import untagged
 from .checkpoint_refs import resolve_checkpoint
 from .context import CommandContext
 from .diff import checkpoint_changes, checkpoint_variables
@@ -152,7 +152,9 @@ def checkpoints(ctx: CommandContext, args: Namespace) -> pd.DataFrame:
         listed = handle.list_checkpoints(include_auto=args.auto, history=history)
         if args.auto:
             return checkpoints_frame(listed)
-        return checkpoints_frame([c for c in listed if cell_tag(c.comment) is None])
+        # Read as a column: making each checkpoint's model cost more than the listing.
+        keep = untagged(listed.column("comment"))
+        return checkpoints_frame(listed if all(keep) else listed.where(keep))
 
 
 @subcommand("restore", "restore a checkpoint: restore ID [--yes]",

@@ -46,14 +46,15 @@ def panel(ctx: CommandContext, args: Namespace) -> Any:
                   "JupyterLab opens it beside the notebook)")
             print(timeline_text(handle.list_checkpoints(include_auto=True), _services(handle)))
             return None
+        why_not = _side_panel_host(ctx)
+        beside = not (args.inline or why_not)
         timeline = TimelinePanel(
             handle.name, browser_actions(ctx, handle),
             is_cell=lambda checkpoint: cell_tag(checkpoint.comment) is not None,
             undo_to=lambda checkpoint_id, view: undo_to(ctx, handle, checkpoint_id, view),
-            services=lambda: _services(handle))
+            services=lambda: _services(handle), side_panel=beside)
         _refresh_after_cells(ctx, timeline)
-        why_not = _side_panel_host(ctx)
-        if args.inline or why_not:
+        if not beside:
             if why_not:
                 print(f"{why_not}: the timeline is drawn in this cell instead")
             return timeline

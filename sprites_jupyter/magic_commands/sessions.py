@@ -12,8 +12,9 @@ from IPython.core.error import UsageError
 from ..client import Command, SpritesError
 from ..frames import sessions_frame
 from ..widgets.progress import track
-from .cell_replay import newest_cell, replay_command
+from .cell_replay import attach_cell, newest_cell, raise_for_end
 from .context import CommandContext
+from .kept_output import CellEnd
 from .registry import Names, argument, subcommand
 
 if TYPE_CHECKING:
@@ -56,22 +57,23 @@ def attach(ctx: CommandContext, args: Namespace) -> None:
     until it exits. Ctrl-C, the Stop button or ``--timeout`` detach: it keeps running."""
     handle = ctx.sprite(args.sprite)
     with ctx.operation(handle.name, "attach", args.id or "") as journaled:
+        cell_id = None
         if args.id is not None and args.id.isdigit():
-            what = f"session {args.id}"
             command = handle.attach(args.id)
-            detach = command.detach
+            end = CellEnd(_follow(ctx, f"{handle.name}: session {args.id}", command,
+                                  command.detach, args.timeout))
         else:
             cell_id = args.id or newest_cell(handle)
-            what = f"cell {cell_id}"
-            command = replay_command(handle, cell_id)
-            detach = command.kill  # the replay stops; the cell goes on
-        code = _follow(ctx, f"{handle.name}: {what}", command, detach, args.timeout)
-        if code is None:
+            end = attach_cell(ctx, handle, cell_id, args.timeout)
+        if end.exit_code is None:
             journaled.set("ok: detached")
             return
-        journaled.set(f"ok: exit code {code}")
-    if code != 0:
-        raise UsageError(f"{what.capitalize()} on sprite {handle.name} exited with code {code}")
+        journaled.set(f"ok: exit code {end.exit_code}")
+    if cell_id is not None:
+        raise_for_end(handle.name, cell_id, end)
+    elif end.exit_code != 0:
+        raise UsageError(f"Session {args.id} on sprite {handle.name} exited with code "
+                         f"{end.exit_code}")
 
 
 def _follow(ctx: CommandContext, title: str, command: Command, detach: Callable[[], None],

@@ -7,7 +7,9 @@ descriptors 1 and 2, so subprocesses too) are captured and sent as ``stream``
 events, and descriptor 0 reads ``/dev/null``. Every reply carries the request's
 ``id``; a client that attaches later skips the replayed lines it does not own.
 
-Requests (``op``): ``hello``, ``run`` (``code``), ``vars``, ``status``, ``has``, ``load``
+Requests (``op``): ``hello``, ``run`` (``code``; with ``keep``, a folder, a byte limit
+and the cell's first line, its output is also kept there for a new kernel to replay, as
+:mod:`cell_runner` keeps an exec cell's), ``vars``, ``status``, ``has``, ``load``
 (a pushed value: ``name``, ``format``, ``dir`` of parts, ``parts``), ``dump``
 (a value to pull: ``name``, ``path``, ``formats`` the client reads), ``save`` (the
 namespace into the sprite, for a checkpoint: :mod:`python_state`), ``resume``
@@ -39,24 +41,24 @@ import warnings
 try:
     from . import python_agent_values as values
     from . import python_state as state
-    from .python_agent_io import Channel, Streams, StreamWriter
+    from .cell_runner import KeptOutput
+    from .python_agent_io import KeepingChannel, Streams, StreamWriter
 except ImportError:
     import python_agent_values as values  # type: ignore[no-redef]
     import python_state as state  # type: ignore[no-redef]
+    from cell_runner import KeptOutput  # type: ignore[no-redef]
     from python_agent_io import (  # type: ignore[no-redef]
-        Channel,
+        KeepingChannel,
         Streams,
         StreamWriter,
     )
 
 MIN_PYTHON = (3, 8)
 AGENT_FILE = os.path.abspath(__file__)
-
-
 class Agent:
     """Runs requests one at a time in the main thread, against one namespace."""
 
-    def __init__(self, channel: Channel, streams: Streams) -> None:
+    def __init__(self, channel: KeepingChannel, streams: Streams) -> None:
         self.channel = channel
         self.streams = streams
         self.formatter = values.Formatter()
@@ -160,6 +162,9 @@ class Agent:
         self.cells += 1
         filename = f"<sprite cell {self.cells}>"
         code = str(request.get("code", ""))
+        keep = request.get("keep")
+        if isinstance(keep, dict):
+            self.keep_output(keep)
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
         try:
             value, show = self.execute(code, filename)
@@ -173,6 +178,19 @@ class Agent:
                 self.display(value)
         self.flush_figures()
         return {}
+
+    def keep_output(self, keep: dict) -> None:
+        """Keep this cell's output in its folder too; a cell whose output cannot be kept
+        still runs, and says so on its stderr."""
+        folder = os.path.join(os.environ.get("HOME", "."), str(keep["dir"]))
+        try:
+            kept = KeptOutput(folder, int(keep["limit"]), {
+                "kind": "python", "first_line": str(keep.get("first_line", "")),
+                "session": self.state.session_id})
+        except OSError as error:
+            sys.stderr.write(f"[this cell's output is not kept on the sprite: {error}]\n")
+            return
+        self.channel.keep(self.request_id, kept)
 
     @staticmethod
     def is_open_figure(value) -> bool:
@@ -335,7 +353,7 @@ def main() -> None:
     os.environ.setdefault("MPLBACKEND", "Agg")
     warnings.filterwarnings("ignore", message=".*non-interactive.*cannot be shown")
     requests = os.fdopen(os.dup(0), "rb")
-    channel = Channel(os.dup(1))
+    channel = KeepingChannel(os.dup(1))
     quiet = os.open(os.devnull, os.O_RDONLY)
     os.dup2(quiet, 0)
     os.close(quiet)

@@ -2,7 +2,8 @@
 
 Standard library only, Python 3.8+; uploaded beside ``python_agent.py``. Replies go
 out as whole JSON lines on a private descriptor; what user code writes (Python-level
-and descriptor-level, so subprocesses too) becomes ``stream`` events.
+and descriptor-level, so subprocesses too) becomes ``stream`` events; a kept cell's
+events are also written to its folder on the sprite.
 """
 
 from __future__ import annotations
@@ -42,6 +43,54 @@ class Channel:
         finally:
             if main:
                 signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+_KEPT_LETTERS = {"stdout": b"o", "stderr": b"e"}
+
+
+class KeepingChannel(Channel):
+    """The protocol's output, which also keeps a kept cell's output, displays and reply
+    in its folder on the sprite (``cell_runner``'s records): a kernel that died
+    mid-cell loses nothing, as a new one replays the folder."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__(fd)
+        self.kept = None
+        self.kept_id = None
+
+    def keep(self, request_id, kept) -> None:
+        self.kept_id = request_id
+        self.kept = kept
+
+    def send(self, message: dict) -> None:
+        kept = self.kept
+        if kept is not None and message.get("id") == self.kept_id:
+            main = threading.current_thread() is threading.main_thread()
+            if main:  # a KeyboardInterrupt must not cut a record short
+                previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                self._keep(kept, message)
+            except OSError:
+                pass  # a full disk must not fail the cell: the live kernel still gets it
+            finally:
+                if main:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        super().send(message)
+
+    def _keep(self, kept, message: dict) -> None:
+        kind = message.get("type")
+        if kind == "stream":
+            kept.append(_KEPT_LETTERS.get(str(message.get("name")), b"e"),
+                        str(message.get("text", "")).encode("utf-8", "replace"))
+        elif kind == "display":
+            kept.append(b"d", json.dumps({"data": message.get("data"),
+                                          "metadata": message.get("metadata")},
+                                         default=repr).encode())
+        elif kind == "done":
+            self.kept = None
+            final = {key: message.get(key) for key in ("status", "ename", "evalue",
+                                                        "traceback")}
+            kept.finish(0 if message.get("status") == "ok" else 1, final)
 
 
 class Streams:

@@ -23,10 +23,12 @@ from .progress import ProgressBar, ProgressView
 if TYPE_CHECKING:
     import ipywidgets as w
 
-__all__ = ["CheckpointActions", "CheckpointBrowser", "checkpoint_table_text", "describe_age"]
+__all__ = ["CheckpointActions", "CheckpointBrowser", "checkpoint_table_text", "describe_age",
+           "describe_size"]
 
 AGE_TICK = 5.0  # seconds between updates of the ages shown ("18 s ago")
 
+SIZE_MEANING = "bytes of the files new or changed since the checkpoint before it"
 RESTORE_EFFECT = ("replaces the sprite's filesystem, service definitions and network policy "
                   "with the checkpoint's, and stops every running process")
 
@@ -66,6 +68,21 @@ def describe_age(when: datetime | None, now: datetime | None = None) -> str:
     return f"{seconds} s ago"
 
 
+def describe_size(changed_bytes: int | None) -> str:
+    """What a checkpoint stored anew, such as ``+1.2 MB``; ``—`` where the server does
+    not say (the Sprites service)."""
+    if changed_bytes is None:
+        return "—"
+    if changed_bytes < 1000:
+        return f"+{changed_bytes} B"
+    size = changed_bytes / 1000
+    for unit in ("kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            break
+        size /= 1000
+    return f"+{size:.1f} {unit}"
+
+
 def checkpoint_table_text(checkpoints: Iterable[Any]) -> str:
     """The text fallback: an aligned table and how to restore."""
     rows = [(c.id, describe_age(c.create_time), c.comment or "") for c in checkpoints]
@@ -83,9 +100,11 @@ class CheckpointBrowser:
 
     def __init__(self, title: str, actions: CheckpointActions, *,
                  age_tick: float = AGE_TICK,
-                 row_buttons: Callable[[Any], list[w.Button]] | None = None) -> None:
+                 row_buttons: Callable[[Any], list[w.Button]] | None = None,
+                 narrow: bool = False) -> None:
         import ipywidgets as w
         self.title = title
+        self.narrow = narrow
         self.row_buttons = row_buttons
         self.extra_buttons: list[w.Button] = []
         self.actions = actions
@@ -96,6 +115,9 @@ class CheckpointBrowser:
         self.restore_buttons: dict[str, w.Button] = {}
         self.pending: str | None = None
         self.worker: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._busy = False
+        self._queued: Callable[[], str] | None = None
         self.previewer: threading.Thread | None = None
         self.gone = False
         self.changes = (CheckpointChanges(actions.changes, actions.explain, actions.variables)
@@ -121,7 +143,8 @@ class CheckpointBrowser:
         self.cancel_button.on_click(lambda _: self._hide_confirmation())
         self.widget = w.VBox([
             self.heading, self.rows,
-            w.HBox([self.comment, self.new_button, self.refresh_button]),
+            w.HBox([self.comment, self.new_button, self.refresh_button],
+                   layout=w.Layout(flex_flow="row wrap" if narrow else "row")),
             self.confirm_box, self.progress_box, self.message,
         ])
         self._render(self.actions.list())
@@ -153,7 +176,7 @@ class CheckpointBrowser:
         self.extra_buttons = []
         if self.changes is not None:
             self.changes.forget()
-        rows = []
+        rows: list[w.Widget] = []
         ages = []
         for checkpoint in self.checkpoints:
             button = w.Button(description="Restore", icon="undo",
@@ -163,29 +186,48 @@ class CheckpointBrowser:
             self.restore_buttons[checkpoint.id] = button
             age = w.HTML(describe_age(checkpoint.create_time), layout=w.Layout(width="8em"))
             ages.append((age, checkpoint.create_time))
-            row = w.HBox([
-                w.HTML(f'<code style="white-space:nowrap">{html.escape(checkpoint.id)}</code>',
-                       layout=w.Layout(width="14em", flex="0 1 auto", min_width="5em")),
-                age,
-                w.HTML(html.escape(checkpoint.comment or ""),
-                       layout=w.Layout(width="20em", flex="0 1 auto", min_width="6em")),
-                button,
-            ])
+            buttons = [button]
             if self.row_buttons is not None:
                 extra = self.row_buttons(checkpoint)
                 self.extra_buttons.extend(extra)
-                row.children = (*row.children, *extra)
-            rows.extend(self._with_changes(checkpoint.id, row))
+                buttons.extend(extra)
+            detail = None
+            if self.changes is not None:
+                changes = self.changes_rows[checkpoint.id] = self.changes.row(checkpoint.id)
+                buttons.append(changes.button)
+                detail = changes.detail
+            row = self._row(checkpoint, age, buttons)
+            row.add_class("sprites-checkpoint-row")
+            rows.append(row)
+            if detail is not None:
+                rows.append(detail)
         self.rows.children = rows
         self.ages = ages
 
-    def _with_changes(self, checkpoint_id: str, row: w.HBox) -> list[w.Widget]:
-        """The row with its Changes button, and the table that button expands into."""
-        if self.changes is None:
-            return [row]
-        changes = self.changes_rows[checkpoint_id] = self.changes.row(checkpoint_id)
-        row.children = (*row.children, changes.button)
-        return [row, changes.detail]
+    def _row(self, checkpoint: Any, age: w.HTML, buttons: list[w.Button]) -> w.Box:
+        """A checkpoint's row: columns in a cell; in a narrow side panel the id, age and
+        size above the comment, the buttons below, so nothing is cut off."""
+        import ipywidgets as w
+        checkpoint_id = html.escape(checkpoint.id)
+        comment = html.escape(checkpoint.comment or "")
+        size = w.HTML(f'<span title="{SIZE_MEANING}">'
+                      f'{describe_size(getattr(checkpoint, "changed_bytes", None))}</span>',
+                      layout=w.Layout(width="6em", flex="0 0 auto"))
+        if self.narrow:
+            return w.VBox([
+                w.HBox([w.HTML(f"<code>{checkpoint_id}</code>",
+                               layout=w.Layout(flex="1 1 auto")), age, size]),
+                w.HTML(f'<span style="overflow-wrap:anywhere">{comment}</span>'),
+                w.HBox(buttons, layout=w.Layout(flex_flow="row wrap")),
+            ], layout=w.Layout(border_bottom="1px solid var(--jp-border-color2, #e0e0e0)",
+                               padding="2px 0 4px 0"))
+        return w.HBox([
+            w.HTML(f'<code style="white-space:nowrap">{checkpoint_id}</code>',
+                   layout=w.Layout(width="14em", flex="0 1 auto", min_width="5em")),
+            age, size,
+            w.HTML(comment, layout=w.Layout(width="20em", flex="0 1 auto", min_width="6em")),
+            *buttons,
+        ])
 
     def _check_gone(self) -> bool:
         """When the sprite no longer exists: say so in one line, disable every button."""
@@ -246,11 +288,33 @@ class CheckpointBrowser:
         its returned HTML as the message, the table refreshed)."""
         self._start(job)
 
-    def _start(self, job: Callable[[], str]) -> None:
-        if self.worker is not None and self.worker.is_alive():
-            return
-        self.worker = threading.Thread(target=self._run, args=(job,), daemon=True)
-        self.worker.start()
+    def refresh(self, job: Callable[[], str] = lambda: "") -> None:
+        """Run ``job`` and re-read the checkpoints in the background, keeping the message
+        shown; asked while something runs, it runs right after, so no change is missed."""
+        self._start(job, queue=True)
+
+    def _start(self, job: Callable[[], str], *, queue: bool = False) -> None:
+        with self._lock:
+            if self._busy:
+                if queue:
+                    self._queued = job
+                return
+            self._busy = True
+            self.worker = threading.Thread(target=self._run_all, args=(job, queue),
+                                           daemon=True)
+            self.worker.start()
+
+    def _run_all(self, job: Callable[[], str], quiet: bool) -> None:
+        """Run ``job``, then each refresh asked for meanwhile (the last one asked)."""
+        queued: Callable[[], str] | None = job
+        while queued is not None:
+            try:
+                self._run(queued, quiet=quiet)
+            finally:
+                with self._lock:
+                    queued, self._queued = self._queued, None
+                    self._busy = queued is not None
+            quiet = True
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the current background job (if any) has finished."""
@@ -261,10 +325,11 @@ class CheckpointBrowser:
         if self.changes is not None:
             self.changes.wait(timeout)
 
-    def _run(self, job: Callable[[], str]) -> None:
+    def _run(self, job: Callable[[], str], *, quiet: bool = False) -> None:
         for button in self.buttons:
             button.disabled = True
-        self.message.value = ""
+        if not quiet:
+            self.message.value = ""
         try:
             note = job()
         except Exception as error:
@@ -275,7 +340,8 @@ class CheckpointBrowser:
             self._render(self.actions.list())
         except Exception as error:
             note += f"<br>Refresh failed: {html.escape(self.actions.explain(error))}"
-        self.message.value = note
+        if note or not quiet:
+            self.message.value = note
         for button in self.buttons:
             button.disabled = False
 

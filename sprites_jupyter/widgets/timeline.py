@@ -44,13 +44,15 @@ class TimelinePanel:
     def __init__(self, title: str, actions: CheckpointActions, *,
                  is_cell: Callable[[Any], bool],
                  undo_to: Callable[[str, ProgressView], str],
-                 services: Callable[[], list[tuple[str, str]]]) -> None:
+                 services: Callable[[], list[tuple[str, str]]],
+                 side_panel: bool = False) -> None:
         import ipywidgets as w
         self.is_cell = is_cell
         self.undo_to_action = undo_to
         self.list_services = services
         self.undo_buttons: dict[str, w.Button] = {}
-        self.browser = CheckpointBrowser(title, actions, row_buttons=self._undo_button)
+        self.browser = CheckpointBrowser(title, actions, row_buttons=self._undo_button,
+                                         narrow=side_panel)
         self.services = w.HTML()
         self.widget = w.VBox([self.browser.widget, self.services])
         self._show_services()
@@ -60,7 +62,8 @@ class TimelinePanel:
         if not self.is_cell(checkpoint):
             return []
         button = w.Button(description="Undo to here", icon="step-backward",
-                          tooltip=f"Undo every cell back to {checkpoint.id}")
+                          tooltip=f"Undo every cell back to {checkpoint.id}",
+                          layout=w.Layout(width="auto", flex="0 0 auto"))
         button.on_click(lambda _, cp=checkpoint.id: self.browser.start(
             lambda: self._undo_to(cp)))
         self.undo_buttons[checkpoint.id] = button
@@ -85,7 +88,7 @@ class TimelinePanel:
             self._show_services()
             return ""
 
-        self.browser.start(job)
+        self.browser.refresh(job)
 
     def wait(self, timeout: float | None = None) -> None:
         self.browser.wait(timeout)

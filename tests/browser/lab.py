@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Page
 
-from sprites_jupyter.local.storage.home import read_server_file
+from sprites_jupyter.local.storage.home import read_server_file, resolve_token
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -119,6 +119,21 @@ def _stop_local_sprites_server(home: Path) -> None:
     if record and isinstance(record.get("pid"), int):
         with contextlib.suppress(ProcessLookupError):
             os.kill(record["pid"], signal.SIGTERM)
+
+
+def read_sprite_file(lab: JupyterLab, sprite: str, path: str, *,
+                     missing_ok: bool = False) -> str | None:
+    """A file of a sprite, read through the local server's filesystem API as any client
+    would; ``None`` for a missing file when ``missing_ok``."""
+    record = read_server_file(lab.sprites_home)
+    assert record, "the kernel did not start a local server in the private home"
+    response = httpx.get(f"{record['url']}/v1/sprites/{sprite}/fs/read",
+                         params={"path": path},
+                         headers={"Authorization": f"Bearer {resolve_token(lab.sprites_home)}"})
+    if missing_ok and response.status_code == 404:
+        return None
+    response.raise_for_status()
+    return response.text
 
 
 def open_notebook(page: Page, lab: JupyterLab, notebook: str) -> None:

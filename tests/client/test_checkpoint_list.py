@@ -15,10 +15,13 @@ FIELDS = [f.name for f in dataclasses.fields(Checkpoint)]
 
 VARIED = [
     {"id": "v9", "create_time": "2026-06-02T17:11:14.555839485Z", "comment": "nanoseconds",
-     "source_id": "v8", "is_auto": False},
-    {"id": "v8", "create_time": "2026-01-13T10:30:00+02:00", "history": ["v0", 7]},
-    {"id": "v7", "create_time": "2026-01-13T10:30:00", "comment": None, "health": None},
-    {"id": 6, "create_time": 1767609000, "is_auto": 1, "health": "mount_failed"},
+     "source_id": "v8", "is_auto": False, "changed_bytes": 4096},
+    {"id": "v8", "create_time": "2026-01-13T10:30:00+02:00", "history": ["v0", 7],
+     "changed_bytes": None},
+    {"id": "v7", "create_time": "2026-01-13T10:30:00", "comment": None, "health": None,
+     "changed_bytes": "12"},
+    {"id": 6, "create_time": 1767609000, "is_auto": 1, "health": "mount_failed",
+     "changed_bytes": True},
     {"id": "auto-1776191193888", "create_time": "0001-01-01T00:00:00Z", "is_auto": True,
      "bucket": "b", "size": 12},
     {"id": "v0", "create_time": "yesterday", "source_id": None, "history": []},
@@ -28,13 +31,16 @@ ISO_ONLY = [{"id": f"v{n}", "create_time": f"2026-01-0{n}T10:30:00.{n:06d}Z", "c
             for n in range(1, 6)]
 
 
+COUNTED = [{**item, "changed_bytes": n * 4096} for n, item in enumerate(ISO_ONLY)]
+NEGATIVE = [*COUNTED, {"id": "v0", "changed_bytes": -1}]
 NAIVE = [{"id": "v1", "create_time": "2026-01-13T10:30:00"}]
 ZERO = [{"id": "v1", "create_time": "0001-01-01T00:00:00Z"}]
 
 
 @pytest.mark.parametrize("objects", [VARIED, ISO_ONLY, VARIED[:1], [], ISO_ONLY + ZERO,
-                                     NAIVE, ISO_ONLY + NAIVE],
-                         ids=["varied", "plain", "one", "empty", "go-zero", "naive", "mixed"])
+                                     NAIVE, ISO_ONLY + NAIVE, COUNTED, NEGATIVE],
+                         ids=["varied", "plain", "one", "empty", "go-zero", "naive", "mixed",
+                              "counted", "negative-count"])
 def test_columns_are_the_models_values(objects: list[dict]) -> None:
     listing = CheckpointList([dict(item) for item in objects])
     models = [Checkpoint.from_json(item) for item in objects]
@@ -50,6 +56,7 @@ def test_odd_times_and_ids_as_the_models_have_them() -> None:
     assert times[4] is None and times[5] is None and times[6] is None
     assert listing.column("id")[3] == "6" and listing[1].history == ("v0", "7")
     assert listing[4].extra == {"bucket": "b", "size": 12} and listing[0].extra == {}
+    assert listing.column("changed_bytes") == [4096, None, None, None, None, None, None]
 
 
 def test_unknown_column_is_a_clear_error() -> None:
@@ -70,6 +77,17 @@ def test_a_sequence_of_checkpoints() -> None:
     assert shown.startswith("[Checkpoint(v12, ") and shown.endswith(", … 2 more]")
     with pytest.raises(IndexError):
         listing[12]
+
+
+def test_values_as_sent_and_a_selection_without_models() -> None:
+    listing = CheckpointList(VARIED)
+    assert listing.values("create_time") == [item.get("create_time") for item in VARIED]
+    assert listing.values("bucket") == [None, None, None, None, "b", None, None]
+    kept = listing.where([True, False] * 3 + [True])
+    assert isinstance(kept, CheckpointList)
+    assert kept.column("id") == ["v9", "v7", "auto-1776191193888", "v00"]
+    assert kept[1] == Checkpoint.from_json(VARIED[2])
+    assert len(listing.where(iter(()))) == 0
 
 
 def test_objects_of_a_listing() -> None:

@@ -267,6 +267,25 @@ def test_fault_server_new_checkpoint_id_from_the_complete_event() -> None:
     assert gets == ["/v1/sprites/s/checkpoints/cp-new"], "one GET: nothing listed"
 
 
+@pytest.mark.parametrize(("sent", "gets"), [
+    ({"id": "cp-new", "create_time": "2026-01-05T10:30:00Z", "comment": "sent"}, []),
+    ({"id": "cp-old", "create_time": "2026-01-05T10:30:00Z", "comment": "sent"},
+     ["/v1/sprites/s/checkpoints/cp-new"]),
+    ("not an object", ["/v1/sprites/s/checkpoints/cp-new"]),
+], ids=["same-id", "other-id", "not-an-object"])
+def test_fault_server_new_checkpoint_taken_from_the_complete_event_when_it_carries_it(
+        sent: object, gets: list[str]) -> None:
+    complete = {"type": "complete", "data": "Checkpoint cp-new created", "id": "cp-new",
+                "checkpoint": sent}
+    routes = _checkpoint_service(json.dumps(complete).encode() + b"\n")
+    received: list[Received] = []
+    with http_server(routes, received) as url, SpritesClient(TOKEN, url) as client:
+        made = client.sprite("s").create_checkpoint("c").wait()
+    assert made.id == "cp-new"
+    assert made.comment == ("sent" if not gets else "c")
+    assert [r.path for r in received if r.method == "GET"] == gets
+
+
 # 8. rate limits and slow upgrades ------------------------------------------------------
 
 

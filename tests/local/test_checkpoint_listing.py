@@ -56,7 +56,8 @@ def test_listing_of_a_sprite_with_only_v0(http: httpx.Client, sprite: str) -> No
     current, base = http.get(f"/v1/sprites/{sprite}/checkpoints").json()
     assert current["id"] == "Current"
     assert base == {"id": "v0", "create_time": base["create_time"],
-                    "comment": "Base (clean) state", "is_auto": False}
+                    "comment": "Base (clean) state", "is_auto": False,
+                    "changed_bytes": None}
 
 
 def test_a_database_from_before_is_given_the_formatted_times(tmp_path: Path) -> None:

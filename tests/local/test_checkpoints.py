@@ -51,6 +51,15 @@ def test_create_streams_info_then_complete_with_time_on_every_event(
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", event["time"])
 
 
+def test_complete_event_carries_the_new_checkpoint_object(
+        http: httpx.Client, sprite: str) -> None:
+    _, events = stream_events(http, "POST", f"/v1/sprites/{sprite}/checkpoint",
+                              json={"comment": "carried"})
+    sent = events[-1]["checkpoint"]
+    assert sent == http.get(f"/v1/sprites/{sprite}/checkpoints/v1").json()
+    assert (sent["id"], sent["comment"], sent["history"]) == ("v1", "carried", ["v0"])
+
+
 def test_v0_is_seeded_and_numbers_are_never_reused(http: httpx.Client, sprite: str) -> None:
     listing = http.get(f"/v1/sprites/{sprite}/checkpoints").json()
     assert [c["id"] for c in listing] == ["Current", "v0"]

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sprites_jupyter.local.runtime.sandbox.cgroups import clean_recorded
 from sprites_jupyter.local.storage.snapshots import Snapshotter
 from sprites_jupyter.local.storage.store import Store
 from tests.conftest import LocalServer, start_server
@@ -64,6 +65,7 @@ def crashable(tmp_path: Path):
     yield start
     for server in servers:
         server.stop(kill=True)
+    clean_recorded((tmp_path / "home").resolve())  # the killed server's cgroups (as root)
 
 
 @pytest.mark.parametrize(("after_events", "delay"), [(1, 0.0), (2, 0.05), (2, 0.25)])
@@ -125,6 +127,7 @@ def test_kill_during_restore(crashable, delay: float) -> None:
 _CHILD = """
 import sys
 from pathlib import Path
+from sprites_jupyter.local.runtime.sandbox.cgroups import clean_recorded
 from sprites_jupyter.local.storage.snapshots import Snapshotter
 from sprites_jupyter.local.storage.store import Store
 home, operation, checkpoint = Path(sys.argv[1]), sys.argv[2], sys.argv[3]

@@ -221,11 +221,24 @@ def _host_only_names() -> list[str]:
     return sorted(name for name in names if "." not in name and name != "localhost")
 
 
-def test_an_open_policy_does_not_tell_the_hosts_private_names(inside) -> None:
+@pytest.fixture(params=["as-tests-user", "as-other-user"])
+def open_inside(request: pytest.FixtureRequest, targets: Targets) -> Iterator[InSprite]:
+    """A fresh sprite under an open policy, on the egress server (the tests' user: root
+    in CI) or on a server run as an ordinary user (``tests/local/conftest.py``)."""
+    server = request.getfixturevalue("egress_server" if request.param == "as-tests-user"
+                                     else "local")
+    with server.http() as http:
+        sprite = InSprite(server, http, targets)
+        sprite.set_policy([])
+        yield sprite
+        sprite.delete()
+
+
+def test_an_open_policy_does_not_tell_the_hosts_private_names(open_inside: InSprite) -> None:
     names = _host_only_names()
     if not names:
         pytest.skip("the host's /etc/hosts has no dotless name but localhost")
-    inside.set_policy([])
+    inside = open_inside
     for name in names:
         answer = inside.probe("dns", name)
         assert answer["answers"] == 0 and answer["rcode"] in (2, 3), (name, answer)

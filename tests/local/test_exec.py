@@ -133,13 +133,13 @@ def test_unknown_executable_in_tty_mode_ends_with_the_exit_message(
     assert json.loads(transcript.messages[-1]) == {"type": "exit", "exit_code": 127}
 
 
-def test_large_output_is_split_into_frames_of_at_most_32_kib(
+def test_large_output_is_split_into_frames_of_at_most_256_kib(
         server: LocalServer, sprite: str) -> None:
-    _, transcript = run(server, sprite, ["head", "-c", "300000", "/dev/zero"])
+    _, transcript = run(server, sprite, ["head", "-c", "3000000", "/dev/zero"])
     output = [m for m in transcript.messages if m[:1] == b"\x01"]
-    assert len(output) >= 10
-    assert max(len(m) for m in output) <= 32 * 1024
-    assert transcript.stream(1) == bytes(300000)
+    assert len(output) >= 12
+    assert max(len(m) for m in output) <= 256 * 1024
+    assert transcript.stream(1) == bytes(3000000)
     assert transcript.messages[-1] == b"\x03\x00"
 
 

@@ -1,10 +1,13 @@
 """Per-sprite limits (``sprites-local serve --max-processes / --max-memory /
 --service-log-max``): each reached with its clear error, the server answering the
-other sprites meanwhile. Each test runs a server of its own with a small limit."""
+other sprites meanwhile. Each test runs a server of its own with a small limit, as the
+tests' user (root in CI) and as an ordinary user the test makes (no cgroup there: the
+per-process rlimits alone)."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,14 +17,27 @@ import pytest
 from sprites_jupyter.local.runtime.sandbox.bwrap import find_bubblewrap
 from tests.conftest import LocalServer, start_server
 from tests.local.ndjson import stream_events
+from tests.local.other_user import as_user
 from tests.local.sandbox_checks import eventually, sh
 from tests.local.sprite_procs import sandboxed
 
 LOG_CAP = 64 * 1024
 
 
-def _server(tmp_path: Path, *args: str) -> Iterator[tuple[LocalServer, httpx.Client]]:
-    running = start_server(tmp_path / "home", args=args)
+@pytest.fixture(params=["as-tests-user", "as-other-user"])
+def starts(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, list[str]]:
+    """Where a test's server keeps its home and the command prefix that starts it: as
+    the tests' user (root in CI), or as an ordinary user (``tests/local/conftest.py``)."""
+    if request.param == "as-tests-user":
+        return tmp_path / "home", []
+    user, home = request.getfixturevalue("user"), request.getfixturevalue("home")
+    return home / f"limits-{uuid.uuid4().hex[:8]}", as_user(user, home)
+
+
+def _server(starts: tuple[Path, list[str]], *args: str
+            ) -> Iterator[tuple[LocalServer, httpx.Client]]:
+    state_home, prefix = starts
+    running = start_server(state_home, args=args, prefix=prefix)
     try:
         with running.http() as http:
             if not sandboxed(http):
@@ -34,18 +50,18 @@ def _server(tmp_path: Path, *args: str) -> Iterator[tuple[LocalServer, httpx.Cli
 
 
 @pytest.fixture
-def few_processes(tmp_path: Path) -> Iterator[tuple[LocalServer, httpx.Client]]:
-    yield from _server(tmp_path, "--max-processes", "48")
+def few_processes(starts: tuple[Path, list[str]]) -> Iterator[tuple[LocalServer, httpx.Client]]:
+    yield from _server(starts, "--max-processes", "48")
 
 
 @pytest.fixture
-def little_memory(tmp_path: Path) -> Iterator[tuple[LocalServer, httpx.Client]]:
-    yield from _server(tmp_path, "--max-memory", "256M")
+def little_memory(starts: tuple[Path, list[str]]) -> Iterator[tuple[LocalServer, httpx.Client]]:
+    yield from _server(starts, "--max-memory", "256M")
 
 
 @pytest.fixture
-def small_logs(tmp_path: Path) -> Iterator[tuple[LocalServer, httpx.Client]]:
-    yield from _server(tmp_path, "--service-log-max", str(LOG_CAP))
+def small_logs(starts: tuple[Path, list[str]]) -> Iterator[tuple[LocalServer, httpx.Client]]:
+    yield from _server(starts, "--service-log-max", str(LOG_CAP))
 
 
 def _limit_error(server: LocalServer) -> str | None:
@@ -151,8 +167,8 @@ def test_a_chatty_service_log_stays_under_its_cap_and_follow_survives_rotation(
 
 
 @pytest.fixture
-def small_tmpfs(tmp_path: Path) -> Iterator[tuple[LocalServer, httpx.Client]]:
-    yield from _server(tmp_path, "--max-memory", "96M")
+def small_tmpfs(starts: tuple[Path, list[str]]) -> Iterator[tuple[LocalServer, httpx.Client]]:
+    yield from _server(starts, "--max-memory", "96M")
 
 
 def test_in_memory_file_systems_fill_up_inside_only(

@@ -39,11 +39,12 @@ def test_fake_v2_delegated_tree_gets_memory_max_pids_max_and_no_swap(tmp_path: P
     assert cgroups.reason == "" and cgroups.describe() == "cgroup v2"
     assert cgroups.memory_total and cgroups.process_total
     parent = own / group_name(home)
-    assert (parent / "cgroup.subtree_control").read_text() == "+memory +pids"
-    assert (home / RECORD).read_text() == f"{parent}\n"
+    assert not parent.exists() and not (home / RECORD).exists()  # made with a sprite
 
     sprite = cgroups.make("busy")
     assert sprite is not None and sprite.directories == (parent / "busy",)
+    assert (parent / "cgroup.subtree_control").read_text() == "+memory +pids"
+    assert (home / RECORD).read_text() == f"{parent}\n"
     assert (parent / "busy" / "memory.max").read_text() == str(256 << 20)
     assert (parent / "busy" / "pids.max").read_text() == "40"
     assert (parent / "busy" / "memory.swap.max").read_text() == "0"
@@ -69,6 +70,8 @@ def test_fake_v2_server_moves_into_a_leaf_before_enabling_controllers(tmp_path: 
     assert cgroups.reason == ""
     assert (leaf / "cgroup.procs").read_text() == str(os.getpid())
     assert (own / "cgroup.subtree_control").read_text() == "+memory +pids"
+    assert (home / RECORD).read_text().splitlines() == [str(leaf)]
+    assert cgroups.make("busy") is not None
     assert (home / RECORD).read_text().splitlines() == [str(leaf), str(own / group_name(home))]
 
 

@@ -45,7 +45,7 @@ def cgroup_v1_root() -> None:
         pytest.skip("a server makes cgroups only as root (as in CI) on cgroup v1")
     if (V1 / "cgroup.controllers").exists() or not (V1 / "memory" / "cgroup.procs").exists():
         pytest.skip("this host has no cgroup v1 memory hierarchy (the v2 path is checked "
-                    "against a fake tree in test_cgroups_v2_fake_tree)")
+                    "against a fake tree in test_limits_cgroup_v2_fake.py)")
 
 
 def _running(tmp_path: Path, *args: str) -> Iterator[tuple[LocalServer, httpx.Client]]:
@@ -195,15 +195,46 @@ def test_cgroups_go_with_the_sprite_the_server_and_a_killed_server(
     assert (parents["memory"] / "calm").is_dir() and (state_home / RECORD).exists()
     again = start_server(state_home, args=("--max-memory", MEMORY))
     try:
-        for parent in parents.values():
-            assert {p.name for p in parent.iterdir() if p.is_dir()} == set()
+        assert not any(parent.exists() for parent in parents.values())
         assert sh(again, "calm", "echo back") == (0, "back\n", "")
         assert (parents["memory"] / "calm").is_dir()
+        with again.http() as http:
+            assert http.delete("/v1/sprites/calm").status_code == 204
+        assert not any(parent.exists() for parent in parents.values())  # with the last
     finally:
         again.stop()
     for parent in parents.values():
         assert not parent.exists()
     assert not (state_home / RECORD).exists()
+
+
+def test_a_server_killed_with_no_sprite_running_leaves_no_cgroup(
+        memory_total: tuple[LocalServer, httpx.Client]) -> None:
+    server, http = memory_total
+    parents = _v1_parents(server.home.resolve())
+    sh(server, "busy", "true")
+    assert all((parent / "busy").is_dir() for parent in parents.values())
+    for name in ("busy", "calm"):
+        assert http.delete(f"/v1/sprites/{name}").status_code == 204
+    assert not any(parent.exists() for parent in parents.values())
+    server.stop(kill=True)
+    assert not any(parent.exists() for parent in parents.values())
+
+
+def test_a_killed_servers_cgroups_go_at_a_start_without_sandbox(
+        memory_total: tuple[LocalServer, httpx.Client]) -> None:
+    server, _ = memory_total
+    state_home = server.home.resolve()
+    parents = _v1_parents(state_home)
+    sh(server, "busy", "true")
+    server.stop(kill=True)
+    assert (parents["memory"] / "busy").is_dir()
+    again = start_server(state_home, args=("--isolation", "none"))
+    try:
+        assert not any(parent.exists() for parent in parents.values())
+        assert not (state_home / RECORD).exists()
+    finally:
+        again.stop()
 
 
 def test_an_unprivileged_server_says_memory_is_per_process_only(local: LocalServer) -> None:

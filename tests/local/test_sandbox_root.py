@@ -231,7 +231,8 @@ def test_fault_init_flooding_malformed_messages_leaks_no_fd(tmp_path: Path) -> N
             if not sandboxed(http):
                 pytest.skip("this host gives no sandbox")
             init = host_pid(http, "victim", 1)
-            control_fd = int(Path(f"/proc/{init}/cmdline").read_bytes().split(b"\0")[4])
+            argv = Path(f"/proc/{init}/cmdline").read_bytes().split(b"\0")
+            control_fd = int(argv[argv.index(b"-c") + 2])
             before = _server_fds(running)
             control = socket.socket(fileno=_pidfd_getfd(init, control_fd))
             attached = os.open(os.devnull, os.O_RDONLY)

@@ -7,10 +7,14 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
 from sprites_jupyter.config import NO_WIDGETS_ENV
+from sprites_jupyter.magic_commands.python.cells import RemotePythonError
+
+from .python_helpers import run_captured
 
 _KERNEL = textwrap.dedent("""
     import sys
@@ -18,6 +22,7 @@ _KERNEL = textwrap.dedent("""
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "sprites_jupyter")
     shell.run_line_magic("config", "SpriteMagics.cells_outlive_kernel = True")
+    shell.run_line_magic("config", "SpriteMagics.cell_output_kept = " + sys.argv[3])
     shell.run_line_magic("sprite", "use " + sys.argv[1])
     shell.run_cell(sys.argv[2])
 """)
@@ -27,20 +32,42 @@ _CELL = ("%%sprite_exec\n"
          "exit 4")
 
 
-@pytest.fixture
-def killed_mid_cell(server, current):
-    """A kernel process that ran ``_CELL`` and was SIGKILLed after its fifth line."""
+_PYTHON_CELL = textwrap.dedent("""\
+    %%sprite_python
+    import sys, time
+    class Card:
+        def _repr_html_(self):
+            return '<b>card</b>'
+        def __repr__(self):
+            return 'Card()'
+    for i in range(1, 11):
+        print(f'before-{i}')
+        time.sleep(0.1)
+    display(Card())
+    for i in range(1, 21):
+        print(f'after-{i}')
+        print(f'warn-{i}', file=sys.stderr)
+        time.sleep(0.1)
+    kept = i
+    raise ValueError('the end')
+""")
+
+
+def _kill_mid_cell(server, sprite: str, cell: str, marker: str,
+                   kept: int = 16 * 1024 * 1024) -> None:
+    """Run ``cell`` in a kernel process of its own (keeping ``kept`` bytes of its output)
+    and SIGKILL it once it printed ``marker``."""
     env = {**os.environ, "SPRITES_API_URL": server.url, "SPRITES_TOKEN": server.token,
            NO_WIDGETS_ENV: "1"}
-    kernel = subprocess.Popen([sys.executable, "-c", _KERNEL, current, _CELL], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    kernel = subprocess.Popen([sys.executable, "-c", _KERNEL, sprite, cell, str(kept)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         seen = []
         for line in kernel.stdout:
             seen.append(line.strip())
-            if "line-5" in line:
+            if marker in line:
                 break
-        assert "line-5" in seen, seen
+        assert marker in seen, seen
         kernel.send_signal(signal.SIGKILL)
         kernel.wait(timeout=30)
     finally:
@@ -48,6 +75,20 @@ def killed_mid_cell(server, current):
             kernel.kill()
             kernel.wait()
         kernel.stdout.close()
+
+
+@pytest.fixture
+def killed_mid_cell(server, current):
+    """A kernel process that ran ``_CELL`` and was SIGKILLed after its fifth line."""
+    _kill_mid_cell(server, current, _CELL, "line-5")
+    return current
+
+
+@pytest.fixture
+def killed_mid_python_cell(server, current):
+    """A kernel process that ran ``_PYTHON_CELL`` and was SIGKILLed after its fifth line,
+    before the cell displayed anything."""
+    _kill_mid_cell(server, current, _PYTHON_CELL, "before-5")
     return current
 
 
@@ -118,3 +159,144 @@ def test_a_long_kept_cell_arrives_on_stdin_and_replays(ip, current, capsys):
     ip.ok("%sprite attach")
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("long-")]
     assert lines == [f"long-{i}" for i in range(100)]
+
+
+def test_a_new_kernel_replays_a_python_cell_with_its_display_then_follows_it_to_its_error(
+        ip, killed_mid_python_cell, capsys):
+    sprite = killed_mid_python_cell
+    result = ip.shell.run_cell("%sprite python attach")
+
+    error = result.error_in_exec
+    assert isinstance(error, RemotePythonError)
+    assert (error.ename, error.evalue) == ("ValueError", "the end")
+    assert any("raise ValueError('the end')" in line for line in error.traceback)
+    out, err = capsys.readouterr()
+    shown = [line for line in out.splitlines()
+             if line.startswith(("before-", "after-")) or line == "Card()"]
+    assert shown == ([f"before-{i}" for i in range(1, 11)] + ["Card()"]
+                     + [f"after-{i}" for i in range(1, 21)])
+    assert [line for line in err.splitlines() if line.startswith("warn-")] == [
+        f"warn-{i}" for i in range(1, 21)]
+    assert f"Attached to the Python session on sprite {sprite}" in out
+    _, bundles, _, _ = run_captured(ip, "%%sprite_python\nkept\n")
+    assert bundles == [{"text/plain": "20"}]
+
+
+def test_a_kept_python_cell_is_listed_and_replays_its_rich_output_once_ended(
+        ip, killed_mid_python_cell, capsys):
+    frame = ip.ok("%sprite running")
+    assert list(frame["kind"]) == ["python"]
+    assert frame["first_line"].iloc[0] == "import sys, time"
+    deadline = time.monotonic() + 60
+    while bool(frame["running"].iloc[0]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        frame = ip.ok("%sprite running")
+    assert (bool(frame["running"].iloc[0]), frame["exit_code"].iloc[0]) == (False, 1)
+
+    result, bundles, out, _ = run_captured(ip, "%sprite attach")
+
+    assert isinstance(result.error_in_exec, RemotePythonError)
+    assert [bundle.get("text/html") for bundle in bundles] == ["<b>card</b>"]
+    assert out.index("before-10") < out.index("after-1\n") and "after-20" in out
+    capsys.readouterr()
+    ip.ok("%sprite python attach")
+    assert "before-1" not in capsys.readouterr().out  # attach replays only a missed cell
+
+
+def test_a_python_cell_seen_to_its_end_is_not_replayed_by_attach(ip, current, capsys):
+    ip.ok("%config SpriteMagics.cells_outlive_kernel = True")
+    ip.ok("%%sprite_python\nprint('shown live')\n")
+    assert "shown live" in capsys.readouterr().out
+    ip.ok("%unload_ext sprites_jupyter")
+    ip.ok("%load_ext sprites_jupyter")
+    ip.ok(f"%sprite use {current}")
+
+    ip.ok("%sprite python attach")
+
+    out = capsys.readouterr().out
+    assert "shown live" not in out and "Attached to the Python session" in out
+    assert list(ip.ok("%sprite running")["kind"]) == ["python"]
+
+
+def test_a_kept_python_cell_is_bounded_and_its_replay_says_what_was_dropped(
+        ip, current, capsys):
+    ip.ok("%config SpriteMagics.cells_outlive_kernel = True")
+    ip.ok("%config SpriteMagics.cell_output_kept = 4096")
+    ip.ok("%%sprite_python\nfor i in range(1, 2001):\n    print(f'row-{i}')\n")
+    capsys.readouterr()
+
+    ip.ok("%sprite attach")
+
+    out, err = capsys.readouterr()
+    rows = [line for line in out.splitlines() if line.startswith("row-")]
+    assert rows[-1] == "row-2000" and 0 < len(rows) < 2000
+    assert rows == [f"row-{i}" for i in range(2001 - len(rows), 2001)]
+    assert "bytes of this cell's oldest output were dropped" in err + out
+
+
+def test_a_new_kept_cell_deletes_the_oldest_ended_ones_past_fifty(ip, current):
+    ip.ok("%config SpriteMagics.cells_outlive_kernel = True")
+    ip.ok("%%sprite_exec\necho first")
+    first = ip.ok("%sprite running").index[0]
+    runner = next(entry.name for entry in ip.magics.context.sprite(current).list_dir(
+        "/home/sprite/.sprites_jupyter") if entry.name.startswith("runner-"))
+    later = [f"9000000000{i}-00000a" for i in range(100, 151)]  # started after `first`
+    ip.ok("%%sprite_exec\ncd ~/.sprites_jupyter\nfor i in $(seq 100 150); do "
+          f"python3 {runner} run cells/9000000000$i-00000a 4096 exec x -- true; done")
+
+    frame = ip.ok("%sprite running")
+
+    assert first not in frame.index
+    assert set(later) <= set(frame.index)
+    looping = frame[frame["first_line"].str.startswith("cd ~")]
+    assert len(looping) == 1 and len(frame) == len(later) + 1  # it ran throughout: kept
+
+
+def test_attach_to_a_cell_id_that_is_not_one_says_what_ids_are(ip, current):
+    message = ip.fails("%sprite attach ../../etc")
+    assert message == ("'../../etc' is neither an exec session's id (%sprite sessions) nor "
+                       "a kept cell's (%sprite running)")
+    assert "keeps no cell 1-abcdef" in ip.fails("%sprite attach 1-abcdef")
+
+
+def test_attach_with_a_timeout_detaches_and_the_python_cell_goes_on(
+        ip, killed_mid_python_cell, capsys):
+    ip.ok("%sprite attach --timeout 0.5")
+
+    assert "detached; it keeps running" in "".join(capsys.readouterr())
+    assert bool(ip.ok("%sprite running")["running"].iloc[0])
+    result = ip.shell.run_cell("%sprite python attach")
+    assert isinstance(result.error_in_exec, RemotePythonError)
+    assert "after-20" in capsys.readouterr().out
+
+
+def test_a_python_cell_whose_output_cannot_be_kept_still_runs_and_says_so(
+        ip, current, capsys):
+    ip.ok("%%sprite_exec\nmkdir -p ~/.sprites_jupyter && touch ~/.sprites_jupyter/cells")
+    ip.ok("%config SpriteMagics.cells_outlive_kernel = True")
+
+    ip.ok("%%sprite_python\nprint('ran anyway')\n")
+
+    out, err = capsys.readouterr()
+    assert "ran anyway" in out
+    assert "[this cell's output is not kept on the sprite: " in err
+
+
+def test_following_a_cell_that_outruns_its_bound_drops_the_oldest_and_keeps_order(
+        ip, server, current, capsys):
+    cell = ("%%sprite_exec\n"
+            "for i in $(seq 1 5); do echo tick-$i; sleep 0.1; done\n"
+            "seq 1 20000 | sed 's/^/row-/'\n"
+            "sleep 0.5\necho last")
+    _kill_mid_cell(server, current, cell, "tick-2", kept=4096)
+    cell_id = ip.ok("%sprite running").index[0]
+    capsys.readouterr()
+
+    ip.ok("%sprite attach")
+
+    out, err = capsys.readouterr()
+    rows = [int(line[4:]) for line in out.splitlines()
+            if line.startswith("row-") and line[4:].isdigit()]
+    assert 0 < len(rows) < 20000 and rows == sorted(set(rows)) and rows[-1] == 20000
+    assert out.splitlines()[-2:] == ["last", f"{current}: cell {cell_id}: done — exit code 0"]
+    assert "dropped" in err

@@ -29,9 +29,12 @@ def test_checkpoints_is_a_typed_dataframe(ip, current):
     assert isinstance(frame, pd.DataFrame)
     assert frame.index.name == "id"
     assert frame.index.tolist() == ["v2", "v1", "v0"]
-    assert list(frame.columns) == ["create_time", "comment", "source_id", "is_auto", "lineage"]
+    assert list(frame.columns) == ["create_time", "comment", "source_id", "is_auto",
+                                   "changed_bytes", "lineage"]
     assert str(frame["create_time"].dtype) == "datetime64[ns, UTC]"
     assert frame["is_auto"].dtype == bool
+    assert str(frame["changed_bytes"].dtype) == "Int64"
+    assert frame.loc["v2", "changed_bytes"] == 0 and pd.isna(frame.loc["v0", "changed_bytes"])
     assert frame.loc["v1", "comment"] == "one"
     assert frame.loc["v2", "source_id"] == "v1"
     assert frame.loc["v2", "lineage"].endswith("v1 → v2")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from sprites_jupyter.client import (
     Checkpoint,
     ExecSession,
@@ -100,3 +102,25 @@ def test_checkpoint_frame_from_a_listing_equals_the_one_from_its_models():
     frame = checkpoints_frame(CheckpointList(objects))
     assert frame["lineage"].tolist() == ["v0 → v1 → v3", "v0 → v2", ""]
     assert frame["source_id"].tolist() == ["v1", "v0", ""] and frame["comment"].iloc[2] == ""
+
+
+@pytest.mark.parametrize("times", [
+    ["2026-01-05T10:30:00.123456789Z", "2026-01-05T10:29:00Z", "2025-12-31T23:59:59.5Z"],
+    ["2026-01-05T10:30:00Z", "0001-01-01T00:00:00Z"],  # Go's zero time: no time
+    ["2026-01-05T10:30:00Z", "9999-12-31T23:59:59Z"],  # past what numpy's ns hold
+    ["2026-01-05T10:30:00Z", "2026-01-05T10:30:00+02:00"],
+    ["2026-01-05T10:30:00Z", None], ["2026-13-45T10:30:00Z", "2026-01-05T10:30:00Z"],
+    ["2026-01-05Z", "nowZ"], ["1969-12-31T23:59:59.9999999Z", "1700-01-01T00:00:00Z"],
+], ids=["utc", "go-zero", "year-9999", "offset", "missing", "invalid", "no-time", "early"])
+@pytest.mark.parametrize("counts", [[None, None], [0, 4096], [None, 12], [-1, "12"]],
+                         ids=["none", "counts", "some", "odd"])
+def test_checkpoint_frame_of_any_listing_has_the_models_values(times, counts):
+    from pandas.testing import assert_frame_equal
+
+    from sprites_jupyter.client.checkpoint_list import CheckpointList
+    objects = [{"id": f"v{n}", "create_time": time, "changed_bytes": counts[n % 2]}
+               for n, time in enumerate(times)]
+    frame = checkpoints_frame(CheckpointList(objects))
+    assert_frame_equal(frame, checkpoints_frame([Checkpoint.from_json(o) for o in objects]))
+    assert _dtypes(frame)["create_time"] == "datetime64[ns, UTC]"
+    assert _dtypes(frame)["changed_bytes"] == "Int64"

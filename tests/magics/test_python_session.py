@@ -223,6 +223,26 @@ def test_a_killed_session_is_reported_not_silently_replaced(ip, current, http):
     ip.ok("%%sprite_python\nx = 2\n")
 
 
+def test_stop_says_when_no_session_was_running(ip, current, http, capsys):
+    ip.ok("%sprite python stop")
+    assert capsys.readouterr().out == (f"No Python session on sprite {current} in this "
+                                       "kernel: nothing to stop\n")
+    ip.ok("%%sprite_python\nx = 1\n")
+    session = sessions_of(ip.magics.context)[current]
+    killed = http.post(f"/v1/sprites/{current}/exec/{session.session_id}/kill",
+                       params={"signal": "SIGKILL", "timeout": "0s"})
+    assert killed.status_code == 200
+    session.wait_ended(30)
+    capsys.readouterr()
+
+    ip.ok("%sprite python stop")
+
+    assert capsys.readouterr().out == (f"No Python session was running on sprite {current}: "
+                                       "its process had already ended, so there was nothing "
+                                       "to stop\n")
+    assert current not in sessions_of(ip.magics.context)
+
+
 def test_an_interpreter_that_dies_in_a_cell_fails_it_with_one_line(ip, current):
     ip.ok("%%sprite_python\nx = 1\n")
     message = ip.fails("%%sprite_python\nimport os\nos._exit(3)\n")

@@ -63,6 +63,25 @@ def test_restore_asks_first_as_the_browser_does(ip, timeline):
     assert not _exists(ip, "/home/sprite/first")
 
 
+def _texts(widget) -> str:
+    own = getattr(widget, "value", "")
+    return " ".join([own if isinstance(own, str) else "",
+                     *map(_texts, getattr(widget, "children", ()))])
+
+
+def test_each_row_says_the_size_of_its_change(ip, timeline):
+    ip.ok("%%sprite_exec\nhead -c 3000 /dev/zero > /home/sprite/zeros")
+    ip.ok("%sprite checkpoint -m 'after the zeros'")
+    timeline.wait(60)
+    rows = {c.comment: _texts(row) for c, row in zip(
+        timeline.browser.checkpoints,
+        [r for r in timeline.browser.rows.children if "sprites-checkpoint-row" in r._dom_classes],
+        strict=True)}
+    assert "+3.0 kB" in rows["after the zeros"]
+    assert "+0 B" in rows["mine"]
+    assert "—" in rows["Base (clean) state"]
+
+
 def test_the_panel_refreshes_after_a_cell(ip, timeline):
     before = len(timeline.browser.checkpoints)
     ip.ok("%%sprite_exec\ntouch /home/sprite/third")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sprites_jupyter.magic_commands.cell_checkpoints import cell_comment, cell_tag
+from sprites_jupyter.magic_commands.cell_checkpoints import cell_comment, cell_tag, untagged
 
 
 def _exists(ip, path: str) -> bool:
@@ -24,6 +24,14 @@ def test_cell_comment_round_trips_through_its_tag():
         12, "analysis.ipynb", "rm -rf data.txt")
     assert cell_tag(cell_comment(3, "x" * 200, "")).first_line == "x" * 59 + "…"
     assert cell_tag("before the big change") is None
+
+
+def test_untagged_agrees_with_cell_tag_for_a_whole_listing():
+    plain = ["before the big change", "", "see\ncell [3]: not a tag here", "cell [x]: no"]
+    tagged = [cell_comment(4, "ls", "a.ipynb"), cell_comment(5, "", "")]
+    for comments in (plain, plain + tagged, tagged[:1]):
+        assert untagged(comments) == [cell_tag(c) is None for c in comments]
+    assert untagged(plain) == [True] * 4 and untagged([]) == []
 
 
 def test_undo_brings_back_a_deleted_file_and_removes_a_new_venv(ip, current, capsys):

@@ -18,11 +18,13 @@ from typing import Any
 
 from starlette.datastructures import QueryParams
 
+from ..errors import LocalError
 from ..storage.paths import SPRITE_HOME, sprite_path
 from ..storage.sprite_fs import SpriteFsError, SpriteView, begin_write, copy
 from ..wire import query_bool
 from .control_channel import OpChannel, OpFailed
 from .fs_view import (
+    disk_room,
     entry_json,
     fs_error,
     in_view,
@@ -93,11 +95,17 @@ async def fs_write(channel: OpChannel) -> dict[str, Any]:
         raise OpFailed("op.cancelled", "fs.write released before its content arrived: send "
                                        "the file as one binary frame after op.start")
     data = content.encode() if isinstance(content, str) else content
+    require_room = disk_room(channel.websocket, spath)
+    require_room(len(data))
     pending = await in_view(root, lambda view: begin_write(view, spath, mode=mode,
                                                             make_parents=make_parents))
     try:
         await off_loop(pending.write, data)
         await off_loop(pending.commit)
+    except LocalError as exc:
+        if exc.fs_code == "ENOSPC":
+            require_room(0, failed=True)
+        raise
     finally:
         pending.abort()
     await channel.send_json({"path": spath, "size": pending.size, "mode": octal_mode(pending.mode)})

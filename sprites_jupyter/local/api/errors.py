@@ -6,7 +6,16 @@ from __future__ import annotations
 
 from starlette.responses import JSONResponse
 
-from ..errors import Conflict, Forbidden, Invalid, LocalError, NotFound, OverLimit, Unavailable
+from ..errors import (
+    Conflict,
+    DiskLimitReached,
+    Forbidden,
+    Invalid,
+    LocalError,
+    NotFound,
+    OverLimit,
+    Unavailable,
+)
 
 __all__ = ["ApiError", "error_response", "status_of"]
 
@@ -16,6 +25,7 @@ _STATUS: dict[type[LocalError], int] = {
     NotFound: 404,
     Conflict: 409,
     OverLimit: 413,
+    DiskLimitReached: 507,
     Unavailable: 503,
 }
 

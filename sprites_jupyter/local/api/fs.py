@@ -10,6 +10,7 @@ shape: ``{"error", "code", "path"}``, naming sprite paths only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 from typing import Any
@@ -24,6 +25,7 @@ from ..storage.sprite_fs import begin_write, copy
 from ..wire import query_bool, read_json_object
 from .errors import ApiError
 from .fs_view import (
+    disk_room,
     entry_json,
     fs_error,
     in_view,
@@ -91,12 +93,20 @@ async def read_file(request: Request) -> Response:
     return _FileStream(fd, size)
 
 
+def _declared_length(request: Request) -> int:
+    with contextlib.suppress(ValueError):
+        return max(0, int(request.headers.get("content-length", "0")))
+    return 0
+
+
 async def write_file(request: Request) -> Response:
     target = await view_root(request)
     q = request.query_params
     spath = sprite_path(q.get("path", ""), q.get("workingDir"))
     make_parents = query_bool(q.get("mkdirParents", q.get("mkdir")), True)
     mode = parse_mode(q["mode"], spath) if q.get("mode") else None
+    require_room = disk_room(request, spath)
+    require_room(_declared_length(request))
     pending = await in_view(target, lambda view: begin_write(
         view, spath, mode=mode, make_parents=make_parents))
     failure: LocalError | None = None
@@ -109,16 +119,22 @@ async def write_file(request: Request) -> Response:
             if len(buffer) >= CHUNK:
                 data, buffer = bytes(buffer), bytearray()
                 try:
+                    require_room(len(data))
                     await off_loop(pending.write, data)
                 except LocalError as exc:
                     failure = exc
                     await asyncio.to_thread(pending.abort)
         if failure is None:
+            require_room(len(buffer))
             await off_loop(pending.write, bytes(buffer))
             await off_loop(pending.commit)
+    except LocalError as exc:
+        failure = exc
     finally:
         pending.abort()
     if failure is not None:
+        if failure.fs_code == "ENOSPC":
+            require_room(0, failed=True)  # a sprite's disk limit says so, naming it
         raise failure
     return JSONResponse({"path": spath, "size": pending.size, "mode": octal_mode(pending.mode)})
 
@@ -158,8 +174,13 @@ async def copy_files(request: Request) -> Response:
     dst = sprite_path(body.get("dest", ""), body.get("workingDir"))
     recursive = _flag(body, "recursive", True)
     preserve = _flag(body, "preserveAttrs", False)
-    result = await in_view(target, lambda view: copy(view, src, dst, recursive=recursive,
-                                                    preserve=preserve))
+    try:
+        result = await in_view(target, lambda view: copy(view, src, dst, recursive=recursive,
+                                                        preserve=preserve))
+    except ApiError as exc:
+        if exc.fs_code == "ENOSPC":
+            disk_room(request, dst)(0, failed=True)
+        raise
     copied = [{"source": json_name(s), "dest": json_name(d)} for s, d in result.copied]
     return JSONResponse({"copied": copied, "count": len(copied),
                          "totalBytes": result.total_bytes})

@@ -76,6 +76,22 @@ async def view_root(request: HTTPConnection) -> Target:
     return Target(await runtime.view_root(), runtime.sandbox.host_id)
 
 
+def disk_room(conn: HTTPConnection, spath: str) -> Callable[..., None]:
+    """A check that ``n`` more bytes written at ``spath`` fit in the sprite's disk limit
+    (a root server's sprites have one: :mod:`..runtime.sandbox.disks`), raising the error
+    that names the sprite, its usage and its limit; ``failed=True``: a write already
+    ran out of space, say why if the limit is the cause."""
+    server = state_of(conn)
+    name = conn.path_params["name"]
+    disks, sprite_dir = server.disks, server.sprite_dir(name)
+
+    def require(incoming: int, *, failed: bool = False) -> None:
+        if disks is not None:
+            disks.require_room(name, sprite_dir, incoming, spath, failed=failed)
+
+    return require
+
+
 def _sync(error: SpriteFsError) -> ApiError:
     return fs_error(error.errno, error.path, error.message)
 

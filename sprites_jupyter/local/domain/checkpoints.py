@@ -50,8 +50,11 @@ async def take_checkpoint(server: ServerState, name: str, comment: str,
         async with server.storage.storing():
             manifest = await asyncio.to_thread(server.snapshots.snapshot, name, runtime.root,
                                                emit)
-            row = server.store.add_checkpoint(name, manifest=manifest, comment=comment,
-                                              is_auto=False)
+            # Off the event loop: with its history (a walk of every ancestor) the record
+            # takes milliseconds at thousands of checkpoints.
+            row = await asyncio.to_thread(server.store.add_checkpoint, name,
+                                          manifest=manifest, comment=comment, is_auto=False,
+                                          changed_bytes=server.snapshots.stored[name])
         await server.checkpoints_changed(name)
     return row
 
@@ -92,9 +95,9 @@ async def _restore_tree(server: ServerState, runtime: SpriteRuntime, name: str,
     auto_id = _new_auto_id(server, name)
     async with server.storage.storing():
         manifest = await asyncio.to_thread(server.snapshots.snapshot, name, runtime.root)
-        server.store.add_checkpoint(name, manifest=manifest,
-                                    comment=f"before restore to {row.id}", is_auto=True,
-                                    auto_id=auto_id)
+        await asyncio.to_thread(server.store.add_checkpoint, name, manifest=manifest,
+                                comment=f"before restore to {row.id}", is_auto=True,
+                                auto_id=auto_id, changed_bytes=server.snapshots.stored[name])
     emit(f"Saved the current state as {auto_id} (restore it to undo)")
     emit("Restoring filesystem...")
     await asyncio.to_thread(server.snapshots.restore, name, runtime.root, row.manifest,

@@ -21,7 +21,7 @@ async def create_sprite(server: ServerState, name: str, *, url_settings: dict[st
     async with server.creation_lock:
         if server.store.get_sprite(name) is not None:
             raise Conflict(f"sprite already exists: {name}", code="sprite_exists")
-        root = server.seed_tree(name)
+        root = await asyncio.to_thread(server.seed_tree, name)
         async with server.storage.storing():
             manifest = await asyncio.to_thread(server.snapshots.snapshot, name, root)
             row = server.store.create_sprite(name, url_settings=url_settings, labels=labels,
@@ -44,8 +44,15 @@ async def delete_sprite(server: ServerState, name: str) -> None:
                 raise
             # The disk is full: free the sprite's files first (it is going anyway), then
             # record the deletion in the room that made.
-            await asyncio.to_thread(remove_sprite_dir, server.sprite_dir(name))
+            await asyncio.to_thread(_remove_files, server, name)
             server.store.delete_sprite(name)
         server.snapshots.discard(name)
-        await asyncio.to_thread(remove_sprite_dir, server.sprite_dir(name))
+        await asyncio.to_thread(_remove_files, server, name)
         server.storage.collect_soon()
+
+
+def _remove_files(server: ServerState, name: str) -> None:
+    """Free the sprite's disk (its image at once) and its directory."""
+    if server.disks is not None:
+        server.disks.discard(name, server.sprite_dir(name))
+    remove_sprite_dir(server.sprite_dir(name))

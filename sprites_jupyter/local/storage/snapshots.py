@@ -92,6 +92,8 @@ class Snapshotter:
         self._stat_caches = StatCaches(home / "statcache")
         self._last: dict[str, tuple[list[Entry], str]] = {}  # sprite -> walk, manifest id
         self._restored: dict[str, str] = {}  # sprite -> manifest id of its last restore
+        self.stored: dict[str, int] = {}  # sprite -> bytes of new or changed files last time
+        self._unsettled: dict[str, dict[str, str]] = {}  # sprite -> path -> ref, not cached
         self._discarded = home / "discarded"  # replaced by restores, being deleted
         if self._discarded.is_dir():
             for leftover in self._discarded.iterdir():
@@ -145,6 +147,7 @@ class Snapshotter:
         self._manifests.forget(sprite)
         self._last.pop(sprite, None)
         self._restored.pop(sprite, None)
+        self._unsettled.pop(sprite, None)
 
     def discard(self, sprite: str) -> None:
         """Forget a deleted sprite's stat cache; its data is left for :meth:`collect_garbage`."""
@@ -204,7 +207,7 @@ class Snapshotter:
         cache = self._load_cache(sprite)
         fresh: dict[str, CachedFile] = {}
         entries: list[Entry] = []
-        meter = _Meter(progress)
+        meter = _Meter(progress, self._unsettled.get(sprite, {}))
         reused = 0
         top = os.fspath(root)
         # The loop runs once per path: names bound locally, the common case first.
@@ -228,7 +231,8 @@ class Snapshotter:
                         add(entry)
                         reused += 1
                     else:
-                        self._read_file(top, rel, fresh, entries, meter)
+                        self._read_file(top, rel, fresh, entries, meter,
+                                        cached.ref if cached is not None else None)
                 elif stat.S_ISDIR(mode):
                     kind = "o" if is_opaque(locate(top, rel)) else "d"
                     add(Entry(rel, kind, stat.S_IMODE(mode), info.st_mtime_ns))
@@ -241,6 +245,7 @@ class Snapshotter:
         except OSError as exc:
             raise SnapshotError(describe_error(exc, top)) from exc
         manifest = self._save_manifest(sprite, entries)
+        self.stored[sprite], self._unsettled[sprite] = meter.changed, meter.unsettled
         if not reused == len(fresh) == len(cache):  # else it is the cache, entry for entry
             self._save_cache(sprite, fresh)
         if progress:
@@ -249,19 +254,20 @@ class Snapshotter:
         return manifest
 
     def _read_file(self, top: str, rel: str, fresh: dict[str, CachedFile],
-                   entries: list[Entry], meter: _Meter) -> None:
+                   entries: list[Entry], meter: _Meter, cached_ref: str | None) -> None:
         """Store a file that is new or changed (or not trusted from the cache)."""
         read_at = time.time_ns()
         result = self._store_file(Path(locate(top, rel)))
         if result is None:
             return  # gone, or no longer a regular file
         ref, size, before, after = result
-        if stat_key(before) == stat_key(after) and size == before.st_size and _settled(
-                before, read_at):
+        settled = stat_key(before) == stat_key(after) and size == before.st_size and _settled(
+            before, read_at)
+        if settled:
             fresh[rel] = CachedFile.of(before, ref)
         entries.append(Entry(rel, "f", stat.S_IMODE(before.st_mode), before.st_mtime_ns,
                              size, ref))
-        meter.add(size)
+        meter.add(rel, ref, size, settled, cached_ref)
 
     def _save_manifest(self, sprite: str, entries: list[Entry]) -> str:
         """The manifest of ``entries`` (in walk order): the previous one if nothing changed,
@@ -407,16 +413,24 @@ def _settled(info: os.stat_result, read_at: int) -> bool:
 
 
 class _Meter:
-    """Counts the files a snapshot stores; reports progress at most once a second."""
+    """Counts the files a snapshot stores and the bytes that changed (a file read again
+    with the content it had, touched or too fresh to cache last time, is no change);
+    reports progress at most once a second."""
 
-    def __init__(self, progress: Progress | None) -> None:
+    def __init__(self, progress: Progress | None, unsettled_before: dict[str, str]) -> None:
         self.progress = progress
-        self.files = self.bytes = 0
+        self.files = self.bytes = self.changed = 0
+        self.unsettled_before = unsettled_before
+        self.unsettled: dict[str, str] = {}
         self.last = time.monotonic()
 
-    def add(self, size: int) -> None:
+    def add(self, rel: str, ref: str, size: int, settled: bool, cached_ref: str | None) -> None:
         self.files += 1
         self.bytes += size
+        if ref != cached_ref and self.unsettled_before.get(rel) != ref:
+            self.changed += size
+        if not settled:
+            self.unsettled[rel] = ref
         if self.progress and time.monotonic() - self.last >= _PROGRESS_EVERY:
             self.last = time.monotonic()
             self.progress(f"Stored {self.files:,} files ({self.bytes / 1e6:,.0f} MB) so far...")

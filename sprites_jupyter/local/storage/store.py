@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     source_id TEXT,
     is_auto INTEGER NOT NULL DEFAULT 0,
     manifest TEXT NOT NULL,
+    changed_bytes INTEGER,
     PRIMARY KEY (sprite, id)
 );
 CREATE INDEX IF NOT EXISTS checkpoints_by_time ON checkpoints (sprite, create_time);
@@ -67,7 +68,7 @@ _RFC3339_SQL = (f"strftime('%Y-%m-%dT%H:%M:%S', {_SECONDS} + {_ROUNDED} / 100000
 # One Checkpoint object of the listing (see ``checkpoint_json``), made by SQLite.
 _IS_AUTO_JSON = "json(CASE WHEN is_auto THEN 'true' ELSE 'false' END)"
 _OBJECT_SQL = ("json_object('id', id, 'create_time', create_time_text, 'comment', comment, "
-               f"'is_auto', {_IS_AUTO_JSON}")
+               f"'is_auto', {_IS_AUTO_JSON}, 'changed_bytes', changed_bytes")
 _LIST_JSON = (f"SELECT CAST(CASE WHEN source_id IS NULL OR source_id = '' THEN {_OBJECT_SQL})"
               f" ELSE {_OBJECT_SQL}, 'source_id', source_id) END AS BLOB) FROM checkpoints"
               " WHERE sprite = ? AND (? OR is_auto = 0) ORDER BY create_time DESC, rowid DESC")
@@ -100,6 +101,7 @@ class CheckpointRow:
     is_auto: bool
     manifest: str
     history: list[str] = field(default_factory=list)
+    changed_bytes: int | None = None
 
 
 class Store:
@@ -147,6 +149,7 @@ class Store:
             db.execute("PRAGMA foreign_keys=ON")
             db.executescript(_SCHEMA)
             _add_create_time_text(db)
+            _add_changed_bytes(db)
         except sqlite3.Error:
             db.close()
             raise
@@ -236,11 +239,13 @@ class Store:
     # checkpoints ---------------------------------------------------------
 
     def add_checkpoint(self, sprite: str, *, manifest: str, comment: str, is_auto: bool,
-                       auto_id: str | None = None) -> CheckpointRow:
+                       auto_id: str | None = None,
+                       changed_bytes: int | None = None) -> CheckpointRow:
         """Record a checkpoint atomically: ``vN`` from the sprite's counter, or ``auto_id``.
 
         The new checkpoint's ``source_id`` is the checkpoint the live state descends
-        from; afterwards the live state descends from the new one.
+        from; afterwards the live state descends from the new one. ``changed_bytes`` is
+        what its snapshot stored anew (the panel's size of change).
         """
         now = time.time()
         with self.transaction() as db:
@@ -258,9 +263,9 @@ class Store:
                            (sprite,))
             db.execute(
                 "INSERT INTO checkpoints (sprite, id, create_time, create_time_text, comment,"
-                " source_id, is_auto, manifest) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " source_id, is_auto, manifest, changed_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (sprite, checkpoint_id, now, rfc3339(now), comment, sprite_row["source_id"],
-                 int(is_auto), manifest),
+                 int(is_auto), manifest, changed_bytes),
             )
             if not is_auto:
                 db.execute("UPDATE sprites SET source_id = ? WHERE name = ?",
@@ -375,6 +380,12 @@ def _add_create_time_text(db: sqlite3.Connection) -> None:
     db.execute("COMMIT")
 
 
+def _add_changed_bytes(db: sqlite3.Connection) -> None:
+    """Databases made before checkpoints recorded their size of change: unknown (NULL)."""
+    if "changed_bytes" not in {row[1] for row in db.execute("PRAGMA table_info(checkpoints)")}:
+        db.execute("ALTER TABLE checkpoints ADD COLUMN changed_bytes INTEGER")
+
+
 def sprite_json(row: SpriteRow, *, url: str, status: str) -> dict[str, Any]:
     """The Sprite object of the reference (section 2.1), plus ``org_slug``."""
     return {
@@ -400,6 +411,7 @@ def checkpoint_json(row: CheckpointRow, *, with_history: bool = False) -> dict[s
         "comment": row.comment,
         "is_auto": row.is_auto,
     }
+    body["changed_bytes"] = row.changed_bytes
     if row.source_id:
         body["source_id"] = row.source_id
     if with_history:
@@ -420,5 +432,5 @@ def _checkpoint(row: sqlite3.Row, history: list[str]) -> CheckpointRow:
     return CheckpointRow(
         sprite=row["sprite"], id=row["id"], create_time=row["create_time"],
         comment=row["comment"], source_id=row["source_id"], is_auto=bool(row["is_auto"]),
-        manifest=row["manifest"], history=history,
+        manifest=row["manifest"], history=history, changed_bytes=row["changed_bytes"],
     )

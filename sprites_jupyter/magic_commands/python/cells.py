@@ -6,6 +6,9 @@ IPython's display machinery. A remote exception fails the cell with the remote
 frames (``_render_traceback_``, as ipyparallel does); Ctrl-C sends SIGINT to the
 sprite. When the agent's process ended, the next cell says so in one line and the
 one after starts afresh: a cell never runs silently against an empty interpreter.
+With ``SpriteMagics.cells_outlive_kernel`` the agent also keeps each cell's output on
+the sprite, and ``%sprite python attach`` in a new kernel first replays a cell it
+missed (following it to its end), then takes the session over.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from IPython.core.error import UsageError
 from IPython.display import publish_display_data
 
 from ...widgets.logs import LogView
+from ..cell_replay import attach_cell, mark_seen, missed_python_cell, python_keep, raise_for_end
 from ..context import CommandContext
 from ..registry import SPRITE_OPTION, Names, argument, cell_magic, subcommand
 from ..undo import checkpoint_before_cell
 from .lifecycle import forget, running_agents, session_for, sessions_of
+from .remote_error import RemotePythonError
 from .session import PythonSession, SessionEnded
 from .transfer import pull_value, push_value
 
@@ -57,21 +62,6 @@ INTERRUPT_GRACE = 10.0
 POLL = 0.1
 
 
-class RemotePythonError(Exception):
-    """An exception raised by a cell on the sprite; IPython shows the remote frames."""
-
-    def __init__(self, sprite: str, ename: str, evalue: str, traceback: list[str]) -> None:
-        super().__init__(f"{ename}: {evalue}" if evalue else ename)
-        self.sprite = sprite
-        self.ename = ename
-        self.evalue = evalue
-        self.traceback = traceback
-
-    def _render_traceback_(self) -> list[str]:
-        lines = "".join(self.traceback).rstrip("\n").splitlines()
-        return [f"On sprite {self.sprite}:", *(lines or [str(self)])]
-
-
 def _names(option: str | None) -> list[str]:
     return [n.strip() for n in (option or "").split(",") if n.strip()]
 
@@ -82,7 +72,8 @@ def _summary(code: str) -> str:
 
 
 class _Cell:
-    """One cell in flight: its log view (made on first output), Ctrl-C and timeout."""
+    """One cell in flight: its log view (made on first output), Ctrl-C and timeout; with
+    ``SpriteMagics.cells_outlive_kernel`` its output is kept on the sprite too."""
 
     def __init__(self, ctx: CommandContext, session: PythonSession, timeout: float | None):
         self.ctx = ctx
@@ -90,6 +81,8 @@ class _Cell:
         self.timeout = timeout
         self.view: LogView | None = None
         self.started = time.monotonic()
+        self.kept_id: str | None = None
+        self.keep: dict[str, Any] = {}
 
     def _write(self, stream: str, text: str) -> None:
         if self.view is None:
@@ -97,11 +90,14 @@ class _Cell:
         self.view.write(stream, text)
 
     def run(self, code: str) -> dict[str, Any]:
+        if self.ctx.settings.cells_outlive_kernel:
+            self.kept_id, keep = python_keep(self.ctx, code)
+            self.keep = {"keep": keep}
         with self.session.in_use:
             return self._run(code)
 
     def _run(self, code: str) -> dict[str, Any]:
-        request_id = self.session.request("run", code=code)
+        request_id = self.session.request("run", code=code, **self.keep)
         interrupted_at: float | None = None
         timed_out = False
         while True:
@@ -130,6 +126,8 @@ class _Cell:
             elif kind == "display":
                 publish_display_data(message.get("data") or {}, message.get("metadata") or {})
             elif kind == "done" and message.get("id") == request_id:
+                if self.kept_id:
+                    mark_seen(self.session.sprite, self.kept_id)
                 return self._outcome(message, interrupted_at is not None, timed_out)
 
     def _outcome(self, done: dict[str, Any], interrupted: bool, timed_out: bool
@@ -243,7 +241,11 @@ def _reset(ctx: CommandContext, name: str, args: Namespace) -> None:
 def _stop(ctx: CommandContext, name: str, args: Namespace) -> None:
     session = sessions_of(ctx).pop(name, None)
     if session is None:
-        print(f"No Python session on sprite {name} in this kernel")
+        print(f"No Python session on sprite {name} in this kernel: nothing to stop")
+        return
+    if not session.alive:
+        print(f"No Python session was running on sprite {name}: its process had already "
+              "ended, so there was nothing to stop")
         return
     session.stop()
     print(f"Stopped the Python session on sprite {name}")
@@ -263,10 +265,18 @@ def _attach(ctx: CommandContext, name: str, args: Namespace) -> None:
         raise UsageError(f"Sprite {name} has no {which} to attach to: a "
                          "%%sprite_python cell starts a new one")
     newest = candidates[0]
+    missed = missed_python_cell(sprite, newest)
+    end = attach_cell(ctx, sprite, missed, None) if missed else None
+    if end is not None and end.exit_code is None:
+        print(f"Detached from cell {missed}, which still runs in the Python session on "
+              f"sprite {name}: %sprite python attach again to follow it")
+        return
     session = PythonSession.attach(sprite, newest)
     sessions_of(ctx)[name] = session
     print(f"Attached to the Python session on sprite {name} (session {newest}, "
           f"pid {session.info.get('pid')})")
+    if end is not None and missed is not None:
+        raise_for_end(name, missed, end)
 
 
 _ACTIONS = dict(zip(PYTHON_ACTIONS, (_status, _vars, _reset, _stop, _attach), strict=True))

@@ -9,8 +9,10 @@ sockets to the server over the unix socket it inherited (fd ``FD``), then exits.
 server accepts and answers on them itself (a socket stays in the namespace it was made
 in), so no byte is ever copied through a bridge process.
 
-Standard library only; run as ``python3 -I -S bridge.py FD [--netns PATH]`` (or with
-its source as ``-c``). Without ``--netns`` it binds where it runs.
+Standard library only; run as ``python3 -I -S bridge.py FD [--netns PATH | --netns-later]``
+(or with its source as ``-c``). Without either it binds where it runs. With
+``--netns-later`` it is a spare started ahead: it waits, everything imported, for the
+namespace's path on the server's socket (the socket closing unused: it exits quietly).
 """
 
 from __future__ import annotations
@@ -67,14 +69,22 @@ def bind_sockets(port: int, dns_port: int) -> tuple[socket.socket, socket.socket
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="egress-bridge")
     parser.add_argument("fd", type=int, help="the inherited unix socket to the server")
-    parser.add_argument("--netns", help="the network namespace to join, /proc/PID/ns/net")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--netns", help="the network namespace to join, /proc/PID/ns/net")
+    where.add_argument("--netns-later", action="store_true",
+                       help="wait for the namespace's path on the server's socket")
     parser.add_argument("--port", type=int, default=PROXY_PORT)
     parser.add_argument("--dns-port", type=int, default=DNS_PORT)
     args = parser.parse_args(argv)
     with socket.socket(fileno=args.fd) as server:
+        netns = args.netns
+        if args.netns_later:
+            netns = server.recv(4096).decode(errors="replace")
+            if not netns:
+                return 0
         try:
-            if args.netns:
-                join_network_namespace(args.netns)
+            if netns:
+                join_network_namespace(netns)
                 allow_low_ports()
             listener, resolver = bind_sockets(args.port, args.dns_port)
         except OSError as error:

@@ -93,8 +93,9 @@ class Resolver:
 
     async def _lookup(self, name: str, family: int) -> tuple[str, ...]:
         name = name.rstrip(".").lower()
-        qtypes = {socket.AF_INET: (dns_client.TYPE_A,), socket.AF_INET6: (dns_client.TYPE_AAAA,)
-                  }.get(family, (dns_client.TYPE_A, dns_client.TYPE_AAAA))
+        by_family: dict[int, tuple[int, ...]] = {socket.AF_INET: (dns_client.TYPE_A,),
+                                                 socket.AF_INET6: (dns_client.TYPE_AAAA,)}
+        qtypes = by_family.get(family, (dns_client.TYPE_A, dns_client.TYPE_AAAA))
         fixed = dns_client.special_use(name)
         if fixed is None and name == self._own_name:
             fixed = dns_client.Answer(dns_client.NOERROR, (OWN_ADDRESS,))

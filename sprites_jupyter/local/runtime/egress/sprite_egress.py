@@ -7,14 +7,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
-import sys
+import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import bridge
 from .addresses import PrivateAllowance
+from .bridge_spare import SpareBridges
 from .handover import HandoverError, take_over
 from .proxy import EgressProxy
 
@@ -33,7 +33,8 @@ PROXY_ENV |= {"NO_PROXY": "localhost,127.0.0.1", "no_proxy": "localhost,127.0.0.
 """What every process of a sandboxed sprite finds in its environment."""
 
 BRIDGE_TIMEOUT = 30.0
-_BRIDGE_SOURCE = Path(bridge.__file__).read_text()
+SPARE_BRIDGES = SpareBridges()
+"""This server's bridges, one started ahead of the next sandbox start."""
 
 
 def read_rules(policy_path: Path) -> list[dict[str, Any]]:
@@ -61,31 +62,23 @@ class SpriteEgress:
         namespace ``netns`` (``/proc/PID/ns/net`` of the just started sandbox), replacing
         an earlier sandbox's. HandoverError says why not, in the bridge's words."""
         self.proxy.set_rules(await asyncio.to_thread(read_rules, self.policy_path))
-        server_end, bridge_end = socket.socketpair()
-        try:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-I", "-S", "-c", _BRIDGE_SOURCE, str(bridge_end.fileno()),
-                "--netns", netns, pass_fds=[bridge_end.fileno()],
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE)
-        finally:
-            bridge_end.close()
-        with server_end:
+        started = await asyncio.to_thread(SPARE_BRIDGES.take)
+        process = started.process
+        with started.server_end as server_end:
             try:
+                server_end.sendall(netns.encode())
                 await take_over(self.proxy, server_end)
             except HandoverError as error:
                 server_end.close()
-                _, said = await asyncio.wait_for(process.communicate(), BRIDGE_TIMEOUT)
-                text = said.decode(errors="replace").strip()
-                raise HandoverError(f"{error}: {text}" if text else str(error)) from None
+                said = await _said(process)
+                raise HandoverError(f"{error}: {said}" if said else str(error)) from None
             except BaseException:
                 process.kill()
-                await process.wait()
+                await asyncio.to_thread(process.wait)
                 raise
-            _, said = await asyncio.wait_for(process.communicate(), BRIDGE_TIMEOUT)
-            if said.strip():
-                log.warning("sprite %s: %s", self.proxy.sprite,
-                            said.decode(errors="replace").strip())
+            said = await _said(process)
+            if said:
+                log.warning("sprite %s: %s", self.proxy.sprite, said)
 
     async def attach(self, netns: str) -> None:
         """:meth:`start`, as a sandbox start hook: a failure is logged, and the sprite
@@ -105,6 +98,16 @@ class SpriteEgress:
         await self.proxy.close()
 
 
+async def _said(process: subprocess.Popen[bytes]) -> str:
+    """What the bridge wrote to stderr, once it exited."""
+    try:
+        _, said = await asyncio.to_thread(process.communicate, None, BRIDGE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _, said = await asyncio.to_thread(process.communicate)
+    return said.decode(errors="replace").strip()
+
+
 def egress_for(sandbox: Sandbox, test_hosts: Mapping[str, str] | None = None,
                private_allowed: PrivateAllowance | None = None) -> SpriteEgress:
     """The egress of a sandboxed sprite, hooked to its sandbox: attached at each start,
@@ -112,5 +115,6 @@ def egress_for(sandbox: Sandbox, test_hosts: Mapping[str, str] | None = None,
     egress = SpriteEgress(sandbox.name, sandbox.files.platform / POLICY_FILE, test_hosts,
                           private_allowed)
     sandbox.network_hooks.append(egress.attach)
+    sandbox.started_hooks.append(SPARE_BRIDGES.make_ahead)
     sandbox.platform_env.update(PROXY_ENV)
     return egress

@@ -23,16 +23,19 @@ from ...errors import Invalid
 from ..sandbox.machine import Child, Sandbox, SpawnFailed
 
 STDOUT, STDERR = 1, 2
-# A frame is the stream id plus the data, and a frame carries at most 32 KiB.
-READ_SIZE = 32 * 1024 - 1
 # stdout's pipe capacity. Modest: a user's pipes share a kernel budget (pipe-user-pages-
 # soft, 64 MiB by default) past which new pipes get one page.
 PIPE_SIZE = 256 * 1024
+# A read takes what the pipe holds, up to all of it, and becomes one message (with its
+# stream id, at most 256 KiB): the work per message (framing, the ASGI send, the client's
+# parse and hand-off) is paid once per read, not once per 32 KiB, and every SDK reads
+# messages this large (sprites-py up to 10 MiB, sprites-go and -js without a limit).
+READ_SIZE = PIPE_SIZE - 1
 # How long to keep reading after the process exited while nothing arrives: a background
 # child may hold the output open forever, and must not keep the exit from being sent.
 DRAIN_GRACE = 0.25
 # Reads of a busy fd between two turns given to the rest of the server.
-_READS_PER_TURN = 16
+_READS_PER_TURN = 2
 
 Sink = Callable[[int, bytes], Awaitable[None]]
 

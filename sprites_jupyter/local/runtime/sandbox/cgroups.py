@@ -3,14 +3,16 @@
 Per-process rlimits (:mod:`.limits`) cap each process; a sprite running many processes
 needs a total, which only a cgroup gives. A root server on cgroup v1 (or a server in a
 delegated cgroup v2) makes one directory of its own under the cgroup it runs in, named
-after its home (``sprites-local-<key>``), and in it one cgroup per running sprite. The
+after its home (``sprites-local-<key>``), and in it one cgroup per running sprite; the
+directory is there only while a sprite runs, so a server killed while its sprites are
+idle leaves nothing behind, even when its home is then deleted. The
 sprite's bubblewrap (and so its init and every process of the sprite) joins the
 sprite's cgroup before it starts. Beyond the memory total the kernel's OOM killer ends
 a process of that sprite only; beyond the process total ``fork`` fails with ``EAGAIN``.
 
 What the server made is written to ``HOME/cgroups`` so that a restart removes what a
 killed server left; nothing else is ever touched. A sprite's cgroup goes when its
-sandbox stops, the server's directory when the server ends.
+sandbox stops, the server's directory with the last one and when the server ends.
 
 Where no cgroup can be made (an unprivileged server on v1, a v2 cgroup that is not
 delegated), :attr:`SpriteCgroups.reason` says why, and the start-up notice says so.
@@ -21,14 +23,18 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import logging
 import os
 import re
 import signal
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 MOUNT = Path("/sys/fs/cgroup")
 RECORD = "cgroups"
+log = logging.getLogger("sprites_jupyter.local.cgroups")
 CONTROLLERS = ("memory", "pids")
 _REMOVE_WAIT = 3.0
 _HOW_TO = ("run the server as root on cgroup v1, or in a delegated cgroup v2 (e.g. "
@@ -68,11 +74,12 @@ def _write(path: Path, text: str) -> None:
 class SpriteCgroup:
     """One sprite's cgroup directories (one per v1 controller, or one v2 directory)."""
 
-    def __init__(self, directories: tuple[Path, ...], version: int, memory: Path | None
-                 ) -> None:
+    def __init__(self, directories: tuple[Path, ...], version: int, memory: Path | None,
+                 released: Callable[[], None] = lambda: None) -> None:
         self.directories = directories
         self.version = version
         self.memory = memory
+        self._released = released
         self._counter: tuple[int, bool] | None = None
         """The OOM counter's open file, and whether it is ``oom_kill`` (else failcnt)."""
 
@@ -115,8 +122,11 @@ class SpriteCgroup:
         if self._counter is not None:
             os.close(self._counter[0])
             self._counter = None
-        for directory in self.directories:
-            remove_group(directory)
+        try:
+            for directory in self.directories:
+                remove_group(directory)
+        finally:
+            self._released()
 
 
 def remove_group(directory: Path) -> None:
@@ -162,13 +172,17 @@ class SpriteCgroups:
     there are none (:attr:`reason`)."""
 
     def __init__(self, parents: dict[str, Path], version: int, memory_bytes: int,
-                 processes: int, reason: str = "") -> None:
+                 processes: int, reason: str = "", home: Path | None = None) -> None:
         self.parents = parents
-        """Per controller (``""`` on v2) the server's own directory."""
+        """Per controller (``""`` on v2) the server's own directory (made by :meth:`make`)."""
         self.version = version
         self.memory_bytes = memory_bytes
         self.processes = processes
         self.reason = reason
+        self._home = home
+        self._running = 0
+        """How many sprites' cgroups exist: the parents are there while it is above 0."""
+        self._lock = threading.Lock()
 
     @classmethod
     def unused(cls, reason: str) -> SpriteCgroups:
@@ -204,14 +218,17 @@ class SpriteCgroups:
         except (CgroupUnusable, OSError, ValueError) as exc:
             return cls.unused(str(exc) if isinstance(exc, CgroupUnusable)
                               else f"cgroups unusable here ({exc})")
-        _record(home, list(parents.values()))
-        return cls(parents, version, memory_bytes, processes)
+        return cls(parents, version, memory_bytes, processes, home=home)
 
     def make(self, sprite: str) -> SpriteCgroup | None:
         """The sprite's fresh cgroup with its limits set (blocking, short); ``None`` when
         this server uses none. Raises OSError when the kernel refuses."""
         if not self.parents:
             return None
+        with self._lock:
+            if not self._running:
+                self._make_parents()
+            self._running += 1
         directories = []
         try:
             for controller, parent in self.parents.items():
@@ -225,10 +242,32 @@ class SpriteCgroups:
             for directory in directories:
                 with contextlib.suppress(OSError):
                     remove_group(directory)
+            self._release()
             raise
         memory = self._parent_of("memory")
         return SpriteCgroup(tuple(directories), self.version,
-                            memory / sprite if memory is not None else None)
+                            memory / sprite if memory is not None else None, self._release)
+
+    def _make_parents(self) -> None:
+        """Make (and record, before anything goes in) the server's own directories."""
+        assert self._home is not None
+        _record(self._home, list(self.parents.values()))
+        for parent in self.parents.values():
+            parent.mkdir(exist_ok=True)
+            if self.version == 2:
+                _write(parent / "cgroup.subtree_control",
+                       " ".join(f"+{c}" for c in CONTROLLERS))
+
+    def _release(self) -> None:
+        """One sprite's cgroup is gone; with the last, the server's directories go too
+        (left for :meth:`close` when the kernel refuses)."""
+        with self._lock:
+            self._running -= 1
+            if self._running:
+                return
+            for parent in self.parents.values():
+                with contextlib.suppress(OSError):
+                    parent.rmdir()
 
     def _limit(self, controller: str, directory: Path) -> None:
         if controller in ("memory", "") and self.memory_bytes:
@@ -261,12 +300,14 @@ def _v1_parents(mount: Path, own: dict[str, str], home: Path, wanted: list[str]
             refusals.append(f"no cgroup v1 {controller} hierarchy")
             continue
         parent = mount / controller / own[controller].lstrip("/") / group_name(home)
-        try:
+        try:  # can one be made? (made again when a sprite starts)
             parent.mkdir(exist_ok=True)
         except OSError as exc:
             refusals.append(f"cannot make a {controller} cgroup under "
                             f"{parent.parent} ({exc.strerror})")
             continue
+        with contextlib.suppress(OSError):
+            parent.rmdir()
         parents[controller] = parent
     if not parents:
         raise CgroupUnusable(f"{'; '.join(refusals)}: {_HOW_TO}")
@@ -274,7 +315,8 @@ def _v1_parents(mount: Path, own: dict[str, str], home: Path, wanted: list[str]
 
 
 def _v2_parent(mount: Path, own: dict[str, str], home: Path) -> Path:
-    """The server's directory in its delegated v2 cgroup, memory and pids enabled in it.
+    """The server's directory in its delegated v2 cgroup (made by :meth:`SpriteCgroups.make`,
+    memory and pids enabled in it).
 
     v2 lets a cgroup with processes hand no controller to its children, so the server
     first moves itself into a leaf of its own (``<name>.server``), as systemd asks of
@@ -300,18 +342,19 @@ def _v2_parent(mount: Path, own: dict[str, str], home: Path) -> Path:
             leaf.rmdir()
             raise CgroupUnusable(f"other processes share the server's cgroup v2 {own['']} "
                                  f"({exc.strerror}): {_HOW_TO}") from None
-    parent = base / name
-    parent.mkdir(exist_ok=True)
-    _record(home, [parent])
-    _write(parent / "cgroup.subtree_control", " ".join(f"+{c}" for c in CONTROLLERS))
-    return parent
+    return base / name
 
 
 def _record(home: Path, made: list[Path]) -> None:
     """Add ``made`` to the home's list of cgroups this server made."""
     listed = _recorded(home)
-    with open(home / RECORD, "a") as handle:
-        handle.writelines(f"{path}\n" for path in made if path not in listed)
+    try:
+        with open(home / RECORD, "a") as handle:
+            handle.writelines(f"{path}\n" for path in made if path not in listed)
+    except OSError as exc:  # a full home must not stop the server; its exit still cleans
+        log.warning("cannot list the cgroups this server makes in %s (%s): if it is "
+                    "killed, remove %s by hand", home / RECORD, exc.strerror,
+                    " ".join(map(str, made)))
 
 
 def _recorded(home: Path) -> list[Path]:

@@ -78,13 +78,19 @@ def _private_etc_entries() -> tuple[tuple[str, bool], ...]:
 class SandboxFiles:
     """Where one sprite's sandbox lives on the host; :meth:`mounts` is its bwrap mount table."""
 
-    def __init__(self, sprite_dir: Path, name: str) -> None:
+    def __init__(self, sprite_dir: Path, name: str, views: Path | None = None,
+                 seen_at: Path | None = None) -> None:
         self.name = name
+        self._seen_at = seen_at or sprite_dir
+        """Where bubblewrap finds ``sprite_dir``: a path naming no host directory when
+        the sprite has a disk of its own (:mod:`.disks`), so the mount table inside the
+        sprite does not show it."""
         self.tree = sprite_dir / "root"
         self.platform = sprite_dir / "platform"
         self.scratch = sprite_dir / "sandbox"
         self.init_log = self.scratch / "init.log"
         self._owner_record = self.scratch / "tree-owner"
+        self._views = views
 
     @property
     def run_dir(self) -> Path:
@@ -102,8 +108,10 @@ class SandboxFiles:
 
     @property
     def checkpoints_dir(self) -> Path:
-        """Seen inside as ``/.sprite/checkpoints`` (read-only views of recent checkpoints)."""
-        return self.platform / "checkpoints"
+        """Seen inside as ``/.sprite/checkpoints`` (read-only views of recent checkpoints):
+        in the platform directory, or where the sprite has a disk of its own, beside the
+        objects its views link (:mod:`.disks`)."""
+        return self._views or self.platform / "checkpoints"
 
     def create_platform(self) -> None:
         for directory in PLATFORM_DIRECTORIES:
@@ -131,6 +139,7 @@ class SandboxFiles:
         only what is missing or changed, so a sandbox starts on a full disk. ``owner``:
         the sprite user's host id when it is not the server's (see :meth:`_claim_tree`)."""
         self.create_platform()
+        self.checkpoints_dir.mkdir(parents=True, exist_ok=True)
         self.scratch.mkdir(parents=True, exist_ok=True)
         for name in base_directories():
             upper = self.tree / name
@@ -199,19 +208,22 @@ class SandboxFiles:
         """bwrap arguments: the tree as ``/``, overlays, ``/proc``, ``/dev``, ``/.sprite``, the
         generated ``/etc`` files, and masks over the host's private ``/etc`` entries.
         ``tmpfs_bytes`` caps each in-memory file system (``/run``, ``/dev/shm``)."""
-        args = ["--bind", str(self.tree), "/"]
+        tree, scratch = self._seen_at / self.tree.name, self._seen_at / self.scratch.name
+        args = ["--bind", str(tree), "/"]
         for name in base_directories():
-            args += ["--overlay-src", f"/{name}", "--overlay", str(self.tree / name),
-                     str(self.scratch / "work" / name), f"/{name}"]
+            args += ["--overlay-src", f"/{name}", "--overlay", str(tree / name),
+                     str(scratch / "work" / name), f"/{name}"]
         size = ["--size", str(tmpfs_bytes)] if tmpfs_bytes else []
-        args += ["--proc", "/proc", *_proc_covers(self.scratch), "--dev", "/dev",
+        args += ["--proc", "/proc", *_proc_covers(scratch), "--dev", "/dev",
                  "--perms", "01777", *size, "--tmpfs", "/dev/shm", *size, "--tmpfs", "/run",
-                 "--ro-bind", str(self.platform), "/.sprite"]
+                 "--ro-bind", str(self._seen_at / self.platform.name), "/.sprite"]
+        if self._views is not None:
+            args += ["--ro-bind", str(self._views), "/.sprite/checkpoints"]
         for name in _GENERATED:
-            args += ["--ro-bind", str(self.scratch / name), _etc_target(name)]
+            args += ["--ro-bind", str(scratch / name), _etc_target(name)]
         if "etc" in base_directories():
             for path, is_dir in _private_etc_entries():
-                source = self.scratch / ("empty" if is_dir else "empty-file")
+                source = scratch / ("empty" if is_dir else "empty-file")
                 args += ["--ro-bind", str(source), path]
         return args
 

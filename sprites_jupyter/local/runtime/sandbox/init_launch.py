@@ -3,9 +3,12 @@ line (bubblewrap's, or a plain host process)."""
 
 from __future__ import annotations
 
+import functools
 import json
+import marshal
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .bwrap import Bubblewrap, system_links
 from .cgroups import SpriteCgroups
@@ -13,6 +16,13 @@ from .files import SandboxFiles
 from .limits import SpriteLimits
 
 SPRITE_UID = 1000
+INIT_LOADER = ("import marshal,sys\nd=sys.stdin.buffer.read()\ntag,size,d=d.split(b'\\n',2)\n"
+               "size=int(size)\nown=str(sys.implementation.cache_tag).encode()\n"
+               "exec(marshal.loads(d[:size]) if tag==own and sys.version_info.releaselevel=="
+               "'final' else compile(d[size:],'sprite_init','exec'))")
+"""Runs the init from stdin (``python -c``): its code compiled by the server when the
+interpreter inside reads the same bytecode (the same ``cache_tag``, a final release),
+else its source, compiled there (:func:`init_payload` writes both)."""
 
 
 @dataclass(frozen=True)
@@ -27,17 +37,25 @@ class Isolation:
     cgroups: SpriteCgroups = field(default_factory=lambda: SpriteCgroups.unused(
         "the server made none"))
     """Where sandboxed sprites get their memory and process totals (:mod:`.cgroups`)."""
+    disk_unlimited: str = "the server made no mount namespace of its own"
+    """Why sprites get no disk of their own (:mod:`.disks`); "" when they do."""
 
     @property
     def sandboxed(self) -> bool:
         return self.bwrap is not None
+
+    @property
+    def disk_limited(self) -> bool:
+        """Whether new sprites get a disk of the limit's size (:mod:`.disks`)."""
+        return self.sandboxed and self.limits.disk_bytes > 0 and not self.disk_unlimited
 
     def limits_notice(self) -> str:
         """What each sprite may use and what is not limited (empty when unsandboxed:
         a sprite is then the server user's host processes)."""
         if self.bwrap is None:
             return ""
-        return self.limits.notice(self.bwrap.version >= (0, 10), self.cgroups)
+        return self.limits.notice(self.bwrap.version >= (0, 10), self.cgroups,
+                                  self.disk_unlimited)
 
     def describe(self) -> str:
         """``sandbox`` or ``unsandboxed: REASON`` (what ``%sprite`` shows)."""
@@ -50,7 +68,7 @@ def init_command(name: str, files: SandboxFiles, isolation: Isolation, control_f
     :mod:`.host_ids`) bwrap sets up in the first and the init starts as the second's
     unmapped root with three capabilities, which it uses to become the sprite user."""
     if not isolation.sandboxed:
-        return [sys.executable, "-I", "-S", "-", str(control_fd)], str(files.tree)
+        return [sys.executable, "-I", "-S", "-c", INIT_LOADER, str(control_fd)], str(files.tree)
     bwrap = isolation.bwrap
     assert bwrap is not None
     python, python_binds = files.init_python()
@@ -69,6 +87,18 @@ def init_command(name: str, files: SandboxFiles, isolation: Isolation, control_f
             "--die-with-parent", "--as-pid-1", "--new-session", "--info-fd", str(info_fd),
             *files.mounts(isolation.limits.tmpfs_bytes if bwrap.version >= (0, 10) else 0),
             *system_links(), *python_binds, "--chdir", "/",
-            python, "-I", "-S", "-", str(control_fd), json.dumps(options)]
+            python, "-I", "-S", "-c", INIT_LOADER, str(control_fd), json.dumps(options)]
     return argv, "/"
 
+
+@functools.cache
+def init_payload() -> bytes:
+    """What the init reads on stdin (see INIT_LOADER): this interpreter's ``cache_tag``,
+    the size of the init's code compiled here, that code, the init's source. Compiling
+    is a fifth of the init's start; a sandbox whose Python differs compiles the source."""
+    source = Path(__file__).with_name("sprite_init.py").read_bytes()
+    cache_tag = sys.implementation.cache_tag
+    usable = cache_tag is not None and sys.version_info.releaselevel == "final"
+    code = marshal.dumps(compile(source, "sprite_init", "exec")) if usable else b""
+    tag = cache_tag.encode() if usable and cache_tag is not None else b"-"
+    return b"%s\n%d\n%s%s" % (tag, len(code), code, source)

@@ -16,8 +16,10 @@ another sprite or the host. Here sprites share the host's kernel, so each gets l
   0.10), so files there cannot take the whole total from the sprite's processes.
 - service logs: each service's log file is rotated at the cap (one older file kept),
   default 10 MiB, as Docker's log drivers are commonly capped.
-- disk: not limited: a sprite's layer is a directory of the host's filesystem, with no
-  quota this server can set; the notice says so.
+- disk: a root server gives each new sprite an ext4 image of its own of this size
+  (:mod:`.disks`): 100 GB as a real sprite has, at most a quarter of the home's
+  filesystem. An unprivileged server cannot (no loop mounts, no quota on a directory):
+  the notice says so.
 """
 
 from __future__ import annotations
@@ -46,15 +48,18 @@ class SpriteLimits:
     processes: int = 4096
     memory_bytes: int = _default_memory()
     service_log_bytes: int = 10 * MiB
+    disk_bytes: int = 0
 
-    def notice(self, tmpfs_capped: bool = True, cgroups: SpriteCgroups | None = None) -> str:
+    def notice(self, tmpfs_capped: bool = True, cgroups: SpriteCgroups | None = None,
+               disk_unlimited: str = "") -> str:
         """The one start-up line saying what is enforced, how, and what is not
         (``tmpfs_capped``: whether the bubblewrap in use can size a tmpfs; ``cgroups``:
-        this server's, which give per-sprite totals)."""
+        this server's, which give per-sprite totals; ``disk_unlimited``: why sprites get
+        no disk of their own, "" when they do)."""
         by = cgroups.describe() if cgroups is not None else ""
         no_total = cgroups.reason if cgroups is not None and cgroups.reason else (
             "no cgroup is used")
-        tmpfs = (f"/run and /dev/shm {human_size(self.tmpfs_bytes)} each" if tmpfs_capped
+        tmpfs = (f"/run and /dev/shm {size_text(self.tmpfs_bytes)} each" if tmpfs_capped
                  else "/run and /dev/shm NOT limited (bubblewrap < 0.10)")
         if not self.processes:
             processes = "processes unlimited"
@@ -65,16 +70,16 @@ class SpriteLimits:
         if not self.memory_bytes:
             memory = "memory unlimited"
         elif cgroups is not None and cgroups.memory_total:
-            memory = (f"memory {human_size(self.memory_bytes)} per sprite in total ({by} memory: "
+            memory = (f"memory {size_text(self.memory_bytes)} per sprite in total ({by} memory: "
                       "beyond it the OOM killer ends a process of that sprite) and per "
                       f"process (RLIMIT_DATA), {tmpfs}")
         else:
-            memory = (f"memory {human_size(self.memory_bytes)} per process (RLIMIT_DATA), NOT a "
+            memory = (f"memory {size_text(self.memory_bytes)} per process (RLIMIT_DATA), NOT a "
                       f"per-sprite total ({no_total}), {tmpfs}")
         parts = [processes, memory,
-                 f"service logs {human_size(self.service_log_bytes)} + 1 rotated file"
+                 f"service logs {size_text(self.service_log_bytes)} + 1 rotated file"
                  if self.service_log_bytes else "service logs unlimited",
-                 "disk of a sprite's layer NOT limited (no quota on the host's filesystem)"]
+                 _disk_words(self.disk_bytes, disk_unlimited)]
         return "sprite limits: " + "; ".join(parts)
 
     @property
@@ -89,7 +94,15 @@ class SpriteLimits:
         return {"nproc": self.processes, "data": self.memory_bytes}
 
 
-def human_size(count: int) -> str:
+def _disk_words(disk_bytes: int, unlimited: str) -> str:
+    if not disk_bytes:
+        return "disk unlimited"
+    if unlimited:
+        return f"disk of a sprite NOT limited ({unlimited})"
+    return f"disk {size_text(disk_bytes)} per sprite (an ext4 image of its own)"
+
+
+def size_text(count: int) -> str:
     for unit, name in ((GiB, "GiB"), (MiB, "MiB"), (1024, "KiB")):
         if count >= unit:
             return f"{count / unit:.4g} {name}"

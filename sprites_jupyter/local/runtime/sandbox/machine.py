@@ -44,15 +44,14 @@ from .init_channel import (
     received_fds,
     send_message,
 )
-from .init_launch import Isolation, init_command
-from .limits import human_size
+from .init_launch import Isolation, init_command, init_payload
+from .limits import size_text
 
 log = logging.getLogger("sprites_jupyter.local.sandbox")
 
 READY_TIMEOUT = 60.0
 _FALLBACK_GRACE = 2.0
 _SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-_INIT_SOURCE = (Path(__file__).with_name("sprite_init.py")).read_bytes()
 _NAMESPACES = SpareNamespaces()
 """This server's source of user namespace pairs for sandboxes (a root server's)."""
 
@@ -128,6 +127,9 @@ class Sandbox:
         """Called with the network namespace (``/proc/PID/ns/net``) at each sandbox start,
         while the init starts and before any process of the sprite runs (the egress
         bridge sets the namespace up here: low ports, the proxy's sockets)."""
+        self.started_hooks: list[Callable[[], None]] = []
+        """Called once each start is done: what a start used up ahead (a spare bridge)
+        is made again here, so that it does not take the CPU a start waits for."""
 
     @property
     def running(self) -> bool:
@@ -213,7 +215,7 @@ class Sandbox:
                 for fd in namespaces:
                     os.close(fd)
             assert self._process.stdin is not None
-            self._process.stdin.write(_INIT_SOURCE)
+            self._process.stdin.write(init_payload())
             with contextlib.suppress(ConnectionError):
                 await self._process.stdin.drain()
             self._process.stdin.close()
@@ -228,6 +230,8 @@ class Sandbox:
                     await self._set_up_network(info_r, ready)
                     if namespaces:
                         _NAMESPACES.make_ahead()
+                    for refill in self.started_hooks:
+                        refill()
                 else:
                     await asyncio.wait_for(ready, READY_TIMEOUT)
                     self._init_pid = self._process.pid
@@ -321,7 +325,7 @@ class Sandbox:
         if self._cgroup.oom_kills() <= oom_kills_before:
             return None
         return ("killed: over the sprite's memory limit "
-                f"({human_size(self.isolation.limits.memory_bytes)})")
+                f"({size_text(self.isolation.limits.memory_bytes)})")
 
     def _fail_all(self) -> None:
         for future in self._pending.values():

@@ -83,16 +83,56 @@ def acting_as(host_id: int | None) -> Iterator[None]:
 
     ``setfsuid`` is per thread; leaving uid 0 drops the filesystem capabilities
     (``CAP_DAC_OVERRIDE``, ``CAP_CHOWN``, ``CAP_FOWNER``, ...) from this thread until it
-    is restored."""
+    is restored. ``CAP_SYS_RESOURCE`` is lowered too (also per thread), so a write
+    stops where the sprite user's would: at its disk's limit, not in the space ext4
+    keeps for root."""
     if host_id is None:
         yield
         return
     old_gid = _libc.setfsgid(host_id)
     old_uid = _libc.setfsuid(host_id)
+    lowered = _lower_resource_capability()
     try:
         if _libc.setfsuid(-1) != host_id or _libc.setfsgid(-1) != host_id:
             raise OSError(errno.EPERM, f"cannot act as uid {host_id}")
         yield
     finally:
+        if lowered:
+            _set_resource_capability(True)
         _libc.setfsuid(old_uid)
         _libc.setfsgid(old_gid)
+
+
+_CAPABILITY_VERSION_3 = 0x20080522
+_CAP_SYS_RESOURCE = 24
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def _capabilities() -> tuple[ctypes.Array[ctypes.c_uint32], ctypes.Array[_CapData]] | None:
+    header = (ctypes.c_uint32 * 2)(_CAPABILITY_VERSION_3, 0)  # 0: this thread
+    data = (_CapData * 2)()
+    return (header, data) if _libc.capget(header, data) == 0 else None
+
+
+def _lower_resource_capability() -> bool:
+    """Clear CAP_SYS_RESOURCE from this thread's effective set; whether it was there."""
+    return _set_resource_capability(False)
+
+
+def _set_resource_capability(raised: bool) -> bool:
+    """Raise or clear CAP_SYS_RESOURCE in this thread's effective set; whether it
+    changed."""
+    caps = _capabilities()
+    if caps is None:
+        return False
+    header, data = caps
+    bit = 1 << _CAP_SYS_RESOURCE
+    has = bool(data[0].effective & bit)
+    if has == raised or (raised and not data[0].permitted & bit):
+        return False
+    data[0].effective = data[0].effective | bit if raised else data[0].effective & ~bit
+    return _libc.capset(header, data) == 0
