@@ -5,11 +5,8 @@ provably matches; the rest is staged beside the tree, then :func:`apply` moves i
 in. Every step of :func:`apply` is skipped when already done, so replaying a
 journal after a crash at any point finishes the same restore.
 
-Manifest paths are the sprite's: ``.sprite/...`` lives in the platform directory beside
-the tree (:func:`locate`), everything else in the tree. Besides directories (``d``),
-files (``f``) and symlinks (``l``), a tree holds what overlayfs writes into an upper
-layer: whiteouts (``w``, a 0/0 character device: a base file the sprite deleted) and
-opaque directories (``o``: one that hides the base directory beneath it).
+The layer's format (what ``.sprite/...`` paths, whiteouts and opaque directories are)
+is :mod:`.layer_format`'s.
 """
 
 from __future__ import annotations
@@ -23,6 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .layer_format import (
+    DIR_KINDS,
+    OPAQUE_XATTRS,
+    PLATFORM_PATH,
+    is_opaque,
+    is_whiteout,
+    locate,
+)
+
 if TYPE_CHECKING:
     from .manifests import Entry
     from .stat_cache import CachedFile
@@ -30,30 +36,6 @@ if TYPE_CHECKING:
 JOURNAL = "restore.json"
 STAGING = "restore-staging"
 TRASH = "restore-trash"
-PLATFORM = "platform"  # beside the tree; the sprite sees it as /.sprite
-PLATFORM_PATH = ".sprite"
-DIR_KINDS = ("d", "o")
-OPAQUE_XATTRS = ("user.overlay.opaque", "trusted.overlay.opaque")
-
-
-def locate(top: str, path: str) -> str:
-    """The host path of manifest path ``path`` for the tree ``top``."""
-    if path == PLATFORM_PATH or path.startswith(PLATFORM_PATH + "/"):
-        return os.path.join(os.path.dirname(top), PLATFORM) + path[len(PLATFORM_PATH):]
-    return top if path == "." else f"{top}/{path}"
-
-
-def is_whiteout(info: os.stat_result) -> bool:
-    return stat.S_ISCHR(info.st_mode) and info.st_rdev == 0
-
-
-def is_opaque(path: str) -> bool:
-    """Whether overlayfs marked the directory opaque (it hides the base beneath)."""
-    for name in OPAQUE_XATTRS:
-        with contextlib.suppress(OSError):
-            if os.getxattr(path, name, follow_symlinks=False) == b"y":
-                return True
-    return False
 
 
 def _set_opaque(path: str, opaque: bool) -> None:

@@ -23,7 +23,7 @@ sprite's deletions of base files); entries that vanish mid-walk are skipped.
 A tree is the sprite's writable layer (the sandbox's ``/`` and the upper layers of its
 overlaid system directories), so a snapshot's cost follows what the sprite changed,
 never the size of the host's base. ``/.sprite``'s services, policy and logs come from
-the platform directory beside the tree (:func:`.restore_plan.locate`).
+the platform directory beside the tree (:func:`.layer_format.locate`).
 
 A restore changes only what differs. It copies every file and symlink the target
 needs into a staging directory beside the tree (from objects: an object is never
@@ -50,18 +50,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import restore_plan
+from .layer_format import DIR_KINDS, is_opaque, locate
 from .layer_walk import describe_error, walk_layer
 from .manifests import Entry, ManifestStore
 from .objects import CHUNKED_OVER, MissingData, ObjectStore
-from .restore_plan import (
-    DIR_KINDS,
-    JOURNAL,
-    STAGING,
-    TRASH,
-    is_opaque,
-    locate,
-    stat_key,
-)
+from .restore_plan import JOURNAL, STAGING, TRASH, stat_key
 from .stat_cache import CachedFile, StatCaches
 from .store import Store
 
