@@ -21,7 +21,9 @@ place so it appears whole, and deletes the ones taken out of sight. A view that 
 is recycled into the one that arrives when this server built it (so it knows what it
 shows): only the entries that differ between the two are unlinked or linked, so a
 checkpoint that follows a small change (a notebook's per-cell checkpoints) costs a small
-change to the views, not a link and an unlink per file.
+change to the views, not a link and an unlink per file. The newest missing view is built
+first, one at a time, so a build that newer checkpoints overtook is recycled too; a build
+pauses while a snapshot runs (``quiet``), which it would otherwise slow several times.
 """
 
 from __future__ import annotations
