@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> None:
     with lock:
         if isolation.sandboxed:
             isolation = dataclasses.replace(isolation, cgroups=SpriteCgroups.set_up(
-                home, isolation.limits.memory_bytes, isolation.limits.processes))
+                home, isolation.limits.memory_bytes, isolation.limits.processes, reap=True))
         else:
             clean_recorded(home)  # what a killed sandboxing server of this home left
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 
 import pytest
 
@@ -174,8 +175,24 @@ def test_keyboard_interrupt_escalates_to_sigkill_when_sigint_is_ignored(sp: Spri
     assert cmd.exit_code == 137
 
 
+def _interrupt_once_running(sp: Sprite, command: str) -> threading.Thread:
+    """SIGINT this process once ``command`` runs in the sprite: a Ctrl-C that lands while
+    the exec is still being opened has no process to stop yet (it ends by the server's
+    ``max_run_after_disconnect`` instead), which a loaded machine makes likely at 0.3 s."""
+    def interrupt() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if any(s.command.endswith(command) for s in sp.list_sessions()):
+                break
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+    thread = threading.Thread(target=interrupt)
+    thread.start()
+    return thread
+
+
 def test_keyboard_interrupt_during_run_stops_the_remote_process(sp: Sprite) -> None:
-    timer = _interrupt_soon()
+    timer = _interrupt_once_running(sp, "sleep 30")
     with pytest.raises(KeyboardInterrupt):
         sp.run("sleep", "30")
     timer.join()

@@ -17,26 +17,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sprites_jupyter.local.runtime.sandbox.cgroups import (
-    RECORD,
-    clean_recorded,
-    group_name,
-    own_cgroups,
-)
+from sprites_jupyter.local.runtime.sandbox.cgroups import RECORD, clean_recorded
 from sprites_jupyter.local.testing import LocalServer, start_server
+from tests.local.cgroup_checks import V1, kill_reaper, v1_parents
 from tests.local.sandbox_checks import eventually, sh, start_service
 from tests.local.sprite_procs import sandboxed
 
 MEMORY = "256M"
 NOTE = "killed: over the sprite's memory limit (256 MiB)"
-V1 = Path("/sys/fs/cgroup")
-
-
-def _v1_parents(home: Path) -> dict[str, Path]:
-    """Where a server of ``home`` run from this process's cgroups makes its v1 cgroups."""
-    own = own_cgroups(Path("/proc/self/cgroup").read_text())
-    return {controller: V1 / controller / own[controller].lstrip("/") / group_name(home)
-            for controller in ("memory", "pids")}
 
 
 @pytest.fixture
@@ -164,7 +152,7 @@ for pid in children:
 def test_the_process_total_counts_every_process_of_the_sprite(
         process_total: tuple[LocalServer, httpx.Client]) -> None:
     server, _ = process_total
-    pids = _v1_parents(server.home.resolve())["pids"] / "busy"
+    pids = v1_parents(server.home.resolve())["pids"] / "busy"
     sh(server, "busy", "true")
     assert (pids / "pids.max").read_text().strip() == "40"
     code, out, err = sh(server, "busy", f"exec python3 -c '{_FORK_ALL}'")
@@ -182,7 +170,7 @@ def test_cgroups_go_with_the_sprite_the_server_and_a_killed_server(
         memory_total: tuple[LocalServer, httpx.Client], tmp_path: Path) -> None:
     server, http = memory_total
     state_home = server.home.resolve()
-    parents = _v1_parents(state_home)
+    parents = v1_parents(state_home)
     sh(server, "busy", "true")
     sh(server, "calm", "true")
     for parent in parents.values():
@@ -191,6 +179,7 @@ def test_cgroups_go_with_the_sprite_the_server_and_a_killed_server(
     for parent in parents.values():
         assert {p.name for p in parent.iterdir() if p.is_dir()} == {"calm"}
 
+    kill_reaper(state_home)  # as if it failed: the next start removes what is left
     server.stop(kill=True)
     assert (parents["memory"] / "calm").is_dir() and (state_home / RECORD).exists()
     again = start_server(state_home, args=("--max-memory", MEMORY))
@@ -211,7 +200,7 @@ def test_cgroups_go_with_the_sprite_the_server_and_a_killed_server(
 def test_a_server_killed_with_no_sprite_running_leaves_no_cgroup(
         memory_total: tuple[LocalServer, httpx.Client]) -> None:
     server, http = memory_total
-    parents = _v1_parents(server.home.resolve())
+    parents = v1_parents(server.home.resolve())
     sh(server, "busy", "true")
     assert all((parent / "busy").is_dir() for parent in parents.values())
     for name in ("busy", "calm"):
@@ -225,8 +214,9 @@ def test_a_killed_servers_cgroups_go_at_a_start_without_sandbox(
         memory_total: tuple[LocalServer, httpx.Client]) -> None:
     server, _ = memory_total
     state_home = server.home.resolve()
-    parents = _v1_parents(state_home)
+    parents = v1_parents(state_home)
     sh(server, "busy", "true")
+    kill_reaper(state_home)  # as if it failed: the next start removes what is left
     server.stop(kill=True)
     assert (parents["memory"] / "busy").is_dir()
     again = start_server(state_home, args=("--isolation", "none"))

@@ -10,9 +10,11 @@ sprite's bubblewrap (and so its init and every process of the sprite) joins the
 sprite's cgroup before it starts. Beyond the memory total the kernel's OOM killer ends
 a process of that sprite only; beyond the process total ``fork`` fails with ``EAGAIN``.
 
-What the server made is written to ``HOME/cgroups`` so that a restart removes what a
-killed server left; nothing else is ever touched. A sprite's cgroup goes when its
-sandbox stops, the server's directory with the last one and when the server ends.
+A sprite's cgroup goes when its sandbox stops, the server's directory with the last
+one and when the server ends. A killed server's are removed by its reaper, a helper
+process that outlives it (:mod:`.cgroup_reaper`), and, should that fail, by the next
+start of a server of the same home, from the list in ``HOME/cgroups``; nothing else is
+ever touched.
 
 Where no cgroup can be made (an unprivileged server on v1, a v2 cgroup that is not
 delegated), :attr:`SpriteCgroups.reason` says why, and the start-up notice says so.
@@ -21,22 +23,23 @@ delegated), :attr:`SpriteCgroups.reason` says why, and the start-up notice says 
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import logging
 import os
 import re
-import signal
+import subprocess
+import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
+
+from . import cgroup_reaper
+from .cgroup_reaper import pids_in, remove_tree
 
 MOUNT = Path("/sys/fs/cgroup")
 RECORD = "cgroups"
 log = logging.getLogger("sprites_jupyter.local.cgroups")
 CONTROLLERS = ("memory", "pids")
-_REMOVE_WAIT = 3.0
 _HOW_TO = ("run the server as root on cgroup v1, or in a delegated cgroup v2 (e.g. "
            "systemd-run --user --scope -p Delegate=yes sprites-local serve)")
 _OOM_KILL = re.compile(rb"^oom_kill (\d+)$", re.MULTILINE)
@@ -124,47 +127,9 @@ class SpriteCgroup:
             self._counter = None
         try:
             for directory in self.directories:
-                remove_group(directory)
+                remove_tree(directory)
         finally:
             self._released()
-
-
-def remove_group(directory: Path) -> None:
-    """rmdir a cgroup this server made, its sub-cgroups first; processes left in it (a
-    killed server's sprites) are killed first. Missing is fine."""
-    with contextlib.suppress(FileNotFoundError):
-        for child in directory.iterdir():
-            if child.is_dir():
-                remove_group(child)
-    deadline = time.monotonic() + _REMOVE_WAIT
-    while True:
-        try:
-            directory.rmdir()
-            return
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            if exc.errno != errno.EBUSY or time.monotonic() > deadline:
-                raise
-        _kill_members(directory)
-        time.sleep(0.02)
-
-
-def _kill_members(directory: Path) -> None:
-    """SIGKILL every process in the cgroup, each checked to be in it still once its
-    pidfd is open (so a pid reused meanwhile by a process elsewhere is never signalled)."""
-    for pid in _pids_in(directory):
-        try:
-            pidfd = os.pidfd_open(int(pid))
-        except (OSError, ValueError):
-            continue
-        try:
-            if pid in _pids_in(directory):
-                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-        except OSError:
-            pass
-        finally:
-            os.close(pidfd)
 
 
 class SpriteCgroups:
@@ -172,7 +137,8 @@ class SpriteCgroups:
     there are none (:attr:`reason`)."""
 
     def __init__(self, parents: dict[str, Path], version: int, memory_bytes: int,
-                 processes: int, reason: str = "", home: Path | None = None) -> None:
+                 processes: int, reason: str = "", home: Path | None = None,
+                 reaper: Reaper | None = None) -> None:
         self.parents = parents
         """Per controller (``""`` on v2) the server's own directory (made by :meth:`make`)."""
         self.version = version
@@ -183,6 +149,7 @@ class SpriteCgroups:
         self._running = 0
         """How many sprites' cgroups exist: the parents are there while it is above 0."""
         self._lock = threading.Lock()
+        self._reaper = reaper
 
     @classmethod
     def unused(cls, reason: str) -> SpriteCgroups:
@@ -201,24 +168,32 @@ class SpriteCgroups:
 
     @classmethod
     def set_up(cls, home: Path, memory_bytes: int, processes: int, *, mount: Path = MOUNT,
-               proc_self_cgroup: Path = Path("/proc/self/cgroup")) -> SpriteCgroups:
+               proc_self_cgroup: Path = Path("/proc/self/cgroup"), reap: bool = False
+               ) -> SpriteCgroups:
         """Remove what a previous server of ``home`` left, then make this server's
-        directories; never raises (an unusable host gives :meth:`unused`)."""
+        directories; never raises (an unusable host gives :meth:`unused`). With ``reap``
+        a helper process removes them once this process ends, however it ends
+        (:mod:`.cgroup_reaper`); it starts before any of them is made."""
         clean_recorded(home)
         if not memory_bytes and not processes:
             return cls.unused("no memory or process limit is set")
+        reaper = Reaper() if reap else None
         try:
             own = own_cgroups(_read(proc_self_cgroup))
             if (mount / "cgroup.controllers").exists():
                 parents, version = {"": _v2_parent(mount, own, home)}, 2
+                if reaper is not None:
+                    reaper.watch(list(parents.values()))
             else:
                 wanted = [name for name, limit in zip(CONTROLLERS, (memory_bytes, processes),
                                                       strict=True) if limit]
-                parents, version = _v1_parents(mount, own, home, wanted), 1
+                parents, version = _v1_parents(mount, own, home, wanted, reaper), 1
         except (CgroupUnusable, OSError, ValueError) as exc:
+            if reaper is not None:
+                reaper.close()
             return cls.unused(str(exc) if isinstance(exc, CgroupUnusable)
                               else f"cgroups unusable here ({exc})")
-        return cls(parents, version, memory_bytes, processes, home=home)
+        return cls(parents, version, memory_bytes, processes, home=home, reaper=reaper)
 
     def make(self, sprite: str) -> SpriteCgroup | None:
         """The sprite's fresh cgroup with its limits set (blocking, short); ``None`` when
@@ -234,14 +209,14 @@ class SpriteCgroups:
             for controller, parent in self.parents.items():
                 directory = parent / sprite
                 if directory.exists():
-                    remove_group(directory)
+                    remove_tree(directory)
                 directory.mkdir()
                 directories.append(directory)
                 self._limit(controller, directory)
         except OSError:
             for directory in directories:
                 with contextlib.suppress(OSError):
-                    remove_group(directory)
+                    remove_tree(directory)
             self._release()
             raise
         memory = self._parent_of("memory")
@@ -283,23 +258,33 @@ class SpriteCgroups:
             _write(directory / "pids.max", str(self.processes))
 
     def close(self, home: Path) -> None:
-        """Remove every cgroup this server made (blocking; at server exit)."""
+        """Remove every cgroup this server made (blocking; at server exit); the reaper
+        then finds nothing left and ends."""
         clean_recorded(home)
+        if self._reaper is not None:
+            self._reaper.close()
 
     def describe(self) -> str:
         """How totals are enforced, for the start-up notice (``cgroup v1``)."""
         return f"cgroup v{self.version}" if self.parents else ""
 
 
-def _v1_parents(mount: Path, own: dict[str, str], home: Path, wanted: list[str]
-                ) -> dict[str, Path]:
-    parents = {}
+def _v1_parents(mount: Path, own: dict[str, str], home: Path, wanted: list[str],
+                reaper: Reaper | None) -> dict[str, Path]:
+    """The server's directory per controller, each checked by making and removing it
+    (the reaper, if any, watches them from before: a kill in between leaves none)."""
+    candidates = {}
     refusals = []
     for controller in wanted:
         if controller not in own or not (mount / controller).is_dir():
             refusals.append(f"no cgroup v1 {controller} hierarchy")
             continue
-        parent = mount / controller / own[controller].lstrip("/") / group_name(home)
+        own_directory = mount / controller / own[controller].lstrip("/")
+        candidates[controller] = own_directory / group_name(home)
+    if reaper is not None:  # an unprivileged server can make none: no reaper
+        reaper.watch([path for path in candidates.values() if os.access(path.parent, os.W_OK)])
+    parents = {}
+    for controller, parent in candidates.items():
         try:  # can one be made? (made again when a sprite starts)
             parent.mkdir(exist_ok=True)
         except OSError as exc:
@@ -345,6 +330,37 @@ def _v2_parent(mount: Path, own: dict[str, str], home: Path) -> Path:
     return base / name
 
 
+class Reaper:
+    """The server's side of :mod:`.cgroup_reaper`: the helper process, and the write end
+    of the pipe it waits on (held by this process only; not inherited by sandboxes)."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def watch(self, directories: list[Path]) -> None:
+        """Start the helper for ``directories`` (once; nothing for none). A helper that
+        cannot start costs only the clean-up after a kill, so it is a warning."""
+        if self._process is not None or not directories:
+            return
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-I", "-S", cgroup_reaper.__file__, *map(str, directories)],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, cwd="/",
+                start_new_session=True)
+        except OSError as exc:
+            log.warning("cannot start the cgroup reaper (%s): if this server is killed, "
+                        "remove %s by hand", exc.strerror, " ".join(map(str, directories)))
+
+    def close(self) -> None:
+        """This server ends cleanly: close the pipe, wait briefly for the helper to end."""
+        process, self._process = self._process, None
+        if process is None or process.stdin is None:
+            return
+        process.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(cgroup_reaper.REMOVE_WAIT)
+
+
 def _record(home: Path, made: list[Path]) -> None:
     """Add ``made`` to the home's list of cgroups this server made."""
     listed = _recorded(home)
@@ -373,21 +389,14 @@ def clean_recorded(home: Path) -> None:
     for path in _recorded(home):
         if path.name not in (name, f"{name}.server") or not path.is_absolute():
             continue
-        if path.name.endswith(".server") and str(os.getpid()) in _pids_in(path):
+        if path.name.endswith(".server") and str(os.getpid()) in pids_in(path):
             leftovers.append(path)  # this very server lives there until it exits
             continue
         try:
-            remove_group(path)
+            remove_tree(path)
         except OSError:
             leftovers.append(path)
     with contextlib.suppress(FileNotFoundError):
         (home / RECORD).unlink()
     if leftovers:
         _record(home, leftovers)
-
-
-def _pids_in(directory: Path) -> list[str]:
-    try:
-        return _read(directory / "cgroup.procs").split()
-    except OSError:
-        return []
