@@ -77,8 +77,8 @@ class StatCaches:
         """The sprite's cache (do not change it: :meth:`save` a new one)."""
         cache = self._caches.get(sprite)
         if cache is None:
-            cache, appends = self._read(sprite)
-            cache = {path: CachedFile(*fields) for path, fields in cache.items()
+            stored, appends = self._read(sprite)
+            cache = {path: CachedFile(*fields) for path, fields in stored.items()
                      if isinstance(path, str) and _valid(fields)}
             self._caches[sprite] = cache
             self._on_disk[sprite] = (cache, appends)
