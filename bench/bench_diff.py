@@ -31,7 +31,7 @@ from pathlib import Path
 from bench_common import TOKEN, start_server
 
 from sprites_jupyter.client import SpritesClient
-from sprites_jupyter.magic_commands.diff import HELPER_SOURCE, checkpoint_changes
+from sprites_jupyter.magic_commands.diff import checkpoint_changes, helper_source
 
 DATA = "/home/sprite/data"
 
@@ -75,7 +75,7 @@ def _diff_rq(a: Path, b: Path) -> int:
 
 def _helper_on_host(a: Path, b: Path) -> int:
     request = {"op": "diff", "a": a.name, "b": b.name, "checkpoints": str(a.parent)}
-    done = subprocess.run(["python3", "-", json.dumps(request)], input=HELPER_SOURCE,
+    done = subprocess.run(["python3", "-", json.dumps(request)], input=helper_source(),
                           capture_output=True, text=True, check=True)
     return len(done.stdout.splitlines())
 

@@ -65,7 +65,7 @@ with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"},
         if line:
             event = json.loads(line)
             if event["type"] == "stdout":
-                counts["seen"] += 1
+                counts["seen"] += event["data"].count("\\n")
             elif event["type"] == "error" and event.get("dropped"):
                 counts["dropped"] += event["dropped"]
 """
@@ -98,7 +98,7 @@ def pipe_rate(rate: int, total: int) -> float:
 def _follow(http: httpx.Client, svc: str, total: int | None, stop: threading.Event,
             result: dict[str, float]) -> None:
     """Read the followed log as fast as possible; counts lines, drops and the time taken."""
-    seen = dropped = 0
+    seen = dropped = before_first = 0
     first = 0.0
     with http.stream("GET", f"/v1/sprites/bench/services/{svc}/logs",
                      params={"lines": "0", "duration": "600s"}) as response:
@@ -106,15 +106,17 @@ def _follow(http: httpx.Client, svc: str, total: int | None, stop: threading.Eve
             if not line:
                 continue
             event = json.loads(line)
-            if event["type"] == "stdout":
+            if event["type"] == "stdout":  # one event per read: a chunk of lines
                 if seen == 0:
                     first = time.perf_counter()
-                seen += 1
+                    before_first = event["data"].count("\n")
+                seen += event["data"].count("\n")
             elif event["type"] == "error" and event.get("dropped"):
                 dropped += event["dropped"]
             if stop.is_set() or (total is not None and seen + dropped >= total):
                 break
-    result.update(seen=seen, dropped=dropped, elapsed=time.perf_counter() - first)
+    result.update(seen=seen, dropped=dropped, elapsed=time.perf_counter() - first,
+                  timed=seen - before_first)
 
 
 def follow_rate(http: httpx.Client, rate: int, total: int) -> tuple[float, int]:
@@ -126,7 +128,7 @@ def follow_rate(http: httpx.Client, rate: int, total: int) -> tuple[float, int]:
                     json=body).status_code == 200
     _follow(http, "paced", total, threading.Event(), result)
     http.post("/v1/sprites/bench/services/paced/stop", params={"timeout": "1s"})
-    return (result["seen"] - 1) / result["elapsed"], int(result["dropped"])
+    return result["timed"] / result["elapsed"], int(result["dropped"])
 
 
 def get_latency(http: httpx.Client, count: int = 20) -> float:

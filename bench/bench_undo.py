@@ -1,8 +1,9 @@
 """Cost of per-cell checkpoints, undo and kept-cell replay, through a real IPython shell.
 
 1. ``%%sprite_exec echo hi`` with ``checkpoint_cells`` on / off, on a sprite holding
-   ``--files`` files (target <= 1.5x once checkpoints no longer rebuild views in the
-   request).
+   ``--files`` files (target <= 1.5x), in the steady state of a long notebook: the
+   five newest checkpoints have their views, and each cell prunes the oldest cell
+   checkpoint (``cell_checkpoints_kept`` set to 5 so that this starts soon).
 2. ``%sprite undo`` until the next cell answers / ``%sprite restore ID --yes`` until the
    next cell answers (target <= 1.1x).
 3. ``%sprite attach`` replaying a kept cell's ``--lines`` lines / ``%%sprite_exec cat``
@@ -10,6 +11,7 @@
 Ratios are min and median of interleaved samples (``--repeat``, at least 5).
 
     python bench/bench_undo.py [--files 20000] [--lines 100000] [--repeat 5]
+        [--part all|cells|undo|replay]
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from bench_common import cell as _cell
 from bench_common import compare, interleaved, loaded_shell, local_server, timed
 from IPython.core.interactiveshell import InteractiveShell
 
+_KEPT = 5
+
 
 def bench_cell_checkpoints(shell: InteractiveShell, magics: object, files: int,
                            repeat: int) -> None:
@@ -34,7 +38,9 @@ def bench_cell_checkpoints(shell: InteractiveShell, magics: object, files: int,
         magics.checkpoint_cells = on  # type: ignore[attr-defined]
         return timed(lambda: _cell(shell, "%%sprite_exec\necho hi"))
 
-    cell(True)
+    magics.cell_checkpoints_kept = _KEPT  # type: ignore[attr-defined]
+    for _ in range(_KEPT + 2):
+        cell(True)
     compare(f"%%sprite_exec echo hi, per-cell checkpoints on / off ({files} files)",
             *interleaved(lambda: cell(True), lambda: cell(False), repeat), most=1.5,
             out=sys.__stdout__)
@@ -84,14 +90,18 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=20_000)
     parser.add_argument("--lines", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--part", choices=("all", "cells", "undo", "replay"), default="all")
     args = parser.parse_args()
     with local_server() as server, loaded_shell(server.url) as shell, \
             contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         shell.run_line_magic("config", "SpriteMagics.confirm_restore = False")
         magics = next(c for c in shell.configurables if type(c).__name__ == "SpriteMagics")
-        bench_cell_checkpoints(shell, magics, args.files, args.repeat)
-        bench_undo(shell, magics, args.repeat)
-        bench_replay(shell, magics, args.lines, args.repeat)
+        if args.part in ("all", "cells"):
+            bench_cell_checkpoints(shell, magics, args.files, args.repeat)
+        if args.part in ("all", "undo"):
+            bench_undo(shell, magics, args.repeat)
+        if args.part in ("all", "replay"):
+            bench_replay(shell, magics, args.lines, args.repeat)
 
 
 if __name__ == "__main__":

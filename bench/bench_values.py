@@ -20,7 +20,9 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import statistics
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from bench_common import cell as _cell
@@ -30,6 +32,51 @@ from IPython.core.interactiveshell import InteractiveShell
 from sprites_jupyter.magic_commands.python.lifecycle import sessions_of
 
 SPRITE = "bench-values"
+
+
+def _cpu_seconds() -> float:
+    """CPU time used so far by this process and every process below it that is still
+    running (the server, the sprite's agent): what a transfer costs whatever the load."""
+    children: dict[int, list[int]] = {}
+    ticks: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+        ticks[int(entry)] = int(fields[11]) + int(fields[12])
+    total, pending = 0, [os.getpid()]
+    while pending:
+        pid = pending.pop()
+        total += ticks.get(pid, 0)
+        pending.extend(children.get(pid, []))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _costed(action: Callable[[], object], cpu: list[float]) -> Callable[[], float]:
+    """``action`` timed, its CPU seconds (all processes involved) appended to ``cpu``."""
+    def run() -> float:
+        before = _cpu_seconds()
+        wall = timed(action)
+        cpu.append(_cpu_seconds() - before)
+        return wall
+    return run
+
+
+def _compare(label: str, ours: Callable[[], object], base: Callable[[], object],
+             repeat: int, most: float) -> None:
+    """The wall ratio against its target, then the CPU cost of both sides: under load the
+    wall ratio swings, the CPU a transfer costs does not."""
+    ours_cpu: list[float] = []
+    base_cpu: list[float] = []
+    compare(label, *interleaved(_costed(ours, ours_cpu), _costed(base, base_cpu), repeat),
+            most=most, unit="s")
+    mine, theirs = statistics.median(ours_cpu), statistics.median(base_cpu)
+    print(f"  CPU time of kernel + server + agent, medians: {mine:.2f} s vs {theirs:.2f} s "
+          f"({mine / max(theirs, 1e-3):.2f}x); load {os.getloadavg()[0]:.1f}", flush=True)
 
 
 def _push_pull(shell: InteractiveShell) -> None:
@@ -49,9 +96,8 @@ def bench_array(shell: InteractiveShell, folder: Path, megabytes: int, repeat: i
         np.save(path, value)
         np.load(path)
 
-    compare(f"push + pull of a {megabytes} MB numpy array vs np.save + np.load",
-            *interleaved(lambda: timed(lambda: _push_pull(shell)), lambda: timed(local),
-                         repeat), most=3.0, unit="s")
+    _compare(f"push + pull of a {megabytes} MB numpy array vs np.save + np.load",
+             lambda: _push_pull(shell), local, repeat, 3.0)
 
 
 def bench_bytes(shell: InteractiveShell, folder: Path, megabytes: int, repeat: int) -> None:
@@ -66,9 +112,8 @@ def bench_bytes(shell: InteractiveShell, folder: Path, megabytes: int, repeat: i
             os.fsync(target.fileno())
         path.read_bytes()
 
-    compare(f"push + pull of {megabytes} MB of bytes vs local write (fsync) + read",
-            *interleaved(lambda: timed(lambda: _push_pull(shell)), lambda: timed(local),
-                         repeat), most=2.0, unit="s")
+    _compare(f"push + pull of {megabytes} MB of bytes vs local write (fsync) + read",
+             lambda: _push_pull(shell), local, repeat, 2.0)
 
 
 def bench_frame(shell: InteractiveShell, folder: Path, rows: int, repeat: int) -> None:
@@ -83,10 +128,9 @@ def bench_frame(shell: InteractiveShell, folder: Path, rows: int, repeat: int) -
     _cell(shell, "%sprite pull frame --as frame")
     path = folder / "frame.parquet"
     shell.user_ns["frame"].to_parquet(path)
-    compare(f"pull of a {rows:,} x 5 DataFrame vs pandas.read_parquet",
-            *interleaved(lambda: timed(lambda: _cell(shell, "%sprite pull frame --as frame")),
-                         lambda: timed(lambda: pd.read_parquet(path)), repeat),
-            most=2.5, unit="s")
+    _compare(f"pull of a {rows:,} x 5 DataFrame vs pandas.read_parquet",
+             lambda: _cell(shell, "%sprite pull frame --as frame"),
+             lambda: pd.read_parquet(path), repeat, 2.5)
 
 
 def main() -> None:

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Generator
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidRequest, NotFound, ProtocolError
+import httpx
+
+from .errors import ConnectionFailed, InvalidRequest, NotFound, ProtocolError
 from .handle import SpriteHandle
 from .models import FileEntry
 
 HOME = "/home/sprite"
+SEND_SLICE = 1 << 20
 _ROOT = "/"
 
 
@@ -42,6 +45,21 @@ def octal_mode(mode: str | int) -> str:
     return f"{value:04o}"
 
 
+class _Slices:
+    """A request body sent as slices of its buffers, never copied whole: a socket send
+    takes a slice as it is, where one of a large ``bytes`` copies the rest of it after
+    every partial send. Iterable again, so a retried request sends it again."""
+
+    def __init__(self, buffers: list[memoryview]) -> None:
+        self.buffers = buffers
+        self.size = sum(len(buffer) for buffer in buffers)
+
+    def __iter__(self) -> Iterator[bytes]:
+        for buffer in self.buffers:
+            for start in range(0, len(buffer), SEND_SLICE):
+                yield buffer[start:start + SEND_SLICE]  # type: ignore[misc]  # httpx sends any buffer
+
+
 class FilesystemMixin(SpriteHandle):
     def read_file(self, path: str) -> bytes:
         target = remote_path(path)
@@ -56,26 +74,48 @@ class FilesystemMixin(SpriteHandle):
         response = self._http.stream("GET", self._path("/fs/read"),
                                      params={"path": target, "workingDir": _ROOT},
                                      what=f"read {target} on {self.name}",
-                                     read_timeout=self._http.timeout)
+                                     read_timeout=self._http.timeout, bulk=True)
         try:
-            yield from response.iter_bytes()
+            yield from self._body(response, f"read {target} on {self.name}")
         finally:
             response.close()
 
-    def write_file(self, path: str, data: bytes | str, *, mode: str | int = "0644",
-                   mkdir_parents: bool = True) -> FileEntry:
-        """Create or replace a file; returns its path, size and mode."""
+    def _body(self, response: httpx.Response, what: str) -> Iterator[bytes]:
+        """A response's bytes as they arrive; a transfer that breaks off mid-way is a
+        one-line :class:`ConnectionFailed`, never a short file."""
+        try:
+            yield from response.iter_bytes()
+        except httpx.HTTPError as exc:
+            raise ConnectionFailed(self._http.redact(f"{what}: the transfer broke off "
+                                                     f"({str(exc) or type(exc).__name__})"),
+                                   url=str(response.url)) from None
+
+    def write_file(self, path: str, data: bytes | bytearray | str | memoryview, *,
+                   mode: str | int = "0644", mkdir_parents: bool = True) -> FileEntry:
+        """Create or replace a file; returns its path, size and mode.
+
+        ``data`` is text or any bytes-like object (a ``bytearray``, a ``memoryview``),
+        sent as it is, never copied whole first.
+        """
+        return self.write_buffers(path, [data.encode() if isinstance(data, str) else data],
+                                  mode=mode, mkdir_parents=mkdir_parents)
+
+    def write_buffers(self, path: str, buffers: Sequence[bytes | bytearray | memoryview], *,
+                      mode: str | int = "0644", mkdir_parents: bool = True) -> FileEntry:
+        """Create or replace a file with ``buffers`` back to back (say a header and an
+        array's memory), streamed in one request without joining or copying them."""
         target = remote_path(path)
-        payload = data.encode() if isinstance(data, str) else bytes(data)
+        body = _Slices([memoryview(buffer).cast("B") for buffer in buffers])
         response = self._http.request(
-            "PUT", self._path("/fs/write"), content=payload,
-            headers={"Content-Type": "application/octet-stream"},
+            "PUT", self._path("/fs/write"), content=body,
+            headers={"Content-Type": "application/octet-stream",
+                     "Content-Length": str(body.size)},
             params={"path": target, "workingDir": _ROOT, "mode": octal_mode(mode),
                     "mkdirParents": "true" if mkdir_parents else "false"},
             what=f"write {target} on {self.name}")
-        body = response.json() if response.content else {}
-        return FileEntry.from_json({"path": target, "size": len(payload),
-                                    "mode": octal_mode(mode), "type": "file", **body})
+        reply = response.json() if response.content else {}
+        return FileEntry.from_json({"path": target, "size": body.size,
+                                    "mode": octal_mode(mode), "type": "file", **reply})
 
     def list_dir(self, path: str = HOME) -> list[FileEntry]:
         """A directory's entries (or, for a file, that one file)."""
@@ -199,11 +239,11 @@ class FilesystemMixin(SpriteHandle):
         response = self._http.stream("GET", self._path("/fs/read"),
                                      params={"path": source, "workingDir": _ROOT},
                                      what=f"read {source} on {self.name}",
-                                     read_timeout=self._http.timeout)
+                                     read_timeout=self._http.timeout, bulk=True)
         partial = destination.with_name(destination.name + ".part")
         try:
             with partial.open("wb") as handle:
-                for chunk in response.iter_bytes():
+                for chunk in self._body(response, f"read {source} on {self.name}"):
                     handle.write(chunk)
         except BaseException:
             partial.unlink(missing_ok=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -13,6 +13,7 @@ import httpcore  # noqa: F401  (httpx imports it at the first Client: here, load
 import httpx
 
 from .. import __version__
+from .bulk_read import BulkReadTransport
 from .errors import ConnectionFailed, HTTPStatusError, SpritesError, error_for_response
 
 DEFAULT_BASE_URL = "https://api.sprites.dev"
@@ -106,6 +107,7 @@ class HttpSession:
             transport=transport, verify=tls_context(self.base_url),
         )
         self.is_local = _is_loopback(self._client.base_url)
+        self._bulk: httpx.Client | None = None
         self.hint = hint if hint is not None else LOCAL_HINT if self.is_local else ""
 
     def __repr__(self) -> str:
@@ -154,10 +156,24 @@ class HttpSession:
         self._token = token
         self._client.base_url = httpx.URL(self.base_url)
         self._client.headers["Authorization"] = f"Bearer {token}"
+        if self._bulk is not None:
+            self._bulk.close()
+            self._bulk = None
         return True
 
+    def _bulk_client(self) -> httpx.Client:
+        """The client for large downloads: :mod:`.bulk_read` for plain HTTP to this
+        machine, else the one client."""
+        if not (self.is_local and self._client.base_url.scheme == "http"):
+            return self._client
+        if self._bulk is None:
+            self._bulk = httpx.Client(
+                base_url=self.base_url, headers=dict(self._client.headers),
+                timeout=self._client.timeout, transport=BulkReadTransport())
+        return self._bulk
+
     def request(self, method: str, path: str, *, what: str, params: Params = None,
-                json: Any = None, content: bytes | None = None,
+                json: Any = None, content: bytes | Iterable[bytes] | None = None,
                 headers: Mapping[str, str] | None = None, timeout: float | None = None,
                 conflict_words: tuple[str, ...] = ()) -> httpx.Response:
         """Send one request; return the 2xx response or raise the mapped error."""
@@ -168,11 +184,13 @@ class HttpSession:
         raise self.error(response, what=what, conflict_words=conflict_words)
 
     def stream(self, method: str, path: str, *, what: str, params: Params = None,
-               json: Any = None, read_timeout: float | None = None) -> httpx.Response:
-        """Open a streaming response (caller closes it); errors are raised before streaming."""
+               json: Any = None, read_timeout: float | None = None,
+               bulk: bool = False) -> httpx.Response:
+        """Open a streaming response (caller closes it); errors are raised before streaming.
+        ``bulk``: a large download (see :meth:`_bulk_client`)."""
         response = self._send(method, path, params=params, json=json, content=None,
                               headers=None, stream=True, timeout=None,
-                              read_timeout=read_timeout)
+                              read_timeout=read_timeout, bulk=bulk)
         if response.is_success:
             return response
         try:
@@ -184,8 +202,9 @@ class HttpSession:
         raise self.error(response, what=what)
 
     def _send(self, method: str, path: str, *, params: Params, json: Any,
-              content: bytes | None, headers: Mapping[str, str] | None, stream: bool,
-              timeout: float | None, read_timeout: float | None = None) -> httpx.Response:
+              content: bytes | Iterable[bytes] | None, headers: Mapping[str, str] | None,
+              stream: bool, timeout: float | None,
+              read_timeout: float | None = None, bulk: bool = False) -> httpx.Response:
         limits = httpx.Timeout(timeout or self.timeout, connect=min(self.timeout, 10.0))
         if stream:
             limits = httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0),
@@ -194,11 +213,11 @@ class HttpSession:
         attempt = 0
         recovered = False
         while True:
-            request = self._client.build_request(method, path, params=params, json=json,
-                                                 content=content, headers=headers,
-                                                 timeout=limits)
+            client = self._bulk_client() if bulk else self._client
+            request = client.build_request(method, path, params=params, json=json,
+                                           content=content, headers=headers, timeout=limits)
             try:
-                return self._client.send(request, stream=stream)
+                return client.send(request, stream=stream)
             except _RETRYABLE as exc:
                 # Refused: nothing was sent, any request may go again; broken mid-way: an
                 # idempotent one, or any whose server has gone (a new one answers now).
@@ -217,4 +236,6 @@ class HttpSession:
                 raise self.connection_failed(exc, str(request.url)) from None
 
     def close(self) -> None:
+        if self._bulk is not None:
+            self._bulk.close()
         self._client.close()

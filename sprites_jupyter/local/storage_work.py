@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -40,6 +41,8 @@ class StorageWork:
         self._collect_again = False
         self._collector: asyncio.Task[None] | None = None
         self._changed = asyncio.Condition()
+        self._quiet = threading.Event()  # no snapshot runs: view builds may
+        self._quiet.set()
 
     # views ------------------------------------------------------------------------
 
@@ -50,7 +53,7 @@ class StorageWork:
         views = self._views.get(name)
         if views is None:
             views = self._views[name] = CheckpointViews(self.snapshots, self.store, name,
-                                                        directory, owner)
+                                                        directory, owner, self._quiet)
         try:
             await asyncio.to_thread(views.announce)
         except OSError as exc:
@@ -90,15 +93,19 @@ class StorageWork:
 
     @asynccontextmanager
     async def storing(self) -> AsyncIterator[None]:
-        """Hold off collections while a snapshot stores data and records it."""
+        """Hold off collections while a snapshot stores data and records it, and pause
+        view builds (a snapshot's walk is slowed most by a build sharing the GIL)."""
         async with self._changed:
             await self._changed.wait_for(lambda: not self._collecting)
             self._storing += 1
+            self._quiet.clear()
         try:
             yield
         finally:
             async with self._changed:
                 self._storing -= 1
+                if not self._storing:
+                    self._quiet.set()
                 self._changed.notify_all()
 
     def collect_soon(self) -> None:

@@ -1,11 +1,12 @@
 """Checkpoint contents: ``diff`` (``--vars``: the Python session's variables),
 ``show`` and ``ls A:PATH``.
 
-The work happens inside the sprite: :mod:`sprites_jupyter.remote.diff_helper`
-is sent to its ``python3`` on stdin (not in the exec URL) and walks the
-read-only checkpoint trees the service mounts at ``/.sprite/checkpoints/<id>/``,
-so only the answer crosses the network. Only recent checkpoints are mounted;
-asking about another gets one line naming those that can be compared.
+The work happens inside the sprite: :mod:`sprites_jupyter.remote.diff_helper` and the
+modules it imports are sent to its ``python3`` on stdin as one program (not in the exec
+URL) and walk the read-only checkpoint trees the service mounts at
+``/.sprite/checkpoints/<id>/``, so only the answer crosses the network. Only recent
+checkpoints are mounted; asking about another gets one line naming those that can be
+compared.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 import mimetypes
 import re
 from argparse import Namespace
-from importlib.resources import files
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -23,6 +24,7 @@ from IPython.core.error import UsageError
 from ..change_summary import describe_size_change, summarize_changes
 from ..client import Checkpoint, FileEntry, Sprite
 from ..frames import changes_frame, describe_changes, describe_undo, files_frame
+from ..remote.bundle import build
 from .checkpoint_refs import resolve_checkpoint
 from .context import CommandContext
 from .python.lifecycle import sessions_of
@@ -33,10 +35,9 @@ from .variable_changes import checkpoint_states, pick_state, variables_frame
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["HELPER_SOURCE", "checkpoint_changes", "checkpoint_variables", "diff", "ls_checkpoint",
-           "restore_summary", "show", "split_checkpoint_path"]
+__all__ = ["checkpoint_changes", "checkpoint_variables", "diff", "helper_source",
+           "ls_checkpoint", "restore_summary", "show", "split_checkpoint_path"]
 
-HELPER_SOURCE = files("sprites_jupyter.remote").joinpath("diff_helper.py").read_text("utf-8")
 CHECKPOINTS_DIR = "/.sprite/checkpoints"
 HOME = "/home/sprite"
 # This extension's own bookkeeping in the sprite (Python sessions), never a user's change.
@@ -48,6 +49,12 @@ CLOCK_SKEW = 60.0
 LOCAL_CLOCK_SKEW = 2.0
 _CHECKPOINT_PATH = re.compile(r"^([\w.-]+):(.*)$")
 _NATURAL = re.compile(r"(\d+)")
+
+
+@cache
+def helper_source() -> str:
+    """The in-sprite diff program, built on first use (not when the extension loads)."""
+    return build("diff_helper")
 
 
 def split_checkpoint_path(text: str) -> tuple[str, str] | None:
@@ -84,7 +91,7 @@ def _not_mounted(handle: Sprite, answer: dict[str, Any]) -> UsageError:
 
 def ask_helper(handle: Sprite, request: dict[str, Any]) -> list[Any]:
     """Run one request through the in-sprite helper; its answer, one item per line."""
-    result = handle.run("python3", "-", json.dumps(request), stdin=HELPER_SOURCE)
+    result = handle.run("python3", "-", json.dumps(request), stdin=helper_source())
     try:
         lines = [json.loads(line) for line in result.stdout.splitlines() if line]
     except ValueError:

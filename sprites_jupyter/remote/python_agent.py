@@ -274,11 +274,12 @@ class Agent:
         value = self.namespace[name]
         path = os.path.join(os.environ.get("HOME", "."), str(request["path"]))
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        kind = values.choose_format(value, list(request.get("formats") or ()))
+        accepted = list(request.get("formats") or ())
+        kind = values.choose_format(value, accepted)
         self.in_user_code = True
         try:
             with open(path, "wb") as target:
-                values.write_value(value, kind, target)
+                kind = values.write_value(value, kind, target, values.pickle_format(accepted))
         except BaseException as error:
             os.remove(path)
             setattr(error, "type_name", values.describe_type(value))  # noqa: B010

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 from pathlib import Path
 
 import pytest
 
-from sprites_jupyter.client import FileEntry, NotFound, Sprite
+from sprites_jupyter.client import ConnectionFailed, FileEntry, NotFound, Sprite, SpritesClient
+
+from .misbehaving import http_server
 
 
 def test_write_read_list_stat(sp: Sprite) -> None:
@@ -30,6 +34,50 @@ def test_binary_round_trip(sp: Sprite) -> None:
     data = os.urandom(2 * 1024 * 1024)
     sp.write_file("/tmp/blob.bin", data)
     assert sp.read_file("/tmp/blob.bin") == data
+
+
+def test_a_large_file_streams_back_whole(sp: Sprite, tmp_path: Path) -> None:
+    data = os.urandom(9 * 1024 * 1024 + 7)  # several of the client's 4 MiB reads, and a tail
+    sp.write_file("big.bin", data)
+    assert b"".join(sp.iter_file("big.bin")) == data
+    assert sp.download("big.bin", tmp_path / "big.bin") == 1
+    assert (tmp_path / "big.bin").read_bytes() == data
+    with pytest.raises(NotFound, match=r"/home/sprite/absent\.bin"):
+        b"".join(sp.iter_file("absent.bin"))
+
+
+def test_misbehaving_server_a_download_cut_short_is_one_line_and_leaves_no_file(
+        tmp_path: Path) -> None:
+    def cut_short(handler) -> None:
+        handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                            b"Content-Length: 1000000\r\nConnection: close\r\n\r\n"
+                            + b"x" * 1000)
+        handler.wfile.flush()
+        handler.connection.shutdown(socket.SHUT_RDWR)
+        handler.close_connection = True
+
+    entry = {"name": "f", "path": "/home/sprite/f", "type": "file", "size": 1000000,
+             "mode": "0644", "isDir": False}
+
+    def listing(handler) -> None:
+        body = json.dumps({"path": "/home/sprite", "entries": [entry]})
+        handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+                            % (len(body), body.encode()))
+        handler.close_connection = True
+
+    routes = {("GET", "/v1/sprites/s/fs/read"): cut_short,
+              ("GET", "/v1/sprites/s/fs/list"): listing}
+    with http_server(routes) as url, SpritesClient("t0ken-cut", url) as client:
+        sprite = client.sprite("s")
+        with pytest.raises(ConnectionFailed) as caught:
+            b"".join(sprite.iter_file("f"))
+        message = str(caught.value)
+        assert message.startswith("read /home/sprite/f on s: the transfer broke off (")
+        assert "\n" not in message and "1,000 of 1,000,000 bytes" in message
+        with pytest.raises(ConnectionFailed):
+            sprite.download("f", tmp_path / "f")
+        assert list(tmp_path.iterdir()) == []
 
 
 def test_write_without_parents_fails_cleanly(sp: Sprite) -> None:

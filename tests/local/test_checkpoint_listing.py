@@ -3,12 +3,14 @@ newest first, on new databases and on ones made before it had the formatted time
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from pathlib import Path
 
 import httpx
 
+from sprites_jupyter.local.storage.schema import SCHEMA_VERSION
 from sprites_jupyter.local.storage.store import Store
 from sprites_jupyter.local.wire import rfc3339
 from tests.local.ndjson import stream_events
@@ -82,6 +84,31 @@ def test_a_database_from_before_is_given_the_formatted_times(tmp_path: Path) -> 
     assert [entry["create_time"] for entry in listed] == [rfc3339(t) for t in times[::-1]]
     assert [entry["id"] for entry in listed] == [f"v{n}" for n in reversed(range(len(times)))]
     assert newest["id"] == added.id and newest["create_time"] == rfc3339(added.create_time)
+    assert _layout(path) == (SCHEMA_VERSION, True)
+
+
+def _layout(path: Path) -> tuple[int, bool]:
+    """The database's recorded layout version, and whether it has every column."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        columns = {row[1] for row in db.execute("PRAGMA table_info(checkpoints)")}
+    return version, {"create_time_text", "changed_bytes"} <= columns
+
+
+def test_a_database_is_upgraded_once_to_the_current_layout(tmp_path: Path) -> None:
+    fresh, old = tmp_path / "fresh.sqlite3", tmp_path / "old.sqlite3"
+    Store(fresh).close()
+    with contextlib.closing(sqlite3.connect(old)) as db:
+        db.executescript(_OLD_SCHEMA)
+    assert _layout(old) == (0, False)
+    Store(old).close()
+    assert _layout(fresh) == _layout(old) == (SCHEMA_VERSION, True)
+    marked = tmp_path / "marked.sqlite3"  # the steps go by the marker, not by looking
+    with contextlib.closing(sqlite3.connect(marked)) as db:
+        db.executescript(_OLD_SCHEMA)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    Store(marked).close()
+    assert _layout(marked) == (SCHEMA_VERSION, False)
 
 
 def test_history_filter_keeps_the_checkpoints_descending_from_one(http: httpx.Client,

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from sprites_jupyter.local.storage import checkpoint_views
-from sprites_jupyter.magic_commands.diff import HELPER_SOURCE
+from sprites_jupyter.magic_commands.diff import helper_source
 from tests.conftest import LocalServer, start_server
 from tests.local.test_checkpoints import _checkpoint, _root
 from tests.local.trees import demo_sprite
@@ -74,11 +74,113 @@ def test_the_diff_helper_sees_a_chmod_between_two_views(setup, tmp_path):
     (root / "home/sprite/new.txt").write_text("new\n")
     checkpoint()
     request = {"op": "diff", "a": "v1", "b": "v2", "checkpoints": str(views)}
-    done = subprocess.run(["python3", "-", json.dumps(request)], input=HELPER_SOURCE,
+    done = subprocess.run(["python3", "-", json.dumps(request)], input=helper_source(),
                           capture_output=True, text=True, cwd=tmp_path, check=True)
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert {r[0]: r[1] for r in rows} == {"/home/sprite/run.sh": "mode-changed",
                                           "/home/sprite/new.txt": "added"}
+
+
+def _described(view: Path) -> dict[str, tuple]:
+    """Everything a view shows: each path's type, the stored object a file links (its
+    inode), a symlink's target, a directory's mode and mtime; and the record."""
+    shown: dict[str, tuple] = {}
+    for directory, dirs, files in os.walk(view):
+        for name in dirs + files:
+            path = Path(directory) / name
+            info = path.lstat()
+            if path.is_symlink():
+                shown[str(path.relative_to(view))] = ("l", os.readlink(path))
+            elif path.is_dir() and name == ".sprite" and directory == str(view):
+                shown[".sprite"] = ("d",)  # the record's directory, not the checkpoint's
+            elif path.is_dir():
+                shown[str(path.relative_to(view))] = ("d", info.st_mode, info.st_mtime_ns)
+            elif path.name != "stat.json":
+                shown[str(path.relative_to(view))] = ("f", info.st_ino)
+    shown["record"] = ("r", (view / checkpoint_views.RECORD).read_text())
+    return shown
+
+
+def test_a_recycled_view_is_the_view_a_fresh_build_makes(tmp_path: Path) -> None:
+    """Views built by one CheckpointViews recycle the ones that leave: after every kind of
+    change (edit, delete, file <-> directory, symlink retargeted, chmod) each view shows
+    exactly what a view built from nothing shows."""
+    snapshots, store, root = demo_sprite(tmp_path)
+
+    def checkpoint() -> str:
+        manifest = snapshots.snapshot("demo", root)
+        return store.add_checkpoint("demo", manifest=manifest, comment="", is_auto=False).id
+
+    kept = checkpoint_views.CheckpointViews(snapshots, store, "demo", tmp_path / "kept")
+    home = root / "home/sprite"
+    changes = [
+        lambda: [(home / f"d{i}").mkdir() for i in range(3)],
+        lambda: [(home / f"d{i}/f{j}").write_text(f"{i}{j}") for i in range(3) for j in range(4)],
+        lambda: (home / "d0/f1").write_text("edited"),
+        lambda: [os.unlink(p) for p in (home / "d1").iterdir()] and (home / "d1").rmdir(),
+        lambda: (home / "d1").write_text("a file where a directory was"),
+        lambda: (home / "link").symlink_to("d0"),
+        lambda: ((home / "link").unlink(), (home / "link").symlink_to("d2")),
+        lambda: ((home / "d2").chmod(0o750), (home / "d0/f0").chmod(0o600)),
+        lambda: None,
+        lambda: ((home / "d1").unlink(), (home / "d1").mkdir(), (home / "d1/new").write_text("n")),
+    ]
+    inodes: set[int] = set()
+    for number, change in enumerate(changes):
+        change()
+        made = checkpoint()
+        kept.announce()
+        kept.settle()
+        inode = (kept.directory / made).stat().st_ino
+        assert (inode in inodes) == (number >= checkpoint_views.RECENT), "recycled once full"
+        inodes.add(inode)
+        fresh = tmp_path / f"fresh{number}"
+        checkpoint_views.CheckpointViews(snapshots, store, "demo", fresh).settle()
+        assert sorted(os.listdir(kept.directory)) == sorted(os.listdir(fresh)), number
+        assert made in os.listdir(fresh)
+        for view in os.listdir(fresh):
+            assert _described(kept.directory / view) == _described(fresh / view), (number, view)
+
+
+def test_a_view_overtaken_by_newer_checkpoints_while_built_is_recycled(tmp_path: Path) -> None:
+    """Checkpoints that come faster than views are built (a notebook's per-cell ones on a
+    loaded machine): a view no longer wanted when its build ends is kept and recycled
+    into a newer one, not deleted and built again from nothing."""
+    snapshots, store, root = demo_sprite(tmp_path)
+    home = root / "home/sprite"
+    for number in range(20):
+        (home / f"f{number}").write_text(str(number))
+
+    def checkpoint() -> str:
+        manifest = snapshots.snapshot("demo", root)
+        return store.add_checkpoint("demo", manifest=manifest, comment="", is_auto=False).id
+
+    class Overtaken(checkpoint_views.CheckpointViews):
+        overtaken: int | None = None
+
+        def _build(self, checkpoint_id: str, entries: list) -> None:
+            if self.overtaken is None:  # checkpoints arrive while the first build runs
+                (home / "f0").write_text("changed meanwhile")
+                for _ in range(checkpoint_views.RECENT):
+                    checkpoint()
+                    self.announce()  # as each checkpoint request does
+            super()._build(checkpoint_id, entries)
+            if self.overtaken is None:
+                [kept] = [e for e in os.scandir(self.directory)  # not the empty .building-
+                          if e.name.startswith(".removing-") and os.listdir(e.path)]
+                self.overtaken = kept.inode()
+
+    first = checkpoint()
+    views = Overtaken(snapshots, store, "demo", tmp_path / "views")
+    views.settle()
+    assert first not in os.listdir(views.directory)
+    inodes = {(views.directory / name).stat().st_ino for name in os.listdir(views.directory)}
+    assert views.overtaken in inodes, "the overtaken build was not recycled"
+    fresh = tmp_path / "fresh"
+    checkpoint_views.CheckpointViews(snapshots, store, "demo", fresh).settle()
+    assert sorted(os.listdir(views.directory)) == sorted(os.listdir(fresh))
+    for view in os.listdir(fresh):
+        assert _described(views.directory / view) == _described(fresh / view), view
 
 
 def _until(condition, what: str, seconds: float = 60) -> None:

@@ -155,7 +155,7 @@ def test_a_chatty_service_log_stays_under_its_cap_and_follow_survives_rotation(
                 rotations += 1
                 last_older = older
             if rotations >= 2 and event["type"] == "stdout":
-                seen_after_rotation += 1
+                seen_after_rotation += event["data"].count("\n")
                 if seen_after_rotation > 100:
                     break
     assert seen_after_rotation > 100

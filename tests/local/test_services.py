@@ -135,7 +135,7 @@ def test_env_dir_and_home(server: LocalServer, http: httpx.Client, sprite: str) 
     _, events = _put(http, sprite, "envy", {
         "cmd": "sh", "args": ["-c", 'echo "$GREETING"; pwd; echo "$HOME"'],
         "env": {"GREETING": "hi"}, "dir": "work"}, duration="10s")
-    lines = [e["data"] for e in events if e["type"] == "stdout"]
+    lines = "".join(e["data"] for e in events if e["type"] == "stdout").splitlines(True)
     root = "" if sandboxed(http) else os.path.realpath(_root(server, sprite))
     assert lines == ["hi\n", f"{root}/home/sprite/work\n", f"{root}/home/sprite\n"]
     assert http.get(_svc(sprite, "envy")).json()["dir"] == "/home/sprite/work"
@@ -339,6 +339,34 @@ def test_delete_stops_and_keeps_the_log(server: LocalServer, http: httpx.Client,
     assert not (_platform(server, sprite) / "services/web.json").exists()
 
 
+def test_a_burst_of_lines_is_followed_whole_in_chunks_and_logged_line_by_line(
+        server: LocalServer, http: httpx.Client, sprite: str) -> None:
+    script = "while [ ! -f go ]; do sleep 0.05; done; seq 1 5000; exec sleep 60"
+    _put(http, sprite, "burst", {"cmd": "sh", "args": ["-c", script]})
+    expected = "".join(f"{i}\n" for i in range(1, 5001))
+    chunks: list[str] = []
+    with http.stream("GET", _svc(sprite, "burst", "logs"),
+                     params={"lines": "0", "duration": "30s"}) as response:
+        (_root(server, sprite) / "home/sprite/go").touch()
+        for line in response.iter_lines():
+            event = json.loads(line)
+            assert event["type"] != "complete", "the follow ended before the burst arrived"
+            if event["type"] == "stdout":
+                chunks.append(event["data"])
+                if len("".join(chunks)) >= len(expected):
+                    break
+    assert "".join(chunks) == expected
+    assert all(chunk.endswith("\n") for chunk in chunks)
+    assert len(chunks) < 5000, "each line became an event of its own"
+    log = (_platform(server, sprite) / "logs/services/burst.log").read_text().splitlines()
+    assert [line.split(" ", 1)[1] for line in log] == [f"[stdout] {i}" for i in range(1, 5001)]
+    _, backlog = stream_events(http, "GET", _svc(sprite, "burst", "logs"))
+    assert "".join(e["data"] for e in backlog if e["type"] == "stdout") == expected
+    assert len(backlog) < 5000, "the log came back one event per line"
+    _, last = stream_events(http, "GET", _svc(sprite, "burst", "logs"), params={"lines": "3"})
+    assert "".join(e["data"] for e in last if e["type"] == "stdout") == "4998\n4999\n5000\n"
+
+
 def test_logs_file_lines_and_follow(server: LocalServer, http: httpx.Client,
                                    sprite: str) -> None:
     script = "echo one; echo two >&2; echo three; while [ ! -f go ]; do sleep 0.05; done; " \
@@ -352,11 +380,12 @@ def test_logs_file_lines_and_follow(server: LocalServer, http: httpx.Client,
     assert len(entries) == 3 and all(stamp.endswith("Z") for stamp in stamps)
 
     _, events = stream_events(http, "GET", _svc(sprite, "web", "logs"))
-    assert [(e["type"], e["data"]) for e in events[:-1]] == [
+    assert [(e["type"], line) for e in events[:-1] for line in e["data"].splitlines(True)] == [
         (entry[1:7], entry[9:] + "\n") for entry in entries]
     assert events[-1]["type"] == "complete" and "web.log" in events[-1]["log_files"]["combined"]
     _, last = stream_events(http, "GET", _svc(sprite, "web", "logs"), params={"lines": "2"})
-    assert [e["data"] for e in last[:-1]] == [entry[9:] + "\n" for entry in entries[1:]]
+    assert [line for e in last[:-1] for line in e["data"].splitlines(True)] == [
+        entry[9:] + "\n" for entry in entries[1:]]
 
     with http.stream("GET", _svc(sprite, "web", "logs"),
                      params={"lines": "0", "duration": "30s"}) as response:

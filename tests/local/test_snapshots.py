@@ -343,7 +343,8 @@ def test_garbage_collection_keeps_exactly_what_checkpoints_need(setup) -> None:
     assert fingerprint(root, mtimes=True) == expected_v2
 
 
-def test_a_cached_file_whose_object_was_collected_is_read_again(setup) -> None:
+@pytest.mark.parametrize("collector", ["same server", "restarted server"])
+def test_a_cached_file_whose_object_was_collected_is_read_again(setup, collector) -> None:
     snapshots, store, root = setup
     home = root.parents[2]
     (root / "kept-in-tree").write_bytes(b"its only checkpoint is deleted")
@@ -353,7 +354,7 @@ def test_a_cached_file_whose_object_was_collected_is_read_again(setup) -> None:
     store.set_source("demo", "v0")
     store.delete_checkpoint("demo", "v1")
     snapshots.mark_garbage()
-    restarted = Snapshotter(home)
+    restarted = snapshots if collector == "same server" else Snapshotter(home)
     restarted.collect_garbage(store)
     assert _holding(restarted, b"its only checkpoint is deleted") == []
     manifest = restarted.snapshot("demo", root)  # the stat cache still names the object

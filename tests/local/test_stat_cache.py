@@ -1,8 +1,7 @@
-"""The stat cache on disk: appended saves, a torn append, and older servers' JSON caches."""
+"""The stat cache on disk: appended saves, and a torn append."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -58,18 +57,3 @@ def test_a_torn_append_costs_only_a_reread(tree, monkeypatch) -> None:
     cache = home / "statcache" / "demo.cache"
     cache.write_bytes(cache.read_bytes()[:-3])  # a crash in the middle of the append
     assert _reads_after_restart(home, root, monkeypatch) == [changed]
-
-
-def test_an_older_servers_json_cache_is_read_then_replaced(tree, monkeypatch) -> None:
-    home, root = tree
-    snapshots = Snapshotter(home)
-    snapshots.snapshot("demo", root)
-    cache = home / "statcache"
-    entries = Snapshotter(home)._load_cache("demo")
-    (cache / "demo.cache").unlink()
-    (cache / "demo.json").write_text(json.dumps(entries))
-    assert _reads_after_restart(home, root, monkeypatch) == []
-    (root / "data" / "d00" / "f00000.bin").write_bytes(b"changed")
-    time.sleep(0.15)
-    Snapshotter(home).snapshot("demo", root)
-    assert sorted(p.name for p in cache.iterdir()) == ["demo.cache"]

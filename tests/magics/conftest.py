@@ -6,7 +6,8 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import pytest
@@ -49,7 +50,16 @@ class Shell:
 @pytest.fixture
 def ip(server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Shell]:
     """The extension freshly loaded, on the shared local test server, widgets off by default."""
-    yield from _loaded_shell(server, monkeypatch)
+    with loaded_shell(server, monkeypatch) as shell:
+        yield shell
+
+
+@pytest.fixture
+def shell_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Any], Shell]]:
+    """Loads the extension on a server the test chooses (one of its own, or a shared one
+    other than ``server``); unloaded when the test ends."""
+    with ExitStack() as loaded:
+        yield lambda server: loaded.enter_context(loaded_shell(server, monkeypatch))
 
 
 @pytest.fixture
@@ -57,7 +67,7 @@ def library_ip(unsandboxed_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iter
     """The extension on the unsandboxed server, ``%%sprite_python`` sessions on this
     interpreter (which has pandas and numpy), with a fresh current sprite."""
     monkeypatch.setattr(python_session, "PYTHON", sys.executable)
-    for shell in _loaded_shell(unsandboxed_server, monkeypatch):
+    with loaded_shell(unsandboxed_server, monkeypatch) as shell:
         name = f"t-{uuid.uuid4().hex[:10]}"
         shell.ok(f"%sprite use {name} --create")
         try:
@@ -67,7 +77,10 @@ def library_ip(unsandboxed_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iter
             shell.shell.run_cell(f"%sprite destroy {name} --yes")
 
 
-def _loaded_shell(server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Shell]:
+@contextmanager
+def loaded_shell(server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Shell]:
+    """The extension loaded on ``server`` as a notebook user loads it (through the
+    environment), with no configuration left over from another test."""
     monkeypatch.setenv("SPRITES_API_URL", server.url)
     monkeypatch.setenv("SPRITES_TOKEN", server.token)
     monkeypatch.delenv("SPRITE_TOKEN", raising=False)

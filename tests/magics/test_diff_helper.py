@@ -12,29 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from sprites_jupyter.magic_commands.diff import HELPER_SOURCE
+from sprites_jupyter.magic_commands.diff import helper_source
+from tests.oldest_python import python38
 
 LARGE = 200 * 1024
-
-
-def _python38() -> str | None:
-    """A working Python 3.8 on this machine (on PATH, or kept by pyenv), if any."""
-    candidates = [shutil.which("python3.8"),
-                  *map(str, Path.home().glob(".pyenv/versions/3.8*/bin/python3.8"))]
-    for candidate in filter(None, candidates):
-        probe = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2])"],
-                               capture_output=True, text=True, check=False)
-        if probe.returncode == 0 and probe.stdout.strip() == "(3, 8)":
-            return candidate
-    return None
-
-
-# The oldest Python a sprite may have.
-OLDEST = _python38()
+OLDEST = python38()
 
 
 def run_helper(request: dict, cwd: Path, python: str = "python3") -> tuple[int, list]:
-    done = subprocess.run([python, "-", json.dumps(request)], input=HELPER_SOURCE.encode(),
+    done = subprocess.run([python, "-", json.dumps(request)], input=helper_source().encode(),
                           capture_output=True, cwd=cwd, timeout=120, check=False)
     assert done.stderr == b"", done.stderr.decode()
     return done.returncode, [json.loads(line) for line in done.stdout.decode().splitlines()]

@@ -4,14 +4,10 @@ matcher; and the note an unsandboxed local server's ``%sprite policy`` prints.""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
 
 from sprites_jupyter.client import SpritesClient
-from tests.conftest import LocalServer, start_server
-from tests.magics.conftest import Shell
 
 NOTE = "so these rules are stored but not enforced."
 
@@ -91,31 +87,15 @@ def test_a_sandboxed_backend_prints_no_note(ip, current, server, capsys):
     assert (NOTE in capsys.readouterr().out) is not sandboxed
 
 
-@pytest.fixture(scope="module")
-def unsandboxed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
-    running = start_server(tmp_path_factory.mktemp("unsandboxed-home"),
-                           args=["--isolation", "none"])
-    yield running
-    running.stop()
-
-
-def test_an_unsandboxed_backend_says_rules_are_not_enforced(unsandboxed, monkeypatch, capsys):
-    monkeypatch.setenv("SPRITES_API_URL", unsandboxed.url)
-    monkeypatch.setenv("SPRITES_TOKEN", unsandboxed.token)
-    shell = InteractiveShell.instance()
-    shell.config.pop("SpriteMagics", None)
-    shell.run_line_magic("load_ext", "sprites_jupyter")
-    try:
-        ip = Shell(shell)
-        name = f"t-{uuid.uuid4().hex[:10]}"
-        ip.ok(f"%sprite create {name}")
-        ip.ok(f"%sprite use {name}")
-        capsys.readouterr()
-        ip.ok("%sprite policy deny example.com")
-        out = capsys.readouterr().out
-        assert out.count(NOTE) == 1
-        assert "local server runs sprites unsandboxed: --isolation none" in out
-        ip.ok(f"%sprite destroy {name} --yes")
-    finally:
-        shell.run_line_magic("unload_ext", "sprites_jupyter")
-        shell.config.pop("SpriteMagics", None)
+def test_an_unsandboxed_backend_says_rules_are_not_enforced(unsandboxed_server, shell_on,
+                                                            capsys):
+    ip = shell_on(unsandboxed_server)
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    ip.ok(f"%sprite create {name}")
+    ip.ok(f"%sprite use {name}")
+    capsys.readouterr()
+    ip.ok("%sprite policy deny example.com")
+    out = capsys.readouterr().out
+    assert out.count(NOTE) == 1
+    assert "local server runs sprites unsandboxed: --isolation none" in out
+    ip.ok(f"%sprite destroy {name} --yes")

@@ -8,13 +8,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from tests.conftest import LocalServer
 from tests.local.egress_targets import egress_test_server
-from tests.magics.conftest import Shell, _loaded_shell
+from tests.magics.conftest import Shell
 
 RESERVED = "203.0.113.80"
 
@@ -43,14 +43,15 @@ def private_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSe
 
 
 @pytest.fixture
-def pip_ip(private_server: LocalServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Shell]:
-    for shell in _loaded_shell(private_server, monkeypatch):
-        name = f"t-{uuid.uuid4().hex[:10]}"
-        shell.ok(f"%sprite use {name} --create")
-        try:
-            yield shell
-        finally:
-            shell.shell.run_cell(f"%sprite destroy {name} --yes")
+def pip_ip(private_server: LocalServer, shell_on: Callable[[LocalServer], Shell]
+           ) -> Iterator[Shell]:
+    shell = shell_on(private_server)
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    shell.ok(f"%sprite use {name} --create")
+    try:
+        yield shell
+    finally:
+        shell.shell.run_cell(f"%sprite destroy {name} --yes")
 
 
 def _tunnel(ip: Shell, host: str, port: int = 443) -> str:

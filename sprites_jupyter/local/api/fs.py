@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import errno
 import os
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -21,7 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..errors import LocalError
 from ..storage.paths import sprite_path
-from ..storage.sprite_fs import begin_write, copy
+from ..storage.sprite_fs import PendingWrite, SpriteFsError, begin_write, copy
 from ..wire import query_bool, read_json_object
 from .errors import ApiError
 from .fs_view import (
@@ -37,7 +38,8 @@ from .fs_view import (
     view_root,
 )
 
-CHUNK = 1 << 20
+READ_CHUNK = 1 << 20  # what one send hands the socket
+WRITE_BATCH = 4 << 20  # what one writev hands the disk
 
 
 def _flag(params: dict[str, Any], name: str, default: bool) -> bool:
@@ -60,7 +62,8 @@ async def _params(request: Request) -> dict[str, Any]:
 
 
 class _FileStream(Response):
-    """The bytes of an open file, read off the event loop; closes the fd when done."""
+    """The bytes of an open file, read off the event loop one chunk ahead of the one
+    being sent (the disk and the socket work at once); closes the fd when done."""
 
     def __init__(self, fd: int, size: int) -> None:
         super().__init__(media_type="application/octet-stream",
@@ -68,21 +71,34 @@ class _FileStream(Response):
         self.fd, self.size = fd, size
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        reading: asyncio.Future[bytes] | None = None
         try:
             await send({"type": "http.response.start", "status": self.status_code,
                         "headers": self.raw_headers})
             remaining = self.size
             while remaining > 0:
-                chunk = await asyncio.to_thread(os.read, self.fd, min(CHUNK, remaining))
+                if reading is None:
+                    reading = self._read(remaining)
+                chunk = await reading
+                reading = None
                 if not chunk:
                     break  # the file shrank while it was sent
                 remaining -= len(chunk)
+                if remaining > 0:
+                    reading = self._read(remaining)
                 await send({"type": "http.response.body", "body": chunk,
                             "more_body": remaining > 0})
             if remaining or not self.size:
                 await send({"type": "http.response.body", "body": b""})
         finally:
+            if reading is not None:
+                with contextlib.suppress(Exception):
+                    await reading  # never close the fd under a read in a thread
             os.close(self.fd)
+
+    def _read(self, remaining: int) -> asyncio.Future[bytes]:
+        return asyncio.ensure_future(asyncio.to_thread(os.read, self.fd,
+                                                       min(READ_CHUNK, remaining)))
 
 
 async def read_file(request: Request) -> Response:
@@ -91,6 +107,63 @@ async def read_file(request: Request) -> Response:
     spath = sprite_path(q.get("path", ""), q.get("workingDir"))
     fd, size = await in_view(target, lambda view: view.open_for_read(spath))
     return _FileStream(fd, size)
+
+
+async def _written(writing: asyncio.Future[None] | None) -> LocalError | None:
+    """Wait for a batch being written; the failure it met, if any."""
+    if writing is None:
+        return None
+    try:
+        await writing
+    except SpriteFsError as exc:
+        return fs_error(exc.errno, exc.path, exc.message)
+    except LocalError as exc:  # the sprite's disk limit
+        return exc
+    return None
+
+
+def _write_batch(pending: PendingWrite, batch: list[bytes], size: int,
+                 require_room: Callable[[int], None]) -> None:
+    """One worker-thread job: check the sprite's disk limit (a statfs), then write."""
+    require_room(size)
+    pending.write_chunks(batch)
+
+
+async def _receive_into(request: Request, pending: PendingWrite,
+                        require_room: Callable[[int], None]) -> LocalError | None:
+    """Write the body as it arrives, one batch on disk (in a worker thread) while the
+    next is received; after a failure the rest of the body is read and dropped, so the
+    client gets our answer. Returns the failure, if any."""
+    batch: list[bytes] = []
+    batched = 0
+    writing: asyncio.Future[None] | None = None
+    failure: LocalError | None = None
+    try:
+        async for chunk in request.stream():
+            if failure is not None:
+                continue
+            batch.append(chunk)
+            batched += len(chunk)
+            if batched >= WRITE_BATCH:
+                failure = await _written(writing)
+                writing = None
+                if failure is None:
+                    writing = asyncio.ensure_future(asyncio.to_thread(
+                        _write_batch, pending, batch, batched, require_room))
+                else:
+                    await asyncio.to_thread(pending.abort)  # free the space at once
+                batch, batched = [], 0
+        if failure is None:
+            failure = await _written(writing)
+        writing = None
+        if failure is None and batch:
+            failure = await _written(asyncio.ensure_future(asyncio.to_thread(
+                _write_batch, pending, batch, batched, require_room)))
+    finally:
+        if writing is not None:
+            with contextlib.suppress(Exception):
+                await writing  # the client went away: finish before the fd is closed
+    return failure
 
 
 def _declared_length(request: Request) -> int:
@@ -109,24 +182,9 @@ async def write_file(request: Request) -> Response:
     require_room(_declared_length(request))
     pending = await in_view(target, lambda view: begin_write(
         view, spath, mode=mode, make_parents=make_parents))
-    failure: LocalError | None = None
     try:
-        buffer = bytearray()
-        async for chunk in request.stream():
-            if failure is not None:
-                continue  # read the rest of the body, so the client gets our answer
-            buffer += chunk
-            if len(buffer) >= CHUNK:
-                data, buffer = bytes(buffer), bytearray()
-                try:
-                    require_room(len(data))
-                    await off_loop(pending.write, data)
-                except LocalError as exc:
-                    failure = exc
-                    await asyncio.to_thread(pending.abort)
+        failure = await _receive_into(request, pending, require_room)
         if failure is None:
-            require_room(len(buffer))
-            await off_loop(pending.write, bytes(buffer))
             await off_loop(pending.commit)
     except LocalError as exc:
         failure = exc

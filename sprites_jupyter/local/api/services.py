@@ -30,6 +30,11 @@ _MAX_LOG_LINES = 1_000_000
 # A followed log also says when the service starts and stops (reference 7.2 types), so
 # a log panel can tell a stop by request from a crash.
 _LOG_EVENTS = {"stdout", "stderr", "exit", "error", "started", "stopping", "stopped"}
+# After a send this large, a stream waits a moment so that the next one carries more: a
+# flood is then a few large writes a second (each wakes the reader) rather than one per
+# pipe read, and a trickle of output still goes out at once.
+_LARGE_SEND = 64 * 1024
+_GATHER_PAUSE = 0.01
 
 
 def _manager(request: Request) -> ServiceManager:
@@ -128,6 +133,8 @@ async def _watch(manager: ServiceManager, svc: str, subscription: Subscription,
             yield batch
             if exited:
                 break
+            if sum(len(event.get("data") or "") for event in batch) >= _LARGE_SEND:
+                await asyncio.sleep(_GATHER_PAUSE)
         yield [_complete(svc)]
     finally:
         manager.unsubscribe(svc, subscription)

@@ -17,7 +17,13 @@ checkpoint request: :meth:`CheckpointViews.announce` (a query and a few renames)
 once which views are coming (an empty ``.building-<id>``, which the diff helper waits
 for) and takes the unwanted ones out of sight; :meth:`CheckpointViews.settle`, run off
 the request path, builds the missing views newest first, each aside and renamed into
-place so it appears whole, and deletes the ones taken out of sight.
+place so it appears whole, and deletes the ones taken out of sight. A view that leaves
+is recycled into the one that arrives when this server built it (so it knows what it
+shows): only the entries that differ between the two are unlinked or linked, so a
+checkpoint that follows a small change (a notebook's per-cell checkpoints) costs a small
+change to the views, not a link and an unlink per file. The newest missing view is built
+first, one at a time, so a build that newer checkpoints overtook is recycled too; a build
+pauses while a snapshot runs (``quiet``), which it would otherwise slow several times.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import os
 import shutil
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from .objects import is_chunked
@@ -42,7 +49,8 @@ _BUILDING = ".building-"
 _MAKING = ".making-"  # a view's tree while its links are made
 _REMOVING = ".removing-"  # out of sight, being deleted
 _DIRECTORIES = ("d", "o")
-_CHECK_STOP_EVERY = 1024
+_PAUSE_EVERY = 256  # entries between two looks at whether to stop or wait
+_MOST_PAUSES = 20  # of 50 ms each
 
 
 class ViewsStopped(Exception):
@@ -57,16 +65,24 @@ class CheckpointViews:
     """
 
     def __init__(self, snapshots: Snapshotter, store: Store, sprite: str,
-                 directory: Path, owner: int | None = None) -> None:
+                 directory: Path, owner: int | None = None,
+                 quiet: threading.Event | None = None) -> None:
         """``owner``: the host uid and gid to give what a view shows (the sprite user's,
-        when that is not the server's own), so the sprite can read it."""
+        when that is not the server's own), so the sprite can read it. ``quiet``: set
+        while no snapshot runs; a build waits for it, since a snapshot's walk would
+        otherwise wait for the interpreter lock after each ``lstat`` while a build holds it."""
         self.owner = owner
+        if quiet is None:
+            quiet = threading.Event()
+            quiet.set()
+        self.quiet = quiet
         self.snapshots = snapshots
         self.store = store
         self.sprite = sprite
         self.directory = directory
         self.stopped = threading.Event()
         self._names = threading.Lock()
+        self._shows: dict[str, list[Entry]] = {}  # a view's directory name -> its entries
 
     def _wanted(self) -> dict[str, str]:
         """The ``RECENT`` newest manual checkpoints, newest first: id -> manifest id."""
@@ -84,7 +100,10 @@ class CheckpointViews:
                 if name.startswith((_MAKING, _REMOVING)):
                     continue
                 if name.removeprefix(_BUILDING) not in wanted:
-                    os.rename(entry.path, self.directory / f"{_REMOVING}{uuid.uuid4().hex}")
+                    removing = f"{_REMOVING}{uuid.uuid4().hex}"
+                    os.rename(entry.path, self.directory / removing)
+                    if name in self._shows:
+                        self._shows[removing] = self._shows.pop(name)
             for checkpoint_id in wanted:
                 if not (self.directory / checkpoint_id).exists():
                     (self.directory / f"{_BUILDING}{checkpoint_id}").mkdir(exist_ok=True)
@@ -93,38 +112,82 @@ class CheckpointViews:
     def settle(self) -> None:
         """Build every missing view (newest first), delete the unwanted ones. Raises
         :class:`ViewsStopped` once :attr:`stopped` is set."""
-        wanted = self.announce()
-        for checkpoint_id, manifest in wanted.items():
-            if not (self.directory / checkpoint_id).exists():
-                try:
-                    entries = self.snapshots.load_manifest(manifest)
-                except (OSError, ValueError):
-                    if checkpoint_id in self._wanted():
-                        raise
-                    continue  # deleted meanwhile, and its data collected
-                self._build(checkpoint_id, entries)
+        while missing := self._missing():
+            checkpoint_id, manifest = missing[0]
+            try:
+                entries = self.snapshots.load_manifest(manifest)
+            except (OSError, ValueError):
+                if checkpoint_id in self._wanted():
+                    raise
+                continue  # deleted meanwhile, and its data collected
+            self._build(checkpoint_id, entries)
         self._delete_removed()
         self.snapshots.store.prune_assembled()
+
+    def _missing(self) -> list[tuple[str, str]]:
+        """The wanted views not built yet, newest first (announced). Asked again after
+        each build, before anything out of sight is deleted: the newest view is built
+        first, and a view that checkpoints arriving meanwhile took out of sight is
+        recycled into it, not deleted while views are built from nothing."""
+        return [(checkpoint_id, manifest) for checkpoint_id, manifest in self.announce().items()
+                if not (self.directory / checkpoint_id).exists()]
 
     def _build(self, checkpoint_id: str, entries: list[Entry]) -> None:
         making = self.directory / f"{_MAKING}{checkpoint_id}"
         _remove(making)  # left by a crash or a stopped build
-        making.mkdir()
+        shown = [e for e in entries if _shown(e)]
         try:
-            _fill(self.snapshots, [e for e in entries if _shown(e)], making, self.owner,
-                  self.stopped)
+            recycled = self._recycle(making)
+            if recycled is None:
+                making.mkdir()
+                _fill(self.snapshots, shown, making, self.owner, self._pause)
+            else:
+                _patch(self.snapshots, recycled, shown, making, self.owner, self._pause)
             with self._names:
                 building = self.directory / f"{_BUILDING}{checkpoint_id}"
-                if building.is_dir():  # else it is no longer wanted
+                if building.is_dir():
                     os.rename(making, self.directory / checkpoint_id)
                     building.rmdir()
+                    self._shows[checkpoint_id] = shown
+                else:  # no longer wanted (newer checkpoints came): kept for recycling
+                    removing = f"{_REMOVING}{uuid.uuid4().hex}"
+                    os.rename(making, self.directory / removing)
+                    self._shows[removing] = shown
         finally:
             _remove(making)
 
+    def _pause(self) -> None:
+        """Between entries of a build: wait while a snapshot runs (for a second at most,
+        so that back-to-back checkpoints cannot starve the views); raise
+        :class:`ViewsStopped` once :attr:`stopped` is set."""
+        for _ in range(_MOST_PAUSES):
+            if self.quiet.wait(0.05) or self.stopped.is_set():
+                break
+        if self.stopped.is_set():
+            raise ViewsStopped
+
+    def _recycle(self, making: Path) -> list[Entry] | None:
+        """Move a view taken out of sight whose entries are known to ``making``; what it
+        shows, or None if there is none."""
+        with self._names:
+            for name in [n for n in self._shows if n.startswith(_REMOVING)]:
+                shows = self._shows.pop(name)
+                with contextlib.suppress(FileNotFoundError):
+                    os.rename(self.directory / name, making)
+                    return shows
+        return None
+
     def _delete_removed(self) -> None:
-        """Delete what was taken out of sight, and the trees of builds a crash stopped."""
+        """Delete what was taken out of sight, and the trees of builds a crash stopped;
+        not a view that can be recycled into one announced meanwhile (the worker settles
+        again after an announcement)."""
         for entry in os.scandir(self.directory):
             if entry.name.startswith((_REMOVING, _MAKING)):
+                with self._names:
+                    if entry.name in self._shows and any(
+                            name.startswith(_BUILDING) for name in os.listdir(self.directory)):
+                        continue
+                    self._shows.pop(entry.name, None)
                 _remove(Path(entry.path))
 
 
@@ -134,12 +197,48 @@ def _shown(entry: Entry) -> bool:
 
 
 def _fill(snapshots: Snapshotter, shown: list[Entry], tree: Path, owner: int | None,
-          stopped: threading.Event) -> None:
+          pause: Callable[[], None]) -> None:
     """Make ``tree`` the view of ``shown``: links, symlinks, directories, the record."""
     (tree / ".sprite").mkdir()
-    for number, entry in enumerate(shown):
-        if number % _CHECK_STOP_EVERY == 0 and stopped.is_set():
-            raise ViewsStopped
+    _add(snapshots, shown, tree, owner, pause)
+    _finish(shown, tree)
+
+
+def _patch(snapshots: Snapshotter, old: list[Entry], shown: list[Entry], tree: Path,
+           owner: int | None, pause: Callable[[], None]) -> None:
+    """Make ``tree``, the view of ``old``, the view of ``shown``: what differs is removed
+    (children before their directory) and added (directories before their children)."""
+    before = {entry.path: entry for entry in old}
+    after = {entry.path: entry for entry in shown}
+    gone = [entry for path, entry in before.items() if not _same(entry, after.get(path))]
+    for number, entry in enumerate(sorted(gone, reverse=True)):
+        if number % _PAUSE_EVERY == 0:
+            pause()
+        if entry.kind in _DIRECTORIES:
+            _remove(tree / entry.path)
+        else:
+            (tree / entry.path).unlink(missing_ok=True)
+    _add(snapshots, [e for e in shown if not _same(e, before.get(e.path))], tree, owner,
+         pause)
+    _finish(shown, tree)
+
+
+def _same(entry: Entry, other: Entry | None) -> bool:
+    """Whether a view shows ``entry`` and ``other`` as the same directory entry (files
+    and symlinks by their ref: modes and mtimes are in the record)."""
+    if other is None:
+        return False
+    if entry.kind in _DIRECTORIES:
+        return other.kind in _DIRECTORIES
+    return entry.kind == other.kind and entry.ref == other.ref
+
+
+def _add(snapshots: Snapshotter, entries: list[Entry], tree: Path, owner: int | None,
+         pause: Callable[[], None]) -> None:
+    """Make each entry in ``tree`` (sorted: a directory before what it holds)."""
+    for number, entry in enumerate(entries):
+        if number % _PAUSE_EVERY == 0:
+            pause()
         target = tree / entry.path
         if entry.kind in _DIRECTORIES:
             target.mkdir()
@@ -151,6 +250,11 @@ def _fill(snapshots: Snapshotter, shown: list[Entry], tree: Path, owner: int | N
             os.link(snapshots.object_path(entry.ref), target)
         if owner is not None:  # a file's inode is the stored object's: fine to share
             os.chown(target, owner, owner, follow_symlinks=False)
+
+
+def _finish(shown: list[Entry], tree: Path) -> None:
+    """Write the record of modes and mtimes; give directories theirs (the owner keeps
+    rwx, so the view can be recycled and removed), deepest first."""
     record = {entry.path: [entry.mode, entry.mtime_ns] for entry in shown}
     (tree / RECORD).write_text(json.dumps({"entries": record}, separators=(",", ":")))
     for entry in sorted((e for e in shown if e.kind in _DIRECTORIES),

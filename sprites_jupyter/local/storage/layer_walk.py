@@ -8,11 +8,8 @@ import os
 import stat
 from collections.abc import Iterator
 
-from .restore_plan import PLATFORM, PLATFORM_PATH, is_whiteout
+from .layer_format import CAPTURED_PLATFORM, PLATFORM, PLATFORM_PATH, is_whiteout
 
-# What of the platform directory a checkpoint holds (as /.sprite/...); not checkpoints/
-# (views of other checkpoints) nor run/ (the server's sockets).
-CAPTURED_PLATFORM = ("services", "policy", "logs")
 _DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 

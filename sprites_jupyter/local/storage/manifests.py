@@ -61,9 +61,9 @@ class ManifestStore:
     def _page_path(self, page: str) -> Path:
         return self.pages_directory / page[:2] / page[2:]
 
-    def forget_presence(self) -> None:
-        """After pages were deleted: look them up on disk again."""
-        self._stored.clear()
+    def keep_presence(self, kept: set[str]) -> None:
+        """After a collection deleted every page not in ``kept``."""
+        self._stored &= kept
 
     def _write(self, target: Path, raw: bytes) -> None:
         """Store ``raw`` compressed at ``target`` unless it is there (temp + rename)."""

@@ -85,9 +85,11 @@ class ObjectStore:
             return True
         return False
 
-    def forget_presence(self) -> None:
-        """After objects were deleted: look them up on disk again."""
-        self.present.clear()
+    def keep_presence(self, kept: set[str]) -> None:
+        """After a collection deleted every object not in ``kept``: what else was known
+        to be stored is not any more (what was kept stays known, so the next snapshot
+        does not look up every unchanged file's object on disk again)."""
+        self.present = {name for name in self.present if head(name) in kept}
 
     def publish(self, temp: Path, target: Path) -> None:
         """Move a finished temporary file to its content-addressed name (or drop it)."""

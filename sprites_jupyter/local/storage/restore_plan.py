@@ -5,11 +5,8 @@ provably matches; the rest is staged beside the tree, then :func:`apply` moves i
 in. Every step of :func:`apply` is skipped when already done, so replaying a
 journal after a crash at any point finishes the same restore.
 
-Manifest paths are the sprite's: ``.sprite/...`` lives in the platform directory beside
-the tree (:func:`locate`), everything else in the tree. Besides directories (``d``),
-files (``f``) and symlinks (``l``), a tree holds what overlayfs writes into an upper
-layer: whiteouts (``w``, a 0/0 character device: a base file the sprite deleted) and
-opaque directories (``o``: one that hides the base directory beneath it).
+The layer's format (what ``.sprite/...`` paths, whiteouts and opaque directories are)
+is :mod:`.layer_format`'s.
 """
 
 from __future__ import annotations
@@ -23,37 +20,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .layer_format import (
+    DIR_KINDS,
+    OPAQUE_XATTRS,
+    PLATFORM_PATH,
+    is_opaque,
+    is_whiteout,
+    locate,
+)
+
 if TYPE_CHECKING:
     from .manifests import Entry
-    from .stat_cache import CacheEntry
+    from .stat_cache import CachedFile
 
 JOURNAL = "restore.json"
 STAGING = "restore-staging"
 TRASH = "restore-trash"
-PLATFORM = "platform"  # beside the tree; the sprite sees it as /.sprite
-PLATFORM_PATH = ".sprite"
-DIR_KINDS = ("d", "o")
-OPAQUE_XATTRS = ("user.overlay.opaque", "trusted.overlay.opaque")
-
-
-def locate(top: str, path: str) -> str:
-    """The host path of manifest path ``path`` for the tree ``top``."""
-    if path == PLATFORM_PATH or path.startswith(PLATFORM_PATH + "/"):
-        return os.path.join(os.path.dirname(top), PLATFORM) + path[len(PLATFORM_PATH):]
-    return top if path == "." else f"{top}/{path}"
-
-
-def is_whiteout(info: os.stat_result) -> bool:
-    return stat.S_ISCHR(info.st_mode) and info.st_rdev == 0
-
-
-def is_opaque(path: str) -> bool:
-    """Whether overlayfs marked the directory opaque (it hides the base beneath)."""
-    for name in OPAQUE_XATTRS:
-        with contextlib.suppress(OSError):
-            if os.getxattr(path, name, follow_symlinks=False) == b"y":
-                return True
-    return False
 
 
 def _set_opaque(path: str, opaque: bool) -> None:
@@ -81,11 +63,11 @@ class Plan:
     mkdir: list[str] = field(default_factory=list)
     place: list[Entry] = field(default_factory=list)
     fix: list[Entry] = field(default_factory=list)
-    kept: dict[str, CacheEntry] = field(default_factory=dict)
+    kept: dict[str, CachedFile] = field(default_factory=dict)
 
 
 def plan(top: str, target: list[Entry], live: dict[str, os.stat_result],
-         cache: dict[str, CacheEntry]) -> Plan:
+         cache: dict[str, CachedFile]) -> Plan:
     """Keep what provably matches the target, replace the rest.
 
     ``target`` is sorted, so a directory comes before what it holds. A wanted path that
@@ -103,9 +85,7 @@ def plan(top: str, target: list[Entry], live: dict[str, os.stat_result],
         info = live.get(path)
         if info is not None and entry.kind == "f":
             cached = known(path)
-            if (cached is not None and cached[4] == entry.ref
-                    and cached[1] == info.st_mtime_ns and cached[3] == info.st_ctime_ns
-                    and cached[0] == info.st_size and cached[2] == info.st_ino
+            if (cached is not None and cached.ref == entry.ref and cached.matches(info)
                     and stat.S_ISREG(info.st_mode)):  # the content is the target's
                 if info.st_mtime_ns != entry.mtime_ns or stat.S_IMODE(info.st_mode) != entry.mode:
                     result.fix.append(entry)
@@ -131,7 +111,7 @@ def plan(top: str, target: list[Entry], live: dict[str, os.stat_result],
     return result
 
 
-def _matches(top: str, entry: Entry, info: os.stat_result, cached: CacheEntry | None) -> bool:
+def _matches(top: str, entry: Entry, info: os.stat_result, cached: CachedFile | None) -> bool:
     """Whether a live path already has the entry's type and content (mode, mtime aside)."""
     if entry.kind in DIR_KINDS:
         return stat.S_ISDIR(info.st_mode)
@@ -139,8 +119,8 @@ def _matches(top: str, entry: Entry, info: os.stat_result, cached: CacheEntry | 
         return is_whiteout(info)
     if entry.kind == "l":
         return stat.S_ISLNK(info.st_mode) and os.readlink(locate(top, entry.path)) == entry.ref
-    return (stat.S_ISREG(info.st_mode) and cached is not None and cached[:4] == stat_key(info)
-            and cached[4] == entry.ref)
+    return (stat.S_ISREG(info.st_mode) and cached is not None and cached.matches(info)
+            and cached.ref == entry.ref)
 
 
 def apply(top: str, sprite_dir: Path, journal: dict) -> None:

@@ -23,7 +23,7 @@ sprite's deletions of base files); entries that vanish mid-walk are skipped.
 A tree is the sprite's writable layer (the sandbox's ``/`` and the upper layers of its
 overlaid system directories), so a snapshot's cost follows what the sprite changed,
 never the size of the host's base. ``/.sprite``'s services, policy and logs come from
-the platform directory beside the tree (:func:`.restore_plan.locate`).
+the platform directory beside the tree (:func:`.layer_format.locate`).
 
 A restore changes only what differs. It copies every file and symlink the target
 needs into a staging directory beside the tree (from objects: an object is never
@@ -50,19 +50,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import restore_plan
+from .layer_format import DIR_KINDS, is_opaque, locate
 from .layer_walk import describe_error, walk_layer
 from .manifests import Entry, ManifestStore
 from .objects import CHUNKED_OVER, MissingData, ObjectStore
-from .restore_plan import (
-    DIR_KINDS,
-    JOURNAL,
-    STAGING,
-    TRASH,
-    is_opaque,
-    locate,
-    stat_key,
-)
-from .stat_cache import CacheEntry, StatCaches
+from .restore_plan import JOURNAL, STAGING, TRASH, stat_key
+from .stat_cache import CachedFile, StatCaches
 from .store import Store
 
 Progress = Callable[[str], None]
@@ -136,10 +129,10 @@ class Snapshotter:
         """A stored manifest's entries; raises OSError or ValueError if missing or damaged."""
         return self._manifests.load(manifest_id)
 
-    def _load_cache(self, sprite: str) -> dict[str, CacheEntry]:
+    def _load_cache(self, sprite: str) -> dict[str, CachedFile]:
         return self._stat_caches.load(sprite)
 
-    def _save_cache(self, sprite: str, cache: dict[str, CacheEntry]) -> None:
+    def _save_cache(self, sprite: str, cache: dict[str, CachedFile]) -> None:
         self._stat_caches.save(sprite, cache)
 
     def _forget_cache(self, sprite: str) -> None:
@@ -195,8 +188,8 @@ class Snapshotter:
                 for stored in os.scandir(fanout.path):
                     if fanout.name + stored.name not in keep:
                         os.unlink(stored.path)
-        self.store.forget_presence()
-        self._manifests.forget_presence()
+        self.store.keep_presence(needed)
+        self._manifests.keep_presence(pages)
         self.store.prune_assembled()
         marker.unlink()
 
@@ -205,7 +198,7 @@ class Snapshotter:
     def snapshot(self, sprite: str, root: Path, progress: Progress | None = None) -> str:
         """Snapshot ``root``; return the manifest id to record with the checkpoint."""
         cache = self._load_cache(sprite)
-        fresh: dict[str, CacheEntry] = {}
+        fresh: dict[str, CachedFile] = {}
         entries: list[Entry] = []
         meter = _Meter(progress, self._unsettled.get(sprite, {}))
         reused = 0
@@ -218,20 +211,21 @@ class Snapshotter:
                 mode = info.st_mode
                 if is_file(mode):
                     cached = known(rel)
-                    if (cached is not None and cached[1] == info.st_mtime_ns
-                            and cached[3] == info.st_ctime_ns and cached[0] == info.st_size
-                            and cached[2] == info.st_ino
-                            and (cached[4] in present or has_ref(cached[4]))):
+                    if (cached is not None and cached.mtime_ns == info.st_mtime_ns
+                            and cached.ctime_ns == info.st_ctime_ns
+                            and cached.size == info.st_size and cached.ino == info.st_ino
+                            and (cached.ref in present or has_ref(cached.ref))):
                         fresh[rel] = cached
-                        if len(cached) == 5:  # its entry, made once per cache entry
-                            cached.append(_entry(Entry, (rel, "f", stat.S_IMODE(mode),
-                                                         info.st_mtime_ns, info.st_size,
-                                                         cached[4])))
-                        add(cached[5])
+                        entry = cached.entry
+                        if entry is None:  # made once per cache entry
+                            entry = cached.entry = _entry(Entry, (
+                                rel, "f", stat.S_IMODE(mode), info.st_mtime_ns, info.st_size,
+                                cached.ref))
+                        add(entry)
                         reused += 1
                     else:
                         self._read_file(top, rel, fresh, entries, meter,
-                                        cached[4] if cached is not None else None)
+                                        cached.ref if cached is not None else None)
                 elif stat.S_ISDIR(mode):
                     kind = "o" if is_opaque(locate(top, rel)) else "d"
                     add(Entry(rel, kind, stat.S_IMODE(mode), info.st_mtime_ns))
@@ -245,14 +239,14 @@ class Snapshotter:
             raise SnapshotError(describe_error(exc, top)) from exc
         manifest = self._save_manifest(sprite, entries)
         self.stored[sprite], self._unsettled[sprite] = meter.changed, meter.unsettled
-        if fresh != cache:
+        if not reused == len(fresh) == len(cache):  # else it is the cache, entry for entry
             self._save_cache(sprite, fresh)
         if progress:
             progress(f"Saved {len(entries):,} entries ({meter.files:,} files read, "
                      f"{reused:,} unchanged)")
         return manifest
 
-    def _read_file(self, top: str, rel: str, fresh: dict[str, CacheEntry],
+    def _read_file(self, top: str, rel: str, fresh: dict[str, CachedFile],
                    entries: list[Entry], meter: _Meter, cached_ref: str | None) -> None:
         """Store a file that is new or changed (or not trusted from the cache)."""
         read_at = time.time_ns()
@@ -263,7 +257,7 @@ class Snapshotter:
         settled = stat_key(before) == stat_key(after) and size == before.st_size and _settled(
             before, read_at)
         if settled:
-            fresh[rel] = [*stat_key(before), ref]
+            fresh[rel] = CachedFile.of(before, ref)
         entries.append(Entry(rel, "f", stat.S_IMODE(before.st_mode), before.st_mtime_ns,
                              size, ref))
         meter.add(rel, ref, size, settled, cached_ref)
@@ -328,8 +322,8 @@ class Snapshotter:
             cache = plan.kept
             for entry in [*plan.place, *plan.fix]:  # nothing writes meanwhile: content known
                 if entry.kind == "f":
-                    cache[entry.path] = [*stat_key(os.lstat(locate(top, entry.path))),
-                                         entry.ref]
+                    cache[entry.path] = CachedFile.of(os.lstat(locate(top, entry.path)),
+                                                      entry.ref)
             self._save_cache(sprite, cache)
             self._restored[sprite] = manifest_id
             store.set_source(sprite, checkpoint_id)

@@ -22,48 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from ..wire import rfc3339
+from .schema import create_or_upgrade
 
 ORGANIZATION = "local"
 
 log = logging.getLogger("sprites_jupyter.local")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sprites (
-    name TEXT PRIMARY KEY,
-    id TEXT NOT NULL,
-    url_settings TEXT NOT NULL,
-    labels TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    last_running_at REAL,
-    source_id TEXT NOT NULL DEFAULT 'v0',
-    next_version INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS checkpoints (
-    sprite TEXT NOT NULL REFERENCES sprites(name) ON DELETE CASCADE,
-    id TEXT NOT NULL,
-    create_time REAL NOT NULL,
-    create_time_text TEXT,
-    comment TEXT NOT NULL DEFAULT '',
-    source_id TEXT,
-    is_auto INTEGER NOT NULL DEFAULT 0,
-    manifest TEXT NOT NULL,
-    changed_bytes INTEGER,
-    PRIMARY KEY (sprite, id)
-);
-CREATE INDEX IF NOT EXISTS checkpoints_by_time ON checkpoints (sprite, create_time);
-"""
-
-# ``wire.rfc3339(create_time)`` in SQL, digit for digit: whole seconds, then the fraction
-# rounded half to even to microseconds as ``datetime.fromtimestamp`` does (a carry into
-# the next second included).
-_SECONDS = "CAST(create_time AS INTEGER)"
-_MICROS = f"((create_time - {_SECONDS}) * 1000000.0)"
-_WHOLE = f"CAST({_MICROS} AS INTEGER)"
-_ROUNDED = (f"({_WHOLE} + ({_MICROS} - {_WHOLE} > 0.5"
-            f" OR ({_MICROS} - {_WHOLE} = 0.5 AND {_WHOLE} % 2 = 1)))")
-_RFC3339_SQL = (f"strftime('%Y-%m-%dT%H:%M:%S', {_SECONDS} + {_ROUNDED} / 1000000, 'unixepoch')"
-               f" || printf('.%06dZ', {_ROUNDED} % 1000000)")
 
 # One Checkpoint object of the listing (see ``checkpoint_json``), made by SQLite.
 _IS_AUTO_JSON = "json(CASE WHEN is_auto THEN 'true' ELSE 'false' END)"
@@ -147,9 +110,7 @@ class Store:
             # only a power cut may undo the last commits, and a commit waits for no fsync.
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
-            db.executescript(_SCHEMA)
-            _add_create_time_text(db)
-            _add_changed_bytes(db)
+            create_or_upgrade(db)
         except sqlite3.Error:
             db.close()
             raise
@@ -368,22 +329,6 @@ class Store:
             seen.add(ancestor)
             chain.append(ancestor)
         return list(reversed(chain))
-
-
-def _add_create_time_text(db: sqlite3.Connection) -> None:
-    """Databases made before listings were built by SQLite lack the formatted times."""
-    if "create_time_text" in {row[1] for row in db.execute("PRAGMA table_info(checkpoints)")}:
-        return
-    db.execute("BEGIN IMMEDIATE")  # a failure leaves it uncommitted: closing rolls it back
-    db.execute("ALTER TABLE checkpoints ADD COLUMN create_time_text TEXT")
-    db.execute(f"UPDATE checkpoints SET create_time_text = {_RFC3339_SQL}")
-    db.execute("COMMIT")
-
-
-def _add_changed_bytes(db: sqlite3.Connection) -> None:
-    """Databases made before checkpoints recorded their size of change: unknown (NULL)."""
-    if "changed_bytes" not in {row[1] for row in db.execute("PRAGMA table_info(checkpoints)")}:
-        db.execute("ALTER TABLE checkpoints ADD COLUMN changed_bytes INTEGER")
 
 
 def sprite_json(row: SpriteRow, *, url: str, status: str) -> dict[str, Any]:

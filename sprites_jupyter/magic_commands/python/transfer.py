@@ -1,14 +1,16 @@
 """Values between this kernel and the sprite's Python session: ``push`` and ``pull``.
 
-A value is serialised straight into fixed-size parts uploaded through the
-filesystem API (the real service limits single uploads), so only one part is
-ever held here besides the value; the agent reads the parts in order as one
-stream. Pulling goes the other way: the agent writes one file, this side streams
-it back. A ``.npy`` array is read straight into the array's own memory as the bytes
-arrive, a pickle loaded as they arrive; Parquet (it seeks) and bytes (allocated once)
-go through a file on disk first.
-Formats: bytes raw, numpy arrays as ``.npy``, DataFrames as Parquet when pyarrow
-is on both sides, anything else by pickle (cloudpickle when both sides have it).
+A value goes up through the filesystem API as parts of at most ``PART_SIZE`` (one
+request each, streamed): bytes and contiguous arrays straight from their own memory
+(an array as its ``.npy`` header and then its buffer, nothing serialised or copied
+here), anything else serialised into parts of ``SERIALISED_PART`` as it is written,
+so only one part is held here besides the value. The agent reads the parts in order
+as one stream, an array straight into its own memory. Pulling goes the other way:
+the agent writes one file, this side streams it back into the value's memory (an
+array as the bytes arrive, bytes into one buffer, an Arrow stream or a pickle as it
+loads). Formats: bytes raw, numpy arrays as ``.npy``, DataFrames as an Arrow IPC
+stream when pyarrow is on both sides (their columns' memory as it is: Parquet costs
+~7x the CPU to encode), anything else by pickle (cloudpickle when both sides have it).
 """
 
 from __future__ import annotations
@@ -17,9 +19,7 @@ import contextlib
 import gc
 import importlib.util
 import io
-import os
 import pickle
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 
 from ...client import Sprite
-from ...remote.python_agent_values import write_value
+from ...remote.python_agent_values import read_arrow, read_npy, write_value
 from ..context import CommandContext
 from .session import HOME, STATE_DIR
 
@@ -37,13 +37,14 @@ if TYPE_CHECKING:
 
 __all__ = ["PartWriter", "pull_value", "push_value"]
 
-PART_SIZE = 8 * 1024 * 1024
+PART_SIZE = 256 * 1024 * 1024  # the most one request uploads
+SERIALISED_PART = 32 * 1024 * 1024  # what a serialiser fills before it goes up
 
 
 class PartWriter:
     """A write-only file that uploads every ``part_size`` bytes as the next part."""
 
-    def __init__(self, sprite: Sprite, folder: str, part_size: int = PART_SIZE) -> None:
+    def __init__(self, sprite: Sprite, folder: str, part_size: int = SERIALISED_PART) -> None:
         self.sprite = sprite
         self.folder = folder
         self.part_size = part_size
@@ -83,13 +84,66 @@ class PartWriter:
         if self._buffer or not self.parts:
             self._upload()
 
+    def upload_buffers(self, buffers: list[memoryview]) -> None:
+        """Upload ``buffers`` (back to back) as parts of at most ``PART_SIZE``, sent
+        from their own memory."""
+        for part in _split(buffers, PART_SIZE):
+            self.sprite.write_buffers(f"{self.folder}/{self.parts:06d}", part)
+            self.parts += 1
+            self.size += sum(len(piece) for piece in part)
+
     def _upload(self) -> None:
-        self.sprite.write_file(f"{self.folder}/{self.parts:06d}", bytes(self._buffer))
+        self.sprite.write_buffers(f"{self.folder}/{self.parts:06d}", [self._buffer])
         self.parts += 1
-        self._buffer.clear()
-        # httpx's request/response objects form reference cycles that keep each part's
-        # bytes alive until the collector runs; collect the young ones now.
+        # A new buffer, not a cleared one: the sent part's memory stays exported to
+        # httpx's request objects, whose reference cycles the collector frees (now).
+        self._buffer = bytearray()
         gc.collect(1)
+
+
+def _split(buffers: list[memoryview], part_size: int) -> list[list[memoryview]]:
+    """``buffers`` cut into consecutive parts of ``part_size`` bytes (the last shorter),
+    as views: nothing is copied. No bytes at all is one empty part."""
+    parts: list[list[memoryview]] = [[]]
+    room = part_size
+    for buffer in buffers:
+        view = buffer.cast("B")
+        while view:
+            if not room:
+                parts.append([])
+                room = part_size
+            piece = view[:room]
+            parts[-1].append(piece)
+            room -= len(piece)
+            view = view[len(piece):]
+    return parts
+
+
+def _buffers(value: Any, kind: str) -> list[memoryview] | None:
+    """The bytes to send for ``value`` as views of memory it already has, when it has
+    them in one piece: bytes as they are, a C- or Fortran-contiguous array as its
+    ``.npy`` header and its buffer. ``None``: serialise it."""
+    if kind == "raw":
+        return [memoryview(value)]
+    if kind != "npy" or value.dtype.names is not None:
+        return None  # record arrays keep numpy's own header versions
+    import numpy
+    from numpy.lib import format as npy
+
+    if value.flags.c_contiguous:
+        data = value.reshape(-1)
+    elif value.flags.f_contiguous:
+        data = value.T.reshape(-1)
+    else:
+        return None
+    header = io.BytesIO()
+    fields = npy.header_data_from_array_1_0(value)
+    try:
+        npy.write_array_header_1_0(header, fields)
+    except ValueError:  # a shape too long for a 1.0 header
+        header = io.BytesIO()
+        npy.write_array_header_2_0(header, fields)
+    return [header.getbuffer(), data.view(numpy.uint8).data]
 
 
 def _type_name(value: Any) -> str:
@@ -142,10 +196,13 @@ def _push_format(value: Any, remote: dict[str, bool], name: str, python: str) ->
         return "npy"
     if type(value).__name__ == "DataFrame" and module == "pandas" \
             and remote.get("pyarrow") and _local_has("pyarrow"):
-        return "parquet"
-    if remote.get("cloudpickle") and _local_has("cloudpickle"):
-        return "cloudpickle"
-    return "pickle"
+        return "arrow"
+    return _pickle_format(remote)
+
+
+def _pickle_format(remote: dict[str, bool]) -> str:
+    return "cloudpickle" if remote.get("cloudpickle") and _local_has("cloudpickle") \
+        else "pickle"
 
 
 class _ChunkStream(io.RawIOBase):
@@ -157,10 +214,6 @@ class _ChunkStream(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
-
-    def unread(self, data: bytes) -> None:
-        """Put ``data`` back in front of what is still to be read."""
-        self._pending = memoryview(bytes(data) + bytes(self._pending))
 
     def readinto(self, buffer: Any) -> int:
         while not self._pending:
@@ -175,54 +228,19 @@ class _ChunkStream(io.RawIOBase):
 
 
 def _read(sprite: Sprite, path: str, kind: str) -> Any:
-    """Load a value the agent wrote: an array straight into its own memory as the bytes
-    arrive, a pickle as it streams; Parquet (it seeks) and bytes (so the value is
-    allocated once) via a local temporary file."""
+    """Load a value the agent wrote as its bytes arrive: an array straight into its own
+    memory, an Arrow stream or a pickle as it loads, bytes gathered in memory."""
     with contextlib.closing(sprite.iter_file(path)) as chunks:
         if kind == "npy":
-            return _read_npy(_ChunkStream(chunks))
+            return read_npy(_ChunkStream(chunks))
+        if kind == "arrow":
+            return read_arrow(io.BufferedReader(_ChunkStream(chunks), 1 << 20))
         if kind in ("pickle", "cloudpickle"):
-            return pickle.load(io.BufferedReader(_ChunkStream(chunks), PART_SIZE))
-        handle, local_path = tempfile.mkstemp(prefix="sprite-pull-")
-        try:
-            with os.fdopen(handle, "wb") as target:
-                for chunk in chunks:
-                    target.write(chunk)
-            if kind == "parquet":
-                import pandas
-
-                return pandas.read_parquet(local_path)
-            with open(local_path, "rb") as source:
-                return source.read()
-        finally:
-            os.unlink(local_path)
-
-
-def _read_npy(stream: _ChunkStream) -> Any:
-    """An ``.npy`` stream as an array, its data copied once, into the array's memory
-    (``numpy.lib.format.read_array`` reads it in 256 KB pieces and copies each twice)."""
-    import numpy
-    from numpy.lib import format as npy
-
-    version = npy.read_magic(stream)
-    if version != (1, 0):  # headers too long for 1.0, or field names not in ASCII
-        stream.unread(npy.magic(*version))
-        return npy.read_array(io.BufferedReader(stream, PART_SIZE), allow_pickle=False)
-    shape, fortran_order, dtype = npy.read_array_header_1_0(stream)
-    count = 1
-    for length in shape:
-        count *= length
-    flat = numpy.empty(count, dtype=dtype)
-    view = flat.data.cast("B")
-    filled = 0
-    while filled < len(view):
-        got = stream.readinto(view[filled:])
-        if not got:
-            raise UsageError(f"the pulled array ended after {filled:,} of {len(view):,} bytes")
-        filled += got
-    if fortran_order:
-        return flat.reshape(shape[::-1]).transpose()
-    return flat.reshape(shape)
+            return pickle.load(io.BufferedReader(_ChunkStream(chunks), 1 << 20))
+        gathered = io.BytesIO()
+        for chunk in chunks:
+            gathered.write(chunk)
+    return gathered.getvalue()
 
 
 def _load_failure(error: Exception, remote: str, type_name: str) -> UsageError:
@@ -242,18 +260,25 @@ def _load_failure(error: Exception, remote: str, type_name: str) -> UsageError:
 
 def _accepted() -> list[str]:
     formats = ["raw", "pickle"]
-    formats += [name for name, module in (("npy", "numpy"), ("parquet", "pyarrow"),
+    formats += [name for name, module in (("npy", "numpy"), ("arrow", "pyarrow"),
                                           ("cloudpickle", "cloudpickle")) if _local_has(module)]
     return formats
 
 
-def _upload(value: Any, kind: str, writer: PartWriter, name: str) -> None:
+def _upload(value: Any, kind: str, writer: PartWriter, name: str, fallback: str) -> str:
+    """Send ``value`` as ``kind`` (or ``fallback``, see ``write_value``); the format sent."""
+    buffers = _buffers(value, kind)
+    if buffers is not None:
+        writer.upload_buffers(buffers)
+        return kind
     try:
-        write_value(value, kind, writer)
-    except (pickle.PicklingError, TypeError, AttributeError, ValueError) as error:
+        kind = write_value(value, kind, writer, fallback)
+    except (pickle.PicklingError, TypeError, AttributeError, ValueError,
+            NotImplementedError) as error:
         raise UsageError(f"Cannot push {name}: a {_type_name(value)} cannot be serialised "
                          f"({error})") from None
     writer.close()
+    return kind
 
 
 def push_value(ctx: CommandContext, session: PythonSession, local: str, remote: str) -> None:
@@ -263,12 +288,13 @@ def push_value(ctx: CommandContext, session: PythonSession, local: str, remote: 
         if local not in ctx.shell.user_ns:
             raise UsageError(f"No variable {local} in this kernel")
         value = ctx.shell.user_ns[local]
-        kind = _push_format(value, _session_has(session), local, session.python)
+        remote_has = _session_has(session)
+        kind = _push_format(value, remote_has, local, session.python)
         folder = f"{STATE_DIR}/transfer/{uuid.uuid4().hex}"
-        writer = PartWriter(sprite, f"{HOME}/{folder}")
+        writer = PartWriter(sprite, f"{HOME}/{folder}", SERIALISED_PART)
         started = time.monotonic()
         try:
-            _upload(value, kind, writer, local)
+            kind = _upload(value, kind, writer, local, _pickle_format(remote_has))
         except BaseException:
             with contextlib.suppress(Exception):
                 sprite.delete(f"{HOME}/{folder}", recursive=True)
@@ -303,7 +329,8 @@ def pull_value(ctx: CommandContext, session: PythonSession, remote: str, local: 
                              f"that cannot be serialised ({ename}: {evalue})")
         try:
             ctx.shell.user_ns[local] = _read(sprite, f"{HOME}/{path}", str(done["format"]))
-        except (ImportError, AttributeError, pickle.UnpicklingError, EOFError) as error:
+        except (ImportError, AttributeError, pickle.UnpicklingError, EOFError,
+                ValueError) as error:
             raise _load_failure(error, remote, str(done.get("type_name") or "value")) from None
         finally:
             with contextlib.suppress(Exception):

@@ -29,22 +29,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ...errors import LocalError, Unavailable
+from ...errors import LocalError
 from ...storage import paths
 from .cgroups import SpriteCgroup
 from .files import SandboxFiles
 from .host_ids import SpareNamespaces, remapped, sprite_host_id
-from .init_channel import (
-    MAX_MESSAGE,
-    Malformed,
-    close_all,
-    is_int,
-    parse_message,
-    read_all,
-    received_fds,
-    send_message,
-)
+from .init_channel import MAX_MESSAGE, close_all, is_int, read_all
 from .init_launch import Isolation, init_command, init_payload
+from .init_link import InitGone, InitLink
 from .limits import size_text
 
 log = logging.getLogger("sprites_jupyter.local.sandbox")
@@ -54,10 +46,6 @@ _FALLBACK_GRACE = 2.0
 _SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _NAMESPACES = SpareNamespaces()
 """This server's source of user namespace pairs for sandboxes (a root server's)."""
-
-
-class InitGone(Unavailable):
-    """The sprite's init is not running (its sandbox stopped or could not start)."""
 
 
 class SpawnFailed(OSError):
@@ -115,12 +103,8 @@ class Sandbox:
         self._released = asyncio.Event()
         self._released.set()
         self._process: asyncio.subprocess.Process | None = None
-        self._control: socket.socket | None = None
+        self._link: InitLink | None = None
         self._init_pid: int | None = None
-        self._next_id = 0
-        self._pending: dict[int, asyncio.Future[tuple[dict[str, Any], list[int]]]] = {}
-        self._children: dict[int, Child] = {}
-        self._exits: dict[int, int] = {}
         self._cgroup: SpriteCgroup | None = None
         self.platform_env: dict[str, str] = {}
         self.network_hooks: list[Callable[[str], Awaitable[None]]] = []
@@ -133,7 +117,7 @@ class Sandbox:
 
     @property
     def running(self) -> bool:
-        return self._control is not None
+        return self._link is not None
 
     # -- how the sprite's processes see things ---------------------------------
 
@@ -180,7 +164,7 @@ class Sandbox:
         Waits while the sandbox is held :meth:`stopped`."""
         await self._released.wait()
         async with self._lock:
-            if self._control is not None:
+            if self._link is not None:
                 return
             await asyncio.to_thread(self.files.prepare, self.host_id)
             log_start = self.files.init_log_size()
@@ -219,12 +203,8 @@ class Sandbox:
             with contextlib.suppress(ConnectionError):
                 await self._process.stdin.drain()
             self._process.stdin.close()
-            parent.setblocking(False)
-            self._control = parent
-            ready: asyncio.Future[tuple[dict[str, Any], list[int]]] = (
-                asyncio.get_running_loop().create_future())
-            self._pending[-1] = ready
-            asyncio.get_running_loop().add_reader(parent, self._on_readable)
+            self._link = InitLink(self.name, parent, self._lost)
+            ready = self._link.ready
             try:
                 if self.isolation.sandboxed:
                     await self._set_up_network(info_r, ready)
@@ -274,11 +254,14 @@ class Sandbox:
         finally:
             self._released.set()
 
+    def _lost(self) -> None:
+        """The init ended or misbehaved: stop the sandbox (and so every process of it)."""
+        asyncio.get_running_loop().create_task(self.stop())
+
     async def _teardown(self) -> None:
-        control, self._control = self._control, None
-        if control is not None:
-            asyncio.get_running_loop().remove_reader(control)
-            control.close()
+        link, self._link = self._link, None
+        if link is not None:
+            link.close()
         process, self._process = self._process, None
         if process is not None:
             if self._init_pid is not None and self.isolation.sandboxed:
@@ -291,7 +274,8 @@ class Sandbox:
                 process.kill()
             await process.wait()
         self._init_pid = None
-        self._fail_all()
+        if link is not None:
+            link.fail_all(-signal.SIGKILL)
         await self._leave_cgroup()
 
     async def _join_cgroup(self, argv: list[str]) -> list[str]:
@@ -327,97 +311,13 @@ class Sandbox:
         return ("killed: over the sprite's memory limit "
                 f"({size_text(self.isolation.limits.memory_bytes)})")
 
-    def _fail_all(self) -> None:
-        for future in self._pending.values():
-            if not future.done():
-                future.set_exception(InitGone(f"the sandbox of {self.name} stopped"))
-        self._pending.clear()
-        for child in self._children.values():
-            child._finish(-signal.SIGKILL)
-        self._children.clear()
-        self._exits.clear()
-
-    # -- messages -------------------------------------------------------------
-
-    def _on_readable(self) -> None:
-        control = self._control
-        if control is None:
-            return
-        while True:
-            try:
-                data, ancillary, _, _ = control.recvmsg(
-                    MAX_MESSAGE, socket.CMSG_SPACE(16), socket.MSG_CMSG_CLOEXEC)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                data, ancillary = b"", []
-            if not data:
-                log.warning("the init of sprite %s ended", self.name)
-                asyncio.get_running_loop().create_task(self.stop())
-                asyncio.get_running_loop().remove_reader(control)
-                return
-            fds = received_fds(ancillary)
-            try:
-                self._dispatch(parse_message(data), fds)
-            except Malformed as exc:
-                for fd in fds:
-                    with contextlib.suppress(OSError):
-                        os.close(fd)
-                log.warning("the init of sprite %s sent a malformed message (%s): stopping "
-                            "its sandbox", self.name, exc)
-                asyncio.get_running_loop().remove_reader(control)
-                asyncio.get_running_loop().create_task(self.stop())
-                return
-
-    def _dispatch(self, message: dict[str, Any], fds: list[int]) -> None:
-        """Hand an answer to its request; every fd not handed on is closed here."""
-        if "exit" in message:
-            pid, status = message["exit"], message.get("status")
-            if not is_int(pid) or not is_int(status):
-                raise Malformed("exit without integer pid and status")
-            close_all(fds)
-            child = self._children.pop(pid, None)
-            if child is not None:
-                child._finish(status)
-            else:
-                self._exits[pid] = status
-            return
-        key = -1 if "ready" in message else message.get("id")
-        if not is_int(key):
-            raise Malformed("no request id")
-        future = self._pending.pop(key, None)
-        if future is None or future.done():
-            close_all(fds)
-            return
-        if key == -1:
-            close_all(fds)
-            fds = []
-        future.set_result((message, fds))
-
     async def _request(self, message: dict[str, Any], fds: Sequence[int] = ()
-                       ) -> tuple[dict[str, Any], list[int]]:
+                       ) -> tuple[InitLink, tuple[dict[str, Any], list[int]]]:
         await self.start()
-        control = self._control
-        if control is None:
+        link = self._link
+        if link is None:
             raise InitGone(f"the sandbox of {self.name} stopped")
-        self._next_id += 1
-        request_id = message["id"] = self._next_id
-        future: asyncio.Future[tuple[dict[str, Any], list[int]]] = (
-            asyncio.get_running_loop().create_future())
-        self._pending[request_id] = future
-        try:
-            await self._send(control, message, fds)
-        except BaseException:
-            self._pending.pop(request_id, None)
-            raise
-        return await future
-
-    async def _send(self, control: socket.socket, message: dict[str, Any],
-                    fds: Sequence[int] = ()) -> None:
-        try:
-            await send_message(control, message, fds)
-        except OSError as exc:
-            raise InitGone(f"the sandbox of {self.name} stopped") from exc
+        return link, await link.request(message, fds)
 
     # -- what the rest of the server uses -------------------------------------
 
@@ -433,7 +333,7 @@ class Sandbox:
         request = {"op": "spawn", "argv": argv, "executable": executable, "env": env,
                    "cwd": cwd, "tty": tty, "rows": rows, "cols": cols}
         oom_kills_before = self.oom_kills()
-        answer, fds = await self._request(request, [] if tty else list(stdio or ()))
+        link, (answer, fds) = await self._request(request, [] if tty else list(stdio or ()))
         master = fds.pop(0) if tty and fds else None
         close_all(fds)
         if "error" in answer or not is_int(answer.get("pid")) or (tty and master is None):
@@ -448,20 +348,13 @@ class Sandbox:
                            "(sprites-local serve --max-processes): end some, or raise it")
             raise SpawnFailed(code, message, "cwd" if answer.get("stage") == "cwd" else "exec")
         child = Child(self, answer["pid"], oom_kills_before)
-        exited = self._exits.pop(child.pid, None)
-        if exited is not None:
-            child._finish(exited)
-        else:
-            self._children[child.pid] = child
+        link.adopt(child.pid, child._finish)
         return child, master
 
     def send_signal(self, pid: int, sig: int) -> None:
         """Signal a process group of the sprite (fire and forget)."""
-        control = self._control
-        if control is None:
-            return
-        with contextlib.suppress(OSError):
-            control.sendmsg([json.dumps({"op": "signal", "pid": pid, "sig": int(sig)}).encode()])
+        if self._link is not None:
+            self._link.send_signal(pid, sig)
 
     async def connect(self, host: str, port: int) -> socket.socket:
         """A TCP connection to ``host:port`` made from inside the sprite (its loopback)."""
@@ -477,7 +370,7 @@ class Sandbox:
                 sock.close()
                 raise
             return sock
-        answer, fds = await self._request({"op": "connect", "host": host, "port": port})
+        _, (answer, fds) = await self._request({"op": "connect", "host": host, "port": port})
         if "error" in answer or not fds:
             close_all(fds)
             code = answer.get("errno")

@@ -46,13 +46,14 @@ class Subscription:
         self._events.append(event)
         self._ready.set()
 
-    def put_output(self, events: list[Event]) -> None:
-        """Output events (``data`` set): those that do not fit are counted as dropped."""
-        for index, event in enumerate(events):
-            size = len(event["data"])
-            if len(self._events) >= self._max_events or self._bytes + size > self._max_bytes:
-                self._dropped += len(events) - index
-                break
+    def put_output(self, event: Event) -> None:
+        """An output event (``data``: one read's lines): if it does not fit, its lines are
+        counted as dropped."""
+        data = event["data"]
+        size = len(data)
+        if len(self._events) >= self._max_events or self._bytes + size > self._max_bytes:
+            self._dropped += data.count("\n") or 1
+        else:
             self._flush_drops()
             self._events.append(event)
             self._bytes += size

@@ -34,12 +34,14 @@ log = logging.getLogger("sprites_jupyter.local.services")
 
 Event = dict[str, Any]
 _CHUNK = 65536  # the longest piece of a line sent as one event
-_READ = 16384
+_READ = 65536  # one event per read: large reads, few objects per byte
 _PUMP_GRACE = 2.0
+_PAUSE_FACTOR = 2.0  # a pump's pause after a read, in units of the time that read took
 _ENV_PASSED = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")
 _LOG_LINE = re.compile(r"^(\S+) \[(stdout|stderr)\] ")
-# Receives one read's output: the stream's name, its lines and their time stamp (Unix ms).
-OutputSink = Callable[[str, list[str], int], None]
+# Receives one read's output: the stream's name, its text (whole lines, or a piece of one
+# line) and its time stamp (Unix ms).
+OutputSink = Callable[[str, str, int], None]
 
 
 def service_event(kind: str, **fields: Any) -> Event:
@@ -61,7 +63,8 @@ def service_env(sandbox: Sandbox, definition: ServiceDef) -> dict[str, str]:
 
 def read_log(path: Path, lines: int | None) -> list[Event]:
     """The last ``lines`` lines (all when None) of a service log (its rotated part
-    first), as stdout/stderr events."""
+    first), as stdout/stderr events: consecutive lines of one read (same stream, same
+    time stamp) in one event, as they were followed."""
     tail: deque[str] = deque(maxlen=lines)
     for part in (rotated(path), path):
         try:
@@ -70,16 +73,27 @@ def read_log(path: Path, lines: int | None) -> list[Event]:
             continue
         with handle:
             tail.extend(handle)
-    events = []
+    events: list[Event] = []
+    pieces: list[str] = []
+    last: tuple[str, str] | None = None
     for line in tail:
         match = _LOG_LINE.match(line)
         if match is None:
             continue
-        try:
-            stamp = int(datetime.fromisoformat(match.group(1)).timestamp() * 1000)
-        except ValueError:
-            stamp = now_ms()
-        events.append({"type": match.group(2), "data": line[match.end():], "timestamp": stamp})
+        time_text, stream = match.group(1), match.group(2)
+        if (time_text, stream) != last:
+            if pieces:
+                events[-1]["data"] = "".join(pieces)
+            last = (time_text, stream)
+            try:
+                stamp = int(datetime.fromisoformat(time_text).timestamp() * 1000)
+            except ValueError:
+                stamp = now_ms()
+            events.append({"type": stream, "data": "", "timestamp": stamp})
+            pieces = []
+        pieces.append(line[match.end():])
+    if pieces:
+        events[-1]["data"] = "".join(pieces)
     return events
 
 
@@ -162,15 +176,15 @@ class _LogFile:
         self._file: TextIO = path.open("a", encoding="utf-8")
         self._size = self._file.tell()
 
-    def write(self, kind: str, stamp: float, lines: list[str]) -> None:
-        """Append ``lines`` (each ending in a newline) under one time stamp, rotating
-        between lines whenever the next would pass the cap (a starved pump hands over
-        large batches)."""
+    def write(self, kind: str, stamp: float, text: str) -> None:
+        """Append ``text`` (whole lines, each ending in a newline) under one time stamp,
+        rotating between lines whenever the next would pass the cap (a starved pump hands
+        over large batches)."""
         prefix = f"{rfc3339(stamp)} [{kind}] "
-        text = prefix + prefix.join(lines)
         if not self._max or self._size + len(text) * 4 <= self._max:  # fits, however encoded
-            self._append([text])
+            self._append([prefix + text[:-1].replace("\n", "\n" + prefix) + "\n"])
             return
+        lines = [line + "\n" for line in text[:-1].split("\n")]
         part: list[str] = []
         part_size = 0
         for line in lines:
@@ -251,9 +265,10 @@ class ServiceProcess:
         return cls(proc, outputs, log, emit, on_exit)
 
     async def _pump(self, stream: asyncio.StreamReader, kind: str) -> None:
-        """Per chunk read: one time stamp, one log write, one emit, then a pause as long as
-        that took, so a service writing without pause gets at most half of the server's
-        time (its pipe fills and it waits) and other requests still get answered."""
+        """Per chunk read: one time stamp, one log write, one emit, then a pause twice as
+        long as that took (the pipe's reads and the followers' sends cost about as much
+        again), so a service writing without pause gets at most about two thirds of the
+        server's time (its pipe fills and it waits) and other requests still get answered."""
         pending = b""
         while chunk := await stream.read(_READ):
             started = time.perf_counter()
@@ -264,7 +279,7 @@ class ServiceProcess:
             if cut:
                 self._output(kind, pending[:cut])
                 pending = pending[cut:]
-            await asyncio.sleep(time.perf_counter() - started)
+            await asyncio.sleep(_PAUSE_FACTOR * (time.perf_counter() - started))
         if pending:
             self._output(kind, pending)
 
@@ -272,13 +287,8 @@ class ServiceProcess:
         """Log and emit ``raw``: whole lines, or a piece of one line (too long, or the last)."""
         text = raw.decode("utf-8", errors="replace")
         stamp = time.time()
-        if text.endswith("\n"):
-            lines = [line + "\n" for line in text[:-1].split("\n")]
-            self._log.write(kind, stamp, lines)
-        else:
-            lines = [text]
-            self._log.write(kind, stamp, [text + "\n"])
-        self._emit(kind, lines, int(stamp * 1000))
+        self._log.write(kind, stamp, text if text.endswith("\n") else text + "\n")
+        self._emit(kind, text, int(stamp * 1000))
 
     async def _watch(self, on_exit: Callable[[ServiceProcess], None]) -> None:
         returncode = await self._proc.wait()

@@ -9,7 +9,6 @@ whoever subscribed to a service (the streaming endpoints).
 from __future__ import annotations
 
 import asyncio
-import builtins
 import logging
 import signal
 import time
@@ -143,15 +142,15 @@ class ServiceManager:
         for subscription in self._queues.get(name, ()):
             subscription.put(event)
 
-    def _broadcast_output(self, name: str, kind: str, lines: builtins.list[str],
-                          stamp: int) -> None:
-        """One read's output lines, as events shared by every subscriber (none: no work)."""
+    def _broadcast_output(self, name: str, kind: str, text: str, stamp: int) -> None:
+        """One read's output as one event (its ``data`` a chunk of lines, as the protocol
+        allows), shared by every subscriber: a flood costs objects per read, not per line."""
         subscriptions = self._queues.get(name)
         if not subscriptions:
             return
-        events = [{"type": kind, "data": line, "timestamp": stamp} for line in lines]
+        event = {"type": kind, "data": text, "timestamp": stamp}
         for subscription in subscriptions:
-            subscription.put_output(events)
+            subscription.put_output(event)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run ``coro`` to its end even if the request that asked for it goes away."""

@@ -24,6 +24,7 @@ from .tree import TreeEntry, plan, replay
 from .view import SpriteView, chmod_fd, chown_fd
 
 CHUNK = 1 << 20
+_IOV_MAX = os.sysconf("SC_IOV_MAX")
 _COPY_FALLBACK = (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP)
 _DIR_PATH = O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -61,11 +62,22 @@ class PendingWrite:
         self.abort()
 
     def write(self, data: bytes) -> None:
+        self.write_chunks([data])
+
+    def write_chunks(self, chunks: list[bytes]) -> None:
+        """Write ``chunks`` in order with as few system calls as the kernel allows
+        (``writev``: the pieces a request body arrives in are never joined first)."""
         with sprite_errors(self.path):
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view):]
-        self.size += len(data)
+            views = [memoryview(chunk).cast("B") for chunk in chunks if chunk]
+            first = 0
+            while first < len(views):
+                written = os.writev(self._fd, views[first:first + _IOV_MAX])
+                self.size += written
+                while first < len(views) and written >= len(views[first]):
+                    written -= len(views[first])
+                    first += 1
+                if written:
+                    views[first] = views[first][written:]
 
     def copy_from(self, src_fd: int, length: int) -> None:
         """Copy ``length`` bytes (the size the source had when checked) from ``src_fd``."""
