@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.conftest import LocalServer
 from tests.local.ndjson import stream_events
@@ -38,17 +35,6 @@ def service_state(http: httpx.Client, sprite: str, svc: str) -> dict[str, Any]:
     response = http.get(svc_path(sprite, svc))
     assert response.status_code == 200, response.text
     return response.json()["state"]
-
-
-def wait_for(check: Callable[[], Any], what: str, limit: float = 15.0) -> Any:
-    """Poll until ``check()`` is truthy; fail (not time) when it never becomes so."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    pytest.fail(f"gave up waiting for {what}")
 
 
 def service_host_pid(http: httpx.Client, sprite: str, svc: str) -> int:

@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import LocalServer, start_server
 from tests.local.ndjson import stream_events
+from tests.local.sandbox_checks import eventually
 from tests.local.service_calls import (
     LONG,
     event_types,
@@ -22,7 +23,6 @@ from tests.local.service_calls import (
     sprite_platform,
     sprite_root,
     svc_path,
-    wait_for,
 )
 from tests.local.sprite_procs import alive, sandboxed
 
@@ -221,7 +221,7 @@ def test_stop_streams_output_and_is_sticky(http: httpx.Client, sprite: str) -> N
 def test_stop_kills_after_timeout(http: httpx.Client, sprite: str) -> None:
     put_service(http, sprite, "stubborn", {"cmd": "sh", "args": ["-c", 'trap "" TERM; echo up; '
                                                                        'exec sleep 60']})
-    wait_for(lambda: any(e.get("data") == "up\n" for e in stream_events(
+    eventually(lambda: any(e.get("data") == "up\n" for e in stream_events(
         http, "GET", svc_path(sprite, "stubborn", "logs"))[1]), "the TERM trap to be set")
     _, events = stream_events(http, "POST", svc_path(sprite, "stubborn", "stop"),
                               params={"timeout": "0.3s"})
@@ -231,16 +231,16 @@ def test_stop_kills_after_timeout(http: httpx.Client, sprite: str) -> None:
 
 def test_crash_is_restarted_with_backoff(http: httpx.Client, sprite: str) -> None:
     put_service(http, sprite, "flaky", {"cmd": "sh", "args": ["-c", "echo run; sleep 0.2; exit 2"]})
-    failed = wait_for(
+    failed = eventually(
         lambda: (s := service_state(http, sprite, "flaky"))["status"] == "failed" and s,
         "the first crash")
     assert failed["error"] == "exited with code 2" and failed["next_restart_at"].endswith("Z")
-    wait_for(lambda: service_state(http, sprite, "flaky")["restart_count"] >= 2, "two restarts")
+    eventually(lambda: service_state(http, sprite, "flaky")["restart_count"] >= 2, "two restarts")
 
     def runs() -> list[str]:
         _, logs = stream_events(http, "GET", svc_path(sprite, "flaky", "logs"))
         return [e["data"] for e in logs if e["type"] == "stdout"]
-    wait_for(lambda: len(runs()) >= 3, "the second restart's output")
+    eventually(lambda: len(runs()) >= 3, "the second restart's output")
     assert runs()[:3] == ["run\n"] * 3
 
 
@@ -251,8 +251,8 @@ def test_signal_kill_counts_as_crash(http: httpx.Client, sprite: str) -> None:
     response = http.post(svc_path(sprite, "signal"), json={"name": "web", "signal": "SIGKILL"})
     assert response.status_code == 204 and response.content == b""
     assert not alive(host)
-    state = wait_for(lambda: (s := service_state(http, sprite, "web"))["restart_count"] == 1
-                     and s["status"] == "running" and s, "the automatic restart")
+    state = eventually(lambda: (s := service_state(http, sprite, "web"))["restart_count"] == 1
+                       and s["status"] == "running" and s, "the automatic restart")
     assert state["pid"] != pid
 
 
@@ -261,7 +261,7 @@ def test_signal_is_delivered_and_errors(http: httpx.Client, sprite: str) -> None
     put_service(http, sprite, "web", {"cmd": "sh", "args": ["-c", script]}, duration="0.3s")
     assert http.post(svc_path(sprite, "signal"), json={"name": "web", "signal": "hup"}
                      ).status_code == 204
-    wait_for(lambda: any(e.get("data") == "got-hup\n" for e in stream_events(
+    eventually(lambda: any(e.get("data") == "got-hup\n" for e in stream_events(
         http, "GET", svc_path(sprite, "web", "logs"))[1]), "the HUP trap's output")
     cases = [({"signal": "HUP"}, 400), ({"name": "web"}, 400),
              ({"name": "web", "signal": "FOO"}, 400), ({"name": "nope", "signal": "HUP"}, 404)]
@@ -274,7 +274,7 @@ def test_signal_is_delivered_and_errors(http: httpx.Client, sprite: str) -> None
 
 def test_restart_stops_then_starts(http: httpx.Client, sprite: str) -> None:
     put_service(http, sprite, "web", {"cmd": "sh", "args": LONG})
-    wait_for(lambda: any(e.get("data") == "up\n" for e in stream_events(
+    eventually(lambda: any(e.get("data") == "up\n" for e in stream_events(
         http, "GET", svc_path(sprite, "web", "logs"))[1]), "the first run's output")
     _, events = stream_events(http, "POST", svc_path(sprite, "web", "restart"),
                               params={"duration": "0.5s"})
@@ -326,11 +326,11 @@ def test_boot_starts_services_and_ends_orphans(tmp_path: Path) -> None:
 
         local.stop(kill=True)
         if in_sandbox:  # the sandbox's init dies with the server, and its processes with it
-            wait_for(lambda: not any(alive(pid) for pid in second), "the sandbox to end")
+            eventually(lambda: not any(alive(pid) for pid in second), "the sandbox to end")
         else:  # unsandboxed, orphans outlive the server, and its next start ends them
             assert all(alive(pid) for pid in second)
         local = start_server(tmp_path / "home")
-        wait_for(lambda: not any(alive(pid) for pid in second), "the orphans to be ended")
+        eventually(lambda: not any(alive(pid) for pid in second), "the orphans to be ended")
         with local.http() as http:
             assert service_state(http, "boot", "db")["status"] == "running"
     finally:
