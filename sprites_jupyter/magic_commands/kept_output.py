@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..client import Command, NotFound, Sprite, SpritesError
+from ..client import Command, NotFound, OutputChunk, Sprite, SpritesError
 from ..widgets.logs import LogView
 
 __all__ = ["CellEnd", "Records", "ReplaySink", "read_kept", "segment_number"]
@@ -125,17 +125,13 @@ def read_kept(handle: Sprite, folder: str, sink: ReplaySink) -> tuple[bool, int,
     return ended, number, offset
 
 
-def follow_kept(command: Command, sink: ReplaySink, timeout: float | None,
-                stop: Callable[[], None], detached: threading.Event) -> int | None:
-    """The follower's records into ``sink`` until the cell ends (its exit code) or this
-    kernel detaches (``None``)."""
-    records = Records()
+def follow_to_end(command: Command, timeout: float | None, write: Callable[[OutputChunk], None],
+                  stop: Callable[[], None], detached: threading.Event) -> int | None:
+    """Hand ``command``'s chunks to ``write`` until it ends (its exit code) or this kernel
+    detaches (``None``, ``stop`` called if it still runs); Ctrl-C stops and re-raises."""
     try:
         for chunk in command.follow(timeout):
-            if chunk.stream == "stdout":
-                sink.feed(records, chunk.data)
-            else:
-                sink.view.write("stderr", chunk.data)
+            write(chunk)
     except KeyboardInterrupt:
         stop()
         raise
@@ -147,3 +143,18 @@ def follow_kept(command: Command, sink: ReplaySink, timeout: float | None,
             stop()
         return None
     return command.exit_code
+
+
+def follow_kept(command: Command, sink: ReplaySink, timeout: float | None,
+                stop: Callable[[], None], detached: threading.Event) -> int | None:
+    """The follower's records into ``sink`` until the cell ends (its exit code) or this
+    kernel detaches (``None``)."""
+    records = Records()
+
+    def write(chunk: OutputChunk) -> None:
+        if chunk.stream == "stdout":
+            sink.feed(records, chunk.data)
+        else:
+            sink.view.write("stderr", chunk.data)
+
+    return follow_to_end(command, timeout, write, stop, detached)

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 
 from IPython.core.error import UsageError
 
-from ..client import Command, SpritesError
+from ..client import Command
 from ..frames import sessions_frame
 from ..widgets.progress import track
 from .cell_replay import attach_cell, newest_cell, raise_for_end
 from .context import CommandContext
-from .kept_output import CellEnd
+from .kept_output import CellEnd, follow_to_end
 from .registry import Names, argument, subcommand
 
 if TYPE_CHECKING:
@@ -88,21 +88,15 @@ def _follow(ctx: CommandContext, title: str, command: Command, detach: Callable[
     view = ctx.log_view(title)
     view.stop_with(stop)
     try:
-        for chunk in command.follow(timeout):
-            view.write(chunk.stream, chunk.data)
+        code = follow_to_end(command, timeout, lambda chunk: view.write(chunk.stream,
+                                                                        chunk.data),
+                             stop, detached)
     except KeyboardInterrupt:
-        stop()
         view.finish("stopped", "detached by Ctrl-C; it keeps running")
         raise
-    except SpritesError:
-        if not detached.is_set():
-            raise
-    if command.exit_code is None or detached.is_set():
-        if command.exit_code is None:
-            stop()
+    if code is None:
         view.finish("stopped", "detached; it keeps running")
         return None
-    code = command.exit_code
     view.finish("done" if code == 0 else "failed", f"exit code {code}")
     return code
 
