@@ -32,6 +32,7 @@ from pathlib import Path
 
 import httpx
 from bench_common import TOKEN, compare, start_server, summary, timed
+from compare_revisions import worktree
 
 from sprites_jupyter.local.runtime.sandbox.cgroups import Reaper, group_name, own_cgroups
 
@@ -121,27 +122,20 @@ def main() -> None:
     parser.add_argument("--baseline", default="main",
                         help="the git commit to compare with (default main)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch:
-        old_code = Path(scratch, "baseline")
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(old_code),
-                        args.baseline], check=True, capture_output=True)
-        try:
-            new_starts: list[float] = []
-            new_stops: list[float] = []
-            old_starts: list[float] = []
-            old_stops: list[float] = []
-            for _ in range(max(args.repeat, 5)):  # in turns, so load hits both alike
-                start_and_stop(Path(scratch, "new"), REPO, new_starts, new_stops)
-                start_and_stop(Path(scratch, "old"), old_code, old_starts, old_stops)
-            compare("start (until the URL line)", new_starts, old_starts, most=1.05,
-                    names=("reaper", args.baseline))
-            compare("stop (SIGTERM until exit)", new_stops, old_stops,
-                    names=("reaper", args.baseline))
-            killed(Path(scratch), args.repeat)
-            spawn_cost(args.repeat)
-        finally:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force",
-                            str(old_code)], check=False, capture_output=True)
+    with tempfile.TemporaryDirectory() as scratch, worktree(args.baseline) as old_code:
+        new_starts: list[float] = []
+        new_stops: list[float] = []
+        old_starts: list[float] = []
+        old_stops: list[float] = []
+        for _ in range(max(args.repeat, 5)):  # in turns, so load hits both alike
+            start_and_stop(Path(scratch, "new"), REPO, new_starts, new_stops)
+            start_and_stop(Path(scratch, "old"), old_code, old_starts, old_stops)
+        compare("start (until the URL line)", new_starts, old_starts, most=1.05,
+                names=("reaper", args.baseline))
+        compare("stop (SIGTERM until exit)", new_stops, old_stops,
+                names=("reaper", args.baseline))
+        killed(Path(scratch), args.repeat)
+        spawn_cost(args.repeat)
 
 
 if __name__ == "__main__":

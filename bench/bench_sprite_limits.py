@@ -35,6 +35,7 @@ from typing import Any
 
 import httpx
 from bench_common import TOKEN, compare, start_server, timed
+from compare_revisions import worktree
 
 REPO = Path(__file__).resolve().parents[1]
 # Each takes what its limit allows (the next fork or allocation fails), then waits.
@@ -221,10 +222,7 @@ def main() -> None:
     parser.add_argument("--baseline", default="main",
                         help="the git commit to compare with (default main)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch:
-        old_code = Path(scratch, "baseline")
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(old_code),
-                        args.baseline], check=True, capture_output=True)
+    with tempfile.TemporaryDirectory() as scratch, worktree(args.baseline) as old_code:
         servers = []
         try:
             limits = ("--max-processes", "64", "--max-memory", "256M",
@@ -242,8 +240,6 @@ def main() -> None:
             for process in servers:
                 process.terminate()
                 process.wait(timeout=30)
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force",
-                            str(old_code)], check=False, capture_output=True)
 
 
 if __name__ == "__main__":
