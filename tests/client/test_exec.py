@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
+from types import CodeType, FrameType
 
 import pytest
 
@@ -146,10 +148,30 @@ def test_close_kills_a_command_it_started_but_detach_leaves_it(sp: Sprite) -> No
     list(sp.kill_session(sid, signal="KILL", timeout=5))
 
 
-def _interrupt_soon() -> threading.Timer:
-    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
-    return timer
+def _interrupt_once_waiting() -> threading.Thread:
+    """SIGINT this process once its main thread waits for a command's output: a Ctrl-C
+    that lands earlier (while the exec is still being opened) has no handle to stop the
+    process with, which a loaded machine makes likely on a fixed timer."""
+    main = threading.main_thread().ident
+    waiting = Command._receive.__code__
+
+    def interrupt() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not _runs(sys._current_frames().get(main),
+                                                        waiting):
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGINT)
+    thread = threading.Thread(target=interrupt)
+    thread.start()
+    return thread
+
+
+def _runs(frame: FrameType | None, code: CodeType) -> bool:
+    while frame is not None:
+        if frame.f_code is code:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def test_keyboard_interrupt_while_iterating_stops_the_remote_process(sp: Sprite) -> None:
@@ -157,7 +179,7 @@ def test_keyboard_interrupt_while_iterating_stops_the_remote_process(sp: Sprite)
     chunks = iter(cmd)
     assert next(chunks).data == b"ready\n"
     sid = cmd.session_id
-    timer = _interrupt_soon()
+    timer = _interrupt_once_waiting()
     with pytest.raises(KeyboardInterrupt):
         next(chunks)
     timer.join()
@@ -168,31 +190,15 @@ def test_keyboard_interrupt_while_iterating_stops_the_remote_process(sp: Sprite)
 def test_keyboard_interrupt_escalates_to_sigkill_when_sigint_is_ignored(sp: Sprite) -> None:
     cmd = sp.command("sh", "-c", "trap '' INT; echo ready; sleep 30", stdin=False)
     assert next(iter(cmd)).data == b"ready\n"
-    timer = _interrupt_soon()
+    timer = _interrupt_once_waiting()
     with pytest.raises(KeyboardInterrupt):
         cmd.wait()
     timer.join()
     assert cmd.exit_code == 137
 
 
-def _interrupt_once_running(sp: Sprite, command: str) -> threading.Thread:
-    """SIGINT this process once ``command`` runs in the sprite: a Ctrl-C that lands while
-    the exec is still being opened has no process to stop yet (it ends by the server's
-    ``max_run_after_disconnect`` instead), which a loaded machine makes likely at 0.3 s."""
-    def interrupt() -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if any(s.command.endswith(command) for s in sp.list_sessions()):
-                break
-            time.sleep(0.05)
-        os.kill(os.getpid(), signal.SIGINT)
-    thread = threading.Thread(target=interrupt)
-    thread.start()
-    return thread
-
-
 def test_keyboard_interrupt_during_run_stops_the_remote_process(sp: Sprite) -> None:
-    timer = _interrupt_once_running(sp, "sleep 30")
+    timer = _interrupt_once_waiting()
     with pytest.raises(KeyboardInterrupt):
         sp.run("sleep", "30")
     timer.join()
