@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import os
-import signal
-import sys
 import threading
-import time
-from types import CodeType, FrameType
 
 import pytest
 
@@ -20,6 +16,7 @@ from sprites_jupyter.client import (
     OutputChunk,
     Sprite,
 )
+from tests.waiting import eventually, interrupt_once_running
 
 
 def test_run_collects_stdout_stderr_and_exit_code(sp: Sprite) -> None:
@@ -53,7 +50,7 @@ def test_check_raises_exec_error_with_tails(sp: Sprite) -> None:
 def test_timeout_kills_the_command(sp: Sprite) -> None:
     with pytest.raises(ExecTimeout, match="killed"):
         sp.run("sleep", "30", timeout=0.5)
-    assert sp.list_sessions() == []
+    eventually(lambda: sp.list_sessions() == [], "the killed command's session to end")
 
 
 def test_bad_argv_is_refused_before_any_request(sp: Sprite) -> None:
@@ -149,29 +146,9 @@ def test_close_kills_a_command_it_started_but_detach_leaves_it(sp: Sprite) -> No
 
 
 def _interrupt_once_waiting() -> threading.Thread:
-    """SIGINT this process once its main thread waits for a command's output: a Ctrl-C
-    that lands earlier (while the exec is still being opened) has no handle to stop the
-    process with, which a loaded machine makes likely on a fixed timer."""
-    main = threading.main_thread().ident
-    waiting = Command._receive.__code__
-
-    def interrupt() -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not _runs(sys._current_frames().get(main),
-                                                        waiting):
-            time.sleep(0.02)
-        os.kill(os.getpid(), signal.SIGINT)
-    thread = threading.Thread(target=interrupt)
-    thread.start()
-    return thread
-
-
-def _runs(frame: FrameType | None, code: CodeType) -> bool:
-    while frame is not None:
-        if frame.f_code is code:
-            return True
-        frame = frame.f_back
-    return False
+    """Ctrl-C once the main thread waits for a command's output: one that lands earlier
+    (while the exec is still being opened) has no handle to stop the process with."""
+    return interrupt_once_running(Command._receive.__code__)
 
 
 def test_keyboard_interrupt_while_iterating_stops_the_remote_process(sp: Sprite) -> None:
@@ -202,7 +179,7 @@ def test_keyboard_interrupt_during_run_stops_the_remote_process(sp: Sprite) -> N
     with pytest.raises(KeyboardInterrupt):
         sp.run("sleep", "30")
     timer.join()
-    assert sp.list_sessions() == []
+    eventually(lambda: sp.list_sessions() == [], "the interrupted command's session to end")
 
 
 def test_keyboard_interrupt_in_a_with_block_stops_the_remote_process(sp: Sprite) -> None:

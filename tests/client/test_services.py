@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 
 import pytest
 
 from sprites_jupyter.client import (
     Conflict,
+    EventStream,
     InvalidRequest,
     NotFound,
     Service,
@@ -17,6 +16,7 @@ from sprites_jupyter.client import (
     Sprite,
     StreamError,
 )
+from tests.waiting import eventually, interrupt_once_running, threads_running
 
 PY = "python3"  # the sprite's own Python (the server's is not visible inside)
 TICKER = "import time\nfor i in range(1000):\n    print('tick', i, flush=True); time.sleep(0.2)"
@@ -142,8 +142,7 @@ def test_bad_arguments_are_refused_locally(sp: Sprite) -> None:
 def test_keyboard_interrupt_while_waiting_for_an_event_closes_the_response(sp: Sprite) -> None:
     list(sp.create_service("quiet", PY, ["-c", "import time; time.sleep(600)"], duration=0))
     stream = sp.service_logs("quiet", follow=float("inf"))
-    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
+    timer = interrupt_once_running(EventStream._lines.__code__)
     with pytest.raises(KeyboardInterrupt):
         next(stream)
     timer.join()
@@ -166,10 +165,10 @@ def test_close_from_another_thread_ends_a_blocked_follow(sp: Sprite) -> None:
 
     reader = threading.Thread(target=read)
     reader.start()
-    reader.join(0.3)
-    assert reader.is_alive()
+    eventually(lambda: reader.ident in threads_running(EventStream._lines.__code__),
+               "the reader to wait for a line")
     stream.close()
-    reader.join(10)
+    reader.join(60)
     assert not reader.is_alive()
     assert outcome[-1] == "ended"
     assert stream.closed

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import Any
-
 import httpx
 
 from tests.local.exec_ws import run
 from tests.local.ndjson import stream_events
+from tests.waiting import eventually
 
-DEADLINE = 30.0
+__all__ = ["checkpoint", "eventually", "restore", "sh", "start_service"]
 
 
 def sh(server, sprite: str, script: str, **params: object) -> tuple[int, str, str]:
@@ -20,17 +17,6 @@ def sh(server, sprite: str, script: str, **params: object) -> tuple[int, str, st
     code = transcript.messages[-1]
     assert isinstance(code, bytes) and code[:1] == b"\x03", transcript.messages[-1:]
     return code[1], transcript.stream(1).decode(), transcript.stream(2).decode()
-
-
-def eventually(check: Callable[[], Any], what: str, limit: float = DEADLINE) -> Any:
-    """Poll ``check`` until it is truthy; fail naming ``what`` when it never is."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 def start_service(http: httpx.Client, sprite: str, name: str, script: str) -> int:
