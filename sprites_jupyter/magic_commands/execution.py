@@ -121,6 +121,8 @@ def _run(handle: Sprite, argv: list[str], script: bytes | None, env: dict[str, s
             command.feed(script)
         with running.lock:
             running.commands[handle.name] = command
+        if running.cancelled.is_set():  # Ctrl-C came while this one was still opening
+            command.kill()
         view.stop_with(command.kill)
         timer = None
         if opts.timeout:
