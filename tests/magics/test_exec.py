@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import threading
-import time
 import uuid
 
 import pandas as pd
 import pytest
 
+from sprites_jupyter.client import Command
 from sprites_jupyter.widgets.logs import LogPanel
+from tests.waiting import eventually, interrupt_once_running
 
 
 def test_stdout_and_stderr_stream_to_their_own_streams(ip, current, capsys):
@@ -97,18 +95,12 @@ def test_ctrl_c_stops_the_remote_process_and_the_panel_turns_red(ip, current, ht
     ip.ok("%config SpriteMagics.widgets = 'on'")
     shown = []
     monkeypatch.setattr(ip.magics.context, "show", lambda obj, **kw: shown.append(obj))
-    timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
+    interrupter = interrupt_once_running(Command._receive.__code__)
     result = ip.shell.run_cell(f"%%sprite_exec\nexec -a {marker} sleep 30\n")
-    timer.cancel()
+    interrupter.join()
     assert isinstance(result.error_in_exec, KeyboardInterrupt)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        sessions = http.get(f"/v1/sprites/{current}/exec").json()["sessions"]
-        if not sessions:
-            break
-        time.sleep(0.2)
-    assert sessions == []
+    eventually(lambda: http.get(f"/v1/sprites/{current}/exec").json()["sessions"] == [],
+               "the interrupted command's session to end")
     panel = next(obj for obj in shown if isinstance(obj, LogPanel))
     assert panel.state == "cancelled" and "#c62828" in panel.status.value
     journal = ip.ok("%sprite history")
@@ -129,20 +121,15 @@ def test_ctrl_c_stops_every_sprite_of_a_parallel_run(ip, current, http):
     other = f"t-{uuid.uuid4().hex[:10]}"
     assert http.post("/v1/sprites", json={"name": other}).status_code == 201
     try:
-        timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT))
-        timer.start()
+        interrupter = interrupt_once_running(Command._receive.__code__, threads=2)
         result = ip.shell.run_cell(f"%%sprite_exec -s {current},{other}\nsleep 30\n")
-        timer.cancel()
+        interrupter.join()
         assert isinstance(result.error_in_exec, KeyboardInterrupt)
         for name in (current, other):
-            deadline = time.monotonic() + 15
-            while http.get(f"/v1/sprites/{name}/exec").json()["sessions"]:
-                assert time.monotonic() < deadline, f"{name} still runs"
-                time.sleep(0.2)
-        deadline = time.monotonic() + 15
-        while len([e for e in ip.magics.journal.entries if e.operation == "exec"]) < 2:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+            eventually(lambda name=name: not http.get(
+                f"/v1/sprites/{name}/exec").json()["sessions"], f"{name}'s command to end")
+        eventually(lambda: len([e for e in ip.magics.journal.entries
+                                if e.operation == "exec"]) >= 2, "both runs to be journaled")
         outcomes = {e.sprite: e.outcome for e in ip.magics.journal.entries
                     if e.operation == "exec"}
         assert outcomes == {current: "cancelled", other: "cancelled"}
