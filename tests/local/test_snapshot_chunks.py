@@ -56,14 +56,18 @@ def test_checkpoints_stored_whole_by_an_older_server_still_restore_and_are_kept(
 def test_a_large_file_changed_just_before_a_snapshot_is_read_again(setup, monkeypatch) -> None:
     snapshotter, _, root = setup
     big = root / "big.bin"
+    racy_ns = snapshots._RACY_NS
+    # a window of a minute, so that a loaded machine cannot delay the snapshot out of it
+    monkeypatch.setattr(snapshots, "_RACY_NS", 60_000_000_000)
     big.write_bytes(os.urandom(SIZE))
-    snapshotter.snapshot("demo", root)  # at once: inside the racy window, so not cached
+    snapshotter.snapshot("demo", root)  # inside the racy window, so not cached
     reads: list[Path] = []
     original = Snapshotter._store_file
     monkeypatch.setattr(Snapshotter, "_store_file",
                         lambda self, source: reads.append(source) or original(self, source))
     snapshotter.snapshot("demo", root)
     assert reads == [big]
+    monkeypatch.setattr(snapshots, "_RACY_NS", racy_ns)
     time.sleep(0.15)  # past the window: a snapshot now caches it, and the next trusts that
     snapshotter.snapshot("demo", root)
     reads.clear()
