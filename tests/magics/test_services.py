@@ -7,12 +7,14 @@ import time
 
 import pandas as pd
 
+from sprites_jupyter.magic_commands.log_follow import LogFollower
 from sprites_jupyter.widgets.logs import LogPanel
+from tests.waiting import threads_running
 
 TICKER = "-- sh -c 'while true; do echo tick; sleep 0.2; done'"
 
 
-def _wait_for(predicate, timeout=15.0):
+def _wait_for(predicate, timeout=60.0):
     deadline = time.monotonic() + timeout
     while not predicate() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -132,8 +134,9 @@ def test_followed_backlog_marks_where_the_current_run_starts(ip, current, capsys
 def test_terminal_follow_ends_with_one_line_saying_how_the_service_ended(ip, current, http,
                                                                          capsys):
     ip.ok(f"%sprite service create ticker {TICKER}")
+    following = LogFollower.run.__code__  # stop only once the main thread follows the log
     stopper = threading.Thread(target=lambda: (
-        _wait_for(lambda: _state(http, current, "ticker") == "running"), time.sleep(0.5),
+        _wait_for(lambda: threading.main_thread().ident in threads_running(following)),
         http.post(f"/v1/sprites/{current}/services/ticker/stop").read()))
     capsys.readouterr()
     stopper.start()
