@@ -85,13 +85,12 @@ def test_completion_offers_a_name_defined_in_a_cell(sandboxed_kernel: RunningKer
 def test_interrupt_stops_a_sleep_and_keeps_the_state(sandboxed_kernel: RunningKernel) -> None:
     sandboxed_kernel.run("kept = 'still here'")
     client = sandboxed_kernel.client
-    msg_id = client.execute("import time; time.sleep(600)")
-    while True:  # interrupt only once the cell runs
-        status = client.get_iopub_msg(timeout=REPLY_WAIT)
-        if (status["msg_type"] == "status" and status["content"]["execution_state"] == "busy"
-                and status["parent_header"].get("msg_id") == msg_id):
+    msg_id = client.execute("import time; print('sleeping', flush=True); time.sleep(600)")
+    while True:  # interrupt only once the cell's code runs (busy comes before it does)
+        message = client.get_iopub_msg(timeout=REPLY_WAIT)
+        if (message["msg_type"] == "stream" and "sleeping" in message["content"]["text"]
+                and message["parent_header"].get("msg_id") == msg_id):
             break
-    time.sleep(0.5)
     sandboxed_kernel.manager.interrupt_kernel()
     reply = client.get_shell_msg(timeout=REPLY_WAIT)  # far sooner than the sleep's 600 s
     assert reply["parent_header"]["msg_id"] == msg_id
