@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pandas as pd
+
+from tests.waiting import eventually
 
 
 def test_policy_allow_deny_set_reset(ip, current, http):
@@ -59,16 +60,13 @@ def test_sessions_and_kill(ip, current, http):
     worker = threading.Thread(
         target=ip.magics.context.sprite().run, args=("sleep", "30"), daemon=True)
     worker.start()
-    deadline = time.monotonic() + 15
+    eventually(lambda: not ip.ok("%sprite sessions").empty, "the session to be listed")
     frame = ip.ok("%sprite sessions")
-    while frame.empty and time.monotonic() < deadline:
-        time.sleep(0.1)
-        frame = ip.ok("%sprite sessions")
     assert frame.index.name == "id" and len(frame) == 1
     assert "sleep" in frame["command"].iloc[0]
     assert frame["is_active"].dtype == bool
     ip.ok(f"%sprite kill {frame.index[0]}")
-    worker.join(15)
+    worker.join(60)
     assert not worker.is_alive()
     assert http.get(f"/v1/sprites/{current}/exec").json()["sessions"] == []
     assert ip.fails("%sprite kill 999999").endswith("(%sprite sessions lists the running sessions)")
