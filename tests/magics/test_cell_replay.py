@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import os
 import re
@@ -10,12 +11,15 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
 
 from sprites_jupyter.config import NO_WIDGETS_ENV
+from sprites_jupyter.magic_commands.kept_output import follow_to_end
 from sprites_jupyter.magic_commands.python.cells import RemotePythonError
+from tests.waiting import eventually, threads_running
 
 from .python_helpers import run_captured
 
@@ -30,14 +34,18 @@ _KERNEL = textwrap.dedent("""
     shell.run_cell(sys.argv[2])
 """)
 
+GATE = "/home/sprite/go-on"  # the kept cells wait for it after their fifth line (both)
+
 _CELL = ("%%sprite_exec\n"
-         "for i in $(seq 1 30); do echo line-$i; echo warn-$i >&2; sleep 0.1; done\n"
+         "for i in $(seq 1 30); do echo line-$i; echo warn-$i >&2; sleep 0.1\n"
+         f"  if [ $i = 5 ]; then until [ -e {GATE} ]; do sleep 0.05; done; fi; done\n"
          "exit 4")
 
 
 _PYTHON_CELL = textwrap.dedent("""\
     %%sprite_python
     import sys, time
+    import os
     class Card:
         def _repr_html_(self):
             return '<b>card</b>'
@@ -51,6 +59,8 @@ _PYTHON_CELL = textwrap.dedent("""\
     for i in range(1, 11):
         print(f'before-{i}')
         time.sleep(0.1)
+        while i == 5 and not os.path.exists('/home/sprite/go-on'):
+            time.sleep(0.05)
     display(Card(), Picture())
     for i in range(1, 21):
         print(f'after-{i}')
@@ -85,9 +95,31 @@ def _kill_mid_cell(server, sprite: str, cell: str, marker: str,
         kernel.stdout.close()
 
 
+def _open_gate(http, sprite: str) -> None:
+    response = http.put(f"/v1/sprites/{sprite}/fs/write", content=b"",
+                        params={"path": GATE, "workingDir": "/"})
+    assert response.status_code == 200, response.text
+
+
+def _open_gate_once_following(http, sprite: str) -> threading.Thread:
+    """Let the kept cell go on once this kernel follows it live (past the replay), so
+    that the follow, not only the replay, is what the test sees."""
+    main = threading.main_thread().ident
+
+    def open_gate() -> None:
+        with contextlib.suppress(AssertionError):  # then the test fails on what it sees
+            eventually(lambda: main in threads_running(follow_to_end.__code__),
+                       "the attach to follow the cell", limit=60)
+        _open_gate(http, sprite)
+    opener = threading.Thread(target=open_gate, name="open-gate")
+    opener.start()
+    return opener
+
+
 @pytest.fixture
 def killed_mid_cell(server, current):
-    """A kernel process that ran ``_CELL`` and was SIGKILLed after its fifth line."""
+    """A kernel process that ran ``_CELL`` and was SIGKILLed after its fifth line; the
+    cell waits there until the test opens the gate."""
     _kill_mid_cell(server, current, _CELL, "line-5")
     return current
 
@@ -95,14 +127,16 @@ def killed_mid_cell(server, current):
 @pytest.fixture
 def killed_mid_python_cell(server, current):
     """A kernel process that ran ``_PYTHON_CELL`` and was SIGKILLed after its fifth line,
-    before the cell displayed anything."""
+    before the cell displayed anything; the cell waits there until the test opens the gate."""
     _kill_mid_cell(server, current, _PYTHON_CELL, "before-5")
     return current
 
 
 def test_a_new_kernel_replays_the_whole_cell_then_follows_it_to_its_status(
-        ip, killed_mid_cell, capsys):
+        ip, http, killed_mid_cell, capsys):
+    opener = _open_gate_once_following(http, killed_mid_cell)
     message = ip.fails("%sprite attach")
+    opener.join()
 
     out, err = capsys.readouterr()
     lines = [line for line in out.splitlines() if line.startswith("line-")]
@@ -115,13 +149,15 @@ def test_a_new_kernel_replays_the_whole_cell_then_follows_it_to_its_status(
 
 
 def test_running_lists_the_kept_cell_and_attach_by_its_id_replays_it_again(
-        ip, killed_mid_cell, capsys):
+        ip, http, killed_mid_cell, capsys):
     frame = ip.ok("%sprite running")
     assert list(frame.columns) == ["kind", "started", "first_line", "running", "exit_code"]
     assert len(frame) == 1 and frame["kind"].iloc[0] == "exec"
     assert frame["first_line"].iloc[0].startswith("for i in $(seq 1 30)")
     assert bool(frame["running"].iloc[0]) is True
+    opener = _open_gate_once_following(http, killed_mid_cell)
     ip.fails("%sprite attach")
+    opener.join()
     frame = ip.ok("%sprite running")
     assert (bool(frame["running"].iloc[0]), frame["exit_code"].iloc[0]) == (False, 4)
     capsys.readouterr()
@@ -175,9 +211,11 @@ def test_a_long_kept_cell_arrives_on_stdin_and_replays(ip, current, capsys):
 
 
 def test_a_new_kernel_replays_a_python_cell_with_its_display_then_follows_it_to_its_error(
-        ip, killed_mid_python_cell, capsys):
+        ip, http, killed_mid_python_cell, capsys):
     sprite = killed_mid_python_cell
+    opener = _open_gate_once_following(http, sprite)
     result = ip.shell.run_cell("%sprite python attach")
+    opener.join()
 
     error = result.error_in_exec
     assert isinstance(error, RemotePythonError)
@@ -196,10 +234,11 @@ def test_a_new_kernel_replays_a_python_cell_with_its_display_then_follows_it_to_
 
 
 def test_a_kept_python_cell_is_listed_and_replays_its_rich_output_once_ended(
-        ip, killed_mid_python_cell, capsys):
+        ip, http, killed_mid_python_cell, capsys):
     frame = ip.ok("%sprite running")
     assert list(frame["kind"]) == ["python"]
     assert frame["first_line"].iloc[0] == "import sys, time"
+    _open_gate(http, killed_mid_python_cell)
     deadline = time.monotonic() + 60
     while bool(frame["running"].iloc[0]) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -259,12 +298,14 @@ def test_attach_to_a_cell_id_that_is_not_one_says_what_ids_are(ip, current):
 
 
 def test_attach_with_a_timeout_detaches_and_the_python_cell_goes_on(
-        ip, killed_mid_python_cell, capsys):
+        ip, http, killed_mid_python_cell, capsys):
     ip.ok("%sprite attach --timeout 0.5")
 
     assert "detached; it keeps running" in "".join(capsys.readouterr())
     assert bool(ip.ok("%sprite running")["running"].iloc[0])
+    opener = _open_gate_once_following(http, killed_mid_python_cell)
     result = ip.shell.run_cell("%sprite python attach")
+    opener.join()
     assert isinstance(result.error_in_exec, RemotePythonError)
     assert "after-20" in capsys.readouterr().out
 
