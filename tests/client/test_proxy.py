@@ -4,33 +4,30 @@ from __future__ import annotations
 
 import hashlib
 import random
-import socket
 import threading
 import time
 
 import pytest
 
 from sprites_jupyter.client import ConnectionFailed, PortConnection, Sprite
-from tests.sprite_apps import ECHO
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.sprite_apps import ECHO, free_port
 
 
 def _connect(sp: Sprite, port: int) -> PortConnection:
-    for _ in range(200):
+    """A connection to ``port`` once the app the test started there listens (its Python
+    can take seconds to start on a loaded machine)."""
+    deadline = time.monotonic() + 60
+    while True:
         try:
             return sp.open_port(port)
         except ConnectionFailed:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"nothing listens on {port}") from None
             time.sleep(0.05)
-    raise AssertionError(f"nothing listens on {port}")
 
 
 def test_http_through_the_proxy(sp: Sprite) -> None:
-    port = _free_port()
+    port = free_port()
     sp.write_file("index.html", "hello through the tunnel")
     with sp.command("python3", "-m", "http.server", str(port), "--bind", "127.0.0.1",
                     stdin=False):
@@ -46,7 +43,7 @@ def test_http_through_the_proxy(sp: Sprite) -> None:
 
 def test_nothing_listening_is_a_connection_failure(sp: Sprite) -> None:
     with pytest.raises(ConnectionFailed, match="connect to localhost"):
-        sp.open_port(_free_port())
+        sp.open_port(free_port())
     with pytest.raises(ValueError, match="port"):
         sp.open_port(70000)
 
@@ -96,7 +93,7 @@ def test_a_send_blocked_by_a_full_peer_never_stops_the_receiving_side(sp: Sprite
     echoes are read; the sender blocks, and reading the echoes must then let everything
     through (a send that held the connection's lock while blocked made the receiving
     side wait for it: a deadlock)."""
-    port = _free_port()
+    port = free_port()
     with (sp.command("python3", "-c", ECHO, str(port), stdin=False),
           _connect(sp, port) as connection):
         flood = _Flood(connection)
