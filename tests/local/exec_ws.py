@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-RECV_TIMEOUT = 20
+RECV_TIMEOUT = 60  # s; bounds only a failure (a loaded machine can be slow to answer)
 
 
 def exec_url(server, sprite: str, suffix: str = "exec", **params: object) -> str:

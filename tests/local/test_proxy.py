@@ -17,7 +17,7 @@ from websockets.sync.client import ClientConnection, connect
 from tests.conftest import LocalServer
 from tests.local.exec_ws import RECV_TIMEOUT, open_exec, session_info
 
-TIMEOUT = 20
+TIMEOUT = 60
 
 
 ECHO = """

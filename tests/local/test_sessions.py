@@ -20,7 +20,7 @@ from tests.local.exec_ws import (
 )
 from tests.local.ndjson import stream_events
 
-WAIT = 20.0
+WAIT = 60.0
 
 
 def eventually(condition: Callable[[], bool]) -> None:
