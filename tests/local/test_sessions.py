@@ -182,7 +182,9 @@ def test_max_run_after_disconnect_kills_the_detached_process(
 
 def test_reattaching_stops_the_disconnect_countdown(
         server: LocalServer, http: httpx.Client, sprite: str) -> None:
-    sid = detached(server, sprite, "echo ready; sleep 2; echo done", max_run_after_disconnect="1s")
+    # the reattach must come within the countdown (3 s, not 1 s: a loaded machine can take
+    # a second to connect); the process outlives it
+    sid = detached(server, sprite, "echo ready; sleep 4; echo done", max_run_after_disconnect="3s")
     with open_attach(server, sprite, sid) as ws:
         session_info(ws)
         transcript = read_to_close(ws)
