@@ -9,6 +9,7 @@ import httpx
 from tests.conftest import LocalServer
 from tests.local.ndjson import stream_events
 from tests.local.service_calls import LONG, put_service, sprite_platform, sprite_root, svc_path
+from tests.waiting import eventually
 
 
 def test_a_burst_of_lines_is_followed_whole_in_chunks_and_logged_line_by_line(
@@ -44,7 +45,10 @@ def test_logs_file_lines_and_follow(server: LocalServer, http: httpx.Client,
     script = "echo one; echo two >&2; echo three; while [ ! -f go ]; do sleep 0.05; done; " \
              "echo four; exec sleep 60"
     put_service(http, sprite, "web", {"cmd": "sh", "args": ["-c", script]}, duration="0.5s")
-    log = (sprite_platform(server, sprite) / "logs/services/web.log").read_text().splitlines()
+    log_file = sprite_platform(server, sprite) / "logs/services/web.log"
+    # the three lines come before the service waits, but not necessarily within the 0.5 s
+    log = eventually(lambda: len(lines := log_file.read_text().splitlines()) >= 3 and lines,
+                     "the service's first three lines in its log")
     stamps, entries = zip(*(line.split(" ", 1) for line in log), strict=True)
     assert [e for e in entries if e.startswith("[stdout]")] == [
         "[stdout] one", "[stdout] three"]
