@@ -8,7 +8,7 @@ from tests.local.exec_ws import run
 from tests.local.ndjson import stream_events
 from tests.waiting import eventually
 
-__all__ = ["checkpoint", "eventually", "restore", "sh", "start_service"]
+__all__ = ["checkpoint", "eventually", "restore", "sh", "start_service", "wait_for_service_line"]
 
 
 def sh(server, sprite: str, script: str, **params: object) -> tuple[int, str, str]:
@@ -40,3 +40,11 @@ def restore(http: httpx.Client, sprite: str, checkpoint_id: str) -> None:
     status, events = stream_events(
         http, "POST", f"/v1/sprites/{sprite}/checkpoints/{checkpoint_id}/restore")
     assert status == 200 and events[-1]["type"] == "complete", events
+
+
+def wait_for_service_line(http: httpx.Client, sprite: str, name: str, line: str) -> None:
+    """Wait until service ``name`` has logged ``line`` (say, the one it prints once its
+    signal traps are set: a signal sent before that would just end it)."""
+    eventually(lambda: any(e.get("data") == line for e in stream_events(
+        http, "GET", f"/v1/sprites/{sprite}/services/{name}/logs")[1]),
+        f"service {name} to print {line!r}")

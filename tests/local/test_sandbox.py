@@ -21,7 +21,14 @@ import httpx
 import pytest
 
 from tests.conftest import LocalServer, start_server
-from tests.local.sandbox_checks import checkpoint, eventually, restore, sh, start_service
+from tests.local.sandbox_checks import (
+    checkpoint,
+    eventually,
+    restore,
+    sh,
+    start_service,
+    wait_for_service_line,
+)
 from tests.local.sprite_procs import alive, host_pid, sandboxed
 
 REPO = Path(__file__).resolve().parents[2]
@@ -107,6 +114,7 @@ def test_processes_share_one_sandbox(http: httpx.Client, server: LocalServer,
     pid = start_service(http, sprite, "listener",
                         'trap "cat /tmp/note > /tmp/heard" USR1; echo up; '
                         "while true; do sleep 0.05; done")
+    wait_for_service_line(http, sprite, "listener", "up\n")
     _, out, _err = sh(server, sprite, "ps -eo pid,args")
     assert f"{pid} sh -c trap" in " ".join(out.split())
     assert sh(server, sprite, f"echo from-exec > /tmp/note; kill -USR1 {pid}")[0] == 0

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import LocalServer, start_server
 from tests.local.ndjson import stream_events
-from tests.local.sandbox_checks import eventually
+from tests.local.sandbox_checks import eventually, wait_for_service_line
 from tests.local.service_calls import (
     LONG,
     event_types,
@@ -205,6 +205,7 @@ def test_stop_of_a_needed_service_conflicts(http: httpx.Client, sprite: str) -> 
 def test_stop_streams_output_and_is_sticky(http: httpx.Client, sprite: str) -> None:
     script = 'trap "echo bye; exit 0" TERM; echo up; while true; do sleep 0.05; done'
     put_service(http, sprite, "web", {"cmd": "sh", "args": ["-c", script]}, duration="0.3s")
+    wait_for_service_line(http, sprite, "web", "up\n")
     status, events = stream_events(http, "POST", svc_path(sprite, "web", "stop"))
     assert status == 200
     types = event_types(events)
@@ -259,6 +260,7 @@ def test_signal_kill_counts_as_crash(http: httpx.Client, sprite: str) -> None:
 def test_signal_is_delivered_and_errors(http: httpx.Client, sprite: str) -> None:
     script = 'trap "echo got-hup" HUP; echo up; while true; do sleep 0.05; done'
     put_service(http, sprite, "web", {"cmd": "sh", "args": ["-c", script]}, duration="0.3s")
+    wait_for_service_line(http, sprite, "web", "up\n")
     assert http.post(svc_path(sprite, "signal"), json={"name": "web", "signal": "hup"}
                      ).status_code == 204
     eventually(lambda: any(e.get("data") == "got-hup\n" for e in stream_events(
