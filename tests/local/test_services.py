@@ -251,7 +251,7 @@ def test_signal_kill_counts_as_crash(http: httpx.Client, sprite: str) -> None:
     host = service_host_pid(http, sprite, "web")
     response = http.post(svc_path(sprite, "signal"), json={"name": "web", "signal": "SIGKILL"})
     assert response.status_code == 204 and response.content == b""
-    assert not alive(host)
+    eventually(lambda: not alive(host), "the killed service to exit")  # the signal is sent
     state = eventually(lambda: (s := service_state(http, sprite, "web"))["restart_count"] == 1
                        and s["status"] == "running" and s, "the automatic restart")
     assert state["pid"] != pid
