@@ -80,7 +80,7 @@ def _sprite_uid(server: LocalServer, sprite: str) -> int:
 
 
 def _responsive(http: httpx.Client, sprite: str) -> None:
-    assert http.get(f"/v1/sprites/{sprite}", timeout=10).status_code == 200
+    assert http.get(f"/v1/sprites/{sprite}", timeout=30).status_code == 200
 
 
 def test_a_fifo_is_refused_by_every_operation_without_blocking(
