@@ -9,7 +9,7 @@ import threading
 import httpx
 
 from tests.conftest import LocalServer
-from tests.local.sandbox_checks import checkpoint, restore, sh
+from tests.local.sandbox_checks import checkpoint, eventually, restore, sh
 
 FILES = 300
 _PROBE = "n=$(ls /home/sprite/many 2>/dev/null | wc -l); test -e marker && m=1 || m=0; echo $n $m"
@@ -39,6 +39,7 @@ def test_exec_racing_a_restore_never_sees_a_half_restored_tree(
     try:
         for target in (full, emptied, full, emptied, full):
             restore(http, sprite, target)
+        eventually(lambda: seen, "a probe to run")  # a loaded machine may finish none meanwhile
     finally:
         done.set()
         for thread in probes:
