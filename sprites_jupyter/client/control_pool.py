@@ -28,18 +28,20 @@ MAX_IDLE = 10
 class ControlPool:
     """The control connections of one sprite on one client.
 
-    ``supported`` says whether the server offers control, decided once: None until an
-    exec tells. Against the service, as sprites-go, control is tried at once, and a
-    refused upgrade (or a new connection that fails before its process starts) makes it
-    False: the direct exec socket from then on. Against a server on this machine (the
-    local server, an older one, a test double) the first exec goes direct and control
-    follows only if that upgrade advertised it (``X-Sprite-Capabilities: control``), so
-    a server without it never sees a ``/control`` request.
+    ``supported`` says whether control works, decided once: None until an exec tells,
+    True once a command ran over it, False for the direct exec socket from then on.
+    Against the service, as sprites-go, control is tried at once, and a refused upgrade
+    (or a new connection that fails before its process starts) decides False. Against a
+    server on this machine (the local server, an older one, a test double) the first
+    exec goes direct and control is tried only if that upgrade ``offered`` it
+    (``X-Sprite-Capabilities: control``), so a server without it never sees a
+    ``/control`` request.
     """
 
     def __init__(self, session: HttpSession, sprite: str) -> None:
         self.sprite = sprite
         self.supported: bool | None = None
+        self.offered = False
         self._session = session
         self._lock = threading.Lock()
         self._idle: list[tuple[float, WebSocket]] = []

@@ -220,9 +220,11 @@ def open_exec(session: HttpSession, pool: ControlPool | None, sprite: str,
     direct = f"/v1/sprites/{segment(sprite)}/exec"
     if pool is None or pool.supported is False:
         return open_socket(session, direct, params, what=what)
-    if pool.supported is None and session.is_local:
+    if pool.supported is None and session.is_local and not pool.offered:
         socket = open_socket(session, direct, params, what=what)
-        pool.supported = "control" in capabilities(socket.response)
+        pool.offered = "control" in capabilities(socket.response)
+        if not pool.offered:
+            pool.supported = False
         return socket
     op, refused = _start_on_control(session, pool, params, tty=tty, what=what)
     if op is not None:
