@@ -320,6 +320,9 @@ def start_command(session: HttpSession, sprite: str, argv: Sequence[str], *,
     command = " ".join(argv)
     ws = open_exec(session, pool, sprite, params, tty=tty, what=f"exec {command!r} on {sprite}")
     handle = Command(session, sprite, ws, command=command, tty=tty, owner=True)
+    if isinstance(ws, ControlOp):  # its session_info came already: the id is known now
+        handle._pending.append(ws.recv())
+        handle._absorb_text()
     if not stdin and not tty:
         handle.close_stdin()
     return handle

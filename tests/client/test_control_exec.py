@@ -172,16 +172,21 @@ def test_ctrl_c_sends_sigint_then_sigkill_and_the_socket_serves_on(
 def test_threads_running_commands_at_once_each_get_a_socket(
         on_control: tuple[Sprite, LoggedServer]) -> None:
     sprite, logged = on_control
+    together = threading.Barrier(4)
 
     def commands(worker: int) -> list[str]:
-        return [sprite.run("sh", "-c", f"sleep 0.05; echo {worker}-{i}", stdin=b"").stdout
-                for i in range(5)]
+        with sprite.command("cat") as first:  # all four hold a connection at once
+            together.wait(timeout=60)
+            first.write(f"{worker}\n")
+            first.close_stdin()
+            outputs = [b"".join(chunk.data for chunk in first).decode()]
+        return outputs + [sprite.run("sh", "-c", f"echo {worker}-{i}").stdout
+                          for i in range(4)]
 
     with ThreadPoolExecutor(4) as pool:
         outputs = list(pool.map(commands, range(4)))
-    assert outputs == [[f"{w}-{i}\n" for i in range(5)] for w in range(4)]
-    control, direct = logged.sockets(sprite.name)
-    assert 2 <= control <= 4 and direct == 1
+    assert outputs == [[f"{w}\n"] + [f"{w}-{i}\n" for i in range(4)] for w in range(4)]
+    assert logged.sockets(sprite.name) == (4, 1)
 
 
 def _connections_to(port: int) -> int:
