@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+from collections import deque
 
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Response
@@ -60,7 +61,7 @@ class ControlOp:
         self._failed: str | None = None
         self._done = False  # handed back or closed: no more reads or writes
         self._held = b""  # a lone 0x04 data byte, which raw framing would read as EOF
-        self._first: str | None = None  # session_info, read by start(), not yet by recv()
+        self._early: deque[str | bytes] = deque()  # frames read, not yet by recv()
         self._exit_code = 0
 
     @property
@@ -68,9 +69,9 @@ class ControlOp:
         return self._ws.response
 
     def start(self, args: dict[str, str | list[str]], timeout: float) -> bool:
-        """Send ``op.start`` and wait for the process's ``session_info``, which stays
-        queued for :meth:`recv`. False when the operation did not start: the server
-        refused it, or the connection broke first."""
+        """Send ``op.start`` and wait for the process's ``session_info`` (kept, with any
+        frame before it, for :meth:`recv`). False when the operation did not start: the
+        server refused it (``op.error``), or the connection broke first."""
         start = {"type": "op.start", "id": self._id, "op": "exec", "args": args}
         try:
             self._ws.send(PREFIX + json.dumps(start))
@@ -78,12 +79,15 @@ class ControlOp:
                 message = self._ws.recv(timeout=timeout)
                 if isinstance(message, str) and message.startswith(PREFIX):
                     self._on_control(message)
+                    if self._completed and self._failed is None:
+                        return True  # it ran, though no session_info came
                     if self._completed:
+                        self._early.clear()  # a refusal, reported as a process would be
                         self._release()
                         return False
                     continue
+                self._note(message)
                 if isinstance(message, str) and _kind(message) == "session_info":
-                    self._first = message
                     return True
         except ConnectionClosed:
             self._ws.close()
@@ -98,27 +102,30 @@ class ControlOp:
             raise TimeoutError("another thread is reading this command")
         try:
             while True:
-                if self._first is not None:
-                    message, self._first = self._first, None
-                    return message
-                if self._done or (self._completed and not self._exited):
+                if self._done:  # closed, or handed back for another command's use
+                    raise ConnectionClosed(None, None)
+                if self._early:
+                    return self._early.popleft()
+                if self._completed and not self._exited:
                     return self._end_of_op()
                 message = self._ws.recv(timeout=timeout)
                 if isinstance(message, str) and message.startswith(PREFIX):
                     self._on_control(message)
-                    continue
-                if isinstance(message, bytes):
-                    self._exited |= not self._tty and message[:1] == bytes([EXIT])
                 else:
-                    self._exited |= _kind(message) == "exit"
-                return message
+                    self._note(message)
         finally:
             self._read_lock.release()
 
+    def _note(self, message: str | bytes) -> None:
+        """Queue an exec frame for :meth:`recv`, noting whether it is the exit."""
+        if isinstance(message, bytes):
+            self._exited |= not self._tty and message[:1] == bytes([EXIT])
+        else:
+            self._exited |= _kind(message) == "exit"
+        self._early.append(message)
+
     def _end_of_op(self) -> str:
         """What the end of the operation means to a reader still waiting for the exit."""
-        if self._done:
-            raise ConnectionClosed(None, None)
         if self._failed is not None:
             raise ProtocolError(f"the sprite ended the command: {one_line(self._failed, 200)}")
         self._exited = True  # an exit carried by op.complete alone (older servers, TTY)
@@ -145,7 +152,12 @@ class ControlOp:
                 self._failed = str(args.get("error") or "the operation failed")
 
     def send(self, message: str | bytes) -> None:
-        """Send one exec frame, in control framing (raw stdin)."""
+        """Send one exec frame, in control framing: stdin raw, its end the byte 0x04.
+
+        A write of that byte alone cannot be told from the end, so it waits to lead the
+        next write; followed by nothing but the end, it is sent and taken as the end (as
+        from sprites-go: the framing has no way to say it). Writes of more bytes, however
+        they end, arrive as written."""
         with self._send_lock:
             if self._done:
                 raise ConnectionClosed(None, None)

@@ -18,7 +18,7 @@ from types import FrameType
 
 import pytest
 
-from sprites_jupyter.client import Command, Sprite, SpritesClient
+from sprites_jupyter.client import Command, InvalidRequest, Sprite, SpritesClient
 from sprites_jupyter.local.testing import LocalServer, start_server
 
 CONTROL = '"WebSocket /v1/sprites/{}/control" [accepted]'
@@ -96,6 +96,18 @@ def test_stdin_reaches_the_process_byte_for_byte(on_control: tuple[Sprite, Logge
     assert (output, cat.exit_code) == (b"\x04\x00\x04 second\n", 0)
     assert sprite.run("wc", "-c", stdin=b"").stdout.strip() == "0"
     assert logged.sockets(sprite.name) == (1, 1)
+
+
+def test_a_refused_command_raises_as_over_its_own_socket(
+        on_control: tuple[Sprite, LoggedServer]) -> None:
+    """The server refuses it before starting anything (op.error): the direct socket then
+    gives the same one-line error as without control, and the control socket serves on."""
+    sprite, logged = on_control
+    assert sprite.run("true").exit_code == 0
+    with pytest.raises(InvalidRequest, match="invalid env entry '=x'"):
+        sprite.run("true", env={"": "x"})
+    assert sprite.run("echo", "next").stdout == "next\n"
+    assert logged.sockets(sprite.name) == (1, 2)
 
 
 def test_streaming_tty_resize_and_session_id(on_control: tuple[Sprite, LoggedServer]) -> None:
