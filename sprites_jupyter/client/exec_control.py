@@ -138,7 +138,9 @@ class ControlOp:
             return
         if not isinstance(message, dict) or message.get("id") not in (None, self._id):
             return
-        args = message.get("args") if isinstance(message.get("args"), dict) else {}
+        args = message.get("args")
+        if not isinstance(args, dict):
+            args = {}
         kind = message.get("type")
         if kind == "op.error" and args.get("code") != "op.not_active":
             self._completed = True
