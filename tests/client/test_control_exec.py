@@ -19,6 +19,7 @@ from types import FrameType
 import pytest
 
 from sprites_jupyter.client import Command, InvalidRequest, Sprite, SpritesClient
+from sprites_jupyter.client.control_pool import IDLE_CLOSE
 from sprites_jupyter.local.testing import LocalServer, start_server
 
 CONTROL = '"WebSocket /v1/sprites/{}/control" [accepted]'
@@ -232,6 +233,27 @@ def test_closing_the_client_closes_its_control_sockets(logged: LoggedServer) -> 
     assert logged.sockets(name) == (1, 1)
     with SpritesClient(logged.server.token, logged.server.url) as other:
         other.delete_sprite(name)
+
+
+def test_an_idle_control_socket_closes_by_itself(logged: LoggedServer) -> None:
+    """After :data:`IDLE_CLOSE` seconds unused (this test waits that long); the next
+    command opens another."""
+    name = f"c-{uuid.uuid4().hex[:10]}"
+    port = int(logged.server.url.rsplit(":", 1)[1])
+    with logged.server.http() as http:
+        http.post("/v1/sprites", json={"name": name}).raise_for_status()
+    with SpritesClient(logged.server.token, logged.server.url) as client:  # exec only
+        sprite = client.sprite(name)
+        sprite.run("true")
+        sprite.run("true")
+        assert _connections_to(port) == 1
+        deadline = time.monotonic() + IDLE_CLOSE + 30
+        while _connections_to(port) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _connections_to(port) == 0
+        assert sprite.run("echo", "later").stdout == "later\n"
+        client.delete_sprite(name)
+    assert logged.sockets(name) == (2, 1)
 
 
 def test_a_server_restart_kills_the_pooled_socket_and_the_next_command_still_works(
