@@ -6,12 +6,12 @@ service may do) and from a fault server that never offered it."""
 from __future__ import annotations
 
 import contextlib
+import io
 import socket
 import struct
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import BinaryIO
 
 from websockets.sync.server import ServerConnection
 
@@ -78,7 +78,7 @@ class FaultProxy:
         else:
             _pump_file(reader, upstream)
 
-    def _cut_at_operation(self, reader: BinaryIO, upstream: socket.socket,
+    def _cut_at_operation(self, reader: io.BufferedReader, upstream: socket.socket,
                           client: socket.socket) -> None:
         starts = 0
         with contextlib.suppress(OSError, ValueError):
@@ -101,7 +101,7 @@ class FaultProxy:
                 each.close()
 
 
-def _read_frame(reader: BinaryIO) -> tuple[bytes, bytes] | None:
+def _read_frame(reader: io.BufferedReader) -> tuple[bytes, bytes] | None:
     """One masked client frame: its bytes as sent, and its unmasked payload."""
     head = reader.read(2)
     if len(head) < 2:
@@ -126,9 +126,9 @@ def _pump(source: socket.socket, sink: socket.socket) -> None:
         sink.shutdown(socket.SHUT_WR)
 
 
-def _pump_file(source: BinaryIO, sink: socket.socket) -> None:
+def _pump_file(source: io.BufferedReader, sink: socket.socket) -> None:
     with contextlib.suppress(OSError, ValueError):
-        while data := source.read1(65536):  # type: ignore[attr-defined]
+        while data := source.read1(65536):
             sink.sendall(data)
     with contextlib.suppress(OSError):
         sink.shutdown(socket.SHUT_WR)
