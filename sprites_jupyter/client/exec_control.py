@@ -157,9 +157,9 @@ class ControlOp:
         """Send one exec frame, in control framing: stdin raw, its end the byte 0x04.
 
         A write of that byte alone cannot be told from the end, so it waits to lead the
-        next write; followed by nothing but the end, it is sent and taken as the end (as
-        from sprites-go: the framing has no way to say it). Writes of more bytes, however
-        they end, arrive as written."""
+        next write; followed by nothing but the end, it is lost in it (as from sprites-go:
+        the framing has no way to say it). Writes of more bytes, however they end, arrive
+        as written."""
         with self._send_lock:
             if self._done:
                 raise ConnectionClosed(None, None)
@@ -170,9 +170,8 @@ class ControlOp:
                     if message in (b"", bytes([STDIN_EOF])):
                         self._held = message
                         return
-                elif message == bytes([STDIN_EOF]) and self._held:
-                    self._ws.send(self._held)  # the lone byte cannot be told from EOF
-                    self._held = b""
+                elif message == bytes([STDIN_EOF]):
+                    self._held = b""  # a lone 0x04 held back would read as this same end
             self._ws.send(message)
 
     def close(self) -> None:

@@ -96,7 +96,8 @@ def test_stdin_reaches_the_process_byte_for_byte(on_control: tuple[Sprite, Logge
         output = b"".join(chunk.data for chunk in cat)
     assert (output, cat.exit_code) == (b"\x04\x00\x04 second\n", 0)
     assert sprite.run("wc", "-c", stdin=b"").stdout.strip() == "0"
-    assert logged.sockets(sprite.name) == (1, 1)
+    assert sprite.run("od", "-An", "-tx1", stdin=b"\x04").stdout.split() == ["04"]
+    assert logged.sockets(sprite.name) == (1, 2)  # that one byte took a socket of its own
 
 
 def test_a_refused_command_raises_as_over_its_own_socket(
