@@ -333,7 +333,10 @@ class Sandbox:
         request = {"op": "spawn", "argv": argv, "executable": executable, "env": env,
                    "cwd": cwd, "tty": tty, "rows": rows, "cols": cols}
         oom_kills_before = self.oom_kills()
-        link, (answer, fds) = await self._request(request, [] if tty else list(stdio or ()))
+        try:
+            link, (answer, fds) = await self._request(request, [] if tty else list(stdio or ()))
+        except ValueError as exc:
+            raise SpawnFailed(errno.EINVAL, str(exc), "exec") from None
         master = fds.pop(0) if tty and fds else None
         close_all(fds)
         if "error" in answer or not is_int(answer.get("pid")) or (tty and master is None):
