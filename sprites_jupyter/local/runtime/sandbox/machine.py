@@ -166,19 +166,17 @@ class Sandbox:
         async with self._lock:
             if self._link is not None:
                 return
-            await asyncio.to_thread(self.files.prepare, self.host_id)
+            namespaces = await asyncio.to_thread(self._host_side_ready)
             log_start = self.files.init_log_size()
             parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             for end in (parent, child):
                 end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, MAX_MESSAGE)
             info_r, info_w = os.pipe()
-            namespaces: tuple[int, ...] = ()
             try:
-                if self.isolation.sandboxed and remapped():
-                    namespaces = await asyncio.to_thread(_NAMESPACES.take)
                 argv, cwd = init_command(self.name, self.files, self.isolation, child.fileno(),
                                          info_w, namespaces)
-                argv = await self._join_cgroup(argv)
+                if self._cgroup is not None:
+                    argv = self._cgroup.join_command(argv)
                 with open(self.files.init_log, "ab") as errors:
                     self._process = await asyncio.create_subprocess_exec(
                         *argv, cwd=cwd, stdin=asyncio.subprocess.PIPE,
@@ -278,13 +276,25 @@ class Sandbox:
             link.fail_all(-signal.SIGKILL)
         await self._leave_cgroup()
 
-    async def _join_cgroup(self, argv: list[str]) -> list[str]:
-        """``argv`` run in a fresh cgroup of the sprite's, where the server makes them
-        (:mod:`.cgroups`): every process of the sprite counts toward its totals."""
+    def _host_side_ready(self) -> tuple[int, ...]:
+        """What a start needs of the host, in one blocking call (each hop to a thread is
+        a wake-up a start waits for): the sprite's files, its user namespaces (a root
+        server's, returned) and a fresh cgroup (:mod:`.cgroups`), which the init joins
+        so that every process of the sprite counts toward its totals."""
+        self.files.prepare(self.host_id)
         if not self.isolation.sandboxed:
-            return argv
-        self._cgroup = await asyncio.to_thread(self.isolation.cgroups.make, self.name)
-        return argv if self._cgroup is None else self._cgroup.join_command(argv)
+            return ()
+        try:
+            namespaces = _NAMESPACES.take() if remapped() else ()
+        except OSError as exc:
+            raise InitGone(f"the sandbox of {self.name} did not start: {exc}") from None
+        try:
+            self._cgroup = self.isolation.cgroups.make(self.name)
+        except OSError as exc:
+            for fd in namespaces:
+                os.close(fd)
+            raise InitGone(f"the sandbox of {self.name} did not start: {exc}") from None
+        return namespaces
 
     async def _leave_cgroup(self) -> None:
         """Remove the sprite's cgroup once nothing runs in it (a failure is logged: the
