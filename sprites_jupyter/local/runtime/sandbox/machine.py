@@ -38,6 +38,7 @@ from .init_channel import MAX_MESSAGE, close_all, is_int, read_all
 from .init_launch import Isolation, init_command, init_payload
 from .init_link import InitGone, InitLink
 from .limits import size_text
+from .refills import Refills
 
 log = logging.getLogger("sprites_jupyter.local.sandbox")
 
@@ -112,8 +113,10 @@ class Sandbox:
         while the init starts and before any process of the sprite runs (the egress
         bridge sets the namespace up here: low ports, the proxy's sockets)."""
         self.started_hooks: list[Callable[[], None]] = []
-        """Called once each start is done: what a start used up ahead (a spare bridge)
-        is made again here, so that it does not take the CPU a start waits for."""
+        """Called after each start, once its first command has started (or a moment
+        later, :mod:`.refills`): what a start used up ahead (a spare bridge) is made
+        again here, so that it takes the CPU from neither the start nor that command."""
+        self._refills = Refills()
 
     @property
     def running(self) -> bool:
@@ -206,10 +209,8 @@ class Sandbox:
             try:
                 if self.isolation.sandboxed:
                     await self._set_up_network(info_r, ready)
-                    if namespaces:
-                        _NAMESPACES.make_ahead()
-                    for refill in self.started_hooks:
-                        refill()
+                    self._refills.schedule([*([_NAMESPACES.make_ahead] if namespaces else []),
+                                            *self.started_hooks])
                 else:
                     await asyncio.wait_for(ready, READY_TIMEOUT)
                     self._init_pid = self._process.pid
@@ -257,6 +258,7 @@ class Sandbox:
         asyncio.get_running_loop().create_task(self.stop())
 
     async def _teardown(self) -> None:
+        self._refills.run()  # the next start (after a restore, say) takes the spares
         link, self._link = self._link, None
         if link is not None:
             link.close()
@@ -347,6 +349,8 @@ class Sandbox:
             link, (answer, fds) = await self._request(request, [] if tty else list(stdio or ()))
         except ValueError as exc:
             raise SpawnFailed(errno.EINVAL, str(exc), "exec") from None
+        finally:
+            self._refills.run()
         master = fds.pop(0) if tty and fds else None
         close_all(fds)
         if "error" in answer or not is_int(answer.get("pid")) or (tty and master is None):
