@@ -31,6 +31,9 @@ from bench_common import TOKEN, compare, start_server, summary, timed
 from sprites_jupyter.local.runtime.sandbox.bwrap import find_bubblewrap
 
 GOAL = 4.0
+SETTLE = 0.6
+"""Seconds each sample waits first, so that the background work the last one caused (the
+views of a restore's undo checkpoint, a deleted sprite's files, the spares) is done."""
 
 
 def _ndjson(http: httpx.Client, url: str) -> None:
@@ -66,10 +69,12 @@ def main() -> None:
             for index in range(args.repeat):
                 baseline.append(timed(lambda: subprocess.run(bare, check=True)))
                 name = f"new-{index}"
+                time.sleep(SETTLE)
                 http.post("/v1/sprites", json={"name": name}).raise_for_status()
                 fresh.append(timed(lambda name=name: _exec_true(http, name)))
                 http.delete(f"/v1/sprites/{name}").raise_for_status()
                 baseline.append(timed(lambda: subprocess.run(bare, check=True)))
+                time.sleep(SETTLE)
                 started = time.perf_counter()
                 _ndjson(http, f"/v1/sprites/restored/checkpoints/{checkpoint}/restore")
                 restored.append(timed(lambda: _exec_true(http, "restored")))
