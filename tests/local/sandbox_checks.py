@@ -8,7 +8,8 @@ from tests.local.exec_ws import run
 from tests.local.ndjson import stream_events
 from tests.waiting import eventually
 
-__all__ = ["checkpoint", "eventually", "restore", "sh", "start_service", "wait_for_service_line"]
+__all__ = ["checkpoint", "eventually", "restore", "run", "sh", "start_service",
+           "wait_for_service_line"]
 
 
 def sh(server, sprite: str, script: str, **params: object) -> tuple[int, str, str]:
