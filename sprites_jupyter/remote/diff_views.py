@@ -17,6 +17,7 @@ import time
 CHECKPOINTS = "/.sprite/checkpoints"
 # Where a view records what its shared files cannot carry (see record_of): the platform's.
 RECORD = ".sprite/stat.json"
+BUILDING = ".building-"  # beside a view the server announced and still builds
 VIEW_WAIT = 600.0
 # Never follow a symlink or wait on a fifo that replaced a file after it was looked at.
 OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
@@ -37,13 +38,16 @@ def checkpoint_root(checkpoints: str, checkpoint_id: str) -> str:
     root = os.path.join(checkpoints, checkpoint_id)
     deadline = time.monotonic() + VIEW_WAIT
     while (not os.path.isdir(root) and time.monotonic() < deadline and "/" not in checkpoint_id
-           and os.path.isdir(os.path.join(checkpoints, ".building-" + checkpoint_id))):
+           and os.path.isdir(os.path.join(checkpoints, BUILDING + checkpoint_id))):
         time.sleep(0.1)
     if "/" in checkpoint_id or checkpoint_id in ("", ".", "..") or not os.path.isdir(root):
         try:
-            mounted = sorted(n for n in os.listdir(checkpoints) if not n.startswith("."))
+            names = os.listdir(checkpoints)
         except OSError:
-            mounted = []
+            names = []
+        # a view still being built can be compared too (a request for it waits)
+        mounted = sorted({n[len(BUILDING):] if n.startswith(BUILDING) else n
+                          for n in names if not n.startswith(".") or n.startswith(BUILDING)})
         raise Refusal({"error": "not-mounted", "id": checkpoint_id, "mounted": mounted}, 3)
     return root
 
