@@ -97,16 +97,19 @@ class StorageWork:
         """Hold off collections while a snapshot stores data and records it, and pause
         view builds (a snapshot's walk is slowed most by a build sharing the GIL). If the
         block fails, what it stored may be recorded nowhere: a collection of everything
-        follows."""
+        follows (the next one to run, if it was cancelled)."""
         async with self._changed:
             await self._changed.wait_for(lambda: not self._collecting)
             self._storing += 1
             self._quiet.clear()
         try:
             yield
-        except BaseException:
+        except Exception:
             self.snapshots.mark_garbage()
             self.collect_soon()
+            raise
+        except BaseException:  # cancelled: its thread may still store, so not now
+            self.snapshots.mark_garbage()
             raise
         finally:
             async with self._changed:
