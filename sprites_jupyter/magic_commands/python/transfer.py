@@ -6,11 +6,11 @@ request each, streamed): bytes and contiguous arrays straight from their own mem
 here), anything else serialised into parts of ``SERIALISED_PART`` as it is written,
 so only one part is held here besides the value. The agent reads the parts in order
 as one stream, an array straight into its own memory. Pulling goes the other way:
-the agent writes one file, this side streams it back into the value's memory (an
-array as the bytes arrive, bytes into one buffer, an Arrow stream or a pickle as it
-loads). Formats: bytes raw, numpy arrays as ``.npy``, DataFrames as an Arrow IPC
-stream when pyarrow is on both sides (their columns' memory as it is: Parquet costs
-~7x the CPU to encode), anything else by pickle (cloudpickle when both sides have it).
+the agent writes one file, this side receives it into the value's memory (an array
+or bytes straight from the socket, an Arrow stream or a pickle as it loads). Formats:
+bytes raw, numpy arrays as ``.npy``, DataFrames as an Arrow IPC stream when pyarrow is
+on both sides (their columns' memory as it is: Parquet costs ~7x the CPU to encode),
+anything else by pickle (cloudpickle when both sides have it).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import io
 import pickle
 import time
 import uuid
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -205,42 +204,17 @@ def _pickle_format(remote: dict[str, bool]) -> str:
         else "pickle"
 
 
-class _ChunkStream(io.RawIOBase):
-    """An iterator of byte chunks as a readable stream."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._pending = memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._pending:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                return 0
-            self._pending = memoryview(chunk)
-        count = min(len(buffer), len(self._pending))
-        buffer[:count] = self._pending[:count]
-        self._pending = self._pending[count:]
-        return count
-
-
 def _read(sprite: Sprite, path: str, kind: str) -> Any:
-    """Load a value the agent wrote as its bytes arrive: an array straight into its own
-    memory, an Arrow stream or a pickle as it loads, bytes gathered in memory."""
-    with contextlib.closing(sprite.iter_file(path)) as chunks:
+    """Load a value the agent wrote as its bytes arrive: an array or ``bytes`` received
+    straight into their own memory, an Arrow stream or a pickle as it loads."""
+    with sprite.open_file(path) as source:
         if kind == "npy":
-            return read_npy(_ChunkStream(chunks))
+            return read_npy(source)
         if kind == "arrow":
-            return read_arrow(io.BufferedReader(_ChunkStream(chunks), 1 << 20))
+            return read_arrow(io.BufferedReader(source, 1 << 20))
         if kind in ("pickle", "cloudpickle"):
-            return pickle.load(io.BufferedReader(_ChunkStream(chunks), 1 << 20))
-        gathered = io.BytesIO()
-        for chunk in chunks:
-            gathered.write(chunk)
-    return gathered.getvalue()
+            return pickle.load(io.BufferedReader(source, 1 << 20))
+        return source.readall()
 
 
 def _load_failure(error: Exception, remote: str, type_name: str) -> UsageError:
