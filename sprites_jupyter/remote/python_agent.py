@@ -10,7 +10,8 @@ events, and descriptor 0 reads ``/dev/null``. Every reply carries the request's
 Requests (``op``): ``hello``, ``run`` (``code``; with ``keep``, a folder, a byte limit
 and the cell's first line, its output is also kept there for a new kernel to replay, as
 :mod:`cell_runner` keeps an exec cell's), ``vars``, ``status``, ``has``, ``load``
-(a pushed value: ``name``, ``format``, ``dir`` of parts, ``parts``), ``dump``
+(a pushed value, read while it is uploaded: ``name``, ``dir`` of parts, ``size``; then
+the notices of :class:`PartNotices`), ``dump``
 (a value to pull: ``name``, ``path``, ``formats`` the client reads), ``save`` (the
 namespace into the sprite, for a checkpoint: :mod:`python_state`), ``resume``
 (``session_id``: an ended session's saved namespace), ``exit`` (which also removes
@@ -27,6 +28,7 @@ import base64
 import builtins
 import importlib.util
 import io
+import itertools
 import json
 import linecache
 import os
@@ -37,6 +39,7 @@ import time
 import traceback
 import types
 import warnings
+from typing import Any
 
 try:
     from . import python_agent_values as values
@@ -70,6 +73,7 @@ class Agent:
         self.started = time.time()
         self.in_user_code = False
         self.request_id = None
+        self.requests: Any = iter(())
         self.state = state.SessionState("")
 
     # -- display ---------------------------------------------------------------
@@ -113,6 +117,7 @@ class Agent:
     # -- requests --------------------------------------------------------------
 
     def serve(self, requests) -> None:
+        self.requests = requests
         for line in requests:
             try:
                 request = json.loads(line)
@@ -151,7 +156,7 @@ class Agent:
             self.state = state.SessionState(str(session))
         return {"pid": os.getpid(), "started": self.started, "boot_id": boot_id(),
                 "python": sys.version.split()[0], "executable": sys.executable,
-                "has": capabilities()}
+                "has": capabilities(), "loads": "streamed"}
 
     def op_has(self, request: dict) -> dict:
         """What the session can import now (a package installed mid-session counts)."""
@@ -252,17 +257,27 @@ class Agent:
             self.in_user_code = False
 
     def op_load(self, request: dict) -> dict:
+        """Read a pushed value while it is uploaded: the client announces each part once
+        it is whole (``part``: ``index``, the first also ``format``), then ``end`` or
+        ``abort``; each part is removed once read, so the sprite holds about two."""
         name = str(request["name"])
         folder = os.path.join(os.environ.get("HOME", "."), str(request["dir"]))
-        parts = values.Parts(folder, int(request["parts"]))
+        notices = PartNotices(self.requests)
         try:
-            self.in_user_code = True
+            first = next(notices.parts(), None)
+            if first is None:
+                raise ValueError("the push ended before its first part")
+            parts = values.Parts(folder, itertools.chain([first], notices.parts()))
             try:
-                value = values.read_value(parts, str(request["format"]))
+                self.in_user_code = True
+                try:
+                    value = values.read_value(parts, notices.format, int(request["size"]))
+                finally:
+                    self.in_user_code = False
             finally:
-                self.in_user_code = False
+                parts.close()
         finally:
-            parts.close()
+            notices.drain()  # parts the value did not need, or after a failure
             shutil.rmtree(folder, ignore_errors=True)
         self.namespace[name] = value
         return {"type_name": values.describe_type(value)}
@@ -288,6 +303,50 @@ class Agent:
             self.in_user_code = False
         return {"format": kind, "size": os.path.getsize(path),
                 "type_name": values.describe_type(value)}
+
+
+class PartNotices:
+    """The client's notices about a push being uploaded, read from the request channel
+    while a ``load`` runs: ``part`` (a whole part), ``end``, or ``abort``."""
+
+    def __init__(self, requests) -> None:
+        self.requests = requests
+        self.format = ""
+        self.ended = False
+
+    def parts(self):
+        """The index of each part as it is announced, until ``end``."""
+        while not self.ended:
+            notice = self._next()
+            if notice.get("op") == "part":
+                self.format = self.format or str(notice.get("format") or "")
+                yield int(notice["index"])
+            elif notice.get("op") == "end":
+                self.ended = True
+            else:
+                self.ended = True
+                raise TransferStopped("the push was stopped before it was whole")
+
+    def drain(self) -> None:
+        """Read the notices up to the push's end (the client sends them all)."""
+        while not self.ended:
+            op = self._next().get("op")
+            self.ended = op != "part"
+
+    def _next(self) -> dict:
+        for line in self.requests:
+            try:
+                notice = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(notice, dict):
+                return notice
+        self.ended = True
+        raise TransferStopped("the client went away during the push")
+
+
+class TransferStopped(Exception):
+    """A push that will not be whole."""
 
 
 def capabilities() -> dict:

@@ -14,7 +14,7 @@ import io
 import os
 import pickle
 import pprint
-from typing import Any
+from typing import Any, Iterator
 
 COPY_CHUNK = 8 * 1024 * 1024
 REPR_METHODS = (
@@ -208,39 +208,57 @@ def read_npy(stream: Any) -> Any:
 
 
 class Parts(io.RawIOBase):
-    """The parts of a pushed value read in order as one stream, each removed once read."""
+    """The parts of a pushed value read in order as one stream, each removed once read.
+    ``indices`` yields each part's number once it is whole: all of them at once for
+    parts uploaded before the load, one by one as the client announces them for a
+    push that is read while it is still being uploaded."""
 
-    def __init__(self, folder: str, count: int) -> None:
-        self.paths = [os.path.join(folder, f"{index:06d}") for index in range(count)]
-        self.index = 0
+    def __init__(self, folder: str, indices: Iterator[int]) -> None:
+        self.folder = folder
+        self.indices = indices
+        self.path: Any = None
         self.current: Any = None
 
     def readable(self) -> bool:
         return True
 
+    def _next_path(self) -> Any:
+        index = next(self.indices, None)
+        return None if index is None else os.path.join(self.folder, f"{index:06d}")
+
     def readinto(self, buffer) -> int:
-        while self.index < len(self.paths):
+        while True:
             if self.current is None:
-                self.current = open(self.paths[self.index], "rb", buffering=0)  # noqa: SIM115
+                self.path = self._next_path()
+                if self.path is None:
+                    return 0
+                self.current = open(self.path, "rb", buffering=0)  # noqa: SIM115
             count = self.current.readinto(buffer)
             if count:
                 return count
             self.current.close()
             self.current = None
-            os.remove(self.paths[self.index])
-            self.index += 1
-        return 0
+            os.remove(self.path)
 
-    def whole_bytes(self) -> bytes:
-        """The parts as one ``bytes`` (one part: read straight into it)."""
-        if len(self.paths) == 1:
-            with open(self.paths[0], "rb") as source:
-                return source.read()
-        total = sum(os.path.getsize(path) for path in self.paths[self.index:])
-        data = bytearray(total)
-        view = memoryview(data)
+    def whole_bytes(self, size: int) -> bytes:
+        """The parts as one ``bytes`` of ``size`` (a single part is read straight into
+        it; several are gathered, which costs a copy)."""
+        self.path = self._next_path()
+        if self.path is None:
+            return b""
+        if os.path.getsize(self.path) >= size:
+            with open(self.path, "rb") as source:
+                data = source.read()
+            os.remove(self.path)
+            return data
+        self.current = open(self.path, "rb", buffering=0)  # noqa: SIM115
+        gathered = bytearray(size)
+        view = memoryview(gathered)
         filled = 0
-        while filled < total and (got := self.readinto(view[filled:])):
+        while filled < size:
+            got = self.readinto(view[filled:])
+            if not got:
+                break
             filled += got
         return bytes(view[:filled])
 
@@ -251,9 +269,10 @@ class Parts(io.RawIOBase):
         super().close()
 
 
-def read_value(parts: Parts, kind: str) -> object:
+def read_value(parts: Parts, kind: str, size: int) -> object:
+    """The value in ``parts`` (``size``: their total, where known; -1 otherwise)."""
     if kind == "raw":
-        return parts.whole_bytes()
+        return parts.whole_bytes(size)
     if kind == "npy":
         return read_npy(parts)
     if kind == "arrow":
