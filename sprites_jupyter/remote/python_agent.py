@@ -12,7 +12,8 @@ and the cell's first line, its output is also kept there for a new kernel to rep
 :mod:`cell_runner` keeps an exec cell's), ``vars``, ``status``, ``has``, ``load``
 (a pushed value, read while it is uploaded: ``name``, ``dir`` of parts, ``size``; then
 the notices of :class:`PartNotices`), ``dump``
-(a value to pull: ``name``, ``path``, ``formats`` the client reads), ``save`` (the
+(a value to pull, written while it is read: ``name``, ``dir`` of parts, ``part_size``,
+``formats`` the client reads; then ``took``/``end`` notices), ``save`` (the
 namespace into the sprite, for a checkpoint: :mod:`python_state`), ``resume``
 (``session_id``: an ended session's saved namespace), ``exit`` (which also removes
 this session's saved namespace: a stopped session is not resumed).
@@ -26,6 +27,7 @@ from __future__ import annotations
 import ast
 import base64
 import builtins
+import contextlib
 import importlib.util
 import io
 import itertools
@@ -57,6 +59,8 @@ except ImportError:
     )
 
 MIN_PYTHON = (3, 8)
+PARTS_AHEAD = 2  # pulled parts written before the client has read the earlier ones
+NOTICES = ("part", "took", "end", "abort")  # about a transfer; late ones are dropped
 AGENT_FILE = os.path.abspath(__file__)
 class Agent:
     """Runs requests one at a time in the main thread, against one namespace."""
@@ -123,7 +127,7 @@ class Agent:
                 request = json.loads(line)
             except ValueError:
                 continue
-            if not isinstance(request, dict):
+            if not isinstance(request, dict) or request.get("op") in NOTICES:
                 continue
             if request.get("op") == "exit":
                 self.state.discard()
@@ -156,7 +160,7 @@ class Agent:
             self.state = state.SessionState(str(session))
         return {"pid": os.getpid(), "started": self.started, "boot_id": boot_id(),
                 "python": sys.version.split()[0], "executable": sys.executable,
-                "has": capabilities(), "loads": "streamed"}
+                "has": capabilities(), "transfers": "streamed"}
 
     def op_has(self, request: dict) -> dict:
         """What the session can import now (a package installed mid-session counts)."""
@@ -283,36 +287,58 @@ class Agent:
         return {"type_name": values.describe_type(value)}
 
     def op_dump(self, request: dict) -> dict:
+        """Write a value to pull as parts of ``part_size`` under ``dir``, announcing each
+        as a ``part`` event (with its ``format`` and whether it is the ``last``); at
+        most ``PARTS_AHEAD`` wait for the client's ``took`` (which removes one), then
+        its ``end``."""
         name = str(request["name"])
         if name not in self.namespace:
             raise NameError(f"name '{name}' is not defined on the sprite")
         value = self.namespace[name]
-        path = os.path.join(os.environ.get("HOME", "."), str(request["path"]))
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        folder = os.path.join(os.environ.get("HOME", "."), str(request["dir"]))
         accepted = list(request.get("formats") or ())
-        kind = values.choose_format(value, accepted)
+        chosen = {"format": values.choose_format(value, accepted)}
+        notices = PartNotices(self.requests)
+
+        def finished(index: int, last: bool) -> None:
+            self.channel.send({"type": "part", "id": self.request_id, "index": index,
+                               "last": last, "format": chosen["format"],
+                               "type_name": values.describe_type(value)})
+            notices.wait_taken(folder, index + 1 - PARTS_AHEAD)
+
+        part_size = int(request["part_size"])
+        if chosen["format"] == "raw":  # one part: the client reads it into one bytes
+            part_size = max(part_size, len(value))
+        files = values.PartFiles(folder, part_size, finished)
         self.in_user_code = True
         try:
-            with open(path, "wb") as target:
-                kind = values.write_value(value, kind, target, values.pickle_format(accepted))
+            if chosen["format"] == "arrow" and not values.write_arrow(value, files):
+                chosen["format"] = values.pickle_format(accepted)  # nothing written yet
+            if chosen["format"] != "arrow":
+                values.write_value(value, chosen["format"], files)
+            files.close()
+            notices.wait_end(folder)
         except BaseException as error:
-            os.remove(path)
             setattr(error, "type_name", values.describe_type(value))  # noqa: B010
             raise
         finally:
             self.in_user_code = False
-        return {"format": kind, "size": os.path.getsize(path),
+            files.discard()
+            shutil.rmtree(folder, ignore_errors=True)
+        return {"format": chosen["format"], "size": files.size,
                 "type_name": values.describe_type(value)}
 
 
 class PartNotices:
-    """The client's notices about a push being uploaded, read from the request channel
-    while a ``load`` runs: ``part`` (a whole part), ``end``, or ``abort``."""
+    """The client's notices about a value in parts, read from the request channel while
+    a ``load`` or ``dump`` runs: ``part`` (a pushed part is whole), ``took`` (a pulled
+    part was read), ``end``, or ``abort``."""
 
     def __init__(self, requests) -> None:
         self.requests = requests
         self.format = ""
         self.ended = False
+        self.taken = 0
 
     def parts(self):
         """The index of each part as it is announced, until ``end``."""
@@ -326,6 +352,29 @@ class PartNotices:
             else:
                 self.ended = True
                 raise TransferStopped("the push was stopped before it was whole")
+
+    def wait_taken(self, folder: str, count: int) -> None:
+        """Wait until the client has read ``count`` pulled parts, removing each."""
+        while self.taken < count:
+            notice = self._next()
+            if notice.get("op") != "took":
+                self.ended = True
+                raise TransferStopped("the pull was stopped before it was whole")
+            self._remove(folder, notice)
+
+    def wait_end(self, folder: str) -> None:
+        """Wait for the client's ``end`` of a pull, removing the parts it took."""
+        while not self.ended:
+            notice = self._next()
+            if notice.get("op") == "took":
+                self._remove(folder, notice)
+            else:
+                self.ended = True
+
+    def _remove(self, folder: str, notice: dict) -> None:
+        with contextlib.suppress(OSError, KeyError, TypeError, ValueError):
+            os.remove(os.path.join(folder, f"{int(notice['index']):06d}"))
+        self.taken += 1
 
     def drain(self) -> None:
         """Read the notices up to the push's end (the client sends them all)."""

@@ -132,6 +132,31 @@ def pickle_format(accepted: list) -> str:
     return "pickle"
 
 
+def npy_buffers(array: Any) -> Any:
+    """An array's ``.npy`` bytes as views of memory it already has (its header, then its
+    buffer) when it is C- or Fortran-contiguous; ``None`` otherwise (and for record
+    arrays, which keep numpy's own header versions)."""
+    if array.dtype.names is not None or array.dtype.hasobject:
+        return None
+    import numpy
+    from numpy.lib import format as npy
+
+    if array.flags.c_contiguous:
+        data = array.reshape(-1)
+    elif array.flags.f_contiguous:
+        data = array.T.reshape(-1)
+    else:
+        return None
+    header = io.BytesIO()
+    fields = npy.header_data_from_array_1_0(array)
+    try:
+        npy.write_array_header_1_0(header, fields)
+    except ValueError:  # a shape too long for a 1.0 header
+        header = io.BytesIO()
+        npy.write_array_header_2_0(header, fields)
+    return [header.getbuffer(), data.view(numpy.uint8).data]
+
+
 def write_value(value: Any, kind: str, target, fallback: str = "pickle") -> str:
     """Write ``value`` as ``kind``; the format written: a DataFrame Arrow cannot hold
     (say an object column of mixed types) goes as ``fallback``, nothing written before."""
@@ -142,8 +167,12 @@ def write_value(value: Any, kind: str, target, fallback: str = "pickle") -> str:
     if kind == "raw":
         target.write(value)
     elif kind == "npy":
-        import numpy
-        numpy.save(target, value, allow_pickle=False)
+        buffers = npy_buffers(value)
+        if buffers is None:
+            import numpy
+            numpy.save(target, value, allow_pickle=False)
+        for buffer in buffers or ():
+            target.write(buffer)  # the array's own memory, never copied first
     elif kind == "cloudpickle":
         import cloudpickle
         cloudpickle.dump(value, target, protocol=pickle.HIGHEST_PROTOCOL)
@@ -267,6 +296,69 @@ class Parts(io.RawIOBase):
             self.current.close()
             self.current = None
         super().close()
+
+
+class PartFiles:
+    """A write-only file that fills ``folder/000000``, ``000001``, ... of ``part_size``
+    bytes each, calling ``finished(index, last)`` as each one is whole (the last on
+    close)."""
+
+    def __init__(self, folder: str, part_size: int, finished: Any) -> None:
+        os.makedirs(folder, exist_ok=True)
+        self.folder = folder
+        self.part_size = max(1, part_size)
+        self.finished = finished
+        self.index = 0
+        self.filled = 0
+        self.size = 0
+        self.current: Any = self._open()
+
+    def _open(self) -> Any:
+        return open(os.path.join(self.folder, f"{self.index:06d}"), "wb", buffering=0)
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        total = len(view)
+        while view:
+            if self.filled == self.part_size:
+                self.current.close()
+                self.finished(self.index, False)
+                self.index += 1
+                self.filled = 0
+                self.current = self._open()
+            written = self.current.write(view[:self.part_size - self.filled])
+            self.filled += written
+            view = view[written:]
+        self.size += total
+        return total
+
+    def tell(self) -> int:
+        return self.size
+
+    def seekable(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        """Every write goes to the part file at once."""
+
+    @property
+    def closed(self) -> bool:
+        return self.current is None
+
+    def close(self) -> None:
+        """Finish the last part (idempotent)."""
+        if self.current is not None:
+            self.current.close()
+            self.current = None
+            self.finished(self.index, True)
+
+    def discard(self) -> None:
+        if self.current is not None:
+            self.current.close()
+            self.current = None
 
 
 def read_value(parts: Parts, kind: str, size: int) -> object:

@@ -30,8 +30,15 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 
 from ...client import Sprite
-from ...remote.python_agent_values import read_arrow, read_npy, write_arrow, write_value
+from ...remote.python_agent_values import (
+    npy_buffers,
+    read_arrow,
+    read_npy,
+    write_arrow,
+    write_value,
+)
 from ..context import CommandContext
+from .pulled_parts import DumpFailed, PulledParts
 from .session import HOME, STATE_DIR
 
 if TYPE_CHECKING:
@@ -139,25 +146,7 @@ def _buffers(value: Any, kind: str) -> list[memoryview] | None:
     ``.npy`` header and its buffer. ``None``: serialise it."""
     if kind == "raw":
         return [memoryview(value)]
-    if kind != "npy" or value.dtype.names is not None:
-        return None  # record arrays keep numpy's own header versions
-    import numpy
-    from numpy.lib import format as npy
-
-    if value.flags.c_contiguous:
-        data = value.reshape(-1)
-    elif value.flags.f_contiguous:
-        data = value.T.reshape(-1)
-    else:
-        return None
-    header = io.BytesIO()
-    fields = npy.header_data_from_array_1_0(value)
-    try:
-        npy.write_array_header_1_0(header, fields)
-    except ValueError:  # a shape too long for a 1.0 header
-        header = io.BytesIO()
-        npy.write_array_header_2_0(header, fields)
-    return [header.getbuffer(), data.view(numpy.uint8).data]
+    return npy_buffers(value) if kind == "npy" else None
 
 
 def _type_name(value: Any) -> str:
@@ -219,17 +208,24 @@ def _pickle_format(remote: dict[str, bool]) -> str:
         else "pickle"
 
 
-def _read(sprite: Sprite, path: str, kind: str) -> Any:
-    """Load a value the agent wrote as its bytes arrive: an array or ``bytes`` received
-    straight into their own memory, an Arrow stream or a pickle as it loads."""
-    with sprite.open_file(path) as source:
-        if kind == "npy":
-            return read_npy(source)
-        if kind == "arrow":
-            return read_arrow(io.BufferedReader(source, 1 << 20))
-        if kind in ("pickle", "cloudpickle"):
-            return pickle.load(io.BufferedReader(source, 1 << 20))
-        return source.readall()
+def _read(source: PulledParts, kind: str) -> Any:
+    """Load a value as the agent writes it: an array or ``bytes`` received straight into
+    their own memory, an Arrow stream or a pickle as it loads."""
+    if kind == "npy":
+        return read_npy(source)
+    if kind == "arrow":
+        return read_arrow(io.BufferedReader(source, 1 << 20))
+    if kind in ("pickle", "cloudpickle"):
+        return pickle.load(io.BufferedReader(source, 1 << 20))
+    return source.readall()
+
+
+def _dump_failure(done: dict[str, Any], remote: str, sprite: str) -> UsageError:
+    ename, evalue = done.get("ename"), done.get("evalue")
+    if ename == "NameError":
+        return UsageError(f"No variable {remote} in the Python session on sprite {sprite}")
+    return UsageError(f"Cannot pull {remote}: a {done.get('type_name') or 'value'} "
+                      f"that cannot be serialised ({ename}: {evalue})")
 
 
 def _load_failure(error: Exception, remote: str, type_name: str) -> UsageError:
@@ -276,14 +272,14 @@ def _upload(value: Any, kind: str, buffers: list[memoryview] | None, writer: Par
     return kind
 
 
-def _older_agent(session: PythonSession, name: str) -> UsageError | None:
-    """The agent of a session started by an older sprites_jupyter reads pushes another
-    way: say how to get one that reads this kernel's."""
-    if session.info.get("loads") == "streamed":
+def _older_agent(session: PythonSession, name: str, verb: str) -> UsageError | None:
+    """The agent of a session started by an older sprites_jupyter moves values another
+    way: say how to get one that moves this kernel's."""
+    if session.info.get("transfers") == "streamed":
         return None
-    return UsageError(f"Cannot push {name}: the Python session on sprite "
+    return UsageError(f"Cannot {verb} {name}: the Python session on sprite "
                       f"{session.sprite.name} was started by an older sprites_jupyter; "
-                      "restart it (%sprite python stop, then run a cell) and push again")
+                      f"restart it (%sprite python stop, then run a cell) and {verb} again")
 
 
 def push_value(ctx: CommandContext, session: PythonSession, local: str, remote: str) -> None:
@@ -293,7 +289,7 @@ def push_value(ctx: CommandContext, session: PythonSession, local: str, remote: 
         if local not in ctx.shell.user_ns:
             raise UsageError(f"No variable {local} in this kernel")
         value = ctx.shell.user_ns[local]
-        if (older := _older_agent(session, local)) is not None:
+        if (older := _older_agent(session, local, "push")) is not None:
             raise older
         remote_has = _session_has(session)
         kind = _push_format(value, remote_has, local, session.python)
@@ -332,24 +328,32 @@ def pull_value(ctx: CommandContext, session: PythonSession, remote: str, local: 
     """Fetch ``remote`` from the session into this kernel's ``local`` (journaled)."""
     sprite = session.sprite
     with ctx.operation(sprite.name, "pull", remote):
-        path = f"{STATE_DIR}/transfer/{uuid.uuid4().hex}.out"
+        if (older := _older_agent(session, remote, "pull")) is not None:
+            raise older
+        folder = f"{STATE_DIR}/transfer/{uuid.uuid4().hex}"
         started = time.monotonic()
-        done = session.call("dump", name=remote, path=path, formats=_accepted())
+        with session.in_use:
+            dump = session.request("dump", name=remote, dir=folder, formats=_accepted(),
+                                   part_size=PART_SIZE)
+            parts = PulledParts(sprite, session, dump, f"{HOME}/{folder}")
+            try:
+                value = _read(parts, parts.first_format())
+                done = parts.finish()
+            except BaseException as error:
+                parts.close()
+                with contextlib.suppress(Exception):
+                    session.request("end")
+                with contextlib.suppress(Exception):
+                    sprite.delete(f"{HOME}/{folder}", recursive=True)
+                if isinstance(error, DumpFailed):
+                    raise _dump_failure(error.done, remote, sprite.name) from None
+                if isinstance(error, ImportError | AttributeError | pickle.UnpicklingError
+                              | EOFError | ValueError):
+                    raise _load_failure(error, remote, parts.type_name) from None
+                raise
         if done.get("status") != "ok":
-            ename, evalue = done.get("ename"), done.get("evalue")
-            if ename == "NameError":
-                raise UsageError(f"No variable {remote} in the Python session on sprite "
-                                 f"{sprite.name}")
-            raise UsageError(f"Cannot pull {remote}: a {done.get('type_name') or 'value'} "
-                             f"that cannot be serialised ({ename}: {evalue})")
-        try:
-            ctx.shell.user_ns[local] = _read(sprite, f"{HOME}/{path}", str(done["format"]))
-        except (ImportError, AttributeError, pickle.UnpicklingError, EOFError,
-                ValueError) as error:
-            raise _load_failure(error, remote, str(done.get("type_name") or "value")) from None
-        finally:
-            with contextlib.suppress(Exception):
-                sprite.delete(f"{HOME}/{path}")
+            raise _dump_failure(done, remote, sprite.name)
+        ctx.shell.user_ns[local] = value
     print(f"Pulled {remote} ({done.get('type_name')}, {_size(int(done.get('size', 0)))} as "
           f"{done['format']}) into {local} from sprite {sprite.name} in "
           f"{time.monotonic() - started:.1f} s")
