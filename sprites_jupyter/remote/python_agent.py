@@ -27,7 +27,6 @@ from __future__ import annotations
 import ast
 import base64
 import builtins
-import contextlib
 import importlib.util
 import io
 import itertools
@@ -44,11 +43,13 @@ import warnings
 from typing import Any
 
 try:
+    from . import python_agent_parts as parts
     from . import python_agent_values as values
     from . import python_state as state
     from .cell_runner import KeptOutput
     from .python_agent_io import KeepingChannel, Streams, StreamWriter
 except ImportError:
+    import python_agent_parts as parts  # type: ignore[no-redef]
     import python_agent_values as values  # type: ignore[no-redef]
     import python_state as state  # type: ignore[no-redef]
     from cell_runner import KeptOutput  # type: ignore[no-redef]
@@ -59,8 +60,6 @@ except ImportError:
     )
 
 MIN_PYTHON = (3, 8)
-PARTS_AHEAD = 2  # pulled parts written before the client has read the earlier ones
-NOTICES = ("part", "took", "end", "abort")  # about a transfer; late ones are dropped
 AGENT_FILE = os.path.abspath(__file__)
 class Agent:
     """Runs requests one at a time in the main thread, against one namespace."""
@@ -127,7 +126,7 @@ class Agent:
                 request = json.loads(line)
             except ValueError:
                 continue
-            if not isinstance(request, dict) or request.get("op") in NOTICES:
+            if not isinstance(request, dict) or request.get("op") in parts.NOTICES:
                 continue
             if request.get("op") == "exit":
                 self.state.discard()
@@ -266,20 +265,20 @@ class Agent:
         ``abort``; each part is removed once read, so the sprite holds about two."""
         name = str(request["name"])
         folder = os.path.join(os.environ.get("HOME", "."), str(request["dir"]))
-        notices = PartNotices(self.requests)
+        notices = parts.PartNotices(self.requests)
         try:
             first = next(notices.parts(), None)
             if first is None:
                 raise ValueError("the push ended before its first part")
-            parts = values.Parts(folder, itertools.chain([first], notices.parts()))
+            pushed = parts.Parts(folder, itertools.chain([first], notices.parts()))
             try:
                 self.in_user_code = True
                 try:
-                    value = values.read_value(parts, notices.format, int(request["size"]))
+                    value = values.read_value(pushed, notices.format, int(request["size"]))
                 finally:
                     self.in_user_code = False
             finally:
-                parts.close()
+                pushed.close()
         finally:
             notices.drain()  # parts the value did not need, or after a failure
             shutil.rmtree(folder, ignore_errors=True)
@@ -298,18 +297,18 @@ class Agent:
         folder = os.path.join(os.environ.get("HOME", "."), str(request["dir"]))
         accepted = list(request.get("formats") or ())
         chosen = {"format": values.choose_format(value, accepted)}
-        notices = PartNotices(self.requests)
+        notices = parts.PartNotices(self.requests)
 
         def finished(index: int, last: bool) -> None:
             self.channel.send({"type": "part", "id": self.request_id, "index": index,
                                "last": last, "format": chosen["format"],
                                "type_name": values.describe_type(value)})
-            notices.wait_taken(folder, index + 1 - PARTS_AHEAD)
+            notices.wait_taken(folder, index + 1 - parts.PARTS_AHEAD)
 
         part_size = int(request["part_size"])
         if chosen["format"] == "raw":  # one part: the client reads it into one bytes
             part_size = max(part_size, len(value))
-        files = values.PartFiles(folder, part_size, finished)
+        files = parts.PartFiles(folder, part_size, finished)
         self.in_user_code = True
         try:
             if chosen["format"] == "arrow" and not values.write_arrow(value, files):
@@ -327,75 +326,6 @@ class Agent:
             shutil.rmtree(folder, ignore_errors=True)
         return {"format": chosen["format"], "size": files.size,
                 "type_name": values.describe_type(value)}
-
-
-class PartNotices:
-    """The client's notices about a value in parts, read from the request channel while
-    a ``load`` or ``dump`` runs: ``part`` (a pushed part is whole), ``took`` (a pulled
-    part was read), ``end``, or ``abort``."""
-
-    def __init__(self, requests) -> None:
-        self.requests = requests
-        self.format = ""
-        self.ended = False
-        self.taken = 0
-
-    def parts(self):
-        """The index of each part as it is announced, until ``end``."""
-        while not self.ended:
-            notice = self._next()
-            if notice.get("op") == "part":
-                self.format = self.format or str(notice.get("format") or "")
-                yield int(notice["index"])
-            elif notice.get("op") == "end":
-                self.ended = True
-            else:
-                self.ended = True
-                raise TransferStopped("the push was stopped before it was whole")
-
-    def wait_taken(self, folder: str, count: int) -> None:
-        """Wait until the client has read ``count`` pulled parts, removing each."""
-        while self.taken < count:
-            notice = self._next()
-            if notice.get("op") != "took":
-                self.ended = True
-                raise TransferStopped("the pull was stopped before it was whole")
-            self._remove(folder, notice)
-
-    def wait_end(self, folder: str) -> None:
-        """Wait for the client's ``end`` of a pull, removing the parts it took."""
-        while not self.ended:
-            notice = self._next()
-            if notice.get("op") == "took":
-                self._remove(folder, notice)
-            else:
-                self.ended = True
-
-    def _remove(self, folder: str, notice: dict) -> None:
-        with contextlib.suppress(OSError, KeyError, TypeError, ValueError):
-            os.remove(os.path.join(folder, f"{int(notice['index']):06d}"))
-        self.taken += 1
-
-    def drain(self) -> None:
-        """Read the notices up to the push's end (the client sends them all)."""
-        while not self.ended:
-            op = self._next().get("op")
-            self.ended = op != "part"
-
-    def _next(self) -> dict:
-        for line in self.requests:
-            try:
-                notice = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(notice, dict):
-                return notice
-        self.ended = True
-        raise TransferStopped("the client went away during the push")
-
-
-class TransferStopped(Exception):
-    """A push that will not be whole."""
 
 
 def capabilities() -> dict:

@@ -3,7 +3,7 @@
 Standard library only, Python 3.8+; uploaded beside ``python_agent.py``. Display
 uses IPython's formatter when the sprite has IPython, its own ``_repr_*_`` walk
 otherwise. Push and pull use bytes raw, ``.npy``, an Arrow IPC stream (DataFrames) or
-pickle; pushed parts are read in order as one stream and removed as they are consumed.
+pickle, moved in parts (:mod:`python_agent_parts`).
 """
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ from __future__ import annotations
 import base64
 import importlib.util
 import io
-import os
 import pickle
 import pprint
-from typing import Any, Iterator
+from typing import Any
 
 COPY_CHUNK = 8 * 1024 * 1024
 REPR_METHODS = (
@@ -236,133 +235,9 @@ def read_npy(stream: Any) -> Any:
     return flat.reshape(shape)
 
 
-class Parts(io.RawIOBase):
-    """The parts of a pushed value read in order as one stream, each removed once read.
-    ``indices`` yields each part's number once it is whole: all of them at once for
-    parts uploaded before the load, one by one as the client announces them for a
-    push that is read while it is still being uploaded."""
-
-    def __init__(self, folder: str, indices: Iterator[int]) -> None:
-        self.folder = folder
-        self.indices = indices
-        self.path: Any = None
-        self.current: Any = None
-
-    def readable(self) -> bool:
-        return True
-
-    def _next_path(self) -> Any:
-        index = next(self.indices, None)
-        return None if index is None else os.path.join(self.folder, f"{index:06d}")
-
-    def readinto(self, buffer) -> int:
-        while True:
-            if self.current is None:
-                self.path = self._next_path()
-                if self.path is None:
-                    return 0
-                self.current = open(self.path, "rb", buffering=0)  # noqa: SIM115
-            count = self.current.readinto(buffer)
-            if count:
-                return count
-            self.current.close()
-            self.current = None
-            os.remove(self.path)
-
-    def whole_bytes(self, size: int) -> bytes:
-        """The parts as one ``bytes`` of ``size`` (a single part is read straight into
-        it; several are gathered, which costs a copy)."""
-        self.path = self._next_path()
-        if self.path is None:
-            return b""
-        if os.path.getsize(self.path) >= size:
-            with open(self.path, "rb") as source:
-                data = source.read()
-            os.remove(self.path)
-            return data
-        self.current = open(self.path, "rb", buffering=0)  # noqa: SIM115
-        gathered = bytearray(size)
-        view = memoryview(gathered)
-        filled = 0
-        while filled < size:
-            got = self.readinto(view[filled:])
-            if not got:
-                break
-            filled += got
-        return bytes(view[:filled])
-
-    def close(self) -> None:
-        if self.current is not None:
-            self.current.close()
-            self.current = None
-        super().close()
-
-
-class PartFiles:
-    """A write-only file that fills ``folder/000000``, ``000001``, ... of ``part_size``
-    bytes each, calling ``finished(index, last)`` as each one is whole (the last on
-    close)."""
-
-    def __init__(self, folder: str, part_size: int, finished: Any) -> None:
-        os.makedirs(folder, exist_ok=True)
-        self.folder = folder
-        self.part_size = max(1, part_size)
-        self.finished = finished
-        self.index = 0
-        self.filled = 0
-        self.size = 0
-        self.current: Any = self._open()
-
-    def _open(self) -> Any:
-        return open(os.path.join(self.folder, f"{self.index:06d}"), "wb", buffering=0)
-
-    def write(self, data: Any) -> int:
-        view = memoryview(data).cast("B")
-        total = len(view)
-        while view:
-            if self.filled == self.part_size:
-                self.current.close()
-                self.finished(self.index, False)
-                self.index += 1
-                self.filled = 0
-                self.current = self._open()
-            written = self.current.write(view[:self.part_size - self.filled])
-            self.filled += written
-            view = view[written:]
-        self.size += total
-        return total
-
-    def tell(self) -> int:
-        return self.size
-
-    def seekable(self) -> bool:
-        return False
-
-    def writable(self) -> bool:
-        return True
-
-    def flush(self) -> None:
-        """Every write goes to the part file at once."""
-
-    @property
-    def closed(self) -> bool:
-        return self.current is None
-
-    def close(self) -> None:
-        """Finish the last part (idempotent)."""
-        if self.current is not None:
-            self.current.close()
-            self.current = None
-            self.finished(self.index, True)
-
-    def discard(self) -> None:
-        if self.current is not None:
-            self.current.close()
-            self.current = None
-
-
-def read_value(parts: Parts, kind: str, size: int) -> object:
-    """The value in ``parts`` (``size``: their total, where known; -1 otherwise)."""
+def read_value(parts: Any, kind: str, size: int) -> object:
+    """The value in ``parts`` (a :class:`python_agent_parts.Parts`; ``size``: their
+    total, where known; -1 otherwise)."""
     if kind == "raw":
         return parts.whole_bytes(size)
     if kind == "npy":
