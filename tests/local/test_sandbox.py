@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests.conftest import LocalServer, start_server
-from tests.local.sandbox_checks import checkpoint, eventually, restore, sh, start_service
+from tests.local.sandbox_checks import checkpoint, eventually, restore, run, sh, start_service
 from tests.local.sprite_procs import alive, host_pid, sandboxed
 
 REPO = Path(__file__).resolve().parents[2]
@@ -155,6 +155,15 @@ def test_children_start_with_default_signals(tmp_path: Path) -> None:
         assert out == "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
     finally:
         local.stop()
+
+
+def test_commands_get_no_fd_but_their_stdio(server: LocalServer, sprite: str) -> None:
+    """The init starts commands without closing fds in between: none of its own (its
+    control socket, what bubblewrap passed it) may reach them, piped or on a pty."""
+    script = "ls /proc/self/fd | sort -n | tr '\\n' ' '"
+    assert sh(server, sprite, f"exec {script}")[1] == "0 1 2 3 "
+    _, transcript = run(server, sprite, ["sh", "-c", script], tty="true")
+    assert transcript.raw.decode().split() == ["0", "1", "2", "3"]
 
 
 def test_writes_stay_in_the_sprite_and_persist(tmp_path: Path) -> None:

@@ -1,10 +1,12 @@
 """What the rest of the server builds on, on a real server state and a real sandbox:
 ``view_root``, ``open_connection`` into the sprite's network, hidden platform processes
-and ``platform_env``, and ``/.sprite/run`` for the server's unix sockets."""
+and ``platform_env``, ``/.sprite/run`` for the server's unix sockets, and a command the
+init cannot be sent."""
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import socket
 from pathlib import Path
@@ -12,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from sprites_jupyter.local.runtime.sandbox.bwrap import SandboxUnavailable, detect
-from sprites_jupyter.local.runtime.sandbox.machine import Isolation
+from sprites_jupyter.local.runtime.sandbox.machine import Isolation, SpawnFailed
 from sprites_jupyter.local.state import ServerState
 
 SERVER = """
@@ -137,6 +139,34 @@ def test_unix_socket_in_the_run_dir_is_reachable_inside(tmp_path: Path,
             os.close(read)
             os.close(null)
             await runtime.stop_sandbox()
+            state.store.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("argv, env", [(["echo", "lone \ud800 surrogate"], {}),
+                                       (["echo", "nul \0 byte"], {}),
+                                       (["true"], {"A=B": "1"})],
+                         ids=["surrogate", "nul", "equals-in-name"])
+def test_a_command_that_cannot_reach_the_init_fails_alone(
+        tmp_path: Path, isolation: Isolation, argv: list[str], env: dict[str, str]) -> None:
+    """What no exec can carry (the API refuses most of it first; a service definition or
+    a platform helper may not) is a one-line EINVAL, and the sandbox runs on."""
+    async def scenario() -> None:
+        state = _state(tmp_path / "home", isolation)
+        sandbox = state.runtime("seams").sandbox
+        null = os.open(os.devnull, os.O_RDWR)
+        try:
+            with pytest.raises(SpawnFailed) as failed:
+                await sandbox.spawn(argv, argv[0], {**sandbox.base_env(), **env}, "/",
+                                    stdio=(null, null, null))
+            assert failed.value.errno == errno.EINVAL and "\n" not in str(failed.value)
+            child, _ = await sandbox.spawn(["true"], "true", sandbox.base_env(), "/",
+                                           stdio=(null, null, null))
+            assert await asyncio.wait_for(child.wait(), 30) == 0
+        finally:
+            os.close(null)
+            await sandbox.stop()
             state.store.close()
 
     asyncio.run(scenario())

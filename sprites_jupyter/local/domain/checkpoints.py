@@ -83,9 +83,9 @@ async def restore_checkpoint(server: ServerState, name: str, row: CheckpointRow,
                     finally:
                         runtime.sandbox.files.reclaim_tree()  # restored: the server's
             finally:
+                server.start_sandbox_soon(name)  # up before the next command, as after create
                 emit("Starting services...")
                 await runtime.services.start_all()
-                server.start_sandbox_soon(name)  # up before the next command, as after create
 
 
 async def _restore_tree(server: ServerState, runtime: SpriteRuntime, name: str,

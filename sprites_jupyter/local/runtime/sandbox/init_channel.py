@@ -1,8 +1,10 @@
 """The server's end of the channel to a sprite's init (see :mod:`.sprite_init`).
 
-One JSON object per ``SOCK_SEQPACKET`` packet, file descriptors riding along as
-``SCM_RIGHTS``. What arrives is checked here before anything acts on it: a packet no
-init of ours sends is :class:`Malformed`, and whoever receives fds owns closing them.
+One message per ``SOCK_SEQPACKET`` packet, file descriptors riding along as
+``SCM_RIGHTS``: requests go as NUL separated fields (the init reads them without
+importing ``json``), answers come as JSON objects. What arrives is checked here before
+anything acts on it: a packet no init of ours sends is :class:`Malformed`, and whoever
+receives fds owns closing them.
 """
 
 from __future__ import annotations
@@ -34,6 +36,33 @@ def parse_message(data: bytes) -> dict[str, Any]:
     return message
 
 
+def encode_request(message: dict[str, Any]) -> bytes:
+    """A request (``op`` and its fields, as :mod:`.sprite_init` lists them) as one
+    packet; ValueError when a field cannot travel (a NUL byte, an ``=`` in an
+    environment variable's name, text that is not the file system's encoding)."""
+    op = message["op"]
+    if op == "spawn":
+        env = message["env"]
+        for name in env:
+            if not name or "=" in name:
+                raise ValueError(f"invalid environment variable name: {name!r}")
+        fields = [op, message["id"], int(message["tty"]), message["rows"], message["cols"],
+                  message["cwd"], message["executable"], len(message["argv"]),
+                  *message["argv"], *(f"{name}={value}" for name, value in env.items())]
+    elif op == "signal":
+        fields = [op, message["pid"], message["sig"]]
+    elif op == "connect":
+        fields = [op, message["id"], message["host"], message["port"]]
+    else:
+        raise ValueError(f"no such request: {op}")
+    encoded = [str(int(field)).encode() if isinstance(field, int) else os.fsencode(field)
+               for field in fields]
+    if any(b"\0" in field for field in encoded):
+        raise ValueError("a NUL byte cannot reach a process's argv, environment or "
+                         "working directory")
+    return b"\0".join(encoded)
+
+
 def is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -57,8 +86,9 @@ def received_fds(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
 async def send_message(control: socket.socket, message: dict[str, Any],
                        fds: Sequence[int] = ()) -> None:
     """Send one message (with ``fds``) on the non-blocking socket, waiting while it is
-    full; raises OSError when the init is gone."""
-    data = json.dumps(message).encode()
+    full; raises OSError when the init is gone, ValueError (before sending anything)
+    when the message cannot travel (:func:`encode_request`)."""
+    data = encode_request(message)
     ancillary = ([(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
                  if fds else [])
     loop = asyncio.get_running_loop()

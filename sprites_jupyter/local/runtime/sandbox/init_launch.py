@@ -4,7 +4,6 @@ line (bubblewrap's, or a plain host process)."""
 from __future__ import annotations
 
 import functools
-import json
 import marshal
 import sys
 from dataclasses import dataclass, field
@@ -77,17 +76,18 @@ def init_command(name: str, files: SandboxFiles, isolation: Isolation, control_f
         identity = ["--userns", str(setup), "--userns2", str(sprite), "--uid", "0",
                     "--gid", "0", "--cap-drop", "ALL", "--cap-add", "CAP_SETUID",
                     "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
-        options: dict[str, int | None] = {"uid": SPRITE_UID}
+        options = {"uid": SPRITE_UID}
     else:
         identity = ["--unshare-user", "--uid", str(SPRITE_UID), "--gid", str(SPRITE_UID)]
-        options = {"uid": None}
+        options = {}
     options.update(isolation.limits.init_options())
     argv = [bwrap.path, *identity, "--unshare-pid", "--unshare-ipc", "--unshare-uts",
             "--unshare-net", "--unshare-cgroup-try", "--hostname", name,
             "--die-with-parent", "--as-pid-1", "--new-session", "--info-fd", str(info_fd),
             *files.mounts(isolation.limits.tmpfs_bytes if bwrap.version >= (0, 10) else 0),
             *system_links(), *python_binds, "--chdir", "/",
-            python, "-I", "-S", "-c", INIT_LOADER, str(control_fd), json.dumps(options)]
+            python, "-I", "-S", "-c", INIT_LOADER, str(control_fd),
+            *(f"{name}={value}" for name, value in options.items() if value)]
     return argv, "/"
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -24,6 +23,7 @@ from .init_channel import (
     MAX_MESSAGE,
     Malformed,
     close_all,
+    encode_request,
     is_int,
     parse_message,
     received_fds,
@@ -111,7 +111,7 @@ class InitLink:
         if not self._closed:
             with contextlib.suppress(OSError):
                 self._control.sendmsg(
-                    [json.dumps({"op": "signal", "pid": pid, "sig": int(sig)}).encode()])
+                    [encode_request({"op": "signal", "pid": pid, "sig": int(sig)})])
 
     def _lost(self) -> None:
         """Nothing more will be answered: close, fail what waits (a start waiting for

@@ -38,6 +38,7 @@ from .init_channel import MAX_MESSAGE, close_all, is_int, read_all
 from .init_launch import Isolation, init_command, init_payload
 from .init_link import InitGone, InitLink
 from .limits import size_text
+from .refills import Refills
 
 log = logging.getLogger("sprites_jupyter.local.sandbox")
 
@@ -112,8 +113,10 @@ class Sandbox:
         while the init starts and before any process of the sprite runs (the egress
         bridge sets the namespace up here: low ports, the proxy's sockets)."""
         self.started_hooks: list[Callable[[], None]] = []
-        """Called once each start is done: what a start used up ahead (a spare bridge)
-        is made again here, so that it does not take the CPU a start waits for."""
+        """Called after each start, once its first command has started (or a moment
+        later, :mod:`.refills`): what a start used up ahead (a spare bridge) is made
+        again here, so that it takes the CPU from neither the start nor that command."""
+        self._refills = Refills()
 
     @property
     def running(self) -> bool:
@@ -166,19 +169,17 @@ class Sandbox:
         async with self._lock:
             if self._link is not None:
                 return
-            await asyncio.to_thread(self.files.prepare, self.host_id)
+            namespaces = await asyncio.to_thread(self._host_side_ready)
             log_start = self.files.init_log_size()
             parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             for end in (parent, child):
                 end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, MAX_MESSAGE)
             info_r, info_w = os.pipe()
-            namespaces: tuple[int, ...] = ()
             try:
-                if self.isolation.sandboxed and remapped():
-                    namespaces = await asyncio.to_thread(_NAMESPACES.take)
                 argv, cwd = init_command(self.name, self.files, self.isolation, child.fileno(),
                                          info_w, namespaces)
-                argv = await self._join_cgroup(argv)
+                if self._cgroup is not None:
+                    argv = self._cgroup.join_command(argv)
                 with open(self.files.init_log, "ab") as errors:
                     self._process = await asyncio.create_subprocess_exec(
                         *argv, cwd=cwd, stdin=asyncio.subprocess.PIPE,
@@ -208,10 +209,8 @@ class Sandbox:
             try:
                 if self.isolation.sandboxed:
                     await self._set_up_network(info_r, ready)
-                    if namespaces:
-                        _NAMESPACES.make_ahead()
-                    for refill in self.started_hooks:
-                        refill()
+                    self._refills.schedule([*([_NAMESPACES.make_ahead] if namespaces else []),
+                                            *self.started_hooks])
                 else:
                     await asyncio.wait_for(ready, READY_TIMEOUT)
                     self._init_pid = self._process.pid
@@ -259,6 +258,7 @@ class Sandbox:
         asyncio.get_running_loop().create_task(self.stop())
 
     async def _teardown(self) -> None:
+        self._refills.run()  # the next start (after a restore, say) takes the spares
         link, self._link = self._link, None
         if link is not None:
             link.close()
@@ -278,13 +278,25 @@ class Sandbox:
             link.fail_all(-signal.SIGKILL)
         await self._leave_cgroup()
 
-    async def _join_cgroup(self, argv: list[str]) -> list[str]:
-        """``argv`` run in a fresh cgroup of the sprite's, where the server makes them
-        (:mod:`.cgroups`): every process of the sprite counts toward its totals."""
+    def _host_side_ready(self) -> tuple[int, ...]:
+        """What a start needs of the host, in one blocking call (each hop to a thread is
+        a wake-up a start waits for): the sprite's files, its user namespaces (a root
+        server's, returned) and a fresh cgroup (:mod:`.cgroups`), which the init joins
+        so that every process of the sprite counts toward its totals."""
+        self.files.prepare(self.host_id)
         if not self.isolation.sandboxed:
-            return argv
-        self._cgroup = await asyncio.to_thread(self.isolation.cgroups.make, self.name)
-        return argv if self._cgroup is None else self._cgroup.join_command(argv)
+            return ()
+        try:
+            namespaces = _NAMESPACES.take() if remapped() else ()
+        except OSError as exc:
+            raise InitGone(f"the sandbox of {self.name} did not start: {exc}") from None
+        try:
+            self._cgroup = self.isolation.cgroups.make(self.name)
+        except OSError as exc:
+            for fd in namespaces:
+                os.close(fd)
+            raise InitGone(f"the sandbox of {self.name} did not start: {exc}") from None
+        return namespaces
 
     async def _leave_cgroup(self) -> None:
         """Remove the sprite's cgroup once nothing runs in it (a failure is logged: the
@@ -333,7 +345,12 @@ class Sandbox:
         request = {"op": "spawn", "argv": argv, "executable": executable, "env": env,
                    "cwd": cwd, "tty": tty, "rows": rows, "cols": cols}
         oom_kills_before = self.oom_kills()
-        link, (answer, fds) = await self._request(request, [] if tty else list(stdio or ()))
+        try:
+            link, (answer, fds) = await self._request(request, [] if tty else list(stdio or ()))
+        except ValueError as exc:
+            raise SpawnFailed(errno.EINVAL, str(exc), "exec") from None
+        finally:
+            self._refills.run()
         master = fds.pop(0) if tty and fds else None
         close_all(fds)
         if "error" in answer or not is_int(answer.get("pid")) or (tty and master is None):
