@@ -9,6 +9,9 @@ Prints ratios (ours / theirs) of medians measured in the same run:
   3. listing 1,000 checkpoints                          (target <= 1.0x sprites-py)
   4. exec throughput as a fraction of a local subprocess pipe of the same bytes (the limit;
      min and median of >= 5 interleaved samples, target >= 0.5)
+  5. a short command, ``Sprite.run("true")`` (over our pooled control connection) /
+     sprites-py's ``command("true").run()`` (a new exec socket each), interleaved
+     (target <= 1.0x)
 Without sprites-py the comparisons are skipped with a message; the rest still runs.
 """
 
@@ -24,6 +27,8 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+
+from bench_common import compare, interleaved, timed
 
 from sprites_jupyter.client import Sprite, SpritesClient
 from sprites_jupyter.local.launcher import LocalServerInfo, ensure_server
@@ -142,6 +147,12 @@ def run(server: LocalServerInfo, megabytes: int, checkpoints: int, repeat: int) 
                          if theirs else None)
         report("2. request -> first event, service create (5 s)", statistics.median(firsts),
                statistics.median(theirs_firsts) if theirs_firsts else None, "s", "<= 0.1x")
+
+        if theirs is not None:
+            compare("5. Sprite.run('true') / sprites-py command('true').run()", *interleaved(
+                lambda: timed(lambda: ours.run("true")),
+                lambda: timed(lambda: theirs.command("true").run()), repeat * 4),
+                most=1.0, names=("ours", "sprites-py"))
 
         for index in range(checkpoints):
             ours.create_checkpoint(f"bench {index}").wait()

@@ -7,9 +7,12 @@ Runs ``true`` in one sprite, interleaving three ways per sample:
      frame, ``op.complete``, then ``release``), to the exit code
   2. fresh socket: open ``/exec?cmd=true``, read to the exit frame, close (what the
      direct endpoints cost per command)
-  3. our client: ``Sprite.run("true")`` (a fresh exec socket, plus its own bookkeeping)
+  3. our client: ``Sprite.run("true")``, which runs over the client's pooled control
+     connection (its first command, before timing, took a direct socket and learned
+     that the server offers control)
 Prints min and median of each, and the ratios control / fresh socket and control / our
-client (below 1: the control connection is faster).
+client (below 1: the control connection is faster). ``bench/compare_revisions.py`` with
+an older revision shows our client's figure before it used the control connection.
 """
 
 from __future__ import annotations

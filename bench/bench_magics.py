@@ -16,6 +16,7 @@
 Ratios are min and median of interleaved samples (``--repeat``, at least 5).
 
     python bench/bench_magics.py [--checkpoints 1000] [--lines 100000] [--repeat 5]
+                                 [--only round-trip checkpoints exec startup]
 """
 
 from __future__ import annotations
@@ -146,18 +147,26 @@ def bench_exec(shell: InteractiveShell, http: httpx.Client, lines: int) -> None:
               f"allocation {peak / 1e6:.2f} MB with a {panel.max_lines}-line buffer")
 
 
+PARTS = ["round-trip", "checkpoints", "exec", "startup"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoints", type=int, default=1000)
     parser.add_argument("--lines", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--only", nargs="+", choices=PARTS, default=PARTS,
+                        help="run only these parts (default: all)")
     args = parser.parse_args()
     with local_server() as server, loaded_shell(server.url, widgets=True) as shell, \
             server.http(timeout=60) as http:
-        bench_round_trip(shell, http, args.repeat)
-        bench_checkpoints(shell, http, args.checkpoints, args.repeat)
-        bench_exec(shell, http, args.lines)
-        bench_startup(args.repeat, "bench-rt")
+        bench_round_trip(shell, http, args.repeat)  # also makes the sprite startup uses
+        if "checkpoints" in args.only:
+            bench_checkpoints(shell, http, args.checkpoints, args.repeat)
+        if "exec" in args.only:
+            bench_exec(shell, http, args.lines)
+        if "startup" in args.only:
+            bench_startup(args.repeat, "bench-rt")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from .control_pool import ControlPools
 from .counters import SpriteCounts
 from .errors import ProtocolError
 from .http import DEFAULT_BASE_URL, HttpSession, Relocate, segment
@@ -38,6 +39,7 @@ class SpritesClient:
         :class:`~.http.HttpSession`)."""
         self._http = HttpSession(token, base_url, timeout=timeout, transport=transport,
                                  hint=hint, relocate=relocate, on_wait=on_wait)
+        self._control = ControlPools(self._http)
 
     @property
     def base_url(self) -> str:
@@ -64,6 +66,9 @@ class SpritesClient:
         return f"<SpritesClient {self.base_url}>"
 
     def close(self) -> None:
+        """Close the pooled HTTP and control connections (commands running keep theirs
+        until they end)."""
+        self._control.close()
         self._http.close()
 
     def __enter__(self) -> SpritesClient:

@@ -18,6 +18,7 @@ from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
+from .control_pool import ControlPool
 from .errors import (
     ConnectionFailed,
     ExecError,
@@ -26,6 +27,7 @@ from .errors import (
     ProtocolError,
     SpritesError,
 )
+from .exec_control import ControlOp, capabilities, open_exec
 from .exec_protocol import EXIT, STDERR, STDIN, STDIN_EOF, STDOUT, exec_params, signal_name
 from .http import HttpSession, segment
 from .models import ExecResult, OutputChunk
@@ -40,7 +42,8 @@ _TAIL = 2000
 
 
 class Command:
-    """A process running in a sprite, reached over one exec WebSocket.
+    """A process running in a sprite, reached over one exec WebSocket (its own, or an
+    operation on a pooled control connection: :mod:`.exec_control`).
 
     Iterate it for :class:`OutputChunk` s as they arrive; ``write``/``close_stdin`` feed
     it; ``signal``/``kill`` stop it; ``wait`` returns the exit code. A KeyboardInterrupt
@@ -49,7 +52,7 @@ class Command:
     to leave it running); closing an attachment only detaches.
     """
 
-    def __init__(self, session: HttpSession, sprite: str, ws: WebSocket, *,
+    def __init__(self, session: HttpSession, sprite: str, ws: WebSocket | ControlOp, *,
                  command: str, tty: bool, owner: bool) -> None:
         self.command = command
         self.tty = tty
@@ -62,8 +65,7 @@ class Command:
         self._session_id: str | None = None
         self._pending: deque[str | bytes] = deque()
         self._stdin_open = True
-        capabilities = ws.response.headers.get("X-Sprite-Capabilities", "") if ws.response else ""
-        self._can_signal = "signal" in {c.strip() for c in capabilities.split(",")}
+        self._can_signal = "signal" in capabilities(ws.response)
 
     def __repr__(self) -> str:
         state = "running" if self.exit_code is None else f"exited {self.exit_code}"
@@ -188,9 +190,13 @@ class Command:
             raise SpritesError("stdin is closed: open the command with stdin=True and write "
                                "before close_stdin()")
         payload = data.encode() if isinstance(data, str) else bytes(data)
-        for start in range(0, len(payload), CHUNK):
-            piece = payload[start:start + CHUNK]
+        start = 0
+        while start < len(payload):
+            end = start + CHUNK
+            end -= end == len(payload) - 1  # no 1-byte last piece: over control, b"\x04" is EOF
+            piece = payload[start:end]
             self._send(piece if self.tty else bytes([STDIN]) + piece, quiet=False)
+            start = end
 
     def feed(self, data: bytes) -> threading.Thread:
         """Write ``data`` then end the input, from a thread of its own (so output keeps
@@ -299,20 +305,24 @@ class Command:
 def start_command(session: HttpSession, sprite: str, argv: Sequence[str], *,
                   env: dict[str, str] | None = None, dir: str | None = None, tty: bool = False,
                   stdin: bool = True, max_run_after_disconnect: float | None = None,
-                  size: tuple[int, int] | None = None) -> Command:
+                  size: tuple[int, int] | None = None,
+                  pool: ControlPool | None = None) -> Command:
     """Start ``argv`` in ``sprite``; without ``stdin`` its input ends at once.
 
     ``max_run_after_disconnect`` (seconds, 0 = forever) is how long it may outlive
     the connection; the server's default applies when it is ``None``. ``size`` is a
-    TTY's ``(cols, rows)`` at start.
+    TTY's ``(cols, rows)`` at start. With a ``pool`` it runs over one of the sprite's
+    control connections where the server offers them.
     """
     cols, rows = size if size is not None else (None, None)
     params = exec_params(argv, env=env, dir=dir, tty=tty, stdin=stdin, rows=rows, cols=cols,
                          max_run_after_disconnect=max_run_after_disconnect)
     command = " ".join(argv)
-    ws = open_socket(session, f"/v1/sprites/{segment(sprite)}/exec", params,
-                     what=f"exec {command!r} on {sprite}")
+    ws = open_exec(session, pool, sprite, params, tty=tty, what=f"exec {command!r} on {sprite}")
     handle = Command(session, sprite, ws, command=command, tty=tty, owner=True)
+    if isinstance(ws, ControlOp):  # its session_info came already: the id is known now
+        handle._pending.append(ws.recv())
+        handle._absorb_text()
     if not stdin and not tty:
         handle.close_stdin()
     return handle

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from .control_pool import ControlPool, ControlPools
 from .http import HttpSession, Params, segment
 from .models import SpriteInfo
 from .streams import Event, EventStream
@@ -17,6 +18,7 @@ class Client(Protocol):
     (declared here, so the parts of the face do not import the client that builds them)."""
 
     _http: HttpSession
+    _control: ControlPools
 
     @property
     def base_url(self) -> str: ...
@@ -51,6 +53,11 @@ class SpriteHandle:
     @property
     def _http(self) -> HttpSession:
         return self.client._http
+
+    @property
+    def _control_pool(self) -> ControlPool | None:
+        """Where this sprite's execs find a control connection (None: client closed)."""
+        return self.client._control.pool(self.name)
 
     def _path(self, suffix: str = "") -> str:
         return f"/v1/sprites/{segment(self.name)}{suffix}"

@@ -36,8 +36,10 @@ class Sprite(FilesystemMixin, ServicesMixin, CheckpointsMixin):
         """
         started = time.monotonic()
         data = stdin.encode() if isinstance(stdin, str) else stdin
+        # control's raw stdin cannot carry an input of the one byte 0x04 (its end mark)
+        pool = self._control_pool if data != b"\x04" else None
         handle = start_command(self._http, self.name, cmd, env=env, dir=dir,
-                               stdin=data is not None)
+                               stdin=data is not None, pool=pool)
         return run_command(handle, data, timeout, check, started)
 
     def run_http(self, *cmd: str, env: dict[str, str] | None = None, dir: str | None = None,
@@ -65,7 +67,7 @@ class Sprite(FilesystemMixin, ServicesMixin, CheckpointsMixin):
             raise ValueError("size is a terminal's size: pass tty=True with it")
         return start_command(self._http, self.name, cmd, env=env, dir=dir, tty=tty,
                              stdin=stdin, max_run_after_disconnect=max_run_after_disconnect,
-                             size=size)
+                             size=size, pool=self._control_pool)
 
     def list_sessions(self) -> list[ExecSession]:
         response = self._http.request("GET", self._path("/exec"),

@@ -83,6 +83,13 @@ class WebSocket:
     def __enter__(self) -> WebSocket:
         return self
 
+    @property
+    def is_open(self) -> bool:
+        """Whether messages can still be sent (no close began on either side, the
+        connection did not break)."""
+        with self._lock:
+            return self._protocol.state is State.OPEN and not self._ended.is_set()
+
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 

@@ -38,7 +38,7 @@ from .ndjson import ndjson_response
 
 log = logging.getLogger(__name__)
 
-CAPABILITIES = [(b"x-sprite-capabilities", b"signal")]
+CAPABILITIES = [(b"x-sprite-capabilities", b"signal, control")]
 KILL_TIMEOUT = 10.0
 MAX_HTTP_STDIN = 64 * 1024 * 1024
 HTTP_STDIN_RULE = ("HTTP exec takes at most 64 MiB of stdin: stream more through the exec "

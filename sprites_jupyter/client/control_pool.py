@@ -1,0 +1,134 @@
+"""Pooled control connections (reference section 5): per sprite, WebSockets on
+``/v1/sprites/{name}/control`` that run execs one after another, so a command costs no
+TCP connect and HTTP upgrade of its own.
+
+As sprites-go's ``control_pool.go``: an idle connection is handed out, else a new one
+is dialled; a connection comes back only once its operation completed, and one that
+broke meanwhile is dropped. Beyond it: the idle ones close after :data:`IDLE_CLOSE`
+seconds (swept by the process's one notice timer, not a thread of their own), and at
+most :data:`MAX_IDLE` wait per sprite.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from .http import HttpSession, segment
+from .notices import Notice, notices
+from .websocket import open_socket
+from .ws_connection import WebSocket
+
+IDLE_CLOSE = 30.0
+"""Seconds an unused connection stays open (sprites-go's keep-alive window)."""
+MAX_IDLE = 10
+"""Idle connections kept per sprite (sprites-go drains its pool to 10)."""
+
+
+class ControlPool:
+    """The control connections of one sprite on one client.
+
+    ``supported`` says whether control works, decided once: None until an exec tells,
+    True once a command ran over it, False for the direct exec socket from then on.
+    Against the service, as sprites-go, control is tried at once, and a refused upgrade
+    (or a new connection that fails before its process starts) decides False. Against a
+    server on this machine (the local server, an older one, a test double) the first
+    exec goes direct and control is tried only if that upgrade ``offered`` it
+    (``X-Sprite-Capabilities: control``), so a server without it never sees a
+    ``/control`` request.
+    """
+
+    def __init__(self, session: HttpSession, sprite: str) -> None:
+        self.sprite = sprite
+        self.supported: bool | None = None
+        self.offered = False
+        self._session = session
+        self._lock = threading.Lock()
+        self._idle: list[tuple[float, WebSocket]] = []
+        self._sweep: Notice | None = None
+        self._closed = False
+
+    def checkout(self) -> tuple[WebSocket, bool]:
+        """An idle open connection (``False``: reused), else a newly dialled one
+        (``True``); dialling raises as any WebSocket upgrade does."""
+        dead = []
+        with self._lock:
+            while self._idle:
+                _, ws = self._idle.pop()  # the most recently used: the others expire
+                if ws.is_open:
+                    break
+                dead.append(ws)
+            else:
+                ws = None
+        for gone in dead:
+            gone.close()
+        if ws is not None:
+            return ws, False
+        ws = open_socket(self._session, f"/v1/sprites/{segment(self.sprite)}/control", [],
+                         what=f"open a control connection to {self.sprite}")
+        return ws, True
+
+    def checkin(self, ws: WebSocket) -> None:
+        """Take back a connection whose operation completed."""
+        surplus: list[WebSocket] = []
+        with self._lock:
+            if self._closed or not ws.is_open:
+                surplus.append(ws)
+            else:
+                self._idle.append((time.monotonic(), ws))
+                while len(self._idle) > MAX_IDLE:
+                    surplus.append(self._idle.pop(0)[1])
+                if self._sweep is None:
+                    self._sweep = notices.after(IDLE_CLOSE, self._close_expired)
+        for extra in surplus:
+            extra.close()
+
+    def _close_expired(self) -> None:
+        cutoff = time.monotonic() - IDLE_CLOSE
+        with self._lock:
+            expired = [ws for used, ws in self._idle if used <= cutoff]
+            self._idle = [(used, ws) for used, ws in self._idle if used > cutoff]
+            self._sweep = None
+            if self._idle:
+                wait = self._idle[0][0] + IDLE_CLOSE - time.monotonic()
+                self._sweep = notices.after(max(wait, 0.0), self._close_expired)
+        for ws in expired:
+            ws.close()
+
+    def close(self) -> None:
+        """Close every idle connection; those in use close when their operation ends."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            if self._sweep is not None:
+                self._sweep.cancel()
+                self._sweep = None
+        for _, ws in idle:
+            ws.close()
+
+
+class ControlPools:
+    """A client's control pools, one per sprite it ran a command on."""
+
+    def __init__(self, session: HttpSession) -> None:
+        self._session = session
+        self._lock = threading.Lock()
+        self._pools: dict[str, ControlPool] = {}
+        self._closed = False
+
+    def pool(self, sprite: str) -> ControlPool | None:
+        """The pool for ``sprite``; None once the client is closed."""
+        with self._lock:
+            if self._closed:
+                return None
+            pool = self._pools.get(sprite)
+            if pool is None:
+                pool = self._pools[sprite] = ControlPool(self._session, sprite)
+            return pool
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close()
