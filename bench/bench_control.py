@@ -11,14 +11,18 @@ Runs ``true`` in one sprite, interleaving three ways per sample:
      connection (its first command, before timing, took a direct socket and learned
      that the server offers control)
 Prints min and median of each, and the ratios control / fresh socket and control / our
-client (below 1: the control connection is faster). ``bench/compare_revisions.py`` with
-an older revision shows our client's figure before it used the control connection.
+client (below 1: the control connection is faster). Then the server's own CPU time per
+command over control (user + system of its process, the sandbox's init not included):
+a figure that load on the machine barely moves, unlike the wall times.
+``bench/compare_revisions.py`` with an older revision shows our client's figure before
+it used the control connection.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -54,6 +58,13 @@ def fresh_exec(ws_url: str) -> None:
                 return
 
 
+def server_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (``/proc/PID/stat``)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=30)
@@ -77,6 +88,11 @@ def main() -> None:
                     times["fresh socket"].append(timed(lambda: fresh_exec(f"{ws_base}/exec")))
                     times["our client"].append(timed(lambda: handle.run("true")))
                     time.sleep(0.01)
+                commands = options.samples * 10
+                before = server_cpu_seconds(process.pid)
+                for _ in range(commands):
+                    control_exec(control)
+                cpu_ms = (server_cpu_seconds(process.pid) - before) / commands * 1000
             client.close()
         finally:
             process.terminate()
@@ -86,6 +102,7 @@ def main() -> None:
     for other in ("fresh socket", "our client"):
         compare(f"control / {other}", times["control"], times[other],
                 names=("control", other))
+    print(f"server CPU per command over control ({commands} commands): {cpu_ms:.3f} ms")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ samples, min and median of ``--repeat``, at least 5). The targets:
 * pull of a 1e6 x 5 DataFrame vs ``pandas.read_parquet`` of a local file (target <= 2.5x;
   needs pandas and pyarrow here and on the sprite, else skipped with a notice).
 
-The server runs unsandboxed, so the session has this machine's numpy and pandas.
+The server runs unsandboxed, so the session has this machine's numpy and pandas. After
+each figure the peak resident memory of the kernel, the server and the agent during it
+(a push must never hold two copies of the value in any of them).
 
     python bench/bench_values.py [--array-mb 500] [--bytes-mb 200] [--rows 1000000]
         [--repeat 5]
@@ -18,6 +20,7 @@ The server runs unsandboxed, so the session has this machine's numpy and pandas.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import statistics
@@ -34,9 +37,8 @@ from sprites_jupyter.magic_commands.python.lifecycle import sessions_of
 SPRITE = "bench-values"
 
 
-def _cpu_seconds() -> float:
-    """CPU time used so far by this process and every process below it that is still
-    running (the server, the sprite's agent): what a transfer costs whatever the load."""
+def _process_tree() -> tuple[dict[int, list[int]], dict[int, int]]:
+    """The children of every process, and the CPU ticks each has used."""
     children: dict[int, list[int]] = {}
     ticks: dict[int, int] = {}
     for entry in os.listdir("/proc"):
@@ -48,12 +50,59 @@ def _cpu_seconds() -> float:
             continue
         children.setdefault(int(fields[1]), []).append(int(entry))
         ticks[int(entry)] = int(fields[11]) + int(fields[12])
-    total, pending = 0, [os.getpid()]
+    return children, ticks
+
+
+def _below(pid: int, children: dict[int, list[int]]) -> list[int]:
+    """Every live process under ``pid``."""
+    found, pending = [], list(children.get(pid, []))
     while pending:
-        pid = pending.pop()
-        total += ticks.get(pid, 0)
-        pending.extend(children.get(pid, []))
-    return total / os.sysconf("SC_CLK_TCK")
+        found.append(pending.pop())
+        pending.extend(children.get(found[-1], []))
+    return found
+
+
+def _cpu_seconds() -> float:
+    """CPU time used so far by this process and every process below it that is still
+    running (the server, the sprite's agent): what a transfer costs whatever the load."""
+    children, ticks = _process_tree()
+    pids = [os.getpid(), *_below(os.getpid(), children)]
+    return sum(ticks.get(pid, 0) for pid in pids) / os.sysconf("SC_CLK_TCK")
+
+
+class PeakMemory:
+    """Peak resident memory of the kernel (this process), the server and the processes
+    under it (the agent), since the last :meth:`reset` (``/proc/PID/clear_refs``, on
+    processes of this bench only)."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+
+    def _groups(self) -> dict[str, list[int]]:
+        children, _ = _process_tree()
+        return {"kernel": [os.getpid()], "server": [self.server_pid],
+                "agent": _below(self.server_pid, children)}
+
+    def reset(self) -> None:
+        for pids in self._groups().values():
+            for pid in pids:
+                with contextlib.suppress(OSError):
+                    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+    def report(self, value_mb: int) -> None:
+        peaks = {name: max((_peak_mb(pid) for pid in pids), default=0)
+                 for name, pids in self._groups().items()}
+        print(f"  peak RSS during it ({value_mb} MB value): "
+              + ", ".join(f"{name} {mb:,} MB" for name, mb in peaks.items()), flush=True)
+
+
+def _peak_mb(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    line = next((line for line in status.splitlines() if line.startswith("VmHWM:")), "")
+    return int(line.split()[1]) // 1024 if line else 0
 
 
 def _costed(action: Callable[[], object], cpu: list[float]) -> Callable[[], float]:
@@ -85,7 +134,8 @@ def _push_pull(shell: InteractiveShell) -> None:
     shell.user_ns.pop("payload_back", None)
 
 
-def bench_array(shell: InteractiveShell, folder: Path, megabytes: int, repeat: int) -> None:
+def bench_array(shell: InteractiveShell, folder: Path, megabytes: int, repeat: int,
+                peak: PeakMemory) -> None:
     import numpy as np
 
     value = np.random.default_rng(0).random(megabytes * 1024 * 1024 // 8)
@@ -96,11 +146,15 @@ def bench_array(shell: InteractiveShell, folder: Path, megabytes: int, repeat: i
         np.save(path, value)
         np.load(path)
 
+    peak.reset()
     _compare(f"push + pull of a {megabytes} MB numpy array vs np.save + np.load",
              lambda: _push_pull(shell), local, repeat, 3.0)
+    peak.report(megabytes)
 
 
-def bench_bytes(shell: InteractiveShell, folder: Path, megabytes: int, repeat: int) -> None:
+def bench_bytes(shell: InteractiveShell, folder: Path, megabytes: int, repeat: int,
+                peak: PeakMemory) -> None:
+    shell.user_ns.pop("payload", None)
     value = os.urandom(megabytes * 1024 * 1024)
     shell.user_ns["payload"] = value
     path = folder / "bytes.bin"
@@ -112,8 +166,11 @@ def bench_bytes(shell: InteractiveShell, folder: Path, megabytes: int, repeat: i
             os.fsync(target.fileno())
         path.read_bytes()
 
+    _cell(shell, "%%sprite_python\ndel payload\n")
+    peak.reset()
     _compare(f"push + pull of {megabytes} MB of bytes vs local write (fsync) + read",
              lambda: _push_pull(shell), local, repeat, 2.0)
+    peak.report(megabytes)
 
 
 def bench_frame(shell: InteractiveShell, folder: Path, rows: int, repeat: int) -> None:
@@ -149,8 +206,9 @@ def main() -> None:
                 _cell(shell, f"%sprite use {SPRITE} --create")
                 _cell(shell, "%%sprite_python\n1 + 1\n")
                 folder = Path(scratch)
-                bench_array(shell, folder, args.array_mb, args.repeat)
-                bench_bytes(shell, folder, args.bytes_mb, args.repeat)
+                peak = PeakMemory(process.pid)
+                bench_array(shell, folder, args.array_mb, args.repeat, peak)
+                bench_bytes(shell, folder, args.bytes_mb, args.repeat, peak)
                 bench_frame(shell, folder, args.rows, args.repeat)
                 _cell(shell, "%sprite python stop")
         finally:

@@ -52,6 +52,9 @@ from .magic_commands.registry import lookup
 
 __all__ = ["SpriteMagics"]
 
+# Asked for every journal line (every cell): the URL is parsed once.
+_is_loopback = functools.lru_cache(maxsize=8)(is_loopback_url)
+
 MagicMethod = Callable[..., Any]
 # IPython 9 annotates its markers as returning "the method or a decorator"; each is used
 # here in one form, so it is typed as that form (IPython 8 leaves them untyped).
@@ -130,7 +133,7 @@ class SpriteMagics(Magics, SpriteSettings):
         return choose_journal_store(
             self.journal_location, notebook_name(self.shell),
             default_local=not token and not api_url,
-            remote_api=bool(token) and not is_loopback_url(api_url or DEFAULT_BASE_URL),
+            remote_api=bool(token) and not _is_loopback(api_url or DEFAULT_BASE_URL),
             sprite=lambda name: self._get_client().sprite(name))
 
     def _make_client(self) -> SpritesClient:

@@ -5,16 +5,21 @@ httpcore receives 64 KiB per system call and copies each piece three times on it
 out; for a file streamed from a server on this machine that, not the server, bounds
 the transfer (200 MB: 0.7-1.1 s through httpcore, 0.3-0.45 s through ``http.client``
 under the same load). Only plain HTTP to a loopback address uses it: no TLS, no proxy.
+Its body also reads straight into a caller's memory (:class:`BodyReader`), so a pulled
+array or ``bytes`` is filled by the socket itself, never copied from a chunk.
 """
 
 from __future__ import annotations
 
 import http.client
-from collections.abc import Iterator
+import io
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 
 CHUNK = 4 << 20  # what one read of the body returns
+BODY_EXTENSION = "sprites_jupyter.body"  # the response extension naming this transport's body
 
 
 class BulkReadTransport(httpx.BaseTransport):
@@ -46,8 +51,9 @@ class BulkReadTransport(httpx.BaseTransport):
             connection.close()
             raise httpx.RemoteProtocolError(str(exc) or type(exc).__name__,
                                             request=request) from None
-        return httpx.Response(response.status, headers=response.getheaders(),
-                              stream=_Body(response, connection, request), request=request)
+        body = _Body(response, connection, request)
+        return httpx.Response(response.status, headers=response.getheaders(), stream=body,
+                              request=request, extensions={BODY_EXTENSION: body})
 
 
 class _Body(httpx.SyncByteStream):
@@ -56,23 +62,92 @@ class _Body(httpx.SyncByteStream):
         self._response = response
         self._connection = connection
         self._request = request
+        self._expected = response.length  # None: no Content-Length (chunked, or to EOF)
+        self._received = 0
 
     def __iter__(self) -> Iterator[bytes]:
-        expected = self._response.length  # None: no Content-Length (chunked, or to EOF)
-        received = 0
+        while chunk := self._reading(self._response.read, CHUNK):
+            yield chunk
+
+    def readinto(self, buffer: Any) -> int:
+        """Fill ``buffer`` from the socket (at most what is left of the body); 0 at its end."""
+        return len(buffer) and self._reading(self._response.readinto, buffer)
+
+    def read_all(self) -> bytes:
+        """The rest of the body as one ``bytes`` that the socket fills in place."""
+        return self._reading(self._response.read)
+
+    def _reading(self, read: Callable[..., Any], *args: Any) -> Any:
         try:
-            while chunk := self._response.read(CHUNK):
-                received += len(chunk)
-                yield chunk
+            got = read(*args)
         except TimeoutError as exc:
             raise httpx.ReadTimeout(str(exc) or "timed out", request=self._request) from None
+        except http.client.IncompleteRead as exc:
+            raise self._short(self._received + len(exc.partial)) from None
         except (OSError, http.client.HTTPException) as exc:
             raise httpx.ReadError(str(exc) or type(exc).__name__,
                                   request=self._request) from None
-        if expected is not None and received < expected:
-            raise httpx.ReadError(f"the server closed the connection after {received:,} of "
-                                  f"{expected:,} bytes", request=self._request)
+        count = got if isinstance(got, int) else len(got)
+        self._received += count
+        if not count and self._expected is not None and self._received < self._expected:
+            raise self._short(self._received)
+        return got
+
+    def _short(self, received: int) -> httpx.ReadError:
+        return httpx.ReadError(f"the server closed the connection after {received:,} of "
+                               f"{self._expected:,} bytes", request=self._request)
 
     def close(self) -> None:
         self._response.close()
         self._connection.close()
+
+
+class BodyReader(io.RawIOBase):
+    """A streamed response's body as a readable binary file: from
+    :class:`BulkReadTransport` the socket fills the caller's buffer in place; from any
+    other transport the chunks httpx decodes are copied into it. ``broke`` turns an
+    httpx error into the caller's exception. Closing it closes the response."""
+
+    def __init__(self, response: httpx.Response,
+                 broke: Callable[[httpx.HTTPError], Exception]) -> None:
+        self.response = response
+        self._broke = broke
+        direct = response.extensions.get(BODY_EXTENSION)
+        encoded = response.headers.get("content-encoding", "identity") != "identity"
+        self._direct: _Body | None = None if encoded else direct
+        self._chunks: Iterator[bytes] | None = None
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            if self._direct is not None:
+                return self._direct.readinto(buffer)
+            while not self._pending:
+                if self._chunks is None:
+                    self._chunks = self.response.iter_bytes()
+                chunk = next(self._chunks, None)
+                if chunk is None:
+                    return 0
+                self._pending = memoryview(chunk)
+        except httpx.HTTPError as exc:
+            raise self._broke(exc) from None
+        count = min(len(buffer), len(self._pending))
+        memoryview(buffer).cast("B")[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
+
+    def readall(self) -> bytes:
+        if self._direct is None:
+            return b"".join(iter(lambda: self.read(CHUNK), b""))
+        try:
+            return self._direct.read_all()
+        except httpx.HTTPError as exc:
+            raise self._broke(exc) from None
+
+    def close(self) -> None:
+        if not self.closed:
+            self.response.close()
+        super().close()

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from .bulk_read import BodyReader
 from .errors import ConnectionFailed, InvalidRequest, NotFound, ProtocolError
 from .handle import SpriteHandle
 from .models import FileEntry
@@ -80,15 +81,30 @@ class FilesystemMixin(SpriteHandle):
         finally:
             response.close()
 
+    def open_file(self, path: str) -> BodyReader:
+        """A file as a read-only binary stream (close it, or use ``with``): ``readinto``
+        fills the caller's memory straight from the connection where it can, so a large
+        value is received once, in place."""
+        target = remote_path(path)
+        what = f"read {target} on {self.name}"
+        response = self._http.stream("GET", self._path("/fs/read"),
+                                     params={"path": target, "workingDir": _ROOT},
+                                     what=what, read_timeout=self._http.timeout, bulk=True)
+        return BodyReader(response, lambda exc: self._broke_off(exc, what, response))
+
     def _body(self, response: httpx.Response, what: str) -> Iterator[bytes]:
         """A response's bytes as they arrive; a transfer that breaks off mid-way is a
         one-line :class:`ConnectionFailed`, never a short file."""
         try:
             yield from response.iter_bytes()
         except httpx.HTTPError as exc:
-            raise ConnectionFailed(self._http.redact(f"{what}: the transfer broke off "
-                                                     f"({str(exc) or type(exc).__name__})"),
-                                   url=str(response.url)) from None
+            raise self._broke_off(exc, what, response) from None
+
+    def _broke_off(self, exc: httpx.HTTPError, what: str,
+                   response: httpx.Response) -> ConnectionFailed:
+        return ConnectionFailed(self._http.redact(f"{what}: the transfer broke off "
+                                                  f"({str(exc) or type(exc).__name__})"),
+                                url=str(response.url))
 
     def write_file(self, path: str, data: bytes | bytearray | str | memoryview, *,
                    mode: str | int = "0644", mkdir_parents: bool = True) -> FileEntry:

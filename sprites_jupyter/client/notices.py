@@ -44,7 +44,8 @@ class NoticeTimer:
                 self._thread = threading.Thread(target=self._run, daemon=True,
                                                 name="sprites-notices")
                 self._thread.start()
-            self._wake.notify()
+            if self._queue[0][2] is notice:  # else the timer already wakes sooner
+                self._wake.notify()
         return notice
 
     def _run(self) -> None:

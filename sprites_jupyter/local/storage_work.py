@@ -5,8 +5,9 @@ one worker per sprite then builds them in a thread, so neither the request nor t
 sprite's lock waits for a link per file. Deleting a checkpoint or a sprite starts a
 collection of the data nothing uses any more, at once, without a restart.
 
-A collection must not delete what a snapshot has stored but not yet recorded in a
-checkpoint, so the two exclude each other: snapshot-and-record runs inside
+A collection looks only at what the deletions released (:mod:`.storage.garbage`), so it
+takes milliseconds; still, it must not delete what a snapshot has stored but not yet
+recorded in a checkpoint, so the two exclude each other: snapshot-and-record runs inside
 :meth:`StorageWork.storing` (many at once), a collection waits for none to be running and
 holds new ones back until it ends.
 """
@@ -94,13 +95,22 @@ class StorageWork:
     @asynccontextmanager
     async def storing(self) -> AsyncIterator[None]:
         """Hold off collections while a snapshot stores data and records it, and pause
-        view builds (a snapshot's walk is slowed most by a build sharing the GIL)."""
+        view builds (a snapshot's walk is slowed most by a build sharing the GIL). If the
+        block fails, what it stored may be recorded nowhere: a collection of everything
+        follows (the next one to run, if it was cancelled)."""
         async with self._changed:
             await self._changed.wait_for(lambda: not self._collecting)
             self._storing += 1
             self._quiet.clear()
         try:
             yield
+        except Exception:
+            self.snapshots.mark_garbage()
+            self.collect_soon()
+            raise
+        except BaseException:  # cancelled: its thread may still store, so not now
+            self.snapshots.mark_garbage()
+            raise
         finally:
             async with self._changed:
                 self._storing -= 1
@@ -109,8 +119,8 @@ class StorageWork:
                 self._changed.notify_all()
 
     def collect_soon(self) -> None:
-        """Something was released: collect what nothing uses (once more if one runs)."""
-        self.snapshots.mark_garbage()
+        """A deletion released manifests: collect what only they used (once more if a
+        collection runs)."""
         if self._collector is not None:
             self._collect_again = True
             return

@@ -10,8 +10,10 @@ events, and descriptor 0 reads ``/dev/null``. Every reply carries the request's
 Requests (``op``): ``hello``, ``run`` (``code``; with ``keep``, a folder, a byte limit
 and the cell's first line, its output is also kept there for a new kernel to replay, as
 :mod:`cell_runner` keeps an exec cell's), ``vars``, ``status``, ``has``, ``load``
-(a pushed value: ``name``, ``format``, ``dir`` of parts, ``parts``), ``dump``
-(a value to pull: ``name``, ``path``, ``formats`` the client reads), ``save`` (the
+(a pushed value, read while it is uploaded: ``name``, ``dir`` of parts, ``size``; then
+the notices of :class:`PartNotices`), ``dump``
+(a value to pull, written while it is read: ``name``, ``dir`` of parts, ``part_size``,
+``formats`` the client reads; then ``took``/``end`` notices), ``save`` (the
 namespace into the sprite, for a checkpoint: :mod:`python_state`), ``resume``
 (``session_id``: an ended session's saved namespace), ``exit`` (which also removes
 this session's saved namespace: a stopped session is not resumed).
@@ -27,6 +29,7 @@ import base64
 import builtins
 import importlib.util
 import io
+import itertools
 import json
 import linecache
 import os
@@ -37,13 +40,16 @@ import time
 import traceback
 import types
 import warnings
+from typing import Any
 
 try:
+    from . import python_agent_parts as parts
     from . import python_agent_values as values
     from . import python_state as state
     from .cell_runner import KeptOutput
     from .python_agent_io import KeepingChannel, Streams, StreamWriter
 except ImportError:
+    import python_agent_parts as parts  # type: ignore[no-redef]
     import python_agent_values as values  # type: ignore[no-redef]
     import python_state as state  # type: ignore[no-redef]
     from cell_runner import KeptOutput  # type: ignore[no-redef]
@@ -70,6 +76,7 @@ class Agent:
         self.started = time.time()
         self.in_user_code = False
         self.request_id = None
+        self.requests: Any = iter(())
         self.state = state.SessionState("")
 
     # -- display ---------------------------------------------------------------
@@ -113,12 +120,13 @@ class Agent:
     # -- requests --------------------------------------------------------------
 
     def serve(self, requests) -> None:
+        self.requests = requests
         for line in requests:
             try:
                 request = json.loads(line)
             except ValueError:
                 continue
-            if not isinstance(request, dict):
+            if not isinstance(request, dict) or request.get("op") in parts.NOTICES:
                 continue
             if request.get("op") == "exit":
                 self.state.discard()
@@ -151,7 +159,7 @@ class Agent:
             self.state = state.SessionState(str(session))
         return {"pid": os.getpid(), "started": self.started, "boot_id": boot_id(),
                 "python": sys.version.split()[0], "executable": sys.executable,
-                "has": capabilities()}
+                "has": capabilities(), "transfers": "streamed"}
 
     def op_has(self, request: dict) -> dict:
         """What the session can import now (a package installed mid-session counts)."""
@@ -252,41 +260,71 @@ class Agent:
             self.in_user_code = False
 
     def op_load(self, request: dict) -> dict:
+        """Read a pushed value while it is uploaded: the client announces each part once
+        it is whole (``part``: ``index``, the first also ``format``), then ``end`` or
+        ``abort``; each part is removed once read, so the sprite holds about two."""
         name = str(request["name"])
         folder = os.path.join(os.environ.get("HOME", "."), str(request["dir"]))
-        parts = values.Parts(folder, int(request["parts"]))
+        notices = parts.PartNotices(self.requests)
         try:
-            self.in_user_code = True
+            first = next(notices.parts(), None)
+            if first is None:
+                raise ValueError("the push ended before its first part")
+            pushed = parts.Parts(folder, itertools.chain([first], notices.parts()))
             try:
-                value = values.read_value(parts, str(request["format"]))
+                self.in_user_code = True
+                try:
+                    value = values.read_value(pushed, notices.format, int(request["size"]))
+                finally:
+                    self.in_user_code = False
             finally:
-                self.in_user_code = False
+                pushed.close()
         finally:
-            parts.close()
+            notices.drain()  # parts the value did not need, or after a failure
             shutil.rmtree(folder, ignore_errors=True)
         self.namespace[name] = value
         return {"type_name": values.describe_type(value)}
 
     def op_dump(self, request: dict) -> dict:
+        """Write a value to pull as parts of ``part_size`` under ``dir``, announcing each
+        as a ``part`` event (with its ``format`` and whether it is the ``last``); at
+        most ``PARTS_AHEAD`` wait for the client's ``took`` (which removes one), then
+        its ``end``."""
         name = str(request["name"])
         if name not in self.namespace:
             raise NameError(f"name '{name}' is not defined on the sprite")
         value = self.namespace[name]
-        path = os.path.join(os.environ.get("HOME", "."), str(request["path"]))
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        folder = os.path.join(os.environ.get("HOME", "."), str(request["dir"]))
         accepted = list(request.get("formats") or ())
-        kind = values.choose_format(value, accepted)
+        chosen = {"format": values.choose_format(value, accepted)}
+        notices = parts.PartNotices(self.requests)
+
+        def finished(index: int, last: bool) -> None:
+            self.channel.send({"type": "part", "id": self.request_id, "index": index,
+                               "last": last, "format": chosen["format"],
+                               "type_name": values.describe_type(value)})
+            notices.wait_taken(folder, index + 1 - parts.PARTS_AHEAD)
+
+        part_size = int(request["part_size"])
+        if chosen["format"] == "raw":  # one part: the client reads it into one bytes
+            part_size = max(part_size, len(value))
+        files = parts.PartFiles(folder, part_size, finished)
         self.in_user_code = True
         try:
-            with open(path, "wb") as target:
-                kind = values.write_value(value, kind, target, values.pickle_format(accepted))
+            if chosen["format"] == "arrow" and not values.write_arrow(value, files):
+                chosen["format"] = values.pickle_format(accepted)  # nothing written yet
+            if chosen["format"] != "arrow":
+                values.write_value(value, chosen["format"], files)
+            files.close()
+            notices.wait_end(folder)
         except BaseException as error:
-            os.remove(path)
             setattr(error, "type_name", values.describe_type(value))  # noqa: B010
             raise
         finally:
             self.in_user_code = False
-        return {"format": kind, "size": os.path.getsize(path),
+            files.discard()
+            shutil.rmtree(folder, ignore_errors=True)
+        return {"format": chosen["format"], "size": files.size,
                 "type_name": values.describe_type(value)}
 
 

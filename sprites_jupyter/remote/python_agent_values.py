@@ -3,7 +3,7 @@
 Standard library only, Python 3.8+; uploaded beside ``python_agent.py``. Display
 uses IPython's formatter when the sprite has IPython, its own ``_repr_*_`` walk
 otherwise. Push and pull use bytes raw, ``.npy``, an Arrow IPC stream (DataFrames) or
-pickle; pushed parts are read in order as one stream and removed as they are consumed.
+pickle, moved in parts (:mod:`python_agent_parts`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import importlib.util
 import io
-import os
 import pickle
 import pprint
 from typing import Any
@@ -132,6 +131,31 @@ def pickle_format(accepted: list) -> str:
     return "pickle"
 
 
+def npy_buffers(array: Any) -> Any:
+    """An array's ``.npy`` bytes as views of memory it already has (its header, then its
+    buffer) when it is C- or Fortran-contiguous; ``None`` otherwise (and for record
+    arrays, which keep numpy's own header versions)."""
+    if array.dtype.names is not None or array.dtype.hasobject:
+        return None
+    import numpy
+    from numpy.lib import format as npy
+
+    if array.flags.c_contiguous:
+        data = array.reshape(-1)
+    elif array.flags.f_contiguous:
+        data = array.T.reshape(-1)
+    else:
+        return None
+    header = io.BytesIO()
+    fields = npy.header_data_from_array_1_0(array)
+    try:
+        npy.write_array_header_1_0(header, fields)
+    except ValueError:  # a shape too long for a 1.0 header
+        header = io.BytesIO()
+        npy.write_array_header_2_0(header, fields)
+    return [header.getbuffer(), data.view(numpy.uint8).data]
+
+
 def write_value(value: Any, kind: str, target, fallback: str = "pickle") -> str:
     """Write ``value`` as ``kind``; the format written: a DataFrame Arrow cannot hold
     (say an object column of mixed types) goes as ``fallback``, nothing written before."""
@@ -142,8 +166,12 @@ def write_value(value: Any, kind: str, target, fallback: str = "pickle") -> str:
     if kind == "raw":
         target.write(value)
     elif kind == "npy":
-        import numpy
-        numpy.save(target, value, allow_pickle=False)
+        buffers = npy_buffers(value)
+        if buffers is None:
+            import numpy
+            numpy.save(target, value, allow_pickle=False)
+        for buffer in buffers or ():
+            target.write(buffer)  # the array's own memory, never copied first
     elif kind == "cloudpickle":
         import cloudpickle
         cloudpickle.dump(value, target, protocol=pickle.HIGHEST_PROTOCOL)
@@ -207,53 +235,11 @@ def read_npy(stream: Any) -> Any:
     return flat.reshape(shape)
 
 
-class Parts(io.RawIOBase):
-    """The parts of a pushed value read in order as one stream, each removed once read."""
-
-    def __init__(self, folder: str, count: int) -> None:
-        self.paths = [os.path.join(folder, f"{index:06d}") for index in range(count)]
-        self.index = 0
-        self.current: Any = None
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        while self.index < len(self.paths):
-            if self.current is None:
-                self.current = open(self.paths[self.index], "rb", buffering=0)  # noqa: SIM115
-            count = self.current.readinto(buffer)
-            if count:
-                return count
-            self.current.close()
-            self.current = None
-            os.remove(self.paths[self.index])
-            self.index += 1
-        return 0
-
-    def whole_bytes(self) -> bytes:
-        """The parts as one ``bytes`` (one part: read straight into it)."""
-        if len(self.paths) == 1:
-            with open(self.paths[0], "rb") as source:
-                return source.read()
-        total = sum(os.path.getsize(path) for path in self.paths[self.index:])
-        data = bytearray(total)
-        view = memoryview(data)
-        filled = 0
-        while filled < total and (got := self.readinto(view[filled:])):
-            filled += got
-        return bytes(view[:filled])
-
-    def close(self) -> None:
-        if self.current is not None:
-            self.current.close()
-            self.current = None
-        super().close()
-
-
-def read_value(parts: Parts, kind: str) -> object:
+def read_value(parts: Any, kind: str, size: int) -> object:
+    """The value in ``parts`` (a :class:`python_agent_parts.Parts`; ``size``: their
+    total, where known; -1 otherwise)."""
     if kind == "raw":
-        return parts.whole_bytes()
+        return parts.whole_bytes(size)
     if kind == "npy":
         return read_npy(parts)
     if kind == "arrow":

@@ -7,9 +7,11 @@ import os
 import socket
 from pathlib import Path
 
+import httpx
 import pytest
 
 from sprites_jupyter.client import ConnectionFailed, FileEntry, NotFound, Sprite, SpritesClient
+from sprites_jupyter.client.bulk_read import BodyReader
 
 from .misbehaving import http_server
 
@@ -46,6 +48,35 @@ def test_a_large_file_streams_back_whole(sp: Sprite, tmp_path: Path) -> None:
         b"".join(sp.iter_file("absent.bin"))
 
 
+def test_open_file_reads_into_the_callers_memory_and_whole(sp: Sprite) -> None:
+    data = os.urandom(9 * 1024 * 1024 + 7)
+    sp.write_file("big.bin", data)
+    target = bytearray(len(data))
+    view, filled = memoryview(target), 0
+    with sp.open_file("big.bin") as source:
+        while got := source.readinto(view[filled:]):
+            filled += got
+        assert source.readinto(bytearray(1)) == 0
+    assert filled == len(data) and target == data
+    with sp.open_file("big.bin") as source:
+        assert source.readall() == data
+    with sp.open_file("big.bin") as source:  # a small read first, then the rest in one
+        assert source.read(5) == data[:5] and source.readall() == data[5:]
+    with pytest.raises(NotFound, match=r"/home/sprite/absent\.bin"):
+        sp.open_file("absent.bin")
+
+
+def test_body_reader_copies_from_chunks_when_the_transport_has_no_direct_body() -> None:
+    chunks = [b"ab", b"", b"cdef", b"g"]
+    response = httpx.Response(200, content=iter(chunks))
+    reader = BodyReader(response, lambda exc: RuntimeError(str(exc)))
+    buffer = bytearray(3)
+    assert reader.readinto(buffer) == 2 and buffer[:2] == b"ab"
+    assert reader.readall() == b"cdefg"
+    reader.close()
+    assert reader.closed
+
+
 def test_misbehaving_server_a_download_cut_short_is_one_line_and_leaves_no_file(
         tmp_path: Path) -> None:
     def cut_short(handler) -> None:
@@ -78,6 +109,13 @@ def test_misbehaving_server_a_download_cut_short_is_one_line_and_leaves_no_file(
         with pytest.raises(ConnectionFailed):
             sprite.download("f", tmp_path / "f")
         assert list(tmp_path.iterdir()) == []
+        for read in (lambda source: source.readall(),
+                     lambda source: source.readinto(bytearray(2_000_000)) and
+                     source.readinto(bytearray(2_000_000))):
+            with pytest.raises(ConnectionFailed) as caught, sprite.open_file("f") as source:
+                read(source)
+            assert "\n" not in str(caught.value)
+            assert "1,000 of 1,000,000 bytes" in str(caught.value)
 
 
 def test_write_without_parents_fails_cleanly(sp: Sprite) -> None:

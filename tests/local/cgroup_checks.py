@@ -9,6 +9,7 @@ import signal
 from pathlib import Path
 
 from sprites_jupyter.local.runtime.sandbox.cgroups import group_name, own_cgroups
+from tests.local.sandbox_checks import eventually
 
 V1 = Path("/sys/fs/cgroup")
 
@@ -38,6 +39,12 @@ def reaper_pids(home: Path) -> list[int]:
     return found
 
 
+def started_reapers(home: Path) -> list[int]:
+    """:func:`reaper_pids` once there is one: a reaper still in its ``exec`` (the moment
+    after ``Popen`` returns) shows an empty command line."""
+    return eventually(lambda: reaper_pids(home), "the server's cgroup reaper to start")
+
+
 def ended(pidfd: int) -> bool:
     """Whether the process of ``pidfd`` has ended (its pidfd reads as ready)."""
     return bool(select.select([pidfd], [], [], 0)[0])
@@ -46,8 +53,7 @@ def ended(pidfd: int) -> bool:
 def kill_reaper(home: Path) -> None:
     """Stop the reaper of a server of ``home`` (and wait until it is gone), as if it had
     failed: what its server leaves is then for the next start of a server of that home."""
-    pids = reaper_pids(home)
-    assert pids, "the server runs no cgroup reaper"
+    pids = started_reapers(home)
     for pid in pids:
         pidfd = os.pidfd_open(pid)
         try:

@@ -142,6 +142,28 @@ def test_a_recycled_view_is_the_view_a_fresh_build_makes(tmp_path: Path) -> None
             assert _described(kept.directory / view) == _described(fresh / view), (number, view)
 
 
+def test_a_view_recycled_for_an_unchanged_tree_is_left_as_it_is(tmp_path: Path) -> None:
+    """Per-cell checkpoints of cells that change no file: the view that leaves shows what
+    the new one must, so it is renamed into place, not patched or written again."""
+    snapshots, store, root = demo_sprite(tmp_path)
+    (root / "home/sprite/kept.txt").write_text("unchanged")
+    views = checkpoint_views.CheckpointViews(snapshots, store, "demo", tmp_path / "views")
+    made = []
+    for _ in range(checkpoint_views.RECENT + 1):
+        made.append(store.add_checkpoint("demo", manifest=snapshots.snapshot("demo", root),
+                                         comment="", is_auto=False).id)
+        views.announce()
+        views.settle()
+        if len(made) == 2:
+            first = views.directory / made[0] / checkpoint_views.RECORD
+            record = first.stat()
+    newest = (views.directory / made[-1] / checkpoint_views.RECORD).stat()
+    assert (newest.st_ino, newest.st_mtime_ns) == (record.st_ino, record.st_mtime_ns)
+    fresh = tmp_path / "fresh"
+    checkpoint_views.CheckpointViews(snapshots, store, "demo", fresh).settle()
+    assert _described(views.directory / made[-1]) == _described(fresh / made[-1])
+
+
 def test_a_view_overtaken_by_newer_checkpoints_while_built_is_recycled(tmp_path: Path) -> None:
     """Checkpoints that come faster than views are built (a notebook's per-cell ones on a
     loaded machine): a view no longer wanted when its build ends is kept and recycled

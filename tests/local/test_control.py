@@ -4,6 +4,7 @@ attach, errors, and pooling (reference section 5)."""
 from __future__ import annotations
 
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -220,6 +221,23 @@ def test_fifty_sequential_ops_on_one_socket(server: LocalServer, sprite: str) ->
             for i in range(50)]
     assert [r.stream(1) for r in results] == [f"{i}\n".encode() for i in range(50)]
     assert [r.end["args"]["exitCode"] for r in results] == [i % 7 for i in range(50)]
+
+
+def test_execs_keep_last_running_at_current(server: LocalServer, sprite: str,
+                                            http: httpx.Client) -> None:
+    """A loop of commands writes ``last_running_at`` at most once a second, yet a sprite
+    that ran is warm at once and its time follows the latest runs."""
+    assert http.get(f"/v1/sprites/{sprite}").json()["status"] == "cold"
+    with open_control(server, sprite) as ws:
+        GoStyle(ws).exec(["true"])
+        first = http.get(f"/v1/sprites/{sprite}").json()
+        assert first["status"] == "warm" and first["last_running_at"]
+        for _ in range(5):
+            GoStyle(ws).exec(["true"])
+        time.sleep(1.1)  # past the interval: the next run is recorded again
+        GoStyle(ws).exec(["true"])
+    later = http.get(f"/v1/sprites/{sprite}").json()["last_running_at"]
+    assert later > first["last_running_at"]
 
 
 def test_twenty_sockets_at_once_on_one_sprite(server: LocalServer, sprite: str) -> None:

@@ -22,7 +22,7 @@ import pytest
 from sprites_jupyter.local.runtime.sandbox.cgroup_reaper import remove_taken, remove_tree, tree
 from sprites_jupyter.local.runtime.sandbox.cgroups import SpriteCgroups, group_name
 from sprites_jupyter.local.testing import LocalServer, start_server
-from tests.local.cgroup_checks import V1, ended, reaper_pids, v1_parents
+from tests.local.cgroup_checks import V1, ended, reaper_pids, started_reapers, v1_parents
 from tests.local.sandbox_checks import eventually, sh, start_service
 from tests.local.sprite_procs import sandboxed
 
@@ -88,7 +88,7 @@ def test_a_server_killed_with_a_sprite_running_leaves_no_cgroup_once_its_home_is
     assert all((parent / "busy").is_dir() for parent in parents.values())
     pidfds = _sprite_pidfds(parents)
     assert len(pidfds) >= 2  # the sprite's init and its service at least
-    assert len(reaper_pids(server.home.resolve())) == 1
+    assert len(started_reapers(server.home.resolve())) == 1
     server.stop(kill=True)
     _delete_home_and_see_everything_go(server, pidfds)
 
@@ -120,7 +120,7 @@ def test_a_server_whose_process_group_is_killed_mid_exec_leaves_no_cgroup(
 
     eventually(sleeping, "the exec's sleep to run in the sprite's cgroup")
     pidfds = _sprite_pidfds(parents)
-    (reaper,) = reaper_pids(home)
+    (reaper,) = started_reapers(home)
     assert os.getsid(reaper) != os.getsid(server.process.pid)
     os.killpg(server.process.pid, signal.SIGKILL)  # the server's group: not its reaper
     server.process.wait()
@@ -221,7 +221,7 @@ def test_on_a_fake_v2_tree_the_reaper_watches_the_sprites_cgroups_not_its_own_le
                                    proc_self_cgroup=tmp_path / "self-cgroup", reap=True)
     try:
         assert cgroups.describe() == "cgroup v2"
-        (reaper,) = reaper_pids(home)
+        (reaper,) = started_reapers(home)
         argv = Path(f"/proc/{reaper}/cmdline").read_bytes().split(b"\0")
         assert argv[-2:] == [os.fsencode(own / group_name(home)), b""]  # not the leaf
         assert os.getsid(reaper) == reaper  # a session of its own

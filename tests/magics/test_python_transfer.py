@@ -161,6 +161,62 @@ def test_values_that_cannot_be_serialised_fail_with_one_line_naming_the_type(ip,
     assert _leftovers(http, current) == []
 
 
+def test_a_push_that_fails_midway_leaves_the_old_value_and_no_parts(ip, current, http,
+                                                                     monkeypatch):
+    """Parts already announced (and read by the agent) are dropped when the rest cannot
+    be sent: the session keeps its old value, the sprite keeps no parts, and the next
+    push works."""
+    monkeypatch.setattr(python_transfer, "SERIALISED_PART", 70_000)
+    ip.ok("%%sprite_python\nhalf = 'old'\n")
+    ip.shell.user_ns["half"] = [bytes(100_000), bytes(100_000), threading.Lock()]
+    message = ip.fails("%sprite push half")
+    assert message.startswith("Cannot push half: a list cannot be serialised")
+    assert _leftovers(http, current) == []
+    _, shown, _, _ = run_captured(ip, "%%sprite_python\nhalf\n")
+    assert shown == [{"text/plain": "'old'"}]
+    ip.shell.user_ns["half"] = [bytes(100_000), bytes(100_000)]
+    ip.ok("%sprite push half")
+    _, shown, _, _ = run_captured(ip, "%%sprite_python\n[len(b) for b in half]\n")
+    assert shown == [{"text/plain": "[100000, 100000]"}]
+
+
+def test_a_pull_whose_value_fails_midway_is_one_line_and_leaves_nothing(ip, current, http,
+                                                                        monkeypatch):
+    """The agent announces parts as it writes them; when its serialiser fails after some
+    were read here, the pull is one line, no variable is set, no parts stay, and a
+    value this kernel cannot load (read while the agent still writes) stops it too."""
+    monkeypatch.setattr(python_transfer, "PART_SIZE", 100_000)
+    ip.ok("%%sprite_python\nimport threading\n"
+          "halfway = [bytes(350_000), threading.Lock()]\n"
+          "class Local:\n    pass\n"
+          "unknown = [Local() for _ in range(3)] + [bytes(500_000)]\n")
+    message = ip.fails("%sprite pull halfway")
+    assert message.startswith("Cannot pull halfway: a list that cannot be serialised "
+                              "(TypeError:")
+    assert "\n" not in message and "halfway" not in ip.shell.user_ns
+    message = ip.fails("%sprite pull unknown")
+    assert message.startswith("Cannot pull unknown (list): its class was defined in a ")
+    assert "unknown" not in ip.shell.user_ns
+    assert _leftovers(http, current) == []
+    ip.ok("%%sprite_python\nwhole = bytes(250_000)\n")
+    ip.ok("%sprite pull whole")
+    assert ip.shell.user_ns["whole"] == bytes(250_000)
+
+
+def test_a_session_of_an_older_agent_is_asked_to_restart_before_a_push(ip, current):
+    """An agent started by an older sprites_jupyter (its hello lacks ``transfers``) moves
+    values another way: one line says what to do, nothing is sent."""
+    ip.ok("%%sprite_python\npass\n")
+    session = sessions_of(ip.magics.context)[current]
+    session.info.pop("transfers")
+    ip.shell.user_ns["value"] = b"x"
+    assert ip.fails("%sprite push value") == (
+        f"Cannot push value: the Python session on sprite {current} was started by an "
+        "older sprites_jupyter; restart it (%sprite python stop, then run a cell) and "
+        "push again")
+    assert ip.fails("%sprite pull value").startswith("Cannot pull value: the Python session")
+
+
 @pytest.mark.timeout(600)
 def test_a_200_mb_value_round_trips_with_bounded_memory(ip, current):
     size = 200 * 1024 * 1024

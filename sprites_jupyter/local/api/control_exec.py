@@ -25,7 +25,7 @@ from ..state import SpriteRuntime, state_of
 from ..wire import query_bool
 from .control_channel import OpChannel, OpFailed
 from .exec_query import parse_exec_query
-from .exec_session import EXIT, STDIN, STDIN_EOF, on_text, start_session
+from .exec_session import EXIT, STDIN, STDIN_EOF, note_running, on_text, start_session
 
 _CONTROL_JSON = (b'{"type":"resize"', b'{"type":"signal"', b'{"type": "resize"',
                  b'{"type": "signal"')
@@ -46,7 +46,7 @@ async def exec_op(channel: OpChannel) -> dict[str, Any]:
         if session is None:
             raise OpFailed("op.not_found", f"session not found: {sid[:80]}: list sessions "
                                            "with GET /v1/sprites/NAME/exec")
-        state_of(channel.websocket).store.touch_running(runtime.name)
+        note_running(channel.websocket, runtime)
         return await _relay(channel, session, session.attach(), is_owner=False)
     tty = query_bool(channel.args.get("tty"), False)
     try:

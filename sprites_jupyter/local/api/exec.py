@@ -33,7 +33,7 @@ from ..wire import (
 )
 from .errors import ApiError, error_response
 from .exec_query import ExecRequest, parse_exec_query
-from .exec_session import EXIT, STDIN, STDIN_EOF, on_text, start_session
+from .exec_session import EXIT, STDIN, STDIN_EOF, note_running, on_text, start_session
 from .ndjson import ndjson_response
 
 log = logging.getLogger(__name__)
@@ -204,7 +204,7 @@ async def _attach(websocket: WebSocket, sid: str) -> None:
     except LocalError as err:
         await websocket.send_denial_response(error_response(err))
         return
-    state_of(websocket).store.touch_running(runtime.name)
+    note_running(websocket, runtime)
     await _serve(websocket, session, session.attach(), is_owner=False)
 
 

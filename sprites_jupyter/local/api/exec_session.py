@@ -29,8 +29,14 @@ async def start_session(conn: Request | WebSocket, runtime: SpriteRuntime,
     session, owner = await runtime.sessions.start(
         exec_request.spec, workdir=exec_request.workdir,
         max_run_after_disconnect=exec_request.max_run_after_disconnect)
-    state_of(conn).store.touch_running(runtime.name)
+    note_running(conn, runtime)
     return session, owner
+
+
+def note_running(conn: Request | WebSocket, runtime: SpriteRuntime) -> None:
+    """Record that the sprite ran (its ``last_running_at``), unless it was just recorded."""
+    if runtime.sessions.running_note_due():
+        state_of(conn).store.touch_running(runtime.name)
 
 
 def on_text(session: Session, text: str) -> None:

@@ -207,7 +207,10 @@ def _fill(snapshots: Snapshotter, shown: list[Entry], tree: Path, owner: int | N
 def _patch(snapshots: Snapshotter, old: list[Entry], shown: list[Entry], tree: Path,
            owner: int | None, pause: Callable[[], None]) -> None:
     """Make ``tree``, the view of ``old``, the view of ``shown``: what differs is removed
-    (children before their directory) and added (directories before their children)."""
+    (children before their directory) and added (directories before their children).
+    The same entries (checkpoints of an unchanged tree) leave the view as it is."""
+    if old == shown:
+        return
     before = {entry.path: entry for entry in old}
     after = {entry.path: entry for entry in shown}
     gone = [entry for path, entry in before.items() if not _same(entry, after.get(path))]

@@ -127,6 +127,20 @@ class ManifestStore:
         document = self._document(manifest_id)
         return [] if isinstance(document, list) else document["pages"]
 
+    def page_refs(self, page: str) -> frozenset[str]:
+        """The refs of the files a page lists; raises OSError or ValueError if it is
+        missing or damaged."""
+        return frozenset(row[5] for row in json.loads(self._page(page)) if row[1] == "f")
+
+    def remove(self, manifest_id: str, pages: list[str]) -> None:
+        """Delete the pages, then the manifest (the collector's order: a manifest left
+        by a crash still names what may be left of its pages)."""
+        for page in pages:
+            self._page_path(page).unlink(missing_ok=True)
+            self._stored.discard(page)
+        self.path(manifest_id).unlink(missing_ok=True)
+        self._decoded.pop(manifest_id, None)
+
     def _document(self, manifest_id: str) -> list | dict:
         document = json.loads(self._read(self.path(manifest_id), manifest_id, "snapshot"))
         if isinstance(document, dict) and isinstance(document.get("pages"), list):

@@ -91,6 +91,13 @@ class ObjectStore:
         does not look up every unchanged file's object on disk again)."""
         self.present = {name for name in self.present if head(name) in kept}
 
+    def remove(self, names: Iterable[str]) -> None:
+        """Delete objects nothing uses any more (already gone is fine)."""
+        for name in names:
+            self.path(name).unlink(missing_ok=True)
+            self.present.discard(name)
+            self.present.discard(CHUNKED + name)
+
     def publish(self, temp: Path, target: Path) -> None:
         """Move a finished temporary file to its content-addressed name (or drop it)."""
         if target.exists():

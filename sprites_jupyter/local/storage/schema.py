@@ -35,6 +35,12 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     PRIMARY KEY (sprite, id)
 );
 CREATE INDEX IF NOT EXISTS checkpoints_by_time ON checkpoints (sprite, create_time);
+-- Manifests whose checkpoint was deleted, for the collector to look at (a manifest
+-- released twice is two rows: one collection must not forget a later release).
+CREATE TABLE IF NOT EXISTS released (
+    serial INTEGER PRIMARY KEY AUTOINCREMENT,
+    manifest TEXT NOT NULL
+);
 """
 
 # ``wire.rfc3339(create_time)`` in SQL, digit for digit: whole seconds, then the fraction

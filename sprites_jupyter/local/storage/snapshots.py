@@ -50,6 +50,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import restore_plan
+from .garbage import Collector
 from .layer_format import DIR_KINDS, is_opaque, locate
 from .layer_walk import describe_error, walk_layer
 from .manifests import Entry, ManifestStore
@@ -67,7 +68,6 @@ _RACY_COARSE_NS = 2_000_000_000
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _PROGRESS_EVERY = 1.0
 _entry = tuple.__new__  # an Entry without the Python-level __new__ (the hot loop's)
-_GC_DUE = "gc-due"  # in HOME/objects: something was released, collect it
 
 class SnapshotError(Exception):
     """A snapshot or restore failed; the message names sprite paths, not the host's."""
@@ -83,6 +83,7 @@ class Snapshotter:
         self.manifests = home / "manifests"
         self._manifests = ManifestStore(self.manifests, self.store)
         self._stat_caches = StatCaches(home / "statcache")
+        self._collector = Collector(self.store, self._manifests, self.manifests)
         self._last: dict[str, tuple[list[Entry], str]] = {}  # sprite -> walk, manifest id
         self._restored: dict[str, str] = {}  # sprite -> manifest id of its last restore
         self.stored: dict[str, int] = {}  # sprite -> bytes of new or changed files last time
@@ -143,55 +144,25 @@ class Snapshotter:
         self._unsettled.pop(sprite, None)
 
     def discard(self, sprite: str) -> None:
-        """Forget a deleted sprite's stat cache; its data is left for :meth:`collect_garbage`."""
+        """Forget a deleted sprite's stat cache (its data goes with the manifests the
+        deletion released: :meth:`collect_garbage`)."""
         self._forget_cache(sprite)
-        self.mark_garbage()
 
     # garbage ----------------------------------------------------------------------
 
     def mark_garbage(self) -> None:
-        """Stored data may have lost its last reference (a checkpoint or sprite deleted,
-        a checkpoint interrupted): the next :meth:`collect_garbage` looks for it."""
-        (self.objects / _GC_DUE).touch()
+        """Stored data may have lost its last reference without a release naming it (a
+        checkpoint interrupted): the next :meth:`collect_garbage` looks at everything."""
+        self._collector.mark()
 
     def collect_garbage(self, store: Store) -> None:
-        """Delete the manifests no checkpoint uses and the objects none of those needs.
+        """Delete what released manifests alone used (everything unused, if marked).
 
-        Does nothing unless :meth:`mark_garbage` was called, or if any manifest in use
-        cannot be read. Call only while no snapshot stores data that no checkpoint records
-        yet (the server's ``StorageWork`` sees to it).
-        An object the stat cache still names may go: a snapshot re-reads the file then.
+        Call only while no snapshot stores data that no checkpoint records yet (the
+        server's ``StorageWork`` sees to it). An object the stat cache still names may
+        go: a snapshot re-reads the file then.
         """
-        marker = self.objects / _GC_DUE
-        if not marker.exists():
-            return
-        in_use = store.manifests_in_use()
-        refs: set[str] = set()
-        pages: set[str] = set()
-        for manifest_id in in_use:
-            try:
-                refs.update(e.ref for e in self.load_manifest(manifest_id) if e.kind == "f")
-                pages.update(self._manifests.pages(manifest_id))
-            except (OSError, ValueError):
-                return  # what it needs is unknown: delete nothing
-        try:
-            needed = self.store.needed(refs)
-        except MissingData:
-            return
-        for directory, keep in ((self.manifests, in_use), (self._manifests.pages_directory, pages),
-                                (self.objects, needed)):
-            if not directory.is_dir():
-                continue
-            for fanout in os.scandir(directory):
-                if len(fanout.name) != 2 or not fanout.is_dir(follow_symlinks=False):
-                    continue  # incoming/ and the marker
-                for stored in os.scandir(fanout.path):
-                    if fanout.name + stored.name not in keep:
-                        os.unlink(stored.path)
-        self.store.keep_presence(needed)
-        self._manifests.keep_presence(pages)
-        self.store.prune_assembled()
-        marker.unlink()
+        self._collector.collect(store)
 
     # snapshot -------------------------------------------------------------------
 

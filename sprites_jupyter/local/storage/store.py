@@ -193,7 +193,10 @@ class Store:
                 log.warning("could not record that %s ran: %s", name, exc)
 
     def delete_sprite(self, name: str) -> None:
+        """Forget the sprite; its checkpoints' manifests are released (:meth:`released`)."""
         with self.transaction() as db:
+            db.execute("INSERT INTO released (manifest) SELECT manifest FROM checkpoints"
+                       " WHERE sprite = ?", (name,))
             db.execute("DELETE FROM checkpoints WHERE sprite = ?", (name,))
             db.execute("DELETE FROM sprites WHERE name = ?", (name,))
 
@@ -294,7 +297,10 @@ class Store:
                 if (include_auto or not is_auto) and descends(checkpoint_id)]
 
     def delete_checkpoint(self, sprite: str, checkpoint_id: str) -> None:
+        """Forget the checkpoint; its manifest is released (:meth:`released`)."""
         with self.transaction() as db:
+            db.execute("INSERT INTO released (manifest) SELECT manifest FROM checkpoints"
+                       " WHERE sprite = ? AND id = ?", (sprite, checkpoint_id))
             db.execute("DELETE FROM checkpoints WHERE sprite = ? AND id = ?",
                        (sprite, checkpoint_id))
 
@@ -303,6 +309,19 @@ class Store:
         with self.transaction() as db:
             db.execute("UPDATE sprites SET source_id = ?, updated_at = ? WHERE name = ?",
                        (checkpoint_id, time.time(), sprite))
+
+    def released(self) -> tuple[int, set[str]]:
+        """The manifests released by deletions not yet collected, and the serial up to
+        which they were read (give it to :meth:`forget_released` once collected). Released
+        in the same transaction as the deletion, so a crash loses no candidate."""
+        with self._lock:
+            rows = self._db.execute("SELECT serial, manifest FROM released").fetchall()
+        return max((serial for serial, _ in rows), default=0), {m for _, m in rows}
+
+    def forget_released(self, up_to: int) -> None:
+        """The releases read up to serial ``up_to`` were collected (later ones stay)."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM released WHERE serial <= ?", (up_to,))
 
     def manifests_in_use(self) -> set[str]:
         with self._lock:

@@ -45,6 +45,7 @@ class SessionEnded(Exception):
 
 
 AGENT_FILES = ("python_agent.py", "python_agent_io.py", "python_agent_values.py",
+               "python_agent_parts.py",
                "python_state.py", "cell_runner.py")
 
 
@@ -218,12 +219,16 @@ class PythonSession:
             return self._call(op, timeout, fields)
 
     def _call(self, op: str, timeout: float | None, fields: dict[str, Any]) -> dict[str, Any]:
-        request_id = self.request(op, **fields)
+        return self.wait_done(self.request(op, **fields), timeout)
+
+    def wait_done(self, request_id: str, timeout: float | None = None) -> dict[str, Any]:
+        """The ``done`` message of a request sent with :meth:`request` (hold ``in_use``
+        from the request on)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             left = 0.5 if deadline is None else deadline - time.monotonic()
             if left <= 0:
-                raise SessionEnded(op)
+                raise SessionEnded(request_id)
             message = self.next_message(request_id, min(left, 0.5))
             if message is not None and message.get("type") == "done" \
                     and message.get("id") == request_id:

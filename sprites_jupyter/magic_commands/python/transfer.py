@@ -4,13 +4,15 @@ A value goes up through the filesystem API as parts of at most ``PART_SIZE`` (on
 request each, streamed): bytes and contiguous arrays straight from their own memory
 (an array as its ``.npy`` header and then its buffer, nothing serialised or copied
 here), anything else serialised into parts of ``SERIALISED_PART`` as it is written,
-so only one part is held here besides the value. The agent reads the parts in order
-as one stream, an array straight into its own memory. Pulling goes the other way:
-the agent writes one file, this side streams it back into the value's memory (an
-array as the bytes arrive, bytes into one buffer, an Arrow stream or a pickle as it
-loads). Formats: bytes raw, numpy arrays as ``.npy``, DataFrames as an Arrow IPC
-stream when pyarrow is on both sides (their columns' memory as it is: Parquet costs
-~7x the CPU to encode), anything else by pickle (cloudpickle when both sides have it).
+so only one part is held here besides the value. The ``load`` request goes first and
+each part is announced once it is whole, so the agent reads one part (an array
+straight into its own memory) while the next goes up, and removes it once read.
+Pulling goes the other way: the agent writes one file, this side receives it into
+the value's memory (an array or bytes straight from the socket, an Arrow stream or a
+pickle as it loads). Formats: bytes raw, numpy arrays as ``.npy``, DataFrames as an
+Arrow IPC stream when pyarrow is on both sides (their columns' memory as it is:
+Parquet costs ~7x the CPU to encode), anything else by pickle (cloudpickle when both
+sides have it).
 """
 
 from __future__ import annotations
@@ -22,14 +24,21 @@ import io
 import pickle
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
 from ...client import Sprite
-from ...remote.python_agent_values import read_arrow, read_npy, write_value
+from ...remote.python_agent_values import (
+    npy_buffers,
+    read_arrow,
+    read_npy,
+    write_arrow,
+    write_value,
+)
 from ..context import CommandContext
+from .pulled_parts import DumpFailed, PulledParts
 from .session import HOME, STATE_DIR
 
 if TYPE_CHECKING:
@@ -37,17 +46,26 @@ if TYPE_CHECKING:
 
 __all__ = ["PartWriter", "pull_value", "push_value"]
 
-PART_SIZE = 256 * 1024 * 1024  # the most one request uploads
+# The most one request uploads: the agent reads a part while the next goes up, and the
+# sprite holds about two parts at a time, not the whole value.
+PART_SIZE = 64 * 1024 * 1024
+# bytes up to this size go as one part, which the agent reads straight into one bytes
+# object (several parts cost it a copy to join)
+WHOLE_BYTES_PART = 256 * 1024 * 1024
 SERIALISED_PART = 32 * 1024 * 1024  # what a serialiser fills before it goes up
 
 
 class PartWriter:
-    """A write-only file that uploads every ``part_size`` bytes as the next part."""
+    """A write-only file that uploads every ``part_size`` bytes as the next part, then
+    announces it (``announce(index, format)``) so the agent reads it at once."""
 
-    def __init__(self, sprite: Sprite, folder: str, part_size: int = SERIALISED_PART) -> None:
+    def __init__(self, sprite: Sprite, folder: str, announce: Callable[[int, str], object],
+                 part_size: int = SERIALISED_PART) -> None:
         self.sprite = sprite
         self.folder = folder
+        self.announce = announce
         self.part_size = part_size
+        self.kind = ""  # the format being written, told to the agent with each part
         self.parts = 0
         self.size = 0
         self._buffer = bytearray()
@@ -84,17 +102,20 @@ class PartWriter:
         if self._buffer or not self.parts:
             self._upload()
 
-    def upload_buffers(self, buffers: list[memoryview]) -> None:
-        """Upload ``buffers`` (back to back) as parts of at most ``PART_SIZE``, sent
+    def upload_buffers(self, buffers: list[memoryview], part_size: int) -> None:
+        """Upload ``buffers`` (back to back) as parts of at most ``part_size``, sent
         from their own memory."""
-        for part in _split(buffers, PART_SIZE):
-            self.sprite.write_buffers(f"{self.folder}/{self.parts:06d}", part)
-            self.parts += 1
+        for part in _split(buffers, part_size):
+            self._put(part)
             self.size += sum(len(piece) for piece in part)
 
-    def _upload(self) -> None:
-        self.sprite.write_buffers(f"{self.folder}/{self.parts:06d}", [self._buffer])
+    def _put(self, buffers: list[Any]) -> None:
+        self.sprite.write_buffers(f"{self.folder}/{self.parts:06d}", buffers)
+        self.announce(self.parts, self.kind)
         self.parts += 1
+
+    def _upload(self) -> None:
+        self._put([self._buffer])
         # A new buffer, not a cleared one: the sent part's memory stays exported to
         # httpx's request objects, whose reference cycles the collector frees (now).
         self._buffer = bytearray()
@@ -125,25 +146,7 @@ def _buffers(value: Any, kind: str) -> list[memoryview] | None:
     ``.npy`` header and its buffer. ``None``: serialise it."""
     if kind == "raw":
         return [memoryview(value)]
-    if kind != "npy" or value.dtype.names is not None:
-        return None  # record arrays keep numpy's own header versions
-    import numpy
-    from numpy.lib import format as npy
-
-    if value.flags.c_contiguous:
-        data = value.reshape(-1)
-    elif value.flags.f_contiguous:
-        data = value.T.reshape(-1)
-    else:
-        return None
-    header = io.BytesIO()
-    fields = npy.header_data_from_array_1_0(value)
-    try:
-        npy.write_array_header_1_0(header, fields)
-    except ValueError:  # a shape too long for a 1.0 header
-        header = io.BytesIO()
-        npy.write_array_header_2_0(header, fields)
-    return [header.getbuffer(), data.view(numpy.uint8).data]
+    return npy_buffers(value) if kind == "npy" else None
 
 
 def _type_name(value: Any) -> str:
@@ -205,42 +208,24 @@ def _pickle_format(remote: dict[str, bool]) -> str:
         else "pickle"
 
 
-class _ChunkStream(io.RawIOBase):
-    """An iterator of byte chunks as a readable stream."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._pending = memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._pending:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                return 0
-            self._pending = memoryview(chunk)
-        count = min(len(buffer), len(self._pending))
-        buffer[:count] = self._pending[:count]
-        self._pending = self._pending[count:]
-        return count
+def _read(source: PulledParts, kind: str) -> Any:
+    """Load a value as the agent writes it: an array or ``bytes`` received straight into
+    their own memory, an Arrow stream or a pickle as it loads."""
+    if kind == "npy":
+        return read_npy(source)
+    if kind == "arrow":
+        return read_arrow(io.BufferedReader(source, 1 << 20))
+    if kind in ("pickle", "cloudpickle"):
+        return pickle.load(io.BufferedReader(source, 1 << 20))
+    return source.readall()
 
 
-def _read(sprite: Sprite, path: str, kind: str) -> Any:
-    """Load a value the agent wrote as its bytes arrive: an array straight into its own
-    memory, an Arrow stream or a pickle as it loads, bytes gathered in memory."""
-    with contextlib.closing(sprite.iter_file(path)) as chunks:
-        if kind == "npy":
-            return read_npy(_ChunkStream(chunks))
-        if kind == "arrow":
-            return read_arrow(io.BufferedReader(_ChunkStream(chunks), 1 << 20))
-        if kind in ("pickle", "cloudpickle"):
-            return pickle.load(io.BufferedReader(_ChunkStream(chunks), 1 << 20))
-        gathered = io.BytesIO()
-        for chunk in chunks:
-            gathered.write(chunk)
-    return gathered.getvalue()
+def _dump_failure(done: dict[str, Any], remote: str, sprite: str) -> UsageError:
+    ename, evalue = done.get("ename"), done.get("evalue")
+    if ename == "NameError":
+        return UsageError(f"No variable {remote} in the Python session on sprite {sprite}")
+    return UsageError(f"Cannot pull {remote}: a {done.get('type_name') or 'value'} "
+                      f"that cannot be serialised ({ename}: {evalue})")
 
 
 def _load_failure(error: Exception, remote: str, type_name: str) -> UsageError:
@@ -265,20 +250,36 @@ def _accepted() -> list[str]:
     return formats
 
 
-def _upload(value: Any, kind: str, writer: PartWriter, name: str, fallback: str) -> str:
-    """Send ``value`` as ``kind`` (or ``fallback``, see ``write_value``); the format sent."""
-    buffers = _buffers(value, kind)
+def _upload(value: Any, kind: str, buffers: list[memoryview] | None, writer: PartWriter,
+            name: str, fallback: str) -> str:
+    """Send ``value`` as ``kind`` (from ``buffers``, its own memory, when it has them), or
+    as ``fallback`` when Arrow cannot hold a frame (nothing sent before); the format."""
+    writer.kind = kind
     if buffers is not None:
-        writer.upload_buffers(buffers)
+        writer.upload_buffers(buffers, WHOLE_BYTES_PART if kind == "raw" else PART_SIZE)
         return kind
     try:
-        kind = write_value(value, kind, writer, fallback)
+        if kind == "arrow" and write_arrow(value, writer):
+            writer.close()
+            return kind
+        writer.kind = kind = fallback if kind == "arrow" else kind
+        write_value(value, kind, writer)
     except (pickle.PicklingError, TypeError, AttributeError, ValueError,
             NotImplementedError) as error:
         raise UsageError(f"Cannot push {name}: a {_type_name(value)} cannot be serialised "
                          f"({error})") from None
     writer.close()
     return kind
+
+
+def _older_agent(session: PythonSession, name: str, verb: str) -> UsageError | None:
+    """The agent of a session started by an older sprites_jupyter moves values another
+    way: say how to get one that moves this kernel's."""
+    if session.info.get("transfers") == "streamed":
+        return None
+    return UsageError(f"Cannot {verb} {name}: the Python session on sprite "
+                      f"{session.sprite.name} was started by an older sprites_jupyter; "
+                      f"restart it (%sprite python stop, then run a cell) and {verb} again")
 
 
 def push_value(ctx: CommandContext, session: PythonSession, local: str, remote: str) -> None:
@@ -288,18 +289,28 @@ def push_value(ctx: CommandContext, session: PythonSession, local: str, remote: 
         if local not in ctx.shell.user_ns:
             raise UsageError(f"No variable {local} in this kernel")
         value = ctx.shell.user_ns[local]
+        if (older := _older_agent(session, local, "push")) is not None:
+            raise older
         remote_has = _session_has(session)
         kind = _push_format(value, remote_has, local, session.python)
+        buffers = _buffers(value, kind)
         folder = f"{STATE_DIR}/transfer/{uuid.uuid4().hex}"
-        writer = PartWriter(sprite, f"{HOME}/{folder}", SERIALISED_PART)
         started = time.monotonic()
-        try:
-            kind = _upload(value, kind, writer, local, _pickle_format(remote_has))
-        except BaseException:
-            with contextlib.suppress(Exception):
-                sprite.delete(f"{HOME}/{folder}", recursive=True)
-            raise
-        done = session.call("load", name=remote, dir=folder, parts=writer.parts, format=kind)
+        with session.in_use:
+            load = session.request("load", name=remote, dir=folder, size=sum(
+                len(buffer) for buffer in buffers) if buffers is not None else -1)
+            writer = PartWriter(sprite, f"{HOME}/{folder}", lambda index, sent_as: session.request(
+                "part", index=index, format=sent_as), SERIALISED_PART)
+            try:
+                kind = _upload(value, kind, buffers, writer, local, _pickle_format(remote_has))
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    session.request("abort")
+                with contextlib.suppress(Exception):
+                    sprite.delete(f"{HOME}/{folder}", recursive=True)
+                raise
+            session.request("end")
+            done = session.wait_done(load)
         if done.get("status") != "ok":
             ename, evalue = done.get("ename"), done.get("evalue")
             if ename == "ModuleNotFoundError":
@@ -317,24 +328,32 @@ def pull_value(ctx: CommandContext, session: PythonSession, remote: str, local: 
     """Fetch ``remote`` from the session into this kernel's ``local`` (journaled)."""
     sprite = session.sprite
     with ctx.operation(sprite.name, "pull", remote):
-        path = f"{STATE_DIR}/transfer/{uuid.uuid4().hex}.out"
+        if (older := _older_agent(session, remote, "pull")) is not None:
+            raise older
+        folder = f"{STATE_DIR}/transfer/{uuid.uuid4().hex}"
         started = time.monotonic()
-        done = session.call("dump", name=remote, path=path, formats=_accepted())
+        with session.in_use:
+            dump = session.request("dump", name=remote, dir=folder, formats=_accepted(),
+                                   part_size=PART_SIZE)
+            parts = PulledParts(sprite, session, dump, f"{HOME}/{folder}")
+            try:
+                value = _read(parts, parts.first_format())
+                done = parts.finish()
+            except BaseException as error:
+                parts.close()
+                with contextlib.suppress(Exception):
+                    session.request("end")
+                with contextlib.suppress(Exception):
+                    sprite.delete(f"{HOME}/{folder}", recursive=True)
+                if isinstance(error, DumpFailed):
+                    raise _dump_failure(error.done, remote, sprite.name) from None
+                if isinstance(error, ImportError | AttributeError | pickle.UnpicklingError
+                              | EOFError | ValueError):
+                    raise _load_failure(error, remote, parts.type_name) from None
+                raise
         if done.get("status") != "ok":
-            ename, evalue = done.get("ename"), done.get("evalue")
-            if ename == "NameError":
-                raise UsageError(f"No variable {remote} in the Python session on sprite "
-                                 f"{sprite.name}")
-            raise UsageError(f"Cannot pull {remote}: a {done.get('type_name') or 'value'} "
-                             f"that cannot be serialised ({ename}: {evalue})")
-        try:
-            ctx.shell.user_ns[local] = _read(sprite, f"{HOME}/{path}", str(done["format"]))
-        except (ImportError, AttributeError, pickle.UnpicklingError, EOFError,
-                ValueError) as error:
-            raise _load_failure(error, remote, str(done.get("type_name") or "value")) from None
-        finally:
-            with contextlib.suppress(Exception):
-                sprite.delete(f"{HOME}/{path}")
+            raise _dump_failure(done, remote, sprite.name)
+        ctx.shell.user_ns[local] = value
     print(f"Pulled {remote} ({done.get('type_name')}, {_size(int(done.get('size', 0)))} as "
           f"{done['format']}) into {local} from sprite {sprite.name} in "
           f"{time.monotonic() - started:.1f} s")

@@ -33,6 +33,8 @@ RATE_WINDOW = 5.0
 EXITED_REMEMBERED = 1024
 TERMINATE_WAIT = 10.0
 PORT_POLL = 1.0
+# How stale a sprite's last_running_at may get while it runs commands.
+RUNNING_NOTE_INTERVAL = 1.0
 
 Notice = dict[str, Any]
 
@@ -248,6 +250,17 @@ class SessionManager:
         self._sessions: dict[str, Session] = {}
         self._exited: OrderedDict[str, int] = OrderedDict()
         self._port_watch: asyncio.Task[None] | None = None
+        self._running_noted_at = -RUNNING_NOTE_INTERVAL
+
+    def running_note_due(self) -> bool:
+        """Whether the sprite's ``last_running_at`` should be written now: at most once
+        per RUNNING_NOTE_INTERVAL, so a loop of short commands does not pay a database
+        write on the event loop per command."""
+        now = time.monotonic()
+        if now - self._running_noted_at < RUNNING_NOTE_INTERVAL:
+            return False
+        self._running_noted_at = now
+        return True
 
     async def start(self, spec: ExecSpec, *, workdir: str, max_run_after_disconnect: float
                     ) -> tuple[Session, Attachment]:
