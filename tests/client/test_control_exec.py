@@ -6,21 +6,19 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import FrameType
 
 import pytest
 
 from sprites_jupyter.client import Command, InvalidRequest, Sprite, SpritesClient
 from sprites_jupyter.client.control_pool import IDLE_CLOSE
 from sprites_jupyter.local.testing import LocalServer, start_server
+from tests.waiting import interrupt_once_running
 
 CONTROL = '"WebSocket /v1/sprites/{}/control" [accepted]'
 DIRECT = '"WebSocket /v1/sprites/{}/exec?'
@@ -144,36 +142,16 @@ def test_signal_kill_and_detach(on_control: tuple[Sprite, LoggedServer]) -> None
     assert logged.sockets(sprite.name) == (1, 1)
 
 
-def _interrupt_once_waiting() -> threading.Thread:
-    """SIGINT this process once its main thread waits for the command's output."""
-    main = threading.main_thread().ident
-    waiting = Command._receive.__code__
-
-    def waits(frame: FrameType | None) -> bool:
-        while frame is not None and frame.f_code is not waiting:
-            frame = frame.f_back
-        return frame is not None
-
-    def interrupt() -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not waits(sys._current_frames().get(main)):
-            time.sleep(0.02)
-        os.kill(os.getpid(), signal.SIGINT)
-    thread = threading.Thread(target=interrupt)
-    thread.start()
-    return thread
-
-
 def test_ctrl_c_sends_sigint_then_sigkill_and_the_socket_serves_on(
         on_control: tuple[Sprite, LoggedServer]) -> None:
     sprite, logged = on_control
-    timer = _interrupt_once_waiting()
+    timer = interrupt_once_running(Command._receive.__code__)
     with pytest.raises(KeyboardInterrupt):
         sprite.run("sleep", "30")
     timer.join()
     stubborn = sprite.command("sh", "-c", "trap '' INT; echo ready; sleep 30", stdin=False)
     assert next(iter(stubborn)).data == b"ready\n"
-    timer = _interrupt_once_waiting()
+    timer = interrupt_once_running(Command._receive.__code__)
     with pytest.raises(KeyboardInterrupt):
         stubborn.wait()
     timer.join()
