@@ -39,15 +39,23 @@ def unshare():
         sys.exit("unshare(CLONE_NEWUSER): " + os.strerror(ctypes.get_errno()))
 unshare()
 print("setup", flush=True)
-sys.stdin.readline()
+if not sys.stdin.readline():
+    sys.exit("the server went before it mapped the set-up namespace")
 ready_r, ready_w = os.pipe()
+maker = os.getpid()
 pid = os.fork()
 if pid == 0:
+    os.close(ready_r)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: never outlive the maker
+    if os.getppid() != maker:
+        os._exit(1)
     unshare()
     os.write(ready_w, b".")
     signal.pause()
     os._exit(0)
-os.read(ready_r, 1)
+os.close(ready_w)
+if not os.read(ready_r, 1):
+    sys.exit("the nested user namespace's process ended before it was made")
 for name in ("uid_map", "gid_map"):
     with open(f"/proc/{pid}/{name}", "w") as f:
         f.write(f"{sys.argv[1]} {sys.argv[1]} 1\n")
@@ -68,13 +76,19 @@ def sprite_host_id() -> int:
     return RANGE_START + SPRITE_ID if remapped() else os.geteuid()
 
 
+def maker_argv() -> list[str]:
+    """The maker's command line: it says ``setup``, waits for a line once the server
+    mapped its namespace, says the nested one's pid, and ends at the next line (or the
+    end of its input, however the server went)."""
+    return [sys.executable, "-I", "-S", "-c", _MAKER, str(SPRITE_ID)]
+
+
 def make_user_namespaces() -> tuple[int, int]:
     """Open fds of the set-up and the sprite's user namespaces (the caller closes them).
 
     Blocking (a short helper process); raises OSError when the kernel refuses."""
-    maker = subprocess.Popen(
-        [sys.executable, "-I", "-S", "-c", _MAKER, str(SPRITE_ID)], stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    maker = subprocess.Popen(maker_argv(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
     assert maker.stdin is not None and maker.stdout is not None
     try:
         if maker.stdout.readline().strip() != "setup":
