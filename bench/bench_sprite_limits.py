@@ -68,13 +68,23 @@ def against_baseline(urls: dict[str, str], repeat: int, baseline: str) -> None:
         http.post("/v1/sprites", json={"name": "warm"}).raise_for_status()
         _exec(http, "warm", ["true"])
     warm: dict[str, list[float]] = {who: [] for who in clients}
-    first: dict[str, list[float]] = {who: [] for who in clients}
     for number in range(repeat):  # warm first, alone: a sprite's teardown skews samples
         for who in _order(clients, number):
             warm[who].append(timed(lambda http=clients[who]: _exec(http, "warm", ["true"])))
+    first = _first_exec_times(clients, repeat, "new")
+    names = ("this checkout", baseline)
+    compare("warm exec round trip", warm["new"], warm["old"], most=1.05, names=names)
+    compare("first exec on a new sprite (no target)", first["new"], first["old"], names=names)
+
+
+def _first_exec_times(clients: dict[str, httpx.Client], repeat: int, prefix: str
+                      ) -> dict[str, list[float]]:
+    """Create a sprite and run its first command, in turns on each server; the sprite is
+    deleted after each sample and its teardown let pass before the next."""
+    first: dict[str, list[float]] = {who: [] for who in clients}
     for number in range(repeat):
         for who in _order(clients, number):
-            http, name = clients[who], f"new-{number}"
+            http, name = clients[who], f"{prefix}-{number}"
 
             def create_and_exec(http: httpx.Client = http, name: str = name) -> None:
                 http.post("/v1/sprites", json={"name": name}).raise_for_status()
@@ -82,10 +92,8 @@ def against_baseline(urls: dict[str, str], repeat: int, baseline: str) -> None:
 
             first[who].append(timed(create_and_exec))
             http.delete(f"/v1/sprites/{name}")
-            time.sleep(0.3)  # let the deleted sandbox's teardown pass
-    names = ("this checkout", baseline)
-    compare("warm exec round trip", warm["new"], warm["old"], most=1.05, names=names)
-    compare("first exec on a new sprite (no target)", first["new"], first["old"], names=names)
+            time.sleep(0.3)
+    return first
 
 
 def _order(sides: dict[str, Any], number: int) -> list[str]:
@@ -124,18 +132,7 @@ def disk_on_off(scratch: Path, repeat: int) -> None:
         for number in range(5 * repeat):  # milliseconds each: more, to rise above noise
             for who in _order(sprites, number):
                 warm[who].append(timed(lambda name=sprites[who]: _exec(http, name, ["true"])))
-        first: dict[str, list[float]] = {who: [] for who in clients}
-        for number in range(repeat):
-            for who in _order(clients, number):
-                server, name = clients[who], f"disk-{number}"
-
-                def create_and_exec(http: httpx.Client = server, name: str = name) -> None:
-                    http.post("/v1/sprites", json={"name": name}).raise_for_status()
-                    _exec(http, name, ["true"])
-
-                first[who].append(timed(create_and_exec))
-                server.delete(f"/v1/sprites/{name}")
-                time.sleep(0.3)
+        first = _first_exec_times(clients, repeat, "disk")
     finally:
         for process in (on, off):
             process.terminate()
