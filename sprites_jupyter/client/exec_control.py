@@ -34,8 +34,7 @@ from .errors import (
 )
 from .exec_protocol import EXIT, STDIN, STDIN_EOF
 from .http import HttpSession, segment
-from .notices import notices
-from .websocket import OPEN_TIMEOUT, WAKING_NOTICE_AFTER, open_socket
+from .websocket import OPEN_TIMEOUT, open_socket, waking_notice
 from .ws_connection import WebSocket
 
 PREFIX = "control:"
@@ -260,18 +259,12 @@ def _start_on_control(session: HttpSession, pool: ControlPool, params: list[tupl
     except (SpritesError, OSError):
         return None, False  # unreachable: the direct socket says so
     op = ControlOp(pool, ws, tty=tty)
-    notice = None
-    if (on_wait := session.on_wait) is not None:
-        text = f"{one_line(what, 100)}: waking the sprite…"
-        notice = notices.after(WAKING_NOTICE_AFTER, lambda: on_wait(text))
     try:
-        started = op.start(_op_args(params), max(session.timeout, OPEN_TIMEOUT))
+        with waking_notice(session, what):
+            started = op.start(_op_args(params), max(session.timeout, OPEN_TIMEOUT))
     except TimeoutError:
         raise ConnectionFailed(f"{what}: the sprite did not answer within "
                                f"{OPEN_TIMEOUT:g} s", url=session.base_url) from None
-    finally:
-        if notice is not None:
-            notice.cancel()
     return (op, False) if started else (None, fresh)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import urllib.request
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import httpx
@@ -41,13 +43,29 @@ def open_socket(session: HttpSession, path: str, params: list[tuple[str, str]],
         raise _unreachable(session, path, exc) from None
 
 
-def _open(session: HttpSession, path: str, params: list[tuple[str, str]],
-          what: str) -> WebSocket:
-    url = session.ws_url(path, params)
+@contextlib.contextmanager
+def waking_notice(session: HttpSession, what: str) -> Iterator[None]:
+    """While the block takes longer than a few seconds, ``session.on_wait`` is told that
+    the sprite is waking (the wait for an upgrade, or for a command to start)."""
     notice = None
     if (on_wait := session.on_wait) is not None:
         text = f"{one_line(what, 100)}: waking the sprite…"
         notice = notices.after(WAKING_NOTICE_AFTER, lambda: on_wait(text))
+    try:
+        yield
+    finally:
+        if notice is not None:
+            notice.cancel()
+
+
+def _open(session: HttpSession, path: str, params: list[tuple[str, str]],
+          what: str) -> WebSocket:
+    url = session.ws_url(path, params)
+    with waking_notice(session, what):
+        return _connect(session, url, what)
+
+
+def _connect(session: HttpSession, url: str, what: str) -> WebSocket:
     try:
         # No proxy lookup for the local server; the shared TLS settings for wss://. No
         # keepalive pings (and their thread) on loopback: nothing between us can drop an
@@ -77,9 +95,6 @@ def _open(session: HttpSession, path: str, params: list[tuple[str, str]],
                                    ) from None
     except (OSError, TimeoutError) as exc:
         raise session.connection_failed(exc, url.split("?", 1)[0]) from None
-    finally:
-        if notice is not None:
-            notice.cancel()
 
 
 def _unreachable(session: HttpSession, path: str, exc: ConnectionError) -> Exception:
