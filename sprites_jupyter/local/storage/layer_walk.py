@@ -19,6 +19,12 @@ def walk_layer(top: str) -> Iterator[tuple[str, os.stat_result]]:
     is the platform directory's captured parts, not the tree's mount point."""
     yield ".", os.lstat(top)
     yield from _walk_below(top, "", skip=PLATFORM_PATH)
+    yield from walk_platform(top)
+
+
+def walk_platform(top: str) -> Iterator[tuple[str, os.stat_result]]:
+    """``(path, lstat)`` of what a checkpoint holds of the platform directory beside the
+    tree ``top``, as ``.sprite/...``."""
     platform = os.path.join(os.path.dirname(top), PLATFORM)
     try:
         info = os.lstat(platform)

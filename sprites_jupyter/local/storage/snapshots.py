@@ -9,9 +9,12 @@ yields the same manifest id and costs no space.
 
 A per-sprite stat cache (path -> size, mtime, inode, ctime, ref: :mod:`.stat_cache`) lets
 a snapshot record an unchanged file from its ``lstat`` alone, so snapshotting an unchanged
-tree reads no file data; the walk opens each directory once and ``lstat``s its entries
-relative to it, and an unchanged tree's manifest is found without encoding it again (the
-previous walk, or the manifest it was last restored to, compared entry by entry). ctime
+tree reads no file data. The tree is listed by find(1) (:mod:`.layer_listing`: an
+``lstat`` in C costs half what it does in Python), and only the paths whose listed facts
+differ from the last listing's are looked at again, so a snapshot costs one listing plus
+what changed; without find the tree is walked in Python, each directory opened once. An
+unchanged tree's manifest is found without encoding it again (the previous walk, or the
+manifest it was last restored to, compared entry by entry). ctime
 is in the key because tools that rewrite a file
 and put its old mtime back (``cp -p``, ``rsync -t``, ``tar``) cannot put its
 ctime back; and a file changed within ``_RACY_NS`` of being read is not cached,
@@ -46,27 +49,25 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Callable
 from pathlib import Path
 
 from . import restore_plan
 from .garbage import Collector
-from .layer_format import DIR_KINDS, is_opaque, locate
-from .layer_walk import describe_error, walk_layer
+from .layer_format import DIR_KINDS, is_opaque, is_whiteout, locate
+from .layer_listing import Described, Listed, describe_listed, list_tree
+from .layer_walk import describe_error, walk_layer, walk_platform
 from .manifests import Entry, ManifestStore
+from .meter import Meter, Progress
 from .objects import CHUNKED_OVER, MissingData, ObjectStore
 from .restore_plan import JOURNAL, STAGING, TRASH, stat_key
 from .stat_cache import CachedFile, StatCaches
 from .store import Store
-
-Progress = Callable[[str], None]
 
 # A file changed less than this before it is read may change again without moving its
 # mtime or ctime, so it is not cached; timestamps in whole seconds need a wider margin.
 _RACY_NS = 100_000_000
 _RACY_COARSE_NS = 2_000_000_000
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-_PROGRESS_EVERY = 1.0
 _entry = tuple.__new__  # an Entry without the Python-level __new__ (the hot loop's)
 
 class SnapshotError(Exception):
@@ -85,6 +86,8 @@ class Snapshotter:
         self._stat_caches = StatCaches(home / "statcache")
         self._collector = Collector(self.store, self._manifests, self.manifests)
         self._last: dict[str, tuple[list[Entry], str]] = {}  # sprite -> walk, manifest id
+        self._listed: dict[str, Listed] = {}  # sprite -> its tree's last listing
+        self._collections = 0
         self._restored: dict[str, str] = {}  # sprite -> manifest id of its last restore
         self.stored: dict[str, int] = {}  # sprite -> bytes of new or changed files last time
         self._unsettled: dict[str, dict[str, str]] = {}  # sprite -> path -> ref, not cached
@@ -140,6 +143,7 @@ class Snapshotter:
         self._stat_caches.forget(sprite)
         self._manifests.forget(sprite)
         self._last.pop(sprite, None)
+        self._listed.pop(sprite, None)
         self._restored.pop(sprite, None)
         self._unsettled.pop(sprite, None)
 
@@ -162,6 +166,7 @@ class Snapshotter:
         server's ``StorageWork`` sees to it). An object the stat cache still names may
         go: a snapshot re-reads the file then.
         """
+        self._collections += 1
         self._collector.collect(store)
 
     # snapshot -------------------------------------------------------------------
@@ -171,67 +176,90 @@ class Snapshotter:
         cache = self._load_cache(sprite)
         fresh: dict[str, CachedFile] = {}
         entries: list[Entry] = []
-        meter = _Meter(progress, self._unsettled.get(sprite, {}))
-        reused = 0
+        meter = Meter(progress, self._unsettled.get(sprite, {}))
         top = os.fspath(root)
-        # The loop runs once per path: names bound locally, the common case first.
-        known, add, is_file = cache.get, entries.append, stat.S_ISREG
-        present, has_ref = self.store.present, self.store.has_ref
         try:
-            for rel, info in walk_layer(top):
-                mode = info.st_mode
-                if is_file(mode):
-                    cached = known(rel)
-                    if (cached is not None and cached.mtime_ns == info.st_mtime_ns
-                            and cached.ctime_ns == info.st_ctime_ns
-                            and cached.size == info.st_size and cached.ino == info.st_ino
-                            and (cached.ref in present or has_ref(cached.ref))):
-                        fresh[rel] = cached
-                        entry = cached.entry
-                        if entry is None:  # made once per cache entry
-                            entry = cached.entry = _entry(Entry, (
-                                rel, "f", stat.S_IMODE(mode), info.st_mtime_ns, info.st_size,
-                                cached.ref))
-                        add(entry)
-                        reused += 1
-                    else:
-                        self._read_file(top, rel, fresh, entries, meter,
-                                        cached.ref if cached is not None else None)
-                elif stat.S_ISDIR(mode):
-                    kind = "o" if is_opaque(locate(top, rel)) else "d"
-                    add(Entry(rel, kind, stat.S_IMODE(mode), info.st_mtime_ns))
-                elif stat.S_ISLNK(mode):
-                    with contextlib.suppress(FileNotFoundError):
-                        add(Entry(rel, "l", stat.S_IMODE(mode), info.st_mtime_ns, 0,
-                                  os.readlink(locate(top, rel))))
-                else:  # a whiteout
-                    add(Entry(rel, "w", 0, info.st_mtime_ns))
+            listing = list_tree(top)
+            last = self._listed.pop(sprite, None)
+            if listing is None:
+                for rel, info in walk_layer(top):
+                    self._describe(rel, info, top, cache, fresh, entries, meter)
+            else:
+                def describe(rel: str, info: os.stat_result) -> Described | None:
+                    return self._describe(rel, info, top, cache, fresh, entries, meter)
+
+                self._listed[sprite], reused = describe_listed(
+                    listing, last, top, describe, self.store, self._collections, fresh,
+                    entries)
+                meter.reused += reused
+                for rel, info in walk_platform(top):
+                    self._describe(rel, info, top, cache, fresh, entries, meter)
         except OSError as exc:
+            self._listed.pop(sprite, None)
             raise SnapshotError(describe_error(exc, top)) from exc
         manifest = self._save_manifest(sprite, entries)
         self.stored[sprite], self._unsettled[sprite] = meter.changed, meter.unsettled
-        if not reused == len(fresh) == len(cache):  # else it is the cache, entry for entry
+        if not meter.reused == len(fresh) == len(cache):  # else it is the cache, entry for entry
             self._save_cache(sprite, fresh)
         if progress:
             progress(f"Saved {len(entries):,} entries ({meter.files:,} files read, "
-                     f"{reused:,} unchanged)")
+                     f"{meter.reused:,} unchanged)")
         return manifest
 
+    def _describe(self, rel: str, info: os.stat_result, top: str,
+                  cache: dict[str, CachedFile], fresh: dict[str, CachedFile],
+                  entries: list[Entry], meter: Meter) -> Described | None:
+        """Add the entry of ``rel`` (``lstat``-ed as ``info``) to ``entries``; the entry
+        and, for a file, its cache entry if its content is known (None: nothing added)."""
+        mode = info.st_mode
+        entry: Entry
+        if stat.S_ISREG(mode):
+            cached = cache.get(rel)
+            if (cached is not None and cached.matches(info)
+                    and (cached.ref in self.store.present or self.store.has_ref(cached.ref))):
+                fresh[rel] = cached
+                entry = cached.entry or _entry(Entry, (
+                    rel, "f", stat.S_IMODE(mode), info.st_mtime_ns, info.st_size, cached.ref))
+                cached.entry = entry  # made once per cache entry
+                meter.reused += 1
+                entries.append(entry)
+                return entry, cached
+            return self._read_file(top, rel, fresh, entries, meter,
+                                   cached.ref if cached is not None else None)
+        if stat.S_ISDIR(mode):
+            kind = "o" if is_opaque(locate(top, rel)) else "d"
+            entry = Entry(rel, kind, stat.S_IMODE(mode), info.st_mtime_ns)
+        elif stat.S_ISLNK(mode):
+            try:
+                entry = Entry(rel, "l", stat.S_IMODE(mode), info.st_mtime_ns, 0,
+                              os.readlink(locate(top, rel)))
+            except FileNotFoundError:
+                return None
+        elif is_whiteout(info):
+            entry = Entry(rel, "w", 0, info.st_mtime_ns)
+        else:
+            return None  # fifos, sockets and devices are not snapshotted
+        entries.append(entry)
+        return entry, None
+
     def _read_file(self, top: str, rel: str, fresh: dict[str, CachedFile],
-                   entries: list[Entry], meter: _Meter, cached_ref: str | None) -> None:
+                   entries: list[Entry], meter: Meter, cached_ref: str | None
+                   ) -> Described | None:
         """Store a file that is new or changed (or not trusted from the cache)."""
         read_at = time.time_ns()
         result = self._store_file(Path(locate(top, rel)))
         if result is None:
-            return  # gone, or no longer a regular file
+            return None  # gone, or no longer a regular file
         ref, size, before, after = result
         settled = stat_key(before) == stat_key(after) and size == before.st_size and _settled(
             before, read_at)
-        if settled:
-            fresh[rel] = CachedFile.of(before, ref)
-        entries.append(Entry(rel, "f", stat.S_IMODE(before.st_mode), before.st_mtime_ns,
-                             size, ref))
+        cached = CachedFile.of(before, ref) if settled else None
+        if cached is not None:
+            fresh[rel] = cached
+        entry = Entry(rel, "f", stat.S_IMODE(before.st_mode), before.st_mtime_ns, size, ref)
+        entries.append(entry)
         meter.add(rel, ref, size, settled, cached_ref)
+        return entry, cached
 
     def _save_manifest(self, sprite: str, entries: list[Entry]) -> str:
         """The manifest of ``entries`` (in walk order): the previous one if nothing changed,
@@ -262,6 +290,7 @@ class Snapshotter:
         """
         top = os.fspath(root)
         sprite_dir = root.parent
+        self._listed.pop(sprite, None)
         target = self.load_manifest(manifest_id)
         if (sprite_dir / JOURNAL).exists():
             self._roll_forward(sprite, root, store)
@@ -374,27 +403,3 @@ def _settled(info: os.stat_result, read_at: int) -> bool:
     whole_seconds = info.st_mtime_ns % 1_000_000_000 == info.st_ctime_ns % 1_000_000_000 == 0
     margin = _RACY_COARSE_NS if whole_seconds else _RACY_NS
     return max(info.st_mtime_ns, info.st_ctime_ns) + margin < read_at
-
-
-class _Meter:
-    """Counts the files a snapshot stores and the bytes that changed (a file read again
-    with the content it had, touched or too fresh to cache last time, is no change);
-    reports progress at most once a second."""
-
-    def __init__(self, progress: Progress | None, unsettled_before: dict[str, str]) -> None:
-        self.progress = progress
-        self.files = self.bytes = self.changed = 0
-        self.unsettled_before = unsettled_before
-        self.unsettled: dict[str, str] = {}
-        self.last = time.monotonic()
-
-    def add(self, rel: str, ref: str, size: int, settled: bool, cached_ref: str | None) -> None:
-        self.files += 1
-        self.bytes += size
-        if ref != cached_ref and self.unsettled_before.get(rel) != ref:
-            self.changed += size
-        if not settled:
-            self.unsettled[rel] = ref
-        if self.progress and time.monotonic() - self.last >= _PROGRESS_EVERY:
-            self.last = time.monotonic()
-            self.progress(f"Stored {self.files:,} files ({self.bytes / 1e6:,.0f} MB) so far...")
