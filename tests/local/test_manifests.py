@@ -64,3 +64,20 @@ def test_a_missing_page_is_reported_not_guessed(setup) -> None:
         (snapshots.manifests / "pages" / page[:2] / page[2:]).unlink()
     with pytest.raises(FileNotFoundError):
         Snapshotter(snapshots.objects.parent).load_manifest(manifest)
+
+
+def test_a_page_collected_since_the_last_save_is_stored_again(setup) -> None:
+    """Saving reuses the last save's unchanged pages: not one a collection deleted since."""
+    snapshots, store, root = setup
+    (root / "data" / "d03" / "f00003.bin").write_bytes(b"only in v1")
+    time.sleep(0.15)
+    store.add_checkpoint("demo", manifest=snapshots.snapshot("demo", root), comment="",
+                         is_auto=False)
+    store.delete_checkpoint("demo", "v1")
+    snapshots.collect_garbage(store)
+    (root / "data" / "d11" / "f00011.bin").write_bytes(b"elsewhere")
+    manifest = snapshots.snapshot("demo", root)
+    entries = Snapshotter(snapshots.objects.parent).load_manifest(manifest)  # every page
+    changed = next(e for e in entries if e.path == "data/d03/f00003.bin")
+    assert changed.size == len(b"only in v1")
+    assert snapshots.object_path(changed.ref).read_bytes() == b"only in v1"

@@ -8,7 +8,8 @@ of that JSON; the manifest is ``{"pages": [...]}``, stored the same way under
 ``HOME/manifests/ab/cdef...``, so an unchanged tree
 yields the same id and costs no space, and a changed one stores only the pages that
 changed. Saving re-encodes only the entries that changed since the sprite's previous
-manifest (each entry's JSON is remembered), and the few manifests saved or loaded last
+manifest (each entry's JSON is remembered) and hashes again only the pages that did (a
+page of the same rows, still stored, is the same page), and the few manifests saved or loaded last
 are kept decoded in memory, so a restore to a recent checkpoint decodes nothing.
 Manifests written whole by older servers (the JSON list itself) are still read.
 """
@@ -51,7 +52,9 @@ class ManifestStore:
         self.pages_directory = directory / "pages"
         self._objects = objects
         self._stored: set[str] = set()  # pages known to be stored (this run)
-        self._rows: dict[str, dict[tuple, tuple[str, bool]]] = {}  # sprite -> entry -> row
+        # sprite -> path -> (entry, its JSON, whether a page ends after it)
+        self._rows: dict[str, dict[str, tuple[Entry, str, bool]]] = {}
+        self._pages: dict[str, dict[str, tuple[list[str], str]]] = {}  # sprite -> end -> page
         self._decoded: OrderedDict[str, list[Entry]] = OrderedDict()
         directory.mkdir(parents=True, exist_ok=True)
 
@@ -81,24 +84,35 @@ class ManifestStore:
             self._stored.add(page)
         return page
 
+    def _page_of(self, rows: list[str], last: tuple[list[str], str] | None) -> str:
+        """The page of ``rows``: the last save's page ending at the same path if it held
+        the same rows and is still stored (comparing rows it made is nearly free)."""
+        if last is not None and last[1] in self._stored and last[0] == rows:
+            return last[1]
+        return self._put_page(rows)
+
     def save(self, sprite: str, entries: list[Entry]) -> str:
         """Store sorted ``entries`` (what is not stored yet); return the manifest id."""
         known = self._rows.get(sprite, {})
-        rows: dict[tuple, tuple[str, bool]] = {}
+        known_pages = self._pages.get(sprite, {})
+        rows: dict[str, tuple[Entry, str, bool]] = {}
+        ended: dict[str, tuple[list[str], str]] = {}
         pages: list[str] = []
         page: list[str] = []
-        for entry in entries:
-            row = known.get(entry)
-            if row is None:
-                row = (_ROW(entry), not zlib.crc32(entry.path.encode()) & _PAGE_MASK)
-            rows[entry] = row
-            page.append(row[0])
-            if row[1]:
-                pages.append(self._put_page(page))
+        for entry in entries:  # keyed by path: a str caches its hash, a tuple does not
+            row = known.get(entry.path)
+            if row is None or (row[0] is not entry and row[0] != entry):
+                row = (entry, _ROW(entry), not zlib.crc32(entry.path.encode()) & _PAGE_MASK)
+            rows[entry.path] = row
+            page.append(row[1])
+            if row[2]:
+                pages.append(self._page_of(page, known_pages.get(entry.path)))
+                ended[entry.path] = (page, pages[-1])
                 page = []
         if page or not pages:
             pages.append(self._put_page(page))
         self._rows[sprite] = rows
+        self._pages[sprite] = ended
         raw = json.dumps({"pages": pages}, separators=(",", ":")).encode()
         manifest_id = hashlib.sha256(raw).hexdigest()
         self._write(self.path(manifest_id), raw)
@@ -169,6 +183,7 @@ class ManifestStore:
 
     def forget(self, sprite: str) -> None:
         self._rows.pop(sprite, None)
+        self._pages.pop(sprite, None)
 
     def _remember(self, manifest_id: str, entries: list[Entry]) -> None:
         self._decoded[manifest_id] = entries
