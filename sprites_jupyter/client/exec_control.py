@@ -174,9 +174,9 @@ class ControlOp:
             self._ws.send(message)
 
     def close(self) -> None:
-        """End this command's use of the connection: back to the pool once the operation
-        completed (a running process is released: it keeps running, as on a closed
-        direct socket), else closed."""
+        """End this command's use of the connection: back to the pool (a running process
+        is released: it keeps running, as on a closed direct socket), its ``op.complete``
+        read by the next checkout; closed instead when another thread is reading."""
         with self._send_lock:
             if self._done:
                 return
@@ -191,17 +191,25 @@ class ControlOp:
 
     def _release(self) -> None:
         self._done = True
-        try:
-            if not self._completed and not self._exited:
+        if not self._completed and not self._exited:
+            try:
                 self._ws.send(json.dumps({"type": "release"}))
+            except ConnectionClosed:
+                self._ws.close()
+                return
+        self._pool.checkin(self._ws, None if self._completed else self._settle)
+
+    def _settle(self) -> bool:
+        """Read the rest of this operation up to its ``op.complete`` (the pool calls it
+        before the connection's next use): False when it did not come."""
+        try:
             while not self._completed:
                 message = self._ws.recv(timeout=COMPLETE_WAIT)
                 if isinstance(message, str) and message.startswith(PREFIX):
                     self._on_control(message)
         except (ConnectionClosed, TimeoutError):
-            self._ws.close()
-            return
-        self._pool.checkin(self._ws)
+            return False
+        return True
 
 
 def _kind(text: str) -> str | None:
