@@ -69,6 +69,7 @@ class ControlPool:
             ws.close()
         ws = open_socket(self._session, f"/v1/sprites/{segment(self.sprite)}/control", [],
                          what=f"open a control connection to {self.sprite}")
+        ws.unread = _is_ack
         return ws, True
 
     def checkin(self, ws: WebSocket, settle: Settle | None = None) -> None:
@@ -109,6 +110,14 @@ class ControlPool:
                 self._sweep = None
         for _, ws, _ in idle:
             ws.close()
+
+
+def _is_ack(message: str | bytes) -> bool:
+    """An ``op.ack`` as the local server words it (SDKs ignore it; so does a command)."""
+    return isinstance(message, str) and message.startswith(_ACK)
+
+
+_ACK = 'control:{"type": "op.ack"'
 
 
 class ControlPools:
