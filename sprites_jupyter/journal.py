@@ -90,7 +90,6 @@ class Journal:
         self._earlier: dict[str, list[JournalEntry]] = {}
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # what is to save, or was saved
-        self._saving = threading.Lock()
         self._store = store
         self._dirty: dict[str, JournalStore] = {}  # sprites whose saved journal is behind
         self._writing = False  # the saver is writing what it took from _dirty
@@ -142,33 +141,38 @@ class Journal:
             self._changed.notify_all()
 
     def _save_dirty(self) -> None:
-        while True:
-            with self._changed:
-                if not self._changed.wait_for(lambda: self._dirty, SAVER_LINGER):
-                    self._saver = None
-                    return
-                self._changed.wait_for(lambda: self._flushes, SAVE_DELAY)
-                dirty, self._dirty = self._dirty, {}
-                self._writing = True
-            try:
-                for sprite, store in dirty.items():
-                    self._save(store, sprite)
-            finally:
+        try:
+            while True:
                 with self._changed:
-                    self._writing = False
-                    self._changed.notify_all()
+                    if not self._changed.wait_for(lambda: self._dirty, SAVER_LINGER):
+                        self._saver = None
+                        return
+                    self._changed.wait_for(lambda: self._flushes, SAVE_DELAY)
+                    dirty, self._dirty = self._dirty, {}
+                    self._writing = True
+                try:
+                    for sprite, store in dirty.items():
+                        self._save(store, sprite)
+                finally:
+                    with self._changed:
+                        self._writing = False
+                        self._changed.notify_all()
+        finally:
+            with self._changed:  # ended by an error: the next entry starts another saver
+                if self._saver is threading.current_thread():
+                    self._saver = None
+                self._changed.notify_all()
 
     def _save(self, store: JournalStore, sprite: str) -> None:
-        # One save at a time, each writing everything known when it runs: the last wins.
+        # Only the saver thread saves; each save writes everything known when it runs.
         with self._lock:
             earlier = self._earlier.get(sprite)
         if earlier is None:
             earlier = self._load(store, sprite)
-        with self._saving:
-            with self._lock:
-                entries = earlier + [e for e in self._entries if e.sprite == sprite]
-            with contextlib.suppress(Exception):  # the sprite may be gone or restoring
-                store.save(sprite, entries)
+        with self._lock:
+            entries = earlier + [e for e in self._entries if e.sprite == sprite]
+        with contextlib.suppress(Exception):  # the sprite may be gone or restoring
+            store.save(sprite, entries)
 
     def _load(self, store: JournalStore, sprite: str) -> list[JournalEntry]:
         try:
@@ -187,7 +191,8 @@ class Journal:
             self._flushes += 1
             self._changed.notify_all()
             try:
-                self._changed.wait_for(lambda: not self._dirty and not self._writing)
+                self._changed.wait_for(lambda: not self._writing and (
+                    not self._dirty or self._saver is None))
             finally:
                 self._flushes -= 1
 
