@@ -28,6 +28,9 @@ IDLE_CLOSE = 30.0
 MAX_IDLE = 10
 """Idle connections kept per sprite (sprites-go drains its pool to 10)."""
 
+_ACK = 'control:{"type": "op.ack"'
+"""How the local server's ``op.ack`` starts (its JSON spacing is Python's)."""
+
 Settle = Callable[[], bool]
 """Reads a handed-back connection's last operation to its end: True once it completed,
 False when it never did (the connection is then closed, not reused)."""
@@ -115,9 +118,6 @@ class ControlPool:
 def _is_ack(message: str | bytes) -> bool:
     """An ``op.ack`` as the local server words it (SDKs ignore it; so does a command)."""
     return isinstance(message, str) and message.startswith(_ACK)
-
-
-_ACK = 'control:{"type": "op.ack"'
 
 
 class ControlPools:
