@@ -342,7 +342,7 @@ def pull_value(ctx: CommandContext, session: PythonSession, remote: str, local: 
             except BaseException as error:
                 parts.close()
                 with contextlib.suppress(Exception):
-                    session.request("end")
+                    parts.end()
                 with contextlib.suppress(Exception):
                     sprite.delete(f"{HOME}/{folder}", recursive=True)
                 if isinstance(error, DumpFailed):
