@@ -9,6 +9,11 @@ samples, min and median of ``--repeat``, at least 5). The targets:
 * pull of a 1e6 x 5 DataFrame vs ``pandas.read_parquet`` of a local file (target <= 2.5x;
   needs pandas and pyarrow here and on the sprite, else skipped with a notice).
 
+Each local sample writes a new file and removes it once read, as a transfer does with
+its parts: rewriting one file would truncate the previous sample's pages, and ext4 then
+starts writing the new ones back at close (``auto_da_alloc``), a disk write landing in
+the next sample that no transfer pays (the baseline swung 0.34-1.94 s).
+
 The server runs unsandboxed, so the session has this machine's numpy and pandas. After
 each figure the peak resident memory of the kernel, the server and the agent during it
 (a push must never hold two copies of the value in any of them).
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import itertools
 import os
 import statistics
 import tempfile
@@ -119,6 +125,8 @@ def _compare(label: str, ours: Callable[[], object], base: Callable[[], object],
              repeat: int, most: float) -> None:
     """The wall ratio against its target, then the CPU cost of both sides: under load the
     wall ratio swings, the CPU a transfer costs does not."""
+    ours()  # warm-up: the first run of either side pays for memory the next ones reuse
+    base()
     ours_cpu: list[float] = []
     base_cpu: list[float] = []
     compare(label, *interleaved(_costed(ours, ours_cpu), _costed(base, base_cpu), repeat),
@@ -126,6 +134,12 @@ def _compare(label: str, ours: Callable[[], object], base: Callable[[], object],
     mine, theirs = statistics.median(ours_cpu), statistics.median(base_cpu)
     print(f"  CPU time of kernel + server + agent, medians: {mine:.2f} s vs {theirs:.2f} s "
           f"({mine / max(theirs, 1e-3):.2f}x); load {os.getloadavg()[0]:.1f}", flush=True)
+
+
+def _fresh_files(folder: Path, name: str) -> Callable[[], Path]:
+    """A new path in ``folder`` at every call (see the module's note on the baseline)."""
+    numbers = itertools.count()
+    return lambda: folder / f"{next(numbers)}-{name}"
 
 
 def _push_pull(shell: InteractiveShell) -> None:
@@ -140,11 +154,13 @@ def bench_array(shell: InteractiveShell, folder: Path, megabytes: int, repeat: i
 
     value = np.random.default_rng(0).random(megabytes * 1024 * 1024 // 8)
     shell.user_ns["payload"] = value
-    path = folder / "array.npy"
+    fresh = _fresh_files(folder, "array.npy")
 
     def local() -> None:
+        path = fresh()
         np.save(path, value)
         np.load(path)
+        path.unlink()
 
     peak.reset()
     _compare(f"push + pull of a {megabytes} MB numpy array vs np.save + np.load",
@@ -157,14 +173,16 @@ def bench_bytes(shell: InteractiveShell, folder: Path, megabytes: int, repeat: i
     shell.user_ns.pop("payload", None)
     value = os.urandom(megabytes * 1024 * 1024)
     shell.user_ns["payload"] = value
-    path = folder / "bytes.bin"
+    fresh = _fresh_files(folder, "bytes.bin")
 
     def local() -> None:
+        path = fresh()
         with open(path, "wb") as target:
             target.write(value)
             target.flush()
             os.fsync(target.fileno())
         path.read_bytes()
+        path.unlink()
 
     _cell(shell, "%%sprite_python\ndel payload\n")
     peak.reset()
