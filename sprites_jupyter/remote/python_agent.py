@@ -176,7 +176,8 @@ class Agent:
             self.state = state.SessionState(str(session))
         return {"pid": os.getpid(), "started": self.started, "boot_id": boot_id(),
                 "python": sys.version.split()[0], "executable": sys.executable,
-                "has": capabilities(), "transfers": "streamed"}
+                "has": capabilities(), "transfers": "streamed",
+                "reads": list(values.READS)}
 
     def op_has(self, request: dict) -> dict:
         """What the session can import now (a package installed mid-session counts)."""

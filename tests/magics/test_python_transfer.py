@@ -93,6 +93,38 @@ def test_dataframes_go_as_arrow_and_fall_back_to_pickle_when_arrow_cannot_hold_t
     pd.testing.assert_frame_equal(ip.shell.user_ns["mixed2"], ip.shell.user_ns["mixed"])
 
 
+def test_numeric_frames_move_as_their_array_and_come_back_equal(library_ip, capsys):
+    """A frame that is one numeric array under string labels and a RangeIndex moves as
+    that array (from its own memory, rebuilt around the received one); a frame with
+    another index or mixed dtypes does not."""
+    ip = library_ip
+    import numpy as np
+    import pandas as pd
+
+    frames = {
+        "block": pd.DataFrame(np.arange(30.0).reshape(10, 3), columns=list("abc")),
+        "ints": pd.DataFrame({"x": np.arange(5), "y": np.arange(5) * 2}),
+        "named": pd.DataFrame(np.arange(20, dtype=complex).reshape(10, 2),
+                              columns=pd.Index(["re", "im"], name="field"),
+                              index=pd.RangeIndex(5, 25, 2, name="row")),
+        "strided": pd.DataFrame(np.arange(40.0).reshape(20, 2), columns=["p", "q"]).iloc[::3],
+        "no_rows": pd.DataFrame(np.empty((0, 2), dtype=bool), columns=["p", "q"]),
+    }
+    ip.shell.user_ns.update(frames, labelled=pd.DataFrame({"v": [1.0]}, index=["k"]))
+    for name, frame in frames.items():
+        ip.ok(f"%sprite push {name}")
+        assert f"{name} (pandas.DataFrame" in (out := capsys.readouterr().out), out
+        assert "as npy-frame)" in out, out
+        ip.ok(f"%sprite pull {name} --as {name}_back")
+        assert "as npy-frame)" in capsys.readouterr().out
+        back = ip.shell.user_ns[f"{name}_back"]
+        pd.testing.assert_frame_equal(back, frame)
+        if len(back):
+            back.iloc[0, 0] = back.iloc[-1, -1]  # a frame of its own, writable
+    ip.ok("%sprite push labelled")
+    assert "as npy-frame" not in capsys.readouterr().out
+
+
 def test_a_numpy_array_round_trip(library_ip, capsys):
     ip = library_ip
     import numpy as np

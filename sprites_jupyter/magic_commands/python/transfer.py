@@ -9,10 +9,11 @@ each part is announced once it is whole, so the agent reads one part (an array
 straight into its own memory) while the next goes up, and removes it once read.
 Pulling goes the other way: the agent writes one file, this side receives it into
 the value's memory (an array or bytes straight from the socket, an Arrow stream or a
-pickle as it loads). Formats: bytes raw, numpy arrays as ``.npy``, DataFrames as an
-Arrow IPC stream when pyarrow is on both sides (their columns' memory as it is:
-Parquet costs ~7x the CPU to encode), anything else by pickle (cloudpickle when both
-sides have it).
+pickle as it loads). Formats: bytes raw, numpy arrays as ``.npy``, a DataFrame that is
+one numeric array under labels as that array and its labels (``npy-frame``: moved from
+and rebuilt around its own memory), other DataFrames as an Arrow IPC stream when
+pyarrow is on both sides (their columns' memory as it is: Parquet costs ~7x the CPU to
+encode), anything else by pickle (cloudpickle when both sides have it).
 """
 
 from __future__ import annotations
@@ -31,8 +32,11 @@ from IPython.core.error import UsageError
 
 from ...client import Sprite
 from ...remote.python_agent_values import (
+    frame_buffers,
+    frame_layout,
     npy_buffers,
     read_arrow,
+    read_frame,
     read_npy,
     write_arrow,
     write_value,
@@ -146,6 +150,8 @@ def _buffers(value: Any, kind: str) -> list[memoryview] | None:
     ``.npy`` header and its buffer. ``None``: serialise it."""
     if kind == "raw":
         return [memoryview(value)]
+    if kind == "npy-frame":
+        return frame_buffers(value)
     return npy_buffers(value) if kind == "npy" else None
 
 
@@ -187,7 +193,8 @@ def _session_has(session: PythonSession) -> dict[str, bool]:
     return session.capabilities()
 
 
-def _push_format(value: Any, remote: dict[str, bool], name: str, python: str) -> str:
+def _push_format(value: Any, remote: dict[str, bool], name: str, python: str,
+                 reads: list[str]) -> str:
     module = type(value).__module__.split(".")[0]
     if type(value) is bytes:
         return "raw"
@@ -197,9 +204,11 @@ def _push_format(value: Any, remote: dict[str, bool], name: str, python: str) ->
                          f"-m pip install {module})")
     if module == "numpy" and type(value).__name__ == "ndarray" and value.dtype != object:
         return "npy"
-    if type(value).__name__ == "DataFrame" and module == "pandas" \
-            and remote.get("pyarrow") and _local_has("pyarrow"):
-        return "arrow"
+    if type(value).__name__ == "DataFrame" and module == "pandas":
+        if "npy-frame" in reads and frame_layout(value) is not None:
+            return "npy-frame"
+        if remote.get("pyarrow") and _local_has("pyarrow"):
+            return "arrow"
     return _pickle_format(remote)
 
 
@@ -213,6 +222,8 @@ def _read(source: PulledParts, kind: str) -> Any:
     their own memory, an Arrow stream or a pickle as it loads."""
     if kind == "npy":
         return read_npy(source)
+    if kind == "npy-frame":
+        return read_frame(source)
     if kind == "arrow":
         return read_arrow(io.BufferedReader(source, 1 << 20))
     if kind in ("pickle", "cloudpickle"):
@@ -247,6 +258,8 @@ def _accepted() -> list[str]:
     formats = ["raw", "pickle"]
     formats += [name for name, module in (("npy", "numpy"), ("arrow", "pyarrow"),
                                           ("cloudpickle", "cloudpickle")) if _local_has(module)]
+    if _local_has("numpy") and _local_has("pandas"):
+        formats.append("npy-frame")
     return formats
 
 
@@ -292,7 +305,8 @@ def push_value(ctx: CommandContext, session: PythonSession, local: str, remote: 
         if (older := _older_agent(session, local, "push")) is not None:
             raise older
         remote_has = _session_has(session)
-        kind = _push_format(value, remote_has, local, session.python)
+        kind = _push_format(value, remote_has, local, session.python,
+                            list(session.info.get("reads") or ()))
         buffers = _buffers(value, kind)
         folder = f"{STATE_DIR}/transfer/{uuid.uuid4().hex}"
         started = time.monotonic()
