@@ -277,13 +277,15 @@ def test_a_200_mb_value_round_trips_with_bounded_memory(ip, current):
 
 def test_values_in_many_parts_round_trip(library_ip, monkeypatch):
     """Parts cut anywhere (inside an array's header, between header and data, inside
-    the data; a serialised value across parts) are read back as one stream."""
+    the data; a serialised value across parts; the halving parts that end a push) are
+    read back as one stream."""
     ip = library_ip
     import numpy as np
     import pandas as pd
 
     monkeypatch.setattr(python_transfer, "PART_SIZE", 100_000)
     monkeypatch.setattr(python_transfer, "SERIALISED_PART", 70_000)
+    monkeypatch.setattr(python_transfer, "TAIL_PART", 9_000)
     values = {
         "tiny_parts": np.arange(50_000, dtype="<f8").reshape(500, 100),
         "fortran": np.asfortranarray(np.arange(60_000, dtype=">i4").reshape(300, 200)),

@@ -25,7 +25,7 @@ import io
 import pickle
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -57,6 +57,7 @@ PART_SIZE = 64 * 1024 * 1024
 # object (several parts cost it a copy to join)
 WHOLE_BYTES_PART = 256 * 1024 * 1024
 SERIALISED_PART = 32 * 1024 * 1024  # what a serialiser fills before it goes up
+TAIL_PART = 4 * 1024 * 1024  # the smallest of the parts that end a push
 
 
 class PartWriter:
@@ -106,10 +107,11 @@ class PartWriter:
         if self._buffer or not self.parts:
             self._upload()
 
-    def upload_buffers(self, buffers: list[memoryview], part_size: int) -> None:
-        """Upload ``buffers`` (back to back) as parts of at most ``part_size``, sent
-        from their own memory."""
-        for part in _split(buffers, part_size):
+    def upload_buffers(self, buffers: list[memoryview], part_size: int,
+                       smallest: int) -> None:
+        """Upload ``buffers`` (back to back) as parts of at most ``part_size`` (the last
+        ones down to ``smallest``), sent from their own memory."""
+        for part in _split(buffers, part_size, smallest):
             self._put(part)
             self.size += sum(len(piece) for piece in part)
 
@@ -126,17 +128,31 @@ class PartWriter:
         gc.collect(1)
 
 
-def _split(buffers: list[memoryview], part_size: int) -> list[list[memoryview]]:
-    """``buffers`` cut into consecutive parts of ``part_size`` bytes (the last shorter),
-    as views: nothing is copied. No bytes at all is one empty part."""
+def _part_sizes(total: int, part_size: int, smallest: int) -> Iterator[int]:
+    """Parts of ``part_size``, the last ones halving down to ``smallest``: the agent
+    reads a part once it is whole, so what it still reads after the upload ends is the
+    last part only."""
+    remaining = total
+    while remaining > 0:
+        size = min(part_size, max(smallest, remaining // 2), remaining)
+        yield size
+        remaining -= size
+
+
+def _split(buffers: list[memoryview], part_size: int,
+           smallest: int) -> list[list[memoryview]]:
+    """``buffers`` cut into consecutive parts (:func:`_part_sizes`), as views: nothing
+    is copied. No bytes at all is one empty part."""
+    sizes = _part_sizes(sum(len(buffer.cast("B")) for buffer in buffers), part_size,
+                        smallest)
     parts: list[list[memoryview]] = [[]]
-    room = part_size
+    room = next(sizes, 0)
     for buffer in buffers:
         view = buffer.cast("B")
         while view:
             if not room:
                 parts.append([])
-                room = part_size
+                room = next(sizes)
             piece = view[:room]
             parts[-1].append(piece)
             room -= len(piece)
@@ -269,7 +285,10 @@ def _upload(value: Any, kind: str, buffers: list[memoryview] | None, writer: Par
     as ``fallback`` when Arrow cannot hold a frame (nothing sent before); the format."""
     writer.kind = kind
     if buffers is not None:
-        writer.upload_buffers(buffers, WHOLE_BYTES_PART if kind == "raw" else PART_SIZE)
+        if kind == "raw":  # one part, which the agent reads into one bytes
+            writer.upload_buffers(buffers, WHOLE_BYTES_PART, WHOLE_BYTES_PART)
+        else:
+            writer.upload_buffers(buffers, PART_SIZE, TAIL_PART)
         return kind
     try:
         if kind == "arrow" and write_arrow(value, writer):
