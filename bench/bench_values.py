@@ -7,7 +7,9 @@ samples, min and median of ``--repeat``, at least 5). The targets:
 * push + pull of 200 MB of ``bytes`` vs writing them to a local file with ``fsync`` and
   reading it back (target <= 2x);
 * pull of a 1e6 x 5 DataFrame vs ``pandas.read_parquet`` of a local file (target <= 2.5x;
-  needs pandas and pyarrow here and on the sprite, else skipped with a notice).
+  needs pandas and pyarrow here and on the sprite, else skipped with a notice): one of
+  floats made from a 2-D array (it moves as that array, ``npy-frame``), and one of mixed
+  dtypes made column by column (it moves as an Arrow stream).
 
 Each local sample writes a new file and removes it once read, as a transfer does with
 its parts: rewriting one file would truncate the previous sample's pages, and ext4 then
@@ -29,6 +31,7 @@ import contextlib
 import importlib.util
 import itertools
 import os
+import re
 import statistics
 import tempfile
 from collections.abc import Callable
@@ -191,6 +194,15 @@ def bench_bytes(shell: InteractiveShell, folder: Path, megabytes: int, repeat: i
     peak.report(megabytes)
 
 
+FRAMES = {  # what each frame is, and the code that makes it on the sprite
+    "DataFrame": "pd.DataFrame(rng.random(({rows}, 5)), columns=list('abcde'))",
+    "DataFrame of mixed dtypes": "pd.DataFrame({{'a': rng.random({rows}), 'b': "
+                                 "rng.random({rows}), 'c': rng.random({rows}), "
+                                 "'d': rng.integers(0, 1 << 40, {rows}), "
+                                 "'e': rng.random({rows}) < 0.5}})",
+}
+
+
 def bench_frame(shell: InteractiveShell, folder: Path, rows: int, repeat: int) -> None:
     has = sessions_of(shell.configurables[-1].context)[SPRITE].info.get("has", {})
     if not (has.get("pandas") and has.get("pyarrow") and importlib.util.find_spec("pyarrow")):
@@ -198,14 +210,16 @@ def bench_frame(shell: InteractiveShell, folder: Path, rows: int, repeat: int) -
         return
     import pandas as pd
 
-    _cell(shell, f"%%sprite_python\nimport numpy as np, pandas as pd\nframe = pd.DataFrame("
-                 f"np.random.default_rng(0).random(({rows}, 5)), columns=list('abcde'))\n")
-    _cell(shell, "%sprite pull frame --as frame")
-    path = folder / "frame.parquet"
-    shell.user_ns["frame"].to_parquet(path)
-    _compare(f"pull of a {rows:,} x 5 DataFrame vs pandas.read_parquet",
-             lambda: _cell(shell, "%sprite pull frame --as frame"),
-             lambda: pd.read_parquet(path), repeat, 2.5)
+    for what, code in FRAMES.items():
+        _cell(shell, "%%sprite_python\nimport numpy as np, pandas as pd\n"
+                     f"rng = np.random.default_rng(0)\nframe = {code.format(rows=rows)}\n")
+        printed = _cell(shell, "%sprite pull frame --as frame")
+        path = folder / "frame.parquet"
+        shell.user_ns["frame"].to_parquet(path)
+        moved_as = re.search(r" as ([\w-]+)\)", printed)
+        _compare(f"pull of a {rows:,} x 5 {what} ({moved_as[1] if moved_as else '?'}) vs "
+                 "pandas.read_parquet", lambda: _cell(shell, "%sprite pull frame --as frame"),
+                 lambda path=path: pd.read_parquet(path), repeat, 2.5)
 
 
 def main() -> None:
