@@ -57,7 +57,7 @@ PART_SIZE = 64 * 1024 * 1024
 # object (several parts cost it a copy to join)
 WHOLE_BYTES_PART = 256 * 1024 * 1024
 SERIALISED_PART = 32 * 1024 * 1024  # what a serialiser fills before it goes up
-TAIL_PART = 4 * 1024 * 1024  # the smallest of the parts that end a push
+TAIL_PART = 8 * 1024 * 1024  # the smallest of the parts that end a push
 
 
 class PartWriter:
@@ -129,12 +129,14 @@ class PartWriter:
 
 
 def _part_sizes(total: int, part_size: int, smallest: int) -> Iterator[int]:
-    """Parts of ``part_size``, the last ones halving down to ``smallest``: the agent
-    reads a part once it is whole, so what it still reads after the upload ends is the
-    last part only."""
+    """Parts of ``part_size``, the last ones halving down to ``smallest`` (a shorter rest
+    joins the part before it: each request costs a few ms): the agent reads a part once
+    it is whole, so what it still reads after the upload ends is the last part only."""
     remaining = total
     while remaining > 0:
-        size = min(part_size, max(smallest, remaining // 2), remaining)
+        size = min(part_size, max(smallest, remaining // 2))
+        if remaining - size < smallest:
+            size = min(remaining, part_size)
         yield size
         remaining -= size
 
