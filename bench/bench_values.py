@@ -11,10 +11,13 @@ samples, min and median of ``--repeat``, at least 5). The targets:
   floats made from a 2-D array (it moves as that array, ``npy-frame``), and one of mixed
   dtypes made column by column (it moves as an Arrow stream).
 
-Each local sample writes a new file and removes it once read, as a transfer does with
-its parts: rewriting one file would truncate the previous sample's pages, and ext4 then
-starts writing the new ones back at close (``auto_da_alloc``), a disk write landing in
-the next sample that no transfer pays (the baseline swung 0.34-1.94 s).
+Each local sample writes a new file, removed after it untimed: rewriting one file would
+truncate the previous sample's pages, and ext4 then starts writing the new ones back at
+close (``auto_da_alloc``), a disk write landing in the next sample that no transfer
+pays. One untimed run of each side goes first. What still swings (np.load 0.08-2 s in
+one run) is fresh memory: on this VM the first touch of pages the guest gave back costs
+up to ~10x (``perf``: ``clear_page_erms`` under ``folio_zero_user``, 42% of all
+cycles), hitting whichever side allocates then; the mins are the stable figures.
 
 The server runs unsandboxed, so the session has this machine's numpy and pandas. After
 each figure the peak resident memory of the kernel, the server and the agent during it
@@ -114,35 +117,53 @@ def _peak_mb(pid: int) -> int:
     return int(line.split()[1]) // 1024 if line else 0
 
 
-def _costed(action: Callable[[], object], cpu: list[float]) -> Callable[[], float]:
-    """``action`` timed, its CPU seconds (all processes involved) appended to ``cpu``."""
+def _costed(action: Callable[[], object], cpu: list[float],
+            tidy: Callable[[], object] | None = None) -> Callable[[], float]:
+    """``action`` timed, its CPU seconds (all processes involved) appended to ``cpu``;
+    then ``tidy``, untimed."""
     def run() -> float:
         before = _cpu_seconds()
         wall = timed(action)
         cpu.append(_cpu_seconds() - before)
+        if tidy is not None:
+            tidy()
         return wall
     return run
 
 
 def _compare(label: str, ours: Callable[[], object], base: Callable[[], object],
-             repeat: int, most: float) -> None:
+             repeat: int, most: float, tidy: Callable[[], object] | None = None) -> None:
     """The wall ratio against its target, then the CPU cost of both sides: under load the
-    wall ratio swings, the CPU a transfer costs does not."""
-    ours()  # warm-up: the first run of either side pays for memory the next ones reuse
-    base()
+    wall ratio swings, the CPU a transfer costs does not. ``tidy`` runs after each
+    baseline sample, untimed."""
+    for warm_up in (ours, base, tidy):  # the first run pays for memory the next reuse
+        if warm_up is not None:
+            warm_up()
     ours_cpu: list[float] = []
     base_cpu: list[float] = []
-    compare(label, *interleaved(_costed(ours, ours_cpu), _costed(base, base_cpu), repeat),
-            most=most, unit="s")
+    compare(label, *interleaved(_costed(ours, ours_cpu), _costed(base, base_cpu, tidy),
+                                repeat), most=most, unit="s")
     mine, theirs = statistics.median(ours_cpu), statistics.median(base_cpu)
     print(f"  CPU time of kernel + server + agent, medians: {mine:.2f} s vs {theirs:.2f} s "
           f"({mine / max(theirs, 1e-3):.2f}x); load {os.getloadavg()[0]:.1f}", flush=True)
 
 
-def _fresh_files(folder: Path, name: str) -> Callable[[], Path]:
-    """A new path in ``folder`` at every call (see the module's note on the baseline)."""
-    numbers = itertools.count()
-    return lambda: folder / f"{next(numbers)}-{name}"
+class ScratchFiles:
+    """A new path in ``folder`` for every baseline sample, removed after it, untimed (see
+    the module's note on the baseline)."""
+
+    def __init__(self, folder: Path, name: str) -> None:
+        self.folder, self.name = folder, name
+        self.numbers = itertools.count()
+        self.made: list[Path] = []
+
+    def new(self) -> Path:
+        self.made.append(self.folder / f"{next(self.numbers)}-{self.name}")
+        return self.made[-1]
+
+    def tidy(self) -> None:
+        while self.made:
+            self.made.pop().unlink(missing_ok=True)
 
 
 def _push_pull(shell: InteractiveShell) -> None:
@@ -157,17 +178,16 @@ def bench_array(shell: InteractiveShell, folder: Path, megabytes: int, repeat: i
 
     value = np.random.default_rng(0).random(megabytes * 1024 * 1024 // 8)
     shell.user_ns["payload"] = value
-    fresh = _fresh_files(folder, "array.npy")
+    files = ScratchFiles(folder, "array.npy")
 
     def local() -> None:
-        path = fresh()
+        path = files.new()
         np.save(path, value)
         np.load(path)
-        path.unlink()
 
     peak.reset()
     _compare(f"push + pull of a {megabytes} MB numpy array vs np.save + np.load",
-             lambda: _push_pull(shell), local, repeat, 3.0)
+             lambda: _push_pull(shell), local, repeat, 3.0, files.tidy)
     peak.report(megabytes)
 
 
@@ -176,21 +196,20 @@ def bench_bytes(shell: InteractiveShell, folder: Path, megabytes: int, repeat: i
     shell.user_ns.pop("payload", None)
     value = os.urandom(megabytes * 1024 * 1024)
     shell.user_ns["payload"] = value
-    fresh = _fresh_files(folder, "bytes.bin")
+    files = ScratchFiles(folder, "bytes.bin")
 
     def local() -> None:
-        path = fresh()
+        path = files.new()
         with open(path, "wb") as target:
             target.write(value)
             target.flush()
             os.fsync(target.fileno())
         path.read_bytes()
-        path.unlink()
 
     _cell(shell, "%%sprite_python\ndel payload\n")
     peak.reset()
     _compare(f"push + pull of {megabytes} MB of bytes vs local write (fsync) + read",
-             lambda: _push_pull(shell), local, repeat, 2.0)
+             lambda: _push_pull(shell), local, repeat, 2.0, files.tidy)
     peak.report(megabytes)
 
 
