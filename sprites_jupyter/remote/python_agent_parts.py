@@ -54,9 +54,10 @@ class Parts(io.RawIOBase):
             os.remove(self.path)
 
     def whole_bytes(self, size: int) -> bytes:
-        """The parts as one ``bytes`` of ``size`` (a single part is read straight into
-        it, and left for the caller to remove after its reply; several are gathered,
-        which costs a copy)."""
+        """The parts as one ``bytes`` of ``size`` (a single part, as this version's client
+        sends ``bytes``, is read straight into it and left for the caller to remove
+        after its reply; several, from a client that split them, are gathered, which
+        costs a copy)."""
         self.path = self._next_path()
         if self.path is None:
             return b""

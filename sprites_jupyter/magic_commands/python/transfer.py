@@ -1,7 +1,9 @@
 """Values between this kernel and the sprite's Python session: ``push`` and ``pull``.
 
 A value goes up through the filesystem API as parts of at most ``PART_SIZE`` (one
-request each, streamed): bytes and contiguous arrays straight from their own memory
+request each, streamed; ``bytes`` as one part whatever its size, which the agent reads
+straight into one ``bytes``: parts would cost it a second copy of the value to join):
+bytes and contiguous arrays straight from their own memory
 (an array as its ``.npy`` header and then its buffer, nothing serialised or copied
 here), anything else serialised into parts of ``SERIALISED_PART`` as it is written,
 so only one part is held here besides the value. The ``load`` request goes first and
@@ -53,9 +55,6 @@ __all__ = ["PartWriter", "pull_value", "push_value"]
 # The most one request uploads: the agent reads a part while the next goes up, and the
 # sprite holds about two parts at a time, not the whole value.
 PART_SIZE = 64 * 1024 * 1024
-# bytes up to this size go as one part, which the agent reads straight into one bytes
-# object (several parts cost it a copy to join)
-WHOLE_BYTES_PART = 256 * 1024 * 1024
 SERIALISED_PART = 32 * 1024 * 1024  # what a serialiser fills before it goes up
 TAIL_PART = 8 * 1024 * 1024  # the smallest of the parts that end a push
 
@@ -288,7 +287,8 @@ def _upload(value: Any, kind: str, buffers: list[memoryview] | None, writer: Par
     writer.kind = kind
     if buffers is not None:
         if kind == "raw":  # one part, which the agent reads into one bytes
-            writer.upload_buffers(buffers, WHOLE_BYTES_PART, WHOLE_BYTES_PART)
+            whole = max(1, len(buffers[0]))
+            writer.upload_buffers(buffers, whole, whole)
         else:
             writer.upload_buffers(buffers, PART_SIZE, TAIL_PART)
         return kind
