@@ -125,6 +125,25 @@ def test_numeric_frames_move_as_their_array_and_come_back_equal(library_ip, caps
     assert "as npy-frame" not in capsys.readouterr().out
 
 
+def test_a_push_asks_what_the_session_has_again_only_when_the_value_could_use_it(
+        library_ip, capsys):
+    """What the session could not import is asked again before a push that could use it
+    (a package installed mid-session is used), not before one of bytes, which always
+    go raw."""
+    ip = library_ip
+    import numpy as np
+
+    ip.ok("%%sprite_python\npass\n")
+    (session,) = sessions_of(ip.magics.context).values()
+    session.info["has"] = {**session.info["has"], "numpy": False}  # as if installed since
+    ip.shell.user_ns.update(blob=b"abc", grid=np.arange(6.0))
+    ip.ok("%sprite push blob")
+    assert session.info["has"]["numpy"] is False
+    ip.ok("%sprite push grid")
+    assert "as npy)" in capsys.readouterr().out
+    assert session.info["has"]["numpy"] is True
+
+
 def test_a_numpy_array_round_trip(library_ip, capsys):
     ip = library_ip
     import numpy as np

@@ -191,7 +191,9 @@ def _local_has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-_FORMAT_MODULES = ("numpy", "pandas", "pyarrow", "cloudpickle")
+# What the session may lack that moving a value of each kind could use (anything else:
+# cloudpickle); bytes always go raw.
+_FORMAT_MODULES = {"bytes": (), "numpy": ("numpy",), "pandas": ("numpy", "pandas", "pyarrow")}
 # Import names whose pip package is named otherwise.
 _PIP_NAMES = {"sklearn": "scikit-learn", "cv2": "opencv-python", "PIL": "pillow",
               "yaml": "pyyaml", "skimage": "scikit-image", "bs4": "beautifulsoup4"}
@@ -201,11 +203,12 @@ def _pip_name(module: str) -> str:
     return _PIP_NAMES.get(module, module)
 
 
-def _session_has(session: PythonSession) -> dict[str, bool]:
-    """What the session can import; asked again when something a transfer could use was
-    missing (so a package installed mid-session is used)."""
+def _session_has(session: PythonSession, value: Any) -> dict[str, bool]:
+    """What the session can import; asked again when something moving ``value`` could
+    use was missing (so a package installed mid-session is used)."""
     has = session.info.get("has") or {}
-    if all(has.get(module) for module in _FORMAT_MODULES):
+    kind = "bytes" if type(value) is bytes else type(value).__module__.split(".")[0]
+    if all(has.get(module) for module in _FORMAT_MODULES.get(kind, ("cloudpickle",))):
         return has
     return session.capabilities()
 
@@ -325,7 +328,7 @@ def push_value(ctx: CommandContext, session: PythonSession, local: str, remote: 
         value = ctx.shell.user_ns[local]
         if (older := _older_agent(session, local, "push")) is not None:
             raise older
-        remote_has = _session_has(session)
+        remote_has = _session_has(session, value)
         kind = _push_format(value, remote_has, local, session.python,
                             list(session.info.get("reads") or ()))
         buffers = _buffers(value, kind)
