@@ -12,6 +12,7 @@ from pathlib import Path
 from .bwrap import Bubblewrap, system_links
 from .cgroups import SpriteCgroups
 from .files import SandboxFiles
+from .host_ids import remapped, sprite_host_id
 from .limits import SpriteLimits
 
 SPRITE_UID = 1000
@@ -47,6 +48,12 @@ class Isolation:
     def disk_limited(self) -> bool:
         """Whether new sprites get a disk of the limit's size (:mod:`.disks`)."""
         return self.sandboxed and self.limits.disk_bytes > 0 and not self.disk_unlimited
+
+    @property
+    def tree_owner(self) -> int | None:
+        """The host uid (and gid) of the sprite user when the server is root and sprites
+        sandboxed (:mod:`.host_ids`); ``None`` when it is the server's own."""
+        return sprite_host_id() if self.sandboxed and remapped() else None
 
     def limits_notice(self) -> str:
         """What each sprite may use and what is not limited (empty when unsandboxed:

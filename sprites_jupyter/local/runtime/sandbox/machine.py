@@ -33,7 +33,7 @@ from ...errors import LocalError
 from ...storage import paths
 from .cgroups import SpriteCgroup
 from .files import SandboxFiles
-from .host_ids import SpareNamespaces, remapped, sprite_host_id
+from .host_ids import SpareNamespaces, remapped
 from .init_channel import MAX_MESSAGE, close_all, is_int, read_all
 from .init_launch import Isolation, init_command, init_payload
 from .init_link import InitGone, InitLink
@@ -146,7 +146,7 @@ class Sandbox:
     def host_id(self) -> int | None:
         """The host uid (and gid) of the sprite user when the server is root and the
         sprite sandboxed (:mod:`.host_ids`); ``None`` when it is the server's own."""
-        return sprite_host_id() if self.isolation.sandboxed and remapped() else None
+        return self.isolation.tree_owner
 
     @property
     def user(self) -> str:
