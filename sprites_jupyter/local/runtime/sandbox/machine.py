@@ -60,13 +60,15 @@ class SpawnFailed(OSError):
 class Child:
     """A process the init forked: its pid (in the sprite's PID namespace) and its end."""
 
-    def __init__(self, sandbox: Sandbox, pid: int, oom_kills_before: int = 0) -> None:
+    def __init__(self, sandbox: Sandbox, pid: int, oom_kills_before: int = 0,
+                 on_end: Callable[[], None] = lambda: None) -> None:
         self.pid = pid
         self.returncode: int | None = None
         self.ended_by: str | None = None
         """Why the sprite's limits ended it, when they did (the memory total)."""
         self._sandbox = sandbox
         self._oom_kills_before = oom_kills_before
+        self._on_end = on_end
         self._done = asyncio.Event()
 
     def _finish(self, returncode: int) -> None:
@@ -74,6 +76,7 @@ class Child:
             self.returncode = returncode
             self.ended_by = self._sandbox.memory_kill_note(returncode, self._oom_kills_before)
             self._done.set()
+            self._on_end()
 
     async def wait(self) -> int:
         """The return code (negative: killed by that signal), once the process has ended."""
@@ -113,9 +116,9 @@ class Sandbox:
         while the init starts and before any process of the sprite runs (the egress
         bridge sets the namespace up here: low ports, the proxy's sockets)."""
         self.started_hooks: list[Callable[[], None]] = []
-        """Called after each start, once its first command has started (or a moment
-        later, :mod:`.refills`): what a start used up ahead (a spare bridge) is made
-        again here, so that it takes the CPU from neither the start nor that command."""
+        """Called after each start, once its first command has ended (or a moment later,
+        :mod:`.refills`): what a start used up ahead (a spare bridge) is made again here,
+        so that it takes the CPU from neither the start nor that command."""
         self._refills = Refills()
 
     @property
@@ -347,10 +350,11 @@ class Sandbox:
         oom_kills_before = self.oom_kills()
         try:
             link, (answer, fds) = await self._request(request, [] if tty else list(stdio or ()))
-        except ValueError as exc:
-            raise SpawnFailed(errno.EINVAL, str(exc), "exec") from None
-        finally:
+        except BaseException as exc:
             self._refills.run()
+            if isinstance(exc, ValueError):
+                raise SpawnFailed(errno.EINVAL, str(exc), "exec") from None
+            raise
         master = fds.pop(0) if tty and fds else None
         close_all(fds)
         if "error" in answer or not is_int(answer.get("pid")) or (tty and master is None):
@@ -363,8 +367,9 @@ class Sandbox:
             if code == errno.EAGAIN and limit and self.isolation.sandboxed:
                 message = (f"sprite {self.name} is at its limit of {limit} processes "
                            "(sprites-local serve --max-processes): end some, or raise it")
+            self._refills.run()
             raise SpawnFailed(code, message, "cwd" if answer.get("stage") == "cwd" else "exec")
-        child = Child(self, answer["pid"], oom_kills_before)
+        child = Child(self, answer["pid"], oom_kills_before, self._refills.run)
         link.adopt(child.pid, child._finish)
         return child, master
 
