@@ -81,3 +81,50 @@ def test_spares_are_made_again_once_the_first_command_ended(tmp_path: Path,
 
     asyncio.run(scenario())
     assert len(made) == 1
+
+
+def _waiting_inits() -> set[int]:
+    """This process's children that are a bubblewrap still waiting for its arguments
+    (``--args``): no process of theirs yet (a running one has its sandbox's init)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat_fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+            children = (entry / "task" / entry.name / "children").read_text()
+        except OSError:
+            continue
+        if int(stat_fields[1]) == os.getpid() and b"--args" in command and not children.strip():
+            found.add(int(entry.name))
+    return found
+
+
+def test_a_sandbox_held_stopped_launches_its_next_init_which_runs_nothing_until_started(
+        tmp_path: Path, isolation: Isolation) -> None:
+    async def scenario() -> None:
+        state = ServerState(tmp_path / "home", "token", isolation)
+        state.seed_tree("held")
+        runtime = state.runtime("held")
+        sandbox = runtime.sandbox
+        null = os.open(os.devnull, os.O_RDWR)
+        try:
+            await sandbox.start()
+            async with sandbox.stopped():
+                assert len(_waiting_inits()) == 1
+                assert not sandbox.running
+            child, _ = await sandbox.spawn(["true"], "true", sandbox.base_env(), "/",
+                                           stdio=(null, null, null))
+            assert await asyncio.wait_for(child.wait(), 30) == 0
+            assert _waiting_inits() == set()  # it was the one that started
+            async with sandbox.stopped():
+                assert len(_waiting_inits()) == 1
+            await sandbox.stop()  # never started: it ends with the stop
+            assert _waiting_inits() == set()
+        finally:
+            os.close(null)
+            await runtime.stop_sandbox()
+            state.store.close()
+
+    asyncio.run(scenario())

@@ -34,9 +34,10 @@ from ...storage import paths
 from .cgroups import SpriteCgroup
 from .files import SandboxFiles
 from .host_ids import SpareNamespaces, remapped
-from .init_channel import MAX_MESSAGE, close_all, is_int, read_all
-from .init_launch import Isolation, init_command, init_payload
+from .init_channel import close_all, is_int, read_all
+from .init_launch import Isolation, sprite_arguments
 from .init_link import InitGone, InitLink
+from .init_process import LaunchedInit, launch_init
 from .limits import size_text
 from .refills import Refills
 
@@ -110,6 +111,8 @@ class Sandbox:
         self._link: InitLink | None = None
         self._init_pid: int | None = None
         self._cgroup: SpriteCgroup | None = None
+        self._launched: LaunchedInit | None = None
+        """The next start's init, launched ahead while the sandbox is held :meth:`stopped`."""
         self.platform_env: dict[str, str] = {}
         self.network_hooks: list[Callable[[str], Awaitable[None]]] = []
         """Called with the network namespace (``/proc/PID/ns/net``) at each sandbox start,
@@ -172,57 +175,36 @@ class Sandbox:
         async with self._lock:
             if self._link is not None:
                 return
-            namespaces = await asyncio.to_thread(self._host_side_ready)
-            log_start = self.files.init_log_size()
-            parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            for end in (parent, child):
-                end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, MAX_MESSAGE)
-            info_r, info_w = os.pipe()
+            launched, self._launched = self._launched, None
+            if launched is None:
+                launched = await self._launch()
+            self._process = launched.process
             try:
-                argv, cwd = init_command(self.name, self.files, self.isolation, child.fileno(),
-                                         info_w, namespaces)
-                if self._cgroup is not None:
-                    argv = self._cgroup.join_command(argv)
-                with open(self.files.init_log, "ab") as errors:
-                    self._process = await asyncio.create_subprocess_exec(
-                        *argv, cwd=cwd, stdin=asyncio.subprocess.PIPE,
-                        stdout=asyncio.subprocess.DEVNULL, stderr=errors,
-                        pass_fds=(child.fileno(), info_w, *namespaces)
-                        if self.isolation.sandboxed else (child.fileno(),),
-                        start_new_session=True, env={"PATH": "/usr/local/bin:/usr/bin:/bin"})
+                arguments = await asyncio.to_thread(self._prepare)
+                await launched.tell(arguments)
             except BaseException as exc:
-                parent.close()
-                os.close(info_r)
-                await self._leave_cgroup()
+                launched.close_ends()
+                await self._teardown()
                 if isinstance(exc, OSError):
                     raise InitGone(f"the sandbox of {self.name} did not start: {exc}") from None
                 raise
-            finally:
-                child.close()
-                os.close(info_w)
-                for fd in namespaces:
-                    os.close(fd)
-            assert self._process.stdin is not None
-            self._process.stdin.write(init_payload())
-            with contextlib.suppress(ConnectionError):
-                await self._process.stdin.drain()
-            self._process.stdin.close()
-            self._link = InitLink(self.name, parent, self._lost)
+            self._link = InitLink(self.name, launched.control, self._lost)
             ready = self._link.ready
             try:
-                if self.isolation.sandboxed:
-                    await self._set_up_network(info_r, ready)
-                    self._refills.schedule([*([_NAMESPACES.make_ahead] if namespaces else []),
-                                            *self.started_hooks])
+                if launched.info_r is not None:
+                    await self._set_up_network(launched.info_r, ready)
+                    self._refills.schedule([
+                        *([_NAMESPACES.make_ahead] if launched.took_namespaces else []),
+                        *self.started_hooks])
                 else:
                     await asyncio.wait_for(ready, READY_TIMEOUT)
                     self._init_pid = self._process.pid
             except BaseException as exc:
                 await self._teardown()
                 raise InitGone(f"the sandbox of {self.name} did not start: "
-                               f"{self.files.last_error(log_start) or exc}") from None
+                               f"{self.files.last_error(launched.log_start) or exc}") from None
             finally:
-                os.close(info_r)
+                launched.close_report()
 
     async def _set_up_network(self, info_r: int, ready: asyncio.Future[Any]) -> None:
         """Set the sandbox's network up while its init starts: bwrap reports the init's
@@ -252,9 +234,20 @@ class Sandbox:
         self._released.clear()
         try:
             await self.stop()
+            await self._launch_ahead()
             yield
         finally:
             self._released.set()
+
+    async def _launch_ahead(self) -> None:
+        """Launch the next start's init now (:mod:`.init_process`): it joins the sprite's
+        cgroup while the sandbox is held stopped. A failure is the start's to report."""
+        if not self.isolation.sandboxed:
+            return
+        async with self._lock:
+            if self._link is None and self._launched is None:
+                with contextlib.suppress(InitGone):
+                    self._launched = await self._launch()
 
     def _lost(self) -> None:
         """The init ended or misbehaved: stop the sandbox (and so every process of it)."""
@@ -262,6 +255,9 @@ class Sandbox:
 
     async def _teardown(self) -> None:
         self._refills.run()  # the next start (after a restore, say) takes the spares
+        launched, self._launched = self._launched, None
+        if launched is not None:
+            await launched.discard()
         link, self._link = self._link, None
         if link is not None:
             link.close()
@@ -281,12 +277,23 @@ class Sandbox:
             link.fail_all(-signal.SIGKILL)
         await self._leave_cgroup()
 
-    def _host_side_ready(self) -> tuple[int, ...]:
-        """What a start needs of the host, in one blocking call (each hop to a thread is
-        a wake-up a start waits for): the sprite's files, its user namespaces (a root
-        server's, returned) and a fresh cgroup (:mod:`.cgroups`), which the init joins
-        so that every process of the sprite counts toward its totals."""
-        self.files.prepare(self.host_id)
+    async def _launch(self) -> LaunchedInit:
+        """Launch the init (:mod:`.init_process`) with what it needs of the host: its
+        user namespaces (a root server's) and a fresh cgroup (:mod:`.cgroups`), which it
+        joins so that every process of the sprite counts toward its totals."""
+        namespaces = await asyncio.to_thread(self._host_resources)
+        try:
+            return await launch_init(self.files, self.isolation, namespaces, self._cgroup)
+        except BaseException as exc:
+            await self._leave_cgroup()
+            if isinstance(exc, OSError):
+                raise InitGone(f"the sandbox of {self.name} did not start: {exc}") from None
+            raise
+
+    def _host_resources(self) -> tuple[int, ...]:
+        """The user namespaces (returned) and the cgroup of the next start, in one
+        blocking call (each hop to a thread is a wake-up a start waits for)."""
+        self.files.scratch.mkdir(parents=True, exist_ok=True)  # the init's log
         if not self.isolation.sandboxed:
             return ()
         try:
@@ -300,6 +307,13 @@ class Sandbox:
                 os.close(fd)
             raise InitGone(f"the sandbox of {self.name} did not start: {exc}") from None
         return namespaces
+
+    def _prepare(self) -> list[str]:
+        """Make the sprite's files ready (:meth:`.SandboxFiles.prepare`) and return its
+        sandbox's arguments (hostname, mount table) for bubblewrap. Blocking."""
+        self.files.prepare(self.host_id)
+        return sprite_arguments(self.name, self.files, self.isolation) \
+            if self.isolation.sandboxed else []
 
     async def _leave_cgroup(self) -> None:
         """Remove the sprite's cgroup once nothing runs in it (a failure is logged: the
