@@ -1,6 +1,6 @@
-"""Sprites themselves: create one (its seeded tree, its sandbox started in the background
-while the base snapshot reads the tree) and delete one (everything it runs, its row, its
-files)."""
+"""Sprites themselves: create one (its seeded tree, its sandbox launched and started in
+the background while the base snapshot reads the tree) and delete one (everything it
+runs, its row, its files)."""
 
 from __future__ import annotations
 
@@ -25,8 +25,9 @@ async def create_sprite(server: ServerState, name: str, *, url_settings: dict[st
         root = await asyncio.to_thread(server.seed_tree, name)
         # Seeded as a start leaves it, the tree does not change under the snapshot, and
         # nothing runs in the sprite before it exists (its row is the last step).
-        server.start_sandbox_soon(name)
         try:
+            await server.runtime(name).sandbox.launch_ahead()
+            server.start_sandbox_soon(name)
             async with server.storage.storing():
                 manifest = await asyncio.to_thread(server.snapshots.snapshot, name, root)
                 return server.store.create_sprite(name, url_settings=url_settings,

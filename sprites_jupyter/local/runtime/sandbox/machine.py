@@ -112,7 +112,7 @@ class Sandbox:
         self._init_pid: int | None = None
         self._cgroup: SpriteCgroup | None = None
         self._launched: LaunchedInit | None = None
-        """The next start's init, launched ahead while the sandbox is held :meth:`stopped`."""
+        """The next start's init, launched ahead (:meth:`launch_ahead`)."""
         self.platform_env: dict[str, str] = {}
         self.network_hooks: list[Callable[[str], Awaitable[None]]] = []
         """Called with the network namespace (``/proc/PID/ns/net``) at each sandbox start,
@@ -234,14 +234,15 @@ class Sandbox:
         self._released.clear()
         try:
             await self.stop()
-            await self._launch_ahead()
+            await self.launch_ahead()
             yield
         finally:
             self._released.set()
 
-    async def _launch_ahead(self) -> None:
-        """Launch the next start's init now (:mod:`.init_process`): it joins the sprite's
-        cgroup while the sandbox is held stopped. A failure is the start's to report."""
+    async def launch_ahead(self) -> None:
+        """Launch the next start's init now (:mod:`.init_process`), so that it joins the
+        sprite's cgroup while the caller works (a restore, a new sprite's base snapshot);
+        a failure is the start's to report."""
         if not self.isolation.sandboxed:
             return
         async with self._lock:
