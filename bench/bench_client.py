@@ -2,6 +2,7 @@
 
     pip install sprites-py        # bench-only; not a dependency of sprites-jupyter
     python bench/bench_client.py [--megabytes 200] [--checkpoints 1000] [--repeat 3]
+                                 [--only throughput service listing short]
 
 Prints ratios (ours / theirs) of medians measured in the same run:
   1. exec throughput streaming N MB of stdout          (target >= 1.0x sprites-py)
@@ -13,6 +14,8 @@ Prints ratios (ours / theirs) of medians measured in the same run:
      sprites-py's ``command("true").run()`` (a new exec socket each), interleaved
      (target <= 1.0x)
 Without sprites-py the comparisons are skipped with a message; the rest still runs.
+``--only`` runs some of the parts: ``throughput`` (1 and 4), ``service`` (2), ``listing``
+(3), ``short`` (5).
 """
 
 from __future__ import annotations
@@ -116,7 +119,11 @@ def report(label: str, ours: float, theirs: float | None, unit: str, target: str
           f"ratio {ours / theirs:.3f}x (target {target})")
 
 
-def run(server: LocalServerInfo, megabytes: int, checkpoints: int, repeat: int) -> None:
+PARTS = ["throughput", "service", "listing", "short"]
+
+
+def run(server: LocalServerInfo, megabytes: int, checkpoints: int, repeat: int,
+        parts: list[str]) -> None:
     client = SpritesClient(server.token, server.url, timeout=120)
     theirs_client = sprites_py.SpritesClient(server.token, server.url, timeout=120) \
         if sprites_py else None
@@ -124,42 +131,18 @@ def run(server: LocalServerInfo, megabytes: int, checkpoints: int, repeat: int) 
     client.create_sprite(name)
     ours = client.sprite(name)
     theirs = theirs_client.sprite(name) if theirs_client else None
-    size = megabytes * 1024 * 1024
     try:
-        ours_stream(ours, 1024 * 1024)
-        pairs = [(median_time(lambda: ours_stream(ours, size), 1),
-                  median_time(lambda: pipe_stream(size), 1)) for _ in range(max(repeat, 5))]
-        fractions = [pipe / exec_ for exec_, pipe in pairs]
-        ours_s = statistics.median(exec_ for exec_, _ in pairs)
-        pipe_s = statistics.median(pipe for _, pipe in pairs)
-        theirs_s = median_time(lambda: theirs_stream(theirs, size), repeat) if theirs else None
-        ours_rate = megabytes / ours_s
-        theirs_rate = megabytes / theirs_s if theirs_s else None
-        report(f"1. exec throughput, {megabytes} MB stdout", ours_rate, theirs_rate, "MB/s",
-               ">= 1.0x")
-        print(f"4. exec throughput vs a local subprocess pipe: ours {ours_rate:.1f} MB/s, "
-              f"pipe {megabytes / pipe_s:.1f} MB/s, fraction of interleaved samples min "
-              f"{min(fractions):.3f} median {statistics.median(fractions):.3f} (target >= 0.5: "
-              f"{'ok' if statistics.median(fractions) >= 0.5 else 'MISSED'})")
-
-        firsts = [ours_first_event(ours, f"svc{i}") for i in range(repeat)]
-        theirs_firsts = ([theirs_first_event(theirs, ours, f"svc{i}") for i in range(repeat)]
-                         if theirs else None)
-        report("2. request -> first event, service create (5 s)", statistics.median(firsts),
-               statistics.median(theirs_firsts) if theirs_firsts else None, "s", "<= 0.1x")
-
-        if theirs is not None:
+        if "throughput" in parts:
+            bench_throughput(ours, theirs, megabytes, repeat)
+        if "service" in parts:
+            bench_service(ours, theirs, repeat)
+        if "short" in parts and theirs is not None:
             compare("5. Sprite.run('true') / sprites-py command('true').run()", *interleaved(
                 lambda: timed(lambda: ours.run("true")),
                 lambda: timed(lambda: theirs.command("true").run()), repeat * 4),
                 most=1.0, names=("ours", "sprites-py"))
-
-        for index in range(checkpoints):
-            ours.create_checkpoint(f"bench {index}").wait()
-        assert len(ours.list_checkpoints()) == checkpoints + 1
-        list_s = median_time(ours.list_checkpoints, repeat)
-        theirs_list = median_time(theirs.list_checkpoints, repeat) if theirs else None
-        report(f"3. list {checkpoints} checkpoints", list_s, theirs_list, "s", "<= 1.0x")
+        if "listing" in parts:
+            bench_listing(ours, theirs, checkpoints, repeat)
     finally:
         client.delete_sprite(name)
         client.close()
@@ -167,18 +150,56 @@ def run(server: LocalServerInfo, megabytes: int, checkpoints: int, repeat: int) 
             theirs_client.close()
 
 
+def bench_throughput(ours: Sprite, theirs: object | None, megabytes: int, repeat: int) -> None:
+    size = megabytes * 1024 * 1024
+    ours_stream(ours, 1024 * 1024)
+    pairs = [(median_time(lambda: ours_stream(ours, size), 1),
+              median_time(lambda: pipe_stream(size), 1)) for _ in range(max(repeat, 5))]
+    fractions = [pipe / exec_ for exec_, pipe in pairs]
+    ours_s = statistics.median(exec_ for exec_, _ in pairs)
+    pipe_s = statistics.median(pipe for _, pipe in pairs)
+    theirs_s = median_time(lambda: theirs_stream(theirs, size), repeat) if theirs else None
+    ours_rate = megabytes / ours_s
+    theirs_rate = megabytes / theirs_s if theirs_s else None
+    report(f"1. exec throughput, {megabytes} MB stdout", ours_rate, theirs_rate, "MB/s",
+           ">= 1.0x")
+    print(f"4. exec throughput vs a local subprocess pipe: ours {ours_rate:.1f} MB/s, "
+          f"pipe {megabytes / pipe_s:.1f} MB/s, fraction of interleaved samples min "
+          f"{min(fractions):.3f} median {statistics.median(fractions):.3f} (target >= 0.5: "
+          f"{'ok' if statistics.median(fractions) >= 0.5 else 'MISSED'})")
+
+
+def bench_service(ours: Sprite, theirs: object | None, repeat: int) -> None:
+    firsts = [ours_first_event(ours, f"svc{i}") for i in range(repeat)]
+    theirs_firsts = ([theirs_first_event(theirs, ours, f"svc{i}") for i in range(repeat)]
+                     if theirs else None)
+    report("2. request -> first event, service create (5 s)", statistics.median(firsts),
+           statistics.median(theirs_firsts) if theirs_firsts else None, "s", "<= 0.1x")
+
+
+def bench_listing(ours: Sprite, theirs: object | None, checkpoints: int, repeat: int) -> None:
+    for index in range(checkpoints):
+        ours.create_checkpoint(f"bench {index}").wait()
+    assert len(ours.list_checkpoints()) == checkpoints + 1
+    list_s = median_time(ours.list_checkpoints, repeat)
+    theirs_list = median_time(theirs.list_checkpoints, repeat) if theirs else None
+    report(f"3. list {checkpoints} checkpoints", list_s, theirs_list, "s", "<= 1.0x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--megabytes", type=int, default=200)
     parser.add_argument("--checkpoints", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", nargs="+", choices=PARTS, default=PARTS,
+                        help="run only these parts (default: all)")
     args = parser.parse_args()
     if sprites_py is None:
         print("sprites-py is not installed: pip install sprites-py to compare against it")
     with tempfile.TemporaryDirectory(prefix="sprites-bench-") as home:
         server = ensure_server(Path(home))
         try:
-            run(server, args.megabytes, args.checkpoints, args.repeat)
+            run(server, args.megabytes, args.checkpoints, args.repeat, args.only)
         finally:
             os.kill(server.pid, signal.SIGTERM)
             for _ in range(200):

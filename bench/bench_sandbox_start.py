@@ -8,8 +8,8 @@ Through the local server's API (``POST /v1/sprites/NAME/exec?cmd=true``), two fi
 The baseline, sampled interleaved in the same run, is a bare
 ``bwrap --unshare-all --proc /proc --dev /dev true`` (goal: <= 4x its median). For
 where the time goes, it also prints the next exec on a running sandbox (the exec's own
-share) and the restore with its first exec together (a start that only moved into the
-restore's response would show there).
+share), and the create and the restore each with its first exec (a start that only moved
+into their responses would show there).
 The server runs as this user (as root, sprites run as an unprivileged host uid through
 nested user namespaces, which the figure includes).
 
@@ -65,13 +65,16 @@ def main() -> None:
             _ndjson(http, "/v1/sprites/restored/checkpoint")
             rows = http.get("/v1/sprites/restored/checkpoints").json()
             checkpoint = next(row["id"] for row in rows if row["id"] != "Current")
-            fresh, restored, warm, restore_and_exec, baseline = [], [], [], [], []
+            fresh, restored, warm, baseline = [], [], [], []
+            create_and_exec, restore_and_exec = [], []
             for index in range(args.repeat):
                 baseline.append(timed(lambda: subprocess.run(bare, check=True)))
                 name = f"new-{index}"
                 time.sleep(SETTLE)
+                started = time.perf_counter()
                 http.post("/v1/sprites", json={"name": name}).raise_for_status()
                 fresh.append(timed(lambda name=name: _exec_true(http, name)))
+                create_and_exec.append(time.perf_counter() - started)
                 http.delete(f"/v1/sprites/{name}").raise_for_status()
                 baseline.append(timed(lambda: subprocess.run(bare, check=True)))
                 time.sleep(SETTLE)
@@ -87,6 +90,7 @@ def main() -> None:
                 compare(what, samples, baseline, most=GOAL, names=("exec", "bwrap true"))
             compare("for reference, the next exec (sandbox running)", warm, baseline,
                     names=("exec", "bwrap true"))
+            summary("for reference, create + its first exec", create_and_exec)
             summary("for reference, restore + its first exec", restore_and_exec)
         finally:
             server.terminate()

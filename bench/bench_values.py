@@ -7,7 +7,17 @@ samples, min and median of ``--repeat``, at least 5). The targets:
 * push + pull of 200 MB of ``bytes`` vs writing them to a local file with ``fsync`` and
   reading it back (target <= 2x);
 * pull of a 1e6 x 5 DataFrame vs ``pandas.read_parquet`` of a local file (target <= 2.5x;
-  needs pandas and pyarrow here and on the sprite, else skipped with a notice).
+  needs pandas and pyarrow here and on the sprite, else skipped with a notice): one of
+  floats made from a 2-D array (it moves as that array, ``npy-frame``), and one of mixed
+  dtypes made column by column (it moves as an Arrow stream).
+
+Each local sample writes a new file, removed after it untimed: rewriting one file would
+truncate the previous sample's pages, and ext4 then starts writing the new ones back at
+close (``auto_da_alloc``), a disk write landing in the next sample that no transfer
+pays. One untimed run of each side goes first. What still swings (np.load 0.08-2 s in
+one run) is fresh memory: on this VM the first touch of pages the guest gave back costs
+up to ~10x (``perf``: ``clear_page_erms`` under ``folio_zero_user``, 42% of all
+cycles), hitting whichever side allocates then; the mins are the stable figures.
 
 The server runs unsandboxed, so the session has this machine's numpy and pandas. After
 each figure the peak resident memory of the kernel, the server and the agent during it
@@ -22,7 +32,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import itertools
 import os
+import re
 import statistics
 import tempfile
 from collections.abc import Callable
@@ -105,27 +117,53 @@ def _peak_mb(pid: int) -> int:
     return int(line.split()[1]) // 1024 if line else 0
 
 
-def _costed(action: Callable[[], object], cpu: list[float]) -> Callable[[], float]:
-    """``action`` timed, its CPU seconds (all processes involved) appended to ``cpu``."""
+def _costed(action: Callable[[], object], cpu: list[float],
+            tidy: Callable[[], object] | None = None) -> Callable[[], float]:
+    """``action`` timed, its CPU seconds (all processes involved) appended to ``cpu``;
+    then ``tidy``, untimed."""
     def run() -> float:
         before = _cpu_seconds()
         wall = timed(action)
         cpu.append(_cpu_seconds() - before)
+        if tidy is not None:
+            tidy()
         return wall
     return run
 
 
 def _compare(label: str, ours: Callable[[], object], base: Callable[[], object],
-             repeat: int, most: float) -> None:
+             repeat: int, most: float, tidy: Callable[[], object] | None = None) -> None:
     """The wall ratio against its target, then the CPU cost of both sides: under load the
-    wall ratio swings, the CPU a transfer costs does not."""
+    wall ratio swings, the CPU a transfer costs does not. ``tidy`` runs after each
+    baseline sample, untimed."""
+    for warm_up in (ours, base, tidy):  # the first run pays for memory the next reuse
+        if warm_up is not None:
+            warm_up()
     ours_cpu: list[float] = []
     base_cpu: list[float] = []
-    compare(label, *interleaved(_costed(ours, ours_cpu), _costed(base, base_cpu), repeat),
-            most=most, unit="s")
+    compare(label, *interleaved(_costed(ours, ours_cpu), _costed(base, base_cpu, tidy),
+                                repeat), most=most, unit="s")
     mine, theirs = statistics.median(ours_cpu), statistics.median(base_cpu)
     print(f"  CPU time of kernel + server + agent, medians: {mine:.2f} s vs {theirs:.2f} s "
           f"({mine / max(theirs, 1e-3):.2f}x); load {os.getloadavg()[0]:.1f}", flush=True)
+
+
+class ScratchFiles:
+    """A new path in ``folder`` for every baseline sample, removed after it, untimed (see
+    the module's note on the baseline)."""
+
+    def __init__(self, folder: Path, name: str) -> None:
+        self.folder, self.name = folder, name
+        self.numbers = itertools.count()
+        self.made: list[Path] = []
+
+    def new(self) -> Path:
+        self.made.append(self.folder / f"{next(self.numbers)}-{self.name}")
+        return self.made[-1]
+
+    def tidy(self) -> None:
+        while self.made:
+            self.made.pop().unlink(missing_ok=True)
 
 
 def _push_pull(shell: InteractiveShell) -> None:
@@ -140,15 +178,16 @@ def bench_array(shell: InteractiveShell, folder: Path, megabytes: int, repeat: i
 
     value = np.random.default_rng(0).random(megabytes * 1024 * 1024 // 8)
     shell.user_ns["payload"] = value
-    path = folder / "array.npy"
+    files = ScratchFiles(folder, "array.npy")
 
     def local() -> None:
+        path = files.new()
         np.save(path, value)
         np.load(path)
 
     peak.reset()
     _compare(f"push + pull of a {megabytes} MB numpy array vs np.save + np.load",
-             lambda: _push_pull(shell), local, repeat, 3.0)
+             lambda: _push_pull(shell), local, repeat, 3.0, files.tidy)
     peak.report(megabytes)
 
 
@@ -157,9 +196,10 @@ def bench_bytes(shell: InteractiveShell, folder: Path, megabytes: int, repeat: i
     shell.user_ns.pop("payload", None)
     value = os.urandom(megabytes * 1024 * 1024)
     shell.user_ns["payload"] = value
-    path = folder / "bytes.bin"
+    files = ScratchFiles(folder, "bytes.bin")
 
     def local() -> None:
+        path = files.new()
         with open(path, "wb") as target:
             target.write(value)
             target.flush()
@@ -169,8 +209,17 @@ def bench_bytes(shell: InteractiveShell, folder: Path, megabytes: int, repeat: i
     _cell(shell, "%%sprite_python\ndel payload\n")
     peak.reset()
     _compare(f"push + pull of {megabytes} MB of bytes vs local write (fsync) + read",
-             lambda: _push_pull(shell), local, repeat, 2.0)
+             lambda: _push_pull(shell), local, repeat, 2.0, files.tidy)
     peak.report(megabytes)
+
+
+FRAMES = {  # what each frame is, and the code that makes it on the sprite
+    "DataFrame": "pd.DataFrame(rng.random(({rows}, 5)), columns=list('abcde'))",
+    "DataFrame of mixed dtypes": "pd.DataFrame({{'a': rng.random({rows}), 'b': "
+                                 "rng.random({rows}), 'c': rng.random({rows}), "
+                                 "'d': rng.integers(0, 1 << 40, {rows}), "
+                                 "'e': rng.random({rows}) < 0.5}})",
+}
 
 
 def bench_frame(shell: InteractiveShell, folder: Path, rows: int, repeat: int) -> None:
@@ -180,14 +229,16 @@ def bench_frame(shell: InteractiveShell, folder: Path, rows: int, repeat: int) -
         return
     import pandas as pd
 
-    _cell(shell, f"%%sprite_python\nimport numpy as np, pandas as pd\nframe = pd.DataFrame("
-                 f"np.random.default_rng(0).random(({rows}, 5)), columns=list('abcde'))\n")
-    _cell(shell, "%sprite pull frame --as frame")
-    path = folder / "frame.parquet"
-    shell.user_ns["frame"].to_parquet(path)
-    _compare(f"pull of a {rows:,} x 5 DataFrame vs pandas.read_parquet",
-             lambda: _cell(shell, "%sprite pull frame --as frame"),
-             lambda: pd.read_parquet(path), repeat, 2.5)
+    for what, code in FRAMES.items():
+        _cell(shell, "%%sprite_python\nimport numpy as np, pandas as pd\n"
+                     f"rng = np.random.default_rng(0)\nframe = {code.format(rows=rows)}\n")
+        printed = _cell(shell, "%sprite pull frame --as frame")
+        path = folder / "frame.parquet"
+        shell.user_ns["frame"].to_parquet(path)
+        moved_as = re.search(r" as ([\w-]+)\)", printed)
+        _compare(f"pull of a {rows:,} x 5 {what} ({moved_as[1] if moved_as else '?'}) vs "
+                 "pandas.read_parquet", lambda: _cell(shell, "%sprite pull frame --as frame"),
+                 lambda path=path: pd.read_parquet(path), repeat, 2.5)
 
 
 def main() -> None:

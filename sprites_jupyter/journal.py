@@ -21,11 +21,14 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     import pandas as pd
 
-
 __all__ = ["KEPT_ENTRIES", "Journal", "JournalEntry", "JournalStore", "Outcome",
            "decode_entries", "encode_entries"]
 
 KEPT_ENTRIES = 1000  # per sprite and notebook; the oldest go first
+SAVE_DELAY = 0.2
+"""Seconds a save waits for more entries, so a run of short cells writes the file once."""
+SAVER_LINGER = 5.0
+"""Seconds the saver thread waits for more to save before it ends."""
 
 
 @dataclass(frozen=True)
@@ -86,9 +89,12 @@ class Journal:
         self._entries: list[JournalEntry] = []
         self._earlier: dict[str, list[JournalEntry]] = {}
         self._lock = threading.Lock()
-        self._saving = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # what is to save, or was saved
         self._store = store
-        self._saves: list[threading.Thread] = []
+        self._dirty: dict[str, JournalStore] = {}  # sprites whose saved journal is behind
+        self._writing = False  # the saver is writing what it took from _dirty
+        self._flushes = 0  # flush() calls waiting: the saver writes at once
+        self._saver: threading.Thread | None = None
 
     @property
     def entries(self) -> list[JournalEntry]:
@@ -120,27 +126,53 @@ class Journal:
             self._save_later(sprite)
 
     def _save_later(self, sprite: str) -> None:
-        """Save in the background: a cell does not wait for its journal line."""
+        """Save in the background: a cell does not wait for its journal line. One saver
+        thread writes for a whole run of cells, each file once per SAVE_DELAY at most
+        (each save writes the sprite's whole journal)."""
         store = self._store()
         if store is None or not sprite:
             return
-        save = threading.Thread(target=self._save, args=(store, sprite), daemon=True)
-        with self._lock:
-            self._saves = [s for s in self._saves if s.is_alive()]
-            self._saves.append(save)
-        save.start()
+        with self._changed:
+            self._dirty[sprite] = store
+            if self._saver is None:
+                self._saver = threading.Thread(target=self._save_dirty, daemon=True,
+                                               name="sprites-journal")
+                self._saver.start()
+            self._changed.notify_all()
+
+    def _save_dirty(self) -> None:
+        try:
+            while True:
+                with self._changed:
+                    if not self._changed.wait_for(lambda: self._dirty, SAVER_LINGER):
+                        self._saver = None
+                        return
+                    self._changed.wait_for(lambda: self._flushes, SAVE_DELAY)
+                    dirty, self._dirty = self._dirty, {}
+                    self._writing = True
+                try:
+                    for sprite, store in dirty.items():
+                        self._save(store, sprite)
+                finally:
+                    with self._changed:
+                        self._writing = False
+                        self._changed.notify_all()
+        finally:
+            with self._changed:  # ended by an error: the next entry starts another saver
+                if self._saver is threading.current_thread():
+                    self._saver = None
+                self._changed.notify_all()
 
     def _save(self, store: JournalStore, sprite: str) -> None:
-        # One save at a time, each writing everything known when it runs: the last wins.
+        # Only the saver thread saves; each save writes everything known when it runs.
         with self._lock:
             earlier = self._earlier.get(sprite)
         if earlier is None:
             earlier = self._load(store, sprite)
-        with self._saving:
-            with self._lock:
-                entries = earlier + [e for e in self._entries if e.sprite == sprite]
-            with contextlib.suppress(Exception):  # the sprite may be gone or restoring
-                store.save(sprite, entries)
+        with self._lock:
+            entries = earlier + [e for e in self._entries if e.sprite == sprite]
+        with contextlib.suppress(Exception):  # the sprite may be gone or restoring
+            store.save(sprite, entries)
 
     def _load(self, store: JournalStore, sprite: str) -> list[JournalEntry]:
         try:
@@ -153,11 +185,16 @@ class Journal:
                 sprite, [e for e in loaded if (e.time, e.operation) not in mine])
 
     def flush(self) -> None:
-        """Wait for the saves under way (before the kernel lets go of its client)."""
-        with self._lock:
-            saves = list(self._saves)
-        for save in saves:
-            save.join()
+        """Save what is not saved yet, and wait for it (before the kernel lets go of its
+        client)."""
+        with self._changed:
+            self._flushes += 1
+            self._changed.notify_all()
+            try:
+                self._changed.wait_for(lambda: not self._writing and (
+                    not self._dirty or self._saver is None))
+            finally:
+                self._flushes -= 1
 
     def frame(self, sprite: str = "") -> pd.DataFrame:
         """The journal as a DataFrame in the order the operations started, with what

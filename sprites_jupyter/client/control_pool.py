@@ -3,16 +3,20 @@
 TCP connect and HTTP upgrade of its own.
 
 As sprites-go's ``control_pool.go``: an idle connection is handed out, else a new one
-is dialled; a connection comes back only once its operation completed, and one that
-broke meanwhile is dropped. Beyond it: the idle ones close after :data:`IDLE_CLOSE`
-seconds (swept by the process's one notice timer, not a thread of their own), and at
-most :data:`MAX_IDLE` wait per sprite.
+is dialled; a connection serves a new operation only once its last one completed, and
+one that broke meanwhile is dropped. Beyond it: a command hands its connection back as
+soon as it has its exit code, with the wait for the operation's ``op.complete`` left to
+the next checkout (by then it has long arrived), so a command's caller never waits for
+that last frame; the idle ones close after :data:`IDLE_CLOSE` seconds (swept by the
+process's one notice timer, not a thread of their own), and at most :data:`MAX_IDLE`
+wait per sprite.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from .http import HttpSession, segment
 from .notices import Notice, notices
@@ -23,6 +27,13 @@ IDLE_CLOSE = 30.0
 """Seconds an unused connection stays open (sprites-go's keep-alive window)."""
 MAX_IDLE = 10
 """Idle connections kept per sprite (sprites-go drains its pool to 10)."""
+
+_ACK = 'control:{"type": "op.ack"'
+"""How the local server's ``op.ack`` starts (its JSON spacing is Python's)."""
+
+Settle = Callable[[], bool]
+"""Reads a handed-back connection's last operation to its end: True once it completed,
+False when it never did (the connection is then closed, not reused)."""
 
 
 class ControlPool:
@@ -44,38 +55,35 @@ class ControlPool:
         self.offered = False
         self._session = session
         self._lock = threading.Lock()
-        self._idle: list[tuple[float, WebSocket]] = []
+        self._idle: list[tuple[float, WebSocket, Settle | None]] = []
         self._sweep: Notice | None = None
         self._closed = False
 
     def checkout(self) -> tuple[WebSocket, bool]:
         """An idle open connection (``False``: reused), else a newly dialled one
         (``True``); dialling raises as any WebSocket upgrade does."""
-        dead = []
-        with self._lock:
-            while self._idle:
-                _, ws = self._idle.pop()  # the most recently used: the others expire
-                if ws.is_open:
+        while True:
+            with self._lock:
+                if not self._idle:
                     break
-                dead.append(ws)
-            else:
-                ws = None
-        for gone in dead:
-            gone.close()
-        if ws is not None:
-            return ws, False
+                _, ws, settle = self._idle.pop()  # the most recently used: the others expire
+            if ws.is_open and (settle is None or settle()):
+                return ws, False
+            ws.close()
         ws = open_socket(self._session, f"/v1/sprites/{segment(self.sprite)}/control", [],
                          what=f"open a control connection to {self.sprite}")
+        ws.unread = _is_ack
         return ws, True
 
-    def checkin(self, ws: WebSocket) -> None:
-        """Take back a connection whose operation completed."""
+    def checkin(self, ws: WebSocket, settle: Settle | None = None) -> None:
+        """Take back a connection whose operation completed, or (with ``settle``) whose
+        operation ends by itself: ``settle`` reads it to its end before the next use."""
         surplus: list[WebSocket] = []
         with self._lock:
             if self._closed or not ws.is_open:
                 surplus.append(ws)
             else:
-                self._idle.append((time.monotonic(), ws))
+                self._idle.append((time.monotonic(), ws, settle))
                 while len(self._idle) > MAX_IDLE:
                     surplus.append(self._idle.pop(0)[1])
                 if self._sweep is None:
@@ -86,8 +94,8 @@ class ControlPool:
     def _close_expired(self) -> None:
         cutoff = time.monotonic() - IDLE_CLOSE
         with self._lock:
-            expired = [ws for used, ws in self._idle if used <= cutoff]
-            self._idle = [(used, ws) for used, ws in self._idle if used > cutoff]
+            expired = [entry[1] for entry in self._idle if entry[0] <= cutoff]
+            self._idle = [entry for entry in self._idle if entry[0] > cutoff]
             self._sweep = None
             if self._idle:
                 wait = self._idle[0][0] + IDLE_CLOSE - time.monotonic()
@@ -103,8 +111,13 @@ class ControlPool:
             if self._sweep is not None:
                 self._sweep.cancel()
                 self._sweep = None
-        for _, ws in idle:
+        for _, ws, _ in idle:
             ws.close()
+
+
+def _is_ack(message: str | bytes) -> bool:
+    """An ``op.ack`` as the local server words it (SDKs ignore it; so does a command)."""
+    return isinstance(message, str) and message.startswith(_ACK)
 
 
 class ControlPools:

@@ -60,6 +60,7 @@ class ControlOp:
         self._failed: str | None = None
         self._done = False  # handed back or closed: no more reads or writes
         self._held = b""  # a lone 0x04 data byte, which raw framing would read as EOF
+        self._no_input = False  # started with stdin=false: there is no input to end
         self._early: deque[str | bytes] = deque()  # frames read, not yet by recv()
         self._exit_code = 0
 
@@ -72,6 +73,7 @@ class ControlOp:
         frame before it, for :meth:`recv`). False when the operation did not start: the
         server refused it (``op.error``), or the connection broke first."""
         start = {"type": "op.start", "id": self._id, "op": "exec", "args": args}
+        self._no_input = not self._tty and args.get("stdin") == "false"
         try:
             self._ws.send(PREFIX + json.dumps(start))
             while True:
@@ -158,10 +160,13 @@ class ControlOp:
         A write of that byte alone cannot be told from the end, so it waits to lead the
         next write; followed by nothing but the end, it is lost in it (as from sprites-go:
         the framing has no way to say it). Writes of more bytes, however they end, arrive
-        as written."""
+        as written. The end of an input the op was started without (``stdin=false``) is
+        not sent, as sprites-go sends none: the server reads no input then."""
         with self._send_lock:
             if self._done:
                 raise ConnectionClosed(None, None)
+            if self._no_input and message == bytes([STDIN_EOF]):
+                return
             if isinstance(message, bytes) and not self._tty:
                 if message[:1] == bytes([STDIN]):
                     message = self._held + message[1:]
@@ -174,9 +179,9 @@ class ControlOp:
             self._ws.send(message)
 
     def close(self) -> None:
-        """End this command's use of the connection: back to the pool once the operation
-        completed (a running process is released: it keeps running, as on a closed
-        direct socket), else closed."""
+        """End this command's use of the connection: back to the pool (a running process
+        is released: it keeps running, as on a closed direct socket), its ``op.complete``
+        read by the next checkout; closed instead when another thread is reading."""
         with self._send_lock:
             if self._done:
                 return
@@ -191,17 +196,25 @@ class ControlOp:
 
     def _release(self) -> None:
         self._done = True
-        try:
-            if not self._completed and not self._exited:
+        if not self._completed and not self._exited:
+            try:
                 self._ws.send(json.dumps({"type": "release"}))
+            except ConnectionClosed:
+                self._ws.close()
+                return
+        self._pool.checkin(self._ws, None if self._completed else self._settle)
+
+    def _settle(self) -> bool:
+        """Read the rest of this operation up to its ``op.complete`` (the pool calls it
+        before the connection's next use): False when it did not come."""
+        try:
             while not self._completed:
                 message = self._ws.recv(timeout=COMPLETE_WAIT)
                 if isinstance(message, str) and message.startswith(PREFIX):
                     self._on_control(message)
         except (ConnectionClosed, TimeoutError):
-            self._ws.close()
-            return
-        self._pool.checkin(self._ws)
+            return False
+        return True
 
 
 def _kind(text: str) -> str | None:

@@ -2,7 +2,10 @@
 
 A notice is due only if its operation is still waiting when the delay is over, so most
 are cancelled unseen; a ``threading.Timer`` for each would start a thread for every
-exec, which costs more than the rest of the client's side of a short command.
+exec, which costs more than the rest of the client's side of a short command. For the
+same reason the thread wakes at most every :data:`SLACK` seconds: a run of short
+commands leaves a cancelled notice due every few milliseconds, and waking for each
+would cost a thread switch per command.
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
+
+SLACK = 0.5
+"""Seconds a notice may run late (they are seconds long; a sweep is half a minute)."""
 
 
 class Notice:
@@ -27,7 +33,8 @@ class Notice:
 
 
 class NoticeTimer:
-    """Runs each notice's action at its time, in one daemon thread started on first use."""
+    """Runs each notice's action at its time (up to :data:`SLACK` later), in one daemon
+    thread started on first use."""
 
     def __init__(self) -> None:
         self._queue: list[tuple[float, int, Notice]] = []
@@ -58,7 +65,7 @@ class NoticeTimer:
                     continue
                 wait = self._queue[0][0] - time.monotonic()
                 if wait > 0:
-                    self._wake.wait(wait)
+                    self._wake.wait(max(wait, SLACK))
                     continue
                 notice = heapq.heappop(self._queue)[2]
             if not notice.cancelled:

@@ -21,7 +21,7 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from websockets.client import ClientProtocol
@@ -70,6 +70,9 @@ class WebSocket:
         self._ended = threading.Event()  # set when reading has stopped for good
         self._closing = False  # close() was called: received messages are dropped
         self._pong = threading.Event()
+        self.unread: Callable[[str | bytes], bool] | None = None
+        """Messages it says True of are dropped as they arrive, never waking a reader
+        (a control connection's ``op.ack``, which nothing reads)."""
         self._reader = threading.Thread(target=self._read, daemon=True,
                                         name="sprites-websocket-reader")
         for event in early:
@@ -152,6 +155,8 @@ class WebSocket:
 
     def _deliver(self, message: str | bytes) -> None:
         """Queue a message; while the queue is full, reading waits (flow control)."""
+        if self.unread is not None and self.unread(message):
+            return
         while not self._closing:
             try:
                 self._messages.put(message, timeout=0.1)

@@ -205,7 +205,8 @@ class ServerState:
 
     def seed_tree(self, name: str) -> Path:
         """Create a new sprite's directory tree (on a disk of its own when sprites get
-        one) and return its root. Blocking."""
+        one), as a sandbox start leaves it (its owner, its mount points), and return its
+        root. Blocking."""
         root = self.sprite_root(name)
         if self.disks is not None:
             self.disks.discard(name, root.parent)
@@ -214,7 +215,7 @@ class ServerState:
             self.disks.provide(name, root.parent)
         for directory in SEED_DIRECTORIES:
             (root / directory).mkdir(parents=True, exist_ok=True)
-        SandboxFiles(root.parent, name).prepare()
+        SandboxFiles(root.parent, name).prepare(self.isolation.tree_owner)
         return root
 
     async def startup(self) -> None:

@@ -13,7 +13,8 @@ and the cell's first line, its output is also kept there for a new kernel to rep
 (a pushed value, read while it is uploaded: ``name``, ``dir`` of parts, ``size``; then
 the notices of :class:`PartNotices`), ``dump``
 (a value to pull, written while it is read: ``name``, ``dir`` of parts, ``part_size``,
-``formats`` the client reads; then ``took``/``end`` notices), ``save`` (the
+``formats`` the client reads; then ``took`` notices, and an ``end`` that may come after
+the reply), ``save`` (the
 namespace into the sprite, for a checkpoint: :mod:`python_state`), ``resume``
 (``session_id``: an ended session's saved namespace), ``exit`` (which also removes
 this session's saved namespace: a stopped session is not resumed).
@@ -78,6 +79,10 @@ class Agent:
         self.request_id = None
         self.requests: Any = iter(())
         self.state = state.SessionState("")
+        # Parts of the last dump that the client may still be reading after the reply:
+        # removed at its ``end`` (or when the next transfer starts).
+        self.leftover = ""
+        self.after_reply: list = []  # folders removed once the reply is out
 
     # -- display ---------------------------------------------------------------
 
@@ -126,9 +131,14 @@ class Agent:
                 request = json.loads(line)
             except ValueError:
                 continue
-            if not isinstance(request, dict) or request.get("op") in parts.NOTICES:
+            if not isinstance(request, dict):
+                continue
+            if request.get("op") in parts.NOTICES:
+                if request.get("op") == "end":
+                    self.drop_leftover()
                 continue
             if request.get("op") == "exit":
+                self.drop_leftover()
                 self.state.discard()
                 return
             self.handle(request)
@@ -151,6 +161,13 @@ class Agent:
         self.streams.drain()
         self.channel.send(reply)
         self.streams.request_id = None
+        while self.after_reply:
+            shutil.rmtree(self.after_reply.pop(), ignore_errors=True)
+
+    def drop_leftover(self) -> None:
+        if self.leftover:
+            shutil.rmtree(self.leftover, ignore_errors=True)
+            self.leftover = ""
 
     def op_hello(self, request: dict) -> dict:
         session = request.get("session_id")
@@ -159,7 +176,8 @@ class Agent:
             self.state = state.SessionState(str(session))
         return {"pid": os.getpid(), "started": self.started, "boot_id": boot_id(),
                 "python": sys.version.split()[0], "executable": sys.executable,
-                "has": capabilities(), "transfers": "streamed"}
+                "has": capabilities(), "transfers": "streamed",
+                "reads": list(values.READS)}
 
     def op_has(self, request: dict) -> dict:
         """What the session can import now (a package installed mid-session counts)."""
@@ -262,7 +280,9 @@ class Agent:
     def op_load(self, request: dict) -> dict:
         """Read a pushed value while it is uploaded: the client announces each part once
         it is whole (``part``: ``index``, the first also ``format``), then ``end`` or
-        ``abort``; each part is removed once read, so the sprite holds about two."""
+        ``abort``; each part is removed once read, so the sprite holds about two (the
+        last once the reply is out; all of them before the reply of a failed push)."""
+        self.drop_leftover()
         name = str(request["name"])
         folder = os.path.join(os.environ.get("HOME", "."), str(request["dir"]))
         notices = parts.PartNotices(self.requests)
@@ -279,17 +299,22 @@ class Agent:
                     self.in_user_code = False
             finally:
                 pushed.close()
-        finally:
-            notices.drain()  # parts the value did not need, or after a failure
+        except BaseException:
+            notices.drain()
             shutil.rmtree(folder, ignore_errors=True)
+            raise
+        notices.drain()  # parts the value did not need
+        self.after_reply.append(folder)
         self.namespace[name] = value
         return {"type_name": values.describe_type(value)}
 
     def op_dump(self, request: dict) -> dict:
         """Write a value to pull as parts of ``part_size`` under ``dir``, announcing each
         as a ``part`` event (with its ``format`` and whether it is the ``last``); at
-        most ``PARTS_AHEAD`` wait for the client's ``took`` (which removes one), then
-        its ``end``."""
+        most ``PARTS_AHEAD`` wait for the client's ``took`` (which removes one). The
+        reply follows the last part at once, the client reading on: its ``end``
+        removes what is left (:meth:`drop_leftover`)."""
+        self.drop_leftover()
         name = str(request["name"])
         if name not in self.namespace:
             raise NameError(f"name '{name}' is not defined on the sprite")
@@ -303,7 +328,8 @@ class Agent:
             self.channel.send({"type": "part", "id": self.request_id, "index": index,
                                "last": last, "format": chosen["format"],
                                "type_name": values.describe_type(value)})
-            notices.wait_taken(folder, index + 1 - parts.PARTS_AHEAD)
+            if not last:
+                notices.wait_taken(folder, index + 1 - parts.PARTS_AHEAD)
 
         part_size = int(request["part_size"])
         if chosen["format"] == "raw":  # one part: the client reads it into one bytes
@@ -316,14 +342,14 @@ class Agent:
             if chosen["format"] != "arrow":
                 values.write_value(value, chosen["format"], files)
             files.close()
-            notices.wait_end(folder)
         except BaseException as error:
             setattr(error, "type_name", values.describe_type(value))  # noqa: B010
+            files.discard()
+            shutil.rmtree(folder, ignore_errors=True)
             raise
         finally:
             self.in_user_code = False
-            files.discard()
-            shutil.rmtree(folder, ignore_errors=True)
+        self.leftover = folder
         return {"format": chosen["format"], "size": files.size,
                 "type_name": values.describe_type(value)}
 

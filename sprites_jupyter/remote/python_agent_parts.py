@@ -4,7 +4,8 @@ Standard library only, Python 3.8+; uploaded beside ``python_agent.py``. A push 
 read while it is uploaded: the client announces each whole part on the request
 channel and :class:`Parts` reads them in order as one stream, removing each. A pull
 is written while it is read: :class:`PartFiles` fills part after part, and at most
-``PARTS_AHEAD`` wait for the client to have read (``took``) the ones before.
+``PARTS_AHEAD`` wait for the client to have read (``took``) the ones before; the
+client's ``end`` comes after the reply, once it has read the last.
 """
 
 from __future__ import annotations
@@ -53,16 +54,16 @@ class Parts(io.RawIOBase):
             os.remove(self.path)
 
     def whole_bytes(self, size: int) -> bytes:
-        """The parts as one ``bytes`` of ``size`` (a single part is read straight into
-        it; several are gathered, which costs a copy)."""
+        """The parts as one ``bytes`` of ``size`` (a single part, as this version's client
+        sends ``bytes``, is read straight into it and left for the caller to remove
+        after its reply; several, from a client that split them, are gathered, which
+        costs a copy)."""
         self.path = self._next_path()
         if self.path is None:
             return b""
         if os.path.getsize(self.path) >= size:
             with open(self.path, "rb") as source:
-                data = source.read()
-            os.remove(self.path)
-            return data
+                return source.read()
         self.current = open(self.path, "rb", buffering=0)  # noqa: SIM115
         gathered = bytearray(size)
         view = memoryview(gathered)
@@ -176,15 +177,6 @@ class PartNotices:
                 self.ended = True
                 raise TransferStopped("the pull was stopped before it was whole")
             self._remove(folder, notice)
-
-    def wait_end(self, folder: str) -> None:
-        """Wait for the client's ``end`` of a pull, removing the parts it took."""
-        while not self.ended:
-            notice = self._next()
-            if notice.get("op") == "took":
-                self._remove(folder, notice)
-            else:
-                self.ended = True
 
     def _remove(self, folder: str, notice: dict) -> None:
         with contextlib.suppress(OSError, KeyError, TypeError, ValueError):

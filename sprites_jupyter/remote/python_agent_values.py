@@ -2,8 +2,9 @@
 
 Standard library only, Python 3.8+; uploaded beside ``python_agent.py``. Display
 uses IPython's formatter when the sprite has IPython, its own ``_repr_*_`` walk
-otherwise. Push and pull use bytes raw, ``.npy``, an Arrow IPC stream (DataFrames) or
-pickle, moved in parts (:mod:`python_agent_parts`).
+otherwise. Push and pull use bytes raw, ``.npy``, a DataFrame that is one numeric
+array under labels as that array (``npy-frame``), other DataFrames as an Arrow IPC
+stream, anything else by pickle, moved in parts (:mod:`python_agent_parts`).
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ from __future__ import annotations
 import base64
 import importlib.util
 import io
+import json
 import pickle
 import pprint
 from typing import Any
 
 COPY_CHUNK = 8 * 1024 * 1024
+READS = ("raw", "npy", "npy-frame", "arrow", "pickle", "cloudpickle")  # told at hello
+FRAME_KINDS = "biufc"  # numpy's bool, integer, float and complex dtypes
 REPR_METHODS = (
     ("text/html", "_repr_html_"),
     ("text/markdown", "_repr_markdown_"),
@@ -118,9 +122,11 @@ def choose_format(value: Any, accepted: list) -> str:
     if (module == "numpy" and type(value).__name__ == "ndarray" and "npy" in accepted
             and value.dtype != object):
         return "npy"
-    if (module == "pandas" and type(value).__name__ == "DataFrame" and "arrow" in accepted
-            and importlib.util.find_spec("pyarrow") is not None):
-        return "arrow"
+    if module == "pandas" and type(value).__name__ == "DataFrame":
+        if "npy-frame" in accepted and frame_layout(value) is not None:
+            return "npy-frame"
+        if "arrow" in accepted and importlib.util.find_spec("pyarrow") is not None:
+            return "arrow"
     return pickle_format(accepted)
 
 
@@ -156,6 +162,70 @@ def npy_buffers(array: Any) -> Any:
     return [header.getbuffer(), data.view(numpy.uint8).data]
 
 
+def frame_layout(frame: Any) -> Any:
+    """``(header, values)`` for a DataFrame that is one numeric array under labels
+    (every column the same numpy dtype, unique string labels, a ``RangeIndex``), else
+    ``None``. Its values are the frame's own memory when pandas holds them in one block
+    (Arrow would gather each column into a copy first), and the other side rebuilds the
+    frame around the array it received, without a copy."""
+    import numpy
+    import pandas
+
+    columns, index = frame.columns, frame.index
+    dtypes = set(frame.dtypes)
+    if (len(dtypes) != 1 or type(index) is not pandas.RangeIndex or frame.attrs
+            or type(columns) is not pandas.Index or not columns.is_unique):
+        return None
+    dtype = dtypes.pop()
+    labels = list(columns)
+    if (not isinstance(dtype, numpy.dtype) or dtype.kind not in FRAME_KINDS
+            or not all(type(label) is str for label in labels)
+            or not all(name is None or type(name) is str
+                       for name in (columns.name, index.name))
+            or pandas.Index(labels).dtype != columns.dtype):
+        return None
+    header = {"columns": labels, "columns_name": columns.name, "index_name": index.name,
+              "index": [index.start, index.stop, index.step]}
+    return header, frame.to_numpy(copy=False)
+
+
+def _frame_head(header: dict) -> bytes:
+    data = json.dumps(header).encode()
+    return len(data).to_bytes(4, "little") + data
+
+
+def frame_buffers(frame: Any) -> Any:
+    """An ``npy-frame`` as views of memory the frame already has (after its header);
+    ``None`` when its values are not in one contiguous piece."""
+    header, values = frame_layout(frame)
+    buffers = npy_buffers(values)
+    return None if buffers is None else [memoryview(_frame_head(header)), *buffers]
+
+
+def read_frame(stream: Any) -> Any:
+    """A DataFrame from an ``npy-frame`` stream (a raw stream with ``readinto``)."""
+    import pandas
+
+    size = int.from_bytes(_read_exactly(stream, 4), "little")
+    header = json.loads(_read_exactly(stream, size))
+    values = read_npy(stream)
+    return pandas.DataFrame(
+        values, columns=pandas.Index(header["columns"], name=header["columns_name"]),
+        index=pandas.RangeIndex(*header["index"], name=header["index_name"]), copy=False)
+
+
+def _read_exactly(stream: Any, count: int) -> bytes:
+    data = bytearray(count)
+    view = memoryview(data)
+    filled = 0
+    while filled < count:
+        got = stream.readinto(view[filled:])
+        if not got:
+            raise EOFError(f"the frame's header ended after {filled} of {count} bytes")
+        filled += got
+    return bytes(data)
+
+
 def write_value(value: Any, kind: str, target, fallback: str = "pickle") -> str:
     """Write ``value`` as ``kind``; the format written: a DataFrame Arrow cannot hold
     (say an object column of mixed types) goes as ``fallback``, nothing written before."""
@@ -163,9 +233,12 @@ def write_value(value: Any, kind: str, target, fallback: str = "pickle") -> str:
         if write_arrow(value, target):
             return kind
         kind = fallback
+    if kind == "npy-frame":
+        header, value = frame_layout(value)
+        target.write(_frame_head(header))
     if kind == "raw":
         target.write(value)
-    elif kind == "npy":
+    elif kind in ("npy", "npy-frame"):
         buffers = npy_buffers(value)
         if buffers is None:
             import numpy
@@ -242,6 +315,8 @@ def read_value(parts: Any, kind: str, size: int) -> object:
         return parts.whole_bytes(size)
     if kind == "npy":
         return read_npy(parts)
+    if kind == "npy-frame":
+        return read_frame(parts)
     if kind == "arrow":
         return read_arrow(io.BufferedReader(parts, COPY_CHUNK))
     return pickle.load(io.BufferedReader(parts, COPY_CHUNK))

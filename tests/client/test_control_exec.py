@@ -98,6 +98,18 @@ def test_stdin_reaches_the_process_byte_for_byte(on_control: tuple[Sprite, Logge
     assert logged.sockets(sprite.name) == (1, 2)  # that one byte took a socket of its own
 
 
+def test_a_command_without_stdin_sees_its_input_end_at_once(
+        on_control: tuple[Sprite, LoggedServer]) -> None:
+    """As sprites-go, the client ends no input it never had (``stdin=false``): a command
+    that reads its input still sees it end, and the socket serves the next command."""
+    sprite, logged = on_control
+    assert (sprite.run("cat").stdout, sprite.run("wc", "-c").stdout.strip()) == ("", "0")
+    with sprite.command("head", "-c", "3", stdin=False) as head:
+        output = b"".join(chunk.data for chunk in head)
+    assert (output, head.exit_code) == (b"", 0)
+    assert logged.sockets(sprite.name) == (1, 1)
+
+
 def test_a_refused_command_raises_as_over_its_own_socket(
         on_control: tuple[Sprite, LoggedServer]) -> None:
     """The server refuses it before starting anything (op.error): the direct socket then

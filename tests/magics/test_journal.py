@@ -52,3 +52,15 @@ def test_none_keeps_nothing_for_the_next_kernel(ip, current, tmp_path):
     _new_kernel(ip)
     ip.ok(f"%sprite use {current}")
     assert list(ip.ok("%sprite history")["operation"]) == ["use"]
+
+
+def test_a_run_of_quick_cells_is_saved_whole(ip, current, tmp_path):
+    """One background saver writes for a run of cells (coalescing their saves); a kernel
+    that goes still leaves every entry in the file."""
+    ip.ok(f"%config SpriteMagics.journal_location = {str(tmp_path)!r}")
+    for index in range(30):
+        ip.ok(f"%sprite exec echo quick-{index}")
+    _new_kernel(ip)
+    saved = decode_entries((tmp_path / current / "ipython.jsonl").read_bytes())
+    assert [e.target for e in saved if e.operation == "exec"] == [
+        f"echo quick-{index}" for index in range(30)]

@@ -24,6 +24,9 @@ def test_bytes_and_a_dict_round_trip(ip, current, capsys, http):
     ip.ok("%sprite pull config --as config2")
     assert ip.shell.user_ns["blob2"] == ip.shell.user_ns["blob"]
     assert ip.shell.user_ns["config2"] == {"a": [1, 2.5], "b": None}
+    # the agent replies as soon as the last part is written and removes it at the
+    # kernel's end, which reaches it before any later request
+    ip.ok("%%sprite_python\npass\n")
     assert _leftovers(http, current) == []
 
 
@@ -88,6 +91,57 @@ def test_dataframes_go_as_arrow_and_fall_back_to_pickle_when_arrow_cannot_hold_t
     ip.ok("%sprite pull mixed2")
     pd.testing.assert_frame_equal(ip.shell.user_ns["plain_back"], ip.shell.user_ns["plain"])
     pd.testing.assert_frame_equal(ip.shell.user_ns["mixed2"], ip.shell.user_ns["mixed"])
+
+
+def test_numeric_frames_move_as_their_array_and_come_back_equal(library_ip, capsys):
+    """A frame that is one numeric array under string labels and a RangeIndex moves as
+    that array (from its own memory, rebuilt around the received one); a frame with
+    another index or mixed dtypes does not."""
+    ip = library_ip
+    import numpy as np
+    import pandas as pd
+
+    frames = {
+        "block": pd.DataFrame(np.arange(30.0).reshape(10, 3), columns=list("abc")),
+        "ints": pd.DataFrame({"x": np.arange(5), "y": np.arange(5) * 2}),
+        "named": pd.DataFrame(np.arange(20, dtype=complex).reshape(10, 2),
+                              columns=pd.Index(["re", "im"], name="field"),
+                              index=pd.RangeIndex(5, 25, 2, name="row")),
+        "strided": pd.DataFrame(np.arange(40.0).reshape(20, 2), columns=["p", "q"]).iloc[::3],
+        "no_rows": pd.DataFrame(np.empty((0, 2), dtype=bool), columns=["p", "q"]),
+    }
+    ip.shell.user_ns.update(frames, labelled=pd.DataFrame({"v": [1.0]}, index=["k"]))
+    for name, frame in frames.items():
+        ip.ok(f"%sprite push {name}")
+        assert f"{name} (pandas.DataFrame" in (out := capsys.readouterr().out), out
+        assert "as npy-frame)" in out, out
+        ip.ok(f"%sprite pull {name} --as {name}_back")
+        assert "as npy-frame)" in capsys.readouterr().out
+        back = ip.shell.user_ns[f"{name}_back"]
+        pd.testing.assert_frame_equal(back, frame)
+        if len(back):
+            back.iloc[0, 0] = back.iloc[-1, -1]  # a frame of its own, writable
+    ip.ok("%sprite push labelled")
+    assert "as npy-frame" not in capsys.readouterr().out
+
+
+def test_a_push_asks_what_the_session_has_again_only_when_the_value_could_use_it(
+        library_ip, capsys):
+    """What the session could not import is asked again before a push that could use it
+    (a package installed mid-session is used), not before one of bytes, which always
+    go raw."""
+    ip = library_ip
+    import numpy as np
+
+    ip.ok("%%sprite_python\npass\n")
+    (session,) = sessions_of(ip.magics.context).values()
+    session.info["has"] = {**session.info["has"], "numpy": False}  # as if installed since
+    ip.shell.user_ns.update(blob=b"abc", grid=np.arange(6.0))
+    ip.ok("%sprite push blob")
+    assert session.info["has"]["numpy"] is False
+    ip.ok("%sprite push grid")
+    assert "as npy)" in capsys.readouterr().out
+    assert session.info["has"]["numpy"] is True
 
 
 def test_a_numpy_array_round_trip(library_ip, capsys):
@@ -242,13 +296,15 @@ def test_a_200_mb_value_round_trips_with_bounded_memory(ip, current):
 
 def test_values_in_many_parts_round_trip(library_ip, monkeypatch):
     """Parts cut anywhere (inside an array's header, between header and data, inside
-    the data; a serialised value across parts) are read back as one stream."""
+    the data; a serialised value across parts; the halving parts that end a push) are
+    read back as one stream."""
     ip = library_ip
     import numpy as np
     import pandas as pd
 
     monkeypatch.setattr(python_transfer, "PART_SIZE", 100_000)
     monkeypatch.setattr(python_transfer, "SERIALISED_PART", 70_000)
+    monkeypatch.setattr(python_transfer, "TAIL_PART", 9_000)
     values = {
         "tiny_parts": np.arange(50_000, dtype="<f8").reshape(500, 100),
         "fortran": np.asfortranarray(np.arange(60_000, dtype=">i4").reshape(300, 200)),

@@ -1,5 +1,6 @@
-"""Sprites themselves: create one (its seeded tree and base snapshot, then its sandbox
-started in the background) and delete one (everything it runs, its row, its files)."""
+"""Sprites themselves: create one (its seeded tree, its sandbox launched and started in
+the background while the base snapshot reads the tree) and delete one (everything it
+runs, its row, its files)."""
 
 from __future__ import annotations
 
@@ -22,12 +23,18 @@ async def create_sprite(server: ServerState, name: str, *, url_settings: dict[st
         if server.store.get_sprite(name) is not None:
             raise Conflict(f"sprite already exists: {name}", code="sprite_exists")
         root = await asyncio.to_thread(server.seed_tree, name)
-        async with server.storage.storing():
-            manifest = await asyncio.to_thread(server.snapshots.snapshot, name, root)
-            row = server.store.create_sprite(name, url_settings=url_settings, labels=labels,
-                                             base_manifest=manifest)
-    server.start_sandbox_soon(name)
-    return row
+        # Seeded as a start leaves it, the tree does not change under the snapshot, and
+        # nothing runs in the sprite before it exists (its row is the last step).
+        try:
+            await server.runtime(name).sandbox.launch_ahead()
+            server.start_sandbox_soon(name)
+            async with server.storage.storing():
+                manifest = await asyncio.to_thread(server.snapshots.snapshot, name, root)
+                return server.store.create_sprite(name, url_settings=url_settings,
+                                                  labels=labels, base_manifest=manifest)
+        except BaseException:
+            await server.discard_runtime(name)
+            raise
 
 
 async def delete_sprite(server: ServerState, name: str) -> None:

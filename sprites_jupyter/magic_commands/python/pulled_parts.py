@@ -3,7 +3,9 @@
 The agent announces each part as a ``part`` event of the ``dump`` request; this side
 reads it straight from the filesystem API into the value's memory, then sends
 ``took`` (the agent removes the part and may write another: the sprite holds at most
-a few parts, not the whole value) and, when done or given up, ``end``.
+a few parts, not the whole value). The agent's ``done`` follows its last part at once,
+so no round trip waits behind the last read; ``end`` (sent once the last part is read,
+or when given up) has it remove what is left.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class PulledParts(io.RawIOBase):
         self._last_announced = False
         self._current: BodyReader | None = None
         self._index = -1
+        self._ended = False
 
     def readable(self) -> bool:
         return True
@@ -91,7 +94,16 @@ class PulledParts(io.RawIOBase):
         if self._current is not None:
             self._current.close()
             self._current = None
-        self.session.request("took", index=self._index)
+        if self._last_announced and not self._announced:
+            self.end()
+        else:
+            self.session.request("took", index=self._index)
+
+    def end(self) -> None:
+        """Tell the agent the parts are read or given up (once)."""
+        if not self._ended:
+            self._ended = True
+            self.session.request("end")
 
     def _wait(self) -> bool:
         """Wait for the next announced part (True) or the ``done`` (False; a failed dump
@@ -115,8 +127,7 @@ class PulledParts(io.RawIOBase):
     def finish(self) -> dict[str, Any]:
         """Tell the agent the parts are read (or given up) and return its ``done``."""
         self.close()
-        if self.done is None:
-            self.session.request("end")
+        self.end()
         while self.done is None:
             self._wait()
         return self.done

@@ -1,7 +1,9 @@
 """Values between this kernel and the sprite's Python session: ``push`` and ``pull``.
 
 A value goes up through the filesystem API as parts of at most ``PART_SIZE`` (one
-request each, streamed): bytes and contiguous arrays straight from their own memory
+request each, streamed; ``bytes`` as one part whatever its size, which the agent reads
+straight into one ``bytes``: parts would cost it a second copy of the value to join):
+bytes and contiguous arrays straight from their own memory
 (an array as its ``.npy`` header and then its buffer, nothing serialised or copied
 here), anything else serialised into parts of ``SERIALISED_PART`` as it is written,
 so only one part is held here besides the value. The ``load`` request goes first and
@@ -9,10 +11,11 @@ each part is announced once it is whole, so the agent reads one part (an array
 straight into its own memory) while the next goes up, and removes it once read.
 Pulling goes the other way: the agent writes one file, this side receives it into
 the value's memory (an array or bytes straight from the socket, an Arrow stream or a
-pickle as it loads). Formats: bytes raw, numpy arrays as ``.npy``, DataFrames as an
-Arrow IPC stream when pyarrow is on both sides (their columns' memory as it is:
-Parquet costs ~7x the CPU to encode), anything else by pickle (cloudpickle when both
-sides have it).
+pickle as it loads). Formats: bytes raw, numpy arrays as ``.npy``, a DataFrame that is
+one numeric array under labels as that array and its labels (``npy-frame``: moved from
+and rebuilt around its own memory), other DataFrames as an Arrow IPC stream when
+pyarrow is on both sides (their columns' memory as it is: Parquet costs ~7x the CPU to
+encode), anything else by pickle (cloudpickle when both sides have it).
 """
 
 from __future__ import annotations
@@ -24,15 +27,18 @@ import io
 import pickle
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
 from ...client import Sprite
 from ...remote.python_agent_values import (
+    frame_buffers,
+    frame_layout,
     npy_buffers,
     read_arrow,
+    read_frame,
     read_npy,
     write_arrow,
     write_value,
@@ -49,10 +55,8 @@ __all__ = ["PartWriter", "pull_value", "push_value"]
 # The most one request uploads: the agent reads a part while the next goes up, and the
 # sprite holds about two parts at a time, not the whole value.
 PART_SIZE = 64 * 1024 * 1024
-# bytes up to this size go as one part, which the agent reads straight into one bytes
-# object (several parts cost it a copy to join)
-WHOLE_BYTES_PART = 256 * 1024 * 1024
 SERIALISED_PART = 32 * 1024 * 1024  # what a serialiser fills before it goes up
+TAIL_PART = 8 * 1024 * 1024  # the smallest of the parts that end a push
 
 
 class PartWriter:
@@ -102,10 +106,11 @@ class PartWriter:
         if self._buffer or not self.parts:
             self._upload()
 
-    def upload_buffers(self, buffers: list[memoryview], part_size: int) -> None:
-        """Upload ``buffers`` (back to back) as parts of at most ``part_size``, sent
-        from their own memory."""
-        for part in _split(buffers, part_size):
+    def upload_buffers(self, buffers: list[memoryview], part_size: int,
+                       smallest: int) -> None:
+        """Upload ``buffers`` (back to back) as parts of at most ``part_size`` (the last
+        ones down to ``smallest``), sent from their own memory."""
+        for part in _split(buffers, part_size, smallest):
             self._put(part)
             self.size += sum(len(piece) for piece in part)
 
@@ -122,17 +127,33 @@ class PartWriter:
         gc.collect(1)
 
 
-def _split(buffers: list[memoryview], part_size: int) -> list[list[memoryview]]:
-    """``buffers`` cut into consecutive parts of ``part_size`` bytes (the last shorter),
-    as views: nothing is copied. No bytes at all is one empty part."""
+def _part_sizes(total: int, part_size: int, smallest: int) -> Iterator[int]:
+    """Parts of ``part_size``, the last ones halving down to ``smallest`` (a shorter rest
+    joins the part before it: each request costs a few ms): the agent reads a part once
+    it is whole, so what it still reads after the upload ends is the last part only."""
+    remaining = total
+    while remaining > 0:
+        size = min(part_size, max(smallest, remaining // 2))
+        if remaining - size < smallest:
+            size = min(remaining, part_size)
+        yield size
+        remaining -= size
+
+
+def _split(buffers: list[memoryview], part_size: int,
+           smallest: int) -> list[list[memoryview]]:
+    """``buffers`` cut into consecutive parts (:func:`_part_sizes`), as views: nothing
+    is copied. No bytes at all is one empty part."""
+    sizes = _part_sizes(sum(len(buffer.cast("B")) for buffer in buffers), part_size,
+                        smallest)
     parts: list[list[memoryview]] = [[]]
-    room = part_size
+    room = next(sizes, 0)
     for buffer in buffers:
         view = buffer.cast("B")
         while view:
             if not room:
                 parts.append([])
-                room = part_size
+                room = next(sizes)
             piece = view[:room]
             parts[-1].append(piece)
             room -= len(piece)
@@ -146,6 +167,8 @@ def _buffers(value: Any, kind: str) -> list[memoryview] | None:
     ``.npy`` header and its buffer. ``None``: serialise it."""
     if kind == "raw":
         return [memoryview(value)]
+    if kind == "npy-frame":
+        return frame_buffers(value)
     return npy_buffers(value) if kind == "npy" else None
 
 
@@ -168,7 +191,9 @@ def _local_has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-_FORMAT_MODULES = ("numpy", "pandas", "pyarrow", "cloudpickle")
+# What the session may lack that moving a value of each kind could use (anything else:
+# cloudpickle); bytes always go raw.
+_FORMAT_MODULES = {"bytes": (), "numpy": ("numpy",), "pandas": ("numpy", "pandas", "pyarrow")}
 # Import names whose pip package is named otherwise.
 _PIP_NAMES = {"sklearn": "scikit-learn", "cv2": "opencv-python", "PIL": "pillow",
               "yaml": "pyyaml", "skimage": "scikit-image", "bs4": "beautifulsoup4"}
@@ -178,16 +203,18 @@ def _pip_name(module: str) -> str:
     return _PIP_NAMES.get(module, module)
 
 
-def _session_has(session: PythonSession) -> dict[str, bool]:
-    """What the session can import; asked again when something a transfer could use was
-    missing (so a package installed mid-session is used)."""
+def _session_has(session: PythonSession, value: Any) -> dict[str, bool]:
+    """What the session can import; asked again when something moving ``value`` could
+    use was missing (so a package installed mid-session is used)."""
     has = session.info.get("has") or {}
-    if all(has.get(module) for module in _FORMAT_MODULES):
+    kind = "bytes" if type(value) is bytes else type(value).__module__.split(".")[0]
+    if all(has.get(module) for module in _FORMAT_MODULES.get(kind, ("cloudpickle",))):
         return has
     return session.capabilities()
 
 
-def _push_format(value: Any, remote: dict[str, bool], name: str, python: str) -> str:
+def _push_format(value: Any, remote: dict[str, bool], name: str, python: str,
+                 reads: list[str]) -> str:
     module = type(value).__module__.split(".")[0]
     if type(value) is bytes:
         return "raw"
@@ -197,9 +224,11 @@ def _push_format(value: Any, remote: dict[str, bool], name: str, python: str) ->
                          f"-m pip install {module})")
     if module == "numpy" and type(value).__name__ == "ndarray" and value.dtype != object:
         return "npy"
-    if type(value).__name__ == "DataFrame" and module == "pandas" \
-            and remote.get("pyarrow") and _local_has("pyarrow"):
-        return "arrow"
+    if type(value).__name__ == "DataFrame" and module == "pandas":
+        if "npy-frame" in reads and frame_layout(value) is not None:
+            return "npy-frame"
+        if remote.get("pyarrow") and _local_has("pyarrow"):
+            return "arrow"
     return _pickle_format(remote)
 
 
@@ -213,6 +242,8 @@ def _read(source: PulledParts, kind: str) -> Any:
     their own memory, an Arrow stream or a pickle as it loads."""
     if kind == "npy":
         return read_npy(source)
+    if kind == "npy-frame":
+        return read_frame(source)
     if kind == "arrow":
         return read_arrow(io.BufferedReader(source, 1 << 20))
     if kind in ("pickle", "cloudpickle"):
@@ -247,6 +278,8 @@ def _accepted() -> list[str]:
     formats = ["raw", "pickle"]
     formats += [name for name, module in (("npy", "numpy"), ("arrow", "pyarrow"),
                                           ("cloudpickle", "cloudpickle")) if _local_has(module)]
+    if _local_has("numpy") and _local_has("pandas"):
+        formats.append("npy-frame")
     return formats
 
 
@@ -256,7 +289,11 @@ def _upload(value: Any, kind: str, buffers: list[memoryview] | None, writer: Par
     as ``fallback`` when Arrow cannot hold a frame (nothing sent before); the format."""
     writer.kind = kind
     if buffers is not None:
-        writer.upload_buffers(buffers, WHOLE_BYTES_PART if kind == "raw" else PART_SIZE)
+        if kind == "raw":  # one part, which the agent reads into one bytes
+            whole = max(1, len(buffers[0]))
+            writer.upload_buffers(buffers, whole, whole)
+        else:
+            writer.upload_buffers(buffers, PART_SIZE, TAIL_PART)
         return kind
     try:
         if kind == "arrow" and write_arrow(value, writer):
@@ -291,8 +328,9 @@ def push_value(ctx: CommandContext, session: PythonSession, local: str, remote: 
         value = ctx.shell.user_ns[local]
         if (older := _older_agent(session, local, "push")) is not None:
             raise older
-        remote_has = _session_has(session)
-        kind = _push_format(value, remote_has, local, session.python)
+        remote_has = _session_has(session, value)
+        kind = _push_format(value, remote_has, local, session.python,
+                            list(session.info.get("reads") or ()))
         buffers = _buffers(value, kind)
         folder = f"{STATE_DIR}/transfer/{uuid.uuid4().hex}"
         started = time.monotonic()
@@ -342,7 +380,7 @@ def pull_value(ctx: CommandContext, session: PythonSession, remote: str, local: 
             except BaseException as error:
                 parts.close()
                 with contextlib.suppress(Exception):
-                    session.request("end")
+                    parts.end()
                 with contextlib.suppress(Exception):
                     sprite.delete(f"{HOME}/{folder}", recursive=True)
                 if isinstance(error, DumpFailed):

@@ -29,6 +29,9 @@ from .host_ids import remapped, sprite_host_id, take_ownership
 BASE_DIRECTORIES = ("usr", "etc", "opt", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
 PLATFORM_DIRECTORIES = ("services", "policy", "logs/services", "checkpoints", "run")
 _GENERATED = ("passwd", "group", "hosts", "hostname", "resolv.conf")
+MOUNT_POINTS = ("proc", "dev", "run", ".sprite")
+"""Where the sandbox mounts over the tree: made by :meth:`SandboxFiles.prepare`, so that a
+start changes nothing in the tree (a new sprite's base snapshot reads it meanwhile)."""
 # /proc entries that change or reveal the host kernel (as container runtimes treat them):
 # kept but read-only, or masked by an empty file or directory.
 _PROC_READ_ONLY = ("sys", "sysrq-trigger", "irq", "bus", "fs")
@@ -153,6 +156,10 @@ class SandboxFiles:
         for name, link in merged_usr_links():
             if not os.path.lexists(self.tree / name):
                 os.symlink(link, self.tree / name)
+        for name in MOUNT_POINTS:
+            point = self.tree / name
+            if not os.path.lexists(point):
+                os.mkdir(point, 0o755)
         (self.scratch / "empty").mkdir(exist_ok=True)
         (self.scratch / "empty-file").touch()
         if owner is not None:

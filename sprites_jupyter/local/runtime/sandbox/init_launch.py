@@ -12,6 +12,7 @@ from pathlib import Path
 from .bwrap import Bubblewrap, system_links
 from .cgroups import SpriteCgroups
 from .files import SandboxFiles
+from .host_ids import remapped, sprite_host_id
 from .limits import SpriteLimits
 
 SPRITE_UID = 1000
@@ -48,6 +49,12 @@ class Isolation:
         """Whether new sprites get a disk of the limit's size (:mod:`.disks`)."""
         return self.sandboxed and self.limits.disk_bytes > 0 and not self.disk_unlimited
 
+    @property
+    def tree_owner(self) -> int | None:
+        """The host uid (and gid) of the sprite user when the server is root and sprites
+        sandboxed (:mod:`.host_ids`); ``None`` when it is the server's own."""
+        return sprite_host_id() if self.sandboxed and remapped() else None
+
     def limits_notice(self) -> str:
         """What each sprite may use and what is not limited (empty when unsandboxed:
         a sprite is then the server user's host processes)."""
@@ -61,16 +68,25 @@ class Isolation:
         return "sandbox" if self.sandboxed else f"unsandboxed: {self.reason}"
 
 
-def init_command(name: str, files: SandboxFiles, isolation: Isolation, control_fd: int,
-                 info_fd: int, namespaces: tuple[int, ...] = ()) -> tuple[list[str], str]:
-    """The init's command line and directory; with ``namespaces`` (a root server's, see
-    :mod:`.host_ids`) bwrap sets up in the first and the init starts as the second's
-    unmapped root with three capabilities, which it uses to become the sprite user."""
-    if not isolation.sandboxed:
-        return [sys.executable, "-I", "-S", "-c", INIT_LOADER, str(control_fd)], str(files.tree)
+def host_init_command(files: SandboxFiles, control_fd: int) -> tuple[list[str], str]:
+    """The unsandboxed init's command line and directory: this Python, in the tree."""
+    return [sys.executable, "-I", "-S", "-c", INIT_LOADER, str(control_fd)], str(files.tree)
+
+
+def bwrap_command(files: SandboxFiles, isolation: Isolation, control_fd: int, info_fd: int,
+                  arguments_fd: int, namespaces: tuple[int, ...] = ()) -> list[str]:
+    """bubblewrap's command line, what no sprite changes: the namespaces, the capabilities
+    and the init. What is the sprite's own (:func:`sprite_arguments`: its hostname and
+    mount table) bubblewrap reads from ``arguments_fd`` (``--args``) before it does
+    anything, so it can be started before they are known; were they never written, it
+    would run the init in an empty root, where there is nothing to run.
+
+    With ``namespaces`` (a root server's, see :mod:`.host_ids`) bwrap sets up in the first
+    and the init starts as the second's unmapped root with three capabilities, which it
+    uses to become the sprite user."""
     bwrap = isolation.bwrap
     assert bwrap is not None
-    python, python_binds = files.init_python()
+    python, _ = files.init_python()
     if namespaces:
         setup, sprite = namespaces
         identity = ["--userns", str(setup), "--userns2", str(sprite), "--uid", "0",
@@ -81,14 +97,22 @@ def init_command(name: str, files: SandboxFiles, isolation: Isolation, control_f
         identity = ["--unshare-user", "--uid", str(SPRITE_UID), "--gid", str(SPRITE_UID)]
         options = {}
     options.update(isolation.limits.init_options())
-    argv = [bwrap.path, *identity, "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-            "--unshare-net", "--unshare-cgroup-try", "--hostname", name,
-            "--die-with-parent", "--as-pid-1", "--new-session", "--info-fd", str(info_fd),
-            *files.mounts(isolation.limits.tmpfs_bytes if bwrap.version >= (0, 10) else 0),
-            *system_links(), *python_binds, "--chdir", "/",
+    return [bwrap.path, *identity, "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+            "--unshare-net", "--unshare-cgroup-try", "--die-with-parent", "--as-pid-1",
+            "--new-session", "--info-fd", str(info_fd), "--args", str(arguments_fd),
             python, "-I", "-S", "-c", INIT_LOADER, str(control_fd),
             *(f"{name}={value}" for name, value in options.items() if value)]
-    return argv, "/"
+
+
+def sprite_arguments(name: str, files: SandboxFiles, isolation: Isolation) -> list[str]:
+    """What :func:`bwrap_command` reads of the sprite ``name``: its hostname, its mount
+    table (:meth:`.SandboxFiles.mounts`) and the directory the init starts in."""
+    bwrap = isolation.bwrap
+    assert bwrap is not None
+    _, python_binds = files.init_python()
+    return ["--hostname", name,
+            *files.mounts(isolation.limits.tmpfs_bytes if bwrap.version >= (0, 10) else 0),
+            *system_links(), *python_binds, "--chdir", "/"]
 
 
 @functools.cache

@@ -33,10 +33,11 @@ from ...errors import LocalError
 from ...storage import paths
 from .cgroups import SpriteCgroup
 from .files import SandboxFiles
-from .host_ids import SpareNamespaces, remapped, sprite_host_id
-from .init_channel import MAX_MESSAGE, close_all, is_int, read_all
-from .init_launch import Isolation, init_command, init_payload
+from .host_ids import SpareNamespaces, remapped
+from .init_channel import close_all, is_int, read_all
+from .init_launch import Isolation, sprite_arguments
 from .init_link import InitGone, InitLink
+from .init_process import LaunchedInit, launch_init
 from .limits import size_text
 from .refills import Refills
 
@@ -60,13 +61,15 @@ class SpawnFailed(OSError):
 class Child:
     """A process the init forked: its pid (in the sprite's PID namespace) and its end."""
 
-    def __init__(self, sandbox: Sandbox, pid: int, oom_kills_before: int = 0) -> None:
+    def __init__(self, sandbox: Sandbox, pid: int, oom_kills_before: int = 0,
+                 on_end: Callable[[], None] = lambda: None) -> None:
         self.pid = pid
         self.returncode: int | None = None
         self.ended_by: str | None = None
         """Why the sprite's limits ended it, when they did (the memory total)."""
         self._sandbox = sandbox
         self._oom_kills_before = oom_kills_before
+        self._on_end = on_end
         self._done = asyncio.Event()
 
     def _finish(self, returncode: int) -> None:
@@ -74,6 +77,7 @@ class Child:
             self.returncode = returncode
             self.ended_by = self._sandbox.memory_kill_note(returncode, self._oom_kills_before)
             self._done.set()
+            self._on_end()
 
     async def wait(self) -> int:
         """The return code (negative: killed by that signal), once the process has ended."""
@@ -107,15 +111,17 @@ class Sandbox:
         self._link: InitLink | None = None
         self._init_pid: int | None = None
         self._cgroup: SpriteCgroup | None = None
+        self._launched: LaunchedInit | None = None
+        """The next start's init, launched ahead (:meth:`launch_ahead`)."""
         self.platform_env: dict[str, str] = {}
         self.network_hooks: list[Callable[[str], Awaitable[None]]] = []
         """Called with the network namespace (``/proc/PID/ns/net``) at each sandbox start,
         while the init starts and before any process of the sprite runs (the egress
         bridge sets the namespace up here: low ports, the proxy's sockets)."""
         self.started_hooks: list[Callable[[], None]] = []
-        """Called after each start, once its first command has started (or a moment
-        later, :mod:`.refills`): what a start used up ahead (a spare bridge) is made
-        again here, so that it takes the CPU from neither the start nor that command."""
+        """Called after each start, once its first command has ended (or a moment later,
+        :mod:`.refills`): what a start used up ahead (a spare bridge) is made again here,
+        so that it takes the CPU from neither the start nor that command."""
         self._refills = Refills()
 
     @property
@@ -146,7 +152,7 @@ class Sandbox:
     def host_id(self) -> int | None:
         """The host uid (and gid) of the sprite user when the server is root and the
         sprite sandboxed (:mod:`.host_ids`); ``None`` when it is the server's own."""
-        return sprite_host_id() if self.isolation.sandboxed and remapped() else None
+        return self.isolation.tree_owner
 
     @property
     def user(self) -> str:
@@ -169,57 +175,36 @@ class Sandbox:
         async with self._lock:
             if self._link is not None:
                 return
-            namespaces = await asyncio.to_thread(self._host_side_ready)
-            log_start = self.files.init_log_size()
-            parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            for end in (parent, child):
-                end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, MAX_MESSAGE)
-            info_r, info_w = os.pipe()
+            launched, self._launched = self._launched, None
+            if launched is None:
+                launched = await self._launch()
+            self._process = launched.process
             try:
-                argv, cwd = init_command(self.name, self.files, self.isolation, child.fileno(),
-                                         info_w, namespaces)
-                if self._cgroup is not None:
-                    argv = self._cgroup.join_command(argv)
-                with open(self.files.init_log, "ab") as errors:
-                    self._process = await asyncio.create_subprocess_exec(
-                        *argv, cwd=cwd, stdin=asyncio.subprocess.PIPE,
-                        stdout=asyncio.subprocess.DEVNULL, stderr=errors,
-                        pass_fds=(child.fileno(), info_w, *namespaces)
-                        if self.isolation.sandboxed else (child.fileno(),),
-                        start_new_session=True, env={"PATH": "/usr/local/bin:/usr/bin:/bin"})
+                arguments = await asyncio.to_thread(self._prepare)
+                await launched.tell(arguments)
             except BaseException as exc:
-                parent.close()
-                os.close(info_r)
-                await self._leave_cgroup()
+                launched.close_ends()
+                await self._teardown()
                 if isinstance(exc, OSError):
                     raise InitGone(f"the sandbox of {self.name} did not start: {exc}") from None
                 raise
-            finally:
-                child.close()
-                os.close(info_w)
-                for fd in namespaces:
-                    os.close(fd)
-            assert self._process.stdin is not None
-            self._process.stdin.write(init_payload())
-            with contextlib.suppress(ConnectionError):
-                await self._process.stdin.drain()
-            self._process.stdin.close()
-            self._link = InitLink(self.name, parent, self._lost)
+            self._link = InitLink(self.name, launched.control, self._lost)
             ready = self._link.ready
             try:
-                if self.isolation.sandboxed:
-                    await self._set_up_network(info_r, ready)
-                    self._refills.schedule([*([_NAMESPACES.make_ahead] if namespaces else []),
-                                            *self.started_hooks])
+                if launched.info_r is not None:
+                    await self._set_up_network(launched.info_r, ready)
+                    self._refills.schedule([
+                        *([_NAMESPACES.make_ahead] if launched.took_namespaces else []),
+                        *self.started_hooks])
                 else:
                     await asyncio.wait_for(ready, READY_TIMEOUT)
                     self._init_pid = self._process.pid
             except BaseException as exc:
                 await self._teardown()
                 raise InitGone(f"the sandbox of {self.name} did not start: "
-                               f"{self.files.last_error(log_start) or exc}") from None
+                               f"{self.files.last_error(launched.log_start) or exc}") from None
             finally:
-                os.close(info_r)
+                launched.close_report()
 
     async def _set_up_network(self, info_r: int, ready: asyncio.Future[Any]) -> None:
         """Set the sandbox's network up while its init starts: bwrap reports the init's
@@ -249,9 +234,21 @@ class Sandbox:
         self._released.clear()
         try:
             await self.stop()
+            await self.launch_ahead()
             yield
         finally:
             self._released.set()
+
+    async def launch_ahead(self) -> None:
+        """Launch the next start's init now (:mod:`.init_process`), so that it joins the
+        sprite's cgroup while the caller works (a restore, a new sprite's base snapshot);
+        a failure is the start's to report."""
+        if not self.isolation.sandboxed:
+            return
+        async with self._lock:
+            if self._link is None and self._launched is None:
+                with contextlib.suppress(InitGone):
+                    self._launched = await self._launch()
 
     def _lost(self) -> None:
         """The init ended or misbehaved: stop the sandbox (and so every process of it)."""
@@ -259,6 +256,9 @@ class Sandbox:
 
     async def _teardown(self) -> None:
         self._refills.run()  # the next start (after a restore, say) takes the spares
+        launched, self._launched = self._launched, None
+        if launched is not None:
+            await launched.discard()
         link, self._link = self._link, None
         if link is not None:
             link.close()
@@ -278,12 +278,23 @@ class Sandbox:
             link.fail_all(-signal.SIGKILL)
         await self._leave_cgroup()
 
-    def _host_side_ready(self) -> tuple[int, ...]:
-        """What a start needs of the host, in one blocking call (each hop to a thread is
-        a wake-up a start waits for): the sprite's files, its user namespaces (a root
-        server's, returned) and a fresh cgroup (:mod:`.cgroups`), which the init joins
-        so that every process of the sprite counts toward its totals."""
-        self.files.prepare(self.host_id)
+    async def _launch(self) -> LaunchedInit:
+        """Launch the init (:mod:`.init_process`) with what it needs of the host: its
+        user namespaces (a root server's) and a fresh cgroup (:mod:`.cgroups`), which it
+        joins so that every process of the sprite counts toward its totals."""
+        namespaces = await asyncio.to_thread(self._host_resources)
+        try:
+            return await launch_init(self.files, self.isolation, namespaces, self._cgroup)
+        except BaseException as exc:
+            await self._leave_cgroup()
+            if isinstance(exc, OSError):
+                raise InitGone(f"the sandbox of {self.name} did not start: {exc}") from None
+            raise
+
+    def _host_resources(self) -> tuple[int, ...]:
+        """The user namespaces (returned) and the cgroup of the next start, in one
+        blocking call (each hop to a thread is a wake-up a start waits for)."""
+        self.files.scratch.mkdir(parents=True, exist_ok=True)  # the init's log
         if not self.isolation.sandboxed:
             return ()
         try:
@@ -297,6 +308,13 @@ class Sandbox:
                 os.close(fd)
             raise InitGone(f"the sandbox of {self.name} did not start: {exc}") from None
         return namespaces
+
+    def _prepare(self) -> list[str]:
+        """Make the sprite's files ready (:meth:`.SandboxFiles.prepare`) and return its
+        sandbox's arguments (hostname, mount table) for bubblewrap. Blocking."""
+        self.files.prepare(self.host_id)
+        return sprite_arguments(self.name, self.files, self.isolation) \
+            if self.isolation.sandboxed else []
 
     async def _leave_cgroup(self) -> None:
         """Remove the sprite's cgroup once nothing runs in it (a failure is logged: the
@@ -347,10 +365,11 @@ class Sandbox:
         oom_kills_before = self.oom_kills()
         try:
             link, (answer, fds) = await self._request(request, [] if tty else list(stdio or ()))
-        except ValueError as exc:
-            raise SpawnFailed(errno.EINVAL, str(exc), "exec") from None
-        finally:
+        except BaseException as exc:
             self._refills.run()
+            if isinstance(exc, ValueError):
+                raise SpawnFailed(errno.EINVAL, str(exc), "exec") from None
+            raise
         master = fds.pop(0) if tty and fds else None
         close_all(fds)
         if "error" in answer or not is_int(answer.get("pid")) or (tty and master is None):
@@ -363,8 +382,9 @@ class Sandbox:
             if code == errno.EAGAIN and limit and self.isolation.sandboxed:
                 message = (f"sprite {self.name} is at its limit of {limit} processes "
                            "(sprites-local serve --max-processes): end some, or raise it")
+            self._refills.run()
             raise SpawnFailed(code, message, "cwd" if answer.get("stage") == "cwd" else "exec")
-        child = Child(self, answer["pid"], oom_kills_before)
+        child = Child(self, answer["pid"], oom_kills_before, self._refills.run)
         link.adopt(child.pid, child._finish)
         return child, master
 

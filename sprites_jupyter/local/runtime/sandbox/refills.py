@@ -1,8 +1,9 @@
 """What a sandbox start used up ahead (spare user namespaces, a spare egress bridge),
-made again once the start's first command has started, or a moment after the start.
+made again once the start's first command has ended, or a moment after the start.
 
 Not at once: each spare is a Python process to start, and the first command of a
-sprite usually follows its start at once, on the same CPUs."""
+sprite usually follows its start at once, on the same CPUs (a short one, as often,
+is over before the spares would be)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ REFILL_GRACE = 0.5
 
 class Refills:
     """The refills one start left due; :meth:`run` makes them (once), whoever asks first:
-    the first command, the sandbox's stop, or the timer."""
+    the end of the first command (or its failure to start), the sandbox's stop, or the
+    timer."""
 
     def __init__(self) -> None:
         self._due: list[Callable[[], None]] = []
