@@ -273,13 +273,20 @@ def test_the_sprite_reads_its_checkpoint_views(
 def test_restored_files_stay_the_sprite_users(
         target: tuple[LocalServer, httpx.Client, str]) -> None:
     server, http, name = target
-    assert sh(server, name, "mkdir -p kept/dir && echo one > kept/dir/file")[0] == 0
+    assert sh(server, name, "mkdir -p kept/dir && echo one > kept/dir/file && "
+                            "ln -s dir kept/link")[0] == 0
     checkpoint_id = checkpoint(http, name)
     assert sh(server, name, "rm -rf kept")[0] == 0
     restore(http, name, checkpoint_id)
+    if _runs_as_root(server):  # written as the sprite user: no walk at the next start
+        kept = _tree(server, name) / "home" / "sprite" / "kept"
+        owners = {os.lstat(path)[stat.ST_UID:stat.ST_GID + 1]
+                  for path in (kept, kept / "dir", kept / "dir" / "file", kept / "link")}
+        assert owners == {(SPRITE_HOST_ID, SPRITE_HOST_ID)}, owners
     assert sh(server, name, "echo two >> kept/dir/file && touch kept/dir/new && "
-                            "stat -c %u kept kept/dir kept/dir/file && cat kept/dir/file") == (
-        0, "1000\n1000\n1000\none\ntwo\n", "")
+                            "stat -c %u:%g kept kept/dir kept/dir/file kept/link && "
+                            "cat kept/dir/file") == (
+        0, "1000:1000\n" * 4 + "one\ntwo\n", "")
 
 
 def test_no_two_sandboxes_share_a_user_namespace(server: LocalServer) -> None:

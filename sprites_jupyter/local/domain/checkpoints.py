@@ -78,10 +78,7 @@ async def restore_checkpoint(server: ServerState, name: str, row: CheckpointRow,
                 # whatever else runs (setsid, nohup) ends; an exec asked for now starts
                 # the sandbox after the restore, never on a half-restored tree
                 async with runtime.sandbox.stopped():
-                    try:
-                        await _restore_tree(server, runtime, name, row, emit)
-                    finally:
-                        runtime.sandbox.files.reclaim_tree()  # restored: the server's
+                    await _restore_tree(server, runtime, name, row, emit)
             finally:
                 server.start_sandbox_soon(name)  # up before the next command, as after create
                 emit("Starting services...")
@@ -101,7 +98,8 @@ async def _restore_tree(server: ServerState, runtime: SpriteRuntime, name: str,
     emit(f"Saved the current state as {auto_id} (restore it to undo)")
     emit("Restoring filesystem...")
     await asyncio.to_thread(server.snapshots.restore, name, runtime.root, row.manifest,
-                            checkpoint_id=row.id, store=server.store, progress=emit)
+                            checkpoint_id=row.id, store=server.store,
+                            owner=runtime.sandbox.host_id, progress=emit)
 
 
 async def delete_checkpoint(server: ServerState, name: str, checkpoint_id: str) -> None:

@@ -132,9 +132,13 @@ def apply(top: str, sprite_dir: Path, journal: dict) -> None:
         source, dest = locate(top, path), os.path.join(trash, str(number))
         if not os.path.lexists(dest) and os.path.lexists(source):
             _writable(os.rename, source, dest)
+    owner = journal.get("owner")  # the sprite user's host id, None: the server's own
     for path in journal["mkdir"]:
-        if not os.path.lexists(locate(top, path)):
-            _writable(os.mkdir, locate(top, path), 0o700)
+        made = locate(top, path)
+        if not os.path.lexists(made):
+            _writable(os.mkdir, made, 0o700)
+        if owner is not None:  # again on a replay: a crash may have come before it
+            os.chown(made, owner, owner, follow_symlinks=False)
     for number, path in journal["place"]:
         source = os.path.join(staging, str(number))
         if os.path.lexists(source):

@@ -281,12 +281,14 @@ class Snapshotter:
     # restore ----------------------------------------------------------------------
 
     def restore(self, sprite: str, root: Path, manifest_id: str, *, checkpoint_id: str,
-                store: Store, progress: Progress | None = None) -> None:
+                store: Store, owner: int | None = None,
+                progress: Progress | None = None) -> None:
         """Make ``root`` exactly the snapshot ``manifest_id``, all or nothing.
 
         Call with nothing writing to the tree, after a snapshot (whose stat cache
         shows which live files already hold the wanted content). Raises, leaving
-        ``root`` untouched, if the target cannot be built.
+        ``root`` untouched, if the target cannot be built. ``owner``: the host id
+        (uid and gid) what the restore writes is given, when not the server's own.
         """
         top = os.fspath(root)
         sprite_dir = root.parent
@@ -303,8 +305,8 @@ class Snapshotter:
             staging = sprite_dir / STAGING
             staging.mkdir()
             for number, entry in enumerate(plan.place):
-                self._stage(os.path.join(staging, str(number)), entry)
-            journal = {"checkpoint": checkpoint_id, "manifest": manifest_id,
+                self._stage(os.path.join(staging, str(number)), entry, owner)
+            journal = {"checkpoint": checkpoint_id, "manifest": manifest_id, "owner": owner,
                        "trash": [[path, n] for n, path in enumerate(plan.trash)],
                        "mkdir": plan.mkdir,
                        "place": [[n, entry.path] for n, entry in enumerate(plan.place)]}
@@ -349,7 +351,7 @@ class Snapshotter:
                 _delete_aside(away)
         restore_plan.clear(sprite_dir)
 
-    def _stage(self, dest: str, entry: Entry) -> None:
+    def _stage(self, dest: str, entry: Entry, owner: int | None) -> None:
         if entry.kind == "l":
             os.symlink(entry.ref, dest)
         elif entry.kind == "w":  # allowed unprivileged since Linux 5.8
@@ -359,6 +361,9 @@ class Snapshotter:
                 self.store.write_file(entry.ref, dest)
             except MissingData as exc:
                 raise SnapshotError(f"the stored data of /{entry.path} is missing") from exc
+        if owner is not None:  # before the mode: a chown clears set-id bits
+            os.chown(dest, owner, owner, follow_symlinks=False)
+        if entry.kind not in ("l", "w"):
             os.chmod(dest, entry.mode)
         os.utime(dest, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
 

@@ -176,20 +176,14 @@ class SandboxFiles:
 
     def _claim_tree(self, owner: int) -> None:
         """Hand what host root owns in the tree to the sprite user (host id ``owner``),
-        once per change by the server (a new tree, a restore, a home an older server
-        made)."""
+        once per tree (a new one, a home an older server made): a restore writes as
+        the sprite user itself."""
         with contextlib.suppress(OSError):
             if self._owner_record.read_text() == str(owner):
                 return
         take_ownership(self.tree, owner)
         take_ownership(self.checkpoints_dir, owner)  # views an older server built as root
         self._owner_record.write_text(str(owner))
-
-    def reclaim_tree(self) -> None:
-        """The server wrote into the tree as itself (a restore): claim it again at the
-        next sandbox start."""
-        with contextlib.suppress(FileNotFoundError):
-            self._owner_record.unlink()
 
     def init_log_size(self) -> int:
         """How much the init's error log holds now (what :meth:`last_error` skips)."""

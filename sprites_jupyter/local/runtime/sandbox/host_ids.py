@@ -157,7 +157,7 @@ def _complaint(maker: subprocess.Popen[str]) -> str:
 
 def take_ownership(tree: os.PathLike[str] | str, owner: int) -> None:
     """Give host id ``owner`` (the sprite user's) what host root owns in a sprite's tree
-    (a home made by an older server, files a restore wrote); never follows a symlink."""
+    (a home made by an older server); never follows a symlink."""
 
     def claim(path: str) -> None:
         with contextlib.suppress(OSError):
