@@ -259,8 +259,8 @@ def test_recover_drops_an_uncommitted_restore(setup, monkeypatch) -> None:
     manifest, _, before = _two_trees(snapshots, root)
     real_stage, staged = Snapshotter._stage, []
 
-    def stage_then_die(self, dest, entry):
-        real_stage(self, dest, entry)
+    def stage_then_die(self, dest, entry, owner):
+        real_stage(self, dest, entry, owner)
         staged.append(dest)
         if len(staged) == 3:
             raise _Crash
