@@ -16,6 +16,7 @@ from sprites_jupyter.local.runtime.sandbox.bwrap import SandboxUnavailable, dete
 from sprites_jupyter.local.runtime.sandbox.machine import Isolation
 from sprites_jupyter.local.runtime.sandbox.refills import REFILL_GRACE
 from sprites_jupyter.local.state import ServerState
+from sprites_jupyter.local.storage.layer_reader import LayerReader
 from sprites_jupyter.local.storage.layer_walk import walk_layer
 
 
@@ -29,8 +30,9 @@ def isolation() -> Isolation:
 
 def _layer(root: Path) -> dict[str, tuple[int, int, int, int]]:
     """What a snapshot reads of each entry (and its owner)."""
-    return {path: (info.st_mode, info.st_mtime_ns, info.st_size, info.st_uid)
-            for path, info in walk_layer(os.fspath(root))}
+    with LayerReader(os.fspath(root)) as tree:
+        return {path: (info.st_mode, info.st_mtime_ns, info.st_size, info.st_uid)
+                for path, info in walk_layer(tree)}
 
 
 def test_a_start_changes_nothing_in_a_seeded_tree(tmp_path: Path, isolation: Isolation) -> None:

@@ -64,7 +64,8 @@ def test_a_large_file_changed_just_before_a_snapshot_is_read_again(setup, monkey
     reads: list[Path] = []
     original = Snapshotter._store_file
     monkeypatch.setattr(Snapshotter, "_store_file",
-                        lambda self, source: reads.append(source) or original(self, source))
+                        lambda self, tree, rel: reads.append(Path(tree.top, rel))
+                        or original(self, tree, rel))
     snapshotter.snapshot("demo", root)
     assert reads == [big]
     monkeypatch.setattr(snapshots, "_RACY_NS", racy_ns)

@@ -26,7 +26,8 @@ def reads(monkeypatch) -> list[str]:
     stored: list[str] = []
     original = Snapshotter._store_file
     monkeypatch.setattr(Snapshotter, "_store_file",
-                        lambda self, source: stored.append(source.name) or original(self, source))
+                        lambda self, tree, rel: stored.append(Path(rel).name)
+                        or original(self, tree, rel))
     return stored
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from sprites_jupyter.local.storage import restore_plan
+from sprites_jupyter.local.storage.layer_format import locate
+from sprites_jupyter.local.storage.layer_reader import LayerReader
 from sprites_jupyter.local.storage.snapshots import SnapshotError, Snapshotter
 from tests.local.trees import demo_sprite, fill, fingerprint
 
@@ -52,7 +54,8 @@ def reads(monkeypatch) -> list[Path]:
     stored: list[Path] = []
     original = Snapshotter._store_file
     monkeypatch.setattr(Snapshotter, "_store_file",
-                        lambda self, source: stored.append(source) or original(self, source))
+                        lambda self, tree, rel: stored.append(Path(tree.top, rel))
+                        or original(self, tree, rel))
     return stored
 
 
@@ -124,11 +127,12 @@ def test_reading_never_follows_a_symlink_or_blocks_on_a_fifo(setup, tmp_path: Pa
     (root / "link").symlink_to(secret)
     os.mkfifo(root / "fifo")
     results: dict[str, object] = {}
-    reader = threading.Thread(target=lambda: results.update(
-        link=snapshots._store_file(root / "link"), fifo=snapshots._store_file(root / "fifo"),
-        gone=snapshots._store_file(root / "gone")))
-    reader.start()
-    reader.join(timeout=60)  # a blocked read never ends; a loaded machine is only slow
+    with LayerReader(os.fspath(root)) as tree:
+        reader = threading.Thread(target=lambda: results.update(
+            link=snapshots._store_file(tree, "link"), fifo=snapshots._store_file(tree, "fifo"),
+            gone=snapshots._store_file(tree, "gone")))
+        reader.start()
+        reader.join(timeout=60)  # a blocked read never ends; a loaded machine is only slow
     assert not reader.is_alive(), "reading a fifo blocked"
     assert results == {"link": None, "fifo": None, "gone": None}
 
@@ -137,8 +141,8 @@ def test_errors_name_the_sprite_path(setup, monkeypatch) -> None:
     snapshots, _, root = setup
     (root / "home" / "sprite" / "private").write_text("x")
 
-    def refuse(self, source):
-        raise PermissionError(13, "Permission denied", str(source))
+    def refuse(self, tree, rel):
+        raise PermissionError(13, "Permission denied", locate(tree.top, rel))
 
     monkeypatch.setattr(Snapshotter, "_store_file", refuse)
     with pytest.raises(SnapshotError) as failure:

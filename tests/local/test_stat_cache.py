@@ -25,7 +25,8 @@ def _reads_after_restart(home: Path, root: Path, monkeypatch) -> list[Path]:
     reads: list[Path] = []
     original = Snapshotter._store_file
     monkeypatch.setattr(Snapshotter, "_store_file",
-                        lambda self, source: reads.append(source) or original(self, source))
+                        lambda self, tree, rel: reads.append(Path(tree.top, rel))
+                        or original(self, tree, rel))
     Snapshotter(home).snapshot("demo", root)
     monkeypatch.undo()
     return reads

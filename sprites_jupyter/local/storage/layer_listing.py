@@ -17,7 +17,8 @@ import shutil
 import subprocess
 from collections.abc import Callable
 
-from .layer_format import PLATFORM_PATH, locate
+from .layer_format import PLATFORM_PATH
+from .layer_reader import LayerReader
 from .manifests import Entry
 from .objects import ObjectStore
 from .stat_cache import CachedFile
@@ -74,14 +75,14 @@ class Listed:
         self.refs = [cached.ref for cached in self.files.values()]
 
 
-def describe_listed(listing: bytes, last: Listed | None, top: str,
+def describe_listed(listing: bytes, last: Listed | None, tree: LayerReader,
                     describe: Callable[[str, os.stat_result], Described | None],
                     store: ObjectStore, collections: int, fresh: dict[str, CachedFile],
                     entries: list[Entry]) -> tuple[Listed, int]:
     """Add the tree's entries to ``entries`` (and known files to ``fresh``): what is listed
     as ``last`` listed it is taken from then (if its object was not collected since),
-    the rest is ``lstat``-ed and given to ``describe``. What to compare with next time,
-    and how many files were known."""
+    the rest is ``lstat``-ed through ``tree`` and given to ``describe``. What to compare
+    with next time, and how many files were known."""
     present = store.present
     if (last is not None and last.whole and listing == last.listing
             and (last.collections == collections or present.issuperset(last.refs))):
@@ -108,9 +109,8 @@ def describe_listed(listing: bytes, last: Listed | None, top: str,
                 kept[path] = seen
                 continue
         rel = os.fsdecode(path) or "."
-        try:
-            info = os.lstat(locate(top, rel))
-        except FileNotFoundError:
+        info = tree.lstat(rel)
+        if info is None:
             continue
         described = describe(rel, info)
         if described is not None and (described[0].kind != "f" or described[1] is not None):

@@ -41,7 +41,6 @@ This covers process death; files are not fsynced, so a power cut is not covered.
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import stat
@@ -53,8 +52,9 @@ from pathlib import Path
 
 from . import restore_plan
 from .garbage import Collector
-from .layer_format import DIR_KINDS, is_opaque, is_whiteout, locate
+from .layer_format import DIR_KINDS, is_whiteout, locate
 from .layer_listing import Described, Listed, describe_listed, list_tree
+from .layer_reader import LayerReader
 from .layer_walk import describe_error, walk_layer, walk_platform
 from .manifests import Entry, ManifestStore
 from .meter import Meter, Progress
@@ -67,7 +67,6 @@ from .store import Store
 # mtime or ctime, so it is not cached; timestamps in whole seconds need a wider margin.
 _RACY_NS = 100_000_000
 _RACY_COARSE_NS = 2_000_000_000
-_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _entry = tuple.__new__  # an Entry without the Python-level __new__ (the hot loop's)
 
 class SnapshotError(Exception):
@@ -102,20 +101,18 @@ class Snapshotter:
         """Where the object ``digest`` is stored (immutable once there)."""
         return self.store.path(digest)
 
-    def _store_file(self, source: Path) -> tuple[str, int, os.stat_result, os.stat_result] | None:
-        """Copy ``source`` into the store while hashing it (in chunks if it is large).
+    def _store_file(self, tree: LayerReader, rel: str
+                    ) -> tuple[str, int, os.stat_result, os.stat_result] | None:
+        """Copy the file ``rel`` into the store while hashing it (in chunks if it is large).
 
-        Returns (ref, size, stat before, stat after reading), or None when ``source``
-        is gone or is no longer a regular file (never follows a symlink swapped in,
-        never blocks on a fifo). The objects hold exactly the bytes read, so they
-        always match their names even if a process writes to the file meanwhile.
+        Returns (ref, size, stat before, stat after reading), or None when ``rel`` is
+        gone or is no longer a regular file (never follows a symlink swapped in, at any
+        component, never blocks on a fifo). The objects hold exactly the bytes read, so
+        they always match their names even if a process writes to the file meanwhile.
         """
-        try:
-            fd = os.open(source, _OPEN_FLAGS)
-        except OSError as exc:
-            if exc.errno in (errno.ENOENT, errno.ELOOP, errno.ENXIO):
-                return None
-            raise
+        fd = tree.open_file(rel)
+        if fd is None:
+            return None
         with open(fd, "rb", closefd=True) as reader:
             before = os.fstat(fd)
             if not stat.S_ISREG(before.st_mode):
@@ -179,21 +176,22 @@ class Snapshotter:
         meter = Meter(progress, self._unsettled.get(sprite, {}))
         top = os.fspath(root)
         try:
-            listing = list_tree(top)
-            last = self._listed.pop(sprite, None)
-            if listing is None:
-                for rel, info in walk_layer(top):
-                    self._describe(rel, info, top, cache, fresh, entries, meter)
-            else:
-                def describe(rel: str, info: os.stat_result) -> Described | None:
-                    return self._describe(rel, info, top, cache, fresh, entries, meter)
+            with LayerReader(top) as tree:
+                listing = list_tree(top)
+                last = self._listed.pop(sprite, None)
+                if listing is None:
+                    for rel, info in walk_layer(tree):
+                        self._describe(rel, info, tree, cache, fresh, entries, meter)
+                else:
+                    def describe(rel: str, info: os.stat_result) -> Described | None:
+                        return self._describe(rel, info, tree, cache, fresh, entries, meter)
 
-                self._listed[sprite], reused = describe_listed(
-                    listing, last, top, describe, self.store, self._collections, fresh,
-                    entries)
-                meter.reused += reused
-                for rel, info in walk_platform(top):
-                    self._describe(rel, info, top, cache, fresh, entries, meter)
+                    self._listed[sprite], reused = describe_listed(
+                        listing, last, tree, describe, self.store, self._collections, fresh,
+                        entries)
+                    meter.reused += reused
+                    for rel, info in walk_platform(tree):
+                        self._describe(rel, info, tree, cache, fresh, entries, meter)
         except OSError as exc:
             self._listed.pop(sprite, None)
             raise SnapshotError(describe_error(exc, top)) from exc
@@ -206,7 +204,7 @@ class Snapshotter:
                      f"{meter.reused:,} unchanged)")
         return manifest
 
-    def _describe(self, rel: str, info: os.stat_result, top: str,
+    def _describe(self, rel: str, info: os.stat_result, tree: LayerReader,
                   cache: dict[str, CachedFile], fresh: dict[str, CachedFile],
                   entries: list[Entry], meter: Meter) -> Described | None:
         """Add the entry of ``rel`` (``lstat``-ed as ``info``) to ``entries``; the entry
@@ -224,17 +222,16 @@ class Snapshotter:
                 meter.reused += 1
                 entries.append(entry)
                 return entry, cached
-            return self._read_file(top, rel, fresh, entries, meter,
+            return self._read_file(tree, rel, fresh, entries, meter,
                                    cached.ref if cached is not None else None)
         if stat.S_ISDIR(mode):
-            kind = "o" if is_opaque(locate(top, rel)) else "d"
+            kind = "o" if tree.is_opaque(rel) else "d"
             entry = Entry(rel, kind, stat.S_IMODE(mode), info.st_mtime_ns)
         elif stat.S_ISLNK(mode):
-            try:
-                entry = Entry(rel, "l", stat.S_IMODE(mode), info.st_mtime_ns, 0,
-                              os.readlink(locate(top, rel)))
-            except FileNotFoundError:
+            target = tree.readlink(rel)
+            if target is None:
                 return None
+            entry = Entry(rel, "l", stat.S_IMODE(mode), info.st_mtime_ns, 0, target)
         elif is_whiteout(info):
             entry = Entry(rel, "w", 0, info.st_mtime_ns)
         else:
@@ -242,12 +239,12 @@ class Snapshotter:
         entries.append(entry)
         return entry, None
 
-    def _read_file(self, top: str, rel: str, fresh: dict[str, CachedFile],
+    def _read_file(self, tree: LayerReader, rel: str, fresh: dict[str, CachedFile],
                    entries: list[Entry], meter: Meter, cached_ref: str | None
                    ) -> Described | None:
         """Store a file that is new or changed (or not trusted from the cache)."""
         read_at = time.time_ns()
-        result = self._store_file(Path(locate(top, rel)))
+        result = self._store_file(tree, rel)
         if result is None:
             return None  # gone, or no longer a regular file
         ref, size, before, after = result
@@ -298,7 +295,9 @@ class Snapshotter:
             self._roll_forward(sprite, root, store)
         restore_plan.clear(sprite_dir)
         try:
-            plan = restore_plan.plan(top, target, dict(walk_layer(top)), self._load_cache(sprite))
+            with LayerReader(top) as tree:
+                live = dict(walk_layer(tree))
+            plan = restore_plan.plan(top, target, live, self._load_cache(sprite))
             if progress:
                 progress(f"Writing {len(plan.place):,} changed entries, "
                          f"removing {len(plan.trash):,}")

@@ -19,6 +19,8 @@ from functools import cache
 
 O_PATH = getattr(os, "O_PATH", 0)
 RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
 _SYS_OPENAT2 = 437  # the same number on every architecture (added after the unification)
 _MAX_SYMLINKS = 40  # the kernel's own limit (ELOOP beyond it)
@@ -33,8 +35,9 @@ class _OpenHow(ctypes.Structure):
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def _openat2(dirfd: int, rel: bytes, flags: int) -> int:
-    how = _OpenHow(flags | os.O_CLOEXEC, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+def _openat2(dirfd: int, rel: bytes, flags: int,
+             resolve: int = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS) -> int:
+    how = _OpenHow(flags | os.O_CLOEXEC, 0, resolve)
     for _ in range(_EAGAIN_RETRIES):
         fd = _libc.syscall(_SYS_OPENAT2, dirfd, rel, ctypes.byref(how), ctypes.sizeof(how))
         if fd >= 0:
@@ -57,6 +60,12 @@ def have_openat2() -> bool:
             return False
         raise
     return True
+
+
+def open_beneath(dirfd: int, rel: bytes, flags: int) -> int:
+    """``rel`` opened beneath ``dirfd`` with ``openat2`` (check :func:`have_openat2`):
+    ELOOP if any component is a symlink, EXDEV if it would leave ``dirfd``."""
+    return _openat2(dirfd, rel, flags, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)
 
 
 def relative(spath: str) -> bytes:
