@@ -377,3 +377,20 @@ def test_what_a_restore_replaced_is_deleted_in_the_background(setup) -> None:
     while any(discarded.iterdir()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(discarded.iterdir())
+
+
+def test_a_name_that_is_not_utf8_is_stored_and_restored_byte_for_byte(setup) -> None:
+    """Linux names are bytes; a Latin-1 ``café`` once made every checkpoint fail."""
+    snapshots, store, root = setup
+    name = os.fsencode(root / "home" / "sprite") + b"/caf\xe9.txt"
+    with open(name, "wb") as handle:
+        handle.write(b"latin-1 name")
+    manifest = snapshots.snapshot("demo", root)
+    paths = {os.fsencode(e.path) for e in snapshots.load_manifest(manifest)}
+    assert b"home/sprite/caf\xe9.txt" in paths
+    os.unlink(name)
+    snapshots.snapshot("demo", root)
+    snapshots.restore("demo", root, manifest, checkpoint_id="v1", store=store)
+    with open(name, "rb") as handle:
+        assert handle.read() == b"latin-1 name"
+    assert snapshots.snapshot("demo", root) == manifest

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tempfile
 import zlib
 from collections import OrderedDict
@@ -102,7 +103,7 @@ class ManifestStore:
         for entry in entries:  # keyed by path: a str caches its hash, a tuple does not
             row = known.get(entry.path)
             if row is None or (row[0] is not entry and row[0] != entry):
-                row = (entry, _ROW(entry), not zlib.crc32(entry.path.encode()) & _PAGE_MASK)
+                row = (entry, _ROW(entry), not zlib.crc32(os.fsencode(entry.path)) & _PAGE_MASK)
             rows[entry.path] = row
             page.append(row[1])
             if row[2]:
