@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -361,3 +362,24 @@ def test_deleted_checkpoints_free_their_data_without_a_restart(tmp_path: Path) -
             assert (home / "big.bin").read_bytes() == b"\x02" * 200_000
     finally:
         server.stop()
+
+
+def test_a_file_name_that_is_not_utf8_is_checkpointed_and_restored(
+        server: LocalServer, http: httpx.Client, sprite: str) -> None:
+    """Linux names are bytes: a Latin-1 ``café`` made every checkpoint of its sprite fail."""
+    home = os.fsencode(_root(server, sprite) / "home" / "sprite")
+    name = home + b"/caf\xe9.txt"
+    with open(name, "wb") as handle:
+        handle.write(b"latin-1 name")
+    assert _checkpoint(http, sprite) == "v1"
+    view = os.fsencode(server.home / "sprites" / sprite / "platform" / "checkpoints" / "v1")
+    shown = view + b"/home/sprite/caf\xe9.txt"
+    eventually(lambda: os.path.exists(shown), "the checkpoint's view shows the file")
+    with open(shown, "rb") as handle:
+        assert handle.read() == b"latin-1 name"
+    os.unlink(name)
+    _restore(http, sprite, "v1")
+    with open(name, "rb") as handle:
+        assert handle.read() == b"latin-1 name"
+    assert b"caf\xe9.txt" in os.listdir(home)
+    assert _checkpoint(http, sprite) == "v2"
