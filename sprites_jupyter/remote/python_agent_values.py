@@ -216,14 +216,18 @@ def read_frame(stream: Any) -> Any:
 
 def _read_exactly(stream: Any, count: int) -> bytes:
     data = bytearray(count)
-    view = memoryview(data)
+    _fill(stream, memoryview(data), "the frame's header")
+    return bytes(data)
+
+
+def _fill(stream: Any, view: Any, what: str) -> None:
+    """Fill ``view`` by ``stream.readinto``; EOFError naming ``what`` if it ends first."""
     filled = 0
-    while filled < count:
+    while filled < len(view):
         got = stream.readinto(view[filled:])
         if not got:
-            raise EOFError(f"the frame's header ended after {filled} of {count} bytes")
+            raise EOFError(f"{what} ended after {filled:,} of {len(view):,} bytes")
         filled += got
-    return bytes(data)
 
 
 def write_value(value: Any, kind: str, target, fallback: str = "pickle") -> str:
@@ -275,6 +279,7 @@ def read_arrow(stream: Any) -> Any:
 
     return pyarrow.ipc.open_stream(stream).read_pandas()
 
+
 def read_npy(stream: Any) -> Any:
     """An ``.npy`` stream (a raw stream with ``readinto``) as an array, its data read
     once, straight into the array's own memory, in reads as large as the stream gives
@@ -296,13 +301,7 @@ def read_npy(stream: Any) -> Any:
     for length in shape:
         count *= length
     flat = numpy.empty(count, dtype=dtype)
-    view = flat.view(numpy.uint8).data
-    filled = 0
-    while filled < len(view):
-        got = buffered.readinto(view[filled:])
-        if not got:
-            raise EOFError(f"the array ended after {filled:,} of {len(view):,} bytes")
-        filled += got
+    _fill(buffered, flat.view(numpy.uint8).data, "the array")
     if fortran_order:
         return flat.reshape(shape[::-1]).transpose()
     return flat.reshape(shape)
