@@ -49,6 +49,7 @@ try:
     from . import python_state as state
     from .cell_runner import KeptOutput
     from .python_agent_io import KeepingChannel, Streams, StreamWriter
+    from .python_agent_process import boot_id, record_session, resident_bytes
 except ImportError:
     import python_agent_parts as parts  # type: ignore[no-redef]
     import python_agent_values as values  # type: ignore[no-redef]
@@ -58,6 +59,11 @@ except ImportError:
         KeepingChannel,
         Streams,
         StreamWriter,
+    )
+    from python_agent_process import (  # type: ignore[no-redef]
+        boot_id,
+        record_session,
+        resident_bytes,
     )
 
 MIN_PYTHON = (3, 8)
@@ -367,46 +373,6 @@ def user_traceback(error: BaseException) -> list:
     if isinstance(error, SyntaxError):
         return traceback.format_exception_only(type(error), error)
     return traceback.format_exception(type(error), error, tb)
-
-
-def boot_id() -> str:
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as source:
-            return source.read().strip()
-    except OSError:
-        return ""
-
-
-def resident_bytes() -> int:
-    try:
-        with open("/proc/self/status") as source:
-            for line in source:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def sessions_dir() -> str:
-    return os.path.join(os.environ.get("HOME", "."), ".sprites_jupyter", "python", "sessions")
-
-
-def record_session(session_id: str, started: float) -> None:
-    """Leave ``sessions/<id>.json`` so a restarted kernel can attach; removed at exit."""
-    folder = sessions_dir()
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"{session_id}.json")
-    with open(path, "w") as target:
-        json.dump({"session_id": session_id, "pid": os.getpid(), "started": started,
-                   "boot_id": boot_id()}, target)
-    import atexit
-    def remove_info() -> None:
-        if os.path.exists(path):
-            os.remove(path)
-
-    atexit.register(remove_info)
 
 
 def main() -> None:

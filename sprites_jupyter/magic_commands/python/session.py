@@ -45,7 +45,7 @@ class SessionEnded(Exception):
 
 
 AGENT_FILES = ("python_agent.py", "python_agent_io.py", "python_agent_values.py",
-               "python_agent_parts.py",
+               "python_agent_parts.py", "python_agent_process.py",
                "python_state.py", "cell_runner.py")
 
 
