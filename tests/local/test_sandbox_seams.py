@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from sprites_jupyter.local.runtime.sandbox.bwrap import SandboxUnavailable, detect
-from sprites_jupyter.local.runtime.sandbox.machine import Isolation, SpawnFailed
+from sprites_jupyter.local.runtime.sandbox.child import SpawnFailed
+from sprites_jupyter.local.runtime.sandbox.machine import Isolation
 from sprites_jupyter.local.state import ServerState
 
 SERVER = """

@@ -20,7 +20,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ...errors import Invalid
-from ..sandbox.machine import Child, Sandbox, SpawnFailed
+from ..sandbox.child import Child, SpawnFailed
+from ..sandbox.machine import Sandbox
 
 STDOUT, STDERR = 1, 2
 # stdout's pipe capacity. Modest: a user's pipes share a kernel budget (pipe-user-pages-

@@ -32,6 +32,7 @@ from typing import Any
 from ...errors import LocalError
 from ...storage import paths
 from .cgroups import SpriteCgroup
+from .child import Child, SpawnFailed
 from .files import SandboxFiles
 from .host_ids import SpareNamespaces, remapped
 from .init_channel import close_all, is_int, read_all
@@ -48,48 +49,6 @@ _FALLBACK_GRACE = 2.0
 _SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _NAMESPACES = SpareNamespaces()
 """This server's source of user namespace pairs for sandboxes (a root server's)."""
-
-
-class SpawnFailed(OSError):
-    """The init could not start a command; ``stage`` is ``cwd`` or ``exec``."""
-
-    def __init__(self, code: int, message: str, stage: str) -> None:
-        super().__init__(code, message)
-        self.stage = stage
-
-
-class Child:
-    """A process the init forked: its pid (in the sprite's PID namespace) and its end."""
-
-    def __init__(self, sandbox: Sandbox, pid: int, oom_kills_before: int = 0,
-                 on_end: Callable[[], None] = lambda: None) -> None:
-        self.pid = pid
-        self.returncode: int | None = None
-        self.ended_by: str | None = None
-        """Why the sprite's limits ended it, when they did (the memory total)."""
-        self._sandbox = sandbox
-        self._oom_kills_before = oom_kills_before
-        self._on_end = on_end
-        self._done = asyncio.Event()
-
-    def _finish(self, returncode: int) -> None:
-        if self.returncode is None:
-            self.returncode = returncode
-            self.ended_by = self._sandbox.memory_kill_note(returncode, self._oom_kills_before)
-            self._done.set()
-            self._on_end()
-
-    async def wait(self) -> int:
-        """The return code (negative: killed by that signal), once the process has ended."""
-        await self._done.wait()
-        assert self.returncode is not None
-        return self.returncode
-
-    def signal_group(self, sig: int) -> None:
-        """Send ``sig`` to the process's group (it leads its own session)."""
-        if self.returncode is None:
-            self._sandbox.send_signal(self.pid, sig)
-
 
 
 @functools.cache

@@ -27,7 +27,8 @@ from typing import Any, TextIO
 
 from ...storage.paths import SPRITE_HOME
 from ...wire import now_ms, rfc3339
-from ..sandbox.machine import Child, Sandbox, SpawnFailed
+from ..sandbox.child import Child, SpawnFailed
+from ..sandbox.machine import Sandbox
 from .definitions import ServiceDef
 
 log = logging.getLogger("sprites_jupyter.local.services")
