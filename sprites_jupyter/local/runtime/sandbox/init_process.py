@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import socket
 from dataclasses import dataclass
 
@@ -22,6 +23,11 @@ from .init_channel import MAX_MESSAGE
 from .init_launch import Isolation, bwrap_command, host_init_command, init_payload
 
 _ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin"}
+_SETPRIV = shutil.which("setpriv", path=_ENV["PATH"])
+"""util-linux's ``setpriv``, which makes a launched bubblewrap die with the server from
+its first instruction: bubblewrap's own ``--die-with-parent`` takes effect only once it
+has read its ``--args``, which a server killed meanwhile ends with an empty table, and a
+bubblewrap then left without its parent could wait for ever."""
 
 
 @dataclass
@@ -96,6 +102,8 @@ async def launch_init(files: SandboxFiles, isolation: Isolation, namespaces: tup
             argv, cwd = host_init_command(files, child.fileno())
         if cgroup is not None:
             argv = cgroup.join_command(argv)
+        if isolation.sandboxed and _SETPRIV is not None:
+            argv = [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
         log_start = files.init_log_size()
         with open(files.init_log, "ab") as errors:
             process = await asyncio.create_subprocess_exec(
