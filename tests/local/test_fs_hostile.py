@@ -275,7 +275,7 @@ def sprite_proc(server: LocalServer, http: httpx.Client, sprite: str) -> Iterato
         yield
         return
     mount_point = server.home / "sprites" / sprite / "root" / "proc"
-    mount_point.mkdir()
+    mount_point.mkdir(exist_ok=True)  # a new tree has the sandbox's mount points
     done = subprocess.run(["mount", "-t", "proc", "proc", str(mount_point)],
                           capture_output=True, text=True)
     if done.returncode != 0:
